@@ -1,0 +1,86 @@
+/*
+ * limits: every fixed bound in cuepoint, each with the reason for its value.
+ *
+ * Bounds make memory a function of configuration rather than of input. Config
+ * and machine files are validated against these at start-up, so the hot path
+ * can rely on them without checking twice. Header only.
+ */
+#ifndef CUEPOINT_LIMITS_H
+#define CUEPOINT_LIMITS_H
+
+/* An event is one Kafka record or one file line. 1 MiB is Kafka's default
+ * message.max.bytes; anything larger is a dead letter, not a reason to grow. */
+#define CUE_EVENT_BYTES_MAX (1024 * 1024)
+
+/* Tokens in one event. A flat behavioural event has a few dozen; 4096 leaves room
+ * for nested props while keeping the token array (16 B each) at 64 KiB. */
+#define CUE_EVENT_TOKENS_MAX 4096
+
+/* Nesting depth accepted by the tokenizer: bounds its stack, and no event we
+ * have seen nests beyond 5. */
+#define CUE_JSON_DEPTH_MAX 64
+
+/* Segments in one JSON Pointer ("/props/project/id" has 3). */
+#define CUE_JSON_PTR_SEGS_MAX 8
+
+/* Bytes of a JSON Pointer's text. */
+#define CUE_JSON_PTR_BYTES_MAX 256
+
+/* User ids are keys in RocksDB and Kafka: 128 bytes covers UUIDs, emails and
+ * prefixed ids with room to spare. */
+#define CUE_USER_ID_BYTES_MAX 128
+
+/* Event types, trigger names, machine, state, timer, counter and variable names. */
+#define CUE_NAME_BYTES_MAX 64
+
+/* User attributes (role, time zone, region, locale): an IANA zone name is at most ~32. */
+#define CUE_ATTR_BYTES_MAX 64
+
+/* An instance key (a project id): same room as a user id. */
+#define CUE_KEY_BYTES_MAX 128
+
+/* A variable's string value: enough for a project name, small enough that an
+ * instance with every variable full stays around a kilobyte. */
+#define CUE_VALUE_BYTES_MAX 128
+
+/* Machines loaded at once. Each event is offered to each machine, so this also
+ * bounds the work per event. */
+#define CUE_MACHINES_MAX 64
+
+/* Per machine: states, transitions, timers, counters, variables, trigger names.
+ * These keep compiled machines in fixed arrays and encoded names in one byte. */
+#define CUE_MACHINE_STATES_MAX 64
+#define CUE_MACHINE_TRANSITIONS_MAX 512
+#define CUE_MACHINE_TIMERS_MAX 8
+#define CUE_MACHINE_COUNTERS_MAX 8
+#define CUE_MACHINE_VARS_MAX 8
+#define CUE_MACHINE_TRIGGERS_MAX 32
+#define CUE_TRANSITION_GUARDS_MAX 8
+#define CUE_TRANSITION_ACTIONS_MAX 16
+#define CUE_EMIT_FIELDS_MAX 16
+#define CUE_GUARD_SET_MAX 16
+
+/* Live machine instances per user across all machines. One keyed machine may
+ * declare its own smaller bound (max_instances); this is the ceiling. */
+#define CUE_USER_INSTANCES_MAX 64
+
+/* Distinct event types across all machines (for the type lookup table). */
+#define CUE_EVENT_TYPES_MAX 1024
+
+/* An encoded user state. With the bounds above a full state fits in ~96 KiB;
+ * 256 KiB is the hard ceiling the codec enforces on decode. */
+#define CUE_STATE_BYTES_MAX (256 * 1024)
+
+/* Triggers one step may produce: each transition emits at most
+ * CUE_TRANSITION_ACTIONS_MAX, and each instance takes one transition per step. */
+#define CUE_STEP_TRIGGERS_MAX 256
+
+/* Timers held in memory per task: the earliest ones; the rest wait in RocksDB.
+ * 64k entries of ~150 B keep the window near 10 MiB. */
+#define CUE_TIMER_WINDOW_MAX 65536
+
+/* Lower bound for statestore.cache.max.bytes: below 1 MiB the cache cannot hold a
+ * single commit cycle's dirty users. */
+#define CUE_CACHE_BYTES_MIN (1024 * 1024)
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * store: cuepoint's state in RocksDB, and the only module that includes
+ * RocksDB's header.
+ *
+ * Three column families, every key prefixed by the big-endian partition number
+ * so that one partition's data is one key range:
+ *   users:  partition | user_id            -> encoded user state (codec)
+ *   timers: partition | due_ms | user_id   -> empty (a derived index; due_ms is
+ *           big-endian with the sign bit flipped so keys sort by time)
+ *   meta:   partition                      -> input offset, changelog offset, stream time
+ * Writes go into one reused WriteBatch and reach the database only at
+ * cue_store_batch_commit, atomically. Reads see committed data only.
+ * One thread at a time per store. The store owns its RocksDB handles.
+ */
+#ifndef CUEPOINT_STORE_H
+#define CUEPOINT_STORE_H
+
+#include "cuepoint/buf.h"
+#include "cuepoint/err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cue_store cue_store;
+
+typedef struct cue_store_opts {
+    size_t block_cache_bytes; /* RocksDB block cache; 0 = RocksDB's default */
+    bool read_only;           /* for offline tools (state get/dump) */
+} cue_store_opts;
+
+/* A partition's progress, written in the same batch as the users it covers. */
+typedef struct cue_store_meta {
+    int64_t input_offset;     /* next input offset to read (last applied + 1) */
+    int64_t changelog_offset; /* next changelog offset to read; -1 when none */
+    int64_t stream_time_ms;   /* largest event time seen; INT64_MIN when none */
+} cue_store_meta;
+
+/* Opens (creating if missing, unless read_only) the database in `dir`, creating
+ * the directory and the column families. `*out` is owned by the caller and
+ * released with cue_store_close. CUE_ESTORE with RocksDB's message on failure
+ * (e.g. the directory is locked by another process). */
+int cue_store_open(cue_store **out, const char *dir, const cue_store_opts *opts, cue_err *err);
+void cue_store_close(cue_store *s);
+
+/* Reads a user's encoded state into `out` (replacing its contents).
+ * CUE_ENOTFOUND when there is none; CUE_ESTORE on a read error. */
+int cue_store_user_get(cue_store *s, uint32_t partition, const char *uid, size_t uid_len,
+                       cue_buf *out, cue_err *err);
+
+/* Batch writes: queued in the store's batch until commit. */
+void cue_store_batch_user_put(cue_store *s, uint32_t partition, const char *uid, size_t uid_len,
+                              const void *val, size_t val_len);
+void cue_store_batch_user_delete(cue_store *s, uint32_t partition, const char *uid,
+                                 size_t uid_len);
+void cue_store_batch_timer_put(cue_store *s, uint32_t partition, int64_t due_ms, const char *uid,
+                               size_t uid_len);
+void cue_store_batch_timer_delete(cue_store *s, uint32_t partition, int64_t due_ms,
+                                  const char *uid, size_t uid_len);
+void cue_store_batch_meta_put(cue_store *s, uint32_t partition, const cue_store_meta *meta);
+
+/* Operations queued since the last commit. */
+size_t cue_store_batch_count(const cue_store *s);
+
+/* Writes the batch atomically (fsync'd WAL when `sync`) and empties it.
+ * CUE_ESTORE on failure; the batch is then kept so the caller may retry. */
+int cue_store_batch_commit(cue_store *s, bool sync, cue_err *err);
+
+/* A partition's progress. CUE_ENOTFOUND when the partition has never committed. */
+int cue_store_meta_get(cue_store *s, uint32_t partition, cue_store_meta *out, cue_err *err);
+
+/* Visits committed timers of `partition` whose key (due_ms, user id) is at or
+ * after (from_due_ms, from_uid) in key order (due time, then user id bytes). The callback returns 0 to go on, non-zero to stop
+ * (that value is then returned). Data passed to it is borrowed for the call. */
+typedef int (*cue_store_timer_fn)(int64_t due_ms, const char *uid, size_t uid_len, void *ctx);
+int cue_store_timers_scan(cue_store *s, uint32_t partition, int64_t from_due_ms,
+                          const char *from_uid, size_t from_uid_len, cue_store_timer_fn fn,
+                          void *ctx);
+
+/* Visits committed users, of one partition or of all (partition < 0), in key
+ * order. Same callback contract as above. */
+typedef int (*cue_store_user_fn)(uint32_t partition, const char *uid, size_t uid_len,
+                                 const void *val, size_t val_len, void *ctx);
+int cue_store_users_scan(cue_store *s, int64_t partition, cue_store_user_fn fn, void *ctx);
+
+#endif
