@@ -55,8 +55,8 @@ typedef struct cue_json_doc {
  * allowed, anything else after it is not. On failure returns CUE_EPARSE (bad
  * grammar, with the byte offset in `err`) or CUE_ELIMIT (too many tokens or too
  * deep). The document borrows `src` and `toks`. */
-int cue_json_parse(cue_json_doc *doc, const char *src, size_t len, cue_json_tok *toks,
-                   uint32_t cap, cue_err *err);
+int cue_json_parse(cue_json_doc *doc, const char *src, size_t len, cue_json_tok *toks, uint32_t cap,
+                   cue_err *err);
 
 /* A compiled JSON Pointer. "" is the whole document. */
 typedef struct cue_json_ptr {
@@ -66,7 +66,7 @@ typedef struct cue_json_ptr {
         uint16_t len;
         int32_t index; /* the segment as an array index, or -1 */
     } seg[CUE_JSON_PTR_SEGS_MAX];
-    char text[CUE_JSON_PTR_BYTES_MAX]; /* unescaped segments, back to back */
+    char text[CUE_JSON_PTR_BYTES_MAX];   /* unescaped segments, back to back */
     char source[CUE_JSON_PTR_BYTES_MAX]; /* the pointer as written, for messages */
 } cue_json_ptr;
 
