@@ -1,1 +1,504 @@
-/* placeholder until the module lands */
+/* User state records: compact varints, names as hashes, a checksum at the end. */
+#include "cuepoint/codec.h"
+
+#include "cuepoint/hash.h"
+#include "cuepoint/timefmt.h"
+
+#include <string.h>
+
+void cue_user_init(cue_user *u, const char *id, size_t id_len)
+{
+    CUE_ASSERT(id_len <= CUE_USER_ID_BYTES_MAX);
+    u->id_len = (uint8_t)id_len;
+    memcpy(u->id, id, id_len);
+    memset(u->attr_len, 0, sizeof u->attr_len);
+    u->last_offset = CUE_OFFSET_NONE;
+    u->last_event_ms = INT64_MIN;
+    u->n_instances = 0;
+}
+
+void cue_instance_init(cue_instance *in, const cue_machine *m, uint16_t mi, int64_t now_ms)
+{
+    in->machine = mi;
+    in->state = m->initial;
+    in->version = m->version;
+    in->finished = false;
+    in->key_len = 0;
+    in->once = 0;
+    in->started_ms = now_ms;
+    in->updated_ms = now_ms;
+    for (size_t i = 0; i < CUE_MACHINE_COUNTERS_MAX; i++)
+        in->counters[i] = 0;
+    for (size_t i = 0; i < CUE_MACHINE_VARS_MAX; i++)
+        in->vars[i].type = CUE_VAL_ABSENT;
+    for (size_t i = 0; i < CUE_MACHINE_TIMERS_MAX; i++)
+        in->timers[i] = CUE_TIMER_NONE;
+}
+
+void cue_user_remove_instance(cue_user *u, size_t i)
+{
+    CUE_ASSERT(i < u->n_instances);
+    memmove(&u->inst[i], &u->inst[i + 1], (u->n_instances - i - 1) * sizeof u->inst[0]);
+    u->n_instances--;
+}
+
+size_t cue_user_due_times(const cue_user *u, int64_t *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < u->n_instances; i++) {
+        for (size_t t = 0; t < CUE_MACHINE_TIMERS_MAX; t++) {
+            int64_t due = u->inst[i].timers[t];
+            if (due == CUE_TIMER_NONE) continue;
+            /* Insertion into a small sorted set: users have a handful of timers. */
+            size_t k = 0;
+            while (k < n && out[k] < due)
+                k++;
+            if (k < n && out[k] == due) continue;
+            if (n == cap) continue;
+            memmove(&out[k + 1], &out[k], (n - k) * sizeof *out);
+            out[k] = due;
+            n++;
+        }
+    }
+    return n;
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+static void put_varint(uint8_t **p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *(*p)++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *(*p)++ = (uint8_t)v;
+}
+
+static void put_zigzag(uint8_t **p, int64_t v)
+{
+    put_varint(p, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+static void put_u32(uint8_t **p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        *(*p)++ = (uint8_t)(v >> (8 * i));
+}
+
+static void put_bytes(uint8_t **p, const void *s, size_t n)
+{
+    put_varint(p, n);
+    memcpy(*p, s, n);
+    *p += n;
+}
+
+static void put_var(uint8_t **p, const cue_var *v)
+{
+    *(*p)++ = v->type;
+    switch (v->type) {
+    case CUE_VAL_BOOL: *(*p)++ = v->b; break;
+    case CUE_VAL_INT: put_zigzag(p, v->i); break;
+    case CUE_VAL_DOUBLE: {
+        uint64_t bits;
+        memcpy(&bits, &v->d, sizeof bits);
+        put_u32(p, (uint32_t)bits);
+        put_u32(p, (uint32_t)(bits >> 32));
+        break;
+    }
+    case CUE_VAL_STRING: put_bytes(p, v->s, v->len); break;
+    default: break;
+    }
+}
+
+static void put_instance(uint8_t **p, const cue_instance *in, const cue_machine *m)
+{
+    put_u32(p, m->hash);
+    put_varint(p, in->version);
+    *(*p)++ = in->finished;
+    put_bytes(p, in->key, in->key_len);
+    put_u32(p, m->states[in->state].hash);
+    put_zigzag(p, in->started_ms);
+    put_zigzag(p, in->updated_ms);
+    put_varint(p, (uint64_t)__builtin_popcount(in->once));
+    for (uint16_t t = 0; t < m->n_triggers; t++)
+        if (in->once & (1u << t)) put_u32(p, m->triggers[t].hash);
+    uint64_t n = 0;
+    for (uint16_t i = 0; i < m->n_counters; i++)
+        n += in->counters[i] != 0;
+    put_varint(p, n);
+    for (uint16_t i = 0; i < m->n_counters; i++) {
+        if (in->counters[i] == 0) continue;
+        put_u32(p, m->counters[i].hash);
+        put_zigzag(p, in->counters[i]);
+    }
+    n = 0;
+    for (uint16_t i = 0; i < m->n_vars; i++)
+        n += in->vars[i].type != CUE_VAL_ABSENT;
+    put_varint(p, n);
+    for (uint16_t i = 0; i < m->n_vars; i++) {
+        if (in->vars[i].type == CUE_VAL_ABSENT) continue;
+        put_u32(p, m->vars[i].hash);
+        put_var(p, &in->vars[i]);
+    }
+    n = 0;
+    for (uint16_t i = 0; i < m->n_timers; i++)
+        n += in->timers[i] != CUE_TIMER_NONE;
+    put_varint(p, n);
+    for (uint16_t i = 0; i < m->n_timers; i++) {
+        if (in->timers[i] == CUE_TIMER_NONE) continue;
+        put_u32(p, m->timers[i].hash);
+        put_zigzag(p, in->timers[i]);
+    }
+}
+
+/* An upper bound on one instance's record, so the buffer grows once. */
+static size_t instance_bound(void)
+{
+    return 64 + CUE_KEY_BYTES_MAX + 4 * CUE_MACHINE_TRIGGERS_MAX + CUE_MACHINE_COUNTERS_MAX * 16 +
+           CUE_MACHINE_VARS_MAX * (16 + CUE_VALUE_BYTES_MAX) + CUE_MACHINE_TIMERS_MAX * 16;
+}
+
+int cue_codec_encode(const cue_user *u, const cue_machines *ms, cue_buf *out)
+{
+    size_t bound = 64 + CUE_USER_ID_BYTES_MAX + CUE_ATTR_COUNT * (CUE_ATTR_BYTES_MAX + 2) +
+                   u->n_instances * instance_bound();
+    cue_buf_reset(out);
+    if (cue_buf_reserve(out, bound) != 0) return CUE_ENOMEM;
+    uint8_t *start = (uint8_t *)out->data, *p = start;
+    *p++ = 'C';
+    *p++ = 'U';
+    *p++ = CUE_CODEC_VERSION;
+    put_bytes(&p, u->id, u->id_len);
+    put_zigzag(&p, u->last_offset);
+    put_zigzag(&p, u->last_event_ms);
+    for (int a = 0; a < CUE_ATTR_COUNT; a++)
+        put_bytes(&p, u->attrs[a], u->attr_len[a]);
+    put_varint(&p, u->n_instances);
+    for (size_t i = 0; i < u->n_instances; i++)
+        put_instance(&p, &u->inst[i], cue_machines_get(ms, u->inst[i].machine));
+    put_u32(&p, cue_hash32(start, (size_t)(p - start)));
+    out->len = (size_t)(p - start);
+    CUE_ASSERT(out->len <= bound);
+    return 0;
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+typedef struct reader {
+    const uint8_t *p, *end;
+    bool bad;
+    const char *what; /* the first field that did not read */
+} reader;
+
+static bool need(reader *r, size_t n, const char *what)
+{
+    if (r->bad) return false;
+    if ((size_t)(r->end - r->p) < n) {
+        r->bad = true;
+        r->what = what;
+        return false;
+    }
+    return true;
+}
+
+static uint64_t get_varint(reader *r, const char *what)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (!need(r, 1, what)) return 0;
+        uint8_t b = *r->p++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return v;
+    }
+    r->bad = true;
+    r->what = what;
+    return 0;
+}
+
+static int64_t get_zigzag(reader *r, const char *what)
+{
+    uint64_t v = get_varint(r, what);
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+
+static uint32_t get_u32(reader *r, const char *what)
+{
+    if (!need(r, 4, what)) return 0;
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)r->p[i] << (8 * i);
+    r->p += 4;
+    return v;
+}
+
+static uint8_t get_u8(reader *r, const char *what)
+{
+    return need(r, 1, what) ? *r->p++ : 0;
+}
+
+/* Reads length-prefixed bytes into `out` (capacity `cap`). */
+static size_t get_bytes(reader *r, char *out, size_t cap, const char *what)
+{
+    uint64_t n = get_varint(r, what);
+    if (n > cap) {
+        r->bad = true;
+        r->what = what;
+        return 0;
+    }
+    if (!need(r, n, what)) return 0;
+    memcpy(out, r->p, n);
+    r->p += n;
+    return (size_t)n;
+}
+
+static void get_var(reader *r, cue_var *v)
+{
+    v->type = get_u8(r, "variable type");
+    switch (v->type) {
+    case CUE_VAL_NULL: break;
+    case CUE_VAL_BOOL: v->b = get_u8(r, "variable") != 0; break;
+    case CUE_VAL_INT: v->i = get_zigzag(r, "variable"); break;
+    case CUE_VAL_DOUBLE: {
+        uint64_t lo = get_u32(r, "variable"), hi = get_u32(r, "variable");
+        uint64_t bits = lo | hi << 32;
+        memcpy(&v->d, &bits, sizeof bits);
+        break;
+    }
+    case CUE_VAL_STRING: v->len = (uint8_t)get_bytes(r, v->s, sizeof v->s, "variable"); break;
+    default: r->bad = true; r->what = "variable type";
+    }
+}
+
+static int find_name(const cue_name *names, uint16_t n, uint32_t hash)
+{
+    for (uint16_t i = 0; i < n; i++)
+        if (names[i].hash == hash) return i;
+    return -1;
+}
+
+static int find_state(const cue_machine *m, uint32_t hash)
+{
+    for (uint16_t i = 0; i < m->n_states; i++)
+        if (m->states[i].hash == hash) return i;
+    return -1;
+}
+
+/* Reads the per-name sections of an instance, mapping hashes to indices. */
+static void get_named(reader *r, cue_instance *in, const cue_machine *m, cue_codec_stats *st)
+{
+    uint64_t n = get_varint(r, "once count");
+    for (uint64_t k = 0; k < n && !r->bad; k++) {
+        int t = find_name(m ? m->triggers : NULL, m ? m->n_triggers : 0, get_u32(r, "once"));
+        if (t >= 0) in->once |= 1u << t;
+    }
+    n = get_varint(r, "counter count");
+    for (uint64_t k = 0; k < n && !r->bad; k++) {
+        int c = find_name(m ? m->counters : NULL, m ? m->n_counters : 0, get_u32(r, "counter"));
+        int64_t v = get_zigzag(r, "counter");
+        if (c >= 0)
+            in->counters[c] = v;
+        else
+            st->dropped_names++;
+    }
+    n = get_varint(r, "variable count");
+    for (uint64_t k = 0; k < n && !r->bad; k++) {
+        int v = find_name(m ? m->vars : NULL, m ? m->n_vars : 0, get_u32(r, "variable"));
+        cue_var tmp;
+        get_var(r, v >= 0 ? &in->vars[v] : &tmp);
+        if (v < 0) st->dropped_names++;
+    }
+    n = get_varint(r, "timer count");
+    for (uint64_t k = 0; k < n && !r->bad; k++) {
+        int t = find_name(m ? m->timers : NULL, m ? m->n_timers : 0, get_u32(r, "timer"));
+        int64_t due = get_zigzag(r, "timer");
+        if (t >= 0)
+            in->timers[t] = due;
+        else
+            st->dropped_names++;
+    }
+}
+
+/* Reads one instance into `in`; returns false when it is to be dropped. */
+static bool get_instance(reader *r, const cue_machines *ms, cue_instance *in, cue_codec_stats *st)
+{
+    int mi = cue_machines_find_hash(ms, get_u32(r, "machine"));
+    const cue_machine *m = mi >= 0 ? cue_machines_get(ms, (size_t)mi) : NULL;
+    uint32_t version = (uint32_t)get_varint(r, "version");
+    if (m)
+        cue_instance_init(in, m, (uint16_t)mi, 0);
+    else
+        memset(in, 0, sizeof *in);
+    in->version = version;
+    in->finished = get_u8(r, "finished") != 0;
+    in->key_len = (uint8_t)get_bytes(r, in->key, sizeof in->key, "instance key");
+    int state = m ? find_state(m, get_u32(r, "state")) : (get_u32(r, "state"), -1);
+    in->started_ms = get_zigzag(r, "started");
+    in->updated_ms = get_zigzag(r, "updated");
+    get_named(r, in, m, st);
+    if (r->bad || m == NULL) {
+        st->dropped_instances += m == NULL;
+        return false;
+    }
+    if (version != m->version) {
+        st->migrated++;
+        if (m->on_version_change == CUE_MIGRATE_RESTART) {
+            st->dropped_instances++;
+            return false;
+        }
+        if (m->on_version_change == CUE_MIGRATE_FINISH) in->finished = true;
+        in->version = m->version;
+    }
+    if (state < 0) {
+        /* The state was renamed or removed: finishing is the one safe choice,
+         * since nobody can say where in the new journey this user stands. */
+        st->dropped_names++;
+        in->finished = true;
+        state = m->initial;
+    }
+    in->state = (uint16_t)state;
+    return true;
+}
+
+static int decode_body(reader *r, const cue_machines *ms, cue_user *u, cue_codec_stats *st)
+{
+    u->id_len = (uint8_t)get_bytes(r, u->id, sizeof u->id, "user id");
+    u->last_offset = get_zigzag(r, "last offset");
+    u->last_event_ms = get_zigzag(r, "last event time");
+    for (int a = 0; a < CUE_ATTR_COUNT; a++)
+        u->attr_len[a] = (uint8_t)get_bytes(r, u->attrs[a], sizeof u->attrs[a], "attribute");
+    uint64_t n = get_varint(r, "instance count");
+    if (n > CUE_USER_INSTANCES_MAX) {
+        r->bad = true;
+        r->what = "instance count";
+    }
+    u->n_instances = 0;
+    for (uint64_t i = 0; i < n && !r->bad; i++)
+        if (get_instance(r, ms, &u->inst[u->n_instances], st)) u->n_instances++;
+    if (!r->bad && r->p != r->end) {
+        r->bad = true;
+        r->what = "trailing bytes";
+    }
+    return r->bad ? CUE_ECORRUPT : 0;
+}
+
+int cue_codec_decode(const void *rec, size_t len, const cue_machines *ms, cue_user *u,
+                     cue_codec_stats *stats, cue_err *err)
+{
+    cue_codec_stats scratch = {0};
+    cue_codec_stats *st = stats ? stats : &scratch;
+    const uint8_t *b = rec;
+    if (len < 7 || b[0] != 'C' || b[1] != 'U')
+        return cue_err_set(err, CUE_ECORRUPT, "state record: not a cuepoint state (bad magic)");
+    if (b[2] != CUE_CODEC_VERSION)
+        return cue_err_set(err, CUE_EVERSION,
+                           "state record: format version %u, this build reads %u", b[2],
+                           CUE_CODEC_VERSION);
+    if (len > CUE_STATE_BYTES_MAX)
+        return cue_err_set(err, CUE_ECORRUPT, "state record: %zu bytes, over the %d limit", len,
+                           CUE_STATE_BYTES_MAX);
+    reader r = {.p = b + len - 4, .end = b + len};
+    uint32_t sum = get_u32(&r, "checksum");
+    if (sum != cue_hash32(b, len - 4))
+        return cue_err_set(err, CUE_ECORRUPT, "state record: checksum mismatch");
+    r = (reader){.p = b + 3, .end = b + len - 4};
+    if (decode_body(&r, ms, u, st) != 0)
+        return cue_err_set(err, CUE_ECORRUPT, "state record: bad %s", r.what);
+    return 0;
+}
+
+/* ---- JSON view --------------------------------------------------------- */
+
+static void json_time(cue_buf *out, const char *key, int64_t ms)
+{
+    cue_buf_printf(out, ",\"%s\":", key);
+    if (ms == INT64_MIN || ms == CUE_TIMER_NONE) {
+        cue_buf_append_str(out, "null");
+        return;
+    }
+    char t[CUE_TIME_TEXT_MAX];
+    size_t n = cue_time_format_rfc3339(ms, t);
+    cue_buf_append_json_str(out, t, n);
+}
+
+static void json_var(cue_buf *out, const cue_var *v)
+{
+    switch (v->type) {
+    case CUE_VAL_BOOL: cue_buf_append_str(out, v->b ? "true" : "false"); break;
+    case CUE_VAL_INT: cue_buf_append_i64(out, v->i); break;
+    case CUE_VAL_DOUBLE: cue_buf_printf(out, "%.17g", v->d); break;
+    case CUE_VAL_STRING: cue_buf_append_json_str(out, v->s, v->len); break;
+    default: cue_buf_append_str(out, "null");
+    }
+}
+
+static void json_instance(cue_buf *out, const cue_instance *in, const cue_machine *m)
+{
+    cue_buf_append_str(out, "{\"machine\":");
+    cue_buf_append_json_str(out, m->name, strlen(m->name));
+    cue_buf_printf(out, ",\"version\":%u,\"key\":", in->version);
+    if (m->keyed)
+        cue_buf_append_json_str(out, in->key, in->key_len);
+    else
+        cue_buf_append_str(out, "null");
+    cue_buf_append_str(out, ",\"state\":");
+    const char *st = m->states[in->state].name;
+    cue_buf_append_json_str(out, st, strlen(st));
+    cue_buf_printf(out, ",\"finished\":%s", in->finished ? "true" : "false");
+    json_time(out, "started", in->started_ms);
+    json_time(out, "updated", in->updated_ms);
+    cue_buf_append_str(out, ",\"counters\":{");
+    for (uint16_t i = 0, first = 1; i < m->n_counters; i++) {
+        if (in->counters[i] == 0) continue;
+        cue_buf_printf(out, "%s\"%s\":%lld", first ? "" : ",", m->counters[i].name,
+                       (long long)in->counters[i]);
+        first = 0;
+    }
+    cue_buf_append_str(out, "},\"vars\":{");
+    for (uint16_t i = 0, first = 1; i < m->n_vars; i++) {
+        if (in->vars[i].type == CUE_VAL_ABSENT) continue;
+        cue_buf_printf(out, "%s\"%s\":", first ? "" : ",", m->vars[i].name);
+        json_var(out, &in->vars[i]);
+        first = 0;
+    }
+    cue_buf_append_str(out, "},\"timers\":{");
+    for (uint16_t i = 0, first = 1; i < m->n_timers; i++) {
+        if (in->timers[i] == CUE_TIMER_NONE) continue;
+        char t[CUE_TIME_TEXT_MAX];
+        size_t n = cue_time_format_rfc3339(in->timers[i], t);
+        cue_buf_printf(out, "%s\"%s\":", first ? "" : ",", m->timers[i].name);
+        cue_buf_append_json_str(out, t, n);
+        first = 0;
+    }
+    cue_buf_append_str(out, "},\"emitted_once\":[");
+    for (uint16_t t = 0, first = 1; t < m->n_triggers; t++) {
+        if (!(in->once & (1u << t))) continue;
+        cue_buf_printf(out, "%s\"%s\"", first ? "" : ",", m->triggers[t].name);
+        first = 0;
+    }
+    cue_buf_append_str(out, "]}");
+}
+
+int cue_user_to_json(const cue_user *u, const cue_machines *ms, cue_buf *out)
+{
+    cue_buf_append_str(out, "{\"user_id\":");
+    cue_buf_append_json_str(out, u->id, u->id_len);
+    cue_buf_append_str(out, ",\"attributes\":{");
+    for (int a = 0, first = 1; a < CUE_ATTR_COUNT; a++) {
+        if (u->attr_len[a] == 0) continue;
+        cue_buf_printf(out, "%s\"%s\":", first ? "" : ",", cue_attr_names[a]);
+        cue_buf_append_json_str(out, u->attrs[a], u->attr_len[a]);
+        first = 0;
+    }
+    cue_buf_append_str(out, "},\"last_offset\":");
+    if (u->last_offset == CUE_OFFSET_NONE)
+        cue_buf_append_str(out, "null");
+    else
+        cue_buf_append_i64(out, u->last_offset);
+    json_time(out, "last_event", u->last_event_ms);
+    cue_buf_append_str(out, ",\"instances\":[");
+    for (size_t i = 0; i < u->n_instances; i++) {
+        if (i) cue_buf_append_char(out, ',');
+        json_instance(out, &u->inst[i], cue_machines_get(ms, u->inst[i].machine));
+    }
+    return cue_buf_append_str(out, "]}");
+}

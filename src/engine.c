@@ -1,1 +1,447 @@
-/* placeholder until the module lands */
+/* The pure step: guards, actions and transitions over one user's state. */
+#include "cuepoint/engine.h"
+
+#include <string.h>
+
+/* Everything one step needs, on the stack of the caller. */
+typedef struct step {
+    const cue_machines *ms;
+    cue_user *u;
+    const cue_event *ev; /* NULL for timers */
+    int64_t now_ms;
+    const char *timer_name; /* timers only */
+    cue_hash128 cause;      /* digest of the cause */
+    cue_emit_fn emit;
+    void *ctx;
+    cue_step_stats *st;
+    uint16_t n_emitted; /* (instance, trigger) pairs emitted in this step, for ordinals */
+    struct {
+        uint16_t machine;
+        uint8_t trigger;
+        uint64_t key_hash; /* instances can move within a step; their keys' hashes do not */
+    } emitted[CUE_STEP_TRIGGERS_MAX];
+} step;
+
+/* ---- values ------------------------------------------------------------ */
+
+static cue_value str_value(const char *s, size_t n)
+{
+    return (cue_value){.type = CUE_VAL_STRING, .s = s, .len = (uint32_t)n};
+}
+
+static cue_value var_value(const cue_var *v)
+{
+    cue_value out = {.type = v->type};
+    switch (v->type) {
+    case CUE_VAL_BOOL: out.b = v->b; break;
+    case CUE_VAL_INT: out.i = v->i; break;
+    case CUE_VAL_DOUBLE: out.d = v->d; break;
+    case CUE_VAL_STRING:
+        out.s = v->s;
+        out.len = v->len;
+        break;
+    default: break;
+    }
+    return out;
+}
+
+static cue_value meta_value(const step *s, const cue_machine *m, const cue_instance *in,
+                            uint8_t which)
+{
+    switch (which) {
+    case CUE_META_INSTANCE_KEY:
+        return m->keyed ? str_value(in->key, in->key_len) : (cue_value){.type = CUE_VAL_ABSENT};
+    case CUE_META_STATE: {
+        const char *n = m->states[in->state].name;
+        return str_value(n, strlen(n));
+    }
+    case CUE_META_MACHINE: return str_value(m->name, strlen(m->name));
+    case CUE_META_USER_ID: return str_value(s->u->id, s->u->id_len);
+    case CUE_META_EVENT_TYPE:
+        return s->ev ? str_value(s->ev->type, s->ev->type_len)
+                     : (cue_value){.type = CUE_VAL_ABSENT};
+    default: return (cue_value){.type = CUE_VAL_INT, .i = s->now_ms};
+    }
+}
+
+static cue_value resolve(const step *s, const cue_machine *m, const cue_instance *in,
+                         const cue_operand *o)
+{
+    switch (o->kind) {
+    case CUE_SRC_LITERAL: return o->lit;
+    case CUE_SRC_EVENT:
+        if (s->ev == NULL) return (cue_value){.type = CUE_VAL_ABSENT};
+        return cue_event_value(s->ev, cue_machines_ptr(s->ms, o->ptr));
+    case CUE_SRC_ATTR:
+        if (s->u->attr_len[o->index] == 0) return (cue_value){.type = CUE_VAL_ABSENT};
+        return str_value(s->u->attrs[o->index], s->u->attr_len[o->index]);
+    case CUE_SRC_COUNTER: return (cue_value){.type = CUE_VAL_INT, .i = in->counters[o->index]};
+    case CUE_SRC_VAR: return var_value(&in->vars[o->index]);
+    default: return meta_value(s, m, in, o->index);
+    }
+}
+
+/* ---- guards ------------------------------------------------------------ */
+
+static bool guard_holds(const step *s, const cue_machine *m, const cue_instance *in,
+                        const cue_guard *g)
+{
+    cue_value l = resolve(s, m, in, &g->lhs);
+    if (g->op == CUE_OP_EXISTS) {
+        bool present = l.type != CUE_VAL_ABSENT && l.type != CUE_VAL_NULL;
+        return present == g->rhs.lit.b;
+    }
+    if (g->op == CUE_OP_IN || g->op == CUE_OP_NOT_IN) {
+        bool found = false;
+        for (uint8_t i = 0; i < g->n_set && !found; i++) {
+            cue_value r = resolve(s, m, in, &g->set[i]);
+            found = cue_value_cmp(&l, &r) == 0;
+        }
+        return found == (g->op == CUE_OP_IN);
+    }
+    cue_value r = resolve(s, m, in, &g->rhs);
+    int c = cue_value_cmp(&l, &r);
+    switch (g->op) {
+    case CUE_OP_EQ: return c == 0;
+    case CUE_OP_NE: return c != 0;
+    case CUE_OP_LT: return c == -1;
+    case CUE_OP_LTE: return c == -1 || c == 0;
+    case CUE_OP_GT: return c == 1;
+    default: return c == 1 || c == 0;
+    }
+}
+
+static bool guards_hold(const step *s, const cue_machine *m, const cue_instance *in,
+                        const cue_transition *t)
+{
+    const cue_guard *g = cue_machines_guards(s->ms) + t->first_guard;
+    for (uint16_t i = 0; i < t->n_guards; i++)
+        if (!guard_holds(s, m, in, &g[i])) return false;
+    return true;
+}
+
+/* ---- actions ----------------------------------------------------------- */
+
+static uint8_t ordinal(step *s, const cue_instance *in, uint8_t trigger)
+{
+    uint8_t n = 0;
+    uint64_t kh = cue_hash64(in->key, in->key_len, 0);
+    for (uint16_t i = 0; i < s->n_emitted; i++)
+        n += s->emitted[i].machine == in->machine && s->emitted[i].trigger == trigger &&
+             s->emitted[i].key_hash == kh;
+    if (s->n_emitted < CUE_STEP_TRIGGERS_MAX) {
+        s->emitted[s->n_emitted].machine = in->machine;
+        s->emitted[s->n_emitted].trigger = trigger;
+        s->emitted[s->n_emitted].key_hash = kh;
+        s->n_emitted++;
+    }
+    return n;
+}
+
+/* trigger_id: fields separated by a byte that names cannot contain. */
+static void trigger_id(step *s, const cue_machine *m, const cue_instance *in, uint8_t trigger,
+                       char out[CUE_HASH_HEX_LEN + 1])
+{
+    uint8_t buf[CUE_USER_ID_BYTES_MAX + CUE_NAME_BYTES_MAX * 2 + CUE_KEY_BYTES_MAX + 32];
+    size_t n = 0;
+    const char *name = m->triggers[trigger].name;
+    memcpy(buf + n, s->u->id, s->u->id_len);
+    n += s->u->id_len;
+    buf[n++] = 0;
+    memcpy(buf + n, m->name, strlen(m->name));
+    n += strlen(m->name);
+    buf[n++] = 0;
+    memcpy(buf + n, in->key, in->key_len);
+    n += in->key_len;
+    buf[n++] = 0;
+    memcpy(buf + n, name, strlen(name));
+    n += strlen(name);
+    buf[n++] = 0;
+    for (int i = 0; i < 8; i++)
+        buf[n++] = (uint8_t)(s->cause.hi >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        buf[n++] = (uint8_t)(s->cause.lo >> (8 * i));
+    buf[n++] = ordinal(s, in, trigger);
+    cue_hash128_hex(cue_hash128_of(buf, n), out);
+}
+
+static void do_emit(step *s, const cue_machine *m, cue_instance *in, const cue_action *a,
+                    const cue_transition *t)
+{
+    if (a->once && (in->once & (1u << a->target))) return;
+    if (a->once) in->once |= 1u << a->target;
+    cue_trigger tr = {
+        .user = s->u,
+        .machine = m,
+        .machine_index = in->machine,
+        .trigger_index = a->target,
+        .inst = in,
+        .name = m->triggers[a->target].name,
+        .from_state = m->states[in->state].name,
+        .to_state = m->states[t->go >= 0 ? t->go : in->state].name,
+        .time_ms = s->now_ms,
+        .ev = s->ev,
+        .timer = s->timer_name,
+        .fields = cue_machines_fields(s->ms) + a->first_field,
+        .n_fields = a->n_fields,
+    };
+    for (uint16_t i = 0; i < a->n_fields; i++)
+        tr.values[i] = resolve(s, m, in, &tr.fields[i].src);
+    trigger_id(s, m, in, a->target, tr.id);
+    s->st->triggers++;
+    s->emit(&tr, s->ctx);
+}
+
+static void do_set(step *s, const cue_machine *m, cue_instance *in, const cue_action *a)
+{
+    cue_value v = resolve(s, m, in, &a->src);
+    cue_var *var = &in->vars[a->target];
+    var->type = v.type;
+    var->b = v.type == CUE_VAL_BOOL && v.b;
+    var->i = v.type == CUE_VAL_INT ? v.i : 0;
+    var->d = v.type == CUE_VAL_DOUBLE ? v.d : 0;
+    var->len = 0;
+    if (v.type == CUE_VAL_STRING || v.type == CUE_VAL_JSON) {
+        uint32_t n = v.len;
+        if (n > CUE_VALUE_BYTES_MAX) {
+            n = CUE_VALUE_BYTES_MAX;
+            s->st->value_truncated++;
+        }
+        var->type = CUE_VAL_STRING;
+        var->len = (uint8_t)n;
+        memcpy(var->s, v.s, n);
+    }
+}
+
+static void do_start_timer(step *s, const cue_machine *m, cue_instance *in, const cue_action *a)
+{
+    if (!a->absolute) {
+        in->timers[a->target] = s->now_ms + a->amount;
+        return;
+    }
+    cue_value v = resolve(s, m, in, &a->src);
+    int64_t due;
+    if (cue_event_time_of(&v, &due) != 0) {
+        s->st->bad_timer_value++;
+        return;
+    }
+    in->timers[a->target] = due;
+}
+
+static void run_actions(step *s, const cue_machine *m, cue_instance *in, const cue_transition *t)
+{
+    const cue_action *acts = cue_machines_actions(s->ms) + t->first_action;
+    for (uint16_t i = 0; i < t->n_actions; i++) {
+        const cue_action *a = &acts[i];
+        switch (a->kind) {
+        case CUE_ACT_EMIT: do_emit(s, m, in, a, t); break;
+        case CUE_ACT_SET: do_set(s, m, in, a); break;
+        case CUE_ACT_UNSET: in->vars[a->target].type = CUE_VAL_ABSENT; break;
+        case CUE_ACT_INCREMENT: in->counters[a->target] += a->amount; break;
+        case CUE_ACT_RESET: in->counters[a->target] = 0; break;
+        case CUE_ACT_START_TIMER: do_start_timer(s, m, in, a); break;
+        default: in->timers[a->target] = CUE_TIMER_NONE; break;
+        }
+    }
+}
+
+/* Runs transition t on instance i; returns false if the instance was removed. */
+static bool take(step *s, const cue_machine *m, size_t i, const cue_transition *t)
+{
+    cue_instance *in = &s->u->inst[i];
+    run_actions(s, m, in, t);
+    in->updated_ms = s->now_ms;
+    s->st->transitions++;
+    if (t->go >= 0) in->state = (uint16_t)t->go;
+    if (!m->states[in->state].final) return true;
+    /* A finished journey keeps no timers: nothing may fire for it later. */
+    in->finished = true;
+    s->st->finishes++;
+    for (size_t k = 0; k < CUE_MACHINE_TIMERS_MAX; k++)
+        in->timers[k] = CUE_TIMER_NONE;
+    if (!m->repeat) return true;
+    cue_user_remove_instance(s->u, i);
+    return false;
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+static bool on_matches(const cue_transition *t, int32_t type_id)
+{
+    return t->on == CUE_ON_ANY || (t->on == CUE_ON_EVENT && t->type_id == type_id);
+}
+
+/* The instance key for a keyed machine, as text; false when the event has none. */
+static bool event_key(step *s, const cue_machine *m, char *out, uint8_t *len)
+{
+    cue_value v = cue_event_value(s->ev, cue_machines_ptr(s->ms, m->key_ptr));
+    if (v.type == CUE_VAL_ABSENT || v.type == CUE_VAL_NULL) return false;
+    if (v.type == CUE_VAL_INT) {
+        char tmp[24];
+        size_t n = 0;
+        uint64_t x = v.i < 0 ? -(uint64_t)v.i : (uint64_t)v.i;
+        do
+            tmp[n++] = (char)('0' + x % 10);
+        while ((x /= 10) != 0);
+        if (v.i < 0) tmp[n++] = '-';
+        for (size_t k = 0; k < n; k++)
+            out[k] = tmp[n - 1 - k];
+        *len = (uint8_t)n;
+        return true;
+    }
+    if (v.type != CUE_VAL_STRING || v.len == 0 || v.len > CUE_KEY_BYTES_MAX) {
+        s->st->bad_key++;
+        return false;
+    }
+    memcpy(out, v.s, v.len);
+    *len = (uint8_t)v.len;
+    return true;
+}
+
+static int find_instance(const cue_user *u, uint16_t mi, const char *key, uint8_t key_len)
+{
+    for (size_t i = 0; i < u->n_instances; i++) {
+        const cue_instance *in = &u->inst[i];
+        if (in->machine == mi && in->key_len == key_len && memcmp(in->key, key, key_len) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Makes room for one more instance of machine mi: at its bound, the oldest
+ * finished instance goes (its journey is over); if none is finished, no room. */
+static bool make_room(step *s, const cue_machine *m, uint16_t mi)
+{
+    size_t live = 0;
+    int oldest = -1;
+    for (size_t i = 0; i < s->u->n_instances; i++) {
+        const cue_instance *in = &s->u->inst[i];
+        if (in->machine != mi) continue;
+        live++;
+        if (in->finished && (oldest < 0 || in->updated_ms < s->u->inst[oldest].updated_ms))
+            oldest = (int)i;
+    }
+    if (live < m->max_instances && s->u->n_instances < CUE_USER_INSTANCES_MAX) return true;
+    if (oldest < 0) {
+        s->st->instance_limit++;
+        return false;
+    }
+    cue_user_remove_instance(s->u, (size_t)oldest);
+    return true;
+}
+
+static void start_instance(step *s, const cue_machine *m, uint16_t mi, const char *key,
+                           uint8_t key_len)
+{
+    cue_instance fresh;
+    cue_instance_init(&fresh, m, mi, s->now_ms);
+    memcpy(fresh.key, key, key_len);
+    fresh.key_len = key_len;
+    if (!guards_hold(s, m, &fresh, &m->start) || !make_room(s, m, mi)) return;
+    size_t i = s->u->n_instances++;
+    s->u->inst[i] = fresh;
+    s->st->starts++;
+    take(s, m, i, &m->start);
+}
+
+static void apply_machine(step *s, uint16_t mi, int32_t type_id)
+{
+    const cue_machine *m = cue_machines_get(s->ms, mi);
+    char key[CUE_KEY_BYTES_MAX];
+    uint8_t key_len = 0;
+    if (m->keyed && !event_key(s, m, key, &key_len)) return;
+    int i = find_instance(s->u, mi, key, key_len);
+    if (i < 0) {
+        if (on_matches(&m->start, type_id)) start_instance(s, m, mi, key, key_len);
+        return;
+    }
+    cue_instance *in = &s->u->inst[i];
+    if (in->finished) return;
+    const cue_state *st = &m->states[in->state];
+    const cue_transition *ts = cue_machines_transitions(s->ms) + st->first_transition;
+    for (uint16_t k = 0; k < st->n_transitions; k++) {
+        if (on_matches(&ts[k], type_id) && guards_hold(s, m, in, &ts[k])) {
+            take(s, m, (size_t)i, &ts[k]);
+            return;
+        }
+    }
+}
+
+static void copy_attrs(cue_user *u, const cue_event *ev)
+{
+    for (int a = 0; a < CUE_ATTR_COUNT; a++) {
+        if (ev->attr[a] == NULL) continue;
+        size_t n = ev->attr_len[a] < CUE_ATTR_BYTES_MAX ? ev->attr_len[a] : CUE_ATTR_BYTES_MAX;
+        memcpy(u->attrs[a], ev->attr[a], n);
+        u->attr_len[a] = (uint8_t)n;
+    }
+}
+
+/* The cause of an event's triggers: its id when it has one (so a re-sent copy
+ * of the same event gives the same ids), else its bytes. */
+static cue_hash128 event_cause(const cue_event *ev)
+{
+    uint8_t buf[CUE_KEY_BYTES_MAX + 4];
+    if (ev->event_id) {
+        memcpy(buf, "id:", 3);
+        memcpy(buf + 3, ev->event_id, ev->event_id_len);
+        return cue_hash128_of(buf, 3 + ev->event_id_len);
+    }
+    return cue_hash128_of(ev->raw, ev->raw_len);
+}
+
+void cue_engine_apply(const cue_machines *ms, cue_user *u, const cue_event *ev, cue_emit_fn emit,
+                      void *ctx, cue_step_stats *st)
+{
+    step s = {.ms = ms, .u = u, .ev = ev, .now_ms = ev->ts_ms, .emit = emit, .ctx = ctx, .st = st};
+    s.cause = event_cause(ev);
+    copy_attrs(u, ev);
+    int32_t type_id = cue_machines_type_id(ms, ev->type, ev->type_len);
+    for (size_t mi = 0; mi < cue_machines_count(ms); mi++)
+        apply_machine(&s, (uint16_t)mi, type_id);
+    u->last_offset = ev->offset;
+    if (ev->ts_ms > u->last_event_ms) u->last_event_ms = ev->ts_ms;
+}
+
+/* ---- timers ------------------------------------------------------------ */
+
+static cue_hash128 timer_cause(const char *name, int64_t due_ms)
+{
+    uint8_t buf[CUE_NAME_BYTES_MAX + 16];
+    size_t n = strlen(name);
+    memcpy(buf, "timer:", 6);
+    memcpy(buf + 6, name, n);
+    for (int i = 0; i < 8; i++)
+        buf[6 + n + i] = (uint8_t)((uint64_t)due_ms >> (8 * i));
+    return cue_hash128_of(buf, 6 + n + 8);
+}
+
+/* Fires timer t of instance i; returns false if the instance was removed. */
+static bool fire_one(step *s, size_t i, uint8_t t)
+{
+    cue_instance *in = &s->u->inst[i];
+    const cue_machine *m = cue_machines_get(s->ms, in->machine);
+    in->timers[t] = CUE_TIMER_NONE;
+    s->st->timers_fired++;
+    if (in->finished) return true;
+    s->timer_name = m->timers[t].name;
+    s->cause = timer_cause(s->timer_name, s->now_ms);
+    const cue_state *st = &m->states[in->state];
+    const cue_transition *ts = cue_machines_transitions(s->ms) + st->first_transition;
+    for (uint16_t k = 0; k < st->n_transitions; k++)
+        if (ts[k].on == CUE_ON_TIMER && ts[k].timer == t && guards_hold(s, m, in, &ts[k]))
+            return take(s, m, i, &ts[k]);
+    return true;
+}
+
+void cue_engine_fire(const cue_machines *ms, cue_user *u, int64_t due_ms, cue_emit_fn emit,
+                     void *ctx, cue_step_stats *st)
+{
+    step s = {.ms = ms, .u = u, .now_ms = due_ms, .emit = emit, .ctx = ctx, .st = st};
+    for (size_t i = 0; i < u->n_instances;) {
+        bool kept = true;
+        for (uint8_t t = 0; t < CUE_MACHINE_TIMERS_MAX && kept; t++)
+            if (u->inst[i].timers[t] == due_ms) kept = fire_one(&s, i, t);
+        if (kept) i++;
+    }
+}

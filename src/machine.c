@@ -1,1 +1,1345 @@
-/* placeholder until the module lands */
+/* The journey compiler: JSON files in, index-only machines out. */
+#include "cuepoint/machine.h"
+
+#include "cuepoint/hash.h"
+#include "cuepoint/timefmt.h"
+
+#include <dirent.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const cue_attr_names[CUE_ATTR_COUNT] = {"role", "timezone", "region", "locale"};
+const char *const cue_meta_names[CUE_META_COUNT] = {"instance_key", "state",      "machine",
+                                                    "user_id",      "event_type", "event_time"};
+const char *const cue_op_names[CUE_OP_COUNT] = {"eq",  "ne", "lt",     "lte",   "gt",
+                                                "gte", "in", "not_in", "exists"};
+
+/* Keys the engine adds to every trigger's data; a machine may not choose them. */
+static const char *const reserved_data[] = {"machine",    "version",  "instance_key",
+                                            "from_state", "to_state", "cause"};
+
+#define POOL_CHUNK 16384
+
+typedef struct pool_chunk {
+    struct pool_chunk *next;
+    size_t used, cap;
+    char data[];
+} pool_chunk;
+
+/* Growable tables that compiled machines index into. */
+struct cue_machines {
+    cue_machine *m; /* owned, n_m entries */
+    size_t n_m;
+    cue_transition *trans; /* owned */
+    size_t n_trans, cap_trans;
+    cue_guard *guards; /* owned */
+    size_t n_guards, cap_guards;
+    cue_action *actions; /* owned */
+    size_t n_actions, cap_actions;
+    cue_emit_field *fields; /* owned */
+    size_t n_fields, cap_fields;
+    cue_json_ptr *ptrs; /* owned */
+    size_t n_ptrs, cap_ptrs;
+    const char **types; /* owned array; strings in the pool */
+    size_t n_types, cap_types;
+    int32_t *type_index; /* owned open-addressing table of type ids, -1 empty */
+    size_t type_index_cap;
+    pool_chunk *pool; /* owned chunk list; strings never move */
+};
+
+/* ---- values ------------------------------------------------------------ */
+
+static bool is_number(const cue_value *v)
+{
+    return v->type == CUE_VAL_INT || v->type == CUE_VAL_DOUBLE;
+}
+
+int cue_value_cmp(const cue_value *a, const cue_value *b)
+{
+    if (is_number(a) && is_number(b)) {
+        if (a->type == CUE_VAL_INT && b->type == CUE_VAL_INT) return (a->i > b->i) - (a->i < b->i);
+        double x = a->type == CUE_VAL_INT ? (double)a->i : a->d;
+        double y = b->type == CUE_VAL_INT ? (double)b->i : b->d;
+        return (x > y) - (x < y);
+    }
+    if (a->type != b->type) return 2;
+    switch (a->type) {
+    case CUE_VAL_NULL: return 0;
+    case CUE_VAL_BOOL: return (a->b > b->b) - (a->b < b->b);
+    case CUE_VAL_STRING: {
+        uint32_t n = a->len < b->len ? a->len : b->len;
+        int c = memcmp(a->s, b->s, n);
+        if (c != 0) return c < 0 ? -1 : 1;
+        return (a->len > b->len) - (a->len < b->len);
+    }
+    default: return 2;
+    }
+}
+
+/* ---- diagnostics ------------------------------------------------------- */
+
+void cue_diags_init(cue_diags *d)
+{
+    memset(d, 0, sizeof *d);
+}
+
+void cue_diags_deinit(cue_diags *d)
+{
+    free(d->items);
+    memset(d, 0, sizeof *d);
+}
+
+void cue_diags_add(cue_diags *d, cue_diag_level level, const char *code, const char *path,
+                   const char *fmt, ...)
+{
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 16;
+        cue_diag *items = realloc(d->items, cap * sizeof *items);
+        if (items == NULL) return; /* a diagnostic lost to OOM; the count below still shows */
+        d->items = items;
+        d->cap = cap;
+    }
+    cue_diag *g = &d->items[d->n++];
+    g->level = (uint8_t)level;
+    snprintf(g->code, sizeof g->code, "%s", code);
+    snprintf(g->path, sizeof g->path, "%s", path);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g->msg, sizeof g->msg, fmt, ap);
+    va_end(ap);
+    if (level == CUE_DIAG_ERROR)
+        d->errors++;
+    else
+        d->warnings++;
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64) return (size_t)-1;
+    size_t row[65];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+const char *cue_nearest_name(const char *name, const char *const *candidates, size_t n)
+{
+    const char *best = NULL;
+    size_t best_d = (size_t)-1;
+    size_t len = strlen(name);
+    size_t limit = len < 6 ? 2 : len / 3 + 1;
+    for (size_t i = 0; i < n; i++) {
+        size_t dist = edit_distance(name, candidates[i]);
+        if (dist < best_d) {
+            best_d = dist;
+            best = candidates[i];
+        }
+    }
+    return best_d <= limit ? best : NULL;
+}
+
+/* ---- the compile context ----------------------------------------------- */
+
+typedef struct names {
+    const char *v[CUE_MACHINE_STATES_MAX];
+    size_t n;
+} names;
+
+typedef struct ctx {
+    cue_machines *ms;
+    cue_machine *m;
+    cue_diags *d;
+    const char *file;
+    /* Names that actions define; references elsewhere must match one. */
+    names timers, counters, vars, triggers, states;
+} ctx;
+
+/* ---- pool and tables --------------------------------------------------- */
+
+static const char *pool_strndup(cue_machines *ms, const char *s, size_t n)
+{
+    pool_chunk *c = ms->pool;
+    if (c == NULL || c->cap - c->used < n + 1) {
+        size_t cap = n + 1 > POOL_CHUNK ? n + 1 : POOL_CHUNK;
+        pool_chunk *fresh = malloc(sizeof *fresh + cap);
+        if (fresh == NULL) return NULL;
+        fresh->next = ms->pool;
+        fresh->used = 0;
+        fresh->cap = cap;
+        ms->pool = fresh;
+        c = fresh;
+    }
+    char *p = c->data + c->used;
+    memcpy(p, s, n);
+    p[n] = '\0';
+    c->used += n + 1;
+    return p;
+}
+
+static const char *pool_strdup(cue_machines *ms, const char *s)
+{
+    return pool_strndup(ms, s, strlen(s));
+}
+
+/* Grows one table; returns the new element's index or -1 on OOM or limit. */
+static long table_push(void **items, size_t *n, size_t *cap, size_t elem, size_t max)
+{
+    if (*n >= max) return -1;
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 32;
+        void *p = realloc(*items, ncap * elem);
+        if (p == NULL) return -1;
+        *items = p;
+        *cap = ncap;
+    }
+    memset((char *)*items + *n * elem, 0, elem);
+    return (long)(*n)++;
+}
+
+#define PUSH(ms, field, max)                                                                       \
+    table_push((void **)&(ms)->field, &(ms)->n_##field, &(ms)->cap_##field, sizeof *(ms)->field,   \
+               (max))
+
+static int32_t type_lookup(const cue_machines *ms, const char *s, size_t n)
+{
+    if (ms->type_index_cap == 0) return -1;
+    size_t mask = ms->type_index_cap - 1;
+    for (size_t i = cue_hash64(s, n, 0) & mask;; i = (i + 1) & mask) {
+        int32_t id = ms->type_index[i];
+        if (id < 0) return -1;
+        const char *t = ms->types[id];
+        if (strlen(t) == n && memcmp(t, s, n) == 0) return id;
+    }
+}
+
+static int type_rehash(cue_machines *ms, size_t cap)
+{
+    int32_t *idx = malloc(cap * sizeof *idx);
+    if (idx == NULL) return CUE_ENOMEM;
+    for (size_t i = 0; i < cap; i++)
+        idx[i] = -1;
+    for (size_t id = 0; id < ms->n_types; id++) {
+        const char *t = ms->types[id];
+        size_t i = cue_hash64(t, strlen(t), 0) & (cap - 1);
+        while (idx[i] >= 0)
+            i = (i + 1) & (cap - 1);
+        idx[i] = (int32_t)id;
+    }
+    free(ms->type_index);
+    ms->type_index = idx;
+    ms->type_index_cap = cap;
+    return 0;
+}
+
+static int32_t type_intern(cue_machines *ms, const char *s)
+{
+    int32_t id = type_lookup(ms, s, strlen(s));
+    if (id >= 0) return id;
+    long i = PUSH(ms, types, CUE_EVENT_TYPES_MAX);
+    if (i < 0) return -1;
+    ms->types[i] = pool_strdup(ms, s);
+    if (ms->types[i] == NULL) return -1;
+    /* Rebuilding the index on every growth keeps it at most half full, so probes
+     * stay short; it runs at start-up only. */
+    size_t cap = ms->type_index_cap ? ms->type_index_cap : 64;
+    while (ms->n_types * 2 > cap)
+        cap *= 2;
+    if (type_rehash(ms, cap) != 0) return -1;
+    return (int32_t)i;
+}
+
+/* ---- small checks ------------------------------------------------------ */
+
+static void err_at(ctx *c, const char *code, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void err_at(ctx *c, const char *code, const char *path, const char *fmt, ...)
+{
+    char msg[384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cue_diags_add(c->d, CUE_DIAG_ERROR, code, path, "%s", msg);
+}
+
+/* Paths are for people: one that would not fit is cut short, never overrun. */
+static void path_join(char *out, size_t cap, const char *base, const char *sep, const char *tail,
+                      const char *end)
+{
+    size_t n = 0;
+    const char *parts[4] = {base, sep, tail, end};
+    for (size_t k = 0; k < 4; k++)
+        for (const char *q = parts[k]; *q && n + 1 < cap; q++)
+            out[n++] = *q;
+    out[n] = '\0';
+}
+
+static void subpath(char *out, size_t cap, const char *base, const char *key)
+{
+    path_join(out, cap, base, ".", key, "");
+}
+
+static void subindex(char *out, size_t cap, const char *base, size_t i)
+{
+    char num[24];
+    size_t k = sizeof num - 1;
+    num[k] = '\0';
+    do {
+        num[--k] = (char)('0' + i % 10);
+        i /= 10;
+    } while (i && k);
+    path_join(out, cap, base, "[", num + k, "]");
+}
+
+static bool valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > CUE_NAME_BYTES_MAX) return false;
+    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_'))
+        return false;
+    for (size_t i = 1; i < n; i++) {
+        char ch = s[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.';
+        if (!ok) return false;
+    }
+    return true;
+}
+
+/* Reports keys of `obj` that are not in `allowed`, with the nearest allowed one. */
+static void check_keys(ctx *c, json_t *obj, const char *path, const char *const *allowed, size_t n)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        bool ok = false;
+        for (size_t i = 0; i < n && !ok; i++)
+            ok = strcmp(key, allowed[i]) == 0;
+        if (ok) continue;
+        char p[256];
+        subpath(p, sizeof p, path, key);
+        const char *near = cue_nearest_name(key, allowed, n);
+        if (near)
+            err_at(c, "unknown-key", p, "unknown key '%s' (did you mean '%s'?)", key, near);
+        else
+            err_at(c, "unknown-key", p, "unknown key '%s'", key);
+    }
+}
+
+static const char *get_name(ctx *c, json_t *obj, const char *key, const char *path, bool required)
+{
+    json_t *v = json_object_get(obj, key);
+    char p[256];
+    subpath(p, sizeof p, path, key);
+    if (v == NULL) {
+        if (required) err_at(c, "missing-key", path, "missing required key '%s'", key);
+        return NULL;
+    }
+    if (!json_is_string(v)) {
+        err_at(c, "wrong-type", p, "must be a string");
+        return NULL;
+    }
+    const char *s = json_string_value(v);
+    if (!valid_name(s)) {
+        err_at(c, "bad-name", p,
+               "'%s' is not a valid name (letters, digits, '_', '-', '.'; starting with a "
+               "letter or '_'; at most %d bytes)",
+               s, CUE_NAME_BYTES_MAX);
+        return NULL;
+    }
+    return s;
+}
+
+static int names_index(const names *ns, const char *s)
+{
+    for (size_t i = 0; i < ns->n; i++)
+        if (strcmp(ns->v[i], s) == 0) return (int)i;
+    return -1;
+}
+
+static int names_add(ctx *c, names *ns, const char *s, size_t max, const char *what,
+                     const char *path)
+{
+    int i = names_index(ns, s);
+    if (i >= 0) return i;
+    if (ns->n >= max) {
+        err_at(c, "limit", path, "more than %zu %s in one machine", max, what);
+        return -1;
+    }
+    ns->v[ns->n] = pool_strdup(c->ms, s);
+    return ns->v[ns->n] ? (int)ns->n++ : -1;
+}
+
+/* Resolves a reference to a name that some action must define. */
+static int names_ref(ctx *c, const names *ns, const char *s, const char *what, const char *definer,
+                     const char *path)
+{
+    int i = names_index(ns, s);
+    if (i >= 0) return i;
+    const char *near = cue_nearest_name(s, ns->v, ns->n);
+    if (near)
+        err_at(c, "unknown-name", path, "unknown %s '%s' (did you mean '%s'?)", what, s, near);
+    else if (ns->n)
+        err_at(c, "unknown-name", path, "unknown %s '%s': no action %s it", what, s, definer);
+    else
+        err_at(c, "unknown-name", path, "unknown %s '%s': this machine %s no %s", what, s, definer,
+               what);
+    return -1;
+}
+
+/* ---- operands ---------------------------------------------------------- */
+
+static const char *const source_keys[] = {"event", "attr", "counter", "var", "meta", "value"};
+
+static int literal_from_json(ctx *c, json_t *v, cue_value *out, const char *path)
+{
+    memset(out, 0, sizeof *out);
+    switch (json_typeof(v)) {
+    case JSON_NULL: out->type = CUE_VAL_NULL; return 0;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        out->type = CUE_VAL_BOOL;
+        out->b = json_is_true(v);
+        return 0;
+    case JSON_INTEGER:
+        out->type = CUE_VAL_INT;
+        out->i = json_integer_value(v);
+        return 0;
+    case JSON_REAL:
+        out->type = CUE_VAL_DOUBLE;
+        out->d = json_real_value(v);
+        return 0;
+    case JSON_STRING:
+        out->type = CUE_VAL_STRING;
+        out->len = (uint32_t)json_string_length(v);
+        out->s = pool_strndup(c->ms, json_string_value(v), out->len);
+        return out->s ? 0 : CUE_ENOMEM;
+    default: {
+        char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (text == NULL) return CUE_ENOMEM;
+        out->type = CUE_VAL_JSON;
+        out->len = (uint32_t)strlen(text);
+        out->s = pool_strndup(c->ms, text, out->len);
+        free(text);
+        (void)path;
+        return out->s ? 0 : CUE_ENOMEM;
+    }
+    }
+}
+
+static int ptr_intern(ctx *c, const char *text, const char *path)
+{
+    for (size_t i = 0; i < c->ms->n_ptrs; i++)
+        if (strcmp(c->ms->ptrs[i].source, text) == 0) return (int)i;
+    cue_json_ptr p;
+    cue_err e;
+    if (cue_json_ptr_compile(&p, text, &e) != 0) {
+        err_at(c, "bad-pointer", path, "'%s' is not a valid JSON Pointer: %s", text, e.msg);
+        return -1;
+    }
+    long i = PUSH(c->ms, ptrs, UINT16_MAX);
+    if (i < 0) return -1;
+    c->ms->ptrs[i] = p;
+    return (int)i;
+}
+
+/* A source object: {"event": "/ptr"}, {"attr": "role"}, {"counter": "n"},
+ * {"var": "v"}, {"meta": "instance_key"}, {"value": <any JSON>}. */
+static int source_from_key(ctx *c, const char *key, json_t *v, cue_operand *out, const char *path)
+{
+    char p[256];
+    subpath(p, sizeof p, path, key);
+    if (strcmp(key, "value") == 0) {
+        out->kind = CUE_SRC_LITERAL;
+        return literal_from_json(c, v, &out->lit, p);
+    }
+    if (!json_is_string(v)) {
+        err_at(c, "wrong-type", p, "must be a string");
+        return -1;
+    }
+    const char *s = json_string_value(v);
+    int i = -1;
+    if (strcmp(key, "event") == 0) {
+        out->kind = CUE_SRC_EVENT;
+        i = ptr_intern(c, s, p);
+        out->ptr = (uint16_t)(i < 0 ? 0 : i);
+        return i < 0 ? -1 : 0;
+    }
+    if (strcmp(key, "attr") == 0 || strcmp(key, "meta") == 0) {
+        bool attr = key[0] == 'a';
+        const char *const *table = attr ? cue_attr_names : cue_meta_names;
+        size_t n = attr ? CUE_ATTR_COUNT : CUE_META_COUNT;
+        out->kind = attr ? CUE_SRC_ATTR : CUE_SRC_META;
+        for (size_t k = 0; k < n; k++)
+            if (strcmp(table[k], s) == 0) i = (int)k;
+        if (i < 0) {
+            const char *near = cue_nearest_name(s, table, n);
+            err_at(c, "unknown-name", p, "unknown %s '%s'%s%s%s", key, s,
+                   near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+        }
+    } else if (strcmp(key, "counter") == 0) {
+        out->kind = CUE_SRC_COUNTER;
+        i = names_ref(c, &c->counters, s, "counter", "increments or resets", p);
+    } else {
+        out->kind = CUE_SRC_VAR;
+        i = names_ref(c, &c->vars, s, "variable", "sets", p);
+    }
+    out->index = (uint8_t)(i < 0 ? 0 : i);
+    return i < 0 ? -1 : 0;
+}
+
+/* A plain JSON scalar is a literal; an object must be exactly one source. */
+static int operand_from_json(ctx *c, json_t *v, cue_operand *out, const char *path)
+{
+    memset(out, 0, sizeof *out);
+    if (!json_is_object(v)) {
+        if (json_is_array(v)) {
+            err_at(c, "wrong-type", path,
+                   "an array here must be written {\"value\": [...]} to be a literal");
+            return -1;
+        }
+        out->kind = CUE_SRC_LITERAL;
+        return literal_from_json(c, v, &out->lit, path);
+    }
+    if (json_object_size(v) != 1) {
+        err_at(c, "bad-source", path,
+               "a source object has exactly one of event, attr, counter, var, meta, value");
+        return -1;
+    }
+    const char *key = json_object_iter_key(json_object_iter(v));
+    check_keys(c, v, path, source_keys, sizeof source_keys / sizeof *source_keys);
+    for (size_t i = 0; i < sizeof source_keys / sizeof *source_keys; i++)
+        if (strcmp(key, source_keys[i]) == 0)
+            return source_from_key(c, key, json_object_get(v, key), out, path);
+    return -1;
+}
+
+/* ---- guards ------------------------------------------------------------ */
+
+static int guard_ops(ctx *c, json_t *g, cue_guard *out, const char *path)
+{
+    int found = 0;
+    for (int op = 0; op < CUE_OP_COUNT; op++) {
+        json_t *rhs = json_object_get(g, cue_op_names[op]);
+        if (rhs == NULL) continue;
+        found++;
+        out->op = (uint8_t)op;
+        char p[256];
+        subpath(p, sizeof p, path, cue_op_names[op]);
+        if (op == CUE_OP_IN || op == CUE_OP_NOT_IN) {
+            if (!json_is_array(rhs) || json_array_size(rhs) == 0 ||
+                json_array_size(rhs) > CUE_GUARD_SET_MAX) {
+                err_at(c, "wrong-type", p, "must be an array of 1 to %d values", CUE_GUARD_SET_MAX);
+                continue;
+            }
+            size_t i;
+            json_t *item;
+            json_array_foreach(rhs, i, item)
+            {
+                char q[256];
+                subindex(q, sizeof q, p, i);
+                operand_from_json(c, item, &out->set[i], q);
+            }
+            out->n_set = (uint8_t)json_array_size(rhs);
+        } else if (op == CUE_OP_EXISTS) {
+            if (!json_is_boolean(rhs)) err_at(c, "wrong-type", p, "must be true or false");
+            out->rhs.kind = CUE_SRC_LITERAL;
+            out->rhs.lit.type = CUE_VAL_BOOL;
+            out->rhs.lit.b = json_is_true(rhs);
+        } else {
+            operand_from_json(c, rhs, &out->rhs, p);
+        }
+    }
+    if (found != 1)
+        err_at(c, "bad-guard", path,
+               "a guard has exactly one operator (eq, ne, lt, lte, gt, gte, in, not_in, exists)");
+    return found == 1 ? 0 : -1;
+}
+
+static int guard_from_json(ctx *c, json_t *g, cue_guard *out, const char *path)
+{
+    static const char *const keys[] = {"event", "attr", "counter", "var",   "meta",
+                                       "eq",    "ne",   "lt",      "lte",   "gt",
+                                       "gte",   "in",   "not_in",  "exists"};
+    if (!json_is_object(g)) {
+        err_at(c, "wrong-type", path,
+               "a guard must be an object such as {\"event\": "
+               "\"/props/plan\", \"eq\": \"pro\"}");
+        return -1;
+    }
+    check_keys(c, g, path, keys, sizeof keys / sizeof *keys);
+    int sources = 0;
+    for (size_t i = 0; i < 5; i++) {
+        json_t *v = json_object_get(g, source_keys[i]);
+        if (v == NULL) continue;
+        sources++;
+        source_from_key(c, source_keys[i], v, &out->lhs, path);
+    }
+    if (sources != 1) {
+        err_at(c, "bad-guard", path,
+               "a guard has exactly one subject (event, attr, counter, var or meta)");
+        return -1;
+    }
+    return guard_ops(c, g, out, path);
+}
+
+static int guards_from_json(ctx *c, json_t *when, cue_transition *t, const char *path)
+{
+    t->first_guard = (uint16_t)c->ms->n_guards;
+    if (when == NULL) return 0;
+    if (!json_is_array(when) || json_array_size(when) > CUE_TRANSITION_GUARDS_MAX) {
+        err_at(c, "wrong-type", path, "must be an array of at most %d guards",
+               CUE_TRANSITION_GUARDS_MAX);
+        return -1;
+    }
+    size_t i;
+    json_t *g;
+    json_array_foreach(when, i, g)
+    {
+        char p[256];
+        subindex(p, sizeof p, path, i);
+        long k = PUSH(c->ms, guards, UINT16_MAX);
+        if (k < 0) return CUE_ENOMEM;
+        guard_from_json(c, g, &c->ms->guards[k], p);
+        t->n_guards++;
+    }
+    return 0;
+}
+
+/* ---- actions ----------------------------------------------------------- */
+
+static const char *const action_kinds[] = {"emit",  "set",         "unset",       "increment",
+                                           "reset", "start_timer", "cancel_timer"};
+#define N_ACTION_KINDS (sizeof action_kinds / sizeof *action_kinds)
+
+/* The one kind key an action object has, or -1 (reported). */
+static int action_kind(ctx *c, json_t *a, const char *path, bool report)
+{
+    int kind = -1, n = 0;
+    for (size_t i = 0; i < N_ACTION_KINDS; i++)
+        if (json_object_get(a, action_kinds[i])) {
+            kind = (int)i;
+            n++;
+        }
+    if (n != 1 && report)
+        err_at(c, "bad-action", path,
+               "an action has exactly one of emit, set, unset, increment, reset, start_timer, "
+               "cancel_timer");
+    return n == 1 ? kind : -1;
+}
+
+static int emit_data(ctx *c, json_t *data, cue_action *out, const char *path)
+{
+    out->first_field = (uint16_t)c->ms->n_fields;
+    if (data == NULL) return 0;
+    if (!json_is_object(data) || json_object_size(data) > CUE_EMIT_FIELDS_MAX) {
+        err_at(c, "wrong-type", path, "must be an object of at most %d fields",
+               CUE_EMIT_FIELDS_MAX);
+        return -1;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(data, key, v)
+    {
+        char p[256];
+        subpath(p, sizeof p, path, key);
+        for (size_t r = 0; r < sizeof reserved_data / sizeof *reserved_data; r++)
+            if (strcmp(key, reserved_data[r]) == 0)
+                err_at(c, "reserved-name", p,
+                       "'%s' is set by cuepoint on every trigger; choose another name", key);
+        long k = PUSH(c->ms, fields, UINT16_MAX);
+        if (k < 0) return CUE_ENOMEM;
+        c->ms->fields[k].name = pool_strdup(c->ms, key);
+        operand_from_json(c, v, &c->ms->fields[k].src, p);
+        out->n_fields++;
+    }
+    return 0;
+}
+
+static int timer_when(ctx *c, json_t *a, cue_action *out, const char *path)
+{
+    json_t *after = json_object_get(a, "after"), *at = json_object_get(a, "at");
+    if ((after == NULL) == (at == NULL)) {
+        err_at(c, "bad-timer", path, "start_timer needs exactly one of 'after' or 'at'");
+        return -1;
+    }
+    char p[256];
+    if (at) {
+        subpath(p, sizeof p, path, "at");
+        out->absolute = true;
+        return operand_from_json(c, at, &out->src, p);
+    }
+    subpath(p, sizeof p, path, "after");
+    int64_t ms = -1;
+    if (json_is_integer(after))
+        ms = json_integer_value(after);
+    else if (json_is_string(after) &&
+             cue_duration_parse(json_string_value(after), json_string_length(after), &ms) != 0)
+        ms = -1;
+    /* A century bounds timer arithmetic well away from overflow. */
+    if (ms <= 0 || ms > 100LL * 366 * 86400000) {
+        err_at(c, "bad-duration", p,
+               "must be a positive duration of at most 100 years such as \"72h\", \"14d\", "
+               "\"90m\" or milliseconds");
+        return -1;
+    }
+    out->amount = ms;
+    return 0;
+}
+
+static const char *const action_keys[N_ACTION_KINDS][4] = {
+    {"emit", "data", "once", NULL},    {"set", "from", NULL, NULL},
+    {"unset", NULL, NULL, NULL},       {"increment", "by", NULL, NULL},
+    {"reset", NULL, NULL, NULL},       {"start_timer", "after", "at", NULL},
+    {"cancel_timer", NULL, NULL, NULL}};
+
+static int action_target(ctx *c, int kind, const char *name, const char *p)
+{
+    switch (kind) {
+    case CUE_ACT_EMIT: return names_index(&c->triggers, name);
+    case CUE_ACT_SET: return names_index(&c->vars, name);
+    case CUE_ACT_UNSET: return names_ref(c, &c->vars, name, "variable", "sets", p);
+    case CUE_ACT_INCREMENT: return names_index(&c->counters, name);
+    case CUE_ACT_RESET: return names_ref(c, &c->counters, name, "counter", "increments", p);
+    case CUE_ACT_START_TIMER: return names_index(&c->timers, name);
+    default: return names_ref(c, &c->timers, name, "timer", "starts", p);
+    }
+}
+
+static int action_from_json(ctx *c, json_t *a, cue_action *out, const char *path)
+{
+    if (!json_is_object(a)) {
+        err_at(c, "wrong-type", path, "an action must be an object such as {\"emit\": \"name\"}");
+        return -1;
+    }
+    int kind = action_kind(c, a, path, true);
+    if (kind < 0) return -1;
+    const char *const *keys = action_keys[kind];
+    size_t nkeys = 0;
+    while (nkeys < 4 && keys[nkeys])
+        nkeys++;
+    check_keys(c, a, path, keys, nkeys);
+    out->kind = (uint8_t)kind;
+    const char *name = get_name(c, a, action_kinds[kind], path, true);
+    if (name == NULL) return -1;
+    char p[256];
+    subpath(p, sizeof p, path, action_kinds[kind]);
+    int target = action_target(c, kind, name, p);
+    if (target < 0) return -1;
+    out->target = (uint8_t)target;
+    switch (kind) {
+    case CUE_ACT_EMIT: {
+        json_t *once = json_object_get(a, "once");
+        subpath(p, sizeof p, path, "once");
+        if (once && !json_is_boolean(once)) err_at(c, "wrong-type", p, "must be true or false");
+        out->once = json_is_true(once);
+        subpath(p, sizeof p, path, "data");
+        return emit_data(c, json_object_get(a, "data"), out, p);
+    }
+    case CUE_ACT_SET: {
+        json_t *from = json_object_get(a, "from");
+        if (from == NULL) {
+            err_at(c, "missing-key", path, "missing required key 'from'");
+            return -1;
+        }
+        subpath(p, sizeof p, path, "from");
+        return operand_from_json(c, from, &out->src, p);
+    }
+    case CUE_ACT_INCREMENT: {
+        json_t *by = json_object_get(a, "by");
+        subpath(p, sizeof p, path, "by");
+        if (by && !json_is_integer(by)) err_at(c, "wrong-type", p, "must be an integer");
+        out->amount = by ? json_integer_value(by) : 1;
+        return 0;
+    }
+    case CUE_ACT_START_TIMER: return timer_when(c, a, out, path);
+    default: return 0;
+    }
+}
+
+static int actions_from_json(ctx *c, json_t *todo, cue_transition *t, const char *path)
+{
+    t->first_action = (uint16_t)c->ms->n_actions;
+    if (todo == NULL) return 0;
+    if (!json_is_array(todo) || json_array_size(todo) > CUE_TRANSITION_ACTIONS_MAX) {
+        err_at(c, "wrong-type", path, "must be an array of at most %d actions",
+               CUE_TRANSITION_ACTIONS_MAX);
+        return -1;
+    }
+    size_t i;
+    json_t *a;
+    json_array_foreach(todo, i, a)
+    {
+        char p[256];
+        subindex(p, sizeof p, path, i);
+        long k = PUSH(c->ms, actions, UINT16_MAX);
+        if (k < 0) return CUE_ENOMEM;
+        if (action_from_json(c, a, &c->ms->actions[k], p) != 0) {
+            c->ms->n_actions--; /* keep the table free of half-compiled actions */
+            continue;
+        }
+        t->n_actions++;
+    }
+    return 0;
+}
+
+/* Pass 1: the names that actions define (emit, set, increment, start_timer), so
+ * that references anywhere in the file can be resolved in pass 2. */
+static void collect_defs(ctx *c, json_t *todo, const char *path)
+{
+    static const struct {
+        const char *key;
+        size_t off;
+        size_t max;
+        const char *what;
+    } defs[] = {
+        {"emit", offsetof(ctx, triggers), CUE_MACHINE_TRIGGERS_MAX, "trigger names"},
+        {"set", offsetof(ctx, vars), CUE_MACHINE_VARS_MAX, "variables"},
+        {"increment", offsetof(ctx, counters), CUE_MACHINE_COUNTERS_MAX, "counters"},
+        {"start_timer", offsetof(ctx, timers), CUE_MACHINE_TIMERS_MAX, "timers"},
+    };
+    if (!json_is_array(todo)) return;
+    size_t i;
+    json_t *a;
+    json_array_foreach(todo, i, a)
+    {
+        char p[256];
+        subindex(p, sizeof p, path, i);
+        for (size_t k = 0; k < sizeof defs / sizeof *defs; k++) {
+            json_t *v = json_object_get(a, defs[k].key);
+            if (!json_is_string(v) || !valid_name(json_string_value(v))) continue;
+            names_add(c, (names *)((char *)c + defs[k].off), json_string_value(v), defs[k].max,
+                      defs[k].what, p);
+        }
+    }
+}
+
+/* ---- transitions and states -------------------------------------------- */
+
+static int trigger_from_json(ctx *c, json_t *t, cue_transition *out, const char *path,
+                             bool allow_timer)
+{
+    json_t *ev = json_object_get(t, "event"), *tm = json_object_get(t, "timer");
+    if ((ev == NULL) == (tm == NULL) || (tm && !allow_timer)) {
+        err_at(c, "bad-transition", path,
+               allow_timer ? "a transition has exactly one of 'event' or 'timer'"
+                           : "start needs 'event' (an event type, or \"*\" for any)");
+        return -1;
+    }
+    char p[256];
+    if (tm) {
+        const char *name = get_name(c, t, "timer", path, true);
+        if (name == NULL) return -1;
+        subpath(p, sizeof p, path, "timer");
+        int i = names_ref(c, &c->timers, name, "timer", "starts", p);
+        if (i < 0) return -1;
+        out->on = CUE_ON_TIMER;
+        out->timer = (uint8_t)i;
+        return 0;
+    }
+    subpath(p, sizeof p, path, "event");
+    if (json_is_string(ev) && strcmp(json_string_value(ev), "*") == 0) {
+        out->on = CUE_ON_ANY;
+        return 0;
+    }
+    const char *type = get_name(c, t, "event", path, true);
+    if (type == NULL) return -1;
+    out->on = CUE_ON_EVENT;
+    out->type_id = type_intern(c->ms, type);
+    return out->type_id < 0 ? CUE_ENOMEM : 0;
+}
+
+static int transition_from_json(ctx *c, json_t *t, cue_transition *out, const char *path,
+                                bool is_start)
+{
+    static const char *const keys[] = {"event", "timer", "when", "do", "goto"};
+    if (!json_is_object(t)) {
+        err_at(c, "wrong-type", path, "must be an object");
+        return -1;
+    }
+    check_keys(c, t, path, keys, is_start ? 4 : 5);
+    if (is_start && json_object_get(t, "timer"))
+        err_at(c, "bad-transition", path, "start is an event, not a timer");
+    out->go = -1;
+    char p[256];
+    trigger_from_json(c, t, out, path, !is_start);
+    subpath(p, sizeof p, path, "when");
+    guards_from_json(c, json_object_get(t, "when"), out, p);
+    subpath(p, sizeof p, path, "do");
+    actions_from_json(c, json_object_get(t, "do"), out, p);
+    if (is_start) return 0;
+    const char *go = get_name(c, t, "goto", path, false);
+    if (go) {
+        subpath(p, sizeof p, path, "goto");
+        int s = names_ref(c, &c->states, go, "state", "declares", p);
+        out->go = (int16_t)s;
+    }
+    return 0;
+}
+
+static int state_from_json(ctx *c, json_t *st, cue_state *out, const char *path)
+{
+    static const char *const keys[] = {"on", "description"};
+    out->first_transition = (uint16_t)c->ms->n_trans;
+    if (!json_is_object(st)) {
+        err_at(c, "wrong-type", path, "a state must be an object (it may be empty: {})");
+        return -1;
+    }
+    check_keys(c, st, path, keys, 2);
+    json_t *on = json_object_get(st, "on");
+    if (on == NULL) return 0;
+    char p[256];
+    subpath(p, sizeof p, path, "on");
+    if (!json_is_array(on)) {
+        err_at(c, "wrong-type", p, "must be an array of transitions");
+        return -1;
+    }
+    size_t i;
+    json_t *t;
+    json_array_foreach(on, i, t)
+    {
+        char q[256];
+        subindex(q, sizeof q, p, i);
+        long k = PUSH(c->ms, trans, CUE_MACHINE_TRANSITIONS_MAX * CUE_MACHINES_MAX);
+        if (k < 0) {
+            err_at(c, "limit", q, "too many transitions");
+            return -1;
+        }
+        transition_from_json(c, t, &c->ms->trans[k], q, false);
+        out->n_transitions++;
+    }
+    return 0;
+}
+
+/* ---- the machine ------------------------------------------------------- */
+
+static void collect_all_defs(ctx *c, json_t *root)
+{
+    json_t *start = json_object_get(root, "start");
+    if (json_is_object(start)) collect_defs(c, json_object_get(start, "do"), "$.start.do");
+    json_t *states = json_object_get(root, "states");
+    const char *name;
+    json_t *st;
+    json_object_foreach(states, name, st)
+    {
+        json_t *on = json_object_get(st, "on");
+        if (!json_is_array(on)) continue;
+        size_t i;
+        json_t *t;
+        json_array_foreach(on, i, t)
+        {
+            char p[256];
+            char q[256];
+            subpath(q, sizeof q, "$.states", name);
+            subpath(p, sizeof p, q, "on");
+            subindex(q, sizeof q, p, i);
+            subpath(p, sizeof p, q, "do");
+            collect_defs(c, json_object_get(t, "do"), p);
+        }
+    }
+}
+
+static void copy_names(ctx *c, const names *ns, cue_name *out, uint16_t *n)
+{
+    for (size_t i = 0; i < ns->n; i++) {
+        out[i].name = ns->v[i];
+        out[i].hash = cue_hash32(ns->v[i], strlen(ns->v[i]));
+    }
+    *n = (uint16_t)ns->n;
+}
+
+static void machine_header(ctx *c, json_t *root)
+{
+    cue_machine *m = c->m;
+    const char *name = get_name(c, root, "name", "$", true);
+    m->name = pool_strdup(c->ms, name ? name : "?");
+    m->hash = cue_hash32(m->name, strlen(m->name));
+    json_t *v = json_object_get(root, "version");
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > UINT32_MAX)
+        err_at(c, v ? "wrong-type" : "missing-key", v ? "$.version" : "$",
+               v ? "must be a positive integer" : "missing required key 'version'");
+    else
+        m->version = (uint32_t)json_integer_value(v);
+    v = json_object_get(root, "repeat");
+    if (v && !json_is_boolean(v)) err_at(c, "wrong-type", "$.repeat", "must be true or false");
+    m->repeat = json_is_true(v);
+    v = json_object_get(root, "on_version_change");
+    static const char *const rules[] = {"keep", "restart", "finish"};
+    m->on_version_change = CUE_MIGRATE_KEEP;
+    if (v) {
+        int r = -1;
+        for (int i = 0; i < 3; i++)
+            if (json_is_string(v) && strcmp(json_string_value(v), rules[i]) == 0) r = i;
+        if (r < 0)
+            err_at(c, "bad-value", "$.on_version_change", "must be keep, restart or finish");
+        else
+            m->on_version_change = (uint8_t)r;
+    }
+}
+
+static void machine_key(ctx *c, json_t *root)
+{
+    cue_machine *m = c->m;
+    json_t *key = json_object_get(root, "instance_key");
+    json_t *max = json_object_get(root, "max_instances");
+    m->max_instances = 1;
+    if (key) {
+        if (!json_is_string(key)) {
+            err_at(c, "wrong-type", "$.instance_key", "must be a JSON Pointer into the event");
+        } else {
+            int p = ptr_intern(c, json_string_value(key), "$.instance_key");
+            m->keyed = p >= 0;
+            m->key_ptr = (uint16_t)(p < 0 ? 0 : p);
+        }
+        m->max_instances = 16;
+    }
+    if (max) {
+        if (!key)
+            err_at(c, "bad-value", "$.max_instances", "max_instances needs an instance_key");
+        else if (!json_is_integer(max) || json_integer_value(max) < 1 ||
+                 json_integer_value(max) > CUE_USER_INSTANCES_MAX)
+            err_at(c, "bad-value", "$.max_instances", "must be an integer from 1 to %d",
+                   CUE_USER_INSTANCES_MAX);
+        else
+            m->max_instances = (uint16_t)json_integer_value(max);
+    }
+}
+
+static void machine_states(ctx *c, json_t *root)
+{
+    cue_machine *m = c->m;
+    json_t *states = json_object_get(root, "states");
+    if (!json_is_object(states) || json_object_size(states) == 0) {
+        err_at(c, states ? "wrong-type" : "missing-key", states ? "$.states" : "$",
+               "states must be a non-empty object of state name to state");
+        return;
+    }
+    const char *name;
+    json_t *st;
+    json_object_foreach(states, name, st)
+    {
+        char p[256];
+        subpath(p, sizeof p, "$.states", name);
+        if (!valid_name(name)) err_at(c, "bad-name", p, "'%s' is not a valid state name", name);
+        names_add(c, &c->states, name, CUE_MACHINE_STATES_MAX, "states", p);
+    }
+    const char *initial = get_name(c, root, "initial", "$", true);
+    if (initial) {
+        int s = names_ref(c, &c->states, initial, "state", "declares", "$.initial");
+        m->initial = (uint16_t)(s < 0 ? 0 : s);
+    }
+    m->n_states = (uint16_t)c->states.n;
+    for (size_t i = 0; i < c->states.n; i++) {
+        m->states[i].name = c->states.v[i];
+        m->states[i].hash = cue_hash32(c->states.v[i], strlen(c->states.v[i]));
+    }
+    size_t i = 0;
+    json_object_foreach(states, name, st)
+    {
+        char p[256];
+        subpath(p, sizeof p, "$.states", name);
+        if (i < CUE_MACHINE_STATES_MAX) state_from_json(c, st, &m->states[i], p);
+        i++;
+    }
+}
+
+static void machine_finals(ctx *c, json_t *root)
+{
+    json_t *fin = json_object_get(root, "final");
+    if (fin == NULL) return;
+    if (!json_is_array(fin)) {
+        err_at(c, "wrong-type", "$.final", "must be an array of state names");
+        return;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(fin, i, v)
+    {
+        char p[256];
+        subindex(p, sizeof p, "$.final", i);
+        if (!json_is_string(v)) {
+            err_at(c, "wrong-type", p, "must be a state name");
+            continue;
+        }
+        int s = names_ref(c, &c->states, json_string_value(v), "state", "declares", p);
+        if (s >= 0) c->m->states[s].final = true;
+    }
+}
+
+static const char *const machine_keys[] = {
+    "$schema", "name",   "version",      "description",   "start",  "initial",
+    "final",   "states", "instance_key", "max_instances", "repeat", "on_version_change"};
+
+static void machine_from_json(ctx *c, json_t *root)
+{
+    if (!json_is_object(root)) {
+        err_at(c, "wrong-type", "$", "a machine file must hold one JSON object");
+        return;
+    }
+    check_keys(c, root, "$", machine_keys, sizeof machine_keys / sizeof *machine_keys);
+    machine_header(c, root);
+    machine_key(c, root);
+    collect_all_defs(c, root);
+    machine_states(c, root);
+    machine_finals(c, root);
+    json_t *start = json_object_get(root, "start");
+    if (start == NULL)
+        err_at(c, "missing-key", "$", "missing required key 'start'");
+    else
+        transition_from_json(c, start, &c->m->start, "$.start", true);
+    c->m->start.go = (int16_t)c->m->initial;
+    copy_names(c, &c->timers, c->m->timers, &c->m->n_timers);
+    copy_names(c, &c->counters, c->m->counters, &c->m->n_counters);
+    copy_names(c, &c->vars, c->m->vars, &c->m->n_vars);
+    copy_names(c, &c->triggers, c->m->triggers, &c->m->n_triggers);
+}
+
+/* ---- sets and files ---------------------------------------------------- */
+
+static int set_new(cue_machines **out)
+{
+    *out = calloc(1, sizeof **out);
+    if (*out == NULL) return CUE_ENOMEM;
+    (*out)->m = calloc(CUE_MACHINES_MAX, sizeof *(*out)->m);
+    if ((*out)->m == NULL) {
+        free(*out);
+        *out = NULL;
+        return CUE_ENOMEM;
+    }
+    return 0;
+}
+
+void cue_machines_free(cue_machines *ms)
+{
+    if (ms == NULL) return;
+    free(ms->m);
+    free(ms->trans);
+    free(ms->guards);
+    free(ms->actions);
+    free(ms->fields);
+    free(ms->ptrs);
+    free(ms->types);
+    free(ms->type_index);
+    for (pool_chunk *c = ms->pool, *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    free(ms);
+}
+
+/* Compiles `file` as the next machine of `ms`; diagnostics go to `d`. */
+static int compile_into(cue_machines *ms, const char *file, cue_diags *d)
+{
+    size_t errors_before = d->errors;
+    if (ms->n_m >= CUE_MACHINES_MAX) {
+        cue_diags_add(d, CUE_DIAG_ERROR, "limit", "$", "more than %d machines", CUE_MACHINES_MAX);
+        return CUE_ELIMIT;
+    }
+    json_error_t jerr;
+    json_t *root = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        cue_diags_add(d, CUE_DIAG_ERROR, "bad-json", "$", "line %d, column %d: %s", jerr.line,
+                      jerr.column, jerr.text);
+        return CUE_EPARSE;
+    }
+    ctx c = {.ms = ms, .m = &ms->m[ms->n_m], .d = d, .file = file};
+    memset(c.m, 0, sizeof *c.m);
+    c.m->file = pool_strdup(ms, file);
+    machine_from_json(&c, root);
+    json_decref(root);
+    if (d->errors > errors_before) return CUE_EMACHINE;
+    for (size_t i = 0; i < ms->n_m; i++) {
+        if (strcmp(ms->m[i].name, c.m->name) == 0) {
+            cue_diags_add(d, CUE_DIAG_ERROR, "duplicate-machine", "$.name",
+                          "machine '%s' is also defined in %s", c.m->name, ms->m[i].file);
+            return CUE_EMACHINE;
+        }
+        if (ms->m[i].hash == c.m->hash) {
+            cue_diags_add(d, CUE_DIAG_ERROR, "hash-collision", "$.name",
+                          "machine name '%s' hashes like '%s'; rename one", c.m->name,
+                          ms->m[i].name);
+            return CUE_EMACHINE;
+        }
+    }
+    ms->n_m++;
+    return 0;
+}
+
+int cue_machines_compile_file(cue_machines **out, const char *file, cue_diags *d)
+{
+    *out = NULL;
+    cue_machines *ms;
+    if (set_new(&ms) != 0) return CUE_ENOMEM;
+    int rc = compile_into(ms, file, d);
+    if (rc != 0) {
+        cue_machines_free(ms);
+        return rc;
+    }
+    *out = ms;
+    return 0;
+}
+
+static int first_error(const cue_diags *d, const char *file, cue_err *err)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (d->items[i].level == CUE_DIAG_ERROR)
+            return cue_err_set(err, CUE_EMACHINE, "%s: %s: %s [%s]", file, d->items[i].path,
+                               d->items[i].msg, d->items[i].code);
+    return cue_err_set(err, CUE_EMACHINE, "%s: invalid machine", file);
+}
+
+int cue_machines_load_files(cue_machines **out, const char *const *files, size_t n_files,
+                            cue_err *err)
+{
+    *out = NULL;
+    cue_machines *ms;
+    if (set_new(&ms) != 0) return cue_err_set(err, CUE_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n_files; i++) {
+        cue_diags d;
+        cue_diags_init(&d);
+        int rc = compile_into(ms, files[i], &d);
+        if (rc != 0) first_error(&d, files[i], err);
+        cue_diags_deinit(&d);
+        if (rc != 0) {
+            cue_machines_free(ms);
+            return CUE_EMACHINE;
+        }
+    }
+    *out = ms;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The *.json files of `dir`, sorted; the caller frees each and the array. */
+static int list_json_files(const char *dir, char ***files, size_t *n, cue_err *err)
+{
+    DIR *dh = opendir(dir);
+    if (dh == NULL) return cue_err_set(err, CUE_EIO, "cannot open machines directory '%s'", dir);
+    size_t cap = 16;
+    *n = 0;
+    *files = malloc(cap * sizeof **files);
+    struct dirent *de;
+    while (*files && (de = readdir(dh)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len < 6 || strcmp(de->d_name + len - 5, ".json") != 0 || de->d_name[0] == '.') continue;
+        if (*n == cap) {
+            char **grown = realloc(*files, (cap *= 2) * sizeof **files);
+            if (grown == NULL) break;
+            *files = grown;
+        }
+        size_t plen = strlen(dir) + len + 2;
+        (*files)[*n] = malloc(plen);
+        if ((*files)[*n] == NULL) break;
+        snprintf((*files)[*n], plen, "%s/%s", dir, de->d_name);
+        (*n)++;
+    }
+    closedir(dh);
+    if (*files == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
+    qsort(*files, *n, sizeof **files, cmp_str);
+    return 0;
+}
+
+int cue_machines_load(cue_machines **out, const char *dir, const char *only, cue_err *err)
+{
+    char **files = NULL;
+    size_t n = 0;
+    *out = NULL;
+    int rc = list_json_files(dir, &files, &n, err);
+    if (rc != 0) return rc;
+    if (n == 0) rc = cue_err_set(err, CUE_EMACHINE, "no *.json machine files in '%s'", dir);
+    if (rc == 0) rc = cue_machines_load_files(out, (const char *const *)files, n, err);
+    for (size_t i = 0; i < n; i++)
+        free(files[i]);
+    free(files);
+    if (rc != 0 || only == NULL) return rc;
+    /* Keep one machine: move it to slot 0 and drop the rest (their tables stay
+     * allocated but unreferenced until the set is freed). */
+    for (size_t i = 0; i < (*out)->n_m; i++) {
+        if (strcmp((*out)->m[i].name, only) == 0) {
+            (*out)->m[0] = (*out)->m[i];
+            (*out)->n_m = 1;
+            return 0;
+        }
+    }
+    cue_machines_free(*out);
+    *out = NULL;
+    return cue_err_set(err, CUE_EMACHINE, "no machine named '%s' in '%s'", only, dir);
+}
+
+/* ---- accessors --------------------------------------------------------- */
+
+size_t cue_machines_count(const cue_machines *ms)
+{
+    return ms->n_m;
+}
+
+const cue_machine *cue_machines_get(const cue_machines *ms, size_t i)
+{
+    CUE_ASSERT(i < ms->n_m);
+    return &ms->m[i];
+}
+
+int cue_machines_find_hash(const cue_machines *ms, uint32_t hash)
+{
+    for (size_t i = 0; i < ms->n_m; i++)
+        if (ms->m[i].hash == hash) return (int)i;
+    return -1;
+}
+
+int32_t cue_machines_type_id(const cue_machines *ms, const char *type, size_t len)
+{
+    return type_lookup(ms, type, len);
+}
+
+const cue_guard *cue_machines_guards(const cue_machines *ms)
+{
+    return ms->guards;
+}
+
+const cue_action *cue_machines_actions(const cue_machines *ms)
+{
+    return ms->actions;
+}
+
+const cue_transition *cue_machines_transitions(const cue_machines *ms)
+{
+    return ms->trans;
+}
+
+const cue_emit_field *cue_machines_fields(const cue_machines *ms)
+{
+    return ms->fields;
+}
+
+const cue_json_ptr *cue_machines_ptr(const cue_machines *ms, uint16_t i)
+{
+    CUE_ASSERT(i < ms->n_ptrs);
+    return &ms->ptrs[i];
+}
+
+const char *cue_machines_type_name(const cue_machines *ms, int32_t type_id)
+{
+    CUE_ASSERT(type_id >= 0 && (size_t)type_id < ms->n_types);
+    return ms->types[type_id];
+}

@@ -1,0 +1,101 @@
+/*
+ * codec: one user's state, in memory and as a versioned binary record.
+ *
+ * The in-memory form (cue_user) has fixed capacities from limits.h, so the
+ * engine changes it without allocating; it is large (~100 KiB) and meant to be
+ * a reused scratch, one per task. The record form is compact (varints, only
+ * what is set) and is what the cache and RocksDB hold:
+ *
+ *   "CU" | format version (1 byte) | body | XXH32 of everything before (4 bytes LE)
+ *
+ * Names in the record (machine, state, timer, counter, variable, emitted-once
+ * trigger) are 32-bit hashes, so a record survives machines being edited:
+ * decoding maps them back through the current machine set and applies the
+ * machine's on_version_change rule to instances saved under another version.
+ * Decoding rejects a wrong magic, an unknown version, a bad checksum and any
+ * field out of bounds with CUE_ECORRUPT / CUE_EVERSION and a message saying
+ * which. Pure; any thread.
+ */
+#ifndef CUEPOINT_CODEC_H
+#define CUEPOINT_CODEC_H
+
+#include "cuepoint/buf.h"
+#include "cuepoint/err.h"
+#include "cuepoint/limits.h"
+#include "cuepoint/machine.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CUE_CODEC_VERSION 1
+
+/* No timer armed. */
+#define CUE_TIMER_NONE INT64_MIN
+/* No input applied yet. */
+#define CUE_OFFSET_NONE INT64_MIN
+
+typedef struct cue_var {
+    uint8_t type; /* cue_value_type: ABSENT (unset), NULL, BOOL, INT, DOUBLE, STRING */
+    uint8_t len;  /* STRING */
+    bool b;
+    int64_t i;
+    double d;
+    char s[CUE_VALUE_BYTES_MAX];
+} cue_var;
+
+typedef struct cue_instance {
+    uint16_t machine; /* index in the machine set */
+    uint16_t state;   /* index in the machine */
+    uint32_t version; /* of the machine when this instance last ran */
+    bool finished;
+    uint8_t key_len;
+    char key[CUE_KEY_BYTES_MAX];
+    uint32_t once; /* bit i: trigger i was emitted with once */
+    int64_t started_ms, updated_ms;
+    int64_t counters[CUE_MACHINE_COUNTERS_MAX];
+    cue_var vars[CUE_MACHINE_VARS_MAX];
+    int64_t timers[CUE_MACHINE_TIMERS_MAX]; /* due time, or CUE_TIMER_NONE */
+} cue_instance;
+
+typedef struct cue_user {
+    uint8_t id_len;
+    char id[CUE_USER_ID_BYTES_MAX];
+    uint8_t attr_len[CUE_ATTR_COUNT];
+    char attrs[CUE_ATTR_COUNT][CUE_ATTR_BYTES_MAX];
+    int64_t last_offset;   /* input position of the last applied record */
+    int64_t last_event_ms; /* event time of the last applied event */
+    uint16_t n_instances;
+    cue_instance inst[CUE_USER_INSTANCES_MAX];
+} cue_user;
+
+/* What decoding had to change to fit the current machines; the caller counts it. */
+typedef struct cue_codec_stats {
+    uint32_t dropped_instances; /* machine gone, or on_version_change = restart */
+    uint32_t dropped_names;     /* state, timer, counter or variable gone */
+    uint32_t migrated;          /* instances saved under another version */
+} cue_codec_stats;
+
+/* A fresh user with no instances. */
+void cue_user_init(cue_user *u, const char *id, size_t id_len);
+
+/* A clean instance of machine `m` (index `mi`) in its initial state. */
+void cue_instance_init(cue_instance *in, const cue_machine *m, uint16_t mi, int64_t now_ms);
+
+/* Removes instance i, keeping the order of the others. */
+void cue_user_remove_instance(cue_user *u, size_t i);
+
+/* Encodes `u` into `out` (replacing its contents). CUE_ENOMEM only. */
+int cue_codec_encode(const cue_user *u, const cue_machines *ms, cue_buf *out);
+
+/* Decodes a record into `u`. `stats` may be NULL. */
+int cue_codec_decode(const void *rec, size_t len, const cue_machines *ms, cue_user *u,
+                     cue_codec_stats *stats, cue_err *err);
+
+/* The distinct due times of every armed timer in `u`, ascending, into `out`
+ * (capacity `cap`); returns how many. Used to keep the timer index in step. */
+size_t cue_user_due_times(const cue_user *u, int64_t *out, size_t cap);
+
+/* Writes `u` as one JSON object (for `cuepoint state`, /v1/users and tests). */
+int cue_user_to_json(const cue_user *u, const cue_machines *ms, cue_buf *out);
+
+#endif

@@ -1,0 +1,63 @@
+/*
+ * config: cuepoint's one JSON configuration file, validated at start-up.
+ *
+ * Names follow Kafka Streams where the concept matches (application.id,
+ * state.dir, commit.interval.ms, statestore.cache.max.bytes). Every key is
+ * optional; defaults are in cue_config_defaults and in README "Configuration".
+ * Unknown keys and wrong types are errors naming the JSON path and, for a
+ * misspelt key, the nearest known one: a typo must not silently fall back to a
+ * default. Start-up only; the struct is then read-only and owned by the caller.
+ */
+#ifndef CUEPOINT_CONFIG_H
+#define CUEPOINT_CONFIG_H
+
+#include "cuepoint/err.h"
+#include "cuepoint/json.h"
+#include "cuepoint/limits.h"
+#include "cuepoint/machine.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CUE_PATH_MAX 1024
+
+typedef enum cue_late_policy {
+    CUE_LATE_APPLY = 0,   /* apply it as if on time, and count it */
+    CUE_LATE_DEAD_LETTER, /* send it to the dead letters with reason "late" */
+} cue_late_policy;
+
+typedef struct cue_config {
+    char application_id[CUE_NAME_BYTES_MAX + 1]; /* "cuepoint" */
+    char state_dir[CUE_PATH_MAX];                /* "state" */
+    char machines_dir[CUE_PATH_MAX];             /* "deploy/machines" */
+    size_t cache_max_bytes;                      /* statestore.cache.max.bytes: 64 MiB */
+    int64_t commit_interval_ms;                  /* 1000 (file mode: records per commit below) */
+    int64_t commit_records;                      /* commit.records: 50000 */
+
+    /* Where things are in an event (JSON Pointers). */
+    cue_json_ptr ptr_user_id;              /* event.user_id: "/user_id" */
+    cue_json_ptr ptr_type;                 /* event.type: "/type" */
+    cue_json_ptr ptr_time;                 /* event.time: "/ts" */
+    cue_json_ptr ptr_event_id;             /* event.id: "/event_id" */
+    cue_json_ptr ptr_attr[CUE_ATTR_COUNT]; /* event.attributes.<name>: "/user/<name>" */
+    size_t event_bytes_max;                /* event.max.bytes: 1 MiB */
+
+    size_t timers_memory_max;    /* timers.memory.max: CUE_TIMER_WINDOW_MAX timers in memory */
+    int64_t allowed_lateness_ms; /* allowed.lateness.ms: 3600000 (1 h) */
+    cue_late_policy late_policy; /* late.policy: "dead_letter" */
+} cue_config;
+
+/* Fills every field with its default. */
+void cue_config_defaults(cue_config *c);
+
+/* Reads `path` over the defaults already in `c`. CUE_ECONFIG with the file and
+ * JSON path on a bad value; CUE_EIO when the file cannot be read. */
+int cue_config_load(cue_config *c, const char *path, cue_err *err);
+
+/* Applies one "key=value" override (as from the command line) with the same
+ * checks as the file. */
+int cue_config_set(cue_config *c, const char *key, const char *value, cue_err *err);
+
+#endif
