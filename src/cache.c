@@ -1,1 +1,364 @@
-/* placeholder until the module lands */
+/* The hot-user cache: blobs in size classes, an LRU of clean entries, and the
+ * dirty entries pinned in first-dirty order until the owner flushes them. */
+#include "cuepoint/cache.h"
+
+#include "cuepoint/hash.h"
+#include "cuepoint/limits.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* One blob: this header, then the key, then the value. */
+typedef struct entry {
+    struct entry *prev, *next; /* LRU links (clean entries only) */
+    uint64_t hash;
+    uint32_t val_len;
+    uint32_t dirty_idx; /* position in the dirty list while dirty */
+    uint8_t key_len;
+    uint8_t cls; /* size class: the blob holds 64 << cls bytes */
+    uint8_t dirty;
+    uint8_t tomb; /* a deletion waiting for the next flush */
+    char data[];
+} entry;
+
+#define CLASS_MIN 64
+#define CLASSES   14 /* 64 B .. 512 KiB: a full state plus its key fits */
+
+struct cue_cache {
+    size_t max_bytes;
+    size_t held; /* live blobs + free blobs + table + dirty list */
+    size_t dirty_bytes;
+    entry **table; /* owned; open addressing, linear probing, NULL = empty */
+    size_t table_cap, n;
+    entry *lru_head, *lru_tail; /* most and least recently used clean entries */
+    entry **dirty;              /* owned; entries in first-dirty order */
+    size_t n_dirty, dirty_cap;
+    entry *free[CLASSES]; /* owned free lists, linked through `next` */
+    uint64_t hits, misses, evictions;
+};
+
+static size_t class_bytes(uint8_t cls)
+{
+    return (size_t)CLASS_MIN << cls;
+}
+
+static int class_for(size_t bytes)
+{
+    for (uint8_t c = 0; c < CLASSES; c++)
+        if (class_bytes(c) >= bytes) return c;
+    return -1;
+}
+
+/* ---- lists ------------------------------------------------------------- */
+
+static void lru_unlink(cue_cache *c, entry *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else if (c->lru_head == e)
+        c->lru_head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else if (c->lru_tail == e)
+        c->lru_tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void lru_push_head(cue_cache *c, entry *e)
+{
+    e->prev = NULL;
+    e->next = c->lru_head;
+    if (c->lru_head) c->lru_head->prev = e;
+    c->lru_head = e;
+    if (c->lru_tail == NULL) c->lru_tail = e;
+}
+
+static void blob_release(cue_cache *c, entry *e)
+{
+    e->next = c->free[e->cls];
+    c->free[e->cls] = e;
+}
+
+/* Frees one free-listed blob, largest class first; false when none. */
+static bool free_one(cue_cache *c)
+{
+    for (int k = CLASSES - 1; k >= 0; k--) {
+        entry *e = c->free[k];
+        if (e == NULL) continue;
+        c->free[k] = e->next;
+        c->held -= class_bytes((uint8_t)k);
+        free(e);
+        return true;
+    }
+    return false;
+}
+
+/* ---- the table --------------------------------------------------------- */
+
+static size_t slot_of(const cue_cache *c, uint64_t hash, const char *key, size_t len)
+{
+    size_t mask = c->table_cap - 1;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+        entry *e = c->table[i];
+        if (e == NULL) return i;
+        if (e->hash == hash && e->key_len == len && memcmp(e->data, key, len) == 0) return i;
+    }
+}
+
+/* Removes slot i, shifting later entries of its probe run back. */
+static void table_remove(cue_cache *c, size_t i)
+{
+    size_t mask = c->table_cap - 1;
+    c->table[i] = NULL;
+    c->n--;
+    for (size_t j = (i + 1) & mask; c->table[j]; j = (j + 1) & mask) {
+        entry *e = c->table[j];
+        size_t home = e->hash & mask;
+        /* Move e back to i if i lies cyclically in [home, j). */
+        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+            c->table[i] = e;
+            c->table[j] = NULL;
+            i = j;
+        }
+    }
+}
+
+static int table_grow(cue_cache *c)
+{
+    size_t cap = c->table_cap * 2;
+    entry **t = calloc(cap, sizeof *t);
+    if (t == NULL) return CUE_ENOMEM;
+    entry **old = c->table;
+    size_t old_cap = c->table_cap;
+    c->table = t;
+    c->table_cap = cap;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i]) c->table[slot_of(c, old[i]->hash, old[i]->data, old[i]->key_len)] = old[i];
+    free(old);
+    c->held += (cap - old_cap) * sizeof *t;
+    return 0;
+}
+
+int cue_cache_new(cue_cache **out, size_t max_bytes, cue_err *err)
+{
+    if (max_bytes < CUE_CACHE_BYTES_MIN)
+        return cue_err_set(err, CUE_EINVAL, "cache of %zu bytes: at least %d", max_bytes,
+                           CUE_CACHE_BYTES_MIN);
+    cue_cache *c = calloc(1, sizeof *c);
+    if (c) {
+        c->table_cap = 1024;
+        c->table = calloc(c->table_cap, sizeof *c->table);
+    }
+    if (c == NULL || c->table == NULL) {
+        free(c);
+        return cue_err_set(err, CUE_ENOMEM, "out of memory for the state cache");
+    }
+    c->max_bytes = max_bytes;
+    c->held = c->table_cap * sizeof *c->table;
+    *out = c;
+    return 0;
+}
+
+void cue_cache_clear(cue_cache *c)
+{
+    for (size_t i = 0; i < c->table_cap; i++) {
+        entry *e = c->table[i];
+        if (e == NULL) continue;
+        c->held -= class_bytes(e->cls);
+        free(e);
+        c->table[i] = NULL;
+    }
+    c->n = 0;
+    c->lru_head = c->lru_tail = NULL;
+    c->n_dirty = 0;
+    c->dirty_bytes = 0;
+}
+
+void cue_cache_free(cue_cache *c)
+{
+    if (c == NULL) return;
+    cue_cache_clear(c);
+    while (free_one(c)) {}
+    free(c->table);
+    free(c->dirty);
+    free(c);
+}
+
+/* ---- get and put ------------------------------------------------------- */
+
+int cue_cache_get(cue_cache *c, const char *uid, size_t uid_len, const void **val, size_t *val_len)
+{
+    entry *e = c->table[slot_of(c, cue_hash64(uid, uid_len, 0), uid, uid_len)];
+    if (e == NULL) {
+        c->misses++;
+        return CUE_ENOTFOUND;
+    }
+    c->hits++;
+    if (!e->dirty) {
+        lru_unlink(c, e);
+        lru_push_head(c, e);
+    }
+    *val = e->tomb ? NULL : e->data + e->key_len;
+    *val_len = e->tomb ? 0 : e->val_len;
+    return 0;
+}
+
+/* Drops the least recently used clean entry (not `keep`); false when none. */
+static bool evict_one(cue_cache *c, const entry *keep)
+{
+    entry *e = c->lru_tail;
+    if (e == keep && e) e = e->prev;
+    if (e == NULL) return false;
+    lru_unlink(c, e);
+    table_remove(c, slot_of(c, e->hash, e->data, e->key_len));
+    blob_release(c, e);
+    c->evictions++;
+    return true;
+}
+
+/* Makes `bytes` more fit under the budget: free blobs first, then clean entries. */
+static bool make_room(cue_cache *c, size_t bytes, const entry *keep)
+{
+    while (c->held + bytes > c->max_bytes)
+        if (!free_one(c) && !evict_one(c, keep)) return false;
+    return true;
+}
+
+static entry *blob_take(cue_cache *c, uint8_t cls)
+{
+    entry *e = c->free[cls];
+    if (e) {
+        c->free[cls] = e->next;
+        return e;
+    }
+    e = malloc(class_bytes(cls));
+    if (e) c->held += class_bytes(cls);
+    return e;
+}
+
+static int mark_dirty(cue_cache *c, entry *e)
+{
+    if (e->dirty) return 0;
+    if (c->n_dirty == c->dirty_cap) {
+        size_t cap = c->dirty_cap ? c->dirty_cap * 2 : 1024;
+        entry **d = realloc(c->dirty, cap * sizeof *d);
+        if (d == NULL) return CUE_ENOMEM;
+        c->held += (cap - c->dirty_cap) * sizeof *d;
+        c->dirty = d;
+        c->dirty_cap = cap;
+    }
+    lru_unlink(c, e);
+    e->dirty = 1;
+    e->dirty_idx = (uint32_t)c->n_dirty;
+    c->dirty[c->n_dirty++] = e;
+    return 0;
+}
+
+/* Moves entry `old` (in table slot `slot`) into the fresh blob `e`. */
+static void relocate(cue_cache *c, entry *old, entry *e, size_t slot)
+{
+    e->prev = old->prev;
+    e->next = old->next;
+    if (!old->dirty) {
+        if (e->prev)
+            e->prev->next = e;
+        else
+            c->lru_head = e;
+        if (e->next)
+            e->next->prev = e;
+        else
+            c->lru_tail = e;
+    } else {
+        c->dirty[old->dirty_idx] = e;
+    }
+    e->dirty = old->dirty;
+    e->dirty_idx = old->dirty_idx;
+    c->table[slot] = e;
+    blob_release(c, old);
+}
+
+int cue_cache_put(cue_cache *c, const char *uid, size_t uid_len, const void *val, size_t val_len,
+                  bool dirty)
+{
+    CUE_ASSERT(uid_len <= CUE_USER_ID_BYTES_MAX && (val != NULL || dirty));
+    uint64_t hash = cue_hash64(uid, uid_len, 0);
+    int cls = class_for(sizeof(entry) + uid_len + val_len);
+    if (cls < 0) return CUE_ELIMIT;
+    if (c->n * 2 >= c->table_cap && table_grow(c) != 0) return CUE_ENOMEM;
+    size_t slot = slot_of(c, hash, uid, uid_len);
+    entry *e = c->table[slot];
+    if (e && e->dirty) c->dirty_bytes -= class_bytes(e->cls); /* added back below */
+    if (e == NULL || e->cls != cls) {
+        size_t need = c->free[cls] ? 0 : class_bytes((uint8_t)cls);
+        if (!make_room(c, need, e)) {
+            if (e && e->dirty) c->dirty_bytes += class_bytes(e->cls);
+            return CUE_EFULL;
+        }
+        slot = slot_of(c, hash, uid, uid_len); /* evictions may have moved entries */
+        entry *fresh = blob_take(c, (uint8_t)cls);
+        if (fresh == NULL) return CUE_ENOMEM;
+        fresh->cls = (uint8_t)cls;
+        if (e) {
+            relocate(c, e, fresh, slot);
+        } else {
+            fresh->dirty = 0;
+            fresh->prev = fresh->next = NULL;
+            c->table[slot] = fresh;
+            c->n++;
+            lru_push_head(c, fresh);
+        }
+        e = fresh;
+    }
+    e->hash = hash;
+    e->key_len = (uint8_t)uid_len;
+    memcpy(e->data, uid, uid_len);
+    e->tomb = val == NULL;
+    e->val_len = (uint32_t)val_len;
+    if (val) memcpy(e->data + uid_len, val, val_len);
+    if (dirty && mark_dirty(c, e) != 0) return CUE_ENOMEM;
+    if (e->dirty)
+        c->dirty_bytes += class_bytes(e->cls);
+    else {
+        lru_unlink(c, e);
+        lru_push_head(c, e);
+    }
+    return 0;
+}
+
+bool cue_cache_should_flush(const cue_cache *c)
+{
+    return c->dirty_bytes > c->max_bytes / 2;
+}
+
+int cue_cache_flush(cue_cache *c, cue_cache_dirty_fn fn, void *ctx)
+{
+    for (size_t i = 0; i < c->n_dirty; i++) {
+        entry *e = c->dirty[i];
+        int rc = fn(e->data, e->key_len, e->tomb ? NULL : e->data + e->key_len, e->val_len, ctx);
+        if (rc != 0) return rc;
+    }
+    for (size_t i = 0; i < c->n_dirty; i++) {
+        entry *e = c->dirty[i];
+        e->dirty = 0;
+        if (e->tomb) {
+            table_remove(c, slot_of(c, e->hash, e->data, e->key_len));
+            blob_release(c, e);
+        } else {
+            lru_push_head(c, e);
+        }
+    }
+    c->n_dirty = 0;
+    c->dirty_bytes = 0;
+    return 0;
+}
+
+void cue_cache_stats_get(const cue_cache *c, cue_cache_stats *out)
+{
+    out->hits = c->hits;
+    out->misses = c->misses;
+    out->evictions = c->evictions;
+    out->entries = c->n;
+    out->bytes = c->held;
+    out->dirty_bytes = c->dirty_bytes;
+    out->max_bytes = c->max_bytes;
+}

@@ -1,1 +1,357 @@
-/* placeholder until the module lands */
+/* cuepoint's state in RocksDB: the only file that includes RocksDB's header. */
+#include "cuepoint/store.h"
+
+#include "cuepoint/limits.h"
+
+#include <errno.h>
+#include <rocksdb/c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+enum { CF_DEFAULT = 0, CF_USERS, CF_TIMERS, CF_META, CF_COUNT };
+static const char *const cf_names[CF_COUNT] = {"default", "users", "timers", "meta"};
+
+#define META_VERSION 1
+#define META_BYTES   (1 + 3 * 8)
+#define KEY_MAX      (4 + 8 + CUE_USER_ID_BYTES_MAX)
+
+struct cue_store {
+    rocksdb_t *db;                                /* owned */
+    rocksdb_options_t *opts;                      /* owned */
+    rocksdb_block_based_table_options_t *table;   /* owned */
+    rocksdb_cache_t *cache;                       /* owned, may be NULL */
+    rocksdb_column_family_handle_t *cf[CF_COUNT]; /* owned */
+    rocksdb_writebatch_t *batch;                  /* owned, reused across commits */
+    rocksdb_readoptions_t *ro;                    /* owned, reused for point reads */
+    rocksdb_writeoptions_t *wo, *wo_sync;         /* owned */
+    size_t batch_count;
+    bool read_only;
+};
+
+/* ---- keys -------------------------------------------------------------- */
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (24 - 8 * i));
+}
+
+static void put_be64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (56 - 8 * i));
+}
+
+static uint64_t get_be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* The sign bit flipped, so that negative times sort before positive ones. */
+static uint64_t due_bits(int64_t due)
+{
+    return (uint64_t)due ^ (1ULL << 63);
+}
+
+static size_t user_key(unsigned char *k, uint32_t partition, const char *uid, size_t len)
+{
+    put_be32(k, partition);
+    memcpy(k + 4, uid, len);
+    return 4 + len;
+}
+
+static size_t timer_key(unsigned char *k, uint32_t partition, int64_t due, const char *uid,
+                        size_t len)
+{
+    put_be32(k, partition);
+    put_be64(k + 4, due_bits(due));
+    memcpy(k + 12, uid, len);
+    return 12 + len;
+}
+
+/* Translates RocksDB's error string at this edge, and frees it. */
+static int store_error(char *errptr, cue_err *err, const char *what)
+{
+    cue_err_set(err, CUE_ESTORE, "%s: %s", what, errptr ? errptr : "unknown RocksDB error");
+    rocksdb_free(errptr);
+    return CUE_ESTORE;
+}
+
+/* ---- open and close ---------------------------------------------------- */
+
+static int mkdir_p(const char *dir)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) return -1;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void set_options(cue_store *s, const cue_store_opts *o)
+{
+    s->opts = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(s->opts, 1);
+    rocksdb_options_set_create_missing_column_families(s->opts, 1);
+    rocksdb_options_increase_parallelism(s->opts, 2);
+    rocksdb_options_set_compression(s->opts, rocksdb_lz4_compression);
+    s->table = rocksdb_block_based_options_create();
+    if (o->block_cache_bytes) {
+        s->cache = rocksdb_cache_create_lru(o->block_cache_bytes);
+        rocksdb_block_based_options_set_block_cache(s->table, s->cache);
+    }
+    rocksdb_options_set_block_based_table_factory(s->opts, s->table);
+    s->ro = rocksdb_readoptions_create();
+    s->wo = rocksdb_writeoptions_create();
+    s->wo_sync = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(s->wo_sync, 1);
+    s->batch = rocksdb_writebatch_create();
+}
+
+int cue_store_open(cue_store **out, const char *dir, const cue_store_opts *opts, cue_err *err)
+{
+    *out = NULL;
+    if (!opts->read_only && mkdir_p(dir) != 0)
+        return cue_err_set(err, CUE_EIO, "cannot create state directory '%s': %s", dir,
+                           strerror(errno));
+    cue_store *s = calloc(1, sizeof *s);
+    if (s == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory for the store");
+    set_options(s, opts);
+    s->read_only = opts->read_only;
+    const rocksdb_options_t *cf_opts[CF_COUNT] = {s->opts, s->opts, s->opts, s->opts};
+    char *e = NULL;
+    if (opts->read_only)
+        s->db = rocksdb_open_for_read_only_column_families(s->opts, dir, CF_COUNT, cf_names,
+                                                           cf_opts, s->cf, 0, &e);
+    else
+        s->db = rocksdb_open_column_families(s->opts, dir, CF_COUNT, cf_names, cf_opts, s->cf, &e);
+    if (e != NULL || s->db == NULL) {
+        char what[1024];
+        snprintf(what, sizeof what, "cannot open state directory '%.900s'", dir);
+        store_error(e, err, what);
+        s->db = NULL;
+        cue_store_close(s);
+        return CUE_ESTORE;
+    }
+    *out = s;
+    return 0;
+}
+
+void cue_store_close(cue_store *s)
+{
+    if (s == NULL) return;
+    if (s->db) {
+        for (int i = 0; i < CF_COUNT; i++)
+            if (s->cf[i]) rocksdb_column_family_handle_destroy(s->cf[i]);
+        rocksdb_close(s->db);
+    }
+    rocksdb_writebatch_destroy(s->batch);
+    rocksdb_readoptions_destroy(s->ro);
+    rocksdb_writeoptions_destroy(s->wo);
+    rocksdb_writeoptions_destroy(s->wo_sync);
+    rocksdb_options_destroy(s->opts);
+    rocksdb_block_based_options_destroy(s->table);
+    if (s->cache) rocksdb_cache_destroy(s->cache);
+    free(s);
+}
+
+/* ---- reads ------------------------------------------------------------- */
+
+int cue_store_user_get(cue_store *s, uint32_t partition, const char *uid, size_t uid_len,
+                       cue_buf *out, cue_err *err)
+{
+    unsigned char k[KEY_MAX];
+    CUE_ASSERT(uid_len <= CUE_USER_ID_BYTES_MAX);
+    size_t klen = user_key(k, partition, uid, uid_len);
+    char *e = NULL;
+    rocksdb_pinnableslice_t *ps =
+        rocksdb_get_pinned_cf(s->db, s->ro, s->cf[CF_USERS], (const char *)k, klen, &e);
+    if (e != NULL) return store_error(e, err, "reading a user's state");
+    if (ps == NULL) return CUE_ENOTFOUND;
+    size_t vlen;
+    const char *v = rocksdb_pinnableslice_value(ps, &vlen);
+    cue_buf_reset(out);
+    int rc = cue_buf_append(out, v, vlen);
+    rocksdb_pinnableslice_destroy(ps);
+    return rc;
+}
+
+static void meta_encode(unsigned char *p, const cue_store_meta *m)
+{
+    p[0] = META_VERSION;
+    put_be64(p + 1, (uint64_t)m->input_offset);
+    put_be64(p + 9, (uint64_t)m->changelog_offset);
+    put_be64(p + 17, (uint64_t)m->stream_time_ms);
+}
+
+int cue_store_meta_get(cue_store *s, uint32_t partition, cue_store_meta *out, cue_err *err)
+{
+    unsigned char k[4];
+    put_be32(k, partition);
+    char *e = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_get_cf(s->db, s->ro, s->cf[CF_META], (const char *)k, 4, &vlen, &e);
+    if (e != NULL) return store_error(e, err, "reading a partition's meta");
+    if (v == NULL) return CUE_ENOTFOUND;
+    const unsigned char *p = (const unsigned char *)v;
+    int rc = 0;
+    if (vlen != META_BYTES || p[0] != META_VERSION) {
+        rc = cue_err_set(err, CUE_ECORRUPT,
+                         "partition %u: meta record of %zu bytes, version %u; this build reads "
+                         "version %d",
+                         partition, vlen, vlen ? p[0] : 0, META_VERSION);
+    } else {
+        out->input_offset = (int64_t)get_be64(p + 1);
+        out->changelog_offset = (int64_t)get_be64(p + 9);
+        out->stream_time_ms = (int64_t)get_be64(p + 17);
+    }
+    rocksdb_free(v);
+    return rc;
+}
+
+/* ---- the batch --------------------------------------------------------- */
+
+void cue_store_batch_user_put(cue_store *s, uint32_t partition, const char *uid, size_t uid_len,
+                              const void *val, size_t val_len)
+{
+    unsigned char k[KEY_MAX];
+    size_t klen = user_key(k, partition, uid, uid_len);
+    rocksdb_writebatch_put_cf(s->batch, s->cf[CF_USERS], (const char *)k, klen, val, val_len);
+    s->batch_count++;
+}
+
+void cue_store_batch_user_delete(cue_store *s, uint32_t partition, const char *uid, size_t uid_len)
+{
+    unsigned char k[KEY_MAX];
+    size_t klen = user_key(k, partition, uid, uid_len);
+    rocksdb_writebatch_delete_cf(s->batch, s->cf[CF_USERS], (const char *)k, klen);
+    s->batch_count++;
+}
+
+void cue_store_batch_timer_put(cue_store *s, uint32_t partition, int64_t due_ms, const char *uid,
+                               size_t uid_len)
+{
+    unsigned char k[KEY_MAX];
+    size_t klen = timer_key(k, partition, due_ms, uid, uid_len);
+    rocksdb_writebatch_put_cf(s->batch, s->cf[CF_TIMERS], (const char *)k, klen, "", 0);
+    s->batch_count++;
+}
+
+void cue_store_batch_timer_delete(cue_store *s, uint32_t partition, int64_t due_ms, const char *uid,
+                                  size_t uid_len)
+{
+    unsigned char k[KEY_MAX];
+    size_t klen = timer_key(k, partition, due_ms, uid, uid_len);
+    rocksdb_writebatch_delete_cf(s->batch, s->cf[CF_TIMERS], (const char *)k, klen);
+    s->batch_count++;
+}
+
+void cue_store_batch_meta_put(cue_store *s, uint32_t partition, const cue_store_meta *meta)
+{
+    unsigned char k[4], v[META_BYTES];
+    put_be32(k, partition);
+    meta_encode(v, meta);
+    rocksdb_writebatch_put_cf(s->batch, s->cf[CF_META], (const char *)k, 4, (const char *)v,
+                              META_BYTES);
+    s->batch_count++;
+}
+
+size_t cue_store_batch_count(const cue_store *s)
+{
+    return s->batch_count;
+}
+
+int cue_store_batch_commit(cue_store *s, bool sync, cue_err *err)
+{
+    if (s->batch_count == 0) return 0;
+    char *e = NULL;
+    rocksdb_write(s->db, sync ? s->wo_sync : s->wo, s->batch, &e);
+    if (e != NULL) return store_error(e, err, "writing the state batch");
+    rocksdb_writebatch_clear(s->batch);
+    s->batch_count = 0;
+    return 0;
+}
+
+/* ---- scans ------------------------------------------------------------- */
+
+/* An iterator over [lo, hi) of one column family; the bounds must outlive it. */
+static rocksdb_iterator_t *range(cue_store *s, int cf, rocksdb_readoptions_t **ro,
+                                 const unsigned char *lo, size_t lo_len, const unsigned char *hi,
+                                 size_t hi_len)
+{
+    *ro = rocksdb_readoptions_create();
+    if (hi) rocksdb_readoptions_set_iterate_upper_bound(*ro, (const char *)hi, hi_len);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, *ro, s->cf[cf]);
+    if (lo)
+        rocksdb_iter_seek(it, (const char *)lo, lo_len);
+    else
+        rocksdb_iter_seek_to_first(it);
+    return it;
+}
+
+static int finish_scan(rocksdb_iterator_t *it, rocksdb_readoptions_t *ro, int rc)
+{
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    if (e != NULL) {
+        rocksdb_free(e);
+        return CUE_ESTORE;
+    }
+    return rc;
+}
+
+int cue_store_timers_scan(cue_store *s, uint32_t partition, int64_t from_due_ms,
+                          const char *from_uid, size_t from_uid_len, cue_store_timer_fn fn,
+                          void *ctx)
+{
+    unsigned char lo[KEY_MAX], hi[4];
+    size_t lo_len = timer_key(lo, partition, from_due_ms, from_uid, from_uid_len);
+    put_be32(hi, partition + 1);
+    rocksdb_readoptions_t *ro;
+    /* partition + 1 wraps for the last partition: then scan to the end instead. */
+    rocksdb_iterator_t *it =
+        range(s, CF_TIMERS, &ro, lo, lo_len, partition == UINT32_MAX ? NULL : hi, 4);
+    int rc = 0;
+    for (; rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen;
+        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+        if (klen < 12) continue; /* not a timer key: ignore rather than misread */
+        int64_t due = (int64_t)(get_be64(k + 4) ^ (1ULL << 63));
+        rc = fn(due, (const char *)k + 12, klen - 12, ctx);
+    }
+    return finish_scan(it, ro, rc);
+}
+
+int cue_store_users_scan(cue_store *s, int64_t partition, cue_store_user_fn fn, void *ctx)
+{
+    unsigned char lo[4], hi[4];
+    bool one = partition >= 0;
+    if (one) {
+        put_be32(lo, (uint32_t)partition);
+        put_be32(hi, (uint32_t)partition + 1);
+    }
+    rocksdb_readoptions_t *ro;
+    rocksdb_iterator_t *it =
+        range(s, CF_USERS, &ro, one ? lo : NULL, 4, one && partition < UINT32_MAX ? hi : NULL, 4);
+    int rc = 0;
+    for (; rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+        const char *v = rocksdb_iter_value(it, &vlen);
+        if (klen < 4) continue;
+        uint32_t p = (uint32_t)k[0] << 24 | (uint32_t)k[1] << 16 | (uint32_t)k[2] << 8 | k[3];
+        rc = fn(p, (const char *)k + 4, klen - 4, v, vlen, ctx);
+    }
+    return finish_scan(it, ro, rc);
+}

@@ -1,1 +1,407 @@
-/* placeholder until the module lands */
+/* One partition's loop: decode, time, engine, state, timers, commit. */
+#include "cuepoint/task.h"
+
+#include "cuepoint/cache.h"
+#include "cuepoint/codec.h"
+#include "cuepoint/timers.h"
+#include "cuepoint/trigger.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A user's distinct timer due times: every instance, every timer. */
+#define DUE_MAX (CUE_USER_INSTANCES_MAX * CUE_MACHINE_TIMERS_MAX)
+
+struct cue_task {
+    const cue_config *cfg;  /* borrowed */
+    const cue_machines *ms; /* borrowed */
+    cue_store *store;       /* borrowed */
+    cue_task_sink sink;     /* copied; its ctx is borrowed */
+    uint32_t partition;
+    int64_t next_offset;
+    int64_t stream_ms;
+    int64_t since_commit;
+    cue_event_decoder *dec; /* owned */
+    cue_cache *cache;       /* owned */
+    cue_timers *timers;     /* owned */
+    cue_user *user;         /* owned scratch: the user being stepped */
+    cue_buf enc;            /* owned: encoded state */
+    cue_buf rec;            /* owned: encoded trigger */
+    cue_buf loaded;         /* owned: a state read from the store */
+    int64_t due_before[DUE_MAX];
+    size_t n_due_before;
+    cue_task_stats stats;
+    cue_err *step_err; /* where a failure inside a callback is reported */
+};
+
+int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, cue_store *store,
+                 uint32_t partition, const cue_task_sink *sink, cue_err *err)
+{
+    cue_task *t = calloc(1, sizeof *t);
+    if (t == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory for a task");
+    t->cfg = cfg;
+    t->ms = ms;
+    t->store = store;
+    t->sink = *sink;
+    t->partition = partition;
+    t->user = malloc(sizeof *t->user);
+    int rc = t->user ? 0 : cue_err_set(err, CUE_ENOMEM, "out of memory for a task");
+    if (rc == 0) rc = cue_event_decoder_new(&t->dec, cfg, err);
+    if (rc == 0) rc = cue_cache_new(&t->cache, cfg->cache_max_bytes, err);
+    if (rc == 0) rc = cue_timers_new(&t->timers, cfg->timers_memory_max, err);
+    if (rc == 0 && (cue_buf_init(&t->enc, 4096) || cue_buf_init(&t->rec, 4096) ||
+                    cue_buf_init(&t->loaded, 4096)))
+        rc = cue_err_set(err, CUE_ENOMEM, "out of memory for a task");
+    cue_store_meta meta = {.input_offset = 0, .stream_time_ms = INT64_MIN};
+    if (rc == 0) {
+        rc = cue_store_meta_get(store, partition, &meta, err);
+        if (rc == CUE_ENOTFOUND) rc = 0;
+    }
+    if (rc != 0) {
+        cue_task_free(t);
+        return rc;
+    }
+    t->next_offset = meta.input_offset;
+    t->stream_ms = meta.stream_time_ms;
+    *out = t;
+    return 0;
+}
+
+void cue_task_free(cue_task *t)
+{
+    if (t == NULL) return;
+    cue_buf_deinit(&t->loaded);
+    cue_buf_deinit(&t->rec);
+    cue_buf_deinit(&t->enc);
+    cue_timers_free(t->timers);
+    cue_cache_free(t->cache);
+    cue_event_decoder_free(t->dec);
+    free(t->user);
+    free(t);
+}
+
+int64_t cue_task_next_offset(const cue_task *t)
+{
+    return t->next_offset;
+}
+
+int64_t cue_task_stream_time(const cue_task *t)
+{
+    return t->stream_ms;
+}
+
+const cue_task_stats *cue_task_stats_get(const cue_task *t)
+{
+    return &t->stats;
+}
+
+static void dead_letter(cue_task *t, cue_reason reason, const char *msg, const char *raw,
+                        size_t len, int64_t offset)
+{
+    t->stats.dead_letters++;
+    t->stats.dead_by_reason[reason]++;
+    cue_dead_letter dl = {.reason = reason,
+                          .message = msg,
+                          .raw = raw,
+                          .raw_len = len,
+                          .partition = t->partition,
+                          .offset = offset};
+    t->sink.dead_letter(&dl, t->sink.ctx);
+}
+
+static void on_trigger(const cue_trigger *tr, void *ctx)
+{
+    cue_task *t = ctx;
+    cue_buf_reset(&t->rec);
+    cue_trigger_encode(tr, t->cfg->application_id, &t->rec);
+    t->sink.trigger(tr, t->rec.data, t->rec.len, t->sink.ctx);
+}
+
+/* ---- users in and out -------------------------------------------------- */
+
+/* Loads a user into t->user (cache, then store, else fresh) and notes its
+ * timers. CUE_ECORRUPT when the stored state does not decode. */
+static int user_load(cue_task *t, const char *uid, size_t len, cue_err *err)
+{
+    const void *val = NULL;
+    size_t vlen = 0;
+    int rc = cue_cache_get(t->cache, uid, len, &val, &vlen);
+    if (rc == CUE_ENOTFOUND) {
+        rc = cue_store_user_get(t->store, t->partition, uid, len, &t->loaded, err);
+        if (rc == 0) {
+            val = t->loaded.data;
+            vlen = t->loaded.len;
+        } else if (rc != CUE_ENOTFOUND) {
+            return rc;
+        }
+    }
+    if (val == NULL) {
+        cue_user_init(t->user, uid, len);
+    } else {
+        rc = cue_codec_decode(val, vlen, t->ms, t->user, &t->stats.codec, err);
+        if (rc != 0) return rc;
+    }
+    t->n_due_before = cue_user_due_times(t->user, t->due_before, DUE_MAX);
+    return 0;
+}
+
+static bool contains(const int64_t *v, size_t n, int64_t x)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == x) return true;
+    return false;
+}
+
+/* Keeps the timer index in step with the user's timers: one key per distinct
+ * due time, so two timers due together share one entry. */
+static void timers_sync(cue_task *t)
+{
+    int64_t after[DUE_MAX];
+    size_t n_after = cue_user_due_times(t->user, after, DUE_MAX);
+    const cue_user *u = t->user;
+    for (size_t i = 0; i < t->n_due_before; i++)
+        if (!contains(after, n_after, t->due_before[i]))
+            cue_store_batch_timer_delete(t->store, t->partition, t->due_before[i], u->id,
+                                         u->id_len);
+    for (size_t i = 0; i < n_after; i++) {
+        if (contains(t->due_before, t->n_due_before, after[i])) continue;
+        cue_store_batch_timer_put(t->store, t->partition, after[i], u->id, u->id_len);
+        cue_timers_arm(t->timers, after[i], u->id, u->id_len);
+    }
+    memcpy(t->due_before, after, n_after * sizeof *after);
+    t->n_due_before = n_after;
+}
+
+static int user_save(cue_task *t, cue_err *err)
+{
+    timers_sync(t);
+    if (cue_codec_encode(t->user, t->ms, &t->enc) != 0)
+        return cue_err_set(err, CUE_ENOMEM, "out of memory encoding a state");
+    int rc = cue_cache_put(t->cache, t->user->id, t->user->id_len, t->enc.data, t->enc.len, true);
+    if (rc == CUE_EFULL) {
+        /* The dirty share outgrew the cache: commit, which makes room. */
+        rc = cue_task_commit(t, err);
+        if (rc == 0)
+            rc = cue_cache_put(t->cache, t->user->id, t->user->id_len, t->enc.data, t->enc.len,
+                               true);
+    }
+    if (rc != 0 && err && err->code == 0)
+        cue_err_set(err, rc, "cannot cache the state of user %.*s", (int)t->user->id_len,
+                    t->user->id);
+    return rc;
+}
+
+/* ---- timers ------------------------------------------------------------ */
+
+static bool user_has_due(const cue_task *t, int64_t due)
+{
+    return contains(t->due_before, t->n_due_before, due);
+}
+
+/* Fires the entry at the front of the window, if the user still has it. */
+static int fire_entry(cue_task *t, int64_t due, cue_err *err)
+{
+    const char *uid;
+    size_t len;
+    cue_timers_peek(t->timers, &due, &uid, &len);
+    char id[CUE_USER_ID_BYTES_MAX];
+    memcpy(id, uid, len);
+    cue_timers_pop(t->timers);
+    int rc = user_load(t, id, len, err);
+    if (rc == CUE_ECORRUPT) return 0; /* reported when an event for the user arrives */
+    if (rc != 0) return rc;
+    if (!user_has_due(t, due)) return 0; /* stale: re-armed or cancelled since */
+    cue_engine_fire(t->ms, t->user, due, on_trigger, t, &t->stats.engine);
+    return user_save(t, err);
+}
+
+typedef struct load_ctx {
+    cue_timers *timers;
+    bool stopped;
+    int64_t next_due;
+    char next_uid[CUE_USER_ID_BYTES_MAX];
+    size_t next_len;
+} load_ctx;
+
+static int load_one(int64_t due, const char *uid, size_t len, void *ctx)
+{
+    load_ctx *lc = ctx;
+    if (cue_timers_load(lc->timers, due, uid, len)) return 0;
+    lc->stopped = true;
+    lc->next_due = due;
+    lc->next_len = len < sizeof lc->next_uid ? len : sizeof lc->next_uid;
+    memcpy(lc->next_uid, uid, lc->next_len);
+    return 1;
+}
+
+/* Reads the next slice of timers from the store, after a commit so that the
+ * store holds every timer armed so far. */
+static int timers_reload(cue_task *t, cue_err *err)
+{
+    int rc = cue_task_commit(t, err);
+    if (rc != 0) return rc;
+    int64_t hdue;
+    const char *huid;
+    size_t hlen;
+    cue_timers_horizon(t->timers, &hdue, &huid, &hlen);
+    char from[CUE_USER_ID_BYTES_MAX];
+    memcpy(from, huid, hlen);
+    load_ctx lc = {.timers = t->timers};
+    rc = cue_store_timers_scan(t->store, t->partition, hdue, from, hlen, load_one, &lc);
+    if (rc < 0)
+        return cue_err_set(err, rc, "partition %u: cannot read the timer index", t->partition);
+    cue_timers_load_end(t->timers, !lc.stopped, lc.next_due, lc.next_uid, lc.next_len);
+    t->stats.timer_loads++;
+    return 0;
+}
+
+/* Fires every timer due at or before `limit`, in (due, user id) order. */
+static int fire_due(cue_task *t, int64_t limit, cue_err *err)
+{
+    for (;;) {
+        int64_t due;
+        const char *uid;
+        size_t len;
+        if (cue_timers_peek(t->timers, &due, &uid, &len) == 0 && due <= limit) {
+            int rc = fire_entry(t, due, err);
+            if (rc != 0) return rc;
+            continue;
+        }
+        int64_t hdue;
+        cue_timers_horizon(t->timers, &hdue, &uid, &len);
+        if (hdue > limit || hdue == INT64_MAX) return 0;
+        int rc = timers_reload(t, err);
+        if (rc != 0) return rc;
+    }
+}
+
+/* ---- records ----------------------------------------------------------- */
+
+static bool is_late(const cue_task *t, int64_t ts)
+{
+    return t->stream_ms != INT64_MIN && ts < t->stream_ms - t->cfg->allowed_lateness_ms;
+}
+
+static int apply_event(cue_task *t, cue_event *ev, cue_err *err)
+{
+    cue_err uerr = {0};
+    int rc = user_load(t, ev->user_id, ev->user_id_len, &uerr);
+    if (rc == CUE_ECORRUPT || rc == CUE_EVERSION) {
+        dead_letter(t, CUE_REASON_BAD_STATE, uerr.msg, ev->raw, ev->raw_len, ev->offset);
+        return 0;
+    }
+    if (rc != 0) return cue_err_set(err, rc, "%s", uerr.msg);
+    if (t->user->last_offset != CUE_OFFSET_NONE && ev->offset <= t->user->last_offset) {
+        t->stats.duplicates++;
+        return 0;
+    }
+    cue_engine_apply(t->ms, t->user, ev, on_trigger, t, &t->stats.engine);
+    t->stats.applied++;
+    return user_save(t, err);
+}
+
+static bool key_matches(const cue_event *ev, const char *key, size_t key_len)
+{
+    return key == NULL || (key_len == ev->user_id_len && memcmp(key, ev->user_id, key_len) == 0);
+}
+
+int cue_task_process(cue_task *t, const char *raw, size_t len, int64_t offset, const char *key,
+                     size_t key_len, cue_err *err)
+{
+    CUE_ASSERT(offset >= 0);
+    t->stats.records++;
+    cue_event ev;
+    cue_reason reason;
+    cue_err derr = {0};
+    int rc = 0;
+    if (cue_event_decode(t->dec, raw, len, &ev, &reason, &derr) != 0) {
+        dead_letter(t, reason, derr.msg, raw, len, offset);
+    } else if (!key_matches(&ev, key, key_len)) {
+        dead_letter(t, CUE_REASON_KEY_MISMATCH, "the record's key is not its user id", raw, len,
+                    offset);
+    } else if (is_late(t, ev.ts_ms) && t->cfg->late_policy == CUE_LATE_DEAD_LETTER) {
+        dead_letter(t, CUE_REASON_LATE,
+                    "event time is older than stream time minus "
+                    "allowed.lateness.ms",
+                    raw, len, offset);
+    } else {
+        t->stats.late_applied += is_late(t, ev.ts_ms);
+        ev.offset = offset;
+        int64_t now = ev.ts_ms > t->stream_ms ? ev.ts_ms : t->stream_ms;
+        /* Timers that time has now passed fire first; one due at exactly the
+         * event's time does not count as passed and fires after it. (Firing
+         * timers does not decode, so `ev` stays valid.) */
+        rc = fire_due(t, now - 1, err);
+        t->stream_ms = now;
+        if (rc == 0) rc = apply_event(t, &ev, err);
+        if (rc == 0) rc = fire_due(t, t->stream_ms, err);
+    }
+    if (rc != 0) return rc;
+    t->next_offset = offset + 1;
+    if (++t->since_commit >= t->cfg->commit_records || cue_cache_should_flush(t->cache))
+        return cue_task_commit(t, err);
+    return 0;
+}
+
+int cue_task_reject(cue_task *t, int64_t offset, cue_reason reason, const char *msg,
+                    const char *raw, size_t len, cue_err *err)
+{
+    CUE_ASSERT(offset >= 0);
+    t->stats.records++;
+    dead_letter(t, reason, msg, raw, len, offset);
+    t->next_offset = offset + 1;
+    if (++t->since_commit >= t->cfg->commit_records) return cue_task_commit(t, err);
+    return 0;
+}
+
+int cue_task_advance(cue_task *t, int64_t until_ms, cue_err *err)
+{
+    if (until_ms <= t->stream_ms) return 0;
+    int rc = fire_due(t, until_ms, err);
+    if (rc == 0) t->stream_ms = until_ms;
+    return rc;
+}
+
+/* ---- commit ------------------------------------------------------------ */
+
+static int flush_user(const char *uid, size_t len, const void *val, size_t vlen, void *ctx)
+{
+    cue_task *t = ctx;
+    if (val == NULL)
+        cue_store_batch_user_delete(t->store, t->partition, uid, len);
+    else
+        cue_store_batch_user_put(t->store, t->partition, uid, len, val, vlen);
+    return 0;
+}
+
+int cue_task_commit(cue_task *t, cue_err *err)
+{
+    int rc = t->sink.flush ? t->sink.flush(t->sink.ctx, err) : 0;
+    if (rc != 0) return rc;
+    cue_cache_flush(t->cache, flush_user, t);
+    cue_store_meta meta = {
+        .input_offset = t->next_offset, .changelog_offset = -1, .stream_time_ms = t->stream_ms};
+    cue_store_batch_meta_put(t->store, t->partition, &meta);
+    rc = cue_store_batch_commit(t->store, false, err);
+    if (rc != 0) return rc;
+    t->stats.commits++;
+    t->since_commit = 0;
+    return 0;
+}
+
+int cue_task_user_json(cue_task *t, const char *uid, size_t uid_len, cue_buf *out, cue_err *err)
+{
+    const void *val = NULL;
+    size_t vlen = 0;
+    int rc = cue_cache_get(t->cache, uid, uid_len, &val, &vlen);
+    if (rc == CUE_ENOTFOUND) {
+        rc = cue_store_user_get(t->store, t->partition, uid, uid_len, &t->loaded, err);
+        if (rc != 0) return rc;
+        val = t->loaded.data;
+        vlen = t->loaded.len;
+    }
+    if (val == NULL) return CUE_ENOTFOUND;
+    rc = cue_codec_decode(val, vlen, t->ms, t->user, NULL, err);
+    if (rc != 0) return rc;
+    return cue_user_to_json(t->user, t->ms, out);
+}

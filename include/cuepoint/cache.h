@@ -36,14 +36,13 @@ void cue_cache_free(cue_cache *c);
 /* Looks a user up. On a hit, `*val`/`*val_len` borrow the cached bytes until the
  * next call that changes the cache; a cached deletion is a hit with *val NULL
  * and *val_len 0. CUE_ENOTFOUND on a miss. */
-int cue_cache_get(cue_cache *c, const char *uid, size_t uid_len, const void **val,
-                  size_t *val_len);
+int cue_cache_get(cue_cache *c, const char *uid, size_t uid_len, const void **val, size_t *val_len);
 
 /* Inserts or replaces a user's state (copied). `val` NULL records a deletion
  * (it must be dirty). Evicts clean entries as needed. CUE_EFULL when the entry
  * cannot fit without evicting dirty ones: flush, then put again. */
-int cue_cache_put(cue_cache *c, const char *uid, size_t uid_len, const void *val,
-                  size_t val_len, bool dirty);
+int cue_cache_put(cue_cache *c, const char *uid, size_t uid_len, const void *val, size_t val_len,
+                  bool dirty);
 
 /* True once dirty bytes pass half the budget: a good moment to commit. */
 bool cue_cache_should_flush(const cue_cache *c);
@@ -51,8 +50,8 @@ bool cue_cache_should_flush(const cue_cache *c);
 /* Visits every dirty entry (in the order they first became dirty), then marks
  * them clean (deletions are dropped from the cache). If the callback returns
  * non-zero, flushing stops, nothing is marked clean, and that value is returned. */
-typedef int (*cue_cache_dirty_fn)(const char *uid, size_t uid_len, const void *val,
-                                  size_t val_len, void *ctx);
+typedef int (*cue_cache_dirty_fn)(const char *uid, size_t uid_len, const void *val, size_t val_len,
+                                  void *ctx);
 int cue_cache_flush(cue_cache *c, cue_cache_dirty_fn fn, void *ctx);
 
 /* Drops every entry, dirty ones included (used when a partition is revoked

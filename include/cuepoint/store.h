@@ -51,12 +51,11 @@ int cue_store_user_get(cue_store *s, uint32_t partition, const char *uid, size_t
 /* Batch writes: queued in the store's batch until commit. */
 void cue_store_batch_user_put(cue_store *s, uint32_t partition, const char *uid, size_t uid_len,
                               const void *val, size_t val_len);
-void cue_store_batch_user_delete(cue_store *s, uint32_t partition, const char *uid,
-                                 size_t uid_len);
+void cue_store_batch_user_delete(cue_store *s, uint32_t partition, const char *uid, size_t uid_len);
 void cue_store_batch_timer_put(cue_store *s, uint32_t partition, int64_t due_ms, const char *uid,
                                size_t uid_len);
-void cue_store_batch_timer_delete(cue_store *s, uint32_t partition, int64_t due_ms,
-                                  const char *uid, size_t uid_len);
+void cue_store_batch_timer_delete(cue_store *s, uint32_t partition, int64_t due_ms, const char *uid,
+                                  size_t uid_len);
 void cue_store_batch_meta_put(cue_store *s, uint32_t partition, const cue_store_meta *meta);
 
 /* Operations queued since the last commit. */
@@ -70,8 +69,9 @@ int cue_store_batch_commit(cue_store *s, bool sync, cue_err *err);
 int cue_store_meta_get(cue_store *s, uint32_t partition, cue_store_meta *out, cue_err *err);
 
 /* Visits committed timers of `partition` whose key (due_ms, user id) is at or
- * after (from_due_ms, from_uid) in key order (due time, then user id bytes). The callback returns 0 to go on, non-zero to stop
- * (that value is then returned). Data passed to it is borrowed for the call. */
+ * after (from_due_ms, from_uid) in key order (due time, then user id bytes). The callback returns 0
+ * to go on, non-zero to stop (that value is then returned). Data passed to it is borrowed for the
+ * call. */
 typedef int (*cue_store_timer_fn)(int64_t due_ms, const char *uid, size_t uid_len, void *ctx);
 int cue_store_timers_scan(cue_store *s, uint32_t partition, int64_t from_due_ms,
                           const char *from_uid, size_t from_uid_len, cue_store_timer_fn fn,

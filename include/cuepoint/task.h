@@ -1,0 +1,105 @@
+/*
+ * task: one input partition's processing, wired from the pure parts (event
+ * decoding, the engine, the codec) and the stateful ones (the user cache, the
+ * timer window, the store). The file mode runs one task over partition 0; the
+ * Kafka pipeline runs one per assigned partition.
+ *
+ * For each record, in order: decode (bad records become dead letters, and the
+ * position still advances); check lateness; advance stream time, firing every
+ * timer it passed, in (due time, user id) order, before the event; skip the event
+ * if the user's state has already applied this position (promise 2); apply it;
+ * then fire timers due at or before stream time. A timer due at exactly an
+ * event's time fires after that event: time has reached it, not passed it. Triggers and dead
+ * letters go to the sink as made.
+ *
+ * cue_task_commit is the commit cycle: the sink's flush (triggers durable
+ * first: promise 3), then one store batch with the dirty users, the timer index
+ * changes and the partition's meta (next input offset, stream time). The task
+ * also commits by itself when commit.records records have passed or the
+ * cache's dirty share is high, and before it reloads timers from the store.
+ * One thread. The task borrows the config, machines, store and sink.
+ */
+#ifndef CUEPOINT_TASK_H
+#define CUEPOINT_TASK_H
+
+#include "cuepoint/config.h"
+#include "cuepoint/engine.h"
+#include "cuepoint/err.h"
+#include "cuepoint/event.h"
+#include "cuepoint/machine.h"
+#include "cuepoint/store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cue_dead_letter {
+    cue_reason reason;
+    const char *message; /* names the field or the problem */
+    const char *raw;     /* the record as received */
+    size_t raw_len;
+    uint32_t partition;
+    int64_t offset;
+} cue_dead_letter;
+
+typedef struct cue_task_sink {
+    /* A trigger, and its encoded CloudEvents record; both borrowed for the call. */
+    void (*trigger)(const cue_trigger *t, const char *rec, size_t len, void *ctx);
+    /* A record that could not be applied; borrowed for the call. */
+    void (*dead_letter)(const cue_dead_letter *dl, void *ctx);
+    /* Makes everything emitted so far durable; non-zero stops the commit. */
+    int (*flush)(void *ctx, cue_err *err);
+    void *ctx;
+} cue_task_sink;
+
+typedef struct cue_task_stats {
+    uint64_t records;      /* every record offered */
+    uint64_t applied;      /* events applied to a user's state */
+    uint64_t duplicates;   /* skipped: already applied (promise 2) */
+    uint64_t late_applied; /* older than the allowed lateness, applied by policy */
+    uint64_t dead_letters;
+    uint64_t dead_by_reason[CUE_REASON_COUNT];
+    uint64_t commits;
+    uint64_t timer_loads; /* slices read back from the store */
+    cue_step_stats engine;
+    cue_codec_stats codec;
+} cue_task_stats;
+
+typedef struct cue_task cue_task;
+
+/* Opens partition `partition`'s task: reads its meta (next offset, stream time)
+ * from the store. Caller owns `*out`. */
+int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, cue_store *store,
+                 uint32_t partition, const cue_task_sink *sink, cue_err *err);
+
+/* Commits nothing; call cue_task_commit first to keep the work. */
+void cue_task_free(cue_task *t);
+
+/* Processes one record at input position `offset` (>= the task's next offset;
+ * in file mode, cue_task_next_offset). `key` is the record's key, or NULL when
+ * records carry none; a key that differs from the user id is a dead letter.
+ * Returns 0, also for dead letters; an error only when the task cannot go on
+ * (the store failed). */
+int cue_task_process(cue_task *t, const char *raw, size_t len, int64_t offset, const char *key,
+                     size_t key_len, cue_err *err);
+
+/* Dead-letters a record the caller could not even offer (e.g. a line over the
+ * size limit, passed truncated), so it is counted and its position consumed
+ * like any other record's. */
+int cue_task_reject(cue_task *t, int64_t offset, cue_reason reason, const char *msg,
+                    const char *raw, size_t len, cue_err *err);
+
+/* Moves stream time to `until_ms` (if later) and fires every timer due by then. */
+int cue_task_advance(cue_task *t, int64_t until_ms, cue_err *err);
+
+int cue_task_commit(cue_task *t, cue_err *err);
+
+int64_t cue_task_next_offset(const cue_task *t);
+int64_t cue_task_stream_time(const cue_task *t);
+const cue_task_stats *cue_task_stats_get(const cue_task *t);
+
+/* Writes the user's current state as JSON (cache, then store) into `out`.
+ * CUE_ENOTFOUND when the user has none. */
+int cue_task_user_json(cue_task *t, const char *uid, size_t uid_len, cue_buf *out, cue_err *err);
+
+#endif
