@@ -1,1 +1,918 @@
-/* placeholder until the module lands */
+/* The command line: option parsing, help texts, exit codes, subcommands. */
+/* nftw() is an X/Open interface; the rest of cuepoint needs POSIX only. */
+#define _XOPEN_SOURCE 700
+#include "cuepoint/cli.h"
+
+#include "cuepoint/buf.h"
+#include "cuepoint/check.h"
+#include "cuepoint/codec.h"
+#include "cuepoint/config.h"
+#include "cuepoint/filemode.h"
+#include "cuepoint/gen.h"
+#include "cuepoint/log.h"
+#include "cuepoint/machine.h"
+#include "cuepoint/store.h"
+#include "cuepoint/timefmt.h"
+#include "cuepoint/trigger.h"
+
+#include "embedded.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#define CUE_VERSION "0.1.0"
+
+/* ---- options ----------------------------------------------------------- */
+
+/* A tiny parser: "--name value", "--name=value", flags, and positionals. */
+typedef struct args {
+    int argc;
+    char **argv;
+    int i;
+    const char *cmd;
+    bool bad;
+} args;
+
+static bool is_opt(const char *a, const char *name, const char **inline_val)
+{
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0) return false;
+    if (a[n] == '\0') {
+        *inline_val = NULL;
+        return true;
+    }
+    if (a[n] == '=') {
+        *inline_val = a + n + 1;
+        return true;
+    }
+    return false;
+}
+
+/* The value of option `name` if argv[i] is it, advancing past it. */
+static bool opt_value(args *a, const char *name, const char **out)
+{
+    const char *inl;
+    if (!is_opt(a->argv[a->i], name, &inl)) return false;
+    if (inl) {
+        *out = inl;
+        return true;
+    }
+    if (a->i + 1 >= a->argc) {
+        fprintf(stderr, "cuepoint %s: %s needs a value (see --help)\n", a->cmd, name);
+        a->bad = true;
+        return true;
+    }
+    *out = a->argv[++a->i];
+    return true;
+}
+
+static int usage_error(const char *cmd, const char *fmt, const char *what)
+{
+    fprintf(stderr, "cuepoint %s: ", cmd);
+    fprintf(stderr, fmt, what);
+    fprintf(stderr, " (see 'cuepoint %s --help')\n", cmd);
+    return EX_USAGE;
+}
+
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return true;
+    return false;
+}
+
+static int parse_time_arg(const char *s, int64_t *ms)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (*s && *end == '\0' && errno == 0) {
+        *ms = v;
+        return 0;
+    }
+    return cue_time_parse_rfc3339(s, strlen(s), ms);
+}
+
+static int parse_size_arg(const char *s, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || errno != 0 || s[0] == '-') return CUE_EPARSE;
+    *out = (size_t)v;
+    return 0;
+}
+
+/* Exit code for a failure, by its error code. */
+static int exit_for(int code)
+{
+    switch (code) {
+    case CUE_ECONFIG:
+    case CUE_EMACHINE: return EX_CONFIG;
+    case CUE_EIO: return EX_IOERR;
+    case CUE_ESTORE: return EX_IOERR;
+    case CUE_EUSAGE: return EX_USAGE;
+    case CUE_EPARSE:
+    case CUE_ECORRUPT:
+    case CUE_EVERSION: return EX_DATAERR;
+    case CUE_ENOTFOUND: return EX_NOINPUT;
+    default: return EX_SOFTWARE;
+    }
+}
+
+static int fail(const char *cmd, int code, const cue_err *err)
+{
+    cue_log(CUE_LOG_ERROR, err->msg, "s:command", cmd, "s:error", cue_err_name(code), NULL);
+    return exit_for(code);
+}
+
+/* ---- shared set-up ----------------------------------------------------- */
+
+/* Options that every command reading a config takes. Returns 1 when argv[i]
+ * was one of them, 0 when not, and a negative exit code on a bad value. */
+static int common_opt(args *a, cue_config *cfg, cue_err *err)
+{
+    const char *v = NULL;
+    if (opt_value(a, "--config", &v)) {
+        if (a->bad) return -EX_USAGE;
+        return cue_config_load(cfg, v, err) == 0 ? 1 : -EX_CONFIG;
+    }
+    if (opt_value(a, "--set", &v)) {
+        if (a->bad) return -EX_USAGE;
+        const char *eq = strchr(v, '=');
+        if (eq == NULL || eq == v) {
+            usage_error(a->cmd, "--set takes KEY=VALUE, not '%s'", v);
+            return -EX_USAGE;
+        }
+        char key[128];
+        snprintf(key, sizeof key, "%.*s", (int)(eq - v), v);
+        return cue_config_set(cfg, key, eq + 1, err) == 0 ? 1 : -EX_CONFIG;
+    }
+    if (opt_value(a, "--state-dir", &v)) {
+        if (a->bad) return -EX_USAGE;
+        return cue_config_set(cfg, "state.dir", v, err) == 0 ? 1 : -EX_CONFIG;
+    }
+    if (opt_value(a, "--machines", &v)) {
+        if (a->bad) return -EX_USAGE;
+        return cue_config_set(cfg, "machines.dir", v, err) == 0 ? 1 : -EX_CONFIG;
+    }
+    return 0;
+}
+
+static FILE *open_out(const char *path, const char *mode, const char *what, cue_err *err)
+{
+    if (strcmp(path, "-") == 0) return stdout;
+    FILE *f = fopen(path, mode);
+    if (f == NULL)
+        cue_err_set(err, CUE_EIO, "cannot open %s '%s': %s", what, path, strerror(errno));
+    return f;
+}
+
+static int mkdir_p(const char *dir)
+{
+    char tmp[CUE_PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* ---- cuepoint file ----------------------------------------------------- */
+
+static const char file_help[] =
+    "Usage: cuepoint file [options]\n"
+    "\n"
+    "Runs events from a JSON-lines file (or stdin) through the journeys, keeping\n"
+    "state in a state directory, and writes triggers as JSON lines (CloudEvents).\n"
+    "A second run over the same --state-dir continues where the first stopped.\n"
+    "Bad lines go to the dead-letter file with their line number and reason.\n"
+    "\n"
+    "Options:\n"
+    "  --input FILE         events, one JSON object per line; '-' is stdin (default -)\n"
+    "  --output FILE        triggers, one per line; '-' is stdout (default -)\n"
+    "  --dead-letters FILE  where bad lines go, appended\n"
+    "                       (default <state-dir>/dead-letters.jsonl)\n"
+    "  --machines DIR       journey files (default deploy/machines, or machines.dir)\n"
+    "  --only NAME          run just the machine called NAME\n"
+    "  --state-dir DIR      state directory (default ./state, or state.dir)\n"
+    "  --until TIME         at the end, advance time to TIME (RFC 3339 or epoch ms)\n"
+    "                       so that timers due by then fire\n"
+    "  --config FILE        configuration file (see README, \"Configuration\")\n"
+    "  --set KEY=VALUE      override one configuration setting (repeatable)\n"
+    "  --stats FILE         also write the summary as JSON to FILE\n"
+    "  --quiet              no summary on stderr\n"
+    "  -h, --help           this text\n"
+    "\n"
+    "Exit status: 0 done (dead letters included), 64 usage, 66 input missing,\n"
+    "73/74 output or state directory not writable, 78 configuration or machines.\n";
+
+typedef struct file_args {
+    const char *input, *output, *dead, *only, *stats;
+    int64_t until_ms;
+    bool quiet;
+} file_args;
+
+static int file_parse(args *a, cue_config *cfg, file_args *fa, cue_err *err)
+{
+    for (a->i = 2; a->i < a->argc && !a->bad; a->i++) {
+        const char *v = NULL;
+        int rc = common_opt(a, cfg, err);
+        if (rc < 0) return -rc;
+        if (rc > 0) continue;
+        if (opt_value(a, "--input", &fa->input) || opt_value(a, "--output", &fa->output) ||
+            opt_value(a, "--dead-letters", &fa->dead) || opt_value(a, "--only", &fa->only) ||
+            opt_value(a, "--stats", &fa->stats))
+            continue;
+        if (opt_value(a, "--until", &v)) {
+            if (!a->bad && parse_time_arg(v, &fa->until_ms) != 0)
+                return usage_error(a->cmd, "--until: '%s' is not an RFC 3339 time or epoch ms", v);
+            continue;
+        }
+        if (strcmp(a->argv[a->i], "--quiet") == 0) {
+            fa->quiet = true;
+            continue;
+        }
+        return usage_error(a->cmd, "unknown option '%s'", a->argv[a->i]);
+    }
+    return a->bad ? EX_USAGE : 0;
+}
+
+static int file_run(const cue_config *cfg, const file_args *fa, cue_err *err)
+{
+    cue_machines *ms = NULL;
+    cue_line_source *src = NULL;
+    FILE *in = stdin, *out = NULL, *dead = NULL;
+    char dead_path[CUE_PATH_MAX + 32];
+    int rc = cue_machines_load(&ms, cfg->machines_dir, fa->only, err);
+    if (rc != 0) return exit_for(rc);
+    if (strcmp(fa->input, "-") != 0 && (in = fopen(fa->input, "r")) == NULL) {
+        cue_err_set(err, CUE_ENOTFOUND, "cannot open input '%s': %s", fa->input, strerror(errno));
+        rc = EX_NOINPUT;
+        goto free_machines;
+    }
+    if (mkdir_p(cfg->state_dir) != 0) {
+        cue_err_set(err, CUE_EIO, "cannot create state directory '%s': %s", cfg->state_dir,
+                    strerror(errno));
+        rc = EX_CANTCREAT;
+        goto close_in;
+    }
+    snprintf(dead_path, sizeof dead_path, "%s/dead-letters.jsonl", cfg->state_dir);
+    out = open_out(fa->output, "w", "output", err);
+    dead = out ? open_out(fa->dead ? fa->dead : dead_path, "a", "dead-letter file", err) : NULL;
+    if (out == NULL || dead == NULL) {
+        rc = EX_CANTCREAT;
+        goto close_out;
+    }
+    rc = cue_line_source_new(&src, in, cfg->event_bytes_max, err);
+    if (rc != 0) {
+        rc = EX_SOFTWARE;
+        goto close_out;
+    }
+    cue_filemode_opts o = {.cfg = cfg,
+                           .ms = ms,
+                           .source = cue_line_source_next,
+                           .source_ctx = src,
+                           .source_name = fa->input,
+                           .out = out,
+                           .dead = dead,
+                           .until_ms = fa->until_ms};
+    cue_filemode_result res;
+    rc = cue_filemode_run(&o, &res, err);
+    if (!fa->quiet) cue_filemode_summary(stderr, &o, &res);
+    if (fa->stats) {
+        FILE *sf = fopen(fa->stats, "w");
+        if (sf) {
+            cue_filemode_summary_json(sf, &o, &res);
+            fclose(sf);
+        }
+    }
+    if (res.task.dead_letters && !fa->quiet)
+        fprintf(stderr, "  dead letters written to %s\n", fa->dead ? fa->dead : dead_path);
+    rc = rc == 0 ? 0 : exit_for(rc);
+    cue_line_source_free(src);
+close_out:
+    if (dead && dead != stdout) fclose(dead);
+    if (out && out != stdout)
+        fclose(out);
+    else if (out)
+        fflush(out);
+close_in:
+    if (in != stdin) fclose(in);
+free_machines:
+    cue_machines_free(ms);
+    return rc;
+}
+
+static int cmd_file(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        fputs(file_help, stdout);
+        return 0;
+    }
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cue_err err = {0};
+    args a = {.argc = argc, .argv = argv, .cmd = "file"};
+    file_args fa = {.input = "-", .output = "-", .until_ms = INT64_MIN};
+    int rc = file_parse(&a, &cfg, &fa, &err);
+    if (rc == EX_CONFIG) return fail("file", CUE_ECONFIG, &err);
+    if (rc != 0) return rc;
+    rc = file_run(&cfg, &fa, &err);
+    if (rc != 0 && err.msg[0]) cue_log(CUE_LOG_ERROR, err.msg, "s:command", "file", NULL);
+    return rc;
+}
+
+/* ---- cuepoint check / graph -------------------------------------------- */
+
+static const char check_help[] =
+    "Usage: cuepoint check FILE...\n"
+    "\n"
+    "Validates and lints journey files. Prints one line per finding:\n"
+    "  FILE: JSON-PATH: error|warning: MESSAGE [code]\n"
+    "Errors stop a machine from loading; warnings (unreachable states, timers never\n"
+    "handled, ...) do not. A directory checks every *.json file in it.\n"
+    "\n"
+    "Options:\n"
+    "  --strict     exit 65 on warnings too\n"
+    "  -h, --help   this text\n"
+    "\n"
+    "Exit status: 0 no errors, 65 errors found (or warnings with --strict),\n"
+    "66 a file could not be read, 64 usage.\n";
+
+static int check_one(const char *file, bool *missing, size_t *errors, size_t *warnings)
+{
+    if (access(file, R_OK) != 0) {
+        printf("%s: cannot read: %s\n", file, strerror(errno));
+        *missing = true;
+        return 0;
+    }
+    cue_diags d;
+    cue_diags_init(&d);
+    cue_check_file(file, &d);
+    for (size_t i = 0; i < d.n; i++)
+        printf("%s: %s: %s: %s [%s]\n", file, d.items[i].path,
+               d.items[i].level == CUE_DIAG_ERROR ? "error" : "warning", d.items[i].msg,
+               d.items[i].code);
+    *errors += d.errors;
+    *warnings += d.warnings;
+    cue_diags_deinit(&d);
+    return 0;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Checks every *.json in `dir`, in name order; returns how many. */
+static size_t check_dir(const char *dir, bool *missing, size_t *errors, size_t *warnings)
+{
+    DIR *dh = opendir(dir);
+    if (dh == NULL) {
+        printf("%s: cannot read: %s\n", dir, strerror(errno));
+        *missing = true;
+        return 0;
+    }
+    char *names[CUE_MACHINES_MAX * 4];
+    size_t n = 0;
+    for (struct dirent *de; (de = readdir(dh)) != NULL && n < sizeof names / sizeof *names;) {
+        size_t len = strlen(de->d_name);
+        if (len > 5 && strcmp(de->d_name + len - 5, ".json") == 0 && de->d_name[0] != '.')
+            names[n++] = strdup(de->d_name);
+    }
+    closedir(dh);
+    qsort(names, n, sizeof *names, cmp_names);
+    for (size_t i = 0; i < n; i++) {
+        char path[CUE_PATH_MAX];
+        snprintf(path, sizeof path, "%.700s/%.200s", dir, names[i]);
+        check_one(path, missing, errors, warnings);
+        free(names[i]);
+    }
+    return n;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        fputs(check_help, stdout);
+        return 0;
+    }
+    bool strict = false, missing = false;
+    size_t errors = 0, warnings = 0, files = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--strict") == 0) {
+            strict = true;
+            continue;
+        }
+        if (argv[i][0] == '-' && argv[i][1])
+            return usage_error("check", "unknown option '%s'", argv[i]);
+        struct stat st;
+        if (stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+            files += check_dir(argv[i], &missing, &errors, &warnings);
+            continue;
+        }
+        files++;
+        check_one(argv[i], &missing, &errors, &warnings);
+    }
+    if (files == 0) return usage_error("check", "%s", "no files given");
+    printf("%zu file(s): %zu error(s), %zu warning(s)\n", files, errors, warnings);
+    if (missing) return EX_NOINPUT;
+    return errors || (strict && warnings) ? EX_DATAERR : 0;
+}
+
+static const char graph_help[] = "Usage: cuepoint graph FILE\n"
+                                 "\n"
+                                 "Prints the journey in FILE as Graphviz DOT, e.g.\n"
+                                 "  cuepoint graph deploy/machines/onboarding.json | dot -Tsvg > "
+                                 "onboarding.svg\n"
+                                 "\n"
+                                 "Exit status: 0, 65 the file has errors (see cuepoint check), "
+                                 "66 unreadable, 64 usage.\n";
+
+static int cmd_graph(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        fputs(graph_help, stdout);
+        return 0;
+    }
+    if (argc != 3) return usage_error("graph", "%s", "takes exactly one FILE");
+    if (access(argv[2], R_OK) != 0) {
+        fprintf(stderr, "cuepoint graph: cannot read %s: %s\n", argv[2], strerror(errno));
+        return EX_NOINPUT;
+    }
+    cue_diags d;
+    cue_diags_init(&d);
+    cue_machines *ms = NULL;
+    int rc = cue_machines_compile_file(&ms, argv[2], &d);
+    for (size_t i = 0; rc != 0 && i < d.n; i++)
+        fprintf(stderr, "%s: %s: error: %s [%s]\n", argv[2], d.items[i].path, d.items[i].msg,
+                d.items[i].code);
+    cue_diags_deinit(&d);
+    if (rc != 0) return EX_DATAERR;
+    cue_buf out;
+    cue_buf_init(&out, 4096);
+    cue_check_graph(ms, 0, &out);
+    fwrite(out.data, 1, out.len, stdout);
+    cue_buf_deinit(&out);
+    cue_machines_free(ms);
+    return 0;
+}
+
+/* ---- cuepoint state ---------------------------------------------------- */
+
+static const char state_help[] =
+    "Usage: cuepoint state get USER [options]\n"
+    "       cuepoint state dump [options]\n"
+    "\n"
+    "Reads users' state from a state directory, offline (read-only; works while\n"
+    "no other process holds the directory). `get` prints one user as JSON, `dump`\n"
+    "prints every user as JSON lines, in key order.\n"
+    "\n"
+    "Options:\n"
+    "  --state-dir DIR   state directory (default ./state, or state.dir)\n"
+    "  --machines DIR    journeys, to name states and timers (default deploy/machines)\n"
+    "  --partition N     only this input partition\n"
+    "  --config FILE, --set KEY=VALUE   as for `cuepoint file`\n"
+    "\n"
+    "Exit status: 0, 1 user not found, 64 usage, 65 a corrupt record, 66 no state\n"
+    "directory, 78 configuration.\n";
+
+typedef struct state_ctx {
+    const cue_machines *ms;
+    const char *uid; /* NULL: dump all */
+    cue_user *user;  /* owned by the command */
+    cue_buf out;
+    size_t found, corrupt;
+} state_ctx;
+
+static int state_visit(uint32_t partition, const char *uid, size_t len, const void *val,
+                       size_t vlen, void *ctx)
+{
+    state_ctx *s = ctx;
+    if (s->uid && (strlen(s->uid) != len || memcmp(s->uid, uid, len) != 0)) return 0;
+    cue_err err = {0};
+    cue_buf_reset(&s->out);
+    if (cue_codec_decode(val, vlen, s->ms, s->user, NULL, &err) != 0) {
+        fprintf(stderr, "partition %u, user %.*s: %s\n", partition, (int)len, uid, err.msg);
+        s->corrupt++;
+        return 0;
+    }
+    cue_user_to_json(s->user, s->ms, &s->out);
+    printf("%s\n", s->out.data);
+    s->found++;
+    return 0;
+}
+
+static int state_run(const cue_config *cfg, const char *uid, int64_t partition, cue_err *err)
+{
+    cue_machines *ms = NULL;
+    cue_store *store = NULL;
+    int rc = cue_machines_load(&ms, cfg->machines_dir, NULL, err);
+    if (rc != 0) return exit_for(rc);
+    struct stat st;
+    if (stat(cfg->state_dir, &st) != 0) {
+        cue_err_set(err, CUE_ENOTFOUND, "no state directory '%s'", cfg->state_dir);
+        cue_machines_free(ms);
+        return EX_NOINPUT;
+    }
+    rc = cue_store_open(&store, cfg->state_dir, &(cue_store_opts){.read_only = true}, err);
+    if (rc != 0) {
+        cue_machines_free(ms);
+        return exit_for(rc);
+    }
+    state_ctx s = {.ms = ms, .uid = uid, .user = malloc(sizeof(cue_user))};
+    cue_buf_init(&s.out, 4096);
+    if (s.user) rc = cue_store_users_scan(store, partition, state_visit, &s);
+    free(s.user);
+    cue_buf_deinit(&s.out);
+    cue_store_close(store);
+    cue_machines_free(ms);
+    if (s.user == NULL || rc < 0) return EX_SOFTWARE;
+    if (s.corrupt) return EX_DATAERR;
+    if (uid && s.found == 0) {
+        fprintf(stderr, "cuepoint state: no user '%s' in %s\n", uid, cfg->state_dir);
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_state(int argc, char **argv)
+{
+    if (wants_help(argc, argv) || argc < 3) {
+        fputs(state_help, argc < 3 ? stderr : stdout);
+        return argc < 3 ? EX_USAGE : 0;
+    }
+    bool get = strcmp(argv[2], "get") == 0;
+    if (!get && strcmp(argv[2], "dump") != 0)
+        return usage_error("state", "unknown action '%s' (get or dump)", argv[2]);
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cue_err err = {0};
+    args a = {.argc = argc, .argv = argv, .cmd = "state"};
+    const char *uid = NULL, *v = NULL;
+    int64_t partition = -1;
+    for (a.i = 3; a.i < argc && !a.bad; a.i++) {
+        int rc = common_opt(&a, &cfg, &err);
+        if (rc == -EX_CONFIG) return fail("state", CUE_ECONFIG, &err);
+        if (rc < 0) return -rc;
+        if (rc > 0) continue;
+        if (opt_value(&a, "--partition", &v)) {
+            size_t p = 0;
+            if (!a.bad && (parse_size_arg(v, &p) != 0 || p > UINT32_MAX))
+                return usage_error("state", "--partition: '%s' is not a partition number", v);
+            partition = (int64_t)p;
+            continue;
+        }
+        if (get && uid == NULL && argv[a.i][0] != '-') {
+            uid = argv[a.i];
+            continue;
+        }
+        return usage_error("state", "unexpected argument '%s'", argv[a.i]);
+    }
+    if (a.bad) return EX_USAGE;
+    if (get && uid == NULL) return usage_error("state", "%s", "get needs a USER");
+    int rc = state_run(&cfg, uid, partition, &err);
+    if (rc != 0 && rc != 1 && err.msg[0])
+        cue_log(CUE_LOG_ERROR, err.msg, "s:command", "state", NULL);
+    return rc;
+}
+
+/* ---- cuepoint generate ------------------------------------------------- */
+
+static const char generate_help[] =
+    "Usage: cuepoint generate [--users N] [--events N] [--seed S] [--start TIME]\n"
+    "\n"
+    "Writes a synthetic stream of product events as JSON lines on stdout: users\n"
+    "sign up, onboard (some stall), set and move project deadlines (some miss\n"
+    "them), deliver projects (some five or more) and sometimes go quiet for weeks.\n"
+    "The same options give the same bytes.\n"
+    "\n"
+    "Options:\n"
+    "  --users N     users (default 1000)\n"
+    "  --events N    events (default 10 per user)\n"
+    "  --seed S      random seed (default 42)\n"
+    "  --start TIME  first sign-up, RFC 3339 or epoch ms (default 2026-01-05T09:00:00Z)\n";
+
+typedef struct gen_args {
+    size_t users, events;
+    uint64_t seed;
+    int64_t start_ms;
+} gen_args;
+
+static int size_opt(args *a, const char *name, size_t *out, bool *matched)
+{
+    const char *v = NULL;
+    *matched = opt_value(a, name, &v);
+    if (!*matched || a->bad) return 0;
+    if (parse_size_arg(v, out) != 0) return usage_error(a->cmd, "'%s' is not a whole number", v);
+    return 0;
+}
+
+/* Parses the generator's options from argv[first]; -1 at the first option
+ * that is not one of them (argv[a->i]), so callers can add their own. */
+static int gen_parse(args *a, gen_args *g, int first)
+{
+    for (a->i = first; a->i < a->argc && !a->bad; a->i++) {
+        bool m = false;
+        size_t seed = 0;
+        int rc = size_opt(a, "--users", &g->users, &m);
+        if (!m) rc = size_opt(a, "--events", &g->events, &m);
+        if (!m) {
+            rc = size_opt(a, "--seed", &seed, &m);
+            if (m) g->seed = seed;
+        }
+        if (rc != 0) return rc;
+        if (m) continue;
+        const char *v = NULL;
+        if (opt_value(a, "--start", &v)) {
+            if (!a->bad && parse_time_arg(v, &g->start_ms) != 0)
+                return usage_error(a->cmd, "--start: '%s' is not a time", v);
+            continue;
+        }
+        return -1;
+    }
+    if (g->events == 0) g->events = g->users * 10;
+    return a->bad ? EX_USAGE : 0;
+}
+
+static int cmd_generate(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        fputs(generate_help, stdout);
+        return 0;
+    }
+    args a = {.argc = argc, .argv = argv, .cmd = "generate"};
+    gen_args g = {.users = 1000, .seed = 42, .start_ms = 1767603600000LL};
+    int rc = gen_parse(&a, &g, 2);
+    if (rc < 0) return usage_error("generate", "unknown option '%s'", argv[a.i]);
+    if (rc != 0) return rc;
+    cue_gen *gen;
+    cue_err err = {0};
+    if (cue_gen_new(
+            &gen,
+            &(cue_gen_opts){
+                .seed = g.seed, .users = g.users, .events = g.events, .start_ms = g.start_ms},
+            &err) != 0)
+        return usage_error("generate", "%s", err.msg);
+    cue_buf b;
+    cue_buf_init(&b, 512);
+    int64_t ts;
+    while (cue_gen_next(gen, &b, &ts) == 1) {
+        fwrite(b.data, 1, b.len, stdout);
+        putchar('\n');
+    }
+    cue_buf_deinit(&b);
+    cue_gen_free(gen);
+    return fflush(stdout) == 0 ? 0 : EX_IOERR;
+}
+
+/* ---- cuepoint demo ----------------------------------------------------- */
+
+static const char demo_help[] =
+    "Usage: cuepoint demo [options]\n"
+    "\n"
+    "Runs the example journeys (compiled into this binary) over a generated stream\n"
+    "of product events, prints a sample of the triggers as they are made and a\n"
+    "summary. Needs nothing but the binary; state goes to a temporary directory.\n"
+    "\n"
+    "Options:\n"
+    "  --users N       users (default 2000)\n"
+    "  --events N      events (default 10 per user)\n"
+    "  --seed S        random seed (default 42)\n"
+    "  --sample N      triggers to print (default 24; 0 for none)\n"
+    "  --machines DIR  use these journeys instead of the built-in examples\n"
+    "  --keep          keep the temporary directory (state, triggers.jsonl) and print it\n";
+
+typedef struct demo_ctx {
+    size_t sample_max, printed;
+    uint32_t shown[CUE_MACHINES_MAX][CUE_MACHINE_TRIGGERS_MAX];
+    cue_buf line;
+} demo_ctx;
+
+typedef struct gen_source {
+    cue_gen *gen;
+    cue_buf buf;
+    int64_t n;
+} gen_source;
+
+static int gen_source_next(void *ctx, const char **rec, size_t *len, int64_t *line, bool *oversize,
+                           cue_err *err)
+{
+    gen_source *g = ctx;
+    int64_t ts;
+    if (cue_gen_next(g->gen, &g->buf, &ts) != 1) return 0;
+    *rec = g->buf.data;
+    *len = g->buf.len;
+    *line = ++g->n;
+    *oversize = false;
+    return 1;
+}
+
+/* Prints the first few triggers of each name, so every kind shows up. */
+static void demo_trigger(const cue_trigger *t, const char *rec, size_t len, void *ctx)
+{
+    demo_ctx *d = ctx;
+    uint32_t *shown = &d->shown[t->machine_index][t->trigger_index];
+    if (d->printed >= d->sample_max || *shown >= 3) return;
+    (*shown)++;
+    d->printed++;
+    char when[CUE_TIME_TEXT_MAX];
+    cue_time_format_rfc3339(t->time_ms, when);
+    cue_buf_reset(&d->line);
+    for (uint16_t i = 0; i < t->n_fields; i++) {
+        cue_buf_printf(&d->line, "%s%s=", i ? " " : "", t->fields[i].name);
+        cue_trigger_append_value(&d->line, &t->values[i]);
+    }
+    printf("  %s  %-9.*s %-26s %s\n", when, (int)t->user->id_len, t->user->id, t->name,
+           d->line.data);
+}
+
+static int write_embedded(const char *dir)
+{
+    if (mkdir_p(dir) != 0) return -1;
+    for (size_t i = 0; i < cue_embedded_machines_count; i++) {
+        char path[CUE_PATH_MAX];
+        snprintf(path, sizeof path, "%.900s/%.100s", dir, cue_embedded_machines[i].name);
+        FILE *f = fopen(path, "w");
+        if (f == NULL) return -1;
+        fputs(cue_embedded_machines[i].text, f);
+        if (fclose(f) != 0) return -1;
+    }
+    return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int demo_run(const char *dir, const char *machines, const gen_args *g, demo_ctx *d,
+                    cue_err *err)
+{
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    snprintf(cfg.state_dir, sizeof cfg.state_dir, "%.900s/state", dir);
+    if (machines)
+        snprintf(cfg.machines_dir, sizeof cfg.machines_dir, "%s", machines);
+    else
+        snprintf(cfg.machines_dir, sizeof cfg.machines_dir, "%.900s/machines", dir);
+    if (machines == NULL && write_embedded(cfg.machines_dir) != 0)
+        return cue_err_set(err, CUE_EIO, "cannot write the example machines to %s", dir);
+    cue_machines *ms = NULL;
+    int rc = cue_machines_load(&ms, cfg.machines_dir, NULL, err);
+    if (rc != 0) return rc;
+    gen_source src = {0};
+    char path[CUE_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/triggers.jsonl", dir);
+    FILE *out = fopen(path, "w");
+    snprintf(path, sizeof path, "%s/dead-letters.jsonl", dir);
+    FILE *dead = fopen(path, "w");
+    rc = out && dead ? 0 : cue_err_set(err, CUE_EIO, "cannot write in %s", dir);
+    if (rc == 0)
+        rc = cue_gen_new(
+            &src.gen,
+            &(cue_gen_opts){
+                .seed = g->seed, .users = g->users, .events = g->events, .start_ms = g->start_ms},
+            err);
+    if (rc == 0) {
+        cue_buf_init(&src.buf, 512);
+        printf("cuepoint demo: %zu users, %zu generated events, %zu journeys from %s\n\n"
+               "A sample of the triggers, as they are made:\n",
+               g->users, g->events, cue_machines_count(ms),
+               machines ? machines : "the built-in examples");
+        cue_filemode_opts o = {.cfg = &cfg,
+                               .ms = ms,
+                               .source = gen_source_next,
+                               .source_ctx = &src,
+                               .source_name = "generator",
+                               .out = out,
+                               .dead = dead,
+                               .on_trigger = demo_trigger,
+                               .on_trigger_ctx = d};
+        /* After the last event, let 15 days pass so pending deadlines and
+         * dormancy timers fire too. */
+        o.until_ms = INT64_MIN;
+        o.linger_ms = (int64_t)15 * 86400000;
+        cue_filemode_result res;
+        rc = cue_filemode_run(&o, &res, err);
+        printf("\nSummary:\n");
+        fflush(stdout);
+        cue_filemode_summary(stdout, &o, &res);
+        cue_buf_deinit(&src.buf);
+        cue_gen_free(src.gen);
+    }
+    if (out) fclose(out);
+    if (dead) fclose(dead);
+    cue_machines_free(ms);
+    return rc;
+}
+
+static int cmd_demo(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        fputs(demo_help, stdout);
+        return 0;
+    }
+    args a = {.argc = argc, .argv = argv, .cmd = "demo"};
+    gen_args g = {.users = 2000, .seed = 42, .start_ms = 1767603600000LL};
+    const char *machines = NULL;
+    bool keep = false;
+    size_t sample = 24;
+    for (int first = 2;;) {
+        int rc = gen_parse(&a, &g, first);
+        if (rc >= 0) {
+            if (rc != 0) return rc;
+            break;
+        }
+        bool m = false;
+        rc = size_opt(&a, "--sample", &sample, &m);
+        if (rc != 0) return rc;
+        if (!m && opt_value(&a, "--machines", &machines)) m = true;
+        if (!m && strcmp(argv[a.i], "--keep") == 0) m = keep = true;
+        if (!m) return usage_error("demo", "unknown option '%s'", argv[a.i]);
+        if (a.bad) return EX_USAGE;
+        g.events = 0;
+        first = a.i + 1;
+    }
+    const char *tmp = getenv("TMPDIR");
+    char dir[CUE_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/cuepoint-demo-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (mkdtemp(dir) == NULL) {
+        fprintf(stderr, "cuepoint demo: cannot create a temporary directory: %s\n",
+                strerror(errno));
+        return EX_CANTCREAT;
+    }
+    demo_ctx d = {.sample_max = sample};
+    cue_buf_init(&d.line, 256);
+    cue_err err = {0};
+    int rc = demo_run(dir, machines, &g, &d, &err);
+    cue_buf_deinit(&d.line);
+    if (rc != 0) cue_log(CUE_LOG_ERROR, err.msg, "s:command", "demo", NULL);
+    if (keep)
+        printf("\nState, triggers.jsonl and dead-letters.jsonl are in %s\n", dir);
+    else
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return rc == 0 ? 0 : exit_for(rc);
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+static const char main_help[] =
+    "Usage: cuepoint COMMAND [options]\n"
+    "\n"
+    "cuepoint turns product events into well-timed trigger events through per-user\n"
+    "journeys declared in JSON.\n"
+    "\n"
+    "Commands:\n"
+    "  demo       run the example journeys over generated events (needs nothing else)\n"
+    "  file       run events from a JSON-lines file through the journeys\n"
+    "  check      validate and lint journey files\n"
+    "  graph      print a journey as Graphviz DOT\n"
+    "  state      read users' state from a state directory (get USER | dump)\n"
+    "  generate   write a synthetic event stream as JSON lines\n"
+    "  version    print the version\n"
+    "\n"
+    "`cuepoint COMMAND --help` describes each command. Documentation: README.md.\n";
+
+int cue_cli_main(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {{"file", cmd_file},   {"check", cmd_check}, {"graph", cmd_graph},
+                {"state", cmd_state}, {"demo", cmd_demo},   {"generate", cmd_generate}};
+    if (argc < 2) {
+        fputs(main_help, stderr);
+        return EX_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(main_help, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("cuepoint %s\n", CUE_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
+        if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc, argv);
+    const char *names[] = {"file", "check", "graph", "state", "demo", "generate", "version"};
+    const char *near = cue_nearest_name(cmd, names, sizeof names / sizeof *names);
+    fprintf(stderr, "cuepoint: unknown command '%s'%s%s%s; see 'cuepoint --help'\n", cmd,
+            near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+    return EX_USAGE;
+}

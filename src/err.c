@@ -72,8 +72,9 @@ void cue_err_clear(cue_err *err)
 
 void cue_assert_fail(const char *expr, const char *file, int line)
 {
-    fprintf(stderr, "{\"level\":\"fatal\",\"msg\":\"assertion failed\",\"expr\":\"%s\","
-                    "\"file\":\"%s\",\"line\":%d}\n",
+    fprintf(stderr,
+            "{\"level\":\"fatal\",\"msg\":\"assertion failed\",\"expr\":\"%s\","
+            "\"file\":\"%s\",\"line\":%d}\n",
             expr, file, line);
     abort();
 }

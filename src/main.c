@@ -1,4 +1,6 @@
-int main(void)
+#include "cuepoint/cli.h"
+
+int main(int argc, char **argv)
 {
-    return 0;
+    return cue_cli_main(argc, argv);
 }

@@ -49,16 +49,16 @@
 
 /* Per machine: states, transitions, timers, counters, variables, trigger names.
  * These keep compiled machines in fixed arrays and encoded names in one byte. */
-#define CUE_MACHINE_STATES_MAX 64
+#define CUE_MACHINE_STATES_MAX      64
 #define CUE_MACHINE_TRANSITIONS_MAX 512
-#define CUE_MACHINE_TIMERS_MAX 8
-#define CUE_MACHINE_COUNTERS_MAX 8
-#define CUE_MACHINE_VARS_MAX 8
-#define CUE_MACHINE_TRIGGERS_MAX 32
-#define CUE_TRANSITION_GUARDS_MAX 8
-#define CUE_TRANSITION_ACTIONS_MAX 16
-#define CUE_EMIT_FIELDS_MAX 16
-#define CUE_GUARD_SET_MAX 16
+#define CUE_MACHINE_TIMERS_MAX      8
+#define CUE_MACHINE_COUNTERS_MAX    8
+#define CUE_MACHINE_VARS_MAX        8
+#define CUE_MACHINE_TRIGGERS_MAX    32
+#define CUE_TRANSITION_GUARDS_MAX   8
+#define CUE_TRANSITION_ACTIONS_MAX  16
+#define CUE_EMIT_FIELDS_MAX         16
+#define CUE_GUARD_SET_MAX           16
 
 /* Live machine instances per user across all machines. One keyed machine may
  * declare its own smaller bound (max_instances); this is the ceiling. */

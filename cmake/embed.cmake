@@ -1,0 +1,16 @@
+# Writes OUT, a C file holding every deploy/machines/*.json as a string, so that
+# the demo runs from the binary alone. Runs at build time (see CMakeLists.txt).
+file(GLOB files ${SRC}/deploy/machines/*.json)
+list(SORT files)
+set(body "#include \"embedded.h\"\n\nconst cue_embedded_file cue_embedded_machines[] = {\n")
+set(n 0)
+foreach(f IN LISTS files)
+  get_filename_component(name ${f} NAME)
+  file(READ ${f} hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "\\\\x\\1" escaped "${hex}")
+  string(APPEND body "    {\"${name}\", \"${escaped}\"},\n")
+  math(EXPR n "${n} + 1")
+endforeach()
+string(APPEND body "};\nconst size_t cue_embedded_machines_count = ${n};\n")
+file(WRITE ${OUT}.tmp "${body}")
+file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)

@@ -1,0 +1,69 @@
+/*
+ * filemode: cuepoint without Kafka. Events come from a source (a JSON-lines
+ * file, stdin, or a generator), go through one task (partition 0) over a state
+ * directory, and triggers are written as JSON lines; bad records go to a
+ * dead-letter file with their line number and reason. A second run over the
+ * same state directory continues where the first stopped: its records are
+ * positioned after the first run's, so nothing is applied twice and timers
+ * armed by the first run fire in the second. Used by `cuepoint file`,
+ * `cuepoint demo`, tests and benchmarks. One thread.
+ */
+#ifndef CUEPOINT_FILEMODE_H
+#define CUEPOINT_FILEMODE_H
+
+#include "cuepoint/config.h"
+#include "cuepoint/engine.h"
+#include "cuepoint/machine.h"
+#include "cuepoint/task.h"
+
+#include <stdio.h>
+
+/* Yields the next record: 1 with `*rec`/`*len` borrowed until the next call,
+ * 0 at the end, negative on a read error (with `err`). `*line` is its line
+ * number in the source, for messages. A record longer than the limit is
+ * yielded truncated with `*oversize` set, so it can be dead-lettered. */
+typedef int (*cue_source_fn)(void *ctx, const char **rec, size_t *len, int64_t *line,
+                             bool *oversize, cue_err *err);
+
+/* A source reading JSON lines from a stream, with a bounded line buffer.
+ * Blank lines are skipped; a trailing '\r' is dropped. */
+typedef struct cue_line_source cue_line_source;
+int cue_line_source_new(cue_line_source **out, FILE *in, size_t line_max, cue_err *err);
+void cue_line_source_free(cue_line_source *s);
+int cue_line_source_next(void *ctx, const char **rec, size_t *len, int64_t *line, bool *oversize,
+                         cue_err *err);
+
+typedef struct cue_filemode_opts {
+    const cue_config *cfg;  /* borrowed */
+    const cue_machines *ms; /* borrowed */
+    cue_source_fn source;
+    void *source_ctx;
+    const char *source_name; /* for dead letters and messages */
+    FILE *out;               /* triggers; borrowed */
+    FILE *dead;              /* dead letters; borrowed */
+    int64_t until_ms;        /* advance stream time to this at the end; INT64_MIN: don't */
+    int64_t linger_ms;       /* or, when > 0, to the last event's time plus this */
+    /* Called for every trigger (after it is written), e.g. to print a sample. */
+    void (*on_trigger)(const cue_trigger *t, const char *rec, size_t len, void *ctx);
+    void *on_trigger_ctx;
+} cue_filemode_opts;
+
+typedef struct cue_filemode_result {
+    cue_task_stats task;
+    uint64_t triggers;
+    uint64_t by_trigger[CUE_MACHINES_MAX][CUE_MACHINE_TRIGGERS_MAX];
+    double seconds;
+    int64_t stream_ms;
+} cue_filemode_result;
+
+/* Runs the whole source through a task over cfg->state_dir and commits at the
+ * end. Returns 0, or an error that stopped the run (store, I/O, source). */
+int cue_filemode_run(const cue_filemode_opts *o, cue_filemode_result *res, cue_err *err);
+
+/* Writes the human summary ("N events read, ...; triggers by name") to `f`. */
+void cue_filemode_summary(FILE *f, const cue_filemode_opts *o, const cue_filemode_result *r);
+
+/* Writes the summary as one JSON object (for --stats and benchmarks). */
+void cue_filemode_summary_json(FILE *f, const cue_filemode_opts *o, const cue_filemode_result *r);
+
+#endif

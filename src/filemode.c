@@ -1,0 +1,251 @@
+/* The file mode: a source of JSON lines, one task, triggers and dead letters out. */
+#include "cuepoint/filemode.h"
+
+#include "cuepoint/buf.h"
+#include "cuepoint/log.h"
+#include "cuepoint/store.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- the line source --------------------------------------------------- */
+
+struct cue_line_source {
+    FILE *in; /* borrowed */
+    size_t line_max;
+    char *buf; /* owned: line_max + 1 bytes */
+    size_t len;
+    int64_t line;
+};
+
+int cue_line_source_new(cue_line_source **out, FILE *in, size_t line_max, cue_err *err)
+{
+    cue_line_source *s = calloc(1, sizeof *s);
+    if (s) s->buf = malloc(line_max + 1);
+    if (s == NULL || s->buf == NULL) {
+        free(s);
+        return cue_err_set(err, CUE_ENOMEM, "out of memory for a %zu-byte line buffer", line_max);
+    }
+    s->in = in;
+    s->line_max = line_max;
+    *out = s;
+    return 0;
+}
+
+void cue_line_source_free(cue_line_source *s)
+{
+    if (s == NULL) return;
+    free(s->buf);
+    free(s);
+}
+
+/* Reads one line into the buffer, keeping at most line_max bytes; returns the
+ * full length seen (which may exceed line_max) or -1 at end of input. */
+static long long read_line(cue_line_source *s)
+{
+    long long total = 0;
+    int c;
+    s->len = 0;
+    while ((c = getc(s->in)) != EOF) {
+        if (c == '\n') return total;
+        if (s->len < s->line_max) s->buf[s->len++] = (char)c;
+        total++;
+    }
+    return total > 0 ? total : -1;
+}
+
+int cue_line_source_next(void *ctx, const char **rec, size_t *len, int64_t *line, bool *oversize,
+                         cue_err *err)
+{
+    cue_line_source *s = ctx;
+    for (;;) {
+        long long total = read_line(s);
+        if (total < 0) {
+            if (ferror(s->in))
+                return cue_err_set(err, CUE_EIO, "read error after line %lld: %s",
+                                   (long long)s->line, strerror(errno));
+            return 0;
+        }
+        s->line++;
+        if (s->len && s->buf[s->len - 1] == '\r' && (size_t)total == s->len) {
+            s->len--;
+            total--;
+        }
+        size_t k = 0;
+        while (k < s->len && (s->buf[k] == ' ' || s->buf[k] == '\t'))
+            k++;
+        if (k == s->len && total == (long long)s->len) continue; /* blank line */
+        *rec = s->buf;
+        *len = s->len;
+        *line = s->line;
+        *oversize = (size_t)total > s->line_max;
+        return 1;
+    }
+}
+
+/* ---- sinks ------------------------------------------------------------- */
+
+typedef struct run {
+    const cue_filemode_opts *o;
+    cue_filemode_result *res;
+    int64_t line;   /* of the record being processed */
+    bool truncated; /* the record being processed was cut at the size limit */
+    cue_buf dl;     /* owned: one dead-letter line */
+} run;
+
+static void sink_trigger(const cue_trigger *t, const char *rec, size_t len, void *ctx)
+{
+    run *r = ctx;
+    fwrite(rec, 1, len, r->o->out);
+    fputc('\n', r->o->out);
+    r->res->triggers++;
+    r->res->by_trigger[t->machine_index][t->trigger_index]++;
+    if (r->o->on_trigger) r->o->on_trigger(t, rec, len, r->o->on_trigger_ctx);
+}
+
+static void sink_dead(const cue_dead_letter *dl, void *ctx)
+{
+    run *r = ctx;
+    cue_buf *b = &r->dl;
+    cue_buf_reset(b);
+    cue_buf_append_str(b, "{\"reason\":");
+    const char *reason = cue_reason_name(dl->reason);
+    cue_buf_append_json_str(b, reason, strlen(reason));
+    cue_buf_append_str(b, ",\"error\":");
+    cue_buf_append_json_str(b, dl->message, strlen(dl->message));
+    cue_buf_append_str(b, ",\"source\":");
+    const char *src = r->o->source_name ? r->o->source_name : "-";
+    cue_buf_append_json_str(b, src, strlen(src));
+    cue_buf_printf(b, ",\"line\":%lld,\"partition\":%u,\"offset\":%lld", (long long)r->line,
+                   dl->partition, (long long)dl->offset);
+    if (r->truncated) cue_buf_append_str(b, ",\"truncated\":true");
+    cue_buf_append_str(b, ",\"raw\":");
+    cue_buf_append_json_str(b, dl->raw, dl->raw_len);
+    cue_buf_append_str(b, "}\n");
+    fwrite(b->data, 1, b->len, r->o->dead);
+}
+
+static int sink_flush(void *ctx, cue_err *err)
+{
+    run *r = ctx;
+    if (fflush(r->o->out) != 0 || ferror(r->o->out))
+        return cue_err_set(err, CUE_EIO, "cannot write triggers: %s", strerror(errno));
+    if (fflush(r->o->dead) != 0 || ferror(r->o->dead))
+        return cue_err_set(err, CUE_EIO, "cannot write dead letters: %s", strerror(errno));
+    return 0;
+}
+
+/* ---- the run ----------------------------------------------------------- */
+
+static int feed(run *r, cue_task *task, cue_err *err)
+{
+    const char *rec;
+    size_t len;
+    bool oversize;
+    int rc;
+    while ((rc = r->o->source(r->o->source_ctx, &rec, &len, &r->line, &oversize, err)) > 0) {
+        int64_t offset = cue_task_next_offset(task);
+        r->truncated = oversize;
+        if (oversize)
+            rc = cue_task_reject(task, offset, CUE_REASON_TOO_LARGE,
+                                 "line is longer than event.max.bytes (raw is its beginning)", rec,
+                                 len, err);
+        else
+            rc = cue_task_process(task, rec, len, offset, NULL, 0, err);
+        if (rc != 0) return rc;
+    }
+    return rc;
+}
+
+int cue_filemode_run(const cue_filemode_opts *o, cue_filemode_result *res, cue_err *err)
+{
+    memset(res, 0, sizeof *res);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    run r = {.o = o, .res = res};
+    cue_store *store = NULL;
+    cue_task *task = NULL;
+    cue_task_sink sink = {
+        .trigger = sink_trigger, .dead_letter = sink_dead, .flush = sink_flush, .ctx = &r};
+    int rc = cue_buf_init(&r.dl, 4096) ? cue_err_set(err, CUE_ENOMEM, "out of memory") : 0;
+    if (rc == 0) rc = cue_store_open(&store, o->cfg->state_dir, &(cue_store_opts){0}, err);
+    if (rc == 0) rc = cue_task_new(&task, o->cfg, o->ms, store, 0, &sink, err);
+    if (rc == 0) rc = feed(&r, task, err);
+    if (rc == 0 && o->until_ms != INT64_MIN) rc = cue_task_advance(task, o->until_ms, err);
+    if (rc == 0 && o->linger_ms > 0 && cue_task_stream_time(task) != INT64_MIN)
+        rc = cue_task_advance(task, cue_task_stream_time(task) + o->linger_ms, err);
+    if (rc == 0) rc = cue_task_commit(task, err);
+    if (task) {
+        res->task = *cue_task_stats_get(task);
+        res->stream_ms = cue_task_stream_time(task);
+    }
+    cue_task_free(task);
+    cue_store_close(store);
+    cue_buf_deinit(&r.dl);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    res->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    return rc;
+}
+
+/* ---- summaries --------------------------------------------------------- */
+
+void cue_filemode_summary(FILE *f, const cue_filemode_opts *o, const cue_filemode_result *r)
+{
+    const cue_task_stats *s = &r->task;
+    double rate = r->seconds > 0 ? (double)s->records / r->seconds : 0;
+    fprintf(f,
+            "cuepoint: %llu events read, %llu applied, %llu dead-lettered, %llu duplicates "
+            "skipped, %llu late applied; %llu triggers; %.2f s (%.0f events/s)\n",
+            (unsigned long long)s->records, (unsigned long long)s->applied,
+            (unsigned long long)s->dead_letters, (unsigned long long)s->duplicates,
+            (unsigned long long)s->late_applied, (unsigned long long)r->triggers, r->seconds, rate);
+    for (int k = 1; k < CUE_REASON_COUNT; k++)
+        if (s->dead_by_reason[k])
+            fprintf(f, "  dead letters %-22s %llu\n", cue_reason_name((cue_reason)k),
+                    (unsigned long long)s->dead_by_reason[k]);
+    for (size_t mi = 0; mi < cue_machines_count(o->ms); mi++) {
+        const cue_machine *m = cue_machines_get(o->ms, mi);
+        for (uint16_t t = 0; t < m->n_triggers; t++)
+            fprintf(f, "  %-12s %-28s %llu\n", m->name, m->triggers[t].name,
+                    (unsigned long long)r->by_trigger[mi][t]);
+    }
+    const cue_step_stats *e = &s->engine;
+    if (e->instance_limit || e->bad_key || e->bad_timer_value || e->value_truncated)
+        fprintf(f,
+                "  warnings: %llu starts refused at max_instances, %llu bad instance keys, "
+                "%llu timer times unreadable, %llu values truncated\n",
+                (unsigned long long)e->instance_limit, (unsigned long long)e->bad_key,
+                (unsigned long long)e->bad_timer_value, (unsigned long long)e->value_truncated);
+}
+
+void cue_filemode_summary_json(FILE *f, const cue_filemode_opts *o, const cue_filemode_result *r)
+{
+    const cue_task_stats *s = &r->task;
+    fprintf(f,
+            "{\"records\":%llu,\"applied\":%llu,\"dead_letters\":%llu,\"duplicates\":%llu,"
+            "\"late_applied\":%llu,\"triggers\":%llu,\"seconds\":%.6f,\"timers_fired\":%llu,"
+            "\"commits\":%llu,\"dead_by_reason\":{",
+            (unsigned long long)s->records, (unsigned long long)s->applied,
+            (unsigned long long)s->dead_letters, (unsigned long long)s->duplicates,
+            (unsigned long long)s->late_applied, (unsigned long long)r->triggers, r->seconds,
+            (unsigned long long)s->engine.timers_fired, (unsigned long long)s->commits);
+    for (int k = 1, first = 1; k < CUE_REASON_COUNT; k++) {
+        if (!s->dead_by_reason[k]) continue;
+        fprintf(f, "%s\"%s\":%llu", first ? "" : ",", cue_reason_name((cue_reason)k),
+                (unsigned long long)s->dead_by_reason[k]);
+        first = 0;
+    }
+    fprintf(f, "},\"by_trigger\":{");
+    int first = 1;
+    for (size_t mi = 0; mi < cue_machines_count(o->ms); mi++) {
+        const cue_machine *m = cue_machines_get(o->ms, mi);
+        for (uint16_t t = 0; t < m->n_triggers; t++) {
+            fprintf(f, "%s\"%s.%s\":%llu", first ? "" : ",", m->name, m->triggers[t].name,
+                    (unsigned long long)r->by_trigger[mi][t]);
+            first = 0;
+        }
+    }
+    fprintf(f, "}}\n");
+}

@@ -1,0 +1,64 @@
+/* JSON-lines logging to stderr. */
+#include "cuepoint/log.h"
+
+#include "cuepoint/buf.h"
+#include "cuepoint/timefmt.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static cue_log_level min_level = CUE_LOG_INFO;
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void cue_log_set_level(cue_log_level level)
+{
+    min_level = level;
+}
+
+static void add_field(cue_buf *b, const char *key, va_list *ap)
+{
+    cue_buf_append_char(b, ',');
+    const char *name = strlen(key) > 2 && key[1] == ':' ? key + 2 : key;
+    cue_buf_append_json_str(b, name, strlen(name));
+    cue_buf_append_char(b, ':');
+    switch (key[0]) {
+    case 'i': cue_buf_append_i64(b, va_arg(*ap, int64_t)); break;
+    case 'u': cue_buf_printf(b, "%llu", (unsigned long long)va_arg(*ap, uint64_t)); break;
+    case 'd': cue_buf_printf(b, "%.6g", va_arg(*ap, double)); break;
+    case 'b': cue_buf_append_str(b, va_arg(*ap, int) ? "true" : "false"); break;
+    default: {
+        const char *s = va_arg(*ap, const char *);
+        if (s)
+            cue_buf_append_json_str(b, s, strlen(s));
+        else
+            cue_buf_append_str(b, "null");
+    }
+    }
+}
+
+void cue_log(cue_log_level level, const char *msg, ...)
+{
+    if (level < min_level || level >= CUE_LOG_OFF) return;
+    cue_buf b = {.data = NULL};
+    if (cue_buf_init(&b, 512) != 0) return;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    char ts[CUE_TIME_TEXT_MAX];
+    cue_time_format_rfc3339((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, ts);
+    cue_buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", ts, level_names[level]);
+    cue_buf_append_json_str(&b, msg, strlen(msg));
+    va_list ap;
+    va_start(ap, msg);
+    for (const char *key; (key = va_arg(ap, const char *)) != NULL;)
+        add_field(&b, key, &ap);
+    va_end(ap);
+    cue_buf_append_str(&b, "}\n");
+    /* One write per line, so lines from several threads never interleave. */
+    ssize_t w = write(STDERR_FILENO, b.data, b.len);
+    (void)w;
+    cue_buf_deinit(&b);
+}
