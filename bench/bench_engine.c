@@ -1,0 +1,310 @@
+/*
+ * bench_engine: events/s, triggers and peak RSS for one case per process.
+ *
+ *   decode   events decoded only (the tokenizer and pointer look-ups)
+ *   engine   the engine alone: events already decoded, user state as encoded
+ *            records in the in-memory cache (decode state, step, encode state,
+ *            put); timers are armed but not fired (firing needs the timer
+ *            index, which is the file case's job)
+ *   file     the whole file mode: read lines, decode, engine, cache, RocksDB,
+ *            timer index, trigger encoding (to /dev/null)
+ *
+ * Generated events (fixed seed) go to a file or memory before the clock starts.
+ * Prints one line: "bench=engine case=... events=... users=... seconds=...
+ * events_per_s=... triggers=... peak_rss_mb=...". bench/run.sh runs each case
+ * in its own process several times and prints the medians.
+ */
+#include "cuepoint/cache.h"
+#include "cuepoint/codec.h"
+#include "cuepoint/config.h"
+#include "cuepoint/engine.h"
+#include "cuepoint/event.h"
+#include "cuepoint/filemode.h"
+#include "cuepoint/gen.h"
+#include "cuepoint/machine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct opts {
+    const char *which;
+    size_t events, users;
+    uint64_t seed;
+    size_t cache_bytes;
+    const char *machines;
+    const char *workdir;
+} opts;
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static double peak_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+static void report(const opts *o, double secs, uint64_t events, uint64_t triggers)
+{
+    printf("bench=engine case=%s events=%llu users=%zu seconds=%.3f events_per_s=%.0f "
+           "triggers=%llu peak_rss_mb=%.1f cache_mb=%.1f\n",
+           o->which, (unsigned long long)events, o->users, secs, (double)events / secs,
+           (unsigned long long)triggers, peak_rss_mb(), (double)o->cache_bytes / 1048576.0);
+}
+
+/* All generated lines back to back, with their offsets. */
+typedef struct corpus {
+    char *text;
+    size_t *off; /* n + 1 entries */
+    size_t n;
+} corpus;
+
+static void corpus_make(const opts *o, corpus *c)
+{
+    cue_gen *g;
+    cue_err err;
+    if (cue_gen_new(&g,
+                    &(cue_gen_opts){.seed = o->seed,
+                                    .users = o->users,
+                                    .events = o->events,
+                                    .start_ms = 1767603600000LL},
+                    &err) != 0) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        exit(1);
+    }
+    cue_buf b, all;
+    cue_buf_init(&b, 512);
+    cue_buf_init(&all, o->events * 200);
+    c->off = malloc((o->events + 1) * sizeof *c->off);
+    c->n = 0;
+    int64_t ts;
+    while (cue_gen_next(g, &b, &ts) == 1) {
+        c->off[c->n++] = all.len;
+        cue_buf_append(&all, b.data, b.len);
+    }
+    c->off[c->n] = all.len;
+    c->text = all.data; /* taken from `all` */
+    cue_buf_deinit(&b);
+    cue_gen_free(g);
+}
+
+static void corpus_free(corpus *c)
+{
+    free(c->text);
+    free(c->off);
+}
+
+typedef struct counter {
+    uint64_t triggers;
+} counter;
+
+static void count_trigger(const cue_trigger *t, void *ctx)
+{
+    (void)t;
+    ((counter *)ctx)->triggers++;
+}
+
+/* Decoded events kept whole: the event struct and a private copy of its tokens. */
+typedef struct decoded {
+    cue_event ev;
+    cue_json_tok *toks;
+} decoded;
+
+static decoded *decode_all(const corpus *c, cue_event_decoder *dec)
+{
+    decoded *d = malloc(c->n * sizeof *d);
+    for (size_t i = 0; i < c->n; i++) {
+        cue_reason reason;
+        cue_err err;
+        if (cue_event_decode(dec, c->text + c->off[i], c->off[i + 1] - c->off[i], &d[i].ev, &reason,
+                             &err) != 0) {
+            fprintf(stderr, "bench: event %zu: %s\n", i, err.msg);
+            exit(1);
+        }
+        size_t bytes = d[i].ev.doc.n * sizeof(cue_json_tok);
+        d[i].toks = malloc(bytes);
+        memcpy(d[i].toks, d[i].ev.doc.toks, bytes);
+        d[i].ev.doc.toks = d[i].toks;
+        d[i].ev.offset = (int64_t)i;
+    }
+    return d;
+}
+
+static int run_decode(const opts *o, const cue_config *cfg)
+{
+    corpus c;
+    corpus_make(o, &c);
+    cue_event_decoder *dec;
+    cue_err err;
+    cue_event_decoder_new(&dec, cfg, &err);
+    double t0 = now_s();
+    uint64_t ok = 0;
+    for (size_t i = 0; i < c.n; i++) {
+        cue_event ev;
+        cue_reason reason;
+        ok += cue_event_decode(dec, c.text + c.off[i], c.off[i + 1] - c.off[i], &ev, &reason,
+                               &err) == 0;
+    }
+    report(o, now_s() - t0, ok, 0);
+    cue_event_decoder_free(dec);
+    corpus_free(&c);
+    return ok == c.n ? 0 : 1;
+}
+
+static int run_engine(const opts *o, const cue_config *cfg, const cue_machines *ms)
+{
+    corpus c;
+    corpus_make(o, &c);
+    cue_event_decoder *dec;
+    cue_cache *cache;
+    cue_err err;
+    cue_event_decoder_new(&dec, cfg, &err);
+    decoded *d = decode_all(&c, dec);
+    if (cue_cache_new(&cache, o->cache_bytes, &err) != 0) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    cue_user *u = malloc(sizeof *u);
+    cue_buf enc;
+    cue_buf_init(&enc, 4096);
+    counter n = {0};
+    cue_step_stats st = {0};
+    double t0 = now_s();
+    for (size_t i = 0; i < c.n; i++) {
+        const cue_event *ev = &d[i].ev;
+        const void *val;
+        size_t len;
+        if (cue_cache_get(cache, ev->user_id, ev->user_id_len, &val, &len) == 0)
+            cue_codec_decode(val, len, ms, u, NULL, &err);
+        else
+            cue_user_init(u, ev->user_id, ev->user_id_len);
+        cue_engine_apply(ms, u, ev, count_trigger, &n, &st);
+        cue_codec_encode(u, ms, &enc);
+        cue_cache_put(cache, ev->user_id, ev->user_id_len, enc.data, enc.len, false);
+    }
+    report(o, now_s() - t0, c.n, n.triggers);
+    cue_cache_stats cs;
+    cue_cache_stats_get(cache, &cs);
+    fprintf(stderr, "engine: cache hits %llu misses %llu evictions %llu\n",
+            (unsigned long long)cs.hits, (unsigned long long)cs.misses,
+            (unsigned long long)cs.evictions);
+    for (size_t i = 0; i < c.n; i++)
+        free(d[i].toks);
+    free(d);
+    free(u);
+    cue_buf_deinit(&enc);
+    cue_cache_free(cache);
+    cue_event_decoder_free(dec);
+    corpus_free(&c);
+    return 0;
+}
+
+static int run_file(const opts *o, cue_config *cfg, const cue_machines *ms)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/events.jsonl", o->workdir);
+    corpus c;
+    corpus_make(o, &c);
+    FILE *f = fopen(path, "w");
+    for (size_t i = 0; i < c.n; i++) {
+        fwrite(c.text + c.off[i], 1, c.off[i + 1] - c.off[i], f);
+        fputc('\n', f);
+    }
+    fclose(f);
+    corpus_free(&c);
+    FILE *in = fopen(path, "r"), *out = fopen("/dev/null", "w"), *dead = fopen("/dev/null", "w");
+    snprintf(cfg->state_dir, sizeof cfg->state_dir, "%s/state", o->workdir);
+    cue_line_source *src;
+    cue_err err;
+    cue_line_source_new(&src, in, cfg->event_bytes_max, &err);
+    cue_filemode_opts fo = {.cfg = cfg,
+                            .ms = ms,
+                            .source = cue_line_source_next,
+                            .source_ctx = src,
+                            .source_name = path,
+                            .out = out,
+                            .dead = dead,
+                            .until_ms = INT64_MIN};
+    cue_filemode_result res;
+    int rc = cue_filemode_run(&fo, &res, &err);
+    if (rc != 0) fprintf(stderr, "bench: %s\n", err.msg);
+    report(o, res.seconds, res.task.records, res.triggers);
+    fprintf(stderr,
+            "file: applied %llu dead %llu timers fired %llu commits %llu timer loads %llu\n",
+            (unsigned long long)res.task.applied, (unsigned long long)res.task.dead_letters,
+            (unsigned long long)res.task.engine.timers_fired, (unsigned long long)res.task.commits,
+            (unsigned long long)res.task.timer_loads);
+    cue_line_source_free(src);
+    fclose(in);
+    fclose(out);
+    fclose(dead);
+    return rc;
+}
+
+static void parse(int argc, char **argv, opts *o)
+{
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *k = argv[i], *v = argv[i + 1];
+        if (strcmp(k, "--case") == 0)
+            o->which = v;
+        else if (strcmp(k, "--events") == 0)
+            o->events = strtoull(v, NULL, 10);
+        else if (strcmp(k, "--users") == 0)
+            o->users = strtoull(v, NULL, 10);
+        else if (strcmp(k, "--seed") == 0)
+            o->seed = strtoull(v, NULL, 10);
+        else if (strcmp(k, "--cache-bytes") == 0)
+            o->cache_bytes = strtoull(v, NULL, 10);
+        else if (strcmp(k, "--machines") == 0)
+            o->machines = v;
+        else if (strcmp(k, "--workdir") == 0)
+            o->workdir = v;
+        else {
+            fprintf(stderr, "bench_engine: unknown option %s\n", k);
+            exit(64);
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    opts o = {.which = "engine",
+              .events = 100000,
+              .users = 10000,
+              .seed = 42,
+              .cache_bytes = 64u << 20,
+              .machines = CUE_SOURCE_DIR "/deploy/machines",
+              .workdir = "/tmp"};
+    parse(argc, argv, &o);
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cfg.cache_max_bytes = o.cache_bytes;
+    cue_machines *ms;
+    cue_err err;
+    if (cue_machines_load(&ms, o.machines, NULL, &err) != 0) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    int rc;
+    if (strcmp(o.which, "decode") == 0)
+        rc = run_decode(&o, &cfg);
+    else if (strcmp(o.which, "engine") == 0)
+        rc = run_engine(&o, &cfg, ms);
+    else if (strcmp(o.which, "file") == 0)
+        rc = run_file(&o, &cfg, ms);
+    else {
+        fprintf(stderr, "bench_engine: unknown case %s\n", o.which);
+        rc = 64;
+    }
+    cue_machines_free(ms);
+    return rc;
+}

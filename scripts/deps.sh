@@ -1,0 +1,22 @@
+#!/bin/bash
+# Installs the Debian 12 packages cuepoint builds, tests and runs with.
+# Skips apt entirely when they are all present already.
+set -euo pipefail
+
+packages=(build-essential cmake pkg-config librdkafka-dev librocksdb-dev libjansson-dev
+          libuv1-dev libcriterion-dev libxxhash-dev)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "deps.sh: run as root or install sudo" >&2; exit 77; }
+    SUDO=sudo
+fi
+echo "deps.sh: installing ${missing[*]}" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,185 @@
+/* The state record: round trips, every corruption rejected, and migration
+ * between machine versions. */
+#include "cuepoint/codec.h"
+#include "cuepoint/hash.h"
+
+#include "testutil.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+static const char v1[] =
+    "{\"name\":\"m\",\"version\":1,\"start\":{\"event\":\"go\",\"do\":["
+    "{\"increment\":\"n\"},{\"set\":\"s\",\"from\":{\"event\":\"/s\"}},"
+    "{\"set\":\"i\",\"from\":{\"event\":\"/i\"}},{\"set\":\"d\",\"from\":{\"event\":\"/d\"}},"
+    "{\"set\":\"b\",\"from\":{\"event\":\"/b\"}},{\"start_timer\":\"t\",\"after\":\"1h\"},"
+    "{\"emit\":\"hello\",\"once\":true}]},"
+    "\"initial\":\"a\",\"final\":[\"z\"],\"states\":{\"a\":{\"on\":[{\"event\":\"go\","
+    "\"goto\":\"b\"}]},\"b\":{\"on\":[{\"timer\":\"t\",\"goto\":\"z\"}]},\"z\":{}}}";
+
+/* v2 renames state b to c (so b's instances finish) and drops counter n. */
+static const char v2_keep[] =
+    "{\"name\":\"m\",\"version\":2,\"start\":{\"event\":\"go\",\"do\":["
+    "{\"set\":\"s\",\"from\":{\"event\":\"/s\"}},{\"start_timer\":\"t\",\"after\":\"1h\"}]},"
+    "\"initial\":\"a\",\"final\":[\"z\"],\"states\":{\"a\":{\"on\":[{\"event\":\"go\","
+    "\"goto\":\"c\"}]},\"c\":{\"on\":[{\"timer\":\"t\",\"goto\":\"z\"}]},\"z\":{}}}";
+
+static const char v2_restart[] =
+    "{\"name\":\"m\",\"version\":2,\"on_version_change\":\"restart\",\"start\":{\"event\":\"go\"},"
+    "\"initial\":\"a\",\"states\":{\"a\":{}}}";
+
+static void fill(cue_user *u)
+{
+    cue_user_init(u, "user-1", 6);
+    memcpy(u->attrs[CUE_ATTR_TIMEZONE], "Europe/Berlin", 13);
+    u->attr_len[CUE_ATTR_TIMEZONE] = 13;
+    u->last_offset = 41;
+    u->last_event_ms = 1772438400000;
+    u->n_instances = 1;
+    cue_instance *in = &u->inst[0];
+    memset(in, 0, sizeof *in);
+    in->machine = 0;
+    in->state = 1;
+    in->version = 1;
+    in->once = 1;
+    in->started_ms = -5;
+    in->updated_ms = 1772438400000;
+    in->counters[0] = -7;
+    in->vars[0] = (cue_var){.type = CUE_VAL_STRING, .len = 5, .s = "hello"};
+    in->vars[1] = (cue_var){.type = CUE_VAL_INT, .i = INT64_MIN};
+    in->vars[2] = (cue_var){.type = CUE_VAL_DOUBLE, .d = 2.5};
+    in->vars[3] = (cue_var){.type = CUE_VAL_BOOL, .b = true};
+    for (int t = 0; t < CUE_MACHINE_TIMERS_MAX; t++)
+        in->timers[t] = CUE_TIMER_NONE;
+    in->timers[0] = 1772442000000;
+}
+
+Test(codec, round_trip_is_exact)
+{
+    cue_machines *ms = compile_text(v1);
+    static cue_user a, b;
+    fill(&a);
+    cue_buf rec, rec2;
+    cue_buf_init(&rec, 64);
+    cue_buf_init(&rec2, 64);
+    cr_assert(cue_codec_encode(&a, ms, &rec) == 0);
+    cue_err err;
+    cr_assert(cue_codec_decode(rec.data, rec.len, ms, &b, NULL, &err) == 0, "%s", err.msg);
+    cr_assert(cue_codec_encode(&b, ms, &rec2) == 0);
+    cr_assert_eq(rec.len, rec2.len);
+    cr_assert(memcmp(rec.data, rec2.data, rec.len) == 0, "re-encoding changed the bytes");
+    cr_assert_eq(b.last_offset, 41);
+    cr_assert_eq(b.inst[0].counters[0], -7);
+    cr_assert_eq(b.inst[0].vars[1].i, INT64_MIN);
+    cr_assert_eq(b.inst[0].vars[2].d, 2.5);
+    cr_assert_eq(b.inst[0].timers[0], 1772442000000);
+    cr_assert_eq(b.inst[0].once, 1u);
+    cr_assert_eq(b.attr_len[CUE_ATTR_TIMEZONE], 13);
+    cue_buf_deinit(&rec);
+    cue_buf_deinit(&rec2);
+    cue_machines_free(ms);
+}
+
+Test(codec, every_corruption_is_rejected_with_a_reason)
+{
+    cue_machines *ms = compile_text(v1);
+    static cue_user a, b;
+    fill(&a);
+    cue_buf rec;
+    cue_buf_init(&rec, 64);
+    cr_assert(cue_codec_encode(&a, ms, &rec) == 0);
+    cue_err err;
+    /* Every single-byte flip is caught: by the magic, the version or the checksum. */
+    for (size_t i = 0; i < rec.len; i++) {
+        rec.data[i] ^= 0x20;
+        int rc = cue_codec_decode(rec.data, rec.len, ms, &b, NULL, &err);
+        cr_expect(rc == CUE_ECORRUPT || rc == CUE_EVERSION, "flip at byte %zu accepted", i);
+        rec.data[i] ^= 0x20;
+    }
+    /* Every truncation too. */
+    for (size_t n = 0; n < rec.len; n++)
+        cr_expect(cue_codec_decode(rec.data, n, ms, &b, NULL, &err) != 0, "%zu bytes accepted", n);
+    rec.data[2] = 9;
+    cr_assert_eq(cue_codec_decode(rec.data, rec.len, ms, &b, NULL, &err), CUE_EVERSION);
+    cr_assert(strstr(err.msg, "version 9") != NULL, "message: %s", err.msg);
+    cue_buf_deinit(&rec);
+    cue_machines_free(ms);
+}
+
+Test(codec, a_valid_checksum_over_bad_fields_is_still_rejected)
+{
+    cue_machines *ms = compile_text(v1);
+    /* Magic and version; user id "x"; offset, time and four empty attributes;
+     * then an instance count of 16383 (over the limit); then a valid checksum. */
+    unsigned char rec[17] = {'C', 'U', 1, 1, 'x', 0, 0, 0, 0, 0, 0, 0xff, 0x7f};
+    uint32_t sum = cue_hash32(rec, 13);
+    for (int i = 0; i < 4; i++)
+        rec[13 + i] = (unsigned char)(sum >> (8 * i));
+    static cue_user b;
+    cue_err err;
+    cr_assert_eq(cue_codec_decode(rec, sizeof rec, ms, &b, NULL, &err), CUE_ECORRUPT);
+    cr_assert(strstr(err.msg, "instance count") != NULL, "message: %s", err.msg);
+    cue_machines_free(ms);
+}
+
+Test(codec, migration_keeps_by_name_and_finishes_lost_states)
+{
+    cue_machines *m1 = compile_text(v1), *m2 = compile_text(v2_keep);
+    static cue_user a, b;
+    fill(&a);
+    cue_buf rec;
+    cue_buf_init(&rec, 64);
+    cr_assert(cue_codec_encode(&a, m1, &rec) == 0);
+    cue_codec_stats st = {0};
+    cue_err err;
+    cr_assert(cue_codec_decode(rec.data, rec.len, m2, &b, &st, &err) == 0, "%s", err.msg);
+    cr_assert_eq(b.n_instances, 1);
+    cr_assert_eq(st.migrated, 1);
+    cr_assert(b.inst[0].finished, "state b is gone in v2: the instance must finish");
+    cr_assert_eq(b.inst[0].version, 2u);
+    cr_assert_eq(b.inst[0].vars[0].type, CUE_VAL_STRING, "variable s survives by name");
+    cr_assert_eq(b.inst[0].timers[0], 1772442000000, "timer t survives by name");
+    cr_assert_geq(st.dropped_names, 1u, "the dropped counter and variables are counted");
+    cue_buf_deinit(&rec);
+    cue_machines_free(m1);
+    cue_machines_free(m2);
+}
+
+Test(codec, migration_restart_drops_the_instance)
+{
+    cue_machines *m1 = compile_text(v1), *m2 = compile_text(v2_restart);
+    static cue_user a, b;
+    fill(&a);
+    cue_buf rec;
+    cue_buf_init(&rec, 64);
+    cr_assert(cue_codec_encode(&a, m1, &rec) == 0);
+    cue_codec_stats st = {0};
+    cue_err err;
+    cr_assert(cue_codec_decode(rec.data, rec.len, m2, &b, &st, &err) == 0, "%s", err.msg);
+    cr_assert_eq(b.n_instances, 0);
+    cr_assert_eq(st.dropped_instances, 1);
+    cr_assert_eq(b.last_offset, 41, "the user's position survives");
+    cue_buf_deinit(&rec);
+    cue_machines_free(m1);
+    cue_machines_free(m2);
+}
+
+Test(codec, due_times_are_distinct_and_sorted)
+{
+    static cue_user u;
+    cue_user_init(&u, "x", 1);
+    u.n_instances = 2;
+    for (int i = 0; i < 2; i++)
+        for (int t = 0; t < CUE_MACHINE_TIMERS_MAX; t++)
+            u.inst[i].timers[t] = CUE_TIMER_NONE;
+    u.inst[0].timers[0] = 30;
+    u.inst[0].timers[1] = 10;
+    u.inst[1].timers[3] = 30;
+    u.inst[1].timers[4] = -5;
+    int64_t out[8];
+    size_t n = cue_user_due_times(&u, out, 8);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(out[0], -5);
+    cr_assert_eq(out[1], 10);
+    cr_assert_eq(out[2], 30);
+}

@@ -1,0 +1,237 @@
+/* The engine as tables of cases: a machine, a script of events and timer
+ * firings, and the triggers it must produce (name, time, data), in order. */
+#include "cuepoint/codec.h"
+#include "cuepoint/config.h"
+#include "cuepoint/engine.h"
+#include "cuepoint/event.h"
+#include "cuepoint/machine.h"
+#include "cuepoint/trigger.h"
+
+#include "testutil.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* One step of a script: an event line, or "@<ms>" to fire timers due then. */
+typedef struct engine_case {
+    const char *name;
+    const char *machine;
+    const char *steps[12];
+    const char *expected; /* "name@ms{data...};..." */
+} engine_case;
+
+typedef struct collected {
+    char text[8192];
+    char ids[64][CUE_HASH_HEX_LEN + 1];
+    size_t n;
+} collected;
+
+static void collect(const cue_trigger *t, void *ctx)
+{
+    collected *c = ctx;
+    char one[1024];
+    cue_buf data;
+    cue_buf_init(&data, 256);
+    for (uint16_t i = 0; i < t->n_fields; i++) {
+        cue_buf_printf(&data, "%s%s=", i ? "," : "", t->fields[i].name);
+        cue_trigger_append_value(&data, &t->values[i]);
+    }
+    snprintf(one, sizeof one, "%s@%lld{%s};", t->name, (long long)t->time_ms, data.data);
+    cue_buf_deinit(&data);
+    strncat(c->text, one, sizeof c->text - strlen(c->text) - 1);
+    if (c->n < 64) memcpy(c->ids[c->n++], t->id, sizeof t->id);
+}
+
+/* Runs a script for one user, the state round-tripping through the codec
+ * between steps as it does in the pipeline. */
+static void run_script(const engine_case *c, collected *out)
+{
+    cue_machines *ms = compile_text(c->machine);
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cue_event_decoder *dec;
+    cue_err err;
+    cr_assert(cue_event_decoder_new(&dec, &cfg, &err) == 0);
+    cue_user *u = malloc(sizeof *u);
+    cue_user_init(u, "u1", 2);
+    cue_buf rec;
+    cue_buf_init(&rec, 1024);
+    cue_step_stats st = {0};
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < 12 && c->steps[i]; i++) {
+        const char *s = c->steps[i];
+        if (s[0] == '@') {
+            cue_engine_fire(ms, u, strtoll(s + 1, NULL, 10), collect, out, &st);
+        } else {
+            cue_event ev;
+            cue_reason reason;
+            cr_assert(cue_event_decode(dec, s, strlen(s), &ev, &reason, &err) == 0,
+                      "%s: step %d does not decode: %s", c->name, i, err.msg);
+            ev.offset = i;
+            cue_engine_apply(ms, u, &ev, collect, out, &st);
+        }
+        cr_assert(cue_codec_encode(u, ms, &rec) == 0);
+        cr_assert(cue_codec_decode(rec.data, rec.len, ms, u, NULL, &err) == 0, "%s", err.msg);
+    }
+    cue_buf_deinit(&rec);
+    free(u);
+    cue_event_decoder_free(dec);
+    cue_machines_free(ms);
+}
+
+#define EV(type, ts, extra) "{\"user_id\":\"u1\",\"type\":\"" type "\",\"ts\":" #ts extra "}"
+
+static const char counter_machine[] =
+    "{\"name\":\"m\",\"version\":1,\"start\":{\"event\":\"go\",\"do\":[{\"increment\":\"n\"}]},"
+    "\"initial\":\"a\",\"final\":[\"done\"],\"states\":{\"a\":{\"on\":["
+    "{\"event\":\"go\",\"when\":[{\"counter\":\"n\",\"gte\":2}],\"do\":[{\"increment\":\"n\"},"
+    "{\"emit\":\"third\",\"once\":true,\"data\":{\"n\":{\"counter\":\"n\"}}}],\"goto\":\"done\"},"
+    "{\"event\":\"go\",\"do\":[{\"increment\":\"n\"}]}]},\"done\":{}}}";
+
+static const char timer_machine[] =
+    "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"begin\",\"do\":[{\"start_timer\":"
+    "\"nudge\",\"after\":\"1h\"}]},\"initial\":\"waiting\",\"final\":[\"done\"],\"states\":{"
+    "\"waiting\":{\"on\":[{\"event\":\"step\",\"do\":[{\"start_timer\":\"nudge\",\"after\":"
+    "\"1h\"}]},{\"event\":\"finish\",\"do\":[{\"cancel_timer\":\"nudge\"}],\"goto\":\"done\"},"
+    "{\"timer\":\"nudge\",\"do\":[{\"emit\":\"stalled\",\"data\":{\"state\":{\"meta\":"
+    "\"state\"}}}]}]},\"done\":{}}}";
+
+static const char guard_machine[] =
+    "{\"name\":\"g\",\"version\":1,\"start\":{\"event\":\"*\"},\"initial\":\"s\",\"states\":{"
+    "\"s\":{\"on\":["
+    "{\"event\":\"x\",\"when\":[{\"event\":\"/p/plan\",\"eq\":\"pro\"}],\"do\":[{\"emit\":"
+    "\"pro\"}]},"
+    "{\"event\":\"x\",\"when\":[{\"event\":\"/p/n\",\"gt\":10}],\"do\":[{\"emit\":\"big\"}]},"
+    "{\"event\":\"x\",\"when\":[{\"event\":\"/p/tag\",\"in\":[\"a\",\"b\"]}],\"do\":[{\"emit\":"
+    "\"tagged\"}]},"
+    "{\"event\":\"x\",\"when\":[{\"event\":\"/p/tag\",\"exists\":false}],\"do\":[{\"emit\":"
+    "\"untagged\"}]},"
+    "{\"event\":\"x\",\"when\":[{\"attr\":\"region\",\"eq\":\"EU\"}],\"do\":[{\"emit\":\"eu\"}]},"
+    "{\"event\":\"x\",\"do\":[{\"emit\":\"other\"}]}]}}}";
+
+static const char keyed_machine[] =
+    "{\"name\":\"k\",\"version\":1,\"instance_key\":\"/p/id\",\"max_instances\":2,"
+    "\"repeat\":true,\"start\":{\"event\":\"open\",\"do\":[{\"set\":\"title\",\"from\":{"
+    "\"event\":\"/p/title\"}},{\"start_timer\":\"due\",\"at\":{\"event\":\"/p/due\"}}]},"
+    "\"initial\":\"open\",\"final\":[\"closed\"],\"states\":{\"open\":{\"on\":["
+    "{\"event\":\"open\",\"do\":[{\"start_timer\":\"due\",\"at\":{\"event\":\"/p/due\"}}]},"
+    "{\"event\":\"close\",\"goto\":\"closed\"},"
+    "{\"timer\":\"due\",\"do\":[{\"emit\":\"overdue\",\"data\":{\"id\":{\"meta\":"
+    "\"instance_key\"},\"title\":{\"var\":\"title\"}}}],\"goto\":\"closed\"}]},"
+    "\"closed\":{}}}";
+
+static const engine_case cases[] = {
+    {"counts to three and emits once",
+     counter_machine,
+     {EV("go", 1000, ""), EV("go", 2000, ""), EV("go", 3000, ""), EV("go", 4000, "")},
+     "third@3000{n=3};"},
+    {"an unrelated event type does nothing",
+     counter_machine,
+     {EV("stop", 1000, ""), EV("stop", 2000, "")},
+     ""},
+    {"a timer fires once and reports the state",
+     timer_machine,
+     {EV("begin", 0, ""), "@3600000", "@3600000"},
+     "stalled@3600000{state=\"waiting\"};"},
+    {"re-arming a timer moves it",
+     timer_machine,
+     {EV("begin", 0, ""), EV("step", 1800000, ""), "@3600000", "@5400000"},
+     "stalled@5400000{state=\"waiting\"};"},
+    {"cancelling a timer stops it",
+     timer_machine,
+     {EV("begin", 0, ""), EV("finish", 1000, ""), "@3600000"},
+     ""},
+    {"guards: equality on a string",
+     guard_machine,
+     {EV("y", 0, ""), EV("x", 1, ",\"p\":{\"plan\":\"pro\",\"tag\":\"z\"}")},
+     "pro@1{};"},
+    {"guards: numeric comparison",
+     guard_machine,
+     {EV("y", 0, ""), EV("x", 1, ",\"p\":{\"n\":11,\"tag\":\"z\"}"),
+      EV("x", 2, ",\"p\":{\"n\":10,\"tag\":\"z\"}")},
+     "big@1{};other@2{};"},
+    {"guards: membership and absence",
+     guard_machine,
+     {EV("y", 0, ""), EV("x", 1, ",\"p\":{\"tag\":\"b\"}"), EV("x", 2, ",\"p\":{}")},
+     "tagged@1{};untagged@2{};"},
+    {"guards: user attributes from an earlier event",
+     guard_machine,
+     {EV("y", 1, ",\"user\":{\"region\":\"EU\"}"), EV("x", 2, ",\"p\":{\"tag\":\"q\"}")},
+     "eu@2{};"},
+    {"guards: a number never equals a string",
+     guard_machine,
+     {EV("y", 0, ""), EV("x", 1, ",\"p\":{\"plan\":1,\"n\":\"11\",\"tag\":\"z\"}")},
+     "other@1{};"},
+    {"keyed: one instance per key, each with its own timer",
+     keyed_machine,
+     {EV("open", 0, ",\"p\":{\"id\":\"a\",\"title\":\"A\",\"due\":100}"),
+      EV("open", 1, ",\"p\":{\"id\":\"b\",\"title\":\"B\",\"due\":\"1970-01-01T00:00:00.200Z\"}"),
+      "@100", "@200"},
+     "overdue@100{id=\"a\",title=\"A\"};overdue@200{id=\"b\",title=\"B\"};"},
+    {"keyed: a closed key can start again (repeat)",
+     keyed_machine,
+     {EV("open", 0, ",\"p\":{\"id\":\"a\",\"title\":\"A\",\"due\":100}"),
+      EV("close", 1, ",\"p\":{\"id\":\"a\"}"), "@100",
+      EV("open", 2, ",\"p\":{\"id\":\"a\",\"title\":\"A2\",\"due\":300}"), "@300"},
+     "overdue@300{id=\"a\",title=\"A2\"};"},
+    {"keyed: max_instances refuses a third live key",
+     keyed_machine,
+     {EV("open", 0, ",\"p\":{\"id\":\"a\",\"title\":\"A\",\"due\":100}"),
+      EV("open", 0, ",\"p\":{\"id\":\"b\",\"title\":\"B\",\"due\":100}"),
+      EV("open", 0, ",\"p\":{\"id\":\"c\",\"title\":\"C\",\"due\":100}"), "@100"},
+     "overdue@100{id=\"a\",title=\"A\"};overdue@100{id=\"b\",title=\"B\"};"},
+    {"keyed: events without the key are ignored",
+     keyed_machine,
+     {EV("open", 0, ",\"p\":{\"title\":\"A\",\"due\":100}"), "@100"},
+     ""},
+    {"keyed: a moved deadline fires at the new time only",
+     keyed_machine,
+     {EV("open", 0, ",\"p\":{\"id\":\"a\",\"title\":\"A\",\"due\":100}"),
+      EV("open", 50, ",\"p\":{\"id\":\"a\",\"due\":400}"), "@100", "@400"},
+     "overdue@400{id=\"a\",title=\"A\"};"},
+};
+
+Test(engine, table_of_cases)
+{
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        collected got;
+        run_script(&cases[i], &got);
+        cr_expect_str_eq(got.text, cases[i].expected, "case '%s':\n  expected %s\n  got      %s",
+                         cases[i].name, cases[i].expected, got.text);
+    }
+}
+
+Test(engine, same_input_same_ids_and_ids_differ_by_cause)
+{
+    collected a, b;
+    run_script(&cases[0], &a);
+    run_script(&cases[0], &b);
+    cr_assert_eq(a.n, 1);
+    cr_assert_str_eq(a.ids[0], b.ids[0], "the same input must give the same trigger id");
+    engine_case other = cases[0];
+    other.steps[2] = EV("go", 3001, "");
+    run_script(&other, &b);
+    cr_assert_eq(b.n, 1);
+    cr_assert_str_neq(a.ids[0], b.ids[0], "a different cause must give a different id");
+}
+
+Test(engine, event_id_is_the_cause_when_present)
+{
+    engine_case c = {"ids",
+                     counter_machine,
+                     {"{\"user_id\":\"u1\",\"type\":\"go\",\"ts\":1,\"event_id\":\"e1\"}",
+                      "{\"user_id\":\"u1\",\"type\":\"go\",\"ts\":2,\"event_id\":\"e2\"}",
+                      "{\"user_id\":\"u1\",\"type\":\"go\",\"ts\":3,\"event_id\":\"e3\"}"},
+                     "third@3{n=3};"};
+    collected a, b;
+    run_script(&c, &a);
+    /* Same event id, different bytes (time written differently): same id. */
+    c.steps[2] = "{\"user_id\":\"u1\",\"event_id\":\"e3\",\"type\":\"go\",\"ts\":3}";
+    run_script(&c, &b);
+    cr_assert_eq(a.n, 1);
+    cr_assert_eq(b.n, 1);
+    cr_assert_str_eq(a.ids[0], b.ids[0]);
+}

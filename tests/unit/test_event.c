@@ -1,0 +1,118 @@
+/* Event decoding as a table: each record, the reason it fails (or none), and
+ * what it decodes to. */
+#include "cuepoint/event.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+typedef struct event_case {
+    const char *raw;
+    cue_reason reason;
+    const char *user_id, *type, *event_id;
+    int64_t ts;
+} event_case;
+
+static const event_case cases[] = {
+    {"{\"user_id\":\"u1\",\"type\":\"a\",\"ts\":1000}", CUE_REASON_NONE, "u1", "a", NULL, 1000},
+    {"{\"user_id\":42,\"type\":\"a\",\"ts\":1000,\"event_id\":7}", CUE_REASON_NONE, "42", "a", "7",
+     1000},
+    {"{\"user_id\":\"u\\u00e9\",\"type\":\"a\",\"ts\":\"2026-03-02T09:00:00+01:00\"}",
+     CUE_REASON_NONE, "u\xc3\xa9", "a", NULL, 1772438400000},
+    {"  {\"ts\":\"2026-03-02T08:00:00.123456Z\",\"type\":\"a\",\"user_id\":\"u\"}  ",
+     CUE_REASON_NONE, "u", "a", NULL, 1772438400123},
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":-1000}", CUE_REASON_NONE, "u", "a", NULL, -1000},
+    {"nope", CUE_REASON_NOT_JSON, 0, 0, 0, 0},
+    {"{\"user_id\":\"u\",}", CUE_REASON_NOT_JSON, 0, 0, 0, 0},
+    {"[]", CUE_REASON_NOT_OBJECT, 0, 0, 0, 0},
+    {"\"just a string\"", CUE_REASON_NOT_OBJECT, 0, 0, 0, 0},
+    {"{\"type\":\"a\",\"ts\":1}", CUE_REASON_NO_USER, 0, 0, 0, 0},
+    {"{\"user_id\":null,\"type\":\"a\",\"ts\":1}", CUE_REASON_NO_USER, 0, 0, 0, 0},
+    {"{\"user_id\":\"\",\"type\":\"a\",\"ts\":1}", CUE_REASON_BAD_USER, 0, 0, 0, 0},
+    {"{\"user_id\":true,\"type\":\"a\",\"ts\":1}", CUE_REASON_BAD_USER, 0, 0, 0, 0},
+    {"{\"user_id\":\"u\",\"ts\":1}", CUE_REASON_NO_TYPE, 0, 0, 0, 0},
+    {"{\"user_id\":\"u\",\"type\":[],\"ts\":1}", CUE_REASON_BAD_TYPE, 0, 0, 0, 0},
+    {"{\"user_id\":\"u\",\"type\":\"a\"}", CUE_REASON_NO_TIME, 0, 0, 0, 0},
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":\"2026-02-29T00:00:00Z\"}", CUE_REASON_BAD_TIME, 0,
+     0, 0, 0},
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":\"2026-03-02T09:00:00\"}", CUE_REASON_BAD_TIME, 0, 0,
+     0, 0},
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":1.5}", CUE_REASON_BAD_TIME, 0, 0, 0, 0},
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":99999999999999999}", CUE_REASON_BAD_TIME, 0, 0, 0,
+     0},
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":1,\"event_id\":{}}", CUE_REASON_BAD_FIELD, 0, 0, 0,
+     0},
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":1,\"user\":{\"timezone\":{}}}", CUE_REASON_BAD_FIELD,
+     0, 0, 0, 0},
+};
+
+static bool same(const char *want, const char *got, size_t len)
+{
+    if (want == NULL) return got == NULL;
+    return got && strlen(want) == len && memcmp(want, got, len) == 0;
+}
+
+Test(event, table_of_records)
+{
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cue_event_decoder *d;
+    cue_err err;
+    cr_assert(cue_event_decoder_new(&d, &cfg, &err) == 0);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const event_case *c = &cases[i];
+        cue_event ev;
+        cue_reason reason;
+        memset(&err, 0, sizeof err);
+        int rc = cue_event_decode(d, c->raw, strlen(c->raw), &ev, &reason, &err);
+        cr_expect_eq(reason, c->reason, "%s: reason %s, expected %s (%s)", c->raw,
+                     cue_reason_name(reason), cue_reason_name(c->reason), err.msg);
+        cr_expect_eq(rc != 0, c->reason != CUE_REASON_NONE, "%s: rc %d", c->raw, rc);
+        if (rc != 0) {
+            cr_expect(err.msg[0] != '\0', "%s: no message", c->raw);
+            continue;
+        }
+        cr_expect(same(c->user_id, ev.user_id, ev.user_id_len), "%s: user id", c->raw);
+        cr_expect(same(c->type, ev.type, ev.type_len), "%s: type", c->raw);
+        cr_expect(same(c->event_id, ev.event_id, ev.event_id_len), "%s: event id", c->raw);
+        cr_expect_eq(ev.ts_ms, c->ts, "%s: ts %lld", c->raw, (long long)ev.ts_ms);
+    }
+    cue_event_decoder_free(d);
+}
+
+Test(event, messages_name_the_field)
+{
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cue_err err = {0};
+    cr_assert(cue_config_set(&cfg, "event.time", "/when", &err) == 0, "%s", err.msg);
+    cue_event_decoder *d;
+    cue_event_decoder_new(&d, &cfg, &err);
+    cue_event ev;
+    cue_reason reason;
+    const char *raw = "{\"user_id\":\"u\",\"type\":\"a\",\"when\":\"soon\"}";
+    cr_assert(cue_event_decode(d, raw, strlen(raw), &ev, &reason, &err) != 0);
+    cr_assert_eq(reason, CUE_REASON_BAD_TIME);
+    cr_assert(strstr(err.msg, "/when") != NULL, "message: %s", err.msg);
+    cue_event_decoder_free(d);
+}
+
+Test(event, size_limit_and_attributes)
+{
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cfg.event_bytes_max = 64;
+    cue_event_decoder *d;
+    cue_err err;
+    cue_event_decoder_new(&d, &cfg, &err);
+    cue_event ev;
+    cue_reason reason;
+    char big[100];
+    memset(big, ' ', sizeof big);
+    cr_assert(cue_event_decode(d, big, sizeof big, &ev, &reason, &err) != 0);
+    cr_assert_eq(reason, CUE_REASON_TOO_LARGE);
+    const char *raw = "{\"user_id\":\"u\",\"type\":\"a\",\"ts\":1,\"user\":{\"region\":\"EU\"}}";
+    cr_assert(cue_event_decode(d, raw, strlen(raw), &ev, &reason, &err) == 0, "%s", err.msg);
+    cr_assert(same("EU", ev.attr[CUE_ATTR_REGION], ev.attr_len[CUE_ATTR_REGION]));
+    cr_assert_null(ev.attr[CUE_ATTR_TIMEZONE]);
+    cue_event_decoder_free(d);
+}
