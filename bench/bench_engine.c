@@ -238,6 +238,8 @@ static int run_file(const opts *o, cue_config *cfg, const cue_machines *ms)
     int rc = cue_filemode_run(&fo, &res, &err);
     if (rc != 0) fprintf(stderr, "bench: %s\n", err.msg);
     report(o, res.seconds, res.task.records, res.triggers);
+    fprintf(stderr, "file: state writes %llu timer writes %llu\n",
+            (unsigned long long)res.task.state_writes, (unsigned long long)res.task.timer_writes);
     fprintf(stderr,
             "file: applied %llu dead %llu timers fired %llu commits %llu timer loads %llu\n",
             (unsigned long long)res.task.applied, (unsigned long long)res.task.dead_letters,
@@ -250,7 +252,20 @@ static int run_file(const opts *o, cue_config *cfg, const cue_machines *ms)
     return rc;
 }
 
-static void parse(int argc, char **argv, opts *o)
+/* --set KEY=VALUE: any configuration setting, as on the command line. */
+static void set_config(cue_config *cfg, const char *v)
+{
+    char key[128];
+    const char *eq = strchr(v, '=');
+    cue_err err = {0};
+    snprintf(key, sizeof key, "%.*s", eq ? (int)(eq - v) : 0, v);
+    if (eq == NULL || cue_config_set(cfg, key, eq + 1, &err) != 0) {
+        fprintf(stderr, "bench_engine: --set %s: %s\n", v, eq ? err.msg : "needs KEY=VALUE");
+        exit(64);
+    }
+}
+
+static void parse(int argc, char **argv, opts *o, cue_config *cfg)
 {
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
@@ -268,6 +283,8 @@ static void parse(int argc, char **argv, opts *o)
             o->machines = v;
         else if (strcmp(k, "--workdir") == 0)
             o->workdir = v;
+        else if (strcmp(k, "--set") == 0)
+            set_config(cfg, v);
         else {
             fprintf(stderr, "bench_engine: unknown option %s\n", k);
             exit(64);
@@ -284,9 +301,9 @@ int main(int argc, char **argv)
               .cache_bytes = 64u << 20,
               .machines = CUE_SOURCE_DIR "/deploy/machines",
               .workdir = "/tmp"};
-    parse(argc, argv, &o);
     cue_config cfg;
     cue_config_defaults(&cfg);
+    parse(argc, argv, &o, &cfg);
     cfg.cache_max_bytes = o.cache_bytes;
     cue_machines *ms;
     cue_err err;

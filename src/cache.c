@@ -31,7 +31,7 @@ struct cue_cache {
     entry **table; /* owned; open addressing, linear probing, NULL = empty */
     size_t table_cap, n;
     entry *lru_head, *lru_tail; /* most and least recently used clean entries */
-    entry **dirty;              /* owned; entries in first-dirty order */
+    entry **dirty;              /* owned; the dirty entries, sorted at flush */
     size_t n_dirty, dirty_cap;
     entry *free[CLASSES]; /* owned free lists, linked through `next` */
     uint64_t hits, misses, evictions;
@@ -330,8 +330,20 @@ bool cue_cache_should_flush(const cue_cache *c)
     return c->dirty_bytes > c->max_bytes / 2;
 }
 
+static int key_order(const void *a, const void *b)
+{
+    const entry *x = *(entry *const *)a, *y = *(entry *const *)b;
+    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int c = memcmp(x->data, y->data, n);
+    return c != 0 ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
+}
+
 int cue_cache_flush(cue_cache *c, cue_cache_dirty_fn fn, void *ctx)
 {
+    if (c->n_dirty == 0) return 0;
+    qsort(c->dirty, c->n_dirty, sizeof *c->dirty, key_order);
+    for (size_t i = 0; i < c->n_dirty; i++)
+        c->dirty[i]->dirty_idx = (uint32_t)i;
     for (size_t i = 0; i < c->n_dirty; i++) {
         entry *e = c->dirty[i];
         int rc = fn(e->data, e->key_len, e->tomb ? NULL : e->data + e->key_len, e->val_len, ctx);

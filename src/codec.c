@@ -14,6 +14,7 @@ void cue_user_init(cue_user *u, const char *id, size_t id_len)
     memset(u->attr_len, 0, sizeof u->attr_len);
     u->last_offset = CUE_OFFSET_NONE;
     u->last_event_ms = INT64_MIN;
+    u->indexed_due = CUE_TIMER_NONE;
     u->n_instances = 0;
 }
 
@@ -42,25 +43,15 @@ void cue_user_remove_instance(cue_user *u, size_t i)
     u->n_instances--;
 }
 
-size_t cue_user_due_times(const cue_user *u, int64_t *out, size_t cap)
+int64_t cue_user_next_due(const cue_user *u)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < u->n_instances; i++) {
+    int64_t next = CUE_TIMER_NONE;
+    for (size_t i = 0; i < u->n_instances; i++)
         for (size_t t = 0; t < CUE_MACHINE_TIMERS_MAX; t++) {
             int64_t due = u->inst[i].timers[t];
-            if (due == CUE_TIMER_NONE) continue;
-            /* Insertion into a small sorted set: users have a handful of timers. */
-            size_t k = 0;
-            while (k < n && out[k] < due)
-                k++;
-            if (k < n && out[k] == due) continue;
-            if (n == cap) continue;
-            memmove(&out[k + 1], &out[k], (n - k) * sizeof *out);
-            out[k] = due;
-            n++;
+            if (due != CUE_TIMER_NONE && (next == CUE_TIMER_NONE || due < next)) next = due;
         }
-    }
-    return n;
+    return next;
 }
 
 /* ---- writing ----------------------------------------------------------- */
@@ -171,6 +162,7 @@ int cue_codec_encode(const cue_user *u, const cue_machines *ms, cue_buf *out)
     put_bytes(&p, u->id, u->id_len);
     put_zigzag(&p, u->last_offset);
     put_zigzag(&p, u->last_event_ms);
+    put_zigzag(&p, u->indexed_due);
     for (int a = 0; a < CUE_ATTR_COUNT; a++)
         put_bytes(&p, u->attrs[a], u->attr_len[a]);
     put_varint(&p, u->n_instances);
@@ -364,6 +356,7 @@ static int decode_body(reader *r, const cue_machines *ms, cue_user *u, cue_codec
     u->id_len = (uint8_t)get_bytes(r, u->id, sizeof u->id, "user id");
     u->last_offset = get_zigzag(r, "last offset");
     u->last_event_ms = get_zigzag(r, "last event time");
+    u->indexed_due = get_zigzag(r, "indexed due time");
     for (int a = 0; a < CUE_ATTR_COUNT; a++)
         u->attr_len[a] = (uint8_t)get_bytes(r, u->attrs[a], sizeof u->attrs[a], "attribute");
     uint64_t n = get_varint(r, "instance count");
@@ -495,6 +488,7 @@ int cue_user_to_json(const cue_user *u, const cue_machines *ms, cue_buf *out)
     else
         cue_buf_append_i64(out, u->last_offset);
     json_time(out, "last_event", u->last_event_ms);
+    json_time(out, "next_timer_check", u->indexed_due);
     cue_buf_append_str(out, ",\"instances\":[");
     for (size_t i = 0; i < u->n_instances; i++) {
         if (i) cue_buf_append_char(out, ',');

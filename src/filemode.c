@@ -15,15 +15,22 @@
 struct cue_line_source {
     FILE *in; /* borrowed */
     size_t line_max;
-    char *buf; /* owned: line_max + 1 bytes */
-    size_t len;
+    char *buf; /* owned: line_max plus one read's worth */
+    size_t cap, start, end;
+    bool eof;
+    bool skipping; /* the rest of an oversize line is still to be dropped */
     int64_t line;
 };
+
+#define READ_CHUNK (256 * 1024)
 
 int cue_line_source_new(cue_line_source **out, FILE *in, size_t line_max, cue_err *err)
 {
     cue_line_source *s = calloc(1, sizeof *s);
-    if (s) s->buf = malloc(line_max + 1);
+    if (s) {
+        s->cap = line_max + READ_CHUNK;
+        s->buf = malloc(s->cap);
+    }
     if (s == NULL || s->buf == NULL) {
         free(s);
         return cue_err_set(err, CUE_ENOMEM, "out of memory for a %zu-byte line buffer", line_max);
@@ -41,46 +48,80 @@ void cue_line_source_free(cue_line_source *s)
     free(s);
 }
 
-/* Reads one line into the buffer, keeping at most line_max bytes; returns the
- * full length seen (which may exceed line_max) or -1 at end of input. */
-static long long read_line(cue_line_source *s)
+/* Moves the unread bytes to the front and reads more after them. */
+static int refill(cue_line_source *s, cue_err *err)
 {
-    long long total = 0;
-    int c;
-    s->len = 0;
-    while ((c = getc(s->in)) != EOF) {
-        if (c == '\n') return total;
-        if (s->len < s->line_max) s->buf[s->len++] = (char)c;
-        total++;
+    memmove(s->buf, s->buf + s->start, s->end - s->start);
+    s->end -= s->start;
+    s->start = 0;
+    size_t n = fread(s->buf + s->end, 1, s->cap - s->end, s->in);
+    s->end += n;
+    if (n == 0) {
+        if (ferror(s->in))
+            return cue_err_set(err, CUE_EIO, "read error after line %lld: %s", (long long)s->line,
+                               strerror(errno));
+        s->eof = true;
     }
-    return total > 0 ? total : -1;
+    return 0;
+}
+
+/* Drops the remainder of an oversize line, up to and including its newline. */
+static int skip_rest(cue_line_source *s, cue_err *err)
+{
+    while (s->skipping) {
+        char *nl = memchr(s->buf + s->start, '\n', s->end - s->start);
+        if (nl) {
+            s->start = (size_t)(nl - s->buf) + 1;
+            s->skipping = false;
+            return 0;
+        }
+        s->start = s->end;
+        if (s->eof) {
+            s->skipping = false;
+            return 0;
+        }
+        if (refill(s, err) != 0) return CUE_EIO;
+    }
+    return 0;
+}
+
+static bool blank(const char *p, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (p[k] != ' ' && p[k] != '\t') return false;
+    return true;
 }
 
 int cue_line_source_next(void *ctx, const char **rec, size_t *len, int64_t *line, bool *oversize,
                          cue_err *err)
 {
     cue_line_source *s = ctx;
+    if (skip_rest(s, err) != 0) return CUE_EIO;
     for (;;) {
-        long long total = read_line(s);
-        if (total < 0) {
-            if (ferror(s->in))
-                return cue_err_set(err, CUE_EIO, "read error after line %lld: %s",
-                                   (long long)s->line, strerror(errno));
-            return 0;
+        char *p = s->buf + s->start;
+        size_t avail = s->end - s->start;
+        char *nl = memchr(p, '\n', avail);
+        size_t n = nl ? (size_t)(nl - p) : avail;
+        if (!nl && avail <= s->line_max && !s->eof) {
+            if (refill(s, err) != 0) return CUE_EIO;
+            continue;
+        }
+        if (!nl && avail == 0) return 0; /* end of input */
+        *oversize = n > s->line_max;
+        if (*oversize) {
+            n = s->line_max;
+            s->skipping = !nl || (size_t)(nl - p) > n;
+            s->start += n;
+            if (!s->skipping) s->start++;
+        } else {
+            s->start += nl ? n + 1 : n;
         }
         s->line++;
-        if (s->len && s->buf[s->len - 1] == '\r' && (size_t)total == s->len) {
-            s->len--;
-            total--;
-        }
-        size_t k = 0;
-        while (k < s->len && (s->buf[k] == ' ' || s->buf[k] == '\t'))
-            k++;
-        if (k == s->len && total == (long long)s->len) continue; /* blank line */
-        *rec = s->buf;
-        *len = s->len;
+        if (!*oversize && n && p[n - 1] == '\r') n--;
+        if (!*oversize && blank(p, n)) continue;
+        *rec = p;
+        *len = n;
         *line = s->line;
-        *oversize = (size_t)total > s->line_max;
         return 1;
     }
 }

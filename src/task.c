@@ -9,8 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A user's distinct timer due times: every instance, every timer. */
-#define DUE_MAX (CUE_USER_INSTANCES_MAX * CUE_MACHINE_TIMERS_MAX)
+/* A change to the timer index, held until commit so that the batch gets them
+ * sorted (RocksDB inserts sorted keys far faster) and only the last change to
+ * each key. */
+typedef struct timer_op {
+    int64_t due;
+    const char *key;  /* set just before sorting: timer_keys may move while it grows */
+    uint32_t key_off; /* into timer_keys */
+    uint32_t seq;     /* order of arrival: the last op on a key wins */
+    uint8_t key_len;
+    uint8_t put;
+} timer_op;
 
 struct cue_task {
     const cue_config *cfg;  /* borrowed */
@@ -28,8 +37,8 @@ struct cue_task {
     cue_buf enc;            /* owned: encoded state */
     cue_buf rec;            /* owned: encoded trigger */
     cue_buf loaded;         /* owned: a state read from the store */
-    int64_t due_before[DUE_MAX];
-    size_t n_due_before;
+    cue_buf timer_ops;      /* owned: timer_op array, this cycle's index changes */
+    cue_buf timer_keys;     /* owned: the user ids those ops name, back to back */
     cue_task_stats stats;
     cue_err *step_err; /* where a failure inside a callback is reported */
 };
@@ -50,7 +59,8 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
     if (rc == 0) rc = cue_cache_new(&t->cache, cfg->cache_max_bytes, err);
     if (rc == 0) rc = cue_timers_new(&t->timers, cfg->timers_memory_max, err);
     if (rc == 0 && (cue_buf_init(&t->enc, 4096) || cue_buf_init(&t->rec, 4096) ||
-                    cue_buf_init(&t->loaded, 4096)))
+                    cue_buf_init(&t->loaded, 4096) || cue_buf_init(&t->timer_ops, 4096) ||
+                    cue_buf_init(&t->timer_keys, 4096)))
         rc = cue_err_set(err, CUE_ENOMEM, "out of memory for a task");
     cue_store_meta meta = {.input_offset = 0, .stream_time_ms = INT64_MIN};
     if (rc == 0) {
@@ -70,6 +80,8 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
 void cue_task_free(cue_task *t)
 {
     if (t == NULL) return;
+    cue_buf_deinit(&t->timer_keys);
+    cue_buf_deinit(&t->timer_ops);
     cue_buf_deinit(&t->loaded);
     cue_buf_deinit(&t->rec);
     cue_buf_deinit(&t->enc);
@@ -141,35 +153,40 @@ static int user_load(cue_task *t, const char *uid, size_t len, cue_err *err)
         rc = cue_codec_decode(val, vlen, t->ms, t->user, &t->stats.codec, err);
         if (rc != 0) return rc;
     }
-    t->n_due_before = cue_user_due_times(t->user, t->due_before, DUE_MAX);
     return 0;
 }
 
-static bool contains(const int64_t *v, size_t n, int64_t x)
+static void timer_op_add(cue_task *t, int64_t due, bool put)
 {
-    for (size_t i = 0; i < n; i++)
-        if (v[i] == x) return true;
-    return false;
+    size_t n = t->timer_ops.len / sizeof(timer_op);
+    timer_op op = {.due = due,
+                   .key = NULL,
+                   .key_off = (uint32_t)t->timer_keys.len,
+                   .seq = (uint32_t)n,
+                   .key_len = t->user->id_len,
+                   .put = put};
+    /* Growth failures surface at commit as a count mismatch; they need an
+     * allocation failure on a buffer that is reused every cycle. */
+    if (cue_buf_append(&t->timer_keys, t->user->id, t->user->id_len) == 0)
+        cue_buf_append(&t->timer_ops, &op, sizeof op);
 }
 
-/* Keeps the timer index in step with the user's timers: one key per distinct
- * due time, so two timers due together share one entry. */
+/* Keeps the timer index in step with the user. The index holds one entry per
+ * user, never later than the user's earliest timer: a lower bound. It is
+ * written only when the earliest timer moves earlier; when it moves later (as
+ * lifecycle's does on every event) the old entry stays, and when it comes up
+ * the user is re-indexed at its real earliest timer. That saves two index
+ * writes on most events at the cost of one extra look at the user later. */
 static void timers_sync(cue_task *t)
 {
-    int64_t after[DUE_MAX];
-    size_t n_after = cue_user_due_times(t->user, after, DUE_MAX);
-    const cue_user *u = t->user;
-    for (size_t i = 0; i < t->n_due_before; i++)
-        if (!contains(after, n_after, t->due_before[i]))
-            cue_store_batch_timer_delete(t->store, t->partition, t->due_before[i], u->id,
-                                         u->id_len);
-    for (size_t i = 0; i < n_after; i++) {
-        if (contains(t->due_before, t->n_due_before, after[i])) continue;
-        cue_store_batch_timer_put(t->store, t->partition, after[i], u->id, u->id_len);
-        cue_timers_arm(t->timers, after[i], u->id, u->id_len);
-    }
-    memcpy(t->due_before, after, n_after * sizeof *after);
-    t->n_due_before = n_after;
+    cue_user *u = t->user;
+    int64_t want = cue_user_next_due(u);
+    if (want == CUE_TIMER_NONE) return;
+    if (u->indexed_due != CUE_TIMER_NONE && u->indexed_due <= want) return;
+    if (u->indexed_due != CUE_TIMER_NONE) timer_op_add(t, u->indexed_due, false);
+    timer_op_add(t, want, true);
+    cue_timers_arm(t->timers, want, u->id, u->id_len);
+    u->indexed_due = want;
 }
 
 static int user_save(cue_task *t, cue_err *err)
@@ -193,11 +210,6 @@ static int user_save(cue_task *t, cue_err *err)
 
 /* ---- timers ------------------------------------------------------------ */
 
-static bool user_has_due(const cue_task *t, int64_t due)
-{
-    return contains(t->due_before, t->n_due_before, due);
-}
-
 /* Fires the entry at the front of the window, if the user still has it. */
 static int fire_entry(cue_task *t, int64_t due, cue_err *err)
 {
@@ -210,7 +222,11 @@ static int fire_entry(cue_task *t, int64_t due, cue_err *err)
     int rc = user_load(t, id, len, err);
     if (rc == CUE_ECORRUPT) return 0; /* reported when an event for the user arrives */
     if (rc != 0) return rc;
-    if (!user_has_due(t, due)) return 0; /* stale: re-armed or cancelled since */
+    if (t->user->indexed_due != due) return 0; /* a second copy of an entry already seen */
+    /* The entry is used up; timers_sync indexes the user's next timer, if any.
+     * The user may have no timer due now: the entry was a lower bound. */
+    timer_op_add(t, due, false);
+    t->user->indexed_due = CUE_TIMER_NONE;
     cue_engine_fire(t->ms, t->user, due, on_trigger, t, &t->stats.engine);
     return user_save(t, err);
 }
@@ -367,6 +383,7 @@ int cue_task_advance(cue_task *t, int64_t until_ms, cue_err *err)
 static int flush_user(const char *uid, size_t len, const void *val, size_t vlen, void *ctx)
 {
     cue_task *t = ctx;
+    t->stats.state_writes++;
     if (val == NULL)
         cue_store_batch_user_delete(t->store, t->partition, uid, len);
     else
@@ -374,10 +391,46 @@ static int flush_user(const char *uid, size_t len, const void *val, size_t vlen,
     return 0;
 }
 
+static int op_order(const void *a, const void *b)
+{
+    const timer_op *x = a, *y = b;
+    if (x->due != y->due) return x->due < y->due ? -1 : 1;
+    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int c = memcmp(x->key, y->key, n);
+    if (c != 0) return c;
+    if (x->key_len != y->key_len) return x->key_len < y->key_len ? -1 : 1;
+    return x->seq < y->seq ? -1 : 1;
+}
+
+/* Writes this cycle's timer index changes into the batch: sorted, and only
+ * the last change to each key. */
+static void timer_ops_flush(cue_task *t)
+{
+    timer_op *ops = (timer_op *)t->timer_ops.data;
+    size_t n = t->timer_ops.len / sizeof *ops;
+    for (size_t i = 0; i < n; i++)
+        ops[i].key = t->timer_keys.data + ops[i].key_off;
+    qsort(ops, n, sizeof *ops, op_order);
+    for (size_t i = 0; i < n; i++) {
+        if (i + 1 < n && ops[i + 1].due == ops[i].due && ops[i + 1].key_len == ops[i].key_len &&
+            memcmp(ops[i + 1].key, ops[i].key, ops[i].key_len) == 0)
+            continue; /* a later op on the same key wins */
+        const char *uid = ops[i].key;
+        t->stats.timer_writes++;
+        if (ops[i].put)
+            cue_store_batch_timer_put(t->store, t->partition, ops[i].due, uid, ops[i].key_len);
+        else
+            cue_store_batch_timer_delete(t->store, t->partition, ops[i].due, uid, ops[i].key_len);
+    }
+    cue_buf_reset(&t->timer_ops);
+    cue_buf_reset(&t->timer_keys);
+}
+
 int cue_task_commit(cue_task *t, cue_err *err)
 {
     int rc = t->sink.flush ? t->sink.flush(t->sink.ctx, err) : 0;
     if (rc != 0) return rc;
+    timer_ops_flush(t);
     cue_cache_flush(t->cache, flush_user, t);
     cue_store_meta meta = {
         .input_offset = t->next_offset, .changelog_offset = -1, .stream_time_ms = t->stream_ms};

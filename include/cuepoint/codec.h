@@ -64,6 +64,7 @@ typedef struct cue_user {
     char attrs[CUE_ATTR_COUNT][CUE_ATTR_BYTES_MAX];
     int64_t last_offset;   /* input position of the last applied record */
     int64_t last_event_ms; /* event time of the last applied event */
+    int64_t indexed_due;   /* this user's entry in the timer index, or CUE_TIMER_NONE */
     uint16_t n_instances;
     cue_instance inst[CUE_USER_INSTANCES_MAX];
 } cue_user;
@@ -91,9 +92,9 @@ int cue_codec_encode(const cue_user *u, const cue_machines *ms, cue_buf *out);
 int cue_codec_decode(const void *rec, size_t len, const cue_machines *ms, cue_user *u,
                      cue_codec_stats *stats, cue_err *err);
 
-/* The distinct due times of every armed timer in `u`, ascending, into `out`
- * (capacity `cap`); returns how many. Used to keep the timer index in step. */
-size_t cue_user_due_times(const cue_user *u, int64_t *out, size_t cap);
+/* The earliest due time of any armed timer in `u`, or CUE_TIMER_NONE. The
+ * timer index holds this one time per user. */
+int64_t cue_user_next_due(const cue_user *u);
 
 /* Writes `u` as one JSON object (for `cuepoint state`, /v1/users and tests). */
 int cue_user_to_json(const cue_user *u, const cue_machines *ms, cue_buf *out);

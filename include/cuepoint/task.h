@@ -60,7 +60,9 @@ typedef struct cue_task_stats {
     uint64_t dead_letters;
     uint64_t dead_by_reason[CUE_REASON_COUNT];
     uint64_t commits;
-    uint64_t timer_loads; /* slices read back from the store */
+    uint64_t state_writes; /* user records written to the store */
+    uint64_t timer_writes; /* timer index entries put or deleted */
+    uint64_t timer_loads;  /* slices read back from the store */
     cue_step_stats engine;
     cue_codec_stats codec;
 } cue_task_stats;

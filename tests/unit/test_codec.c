@@ -109,12 +109,13 @@ Test(codec, every_corruption_is_rejected_with_a_reason)
 Test(codec, a_valid_checksum_over_bad_fields_is_still_rejected)
 {
     cue_machines *ms = compile_text(v1);
-    /* Magic and version; user id "x"; offset, time and four empty attributes;
-     * then an instance count of 16383 (over the limit); then a valid checksum. */
-    unsigned char rec[17] = {'C', 'U', 1, 1, 'x', 0, 0, 0, 0, 0, 0, 0xff, 0x7f};
-    uint32_t sum = cue_hash32(rec, 13);
+    /* Magic and version; user id "x"; offset, event time, indexed due time and
+     * four empty attributes; an instance count of 16383 (over the limit); then
+     * a valid checksum. */
+    unsigned char rec[18] = {'C', 'U', 1, 1, 'x', 0, 0, 0, 0, 0, 0, 0, 0xff, 0x7f};
+    uint32_t sum = cue_hash32(rec, 14);
     for (int i = 0; i < 4; i++)
-        rec[13 + i] = (unsigned char)(sum >> (8 * i));
+        rec[14 + i] = (unsigned char)(sum >> (8 * i));
     static cue_user b;
     cue_err err;
     cr_assert_eq(cue_codec_decode(rec, sizeof rec, ms, &b, NULL, &err), CUE_ECORRUPT);
@@ -164,10 +165,11 @@ Test(codec, migration_restart_drops_the_instance)
     cue_machines_free(m2);
 }
 
-Test(codec, due_times_are_distinct_and_sorted)
+Test(codec, next_due_is_the_earliest_armed_timer)
 {
     static cue_user u;
     cue_user_init(&u, "x", 1);
+    cr_assert_eq(cue_user_next_due(&u), CUE_TIMER_NONE);
     u.n_instances = 2;
     for (int i = 0; i < 2; i++)
         for (int t = 0; t < CUE_MACHINE_TIMERS_MAX; t++)
@@ -175,11 +177,7 @@ Test(codec, due_times_are_distinct_and_sorted)
     u.inst[0].timers[0] = 30;
     u.inst[0].timers[1] = 10;
     u.inst[1].timers[3] = 30;
+    cr_assert_eq(cue_user_next_due(&u), 10);
     u.inst[1].timers[4] = -5;
-    int64_t out[8];
-    size_t n = cue_user_due_times(&u, out, 8);
-    cr_assert_eq(n, 3);
-    cr_assert_eq(out[0], -5);
-    cr_assert_eq(out[1], 10);
-    cr_assert_eq(out[2], 30);
+    cr_assert_eq(cue_user_next_due(&u), -5);
 }
