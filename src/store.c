@@ -255,6 +255,20 @@ void cue_store_batch_timer_delete(cue_store *s, uint32_t partition, int64_t due_
     s->batch_count++;
 }
 
+void cue_store_batch_timers_delete_upto(cue_store *s, uint32_t partition, int64_t due_ms)
+{
+    unsigned char lo[12], hi[12];
+    put_be32(lo, partition);
+    put_be64(lo + 4, due_bits(INT64_MIN));
+    put_be32(hi, partition);
+    /* Keys of due_ms itself start with these 12 bytes and sort after them:
+     * the exclusive end is the first key of due_ms + 1. */
+    put_be64(hi + 4, due_bits(due_ms == INT64_MAX ? due_ms : due_ms + 1));
+    rocksdb_writebatch_delete_range_cf(s->batch, s->cf[CF_TIMERS], (const char *)lo, sizeof lo,
+                                       (const char *)hi, sizeof hi);
+    s->batch_count++;
+}
+
 void cue_store_batch_meta_put(cue_store *s, uint32_t partition, const cue_store_meta *meta)
 {
     unsigned char k[4], v[META_BYTES];

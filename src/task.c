@@ -9,16 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A change to the timer index, held until commit so that the batch gets them
- * sorted (RocksDB inserts sorted keys far faster) and only the last change to
- * each key. */
+/* A new timer index entry, held until commit (or a timer reload) so that the
+ * batch gets them sorted, which RocksDB inserts far faster, and each once. */
 typedef struct timer_op {
     int64_t due;
     const char *key;  /* set just before sorting: timer_keys may move while it grows */
     uint32_t key_off; /* into timer_keys */
-    uint32_t seq;     /* order of arrival: the last op on a key wins */
     uint8_t key_len;
-    uint8_t put;
 } timer_op;
 
 struct cue_task {
@@ -30,6 +27,8 @@ struct cue_task {
     int64_t next_offset;
     int64_t stream_ms;
     int64_t since_commit;
+    int64_t fired_upto;     /* every index entry due at or before this has been used */
+    int64_t purged_upto;    /* ... and is deleted from the store up to here */
     cue_event_decoder *dec; /* owned */
     cue_cache *cache;       /* owned */
     cue_timers *timers;     /* owned */
@@ -37,7 +36,7 @@ struct cue_task {
     cue_buf enc;            /* owned: encoded state */
     cue_buf rec;            /* owned: encoded trigger */
     cue_buf loaded;         /* owned: a state read from the store */
-    cue_buf timer_ops;      /* owned: timer_op array, this cycle's index changes */
+    cue_buf timer_ops;      /* owned: timer_op array, index entries not yet written */
     cue_buf timer_keys;     /* owned: the user ids those ops name, back to back */
     cue_task_stats stats;
     cue_err *step_err; /* where a failure inside a callback is reported */
@@ -73,6 +72,8 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
     }
     t->next_offset = meta.input_offset;
     t->stream_ms = meta.stream_time_ms;
+    t->fired_upto = INT64_MIN;
+    t->purged_upto = INT64_MIN;
     *out = t;
     return 0;
 }
@@ -156,35 +157,30 @@ static int user_load(cue_task *t, const char *uid, size_t len, cue_err *err)
     return 0;
 }
 
-static void timer_op_add(cue_task *t, int64_t due, bool put)
+static void timer_op_add(cue_task *t, int64_t due)
 {
-    size_t n = t->timer_ops.len / sizeof(timer_op);
-    timer_op op = {.due = due,
-                   .key = NULL,
-                   .key_off = (uint32_t)t->timer_keys.len,
-                   .seq = (uint32_t)n,
-                   .key_len = t->user->id_len,
-                   .put = put};
-    /* Growth failures surface at commit as a count mismatch; they need an
-     * allocation failure on a buffer that is reused every cycle. */
+    timer_op op = {.due = due, .key_off = (uint32_t)t->timer_keys.len, .key_len = t->user->id_len};
+    /* Growth failures need an allocation failure on a buffer that is reused
+     * every cycle; the entry is then missing from the store but still in the
+     * window, so it fires unless the process also crashes before then. */
     if (cue_buf_append(&t->timer_keys, t->user->id, t->user->id_len) == 0)
         cue_buf_append(&t->timer_ops, &op, sizeof op);
 }
 
-/* Keeps the timer index in step with the user. The index holds one entry per
- * user, never later than the user's earliest timer: a lower bound. It is
- * written only when the earliest timer moves earlier; when it moves later (as
- * lifecycle's does on every event) the old entry stays, and when it comes up
- * the user is re-indexed at its real earliest timer. That saves two index
- * writes on most events at the cost of one extra look at the user later. */
+/* Keeps the timer index in step with the user. The index holds, per user, an
+ * entry never later than the user's earliest timer: a lower bound. It is
+ * written only when the earliest timer moves earlier. When it moves later (as
+ * lifecycle's does on every event) the old entry stays; when it comes up, the
+ * user is re-indexed at its real earliest timer. Entries are never deleted
+ * one by one: once stream time has passed them they are used up, and each
+ * commit deletes that whole range at once (see cue_task_commit). */
 static void timers_sync(cue_task *t)
 {
     cue_user *u = t->user;
     int64_t want = cue_user_next_due(u);
     if (want == CUE_TIMER_NONE) return;
     if (u->indexed_due != CUE_TIMER_NONE && u->indexed_due <= want) return;
-    if (u->indexed_due != CUE_TIMER_NONE) timer_op_add(t, u->indexed_due, false);
-    timer_op_add(t, want, true);
+    timer_op_add(t, want);
     cue_timers_arm(t->timers, want, u->id, u->id_len);
     u->indexed_due = want;
 }
@@ -210,6 +206,8 @@ static int user_save(cue_task *t, cue_err *err)
 
 /* ---- timers ------------------------------------------------------------ */
 
+static void timer_ops_flush(cue_task *t);
+
 /* Fires the entry at the front of the window, if the user still has it. */
 static int fire_entry(cue_task *t, int64_t due, cue_err *err)
 {
@@ -222,10 +220,11 @@ static int fire_entry(cue_task *t, int64_t due, cue_err *err)
     int rc = user_load(t, id, len, err);
     if (rc == CUE_ECORRUPT) return 0; /* reported when an event for the user arrives */
     if (rc != 0) return rc;
-    if (t->user->indexed_due != due) return 0; /* a second copy of an entry already seen */
+    /* Not the user's entry: a second copy of one already used, or an entry
+     * left behind when the user's earliest timer moved earlier. */
+    if (t->user->indexed_due != due) return 0;
     /* The entry is used up; timers_sync indexes the user's next timer, if any.
      * The user may have no timer due now: the entry was a lower bound. */
-    timer_op_add(t, due, false);
     t->user->indexed_due = CUE_TIMER_NONE;
     cue_engine_fire(t->ms, t->user, due, on_trigger, t, &t->stats.engine);
     return user_save(t, err);
@@ -254,7 +253,11 @@ static int load_one(int64_t due, const char *uid, size_t len, void *ctx)
  * store holds every timer armed so far. */
 static int timers_reload(cue_task *t, cue_err *err)
 {
-    int rc = cue_task_commit(t, err);
+    /* The store must hold every entry the window lacks, so pending entries are
+     * written now, on their own, without a full commit: an entry that outlives
+     * a crash is only a lower bound that comes up stale. */
+    timer_ops_flush(t);
+    int rc = cue_store_batch_commit(t->store, false, err);
     if (rc != 0) return rc;
     int64_t hdue;
     const char *huid;
@@ -285,7 +288,10 @@ static int fire_due(cue_task *t, int64_t limit, cue_err *err)
         }
         int64_t hdue;
         cue_timers_horizon(t->timers, &hdue, &uid, &len);
-        if (hdue > limit || hdue == INT64_MAX) return 0;
+        if (hdue > limit || hdue == INT64_MAX) {
+            if (limit > t->fired_upto) t->fired_upto = limit;
+            return 0;
+        }
         int rc = timers_reload(t, err);
         if (rc != 0) return rc;
     }
@@ -398,29 +404,21 @@ static int op_order(const void *a, const void *b)
     size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
     int c = memcmp(x->key, y->key, n);
     if (c != 0) return c;
-    if (x->key_len != y->key_len) return x->key_len < y->key_len ? -1 : 1;
-    return x->seq < y->seq ? -1 : 1;
+    return (x->key_len > y->key_len) - (x->key_len < y->key_len);
 }
 
-/* Writes this cycle's timer index changes into the batch: sorted, and only
- * the last change to each key. */
+/* Writes the pending index entries into the batch, sorted, each once. */
 static void timer_ops_flush(cue_task *t)
 {
     timer_op *ops = (timer_op *)t->timer_ops.data;
     size_t n = t->timer_ops.len / sizeof *ops;
     for (size_t i = 0; i < n; i++)
         ops[i].key = t->timer_keys.data + ops[i].key_off;
-    qsort(ops, n, sizeof *ops, op_order);
+    if (n) qsort(ops, n, sizeof *ops, op_order);
     for (size_t i = 0; i < n; i++) {
-        if (i + 1 < n && ops[i + 1].due == ops[i].due && ops[i + 1].key_len == ops[i].key_len &&
-            memcmp(ops[i + 1].key, ops[i].key, ops[i].key_len) == 0)
-            continue; /* a later op on the same key wins */
-        const char *uid = ops[i].key;
+        if (i + 1 < n && op_order(&ops[i], &ops[i + 1]) == 0) continue;
         t->stats.timer_writes++;
-        if (ops[i].put)
-            cue_store_batch_timer_put(t->store, t->partition, ops[i].due, uid, ops[i].key_len);
-        else
-            cue_store_batch_timer_delete(t->store, t->partition, ops[i].due, uid, ops[i].key_len);
+        cue_store_batch_timer_put(t->store, t->partition, ops[i].due, ops[i].key, ops[i].key_len);
     }
     cue_buf_reset(&t->timer_ops);
     cue_buf_reset(&t->timer_keys);
@@ -430,6 +428,13 @@ int cue_task_commit(cue_task *t, cue_err *err)
 {
     int rc = t->sink.flush ? t->sink.flush(t->sink.ctx, err) : 0;
     if (rc != 0) return rc;
+    /* The range delete goes first: entries written after it in this batch are
+     * kept even when they are due in the range (a late event's timer that has
+     * not fired yet when a full cache forces a commit mid-step). */
+    if (t->fired_upto > t->purged_upto) {
+        cue_store_batch_timers_delete_upto(t->store, t->partition, t->fired_upto);
+        t->purged_upto = t->fired_upto;
+    }
     timer_ops_flush(t);
     cue_cache_flush(t->cache, flush_user, t);
     cue_store_meta meta = {

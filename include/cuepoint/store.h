@@ -57,6 +57,8 @@ void cue_store_batch_timer_put(cue_store *s, uint32_t partition, int64_t due_ms,
                                size_t uid_len);
 void cue_store_batch_timer_delete(cue_store *s, uint32_t partition, int64_t due_ms, const char *uid,
                                   size_t uid_len);
+/* Deletes every timer index entry of `partition` due at or before `due_ms`. */
+void cue_store_batch_timers_delete_upto(cue_store *s, uint32_t partition, int64_t due_ms);
 void cue_store_batch_meta_put(cue_store *s, uint32_t partition, const cue_store_meta *meta);
 
 /* Operations queued since the last commit. */
