@@ -1,0 +1,212 @@
+/* The journey language as tables: each machine text, the diagnostic it must
+ * produce (code and JSON path) or none, and what compiles must mean what it says. */
+#include "cuepoint/machine.h"
+
+#include "testutil.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+#define BASE_START "\"start\":{\"event\":\"go\",\"do\":[{\"start_timer\":\"w\",\"after\":\"1h\"}]},"
+#define BASE_TAIL                                                                                  \
+    "\"initial\":\"a\",\"final\":[\"z\"],\"states\":{\"a\":{\"on\":[{\"event\":\"next\","          \
+    "\"goto\":\"z\"},{\"timer\":\"w\",\"do\":[{\"emit\":\"late\"}]}]},\"z\":{}}}"
+#define M(extra) "{\"name\":\"t\",\"version\":1," extra BASE_START BASE_TAIL
+
+typedef struct compile_case {
+    const char *name, *text, *code, *path, *in_message;
+} compile_case;
+
+static const compile_case cases[] = {
+    {"valid", M(""), NULL, NULL, NULL},
+    {"json syntax", "{\"name\":", "bad-json", "$", "line 1"},
+    {"not an object", "[1]", "wrong-type", "$", NULL},
+    {"unknown top-level key", M("\"intial\":\"a\","), "unknown-key", "$.intial",
+     "did you mean 'initial'"},
+    {"missing start", "{\"name\":\"t\",\"version\":1," BASE_TAIL, "missing-key", "$", "'start'"},
+    {"version as a string", "{\"name\":\"t\",\"version\":\"1\"," BASE_START BASE_TAIL, "wrong-type",
+     "$.version", NULL},
+    {"bad machine name", "{\"name\":\"a b\",\"version\":1," BASE_START BASE_TAIL, "bad-name",
+     "$.name", NULL},
+    {"goto an unknown state",
+     "{\"name\":\"t\",\"version\":1," BASE_START "\"initial\":\"a\",\"states\":{\"a\":{\"on\":[{"
+                                                 "\"event\":\"n\",\"goto\":\"zed\"}]},\"zen\":{}}}",
+     "unknown-name", "$.states.a.on[0].goto", "did you mean 'zen'"},
+    {"cancel an unknown timer",
+     "{\"name\":\"t\",\"version\":1," BASE_START
+     "\"initial\":\"a\",\"states\":{\"a\":{\"on\":[{\"event\":\"n\",\"do\":[{\"cancel_timer\":"
+     "\"x\"}]}]}}}",
+     "unknown-name", "$.states.a.on[0].do[0].cancel_timer", NULL},
+    {"guard on an unknown counter",
+     "{\"name\":\"t\",\"version\":1," BASE_START
+     "\"initial\":\"a\",\"states\":{\"a\":{\"on\":[{\"event\":\"n\",\"when\":[{\"counter\":\"c\","
+     "\"gt\":1}]}]}}}",
+     "unknown-name", "$.states.a.on[0].when[0].counter", NULL},
+    {"a keyed machine compiles", M("\"instance_key\":\"/k\","), NULL, NULL, NULL},
+    {"pointer without slash", M("\"instance_key\":\"k\","), "bad-pointer", "$.instance_key", NULL},
+    {"max_instances without a key", M("\"max_instances\":3,"), "bad-value", "$.max_instances",
+     NULL},
+    {"bad on_version_change", M("\"on_version_change\":\"x\","), "bad-value", "$.on_version_change",
+     NULL},
+    {"guard with two operators",
+     "{\"name\":\"t\",\"version\":1," BASE_START
+     "\"initial\":\"a\",\"states\":{\"a\":{\"on\":[{\"event\":\"n\",\"when\":[{\"event\":\"/p\","
+     "\"eq\":1,\"ne\":2}]}]}}}",
+     "bad-guard", "$.states.a.on[0].when[0]", NULL},
+    {"in needs an array",
+     "{\"name\":\"t\",\"version\":1," BASE_START
+     "\"initial\":\"a\",\"states\":{\"a\":{\"on\":[{\"event\":\"n\",\"when\":[{\"event\":\"/p\","
+     "\"in\":\"x\"}]}]}}}",
+     "wrong-type", "$.states.a.on[0].when[0].in", NULL},
+    {"source with two keys",
+     "{\"name\":\"t\",\"version\":1," BASE_START
+     "\"initial\":\"a\",\"states\":{\"a\":{\"on\":[{\"event\":\"n\",\"do\":[{\"emit\":\"e\","
+     "\"data\":{\"x\":{\"event\":\"/a\",\"meta\":\"state\"}}}]}]}}}",
+     "bad-source", "$.states.a.on[0].do[0].data.x", NULL},
+    {"unknown meta",
+     "{\"name\":\"t\",\"version\":1," BASE_START
+     "\"initial\":\"a\",\"states\":{\"a\":{\"on\":[{\"event\":\"n\",\"do\":[{\"emit\":\"e\","
+     "\"data\":{\"x\":{\"meta\":\"stat\"}}}]}]}}}",
+     "unknown-name", "$.states.a.on[0].do[0].data.x.meta", "did you mean 'state'"},
+    {"reserved data name",
+     "{\"name\":\"t\",\"version\":1," BASE_START
+     "\"initial\":\"a\",\"states\":{\"a\":{\"on\":[{\"event\":\"n\",\"do\":[{\"emit\":\"e\","
+     "\"data\":{\"to_state\":1}}]}]}}}",
+     "reserved-name", "$.states.a.on[0].do[0].data.to_state", NULL},
+    {"action with two kinds",
+     "{\"name\":\"t\",\"version\":1," BASE_START
+     "\"initial\":\"a\",\"states\":{\"a\":{\"on\":[{\"event\":\"n\",\"do\":[{\"emit\":\"e\","
+     "\"increment\":\"c\"}]}]}}}",
+     "bad-action", "$.states.a.on[0].do[0]", NULL},
+    {"timer with after and at",
+     "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\",\"do\":[{\"start_timer\":\"w\","
+     "\"after\":\"1h\",\"at\":{\"event\":\"/t\"}}]},\"initial\":\"a\",\"states\":{\"a\":{}}}",
+     "bad-timer", "$.start.do[0]", NULL},
+    {"duration in words",
+     "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\",\"do\":[{\"start_timer\":\"w\","
+     "\"after\":\"3 days\"}]},\"initial\":\"a\",\"states\":{\"a\":{}}}",
+     "bad-duration", "$.start.do[0].after", NULL},
+    {"negative duration",
+     "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\",\"do\":[{\"start_timer\":\"w\","
+     "\"after\":-5}]},\"initial\":\"a\",\"states\":{\"a\":{}}}",
+     "bad-duration", "$.start.do[0].after", NULL},
+    {"event and timer in one transition",
+     "{\"name\":\"t\",\"version\":1," BASE_START
+     "\"initial\":\"a\",\"states\":{\"a\":{\"on\":[{\"event\":\"n\",\"timer\":\"w\"}]}}}",
+     "bad-transition", "$.states.a.on[0]", NULL},
+    {"start on a timer",
+     "{\"name\":\"t\",\"version\":1,\"start\":{\"timer\":\"w\"},\"initial\":\"a\",\"states\":{"
+     "\"a\":{}}}",
+     "bad-transition", "$.start", NULL},
+    {"empty states",
+     "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\"},\"initial\":\"a\","
+     "\"states\":{}}",
+     "wrong-type", "$.states", NULL},
+};
+
+static const cue_diag *find(const cue_diags *d, const char *code)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (strcmp(d->items[i].code, code) == 0) return &d->items[i];
+    return NULL;
+}
+
+Test(machine, table_of_compile_cases)
+{
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const compile_case *c = &cases[i];
+        char path[64];
+        write_temp(path, ".json", c->text);
+        cue_diags d;
+        cue_diags_init(&d);
+        cue_machines *ms = NULL;
+        int rc = cue_machines_compile_file(&ms, path, &d);
+        unlink(path);
+        if (c->code == NULL) {
+            cr_expect_eq(rc, 0, "%s: expected to compile, got %zu error(s): %s", c->name, d.errors,
+                         d.n ? d.items[0].msg : "");
+        } else {
+            cr_expect_neq(rc, 0, "%s: expected error %s", c->name, c->code);
+            const cue_diag *g = find(&d, c->code);
+            cr_expect(g != NULL, "%s: no %s diagnostic (first: %s %s)", c->name, c->code,
+                      d.n ? d.items[0].code : "-", d.n ? d.items[0].path : "");
+            if (g) cr_expect_str_eq(g->path, c->path, "%s: path", c->name);
+            if (g && c->in_message)
+                cr_expect(strstr(g->msg, c->in_message) != NULL, "%s: message '%s' lacks '%s'",
+                          c->name, g->msg, c->in_message);
+        }
+        cue_machines_free(ms);
+        cue_diags_deinit(&d);
+    }
+}
+
+Test(machine, compiled_model_means_what_the_file_says)
+{
+    cue_machines *ms = compile_text(
+        "{\"name\":\"d\",\"version\":3,\"instance_key\":\"/props/id\",\"max_instances\":5,"
+        "\"repeat\":true,\"on_version_change\":\"finish\",\"start\":{\"event\":\"open\",\"when\":["
+        "{\"event\":\"/props/due\",\"exists\":true}],\"do\":[{\"start_timer\":\"due\",\"at\":{"
+        "\"event\":\"/props/due\"}},{\"start_timer\":\"nag\",\"after\":\"1d2h\"}]},\"initial\":"
+        "\"open\",\"final\":[\"done\"],\"states\":{\"open\":{\"on\":[{\"event\":\"close\",\"goto\":"
+        "\"done\"},{\"event\":\"*\",\"when\":[{\"attr\":\"region\",\"in\":[\"EU\",\"UK\"]}]},{"
+        "\"timer\":\"due\",\"goto\":\"done\"}]},\"done\":{}}}");
+    cr_assert_eq(cue_machines_count(ms), 1);
+    const cue_machine *m = cue_machines_get(ms, 0);
+    cr_assert_str_eq(m->name, "d");
+    cr_assert_eq(m->version, 3u);
+    cr_assert(m->keyed && m->repeat);
+    cr_assert_eq(m->max_instances, 5);
+    cr_assert_eq(m->on_version_change, CUE_MIGRATE_FINISH);
+    cr_assert_eq(m->n_states, 2);
+    cr_assert(m->states[1].final && !m->states[0].final);
+    cr_assert_eq(m->n_timers, 2);
+    const cue_action *acts = cue_machines_actions(ms) + m->start.first_action;
+    cr_assert(acts[0].absolute);
+    cr_assert_eq(acts[1].amount, 26 * 3600 * 1000LL, "1d2h is 26 hours");
+    const cue_transition *t = cue_machines_transitions(ms) + m->states[0].first_transition;
+    cr_assert_eq(m->states[0].n_transitions, 3);
+    cr_assert_eq(t[0].on, CUE_ON_EVENT);
+    cr_assert_eq(t[0].go, 1);
+    cr_assert_eq(t[1].on, CUE_ON_ANY);
+    cr_assert_eq(t[1].go, -1);
+    const cue_guard *g = cue_machines_guards(ms) + t[1].first_guard;
+    cr_assert_eq(g->op, CUE_OP_IN);
+    cr_assert_eq(g->n_set, 2);
+    cr_assert_eq(t[2].on, CUE_ON_TIMER);
+    cr_assert_eq(cue_machines_type_id(ms, "close", 5), t[0].type_id);
+    cr_assert_eq(cue_machines_type_id(ms, "unknown", 7), -1);
+    cue_machines_free(ms);
+}
+
+Test(machine, the_examples_compile_and_names_are_unique)
+{
+    cue_machines *ms;
+    cue_err err = {0};
+    cr_assert(cue_machines_load(&ms, CUE_SOURCE_DIR "/deploy/machines", NULL, &err) == 0, "%s",
+              err.msg);
+    cr_assert_eq(cue_machines_count(ms), 4);
+    cr_assert_str_eq(cue_machines_get(ms, 0)->name, "deadlines", "files load in name order");
+    cue_machines_free(ms);
+    const char *files[] = {CUE_SOURCE_DIR "/deploy/machines/lifecycle.json",
+                           CUE_SOURCE_DIR "/deploy/machines/lifecycle.json"};
+    cr_assert(cue_machines_load_files(&ms, files, 2, &err) != 0);
+    cr_assert(strstr(err.msg, "duplicate-machine") != NULL, "%s", err.msg);
+    cr_assert(cue_machines_load(&ms, CUE_SOURCE_DIR "/deploy/machines", "nope", &err) != 0);
+    cr_assert(cue_machines_load(&ms, "/nonexistent", NULL, &err) != 0);
+    cr_assert(strstr(err.msg, "/nonexistent") != NULL, "%s", err.msg);
+}
+
+Test(machine, values_compare_by_kind)
+{
+    cue_value i3 = {.type = CUE_VAL_INT, .i = 3}, d3 = {.type = CUE_VAL_DOUBLE, .d = 3.0};
+    cue_value d35 = {.type = CUE_VAL_DOUBLE, .d = 3.5},
+              s = {.type = CUE_VAL_STRING, .s = "3", .len = 1};
+    cue_value ab = {.type = CUE_VAL_STRING, .s = "ab", .len = 2},
+              a = {.type = CUE_VAL_STRING, .s = "a", .len = 1};
+    cue_value absent = {.type = CUE_VAL_ABSENT};
+    cr_assert_eq(cue_value_cmp(&i3, &d3), 0);
+    cr_assert_eq(cue_value_cmp(&i3, &d35), -1);
+    cr_assert_eq(cue_value_cmp(&i3, &s), 2, "a number and a string are not comparable");
+    cr_assert_eq(cue_value_cmp(&a, &ab), -1);
+    cr_assert_eq(cue_value_cmp(&absent, &absent), 2);
+}
