@@ -30,7 +30,7 @@ static const compile_case cases[] = {
      "$.name", NULL},
     {"goto an unknown state",
      "{\"name\":\"t\",\"version\":1," BASE_START "\"initial\":\"a\",\"states\":{\"a\":{\"on\":[{"
-                                                 "\"event\":\"n\",\"goto\":\"zed\"}]},\"zen\":{}}}",
+     "\"event\":\"n\",\"goto\":\"zed\"}]},\"zen\":{}}}",
      "unknown-name", "$.states.a.on[0].goto", "did you mean 'zen'"},
     {"cancel an unknown timer",
      "{\"name\":\"t\",\"version\":1," BASE_START

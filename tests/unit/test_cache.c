@@ -1,0 +1,120 @@
+/* The state cache: a bound in bytes, LRU eviction of clean entries only, dirty
+ * entries flushed in key order, checked against a simple model. */
+#include "cuepoint/cache.h"
+
+#include "cuepoint/limits.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int count_dirty(const char *uid, size_t len, const void *val, size_t vlen, void *ctx)
+{
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+typedef struct flushed {
+    char text[4096];
+    int stop_after; /* return non-zero at this visit (1-based), or 0 */
+    int visits;
+} flushed;
+
+static int on_dirty(const char *uid, size_t len, const void *val, size_t vlen, void *ctx)
+{
+    flushed *f = ctx;
+    if (++f->visits == f->stop_after) return 7;
+    char one[64];
+    snprintf(one, sizeof one, "%.*s=%.*s;", (int)len, uid, val ? (int)vlen : 4,
+             val ? (const char *)val : "null");
+    strcat(f->text, one);
+    return 0;
+}
+
+Test(cache, hits_misses_and_flush_order)
+{
+    cue_cache *c;
+    cue_err err;
+    cr_assert(cue_cache_new(&c, CUE_CACHE_BYTES_MIN, &err) == 0);
+    const void *v;
+    size_t n;
+    cr_assert_eq(cue_cache_get(c, "a", 1, &v, &n), CUE_ENOTFOUND);
+    cr_assert(cue_cache_put(c, "c", 1, "3", 1, true) == 0);
+    cr_assert(cue_cache_put(c, "a", 1, "1", 1, true) == 0);
+    cr_assert(cue_cache_put(c, "b", 1, "2", 1, false) == 0);
+    cr_assert(cue_cache_put(c, "ab", 2, NULL, 0, true) == 0);
+    cr_assert(cue_cache_get(c, "ab", 2, &v, &n) == 0 && v == NULL, "a deletion is a hit");
+    cr_assert(cue_cache_put(c, "a", 1, "one-but-longer-than-before", 26, true) == 0);
+    flushed f = {.stop_after = 2};
+    cr_assert_eq(cue_cache_flush(c, on_dirty, &f), 7, "a failing callback stops the flush");
+    memset(&f, 0, sizeof f);
+    cr_assert(cue_cache_flush(c, on_dirty, &f) == 0);
+    cr_assert_str_eq(f.text, "a=one-but-longer-than-before;ab=null;c=3;", "key order");
+    memset(&f, 0, sizeof f);
+    cr_assert(cue_cache_flush(c, on_dirty, &f) == 0);
+    cr_assert_str_eq(f.text, "", "flushed entries are clean");
+    cr_assert_eq(cue_cache_get(c, "ab", 2, &v, &n), CUE_ENOTFOUND, "a flushed deletion is gone");
+    cr_assert(cue_cache_get(c, "b", 1, &v, &n) == 0 && n == 1 && memcmp(v, "2", 1) == 0);
+    cue_cache_stats st;
+    cue_cache_stats_get(c, &st);
+    cr_assert_eq(st.entries, 3);
+    cr_assert_eq(st.dirty_bytes, 0);
+    cue_cache_free(c);
+}
+
+/* Random puts, gets and flushes against a model: everything dirty or
+ * recently read is still there, bytes never pass the budget, and a full cache
+ * says so instead of dropping dirty data. */
+Test(cache, model_check_with_a_fixed_seed)
+{
+    cue_cache *c;
+    cue_err err;
+    cr_assert(cue_cache_new(&c, CUE_CACHE_BYTES_MIN, &err) == 0);
+    enum { USERS = 4000 };
+    static int model[USERS]; /* value length written last, 0 = never */
+    static bool dirty[USERS];
+    static char val[4096];
+    memset(val, 'v', sizeof val);
+    unsigned seed = 12345;
+    size_t fulls = 0, evictions_seen = 0;
+    for (int step = 0; step < 200000; step++) {
+        seed = seed * 1103515245 + 12345;
+        int u = (int)((seed >> 8) % USERS), op = (int)((seed >> 4) % 16);
+        char key[16];
+        int klen = snprintf(key, sizeof key, "user-%d", u);
+        if (op < 6) {
+            size_t vlen = 50 + (seed >> 20) % 2000;
+            int rc = cue_cache_put(c, key, (size_t)klen, val, vlen, true);
+            if (rc == CUE_EFULL) {
+                fulls++;
+                size_t n = 0;
+                cr_assert(cue_cache_flush(c, count_dirty, &n) == 0);
+                memset(dirty, 0, sizeof dirty);
+                rc = cue_cache_put(c, key, (size_t)klen, val, vlen, true);
+            }
+            cr_assert(rc == 0, "put after flush failed: %d", rc);
+            model[u] = (int)vlen;
+            dirty[u] = true;
+        } else if (op < 15) {
+            const void *v;
+            size_t n;
+            int rc = cue_cache_get(c, key, (size_t)klen, &v, &n);
+            if (dirty[u]) cr_assert(rc == 0 && (int)n == model[u], "dirty entry %d lost", u);
+            if (rc == 0)
+                cr_assert_eq((int)n, model[u], "entry %d has a stale value", u);
+            else
+                evictions_seen++;
+        } else if ((seed >> 12) % 64 == 0 && cue_cache_should_flush(c)) {
+            size_t n = 0;
+            cue_cache_flush(c, count_dirty, &n);
+            memset(dirty, 0, sizeof dirty);
+        }
+        cue_cache_stats st;
+        cue_cache_stats_get(c, &st);
+        cr_assert_leq(st.bytes, st.max_bytes, "over budget at step %d", step);
+    }
+    cr_assert_gt(evictions_seen, 0, "the test never exercised eviction");
+    cr_assert_gt(fulls, 0, "the test never filled the cache with dirty entries");
+    cue_cache_free(c);
+}

@@ -1,0 +1,131 @@
+/* The RocksDB store: batches are atomic and invisible until committed,
+ * partitions are separate key ranges, timers scan in time order. */
+#include "cuepoint/store.h"
+
+#include "testutil.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+static cue_store *open_dir(const char *dir, bool read_only)
+{
+    cue_store *s;
+    cue_err err = {0};
+    cr_assert(cue_store_open(&s, dir, &(cue_store_opts){.read_only = read_only}, &err) == 0, "%s",
+              err.msg);
+    return s;
+}
+
+Test(store, users_are_invisible_until_commit_and_survive_reopen)
+{
+    char dir[64];
+    temp_dir(dir);
+    cue_store *s = open_dir(dir, false);
+    cue_buf v;
+    cue_buf_init(&v, 16);
+    cue_err err;
+    cue_store_batch_user_put(s, 0, "ann", 3, "state-0", 7);
+    cue_store_batch_user_put(s, 1, "ann", 3, "state-1", 7);
+    cr_assert_eq(cue_store_user_get(s, 0, "ann", 3, &v, &err), CUE_ENOTFOUND);
+    cr_assert_eq(cue_store_batch_count(s), 2);
+    cr_assert(cue_store_batch_commit(s, true, &err) == 0, "%s", err.msg);
+    cr_assert_eq(cue_store_batch_count(s), 0);
+    cr_assert(cue_store_user_get(s, 0, "ann", 3, &v, &err) == 0);
+    cr_assert_str_eq(v.data, "state-0");
+    cr_assert(cue_store_user_get(s, 1, "ann", 3, &v, &err) == 0);
+    cr_assert_str_eq(v.data, "state-1", "partitions are separate");
+    cue_store_batch_user_delete(s, 0, "ann", 3);
+    cue_store_meta m = {.input_offset = 42, .changelog_offset = -1, .stream_time_ms = -7};
+    cue_store_batch_meta_put(s, 3, &m);
+    cr_assert(cue_store_batch_commit(s, false, &err) == 0);
+    cue_store_close(s);
+
+    s = open_dir(dir, true);
+    cr_assert_eq(cue_store_user_get(s, 0, "ann", 3, &v, &err), CUE_ENOTFOUND);
+    cr_assert(cue_store_user_get(s, 1, "ann", 3, &v, &err) == 0);
+    cue_store_meta back;
+    cr_assert(cue_store_meta_get(s, 3, &back, &err) == 0);
+    cr_assert(back.input_offset == 42 && back.changelog_offset == -1 && back.stream_time_ms == -7);
+    cr_assert_eq(cue_store_meta_get(s, 4, &back, &err), CUE_ENOTFOUND);
+    cue_store_close(s);
+    cue_buf_deinit(&v);
+    remove_tree(dir);
+}
+
+typedef struct seen {
+    char text[512];
+} seen;
+
+static int collect_timer(int64_t due, const char *uid, size_t len, void *ctx)
+{
+    seen *s = ctx;
+    char one[64];
+    snprintf(one, sizeof one, "%lld:%.*s;", (long long)due, (int)len, uid);
+    strcat(s->text, one);
+    return 0;
+}
+
+static int collect_user(uint32_t p, const char *uid, size_t len, const void *v, size_t vlen,
+                        void *ctx)
+{
+    seen *s = ctx;
+    char one[64];
+    snprintf(one, sizeof one, "%u/%.*s=%.*s;", p, (int)len, uid, (int)vlen, (const char *)v);
+    strcat(s->text, one);
+    return 0;
+}
+
+Test(store, timers_scan_in_time_order_from_a_key)
+{
+    char dir[64];
+    temp_dir(dir);
+    cue_store *s = open_dir(dir, false);
+    cue_err err;
+    int64_t dues[] = {500, -20, 0, 500, 1LL << 40, 500};
+    const char *users[] = {"b", "x", "y", "a", "z", "ab"};
+    for (int i = 0; i < 6; i++)
+        cue_store_batch_timer_put(s, 2, dues[i], users[i], strlen(users[i]));
+    cue_store_batch_timer_put(s, 3, 1, "other-partition", 15);
+    cr_assert(cue_store_batch_commit(s, false, &err) == 0);
+    seen got = {""};
+    cr_assert(cue_store_timers_scan(s, 2, INT64_MIN, "", 0, collect_timer, &got) == 0);
+    cr_assert_str_eq(got.text, "-20:x;0:y;500:a;500:ab;500:b;1099511627776:z;");
+    memset(&got, 0, sizeof got);
+    cue_store_timers_scan(s, 2, 500, "ab", 2, collect_timer, &got);
+    cr_assert_str_eq(got.text, "500:ab;500:b;1099511627776:z;", "resume at a key, inclusive");
+    cue_store_batch_timers_delete_upto(s, 2, 500);
+    cue_store_batch_timer_delete(s, 2, 1LL << 40, "z", 1);
+    cr_assert(cue_store_batch_commit(s, false, &err) == 0);
+    memset(&got, 0, sizeof got);
+    cue_store_timers_scan(s, 2, INT64_MIN, "", 0, collect_timer, &got);
+    cr_assert_str_eq(got.text, "", "range delete up to 500 inclusive, then z: %s", got.text);
+    memset(&got, 0, sizeof got);
+    cue_store_timers_scan(s, 3, INT64_MIN, "", 0, collect_timer, &got);
+    cr_assert_str_eq(got.text, "1:other-partition;");
+    cue_store_close(s);
+    remove_tree(dir);
+}
+
+Test(store, users_scan_by_partition_and_errors_are_named)
+{
+    char dir[64];
+    temp_dir(dir);
+    cue_store *s = open_dir(dir, false);
+    cue_err err;
+    cue_store_batch_user_put(s, 1, "b", 1, "2", 1);
+    cue_store_batch_user_put(s, 0, "a", 1, "1", 1);
+    cue_store_batch_user_put(s, 1, "a", 1, "3", 1);
+    cr_assert(cue_store_batch_commit(s, false, &err) == 0);
+    seen got = {""};
+    cue_store_users_scan(s, -1, collect_user, &got);
+    cr_assert_str_eq(got.text, "0/a=1;1/a=3;1/b=2;");
+    memset(&got, 0, sizeof got);
+    cue_store_users_scan(s, 1, collect_user, &got);
+    cr_assert_str_eq(got.text, "1/a=3;1/b=2;");
+    /* A second writer on the same directory is refused, with RocksDB's reason. */
+    cue_store *again;
+    cr_assert_eq(cue_store_open(&again, dir, &(cue_store_opts){0}, &err), CUE_ESTORE);
+    cr_assert(strstr(err.msg, dir) != NULL && strstr(err.msg, "lock") != NULL, "%s", err.msg);
+    cue_store_close(s);
+    remove_tree(dir);
+}

@@ -1,0 +1,100 @@
+/* The timer window against a model store: whatever the capacity, popping with
+ * reloads yields exactly the store's (due, user) order. */
+#include "cuepoint/timers.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct key {
+    int64_t due;
+    char uid[16];
+} key;
+
+static int key_cmp(const void *a, const void *b)
+{
+    const key *x = a, *y = b;
+    if (x->due != y->due) return x->due < y->due ? -1 : 1;
+    return strcmp(x->uid, y->uid);
+}
+
+Test(timers, order_ties_and_horizon)
+{
+    cue_timers *t;
+    cue_err err;
+    cr_assert(cue_timers_new(&t, 16, &err) == 0);
+    cr_assert_eq(cue_timers_new(&t, 4, &err), CUE_EINVAL);
+    cue_timers_load_end(t, true, 0, "", 0);
+    cue_timers_arm(t, 5, "b", 1);
+    cue_timers_arm(t, 5, "a", 1);
+    cue_timers_arm(t, -3, "z", 1);
+    cue_timers_arm(t, 5, "aa", 2);
+    const char *expect[] = {"z", "a", "aa", "b"};
+    for (int i = 0; i < 4; i++) {
+        int64_t due;
+        const char *uid;
+        size_t len;
+        cr_assert(cue_timers_peek(t, &due, &uid, &len) == 0);
+        cr_assert(len == strlen(expect[i]) && memcmp(uid, expect[i], len) == 0, "pop %d", i);
+        cue_timers_pop(t);
+    }
+    cr_assert_eq(cue_timers_count(t), 0);
+    cue_timers_free(t);
+}
+
+Test(timers, model_with_spills_and_reloads)
+{
+    enum { N = 3000 };
+    static key store[N];
+    unsigned seed = 99;
+    for (int i = 0; i < N; i++) {
+        seed = seed * 1103515245 + 12345;
+        store[i].due = (int64_t)((seed >> 8) % 500) - 100;
+        snprintf(store[i].uid, sizeof store[i].uid, "u%d", i);
+    }
+    cue_timers *t;
+    cue_err err;
+    cr_assert(cue_timers_new(&t, 32, &err) == 0);
+    /* Every timer is armed as it is written to the (model) store, as the task
+     * does; the window keeps what fits and spills the rest behind its horizon. */
+    cue_timers_load_end(t, true, 0, "", 0);
+    for (int i = 0; i < N; i++)
+        cue_timers_arm(t, store[i].due, store[i].uid, strlen(store[i].uid));
+    qsort(store, N, sizeof *store, key_cmp);
+    int popped = 0;
+    while (popped < N) {
+        int64_t due;
+        const char *uid;
+        size_t len;
+        if (cue_timers_peek(t, &due, &uid, &len) == 0) {
+            int64_t hd;
+            const char *hu;
+            size_t hl;
+            cue_timers_horizon(t, &hd, &hu, &hl);
+            cr_assert_eq(due, store[popped].due, "pop %d: due %lld, expected %lld", popped,
+                         (long long)due, (long long)store[popped].due);
+            cr_assert(len == strlen(store[popped].uid) && memcmp(uid, store[popped].uid, len) == 0,
+                      "pop %d: wrong user", popped);
+            cue_timers_pop(t);
+            popped++;
+            continue;
+        }
+        /* Empty: reload from the model store at the horizon. */
+        int64_t hd;
+        const char *hu;
+        size_t hl;
+        cue_timers_horizon(t, &hd, &hu, &hl);
+        key from = {.due = hd};
+        snprintf(from.uid, sizeof from.uid, "%.*s", (int)hl, hu);
+        int i = 0;
+        while (i < N && key_cmp(&store[i], &from) < 0)
+            i++;
+        for (; i < N; i++)
+            if (!cue_timers_load(t, store[i].due, store[i].uid, strlen(store[i].uid))) break;
+        cue_timers_load_end(t, i == N, i < N ? store[i].due : 0, i < N ? store[i].uid : "",
+                            i < N ? strlen(store[i].uid) : 0);
+    }
+    cr_assert_leq(cue_timers_count(t), cue_timers_capacity(t));
+    cue_timers_free(t);
+}
