@@ -15,14 +15,18 @@ typedef struct entry {
     uint32_t val_len;
     uint32_t dirty_idx; /* position in the dirty list while dirty */
     uint8_t key_len;
-    uint8_t cls; /* size class: the blob holds 64 << cls bytes */
+    uint8_t cls; /* size class (class_bytes) */
     uint8_t dirty;
     uint8_t tomb; /* a deletion waiting for the next flush */
     char data[];
 } entry;
 
-#define CLASS_MIN 64
-#define CLASSES   14 /* 64 B .. 512 KiB: a full state plus its key fits */
+/* Size classes: 64-byte steps up to 2 KiB, where most states are (a power of
+ * two would waste a third of the cache on a typical 300-byte state), then
+ * doubling up to 512 KiB, which holds the largest state plus its key. */
+#define CLASS_STEP   64
+#define STEP_CLASSES 32                 /* 64 B .. 2 KiB */
+#define CLASSES      (STEP_CLASSES + 8) /* .. 512 KiB */
 
 struct cue_cache {
     size_t max_bytes;
@@ -39,12 +43,15 @@ struct cue_cache {
 
 static size_t class_bytes(uint8_t cls)
 {
-    return (size_t)CLASS_MIN << cls;
+    if (cls < STEP_CLASSES) return (size_t)CLASS_STEP * (cls + 1u);
+    return (size_t)CLASS_STEP * STEP_CLASSES << (cls - STEP_CLASSES + 1);
 }
 
 static int class_for(size_t bytes)
 {
-    for (uint8_t c = 0; c < CLASSES; c++)
+    if (bytes <= (size_t)CLASS_STEP * STEP_CLASSES)
+        return (int)((bytes + CLASS_STEP - 1) / CLASS_STEP) - (bytes > 0);
+    for (uint8_t c = STEP_CLASSES; c < CLASSES; c++)
         if (class_bytes(c) >= bytes) return c;
     return -1;
 }

@@ -22,6 +22,23 @@ typedef struct step {
     } emitted[CUE_STEP_TRIGGERS_MAX];
 } step;
 
+/* Sets up a step field by field: a designated initializer would also zero the
+ * 4 KiB `emitted` table on every event, of which only n_emitted is read. */
+static void step_init(step *s, const cue_machines *ms, cue_user *u, const cue_event *ev,
+                      int64_t now_ms, cue_emit_fn emit, void *ctx, cue_step_stats *st)
+{
+    s->ms = ms;
+    s->u = u;
+    s->ev = ev;
+    s->now_ms = now_ms;
+    s->timer_name = NULL;
+    s->cause = (cue_hash128){0, 0};
+    s->emit = emit;
+    s->ctx = ctx;
+    s->st = st;
+    s->n_emitted = 0;
+}
+
 /* ---- values ------------------------------------------------------------ */
 
 static cue_value str_value(const char *s, size_t n)
@@ -333,13 +350,20 @@ static bool make_room(step *s, const cue_machine *m, uint16_t mi)
 static void start_instance(step *s, const cue_machine *m, uint16_t mi, const char *key,
                            uint8_t key_len)
 {
-    cue_instance fresh;
-    cue_instance_init(&fresh, m, mi, s->now_ms);
-    memcpy(fresh.key, key, key_len);
-    fresh.key_len = key_len;
-    if (!guards_hold(s, m, &fresh, &m->start) || !make_room(s, m, mi)) return;
-    size_t i = s->u->n_instances++;
-    s->u->inst[i] = fresh;
+    /* The new instance is built in the first free slot, not on the stack: an
+     * instance is over a kilobyte, and a start happens on many events. */
+    cue_user *u = s->u;
+    bool full = u->n_instances == CUE_USER_INSTANCES_MAX;
+    cue_instance scratch, *fresh = full ? &scratch : &u->inst[u->n_instances];
+    cue_instance_init(fresh, m, mi, s->now_ms);
+    memcpy(fresh->key, key, key_len);
+    fresh->key_len = key_len;
+    if (!guards_hold(s, m, fresh, &m->start)) return;
+    size_t before = u->n_instances;
+    if (!make_room(s, m, mi)) return;
+    /* Making room removed an instance and shifted the others down one. */
+    if (full || u->n_instances < before) u->inst[u->n_instances] = *fresh;
+    size_t i = u->n_instances++;
     s->st->starts++;
     take(s, m, i, &m->start);
 }
@@ -393,7 +417,8 @@ static cue_hash128 event_cause(const cue_event *ev)
 void cue_engine_apply(const cue_machines *ms, cue_user *u, const cue_event *ev, cue_emit_fn emit,
                       void *ctx, cue_step_stats *st)
 {
-    step s = {.ms = ms, .u = u, .ev = ev, .now_ms = ev->ts_ms, .emit = emit, .ctx = ctx, .st = st};
+    step s;
+    step_init(&s, ms, u, ev, ev->ts_ms, emit, ctx, st);
     s.cause = event_cause(ev);
     copy_attrs(u, ev);
     int32_t type_id = cue_machines_type_id(ms, ev->type, ev->type_len);
@@ -437,7 +462,8 @@ static bool fire_one(step *s, size_t i, uint8_t t)
 void cue_engine_fire(const cue_machines *ms, cue_user *u, int64_t due_ms, cue_emit_fn emit,
                      void *ctx, cue_step_stats *st)
 {
-    step s = {.ms = ms, .u = u, .now_ms = due_ms, .emit = emit, .ctx = ctx, .st = st};
+    step s;
+    step_init(&s, ms, u, NULL, due_ms, emit, ctx, st);
     for (size_t i = 0; i < u->n_instances;) {
         bool kept = true;
         for (uint8_t t = 0; t < CUE_MACHINE_TIMERS_MAX && kept; t++)

@@ -222,7 +222,11 @@ static int fire_entry(cue_task *t, int64_t due, cue_err *err)
     if (rc != 0) return rc;
     /* Not the user's entry: a second copy of one already used, or an entry
      * left behind when the user's earliest timer moved earlier. */
-    if (t->user->indexed_due != due) return 0;
+    t->stats.timer_checks++;
+    if (t->user->indexed_due != due) {
+        t->stats.timer_stale++;
+        return 0;
+    }
     /* The entry is used up; timers_sync indexes the user's next timer, if any.
      * The user may have no timer due now: the entry was a lower bound. */
     t->user->indexed_due = CUE_TIMER_NONE;

@@ -63,6 +63,8 @@ typedef struct cue_task_stats {
     uint64_t state_writes; /* user records written to the store */
     uint64_t timer_writes; /* timer index entries put or deleted */
     uint64_t timer_loads;  /* slices read back from the store */
+    uint64_t timer_checks; /* index entries that came up (a user looked at) */
+    uint64_t timer_stale;  /* ... of which the user had nothing due then */
     cue_step_stats engine;
     cue_codec_stats codec;
 } cue_task_stats;
