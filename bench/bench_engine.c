@@ -184,11 +184,11 @@ static int run_engine(const opts *o, const cue_config *cfg, const cue_machines *
         const void *val;
         size_t len;
         if (cue_cache_get(cache, ev->user_id, ev->user_id_len, &val, &len) == 0)
-            cue_codec_decode(val, len, ms, u, NULL, &err);
+            cue_codec_decode_own(val, len, ms, u, &err);
         else
             cue_user_init(u, ev->user_id, ev->user_id_len);
         cue_engine_apply(ms, u, ev, count_trigger, &n, &st);
-        cue_codec_encode(u, ms, &enc);
+        cue_codec_encode_unsealed(u, ms, &enc);
         cue_cache_put(cache, ev->user_id, ev->user_id_len, enc.data, enc.len, false);
     }
     report(o, now_s() - t0, c.n, n.triggers);

@@ -10,7 +10,8 @@ typedef struct step {
     const cue_event *ev; /* NULL for timers */
     int64_t now_ms;
     const char *timer_name; /* timers only */
-    cue_hash128 cause;      /* digest of the cause */
+    cue_hash128 cause;      /* digest of the cause, once has_cause */
+    bool has_cause;         /* computed on the first trigger: most steps emit none */
     cue_emit_fn emit;
     void *ctx;
     cue_step_stats *st;
@@ -33,11 +34,15 @@ static void step_init(step *s, const cue_machines *ms, cue_user *u, const cue_ev
     s->now_ms = now_ms;
     s->timer_name = NULL;
     s->cause = (cue_hash128){0, 0};
+    s->has_cause = false;
     s->emit = emit;
     s->ctx = ctx;
     s->st = st;
     s->n_emitted = 0;
 }
+
+static cue_hash128 event_cause(const cue_event *ev);
+static cue_hash128 timer_cause(const char *name, int64_t due_ms);
 
 /* ---- values ------------------------------------------------------------ */
 
@@ -174,6 +179,10 @@ static void trigger_id(step *s, const cue_machine *m, const cue_instance *in, ui
     memcpy(buf + n, name, strlen(name));
     n += strlen(name);
     buf[n++] = 0;
+    if (!s->has_cause) {
+        s->cause = s->ev ? event_cause(s->ev) : timer_cause(s->timer_name, s->now_ms);
+        s->has_cause = true;
+    }
     for (int i = 0; i < 8; i++)
         buf[n++] = (uint8_t)(s->cause.hi >> (8 * i));
     for (int i = 0; i < 8; i++)
@@ -419,7 +428,6 @@ void cue_engine_apply(const cue_machines *ms, cue_user *u, const cue_event *ev, 
 {
     step s;
     step_init(&s, ms, u, ev, ev->ts_ms, emit, ctx, st);
-    s.cause = event_cause(ev);
     copy_attrs(u, ev);
     int32_t type_id = cue_machines_type_id(ms, ev->type, ev->type_len);
     for (size_t mi = 0; mi < cue_machines_count(ms); mi++)
@@ -450,7 +458,7 @@ static bool fire_one(step *s, size_t i, uint8_t t)
     s->st->timers_fired++;
     if (in->finished) return true;
     s->timer_name = m->timers[t].name;
-    s->cause = timer_cause(s->timer_name, s->now_ms);
+    s->has_cause = false;
     const cue_state *st = &m->states[in->state];
     const cue_transition *ts = cue_machines_transitions(s->ms) + st->first_transition;
     for (uint16_t k = 0; k < st->n_transitions; k++)

@@ -34,6 +34,7 @@ struct cue_task {
     cue_timers *timers;     /* owned */
     cue_user *user;         /* owned scratch: the user being stepped */
     cue_buf enc;            /* owned: encoded state */
+    cue_buf sealed;         /* owned: a state on its way to the store, with checksum */
     cue_buf rec;            /* owned: encoded trigger */
     cue_buf loaded;         /* owned: a state read from the store */
     cue_buf timer_ops;      /* owned: timer_op array, index entries not yet written */
@@ -58,8 +59,8 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
     if (rc == 0) rc = cue_cache_new(&t->cache, cfg->cache_max_bytes, err);
     if (rc == 0) rc = cue_timers_new(&t->timers, cfg->timers_memory_max, err);
     if (rc == 0 && (cue_buf_init(&t->enc, 4096) || cue_buf_init(&t->rec, 4096) ||
-                    cue_buf_init(&t->loaded, 4096) || cue_buf_init(&t->timer_ops, 4096) ||
-                    cue_buf_init(&t->timer_keys, 4096)))
+                    cue_buf_init(&t->loaded, 4096) || cue_buf_init(&t->sealed, 4096) ||
+                    cue_buf_init(&t->timer_ops, 4096) || cue_buf_init(&t->timer_keys, 4096)))
         rc = cue_err_set(err, CUE_ENOMEM, "out of memory for a task");
     cue_store_meta meta = {.input_offset = 0, .stream_time_ms = INT64_MIN};
     if (rc == 0) {
@@ -83,6 +84,7 @@ void cue_task_free(cue_task *t)
     if (t == NULL) return;
     cue_buf_deinit(&t->timer_keys);
     cue_buf_deinit(&t->timer_ops);
+    cue_buf_deinit(&t->sealed);
     cue_buf_deinit(&t->loaded);
     cue_buf_deinit(&t->rec);
     cue_buf_deinit(&t->enc);
@@ -139,22 +141,21 @@ static int user_load(cue_task *t, const char *uid, size_t len, cue_err *err)
     const void *val = NULL;
     size_t vlen = 0;
     int rc = cue_cache_get(t->cache, uid, len, &val, &vlen);
-    if (rc == CUE_ENOTFOUND) {
-        rc = cue_store_user_get(t->store, t->partition, uid, len, &t->loaded, err);
-        if (rc == 0) {
-            val = t->loaded.data;
-            vlen = t->loaded.len;
-        } else if (rc != CUE_ENOTFOUND) {
+    if (rc == 0) {
+        /* The cache holds what this process encoded: no checksum to verify. */
+        if (val == NULL)
+            cue_user_init(t->user, uid, len);
+        else if ((rc = cue_codec_decode_own(val, vlen, t->ms, t->user, err)) != 0)
             return rc;
-        }
+        return 0;
     }
-    if (val == NULL) {
+    rc = cue_store_user_get(t->store, t->partition, uid, len, &t->loaded, err);
+    if (rc == CUE_ENOTFOUND) {
         cue_user_init(t->user, uid, len);
-    } else {
-        rc = cue_codec_decode(val, vlen, t->ms, t->user, &t->stats.codec, err);
-        if (rc != 0) return rc;
+        return 0;
     }
-    return 0;
+    if (rc != 0) return rc;
+    return cue_codec_decode(t->loaded.data, t->loaded.len, t->ms, t->user, &t->stats.codec, err);
 }
 
 static void timer_op_add(cue_task *t, int64_t due)
@@ -188,7 +189,7 @@ static void timers_sync(cue_task *t)
 static int user_save(cue_task *t, cue_err *err)
 {
     timers_sync(t);
-    if (cue_codec_encode(t->user, t->ms, &t->enc) != 0)
+    if (cue_codec_encode_unsealed(t->user, t->ms, &t->enc) != 0)
         return cue_err_set(err, CUE_ENOMEM, "out of memory encoding a state");
     int rc = cue_cache_put(t->cache, t->user->id, t->user->id_len, t->enc.data, t->enc.len, true);
     if (rc == CUE_EFULL) {
@@ -394,10 +395,15 @@ static int flush_user(const char *uid, size_t len, const void *val, size_t vlen,
 {
     cue_task *t = ctx;
     t->stats.state_writes++;
-    if (val == NULL)
+    if (val == NULL) {
         cue_store_batch_user_delete(t->store, t->partition, uid, len);
-    else
-        cue_store_batch_user_put(t->store, t->partition, uid, len, val, vlen);
+        return 0;
+    }
+    /* The cache holds unsealed records; the copy for the store gets its checksum. */
+    cue_buf_reset(&t->sealed);
+    if (cue_buf_append(&t->sealed, val, vlen) != 0) return CUE_ENOMEM;
+    cue_codec_seal(t->sealed.data, t->sealed.len);
+    cue_store_batch_user_put(t->store, t->partition, uid, len, t->sealed.data, t->sealed.len);
     return 0;
 }
 

@@ -88,9 +88,23 @@ void cue_user_remove_instance(cue_user *u, size_t i);
 /* Encodes `u` into `out` (replacing its contents). CUE_ENOMEM only. */
 int cue_codec_encode(const cue_user *u, const cue_machines *ms, cue_buf *out);
 
+/* Encodes without computing the checksum, for records that stay in this
+ * process's memory (the state cache) until cue_codec_seal is applied to the
+ * copy that goes to disk: a user changes many times between two commits. */
+int cue_codec_encode_unsealed(const cue_user *u, const cue_machines *ms, cue_buf *out);
+
+/* Writes the checksum of an encoded record into its last four bytes. */
+void cue_codec_seal(void *rec, size_t len);
+
 /* Decodes a record into `u`. `stats` may be NULL. */
 int cue_codec_decode(const void *rec, size_t len, const cue_machines *ms, cue_user *u,
                      cue_codec_stats *stats, cue_err *err);
+
+/* Decodes a record this process encoded itself (the state cache's): the same
+ * checks, but the checksum, which guards what comes from disk, is not
+ * recomputed. */
+int cue_codec_decode_own(const void *rec, size_t len, const cue_machines *ms, cue_user *u,
+                         cue_err *err);
 
 /* The earliest due time of any armed timer in `u`, or CUE_TIMER_NONE. The
  * timer index holds this one time per user. */
