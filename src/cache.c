@@ -33,6 +33,8 @@ struct cue_cache {
     size_t held; /* live blobs + free blobs + table + dirty list */
     size_t dirty_bytes;
     entry **table; /* owned; open addressing, linear probing, NULL = empty */
+    uint8_t *tags; /* owned; a byte of each slot's hash, so probes that miss
+                      need not touch the entry (another cache line) */
     size_t table_cap, n;
     entry *lru_head, *lru_tail; /* most and least recently used clean entries */
     entry **dirty;              /* owned; the dirty entries, sorted at flush */
@@ -102,13 +104,27 @@ static bool free_one(cue_cache *c)
 
 /* ---- the table --------------------------------------------------------- */
 
+static uint8_t tag_of(uint64_t hash)
+{
+    return (uint8_t)(hash >> 56);
+}
+
+static void set_slot(cue_cache *c, size_t i, entry *e)
+{
+    c->table[i] = e;
+    c->tags[i] = e ? tag_of(e->hash) : 0;
+}
+
 static size_t slot_of(const cue_cache *c, uint64_t hash, const char *key, size_t len)
 {
     size_t mask = c->table_cap - 1;
+    uint8_t tag = tag_of(hash);
     for (size_t i = hash & mask;; i = (i + 1) & mask) {
         entry *e = c->table[i];
         if (e == NULL) return i;
-        if (e->hash == hash && e->key_len == len && memcmp(e->data, key, len) == 0) return i;
+        if (c->tags[i] == tag && e->hash == hash && e->key_len == len &&
+            memcmp(e->data, key, len) == 0)
+            return i;
     }
 }
 
@@ -116,15 +132,15 @@ static size_t slot_of(const cue_cache *c, uint64_t hash, const char *key, size_t
 static void table_remove(cue_cache *c, size_t i)
 {
     size_t mask = c->table_cap - 1;
-    c->table[i] = NULL;
+    set_slot(c, i, NULL);
     c->n--;
     for (size_t j = (i + 1) & mask; c->table[j]; j = (j + 1) & mask) {
         entry *e = c->table[j];
         size_t home = e->hash & mask;
         /* Move e back to i if i lies cyclically in [home, j). */
         if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
-            c->table[i] = e;
-            c->table[j] = NULL;
+            set_slot(c, i, e);
+            set_slot(c, j, NULL);
             i = j;
         }
     }
@@ -134,15 +150,23 @@ static int table_grow(cue_cache *c)
 {
     size_t cap = c->table_cap * 2;
     entry **t = calloc(cap, sizeof *t);
-    if (t == NULL) return CUE_ENOMEM;
+    uint8_t *tags = calloc(cap, 1);
+    if (t == NULL || tags == NULL) {
+        free(t);
+        free(tags);
+        return CUE_ENOMEM;
+    }
     entry **old = c->table;
+    uint8_t *old_tags = c->tags;
     size_t old_cap = c->table_cap;
     c->table = t;
+    c->tags = tags;
     c->table_cap = cap;
     for (size_t i = 0; i < old_cap; i++)
-        if (old[i]) c->table[slot_of(c, old[i]->hash, old[i]->data, old[i]->key_len)] = old[i];
+        if (old[i]) set_slot(c, slot_of(c, old[i]->hash, old[i]->data, old[i]->key_len), old[i]);
     free(old);
-    c->held += (cap - old_cap) * sizeof *t;
+    free(old_tags);
+    c->held += (cap - old_cap) * (sizeof *t + 1);
     return 0;
 }
 
@@ -155,13 +179,15 @@ int cue_cache_new(cue_cache **out, size_t max_bytes, cue_err *err)
     if (c) {
         c->table_cap = 1024;
         c->table = calloc(c->table_cap, sizeof *c->table);
+        c->tags = calloc(c->table_cap, 1);
     }
-    if (c == NULL || c->table == NULL) {
+    if (c == NULL || c->table == NULL || c->tags == NULL) {
+        if (c) free(c->table);
         free(c);
         return cue_err_set(err, CUE_ENOMEM, "out of memory for the state cache");
     }
     c->max_bytes = max_bytes;
-    c->held = c->table_cap * sizeof *c->table;
+    c->held = c->table_cap * (sizeof *c->table + 1);
     *out = c;
     return 0;
 }
@@ -173,7 +199,7 @@ void cue_cache_clear(cue_cache *c)
         if (e == NULL) continue;
         c->held -= class_bytes(e->cls);
         free(e);
-        c->table[i] = NULL;
+        set_slot(c, i, NULL);
     }
     c->n = 0;
     c->lru_head = c->lru_tail = NULL;
@@ -187,6 +213,7 @@ void cue_cache_free(cue_cache *c)
     cue_cache_clear(c);
     while (free_one(c)) {}
     free(c->table);
+    free(c->tags);
     free(c->dirty);
     free(c);
 }
@@ -280,7 +307,7 @@ static void relocate(cue_cache *c, entry *old, entry *e, size_t slot)
     }
     e->dirty = old->dirty;
     e->dirty_idx = old->dirty_idx;
-    c->table[slot] = e;
+    set_slot(c, slot, e);
     blob_release(c, old);
 }
 
@@ -305,12 +332,13 @@ int cue_cache_put(cue_cache *c, const char *uid, size_t uid_len, const void *val
         entry *fresh = blob_take(c, (uint8_t)cls);
         if (fresh == NULL) return CUE_ENOMEM;
         fresh->cls = (uint8_t)cls;
+        fresh->hash = hash; /* before set_slot, which tags the slot with it */
         if (e) {
             relocate(c, e, fresh, slot);
         } else {
             fresh->dirty = 0;
             fresh->prev = fresh->next = NULL;
-            c->table[slot] = fresh;
+            set_slot(c, slot, fresh);
             c->n++;
             lru_push_head(c, fresh);
         }

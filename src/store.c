@@ -15,6 +15,7 @@ static const char *const cf_names[CF_COUNT] = {"default", "users", "timers", "me
 
 #define META_VERSION    1
 #define WRITE_BUFFER_MB 4
+#define BLOCK_CACHE_MB  8
 #define META_BYTES      (1 + 3 * 8)
 #define KEY_MAX         (4 + 8 + CUE_USER_ID_BYTES_MAX)
 
@@ -114,10 +115,13 @@ static void set_options(cue_store *s, const cue_store_opts *o)
     /* Every new user is a read that finds nothing; bloom filters answer those
      * without touching the data blocks of each level-0 file. */
     rocksdb_block_based_options_set_filter_policy(s->table, rocksdb_filterpolicy_create_bloom(10));
-    if (o->block_cache_bytes) {
-        s->cache = rocksdb_cache_create_lru(o->block_cache_bytes);
-        rocksdb_block_based_options_set_block_cache(s->table, s->cache);
-    }
+    /* Index and filter blocks live in the block cache too, so RocksDB's memory
+     * is bounded by these settings and not by how many users are stored. */
+    s->cache = rocksdb_cache_create_lru(o->block_cache_bytes ? o->block_cache_bytes
+                                                             : (size_t)BLOCK_CACHE_MB << 20);
+    rocksdb_block_based_options_set_block_cache(s->table, s->cache);
+    rocksdb_block_based_options_set_cache_index_and_filter_blocks(s->table, 1);
+    rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(s->table, 1);
     rocksdb_options_set_block_based_table_factory(s->opts, s->table);
     s->ro = rocksdb_readoptions_create();
     s->wo = rocksdb_writeoptions_create();
