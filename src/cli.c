@@ -175,19 +175,6 @@ static FILE *open_out(const char *path, const char *mode, const char *what, cue_
     return f;
 }
 
-static int mkdir_p(const char *dir)
-{
-    char tmp[CUE_PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* ---- cuepoint file ----------------------------------------------------- */
 
 static const char file_help[] =
@@ -261,9 +248,7 @@ static int file_run(const cue_config *cfg, const file_args *fa, cue_err *err)
         rc = EX_NOINPUT;
         goto free_machines;
     }
-    if (mkdir_p(cfg->state_dir) != 0) {
-        cue_err_set(err, CUE_EIO, "cannot create state directory '%s': %s", cfg->state_dir,
-                    strerror(errno));
+    if (cue_store_dir_create(cfg->state_dir, err) != 0) {
         rc = EX_CANTCREAT;
         goto close_in;
     }
@@ -740,7 +725,7 @@ static void demo_trigger(const cue_trigger *t, const char *rec, size_t len, void
 
 static int write_embedded(const char *dir)
 {
-    if (mkdir_p(dir) != 0) return -1;
+    if (cue_store_dir_create(dir, NULL) != 0) return -1;
     for (size_t i = 0; i < cue_embedded_machines_count; i++) {
         char path[CUE_PATH_MAX];
         snprintf(path, sizeof path, "%.900s/%.100s", dir, cue_embedded_machines[i].name);

@@ -86,6 +86,16 @@ static int store_error(char *errptr, cue_err *err, const char *what)
 
 /* ---- open and close ---------------------------------------------------- */
 
+static int mkdir_p(const char *dir);
+
+int cue_store_dir_create(const char *dir, cue_err *err)
+{
+    if (mkdir_p(dir) != 0)
+        return cue_err_set(err, CUE_EIO, "cannot create state directory '%s': %s", dir,
+                           strerror(errno));
+    return 0;
+}
+
 static int mkdir_p(const char *dir)
 {
     char tmp[4096];
@@ -133,9 +143,7 @@ static void set_options(cue_store *s, const cue_store_opts *o)
 int cue_store_open(cue_store **out, const char *dir, const cue_store_opts *opts, cue_err *err)
 {
     *out = NULL;
-    if (!opts->read_only && mkdir_p(dir) != 0)
-        return cue_err_set(err, CUE_EIO, "cannot create state directory '%s': %s", dir,
-                           strerror(errno));
+    if (!opts->read_only && cue_store_dir_create(dir, err) != 0) return CUE_EIO;
     cue_store *s = calloc(1, sizeof *s);
     if (s == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory for the store");
     set_options(s, opts);

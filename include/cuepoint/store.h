@@ -37,6 +37,9 @@ typedef struct cue_store_meta {
     int64_t stream_time_ms;   /* largest event time seen; INT64_MIN when none */
 } cue_store_meta;
 
+/* Creates a state directory and its parents (mode 0755) if missing. */
+int cue_store_dir_create(const char *dir, cue_err *err);
+
 /* Opens (creating if missing, unless read_only) the database in `dir`, creating
  * the directory and the column families. `*out` is owned by the caller and
  * released with cue_store_close. CUE_ESTORE with RocksDB's message on failure
