@@ -252,6 +252,9 @@ void cue_filemode_summary(FILE *f, const cue_filemode_opts *o, const cue_filemod
             fprintf(f, "  %-12s %-28s %llu\n", m->name, m->triggers[t].name,
                     (unsigned long long)r->by_trigger[mi][t]);
     }
+    if (s->corrupt_states)
+        fprintf(f, "  %llu stored states did not decode (their events are dead letters)\n",
+                (unsigned long long)s->corrupt_states);
     const cue_step_stats *e = &s->engine;
     if (e->instance_limit || e->bad_key || e->bad_timer_value || e->value_truncated)
         fprintf(f,

@@ -40,7 +40,6 @@ struct cue_task {
     cue_buf timer_ops;      /* owned: timer_op array, index entries not yet written */
     cue_buf timer_keys;     /* owned: the user ids those ops name, back to back */
     cue_task_stats stats;
-    cue_err *step_err; /* where a failure inside a callback is reported */
 };
 
 int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, cue_store *store,
@@ -218,9 +217,14 @@ static int fire_entry(cue_task *t, int64_t due, cue_err *err)
     char id[CUE_USER_ID_BYTES_MAX];
     memcpy(id, uid, len);
     cue_timers_pop(t->timers);
-    int rc = user_load(t, id, len, err);
-    if (rc == CUE_ECORRUPT) return 0; /* reported when an event for the user arrives */
-    if (rc != 0) return rc;
+    cue_err uerr = {0};
+    int rc = user_load(t, id, len, &uerr);
+    if (rc == CUE_ECORRUPT || rc == CUE_EVERSION) {
+        /* Counted; the user's next event is dead-lettered with the reason. */
+        t->stats.corrupt_states++;
+        return 0;
+    }
+    if (rc != 0) return cue_err_set(err, rc, "%s", uerr.msg);
     /* Not the user's entry: a second copy of one already used, or an entry
      * left behind when the user's earliest timer moved earlier. */
     t->stats.timer_checks++;
@@ -254,8 +258,7 @@ static int load_one(int64_t due, const char *uid, size_t len, void *ctx)
     return 1;
 }
 
-/* Reads the next slice of timers from the store, after a commit so that the
- * store holds every timer armed so far. */
+/* Reads the next slice of timers from the store, from the window's horizon. */
 static int timers_reload(cue_task *t, cue_err *err)
 {
     /* The store must hold every entry the window lacks, so pending entries are
@@ -314,6 +317,7 @@ static int apply_event(cue_task *t, cue_event *ev, cue_err *err)
     cue_err uerr = {0};
     int rc = user_load(t, ev->user_id, ev->user_id_len, &uerr);
     if (rc == CUE_ECORRUPT || rc == CUE_EVERSION) {
+        t->stats.corrupt_states++;
         dead_letter(t, CUE_REASON_BAD_STATE, uerr.msg, ev->raw, ev->raw_len, ev->offset);
         return 0;
     }

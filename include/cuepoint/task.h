@@ -58,6 +58,7 @@ typedef struct cue_task_stats {
     uint64_t duplicates;   /* skipped: already applied (promise 2) */
     uint64_t late_applied; /* older than the allowed lateness, applied by policy */
     uint64_t dead_letters;
+    uint64_t corrupt_states; /* stored states that did not decode (user left as is) */
     uint64_t dead_by_reason[CUE_REASON_COUNT];
     uint64_t commits;
     uint64_t state_writes; /* user records written to the store */

@@ -240,3 +240,18 @@ Test(task, a_small_cache_commits_early_and_gives_the_same_triggers)
     free(big);
     teardown(&h);
 }
+
+Test(task, a_corrupt_stored_state_dead_letters_the_event_and_the_rest_goes_on)
+{
+    harness h;
+    setup(&h);
+    cue_err err = {0};
+    cue_store_batch_user_put(h.store, 0, "bad", 3, "CU\x01garbage", 10);
+    cr_assert(cue_store_batch_commit(h.store, false, &err) == 0);
+    begin(&h, "bad", 0, 10);
+    begin(&h, "good", 1, 10);
+    cr_assert(cue_task_advance(h.task, 100, &err) == 0);
+    cr_assert_str_eq(h.log.data, "dead:bad_state@0;nudge:good@10;");
+    cr_assert_eq(cue_task_stats_get(h.task)->corrupt_states, 1);
+    teardown(&h);
+}
