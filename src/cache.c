@@ -28,6 +28,13 @@ typedef struct entry {
 #define STEP_CLASSES 32                 /* 64 B .. 2 KiB */
 #define CLASSES      (STEP_CLASSES + 8) /* .. 512 KiB */
 
+/* A dirty entry with the first eight bytes of its key, big-endian: sorting
+ * at flush compares these without touching the entries (a cache miss each). */
+typedef struct dirty_ref {
+    uint64_t prefix;
+    entry *e;
+} dirty_ref;
+
 struct cue_cache {
     size_t max_bytes;
     size_t held; /* live blobs + free blobs + table + dirty list */
@@ -37,7 +44,7 @@ struct cue_cache {
                       need not touch the entry (another cache line) */
     size_t table_cap, n;
     entry *lru_head, *lru_tail; /* most and least recently used clean entries */
-    entry **dirty;              /* owned; the dirty entries, sorted at flush */
+    struct dirty_ref *dirty;    /* owned; the dirty entries, sorted at flush */
     size_t n_dirty, dirty_cap;
     entry *free[CLASSES]; /* owned free lists, linked through `next` */
     uint64_t hits, misses, evictions;
@@ -270,12 +277,20 @@ static entry *blob_take(cue_cache *c, uint8_t cls)
     return e;
 }
 
+static uint64_t key_prefix(const entry *e)
+{
+    uint64_t p = 0;
+    for (size_t i = 0; i < 8; i++)
+        p = p << 8 | (i < e->key_len ? (uint8_t)e->data[i] : 0);
+    return p;
+}
+
 static int mark_dirty(cue_cache *c, entry *e)
 {
     if (e->dirty) return 0;
     if (c->n_dirty == c->dirty_cap) {
         size_t cap = c->dirty_cap ? c->dirty_cap * 2 : 1024;
-        entry **d = realloc(c->dirty, cap * sizeof *d);
+        dirty_ref *d = realloc(c->dirty, cap * sizeof *d);
         if (d == NULL) return CUE_ENOMEM;
         c->held += (cap - c->dirty_cap) * sizeof *d;
         c->dirty = d;
@@ -284,7 +299,7 @@ static int mark_dirty(cue_cache *c, entry *e)
     lru_unlink(c, e);
     e->dirty = 1;
     e->dirty_idx = (uint32_t)c->n_dirty;
-    c->dirty[c->n_dirty++] = e;
+    c->dirty[c->n_dirty++] = (dirty_ref){.prefix = key_prefix(e), .e = e};
     return 0;
 }
 
@@ -303,7 +318,7 @@ static void relocate(cue_cache *c, entry *old, entry *e, size_t slot)
         else
             c->lru_tail = e;
     } else {
-        c->dirty[old->dirty_idx] = e;
+        c->dirty[old->dirty_idx].e = e;
     }
     e->dirty = old->dirty;
     e->dirty_idx = old->dirty_idx;
@@ -367,7 +382,9 @@ bool cue_cache_should_flush(const cue_cache *c)
 
 static int key_order(const void *a, const void *b)
 {
-    const entry *x = *(entry *const *)a, *y = *(entry *const *)b;
+    const dirty_ref *p = a, *q = b;
+    if (p->prefix != q->prefix) return p->prefix < q->prefix ? -1 : 1;
+    const entry *x = p->e, *y = q->e;
     size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
     int c = memcmp(x->data, y->data, n);
     return c != 0 ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
@@ -378,14 +395,14 @@ int cue_cache_flush(cue_cache *c, cue_cache_dirty_fn fn, void *ctx)
     if (c->n_dirty == 0) return 0;
     qsort(c->dirty, c->n_dirty, sizeof *c->dirty, key_order);
     for (size_t i = 0; i < c->n_dirty; i++)
-        c->dirty[i]->dirty_idx = (uint32_t)i;
+        c->dirty[i].e->dirty_idx = (uint32_t)i;
     for (size_t i = 0; i < c->n_dirty; i++) {
-        entry *e = c->dirty[i];
+        entry *e = c->dirty[i].e;
         int rc = fn(e->data, e->key_len, e->tomb ? NULL : e->data + e->key_len, e->val_len, ctx);
         if (rc != 0) return rc;
     }
     for (size_t i = 0; i < c->n_dirty; i++) {
-        entry *e = c->dirty[i];
+        entry *e = c->dirty[i].e;
         e->dirty = 0;
         if (e->tomb) {
             table_remove(c, slot_of(c, e->hash, e->data, e->key_len));
