@@ -417,6 +417,20 @@ static int decode(const void *rec, size_t len, const cue_machines *ms, cue_user 
     return 0;
 }
 
+int cue_codec_peek_indexed_due(const void *rec, size_t len, int64_t *out)
+{
+    const uint8_t *b = rec;
+    if (len < 7 || b[0] != 'C' || b[1] != 'U' || b[2] != CUE_CODEC_VERSION) return CUE_ECORRUPT;
+    reader r = {.p = b + 3, .end = b + len - 4};
+    uint64_t n = get_varint(&r, "user id");
+    if (!need(&r, n, "user id")) return CUE_ECORRUPT;
+    r.p += n;
+    get_zigzag(&r, "last offset");
+    get_zigzag(&r, "last event time");
+    *out = get_zigzag(&r, "indexed due time");
+    return r.bad ? CUE_ECORRUPT : 0;
+}
+
 int cue_codec_decode(const void *rec, size_t len, const cue_machines *ms, cue_user *u,
                      cue_codec_stats *stats, cue_err *err)
 {

@@ -133,28 +133,43 @@ static void on_trigger(const cue_trigger *tr, void *ctx)
 
 /* ---- users in and out -------------------------------------------------- */
 
-/* Loads a user into t->user (cache, then store, else fresh) and notes its
- * timers. CUE_ECORRUPT when the stored state does not decode. */
-static int user_load(cue_task *t, const char *uid, size_t len, cue_err *err)
+/* Finds a user's record: in the cache (`*own` set: this process encoded it)
+ * or the store (into t->loaded). `*rec` is NULL for a user with no state.
+ * The record is borrowed until the cache or t->loaded changes. */
+static int user_find(cue_task *t, const char *uid, size_t len, const void **rec, size_t *rlen,
+                     bool *own, cue_err *err)
 {
-    const void *val = NULL;
-    size_t vlen = 0;
-    int rc = cue_cache_get(t->cache, uid, len, &val, &vlen);
-    if (rc == 0) {
-        /* The cache holds what this process encoded: no checksum to verify. */
-        if (val == NULL)
-            cue_user_init(t->user, uid, len);
-        else if ((rc = cue_codec_decode_own(val, vlen, t->ms, t->user, err)) != 0)
-            return rc;
-        return 0;
-    }
-    rc = cue_store_user_get(t->store, t->partition, uid, len, &t->loaded, err);
-    if (rc == CUE_ENOTFOUND) {
+    *own = true;
+    if (cue_cache_get(t->cache, uid, len, rec, rlen) == 0) return 0;
+    *own = false;
+    int rc = cue_store_user_get(t->store, t->partition, uid, len, &t->loaded, err);
+    *rec = rc == 0 ? t->loaded.data : NULL;
+    *rlen = rc == 0 ? t->loaded.len : 0;
+    return rc == CUE_ENOTFOUND ? 0 : rc;
+}
+
+/* Decodes a found record into t->user (or starts a fresh user). */
+static int user_decode(cue_task *t, const char *uid, size_t len, const void *rec, size_t rlen,
+                       bool own, cue_err *err)
+{
+    if (rec == NULL) {
         cue_user_init(t->user, uid, len);
         return 0;
     }
-    if (rc != 0) return rc;
-    return cue_codec_decode(t->loaded.data, t->loaded.len, t->ms, t->user, &t->stats.codec, err);
+    /* What this process encoded has no checksum to verify yet. */
+    if (own) return cue_codec_decode_own(rec, rlen, t->ms, t->user, err);
+    return cue_codec_decode(rec, rlen, t->ms, t->user, &t->stats.codec, err);
+}
+
+/* Loads a user into t->user: cache, then store, else fresh. CUE_ECORRUPT or
+ * CUE_EVERSION when the stored state does not decode. */
+static int user_load(cue_task *t, const char *uid, size_t len, cue_err *err)
+{
+    const void *rec;
+    size_t rlen;
+    bool own;
+    int rc = user_find(t, uid, len, &rec, &rlen, &own, err);
+    return rc != 0 ? rc : user_decode(t, uid, len, rec, rlen, own, err);
 }
 
 static void timer_op_add(cue_task *t, int64_t due)
@@ -218,16 +233,27 @@ static int fire_entry(cue_task *t, int64_t due, cue_err *err)
     memcpy(id, uid, len);
     cue_timers_pop(t->timers);
     cue_err uerr = {0};
-    int rc = user_load(t, id, len, &uerr);
+    const void *rec;
+    size_t rlen;
+    bool own;
+    int rc = user_find(t, id, len, &rec, &rlen, &own, &uerr);
+    if (rc != 0) return cue_err_set(err, rc, "%s", uerr.msg);
+    t->stats.timer_checks++;
+    /* Not the user's entry (a second copy of one already used, or one left
+     * behind when the user's earliest timer moved earlier): the record's
+     * header says so without decoding the rest. */
+    int64_t indexed;
+    if (rec == NULL || (cue_codec_peek_indexed_due(rec, rlen, &indexed) == 0 && indexed != due)) {
+        t->stats.timer_stale++;
+        return 0;
+    }
+    rc = user_decode(t, id, len, rec, rlen, own, &uerr);
     if (rc == CUE_ECORRUPT || rc == CUE_EVERSION) {
         /* Counted; the user's next event is dead-lettered with the reason. */
         t->stats.corrupt_states++;
         return 0;
     }
     if (rc != 0) return cue_err_set(err, rc, "%s", uerr.msg);
-    /* Not the user's entry: a second copy of one already used, or an entry
-     * left behind when the user's earliest timer moved earlier. */
-    t->stats.timer_checks++;
     if (t->user->indexed_due != due) {
         t->stats.timer_stale++;
         return 0;

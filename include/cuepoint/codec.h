@@ -110,6 +110,11 @@ int cue_codec_decode_own(const void *rec, size_t len, const cue_machines *ms, cu
  * timer index holds this one time per user. */
 int64_t cue_user_next_due(const cue_user *u);
 
+/* Reads just the indexed due time from a record's header, without decoding
+ * the rest (nor verifying the checksum). CUE_ECORRUPT if the header does not
+ * read. */
+int cue_codec_peek_indexed_due(const void *rec, size_t len, int64_t *out);
+
 /* Writes `u` as one JSON object (for `cuepoint state`, /v1/users and tests). */
 int cue_user_to_json(const cue_user *u, const cue_machines *ms, cue_buf *out);
 
