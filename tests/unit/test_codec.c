@@ -35,6 +35,7 @@ static void fill(cue_user *u)
     u->attr_len[CUE_ATTR_TIMEZONE] = 13;
     u->last_offset = 41;
     u->last_event_ms = 1772438400000;
+    u->indexed_due = 1772442000000;
     u->n_instances = 1;
     cue_instance *in = &u->inst[0];
     memset(in, 0, sizeof *in);
@@ -75,6 +76,10 @@ Test(codec, round_trip_is_exact)
     cr_assert_eq(b.inst[0].timers[0], 1772442000000);
     cr_assert_eq(b.inst[0].once, 1u);
     cr_assert_eq(b.attr_len[CUE_ATTR_TIMEZONE], 13);
+    int64_t peeked = 0;
+    cr_assert(cue_codec_peek_indexed_due(rec.data, rec.len, &peeked) == 0);
+    cr_assert_eq(peeked, a.indexed_due, "the header's indexed due time");
+    cr_assert_eq(cue_codec_peek_indexed_due(rec.data, 6, &peeked), CUE_ECORRUPT);
     cue_buf_deinit(&rec);
     cue_buf_deinit(&rec2);
     cue_machines_free(ms);
