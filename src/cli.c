@@ -197,17 +197,20 @@ static const char file_help[] =
     "                       so that timers due by then fire\n"
     "  --config FILE        configuration file (see README, \"Configuration\")\n"
     "  --set KEY=VALUE      override one configuration setting (repeatable)\n"
+    "  --resume             continue the same --input after an interruption: its\n"
+    "                       lines already committed are skipped\n"
     "  --stats FILE         also write the summary as JSON to FILE\n"
     "  --quiet              no summary on stderr\n"
     "  -h, --help           this text\n"
     "\n"
-    "Exit status: 0 done (dead letters included), 64 usage, 66 input missing,\n"
+    "Exit status: 0 done (dead letters included), 64 usage (also --resume with\n"
+    "nothing to resume), 66 input missing,\n"
     "73/74 output or state directory not writable, 78 configuration or machines.\n";
 
 typedef struct file_args {
     const char *input, *output, *dead, *only, *stats;
     int64_t until_ms;
-    bool quiet;
+    bool quiet, resume;
 } file_args;
 
 static int file_parse(args *a, cue_config *cfg, file_args *fa, cue_err *err)
@@ -226,8 +229,8 @@ static int file_parse(args *a, cue_config *cfg, file_args *fa, cue_err *err)
                 return usage_error(a->cmd, "--until: '%s' is not an RFC 3339 time or epoch ms", v);
             continue;
         }
-        if (strcmp(a->argv[a->i], "--quiet") == 0) {
-            fa->quiet = true;
+        if (strcmp(a->argv[a->i], "--quiet") == 0 || strcmp(a->argv[a->i], "--resume") == 0) {
+            *(a->argv[a->i][2] == 'q' ? &fa->quiet : &fa->resume) = true;
             continue;
         }
         return usage_error(a->cmd, "unknown option '%s'", a->argv[a->i]);
@@ -271,7 +274,8 @@ static int file_run(const cue_config *cfg, const file_args *fa, cue_err *err)
                            .source_name = fa->input,
                            .out = out,
                            .dead = dead,
-                           .until_ms = fa->until_ms};
+                           .until_ms = fa->until_ms,
+                           .resume = fa->resume};
     cue_filemode_result res;
     rc = cue_filemode_run(&o, &res, err);
     if (!fa->quiet) cue_filemode_summary(stderr, &o, &res);

@@ -6,6 +6,7 @@
 #include "cuepoint/store.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -180,14 +181,47 @@ static int sink_flush(void *ctx, cue_err *err)
 
 /* ---- the run ----------------------------------------------------------- */
 
+/* Where this source's first record sits: saved beside the state when a source
+ * is first run, read back to resume it. One "first_offset source" line. */
+static int source_base(const cue_filemode_opts *o, int64_t next, int64_t *base, cue_err *err)
+{
+    char path[CUE_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/file-source.txt", o->cfg->state_dir);
+    const char *name = o->source_name ? o->source_name : "-";
+    if (!o->resume) {
+        FILE *f = fopen(path, "w");
+        if (f == NULL || fprintf(f, "%lld %s\n", (long long)next, name) < 0 || fclose(f) != 0)
+            return cue_err_set(err, CUE_EIO, "cannot write %s: %s", path, strerror(errno));
+        *base = next;
+        return 0;
+    }
+    FILE *f = fopen(path, "r");
+    char saved[CUE_PATH_MAX + 1] = "";
+    long long first = -1;
+    int n = f ? fscanf(f, "%lld %1024[^\n]", &first, saved) : 0;
+    if (f) fclose(f);
+    if (n != 2 || first < 0 || strcmp(saved, name) != 0)
+        return cue_err_set(err, CUE_EUSAGE,
+                           "nothing to resume: %s was not the last source run over %s%s%s", name,
+                           o->cfg->state_dir, n == 2 ? " (that was " : "", n == 2 ? saved : "");
+    *base = first;
+    return 0;
+}
+
 static int feed(run *r, cue_task *task, cue_err *err)
 {
     const char *rec;
     size_t len;
     bool oversize;
-    int rc;
+    int64_t base, seq = 0;
+    int rc = source_base(r->o, cue_task_next_offset(task), &base, err);
+    if (rc != 0) return rc;
     while ((rc = r->o->source(r->o->source_ctx, &rec, &len, &r->line, &oversize, err)) > 0) {
-        int64_t offset = cue_task_next_offset(task);
+        int64_t offset = base + seq++;
+        if (offset < cue_task_next_offset(task)) {
+            r->res->resumed++; /* committed by the interrupted run */
+            continue;
+        }
         r->truncated = oversize;
         if (oversize)
             rc = cue_task_reject(task, offset, CUE_REASON_TOO_LARGE,
@@ -242,6 +276,9 @@ void cue_filemode_summary(FILE *f, const cue_filemode_opts *o, const cue_filemod
             (unsigned long long)s->records, (unsigned long long)s->applied,
             (unsigned long long)s->dead_letters, (unsigned long long)s->duplicates,
             (unsigned long long)s->late_applied, (unsigned long long)r->triggers, r->seconds, rate);
+    if (r->resumed)
+        fprintf(f, "  resumed: skipped the first %llu records, committed by the earlier run\n",
+                (unsigned long long)r->resumed);
     for (int k = 1; k < CUE_REASON_COUNT; k++)
         if (s->dead_by_reason[k])
             fprintf(f, "  dead letters %-22s %llu\n", cue_reason_name((cue_reason)k),

@@ -5,7 +5,9 @@
  * dead-letter file with their line number and reason. A second run over the
  * same state directory continues where the first stopped: its records are
  * positioned after the first run's, so nothing is applied twice and timers
- * armed by the first run fire in the second. Used by `cuepoint file`,
+ * armed by the first run fire in the second. The state directory remembers
+ * which source the current positions belong to (file-source.txt), so an
+ * interrupted run can resume the same source. Used by `cuepoint file`,
  * `cuepoint demo`, tests and benchmarks. One thread.
  */
 #ifndef CUEPOINT_FILEMODE_H
@@ -43,6 +45,10 @@ typedef struct cue_filemode_opts {
     FILE *dead;              /* dead letters; borrowed */
     int64_t until_ms;        /* advance stream time to this at the end; INT64_MIN: don't */
     int64_t linger_ms;       /* or, when > 0, to the last event's time plus this */
+    /* Continue the same source after an interruption: its records were given
+     * positions from the one saved when it was first run, and those already
+     * committed are skipped. Needs source_name to match the saved one. */
+    bool resume;
     /* Called for every trigger (after it is written), e.g. to print a sample. */
     void (*on_trigger)(const cue_trigger *t, const char *rec, size_t len, void *ctx);
     void *on_trigger_ctx;
@@ -52,6 +58,7 @@ typedef struct cue_filemode_result {
     cue_task_stats task;
     uint64_t triggers;
     uint64_t by_trigger[CUE_MACHINES_MAX][CUE_MACHINE_TRIGGERS_MAX];
+    uint64_t resumed; /* records skipped because a previous run committed them */
     double seconds;
     int64_t stream_ms;
 } cue_filemode_result;
