@@ -1,12 +1,22 @@
-/* A growable, reusable output buffer. */
+/*
+ * A growable, reusable output buffer. Capacity doubles, so a buffer reused
+ * across events stops allocating once it has seen its largest record, and the
+ * data is kept NUL-terminated so that it can be handed to C string functions
+ * and logged without a copy.
+ */
 #include "cuepoint/buf.h"
 
 #include "cuepoint/err.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The first allocation: small records (triggers, states) fit without a regrow.
+ */
+#define BUF_CAP_MIN 64
 
 int cue_buf_init(cue_buf *b, size_t cap)
 {
@@ -25,11 +35,13 @@ void cue_buf_deinit(cue_buf *b)
 
 int cue_buf_reserve(cue_buf *b, size_t extra)
 {
-    /* One byte more than asked: the terminating NUL never needs a second grow. */
-    if (b->data && b->len + extra + 1 <= b->cap) return 0;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->len + extra + 1)
-        cap *= 2;
+    /* One byte more than asked, for the NUL, so that it never costs a regrow. */
+    if (extra > SIZE_MAX - b->len - 1) return CUE_ENOMEM;
+    size_t need = b->len + extra + 1;
+    if (b->data && need <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : BUF_CAP_MIN;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     char *p = realloc(b->data, cap);
     if (p == NULL) return CUE_ENOMEM;
     if (b->data == NULL) p[0] = '\0';
@@ -59,9 +71,11 @@ int cue_buf_append_char(cue_buf *b, char c)
 
 int cue_buf_append_i64(cue_buf *b, int64_t v)
 {
+    /* Digits from the right, on the magnitude as unsigned: INT64_MIN has no
+     * positive counterpart, and snprintf would cost a format parse per number. */
     char tmp[24];
     size_t n = 0;
-    uint64_t x = v < 0 ? -(uint64_t)v : (uint64_t)v;
+    uint64_t x = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
     do
         tmp[sizeof tmp - 1 - n++] = (char)('0' + x % 10);
     while ((x /= 10) != 0);
@@ -84,21 +98,24 @@ int cue_buf_printf(cue_buf *b, const char *fmt, ...)
     return 0;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if invalid. */
+/* Length of the well-formed UTF-8 sequence at s (at most n bytes), or 0.
+ * Overlong forms, surrogates and code points past U+10FFFF are not
+ * well-formed: a strict reader of our output would reject them. */
 static size_t utf8_len(const unsigned char *s, size_t n)
 {
     unsigned char c = s[0];
     size_t len;
     uint32_t min, cp;
     if (c < 0x80) return 1;
-    if ((c & 0xe0) == 0xc0)
+    if ((c & 0xe0) == 0xc0) {
         len = 2, min = 0x80, cp = c & 0x1f;
-    else if ((c & 0xf0) == 0xe0)
+    } else if ((c & 0xf0) == 0xe0) {
         len = 3, min = 0x800, cp = c & 0x0f;
-    else if ((c & 0xf8) == 0xf0)
+    } else if ((c & 0xf8) == 0xf0) {
         len = 4, min = 0x10000, cp = c & 0x07;
-    else
+    } else {
         return 0;
+    }
     if (len > n) return 0;
     for (size_t i = 1; i < len; i++) {
         if ((s[i] & 0xc0) != 0x80) return 0;
@@ -108,48 +125,72 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
-int cue_buf_append_json_str(cue_buf *b, const char *s, size_t n)
+/* Bytes at s that go out as they are: printable ASCII other than '"' and
+ * '\\', and whole well-formed UTF-8 sequences. */
+static size_t plain_run(const unsigned char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
-    /* Worst case every byte becomes \u00XX: reserve once. */
-    if (cue_buf_reserve(b, n * 6 + 2) != 0) return CUE_ENOMEM;
-    char *o = b->data + b->len;
-    *o++ = '"';
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        unsigned char c = u[i];
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-            *o++ = (char)c;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
             i++;
             continue;
         }
-        size_t len = c >= 0x80 ? utf8_len(u + i, n - i) : 0;
-        if (len) {
-            memcpy(o, u + i, len);
-            o += len;
-            i += len;
-            continue;
-        }
-        *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        default:
-            *o++ = 'u';
-            *o++ = '0';
-            *o++ = '0';
-            *o++ = hex[c >> 4];
-            *o++ = hex[c & 15];
-        }
-        i++;
+        size_t k = c >= 0x80 ? utf8_len(s + i, n - i) : 0;
+        if (k == 0) break;
+        i += k;
     }
-    *o++ = '"';
-    b->len = (size_t)(o - b->data);
-    b->data[b->len] = '\0';
+    return i;
+}
+
+/* Writes the escape for byte c at o and returns its length (2 or 6). */
+static size_t put_escape(char *o, unsigned char c)
+{
+    static const char hex[] = "0123456789abcdef";
+    o[0] = '\\';
+    switch (c) {
+    case '"': o[1] = '"'; return 2;
+    case '\\': o[1] = '\\'; return 2;
+    case '\n': o[1] = 'n'; return 2;
+    case '\r': o[1] = 'r'; return 2;
+    case '\t': o[1] = 't'; return 2;
+    case '\b': o[1] = 'b'; return 2;
+    case '\f': o[1] = 'f'; return 2;
+    default:
+        memcpy(o + 1, "u00", 3);
+        o[4] = hex[c >> 4];
+        o[5] = hex[c & 15];
+        return 6;
+    }
+}
+
+int cue_buf_append_json_str(cue_buf *b, const char *s, size_t n)
+{
+    /* Room for the common case (nothing to escape) up front; an escape grows
+     * the buffer only when it must, so a large record is not reserved at six
+     * times its size. The invariant: after `len`, room for the rest of the
+     * input, the closing quote and the NUL. */
+    size_t start = b->len;
+    if (n > SIZE_MAX / 8 || cue_buf_reserve(b, n + 2) != 0) return CUE_ENOMEM;
+    const unsigned char *u = (const unsigned char *)s;
+    size_t len = start;
+    b->data[len++] = '"';
+    for (size_t i = 0; i < n;) {
+        size_t run = plain_run(u + i, n - i);
+        memcpy(b->data + len, u + i, run);
+        len += run;
+        i += run;
+        if (i == n) break;
+        b->len = len;
+        if (cue_buf_reserve(b, 6 + (n - i - 1) + 1) != 0) {
+            b->len = start;
+            b->data[start] = '\0';
+            return CUE_ENOMEM;
+        }
+        len += put_escape(b->data + len, u[i++]);
+    }
+    b->data[len++] = '"';
+    b->data[len] = '\0';
+    b->len = len;
     return 0;
 }

@@ -1,199 +1,327 @@
-/* An allocation-free, validating JSON tokenizer and JSON Pointer resolver. */
+/*
+ * An allocation-free, validating JSON tokenizer and JSON Pointer resolver.
+ *
+ * The tokenizer is one loop over an explicit stack of open containers rather
+ * than a recursive descent: input controls nesting, and a bounded array of
+ * CUE_JSON_DEPTH_MAX entries is a limit we can state, where C stack frames are
+ * not. Strings are validated for grammar only (quotes, escapes, control
+ * characters); bytes >= 0x80 pass unchecked, because output goes through
+ * cue_buf_append_json_str, which keeps invalid UTF-8 as \u00XX escapes.
+ */
 #include "cuepoint/json.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#define STR_(x) #x
+#define STR(x)  STR_(x)
+
+/* Where the tokenizer loop stands after a step; errors are negative codes. */
+enum {
+    STEP_VALUE_DONE = 0, /* a value is complete: count it in its container */
+    STEP_WANT_VALUE = 1, /* a value must follow (after '[', ',' or a key's ':') */
+    STEP_DOC_DONE = 2,   /* the top-level value is complete */
+};
+
 typedef struct parser {
     const char *s;
-    size_t len, i;
-    cue_json_doc *doc;
+    size_t len;
+    size_t i; /* the next byte to read */
+    cue_json_tok *toks;
+    uint32_t n, cap;
+    uint32_t depth;
+    uint32_t stack[CUE_JSON_DEPTH_MAX]; /* token index of each open container */
     cue_err *err;
-    int rc;
 } parser;
 
-static int fail(parser *p, int code, const char *what)
+/* Bytes that may appear unescaped inside a string: not '"' (0x22), not '\\'
+ * (0x5c), not a control character. A table keeps the scan to one load and one
+ * branch a byte. */
+// clang-format off
+static const uint8_t str_plain[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+// clang-format on
+
+__attribute__((cold)) static int fail(parser *p, int code, const char *what)
 {
-    if (p->rc == 0) {
-        p->rc = code;
-        cue_err_set(p->err, code, "at byte %zu: %s", p->i, what);
+    return cue_err_set(p->err, code, "at byte %zu: %s", p->i, what);
+}
+
+static inline void skip_ws(parser *p)
+{
+    const char *s = p->s;
+    size_t i = p->i, n = p->len;
+    while (i < n && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t'))
+        i++;
+    p->i = i;
+}
+
+__attribute__((cold)) static void fail_tokens(parser *p)
+{
+    cue_err_set(p->err, CUE_ELIMIT, "at byte %zu: more than %u values (token limit)", p->i, p->cap);
+}
+
+/* The next token, or NULL (CUE_ELIMIT, message set) when the array is full. */
+static inline cue_json_tok *new_tok(parser *p, cue_json_type type, size_t start)
+{
+    if (p->n >= p->cap) {
+        fail_tokens(p);
+        return NULL;
     }
+    cue_json_tok *t = &p->toks[p->n];
+    t->type = (uint8_t)type;
+    t->escaped = 0;
+    t->pad_ = 0;
+    t->start = (uint32_t)start;
+    t->len = 0;
+    t->size = 0;
+    t->next = ++p->n; /* right for scalars; a container's is set when it closes */
+    return t;
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
-static void skip_ws(parser *p)
+/* The four hex digits at s, or -1. */
+static long hex4(const char *s)
 {
-    while (p->i < p->len) {
-        char c = p->s[p->i];
-        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') return;
-        p->i++;
-    }
-}
-
-static long new_tok(parser *p, cue_json_type type)
-{
-    if (p->doc->n >= p->doc->cap) return fail(p, CUE_ELIMIT, "too many values (token limit)");
-    cue_json_tok *t = &p->doc->toks[p->doc->n];
-    memset(t, 0, sizeof *t);
-    t->type = (uint8_t)type;
-    t->start = (uint32_t)p->i;
-    return (long)p->doc->n++;
-}
-
-static void end_tok(parser *p, long t)
-{
-    cue_json_tok *tok = &p->doc->toks[t];
-    tok->len = (uint32_t)(p->i - tok->start);
-    tok->next = p->doc->n;
-}
-
-static int hex4(const char *s)
-{
-    int v = 0;
+    long v = 0;
     for (int k = 0; k < 4; k++) {
-        char c = s[k];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
+        int d = hex_digit(s[k]);
         if (d < 0) return -1;
         v = v * 16 + d;
     }
     return v;
 }
 
-static int parse_string(parser *p)
+/* Length of the escape sequence at s[i] (a backslash), or 0 if it is not one
+ * RFC 8259 allows. Surrogate pairing is checked when the string is read. */
+static size_t escape_len(const char *s, size_t i, size_t n)
 {
-    p->i++; /* the opening quote */
-    long t = new_tok(p, CUE_JSON_STRING);
-    if (t < 0) return -1;
-    while (p->i < p->len) {
-        unsigned char c = (unsigned char)p->s[p->i];
-        if (c == '"') {
-            end_tok(p, t);
-            p->i++;
-            return 0;
-        }
-        if (c < 0x20) return fail(p, CUE_EPARSE, "control character in a string");
-        if (c == '\\') {
-            p->doc->toks[t].escaped = 1;
-            if (p->i + 1 >= p->len) break;
-            char e = p->s[p->i + 1];
-            if (e == 'u') {
-                if (p->i + 6 > p->len || hex4(p->s + p->i + 2) < 0)
-                    return fail(p, CUE_EPARSE, "bad \\u escape");
-                p->i += 6;
-                continue;
-            }
-            if (!strchr("\"\\/bfnrt", e) || e == '\0') return fail(p, CUE_EPARSE, "bad escape");
-            p->i += 2;
-            continue;
-        }
-        p->i++;
+    if (i + 1 >= n) return 0;
+    switch (s[i + 1]) {
+    case '"':
+    case '\\':
+    case '/':
+    case 'b':
+    case 'f':
+    case 'n':
+    case 'r':
+    case 't': return 2;
+    case 'u': return i + 6 <= n && hex4(s + i + 2) >= 0 ? 6 : 0;
+    default: return 0;
     }
-    return fail(p, CUE_EPARSE, "unterminated string");
 }
 
-static int parse_number(parser *p)
+/* Why the string opened at `open` cannot go on at byte i. */
+__attribute__((cold)) static int fail_string(parser *p, size_t open, size_t i)
 {
-    long t = new_tok(p, CUE_JSON_NUMBER);
-    if (t < 0) return -1;
     const char *s = p->s;
-    size_t i = p->i, n = p->len;
-    if (i < n && s[i] == '-') i++;
-    if (i >= n || s[i] < '0' || s[i] > '9') return fail(p, CUE_EPARSE, "bad number");
-    if (s[i] == '0')
-        i++;
-    else
+    p->i = i;
+    if (i >= p->len || (s[i] == '\\' && i + 1 >= p->len))
+        return cue_err_set(p->err, CUE_EPARSE,
+                           "at byte %zu: unterminated string (opened at byte %zu)", p->len, open);
+    if (s[i] != '\\') return fail(p, CUE_EPARSE, "raw control character in a string");
+    if (s[i + 1] == 'u') return fail(p, CUE_EPARSE, "bad \\u escape (expected four hex digits)");
+    return fail(p, CUE_EPARSE, "bad escape in a string");
+}
+
+static int string(parser *p)
+{
+    size_t open = p->i, i = open + 1, n = p->len;
+    cue_json_tok *t = new_tok(p, CUE_JSON_STRING, i);
+    if (t == NULL) return CUE_ELIMIT;
+    const unsigned char *s = (const unsigned char *)p->s;
+    for (;;) {
+        while (i < n && str_plain[s[i]])
+            i++;
+        if (i < n && s[i] == '"') break;
+        size_t k = i < n && s[i] == '\\' ? escape_len(p->s, i, n) : 0;
+        if (k == 0) return fail_string(p, open, i);
+        t->escaped = 1;
+        i += k;
+    }
+    t->len = (uint32_t)(i - open - 1);
+    p->i = i + 1;
+    return STEP_VALUE_DONE;
+}
+
+/* RFC 8259: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int number(parser *p)
+{
+    const char *s = p->s, *what = "expected a digit after '-'";
+    size_t i = p->i, n = p->len, start = p->i;
+    if (s[i] == '-') i++;
+    if (i >= n || s[i] < '0' || s[i] > '9') goto no_digit;
+    if (s[i] == '0') {
+        if (++i < n && s[i] >= '0' && s[i] <= '9') {
+            p->i = i;
+            return fail(p, CUE_EPARSE, "leading zero in a number");
+        }
+    } else {
         while (i < n && s[i] >= '0' && s[i] <= '9')
             i++;
+    }
     if (i < n && s[i] == '.') {
-        size_t d = ++i;
+        what = "expected a digit after '.'";
+        if (++i >= n || s[i] < '0' || s[i] > '9') goto no_digit;
         while (i < n && s[i] >= '0' && s[i] <= '9')
             i++;
-        if (i == d) return fail(p, CUE_EPARSE, "bad number: no digits after '.'");
     }
     if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        if (i < n && (s[i] == '+' || s[i] == '-')) i++;
-        size_t d = i;
+        what = "expected a digit in the exponent";
+        if (++i < n && (s[i] == '+' || s[i] == '-')) i++;
+        if (i >= n || s[i] < '0' || s[i] > '9') goto no_digit;
         while (i < n && s[i] >= '0' && s[i] <= '9')
             i++;
-        if (i == d) return fail(p, CUE_EPARSE, "bad number: no digits in the exponent");
     }
+    cue_json_tok *t = new_tok(p, CUE_JSON_NUMBER, start);
+    if (t == NULL) return CUE_ELIMIT;
+    t->len = (uint32_t)(i - start);
     p->i = i;
-    end_tok(p, t);
-    return 0;
+    return STEP_VALUE_DONE;
+no_digit:
+    p->i = i;
+    return fail(p, CUE_EPARSE, what);
 }
 
-static int parse_literal(parser *p, const char *word, cue_json_type type)
+static int literal(parser *p, const char *word, size_t n, cue_json_type type)
 {
-    size_t n = strlen(word);
     if (p->len - p->i < n || memcmp(p->s + p->i, word, n) != 0)
-        return fail(p, CUE_EPARSE, "unexpected character");
-    long t = new_tok(p, type);
-    if (t < 0) return -1;
+        return fail(p, CUE_EPARSE, "invalid literal (expected true, false or null)");
+    cue_json_tok *t = new_tok(p, type, p->i);
+    if (t == NULL) return CUE_ELIMIT;
+    t->len = (uint32_t)n;
     p->i += n;
-    end_tok(p, t);
+    return STEP_VALUE_DONE;
+}
+
+/* An object member's key and its ':'; the caller reads the value next. */
+static int member_key(parser *p)
+{
+    skip_ws(p);
+    if (p->i >= p->len || p->s[p->i] != '"') {
+        bool trailing = p->i < p->len && p->s[p->i] == '}';
+        return fail(p, CUE_EPARSE,
+                    trailing ? "trailing comma before '}'" : "expected a string key");
+    }
+    int rc = string(p);
+    if (rc < 0) return rc;
+    skip_ws(p);
+    if (p->i >= p->len || p->s[p->i] != ':')
+        return fail(p, CUE_EPARSE, "expected ':' after object key");
+    p->i++;
     return 0;
 }
 
-static int parse_value(parser *p, int depth);
-
-static int parse_container(parser *p, int depth, bool object)
+static void close_tok(parser *p, uint32_t t)
 {
-    if (depth >= CUE_JSON_DEPTH_MAX) return fail(p, CUE_ELIMIT, "nested too deep");
-    long t = new_tok(p, object ? CUE_JSON_OBJECT : CUE_JSON_ARRAY);
-    if (t < 0) return -1;
-    char close = object ? '}' : ']';
+    p->toks[t].len = (uint32_t)(p->i - p->toks[t].start);
+    p->toks[t].next = p->n;
+}
+
+/* Opens '{' or '['. An empty one is a complete value; otherwise it is pushed
+ * and, for an object, its first key read. */
+static int open_container(parser *p, cue_json_type type)
+{
+    if (p->depth >= CUE_JSON_DEPTH_MAX)
+        return fail(p, CUE_ELIMIT, "nested deeper than " STR(CUE_JSON_DEPTH_MAX) " levels");
+    cue_json_tok *tok = new_tok(p, type, p->i);
+    if (tok == NULL) return CUE_ELIMIT;
+    uint32_t t = (uint32_t)(tok - p->toks);
+    int rc;
     p->i++;
     skip_ws(p);
-    if (p->i < p->len && p->s[p->i] == close) {
+    if (p->i < p->len && p->s[p->i] == (type == CUE_JSON_OBJECT ? '}' : ']')) {
         p->i++;
-        end_tok(p, t);
-        return 0;
+        close_tok(p, t);
+        return STEP_VALUE_DONE;
     }
-    for (;;) {
-        if (object) {
-            skip_ws(p);
-            if (p->i >= p->len || p->s[p->i] != '"')
-                return fail(p, CUE_EPARSE, "expected a string key");
-            if (parse_string(p) != 0) return -1;
-            skip_ws(p);
-            if (p->i >= p->len || p->s[p->i] != ':')
-                return fail(p, CUE_EPARSE, "expected ':' after object key");
-            p->i++;
-        }
-        if (parse_value(p, depth + 1) != 0) return -1;
-        p->doc->toks[t].size++;
-        skip_ws(p);
-        if (p->i >= p->len) return fail(p, CUE_EPARSE, "unterminated object or array");
-        char c = p->s[p->i++];
-        if (c == close) break;
-        if (c != ',')
-            return fail(p, CUE_EPARSE, object ? "expected ',' or '}'" : "expected ',' or ']'");
-    }
-    end_tok(p, t);
-    return 0;
+    p->stack[p->depth++] = t;
+    if (type == CUE_JSON_OBJECT && (rc = member_key(p)) < 0) return rc;
+    return STEP_WANT_VALUE;
 }
 
-static int parse_value(parser *p, int depth)
+static int value(parser *p)
 {
     skip_ws(p);
-    if (p->i >= p->len) return fail(p, CUE_EPARSE, "unexpected end of input");
-    char c = p->s[p->i];
-    switch (c) {
-    case '{': return parse_container(p, depth, true);
-    case '[': return parse_container(p, depth, false);
-    case '"': return parse_string(p);
-    case 't': return parse_literal(p, "true", CUE_JSON_TRUE);
-    case 'f': return parse_literal(p, "false", CUE_JSON_FALSE);
-    case 'n': return parse_literal(p, "null", CUE_JSON_NULL);
-    default:
-        if (c == '-' || (c >= '0' && c <= '9')) return parse_number(p);
-        return fail(p, CUE_EPARSE, "unexpected character");
+    if (p->i >= p->len) return fail(p, CUE_EPARSE, "unexpected end of input, expected a value");
+    switch (p->s[p->i]) {
+    case '"': return string(p);
+    case '{': return open_container(p, CUE_JSON_OBJECT);
+    case '[': return open_container(p, CUE_JSON_ARRAY);
+    case 't': return literal(p, "true", 4, CUE_JSON_TRUE);
+    case 'f': return literal(p, "false", 5, CUE_JSON_FALSE);
+    case 'n': return literal(p, "null", 4, CUE_JSON_NULL);
+    case '-':
+    case '0':
+    case '1':
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+    case '7':
+    case '8':
+    case '9': return number(p);
+    default: return fail(p, CUE_EPARSE, "expected a value");
     }
+}
+
+/* After a complete value: counts it in its container, then reads ',' (and an
+ * object's next key) or closes containers until one continues; STEP_DOC_DONE
+ * once the top-level value is complete. */
+static int after_value(parser *p)
+{
+    while (p->depth > 0) {
+        uint32_t top = p->stack[p->depth - 1];
+        bool object = p->toks[top].type == CUE_JSON_OBJECT;
+        p->toks[top].size++;
+        skip_ws(p);
+        if (p->i >= p->len)
+            return fail(p, CUE_EPARSE, object ? "unterminated object" : "unterminated array");
+        char c = p->s[p->i];
+        if (c == ',') {
+            p->i++;
+            if (object) {
+                int rc = member_key(p);
+                return rc < 0 ? rc : STEP_WANT_VALUE;
+            }
+            skip_ws(p);
+            if (p->i < p->len && p->s[p->i] == ']')
+                return fail(p, CUE_EPARSE, "trailing comma before ']'");
+            return STEP_WANT_VALUE;
+        }
+        if (c != (object ? '}' : ']'))
+            return fail(p, CUE_EPARSE,
+                        object ? "expected ',' or '}' after a member" : "expected ',' or ']'");
+        p->i++;
+        close_tok(p, top);
+        p->depth--;
+    }
+    return STEP_DOC_DONE;
 }
 
 int cue_json_parse(cue_json_doc *doc, const char *src, size_t len, cue_json_tok *toks, uint32_t cap,
@@ -204,17 +332,46 @@ int cue_json_parse(cue_json_doc *doc, const char *src, size_t len, cue_json_tok 
     doc->toks = toks;
     doc->n = 0;
     doc->cap = cap;
-    parser p = {.s = src, .len = len, .doc = doc, .err = err};
-    if (parse_value(&p, 0) != 0) return p.rc;
-    skip_ws(&p);
-    if (p.i != len) {
-        fail(&p, CUE_EPARSE, "unexpected data after the value");
-        return p.rc;
+    /* Token offsets are 32-bit: 16 bytes a token matter more than 4 GiB
+     * documents. */
+    if (len > UINT32_MAX)
+        return cue_err_set(err, CUE_ELIMIT, "document of %zu bytes is over 4 GiB", len);
+    /* Fields one by one: the stack needs no zeroing, and this is per event. */
+    parser p;
+    p.s = src;
+    p.len = len;
+    p.i = 0;
+    p.toks = toks;
+    p.n = 0;
+    p.cap = cap;
+    p.depth = 0;
+    p.err = err;
+    int rc = STEP_WANT_VALUE;
+    while (rc == STEP_WANT_VALUE) {
+        rc = value(&p);
+        if (rc == STEP_VALUE_DONE) rc = after_value(&p);
     }
+    if (rc < 0) return rc;
+    skip_ws(&p);
+    if (p.i != len) return fail(&p, CUE_EPARSE, "unexpected data after the value");
+    doc->n = p.n;
     return 0;
 }
 
 /* ---- pointers ---------------------------------------------------------- */
+
+/* RFC 6901 array index: "0" or digits without a leading zero. Nine digits at
+ * most, which keeps it in int32 and is far past any token limit. */
+static int32_t segment_index(const char *s, size_t n)
+{
+    if (n == 0 || n > 9 || (n > 1 && s[0] == '0')) return -1;
+    int32_t v = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (s[k] < '0' || s[k] > '9') return -1;
+        v = v * 10 + (s[k] - '0');
+    }
+    return v;
+}
 
 int cue_json_ptr_compile(cue_json_ptr *p, const char *text, cue_err *err)
 {
@@ -226,51 +383,152 @@ int cue_json_ptr_compile(cue_json_ptr *p, const char *text, cue_err *err)
     memcpy(p->source, text, len + 1);
     if (len == 0) return 0;
     if (text[0] != '/')
-        return cue_err_set(err, CUE_EPARSE, "a JSON Pointer starts with '/' (e.g. \"/%s\")", text);
+        return cue_err_set(err, CUE_EPARSE, "JSON Pointer \"%s\" does not start with '/'", text);
     size_t o = 0;
     for (size_t i = 0; i < len;) {
         if (p->n >= CUE_JSON_PTR_SEGS_MAX)
-            return cue_err_set(err, CUE_ELIMIT, "more than %d segments", CUE_JSON_PTR_SEGS_MAX);
-        i++; /* the '/' */
+            return cue_err_set(err, CUE_ELIMIT, "JSON Pointer \"%s\" has more than %d segments",
+                               text, CUE_JSON_PTR_SEGS_MAX);
         size_t start = o;
-        bool all_digits = true;
-        while (i < len && text[i] != '/') {
-            char c = text[i++];
+        for (i++; i < len && text[i] != '/'; i++) {
+            char c = text[i];
             if (c == '~') {
-                if (i >= len || (text[i] != '0' && text[i] != '1'))
-                    return cue_err_set(err, CUE_EPARSE, "'~' must be followed by 0 or 1");
-                c = text[i++] == '0' ? '~' : '/';
+                if (i + 1 >= len || (text[i + 1] != '0' && text[i + 1] != '1'))
+                    return cue_err_set(err, CUE_EPARSE,
+                                       "JSON Pointer \"%s\": '~' at byte %zu is not ~0 or ~1", text,
+                                       i);
+                c = text[++i] == '0' ? '~' : '/';
             }
-            all_digits = all_digits && c >= '0' && c <= '9';
             p->text[o++] = c;
         }
-        size_t n = o - start;
         p->seg[p->n].off = (uint16_t)start;
-        p->seg[p->n].len = (uint16_t)n;
-        p->seg[p->n].index = -1;
-        if (all_digits && n > 0 && n < 10 && (n == 1 || p->text[start] != '0'))
-            p->seg[p->n].index = (int32_t)strtol(p->text + start, NULL, 10);
+        p->seg[p->n].len = (uint16_t)(o - start);
+        p->seg[p->n].index = segment_index(p->text + start, o - start);
         p->n++;
     }
     return 0;
 }
 
-static bool key_eq(const cue_json_doc *doc, uint32_t t, const char *s, size_t n)
+/* ---- reading strings --------------------------------------------------- */
+
+static size_t put_utf8(char *o, uint32_t cp)
 {
-    const cue_json_tok *k = &doc->toks[t];
-    if (!k->escaped) return k->len == n && memcmp(doc->src + k->start, s, n) == 0;
-    return cue_json_string_eq(doc, t, s, n);
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xc0 | cp >> 6);
+        o[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xe0 | cp >> 12);
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        o[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    o[0] = (char)(0xf0 | cp >> 18);
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    o[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
 }
+
+/* Decodes the escape at s[*i] (a backslash) of a tokenized string ending at
+ * `end` into `out` and returns its UTF-8 length; 0 for a surrogate that is not
+ * part of a pair. The tokenizer has checked the escape's shape already. */
+static size_t unescape(const char *s, size_t end, size_t *i, char out[4])
+{
+    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+    char e = s[*i + 1];
+    if (e != 'u') {
+        out[0] = to[strchr(from, e) - from];
+        *i += 2;
+        return 1;
+    }
+    long cp = hex4(s + *i + 2);
+    *i += 6;
+    if (cp >= 0xdc00 && cp <= 0xdfff) return 0;
+    if (cp >= 0xd800 && cp <= 0xdbff) {
+        long lo = *i + 6 <= end && s[*i] == '\\' && s[*i + 1] == 'u' ? hex4(s + *i + 2) : -1;
+        if (lo < 0xdc00 || lo > 0xdfff) return 0;
+        *i += 6;
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+    }
+    return put_utf8(out, (uint32_t)cp);
+}
+
+static bool is_string(const cue_json_doc *doc, uint32_t t)
+{
+    return t < doc->n && doc->toks[t].type == CUE_JSON_STRING;
+}
+
+int cue_json_string(const cue_json_doc *doc, uint32_t t, char *out, size_t cap, size_t *len)
+{
+    if (!is_string(doc, t)) return CUE_EINVAL;
+    const cue_json_tok *k = &doc->toks[t];
+    const char *s = doc->src;
+    size_t i = k->start, end = (size_t)k->start + k->len, n = 0;
+    while (i < end) {
+        /* Unescaped runs are copied whole; only escapes are decoded. */
+        const char *bs = k->escaped ? memchr(s + i, '\\', end - i) : NULL;
+        size_t run = bs ? (size_t)(bs - (s + i)) : end - i;
+        if (n + run >= cap) return CUE_ELIMIT;
+        memcpy(out + n, s + i, run);
+        n += run;
+        i += run;
+        if (i == end) break;
+        char ch[4];
+        size_t w = unescape(s, end, &i, ch);
+        if (w == 0) return CUE_EPARSE;
+        if (n + w >= cap) return CUE_ELIMIT;
+        memcpy(out + n, ch, w);
+        n += w;
+    }
+    if (n >= cap) return CUE_ELIMIT;
+    out[n] = '\0';
+    *len = n;
+    return 0;
+}
+
+bool cue_json_string_eq(const cue_json_doc *doc, uint32_t t, const char *s, size_t n)
+{
+    if (!is_string(doc, t)) return false;
+    const cue_json_tok *k = &doc->toks[t];
+    const char *src = doc->src;
+    if (!k->escaped) return k->len == n && memcmp(src + k->start, s, n) == 0;
+    /* Decoded as it is compared: no buffer, so no bound on the key's length. */
+    size_t i = k->start, end = (size_t)k->start + k->len, j = 0;
+    while (i < end) {
+        char ch[4];
+        size_t w = 1;
+        if (src[i] == '\\') {
+            w = unescape(src, end, &i, ch);
+            if (w == 0) return false;
+        } else {
+            ch[0] = src[i++];
+        }
+        if (n - j < w || memcmp(s + j, ch, w) != 0) return false;
+        j += w;
+    }
+    return j == n;
+}
+
+/* ---- finding ----------------------------------------------------------- */
 
 int32_t cue_json_member(const cue_json_doc *doc, uint32_t obj, const char *key, size_t key_len)
 {
-    const cue_json_tok *o = &doc->toks[obj];
-    if (o->type != CUE_JSON_OBJECT) return -1;
-    uint32_t child = obj + 1;
-    for (uint32_t k = 0; k < o->size; k++) {
-        uint32_t val = child + 1;
-        if (key_eq(doc, child, key, key_len)) return (int32_t)val;
-        child = doc->toks[val].next;
+    if (obj >= doc->n || doc->toks[obj].type != CUE_JSON_OBJECT) return -1;
+    const cue_json_tok *toks = doc->toks;
+    uint32_t k = obj + 1;
+    for (uint32_t m = 0; m < toks[obj].size; m++) {
+        const cue_json_tok *kt = &toks[k];
+        bool eq = kt->escaped
+                      ? cue_json_string_eq(doc, k, key, key_len)
+                      : kt->len == key_len && memcmp(doc->src + kt->start, key, key_len) == 0;
+        if (eq) return (int32_t)(k + 1);
+        k = toks[k + 1].next;
     }
     return -1;
 }
@@ -299,128 +557,91 @@ int32_t cue_json_find(const cue_json_doc *doc, const cue_json_ptr *p)
     return (int32_t)t;
 }
 
-/* ---- values ------------------------------------------------------------ */
+/* ---- numbers ----------------------------------------------------------- */
 
-static size_t put_utf8(char *o, uint32_t cp)
+/* A number's text split by the grammar the tokenizer has already checked. */
+typedef struct num_parts {
+    bool neg;
+    const char *digits; /* integer digits, then (after a '.') fraction digits */
+    size_t int_len, frac_len;
+    int64_t exp; /* clamped: any exponent beyond it overflows or underflows */
+} num_parts;
+
+static void num_split(const char *s, size_t n, num_parts *np)
 {
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
+    size_t i = 0;
+    np->neg = s[0] == '-';
+    i += np->neg;
+    np->digits = s + i;
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
+    np->int_len = (size_t)(s + i - np->digits);
+    np->frac_len = 0;
+    if (i < n && s[i] == '.')
+        for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+            np->frac_len++;
+    np->exp = 0;
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        bool eneg = s[++i] == '-';
+        if (s[i] == '-' || s[i] == '+') i++;
+        for (; i < n; i++)
+            if (np->exp < 1000000) np->exp = np->exp * 10 + (s[i] - '0');
+        if (eneg) np->exp = -np->exp;
     }
-    if (cp < 0x800) {
-        o[0] = (char)(0xc0 | cp >> 6);
-        o[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | cp >> 12);
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        o[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    o[0] = (char)(0xf0 | cp >> 18);
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    o[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
 }
 
-/* Reads the \u escape at s[i] (s[i] == 'u'), with a following low surrogate
- * when it is a high one. Returns the code point or -1. */
-static long unicode_escape(const char *s, size_t end, size_t *i)
+/* The k-th significant digit, skipping the '.' between integer and fraction. */
+static int num_digit(const num_parts *np, size_t k)
 {
-    if (*i + 5 > end) return -1;
-    long cp = hex4(s + *i + 1);
-    *i += 5;
-    if (cp >= 0xdc00 && cp <= 0xdfff) return -1;
-    if (cp < 0xd800 || cp > 0xdbff) return cp;
-    if (*i + 6 > end || s[*i] != '\\' || s[*i + 1] != 'u') return -1;
-    long lo = hex4(s + *i + 2);
-    if (lo < 0xdc00 || lo > 0xdfff) return -1;
-    *i += 6;
-    return 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-}
-
-int cue_json_string(const cue_json_doc *doc, uint32_t t, char *out, size_t cap, size_t *len)
-{
-    const cue_json_tok *k = &doc->toks[t];
-    if (k->type != CUE_JSON_STRING) return CUE_EINVAL;
-    const char *s = doc->src;
-    size_t end = k->start + k->len, n = 0;
-    for (size_t i = k->start; i < end;) {
-        char buf[4];
-        size_t w = 1;
-        if (s[i] != '\\') {
-            buf[0] = s[i++];
-        } else {
-            char e = s[++i];
-            static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
-            const char *f = e == 'u' ? NULL : strchr(from, e);
-            if (f) {
-                buf[0] = to[f - from];
-                i++;
-            } else {
-                long cp = unicode_escape(s, end, &i);
-                if (cp < 0) return CUE_EPARSE;
-                w = put_utf8(buf, (uint32_t)cp);
-            }
-        }
-        if (n + w + 1 > cap) return CUE_ELIMIT;
-        memcpy(out + n, buf, w);
-        n += w;
-    }
-    if (cap == 0) return CUE_ELIMIT;
-    out[n] = '\0';
-    *len = n;
-    return 0;
-}
-
-bool cue_json_string_eq(const cue_json_doc *doc, uint32_t t, const char *s, size_t n)
-{
-    const cue_json_tok *k = &doc->toks[t];
-    if (k->type != CUE_JSON_STRING) return false;
-    if (!k->escaped) return k->len == n && memcmp(doc->src + k->start, s, n) == 0;
-    char buf[CUE_KEY_BYTES_MAX * 2];
-    size_t len;
-    if (n >= sizeof buf || cue_json_string(doc, t, buf, sizeof buf, &len) != 0) return false;
-    return len == n && memcmp(buf, s, n) == 0;
+    return np->digits[k < np->int_len ? k : k + 1] - '0';
 }
 
 int cue_json_int64(const cue_json_doc *doc, uint32_t t, int64_t *out)
 {
-    const cue_json_tok *k = &doc->toks[t];
-    if (k->type != CUE_JSON_NUMBER) return CUE_EINVAL;
-    const char *s = doc->src + k->start;
-    size_t i = 0, n = k->len;
-    bool neg = s[0] == '-';
-    if (neg) i++;
-    uint64_t v = 0;
-    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
-        if (v > (UINT64_MAX - 9) / 10) return CUE_ELIMIT;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (i == n) {
-        if (v > (uint64_t)INT64_MAX + neg) return CUE_ELIMIT;
-        *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    if (t >= doc->n || doc->toks[t].type != CUE_JSON_NUMBER) return CUE_EINVAL;
+    num_parts np;
+    num_split(doc->src + doc->toks[t].start, doc->toks[t].len, &np);
+    /* value = digits[first..last] * 10^e once trailing zeros are moved into e:
+     * exact integer arithmetic, so "1.0" and "25e-1" are told apart without
+     * rounding through a double. */
+    size_t total = np.int_len + np.frac_len, first = 0, last = total;
+    while (first < total && num_digit(&np, first) == 0)
+        first++;
+    if (first == total) {
+        *out = 0;
         return 0;
     }
-    /* A fraction or exponent: accept it only when the value is a whole number. */
-    double d;
-    if (cue_json_double(doc, t, &d) != 0 || d != floor(d) || d < -9.2233720368547758e18 ||
-        d >= 9.2233720368547758e18)
-        return CUE_ELIMIT;
-    *out = (int64_t)d;
+    while (num_digit(&np, last - 1) == 0)
+        last--;
+    int64_t e = np.exp - (int64_t)np.frac_len + (int64_t)(total - last);
+    if (e < 0) return CUE_ELIMIT;
+    if (e > 19 || last - first > 19) return CUE_ELIMIT;
+    uint64_t v = 0, max = (uint64_t)INT64_MAX + np.neg;
+    for (size_t k = first; k < last; k++) {
+        unsigned d = (unsigned)num_digit(&np, k);
+        if (v > (max - d) / 10) return CUE_ELIMIT;
+        v = v * 10 + d;
+    }
+    for (; e > 0; e--) {
+        if (v > max / 10) return CUE_ELIMIT;
+        v *= 10;
+    }
+    *out = np.neg ? (int64_t)(0 - v) : (int64_t)v;
     return 0;
 }
 
 int cue_json_double(const cue_json_doc *doc, uint32_t t, double *out)
 {
+    if (t >= doc->n || doc->toks[t].type != CUE_JSON_NUMBER) return CUE_EINVAL;
+    /* strtod needs a terminator the source does not have. Numbers longer than
+     * this carry more digits than a double holds; they are refused, not cut. */
+    char buf[128];
     const cue_json_tok *k = &doc->toks[t];
-    if (k->type != CUE_JSON_NUMBER) return CUE_EINVAL;
-    char buf[64];
     if (k->len >= sizeof buf) return CUE_ELIMIT;
     memcpy(buf, doc->src + k->start, k->len);
     buf[k->len] = '\0';
-    *out = strtod(buf, NULL);
+    double d = strtod(buf, NULL);
+    if (isinf(d)) return CUE_ELIMIT; /* JSON has no infinity: this is overflow */
+    *out = d;
     return 0;
 }

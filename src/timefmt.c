@@ -1,16 +1,29 @@
-/* RFC 3339 times and durations, with calendar arithmetic done by hand so that
- * no process-wide TZ or libc time zone state is ever involved. */
+/*
+ * RFC 3339 times and durations. Calendar arithmetic is done by hand
+ * (days-from-civil and its inverse, after H. Hinnant) so that neither timegm
+ * nor the process-wide TZ is involved: a parse depends on its input only, in
+ * any thread.
+ */
 #include "cuepoint/timefmt.h"
 
 #include "cuepoint/err.h"
 
 #include <stdbool.h>
-#include <stdio.h>
 #include <string.h>
 
-#define MS_PER_DAY 86400000LL
+#define MS_PER_SEC  1000LL
+#define MS_PER_MIN  60000LL
+#define MS_PER_HOUR 3600000LL
+#define MS_PER_DAY  86400000LL
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
+/* The instants RFC 3339 text can name: 0000-01-01T00:00:00.000Z through
+ * 9999-12-31T23:59:59.999Z. */
+#define TIME_MS_MIN (-62167219200000LL)
+#define TIME_MS_MAX 253402300799999LL
+
+/* Days since 1970-01-01 of a proleptic Gregorian date. Years are shifted to
+ * start in March so that the leap day is the last day of its year, and eras of
+ * 400 years (146097 days) repeat exactly. */
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
 {
     y -= m <= 2;
@@ -35,97 +48,110 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
     *y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
-static bool leap(int64_t y)
+static bool is_leap(int y)
 {
     return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
-static unsigned days_in_month(int64_t y, unsigned m)
+static int days_in_month(int y, int m)
 {
-    static const unsigned days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && leap(y) ? 29 : days[m - 1];
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    return m == 2 && is_leap(y) ? 29 : days[m - 1];
 }
 
-/* Reads exactly `n` digits at s[*i]. */
-static bool digits(const char *s, size_t len, size_t *i, int n, int *out)
+/* A cursor over the text: every reader checks the bound itself. */
+typedef struct cursor {
+    const char *s;
+    size_t len, i;
+} cursor;
+
+static bool digits(cursor *c, int n, int *out)
 {
     int v = 0;
-    for (int k = 0; k < n; k++, (*i)++) {
-        if (*i >= len || s[*i] < '0' || s[*i] > '9') return false;
-        v = v * 10 + (s[*i] - '0');
+    for (int k = 0; k < n; k++, c->i++) {
+        if (c->i >= c->len || c->s[c->i] < '0' || c->s[c->i] > '9') return false;
+        v = v * 10 + (c->s[c->i] - '0');
     }
     *out = v;
     return true;
 }
 
-static bool expect(const char *s, size_t len, size_t *i, char c)
+static bool one_of(cursor *c, const char *set)
 {
-    if (*i >= len || s[*i] != c) return false;
-    (*i)++;
+    if (c->i >= c->len || c->s[c->i] == '\0' || strchr(set, c->s[c->i]) == NULL) return false;
+    c->i++;
     return true;
 }
 
-/* The optional fraction after seconds: milliseconds, extra digits truncated. */
-static bool fraction(const char *s, size_t len, size_t *i, int *ms)
+/* The optional fraction after the seconds, in milliseconds: digits beyond the
+ * third are read and dropped (truncated, so a time never moves forward). */
+static bool fraction(cursor *c, int *ms)
 {
     *ms = 0;
-    if (*i >= len || s[*i] != '.') return true;
-    (*i)++;
+    if (c->i >= c->len || c->s[c->i] != '.') return true;
+    c->i++;
     int n = 0;
-    while (*i < len && s[*i] >= '0' && s[*i] <= '9') {
-        if (n < 3) *ms = *ms * 10 + (s[*i] - '0');
-        n++;
-        (*i)++;
-    }
+    for (; c->i < c->len && c->s[c->i] >= '0' && c->s[c->i] <= '9'; c->i++, n++)
+        if (n < 3) *ms = *ms * 10 + (c->s[c->i] - '0');
     for (int k = n; k < 3; k++)
         *ms *= 10;
     return n > 0;
 }
 
-static bool offset(const char *s, size_t len, size_t *i, int *minutes)
+/* 'Z', 'z' or ±HH:MM, as signed minutes east of UTC. */
+static bool offset(cursor *c, int *minutes)
 {
-    if (*i < len && (s[*i] == 'Z' || s[*i] == 'z')) {
-        (*i)++;
+    if (one_of(c, "Zz")) {
         *minutes = 0;
         return true;
     }
-    if (*i >= len || (s[*i] != '+' && s[*i] != '-')) return false;
-    int sign = s[(*i)++] == '-' ? -1 : 1, hh, mm;
-    if (!digits(s, len, i, 2, &hh) || !expect(s, len, i, ':') || !digits(s, len, i, 2, &mm))
+    if (c->i >= c->len || (c->s[c->i] != '+' && c->s[c->i] != '-')) return false;
+    int sign = c->s[c->i++] == '-' ? -1 : 1, hh, mm;
+    if (!digits(c, 2, &hh) || !one_of(c, ":") || !digits(c, 2, &mm) || hh > 23 || mm > 59)
         return false;
-    if (hh > 23 || mm > 59) return false;
     *minutes = sign * (hh * 60 + mm);
     return true;
 }
 
 int cue_time_parse_rfc3339(const char *s, size_t len, int64_t *ms_out)
 {
-    size_t i = 0;
+    cursor c = {s, len, 0};
     int y, mo, d, h, mi, sec, ms, off;
-    if (!digits(s, len, &i, 4, &y) || !expect(s, len, &i, '-') || !digits(s, len, &i, 2, &mo) ||
-        !expect(s, len, &i, '-') || !digits(s, len, &i, 2, &d))
+    if (!digits(&c, 4, &y) || !one_of(&c, "-") || !digits(&c, 2, &mo) || !one_of(&c, "-") ||
+        !digits(&c, 2, &d) || !one_of(&c, "Tt "))
         return CUE_EPARSE;
-    if (i >= len || (s[i] != 'T' && s[i] != 't' && s[i] != ' ')) return CUE_EPARSE;
-    i++;
-    if (!digits(s, len, &i, 2, &h) || !expect(s, len, &i, ':') || !digits(s, len, &i, 2, &mi) ||
-        !expect(s, len, &i, ':') || !digits(s, len, &i, 2, &sec) || !fraction(s, len, &i, &ms) ||
-        !offset(s, len, &i, &off) || i != len)
+    if (!digits(&c, 2, &h) || !one_of(&c, ":") || !digits(&c, 2, &mi) || !one_of(&c, ":") ||
+        !digits(&c, 2, &sec) || !fraction(&c, &ms) || !offset(&c, &off) || c.i != len)
         return CUE_EPARSE;
-    if (mo < 1 || mo > 12 || d < 1 || (unsigned)d > days_in_month(y, (unsigned)mo) || h > 23 ||
-        mi > 59 || sec > 60)
+    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60)
         return CUE_EPARSE;
-    if (sec == 60) { /* a leap second is read as the last millisecond before it */
+    /* No leap-second table here: :60 becomes the last millisecond before the
+     * next minute, which keeps order and never names a time twice. */
+    if (sec == 60) {
         sec = 59;
         ms = 999;
     }
     int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
-    int64_t t = days * MS_PER_DAY + ((int64_t)h * 3600 + mi * 60 + sec) * 1000 + ms;
-    *ms_out = t - (int64_t)off * 60000;
+    int64_t local = days * MS_PER_DAY + h * MS_PER_HOUR + mi * MS_PER_MIN + sec * MS_PER_SEC + ms;
+    *ms_out = local - off * MS_PER_MIN;
     return 0;
+}
+
+/* Writes v as exactly `width` digits at o (v is within range). */
+static char *put_digits(char *o, int64_t v, int width)
+{
+    for (int w = width - 1; w >= 0; w--, v /= 10)
+        o[w] = (char)('0' + v % 10);
+    return o + width;
 }
 
 size_t cue_time_format_rfc3339(int64_t ms, char out[CUE_TIME_TEXT_MAX])
 {
+    /* Instants outside years 0000-9999 have no RFC 3339 text; they are written
+     * as the nearest one that has, rather than with a wrapped year. */
+    if (ms < TIME_MS_MIN) ms = TIME_MS_MIN;
+    if (ms > TIME_MS_MAX) ms = TIME_MS_MAX;
+    /* Floor division: -1 ms is 1969-12-31T23:59:59.999, not day 0 minus 1 ms. */
     int64_t days = ms / MS_PER_DAY, rem = ms % MS_PER_DAY;
     if (rem < 0) {
         rem += MS_PER_DAY;
@@ -134,56 +160,65 @@ size_t cue_time_format_rfc3339(int64_t ms, char out[CUE_TIME_TEXT_MAX])
     int64_t y;
     unsigned m, d;
     civil_from_days(days, &y, &m, &d);
-    int h = (int)(rem / 3600000), mi = (int)(rem / 60000 % 60), s = (int)(rem / 1000 % 60);
-    int frac = (int)(rem % 1000);
-    /* Years outside 0..9999 cannot be written as RFC 3339; clamp the text. */
-    if (y < 0) y = 0;
-    if (y > 9999) y = 9999;
     char *o = out;
-    int vals[] = {(int)y, (int)m, (int)d, h, mi, s, frac};
-    int widths[] = {4, 2, 2, 2, 2, 2, 3};
-    const char seps[] = "--T::.Z";
-    for (int k = 0; k < 7; k++) {
-        for (int w = widths[k] - 1, v = vals[k]; w >= 0; w--, v /= 10)
-            o[w] = (char)('0' + v % 10);
-        o += widths[k];
-        *o++ = seps[k];
-    }
+    o = put_digits(o, y, 4);
+    *o++ = '-';
+    o = put_digits(o, m, 2);
+    *o++ = '-';
+    o = put_digits(o, d, 2);
+    *o++ = 'T';
+    o = put_digits(o, rem / MS_PER_HOUR, 2);
+    *o++ = ':';
+    o = put_digits(o, rem / MS_PER_MIN % 60, 2);
+    *o++ = ':';
+    o = put_digits(o, rem / MS_PER_SEC % 60, 2);
+    *o++ = '.';
+    o = put_digits(o, rem % MS_PER_SEC, 3);
+    *o++ = 'Z';
     *o = '\0';
     return (size_t)(o - out);
 }
 
-static int64_t unit_ms(const char *s, size_t len, size_t *i)
+/* ---- durations --------------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    size_t len;
+    int64_t ms;
+} units[] = {
+    /* "ms" before "m": the longest unit name that matches wins. */
+    {"ms", 2, 1},          {"w", 1, 7 * MS_PER_DAY}, {"d", 1, MS_PER_DAY},
+    {"h", 1, MS_PER_HOUR}, {"m", 1, MS_PER_MIN},     {"s", 1, MS_PER_SEC},
+};
+
+/* The unit at c (consumed), in milliseconds, or 0 if there is none. */
+static int64_t unit_ms(cursor *c)
 {
-    if (*i + 1 < len && s[*i] == 'm' && s[*i + 1] == 's') {
-        *i += 2;
-        return 1;
+    for (size_t u = 0; u < sizeof units / sizeof *units; u++) {
+        if (c->len - c->i >= units[u].len &&
+            memcmp(c->s + c->i, units[u].name, units[u].len) == 0) {
+            c->i += units[u].len;
+            return units[u].ms;
+        }
     }
-    if (*i >= len) return 0;
-    switch (s[(*i)++]) {
-    case 'w': return 7 * MS_PER_DAY;
-    case 'd': return MS_PER_DAY;
-    case 'h': return 3600000;
-    case 'm': return 60000;
-    case 's': return 1000;
-    default: return 0;
-    }
+    return 0;
 }
 
 int cue_duration_parse(const char *s, size_t len, int64_t *ms_out)
 {
-    size_t i = 0;
+    cursor c = {s, len, 0};
     int64_t total = 0;
     if (len == 0) return CUE_EPARSE;
-    while (i < len) {
+    while (c.i < len) {
         int64_t v = 0;
-        size_t start = i;
-        while (i < len && s[i] >= '0' && s[i] <= '9') {
-            if (v > (INT64_MAX - 9) / 10) return CUE_EPARSE;
-            v = v * 10 + (s[i++] - '0');
+        size_t start = c.i;
+        for (; c.i < len && s[c.i] >= '0' && s[c.i] <= '9'; c.i++) {
+            int d = s[c.i] - '0';
+            if (v > (INT64_MAX - d) / 10) return CUE_EPARSE;
+            v = v * 10 + d;
         }
-        if (i == start) return CUE_EPARSE;
-        int64_t unit = unit_ms(s, len, &i);
+        if (c.i == start) return CUE_EPARSE;
+        int64_t unit = unit_ms(&c);
         if (unit == 0 || v > INT64_MAX / unit || total > INT64_MAX - v * unit) return CUE_EPARSE;
         total += v * unit;
     }
@@ -191,25 +226,52 @@ int cue_duration_parse(const char *s, size_t len, int64_t *ms_out)
     return 0;
 }
 
+/* Writes u in decimal at o and returns the digit count. */
+static size_t put_u64(char *o, uint64_t u)
+{
+    char tmp[20];
+    size_t n = 0;
+    do
+        tmp[n++] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    for (size_t k = 0; k < n; k++)
+        o[k] = tmp[n - 1 - k];
+    return n;
+}
+
+/* Weeks are read but not written: "14d" says more at a glance than "2w", and
+ * days are what configuration examples use. */
+static const struct {
+    const char *name;
+    int64_t ms;
+} format_units[] = {
+    {"d", MS_PER_DAY}, {"h", MS_PER_HOUR}, {"m", MS_PER_MIN}, {"s", MS_PER_SEC}, {"ms", 1}};
+
+/* A negative duration is written with a '-' for people to read; the parser
+ * does not take it back. Text that does not fit in `cap` is not written at all
+ * (empty string, length 0): a shortened duration would be a different one. */
 size_t cue_duration_format(int64_t ms, char *out, size_t cap)
 {
-    static const struct {
-        int64_t ms;
-        const char *unit;
-    } units[] = {{MS_PER_DAY, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}, {1, "ms"}};
+    char tmp[64]; /* "-106751991167d7h12m55s808ms" at worst */
     size_t n = 0;
+    uint64_t rest = ms < 0 ? 0 - (uint64_t)ms : (uint64_t)ms;
+    if (ms < 0) tmp[n++] = '-';
+    if (rest == 0) {
+        memcpy(tmp + n, "0ms", 3);
+        n += 3;
+    }
+    for (size_t u = 0; u < sizeof format_units / sizeof *format_units && rest > 0; u++) {
+        uint64_t unit = (uint64_t)format_units[u].ms;
+        if (rest < unit) continue;
+        n += put_u64(tmp + n, rest / unit);
+        size_t k = strlen(format_units[u].name);
+        memcpy(tmp + n, format_units[u].name, k);
+        n += k;
+        rest %= unit;
+    }
     if (cap == 0) return 0;
-    out[0] = '\0';
-    if (ms <= 0) {
-        int k = snprintf(out, cap, "%lldms", (long long)ms);
-        return k < 0 ? 0 : (size_t)k < cap ? (size_t)k : cap - 1;
-    }
-    for (size_t u = 0; u < sizeof units / sizeof *units && ms > 0; u++) {
-        if (ms < units[u].ms) continue;
-        int k = snprintf(out + n, cap - n, "%lld%s", (long long)(ms / units[u].ms), units[u].unit);
-        if (k < 0 || (size_t)k >= cap - n) break;
-        n += (size_t)k;
-        ms %= units[u].ms;
-    }
+    if (n >= cap) n = 0;
+    memcpy(out, tmp, n);
+    out[n] = '\0';
     return n;
 }
