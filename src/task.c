@@ -18,6 +18,10 @@ typedef struct timer_op {
     uint8_t key_len;
 } timer_op;
 
+/* How close to coming up a lower-bound index entry must be for an event of its
+ * user to move it (see timers_sync). */
+#define REINDEX_AHEAD_MS (2 * 86400000LL)
+
 struct cue_task {
     const cue_config *cfg;  /* borrowed */
     const cue_machines *ms; /* borrowed */
@@ -194,7 +198,14 @@ static void timers_sync(cue_task *t)
     cue_user *u = t->user;
     int64_t want = cue_user_next_due(u);
     if (want == CUE_TIMER_NONE) return;
-    if (u->indexed_due != CUE_TIMER_NONE && u->indexed_due <= want) return;
+    if (u->indexed_due != CUE_TIMER_NONE && u->indexed_due <= want) {
+        /* Still a valid lower bound. But if it is about to come up while the
+         * real earliest timer is later, move it now: the user is loaded and
+         * dirty anyway, and a put here is cheaper than loading, decoding and
+         * rewriting the user when the entry comes up. The old entry is then
+         * skipped from the record's header alone. */
+        if (u->indexed_due == want || u->indexed_due > t->stream_ms + REINDEX_AHEAD_MS) return;
+    }
     timer_op_add(t, want);
     cue_timers_arm(t->timers, want, u->id, u->id_len);
     u->indexed_due = want;
