@@ -4,6 +4,7 @@
 
 #include "cuepoint/hash.h"
 #include "cuepoint/limits.h"
+#include "cuepoint/sort.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +29,9 @@ typedef struct entry {
 #define STEP_CLASSES 32                 /* 64 B .. 2 KiB */
 #define CLASSES      (STEP_CLASSES + 8) /* .. 512 KiB */
 
-/* A dirty entry with the first eight bytes of its key, big-endian: sorting
- * at flush compares these without touching the entries (a cache miss each). */
-typedef struct dirty_ref {
-    uint64_t prefix;
-    entry *e;
-} dirty_ref;
+/* The dirty list holds (first eight key bytes, entry) pairs, so that sorting
+ * it at flush seldom touches the entries (a cache miss each). */
+#define DIRTY_ENTRY(item) ((entry *)(uintptr_t)(item).val)
 
 struct cue_cache {
     size_t max_bytes;
@@ -44,7 +42,8 @@ struct cue_cache {
                       need not touch the entry (another cache line) */
     size_t table_cap, n;
     entry *lru_head, *lru_tail; /* most and least recently used clean entries */
-    struct dirty_ref *dirty;    /* owned; the dirty entries, sorted at flush */
+    cue_sort_item *dirty;       /* owned; the dirty entries, sorted at flush */
+    cue_sort_item *dirty_tmp;   /* owned; the radix sort's scratch, as long */
     size_t n_dirty, dirty_cap;
     entry *free[CLASSES]; /* owned free lists, linked through `next` */
     uint64_t hits, misses, evictions;
@@ -222,6 +221,7 @@ void cue_cache_free(cue_cache *c)
     free(c->table);
     free(c->tags);
     free(c->dirty);
+    free(c->dirty_tmp);
     free(c);
 }
 
@@ -277,29 +277,25 @@ static entry *blob_take(cue_cache *c, uint8_t cls)
     return e;
 }
 
-static uint64_t key_prefix(const entry *e)
-{
-    uint64_t p = 0;
-    for (size_t i = 0; i < 8; i++)
-        p = p << 8 | (i < e->key_len ? (uint8_t)e->data[i] : 0);
-    return p;
-}
-
 static int mark_dirty(cue_cache *c, entry *e)
 {
     if (e->dirty) return 0;
     if (c->n_dirty == c->dirty_cap) {
         size_t cap = c->dirty_cap ? c->dirty_cap * 2 : 1024;
-        dirty_ref *d = realloc(c->dirty, cap * sizeof *d);
+        cue_sort_item *d = realloc(c->dirty, cap * sizeof *d);
         if (d == NULL) return CUE_ENOMEM;
-        c->held += (cap - c->dirty_cap) * sizeof *d;
         c->dirty = d;
+        cue_sort_item *t = realloc(c->dirty_tmp, cap * sizeof *t);
+        if (t == NULL) return CUE_ENOMEM;
+        c->dirty_tmp = t;
+        c->held += (cap - c->dirty_cap) * 2 * sizeof *d;
         c->dirty_cap = cap;
     }
     lru_unlink(c, e);
     e->dirty = 1;
     e->dirty_idx = (uint32_t)c->n_dirty;
-    c->dirty[c->n_dirty++] = (dirty_ref){.prefix = key_prefix(e), .e = e};
+    c->dirty[c->n_dirty++] =
+        (cue_sort_item){.key = cue_sort_prefix(e->data, e->key_len), .val = (uintptr_t)e};
     return 0;
 }
 
@@ -318,7 +314,7 @@ static void relocate(cue_cache *c, entry *old, entry *e, size_t slot)
         else
             c->lru_tail = e;
     } else {
-        c->dirty[old->dirty_idx].e = e;
+        c->dirty[old->dirty_idx].val = (uintptr_t)e;
     }
     e->dirty = old->dirty;
     e->dirty_idx = old->dirty_idx;
@@ -382,27 +378,37 @@ bool cue_cache_should_flush(const cue_cache *c)
 
 static int key_order(const void *a, const void *b)
 {
-    const dirty_ref *p = a, *q = b;
-    if (p->prefix != q->prefix) return p->prefix < q->prefix ? -1 : 1;
-    const entry *x = p->e, *y = q->e;
+    const entry *x = DIRTY_ENTRY(*(const cue_sort_item *)a);
+    const entry *y = DIRTY_ENTRY(*(const cue_sort_item *)b);
     size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
     int c = memcmp(x->data, y->data, n);
     return c != 0 ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
 }
 
+/* Key order: a radix sort on the first eight bytes, then the runs that share
+ * them (longer ids with a common prefix) by their whole key. */
+static void sort_dirty(cue_cache *c)
+{
+    cue_sort_items(c->dirty, c->dirty_tmp, c->n_dirty);
+    for (size_t i = 0, j; i < c->n_dirty; i = j) {
+        for (j = i + 1; j < c->n_dirty && c->dirty[j].key == c->dirty[i].key; j++) {}
+        if (j - i > 1) qsort(c->dirty + i, j - i, sizeof *c->dirty, key_order);
+    }
+}
+
 int cue_cache_flush(cue_cache *c, cue_cache_dirty_fn fn, void *ctx)
 {
     if (c->n_dirty == 0) return 0;
-    qsort(c->dirty, c->n_dirty, sizeof *c->dirty, key_order);
+    sort_dirty(c);
     for (size_t i = 0; i < c->n_dirty; i++)
-        c->dirty[i].e->dirty_idx = (uint32_t)i;
+        DIRTY_ENTRY(c->dirty[i])->dirty_idx = (uint32_t)i;
     for (size_t i = 0; i < c->n_dirty; i++) {
-        entry *e = c->dirty[i].e;
+        entry *e = DIRTY_ENTRY(c->dirty[i]);
         int rc = fn(e->data, e->key_len, e->tomb ? NULL : e->data + e->key_len, e->val_len, ctx);
         if (rc != 0) return rc;
     }
     for (size_t i = 0; i < c->n_dirty; i++) {
-        entry *e = c->dirty[i].e;
+        entry *e = DIRTY_ENTRY(c->dirty[i]);
         e->dirty = 0;
         if (e->tomb) {
             table_remove(c, slot_of(c, e->hash, e->data, e->key_len));

@@ -3,6 +3,7 @@
 
 #include "cuepoint/cache.h"
 #include "cuepoint/codec.h"
+#include "cuepoint/sort.h"
 #include "cuepoint/timers.h"
 #include "cuepoint/trigger.h"
 
@@ -43,6 +44,7 @@ struct cue_task {
     cue_buf loaded;         /* owned: a state read from the store */
     cue_buf timer_ops;      /* owned: timer_op array, index entries not yet written */
     cue_buf timer_keys;     /* owned: the user ids those ops name, back to back */
+    cue_buf timer_sort;     /* owned: sort items and scratch for timer_ops_flush */
     cue_task_stats stats;
 };
 
@@ -63,7 +65,8 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
     if (rc == 0) rc = cue_timers_new(&t->timers, cfg->timers_memory_max, err);
     if (rc == 0 && (cue_buf_init(&t->enc, 4096) || cue_buf_init(&t->rec, 4096) ||
                     cue_buf_init(&t->loaded, 4096) || cue_buf_init(&t->sealed, 4096) ||
-                    cue_buf_init(&t->timer_ops, 4096) || cue_buf_init(&t->timer_keys, 4096)))
+                    cue_buf_init(&t->timer_ops, 4096) || cue_buf_init(&t->timer_keys, 4096) ||
+                    cue_buf_init(&t->timer_sort, 4096)))
         rc = cue_err_set(err, CUE_ENOMEM, "out of memory for a task");
     cue_store_meta meta = {.input_offset = 0, .stream_time_ms = INT64_MIN};
     if (rc == 0) {
@@ -85,6 +88,7 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
 void cue_task_free(cue_task *t)
 {
     if (t == NULL) return;
+    cue_buf_deinit(&t->timer_sort);
     cue_buf_deinit(&t->timer_keys);
     cue_buf_deinit(&t->timer_ops);
     cue_buf_deinit(&t->sealed);
@@ -448,9 +452,10 @@ static int flush_user(const char *uid, size_t len, const void *val, size_t vlen,
     return 0;
 }
 
-static int op_order(const void *a, const void *b)
+#define OP_OF(item) ((const timer_op *)(uintptr_t)(item).val)
+
+static int op_order(const timer_op *x, const timer_op *y)
 {
-    const timer_op *x = a, *y = b;
     if (x->due != y->due) return x->due < y->due ? -1 : 1;
     size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
     int c = memcmp(x->key, y->key, n);
@@ -458,18 +463,42 @@ static int op_order(const void *a, const void *b)
     return (x->key_len > y->key_len) - (x->key_len < y->key_len);
 }
 
-/* Writes the pending index entries into the batch, sorted, each once. */
+static int item_order(const void *a, const void *b)
+{
+    return op_order(OP_OF(*(const cue_sort_item *)a), OP_OF(*(const cue_sort_item *)b));
+}
+
+/* Writes the pending index entries into the batch in key order, each once:
+ * a radix sort by due time, then the runs due at the same millisecond by
+ * user id. */
 static void timer_ops_flush(cue_task *t)
 {
     timer_op *ops = (timer_op *)t->timer_ops.data;
     size_t n = t->timer_ops.len / sizeof *ops;
-    for (size_t i = 0; i < n; i++)
-        ops[i].key = t->timer_keys.data + ops[i].key_off;
-    if (n) qsort(ops, n, sizeof *ops, op_order);
+    cue_buf_reset(&t->timer_sort);
+    if (n && cue_buf_reserve(&t->timer_sort, 2 * n * sizeof(cue_sort_item)) != 0) {
+        /* No memory to sort with: write them as they came (slower, as correct). */
+        for (size_t i = 0; i < n; i++)
+            cue_store_batch_timer_put(t->store, t->partition, ops[i].due,
+                                      t->timer_keys.data + ops[i].key_off, ops[i].key_len);
+        n = 0;
+    }
+    cue_sort_item *items = (cue_sort_item *)t->timer_sort.data, *tmp = items + n;
     for (size_t i = 0; i < n; i++) {
-        if (i + 1 < n && op_order(&ops[i], &ops[i + 1]) == 0) continue;
+        ops[i].key = t->timer_keys.data + ops[i].key_off;
+        items[i] =
+            (cue_sort_item){.key = (uint64_t)ops[i].due ^ (1ULL << 63), .val = (uintptr_t)&ops[i]};
+    }
+    cue_sort_items(items, tmp, n);
+    for (size_t i = 0, j; i < n; i = j) {
+        for (j = i + 1; j < n && items[j].key == items[i].key; j++) {}
+        if (j - i > 1) qsort(items + i, j - i, sizeof *items, item_order);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const timer_op *op = OP_OF(items[i]);
+        if (i + 1 < n && op_order(op, OP_OF(items[i + 1])) == 0) continue;
         t->stats.timer_writes++;
-        cue_store_batch_timer_put(t->store, t->partition, ops[i].due, ops[i].key, ops[i].key_len);
+        cue_store_batch_timer_put(t->store, t->partition, op->due, op->key, op->key_len);
     }
     cue_buf_reset(&t->timer_ops);
     cue_buf_reset(&t->timer_keys);
