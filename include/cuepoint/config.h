@@ -34,7 +34,7 @@ typedef struct cue_config {
     char machines_dir[CUE_PATH_MAX];             /* "deploy/machines" */
     size_t cache_max_bytes;                      /* statestore.cache.max.bytes: 64 MiB */
     int64_t commit_interval_ms;                  /* 1000 (file mode: records per commit below) */
-    int64_t commit_records;                      /* commit.records: 250000 */
+    int64_t commit_records;                      /* commit.records: 1000000 */
 
     /* Where things are in an event (JSON Pointers). */
     cue_json_ptr ptr_user_id;              /* event.user_id: "/user_id" */
