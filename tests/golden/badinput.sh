@@ -3,13 +3,8 @@
 # triggers of the good lines alone, and every bad line must be in the
 # dead-letter file with its line number and reason (badinput/expected-dead.tsv).
 set -uo pipefail
-cuepoint=$(realpath "$1")
+. "$(dirname "$0")/../lib.sh" "$1"
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-passed=0; failed=0
-ok() { passed=$((passed+1)); }
-bad() { failed=$((failed+1)); echo "FAIL $*"; }
 
 opts=(--machines "$root/deploy/machines" --until 2026-03-20T00:00:00Z --set event.max.bytes=1024 --quiet)
 "$cuepoint" file "${opts[@]}" --input "$here/badinput/good.jsonl" --state-dir "$tmp/good" > "$tmp/good.out" \
@@ -32,5 +27,4 @@ done < "$here/badinput/expected-dead.tsv"
 grep -q '"raw":"not json at all"' "$tmp/dead.jsonl" && ok || bad "dead letter lost the raw record"
 grep -q '"reason":"too_large".*"truncated":true' "$tmp/dead.jsonl" && ok || bad "oversize record not marked truncated"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -4,13 +4,8 @@
 # its file, path and code, errors with exit 65 and warnings with exit 0 (65
 # under --strict); the example journeys must check clean.
 set -uo pipefail
-cuepoint=$(realpath "$1")
+. "$(dirname "$0")/../lib.sh" "$1"
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-passed=0; failed=0
-ok() { passed=$((passed+1)); }
-bad() { failed=$((failed+1)); echo "FAIL $*"; }
 
 while IFS=$'\t' read -r file level code path; do
     f="$here/check/$file"
@@ -33,5 +28,4 @@ grep -q "did you mean 'z'" <("$cuepoint" check "$here/check/unknown-name.json") 
     || { bad "checking the directory:"; cat "$tmp/out"; }
 "$cuepoint" check /nonexistent.json > /dev/null 2>&1; [ $? -eq 66 ] && ok || bad "missing file: expected exit 66"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

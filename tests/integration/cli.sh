@@ -2,11 +2,8 @@
 # The command line as a user meets it: help texts, exit codes, error messages
 # that name what and where, the state tools, the generator and the demo.
 set -uo pipefail
-cuepoint=$(realpath "$1")
-root=$(cd "$(dirname "$0")/../.." && pwd)
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/../lib.sh" "$1"
 cd "$tmp"
-passed=0; failed=0
 expect_exit() { # want, description, command...
     local want=$1 what=$2; shift 2
     "$@" > "$tmp/out" 2> "$tmp/err"; local got=$?
@@ -74,5 +71,4 @@ expect_in "$tmp/out" "Summary:" "demo prints a summary"
 expect_in "$tmp/out" "onboarding_stalled" "demo shows stalled onboarding"
 expect_in "$tmp/out" "missed_deadline" "demo shows missed deadlines"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -3,13 +3,8 @@
 # exactly the trigger ids of one uninterrupted run (repeats allowed: those made
 # after the last commit before the kill), and the same final state.
 set -uo pipefail
-cuepoint=$(realpath "$1")
-root=$(cd "$(dirname "$0")/../.." && pwd)
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/../lib.sh" "$1"
 cd "$tmp"
-passed=0; failed=0
-ok() { passed=$((passed+1)); }
-bad() { failed=$((failed+1)); echo "FAIL $*"; }
 opts=(--machines "$root/deploy/machines" --quiet --set commit.records=2000 --until 2026-06-01T00:00:00Z)
 
 "$cuepoint" generate --users 5000 --events 100000 --seed 11 > events.jsonl
@@ -38,5 +33,4 @@ head -5 events.jsonl > other.jsonl
 "$cuepoint" file "${opts[@]}" --input other.jsonl --state-dir cut --resume > /dev/null 2> err.txt
 [ $? -eq 64 ] && grep -q "nothing to resume" err.txt && ok || { bad "resuming another source"; cat err.txt; }
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

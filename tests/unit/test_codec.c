@@ -128,17 +128,28 @@ Test(codec, a_valid_checksum_over_bad_fields_is_still_rejected)
     cue_machines_free(ms);
 }
 
-Test(codec, migration_keeps_by_name_and_finishes_lost_states)
+/* Encodes the filled user under v1 and decodes it under `v2`, into `b`. */
+static cue_codec_stats migrate(const char *v2, cue_user *b)
 {
-    cue_machines *m1 = compile_text(v1), *m2 = compile_text(v2_keep);
-    static cue_user a, b;
+    cue_machines *m1 = compile_text(v1), *m2 = compile_text(v2);
+    static cue_user a;
     fill(&a);
     cue_buf rec;
     cue_buf_init(&rec, 64);
     cr_assert(cue_codec_encode(&a, m1, &rec) == 0);
     cue_codec_stats st = {0};
     cue_err err;
-    cr_assert(cue_codec_decode(rec.data, rec.len, m2, &b, &st, &err) == 0, "%s", err.msg);
+    cr_assert(cue_codec_decode(rec.data, rec.len, m2, b, &st, &err) == 0, "%s", err.msg);
+    cue_buf_deinit(&rec);
+    cue_machines_free(m1);
+    cue_machines_free(m2);
+    return st;
+}
+
+Test(codec, migration_keeps_by_name_and_finishes_lost_states)
+{
+    static cue_user b;
+    cue_codec_stats st = migrate(v2_keep, &b);
     cr_assert_eq(b.n_instances, 1);
     cr_assert_eq(st.migrated, 1);
     cr_assert(b.inst[0].finished, "state b is gone in v2: the instance must finish");
@@ -146,28 +157,15 @@ Test(codec, migration_keeps_by_name_and_finishes_lost_states)
     cr_assert_eq(b.inst[0].vars[0].type, CUE_VAL_STRING, "variable s survives by name");
     cr_assert_eq(b.inst[0].timers[0], 1772442000000, "timer t survives by name");
     cr_assert_geq(st.dropped_names, 1u, "the dropped counter and variables are counted");
-    cue_buf_deinit(&rec);
-    cue_machines_free(m1);
-    cue_machines_free(m2);
 }
 
 Test(codec, migration_restart_drops_the_instance)
 {
-    cue_machines *m1 = compile_text(v1), *m2 = compile_text(v2_restart);
-    static cue_user a, b;
-    fill(&a);
-    cue_buf rec;
-    cue_buf_init(&rec, 64);
-    cr_assert(cue_codec_encode(&a, m1, &rec) == 0);
-    cue_codec_stats st = {0};
-    cue_err err;
-    cr_assert(cue_codec_decode(rec.data, rec.len, m2, &b, &st, &err) == 0, "%s", err.msg);
+    static cue_user b;
+    cue_codec_stats st = migrate(v2_restart, &b);
     cr_assert_eq(b.n_instances, 0);
     cr_assert_eq(st.dropped_instances, 1);
     cr_assert_eq(b.last_offset, 41, "the user's position survives");
-    cue_buf_deinit(&rec);
-    cue_machines_free(m1);
-    cue_machines_free(m2);
 }
 
 Test(codec, next_due_is_the_earliest_armed_timer)
