@@ -5,9 +5,10 @@
  * Three column families, every key prefixed by the big-endian partition number
  * so that one partition's data is one key range:
  *   users:  partition | user_id            -> encoded user state (codec)
- *   timers: partition | due_ms | user_id   -> empty (a derived index: one entry
- *           per user with timers, at the earliest; due_ms is big-endian with
- *           the sign bit flipped so keys sort by time)
+ *   timers: partition | due_ms | user_id   -> empty (a derived index: for each
+ *           user with timers, an entry no later than its earliest timer, plus
+ *           stale ones the task skips; due_ms is big-endian with the sign bit
+ *           flipped so keys sort by time)
  *   meta:   partition                      -> input offset, changelog offset, stream time
  * Writes go into one reused WriteBatch and reach the database only at
  * cue_store_batch_commit, atomically. Reads see committed data only.

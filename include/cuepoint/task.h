@@ -9,14 +9,14 @@
  * timer it passed, in (due time, user id) order, before the event; skip the event
  * if the user's state has already applied this position (promise 2); apply it;
  * then fire timers due at or before stream time. A timer due at exactly an
- * event's time fires after that event: time has reached it, not passed it. Triggers and dead
- * letters go to the sink as made.
+ * event's time fires after that event: time has reached it, not passed it.
+ * Triggers and dead letters go to the sink as made.
  *
  * cue_task_commit is the commit cycle: the sink's flush (triggers durable
- * first: promise 3), then one store batch with the dirty users, the timer index
- * changes and the partition's meta (next input offset, stream time). The task
- * also commits by itself when commit.records records have passed or the
- * cache's dirty share is high, and before it reloads timers from the store.
+ * first: promise 3), then one store batch with the used timer index range
+ * deleted, the new index entries, the dirty users and the partition's meta
+ * (next input offset, stream time). The task also commits by itself when
+ * commit.records records have passed or the cache's dirty share is high.
  * One thread. The task borrows the config, machines, store and sink.
  */
 #ifndef CUEPOINT_TASK_H
