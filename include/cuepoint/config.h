@@ -11,6 +11,7 @@
 #ifndef CUEPOINT_CONFIG_H
 #define CUEPOINT_CONFIG_H
 
+#include "cuepoint/buf.h"
 #include "cuepoint/err.h"
 #include "cuepoint/json.h"
 #include "cuepoint/limits.h"
@@ -27,6 +28,16 @@ typedef enum cue_late_policy {
     CUE_LATE_APPLY = 0,   /* apply it as if on time, and count it */
     CUE_LATE_DEAD_LETTER, /* send it to the dead letters with reason "late" */
 } cue_late_policy;
+
+/* Which librdkafka client a passed-through property is for. */
+enum { CUE_KAFKA_CONSUMER = 1, CUE_KAFKA_PRODUCER = 2, CUE_KAFKA_BOTH = 3 };
+
+/* Offsets into the config's kafka_text (not pointers, so the struct copies). */
+typedef struct cue_kafka_prop {
+    int clients; /* CUE_KAFKA_CONSUMER, _PRODUCER or _BOTH */
+    uint32_t key_off;
+    uint32_t value_off;
+} cue_kafka_prop;
 
 typedef struct cue_config {
     char application_id[CUE_NAME_BYTES_MAX + 1]; /* "cuepoint" */
@@ -47,6 +58,25 @@ typedef struct cue_config {
     size_t timers_memory_max;    /* timers.memory.max: CUE_TIMER_WINDOW_MAX timers in memory */
     int64_t allowed_lateness_ms; /* allowed.lateness.ms: 3600000 (1 h) */
     cue_late_policy late_policy; /* late.policy: "dead_letter" */
+
+    /* The Kafka pipeline (`cuepoint run`). */
+    char bootstrap_servers[CUE_PATH_MAX];            /* "localhost:9092" */
+    char input_topic[CUE_TOPIC_BYTES_MAX + 1];       /* input.topic: "events" */
+    char trigger_topic[CUE_TOPIC_BYTES_MAX + 1];     /* trigger.topic: "triggers" */
+    char dead_letter_topic[CUE_TOPIC_BYTES_MAX + 1]; /* errors.dead.letter.queue.topic.name:
+                                                      * "<application.id>-dead-letters" */
+    char admin_listen[64];       /* admin.listen: "127.0.0.1:9464"; "" switches it off */
+    bool wall_clock;             /* wall.clock.advance: true */
+    int64_t startup_timeout_ms;  /* startup.timeout.ms: 30000, then exit 69 */
+    int64_t shutdown_timeout_ms; /* shutdown.timeout.ms: 30000 */
+    int64_t delivery_timeout_ms; /* delivery.timeout.ms: 120000 (librdkafka message.timeout.ms) */
+
+    /* "kafka": librdkafka properties, passed through unchanged. Keys and
+     * values live in kafka_text; secrets are never printed (cue_config_secret). */
+    cue_kafka_prop kafka[CUE_KAFKA_PROPS_MAX];
+    size_t kafka_len;
+    char kafka_text[CUE_KAFKA_PROPS_BYTES_MAX];
+    size_t kafka_text_len;
 } cue_config;
 
 /* Fills every field with its default. */
@@ -59,5 +89,20 @@ int cue_config_load(cue_config *c, const char *path, cue_err *err);
 /* Applies one "key=value" override (as from the command line) with the same
  * checks as the file. */
 int cue_config_set(cue_config *c, const char *key, const char *value, cue_err *err);
+
+/* True for property names whose values are secrets: *.password, *.secret,
+ * sasl.*, ssl.key.*. Their values never appear in a log, an error or a dump. */
+bool cue_config_secret(const char *key);
+
+/* The `i`th passed-through property's key and value (i < c->kafka_len). */
+const char *cue_config_kafka_key(const cue_config *c, size_t i);
+const char *cue_config_kafka_value(const cue_config *c, size_t i);
+
+/* The dead-letter topic: the configured one, or "<application.id>-dead-letters". */
+const char *cue_config_dead_letter_topic(const cue_config *c);
+
+/* Writes the effective configuration as JSON to `out`, secrets replaced by
+ * "[redacted]". */
+int cue_config_dump(const cue_config *c, cue_buf *out);
 
 #endif

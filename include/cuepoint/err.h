@@ -28,7 +28,8 @@
     X(EMACHINE, -11, "invalid machine")                                                            \
     X(ELATE, -12, "event later than the allowed lateness")                                         \
     X(EUSAGE, -13, "usage error")                                                                  \
-    X(EFULL, -14, "bounded structure full")
+    X(EFULL, -14, "bounded structure full")                                                        \
+    X(EUNAVAILABLE, -15, "service unavailable")
 
 enum {
 #define CUE_ERR_ENUM(name, value, desc) CUE_##name = value,

@@ -30,6 +30,15 @@
  * prefixed ids with room to spare. */
 #define CUE_USER_ID_BYTES_MAX 128
 
+/* A Kafka topic name: Kafka's own limit is 249 bytes. */
+#define CUE_TOPIC_BYTES_MAX 249
+
+/* librdkafka properties passed through from the config's "kafka" object: more
+ * than librdkafka's ~150 properties would mean a config generated wrong, and the
+ * text (keys and values, certificates included) fits a fixed arena. */
+#define CUE_KAFKA_PROPS_MAX       128
+#define CUE_KAFKA_PROPS_BYTES_MAX (64 * 1024)
+
 /* Event types, trigger names, machine, state, timer, counter and variable names. */
 #define CUE_NAME_BYTES_MAX 64
 
