@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config librdkafka-dev librocksdb-dev libjansson-dev
-          libuv1-dev libcriterion-dev libxxhash-dev)
+          libuv1-dev libcriterion-dev libxxhash-dev libmicrohttpd-dev kcat curl)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -15,6 +15,7 @@
 #include "cuepoint/timefmt.h"
 #include "cuepoint/trigger.h"
 
+#include "cli_int.h"
 #include "embedded.h"
 
 #include <dirent.h>
@@ -30,15 +31,6 @@
 #define CUE_VERSION "0.1.0"
 
 /* ---- options ----------------------------------------------------------- */
-
-/* A tiny parser: "--name value", "--name=value", flags, and positionals. */
-typedef struct args {
-    int argc;
-    char **argv;
-    int i;
-    const char *cmd;
-    bool bad;
-} args;
 
 static bool is_opt(const char *a, const char *name, const char **inline_val)
 {
@@ -56,7 +48,7 @@ static bool is_opt(const char *a, const char *name, const char **inline_val)
 }
 
 /* The value of option `name` if argv[i] is it, advancing past it. */
-static bool opt_value(args *a, const char *name, const char **out)
+bool cli_opt_value(args *a, const char *name, const char **out)
 {
     const char *inl;
     if (!is_opt(a->argv[a->i], name, &inl)) return false;
@@ -73,7 +65,7 @@ static bool opt_value(args *a, const char *name, const char **out)
     return true;
 }
 
-static int usage_error(const char *cmd, const char *fmt, const char *what)
+int cli_usage_error(const char *cmd, const char *fmt, const char *what)
 {
     fprintf(stderr, "cuepoint %s: ", cmd);
     fprintf(stderr, fmt, what);
@@ -81,14 +73,14 @@ static int usage_error(const char *cmd, const char *fmt, const char *what)
     return EX_USAGE;
 }
 
-static bool wants_help(int argc, char **argv)
+bool cli_wants_help(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return true;
     return false;
 }
 
-static int parse_time_arg(const char *s, int64_t *ms)
+int cli_parse_time(const char *s, int64_t *ms)
 {
     char *end;
     errno = 0;
@@ -100,7 +92,7 @@ static int parse_time_arg(const char *s, int64_t *ms)
     return cue_time_parse_rfc3339(s, strlen(s), ms);
 }
 
-static int parse_size_arg(const char *s, size_t *out)
+int cli_parse_size(const char *s, size_t *out)
 {
     char *end;
     errno = 0;
@@ -111,7 +103,7 @@ static int parse_size_arg(const char *s, size_t *out)
 }
 
 /* Exit code for a failure, by its error code. */
-static int exit_for(int code)
+int cli_exit_for(int code)
 {
     switch (code) {
     case CUE_ECONFIG:
@@ -119,6 +111,7 @@ static int exit_for(int code)
     case CUE_EIO: return EX_IOERR;
     case CUE_ESTORE: return EX_IOERR;
     case CUE_EUSAGE: return EX_USAGE;
+    case CUE_EUNAVAILABLE: return EX_UNAVAILABLE;
     case CUE_EPARSE:
     case CUE_ECORRUPT:
     case CUE_EVERSION: return EX_DATAERR;
@@ -127,39 +120,39 @@ static int exit_for(int code)
     }
 }
 
-static int fail(const char *cmd, int code, const cue_err *err)
+int cli_fail(const char *cmd, int code, const cue_err *err)
 {
     cue_log(CUE_LOG_ERROR, err->msg, "s:command", cmd, "s:error", cue_err_name(code), NULL);
-    return exit_for(code);
+    return cli_exit_for(code);
 }
 
 /* ---- shared set-up ----------------------------------------------------- */
 
 /* Options that every command reading a config takes. Returns 1 when argv[i]
  * was one of them, 0 when not, and a negative exit code on a bad value. */
-static int common_opt(args *a, cue_config *cfg, cue_err *err)
+int cli_common_opt(args *a, cue_config *cfg, cue_err *err)
 {
     const char *v = NULL;
-    if (opt_value(a, "--config", &v)) {
+    if (cli_opt_value(a, "--config", &v)) {
         if (a->bad) return -EX_USAGE;
         return cue_config_load(cfg, v, err) == 0 ? 1 : -EX_CONFIG;
     }
-    if (opt_value(a, "--set", &v)) {
+    if (cli_opt_value(a, "--set", &v)) {
         if (a->bad) return -EX_USAGE;
         const char *eq = strchr(v, '=');
         if (eq == NULL || eq == v) {
-            usage_error(a->cmd, "--set takes KEY=VALUE, not '%s'", v);
+            cli_usage_error(a->cmd, "--set takes KEY=VALUE, not '%s'", v);
             return -EX_USAGE;
         }
         char key[128];
         snprintf(key, sizeof key, "%.*s", (int)(eq - v), v);
         return cue_config_set(cfg, key, eq + 1, err) == 0 ? 1 : -EX_CONFIG;
     }
-    if (opt_value(a, "--state-dir", &v)) {
+    if (cli_opt_value(a, "--state-dir", &v)) {
         if (a->bad) return -EX_USAGE;
         return cue_config_set(cfg, "state.dir", v, err) == 0 ? 1 : -EX_CONFIG;
     }
-    if (opt_value(a, "--machines", &v)) {
+    if (cli_opt_value(a, "--machines", &v)) {
         if (a->bad) return -EX_USAGE;
         return cue_config_set(cfg, "machines.dir", v, err) == 0 ? 1 : -EX_CONFIG;
     }
@@ -217,23 +210,24 @@ static int file_parse(args *a, cue_config *cfg, file_args *fa, cue_err *err)
 {
     for (a->i = 2; a->i < a->argc && !a->bad; a->i++) {
         const char *v = NULL;
-        int rc = common_opt(a, cfg, err);
+        int rc = cli_common_opt(a, cfg, err);
         if (rc < 0) return -rc;
         if (rc > 0) continue;
-        if (opt_value(a, "--input", &fa->input) || opt_value(a, "--output", &fa->output) ||
-            opt_value(a, "--dead-letters", &fa->dead) || opt_value(a, "--only", &fa->only) ||
-            opt_value(a, "--stats", &fa->stats))
+        if (cli_opt_value(a, "--input", &fa->input) || cli_opt_value(a, "--output", &fa->output) ||
+            cli_opt_value(a, "--dead-letters", &fa->dead) ||
+            cli_opt_value(a, "--only", &fa->only) || cli_opt_value(a, "--stats", &fa->stats))
             continue;
-        if (opt_value(a, "--until", &v)) {
-            if (!a->bad && parse_time_arg(v, &fa->until_ms) != 0)
-                return usage_error(a->cmd, "--until: '%s' is not an RFC 3339 time or epoch ms", v);
+        if (cli_opt_value(a, "--until", &v)) {
+            if (!a->bad && cli_parse_time(v, &fa->until_ms) != 0)
+                return cli_usage_error(a->cmd, "--until: '%s' is not an RFC 3339 time or epoch ms",
+                                       v);
             continue;
         }
         if (strcmp(a->argv[a->i], "--quiet") == 0 || strcmp(a->argv[a->i], "--resume") == 0) {
             *(a->argv[a->i][2] == 'q' ? &fa->quiet : &fa->resume) = true;
             continue;
         }
-        return usage_error(a->cmd, "unknown option '%s'", a->argv[a->i]);
+        return cli_usage_error(a->cmd, "unknown option '%s'", a->argv[a->i]);
     }
     return a->bad ? EX_USAGE : 0;
 }
@@ -245,7 +239,7 @@ static int file_run(const cue_config *cfg, const file_args *fa, cue_err *err)
     FILE *in = stdin, *out = NULL, *dead = NULL;
     char dead_path[CUE_PATH_MAX + 32];
     int rc = cue_machines_load(&ms, cfg->machines_dir, fa->only, err);
-    if (rc != 0) return exit_for(rc);
+    if (rc != 0) return cli_exit_for(rc);
     if (strcmp(fa->input, "-") != 0 && (in = fopen(fa->input, "r")) == NULL) {
         cue_err_set(err, CUE_ENOTFOUND, "cannot open input '%s': %s", fa->input, strerror(errno));
         rc = EX_NOINPUT;
@@ -288,7 +282,7 @@ static int file_run(const cue_config *cfg, const file_args *fa, cue_err *err)
     }
     if (res.task.dead_letters && !fa->quiet)
         fprintf(stderr, "  dead letters written to %s\n", fa->dead ? fa->dead : dead_path);
-    rc = rc == 0 ? 0 : exit_for(rc);
+    rc = rc == 0 ? 0 : cli_exit_for(rc);
     cue_line_source_free(src);
 close_out:
     if (dead && dead != stdout) fclose(dead);
@@ -305,7 +299,7 @@ free_machines:
 
 static int cmd_file(int argc, char **argv)
 {
-    if (wants_help(argc, argv)) {
+    if (cli_wants_help(argc, argv)) {
         fputs(file_help, stdout);
         return 0;
     }
@@ -315,7 +309,7 @@ static int cmd_file(int argc, char **argv)
     args a = {.argc = argc, .argv = argv, .cmd = "file"};
     file_args fa = {.input = "-", .output = "-", .until_ms = INT64_MIN};
     int rc = file_parse(&a, &cfg, &fa, &err);
-    if (rc == EX_CONFIG) return fail("file", CUE_ECONFIG, &err);
+    if (rc == EX_CONFIG) return cli_fail("file", CUE_ECONFIG, &err);
     if (rc != 0) return rc;
     rc = file_run(&cfg, &fa, &err);
     if (rc != 0 && err.msg[0]) cue_log(CUE_LOG_ERROR, err.msg, "s:command", "file", NULL);
@@ -393,7 +387,7 @@ static size_t check_dir(const char *dir, bool *missing, size_t *errors, size_t *
 
 static int cmd_check(int argc, char **argv)
 {
-    if (wants_help(argc, argv)) {
+    if (cli_wants_help(argc, argv)) {
         fputs(check_help, stdout);
         return 0;
     }
@@ -405,7 +399,7 @@ static int cmd_check(int argc, char **argv)
             continue;
         }
         if (argv[i][0] == '-' && argv[i][1])
-            return usage_error("check", "unknown option '%s'", argv[i]);
+            return cli_usage_error("check", "unknown option '%s'", argv[i]);
         struct stat st;
         if (stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode)) {
             files += check_dir(argv[i], &missing, &errors, &warnings);
@@ -414,7 +408,7 @@ static int cmd_check(int argc, char **argv)
         files++;
         check_one(argv[i], &missing, &errors, &warnings);
     }
-    if (files == 0) return usage_error("check", "%s", "no files given");
+    if (files == 0) return cli_usage_error("check", "%s", "no files given");
     printf("%zu file(s): %zu error(s), %zu warning(s)\n", files, errors, warnings);
     if (missing) return EX_NOINPUT;
     return errors || (strict && warnings) ? EX_DATAERR : 0;
@@ -431,11 +425,11 @@ static const char graph_help[] = "Usage: cuepoint graph FILE\n"
 
 static int cmd_graph(int argc, char **argv)
 {
-    if (wants_help(argc, argv)) {
+    if (cli_wants_help(argc, argv)) {
         fputs(graph_help, stdout);
         return 0;
     }
-    if (argc != 3) return usage_error("graph", "%s", "takes exactly one FILE");
+    if (argc != 3) return cli_usage_error("graph", "%s", "takes exactly one FILE");
     if (access(argv[2], R_OK) != 0) {
         fprintf(stderr, "cuepoint graph: cannot read %s: %s\n", argv[2], strerror(errno));
         return EX_NOINPUT;
@@ -508,7 +502,7 @@ static int state_run(const cue_config *cfg, const char *uid, int64_t partition, 
     cue_machines *ms = NULL;
     cue_store *store = NULL;
     int rc = cue_machines_load(&ms, cfg->machines_dir, NULL, err);
-    if (rc != 0) return exit_for(rc);
+    if (rc != 0) return cli_exit_for(rc);
     struct stat st;
     if (stat(cfg->state_dir, &st) != 0) {
         cue_err_set(err, CUE_ENOTFOUND, "no state directory '%s'", cfg->state_dir);
@@ -518,7 +512,7 @@ static int state_run(const cue_config *cfg, const char *uid, int64_t partition, 
     rc = cue_store_open(&store, cfg->state_dir, &(cue_store_opts){.read_only = true}, err);
     if (rc != 0) {
         cue_machines_free(ms);
-        return exit_for(rc);
+        return cli_exit_for(rc);
     }
     state_ctx s = {.ms = ms, .uid = uid, .user = malloc(sizeof(cue_user))};
     cue_buf_init(&s.out, 4096);
@@ -538,13 +532,13 @@ static int state_run(const cue_config *cfg, const char *uid, int64_t partition, 
 
 static int cmd_state(int argc, char **argv)
 {
-    if (wants_help(argc, argv) || argc < 3) {
+    if (cli_wants_help(argc, argv) || argc < 3) {
         fputs(state_help, argc < 3 ? stderr : stdout);
         return argc < 3 ? EX_USAGE : 0;
     }
     bool get = strcmp(argv[2], "get") == 0;
     if (!get && strcmp(argv[2], "dump") != 0)
-        return usage_error("state", "unknown action '%s' (get or dump)", argv[2]);
+        return cli_usage_error("state", "unknown action '%s' (get or dump)", argv[2]);
     cue_config cfg;
     cue_config_defaults(&cfg);
     cue_err err = {0};
@@ -552,14 +546,14 @@ static int cmd_state(int argc, char **argv)
     const char *uid = NULL, *v = NULL;
     int64_t partition = -1;
     for (a.i = 3; a.i < argc && !a.bad; a.i++) {
-        int rc = common_opt(&a, &cfg, &err);
-        if (rc == -EX_CONFIG) return fail("state", CUE_ECONFIG, &err);
+        int rc = cli_common_opt(&a, &cfg, &err);
+        if (rc == -EX_CONFIG) return cli_fail("state", CUE_ECONFIG, &err);
         if (rc < 0) return -rc;
         if (rc > 0) continue;
-        if (opt_value(&a, "--partition", &v)) {
+        if (cli_opt_value(&a, "--partition", &v)) {
             size_t p = 0;
-            if (!a.bad && (parse_size_arg(v, &p) != 0 || p > UINT32_MAX))
-                return usage_error("state", "--partition: '%s' is not a partition number", v);
+            if (!a.bad && (cli_parse_size(v, &p) != 0 || p > UINT32_MAX))
+                return cli_usage_error("state", "--partition: '%s' is not a partition number", v);
             partition = (int64_t)p;
             continue;
         }
@@ -567,10 +561,10 @@ static int cmd_state(int argc, char **argv)
             uid = argv[a.i];
             continue;
         }
-        return usage_error("state", "unexpected argument '%s'", argv[a.i]);
+        return cli_usage_error("state", "unexpected argument '%s'", argv[a.i]);
     }
     if (a.bad) return EX_USAGE;
-    if (get && uid == NULL) return usage_error("state", "%s", "get needs a USER");
+    if (get && uid == NULL) return cli_usage_error("state", "%s", "get needs a USER");
     int rc = state_run(&cfg, uid, partition, &err);
     if (rc != 0 && rc != 1 && err.msg[0])
         cue_log(CUE_LOG_ERROR, err.msg, "s:command", "state", NULL);
@@ -593,40 +587,35 @@ static const char generate_help[] =
     "  --seed S      random seed (default 42)\n"
     "  --start TIME  first sign-up, RFC 3339 or epoch ms (default 2026-01-05T09:00:00Z)\n";
 
-typedef struct gen_args {
-    size_t users, events;
-    uint64_t seed;
-    int64_t start_ms;
-} gen_args;
-
-static int size_opt(args *a, const char *name, size_t *out, bool *matched)
+int cli_size_opt(args *a, const char *name, size_t *out, bool *matched)
 {
     const char *v = NULL;
-    *matched = opt_value(a, name, &v);
+    *matched = cli_opt_value(a, name, &v);
     if (!*matched || a->bad) return 0;
-    if (parse_size_arg(v, out) != 0) return usage_error(a->cmd, "'%s' is not a whole number", v);
+    if (cli_parse_size(v, out) != 0)
+        return cli_usage_error(a->cmd, "'%s' is not a whole number", v);
     return 0;
 }
 
 /* Parses the generator's options from argv[first]; -1 at the first option
  * that is not one of them (argv[a->i]), so callers can add their own. */
-static int gen_parse(args *a, gen_args *g, int first)
+int cli_gen_parse(args *a, gen_args *g, int first)
 {
     for (a->i = first; a->i < a->argc && !a->bad; a->i++) {
         bool m = false;
         size_t seed = 0;
-        int rc = size_opt(a, "--users", &g->users, &m);
-        if (!m) rc = size_opt(a, "--events", &g->events, &m);
+        int rc = cli_size_opt(a, "--users", &g->users, &m);
+        if (!m) rc = cli_size_opt(a, "--events", &g->events, &m);
         if (!m) {
-            rc = size_opt(a, "--seed", &seed, &m);
+            rc = cli_size_opt(a, "--seed", &seed, &m);
             if (m) g->seed = seed;
         }
         if (rc != 0) return rc;
         if (m) continue;
         const char *v = NULL;
-        if (opt_value(a, "--start", &v)) {
-            if (!a->bad && parse_time_arg(v, &g->start_ms) != 0)
-                return usage_error(a->cmd, "--start: '%s' is not a time", v);
+        if (cli_opt_value(a, "--start", &v)) {
+            if (!a->bad && cli_parse_time(v, &g->start_ms) != 0)
+                return cli_usage_error(a->cmd, "--start: '%s' is not a time", v);
             continue;
         }
         return -1;
@@ -637,14 +626,14 @@ static int gen_parse(args *a, gen_args *g, int first)
 
 static int cmd_generate(int argc, char **argv)
 {
-    if (wants_help(argc, argv)) {
+    if (cli_wants_help(argc, argv)) {
         fputs(generate_help, stdout);
         return 0;
     }
     args a = {.argc = argc, .argv = argv, .cmd = "generate"};
     gen_args g = {.users = 1000, .seed = 42, .start_ms = 1767603600000LL};
-    int rc = gen_parse(&a, &g, 2);
-    if (rc < 0) return usage_error("generate", "unknown option '%s'", argv[a.i]);
+    int rc = cli_gen_parse(&a, &g, 2);
+    if (rc < 0) return cli_usage_error("generate", "unknown option '%s'", argv[a.i]);
     if (rc != 0) return rc;
     cue_gen *gen;
     cue_err err = {0};
@@ -653,7 +642,7 @@ static int cmd_generate(int argc, char **argv)
             &(cue_gen_opts){
                 .seed = g.seed, .users = g.users, .events = g.events, .start_ms = g.start_ms},
             &err) != 0)
-        return usage_error("generate", "%s", err.msg);
+        return cli_usage_error("generate", "%s", err.msg);
     cue_buf b;
     cue_buf_init(&b, 512);
     int64_t ts;
@@ -667,27 +656,6 @@ static int cmd_generate(int argc, char **argv)
 }
 
 /* ---- cuepoint demo ----------------------------------------------------- */
-
-static const char demo_help[] =
-    "Usage: cuepoint demo [options]\n"
-    "\n"
-    "Runs the example journeys (compiled into this binary) over a generated stream\n"
-    "of product events, prints a sample of the triggers as they are made and a\n"
-    "summary. Needs nothing but the binary; state goes to a temporary directory.\n"
-    "\n"
-    "Options:\n"
-    "  --users N       users (default 2000)\n"
-    "  --events N      events (default 10 per user)\n"
-    "  --seed S        random seed (default 42)\n"
-    "  --sample N      triggers to print (default 24; 0 for none)\n"
-    "  --machines DIR  use these journeys instead of the built-in examples\n"
-    "  --keep          keep the temporary directory (state, triggers.jsonl) and print it\n";
-
-typedef struct demo_ctx {
-    size_t sample_max, printed;
-    uint32_t shown[CUE_MACHINES_MAX][CUE_MACHINE_TRIGGERS_MAX];
-    cue_buf line;
-} demo_ctx;
 
 typedef struct gen_source {
     cue_gen *gen;
@@ -709,7 +677,7 @@ static int gen_source_next(void *ctx, const char **rec, size_t *len, int64_t *li
 }
 
 /* Prints the first few triggers of each name, so every kind shows up. */
-static void demo_trigger(const cue_trigger *t, const char *rec, size_t len, void *ctx)
+void cli_demo_trigger(const cue_trigger *t, const char *rec, size_t len, void *ctx)
 {
     demo_ctx *d = ctx;
     uint32_t *shown = &d->shown[t->machine_index][t->trigger_index];
@@ -727,7 +695,7 @@ static void demo_trigger(const cue_trigger *t, const char *rec, size_t len, void
            d->line.data);
 }
 
-static int write_embedded(const char *dir)
+int cli_write_embedded(const char *dir)
 {
     if (cue_store_dir_create(dir, NULL) != 0) return -1;
     for (size_t i = 0; i < cue_embedded_machines_count; i++) {
@@ -749,6 +717,11 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return remove(path);
 }
 
+void cli_remove_tree(const char *dir)
+{
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static int demo_run(const char *dir, const char *machines, const gen_args *g, demo_ctx *d,
                     cue_err *err)
 {
@@ -759,7 +732,7 @@ static int demo_run(const char *dir, const char *machines, const gen_args *g, de
         snprintf(cfg.machines_dir, sizeof cfg.machines_dir, "%s", machines);
     else
         snprintf(cfg.machines_dir, sizeof cfg.machines_dir, "%.900s/machines", dir);
-    if (machines == NULL && write_embedded(cfg.machines_dir) != 0)
+    if (machines == NULL && cli_write_embedded(cfg.machines_dir) != 0)
         return cue_err_set(err, CUE_EIO, "cannot write the example machines to %s", dir);
     cue_machines *ms = NULL;
     int rc = cue_machines_load(&ms, cfg.machines_dir, NULL, err);
@@ -790,7 +763,7 @@ static int demo_run(const char *dir, const char *machines, const gen_args *g, de
                                .source_name = "generator",
                                .out = out,
                                .dead = dead,
-                               .on_trigger = demo_trigger,
+                               .on_trigger = cli_demo_trigger,
                                .on_trigger_ctx = d};
         /* After the last event, let 15 days pass so pending deadlines and
          * dormancy timers fire too. */
@@ -810,29 +783,26 @@ static int demo_run(const char *dir, const char *machines, const gen_args *g, de
     return rc;
 }
 
-static int cmd_demo(int argc, char **argv)
+int cli_demo_file(int argc, char **argv)
 {
-    if (wants_help(argc, argv)) {
-        fputs(demo_help, stdout);
-        return 0;
-    }
     args a = {.argc = argc, .argv = argv, .cmd = "demo"};
     gen_args g = {.users = 2000, .seed = 42, .start_ms = 1767603600000LL};
     const char *machines = NULL;
     bool keep = false;
     size_t sample = 24;
     for (int first = 2;;) {
-        int rc = gen_parse(&a, &g, first);
+        int rc = cli_gen_parse(&a, &g, first);
         if (rc >= 0) {
             if (rc != 0) return rc;
             break;
         }
         bool m = false;
-        rc = size_opt(&a, "--sample", &sample, &m);
+        rc = cli_size_opt(&a, "--sample", &sample, &m);
         if (rc != 0) return rc;
-        if (!m && opt_value(&a, "--machines", &machines)) m = true;
+        if (!m && cli_opt_value(&a, "--machines", &machines)) m = true;
         if (!m && strcmp(argv[a.i], "--keep") == 0) m = keep = true;
-        if (!m) return usage_error("demo", "unknown option '%s'", argv[a.i]);
+        if (!m && strcmp(argv[a.i], "--file") == 0) m = true;
+        if (!m) return cli_usage_error("demo", "unknown option '%s'", argv[a.i]);
         if (a.bad) return EX_USAGE;
         g.events = 0;
         first = a.i + 1;
@@ -854,8 +824,8 @@ static int cmd_demo(int argc, char **argv)
     if (keep)
         printf("\nState, triggers.jsonl and dead-letters.jsonl are in %s\n", dir);
     else
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    return rc == 0 ? 0 : exit_for(rc);
+        cli_remove_tree(dir);
+    return rc == 0 ? 0 : cli_exit_for(rc);
 }
 
 /* ---- dispatch ---------------------------------------------------------- */
@@ -867,13 +837,16 @@ static const char main_help[] =
     "journeys declared in JSON.\n"
     "\n"
     "Commands:\n"
-    "  demo       run the example journeys over generated events (needs nothing else)\n"
-    "  file       run events from a JSON-lines file through the journeys\n"
-    "  check      validate and lint journey files\n"
-    "  graph      print a journey as Graphviz DOT\n"
-    "  state      read users' state from a state directory (get USER | dump)\n"
-    "  generate   write a synthetic event stream as JSON lines\n"
-    "  version    print the version\n"
+    "  demo        the example journeys over generated events, through an embedded\n"
+    "              Kafka broker (needs nothing but this binary)\n"
+    "  run         the Kafka pipeline: consume events, produce triggers (--config FILE)\n"
+    "  dev-broker  run librdkafka's mock Kafka cluster for trying and testing\n"
+    "  file        run events from a JSON-lines file through the journeys\n"
+    "  check       validate and lint journey files\n"
+    "  graph       print a journey as Graphviz DOT\n"
+    "  state       read users' state from a state directory (get USER | dump)\n"
+    "  generate    write a synthetic event stream as JSON lines\n"
+    "  version     print the version\n"
     "\n"
     "`cuepoint COMMAND --help` describes each command. Documentation: README.md.\n";
 
@@ -882,8 +855,10 @@ int cue_cli_main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"file", cmd_file},   {"check", cmd_check}, {"graph", cmd_graph},
-                {"state", cmd_state}, {"demo", cmd_demo},   {"generate", cmd_generate}};
+    } cmds[] = {{"file", cmd_file},     {"check", cmd_check},
+                {"graph", cmd_graph},   {"state", cmd_state},
+                {"demo", cli_cmd_demo}, {"generate", cmd_generate},
+                {"run", cli_cmd_run},   {"dev-broker", cli_cmd_dev_broker}};
     if (argc < 2) {
         fputs(main_help, stderr);
         return EX_USAGE;
@@ -899,7 +874,8 @@ int cue_cli_main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc, argv);
-    const char *names[] = {"file", "check", "graph", "state", "demo", "generate", "version"};
+    const char *names[] = {"file",     "check",   "graph", "state",     "demo",
+                           "generate", "version", "run",   "dev-broker"};
     const char *near = cue_nearest_name(cmd, names, sizeof names / sizeof *names);
     fprintf(stderr, "cuepoint: unknown command '%s'%s%s%s; see 'cuepoint --help'\n", cmd,
             near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");

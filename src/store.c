@@ -390,3 +390,15 @@ int cue_store_users_scan(cue_store *s, int64_t partition, cue_store_user_fn fn, 
     }
     return finish_scan(it, ro, rc);
 }
+
+void cue_store_bytes(cue_store *s, uint64_t *sst_bytes, uint64_t *memtable_bytes)
+{
+    *sst_bytes = *memtable_bytes = 0;
+    for (int c = 0; c < CF_COUNT; c++) {
+        uint64_t v = 0;
+        if (rocksdb_property_int_cf(s->db, s->cf[c], "rocksdb.total-sst-files-size", &v) == 0)
+            *sst_bytes += v;
+        if (rocksdb_property_int_cf(s->db, s->cf[c], "rocksdb.cur-size-all-mem-tables", &v) == 0)
+            *memtable_bytes += v;
+    }
+}

@@ -117,6 +117,11 @@ const cue_task_stats *cue_task_stats_get(const cue_task *t)
     return &t->stats;
 }
 
+void cue_task_cache_stats(const cue_task *t, cue_cache_stats *out)
+{
+    cue_cache_stats_get(t->cache, out);
+}
+
 static void dead_letter(cue_task *t, cue_reason reason, const char *msg, const char *raw,
                         size_t len, int64_t offset)
 {

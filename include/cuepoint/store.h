@@ -72,6 +72,10 @@ size_t cue_store_batch_count(const cue_store *s);
  * CUE_ESTORE on failure; the batch is then kept so the caller may retry. */
 int cue_store_batch_commit(cue_store *s, bool sync, cue_err *err);
 
+/* Bytes RocksDB holds: SST files on disk and memtables in memory, summed over
+ * the column families (for /metrics). */
+void cue_store_bytes(cue_store *s, uint64_t *sst_bytes, uint64_t *memtable_bytes);
+
 /* A partition's progress. CUE_ENOTFOUND when the partition has never committed. */
 int cue_store_meta_get(cue_store *s, uint32_t partition, cue_store_meta *out, cue_err *err);
 

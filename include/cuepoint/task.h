@@ -22,6 +22,7 @@
 #ifndef CUEPOINT_TASK_H
 #define CUEPOINT_TASK_H
 
+#include "cuepoint/cache.h"
 #include "cuepoint/config.h"
 #include "cuepoint/engine.h"
 #include "cuepoint/err.h"
@@ -102,6 +103,7 @@ int cue_task_commit(cue_task *t, cue_err *err);
 int64_t cue_task_next_offset(const cue_task *t);
 int64_t cue_task_stream_time(const cue_task *t);
 const cue_task_stats *cue_task_stats_get(const cue_task *t);
+void cue_task_cache_stats(const cue_task *t, cue_cache_stats *out);
 
 /* Writes the user's current state as JSON (cache, then store) into `out`.
  * CUE_ENOTFOUND when the user has none. */

@@ -1,0 +1,161 @@
+/*
+ * kafka: cuepoint's librdkafka adapter, and the only module that includes
+ * librdkafka's headers.
+ *
+ * One consumer (a member of the group application.id, cooperative-sticky
+ * assignor, no automatic commits) and one idempotent producer (acks=all) for
+ * triggers and dead letters. Neither client is polled on a timer: each has a
+ * queue that writes to a pipe when it goes from empty to non-empty, so the
+ * runtime's event loop sleeps until there is work (cue_kafka_consumer_fd,
+ * cue_kafka_producer_fd). Rebalances, messages and client errors reach the
+ * caller through the handler, from inside cue_kafka_consume; delivery reports
+ * are counted inside cue_kafka_serve_producer. librdkafka's own threads only
+ * log (through cue_log).
+ *
+ * Also the mock cluster (librdkafka's rdkafka_mock) for `cuepoint dev-broker`,
+ * the demo and tests.
+ *
+ * One thread (the runtime's loop) calls everything here. The module owns both
+ * clients; the handler and the config are borrowed for the object's life.
+ */
+#ifndef CUEPOINT_KAFKA_H
+#define CUEPOINT_KAFKA_H
+
+#include "cuepoint/config.h"
+#include "cuepoint/err.h"
+#include "cuepoint/task.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Start where the group committed, else at auto.offset.reset (earliest). */
+#define CUE_KAFKA_OFFSET_GROUP (-1001)
+/* Start at the partition's first retained record. */
+#define CUE_KAFKA_OFFSET_BEGINNING (-2)
+
+typedef struct cue_kafka cue_kafka;
+
+/* One consumed record; everything borrowed for the handler call. */
+typedef struct cue_kafka_msg {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms; /* the record's timestamp, or -1 */
+    const char *key;      /* NULL when the record has none */
+    size_t key_len;
+    const char *value;
+    size_t value_len;
+} cue_kafka_msg;
+
+typedef struct cue_kafka_handler {
+    /* Partitions joining this member. For each, the handler loads its task and
+     * sets start[i] to the offset to read from (an offset, or one of the
+     * CUE_KAFKA_OFFSET_* values). Non-zero fails the run (fatal is called). */
+    int (*assigned)(const int32_t *parts, int64_t *start, size_t n, void *ctx);
+    /* Partitions leaving this member. `lost` when the group took them away
+     * already (session timeout): committing them could clobber a new owner's work. */
+    void (*revoked)(const int32_t *parts, size_t n, bool lost, void *ctx);
+    void (*message)(const cue_kafka_msg *m, void *ctx);
+    /* The consumer or producer cannot go on (a fatal client error, a failed
+     * delivery); the message names the cause. */
+    void (*fatal)(const char *why, void *ctx);
+    void *ctx;
+} cue_kafka_handler;
+
+/* Creates both clients from the config (defaults, then the "kafka"
+ * passthrough). CUE_ECONFIG naming the property when librdkafka rejects one;
+ * a secret's value is never part of the message. */
+int cue_kafka_open(cue_kafka **out, const cue_config *cfg, const cue_kafka_handler *h,
+                   cue_err *err);
+
+/* Leaves the group (after the caller committed what it had), waits up to
+ * `timeout_ms` for outstanding deliveries, and frees everything. */
+void cue_kafka_close(cue_kafka *k, int64_t timeout_ms);
+
+/* Waits up to `timeout_ms` for the brokers to answer with the input topic's
+ * metadata; sets `*partitions`. CUE_EUNAVAILABLE when no broker answers in
+ * time, CUE_ENOTFOUND when the topic does not exist. */
+int cue_kafka_wait_ready(cue_kafka *k, int64_t timeout_ms, int32_t *partitions, cue_err *err);
+
+int cue_kafka_subscribe(cue_kafka *k, cue_err *err);
+
+/* Read ends of the wake-up pipes; the caller drains them with cue_kafka_drain_fd. */
+int cue_kafka_consumer_fd(const cue_kafka *k);
+int cue_kafka_producer_fd(const cue_kafka *k);
+void cue_kafka_drain_fd(int fd);
+
+/* Serves up to `max` consumer events (messages, rebalances, errors) without
+ * blocking. Returns how many were served; fewer than `max` means the queue is
+ * empty and the consumer fd will wake the caller again. */
+size_t cue_kafka_consume(cue_kafka *k, size_t max);
+
+/* Serves the producer's delivery reports without blocking. */
+void cue_kafka_serve_producer(cue_kafka *k);
+
+/* Blocks up to `timeout_ms` until every produced record is acknowledged.
+ * CUE_EUNAVAILABLE when some are still waiting; CUE_EIO when a delivery failed. */
+int cue_kafka_flush(cue_kafka *k, int64_t timeout_ms, cue_err *err);
+
+/* Records produced and not yet acknowledged. */
+size_t cue_kafka_in_flight(const cue_kafka *k);
+
+/* Produces a trigger to the trigger topic: key = user id, headers ce_id,
+ * ce_type, content-type. The bytes are copied. Waits (serving delivery
+ * reports) while the producer's queue is full. */
+int cue_kafka_produce_trigger(cue_kafka *k, const cue_trigger *t, const char *rec, size_t len);
+
+/* Produces a dead letter: the original key and value, the original timestamp,
+ * and Kafka Streams' dead-letter headers (__streams.errors.exception = the
+ * reason, .message, .topic, .partition, .offset). */
+int cue_kafka_produce_dead_letter(cue_kafka *k, const cue_dead_letter *dl,
+                                  const cue_kafka_msg *src);
+
+/* Commits `offset` (the next to read) for `partition` to the group, without
+ * waiting. */
+void cue_kafka_commit(cue_kafka *k, int32_t partition, int64_t offset);
+
+/* The partition's high watermark as last seen by the consumer, or -1. */
+int64_t cue_kafka_high_watermark(cue_kafka *k, int32_t partition);
+
+typedef struct cue_kafka_stats {
+    uint64_t produced, delivered, delivery_failures, produce_retries_full;
+    uint64_t dead_letters_truncated;
+    uint64_t consumer_errors, producer_errors;
+} cue_kafka_stats;
+const cue_kafka_stats *cue_kafka_stats_get(const cue_kafka *k);
+
+/* ---- a plain producer ------------------------------------------------- */
+
+/* For loading topics (the demo, benchmarks): an idempotent producer to
+ * `bootstrap`, with optional extra properties as "key=value" strings. */
+typedef struct cue_kafka_loader cue_kafka_loader;
+int cue_kafka_loader_new(cue_kafka_loader **out, const char *bootstrap, const char *const *props,
+                         size_t n_props, cue_err *err);
+/* Copies key and value; waits while the local queue is full. Partition -1
+ * lets librdkafka's partitioner choose by key. */
+int cue_kafka_loader_send(cue_kafka_loader *l, const char *topic, int32_t partition,
+                          const char *key, size_t key_len, const char *val, size_t len,
+                          cue_err *err);
+/* Waits for every record's acknowledgement; CUE_EIO if any failed. */
+int cue_kafka_loader_flush(cue_kafka_loader *l, int64_t timeout_ms, cue_err *err);
+void cue_kafka_loader_free(cue_kafka_loader *l);
+
+/* ---- the mock cluster -------------------------------------------------- */
+
+typedef struct cue_kafka_mock cue_kafka_mock;
+
+/* Starts librdkafka's in-process mock cluster with `brokers` brokers on
+ * 127.0.0.1 (ephemeral ports). */
+int cue_kafka_mock_start(cue_kafka_mock **out, int brokers, cue_err *err);
+void cue_kafka_mock_stop(cue_kafka_mock *m);
+const char *cue_kafka_mock_bootstraps(const cue_kafka_mock *m);
+int cue_kafka_mock_topic_create(cue_kafka_mock *m, const char *topic, int partitions, cue_err *err);
+
+/* A fault, as a line of text: "down B", "up B", "leader TOPIC PART B",
+ * "coordinator group|txn ID B", "produce-errors N" (the next N produce
+ * requests fail with NOT_LEADER_FOR_PARTITION, which clients retry),
+ * "rtt B MS". CUE_EUSAGE on anything else. */
+int cue_kafka_mock_command(cue_kafka_mock *m, const char *line, cue_err *err);
+
+#endif

@@ -1,0 +1,67 @@
+/*
+ * cli_int: what the command-line files share (cli.c has the offline
+ * commands, cli_kafka.c the Kafka ones): option parsing, exit codes, the
+ * generator's options and the demo's trigger sample. Private to the cli module.
+ */
+#ifndef CUEPOINT_CLI_INT_H
+#define CUEPOINT_CLI_INT_H
+
+#include "cuepoint/buf.h"
+#include "cuepoint/config.h"
+#include "cuepoint/engine.h"
+#include "cuepoint/err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A tiny parser: "--name value", "--name=value", flags, and positionals. */
+typedef struct args {
+    int argc;
+    char **argv;
+    int i;
+    const char *cmd;
+    bool bad;
+} args;
+
+/* The value of option `name` if argv[i] is it, advancing past it. */
+bool cli_opt_value(args *a, const char *name, const char **out);
+int cli_usage_error(const char *cmd, const char *fmt, const char *what);
+bool cli_wants_help(int argc, char **argv);
+int cli_parse_time(const char *s, int64_t *ms);
+int cli_parse_size(const char *s, size_t *out);
+int cli_size_opt(args *a, const char *name, size_t *out, bool *matched);
+/* Exit code (sysexits.h) for an error code. */
+int cli_exit_for(int code);
+/* Logs the error and returns its exit code. */
+int cli_fail(const char *cmd, int code, const cue_err *err);
+/* --config, --set, --state-dir, --machines: 1 when argv[i] was one, 0 when
+ * not, a negative exit code on a bad value. */
+int cli_common_opt(args *a, cue_config *cfg, cue_err *err);
+
+typedef struct gen_args {
+    size_t users, events;
+    uint64_t seed;
+    int64_t start_ms;
+} gen_args;
+/* The generator's options from argv[first]; -1 at the first that is not one. */
+int cli_gen_parse(args *a, gen_args *g, int first);
+
+typedef struct demo_ctx {
+    size_t sample_max, printed;
+    uint32_t shown[CUE_MACHINES_MAX][CUE_MACHINE_TRIGGERS_MAX];
+    cue_buf line;
+} demo_ctx;
+/* Prints the first few triggers of each name (ctx is a demo_ctx). */
+void cli_demo_trigger(const cue_trigger *t, const char *rec, size_t len, void *ctx);
+/* Writes the built-in example machines into `dir`. */
+int cli_write_embedded(const char *dir);
+void cli_remove_tree(const char *dir);
+/* The file-mode demo (`cuepoint demo --file`). */
+int cli_demo_file(int argc, char **argv);
+
+int cli_cmd_run(int argc, char **argv);
+int cli_cmd_dev_broker(int argc, char **argv);
+int cli_cmd_demo(int argc, char **argv);
+
+#endif

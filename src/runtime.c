@@ -1,0 +1,715 @@
+/* The Kafka pipeline on one libuv loop: tasks per assigned partition, the
+ * commit cycle, wall-clock time for caught-up partitions, admin HTTP, signals. */
+#include "cuepoint/runtime.h"
+
+#include "cuepoint/buf.h"
+#include "cuepoint/http.h"
+#include "cuepoint/kafka.h"
+#include "cuepoint/log.h"
+#include "cuepoint/metrics.h"
+#include "cuepoint/store.h"
+#include "cuepoint/task.h"
+#include "cuepoint/timefmt.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+/* Records served per loop turn before the loop looks at its other work
+ * (timers, HTTP, signals); the rest wait for the next turn. */
+#define CONSUME_BATCH 4096
+/* How often caught-up partitions follow the wall clock and stop_at_end looks. */
+#define CLOCK_TICK_MS 250
+/* Dead letters logged one by one before the log switches to every 10,000th. */
+#define DEAD_LOG_FIRST 100
+
+typedef struct part {
+    cue_task *task;   /* owned while assigned; NULL otherwise */
+    int64_t position; /* next offset to process */
+    int64_t high;     /* the high watermark last seen, or -1 */
+    uint64_t consumed;
+} part;
+
+enum { RUNNING = 0, COMMITTING };
+
+typedef struct rt {
+    const cue_runtime_opts *o;
+    cue_runtime_result *res;
+    cue_config task_cfg; /* the config with the cache budget divided among partitions */
+    uv_loop_t loop;
+    uv_poll_t cpoll, ppoll;
+    uv_timer_t commit_timer, clock_timer, stop_timer;
+    uv_idle_t more;
+    uv_signal_t sigterm, sigint;
+    cue_store *store; /* owned */
+    cue_kafka *k;     /* owned */
+    cue_http *http;   /* owned */
+    cue_task_sink sink;
+    part *parts; /* owned; n_parts of them, indexed by partition */
+    int32_t n_parts;
+    int state;
+    bool stop_requested, assigned_once;
+    int fatal_rc;
+    cue_err fatal_err;
+    const cue_kafka_msg *cur; /* the record being processed, for dead letters */
+    uint64_t commit_started_ns, started_ns;
+    cue_histogram commit_hist;
+    cue_task_stats retired; /* summed from tasks already freed, so counters only grow */
+    cue_cache_stats retired_cache;
+    cue_buf scratch, labels; /* owned: HTTP bodies' helpers */
+} rt;
+
+static int64_t wall_ms(rt *r)
+{
+    if (r->o->now_ms) return r->o->now_ms(r->o->now_ctx);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Ends the run without another commit: whatever was not committed is made
+ * again by the next run, with the same ids. */
+static void fatal(rt *r, int rc, const char *msg)
+{
+    if (r->fatal_rc == 0) {
+        r->fatal_rc = rc;
+        cue_err_set(&r->fatal_err, rc, "%s", msg);
+        cue_log(CUE_LOG_ERROR, "stopping without committing", "s:error", msg, NULL);
+    }
+    uv_stop(&r->loop);
+}
+
+/* ---- the task sink ----------------------------------------------------- */
+
+static void sink_trigger(const cue_trigger *t, const char *rec, size_t len, void *ctx)
+{
+    rt *r = ctx;
+    if (cue_kafka_produce_trigger(r->k, t, rec, len) != 0) return; /* fatal already raised */
+    r->res->triggers++;
+    r->res->by_trigger[t->machine_index][t->trigger_index]++;
+    if (r->o->on_trigger) r->o->on_trigger(t, rec, len, r->o->on_trigger_ctx);
+}
+
+static void sink_dead(const cue_dead_letter *dl, void *ctx)
+{
+    rt *r = ctx;
+    uint64_t n = ++r->res->dead_letters;
+    r->res->dead_by_reason[dl->reason]++;
+    const cue_kafka_msg *m = r->cur;
+    CUE_ASSERT(m != NULL); /* dead letters come only from records */
+    if (n <= DEAD_LOG_FIRST || n % 10000 == 0)
+        cue_log(CUE_LOG_WARN, "dead letter", "s:reason", cue_reason_name(dl->reason), "s:error",
+                dl->message ? dl->message : "", "s:topic", m->topic, "i:partition",
+                (int64_t)m->partition, "i:offset", m->offset, "u:dead_letters", n, NULL);
+    cue_kafka_produce_dead_letter(r->k, dl, m);
+}
+
+static int sink_flush(void *ctx, cue_err *err)
+{
+    rt *r = ctx;
+    if (r->fatal_rc) return cue_err_set(err, r->fatal_rc, "%s", r->fatal_err.msg);
+    return cue_kafka_flush(r->k, r->o->cfg->delivery_timeout_ms, err);
+}
+
+/* ---- partitions -------------------------------------------------------- */
+
+static part *part_get(rt *r, int32_t p)
+{
+    return p >= 0 && p < r->n_parts ? &r->parts[p] : NULL;
+}
+
+static int parts_reserve(rt *r, int32_t p)
+{
+    if (p < r->n_parts) return 0;
+    part *np = realloc(r->parts, (size_t)(p + 1) * sizeof *np);
+    if (np == NULL) return CUE_ENOMEM;
+    memset(np + r->n_parts, 0, (size_t)(p + 1 - r->n_parts) * sizeof *np);
+    r->parts = np;
+    r->n_parts = p + 1;
+    return 0;
+}
+
+static void add_stats(cue_task_stats *sum, const cue_task_stats *s)
+{
+    sum->records += s->records;
+    sum->applied += s->applied;
+    sum->duplicates += s->duplicates;
+    sum->late_applied += s->late_applied;
+    sum->corrupt_states += s->corrupt_states;
+    sum->commits += s->commits;
+    sum->state_writes += s->state_writes;
+    sum->timer_writes += s->timer_writes;
+    sum->engine.timers_fired += s->engine.timers_fired;
+    sum->engine.triggers += s->engine.triggers;
+    sum->engine.transitions += s->engine.transitions;
+}
+
+static int on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
+{
+    rt *r = ctx;
+    r->res->rebalances++;
+    for (size_t i = 0; i < n; i++) {
+        cue_err err = {0};
+        if (parts_reserve(r, ids[i]) != 0) {
+            fatal(r, CUE_ENOMEM, "out of memory for partitions");
+            return CUE_ENOMEM;
+        }
+        part *p = &r->parts[ids[i]];
+        if (p->task == NULL && cue_task_new(&p->task, &r->task_cfg, r->o->ms, r->store,
+                                            (uint32_t)ids[i], &r->sink, &err) != 0) {
+            fatal(r, err.code, err.msg);
+            return err.code;
+        }
+        int64_t next = cue_task_next_offset(p->task);
+        /* The store, not the group, says where this partition's state ends. */
+        start[i] = next > 0 ? next : CUE_KAFKA_OFFSET_BEGINNING;
+        p->position = next;
+        p->high = -1;
+        cue_log(CUE_LOG_INFO, "partition assigned", "s:topic", r->o->cfg->input_topic,
+                "i:partition", (int64_t)ids[i], "i:offset", next, "i:stream_time_ms",
+                cue_task_stream_time(p->task), NULL);
+    }
+    r->assigned_once = true;
+    return 0;
+}
+
+/* Finishes a partition: commits it (unless the run is failing) and drops it. */
+static void part_release(rt *r, int32_t id, bool commit_group)
+{
+    part *p = part_get(r, id);
+    if (p == NULL || p->task == NULL) return;
+    if (r->fatal_rc == 0) {
+        cue_err err = {0};
+        if (cue_task_commit(p->task, &err) != 0)
+            fatal(r, err.code, err.msg);
+        else if (commit_group)
+            cue_kafka_commit(r->k, id, cue_task_next_offset(p->task));
+    }
+    cue_cache_stats cs;
+    cue_task_cache_stats(p->task, &cs);
+    r->retired_cache.hits += cs.hits;
+    r->retired_cache.misses += cs.misses;
+    r->retired_cache.evictions += cs.evictions;
+    add_stats(&r->retired, cue_task_stats_get(p->task));
+    cue_task_free(p->task);
+    p->task = NULL;
+}
+
+static void on_revoked(const int32_t *ids, size_t n, bool lost, void *ctx)
+{
+    rt *r = ctx;
+    r->res->rebalances++;
+    for (size_t i = 0; i < n; i++) {
+        part_release(r, ids[i], !lost);
+        cue_log(CUE_LOG_INFO, lost ? "partition lost" : "partition revoked", "s:topic",
+                r->o->cfg->input_topic, "i:partition", (int64_t)ids[i], NULL);
+    }
+}
+
+static void on_message(const cue_kafka_msg *m, void *ctx)
+{
+    rt *r = ctx;
+    part *p = part_get(r, m->partition);
+    if (p == NULL || p->task == NULL || r->fatal_rc) return;
+    r->res->consumed++;
+    p->consumed++;
+    if (m->offset < cue_task_next_offset(p->task)) return; /* already committed in the store */
+    cue_err err = {0};
+    int rc;
+    r->cur = m;
+    if (m->value_len > r->o->cfg->event_bytes_max)
+        rc = cue_task_reject(p->task, m->offset, CUE_REASON_TOO_LARGE,
+                             "record larger than event.max.bytes", m->value, m->value_len, &err);
+    else /* a record without a key is not keyed by user id either */
+        rc = cue_task_process(p->task, m->value, m->value_len, m->offset, m->key ? m->key : "",
+                              m->key ? m->key_len : 0, &err);
+    r->cur = NULL;
+    p->position = m->offset + 1;
+    if (rc != 0) fatal(r, rc, err.msg);
+}
+
+static void on_fatal(const char *why, void *ctx)
+{
+    fatal(ctx, CUE_EUNAVAILABLE, why);
+}
+
+/* ---- the commit cycle -------------------------------------------------- */
+
+static void finish_commit(rt *r)
+{
+    for (int32_t i = 0; i < r->n_parts && r->fatal_rc == 0; i++) {
+        part *p = &r->parts[i];
+        if (p->task == NULL) continue;
+        cue_err err = {0};
+        if (cue_task_commit(p->task, &err) != 0) {
+            fatal(r, err.code, err.msg);
+            return;
+        }
+        cue_kafka_commit(r->k, i, cue_task_next_offset(p->task));
+    }
+    r->res->commits++;
+    cue_histogram_observe(&r->commit_hist, (double)(uv_hrtime() - r->commit_started_ns) / 1e9);
+    r->state = RUNNING;
+    if (r->stop_requested) uv_stop(&r->loop);
+}
+
+static void pump(rt *r);
+static void on_more(uv_idle_t *h)
+{
+    pump(h->data);
+}
+
+static void resume(rt *r)
+{
+    uv_idle_start(&r->more, on_more);
+}
+
+static void check_commit(rt *r)
+{
+    if (r->state != COMMITTING || r->fatal_rc) return;
+    if (cue_kafka_in_flight(r->k) > 0) return; /* the producer's fd wakes us */
+    finish_commit(r);
+    if (r->state == RUNNING && !r->stop_requested) resume(r);
+}
+
+static void begin_commit(rt *r)
+{
+    if (r->state != RUNNING || r->fatal_rc) return;
+    r->state = COMMITTING;
+    r->commit_started_ns = uv_hrtime();
+    uv_idle_stop(&r->more);
+    cue_kafka_serve_producer(r->k);
+    check_commit(r);
+}
+
+static void on_commit_timer(uv_timer_t *h)
+{
+    begin_commit(h->data);
+}
+
+static void on_producer(uv_poll_t *h, int status, int events)
+{
+    rt *r = h->data;
+    cue_kafka_drain_fd(cue_kafka_producer_fd(r->k));
+    cue_kafka_serve_producer(r->k);
+    check_commit(r);
+}
+
+/* ---- consuming and time ------------------------------------------------ */
+
+static bool all_caught_up(rt *r)
+{
+    size_t owned = 0;
+    for (int32_t i = 0; i < r->n_parts; i++) {
+        part *p = &r->parts[i];
+        if (p->task == NULL) continue;
+        owned++;
+        p->high = cue_kafka_high_watermark(r->k, i);
+        if (p->high < 0 || p->position < p->high) return false;
+    }
+    return owned > 0;
+}
+
+static void request_stop(rt *r, int sig);
+
+static void pump(rt *r)
+{
+    if (r->state != RUNNING || r->fatal_rc) {
+        uv_idle_stop(&r->more);
+        return;
+    }
+    size_t n = cue_kafka_consume(r->k, CONSUME_BATCH);
+    if (n < CONSUME_BATCH)
+        uv_idle_stop(&r->more);
+    else if (!uv_is_active((uv_handle_t *)&r->more))
+        resume(r);
+}
+
+static void on_consumer(uv_poll_t *h, int status, int events)
+{
+    rt *r = h->data;
+    cue_kafka_drain_fd(cue_kafka_consumer_fd(r->k));
+    pump(r);
+}
+
+/* Caught-up partitions follow the wall clock; lagging ones never do, so a
+ * backlog of progress is applied before any "stalled" timer can fire. */
+static void on_clock(uv_timer_t *h)
+{
+    rt *r = h->data;
+    if (r->state != RUNNING || r->fatal_rc) return;
+    bool caught_up = all_caught_up(r);
+    if (r->o->cfg->wall_clock) {
+        int64_t now = wall_ms(r);
+        for (int32_t i = 0; i < r->n_parts; i++) {
+            part *p = &r->parts[i];
+            if (p->task == NULL || p->high < 0 || p->position < p->high) continue;
+            cue_err err = {0};
+            if (cue_task_advance(p->task, now, &err) != 0) {
+                fatal(r, err.code, err.msg);
+                return;
+            }
+        }
+    }
+    if (r->o->stop_at_end && caught_up && cue_kafka_in_flight(r->k) == 0 && !r->stop_requested) {
+        cue_log(CUE_LOG_INFO, "every partition reached its end; stopping", NULL);
+        request_stop(r, 0);
+    }
+}
+
+/* ---- stopping ---------------------------------------------------------- */
+
+static void on_stop_timeout(uv_timer_t *h)
+{
+    fatal(h->data, CUE_EUNAVAILABLE,
+          "shutdown.timeout.ms passed before the last commit; the next run resumes from the one "
+          "before");
+}
+
+static void request_stop(rt *r, int sig)
+{
+    if (r->stop_requested && sig != 0) {
+        /* A second signal: out at once. The last commit is on disk; the
+         * next run resumes there. */
+        cue_log(CUE_LOG_WARN, "second signal: exiting now", "i:signal", (int64_t)sig, NULL);
+        _exit(128 + sig);
+    }
+    if (r->stop_requested) return;
+    r->stop_requested = true;
+    r->res->signal = sig;
+    cue_log(CUE_LOG_INFO, "stopping: finishing the commit cycle", "i:signal", (int64_t)sig, NULL);
+    uv_timer_start(&r->stop_timer, on_stop_timeout, (uint64_t)r->o->cfg->shutdown_timeout_ms, 0);
+    if (r->state == RUNNING) begin_commit(r);
+}
+
+static void on_signal(uv_signal_t *h, int sig)
+{
+    request_stop(h->data, sig);
+}
+
+/* ---- admin HTTP -------------------------------------------------------- */
+
+static void label_part(rt *r, int32_t p)
+{
+    cue_buf_reset(&r->labels);
+    char v[16];
+    snprintf(v, sizeof v, "%d", (int)p);
+    cue_prom_label(&r->labels, "topic", r->o->cfg->input_topic, strlen(r->o->cfg->input_topic));
+    cue_prom_label(&r->labels, "partition", v, strlen(v));
+}
+
+static void metrics_counter(cue_buf *b, const char *name, const char *help, double v)
+{
+    cue_prom_family(b, name, "counter", help);
+    cue_prom_sample(b, name, NULL, v);
+}
+
+static void metrics_gauge(cue_buf *b, const char *name, const char *help, double v)
+{
+    cue_prom_family(b, name, "gauge", help);
+    cue_prom_sample(b, name, NULL, v);
+}
+
+static void render_partitions(rt *r, cue_buf *b, cue_task_stats *sum, cue_cache_stats *cache)
+{
+    cue_prom_family(b, "cuepoint_consumer_lag_records", "gauge",
+                    "High watermark minus the next offset to process, per assigned partition.");
+    for (int32_t i = 0; i < r->n_parts; i++) {
+        part *p = &r->parts[i];
+        if (p->task == NULL) continue;
+        p->high = cue_kafka_high_watermark(r->k, i);
+        label_part(r, i);
+        cue_prom_sample(b, "cuepoint_consumer_lag_records", r->labels.data,
+                        p->high < 0 ? 0
+                                    : (double)(p->high > p->position ? p->high - p->position : 0));
+        add_stats(sum, cue_task_stats_get(p->task));
+        cue_cache_stats cs;
+        cue_task_cache_stats(p->task, &cs);
+        cache->hits += cs.hits;
+        cache->misses += cs.misses;
+        cache->evictions += cs.evictions;
+        cache->bytes += cs.bytes;
+        cache->entries += cs.entries;
+    }
+    cue_prom_family(b, "cuepoint_stream_time_seconds", "gauge",
+                    "Each assigned partition's stream time (event time), in epoch seconds.");
+    for (int32_t i = 0; i < r->n_parts; i++) {
+        part *p = &r->parts[i];
+        if (p->task == NULL || cue_task_stream_time(p->task) == INT64_MIN) continue;
+        label_part(r, i);
+        cue_prom_sample(b, "cuepoint_stream_time_seconds", r->labels.data,
+                        (double)cue_task_stream_time(p->task) / 1000.0);
+    }
+}
+
+static void render_metrics(rt *r, cue_buf *b)
+{
+    cue_task_stats sum = r->retired;
+    cue_cache_stats cache = r->retired_cache;
+    cache.bytes = cache.entries = 0;
+    render_partitions(r, b, &sum, &cache);
+    const cue_runtime_result *res = r->res;
+    metrics_counter(b, "cuepoint_records_consumed_total", "Input records read.",
+                    (double)res->consumed);
+    metrics_counter(b, "cuepoint_records_applied_total", "Events applied to a user's state.",
+                    (double)sum.applied);
+    metrics_counter(b, "cuepoint_records_duplicate_total",
+                    "Records skipped because the user's state had applied them already.",
+                    (double)sum.duplicates);
+    cue_prom_family(b, "cuepoint_dead_letters_total", "counter",
+                    "Records sent to the dead-letter topic, by reason.");
+    for (int k = CUE_REASON_NONE + 1; k < CUE_REASON_COUNT; k++) {
+        cue_buf_reset(&r->labels);
+        cue_prom_label(&r->labels, "reason", cue_reason_name(k), strlen(cue_reason_name(k)));
+        cue_prom_sample(b, "cuepoint_dead_letters_total", r->labels.data,
+                        (double)res->dead_by_reason[k]);
+    }
+    cue_prom_family(b, "cuepoint_triggers_total", "counter", "Triggers produced, by name.");
+    for (size_t m = 0; m < cue_machines_count(r->o->ms); m++) {
+        const cue_machine *mc = cue_machines_get(r->o->ms, m);
+        for (int t = 0; t < mc->n_triggers; t++) {
+            cue_buf_reset(&r->labels);
+            cue_prom_label(&r->labels, "machine", mc->name, strlen(mc->name));
+            cue_prom_label(&r->labels, "trigger", mc->triggers[t].name,
+                           strlen(mc->triggers[t].name));
+            cue_prom_sample(b, "cuepoint_triggers_total", r->labels.data,
+                            (double)res->by_trigger[m][t]);
+        }
+    }
+    metrics_counter(b, "cuepoint_timers_fired_total", "Timers that fired.",
+                    (double)sum.engine.timers_fired);
+    cue_prom_family(b, "cuepoint_commit_duration_seconds", "histogram",
+                    "Commit cycle: from stopping intake to the offsets committed.");
+    cue_prom_histogram(b, "cuepoint_commit_duration_seconds", NULL, &r->commit_hist);
+    metrics_counter(b, "cuepoint_rebalances_total", "Partition assignments and revocations.",
+                    (double)res->rebalances);
+    const cue_kafka_stats *ks = cue_kafka_stats_get(r->k);
+    metrics_counter(b, "cuepoint_produced_records_total", "Triggers and dead letters produced.",
+                    (double)ks->produced);
+    metrics_counter(b, "cuepoint_delivery_failures_total", "Deliveries that failed for good.",
+                    (double)ks->delivery_failures);
+    metrics_gauge(b, "cuepoint_in_flight_records", "Produced records not yet acknowledged.",
+                  (double)cue_kafka_in_flight(r->k));
+    metrics_counter(b, "cuepoint_cache_hits_total", "User states found in the cache.",
+                    (double)cache.hits);
+    metrics_counter(b, "cuepoint_cache_misses_total", "User states read from RocksDB.",
+                    (double)cache.misses);
+    metrics_counter(b, "cuepoint_cache_evictions_total", "User states evicted from the cache.",
+                    (double)cache.evictions);
+    metrics_gauge(b, "cuepoint_cache_bytes", "Bytes held by the user-state caches.",
+                  (double)cache.bytes);
+    uint64_t sst = 0, mem = 0;
+    cue_store_bytes(r->store, &sst, &mem);
+    metrics_gauge(b, "cuepoint_rocksdb_sst_bytes", "Bytes of RocksDB SST files.", (double)sst);
+    metrics_gauge(b, "cuepoint_rocksdb_memtable_bytes", "Bytes in RocksDB memtables.", (double)mem);
+}
+
+static bool is_ready(rt *r)
+{
+    return r->assigned_once && !r->stop_requested && r->fatal_rc == 0;
+}
+
+static int user_json(rt *r, const char *uid, cue_buf *body)
+{
+    size_t n = strlen(uid);
+    if (n == 0 || n > CUE_USER_ID_BYTES_MAX) return 404;
+    /* The producer's partitioner is not known here, so every owned partition
+     * is asked: the cache first, then RocksDB; a miss costs one lookup each. */
+    for (int32_t i = 0; i < r->n_parts; i++) {
+        part *p = &r->parts[i];
+        if (p->task == NULL) continue;
+        cue_buf_reset(body);
+        int rc = cue_task_user_json(p->task, uid, n, body, NULL);
+        if (rc == 0) return 200;
+        if (rc != CUE_ENOTFOUND) return 500;
+    }
+    return 404;
+}
+
+static int on_http(const char *method, const char *path, cue_buf *body, const char **ctype,
+                   void *ctx)
+{
+    rt *r = ctx;
+    *ctype = "application/json";
+    if (strcmp(path, "/healthz") == 0) {
+        /* Answered from the loop itself: an answer is the proof of progress. */
+        bool ok = r->fatal_rc == 0;
+        cue_buf_printf(body, "{\"status\":\"%s\"}\n", ok ? "ok" : "failing");
+        return ok ? 200 : 503;
+    }
+    if (strcmp(path, "/readyz") == 0) {
+        bool ok = is_ready(r);
+        cue_buf_printf(body, "{\"ready\":%s,\"partitions\":[", ok ? "true" : "false");
+        bool first = true;
+        for (int32_t i = 0; i < r->n_parts; i++)
+            if (r->parts[i].task) {
+                cue_buf_printf(body, "%s%d", first ? "" : ",", (int)i);
+                first = false;
+            }
+        cue_buf_append_str(body, "]}\n");
+        return ok ? 200 : 503;
+    }
+    if (strcmp(path, "/metrics") == 0) {
+        *ctype = "text/plain; version=0.0.4; charset=utf-8";
+        render_metrics(r, body);
+        return 200;
+    }
+    if (strncmp(path, "/v1/users/", 10) == 0) {
+        int status = user_json(r, path + 10, body);
+        if (status == 200) {
+            cue_buf_append_char(body, '\n');
+            return 200;
+        }
+        cue_buf_reset(body);
+        cue_buf_printf(body, "{\"error\":\"%s\"}\n",
+                       status == 404 ? "no state for this user in this instance's partitions"
+                                     : "state could not be read");
+        return status;
+    }
+    cue_buf_append_str(body, "{\"error\":\"not found\",\"paths\":[\"/healthz\",\"/readyz\","
+                             "\"/metrics\",\"/v1/users/{id}\"]}\n");
+    return 404;
+}
+
+/* ---- set-up and tear-down ---------------------------------------------- */
+
+static int open_admin(rt *r, cue_err *err)
+{
+    if (r->o->cfg->admin_listen[0] == '\0') return 0;
+    int rc = cue_http_start(&r->http, &r->loop, r->o->cfg->admin_listen, on_http, r, err);
+    if (rc != 0) return rc;
+    char addr[96];
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)cue_http_port(r->http));
+    const char *colon = strrchr(r->o->cfg->admin_listen, ':');
+    if (colon)
+        snprintf(addr, sizeof addr, "%.*s:%u", (int)(colon - r->o->cfg->admin_listen),
+                 r->o->cfg->admin_listen, (unsigned)cue_http_port(r->http));
+    cue_log(CUE_LOG_INFO, "admin listening", "s:address", addr, NULL);
+    if (r->o->admin_addr_file) {
+        char tmp[CUE_PATH_MAX + 8];
+        snprintf(tmp, sizeof tmp, "%s.tmp", r->o->admin_addr_file);
+        FILE *f = fopen(tmp, "w");
+        if (f) {
+            fprintf(f, "%s\n", addr);
+            fclose(f);
+            rename(tmp, r->o->admin_addr_file);
+        }
+    }
+    return 0;
+}
+
+static int open_all(rt *r, cue_err *err)
+{
+    const cue_config *cfg = r->o->cfg;
+    int rc = cue_store_dir_create(cfg->state_dir, err);
+    cue_store_opts so = {.block_cache_bytes = 0};
+    if (rc == 0) rc = cue_store_open(&r->store, cfg->state_dir, &so, err);
+    if (rc != 0) return rc;
+    cue_kafka_handler h = {.assigned = on_assigned,
+                           .revoked = on_revoked,
+                           .message = on_message,
+                           .fatal = on_fatal,
+                           .ctx = r};
+    rc = cue_kafka_open(&r->k, cfg, &h, err);
+    if (rc != 0) return rc;
+    int32_t partitions = 0;
+    rc = cue_kafka_wait_ready(r->k, cfg->startup_timeout_ms, &partitions, err);
+    if (rc != 0) return rc;
+    /* statestore.cache.max.bytes is for the whole instance: each partition's
+     * task gets its share, as if this instance owned them all. */
+    r->task_cfg = *cfg;
+    size_t share = cfg->cache_max_bytes / (size_t)partitions;
+    r->task_cfg.cache_max_bytes = share < CUE_CACHE_BYTES_MIN ? CUE_CACHE_BYTES_MIN : share;
+    if (parts_reserve(r, partitions - 1) != 0) return cue_err_set(err, CUE_ENOMEM, "out of memory");
+    cue_log(CUE_LOG_INFO, "connected", "s:bootstrap_servers", cfg->bootstrap_servers, "s:topic",
+            cfg->input_topic, "i:partitions", (int64_t)partitions, "s:group", cfg->application_id,
+            NULL);
+    return open_admin(r, err);
+}
+
+static void start_handles(rt *r)
+{
+    uv_poll_init(&r->loop, &r->cpoll, cue_kafka_consumer_fd(r->k));
+    uv_poll_init(&r->loop, &r->ppoll, cue_kafka_producer_fd(r->k));
+    uv_timer_init(&r->loop, &r->commit_timer);
+    uv_timer_init(&r->loop, &r->clock_timer);
+    uv_timer_init(&r->loop, &r->stop_timer);
+    uv_idle_init(&r->loop, &r->more);
+    uv_signal_init(&r->loop, &r->sigterm);
+    uv_signal_init(&r->loop, &r->sigint);
+    uv_handle_t *hs[] = {(uv_handle_t *)&r->cpoll,        (uv_handle_t *)&r->ppoll,
+                         (uv_handle_t *)&r->commit_timer, (uv_handle_t *)&r->clock_timer,
+                         (uv_handle_t *)&r->stop_timer,   (uv_handle_t *)&r->more,
+                         (uv_handle_t *)&r->sigterm,      (uv_handle_t *)&r->sigint};
+    for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
+        hs[i]->data = r;
+    uv_poll_start(&r->cpoll, UV_READABLE, on_consumer);
+    uv_poll_start(&r->ppoll, UV_READABLE, on_producer);
+    uint64_t every = (uint64_t)r->o->cfg->commit_interval_ms;
+    uv_timer_start(&r->commit_timer, on_commit_timer, every, every);
+    uv_timer_start(&r->clock_timer, on_clock, CLOCK_TICK_MS, CLOCK_TICK_MS);
+    uv_signal_start(&r->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&r->sigint, on_signal, SIGINT);
+    resume(r); /* records may already be queued */
+}
+
+static void close_handles(rt *r)
+{
+    uv_handle_t *hs[] = {(uv_handle_t *)&r->cpoll,        (uv_handle_t *)&r->ppoll,
+                         (uv_handle_t *)&r->commit_timer, (uv_handle_t *)&r->clock_timer,
+                         (uv_handle_t *)&r->stop_timer,   (uv_handle_t *)&r->more,
+                         (uv_handle_t *)&r->sigterm,      (uv_handle_t *)&r->sigint};
+    for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
+        if (!uv_is_closing(hs[i])) uv_close(hs[i], NULL);
+}
+
+int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err *err)
+{
+    rt *r = calloc(1, sizeof *r);
+    if (r == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
+    memset(res, 0, sizeof *res);
+    r->o = o;
+    r->res = res;
+    r->started_ns = uv_hrtime();
+    r->sink = (cue_task_sink){
+        .trigger = sink_trigger, .dead_letter = sink_dead, .flush = sink_flush, .ctx = r};
+    static const double bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                    0.25,  0.5,    1,     2.5,  5,     10};
+    cue_histogram_init(&r->commit_hist, bounds, sizeof bounds / sizeof *bounds);
+    cue_buf_init(&r->scratch, 0);
+    cue_buf_init(&r->labels, 256);
+    uv_loop_init(&r->loop);
+    int rc = open_all(r, err);
+    if (rc == 0) rc = cue_kafka_subscribe(r->k, err);
+    if (rc == 0) {
+        start_handles(r);
+        uv_run(&r->loop, UV_RUN_DEFAULT);
+        rc = r->fatal_rc;
+        if (rc != 0) *err = r->fatal_err;
+        close_handles(r);
+    }
+    /* Commit what is left (unless the run failed), then leave the group: its
+     * revocation finds no tasks left. */
+    for (int32_t i = 0; i < r->n_parts && r->k; i++)
+        part_release(r, i, true);
+    if (r->k) cue_kafka_close(r->k, r->fatal_rc ? 0 : o->cfg->shutdown_timeout_ms);
+    if (rc == 0 && r->fatal_rc) {
+        rc = r->fatal_rc;
+        *err = r->fatal_err;
+    }
+    if (r->http) cue_http_stop(r->http);
+    uv_run(&r->loop, UV_RUN_DEFAULT); /* runs the close callbacks */
+    uv_loop_close(&r->loop);
+    if (r->store) cue_store_close(r->store);
+    res->seconds = (double)(uv_hrtime() - r->started_ns) / 1e9;
+    res->applied = r->retired.applied;
+    cue_buf_deinit(&r->scratch);
+    cue_buf_deinit(&r->labels);
+    free(r->parts);
+    free(r);
+    return rc;
+}
