@@ -137,7 +137,7 @@ int cli_cmd_run(int argc, char **argv)
     }
     cue_runtime_result res;
     rc = cue_runtime_run(&o, &res, &err);
-    run_summary(&res);
+    if (rc == 0 || res.consumed > 0) run_summary(&res);
     cue_machines_free(ms);
     return rc == 0 ? 0 : cli_fail("run", rc, &err);
 }

@@ -412,8 +412,16 @@ int cue_kafka_produce_dead_letter(cue_kafka *k, const cue_dead_letter *dl, const
         snprintf(ts, sizeof ts, "%" PRId64, src->timestamp_ms);
         rd_kafka_header_add(h, "cuepoint.errors.timestamp", -1, ts, -1);
     }
-    return produce(k, k->dead, REC_DEAD_LETTER, src->key, src->key_len, src->value, src->value_len,
-                   h, src->timestamp_ms);
+    /* A record over event.max.bytes is kept up to that size: the producer
+     * would refuse the whole, and a dead letter must not stop the pipeline. */
+    size_t len = src->value_len;
+    if (len > k->cfg->event_bytes_max) {
+        len = k->cfg->event_bytes_max;
+        rd_kafka_header_add(h, "cuepoint.errors.truncated", -1, "true", -1);
+        k->stats.dead_letters_truncated++;
+    }
+    return produce(k, k->dead, REC_DEAD_LETTER, src->key, src->key_len, src->value, len, h,
+                   src->timestamp_ms);
 }
 
 /* A dead letter the broker refused for its size goes again with its value cut

@@ -534,17 +534,14 @@ int cue_task_commit(cue_task *t, cue_err *err)
 
 int cue_task_user_json(cue_task *t, const char *uid, size_t uid_len, cue_buf *out, cue_err *err)
 {
-    const void *val = NULL;
-    size_t vlen = 0;
-    int rc = cue_cache_get(t->cache, uid, uid_len, &val, &vlen);
-    if (rc == CUE_ENOTFOUND) {
-        rc = cue_store_user_get(t->store, t->partition, uid, uid_len, &t->loaded, err);
-        if (rc != 0) return rc;
-        val = t->loaded.data;
-        vlen = t->loaded.len;
-    }
-    if (val == NULL) return CUE_ENOTFOUND;
-    rc = cue_codec_decode(val, vlen, t->ms, t->user, NULL, err);
+    const void *rec;
+    size_t rlen;
+    bool own;
+    int rc = user_find(t, uid, uid_len, &rec, &rlen, &own, err);
+    if (rc != 0) return rc;
+    if (rec == NULL) return CUE_ENOTFOUND;
+    /* Cached records are this process's own (unsealed); stored ones carry a checksum. */
+    rc = user_decode(t, uid, uid_len, rec, rlen, own, err);
     if (rc != 0) return rc;
     return cue_user_to_json(t->user, t->ms, out);
 }
