@@ -43,7 +43,38 @@ static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *val, cue
     return cue_err_set(err, CUE_ECONFIG, "$.kafka.%s: %s", key, why);
 }
 
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+/* Copies `in` to `out` with every configured secret value replaced:
+ * librdkafka quotes property values in some of its own warnings. */
+static const char *scrub(const cue_config *cfg, const char *in, char *out, size_t cap)
+{
+    if (cfg == NULL) return in;
+    snprintf(out, cap, "%s", in);
+    for (size_t i = 0; i < cfg->kafka_len; i++) {
+        if (!cue_config_secret(cue_config_kafka_key(cfg, i))) continue;
+        const char *v = cue_config_kafka_value(cfg, i);
+        size_t vlen = strlen(v);
+        char *hit;
+        while (vlen > 0 && (hit = strstr(out, v)) != NULL) {
+            static const char mark[] = "[redacted]";
+            size_t tail = strlen(hit + vlen);
+            if ((size_t)(hit - out) + sizeof mark + tail > cap) {
+                *hit = '\0'; /* no room to keep the rest: cut it */
+                break;
+            }
+            memmove(hit + sizeof mark - 1, hit + vlen, tail + 1);
+            memcpy(hit, mark, sizeof mark - 1);
+        }
+    }
+    return out;
+}
+
+static const cue_config *cfg_of(const rd_kafka_t *rk)
+{
+    const cue_kafka *k = rd_kafka_opaque(rk);
+    return k ? k->cfg : NULL;
+}
+
+static void log_emit(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     /* syslog levels: 0-3 errors, 4 warnings, 5-6 notices and info, 7 debug. */
     cue_log_level l = level <= 3   ? CUE_LOG_ERROR
@@ -54,9 +85,24 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
             NULL);
 }
 
-static void error_cb(rd_kafka_t *rk, int code, const char *reason, void *opaque)
+/* The pipeline's clients: their opaque is the cue_kafka with the config. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *raw)
+{
+    char clean[2048];
+    log_emit(rk, level, fac, scrub(cfg_of(rk), raw, clean, sizeof clean));
+}
+
+/* The loader and the mock cluster carry no secrets of the config. */
+static void plain_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    log_emit(rk, level, fac, buf);
+}
+
+static void error_cb(rd_kafka_t *rk, int code, const char *raw, void *opaque)
 {
     cue_kafka *k = opaque;
+    char clean[2048];
+    const char *reason = scrub(k->cfg, raw, clean, sizeof clean);
     bool is_consumer = rk == k->consumer;
     if (is_consumer)
         k->stats.consumer_errors++;
@@ -64,7 +110,9 @@ static void error_cb(rd_kafka_t *rk, int code, const char *reason, void *opaque)
         k->stats.producer_errors++;
     if (code == RD_KAFKA_RESP_ERR__FATAL) {
         char why[512];
-        rd_kafka_fatal_error(rk, why, sizeof why);
+        char raw_why[512];
+        rd_kafka_fatal_error(rk, raw_why, sizeof raw_why);
+        scrub(k->cfg, raw_why, why, sizeof why);
         cue_log(CUE_LOG_ERROR, "fatal client error", "s:client", rd_kafka_name(rk), "s:error", why,
                 NULL);
         if (!k->fatal_raised && k->h.fatal) {
@@ -505,7 +553,7 @@ int cue_kafka_mock_start(cue_kafka_mock **out, int brokers, cue_err *err)
     cue_kafka_mock *m = calloc(1, sizeof *m);
     if (m == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_log_cb(conf, plain_log_cb);
     rd_kafka_conf_set(conf, "client.id", "cuepoint-mock", why, sizeof why);
     /* The handle only hosts the cluster; its own "no bootstrap.servers"
      * notice would only confuse. */
@@ -613,7 +661,7 @@ int cue_kafka_loader_new(cue_kafka_loader **out, const char *bootstrap, const ch
     }
     rd_kafka_conf_set_opaque(conf, l);
     rd_kafka_conf_set_dr_msg_cb(conf, loader_dr);
-    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_log_cb(conf, plain_log_cb);
     char why[512];
     l->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
     if (l->rk == NULL) {

@@ -27,6 +27,19 @@ static const config_case cases[] = {
      "CUE_TEST_UNSET_VARIABLE is not set"},
     {"{\"application.id\":", CUE_ECONFIG, "line 1"},
     {"[]", CUE_ECONFIG, "must be a JSON object"},
+    {"{\"input.topic\":\"ev ents\"}", CUE_ECONFIG, "$.input.topic"},
+    {"{\"trigger.topic\":\"\"}", CUE_ECONFIG, "must not be empty"},
+    {"{\"wall.clock.advance\":\"yes\"}", CUE_ECONFIG, "true or false"},
+    {"{\"kafka\":{\"group.id\":\"x\"}}", CUE_ECONFIG,
+     "$.kafka.group.id: set by cuepoint; use application.id"},
+    {"{\"kafka\":{\"consumer\":{\"enable.auto.commit\":true}}}", CUE_ECONFIG,
+     "$.kafka.consumer.enable.auto.commit"},
+    {"{\"kafka\":{\"producer\":{\"acks\":1}}}", CUE_ECONFIG, "acks=all"},
+    {"{\"kafka\":{\"consumer\":5}}", CUE_ECONFIG, "$.kafka.consumer"},
+    {"{\"kafka\":{\"Bad Name\":\"x\"}}", CUE_ECONFIG, "not a librdkafka property name"},
+    {"{\"kafka\":{\"socket.timeout.ms\":100,\"consumer\":{\"fetch.wait.max.ms\":10},"
+     "\"producer\":{\"linger.ms\":\"2\",\"enable.gapless.guarantee\":true}}}",
+     0, NULL},
 };
 
 Test(config, table_of_files)
@@ -80,4 +93,43 @@ Test(config, overrides_and_defaults)
     cr_assert(cue_config_set(&cfg, "late.policy", "apply", &err) == 0, "%s", err.msg);
     cr_assert_eq(cfg.late_policy, CUE_LATE_APPLY);
     cr_assert(cue_config_set(&cfg, "no.such.key", "1", &err) != 0);
+}
+
+Test(config, kafka_passthrough_and_secrets)
+{
+    setenv("CUE_TEST_SECRET", "hunter2-very-secret", 1);
+    char path[64];
+    write_temp(path, ".json",
+               "{\"kafka\":{\"sasl.password\":{\"env\":\"CUE_TEST_SECRET\"},"
+               "\"ssl.key.pem\":\"PEM-SECRET\",\"client.rack\":\"r1\","
+               "\"consumer\":{\"group.instance.id\":\"i-1\"},"
+               "\"producer\":{\"oauth.secret\":\"s3\",\"linger.ms\":7}}}");
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cue_err err = {0};
+    cr_assert(cue_config_load(&cfg, path, &err) == 0, "%s", err.msg);
+    cr_assert_eq(cfg.kafka_len, 6);
+    bool seen_instance = false, seen_linger = false;
+    for (size_t i = 0; i < cfg.kafka_len; i++) {
+        const char *k = cue_config_kafka_key(&cfg, i), *v = cue_config_kafka_value(&cfg, i);
+        if (strcmp(k, "group.instance.id") == 0)
+            seen_instance = cfg.kafka[i].clients == CUE_KAFKA_CONSUMER && strcmp(v, "i-1") == 0;
+        if (strcmp(k, "linger.ms") == 0)
+            seen_linger = cfg.kafka[i].clients == CUE_KAFKA_PRODUCER && strcmp(v, "7") == 0;
+        if (strcmp(k, "sasl.password") == 0) cr_expect_str_eq(v, "hunter2-very-secret");
+    }
+    cr_expect(seen_instance && seen_linger);
+    cue_buf b;
+    cue_buf_init(&b, 0);
+    cue_config_dump(&cfg, &b);
+    cr_expect(strstr(b.data, "hunter2") == NULL, "a secret in the dump:\n%s", b.data);
+    cr_expect(strstr(b.data, "PEM-SECRET") == NULL && strstr(b.data, "s3\"") == NULL);
+    cr_expect(strstr(b.data, "\"client.rack\": \"r1\"") != NULL, "%s", b.data);
+    cr_expect(strstr(b.data, "\"sasl.password\": \"[redacted]\"") != NULL, "%s", b.data);
+    cue_buf_deinit(&b);
+    cr_expect(cue_config_secret("sasl.jaas.config") && cue_config_secret("ssl.key.password") &&
+              cue_config_secret("x.secret") && !cue_config_secret("ssl.ca.location") &&
+              !cue_config_secret("client.id"));
+    cr_expect_str_eq(cue_config_dead_letter_topic(&cfg), "cuepoint-dead-letters");
+    unlink(path);
 }
