@@ -515,11 +515,11 @@ static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     (void)rk;
 }
 
-void cue_kafka_commit(cue_kafka *k, int32_t partition, int64_t offset)
+void cue_kafka_commit(cue_kafka *k, int32_t partition, int64_t offset, bool sync)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, k->cfg->input_topic, partition)->offset = offset;
-    rd_kafka_resp_err_t e = rd_kafka_commit(k->consumer, l, 1);
+    rd_kafka_resp_err_t e = rd_kafka_commit(k->consumer, l, sync ? 0 : 1);
     if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
         cue_log(CUE_LOG_WARN, "offset commit failed", "s:topic", k->cfg->input_topic, "i:partition",
                 (int64_t)partition, "i:offset", offset, "s:error", rd_kafka_err2str(e), NULL);

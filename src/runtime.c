@@ -187,7 +187,7 @@ static void part_release(rt *r, int32_t id, bool commit_group)
         if (cue_task_commit(p->task, &err) != 0)
             fatal(r, err.code, err.msg);
         else if (commit_group)
-            cue_kafka_commit(r->k, id, cue_task_next_offset(p->task));
+            cue_kafka_commit(r->k, id, cue_task_next_offset(p->task), true);
     }
     cue_cache_stats cs;
     cue_task_cache_stats(p->task, &cs);
@@ -249,7 +249,7 @@ static void finish_commit(rt *r)
             fatal(r, err.code, err.msg);
             return;
         }
-        cue_kafka_commit(r->k, i, cue_task_next_offset(p->task));
+        cue_kafka_commit(r->k, i, cue_task_next_offset(p->task), false);
     }
     r->res->commits++;
     cue_histogram_observe(&r->commit_hist, (double)(uv_hrtime() - r->commit_started_ns) / 1e9);

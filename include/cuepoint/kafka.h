@@ -111,9 +111,9 @@ int cue_kafka_produce_trigger(cue_kafka *k, const cue_trigger *t, const char *re
 int cue_kafka_produce_dead_letter(cue_kafka *k, const cue_dead_letter *dl,
                                   const cue_kafka_msg *src);
 
-/* Commits `offset` (the next to read) for `partition` to the group, without
- * waiting. */
-void cue_kafka_commit(cue_kafka *k, int32_t partition, int64_t offset);
+/* Commits `offset` (the next to read) for `partition` to the group; waits
+ * for the answer only when `sync` (a partition being given up). */
+void cue_kafka_commit(cue_kafka *k, int32_t partition, int64_t offset, bool sync);
 
 /* The partition's high watermark as last seen by the consumer, or -1. */
 int64_t cue_kafka_high_watermark(cue_kafka *k, int32_t partition);

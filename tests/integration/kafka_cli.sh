@@ -16,12 +16,12 @@ expect_exit 78 "owned property" "$cuepoint" run --config "$tmp/owned.json"
 grep -q '\$.kafka.consumer.enable.auto.commit' "$tmp/err" && ok || bad "the error does not name the JSON path"
 
 echo '{"kafka": {"sasl.oauthbearer.method": "bogus-hunter2", "sasl.password": "hunter2"}}' > "$tmp/secret.json"
-expect_exit 78 "rejected secret property" "$cuepoint" run --config "$tmp/secret.json" --state-dir "$tmp/s1"
+expect_exit 78 "rejected secret property" "$cuepoint" run --config "$tmp/secret.json" --state-dir "$tmp/s1" --machines "$root/deploy/machines"
 grep -q 'sasl.oauthbearer.method' "$tmp/err" && ok || bad "the error does not name the property"
 grep -q hunter2 "$tmp/err" && bad "a secret value reached stderr" || ok
 # librdkafka accepts this one, then quotes it in its own warnings: cuepoint's log scrubs it.
 echo '{"bootstrap.servers": "127.0.0.1:1", "startup.timeout.ms": 1000, "kafka": {"sasl.mechanism": "PLAIN-hunter2", "sasl.password": "hunter2"}}' > "$tmp/secret2.json"
-expect_exit 69 "unreachable, with secrets" "$cuepoint" run --config "$tmp/secret2.json" --state-dir "$tmp/s3"
+expect_exit 69 "unreachable, with secrets" "$cuepoint" run --config "$tmp/secret2.json" --state-dir "$tmp/s3" --machines "$root/deploy/machines"
 grep -q 'sasl.mechanism' "$tmp/err" && ok || bad "librdkafka's warning about sasl.mechanism is missing (test premise)"
 grep -q hunter2 "$tmp/err" && bad "a secret value reached librdkafka's log lines" || ok
 
