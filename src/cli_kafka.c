@@ -93,7 +93,7 @@ static void run_summary(const cue_runtime_result *r)
 {
     cue_log(CUE_LOG_INFO, "stopped", "u:consumed", r->consumed, "u:triggers", r->triggers,
             "u:dead_letters", r->dead_letters, "u:commits", r->commits, "d:seconds", r->seconds,
-            "i:signal", (int64_t)r->signal, NULL);
+            "d:active_seconds", r->active_seconds, "i:signal", (int64_t)r->signal, NULL);
 }
 
 int cli_cmd_run(int argc, char **argv)
@@ -470,10 +470,11 @@ static int demo_load(const char *bootstrap, const demo_opts *d, int64_t *last_ms
 
 static void demo_summary(const cue_machines *ms, const cue_runtime_result *r, double load_s)
 {
-    printf("\nSummary:\n  %llu records consumed in %.1f s (%.0f records/s, group join included; "
-           "producing them took %.1f s)\n",
-           (unsigned long long)r->consumed, r->seconds,
-           r->seconds > 0 ? (double)r->consumed / r->seconds : 0.0, load_s);
+    printf("\nSummary:\n  %llu records consumed in %.2f s from the first to the last (%.0f "
+           "records/s); the whole run took %.1f s with the group join, producing them %.1f s\n",
+           (unsigned long long)r->consumed, r->active_seconds,
+           r->active_seconds > 0 ? (double)r->consumed / r->active_seconds : 0.0, r->seconds,
+           load_s);
     printf("  %llu triggers produced to the 'triggers' topic:\n", (unsigned long long)r->triggers);
     for (size_t m = 0; m < cue_machines_count(ms); m++) {
         const cue_machine *mc = cue_machines_get(ms, m);

@@ -56,7 +56,7 @@ typedef struct rt {
     int fatal_rc;
     cue_err fatal_err;
     const cue_kafka_msg *cur; /* the record being processed, for dead letters */
-    uint64_t commit_started_ns, started_ns;
+    uint64_t commit_started_ns, started_ns, first_record_ns, last_record_ns;
     cue_histogram commit_hist;
     cue_task_stats retired; /* summed from tasks already freed, so counters only grow */
     cue_cache_stats retired_cache;
@@ -217,6 +217,8 @@ static void on_message(const cue_kafka_msg *m, void *ctx)
     if (p == NULL || p->task == NULL || r->fatal_rc) return;
     r->res->consumed++;
     p->consumed++;
+    r->last_record_ns = uv_hrtime();
+    if (r->first_record_ns == 0) r->first_record_ns = r->last_record_ns;
     if (m->offset < cue_task_next_offset(p->task)) return; /* already committed in the store */
     cue_err err = {0};
     int rc;
@@ -706,6 +708,7 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
     uv_loop_close(&r->loop);
     if (r->store) cue_store_close(r->store);
     res->seconds = (double)(uv_hrtime() - r->started_ns) / 1e9;
+    res->active_seconds = (double)(r->last_record_ns - r->first_record_ns) / 1e9;
     res->applied = r->retired.applied;
     cue_buf_deinit(&r->scratch);
     cue_buf_deinit(&r->labels);

@@ -52,8 +52,9 @@ typedef struct cue_runtime_result {
     uint64_t consumed, applied, dead_letters, triggers, commits, rebalances;
     uint64_t dead_by_reason[CUE_REASON_COUNT];
     uint64_t by_trigger[CUE_MACHINES_MAX][CUE_MACHINE_TRIGGERS_MAX];
-    double seconds;
-    int signal; /* the signal that stopped the run, or 0 */
+    double seconds;        /* the whole run, start-up and group join included */
+    double active_seconds; /* from the first record consumed to the last */
+    int signal;            /* the signal that stopped the run, or 0 */
 } cue_runtime_result;
 
 /* Runs until a signal, stop_at_end, or a failure. Returns 0 after a clean
