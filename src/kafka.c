@@ -147,6 +147,12 @@ static rd_kafka_conf_t *conf_new(cue_kafka *k, int client, cue_err *err)
         if (rc == 0)
             rc = conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err);
         if (rc == 0) rc = conf_set(conf, "fetch.wait.max.ms", "100", err);
+        /* librdkafka 2.0.2 weighs each partition's prefetch against the one
+         * consumer queue all partitions share: with the default (100000), one
+         * fetch over many partitions stops them all until the next wake-up,
+         * and the pipeline idles half the time (bench/pipeline.sh). The
+         * queue stays bounded by queued.max.messages.kbytes (64 MiB). */
+        if (rc == 0) rc = conf_set(conf, "queued.min.messages", "1000000", err);
     } else {
         char v[32];
         snprintf(v, sizeof v, "%lld", (long long)c->delivery_timeout_ms);
