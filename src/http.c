@@ -144,7 +144,7 @@ int cue_http_start(cue_http **out, uv_loop_t *loop, const char *listen, cue_http
         cue_err_set(err, rc, "http: out of memory");
         goto free_struct;
     }
-    int epoll_fd;
+    int epoll_fd = -1;
     rc = start_daemon(h, &epoll_fd, err);
     if (rc != 0) goto free_body;
     rc = uv_poll_init(loop, &h->poll, epoll_fd);
