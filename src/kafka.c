@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 struct cue_kafka {
@@ -24,6 +25,7 @@ struct cue_kafka {
     int cpipe[2], ppipe[2];
     size_t in_flight;
     bool fatal_raised;
+    bool closing; /* purged records' reports are expected, not failures */
     cue_kafka_stats stats;
 };
 
@@ -236,16 +238,50 @@ fail:
     return err ? err->code : CUE_ECONFIG;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Leaves the group, serving the revocation on a queue of our own, for at most
+ * `timeout_ms`: with the coordinator down, rd_kafka_consumer_close() would
+ * wait for it for minutes. The group then notices after session.timeout.ms. */
+static void consumer_leave(cue_kafka *k, int64_t timeout_ms)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(k->consumer);
+    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(k->consumer, q);
+    if (e) {
+        rd_kafka_error_destroy(e);
+    } else {
+        int64_t until = mono_ms() + timeout_ms;
+        while (!rd_kafka_consumer_closed(k->consumer) && mono_ms() < until)
+            rd_kafka_queue_poll_callback(q, 100);
+        if (!rd_kafka_consumer_closed(k->consumer))
+            cue_log(CUE_LOG_WARN,
+                    "leaving the group timed out; it will notice after "
+                    "session.timeout.ms",
+                    "i:timeout_ms", timeout_ms, NULL);
+    }
+    rd_kafka_queue_destroy(q);
+}
+
 void cue_kafka_close(cue_kafka *k, int64_t timeout_ms)
 {
     if (k == NULL) return;
+    k->closing = true;
     if (k->consumer) {
-        rd_kafka_consumer_close(k->consumer); /* leaves the group; revokes through the callback */
+        if (timeout_ms > 0) consumer_leave(k, timeout_ms);
         if (k->cq) rd_kafka_queue_destroy(k->cq);
-        rd_kafka_destroy(k->consumer);
+        rd_kafka_destroy_flags(k->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     }
     if (k->producer) {
         if (timeout_ms > 0) rd_kafka_flush(k->producer, (int)timeout_ms);
+        /* Whatever is still queued was never committed: the next run makes
+         * it again, so it is dropped rather than waited for. */
+        rd_kafka_purge(k->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(k->producer, 0);
         if (k->triggers) rd_kafka_topic_destroy(k->triggers);
         if (k->dead) rd_kafka_topic_destroy(k->dead);
         if (k->pq) rd_kafka_queue_destroy(k->pq);
@@ -508,6 +544,7 @@ static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         return;
     }
     k->in_flight--;
+    if (k->closing) return;
     k->stats.delivery_failures++;
     cue_log(CUE_LOG_ERROR, "delivery failed", "s:topic", rd_kafka_topic_name(m->rkt), "i:partition",
             (int64_t)m->partition, "s:error", rd_kafka_err2str(m->err), NULL);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -177,8 +178,11 @@ static int on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
     return 0;
 }
 
-/* Finishes a partition: commits it (unless the run is failing) and drops it. */
-static void part_release(rt *r, int32_t id, bool commit_group)
+/* Finishes a partition: commits it (unless the run is failing) and drops it.
+ * A partition handed to another member has its group offset committed
+ * before it goes (`sync`); at a stop the store already holds it, and a
+ * coordinator that is down must not hold the exit up. */
+static void part_release(rt *r, int32_t id, bool commit_group, bool sync)
 {
     part *p = part_get(r, id);
     if (p == NULL || p->task == NULL) return;
@@ -187,7 +191,7 @@ static void part_release(rt *r, int32_t id, bool commit_group)
         if (cue_task_commit(p->task, &err) != 0)
             fatal(r, err.code, err.msg);
         else if (commit_group)
-            cue_kafka_commit(r->k, id, cue_task_next_offset(p->task), true);
+            cue_kafka_commit(r->k, id, cue_task_next_offset(p->task), sync);
     }
     cue_cache_stats cs;
     cue_task_cache_stats(p->task, &cs);
@@ -204,7 +208,7 @@ static void on_revoked(const int32_t *ids, size_t n, bool lost, void *ctx)
     rt *r = ctx;
     r->res->rebalances++;
     for (size_t i = 0; i < n; i++) {
-        part_release(r, ids[i], !lost);
+        part_release(r, ids[i], !lost, true);
         cue_log(CUE_LOG_INFO, lost ? "partition lost" : "partition revoked", "s:topic",
                 r->o->cfg->input_topic, "i:partition", (int64_t)ids[i], NULL);
     }
@@ -391,6 +395,35 @@ static void request_stop(rt *r, int sig)
 static void on_signal(uv_signal_t *h, int sig)
 {
     request_stop(h->data, sig);
+}
+
+/* The exit status the run will have, for the watchdog below. */
+static volatile sig_atomic_t teardown_status;
+
+static void on_teardown_alarm(int sig)
+{
+    static const char msg[] = "{\"level\":\"warn\",\"msg\":\"the Kafka clients did not close in "
+                              "time; exiting anyway: state and offsets are on disk\"}\n";
+    ssize_t n = write(2, msg, sizeof msg - 1);
+    (void)n;
+    (void)sig;
+    _exit(teardown_status);
+}
+
+/* librdkafka's teardown waits for a coordinator that may be down (offset
+ * commits, the group's close) for up to a minute, and no flag of 2.0.2 cuts
+ * that short. By the time it runs the store is committed and closed, so
+ * leaving without it loses nothing: the process exits once `timeout_ms` more
+ * have passed, with the status the run would have had. */
+static void teardown_watchdog(int rc, int64_t timeout_ms)
+{
+    teardown_status = rc == 0                             ? 0
+                      : rc == CUE_ESTORE || rc == CUE_EIO ? EX_IOERR
+                      : rc == CUE_ECONFIG                 ? EX_CONFIG
+                                                          : EX_UNAVAILABLE;
+    struct sigaction sa = {.sa_handler = on_teardown_alarm};
+    sigaction(SIGALRM, &sa, NULL);
+    alarm((unsigned)(timeout_ms / 1000) + 2);
 }
 
 /* ---- admin HTTP -------------------------------------------------------- */
@@ -694,19 +727,25 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
         if (rc != 0) *err = r->fatal_err;
         close_handles(r);
     }
-    /* Commit what is left (unless the run failed), then leave the group: its
-     * revocation finds no tasks left. */
+    /* Commit what is left (unless the run failed) and close the store: from
+     * here on everything the next run needs is on disk. Then leave the
+     * group (its revocation finds no tasks left). */
     for (int32_t i = 0; i < r->n_parts && r->k; i++)
-        part_release(r, i, true);
-    if (r->k) cue_kafka_close(r->k, r->fatal_rc ? 0 : o->cfg->shutdown_timeout_ms);
+        part_release(r, i, true, false);
     if (rc == 0 && r->fatal_rc) {
         rc = r->fatal_rc;
         *err = r->fatal_err;
     }
+    if (r->store) cue_store_close(r->store);
+    r->store = NULL;
     if (r->http) cue_http_stop(r->http);
     uv_run(&r->loop, UV_RUN_DEFAULT); /* runs the close callbacks */
     uv_loop_close(&r->loop);
-    if (r->store) cue_store_close(r->store);
+    if (r->k) {
+        teardown_watchdog(rc, o->cfg->shutdown_timeout_ms);
+        cue_kafka_close(r->k, r->fatal_rc ? 0 : o->cfg->shutdown_timeout_ms);
+        alarm(0);
+    }
     res->seconds = (double)(uv_hrtime() - r->started_ns) / 1e9;
     res->active_seconds = (double)(r->last_record_ns - r->first_record_ns) / 1e9;
     res->applied = r->retired.applied;
