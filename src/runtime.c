@@ -54,6 +54,9 @@ typedef struct rt {
     int32_t n_parts;
     int state;
     bool stop_requested, assigned_once;
+    /* Between a revocation and the assignment that ends that rebalance
+     * (cooperative rebalances end with an assignment, empty or not). */
+    bool rebalancing;
     int fatal_rc;
     cue_err fatal_err;
     const cue_kafka_msg *cur; /* the record being processed, for dead letters */
@@ -175,6 +178,7 @@ static int on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
                 cue_task_stream_time(p->task), NULL);
     }
     r->assigned_once = true;
+    r->rebalancing = false;
     return 0;
 }
 
@@ -207,6 +211,7 @@ static void on_revoked(const int32_t *ids, size_t n, bool lost, void *ctx)
 {
     rt *r = ctx;
     r->res->rebalances++;
+    r->rebalancing = true;
     for (size_t i = 0; i < n; i++) {
         part_release(r, ids[i], !lost, true);
         cue_log(CUE_LOG_INFO, lost ? "partition lost" : "partition revoked", "s:topic",
@@ -545,7 +550,7 @@ static void render_metrics(rt *r, cue_buf *b)
 
 static bool is_ready(rt *r)
 {
-    return r->assigned_once && !r->stop_requested && r->fatal_rc == 0;
+    return r->assigned_once && !r->rebalancing && !r->stop_requested && r->fatal_rc == 0;
 }
 
 static int user_json(rt *r, const char *uid, cue_buf *body)

@@ -3,7 +3,8 @@
 # group gave this instance its partitions), /metrics in Prometheus text
 # format with the counts of what was consumed, /v1/users/{id} (200 with the
 # state, 404 for a user this instance has no state for), 404/405 for the rest;
-# SIGTERM exits 0 and the port closes.
+# a second member joining makes /readyz 503 until the rebalance ends; SIGTERM
+# exits 0 and the port closes.
 . "$(dirname "$0")/../lib.sh" "$1"
 set -uo pipefail
 
@@ -25,7 +26,7 @@ cat > "$tmp/c.json" <<EOF
  "trigger.topic": "triggers", "errors.dead.letter.queue.topic.name": "dead",
  "state.dir": "$tmp/state", "machines.dir": "$root/deploy/machines",
  "admin.listen": "127.0.0.1:0", "commit.interval.ms": 200, "wall.clock.advance": false,
- "kafka": {"consumer": {"fetch.wait.max.ms": 10}}}
+ "kafka": {"consumer": {"fetch.wait.max.ms": 10, "session.timeout.ms": 6000, "heartbeat.interval.ms": 500}}}
 EOF
 "$cuepoint" run --config "$tmp/c.json" --admin-addr-file "$tmp/admin.txt" 2> "$tmp/run.log" &
 run_pid=$!
@@ -82,6 +83,24 @@ lag=$(awk '$1 ~ /^cuepoint_consumer_lag_records\{/ { s += $2 } END { print s + 0
 [ "$(get /no/such/path)" = 404 ] && ok || bad "an unknown path is not 404"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$addr/metrics")
 [ "$code" = 405 ] && ok || bad "POST /metrics: $code, expected 405"
+
+# A second member joins: the first gives partitions up, is not ready while
+# the group rebalances, and is ready again with fewer partitions.
+sed 's|"state.dir": "[^"]*"|"state.dir": "'"$tmp"'/state2"|' "$tmp/c.json" > "$tmp/c2.json"
+"$cuepoint" run --config "$tmp/c2.json" --admin-addr-file "$tmp/admin2.txt" 2> "$tmp/run2.log" &
+run2_pid=$!
+saw_503=; back=
+# (the mock holds a rebalance for session.timeout.ms - 1 s: 5 s here)
+for _ in $(seq 600); do
+    code=$(get /readyz)
+    [ "$code" = 503 ] && saw_503=1
+    [ -n "$saw_503" ] && [ "$code" = 200 ] && back=1 && break
+    sleep 0.05
+done
+[ -n "$saw_503" ] && ok || bad "/readyz stayed 200 while the group rebalanced"
+[ -n "$back" ] && ! grep -q '"partitions":\[0,1,2\]' "$tmp/body" && ok \
+    || bad "/readyz after the rebalance: $(cat "$tmp/body")"
+kill -TERM $run2_pid; wait $run2_pid || bad "the second member: exit $?"
 
 kill -TERM $run_pid; wait $run_pid; rc=$?; run_pid=
 [ $rc -eq 0 ] && ok || bad "exit $rc after SIGTERM"
