@@ -245,6 +245,18 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void acknowledge_rebalance(rd_kafka_t *rk, rd_kafka_event_t *ev)
+{
+    const rd_kafka_topic_partition_list_t *parts = rd_kafka_event_topic_partition_list(ev);
+    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *e = NULL;
+    if (rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+        e = coop ? rd_kafka_incremental_unassign(rk, parts) : (rd_kafka_assign(rk, NULL), NULL);
+    else
+        e = coop ? rd_kafka_incremental_assign(rk, parts) : (rd_kafka_assign(rk, parts), NULL);
+    if (e) rd_kafka_error_destroy(e);
+}
+
 /* Leaves the group, serving the revocation on a queue of our own, for at most
  * `timeout_ms`: with the coordinator down, rd_kafka_consumer_close() would
  * wait for it for minutes. The group then notices after session.timeout.ms. */
@@ -256,8 +268,16 @@ static void consumer_leave(cue_kafka *k, int64_t timeout_ms)
         rd_kafka_error_destroy(e);
     } else {
         int64_t until = mono_ms() + timeout_ms;
-        while (!rd_kafka_consumer_closed(k->consumer) && mono_ms() < until)
-            rd_kafka_queue_poll_callback(q, 100);
+        while (!rd_kafka_consumer_closed(k->consumer) && mono_ms() < until) {
+            /* Served as events, not callbacks: fetched records still
+             * arriving here cannot go through a callback (librdkafka
+             * asserts), and the tasks are gone, so a revocation only needs
+             * acknowledging. */
+            rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
+            if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+                acknowledge_rebalance(k->consumer, ev);
+            if (ev) rd_kafka_event_destroy(ev);
+        }
         if (!rd_kafka_consumer_closed(k->consumer))
             cue_log(CUE_LOG_WARN,
                     "leaving the group timed out; it will notice after "
