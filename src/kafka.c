@@ -245,15 +245,33 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void acknowledge_rebalance(rd_kafka_t *rk, rd_kafka_event_t *ev)
+static void parts_of(const rd_kafka_topic_partition_list_t *l, int32_t *out, size_t *n)
 {
+    *n = 0;
+    for (int i = 0; i < l->cnt; i++)
+        out[(*n)++] = l->elems[i].partition;
+}
+
+/* A rebalance met while leaving: the handler hears of a revocation as usual
+ * (the runtime has nothing left to commit by then), and either kind is
+ * acknowledged so the close can finish. */
+static void acknowledge_rebalance(cue_kafka *k, rd_kafka_event_t *ev)
+{
+    rd_kafka_t *rk = k->consumer;
     const rd_kafka_topic_partition_list_t *parts = rd_kafka_event_topic_partition_list(ev);
     bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     rd_kafka_error_t *e = NULL;
-    if (rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+    if (rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        int32_t *ids = calloc((size_t)parts->cnt + 1, sizeof *ids);
+        CUE_ASSERT(ids != NULL);
+        size_t n = 0;
+        parts_of(parts, ids, &n);
+        k->h.revoked(ids, n, rd_kafka_assignment_lost(rk), k->h.ctx);
+        free(ids);
         e = coop ? rd_kafka_incremental_unassign(rk, parts) : (rd_kafka_assign(rk, NULL), NULL);
-    else
+    } else {
         e = coop ? rd_kafka_incremental_assign(rk, parts) : (rd_kafka_assign(rk, parts), NULL);
+    }
     if (e) rd_kafka_error_destroy(e);
 }
 
@@ -275,7 +293,7 @@ static void consumer_leave(cue_kafka *k, int64_t timeout_ms)
              * acknowledging. */
             rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
             if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
-                acknowledge_rebalance(k->consumer, ev);
+                acknowledge_rebalance(k, ev);
             if (ev) rd_kafka_event_destroy(ev);
         }
         if (!rd_kafka_consumer_closed(k->consumer))
@@ -363,13 +381,6 @@ void cue_kafka_drain_fd(int fd)
 {
     char b[256];
     while (read(fd, b, sizeof b) > 0) {}
-}
-
-static void parts_of(const rd_kafka_topic_partition_list_t *l, int32_t *out, size_t *n)
-{
-    *n = 0;
-    for (int i = 0; i < l->cnt; i++)
-        out[(*n)++] = l->elems[i].partition;
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t code,
