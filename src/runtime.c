@@ -9,7 +9,6 @@
 #include "cuepoint/metrics.h"
 #include "cuepoint/store.h"
 #include "cuepoint/task.h"
-#include "cuepoint/timefmt.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -64,7 +63,7 @@ typedef struct rt {
     cue_histogram commit_hist;
     cue_task_stats retired; /* summed from tasks already freed, so counters only grow */
     cue_cache_stats retired_cache;
-    cue_buf scratch, labels; /* owned: HTTP bodies' helpers */
+    cue_buf labels; /* owned: a metric's label list, rebuilt per sample */
 } rt;
 
 static int64_t wall_ms(rt *r)
@@ -720,7 +719,6 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
     static const double bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                     0.25,  0.5,    1,     2.5,  5,     10};
     cue_histogram_init(&r->commit_hist, bounds, sizeof bounds / sizeof *bounds);
-    cue_buf_init(&r->scratch, 0);
     cue_buf_init(&r->labels, 256);
     uv_loop_init(&r->loop);
     int rc = open_all(r, err);
@@ -754,7 +752,6 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
     res->seconds = (double)(uv_hrtime() - r->started_ns) / 1e9;
     res->active_seconds = (double)(r->last_record_ns - r->first_record_ns) / 1e9;
     res->applied = r->retired.applied;
-    cue_buf_deinit(&r->scratch);
     cue_buf_deinit(&r->labels);
     free(r->parts);
     free(r);
