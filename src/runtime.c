@@ -620,7 +620,12 @@ static int open_admin(rt *r, cue_err *err)
 {
     if (r->o->cfg->admin_listen[0] == '\0') return 0;
     int rc = cue_http_start(&r->http, &r->loop, r->o->cfg->admin_listen, on_http, r, err);
-    if (rc != 0) return rc;
+    if (rc != 0) {
+        /* A taken port or a bad address is fixed in the config (or "" for none). */
+        cue_err_prefix(err, "admin.listen");
+        if (err) err->code = CUE_ECONFIG;
+        return CUE_ECONFIG;
+    }
     char addr[96];
     snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)cue_http_port(r->http));
     const char *colon = strrchr(r->o->cfg->admin_listen, ':');

@@ -84,6 +84,13 @@ lag=$(awk '$1 ~ /^cuepoint_consumer_lag_records\{/ { s += $2 } END { print s + 0
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$addr/metrics")
 [ "$code" = 405 ] && ok || bad "POST /metrics: $code, expected 405"
 
+# The admin port taken: a configuration error naming admin.listen, before joining.
+"$cuepoint" run --config "$tmp/c.json" --set "admin.listen=$addr" --set "state.dir=$tmp/state3" \
+    2> "$tmp/taken.log"
+rc=$?
+[ $rc -eq 78 ] && grep -q "admin.listen: .*$addr" "$tmp/taken.log" && ok \
+    || bad "a taken admin port: exit $rc, $(tail -1 "$tmp/taken.log")"
+
 # A second member joins: the first gives partitions up, is not ready while
 # the group rebalances, and is ready again with fewer partitions.
 sed 's|"state.dir": "[^"]*"|"state.dir": "'"$tmp"'/state2"|' "$tmp/c.json" > "$tmp/c2.json"
