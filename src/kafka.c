@@ -25,9 +25,15 @@ struct cue_kafka {
     int cpipe[2], ppipe[2];
     size_t in_flight;
     bool fatal_raised;
-    bool closing; /* purged records' reports are expected, not failures */
+    bool closing;    /* purged records' reports are expected, not failures */
+    bool subscribed; /* the consumer joined (or is joining) the group */
+    bool assigned;   /* ... and has received an assignment since */
     cue_kafka_stats stats;
 };
+
+/* A consumer deliberately not destroyed (see cue_kafka_close); a global, so
+ * that leak checkers see it as still reachable at exit. */
+static rd_kafka_t *left_to_exit;
 
 /* Opaque tags on produced records, so a delivery report knows what it was. */
 enum { REC_TRIGGER = 1, REC_DEAD_LETTER = 2 };
@@ -276,6 +282,7 @@ static void acknowledge_rebalance(cue_kafka *k, rd_kafka_event_t *ev)
         free(ids);
         e = coop ? rd_kafka_incremental_unassign(rk, parts) : (rd_kafka_assign(rk, NULL), NULL);
     } else {
+        k->assigned = true;
         e = coop ? rd_kafka_incremental_assign(rk, parts) : (rd_kafka_assign(rk, parts), NULL);
     }
     if (e) rd_kafka_error_destroy(e);
@@ -318,7 +325,16 @@ void cue_kafka_close(cue_kafka *k, int64_t timeout_ms)
     if (k->consumer) {
         if (timeout_ms > 0) consumer_leave(k, timeout_ms);
         if (k->cq) rd_kafka_queue_destroy(k->cq);
-        rd_kafka_destroy_flags(k->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        if (k->subscribed && !k->assigned) {
+            /* librdkafka 2.0.2 asserts when a cooperative-sticky member that
+             * joined but never received an assignment is destroyed
+             * (librdkafka issue #4312, fixed in 2.3.0): such a consumer is
+             * left to the process's exit, which follows. Kept reachable. */
+            left_to_exit = k->consumer;
+            cue_log(CUE_LOG_INFO, "stopped before the group's first assignment", NULL);
+        } else {
+            rd_kafka_destroy_flags(k->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        }
     }
     if (k->producer) {
         if (timeout_ms > 0) rd_kafka_flush(k->producer, (int)timeout_ms);
@@ -368,6 +384,7 @@ int cue_kafka_subscribe(cue_kafka *k, cue_err *err)
     rd_kafka_topic_partition_list_add(l, k->cfg->input_topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(k->consumer, l);
     rd_kafka_topic_partition_list_destroy(l);
+    k->subscribed = e == RD_KAFKA_RESP_ERR_NO_ERROR;
     if (e) return cue_err_set(err, CUE_EUNAVAILABLE, "subscribe: %s", rd_kafka_err2str(e));
     return 0;
 }
@@ -400,6 +417,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t code,
     CUE_ASSERT(ids && start); /* rebalances are rare; a failed small calloc is not survivable */
     parts_of(parts, ids, &n);
     if (code == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        k->assigned = true;
         int rc = k->h.assigned(ids, start, n, k->h.ctx);
         for (int i = 0; i < parts->cnt; i++)
             parts->elems[i].offset =

@@ -155,6 +155,13 @@ static int on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
 {
     rt *r = ctx;
     r->res->rebalances++;
+    if (r->stop_requested || r->store == NULL) {
+        /* Assigned while leaving (a rebalance that was under way): there is
+         * no store to load from any more, and nothing will be consumed. */
+        for (size_t i = 0; i < n; i++)
+            start[i] = CUE_KAFKA_OFFSET_GROUP;
+        return 0;
+    }
     for (size_t i = 0; i < n; i++) {
         cue_err err = {0};
         if (parts_reserve(r, ids[i]) != 0) {

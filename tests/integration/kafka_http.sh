@@ -109,6 +109,15 @@ done
     || bad "/readyz after the rebalance: $(cat "$tmp/body")"
 kill -TERM $run2_pid; wait $run2_pid || bad "the second member: exit $?"
 
+# A member stopped while it waits for its first assignment (librdkafka 2.0.2
+# asserts when such a consumer is destroyed: cuepoint must still exit 0).
+sed 's|"state.dir": "[^"]*"|"state.dir": "'"$tmp"'/state4"|' "$tmp/c.json" > "$tmp/c4.json"
+"$cuepoint" run --config "$tmp/c4.json" 2> "$tmp/run4.log" &
+run4_pid=$!
+sleep 6 # joined (about 5 s on the mock with a 6 s session), not yet given partitions
+kill -TERM $run4_pid; wait $run4_pid; rc=$?
+[ $rc -eq 0 ] && ok || { bad "a member stopped before its first assignment: exit $rc"; grep -v '"ts"' "$tmp/run4.log" | head -3; }
+
 kill -TERM $run_pid; wait $run_pid; rc=$?; run_pid=
 [ $rc -eq 0 ] && ok || bad "exit $rc after SIGTERM"
 grep -q '"msg":"stopped"' "$tmp/run.log" && ok || bad "no 'stopped' log line"
