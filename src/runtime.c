@@ -318,17 +318,19 @@ static void on_producer(uv_poll_t *h, int status, int events)
 
 /* ---- consuming and time ------------------------------------------------ */
 
+/* Refreshes every owned partition's high watermark (each partition's own
+ * clock depends on it, so none is skipped) and says whether all are at it. */
 static bool all_caught_up(rt *r)
 {
-    size_t owned = 0;
+    size_t owned = 0, behind = 0;
     for (int32_t i = 0; i < r->n_parts; i++) {
         part *p = &r->parts[i];
         if (p->task == NULL) continue;
         owned++;
         p->high = cue_kafka_high_watermark(r->k, i);
-        if (p->high < 0 || p->position < p->high) return false;
+        if (p->high < 0 || p->position < p->high) behind++;
     }
-    return owned > 0;
+    return owned > 0 && behind == 0;
 }
 
 static void request_stop(rt *r, int sig);
@@ -467,11 +469,11 @@ static void render_partitions(rt *r, cue_buf *b, cue_task_stats *sum, cue_cache_
     for (int32_t i = 0; i < r->n_parts; i++) {
         part *p = &r->parts[i];
         if (p->task == NULL) continue;
-        p->high = cue_kafka_high_watermark(r->k, i);
+        /* Read, not stored: a scrape must not change what the clock sees. */
+        int64_t high = cue_kafka_high_watermark(r->k, i);
         label_part(r, i);
         cue_prom_sample(b, "cuepoint_consumer_lag_records", r->labels.data,
-                        p->high < 0 ? 0
-                                    : (double)(p->high > p->position ? p->high - p->position : 0));
+                        high > p->position ? (double)(high - p->position) : 0.0);
         add_stats(sum, cue_task_stats_get(p->task));
         cue_cache_stats cs;
         cue_task_cache_stats(p->task, &cs);

@@ -12,15 +12,18 @@ exec 3<> "$tmp/faults"
 "$cuepoint" dev-broker --partitions 2 --topic events --topic triggers --topic dead \
     < "$tmp/faults" > "$tmp/broker.txt" 2> "$tmp/broker.log" &
 broker_pid=$!
-trap 'kill $broker_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+run_pid=
+trap 'kill $run_pid $broker_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do [ -s "$tmp/broker.txt" ] && break; sleep 0.1; done
 bootstrap=$(head -n1 "$tmp/broker.txt")
 
 t0=1772352000000 # 2026-03-01T08:00:00Z
 ev() { printf '%s\t{"user_id":"%s","type":"%s","ts":%s}\n' "$1" "$1" "$2" "$3"; }
-# Partition 0: one user signs up and goes quiet. Nothing else ever arrives.
-ev quiet signed_up $t0 | kcat -b "$bootstrap" -P -t events -p 0 -K $'\t'
-# Partition 1: a user signs up, then a long backlog, then that user's
+# Partition 1: one user signs up and goes quiet. Nothing else ever arrives.
+# (The lagging partition is 0, before it in every loop over partitions: the
+# caught-up one must follow the clock however the other is doing.)
+ev quiet signed_up $t0 | kcat -b "$bootstrap" -P -t events -p 1 -K $'\t'
+# Partition 0: a user signs up, then a long backlog, then that user's
 # onboarding steps (an hour later in event time).
 {
     ev slow signed_up $t0
@@ -28,10 +31,10 @@ ev quiet signed_up $t0 | kcat -b "$bootstrap" -P -t events -p 0 -K $'\t'
     ev slow file_uploaded $((t0 + 3600000))
     ev slow member_invited $((t0 + 3700000))
     ev slow project_exported $((t0 + 3800000))
-} | kcat -b "$bootstrap" -P -t events -p 1 -K $'\t' -X batch.num.messages=1
+} | kcat -b "$bootstrap" -P -t events -p 0 -K $'\t' -X batch.num.messages=1
 
 # One record per batch, and the mock answers one batch per fetch: with 2 ms
-# added to every request, partition 1 stays behind its high watermark for
+# added to every request, partition 0 stays behind its high watermark for
 # several seconds, many clock ticks.
 echo "rtt 1 2" >&3
 cat > "$tmp/c.json" <<EOF
@@ -42,8 +45,23 @@ cat > "$tmp/c.json" <<EOF
  "kafka": {"consumer": {"fetch.wait.max.ms": 20, "fetch.max.bytes": 2048, "message.max.bytes": 2048,
                         "max.partition.fetch.bytes": 2048}}}
 EOF
-CUEPOINT_CLOCK=2026-03-10T00:00:00Z timeout 120 "$cuepoint" run --config "$tmp/c.json" --stop-at-end \
-    2> "$tmp/run.log" || bad "run exit $?"
+CUEPOINT_CLOCK=2026-03-10T00:00:00Z "$cuepoint" run --config "$tmp/c.json" --stop-at-end \
+    --admin-addr-file "$tmp/admin.txt" 2> "$tmp/run.log" &
+run_pid=$!
+# Watch /metrics while it runs: the caught-up partition's stall must come
+# while the other partition still lags, not once everything has caught up.
+stalled_while_lagging=
+for _ in $(seq 600); do
+    kill -0 $run_pid 2>/dev/null || break
+    m=$(curl -s -m 1 "http://$(cat "$tmp/admin.txt" 2>/dev/null)/metrics" 2>/dev/null)
+    stalls=$(awk '$1 ~ /^cuepoint_triggers_total\{.*trigger="onboarding_stalled"/ { print $2 }' <<< "$m")
+    lag0=$(awk '$1 ~ /^cuepoint_consumer_lag_records\{.*partition="0"/ { print $2 }' <<< "$m")
+    [ "${stalls:-0}" -ge 1 ] && [ "${lag0:-0}" -gt 0 ] && stalled_while_lagging=1
+    sleep 0.1
+done
+wait $run_pid || bad "run exit $?"
+[ -n "$stalled_while_lagging" ] && ok \
+    || bad "the caught-up partition's stall did not fire while partition 0 lagged"
 kcat -b "$bootstrap" -C -t triggers -o beginning -e -q -f '%s\n' 2>/dev/null > "$tmp/triggers.jsonl"
 sub() { grep "\"subject\":\"$1\"" "$tmp/triggers.jsonl" | grep -o '"type":"[a-z_]*"' | cut -d'"' -f4 | sort | tr '\n' ' '; }
 
