@@ -113,7 +113,8 @@ int main(int argc, char **argv)
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np);
     for (int p = 0; p < np; p++) {
         int64_t lo = 0;
-        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &high[p], 10000);
+        rd_kafka_resp_err_t e =
+            rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &high[p], 10000);
         if (e) {
             fprintf(stderr, "bare_consumer: watermarks of %s[%d]: %s\n", topic, p,
                     rd_kafka_err2str(e));
@@ -162,8 +163,9 @@ int main(int argc, char **argv)
            records, bytes, np, secs, secs > 0 ? (double)records / secs : 0.0);
     fflush(stdout);
     if (remaining > 0)
-        fprintf(stderr, "bare_consumer: %d partitions not read to their end (%" PRIu64
-                        " of %" PRIu64 " records)\n",
+        fprintf(stderr,
+                "bare_consumer: %d partitions not read to their end (%" PRIu64 " of %" PRIu64
+                " records)\n",
                 remaining, records, expected);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);

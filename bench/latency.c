@@ -47,7 +47,7 @@
 #include <unistd.h>
 
 #define MAX_PROPS 32
-#define STEPS 10
+#define STEPS     10
 
 typedef struct opts {
     const char *bootstrap, *events_topic, *triggers_topic;
@@ -105,7 +105,8 @@ static void set_props(rd_kafka_conf_t *conf, const opts *o, bool consumer)
         if (eq == NULL) continue;
         *eq = '\0';
         /* fetch.* and max.partition.* are consumer-only properties */
-        bool consumer_only = strncmp(kv, "fetch.", 6) == 0 || strncmp(kv, "max.partition.", 14) == 0;
+        bool consumer_only =
+            strncmp(kv, "fetch.", 6) == 0 || strncmp(kv, "max.partition.", 14) == 0;
         if (consumer || !consumer_only) set(conf, kv, eq + 1);
     }
 }
@@ -129,8 +130,9 @@ static size_t event_json(char *b, size_t cap, int64_t j, int64_t u, int step, in
         "signed_up",         "file_uploaded",     "member_invited",    "project_exported",
         "deadline_set",      "project_delivered", "project_delivered", "project_delivered",
         "project_delivered", "project_delivered"};
-    int n = snprintf(b, cap, "{\"event_id\":\"lat-%" PRId64 "\",\"user_id\":\"lu%07" PRId64
-                             "\",\"type\":\"%s\",\"ts\":%" PRId64,
+    int n = snprintf(b, cap,
+                     "{\"event_id\":\"lat-%" PRId64 "\",\"user_id\":\"lu%07" PRId64
+                     "\",\"type\":\"%s\",\"ts\":%" PRId64,
                      j, u, types[step], ts);
     if (step == 4)
         n += snprintf(b + n, cap - (size_t)n,
@@ -139,7 +141,8 @@ static size_t event_json(char *b, size_t cap, int64_t j, int64_t u, int step, in
                       u, ts + (int64_t)30 * 86400000);
     else if (step >= 5)
         n += snprintf(b + n, cap - (size_t)n,
-                      ",\"props\":{\"project_id\":\"lp%" PRId64 "\",\"project_name\":\"Latency\"}", u);
+                      ",\"props\":{\"project_id\":\"lp%" PRId64 "\",\"project_name\":\"Latency\"}",
+                      u);
     else if (step == 0)
         n += snprintf(b + n, cap - (size_t)n,
                       ",\"user\":{\"role\":\"editor\",\"timezone\":\"Europe/Berlin\","
@@ -218,8 +221,8 @@ static int64_t parse_time(const char *s)
 {
     struct tm tm = {0};
     int ms = 0;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &ms) != 7)
         return -1;
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;

@@ -13,8 +13,8 @@
  * interval, so the rate errs low, never high. Each sample's time is the
  * midpoint of its request. Keeps polling until the admin server goes away
  * (the process exited) and reports that too. Prints one line:
- *   cuepoint_run records=N seconds=S rate=R interval=first_sample_consuming_to_first_sample_at_target
- *     sample_ms=I first_to_exit_seconds=X
+ *   cuepoint_run records=N seconds=S rate=R
+ * interval=first_sample_consuming_to_first_sample_at_target sample_ms=I first_to_exit_seconds=X
  * Exit 0 when the target was reached, 1 otherwise.
  */
 #include <arpa/inet.h>
