@@ -6,15 +6,10 @@
 # a second member joining makes /readyz 503 until the rebalance ends; SIGTERM
 # exits 0 and the port closes.
 . "$(dirname "$0")/../lib.sh" "$1"
+. "$(dirname "$0")/../kafka_lib.sh"
 set -uo pipefail
 
-"$cuepoint" dev-broker --partitions 3 --topic events --topic triggers --topic dead \
-    > "$tmp/broker.txt" 2> "$tmp/broker.log" &
-broker_pid=$!
-run_pid=
-trap 'kill $run_pid $broker_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
-for _ in $(seq 100); do [ -s "$tmp/broker.txt" ] && break; sleep 0.1; done
-bootstrap=$(head -n1 "$tmp/broker.txt")
+broker_start --partitions 3 --topic events --topic triggers --topic dead
 
 "$cuepoint" generate --users 300 --events 3000 --seed 5 \
     | sed -E 's/^(.*"user_id":"([^"]*)".*)$/\2\t\1/' > "$tmp/events.tsv"

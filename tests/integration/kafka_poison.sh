@@ -5,17 +5,11 @@
 # (reason, source topic, partition, offset), and the good records' triggers
 # are the file mode's. /metrics counts the same dead letters by reason.
 . "$(dirname "$0")/../lib.sh" "$1"
+. "$(dirname "$0")/../kafka_lib.sh"
 set -uo pipefail
 
-"$cuepoint" dev-broker --partitions 4 --topic events --topic triggers --topic dead \
-    > "$tmp/broker.txt" 2> "$tmp/broker.log" &
-broker_pid=$!
-run_pid=
-trap 'kill $run_pid $broker_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
-for _ in $(seq 100); do [ -s "$tmp/broker.txt" ] && break; sleep 0.1; done
-bootstrap=$(head -n1 "$tmp/broker.txt")
+broker_start --partitions 4 --topic events --topic triggers --topic dead
 
-keyed() { sed -E 's/^(.*"user_id":"([^"]*)".*)$/\2\t\1/'; }
 "$cuepoint" generate --users 500 --events 5000 --seed 11 > "$tmp/good.jsonl"
 pad=$(head -c 1100000 /dev/zero | tr '\0' a)
 {
