@@ -147,10 +147,9 @@ static void sink_trigger(const cue_trigger *t, const char *rec, size_t len, void
     if (r->o->on_trigger) r->o->on_trigger(t, rec, len, r->o->on_trigger_ctx);
 }
 
-static void sink_dead(const cue_dead_letter *dl, void *ctx)
+void cue_dead_letter_json(cue_buf *b, const cue_dead_letter *dl, const char *source, int64_t line,
+                          bool truncated)
 {
-    run *r = ctx;
-    cue_buf *b = &r->dl;
     cue_buf_reset(b);
     cue_buf_append_str(b, "{\"reason\":");
     const char *reason = cue_reason_name(dl->reason);
@@ -158,15 +157,21 @@ static void sink_dead(const cue_dead_letter *dl, void *ctx)
     cue_buf_append_str(b, ",\"error\":");
     cue_buf_append_json_str(b, dl->message, strlen(dl->message));
     cue_buf_append_str(b, ",\"source\":");
-    const char *src = r->o->source_name ? r->o->source_name : "-";
-    cue_buf_append_json_str(b, src, strlen(src));
-    cue_buf_printf(b, ",\"line\":%lld,\"partition\":%u,\"offset\":%lld", (long long)r->line,
-                   dl->partition, (long long)dl->offset);
-    if (r->truncated) cue_buf_append_str(b, ",\"truncated\":true");
+    cue_buf_append_json_str(b, source, strlen(source));
+    if (line >= 0) cue_buf_printf(b, ",\"line\":%lld", (long long)line);
+    cue_buf_printf(b, ",\"partition\":%u,\"offset\":%lld", dl->partition, (long long)dl->offset);
+    if (truncated) cue_buf_append_str(b, ",\"truncated\":true");
     cue_buf_append_str(b, ",\"raw\":");
     cue_buf_append_json_str(b, dl->raw, dl->raw_len);
     cue_buf_append_str(b, "}\n");
-    fwrite(b->data, 1, b->len, r->o->dead);
+}
+
+static void sink_dead(const cue_dead_letter *dl, void *ctx)
+{
+    run *r = ctx;
+    cue_dead_letter_json(&r->dl, dl, r->o->source_name ? r->o->source_name : "-", r->line,
+                         r->truncated);
+    fwrite(r->dl.data, 1, r->dl.len, r->o->dead);
 }
 
 static int sink_flush(void *ctx, cue_err *err)

@@ -28,6 +28,9 @@ struct cue_kafka {
     bool closing;    /* purged records' reports are expected, not failures */
     bool subscribed; /* the consumer joined (or is joining) the group */
     bool assigned;   /* ... and has received an assignment since */
+    /* A replay's clients (cue_kafka_open_replay): no group, and the
+     * replay's id on every record produced. NULL for the live pipeline. */
+    const char *replay_id; /* borrowed */
     cue_kafka_stats stats;
 };
 
@@ -154,7 +157,14 @@ static rd_kafka_conf_t *conf_new(cue_kafka *k, int client, cue_err *err)
     snprintf(n, sizeof n, "%s", client == CUE_KAFKA_CONSUMER ? "cuepoint-consumer" : "cuepoint");
     if (rc == 0) rc = conf_set(conf, "client.id", n, err);
     if (client == CUE_KAFKA_CONSUMER) {
-        if (rc == 0) rc = conf_set(conf, "group.id", c->application_id, err);
+        /* A replay reads outside the live group: it never subscribes (the
+         * partitions are assigned) and never commits, under a group id of
+         * its own because librdkafka's consumer queue needs one. */
+        char group[CUE_NAME_BYTES_MAX + 160];
+        snprintf(group, sizeof group, "%s%s%s", c->application_id, k->replay_id ? "-" : "",
+                 k->replay_id ? k->replay_id : "");
+        if (rc == 0) rc = conf_set(conf, "group.id", group, err);
+        if (rc == 0 && k->replay_id) rc = conf_set(conf, "enable.partition.eof", "true", err);
         if (rc == 0) rc = conf_set(conf, "enable.auto.commit", "false", err);
         if (rc == 0) rc = conf_set(conf, "enable.auto.offset.store", "false", err);
         if (rc == 0) rc = conf_set(conf, "auto.offset.reset", "earliest", err);
@@ -208,39 +218,46 @@ static int pipe_open(int fds[2], cue_err *err)
     return 0;
 }
 
-int cue_kafka_open(cue_kafka **out, const cue_config *cfg, const cue_kafka_handler *h, cue_err *err)
+static int open_clients(cue_kafka **out, const cue_config *cfg, const cue_kafka_handler *h,
+                        const char *replay_id, const char *output_topic, cue_err *err)
 {
     cue_kafka *k = calloc(1, sizeof *k);
     if (k == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
     k->cfg = cfg;
     k->h = *h;
+    k->replay_id = replay_id;
     k->cpipe[0] = k->cpipe[1] = k->ppipe[0] = k->ppipe[1] = -1;
     char why[512];
     rd_kafka_conf_t *cc = NULL, *pc = NULL;
     if (pipe_open(k->cpipe, err) != 0 || pipe_open(k->ppipe, err) != 0) goto fail;
     cc = conf_new(k, CUE_KAFKA_CONSUMER, err);
     if (cc == NULL) goto fail;
-    pc = conf_new(k, CUE_KAFKA_PRODUCER, err);
-    if (pc == NULL) goto fail;
+    if (output_topic) {
+        pc = conf_new(k, CUE_KAFKA_PRODUCER, err);
+        if (pc == NULL) goto fail;
+    }
     k->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, why, sizeof why);
     if (k->consumer == NULL) {
         cue_err_set(err, CUE_ECONFIG, "kafka consumer: %s", why);
         goto fail;
     }
     cc = NULL; /* the client owns it now */
-    k->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, why, sizeof why);
-    if (k->producer == NULL) {
-        cue_err_set(err, CUE_ECONFIG, "kafka producer: %s", why);
-        goto fail;
-    }
-    pc = NULL;
     rd_kafka_poll_set_consumer(k->consumer);
     k->cq = rd_kafka_queue_get_consumer(k->consumer);
-    k->pq = rd_kafka_queue_get_main(k->producer);
     rd_kafka_queue_io_event_enable(k->cq, k->cpipe[1], "1", 1);
-    rd_kafka_queue_io_event_enable(k->pq, k->ppipe[1], "1", 1);
-    k->triggers = rd_kafka_topic_new(k->producer, cfg->trigger_topic, NULL);
-    k->dead = rd_kafka_topic_new(k->producer, cue_config_dead_letter_topic(cfg), NULL);
+    if (output_topic) {
+        k->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, why, sizeof why);
+        if (k->producer == NULL) {
+            cue_err_set(err, CUE_ECONFIG, "kafka producer: %s", why);
+            goto fail;
+        }
+        pc = NULL;
+        k->pq = rd_kafka_queue_get_main(k->producer);
+        rd_kafka_queue_io_event_enable(k->pq, k->ppipe[1], "1", 1);
+        k->triggers = rd_kafka_topic_new(k->producer, output_topic, NULL);
+        if (replay_id == NULL)
+            k->dead = rd_kafka_topic_new(k->producer, cue_config_dead_letter_topic(cfg), NULL);
+    }
     *out = k;
     return 0;
 fail:
@@ -248,6 +265,18 @@ fail:
     if (pc) rd_kafka_conf_destroy(pc);
     cue_kafka_close(k, 0);
     return err ? err->code : CUE_ECONFIG;
+}
+
+int cue_kafka_open(cue_kafka **out, const cue_config *cfg, const cue_kafka_handler *h, cue_err *err)
+{
+    return open_clients(out, cfg, h, NULL, cfg->trigger_topic, err);
+}
+
+int cue_kafka_open_replay(cue_kafka **out, const cue_config *cfg, const cue_kafka_handler *h,
+                          const char *replay_id, const char *output_topic, cue_err *err)
+{
+    CUE_ASSERT(replay_id != NULL);
+    return open_clients(out, cfg, h, replay_id, output_topic, err);
 }
 
 static int64_t mono_ms(void)
@@ -323,7 +352,7 @@ void cue_kafka_close(cue_kafka *k, int64_t timeout_ms)
     if (k == NULL) return;
     k->closing = true;
     if (k->consumer) {
-        if (timeout_ms > 0) consumer_leave(k, timeout_ms);
+        if (timeout_ms > 0 && k->replay_id == NULL) consumer_leave(k, timeout_ms);
         if (k->cq) rd_kafka_queue_destroy(k->cq);
         if (k->subscribed && !k->assigned) {
             /* librdkafka 2.0.2 asserts when a cooperative-sticky member that
@@ -455,6 +484,7 @@ size_t cue_kafka_consume(cue_kafka *k, size_t max)
         if (m == NULL) break;
         served++;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (k->h.end) k->h.end(m->partition, m->offset, k->h.ctx);
         } else if (m->err) {
             k->stats.consumer_errors++;
             cue_log(CUE_LOG_WARN, rd_kafka_message_errstr(m), "s:topic",
@@ -479,7 +509,7 @@ size_t cue_kafka_consume(cue_kafka *k, size_t max)
 
 void cue_kafka_serve_producer(cue_kafka *k)
 {
-    rd_kafka_poll(k->producer, 0);
+    if (k->producer) rd_kafka_poll(k->producer, 0);
 }
 
 size_t cue_kafka_in_flight(const cue_kafka *k)
@@ -489,6 +519,7 @@ size_t cue_kafka_in_flight(const cue_kafka *k)
 
 int cue_kafka_flush(cue_kafka *k, int64_t timeout_ms, cue_err *err)
 {
+    if (k->producer == NULL) return 0;
     rd_kafka_flush(k->producer, (int)timeout_ms);
     rd_kafka_poll(k->producer, 0);
     if (k->fatal_raised) return cue_err_set(err, CUE_EIO, "a delivery failed");
@@ -533,10 +564,11 @@ static int produce(cue_kafka *k, rd_kafka_topic_t *topic, int tag, const char *k
 
 int cue_kafka_produce_trigger(cue_kafka *k, const cue_trigger *t, const char *rec, size_t len)
 {
-    rd_kafka_headers_t *h = rd_kafka_headers_new(3);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
     rd_kafka_header_add(h, "ce_id", -1, t->id, -1);
     rd_kafka_header_add(h, "ce_type", -1, t->name, -1);
     rd_kafka_header_add(h, "content-type", -1, "application/cloudevents+json", -1);
+    if (k->replay_id) rd_kafka_header_add(h, "cuepoint-replay", -1, k->replay_id, -1);
     return produce(k, k->triggers, REC_TRIGGER, t->user->id, t->user->id_len, rec, len, h,
                    t->time_ms);
 }
@@ -631,6 +663,78 @@ int64_t cue_kafka_high_watermark(cue_kafka *k, int32_t partition)
         RD_KAFKA_RESP_ERR_NO_ERROR)
         return -1;
     return hi;
+}
+
+/* ---- a replay's reads -------------------------------------------------- */
+
+int cue_kafka_assign(cue_kafka *k, const int32_t *parts, const int64_t *start, size_t n,
+                     cue_err *err)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(l, k->cfg->input_topic, parts[i])->offset = start[i];
+    rd_kafka_resp_err_t e = rd_kafka_assign(k->consumer, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    k->assigned = e == RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (e) return cue_err_set(err, CUE_EUNAVAILABLE, "assign: %s", rd_kafka_err2str(e));
+    return 0;
+}
+
+void cue_kafka_pause(cue_kafka *k, int32_t partition)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, k->cfg->input_topic, partition);
+    rd_kafka_pause_partitions(k->consumer, l);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+int cue_kafka_watermarks(cue_kafka *k, int32_t partition, int64_t timeout_ms, int64_t *low,
+                         int64_t *high, cue_err *err)
+{
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(k->consumer, k->cfg->input_topic,
+                                                             partition, low, high, (int)timeout_ms);
+    if (e)
+        return cue_err_set(err, CUE_EUNAVAILABLE, "%s [%d]: watermarks: %s", k->cfg->input_topic,
+                           (int)partition, rd_kafka_err2str(e));
+    return 0;
+}
+
+int cue_kafka_offset_for_time(cue_kafka *k, int32_t partition, int64_t ts_ms, int64_t timeout_ms,
+                              int64_t *offset, cue_err *err)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, k->cfg->input_topic, partition)->offset = ts_ms;
+    rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(k->consumer, l, (int)timeout_ms);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) e = l->elems[0].err;
+    *offset = l->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e)
+        return cue_err_set(err, CUE_EUNAVAILABLE, "%s [%d]: offsets for time %lld: %s",
+                           k->cfg->input_topic, (int)partition, (long long)ts_ms,
+                           rd_kafka_err2str(e));
+    return 0;
+}
+
+int cue_kafka_partitioner_find(const char *name)
+{
+    static const char *const names[] = {"consistent_random", "consistent",   "murmur2_random",
+                                        "murmur2",           "fnv1a_random", "fnv1a"};
+    for (int i = 0; i < (int)(sizeof names / sizeof *names); i++)
+        if (strcmp(name, names[i]) == 0) return i / 2;
+    return -1;
+}
+
+int32_t cue_kafka_partition_of(int partitioner, const char *key, size_t key_len, int32_t n)
+{
+    /* The *_random variants differ only for records without a key: the
+     * caller puts those in partition 0 rather than a random one. The topic
+     * handle is not used by these three. */
+    if (key_len == 0 || n <= 1) return 0;
+    switch (partitioner) {
+    case 1: return rd_kafka_msg_partitioner_murmur2(NULL, key, key_len, n, NULL, NULL);
+    case 2: return rd_kafka_msg_partitioner_fnv1a(NULL, key, key_len, n, NULL, NULL);
+    default: return rd_kafka_msg_partitioner_consistent(NULL, key, key_len, n, NULL, NULL);
+    }
 }
 
 const cue_kafka_stats *cue_kafka_stats_get(const cue_kafka *k)

@@ -13,6 +13,7 @@
 #ifndef CUEPOINT_FILEMODE_H
 #define CUEPOINT_FILEMODE_H
 
+#include "cuepoint/buf.h"
 #include "cuepoint/config.h"
 #include "cuepoint/engine.h"
 #include "cuepoint/machine.h"
@@ -62,6 +63,12 @@ typedef struct cue_filemode_result {
     double seconds;
     int64_t stream_ms;
 } cue_filemode_result;
+
+/* One dead letter as a JSON line (newline included) into `b`, replacing its
+ * contents: reason, error, source, line (when >= 0), partition, offset,
+ * truncated, raw. */
+void cue_dead_letter_json(cue_buf *b, const cue_dead_letter *dl, const char *source, int64_t line,
+                          bool truncated);
 
 /* Runs the whole source through a task over cfg->state_dir and commits at the
  * end. Returns 0, or an error that stopped the run (store, I/O, source). */

@@ -60,6 +60,9 @@ typedef struct cue_kafka_handler {
     /* The consumer or producer cannot go on (a fatal client error, a failed
      * delivery); the message names the cause. */
     void (*fatal)(const char *why, void *ctx);
+    /* A replay's consumer reached the end of a partition at `offset` (the
+     * high watermark then); NULL for the live pipeline. */
+    void (*end)(int32_t partition, int64_t offset, void *ctx);
     void *ctx;
 } cue_kafka_handler;
 
@@ -68,6 +71,15 @@ typedef struct cue_kafka_handler {
  * a secret's value is never part of the message. */
 int cue_kafka_open(cue_kafka **out, const cue_config *cfg, const cue_kafka_handler *h,
                    cue_err *err);
+
+/* A replay's clients: a consumer outside any group (the caller assigns the
+ * partitions and nothing is ever committed, so the live group neither
+ * rebalances nor sees its offsets move) that reports partition ends, and a
+ * producer only when `output_topic` is set (triggers only; every record
+ * carries the header cuepoint-replay = replay_id). Both strings are borrowed
+ * for the object's life. */
+int cue_kafka_open_replay(cue_kafka **out, const cue_config *cfg, const cue_kafka_handler *h,
+                          const char *replay_id, const char *output_topic, cue_err *err);
 
 /* Leaves the group (after the caller committed what it had), waits up to
  * `timeout_ms` for outstanding deliveries, and frees everything. */
@@ -117,6 +129,30 @@ void cue_kafka_commit(cue_kafka *k, int32_t partition, int64_t offset, bool sync
 
 /* The partition's high watermark as last seen by the consumer, or -1. */
 int64_t cue_kafka_high_watermark(cue_kafka *k, int32_t partition);
+
+/* ---- a replay's reads (cue_kafka_open_replay) ------------------------ */
+
+/* Reads input.topic's partitions from the given offsets (or CUE_KAFKA_OFFSET_*). */
+int cue_kafka_assign(cue_kafka *k, const int32_t *parts, const int64_t *start, size_t n,
+                     cue_err *err);
+/* Stops fetching a partition that reached its end. */
+void cue_kafka_pause(cue_kafka *k, int32_t partition);
+/* Asks the partition's leader for its log start and high watermark. */
+int cue_kafka_watermarks(cue_kafka *k, int32_t partition, int64_t timeout_ms, int64_t *low,
+                         int64_t *high, cue_err *err);
+/* The first offset whose record timestamp is at or after `ts_ms`, or -1 when
+ * there is none (Kafka's ListOffsets by time; the mock broker always answers -1). */
+int cue_kafka_offset_for_time(cue_kafka *k, int32_t partition, int64_t ts_ms, int64_t timeout_ms,
+                              int64_t *offset, cue_err *err);
+
+/* librdkafka's key partitioners, to place records from a file where a
+ * producer would have put them: "consistent_random" (librdkafka's default
+ * and kcat's), "murmur2_random" (the Java client's default), "fnv1a_random",
+ * or their names without "_random". Returns an id for cue_kafka_partition_of,
+ * or -1 for an unknown name. */
+int cue_kafka_partitioner_find(const char *name);
+/* The partition for `key` among `n`; a record without a key goes to 0. */
+int32_t cue_kafka_partition_of(int partitioner, const char *key, size_t key_len, int32_t n);
 
 typedef struct cue_kafka_stats {
     uint64_t produced, delivered, delivery_failures, produce_retries_full;
