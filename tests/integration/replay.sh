@@ -55,6 +55,19 @@ grep -q "$n_events events read" "$tmp/r1.log" && ok || { bad "topic replay summa
 grep -q '"source":"ev".*"partition":[0-9]*,"offset":[0-9]*' "$tmp/r1/dead-letters.jsonl" && ok \
     || bad "topic replay dead letters do not name topic, partition and offset"
 
+# 1b. --seed-state: a live instance started on the seeded directory resumes
+# at the end of what was replayed: nothing applied or sent twice.
+"$cuepoint" replay --config "$tmp/live.json" --seed-state "$tmp/seed" --advance-to $clock \
+    > /dev/null 2> "$tmp/seed.log" || bad "--seed-state exit $?"
+grep -q "start 'cuepoint run' with state.dir=$tmp/seed" "$tmp/seed.log" && ok || bad "--seed-state does not say how to use it"
+config seeded replay-seeded ev trig-seeded
+sed -i "s|\"state.dir\": \"[^\"]*\"|\"state.dir\": \"$tmp/seed\"|" "$tmp/seeded.json"
+timeout 60 "$cuepoint" run --config "$tmp/seeded.json" --stop-at-end 2> "$tmp/seeded.log" || bad "run on the seeded state exit $?"
+grep -q '"msg":"stopped".*"consumed":0,"triggers":0' "$tmp/seeded.log" && ok \
+    || { bad "a live run on the seeded state read or sent again"; grep '"stopped"' "$tmp/seeded.log"; }
+"$cuepoint" state dump --machines "$machines" --state-dir "$tmp/seed" | sort | cmp -s - "$tmp/live.dump" && ok \
+    || bad "the seeded state is not the live state"
+
 # 2. From the file the topic was loaded from: placed like kcat placed them.
 "$cuepoint" replay --config "$tmp/live.json" --input "$tmp/events.jsonl" --state-dir "$tmp/r2" \
     --advance-to $clock > "$tmp/r2.out" 2> "$tmp/r2.log" || { bad "file replay exit $?"; tail -5 "$tmp/r2.log"; }
