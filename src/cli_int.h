@@ -63,5 +63,6 @@ int cli_demo_file(int argc, char **argv);
 int cli_cmd_run(int argc, char **argv);
 int cli_cmd_dev_broker(int argc, char **argv);
 int cli_cmd_demo(int argc, char **argv);
+int cli_cmd_offsets(int argc, char **argv);
 
 #endif
