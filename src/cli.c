@@ -842,6 +842,7 @@ static const char main_help[] =
     "  run         the Kafka pipeline: consume events, produce triggers (--config FILE)\n"
     "  replay      run history again (topic or file) without touching the live\n"
     "              pipeline: the same triggers with the same ids\n"
+    "  offsets     show or reset the live group's input offsets (show | reset)\n"
     "  dev-broker  run librdkafka's mock Kafka cluster for trying and testing\n"
     "  file        run events from a JSON-lines file through the journeys\n"
     "  check       validate and lint journey files\n"
@@ -857,11 +858,11 @@ int cue_cli_main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"file", cmd_file},        {"check", cmd_check},
-                {"graph", cmd_graph},      {"state", cmd_state},
-                {"demo", cli_cmd_demo},    {"generate", cmd_generate},
-                {"run", cli_cmd_run},      {"dev-broker", cli_cmd_dev_broker},
-                {"replay", cli_cmd_replay}};
+    } cmds[] = {{"file", cmd_file},          {"check", cmd_check},
+                {"graph", cmd_graph},        {"state", cmd_state},
+                {"demo", cli_cmd_demo},      {"generate", cmd_generate},
+                {"run", cli_cmd_run},        {"dev-broker", cli_cmd_dev_broker},
+                {"replay", cli_cmd_replay},  {"offsets", cli_cmd_offsets}};
     if (argc < 2) {
         fputs(main_help, stderr);
         return EX_USAGE;
@@ -878,7 +879,8 @@ int cue_cli_main(int argc, char **argv)
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc, argv);
     const char *names[] = {"file",     "check",   "graph", "state",      "demo",
-                           "generate", "version", "run",   "dev-broker", "replay"};
+                           "generate", "version", "run",   "dev-broker", "replay",
+                           "offsets"};
     const char *near = cue_nearest_name(cmd, names, sizeof names / sizeof *names);
     fprintf(stderr, "cuepoint: unknown command '%s'%s%s%s; see 'cuepoint --help'\n", cmd,
             near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");

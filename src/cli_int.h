@@ -64,5 +64,6 @@ int cli_cmd_run(int argc, char **argv);
 int cli_cmd_dev_broker(int argc, char **argv);
 int cli_cmd_demo(int argc, char **argv);
 int cli_cmd_replay(int argc, char **argv);
+int cli_cmd_offsets(int argc, char **argv);
 
 #endif

@@ -2,7 +2,10 @@
  * loop through pipes, triggers and dead letters out, the mock cluster. */
 #include "cuepoint/kafka.h"
 
+#include "cuepoint/kafka_group.h"
 #include "cuepoint/log.h"
+
+#include "kafka_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -909,4 +912,48 @@ void cue_kafka_loader_free(cue_kafka_loader *l)
     if (l == NULL) return;
     rd_kafka_destroy(l->rk);
     free(l);
+}
+
+/* ---- a consumer alone, for the offsets tool ---------------------------- */
+
+/* The pipeline's consumer (the same defaults and passthrough properties, so
+ * TLS and SASL settings apply) without the producer. It joins the group only
+ * if the caller subscribes it. */
+int cue_kafka_open_consumer(cue_kafka **out, const cue_config *cfg, const cue_kafka_handler *h,
+                            cue_err *err)
+{
+    cue_kafka *k = calloc(1, sizeof *k);
+    if (k == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
+    k->cfg = cfg;
+    k->h = *h;
+    k->cpipe[0] = k->cpipe[1] = k->ppipe[0] = k->ppipe[1] = -1;
+    char why[512];
+    rd_kafka_conf_t *cc = NULL;
+    if (pipe_open(k->cpipe, err) != 0) goto fail;
+    cc = conf_new(k, CUE_KAFKA_CONSUMER, err);
+    if (cc == NULL) goto fail;
+    k->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, why, sizeof why);
+    if (k->consumer == NULL) {
+        rd_kafka_conf_destroy(cc);
+        cue_err_set(err, CUE_ECONFIG, "kafka consumer: %s", why);
+        goto fail;
+    }
+    rd_kafka_poll_set_consumer(k->consumer);
+    k->cq = rd_kafka_queue_get_consumer(k->consumer);
+    rd_kafka_queue_io_event_enable(k->cq, k->cpipe[1], "1", 1);
+    *out = k;
+    return 0;
+fail:
+    cue_kafka_close(k, 0);
+    return err ? err->code : CUE_ECONFIG;
+}
+
+rd_kafka_t *cue_kafka_consumer_handle(cue_kafka *k)
+{
+    return k->consumer;
+}
+
+const cue_config *cue_kafka_config(const cue_kafka *k)
+{
+    return k->cfg;
 }

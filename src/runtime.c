@@ -5,8 +5,10 @@
 #include "cuepoint/buf.h"
 #include "cuepoint/http.h"
 #include "cuepoint/kafka.h"
+#include "cuepoint/kafka_group.h"
 #include "cuepoint/log.h"
 #include "cuepoint/metrics.h"
+#include "cuepoint/offsets.h"
 #include "cuepoint/store.h"
 #include "cuepoint/task.h"
 
@@ -32,6 +34,13 @@ typedef struct part {
     int64_t position; /* next offset to process */
     int64_t high;     /* the high watermark last seen, or -1 */
     uint64_t consumed;
+    /* The partition's reset marker, carried forward in every group commit
+     * so the reset reaches stores that have not seen it (offsets.h). Group
+     * commits are skipped while `group_unread`: the group's metadata could
+     * not be read at assignment, and a commit must not overwrite a marker
+     * this instance never saw. */
+    char marker[CUE_KAFKA_META_MAX];
+    bool group_unread;
 } part;
 
 enum { RUNNING = 0, COMMITTING };
@@ -151,6 +160,66 @@ static void add_stats(cue_task_stats *sum, const cue_task_stats *s)
     sum->engine.transitions += s->engine.transitions;
 }
 
+/* Applies to the store a reset the group's commit metadata names for one
+ * newly assigned partition, unless the store applied it already. */
+static int apply_group_reset(rt *r, int32_t id, const char *meta)
+{
+    part *p = &r->parts[id];
+    cue_err err = {0};
+    int64_t to = 0;
+    if (cue_offsets_marker_parse(meta, strlen(meta), &to)) {
+        cue_offsets_applied a;
+        if (cue_offsets_apply(r->store, (uint32_t)id, meta, &a, &err) != 0) {
+            fatal(r, err.code, err.msg);
+            return err.code;
+        }
+        if (!a.already)
+            cue_log(CUE_LOG_INFO, "reset applied", "s:topic", r->o->cfg->input_topic, "i:partition",
+                    (int64_t)id, "s:reset", meta, "i:from", a.from, "i:to", a.to, "s:state",
+                    a.action == CUE_OFFSETS_DROP ? "dropped" : "kept", "u:users", a.users, NULL);
+    }
+    if (cue_store_reset_marker_get(r->store, (uint32_t)id, p->marker, sizeof p->marker, &err) !=
+        0) {
+        fatal(r, err.code, err.msg);
+        return err.code;
+    }
+    return 0;
+}
+
+/* Reads the group's commit metadata for the partitions this member takes on
+ * and applies the resets it names (offsets.h) before their tasks load. */
+static int apply_group_resets(rt *r, const int32_t *ids, size_t n)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (r->parts[ids[i]].task == NULL) m++;
+    if (m == 0) return 0;
+    int32_t *fresh = calloc(m, sizeof *fresh);
+    int64_t *offsets = calloc(m, sizeof *offsets);
+    char(*meta)[CUE_KAFKA_META_MAX] = calloc(m, sizeof *meta);
+    CUE_ASSERT(fresh && offsets && meta); /* rebalances are rare and small */
+    m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (r->parts[ids[i]].task == NULL) fresh[m++] = ids[i];
+    cue_err err = {0};
+    bool unread = cue_kafka_group_committed(r->k, fresh, m, offsets, meta,
+                                            r->o->cfg->startup_timeout_ms, &err) != 0;
+    if (unread)
+        cue_log(CUE_LOG_WARN,
+                "the group's committed offsets could not be read: a reset would go unseen, so "
+                "these partitions' group offsets are not committed until their next assignment",
+                "s:error", err.msg, NULL);
+    int rc = 0;
+    for (size_t i = 0; i < m && rc == 0; i++) {
+        r->parts[fresh[i]].group_unread = unread;
+        rc = apply_group_reset(r, fresh[i], unread ? "" : meta[i]);
+    }
+    free(fresh);
+    free(offsets);
+    free(meta);
+    return rc;
+}
+
 static int on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
 {
     rt *r = ctx;
@@ -162,12 +231,15 @@ static int on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
             start[i] = CUE_KAFKA_OFFSET_GROUP;
         return 0;
     }
-    for (size_t i = 0; i < n; i++) {
-        cue_err err = {0};
+    for (size_t i = 0; i < n; i++)
         if (parts_reserve(r, ids[i]) != 0) {
             fatal(r, CUE_ENOMEM, "out of memory for partitions");
             return CUE_ENOMEM;
         }
+    int rc = apply_group_resets(r, ids, n);
+    if (rc != 0) return rc;
+    for (size_t i = 0; i < n; i++) {
+        cue_err err = {0};
         part *p = &r->parts[ids[i]];
         if (p->task == NULL && cue_task_new(&p->task, &r->task_cfg, r->o->ms, r->store,
                                             (uint32_t)ids[i], &r->sink, &err) != 0) {
@@ -200,8 +272,8 @@ static void part_release(rt *r, int32_t id, bool commit_group, bool sync)
         cue_err err = {0};
         if (cue_task_commit(p->task, &err) != 0)
             fatal(r, err.code, err.msg);
-        else if (commit_group)
-            cue_kafka_commit(r->k, id, cue_task_next_offset(p->task), sync);
+        else if (commit_group && !p->group_unread)
+            cue_kafka_group_commit(r->k, id, cue_task_next_offset(p->task), p->marker, sync, NULL);
     }
     cue_cache_stats cs;
     cue_task_cache_stats(p->task, &cs);
@@ -266,7 +338,8 @@ static void finish_commit(rt *r)
             fatal(r, err.code, err.msg);
             return;
         }
-        cue_kafka_commit(r->k, i, cue_task_next_offset(p->task), false);
+        if (!p->group_unread)
+            cue_kafka_group_commit(r->k, i, cue_task_next_offset(p->task), p->marker, false, NULL);
     }
     r->res->commits++;
     cue_histogram_observe(&r->commit_hist, (double)(uv_hrtime() - r->commit_started_ns) / 1e9);

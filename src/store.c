@@ -402,3 +402,59 @@ void cue_store_bytes(cue_store *s, uint64_t *sst_bytes, uint64_t *memtable_bytes
             *memtable_bytes += v;
     }
 }
+
+/* ---- resets ------------------------------------------------------------ */
+
+/* The applied reset's marker lives in `meta` under partition | "reset": inside
+ * the partition's key range, so a drop takes it too, and never read as meta
+ * (cue_store_meta_get reads the 4-byte key only). */
+static void reset_key(unsigned char k[9], uint32_t partition)
+{
+    put_be32(k, partition);
+    memcpy(k + 4, "reset", 5);
+}
+
+int cue_store_partition_reset(cue_store *s, uint32_t partition, bool drop,
+                              const cue_store_meta *meta, const char *marker, cue_err *err)
+{
+    CUE_ASSERT(!s->read_only);
+    CUE_ASSERT(partition < UINT32_MAX); /* partition + 1 is the range's end */
+    size_t mlen = strlen(marker);
+    CUE_ASSERT(mlen < CUE_STORE_MARKER_MAX);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    if (drop) {
+        unsigned char lo[4], hi[4];
+        put_be32(lo, partition);
+        put_be32(hi, partition + 1);
+        for (int cf = CF_USERS; cf <= CF_META; cf++)
+            rocksdb_writebatch_delete_range_cf(b, s->cf[cf], (const char *)lo, 4, (const char *)hi,
+                                               4);
+    }
+    unsigned char k[9], v[META_BYTES];
+    put_be32(k, partition);
+    meta_encode(v, meta);
+    rocksdb_writebatch_put_cf(b, s->cf[CF_META], (const char *)k, 4, (const char *)v, META_BYTES);
+    reset_key(k, partition);
+    rocksdb_writebatch_put_cf(b, s->cf[CF_META], (const char *)k, 9, marker, mlen);
+    char *e = NULL;
+    rocksdb_write(s->db, s->wo_sync, b, &e);
+    rocksdb_writebatch_destroy(b);
+    if (e != NULL) return store_error(e, err, "writing a partition's reset");
+    return 0;
+}
+
+int cue_store_reset_marker_get(cue_store *s, uint32_t partition, char *out, size_t cap,
+                               cue_err *err)
+{
+    CUE_ASSERT(cap > 0);
+    unsigned char k[9];
+    reset_key(k, partition);
+    char *e = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_get_cf(s->db, s->ro, s->cf[CF_META], (const char *)k, 9, &vlen, &e);
+    if (e != NULL) return store_error(e, err, "reading a partition's applied reset");
+    out[0] = '\0';
+    if (v != NULL) snprintf(out, cap, "%.*s", (int)vlen, v);
+    rocksdb_free(v);
+    return 0;
+}

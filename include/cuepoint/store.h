@@ -79,6 +79,24 @@ void cue_store_bytes(cue_store *s, uint64_t *sst_bytes, uint64_t *memtable_bytes
 /* A partition's progress. CUE_ENOTFOUND when the partition has never committed. */
 int cue_store_meta_get(cue_store *s, uint32_t partition, cue_store_meta *out, cue_err *err);
 
+/* ---- resets (`cuepoint offsets reset`, and the runtime applying one) ---- */
+
+/* Moves a partition's input position in one synced write of its own (not the
+ * shared batch, which may hold other partitions' work in progress). With
+ * `drop`, every key of the partition goes first (users, timer index, meta:
+ * one range delete per column family), so the partition starts empty at
+ * meta->input_offset. `marker` (the reset's commit metadata, at most
+ * CUE_STORE_MARKER_MAX - 1 bytes) is kept as the partition's applied reset.
+ * CUE_ESTORE on failure; nothing is then changed. */
+#define CUE_STORE_MARKER_MAX 128
+int cue_store_partition_reset(cue_store *s, uint32_t partition, bool drop,
+                              const cue_store_meta *meta, const char *marker, cue_err *err);
+
+/* The last reset applied to `partition` (its marker) into `out`; "" when
+ * none. CUE_ESTORE on a read error. */
+int cue_store_reset_marker_get(cue_store *s, uint32_t partition, char *out, size_t cap,
+                               cue_err *err);
+
 /* Visits committed timers of `partition` whose key (due_ms, user id) is at or
  * after (from_due_ms, from_uid) in key order (due time, then user id bytes). The callback returns 0
  * to go on, non-zero to stop (that value is then returned). Data passed to it is borrowed for the

@@ -1,0 +1,486 @@
+/* `cuepoint offsets show|reset`: the live group's positions, and moving them
+ * with the state stores kept consistent (offsets.h has the rules). */
+#include "cuepoint/cli.h"
+
+#include "cuepoint/config.h"
+#include "cuepoint/kafka.h"
+#include "cuepoint/kafka_group.h"
+#include "cuepoint/log.h"
+#include "cuepoint/offsets.h"
+#include "cuepoint/store.h"
+
+#include "cli_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+
+/* Members named in a refusal; the rest are counted. */
+#define MEMBERS_SHOWN 16
+/* Not an error code: the group is active, so the reset is refused (exit 75). */
+#define GROUP_ACTIVE 1
+/* How long leaving the group may take at the end. */
+#define LEAVE_TIMEOUT_MS 10000
+
+static const char offsets_help[] =
+    "Usage: cuepoint offsets show --config FILE [--json]\n"
+    "       cuepoint offsets reset --config FILE (--to-earliest | --to-latest |\n"
+    "                 --to-time TIME | --to-offset P:O[,P:O...]) [--partitions P[,P...]]\n"
+    "                 [--dry-run]\n"
+    "\n"
+    "The positions of the live group application.id on input.topic.\n"
+    "\n"
+    "show: per partition, the log start offset, the high watermark, the group's\n"
+    "committed offset, the local store's next offset (state.dir, read-only; works\n"
+    "while an instance runs), the lag (high watermark minus the stored offset, or\n"
+    "the committed one when there is no store) and the last reset. It never joins\n"
+    "the group. --json prints one JSON object per partition per line.\n"
+    "\n"
+    "reset: moves the partitions (all, or --partitions) to their log start, their\n"
+    "high watermark, the first record at or after TIME (RFC 3339 or epoch ms; no\n"
+    "such record means the high watermark), or explicit offsets (only the\n"
+    "partitions named). Offsets outside [log start, high watermark] are clamped,\n"
+    "with a note. It refuses while the group is active: any member the cluster\n"
+    "reports, or, where the cluster cannot describe groups (the dev broker), any\n"
+    "other member found by joining the group briefly (which costs the group one\n"
+    "rebalance), or an instance holding the local state.dir. The new offsets are\n"
+    "committed to the group as a member, with the commit metadata\n"
+    "\"cuepoint-reset:ID:OFFSET\". Then the local store (if state.dir exists) moves\n"
+    "too: forward, its users are kept; backward, the partition's state is dropped\n"
+    "and rebuilt by the next run, which reprocesses from the new offset (a user's\n"
+    "state skips records at or before the last it applied, so it cannot be kept).\n"
+    "Instances with other state directories apply the same reset, the same way,\n"
+    "when the group next assigns them the partition. --dry-run prints the plan and\n"
+    "changes nothing.\n"
+    "\n"
+    "Options:\n"
+    "  --config FILE, --set KEY=VALUE, --state-dir DIR   as for `cuepoint run`\n"
+    "  --json               (show) JSON lines instead of a table\n"
+    "  -h, --help           this text\n"
+    "\n"
+    "Exit status: 0 done, 64 usage (also a partition the topic does not have),\n"
+    "66 the input topic does not exist, 69 no broker answered within\n"
+    "startup.timeout.ms or a commit failed, 74 state directory I/O, 75 refused:\n"
+    "the group is active (stop its instances and try again), 78 configuration.\n";
+
+typedef struct row {
+    cue_offsets_part bk; /* what the broker says */
+    int64_t committed;   /* -1 when none */
+    char meta[CUE_KAFKA_META_MAX];
+    int64_t stored; /* -1 when no store or no meta */
+    cue_offsets_target target;
+    uint64_t users;
+} row;
+
+typedef struct session {
+    cue_config cfg;
+    cue_kafka *k; /* owned: a consumer that does not join */
+    cue_store *store;
+    row *rows; /* owned, one per partition */
+    int32_t n;
+} session;
+
+static int noop_assigned(const int32_t *p, int64_t *s, size_t n, void *ctx)
+{
+    return 0;
+}
+static void noop_revoked(const int32_t *p, size_t n, bool lost, void *ctx) {}
+static void noop_message(const cue_kafka_msg *m, void *ctx) {}
+
+static void session_close(session *s)
+{
+    if (s->k) cue_kafka_close(s->k, LEAVE_TIMEOUT_MS);
+    if (s->store) cue_store_close(s->store);
+    free(s->rows);
+}
+
+/* Opens the store if state.dir exists. A lock held by another process is
+ * GROUP_ACTIVE: an instance is running on it. */
+static int open_store(session *s, bool read_only, cue_err *err)
+{
+    struct stat st;
+    if (stat(s->cfg.state_dir, &st) != 0) return 0;
+    int rc =
+        cue_store_open(&s->store, s->cfg.state_dir, &(cue_store_opts){.read_only = read_only}, err);
+    if (rc != 0 && strstr(err->msg, "LOCK") != NULL)
+        return cue_err_set(err, GROUP_ACTIVE,
+                           "state.dir %s is in use by a running instance (its lock is held)",
+                           s->cfg.state_dir);
+    return rc;
+}
+
+/* Connects, and reads every partition's watermarks and committed offset, and
+ * the store's position. */
+static int session_open(session *s, bool read_only, cue_err *err)
+{
+    cue_kafka_handler h = {
+        .assigned = noop_assigned, .revoked = noop_revoked, .message = noop_message, .ctx = s};
+    int rc = cue_kafka_open_consumer(&s->k, &s->cfg, &h, err);
+    int32_t n = 0;
+    if (rc == 0) rc = cue_kafka_wait_ready(s->k, s->cfg.startup_timeout_ms, &n, err);
+    if (rc != 0) return rc;
+    s->rows = calloc((size_t)n, sizeof *s->rows);
+    int32_t *ids = calloc((size_t)n, sizeof *ids);
+    int64_t *committed = calloc((size_t)n, sizeof *committed);
+    char(*meta)[CUE_KAFKA_META_MAX] = calloc((size_t)n, sizeof *meta);
+    if (!s->rows || !ids || !committed || !meta) rc = cue_err_set(err, CUE_ENOMEM, "out of memory");
+    s->n = n;
+    for (int32_t i = 0; i < n && rc == 0; i++) {
+        ids[i] = i;
+        s->rows[i].bk.partition = i;
+        rc = cue_kafka_group_watermarks(s->k, i, &s->rows[i].bk.log_start, &s->rows[i].bk.high,
+                                        s->cfg.startup_timeout_ms, err);
+    }
+    if (rc == 0)
+        rc = cue_kafka_group_committed(s->k, ids, (size_t)n, committed, meta,
+                                       s->cfg.startup_timeout_ms, err);
+    for (int32_t i = 0; i < n && rc == 0; i++) {
+        s->rows[i].committed = committed[i];
+        memcpy(s->rows[i].meta, meta[i], sizeof meta[i]);
+    }
+    free(ids);
+    free(committed);
+    free(meta);
+    if (rc == 0) rc = open_store(s, read_only, err);
+    for (int32_t i = 0; i < n && rc == 0; i++) {
+        cue_store_meta m;
+        s->rows[i].stored = -1;
+        if (s->store == NULL) continue;
+        rc = cue_store_meta_get(s->store, (uint32_t)i, &m, err);
+        if (rc == 0) s->rows[i].stored = m.input_offset;
+        if (rc == CUE_ENOTFOUND) rc = 0;
+    }
+    return rc;
+}
+
+static void print_num(const char *fmt, int64_t v)
+{
+    char b[24];
+    if (v < 0)
+        snprintf(b, sizeof b, "-");
+    else
+        snprintf(b, sizeof b, "%lld", (long long)v);
+    printf(fmt, b);
+}
+
+/* The marker as a JSON string (or null): only our own markers are shown, and
+ * they are escaped all the same. */
+static void print_json_marker(const char *meta)
+{
+    int64_t o;
+    if (!cue_offsets_marker_parse(meta, strlen(meta), &o)) {
+        fputs("null", stdout);
+        return;
+    }
+    putchar('"');
+    for (const char *c = meta; *c; c++)
+        if (*c == '"' || *c == '\\')
+            printf("\\%c", *c);
+        else if ((unsigned char)*c < 0x20)
+            printf("\\u%04x", (unsigned)*c);
+        else
+            putchar(*c);
+    putchar('"');
+}
+
+static int64_t lag_of(const row *r)
+{
+    int64_t pos = r->stored >= 0 ? r->stored : r->committed >= 0 ? r->committed : r->bk.log_start;
+    return r->bk.high > pos ? r->bk.high - pos : 0;
+}
+
+static void show_print(const session *s, bool json)
+{
+    if (!json) {
+        printf("group %s, topic %s, state.dir %s%s\n", s->cfg.application_id, s->cfg.input_topic,
+               s->cfg.state_dir, s->store ? "" : " (none here)");
+        printf("%-10s %12s %15s %12s %12s %10s  %s\n", "PARTITION", "LOG-START", "HIGH-WATERMARK",
+               "COMMITTED", "STORED", "LAG", "RESET");
+    }
+    for (int32_t i = 0; i < s->n; i++) {
+        const row *r = &s->rows[i];
+        int64_t o;
+        bool marked = cue_offsets_marker_parse(r->meta, strlen(r->meta), &o);
+        if (json) {
+            printf("{\"topic\":\"%s\",\"partition\":%d,\"log_start\":%lld,\"high_watermark\":%lld,"
+                   "\"committed\":",
+                   s->cfg.input_topic, (int)i, (long long)r->bk.log_start, (long long)r->bk.high);
+            r->committed >= 0 ? printf("%lld", (long long)r->committed) : printf("null");
+            printf(",\"stored\":");
+            r->stored >= 0 ? printf("%lld", (long long)r->stored) : printf("null");
+            printf(",\"lag\":%lld,\"reset\":", (long long)lag_of(r));
+            print_json_marker(r->meta);
+            printf("}\n");
+            continue;
+        }
+        printf("%-10d %12lld %15lld ", (int)i, (long long)r->bk.log_start, (long long)r->bk.high);
+        print_num("%12s ", r->committed);
+        print_num("%12s ", r->stored);
+        printf("%10lld  %s\n", (long long)lag_of(r), marked ? r->meta : "-");
+    }
+}
+
+/* ---- reset ------------------------------------------------------------- */
+
+typedef struct reset_args {
+    cue_reset_spec *spec; /* owned by the caller */
+    bool dry_run, json;
+    int kinds; /* how many --to-* were given */
+} reset_args;
+
+static int parse_opts(args *a, session *s, reset_args *ra, bool reset, cue_err *err)
+{
+    const char *v = NULL;
+    for (a->i = 3; a->i < a->argc; a->i++) {
+        int rc = cli_common_opt(a, &s->cfg, err);
+        if (rc == -EX_CONFIG) return cli_fail("offsets", CUE_ECONFIG, err);
+        if (rc < 0) return -rc;
+        if (rc > 0) continue;
+        const char *arg = a->argv[a->i];
+        if (!reset && strcmp(arg, "--json") == 0) {
+            ra->json = true;
+        } else if (reset && strcmp(arg, "--dry-run") == 0) {
+            ra->dry_run = true;
+        } else if (reset && strcmp(arg, "--to-earliest") == 0) {
+            ra->spec->kind = CUE_RESET_EARLIEST, ra->kinds++;
+        } else if (reset && strcmp(arg, "--to-latest") == 0) {
+            ra->spec->kind = CUE_RESET_LATEST, ra->kinds++;
+        } else if (reset && cli_opt_value(a, "--to-time", &v)) {
+            if (a->bad) return EX_USAGE;
+            if (cli_parse_time(v, &ra->spec->time_ms) != 0)
+                return cli_usage_error("offsets", "--to-time: '%s' is not a time", v);
+            ra->spec->kind = CUE_RESET_TIME, ra->kinds++;
+        } else if (reset && cli_opt_value(a, "--to-offset", &v)) {
+            if (a->bad) return EX_USAGE;
+            if (cue_offsets_parse_list(v, ra->spec, err) != 0)
+                return cli_usage_error("offsets", "--to-offset: %s", err->msg);
+            ra->spec->kind = CUE_RESET_OFFSET, ra->kinds++;
+        } else if (reset && cli_opt_value(a, "--partitions", &v)) {
+            if (a->bad) return EX_USAGE;
+            if (cue_offsets_parse_partitions(v, ra->spec, err) != 0)
+                return cli_usage_error("offsets", "--partitions: %s", err->msg);
+        } else {
+            return cli_usage_error("offsets", "unknown option '%s'", arg);
+        }
+    }
+    if (reset && ra->kinds != 1)
+        return cli_usage_error("offsets", "%s",
+                               "reset needs exactly one of --to-earliest, --to-latest, --to-time, "
+                               "--to-offset");
+    return 0;
+}
+
+/* Every partition named must exist. */
+static int check_named(const session *s, const cue_reset_spec *spec)
+{
+    for (size_t i = 0; i < spec->n_offsets; i++)
+        if (spec->offset_parts[i] >= s->n) {
+            char b[64];
+            snprintf(b, sizeof b, "%d", (int)spec->offset_parts[i]);
+            fprintf(stderr, "cuepoint offsets: %s has %d partitions, not partition %s\n",
+                    s->cfg.input_topic, (int)s->n, b);
+            return EX_USAGE;
+        }
+    for (size_t i = 0; i < spec->n_only; i++)
+        if (spec->only[i] >= s->n) {
+            fprintf(stderr, "cuepoint offsets: %s has %d partitions, not partition %d\n",
+                    s->cfg.input_topic, (int)s->n, (int)spec->only[i]);
+            return EX_USAGE;
+        }
+    return 0;
+}
+
+static int plan(session *s, const cue_reset_spec *spec, cue_err *err)
+{
+    if (spec->kind == CUE_RESET_TIME) {
+        int32_t *ids = calloc((size_t)s->n, sizeof *ids);
+        int64_t *ans = calloc((size_t)s->n, sizeof *ans);
+        int rc = ids && ans ? 0 : cue_err_set(err, CUE_ENOMEM, "out of memory");
+        for (int32_t i = 0; i < s->n && ids; i++)
+            ids[i] = i;
+        if (rc == 0)
+            rc = cue_kafka_group_offsets_for_time(s->k, ids, (size_t)s->n, spec->time_ms, ans,
+                                                  s->cfg.startup_timeout_ms, err);
+        for (int32_t i = 0; i < s->n && rc == 0; i++)
+            s->rows[i].bk.time_answer = ans[i];
+        free(ids);
+        free(ans);
+        if (rc != 0) return rc;
+    }
+    for (int32_t i = 0; i < s->n; i++) {
+        row *r = &s->rows[i];
+        r->target = cue_offsets_target_for(spec, &r->bk);
+        if (!r->target.selected || s->store == NULL) continue;
+        int rc = cue_offsets_count_users(s->store, (uint32_t)i, &r->users, err);
+        if (rc != 0) return rc;
+    }
+    return 0;
+}
+
+static void plan_print(const session *s, bool dry_run)
+{
+    printf("%s group %s, topic %s:\n", dry_run ? "Plan (dry run, nothing changed) for" : "Reset of",
+           s->cfg.application_id, s->cfg.input_topic);
+    for (int32_t i = 0; i < s->n; i++) {
+        const row *r = &s->rows[i];
+        if (!r->target.selected) continue;
+        printf("  partition %d: committed ", (int)i);
+        print_num("%s", r->committed);
+        printf(" -> %lld", (long long)r->target.offset);
+        if (r->target.clamped)
+            printf(" (asked %lld; clamped to the retained range [%lld, %lld])",
+                   (long long)r->target.requested, (long long)r->bk.log_start,
+                   (long long)r->bk.high);
+        if (s->store == NULL) {
+            printf("; no local store\n");
+            continue;
+        }
+        printf("; local store at ");
+        print_num("%s", r->stored);
+        if (cue_offsets_decide(r->stored, r->target.offset) == CUE_OFFSETS_DROP)
+            printf(": backward, %llu users %s, rebuilt from %lld by the next run\n",
+                   (unsigned long long)r->users, dry_run ? "to drop" : "dropped",
+                   (long long)r->target.offset);
+        else
+            printf(": %s, %llu users kept\n",
+                   r->stored == r->target.offset ? "unchanged" : "forward",
+                   (unsigned long long)r->users);
+    }
+}
+
+/* Refuses (CUE_EUNAVAILABLE with the reason) while the group has members the
+ * cluster can name. CUE_EVERSION when it cannot describe groups. */
+static int members_check(session *s, cue_err *err)
+{
+    cue_kafka_member m[MEMBERS_SHOWN];
+    size_t n = 0;
+    int rc = cue_kafka_group_members(s->k, m, MEMBERS_SHOWN, &n, s->cfg.startup_timeout_ms, err);
+    if (rc != 0 || n == 0) return rc;
+    char list[CUE_ERR_MSG_MAX / 2] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < n && i < MEMBERS_SHOWN && used < sizeof list; i++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s@%s", i ? ", " : "",
+                                 m[i].client_id, m[i].host);
+    return cue_err_set(err, GROUP_ACTIVE,
+                       "group %s is active with %zu member(s): %s; stop them and try again",
+                       s->cfg.application_id, n, list);
+}
+
+/* Joins as a member; commits the selected partitions' new offsets with the
+ * reset's marker only if no other member holds any partition. */
+static int commit_as_member(session *s, const char *id, cue_err *err)
+{
+    cue_kafka_probe p;
+    int rc = cue_kafka_probe_join(&p, &s->cfg, s->cfg.startup_timeout_ms, err);
+    if (rc == CUE_EUNAVAILABLE && p.k != NULL) rc = GROUP_ACTIVE;
+    if (rc == 0 && p.assigned < (size_t)s->n)
+        rc = cue_err_set(err, GROUP_ACTIVE,
+                         "group %s is active: other members hold %zu of %s's %d partitions; stop "
+                         "them and try again (this check joined the group, which cost it one "
+                         "rebalance)",
+                         s->cfg.application_id, (size_t)s->n - p.assigned, s->cfg.input_topic,
+                         (int)s->n);
+    for (int32_t i = 0; i < s->n && rc == 0; i++) {
+        row *r = &s->rows[i];
+        if (!r->target.selected) continue;
+        char marker[CUE_KAFKA_META_MAX];
+        rc = cue_offsets_marker_format(marker, sizeof marker, id, r->target.offset);
+        if (rc == 0) rc = cue_kafka_group_commit(p.k, i, r->target.offset, marker, true, err);
+        if (rc == 0) snprintf(r->meta, sizeof r->meta, "%s", marker);
+    }
+    if (p.k) cue_kafka_probe_leave(&p, LEAVE_TIMEOUT_MS);
+    return rc;
+}
+
+static int apply_local(session *s, cue_err *err)
+{
+    for (int32_t i = 0; i < s->n; i++) {
+        row *r = &s->rows[i];
+        if (!r->target.selected) continue;
+        cue_offsets_applied a;
+        int rc = cue_offsets_apply(s->store, (uint32_t)i, r->meta, &a, err);
+        if (rc != 0) {
+            cue_err_prefix(err,
+                           "%s partition %d: the group moved, the local store did not (the "
+                           "next run applies it)",
+                           s->cfg.input_topic, (int)i);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int reset_run(session *s, reset_args *ra, cue_err *err)
+{
+    int rc = check_named(s, ra->spec);
+    if (rc != 0) return rc;
+    rc = plan(s, ra->spec, err);
+    if (rc != 0) return cli_fail("offsets", rc, err);
+    if (ra->dry_run) {
+        plan_print(s, true);
+        return 0;
+    }
+    rc = members_check(s, err);
+    if (rc == CUE_EVERSION) {
+        /* The probe below finds out, at the cost of a rebalance. */
+        cue_log(CUE_LOG_INFO, "joining the group to check that no other member is in it", "s:group",
+                s->cfg.application_id, "s:why", err->msg, NULL);
+        rc = 0;
+    }
+    if (rc == 0) {
+        char id[CUE_OFFSETS_ID_MAX];
+        cue_offsets_new_id(id);
+        rc = commit_as_member(s, id, err);
+        if (rc == 0 && s->store) rc = apply_local(s, err);
+        if (rc == 0) {
+            plan_print(s, false);
+            printf("Committed to group %s with metadata cuepoint-reset:%s:<offset>. Instances "
+                   "with other state directories apply it when next assigned each partition.\n",
+                   s->cfg.application_id, id);
+        }
+    }
+    if (rc == GROUP_ACTIVE) {
+        fprintf(stderr, "cuepoint offsets reset: refused: %s\n", err->msg);
+        cue_log(CUE_LOG_ERROR, err->msg, "s:command", "offsets", "s:error", "group_active", NULL);
+        return EX_TEMPFAIL;
+    }
+    return rc == 0 ? 0 : cli_fail("offsets", rc, err);
+}
+
+int cli_cmd_offsets(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv) || argc < 3) {
+        fputs(offsets_help, argc < 3 ? stderr : stdout);
+        return argc < 3 ? EX_USAGE : 0;
+    }
+    bool reset = strcmp(argv[2], "reset") == 0;
+    if (!reset && strcmp(argv[2], "show") != 0)
+        return cli_usage_error("offsets", "unknown action '%s' (show or reset)", argv[2]);
+    session s = {0};
+    cue_config_defaults(&s.cfg);
+    cue_err err = {0};
+    reset_args ra = {.spec = calloc(1, sizeof(cue_reset_spec))};
+    if (ra.spec == NULL) return EX_OSERR;
+    args a = {.argc = argc, .argv = argv, .cmd = "offsets"};
+    int rc = parse_opts(&a, &s, &ra, reset, &err);
+    if (rc == 0) {
+        /* A dry run or show only reads the store; a reset locks it, which
+         * also tells whether an instance is running on it. */
+        int orc = session_open(&s, !reset || ra.dry_run, &err);
+        if (orc == GROUP_ACTIVE) {
+            fprintf(stderr, "cuepoint offsets reset: refused: %s\n", err.msg);
+            rc = EX_TEMPFAIL;
+        } else if (orc != 0) {
+            rc = cli_fail("offsets", orc, &err);
+        } else if (reset) {
+            rc = reset_run(&s, &ra, &err);
+        } else {
+            show_print(&s, ra.json);
+        }
+    }
+    session_close(&s);
+    free(ra.spec);
+    return rc;
+}
