@@ -131,7 +131,10 @@ start_run side "$tmp/side.log"
 for _ in $(seq 100); do [ -s "$tmp/side.admin" ] && break; sleep 0.1; done
 addr=$(cat "$tmp/side.admin")
 for _ in $(seq 100); do [ "$(metric side cuepoint_consumer_lag_records)" -eq 0 ] && break; sleep 0.2; done
-sleep 1 # the last triggers acknowledged
+sleep 1 # the last triggers acknowledged and committed
+# The group's committed offsets, read without joining it.
+committed() { "$cuepoint" offsets show --config "$tmp/side.json" --json 2>/dev/null | grep -o '"partition":[0-9]*,.*"committed":[0-9a-z]*'; }
+committed_before=$(committed)
 ready_before=$(curl -s "http://$addr/readyz")
 rebal_before=$(metric side cuepoint_rebalances_total)
 side_before=$(count trig-side)
@@ -145,6 +148,9 @@ rc=$?
 "$cuepoint" replay --config "$tmp/side.json" --state-dir "$tmp/side.state" > /dev/null 2> "$tmp/r6.log"
 rc=$?
 [ "$rc" -eq 64 ] && ok || bad "a replay into the live state.dir: exit $rc, 64 expected"
+committed_after=$(committed)
+[ "$(echo "$committed_before" | grep -c '"committed":[0-9]')" -eq 4 ] && [ "$committed_before" = "$committed_after" ] && ok \
+    || bad "the live group's committed offsets moved during the replays: '$committed_before' -> '$committed_after'"
 # The live instance still takes new events: its own triggers, untouched by the replays.
 produce "$more" ev
 for _ in $(seq 100); do [ "$(metric side cuepoint_consumer_lag_records)" -eq 0 ] && break; sleep 0.2; done
