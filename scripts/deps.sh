@@ -3,8 +3,11 @@
 # Skips apt entirely when they are all present already.
 set -euo pipefail
 
+# libicu-dev: the tz module's time zones (ICU's calendar and its tz data).
+# tzdata: /usr/share/zoneinfo for `date` and `zdump`, the independent source of
+# the tz tests' expected instants (ICU does not read it).
 packages=(build-essential cmake pkg-config librdkafka-dev librocksdb-dev libjansson-dev
-          libuv1-dev libcriterion-dev libxxhash-dev libmicrohttpd-dev kcat curl)
+          libuv1-dev libcriterion-dev libxxhash-dev libmicrohttpd-dev libicu-dev tzdata kcat curl)
 
 missing=()
 for p in "${packages[@]}"; do

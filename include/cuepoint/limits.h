@@ -45,6 +45,15 @@
 /* User attributes (role, time zone, region, locale): an IANA zone name is at most ~32. */
 #define CUE_ATTR_BYTES_MAX 64
 
+/* Time zone names one task's cue_tz holds. ICU 72 knows 636 names (canonical
+ * zones, links and legacy aliases); 1024 leaves room for newer tz data. A full
+ * cache is ~90 KiB of names and slots plus ~1 KiB of ICU calendar per name in use. */
+#define CUE_TZ_ZONES_MAX 1024
+
+/* A time zone name: zones come from a user attribute, so no longer than one. The
+ * longest IANA name ("America/Argentina/ComodRivadavia") is 32 bytes. */
+#define CUE_TZ_NAME_BYTES_MAX CUE_ATTR_BYTES_MAX
+
 /* An instance key (a project id): same room as a user id. */
 #define CUE_KEY_BYTES_MAX 128
 
