@@ -6,6 +6,42 @@
 
 #include <string.h>
 
+const char *const cue_channel_names[CUE_CHANNELS_MAX] = {"push", "email", "in_app", "sms"};
+
+const char *cue_outcome_name(cue_outcome o)
+{
+    static const char *const names[] = {
+#define CUE_OUTCOME_TEXT(name, text) text,
+        CUE_OUTCOMES(CUE_OUTCOME_TEXT)
+#undef CUE_OUTCOME_TEXT
+    };
+    return (unsigned)o < CUE_OUTCOME_COUNT ? names[o] : "unknown";
+}
+
+const char *cue_why_name(cue_why w)
+{
+    static const char *const names[] = {
+#define CUE_WHY_TEXT(name, text) text,
+        CUE_WHYS(CUE_WHY_TEXT)
+#undef CUE_WHY_TEXT
+    };
+    return (unsigned)w < CUE_WHY_COUNT ? names[w] : "unknown";
+}
+
+static void policy_init(cue_user_policy *p)
+{
+    memset(p->consent, 0, sizeof p->consent);
+    p->muted = 0;
+    p->n_sent = p->n_deferred = p->n_decided = 0;
+}
+
+bool cue_user_policy_empty(const cue_user_policy *p)
+{
+    for (int c = 0; c < CUE_CHANNELS_MAX; c++)
+        if (p->consent[c] != CUE_CONSENT_DEFAULT) return false;
+    return p->muted == 0 && p->n_sent == 0 && p->n_deferred == 0 && p->n_decided == 0;
+}
+
 void cue_user_init(cue_user *u, const char *id, size_t id_len)
 {
     CUE_ASSERT(id_len <= CUE_USER_ID_BYTES_MAX);
@@ -16,6 +52,7 @@ void cue_user_init(cue_user *u, const char *id, size_t id_len)
     u->last_event_ms = INT64_MIN;
     u->indexed_due = CUE_TIMER_NONE;
     u->n_instances = 0;
+    policy_init(&u->policy);
 }
 
 void cue_instance_init(cue_instance *in, const cue_machine *m, uint16_t mi, int64_t now_ms)
@@ -51,6 +88,10 @@ int64_t cue_user_next_due(const cue_user *u)
             int64_t due = u->inst[i].timers[t];
             if (due != CUE_TIMER_NONE && (next == CUE_TIMER_NONE || due < next)) next = due;
         }
+    for (size_t i = 0; i < u->policy.n_deferred; i++) {
+        int64_t due = u->policy.deferred[i].due_ms;
+        if (next == CUE_TIMER_NONE || due < next) next = due;
+    }
     return next;
 }
 
@@ -61,7 +102,8 @@ static void copy_short(void *dst, const void *src, size_t n)
 {
     uint8_t *d = dst;
     const uint8_t *s = src;
-    while (n--) *d++ = *s++;
+    while (n--)
+        *d++ = *s++;
 }
 
 /* ---- writing ----------------------------------------------------------- */
@@ -175,16 +217,64 @@ int cue_codec_encode(const cue_user *u, const cue_machines *ms, cue_buf *out)
     return rc;
 }
 
+static void put_policy(uint8_t **p, const cue_user_policy *pol)
+{
+    for (int c = 0; c < CUE_CHANNELS_MAX; c++)
+        *(*p)++ = pol->consent[c];
+    *(*p)++ = pol->muted;
+    put_varint(p, pol->n_sent);
+    for (size_t i = 0; i < pol->n_sent; i++) {
+        const cue_sent *x = &pol->sent[i];
+        put_zigzag(p, x->ms);
+        put_u32(p, x->machine);
+        put_u32(p, x->trigger);
+        *(*p)++ = x->cls;
+        *(*p)++ = x->channel;
+    }
+    put_varint(p, pol->n_deferred);
+    for (size_t i = 0; i < pol->n_deferred; i++) {
+        const cue_deferred *x = &pol->deferred[i];
+        put_zigzag(p, x->due_ms);
+        put_zigzag(p, x->time_ms);
+        put_u32(p, x->machine);
+        put_u32(p, x->trigger);
+        *(*p)++ = x->why;
+        *(*p)++ = x->timer;
+        put_bytes(p, x->id, CUE_HASH_HEX_LEN);
+        put_bytes(p, x->rec, x->rec_len);
+    }
+    put_varint(p, pol->n_decided);
+    for (size_t i = 0; i < pol->n_decided; i++) {
+        const cue_decided *x = &pol->decided[i];
+        put_zigzag(p, x->ms);
+        put_zigzag(p, x->until);
+        put_u32(p, x->machine);
+        put_u32(p, x->trigger);
+        *(*p)++ = x->outcome;
+        *(*p)++ = x->why;
+        *(*p)++ = x->channel;
+        put_bytes(p, x->id, CUE_HASH_HEX_LEN);
+    }
+}
+
+static size_t policy_bound(const cue_user_policy *pol)
+{
+    return 16 + pol->n_sent * 32u +
+           pol->n_deferred * (48u + CUE_HASH_HEX_LEN + CUE_POLICY_DEFERRED_BYTES_MAX) +
+           pol->n_decided * (48u + CUE_HASH_HEX_LEN);
+}
+
 int cue_codec_encode_unsealed(const cue_user *u, const cue_machines *ms, cue_buf *out)
 {
+    bool plain = cue_user_policy_empty(&u->policy);
     size_t bound = 64 + CUE_USER_ID_BYTES_MAX + CUE_ATTR_COUNT * (CUE_ATTR_BYTES_MAX + 2) +
-                   u->n_instances * instance_bound();
+                   u->n_instances * instance_bound() + (plain ? 0 : policy_bound(&u->policy));
     cue_buf_reset(out);
     if (cue_buf_reserve(out, bound) != 0) return CUE_ENOMEM;
     uint8_t *start = (uint8_t *)out->data, *p = start;
     *p++ = 'C';
     *p++ = 'U';
-    *p++ = CUE_CODEC_VERSION;
+    *p++ = plain ? CUE_CODEC_VERSION_PLAIN : CUE_CODEC_VERSION;
     put_bytes(&p, u->id, u->id_len);
     put_zigzag(&p, u->last_offset);
     put_zigzag(&p, u->last_event_ms);
@@ -194,6 +284,7 @@ int cue_codec_encode_unsealed(const cue_user *u, const cue_machines *ms, cue_buf
     put_varint(&p, u->n_instances);
     for (size_t i = 0; i < u->n_instances; i++)
         put_instance(&p, &u->inst[i], cue_machines_get(ms, u->inst[i].machine));
+    if (!plain) put_policy(&p, &u->policy);
     put_u32(&p, 0); /* the checksum: cue_codec_seal */
     out->len = (size_t)(p - start);
     CUE_ASSERT(out->len <= bound);
@@ -379,7 +470,60 @@ static bool get_instance(reader *r, const cue_machines *ms, cue_instance *in, cu
     return true;
 }
 
-static int decode_body(reader *r, const cue_machines *ms, cue_user *u, cue_codec_stats *st)
+static void get_policy(reader *r, cue_user_policy *pol)
+{
+    for (int c = 0; c < CUE_CHANNELS_MAX; c++) {
+        pol->consent[c] = get_u8(r, "consent");
+        if (pol->consent[c] > CUE_CONSENT_DENIED) r->bad = true, r->what = "consent";
+    }
+    pol->muted = get_u8(r, "muted");
+    uint64_t n = get_varint(r, "sent count");
+    if (n > CUE_POLICY_SENDS_MAX) r->bad = true, r->what = "sent count";
+    for (uint64_t i = 0; i < n && !r->bad; i++) {
+        cue_sent *x = &pol->sent[i];
+        x->ms = get_zigzag(r, "sent time");
+        x->machine = get_u32(r, "sent machine");
+        x->trigger = get_u32(r, "sent trigger");
+        x->cls = get_u8(r, "sent class");
+        x->channel = get_u8(r, "sent channel");
+    }
+    pol->n_sent = r->bad ? 0 : (uint8_t)n;
+    n = get_varint(r, "deferred count");
+    if (n > CUE_POLICY_DEFERRED_MAX) r->bad = true, r->what = "deferred count";
+    for (uint64_t i = 0; i < n && !r->bad; i++) {
+        cue_deferred *x = &pol->deferred[i];
+        x->due_ms = get_zigzag(r, "deferred due");
+        x->time_ms = get_zigzag(r, "deferred time");
+        x->machine = get_u32(r, "deferred machine");
+        x->trigger = get_u32(r, "deferred trigger");
+        x->why = get_u8(r, "deferred reason");
+        x->timer = get_u8(r, "deferred timer") != 0;
+        if (get_bytes(r, x->id, CUE_HASH_HEX_LEN, "deferred id") != CUE_HASH_HEX_LEN && !r->bad)
+            r->bad = true, r->what = "deferred id";
+        x->id[CUE_HASH_HEX_LEN] = '\0';
+        x->rec_len = (uint16_t)get_bytes(r, x->rec, sizeof x->rec, "deferred record");
+    }
+    pol->n_deferred = r->bad ? 0 : (uint8_t)n;
+    n = get_varint(r, "decision count");
+    if (n > CUE_POLICY_DECISIONS_MAX) r->bad = true, r->what = "decision count";
+    for (uint64_t i = 0; i < n && !r->bad; i++) {
+        cue_decided *x = &pol->decided[i];
+        x->ms = get_zigzag(r, "decision time");
+        x->until = get_zigzag(r, "decision until");
+        x->machine = get_u32(r, "decision machine");
+        x->trigger = get_u32(r, "decision trigger");
+        x->outcome = get_u8(r, "decision outcome");
+        x->why = get_u8(r, "decision reason");
+        x->channel = get_u8(r, "decision channel");
+        if (get_bytes(r, x->id, CUE_HASH_HEX_LEN, "decision id") != CUE_HASH_HEX_LEN && !r->bad)
+            r->bad = true, r->what = "decision id";
+        x->id[CUE_HASH_HEX_LEN] = '\0';
+    }
+    pol->n_decided = r->bad ? 0 : (uint8_t)n;
+}
+
+static int decode_body(reader *r, const cue_machines *ms, cue_user *u, cue_codec_stats *st,
+                       bool with_policy)
 {
     u->id_len = (uint8_t)get_bytes(r, u->id, sizeof u->id, "user id");
     u->last_offset = get_zigzag(r, "last offset");
@@ -395,6 +539,8 @@ static int decode_body(reader *r, const cue_machines *ms, cue_user *u, cue_codec
     u->n_instances = 0;
     for (uint64_t i = 0; i < n && !r->bad; i++)
         if (get_instance(r, ms, &u->inst[u->n_instances], st)) u->n_instances++;
+    policy_init(&u->policy);
+    if (with_policy) get_policy(r, &u->policy);
     if (!r->bad && r->p != r->end) {
         r->bad = true;
         r->what = "trailing bytes";
@@ -410,10 +556,10 @@ static int decode(const void *rec, size_t len, const cue_machines *ms, cue_user 
     const uint8_t *b = rec;
     if (len < 7 || b[0] != 'C' || b[1] != 'U')
         return cue_err_set(err, CUE_ECORRUPT, "state record: not a cuepoint state (bad magic)");
-    if (b[2] != CUE_CODEC_VERSION)
+    if (b[2] != CUE_CODEC_VERSION && b[2] != CUE_CODEC_VERSION_PLAIN)
         return cue_err_set(err, CUE_EVERSION,
-                           "state record: format version %u, this build reads %u", b[2],
-                           CUE_CODEC_VERSION);
+                           "state record: format version %u, this build reads %u and %u", b[2],
+                           CUE_CODEC_VERSION_PLAIN, CUE_CODEC_VERSION);
     if (len > CUE_STATE_BYTES_MAX)
         return cue_err_set(err, CUE_ECORRUPT, "state record: %zu bytes, over the %d limit", len,
                            CUE_STATE_BYTES_MAX);
@@ -422,7 +568,7 @@ static int decode(const void *rec, size_t len, const cue_machines *ms, cue_user 
     if (verify && sum != cue_hash32(b, len - 4))
         return cue_err_set(err, CUE_ECORRUPT, "state record: checksum mismatch");
     r = (reader){.p = b + 3, .end = b + len - 4};
-    if (decode_body(&r, ms, u, st) != 0)
+    if (decode_body(&r, ms, u, st, b[2] == CUE_CODEC_VERSION) != 0)
         return cue_err_set(err, CUE_ECORRUPT, "state record: bad %s", r.what);
     return 0;
 }
@@ -430,7 +576,9 @@ static int decode(const void *rec, size_t len, const cue_machines *ms, cue_user 
 int cue_codec_peek_indexed_due(const void *rec, size_t len, int64_t *out)
 {
     const uint8_t *b = rec;
-    if (len < 7 || b[0] != 'C' || b[1] != 'U' || b[2] != CUE_CODEC_VERSION) return CUE_ECORRUPT;
+    if (len < 7 || b[0] != 'C' || b[1] != 'U' ||
+        (b[2] != CUE_CODEC_VERSION && b[2] != CUE_CODEC_VERSION_PLAIN))
+        return CUE_ECORRUPT;
     reader r = {.p = b + 3, .end = b + len - 4};
     uint64_t n = get_varint(&r, "user id");
     if (!need(&r, n, "user id")) return CUE_ECORRUPT;
@@ -525,6 +673,77 @@ static void json_instance(cue_buf *out, const cue_instance *in, const cue_machin
     cue_buf_append_str(out, "]}");
 }
 
+/* A trigger's name from its hashes, through the current machines. */
+static void json_names(cue_buf *out, const cue_machines *ms, uint32_t machine, uint32_t trigger)
+{
+    int mi = cue_machines_find_hash(ms, machine);
+    const cue_machine *m = mi >= 0 ? cue_machines_get(ms, (size_t)mi) : NULL;
+    int t = m ? find_name(m->triggers, m->n_triggers, trigger) : -1;
+    cue_buf_append_str(out, "\"machine\":");
+    if (m)
+        cue_buf_append_json_str(out, m->name, strlen(m->name));
+    else
+        cue_buf_append_str(out, "null");
+    cue_buf_append_str(out, ",\"trigger\":");
+    if (t >= 0)
+        cue_buf_append_json_str(out, m->triggers[t].name, strlen(m->triggers[t].name));
+    else
+        cue_buf_append_str(out, "null");
+}
+
+static void json_channel(cue_buf *out, uint8_t ch)
+{
+    cue_buf_append_str(out, ",\"channel\":");
+    if (ch < CUE_CHANNELS_MAX)
+        cue_buf_printf(out, "\"%s\"", cue_channel_names[ch]);
+    else
+        cue_buf_append_str(out, "null");
+}
+
+static void json_policy(cue_buf *out, const cue_user_policy *p, const cue_machines *ms)
+{
+    static const char *const consent[] = {"default", "granted", "denied"};
+    cue_buf_append_str(out, ",\"policy\":{\"consent\":{");
+    for (int c = 0; c < CUE_CHANNELS_MAX; c++)
+        cue_buf_printf(out, "%s\"%s\":\"%s\"", c ? "," : "", cue_channel_names[c],
+                       consent[p->consent[c] <= CUE_CONSENT_DENIED ? p->consent[c] : 0]);
+    cue_buf_append_str(out, "},\"muted\":[");
+    for (int c = 0, first = 1; c < CUE_CHANNELS_MAX; c++)
+        if (p->muted & (1u << c)) {
+            cue_buf_printf(out, "%s\"%s\"", first ? "" : ",", cue_channel_names[c]);
+            first = 0;
+        }
+    cue_buf_append_str(out, "],\"sent\":[");
+    for (size_t i = 0; i < p->n_sent; i++) {
+        cue_buf_append_str(out, i ? ",{" : "{");
+        json_names(out, ms, p->sent[i].machine, p->sent[i].trigger);
+        json_time(out, "time", p->sent[i].ms);
+        json_channel(out, p->sent[i].channel);
+        cue_buf_append_char(out, '}');
+    }
+    cue_buf_append_str(out, "],\"deferred\":[");
+    for (size_t i = 0; i < p->n_deferred; i++) {
+        const cue_deferred *d = &p->deferred[i];
+        cue_buf_printf(out, "%s{\"trigger_id\":\"%s\",", i ? "," : "", d->id);
+        json_names(out, ms, d->machine, d->trigger);
+        json_time(out, "until", d->due_ms);
+        cue_buf_printf(out, ",\"reason\":\"%s\"}", cue_why_name((cue_why)d->why));
+    }
+    cue_buf_append_str(out, "],\"decisions\":[");
+    for (size_t i = 0; i < p->n_decided; i++) {
+        const cue_decided *d = &p->decided[i];
+        cue_buf_printf(out, "%s{\"trigger_id\":\"%s\",", i ? "," : "", d->id);
+        json_names(out, ms, d->machine, d->trigger);
+        cue_buf_printf(out, ",\"outcome\":\"%s\",\"reason\":\"%s\"",
+                       cue_outcome_name((cue_outcome)d->outcome), cue_why_name((cue_why)d->why));
+        json_channel(out, d->channel);
+        json_time(out, "decided", d->ms);
+        json_time(out, "until", d->until);
+        cue_buf_append_char(out, '}');
+    }
+    cue_buf_append_str(out, "]}");
+}
+
 int cue_user_to_json(const cue_user *u, const cue_machines *ms, cue_buf *out)
 {
     cue_buf_append_str(out, "{\"user_id\":");
@@ -548,5 +767,7 @@ int cue_user_to_json(const cue_user *u, const cue_machines *ms, cue_buf *out)
         if (i) cue_buf_append_char(out, ',');
         json_instance(out, &u->inst[i], cue_machines_get(ms, u->inst[i].machine));
     }
-    return cue_buf_append_str(out, "]}");
+    cue_buf_append_str(out, "]");
+    if (!cue_user_policy_empty(&u->policy)) json_policy(out, &u->policy, ms);
+    return cue_buf_append_str(out, "}");
 }

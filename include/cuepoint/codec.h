@@ -21,13 +21,17 @@
 
 #include "cuepoint/buf.h"
 #include "cuepoint/err.h"
+#include "cuepoint/hash.h"
 #include "cuepoint/limits.h"
 #include "cuepoint/machine.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#define CUE_CODEC_VERSION 1
+/* Format 1: no policy state. Format 2 adds the policy section; a user without
+ * policy state is still written as format 1, and both are read. */
+#define CUE_CODEC_VERSION       2
+#define CUE_CODEC_VERSION_PLAIN 1
 
 /* No timer armed. */
 #define CUE_TIMER_NONE INT64_MIN
@@ -57,6 +61,91 @@ typedef struct cue_instance {
     int64_t timers[CUE_MACHINE_TIMERS_MAX]; /* due time, or CUE_TIMER_NONE */
 } cue_instance;
 
+/* ---- the policy stage's memory of a user (policy.h decides with it) ---- */
+
+/* What happened to a trigger; names are stable (decision records, state JSON). */
+#define CUE_OUTCOMES(X)                                                                            \
+    X(SENT, "sent")                                                                                \
+    X(DEFERRED, "deferred")                                                                        \
+    X(SUPPRESSED, "suppressed")                                                                    \
+    X(CANCELLED, "cancelled")
+typedef enum cue_outcome {
+#define CUE_OUTCOME_ENUM(name, text) CUE_OUTCOME_##name,
+    CUE_OUTCOMES(CUE_OUTCOME_ENUM)
+#undef CUE_OUTCOME_ENUM
+        CUE_OUTCOME_COUNT
+} cue_outcome;
+const char *cue_outcome_name(cue_outcome o);
+
+/* Why; "rule" in a decision record names the cap, experiment or setting. */
+#define CUE_WHYS(X)                                                                                \
+    X(NONE, "none")                                                                                \
+    X(CAP, "cap")                                                                                  \
+    X(COOLDOWN, "cooldown")                                                                        \
+    X(QUIET_HOURS, "quiet_hours")                                                                  \
+    X(NO_CONSENT, "no_consent")                                                                    \
+    X(HOLDOUT, "holdout")                                                                          \
+    X(TOO_LATE, "too_late")                                                                        \
+    X(CONSENT_WITHDRAWN, "consent_withdrawn")                                                      \
+    X(ERASED, "erased")                                                                            \
+    X(DEFERRED_FULL, "deferred_full")
+typedef enum cue_why {
+#define CUE_WHY_ENUM(name, text) CUE_WHY_##name,
+    CUE_WHYS(CUE_WHY_ENUM)
+#undef CUE_WHY_ENUM
+        CUE_WHY_COUNT
+} cue_why;
+const char *cue_why_name(cue_why w);
+
+/* Channels, in a fixed order (bit i of masks). */
+typedef enum cue_channel { CUE_CH_PUSH = 0, CUE_CH_EMAIL, CUE_CH_IN_APP, CUE_CH_SMS } cue_channel;
+extern const char *const cue_channel_names[CUE_CHANNELS_MAX];
+#define CUE_CH_NONE 0xff
+
+typedef enum { CUE_CONSENT_DEFAULT = 0, CUE_CONSENT_GRANTED, CUE_CONSENT_DENIED } cue_consent;
+
+/* A trigger that was sent (for caps and cooldowns). Names are hashes, as in
+ * the record, so edits to machines do not break them. */
+typedef struct cue_sent {
+    int64_t ms;
+    uint32_t machine, trigger; /* name hashes */
+    uint8_t cls;               /* priority class index (policy file) */
+    uint8_t channel;
+} cue_sent;
+
+/* A trigger waiting for a window to open: its record, without the policy's
+ * fields, and what deciding again needs. */
+typedef struct cue_deferred {
+    int64_t due_ms;  /* when to decide again */
+    int64_t time_ms; /* the trigger's own time (its cause) */
+    uint32_t machine, trigger;
+    uint8_t why; /* cue_why it waits */
+    bool timer;  /* caused by a timer: its age counts from time_ms */
+    char id[CUE_HASH_HEX_LEN + 1];
+    uint16_t rec_len;
+    char rec[CUE_POLICY_DEFERRED_BYTES_MAX];
+} cue_deferred;
+
+typedef struct cue_decided {
+    int64_t ms;    /* when it was decided (stream time) */
+    int64_t until; /* DEFERRED: until when; else INT64_MIN */
+    uint32_t machine, trigger;
+    uint8_t outcome, why, channel;
+    char id[CUE_HASH_HEX_LEN + 1];
+} cue_decided;
+
+typedef struct cue_user_policy {
+    uint8_t consent[CUE_CHANNELS_MAX]; /* cue_consent */
+    uint8_t muted;                     /* bit per channel */
+    uint8_t n_sent, n_deferred, n_decided;
+    cue_sent sent[CUE_POLICY_SENDS_MAX];            /* oldest first */
+    cue_deferred deferred[CUE_POLICY_DEFERRED_MAX]; /* any order */
+    cue_decided decided[CUE_POLICY_DECISIONS_MAX];  /* oldest first */
+} cue_user_policy;
+
+/* True when the policy part holds nothing (the record stays format 1). */
+bool cue_user_policy_empty(const cue_user_policy *p);
+
 typedef struct cue_user {
     uint8_t id_len;
     char id[CUE_USER_ID_BYTES_MAX];
@@ -67,6 +156,7 @@ typedef struct cue_user {
     int64_t indexed_due;   /* this user's entry in the timer index, or CUE_TIMER_NONE */
     uint16_t n_instances;
     cue_instance inst[CUE_USER_INSTANCES_MAX];
+    cue_user_policy policy;
 } cue_user;
 
 /* What decoding had to change to fit the current machines; the caller counts it. */
@@ -106,8 +196,8 @@ int cue_codec_decode(const void *rec, size_t len, const cue_machines *ms, cue_us
 int cue_codec_decode_own(const void *rec, size_t len, const cue_machines *ms, cue_user *u,
                          cue_err *err);
 
-/* The earliest due time of any armed timer in `u`, or CUE_TIMER_NONE. The
- * timer index holds this one time per user. */
+/* The earliest due time of any armed timer or deferred trigger in `u`, or
+ * CUE_TIMER_NONE. The timer index holds this one time per user. */
 int64_t cue_user_next_due(const cue_user *u);
 
 /* Reads just the indexed due time from a record's header, without decoding

@@ -89,6 +89,18 @@
  * 256 KiB is the hard ceiling the codec enforces on decode. */
 #define CUE_STATE_BYTES_MAX (256 * 1024)
 
+/* The policy stage's memory per user (codec.h, policy.h). Sends remembered
+ * for frequency caps: a cap's max must fit (the policy compiler checks), and
+ * 32 covers "7 in 7 days" with room. Deferred triggers wait in the user's
+ * state with their whole record, so both are bounded; a trigger that would
+ * be deferred past them is suppressed with the reason. Recent decisions are
+ * what /v1/users/{id} shows. */
+#define CUE_POLICY_SENDS_MAX          32
+#define CUE_POLICY_DEFERRED_MAX       8
+#define CUE_POLICY_DEFERRED_BYTES_MAX 2048
+#define CUE_POLICY_DECISIONS_MAX      8
+#define CUE_CHANNELS_MAX              4
+
 /* Triggers one step may produce: each transition emits at most
  * CUE_TRANSITION_ACTIONS_MAX, and each instance takes one transition per step. */
 #define CUE_STEP_TRIGGERS_MAX 256

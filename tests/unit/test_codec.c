@@ -184,3 +184,71 @@ Test(codec, next_due_is_the_earliest_armed_timer)
     u.inst[1].timers[4] = -5;
     cr_assert_eq(cue_user_next_due(&u), -5);
 }
+
+Test(codec, policy_state_round_trips_and_plain_users_stay_format_1)
+{
+    cue_machines *ms = compile_text(v1);
+    static cue_user a, b;
+    fill(&a);
+    cue_buf rec, rec2;
+    cue_buf_init(&rec, 64);
+    cue_buf_init(&rec2, 64);
+    cr_assert(cue_codec_encode(&a, ms, &rec) == 0);
+    cr_assert_eq(((uint8_t *)rec.data)[2], CUE_CODEC_VERSION_PLAIN, "no policy state: format 1");
+    cue_user_policy *p = &a.policy;
+    p->consent[CUE_CH_EMAIL] = CUE_CONSENT_DENIED;
+    p->muted = 1u << CUE_CH_PUSH;
+    p->n_sent = 2;
+    p->sent[0] = (cue_sent){.ms = 1000, .machine = 7, .trigger = 9, .cls = 1, .channel = 2};
+    p->sent[1] = (cue_sent){.ms = 2000, .machine = 8, .trigger = 10, .cls = 2, .channel = 0};
+    p->n_deferred = 1;
+    cue_deferred *d = &p->deferred[0];
+    memset(d, 0, sizeof *d);
+    d->due_ms = 5000;
+    d->time_ms = 4000;
+    d->machine = 3;
+    d->trigger = 4;
+    d->why = CUE_WHY_QUIET_HOURS;
+    d->timer = true;
+    memcpy(d->id, "0123456789abcdef0123456789abcdef", CUE_HASH_HEX_LEN + 1);
+    memcpy(d->rec, "{\"x\":1}", 7);
+    d->rec_len = 7;
+    p->n_decided = 1;
+    p->decided[0] = (cue_decided){.ms = 4000,
+                                  .until = 5000,
+                                  .machine = 3,
+                                  .trigger = 4,
+                                  .outcome = CUE_OUTCOME_DEFERRED,
+                                  .why = CUE_WHY_QUIET_HOURS,
+                                  .channel = CUE_CH_NONE};
+    memcpy(p->decided[0].id, d->id, sizeof d->id);
+    cr_assert(cue_codec_encode(&a, ms, &rec) == 0);
+    cr_assert_eq(((uint8_t *)rec.data)[2], CUE_CODEC_VERSION);
+    cue_err err;
+    cr_assert(cue_codec_decode(rec.data, rec.len, ms, &b, NULL, &err) == 0, "%s", err.msg);
+    cr_assert(cue_codec_encode(&b, ms, &rec2) == 0);
+    cr_assert(rec.len == rec2.len && memcmp(rec.data, rec2.data, rec.len) == 0);
+    cr_assert_eq(b.policy.consent[CUE_CH_EMAIL], CUE_CONSENT_DENIED);
+    cr_assert_eq(b.policy.muted, 1u << CUE_CH_PUSH);
+    cr_assert_eq(b.policy.sent[1].ms, 2000);
+    cr_assert_eq(b.policy.deferred[0].rec_len, 7);
+    cr_assert(memcmp(b.policy.deferred[0].rec, "{\"x\":1}", 7) == 0);
+    cr_assert_str_eq(b.policy.deferred[0].id, d->id);
+    cr_assert_eq(b.policy.decided[0].outcome, CUE_OUTCOME_DEFERRED);
+    cr_assert_eq(cue_user_next_due(&b), 5000, "a deferred trigger is due like a timer");
+    int64_t peeked = 0;
+    cr_assert(cue_codec_peek_indexed_due(rec.data, rec.len, &peeked) == 0);
+    cue_buf json;
+    cue_buf_init(&json, 256);
+    cr_assert(cue_user_to_json(&a, ms, &json) == 0);
+    cr_assert(
+        strstr(json.data, "\"policy\":{\"consent\":{\"push\":\"default\",\"email\":\"denied\""),
+        "%s", json.data);
+    cr_assert(strstr(json.data, "\"muted\":[\"push\"]"), "%s", json.data);
+    cr_assert(strstr(json.data, "\"outcome\":\"deferred\",\"reason\":\"quiet_hours\""), "%s",
+              json.data);
+    cue_buf_deinit(&json);
+    cue_buf_deinit(&rec);
+    cue_buf_deinit(&rec2);
+    cue_machines_free(ms);
+}
