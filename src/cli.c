@@ -11,6 +11,7 @@
 #include "cuepoint/gen.h"
 #include "cuepoint/log.h"
 #include "cuepoint/machine.h"
+#include "cuepoint/policy.h"
 #include "cuepoint/store.h"
 #include "cuepoint/timefmt.h"
 #include "cuepoint/trigger.h"
@@ -156,6 +157,10 @@ int cli_common_opt(args *a, cue_config *cfg, cue_err *err)
         if (a->bad) return -EX_USAGE;
         return cue_config_set(cfg, "machines.dir", v, err) == 0 ? 1 : -EX_CONFIG;
     }
+    if (cli_opt_value(a, "--policies", &v)) {
+        if (a->bad) return -EX_USAGE;
+        return cue_config_set(cfg, "policies", v, err) == 0 ? 1 : -EX_CONFIG;
+    }
     return 0;
 }
 
@@ -185,6 +190,10 @@ static const char file_help[] =
     "                       (default <state-dir>/dead-letters.jsonl)\n"
     "  --machines DIR       journey files (default deploy/machines, or machines.dir)\n"
     "  --only NAME          run just the machine called NAME\n"
+    "  --policies FILE      apply the message policies in FILE (caps, quiet hours,\n"
+    "                       consent, experiments; see README \"Message policies\")\n"
+    "  --decisions FILE     with policies, where each trigger's decision goes, appended\n"
+    "                       (default <state-dir>/decisions.jsonl)\n"
     "  --state-dir DIR      state directory (default ./state, or state.dir)\n"
     "  --until TIME         at the end, advance time to TIME (RFC 3339 or epoch ms)\n"
     "                       so that timers due by then fire\n"
@@ -201,7 +210,7 @@ static const char file_help[] =
     "73/74 output or state directory not writable, 78 configuration or machines.\n";
 
 typedef struct file_args {
-    const char *input, *output, *dead, *only, *stats;
+    const char *input, *output, *dead, *only, *stats, *decisions;
     int64_t until_ms;
     bool quiet, resume;
 } file_args;
@@ -215,7 +224,8 @@ static int file_parse(args *a, cue_config *cfg, file_args *fa, cue_err *err)
         if (rc > 0) continue;
         if (cli_opt_value(a, "--input", &fa->input) || cli_opt_value(a, "--output", &fa->output) ||
             cli_opt_value(a, "--dead-letters", &fa->dead) ||
-            cli_opt_value(a, "--only", &fa->only) || cli_opt_value(a, "--stats", &fa->stats))
+            cli_opt_value(a, "--only", &fa->only) || cli_opt_value(a, "--stats", &fa->stats) ||
+            cli_opt_value(a, "--decisions", &fa->decisions))
             continue;
         if (cli_opt_value(a, "--until", &v)) {
             if (!a->bad && cli_parse_time(v, &fa->until_ms) != 0)
@@ -238,8 +248,15 @@ static int file_run(const cue_config *cfg, const file_args *fa, cue_err *err)
     cue_line_source *src = NULL;
     FILE *in = stdin, *out = NULL, *dead = NULL;
     char dead_path[CUE_PATH_MAX + 32];
+    cue_policy *pol = NULL;
+    FILE *decisions = NULL;
+    char dec_path[CUE_PATH_MAX + 32];
     int rc = cue_machines_load(&ms, cfg->machines_dir, fa->only, err);
     if (rc != 0) return cli_exit_for(rc);
+    if (cfg->policies[0] && (rc = cue_policy_load(&pol, cfg->policies, ms, err)) != 0) {
+        rc = cli_exit_for(rc);
+        goto free_machines;
+    }
     if (strcmp(fa->input, "-") != 0 && (in = fopen(fa->input, "r")) == NULL) {
         cue_err_set(err, CUE_ENOTFOUND, "cannot open input '%s': %s", fa->input, strerror(errno));
         rc = EX_NOINPUT;
@@ -252,7 +269,10 @@ static int file_run(const cue_config *cfg, const file_args *fa, cue_err *err)
     snprintf(dead_path, sizeof dead_path, "%s/dead-letters.jsonl", cfg->state_dir);
     out = open_out(fa->output, "w", "output", err);
     dead = out ? open_out(fa->dead ? fa->dead : dead_path, "a", "dead-letter file", err) : NULL;
-    if (out == NULL || dead == NULL) {
+    snprintf(dec_path, sizeof dec_path, "%s/decisions.jsonl", cfg->state_dir);
+    if (out && dead && pol)
+        decisions = open_out(fa->decisions ? fa->decisions : dec_path, "a", "decisions file", err);
+    if (out == NULL || dead == NULL || (pol && decisions == NULL)) {
         rc = EX_CANTCREAT;
         goto close_out;
     }
@@ -268,6 +288,8 @@ static int file_run(const cue_config *cfg, const file_args *fa, cue_err *err)
                            .source_name = fa->input,
                            .out = out,
                            .dead = dead,
+                           .policy = pol,
+                           .decisions = decisions,
                            .until_ms = fa->until_ms,
                            .resume = fa->resume};
     cue_filemode_result res;
@@ -285,6 +307,7 @@ static int file_run(const cue_config *cfg, const file_args *fa, cue_err *err)
     rc = rc == 0 ? 0 : cli_exit_for(rc);
     cue_line_source_free(src);
 close_out:
+    if (decisions && decisions != stdout) fclose(decisions);
     if (dead && dead != stdout) fclose(dead);
     if (out && out != stdout)
         fclose(out);
@@ -293,6 +316,7 @@ close_out:
 close_in:
     if (in != stdin) fclose(in);
 free_machines:
+    cue_policy_free(pol);
     cue_machines_free(ms);
     return rc;
 }
@@ -858,11 +882,11 @@ int cue_cli_main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"file", cmd_file},          {"check", cmd_check},
-                {"graph", cmd_graph},        {"state", cmd_state},
-                {"demo", cli_cmd_demo},      {"generate", cmd_generate},
-                {"run", cli_cmd_run},        {"dev-broker", cli_cmd_dev_broker},
-                {"replay", cli_cmd_replay},  {"offsets", cli_cmd_offsets}};
+    } cmds[] = {{"file", cmd_file},         {"check", cmd_check},
+                {"graph", cmd_graph},       {"state", cmd_state},
+                {"demo", cli_cmd_demo},     {"generate", cmd_generate},
+                {"run", cli_cmd_run},       {"dev-broker", cli_cmd_dev_broker},
+                {"replay", cli_cmd_replay}, {"offsets", cli_cmd_offsets}};
     if (argc < 2) {
         fputs(main_help, stderr);
         return EX_USAGE;
@@ -878,9 +902,8 @@ int cue_cli_main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc, argv);
-    const char *names[] = {"file",     "check",   "graph", "state",      "demo",
-                           "generate", "version", "run",   "dev-broker", "replay",
-                           "offsets"};
+    const char *names[] = {"file",    "check", "graph",      "state",  "demo",   "generate",
+                           "version", "run",   "dev-broker", "replay", "offsets"};
     const char *near = cue_nearest_name(cmd, names, sizeof names / sizeof *names);
     fprintf(stderr, "cuepoint: unknown command '%s'%s%s%s; see 'cuepoint --help'\n", cmd,
             near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");

@@ -77,6 +77,14 @@ const char *cue_config_dead_letter_topic(const cue_config *c)
     return fallback;
 }
 
+const char *cue_config_decisions_topic(const cue_config *c)
+{
+    static _Thread_local char fallback[CUE_NAME_BYTES_MAX + 32];
+    if (c->decisions_topic[0]) return c->decisions_topic;
+    snprintf(fallback, sizeof fallback, "%s-decisions", c->application_id);
+    return fallback;
+}
+
 /* A string setting, or {"env": NAME} / {"file": PATH} for values that should
  * not sit in the file (secrets). A file's trailing newline is dropped. */
 static int string_value(json_t *v, const char *path, char *out, size_t cap, cue_err *err)
@@ -314,6 +322,8 @@ static const char *const keys[] = {"$schema",
                                    "application.id",
                                    "state.dir",
                                    "machines.dir",
+                                   "policies",
+                                   "decisions.topic",
                                    "statestore.cache.max.bytes",
                                    "commit.interval.ms",
                                    "commit.records",
@@ -353,6 +363,10 @@ static int apply_key(cue_config *c, const char *key, json_t *v, const char *path
         rc = string_value(v, path, c->state_dir, sizeof c->state_dir, err);
     } else if (strcmp(key, "machines.dir") == 0) {
         rc = string_value(v, path, c->machines_dir, sizeof c->machines_dir, err);
+    } else if (strcmp(key, "policies") == 0) {
+        rc = string_value(v, path, c->policies, sizeof c->policies, err);
+    } else if (strcmp(key, "decisions.topic") == 0) {
+        rc = string_value(v, path, c->decisions_topic, sizeof c->decisions_topic, err);
     } else if (strcmp(key, "statestore.cache.max.bytes") == 0) {
         rc = int_value(v, path, CUE_CACHE_BYTES_MIN, (int64_t)1 << 40, &n, err);
         c->cache_max_bytes = rc == 0 ? (size_t)n : c->cache_max_bytes;
@@ -491,6 +505,8 @@ int cue_config_dump(const cue_config *c, cue_buf *b)
     dump_str(b, "errors.dead.letter.queue.topic.name", cue_config_dead_letter_topic(c), &first);
     dump_str(b, "state.dir", c->state_dir, &first);
     dump_str(b, "machines.dir", c->machines_dir, &first);
+    dump_str(b, "policies", c->policies, &first);
+    dump_str(b, "decisions.topic", cue_config_decisions_topic(c), &first);
     dump_str(b, "admin.listen", c->admin_listen, &first);
     dump_int(b, "statestore.cache.max.bytes", (int64_t)c->cache_max_bytes, &first);
     dump_int(b, "commit.interval.ms", c->commit_interval_ms, &first);

@@ -174,9 +174,21 @@ static void sink_dead(const cue_dead_letter *dl, void *ctx)
     fwrite(r->dl.data, 1, r->dl.len, r->o->dead);
 }
 
+static void sink_decision(const char *key, size_t key_len, const char *rec, size_t len, void *ctx)
+{
+    run *r = ctx;
+    (void)key;
+    (void)key_len;
+    if (r->o->decisions == NULL) return;
+    fwrite(rec, 1, len, r->o->decisions);
+    fputc('\n', r->o->decisions);
+}
+
 static int sink_flush(void *ctx, cue_err *err)
 {
     run *r = ctx;
+    if (r->o->decisions && (fflush(r->o->decisions) != 0 || ferror(r->o->decisions)))
+        return cue_err_set(err, CUE_EIO, "cannot write decisions: %s", strerror(errno));
     if (fflush(r->o->out) != 0 || ferror(r->o->out))
         return cue_err_set(err, CUE_EIO, "cannot write triggers: %s", strerror(errno));
     if (fflush(r->o->dead) != 0 || ferror(r->o->dead))
@@ -247,11 +259,15 @@ int cue_filemode_run(const cue_filemode_opts *o, cue_filemode_result *res, cue_e
     run r = {.o = o, .res = res};
     cue_store *store = NULL;
     cue_task *task = NULL;
-    cue_task_sink sink = {
-        .trigger = sink_trigger, .dead_letter = sink_dead, .flush = sink_flush, .ctx = &r};
+    cue_task_sink sink = {.trigger = sink_trigger,
+                          .dead_letter = sink_dead,
+                          .decision = sink_decision,
+                          .flush = sink_flush,
+                          .ctx = &r};
     int rc = cue_buf_init(&r.dl, 4096) ? cue_err_set(err, CUE_ENOMEM, "out of memory") : 0;
     if (rc == 0) rc = cue_store_open(&store, o->cfg->state_dir, &(cue_store_opts){0}, err);
     if (rc == 0) rc = cue_task_new(&task, o->cfg, o->ms, store, 0, &sink, err);
+    if (rc == 0) rc = cue_task_set_policy(task, o->policy, err);
     if (rc == 0) rc = feed(&r, task, err);
     if (rc == 0 && o->until_ms != INT64_MIN) rc = cue_task_advance(task, o->until_ms, err);
     if (rc == 0 && o->linger_ms > 0 && cue_task_stream_time(task) != INT64_MIN)
@@ -294,6 +310,16 @@ void cue_filemode_summary(FILE *f, const cue_filemode_opts *o, const cue_filemod
             fprintf(f, "  %-12s %-28s %llu\n", m->name, m->triggers[t].name,
                     (unsigned long long)r->by_trigger[mi][t]);
     }
+    if (s->decisions[CUE_OUTCOME_SENT] + s->decisions[CUE_OUTCOME_SUPPRESSED] +
+        s->decisions[CUE_OUTCOME_DEFERRED] + s->decisions[CUE_OUTCOME_CANCELLED] + s->erasures)
+        fprintf(f,
+                "  policy: %llu sent, %llu deferred, %llu suppressed, %llu cancelled, %llu users "
+                "erased\n",
+                (unsigned long long)s->decisions[CUE_OUTCOME_SENT],
+                (unsigned long long)s->decisions[CUE_OUTCOME_DEFERRED],
+                (unsigned long long)s->decisions[CUE_OUTCOME_SUPPRESSED],
+                (unsigned long long)s->decisions[CUE_OUTCOME_CANCELLED],
+                (unsigned long long)s->erasures);
     if (s->corrupt_states)
         fprintf(f, "  %llu stored states did not decode (their events are dead letters)\n",
                 (unsigned long long)s->corrupt_states);
@@ -312,11 +338,17 @@ void cue_filemode_summary_json(FILE *f, const cue_filemode_opts *o, const cue_fi
     fprintf(f,
             "{\"records\":%llu,\"applied\":%llu,\"dead_letters\":%llu,\"duplicates\":%llu,"
             "\"late_applied\":%llu,\"triggers\":%llu,\"seconds\":%.6f,\"timers_fired\":%llu,"
-            "\"commits\":%llu,\"dead_by_reason\":{",
+            "\"commits\":%llu,\"decisions\":{\"sent\":%llu,\"deferred\":%llu,\"suppressed\":%llu,"
+            "\"cancelled\":%llu},\"erasures\":%llu,\"dead_by_reason\":{",
             (unsigned long long)s->records, (unsigned long long)s->applied,
             (unsigned long long)s->dead_letters, (unsigned long long)s->duplicates,
             (unsigned long long)s->late_applied, (unsigned long long)r->triggers, r->seconds,
-            (unsigned long long)s->engine.timers_fired, (unsigned long long)s->commits);
+            (unsigned long long)s->engine.timers_fired, (unsigned long long)s->commits,
+            (unsigned long long)s->decisions[CUE_OUTCOME_SENT],
+            (unsigned long long)s->decisions[CUE_OUTCOME_DEFERRED],
+            (unsigned long long)s->decisions[CUE_OUTCOME_SUPPRESSED],
+            (unsigned long long)s->decisions[CUE_OUTCOME_CANCELLED],
+            (unsigned long long)s->erasures);
     for (int k = 1, first = 1; k < CUE_REASON_COUNT; k++) {
         if (!s->dead_by_reason[k]) continue;
         fprintf(f, "%s\"%s\":%llu", first ? "" : ",", cue_reason_name((cue_reason)k),

@@ -3,6 +3,8 @@
 
 #include "cuepoint/cache.h"
 #include "cuepoint/codec.h"
+#include "cuepoint/policy.h"
+#include "cuepoint/timefmt.h"
 #include "cuepoint/sort.h"
 #include "cuepoint/timers.h"
 #include "cuepoint/trigger.h"
@@ -19,6 +21,18 @@ typedef struct timer_op {
     uint8_t key_len;
 } timer_op;
 
+/* A trigger made in the current step, waiting for the policy: triggers of one
+ * step are decided together, higher classes first. */
+typedef struct pending {
+    uint16_t machine;
+    uint8_t trigger, cls;
+    bool timer;
+    int64_t time_ms;
+    uint32_t seq; /* the order they were made in, for a stable sort */
+    uint32_t rec_off, rec_len;
+    char id[CUE_HASH_HEX_LEN + 1];
+} pending;
+
 /* How close to coming up a lower-bound index entry must be for an event of its
  * user to move it (see timers_sync). */
 #define REINDEX_AHEAD_MS (2 * 86400000LL)
@@ -32,19 +46,26 @@ struct cue_task {
     int64_t next_offset;
     int64_t stream_ms;
     int64_t since_commit;
-    int64_t fired_upto;     /* every index entry due at or before this has been used */
-    int64_t purged_upto;    /* ... and is deleted from the store up to here */
-    cue_event_decoder *dec; /* owned */
-    cue_cache *cache;       /* owned */
-    cue_timers *timers;     /* owned */
-    cue_user *user;         /* owned scratch: the user being stepped */
-    cue_buf enc;            /* owned: encoded state */
-    cue_buf sealed;         /* owned: a state on its way to the store, with checksum */
-    cue_buf rec;            /* owned: encoded trigger */
-    cue_buf loaded;         /* owned: a state read from the store */
-    cue_buf timer_ops;      /* owned: timer_op array, index entries not yet written */
-    cue_buf timer_keys;     /* owned: the user ids those ops name, back to back */
-    cue_buf timer_sort;     /* owned: sort items and scratch for timer_ops_flush */
+    int64_t fired_upto;       /* every index entry due at or before this has been used */
+    int64_t purged_upto;      /* ... and is deleted from the store up to here */
+    cue_event_decoder *dec;   /* owned */
+    cue_cache *cache;         /* owned */
+    cue_timers *timers;       /* owned */
+    cue_user *user;           /* owned scratch: the user being stepped */
+    cue_buf enc;              /* owned: encoded state */
+    cue_buf sealed;           /* owned: a state on its way to the store, with checksum */
+    cue_buf rec;              /* owned: encoded trigger */
+    cue_buf loaded;           /* owned: a state read from the store */
+    cue_buf timer_ops;        /* owned: timer_op array, index entries not yet written */
+    cue_buf timer_keys;       /* owned: the user ids those ops name, back to back */
+    cue_buf timer_sort;       /* owned: sort items and scratch for timer_ops_flush */
+    const cue_policy *policy; /* borrowed; NULL: every trigger goes out as made */
+    cue_policy_tz *tz;        /* owned, with a policy */
+    int64_t now_ms;           /* stream time of the current step, for the policy */
+    cue_buf pend;             /* owned: pending array of this step */
+    cue_buf pend_recs;        /* owned: their encoded records, back to back */
+    cue_buf decision;         /* owned: one decision record */
+    cue_deferred *released;   /* owned, with a policy: a deferred trigger being decided again */
     cue_task_stats stats;
 };
 
@@ -88,6 +109,11 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
 void cue_task_free(cue_task *t)
 {
     if (t == NULL) return;
+    free(t->released);
+    cue_buf_deinit(&t->decision);
+    cue_buf_deinit(&t->pend_recs);
+    cue_buf_deinit(&t->pend);
+    cue_policy_tz_free(t->tz);
     cue_buf_deinit(&t->timer_sort);
     cue_buf_deinit(&t->timer_keys);
     cue_buf_deinit(&t->timer_ops);
@@ -100,6 +126,19 @@ void cue_task_free(cue_task *t)
     cue_event_decoder_free(t->dec);
     free(t->user);
     free(t);
+}
+
+int cue_task_set_policy(cue_task *t, const struct cue_policy *p, cue_err *err)
+{
+    if (p == NULL) return 0;
+    int rc = cue_policy_tz_new(&t->tz, err);
+    if (rc == 0 && (t->released = malloc(sizeof *t->released)) == NULL)
+        rc = cue_err_set(err, CUE_ENOMEM, "out of memory for a task");
+    if (rc == 0 && (cue_buf_init(&t->pend, 1024) || cue_buf_init(&t->pend_recs, 4096) ||
+                    cue_buf_init(&t->decision, 1024)))
+        rc = cue_err_set(err, CUE_ENOMEM, "out of memory for a task");
+    if (rc == 0) t->policy = p;
+    return rc;
 }
 
 int64_t cue_task_next_offset(const cue_task *t)
@@ -139,9 +178,177 @@ static void dead_letter(cue_task *t, cue_reason reason, const char *msg, const c
 static void on_trigger(const cue_trigger *tr, void *ctx)
 {
     cue_task *t = ctx;
+    if (t->policy) {
+        /* Held for the step's end, when the policy decides them by class. */
+        size_t off = t->pend_recs.len;
+        cue_trigger_encode(tr, t->cfg->application_id, &t->pend_recs);
+        pending pd = {.machine = tr->machine_index,
+                      .trigger = tr->trigger_index,
+                      .cls = cue_policy_class(t->policy, tr->machine_index, tr->trigger_index),
+                      .timer = tr->ev == NULL,
+                      .time_ms = tr->time_ms,
+                      .seq = (uint32_t)(t->pend.len / sizeof(pending)),
+                      .rec_off = (uint32_t)off,
+                      .rec_len = (uint32_t)(t->pend_recs.len - off)};
+        memcpy(pd.id, tr->id, sizeof pd.id);
+        cue_buf_append(&t->pend, &pd, sizeof pd);
+        return;
+    }
     cue_buf_reset(&t->rec);
     cue_trigger_encode(tr, t->cfg->application_id, &t->rec);
     t->sink.trigger(tr, t->rec.data, t->rec.len, t->sink.ctx);
+}
+
+/* ---- the policy stage --------------------------------------------------- */
+
+static void json_time_field(cue_buf *b, const char *key, int64_t ms)
+{
+    char text[CUE_TIME_TEXT_MAX];
+    cue_buf_printf(b, ",\"%s\":", key);
+    if (ms == INT64_MIN) {
+        cue_buf_append_str(b, "null");
+        return;
+    }
+    size_t n = cue_time_format_rfc3339(ms, text);
+    cue_buf_append_json_str(b, text, n);
+}
+
+/* One decision as a record for the decisions topic or file. */
+static void emit_decision(cue_task *t, const cue_machine *m, int trigger, const char *id,
+                          int64_t time_ms, const cue_decision *d)
+{
+    if (t->sink.decision == NULL) return;
+    cue_buf *b = &t->decision;
+    const cue_user *u = t->user;
+    cue_buf_reset(b);
+    cue_buf_printf(b, "{\"trigger_id\":\"%s\",\"user_id\":", id);
+    cue_buf_append_json_str(b, u->id, u->id_len);
+    cue_buf_append_str(b, ",\"machine\":");
+    cue_buf_append_json_str(b, m ? m->name : "", m ? strlen(m->name) : 0);
+    cue_buf_append_str(b, ",\"trigger\":");
+    const char *tn = m && trigger >= 0 ? m->triggers[trigger].name : "";
+    cue_buf_append_json_str(b, tn, strlen(tn));
+    cue_buf_printf(b,
+                   ",\"outcome\":\"%s\",\"reason\":\"%s\",\"rule\":", cue_outcome_name(d->outcome),
+                   cue_why_name(d->why));
+    cue_buf_append_json_str(b, d->rule, strlen(d->rule));
+    cue_buf_append_str(b, ",\"channel\":");
+    if (d->channel < CUE_CHANNELS_MAX)
+        cue_buf_printf(b, "\"%s\"", cue_channel_names[d->channel]);
+    else
+        cue_buf_append_str(b, "null");
+    const char *cls = cue_policy_class_name(t->policy, d->cls);
+    cue_buf_append_str(b, ",\"class\":");
+    cue_buf_append_json_str(b, cls, strlen(cls));
+    json_time_field(b, "trigger_time", time_ms);
+    json_time_field(b, "decided_at", d->decided_ms);
+    json_time_field(b, "until", d->until_ms);
+    if (d->experiment) {
+        cue_buf_append_str(b, ",\"experiment\":");
+        cue_buf_append_json_str(b, d->experiment, strlen(d->experiment));
+        cue_buf_append_str(b, ",\"variant\":");
+        if (d->variant)
+            cue_buf_append_json_str(b, d->variant, strlen(d->variant));
+        else
+            cue_buf_append_str(b, "null");
+    }
+    if (d->late) cue_buf_append_str(b, ",\"late\":true");
+    cue_buf_append_char(b, '}');
+    t->stats.decisions[d->outcome]++;
+    t->sink.decision(u->id, u->id_len, b->data, b->len, t->sink.ctx);
+}
+
+/* Sends a trigger the policy let through: its record with the policy's
+ * fields added as the last member of "data". */
+static void send_decided(cue_task *t, const cue_policy_trigger *pt, const cue_decision *d)
+{
+    const cue_machine *m = cue_machines_get(t->ms, pt->machine);
+    cue_buf_reset(&t->rec);
+    /* The record ends with the closing braces of "data" and of the event. */
+    CUE_ASSERT(pt->rec_len >= 2 && pt->rec[pt->rec_len - 1] == '}');
+    cue_buf_append(&t->rec, pt->rec, pt->rec_len - 2);
+    cue_buf_append_char(&t->rec, ',');
+    cue_policy_fields(t->policy, d, &t->rec);
+    cue_buf_append_str(&t->rec, "}}");
+    cue_trigger tr = {.user = t->user,
+                      .machine = m,
+                      .machine_index = pt->machine,
+                      .trigger_index = pt->trigger,
+                      .name = m->triggers[pt->trigger].name,
+                      .time_ms = pt->time_ms};
+    memcpy(tr.id, pt->id, sizeof tr.id);
+    t->sink.trigger(&tr, t->rec.data, t->rec.len, t->sink.ctx);
+}
+
+static void decide(cue_task *t, const cue_policy_trigger *pt, int64_t now)
+{
+    cue_decision d;
+    cue_policy_decide(t->policy, t->tz, t->user, pt, now, &d);
+    emit_decision(t, cue_machines_get(t->ms, pt->machine), pt->trigger, pt->id, pt->time_ms, &d);
+    if (d.outcome == CUE_OUTCOME_SENT) send_decided(t, pt, &d);
+}
+
+static int pending_order(const void *a, const void *b)
+{
+    const pending *x = a, *y = b;
+    if (x->cls != y->cls) return x->cls < y->cls ? -1 : 1;
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Decides the step's triggers, the higher class first: when two compete for
+ * a cap's last slot, the class decides, not the order machines are listed. */
+static void step_decide(cue_task *t)
+{
+    size_t n = t->pend.len / sizeof(pending);
+    if (n == 0) return;
+    pending *ps = (pending *)t->pend.data;
+    if (n > 1) qsort(ps, n, sizeof *ps, pending_order);
+    for (size_t i = 0; i < n; i++) {
+        cue_policy_trigger pt = {.machine = ps[i].machine,
+                                 .trigger = ps[i].trigger,
+                                 .id = ps[i].id,
+                                 .time_ms = ps[i].time_ms,
+                                 .timer = ps[i].timer,
+                                 .rec = t->pend_recs.data + ps[i].rec_off,
+                                 .rec_len = ps[i].rec_len};
+        decide(t, &pt, t->now_ms);
+    }
+    cue_buf_reset(&t->pend);
+    cue_buf_reset(&t->pend_recs);
+}
+
+/* Deferred triggers due by `due` are decided again, each at its own due time,
+ * so when stream time passes them does not change the decision. */
+static void release_deferred(cue_task *t, int64_t due)
+{
+    cue_deferred *d = t->released;
+    while (cue_policy_take_due(t->user, due, d)) {
+        int mi = cue_machines_find_hash(t->ms, d->machine);
+        const cue_machine *m = mi >= 0 ? cue_machines_get(t->ms, (size_t)mi) : NULL;
+        int ti = -1;
+        for (int k = 0; m && k < m->n_triggers; k++)
+            if (m->triggers[k].hash == d->trigger) ti = k;
+        if (ti < 0) continue; /* the machine or trigger is gone: nothing to send */
+        cue_policy_trigger pt = {.machine = (uint16_t)mi,
+                                 .trigger = (uint8_t)ti,
+                                 .id = d->id,
+                                 .time_ms = d->time_ms,
+                                 .timer = d->timer,
+                                 .rec = d->rec,
+                                 .rec_len = d->rec_len};
+        decide(t, &pt, d->due_ms);
+    }
+}
+
+static void on_cancelled(const cue_deferred *x, const cue_decision *d, void *ctx)
+{
+    cue_task *t = ctx;
+    int mi = cue_machines_find_hash(t->ms, x->machine);
+    const cue_machine *m = mi >= 0 ? cue_machines_get(t->ms, (size_t)mi) : NULL;
+    int ti = -1;
+    for (int k = 0; m && k < m->n_triggers; k++)
+        if (m->triggers[k].hash == x->trigger) ti = k;
+    emit_decision(t, m, ti, x->id, x->time_ms, d);
 }
 
 /* ---- users in and out -------------------------------------------------- */
@@ -282,6 +489,10 @@ static int fire_entry(cue_task *t, int64_t due, cue_err *err)
      * The user may have no timer due now: the entry was a lower bound. */
     t->user->indexed_due = CUE_TIMER_NONE;
     cue_engine_fire(t->ms, t->user, due, on_trigger, t, &t->stats.engine);
+    if (t->policy) {
+        step_decide(t);
+        release_deferred(t, due);
+    }
     return user_save(t, err);
 }
 
@@ -358,6 +569,32 @@ static bool is_late(const cue_task *t, int64_t ts)
     return t->stream_ms != INT64_MIN && ts < t->stream_ms - t->cfg->allowed_lateness_ms;
 }
 
+/* Forgets a user: state, timers and deferred triggers go (the cached
+ * deletion reaches the store at the next commit; index entries left behind
+ * find no user and are skipped). The erasure is recorded without the user's
+ * id: the input topic's partition and offset say which event asked for it. */
+static int erase_user(cue_task *t, const cue_event *ev, cue_err *err)
+{
+    unsigned dropped = t->user->policy.n_deferred;
+    int rc = cue_cache_put(t->cache, t->user->id, t->user->id_len, NULL, 0, true);
+    if (rc == CUE_EFULL) {
+        rc = cue_task_commit(t, err);
+        if (rc == 0) rc = cue_cache_put(t->cache, t->user->id, t->user->id_len, NULL, 0, true);
+    }
+    if (rc != 0) return err && err->code ? rc : cue_err_set(err, rc, "cannot erase a user");
+    t->stats.erasures++;
+    if (t->sink.decision) {
+        cue_buf *b = &t->decision;
+        cue_buf_reset(b);
+        cue_buf_printf(b, "{\"outcome\":\"erased\",\"partition\":%u,\"offset\":%lld", t->partition,
+                       (long long)ev->offset);
+        json_time_field(b, "decided_at", ev->ts_ms);
+        cue_buf_printf(b, ",\"deferred_dropped\":%u}", dropped);
+        t->sink.decision(NULL, 0, b->data, b->len, t->sink.ctx);
+    }
+    return 0;
+}
+
 static int apply_event(cue_task *t, cue_event *ev, cue_err *err)
 {
     cue_err uerr = {0};
@@ -372,7 +609,12 @@ static int apply_event(cue_task *t, cue_event *ev, cue_err *err)
         t->stats.duplicates++;
         return 0;
     }
+    if (t->policy) {
+        cue_policy_event pe = cue_policy_observe(t->policy, t->user, ev, on_cancelled, t);
+        if (pe == CUE_POLICY_EVENT_ERASE) return erase_user(t, ev, err);
+    }
     cue_engine_apply(t->ms, t->user, ev, on_trigger, t, &t->stats.engine);
+    if (t->policy) step_decide(t);
     t->stats.applied++;
     return user_save(t, err);
 }
@@ -405,6 +647,7 @@ int cue_task_process(cue_task *t, const char *raw, size_t len, int64_t offset, c
         t->stats.late_applied += is_late(t, ev.ts_ms);
         ev.offset = offset;
         int64_t now = ev.ts_ms > t->stream_ms ? ev.ts_ms : t->stream_ms;
+        t->now_ms = now;
         /* Timers that time has now passed fire first; one due at exactly the
          * event's time does not count as passed and fires after it. (Firing
          * timers does not decode, so `ev` stays valid.) */
@@ -434,6 +677,7 @@ int cue_task_reject(cue_task *t, int64_t offset, cue_reason reason, const char *
 int cue_task_advance(cue_task *t, int64_t until_ms, cue_err *err)
 {
     if (until_ms <= t->stream_ms) return 0;
+    t->now_ms = until_ms;
     int rc = fire_due(t, until_ms, err);
     if (rc == 0) t->stream_ms = until_ms;
     return rc;

@@ -43,9 +43,13 @@ typedef struct cue_config {
     char application_id[CUE_NAME_BYTES_MAX + 1]; /* "cuepoint" */
     char state_dir[CUE_PATH_MAX];                /* "state" */
     char machines_dir[CUE_PATH_MAX];             /* "deploy/machines" */
-    size_t cache_max_bytes;                      /* statestore.cache.max.bytes: 64 MiB */
-    int64_t commit_interval_ms;                  /* 1000 (file mode: records per commit below) */
-    int64_t commit_records;                      /* commit.records: 1000000 */
+    /* The policy file (policy.h); "" runs without the policy stage. */
+    char policies[CUE_PATH_MAX];
+    /* decisions.topic: "" means <application.id>-decisions. */
+    char decisions_topic[CUE_TOPIC_BYTES_MAX + 1];
+    size_t cache_max_bytes;     /* statestore.cache.max.bytes: 64 MiB */
+    int64_t commit_interval_ms; /* 1000 (file mode: records per commit below) */
+    int64_t commit_records;     /* commit.records: 1000000 */
 
     /* Where things are in an event (JSON Pointers). */
     cue_json_ptr ptr_user_id;              /* event.user_id: "/user_id" */
@@ -100,6 +104,8 @@ const char *cue_config_kafka_value(const cue_config *c, size_t i);
 
 /* The dead-letter topic: the configured one, or "<application.id>-dead-letters". */
 const char *cue_config_dead_letter_topic(const cue_config *c);
+/* The decisions topic: the configured one, or "<application.id>-decisions". */
+const char *cue_config_decisions_topic(const cue_config *c);
 
 /* Writes the effective configuration as JSON to `out`, secrets replaced by
  * "[redacted]". */

@@ -41,11 +41,13 @@ typedef struct cue_filemode_opts {
     const cue_machines *ms; /* borrowed */
     cue_source_fn source;
     void *source_ctx;
-    const char *source_name; /* for dead letters and messages */
-    FILE *out;               /* triggers; borrowed */
-    FILE *dead;              /* dead letters; borrowed */
-    int64_t until_ms;        /* advance stream time to this at the end; INT64_MIN: don't */
-    int64_t linger_ms;       /* or, when > 0, to the last event's time plus this */
+    const char *source_name;         /* for dead letters and messages */
+    FILE *out;                       /* triggers; borrowed */
+    FILE *dead;                      /* dead letters; borrowed */
+    const struct cue_policy *policy; /* the policy stage (policy.h), or NULL; borrowed */
+    FILE *decisions;                 /* its decision records, one per line, or NULL; borrowed */
+    int64_t until_ms;                /* advance stream time to this at the end; INT64_MIN: don't */
+    int64_t linger_ms;               /* or, when > 0, to the last event's time plus this */
     /* Continue the same source after an interruption: its records were given
      * positions from the one saved when it was first run, and those already
      * committed are skipped. Needs source_name to match the saved one. */

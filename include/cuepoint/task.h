@@ -48,6 +48,10 @@ typedef struct cue_task_sink {
     void (*trigger)(const cue_trigger *t, const char *rec, size_t len, void *ctx);
     /* A record that could not be applied; borrowed for the call. */
     void (*dead_letter)(const cue_dead_letter *dl, void *ctx);
+    /* A policy decision as a JSON record, keyed by the user id (NULL for an
+     * erasure, which carries no personal data); both borrowed for the call.
+     * NULL when decisions are not kept. */
+    void (*decision)(const char *key, size_t key_len, const char *rec, size_t len, void *ctx);
     /* Makes everything emitted so far durable; non-zero stops the commit. */
     int (*flush)(void *ctx, cue_err *err);
     void *ctx;
@@ -69,6 +73,8 @@ typedef struct cue_task_stats {
     uint64_t timer_stale;  /* ... of which the user had nothing due then */
     cue_step_stats engine;
     cue_codec_stats codec;
+    uint64_t decisions[CUE_OUTCOME_COUNT]; /* by the policy stage, by outcome */
+    uint64_t erasures;
 } cue_task_stats;
 
 typedef struct cue_task cue_task;
@@ -77,6 +83,13 @@ typedef struct cue_task cue_task;
  * from the store. Caller owns `*out`. */
 int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, cue_store *store,
                  uint32_t partition, const cue_task_sink *sink, cue_err *err);
+
+/* Puts the policy stage (policy.h) between the engine and the sink: triggers
+ * are decided at the end of each step, deferred ones wait in the user's state,
+ * and each decision goes to the sink's `decision`. `p` is borrowed; NULL keeps
+ * triggers going out as made. */
+struct cue_policy;
+int cue_task_set_policy(cue_task *t, const struct cue_policy *p, cue_err *err);
 
 /* Commits nothing; call cue_task_commit first to keep the work. */
 void cue_task_free(cue_task *t);

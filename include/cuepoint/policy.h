@@ -1,0 +1,121 @@
+/*
+ * policy: the rules that protect the user, applied to every trigger between
+ * the engine and the producer: priority classes, frequency caps (rolling and
+ * local-calendar windows, cooldowns), quiet hours in the user's time zone,
+ * late timers, consent per channel with fallback, experiments and holdouts,
+ * and erasure. Declared in one JSON file (schemas/policy.schema.json,
+ * deploy/policies.json), compiled against the machine set.
+ *
+ * Deciding is deterministic: it reads only the trigger, the user's state
+ * (attributes, consent, what was sent, what waits) and a time the caller
+ * passes (stream time: the event's, or the time a timer or deferral fired),
+ * never the wall clock; experiment assignment is a hash of the user id and
+ * the experiment's name. So a replay decides exactly as the live run did.
+ *
+ * The order of the rules, for one trigger:
+ *   1. holdout: users in an experiment's holdout share get nothing from it;
+ *   2. late timers: a timer trigger older than its max_age is dropped, sent
+ *      marked late, or sent, as configured;
+ *   3. consent: the first of the trigger's channels the user consents to and
+ *      has not muted, or nothing (no class bypasses consent);
+ *   4. quiet hours (classes without bypass): inside the user's local window
+ *      the trigger waits until it ends, plus a spread by a hash of the user
+ *      id; dropped if it would then be older than its max_age;
+ *   5. caps and cooldowns (classes without bypass): dropped, or deferred to
+ *      when the window frees, as each cap says;
+ *   6. sent: remembered for the caps.
+ * A deferred trigger waits in the user's state (codec.h) and is decided again,
+ * from rule 1, when it comes due. Triggers made in one step are decided in
+ * class priority order, so the higher class takes a cap's last slot.
+ *
+ * The compiled policy is immutable and may be shared by threads; a
+ * cue_policy_tz (time zones) belongs to one thread. The policy owns its
+ * compiled data and borrows the machine set it was compiled against.
+ */
+#ifndef CUEPOINT_POLICY_H
+#define CUEPOINT_POLICY_H
+
+#include "cuepoint/codec.h"
+#include "cuepoint/err.h"
+#include "cuepoint/event.h"
+#include "cuepoint/machine.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct cue_policy cue_policy;
+
+/* Compiles the policy file at `path` against `ms`. CUE_ECONFIG with a message
+ * naming the file and the JSON path (and the nearest known name for a
+ * misspelt machine, trigger or class). Caller owns `*out`. */
+int cue_policy_load(cue_policy **out, const char *path, const cue_machines *ms, cue_err *err);
+void cue_policy_free(cue_policy *p);
+
+/* Time zones for deciding: one per thread (a task owns one). */
+typedef struct cue_policy_tz cue_policy_tz;
+int cue_policy_tz_new(cue_policy_tz **out, cue_err *err);
+void cue_policy_tz_free(cue_policy_tz *z);
+
+/* A trigger as the policy sees it. */
+typedef struct cue_policy_trigger {
+    uint16_t machine; /* index in the machine set */
+    uint8_t trigger;  /* index in the machine's trigger names */
+    const char *id;   /* trigger_id */
+    int64_t time_ms;  /* its cause's time */
+    bool timer;       /* caused by a timer */
+    const char *rec;  /* the encoded record, without policy fields */
+    size_t rec_len;
+} cue_policy_trigger;
+
+typedef struct cue_decision {
+    cue_outcome outcome;
+    cue_why why;
+    uint8_t channel;  /* SENT: the channel; else CUE_CH_NONE */
+    uint8_t cls;      /* the trigger's class index */
+    int64_t until_ms; /* DEFERRED: when it is decided again; else INT64_MIN */
+    int64_t decided_ms;
+    const char *rule;       /* the cap, experiment or setting that decided; "" when none */
+    const char *experiment; /* the experiment the trigger is in, or NULL */
+    const char *variant;    /* its variant for this user, or NULL (holdout) */
+    bool late;              /* sent marked late */
+} cue_decision;
+
+/* The class index of a machine's trigger (0 = highest priority). */
+uint8_t cue_policy_class(const cue_policy *p, uint16_t machine, uint8_t trigger);
+const char *cue_policy_class_name(const cue_policy *p, uint8_t cls);
+
+/* Decides one trigger at `now_ms` and records the decision in the user's
+ * state: a send in its sent list, a deferral (the record copied) in its
+ * deferred list, the decision in its recent ones. */
+void cue_policy_decide(const cue_policy *p, cue_policy_tz *z, cue_user *u,
+                       const cue_policy_trigger *t, int64_t now_ms, cue_decision *d);
+
+/* Writes the policy's fields for a sent trigger (`"policy":{...}`, no
+ * surrounding comma) into `out`, appending. */
+void cue_policy_fields(const cue_policy *p, const cue_decision *d, cue_buf *out);
+
+/* Takes the earliest deferred trigger due at or before `now_ms` out of the
+ * user's state into `*out`. Returns false when none is due. */
+bool cue_policy_take_due(cue_user *u, int64_t now_ms, cue_deferred *out);
+
+/* What an event means to the policy, seen before the engine applies it. */
+typedef enum {
+    CUE_POLICY_EVENT_NONE = 0,
+    CUE_POLICY_EVENT_CONSENT, /* consent or mute changed (the user's state has it) */
+    CUE_POLICY_EVENT_ERASE    /* delete the user */
+} cue_policy_event;
+
+/* Applies a consent or mute event to the user's state. Deferred triggers that
+ * can no longer go to any channel are cancelled at once: each is passed to
+ * `cancelled` (with its decision) and removed. */
+cue_policy_event cue_policy_observe(const cue_policy *p, cue_user *u, const cue_event *ev,
+                                    void (*cancelled)(const cue_deferred *d,
+                                                      const cue_decision *dec, void *ctx),
+                                    void *ctx);
+
+/* Experiment assignment, exposed for tests and tools: the variant index of
+ * `user` in experiment `e`, or -1 for its holdout. */
+int cue_policy_assign(const cue_policy *p, size_t e, const char *user, size_t len);
+size_t cue_policy_experiments(const cue_policy *p);
+
+#endif
