@@ -7,6 +7,7 @@
 #include "cuepoint/kafka.h"
 #include "cuepoint/log.h"
 #include "cuepoint/machine.h"
+#include "cuepoint/policy.h"
 #include "cuepoint/runtime.h"
 #include "cuepoint/timefmt.h"
 
@@ -36,7 +37,9 @@ static const char run_help[] =
     "and records that cannot be used to the dead-letter topic. Every\n"
     "commit.interval.ms it waits for the triggers to be acknowledged, commits the\n"
     "state with the input offsets, then commits the offsets to the group. Admin\n"
-    "HTTP on admin.listen: /healthz /readyz /metrics /v1/users/{id}.\n"
+    "HTTP on admin.listen: /healthz /readyz /metrics /v1/users/{id}. With\n"
+    "policies set, every trigger passes the policy stage and each decision goes\n"
+    "to decisions.topic (default <application.id>-decisions).\n"
     "SIGTERM or SIGINT: finish the commit cycle, leave the group, exit 0; a second\n"
     "signal exits at once (the last commit is on disk, nothing is lost).\n"
     "\n"
@@ -45,6 +48,7 @@ static const char run_help[] =
     "  --set KEY=VALUE        override one setting (repeatable)\n"
     "  --state-dir DIR        same as --set state.dir=DIR\n"
     "  --machines DIR         same as --set machines.dir=DIR\n"
+    "  --policies FILE        same as --set policies=FILE\n"
     "  --print-config         print the effective configuration (secrets redacted), exit\n"
     "  --stop-at-end          stop once every assigned partition is at its end\n"
     "  --admin-addr-file PATH write the bound admin address there (for admin.listen\n"
@@ -119,16 +123,25 @@ int cli_cmd_run(int argc, char **argv)
         return 0;
     }
     cue_machines *ms = NULL;
+    cue_policy *pol = NULL;
     rc = cue_machines_load(&ms, cfg.machines_dir, NULL, &err);
     if (rc != 0) return cli_fail("run", rc, &err);
-    cue_runtime_opts o = {
-        .cfg = &cfg, .ms = ms, .stop_at_end = ra.stop_at_end, .admin_addr_file = ra.addr_file};
+    if (cfg.policies[0] && (rc = cue_policy_load(&pol, cfg.policies, ms, &err)) != 0) {
+        cue_machines_free(ms);
+        return cli_fail("run", rc, &err);
+    }
+    cue_runtime_opts o = {.cfg = &cfg,
+                          .ms = ms,
+                          .policy = pol,
+                          .stop_at_end = ra.stop_at_end,
+                          .admin_addr_file = ra.addr_file};
     /* A fixed wall clock, so tests can show time-driven triggers without
      * waiting for them. */
     int64_t fixed_now = 0;
     const char *clock = getenv("CUEPOINT_CLOCK");
     if (clock && *clock) {
         if (cli_parse_time(clock, &fixed_now) != 0) {
+            cue_policy_free(pol);
             cue_machines_free(ms);
             return cli_usage_error("run", "CUEPOINT_CLOCK: '%s' is not a time", clock);
         }
@@ -138,6 +151,7 @@ int cli_cmd_run(int argc, char **argv)
     cue_runtime_result res;
     rc = cue_runtime_run(&o, &res, &err);
     if (rc == 0 || res.consumed > 0) run_summary(&res);
+    cue_policy_free(pol);
     cue_machines_free(ms);
     return rc == 0 ? 0 : cli_fail("run", rc, &err);
 }

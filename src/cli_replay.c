@@ -8,6 +8,7 @@
 #include "cuepoint/kafka.h"
 #include "cuepoint/log.h"
 #include "cuepoint/machine.h"
+#include "cuepoint/policy.h"
 #include "cuepoint/replay.h"
 #include "cuepoint/store.h"
 
@@ -67,6 +68,9 @@ static const char replay_help[] =
     "                          cuepoint-replay header carrying the replay id\n"
     "  --allow-live-topic      needed for --output-topic to be trigger.topic: the\n"
     "                          live senders would deliver the replay's triggers\n"
+    "  --decisions FILE        with policies, each trigger's decision as JSON lines\n"
+    "                          (default <replay state dir>/decisions.jsonl); never\n"
+    "                          the live decisions topic\n"
     "  --dead-letters FILE     bad records as JSON lines (default\n"
     "                          <replay state dir>/dead-letters.jsonl); never the live\n"
     "                          dead-letter topic\n"
@@ -77,6 +81,8 @@ static const char replay_help[] =
     "Journeys and time:\n"
     "  --machines DIR          journey files to replay with (default machines.dir)\n"
     "  --only NAME             run just the machine called NAME\n"
+    "  --policies FILE         the message policies to decide with (default: the\n"
+    "                          config's 'policies', like the live run)\n"
     "  --since-trigger-time T  replay everything (state is rebuilt from all of it)\n"
     "                          but write only triggers whose time is at or after T\n"
     "  --advance-to TIME|now   at the end, move every partition's time to TIME so\n"
@@ -101,7 +107,7 @@ static const char replay_help[] =
     "(what was replayed so far is committed in the state directory).\n";
 
 typedef struct replay_args {
-    const char *input, *output, *output_topic, *dead, *only, *stats, *replay_id, *seed;
+    const char *input, *output, *output_topic, *dead, *only, *stats, *replay_id, *seed, *decisions;
     const char *partitioner;
     bool allow_live, quiet, state_dir_set, file_partitions_set;
     size_t file_partitions;
@@ -186,7 +192,8 @@ static int replay_opt(args *a, replay_args *ra)
                 {"--stats", offsetof(replay_args, stats)},
                 {"--replay-id", offsetof(replay_args, replay_id)},
                 {"--seed-state", offsetof(replay_args, seed)},
-                {"--partitioner", offsetof(replay_args, partitioner)}};
+                {"--partitioner", offsetof(replay_args, partitioner)},
+                {"--decisions", offsetof(replay_args, decisions)}};
     for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
         if (cli_opt_value(a, strs[i].name, (const char **)((char *)ra + strs[i].off)))
             return a->bad ? EX_USAGE : 0;
@@ -358,12 +365,17 @@ static int replay_run(const cue_config *live, cue_config *cfg, replay_args *ra,
                       const char *replay_id, cue_err *err)
 {
     cue_machines *ms = NULL;
-    FILE *in = NULL, *out = NULL, *dead = NULL;
-    char dead_path[CUE_PATH_MAX + 32];
+    cue_policy *pol = NULL;
+    FILE *in = NULL, *out = NULL, *dead = NULL, *decisions = NULL;
+    char dead_path[CUE_PATH_MAX + 32], dec_path[CUE_PATH_MAX + 32];
     int rc = check_safety(live, cfg, ra);
     if (rc != 0) return rc;
     rc = cue_machines_load(&ms, cfg->machines_dir, ra->only, err);
     if (rc != 0) return cli_fail("replay", rc, err);
+    if (cfg->policies[0] && (rc = cue_policy_load(&pol, cfg->policies, ms, err)) != 0) {
+        rc = cli_fail("replay", rc, err);
+        goto free_machines;
+    }
     int partitioner =
         cue_kafka_partitioner_find(ra->partitioner ? ra->partitioner : "consistent_random");
     if (partitioner < 0) {
@@ -391,6 +403,14 @@ static int replay_run(const cue_config *live, cue_config *cfg, replay_args *ra,
               ? stdout
               : fopen(ra->output, "w");
     dead = fopen(dead_path, "a");
+    snprintf(dec_path, sizeof dec_path, "%s/decisions.jsonl", cfg->state_dir);
+    if (ra->decisions) snprintf(dec_path, sizeof dec_path, "%s", ra->decisions);
+    if (pol && out && dead && (decisions = fopen(dec_path, "a")) == NULL) {
+        cue_err_set(err, CUE_EIO, "cannot open %s: %s", dec_path, strerror(errno));
+        cli_fail("replay", CUE_EIO, err);
+        rc = EX_CANTCREAT;
+        goto close_out;
+    }
     if (out == NULL || dead == NULL) {
         cue_err_set(err, CUE_EIO, "cannot open %s: %s", out ? dead_path : ra->output,
                     strerror(errno));
@@ -403,6 +423,8 @@ static int replay_run(const cue_config *live, cue_config *cfg, replay_args *ra,
     sigaction(SIGTERM, &sa, NULL);
     cue_replay_opts o = {.cfg = cfg,
                          .ms = ms,
+                         .policy = pol,
+                         .decisions = decisions,
                          .replay_id = replay_id,
                          .in = in,
                          .input_name = ra->input,
@@ -432,6 +454,7 @@ static int replay_run(const cue_config *live, cue_config *cfg, replay_args *ra,
     else if (res.stopped)
         rc = 128 + (int)replay_signal;
 close_out:
+    if (decisions) fclose(decisions);
     if (dead) fclose(dead);
     if (out && out != stdout)
         fclose(out);
@@ -440,6 +463,7 @@ close_out:
 close_in:
     if (in && in != stdin) fclose(in);
 free_machines:
+    cue_policy_free(pol);
     cue_machines_free(ms);
     return rc;
 }

@@ -24,7 +24,7 @@ struct cue_kafka {
     rd_kafka_t *consumer;      /* owned */
     rd_kafka_t *producer;      /* owned */
     rd_kafka_queue_t *cq, *pq; /* owned references to the clients' queues */
-    rd_kafka_topic_t *triggers, *dead;
+    rd_kafka_topic_t *triggers, *dead, *decisions;
     int cpipe[2], ppipe[2];
     size_t in_flight;
     bool fatal_raised;
@@ -42,7 +42,7 @@ struct cue_kafka {
 static rd_kafka_t *left_to_exit;
 
 /* Opaque tags on produced records, so a delivery report knows what it was. */
-enum { REC_TRIGGER = 1, REC_DEAD_LETTER = 2 };
+enum { REC_TRIGGER = 1, REC_DEAD_LETTER = 2, REC_DECISION = 3 };
 
 /* ---- configuration ----------------------------------------------------- */
 
@@ -258,8 +258,10 @@ static int open_clients(cue_kafka **out, const cue_config *cfg, const cue_kafka_
         k->pq = rd_kafka_queue_get_main(k->producer);
         rd_kafka_queue_io_event_enable(k->pq, k->ppipe[1], "1", 1);
         k->triggers = rd_kafka_topic_new(k->producer, output_topic, NULL);
-        if (replay_id == NULL)
+        if (replay_id == NULL) {
             k->dead = rd_kafka_topic_new(k->producer, cue_config_dead_letter_topic(cfg), NULL);
+            k->decisions = rd_kafka_topic_new(k->producer, cue_config_decisions_topic(cfg), NULL);
+        }
     }
     *out = k;
     return 0;
@@ -376,6 +378,7 @@ void cue_kafka_close(cue_kafka *k, int64_t timeout_ms)
         rd_kafka_poll(k->producer, 0);
         if (k->triggers) rd_kafka_topic_destroy(k->triggers);
         if (k->dead) rd_kafka_topic_destroy(k->dead);
+        if (k->decisions) rd_kafka_topic_destroy(k->decisions);
         if (k->pq) rd_kafka_queue_destroy(k->pq);
         rd_kafka_destroy(k->producer);
     }
@@ -602,6 +605,14 @@ int cue_kafka_produce_dead_letter(cue_kafka *k, const cue_dead_letter *dl, const
     }
     return produce(k, k->dead, REC_DEAD_LETTER, src->key, src->key_len, src->value, len, h,
                    src->timestamp_ms);
+}
+
+int cue_kafka_produce_decision(cue_kafka *k, const char *key, size_t key_len, const char *rec,
+                               size_t len)
+{
+    rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+    rd_kafka_header_add(h, "content-type", -1, "application/json", -1);
+    return produce(k, k->decisions, REC_DECISION, key, key_len, rec, len, h, 0);
 }
 
 /* A dead letter the broker refused for its size goes again with its value cut

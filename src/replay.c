@@ -180,9 +180,21 @@ static void sink_dead(const cue_dead_letter *dl, void *ctx)
     fwrite(r->dl.data, 1, r->dl.len, r->o->dead);
 }
 
+static void sink_decision(const char *key, size_t key_len, const char *rec, size_t len, void *ctx)
+{
+    rp *r = ctx;
+    (void)key;
+    (void)key_len;
+    if (r->o->decisions == NULL) return;
+    fwrite(rec, 1, len, r->o->decisions);
+    fputc('\n', r->o->decisions);
+}
+
 static int sink_flush(void *ctx, cue_err *err)
 {
     rp *r = ctx;
+    if (r->o->decisions && (fflush(r->o->decisions) != 0 || ferror(r->o->decisions)))
+        return cue_err_set(err, CUE_EIO, "cannot write decisions: %s", strerror(errno));
     if (r->fatal_rc) return cue_err_set(err, r->fatal_rc, "%s", r->fatal_err.msg);
     if (r->o->output_topic) return cue_kafka_flush(r->k, r->o->cfg->delivery_timeout_ms, err);
     if (fflush(r->o->out) != 0 || ferror(r->o->out))
@@ -208,8 +220,9 @@ static int slots_open(rp *r, int32_t n, cue_err *err)
 static int slot_task(rp *r, slot *s, cue_err *err)
 {
     if (s->task) return 0;
-    return cue_task_new(&s->task, &r->task_cfg, r->o->ms, r->store, (uint32_t)s->plan.partition,
-                        &r->sink, err);
+    int rc = cue_task_new(&s->task, &r->task_cfg, r->o->ms, r->store, (uint32_t)s->plan.partition,
+                          &r->sink, err);
+    return rc == 0 ? cue_task_set_policy(s->task, r->o->policy, err) : rc;
 }
 
 static void progress(rp *r, bool final)
@@ -465,6 +478,9 @@ static void add_stats(cue_task_stats *sum, const cue_task_stats *s)
     sum->engine.bad_key += s->engine.bad_key;
     sum->engine.bad_timer_value += s->engine.bad_timer_value;
     sum->engine.value_truncated += s->engine.value_truncated;
+    for (int k = 0; k < CUE_OUTCOME_COUNT; k++)
+        sum->decisions[k] += s->decisions[k];
+    sum->erasures += s->erasures;
 }
 
 /* Advances (when asked), commits and frees every task. */
@@ -490,8 +506,11 @@ int cue_replay_run(const cue_replay_opts *o, cue_replay_result *res, cue_err *er
 {
     memset(res, 0, sizeof *res);
     rp r = {.o = o, .res = res, .line = -1};
-    r.sink = (cue_task_sink){
-        .trigger = sink_trigger, .dead_letter = sink_dead, .flush = sink_flush, .ctx = &r};
+    r.sink = (cue_task_sink){.trigger = sink_trigger,
+                             .dead_letter = sink_dead,
+                             .decision = sink_decision,
+                             .flush = sink_flush,
+                             .ctx = &r};
     uint64_t t0 = mono_ns();
     int rc = cue_buf_init(&r.dl, 4096) ? cue_err_set(err, CUE_ENOMEM, "out of memory") : 0;
     if (rc == 0) rc = cue_store_dir_create(o->cfg->state_dir, err);

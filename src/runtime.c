@@ -120,6 +120,12 @@ static void sink_dead(const cue_dead_letter *dl, void *ctx)
     cue_kafka_produce_dead_letter(r->k, dl, m);
 }
 
+static void sink_decision(const char *key, size_t key_len, const char *rec, size_t len, void *ctx)
+{
+    rt *r = ctx;
+    cue_kafka_produce_decision(r->k, key, key_len, rec, len); /* a failure raises fatal */
+}
+
 static int sink_flush(void *ctx, cue_err *err)
 {
     rt *r = ctx;
@@ -158,6 +164,9 @@ static void add_stats(cue_task_stats *sum, const cue_task_stats *s)
     sum->engine.timers_fired += s->engine.timers_fired;
     sum->engine.triggers += s->engine.triggers;
     sum->engine.transitions += s->engine.transitions;
+    for (int k = 0; k < CUE_OUTCOME_COUNT; k++)
+        sum->decisions[k] += s->decisions[k];
+    sum->erasures += s->erasures;
 }
 
 /* Applies to the store a reset the group's commit metadata names for one
@@ -241,8 +250,9 @@ static int on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
     for (size_t i = 0; i < n; i++) {
         cue_err err = {0};
         part *p = &r->parts[ids[i]];
-        if (p->task == NULL && cue_task_new(&p->task, &r->task_cfg, r->o->ms, r->store,
-                                            (uint32_t)ids[i], &r->sink, &err) != 0) {
+        if (p->task == NULL && (cue_task_new(&p->task, &r->task_cfg, r->o->ms, r->store,
+                                             (uint32_t)ids[i], &r->sink, &err) != 0 ||
+                                cue_task_set_policy(p->task, r->o->policy, &err) != 0)) {
             fatal(r, err.code, err.msg);
             return err.code;
         }
@@ -603,6 +613,19 @@ static void render_metrics(rt *r, cue_buf *b)
     }
     metrics_counter(b, "cuepoint_timers_fired_total", "Timers that fired.",
                     (double)sum.engine.timers_fired);
+    if (r->o->policy) {
+        cue_prom_family(b, "cuepoint_policy_decisions_total", "counter",
+                        "Decisions of the policy stage, by outcome.");
+        for (int k = 0; k < CUE_OUTCOME_COUNT; k++) {
+            const char *name = cue_outcome_name((cue_outcome)k);
+            cue_buf_reset(&r->labels);
+            cue_prom_label(&r->labels, "outcome", name, strlen(name));
+            cue_prom_sample(b, "cuepoint_policy_decisions_total", r->labels.data,
+                            (double)sum.decisions[k]);
+        }
+        metrics_counter(b, "cuepoint_users_erased_total", "Users erased by an erasure event.",
+                        (double)sum.erasures);
+    }
     cue_prom_family(b, "cuepoint_commit_duration_seconds", "histogram",
                     "Commit cycle: from stopping intake to the offsets committed.");
     cue_prom_histogram(b, "cuepoint_commit_duration_seconds", NULL, &r->commit_hist);
@@ -801,8 +824,11 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
     r->o = o;
     r->res = res;
     r->started_ns = uv_hrtime();
-    r->sink = (cue_task_sink){
-        .trigger = sink_trigger, .dead_letter = sink_dead, .flush = sink_flush, .ctx = r};
+    r->sink = (cue_task_sink){.trigger = sink_trigger,
+                              .dead_letter = sink_dead,
+                              .decision = sink_decision,
+                              .flush = sink_flush,
+                              .ctx = r};
     static const double bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                     0.25,  0.5,    1,     2.5,  5,     10};
     cue_histogram_init(&r->commit_hist, bounds, sizeof bounds / sizeof *bounds);

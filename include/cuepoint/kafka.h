@@ -123,6 +123,12 @@ int cue_kafka_produce_trigger(cue_kafka *k, const cue_trigger *t, const char *re
 int cue_kafka_produce_dead_letter(cue_kafka *k, const cue_dead_letter *dl,
                                   const cue_kafka_msg *src);
 
+/* Produces a policy decision record to the decisions topic (decisions.topic,
+ * default <application.id>-decisions), keyed by user id (none for an
+ * erasure). Counted in flight like triggers: a commit waits for it. */
+int cue_kafka_produce_decision(cue_kafka *k, const char *key, size_t key_len, const char *rec,
+                               size_t len);
+
 /* Commits `offset` (the next to read) for `partition` to the group; waits
  * for the answer only when `sync` (a partition being given up). */
 void cue_kafka_commit(cue_kafka *k, int32_t partition, int64_t offset, bool sync);

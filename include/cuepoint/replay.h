@@ -81,8 +81,10 @@ int cue_replay_plan(const cue_replay_range *r, cue_replay_part *parts, int32_t n
                     cue_replay_lookup_fn lookup, void *ctx, cue_err *err);
 
 typedef struct cue_replay_opts {
-    const cue_config *cfg;  /* the live config, with state.dir the replay's own */
-    const cue_machines *ms; /* the journeys to replay with */
+    const cue_config *cfg;           /* the live config, with state.dir the replay's own */
+    const cue_machines *ms;          /* the journeys to replay with */
+    const struct cue_policy *policy; /* the policy stage, or NULL */
+    FILE *decisions;                 /* its decision records, or NULL */
     const char *replay_id;
     /* The source: a JSON-lines stream when `in` is set, else the input topic. */
     FILE *in;

@@ -31,8 +31,9 @@
 #include <stdio.h>
 
 typedef struct cue_runtime_opts {
-    const cue_config *cfg;  /* borrowed */
-    const cue_machines *ms; /* borrowed */
+    const cue_config *cfg;           /* borrowed */
+    const cue_machines *ms;          /* borrowed */
+    const struct cue_policy *policy; /* the policy stage, or NULL; borrowed */
     /* The wall clock, in epoch ms; NULL for the real one. A seam for tests. */
     int64_t (*now_ms)(void *ctx);
     void *now_ctx;
