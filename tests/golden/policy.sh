@@ -1,0 +1,311 @@
+#!/bin/bash
+# The policy stage, one rule at a time, in file mode with the test machine in
+# tests/golden/policy (each event type emits one trigger name; a user says
+# hello first, with their attributes). Each case writes a policy file and a
+# few events, and compares the decisions, as
+#   trigger outcome reason rule channel until
+# with what the rule must give. Expected instants of the DST cases come from
+# `TZ=... date` on this machine, not from cuepoint:
+#   America/Los_Angeles 2026-03-08: 02:00 PST -> 03:00 PDT (10:00Z)
+#   America/Los_Angeles 2026-11-01: 02:00 PDT -> 01:00 PST (09:00Z); 01:30 is 08:30Z and 09:30Z
+#   Europe/Berlin 2026-03-29: 02:00 CET -> 03:00 CEST (01:00Z)
+#   Europe/Berlin 2026-10-25: 03:00 CEST -> 02:00 CET (01:00Z); 02:30 is 00:30Z and 01:30Z
+. "$(dirname "$0")/../lib.sh" "$1"
+set -uo pipefail
+machines="$root/tests/golden/policy"
+
+# policy NAME JSON-MEMBERS: a policy file with the test machine's classes
+# (pinged lifecycle, promo promotional, alert transactional, reminder
+# lifecycle) plus the given members.
+policy() {
+    cat > "$tmp/$1.policy.json" <<EOF
+{"classes": [{"name": "transactional", "bypass": true}, "lifecycle", "promotional"],
+ "defaults": {"class": "lifecycle", "channels": ["push"]},
+ "machines": {"m": {"triggers": {"promo": {"class": "promotional"},
+                                 "alert": {"class": "transactional", "channels": ["push", "email"]}}}},
+ $2}
+EOF
+}
+
+# run NAME [file options]: events from $tmp/NAME.events; decisions summarised
+# in $tmp/NAME.got, triggers in $tmp/NAME.out
+run() {
+    local name=$1; shift
+    rm -rf "$tmp/$name.state" "$tmp/$name.decisions"
+    # One partition, one stream time: the cases' events in time order.
+    sed -E 's/.*"ts":"([^"]*)".*/\1\t&/' "$tmp/$name.events" | sort -s -k1,1 | cut -f2- > "$tmp/$name.sorted"
+    mv "$tmp/$name.sorted" "$tmp/$name.events"
+    "$cuepoint" file --quiet --machines "$machines" --policies "$tmp/$name.policy.json" \
+        --input "$tmp/$name.events" --state-dir "$tmp/$name.state" --decisions "$tmp/$name.decisions" \
+        "$@" > "$tmp/$name.out" 2> "$tmp/$name.err" || { bad "$name: exit $?"; cat "$tmp/$name.err"; }
+    sed -E 's/.*"trigger":"([^"]*)","outcome":"([a-z]*)","reason":"([a-z_]*)","rule":"([^"]*)","channel":(null|"[a-z_]*").*"until":(null|"[^"]*").*/\1 \2 \3 \4 \5 \6/; s/"//g' \
+        "$tmp/$name.decisions" > "$tmp/$name.got"
+}
+
+# expect NAME: the decisions must be the lines on stdin
+expect() {
+    if diff <(cat) "$tmp/$1.got" > "$tmp/$1.diff"; then ok; else
+        bad "$1: decisions differ (expected <, got >)"; cat "$tmp/$1.diff"
+    fi
+}
+
+ev() { # user type time [attributes JSON]
+    local extra=""
+    [ -n "${4:-}" ] && extra=",\"user\":$4"
+    [ -n "${5:-}" ] && extra="$extra,\"props\":$5"
+    echo "{\"event_id\":\"$1-$2-$3\",\"user_id\":\"$1\",\"type\":\"$2\",\"ts\":\"$3\"$extra}"
+}
+
+# ---- quiet hours ----------------------------------------------------------
+policy quiet '"quiet_hours": {"start": "21:00", "end": "08:00"}'
+{
+    ev la hello 2026-06-10T04:00:00Z '{"timezone":"America/Los_Angeles"}'
+    ev la ping 2026-06-10T05:00:00Z         # 22:00 PDT: wait for 08:00 PDT = 15:00Z
+    ev la ping 2026-06-10T20:00:00Z         # 13:00 PDT: out now (the deferred one went at 15:00Z)
+    ev tokyo hello 2026-06-10T04:00:00Z '{"timezone":"Asia/Tokyo"}'
+    ev tokyo ping 2026-06-10T05:00:00Z      # 14:00 JST: out
+    ev notz hello 2026-06-10T04:00:00Z      # no zone, no region: the default (UTC)
+    ev notz ping 2026-06-10T22:00:00Z       # 22:00 UTC: wait for 08:00Z
+    ev mars hello 2026-06-10T04:00:00Z '{"timezone":"Mars/Olympus"}'
+    ev mars ping 2026-06-10T23:00:00Z       # unknown zone: the default, documented
+    ev region hello 2026-06-10T04:00:00Z '{"region":"DE"}'
+    ev region ping 2026-06-10T20:30:00Z     # no zone, region DE -> Europe/Berlin: 22:30 CEST
+} > "$tmp/quiet.events"
+policy quiet '"quiet_hours": {"start": "21:00", "end": "08:00"}, "timezone": {"default": "UTC", "regions": {"DE": "Europe/Berlin"}}'
+run quiet --until 2026-06-12T00:00:00Z
+expect quiet <<'EOF'
+pinged deferred quiet_hours quiet_hours null 2026-06-10T15:00:00.000Z
+pinged sent none  push null
+pinged sent none  push null
+pinged sent none  push null
+pinged deferred quiet_hours quiet_hours null 2026-06-11T06:00:00.000Z
+pinged deferred quiet_hours quiet_hours null 2026-06-11T08:00:00.000Z
+pinged deferred quiet_hours quiet_hours null 2026-06-11T08:00:00.000Z
+pinged sent none  push null
+pinged sent none  push null
+pinged sent none  push null
+EOF
+
+# The spread: a deferral lands within [end, end + spread), by user.
+policy spread '"quiet_hours": {"start": "21:00", "end": "08:00", "spread": "30m"}'
+for u in $(seq 1 40); do ev "s$u" hello 2026-06-10T00:00:00Z; ev "s$u" ping 2026-06-10T23:00:00Z; done > "$tmp/spread.events"
+run spread
+untils=$(grep -o '"until":"[^"]*"' "$tmp/spread.decisions" | sort -u)
+n=$(echo "$untils" | wc -l)
+inside=$(echo "$untils" | grep -c '"until":"2026-06-11T08:[0-2][0-9]:')
+[ "$n" -gt 30 ] && [ "$inside" -eq "$n" ] && ok || bad "spread: $n distinct ends, $inside within 08:00-08:30"
+
+# ---- DST change days --------------------------------------------------------
+policy dst_la_spring '"quiet_hours": {"start": "21:00", "end": "02:30"}'
+{
+    ev u hello 2026-03-08T00:00:00Z '{"timezone":"America/Los_Angeles"}'
+    ev u ping 2026-03-08T09:00:00Z          # 01:00 PST; 02:30 does not exist: 03:00 PDT
+} > "$tmp/dst_la_spring.events"
+run dst_la_spring
+expect dst_la_spring <<'EOF'
+pinged deferred quiet_hours quiet_hours null 2026-03-08T10:00:00.000Z
+EOF
+policy dst_la_fall '"quiet_hours": {"start": "22:00", "end": "01:30"}'
+{
+    ev a hello 2026-11-01T00:00:00Z '{"timezone":"America/Los_Angeles"}'
+    ev a ping 2026-11-01T08:15:00Z          # 01:15 PDT: ends at the first 01:30 (08:30Z)
+    ev b hello 2026-11-01T00:00:00Z '{"timezone":"America/Los_Angeles"}'
+    ev b ping 2026-11-01T09:15:00Z          # 01:15 PST: ends at the second 01:30 (09:30Z)
+} > "$tmp/dst_la_fall.events"
+run dst_la_fall
+expect dst_la_fall <<'EOF'
+pinged deferred quiet_hours quiet_hours null 2026-11-01T08:30:00.000Z
+pinged sent none  push null
+pinged deferred quiet_hours quiet_hours null 2026-11-01T09:30:00.000Z
+EOF
+policy dst_berlin '"quiet_hours": {"start": "22:00", "end": "02:30"}'
+{
+    ev a hello 2026-03-28T00:00:00Z '{"timezone":"Europe/Berlin"}'
+    ev a ping 2026-03-29T00:30:00Z          # 01:30 CET; 02:30 does not exist: 03:00 CEST (01:00Z)
+    ev b hello 2026-10-24T00:00:00Z '{"timezone":"Europe/Berlin"}'
+    ev b ping 2026-10-25T00:15:00Z          # 02:15 CEST: the first 02:30 (00:30Z)
+    ev c hello 2026-10-24T00:00:00Z '{"timezone":"Europe/Berlin"}'
+    ev c ping 2026-10-25T01:15:00Z          # 02:15 CET: the second 02:30 (01:30Z)
+} > "$tmp/dst_berlin.events"
+run dst_berlin
+expect dst_berlin <<'EOF'
+pinged deferred quiet_hours quiet_hours null 2026-03-29T01:00:00.000Z
+pinged sent none  push null
+pinged deferred quiet_hours quiet_hours null 2026-10-25T00:30:00.000Z
+pinged sent none  push null
+pinged deferred quiet_hours quiet_hours null 2026-10-25T01:30:00.000Z
+EOF
+
+# ---- caps ------------------------------------------------------------------
+policy caps '"caps": [{"name": "two-a-day", "window": "24h", "max": 2},
+          {"name": "promo-local-day", "calendar": "day", "max": 1, "classes": ["promotional"]},
+          {"name": "ping-deferred", "window": "24h", "max": 2, "triggers": ["reminder"], "on_cap": "defer"}]'
+{
+    ev u hello 2026-06-10T00:00:00Z '{"timezone":"Asia/Tokyo"}'
+    ev u ping 2026-06-10T01:00:00Z
+    ev u ping 2026-06-10T02:00:00Z
+    ev u ping 2026-06-10T03:00:00Z          # third in 24h: dropped
+    ev u ping 2026-06-11T01:30:00Z          # the first left the window: out
+    ev t hello 2026-06-10T00:00:00Z '{"timezone":"Asia/Tokyo"}'
+    ev t promo 2026-06-10T05:00:00Z         # 14:00 JST
+    ev t promo 2026-06-10T14:00:00Z         # 23:00 JST, same local day: dropped
+    ev t promo 2026-06-10T16:00:00Z         # 01:00 JST, the next local day (same UTC day): out
+} > "$tmp/caps.events"
+run caps
+expect caps <<'EOF'
+pinged sent none  push null
+pinged sent none  push null
+pinged suppressed cap two-a-day null null
+promo sent none  push null
+promo suppressed cap promo-local-day null null
+promo sent none  push null
+pinged sent none  push null
+EOF
+policy defer '"caps": [{"name": "one-a-day", "window": "24h", "max": 1, "on_cap": "defer"}]'
+{
+    ev u hello 2026-06-10T00:00:00Z
+    ev u ping 2026-06-10T01:00:00Z
+    ev u ping 2026-06-10T02:00:00Z          # waits until the first leaves the window
+} > "$tmp/defer.events"
+run defer --until 2026-06-12T00:00:00Z
+expect defer <<'EOF'
+pinged sent none  push null
+pinged deferred cap one-a-day null 2026-06-11T01:00:00.000Z
+pinged sent none  push null
+EOF
+policy cooldown '"caps": [{"name": "reminder-cooldown", "cooldown": "48h", "triggers": ["reminder"]}]'
+{
+    ev u hello 2026-06-10T00:00:00Z
+    # A timer's trigger is decided when the partition's time passes it.
+    ev u arm 2026-06-10T00:00:00Z           # due 01:00Z
+    ev u hello 2026-06-10T01:30:00Z         # the first reminder: out at 01:30Z
+    ev u arm 2026-06-10T02:00:00Z           # due 03:00Z
+    ev u hello 2026-06-10T03:30:00Z         # the second: within 48 h of the first
+    ev u arm 2026-06-12T02:00:00Z           # due 03:00Z, decided at --until: 70 h later
+} > "$tmp/cooldown.events"
+run cooldown --until 2026-06-13T00:00:00Z
+expect cooldown <<'EOF'
+reminder sent none  push null
+reminder suppressed cooldown reminder-cooldown null null
+reminder sent none  push null
+EOF
+
+# The higher class takes the last slot, whatever order the machine emits in.
+policy compete '"caps": [{"name": "one", "window": "24h", "max": 1}]'
+{ ev u hello 2026-06-10T00:00:00Z; ev u both 2026-06-10T01:00:00Z; } > "$tmp/compete.events"
+run compete
+expect compete <<'EOF'
+pinged sent none  push null
+promo suppressed cap one null null
+EOF
+
+# ---- consent ---------------------------------------------------------------
+consent='"consent": {"event": {"type": "consent_changed", "channel": "/props/channel", "granted": "/props/granted"},
+  "mute_event": {"type": "channel_muted", "channel": "/props/channel", "muted": "/props/muted"},
+  "defaults": [{"regions": ["EU"], "mode": "opt_in"}, {"regions": ["*"], "mode": "opt_out"}]}'
+policy consent "$consent, \"caps\": [{\"name\": \"none\", \"window\": \"24h\", \"max\": 0}]"
+{
+    ev eu hello 2026-06-10T00:00:00Z '{"region":"EU"}'
+    ev eu alert 2026-06-10T01:00:00Z        # transactional passes the cap, not missing consent
+    ev eu consent_changed 2026-06-10T02:00:00Z '' '{"channel":"email","granted":true}'
+    ev eu alert 2026-06-10T03:00:00Z        # push not consented: falls back to email
+    ev us hello 2026-06-10T00:00:00Z '{"region":"US"}'
+    ev us alert 2026-06-10T01:00:00Z        # opt-out region: push until withdrawn
+    ev us ping 2026-06-10T01:30:00Z         # lifecycle: capped (max 0)
+    ev us channel_muted 2026-06-10T02:00:00Z '' '{"channel":"push","muted":true}'
+    ev us alert 2026-06-10T03:00:00Z        # push muted: email
+} > "$tmp/consent.events"
+run consent
+expect consent <<'EOF'
+alert suppressed no_consent consent null null
+alert sent none  push null
+pinged suppressed cap none null null
+alert sent none  email null
+alert sent none  email null
+EOF
+
+# An opt-out while a trigger waits for quiet hours to end: it never goes out.
+policy optout "$consent, \"quiet_hours\": {\"start\": \"21:00\", \"end\": \"08:00\"}"
+{
+    ev u hello 2026-06-10T00:00:00Z '{"region":"US"}'
+    ev u ping 2026-06-10T22:00:00Z          # deferred to 08:00Z
+    ev u consent_changed 2026-06-10T23:00:00Z '' '{"channel":"push","granted":false}'
+    ev u hello 2026-06-11T12:00:00Z         # time passes the window's end
+} > "$tmp/optout.events"
+run optout --until 2026-06-12T00:00:00Z
+expect optout <<'EOF'
+pinged deferred quiet_hours quiet_hours null 2026-06-11T08:00:00.000Z
+pinged cancelled consent_withdrawn consent null null
+EOF
+[ ! -s "$tmp/optout.out" ] && ok || bad "optout: a trigger went out after the opt-out"
+
+# ---- late timers -----------------------------------------------------------
+for late in drop mark; do
+    policy "late_$late" "\"defaults\": {\"class\": \"lifecycle\", \"channels\": [\"push\"], \"max_age\": \"1d\", \"late\": \"$late\"}"
+    sed -i 's/ "defaults": {"class": "lifecycle", "channels": \["push"\]},//' "$tmp/late_$late.policy.json"
+    {
+        ev u hello 2026-06-10T00:00:00Z
+        ev u arm 2026-06-10T00:00:00Z       # due 01:00Z
+        ev u hello 2026-06-13T00:00:00Z     # the partition's time reaches it three days late
+    } > "$tmp/late_$late.events"
+    run "late_$late"
+done
+expect late_drop <<'EOF'
+reminder suppressed too_late max_age null null
+EOF
+expect late_mark <<'EOF'
+reminder sent none  push null
+EOF
+grep -q '"policy":{"channel":"push","class":"lifecycle","late":true}' "$tmp/late_mark.out" && ok \
+    || { bad "late mark: the trigger is not marked late"; cat "$tmp/late_mark.out"; }
+
+# ---- experiments -------------------------------------------------------------
+policy exp '"experiments": [{"name": "copy", "triggers": ["pinged"], "holdout": 0.5, "variants": {"a": 1, "b": 3}}]'
+for u in $(seq 1 400); do ev "x$u" hello 2026-06-10T00:00:00Z; ev "x$u" ping 2026-06-10T01:00:00Z; done > "$tmp/exp.events"
+run exp
+held=$(grep -c '"outcome":"suppressed","reason":"holdout","rule":"copy"' "$tmp/exp.decisions")
+va=$(grep -c '"variant":"a"}' "$tmp/exp.out"); vb=$(grep -c '"variant":"b"}' "$tmp/exp.out")
+[ "$held" -gt 160 ] && [ "$held" -lt 240 ] && [ "$vb" -gt "$((2 * va))" ] && [ $((held + va + vb)) -eq 400 ] && ok \
+    || bad "experiment: $held held out, $va a, $vb b of 400 (holdout 0.5, a:b 1:3)"
+# The same split again, from scratch: assignment is a hash, not a draw.
+cp "$tmp/exp.out" "$tmp/exp.first"
+run exp
+cmp -s "$tmp/exp.out" "$tmp/exp.first" && ok || bad "experiment: a second run assigned differently"
+
+# ---- erasure -----------------------------------------------------------------
+policy erase '"erasure": {"event": "user_erased"}, "quiet_hours": {"start": "21:00", "end": "08:00"}'
+{
+    ev gone hello 2026-06-10T00:00:00Z '{"timezone":"Europe/Berlin"}'
+    ev gone ping 2026-06-10T22:00:00Z       # deferred
+    ev gone user_erased 2026-06-10T23:00:00Z
+    ev stays hello 2026-06-10T00:00:00Z
+} > "$tmp/erase.events"
+run erase --until 2026-06-12T00:00:00Z
+grep -q '^{"outcome":"erased","partition":0,"offset":3,"decided_at":"2026-06-10T23:00:00.000Z","deferred_dropped":1}$' "$tmp/erase.decisions" && ok \
+    || { bad "erasure record"; cat "$tmp/erase.decisions"; }
+grep '"erased"' "$tmp/erase.decisions" | grep -q gone && bad "the erasure record names the user" || ok
+"$cuepoint" state get gone --machines "$machines" --state-dir "$tmp/erase.state" > /dev/null 2>&1
+[ $? -eq 1 ] && ok || bad "an erased user still has state"
+[ ! -s "$tmp/erase.out" ] && ok || bad "an erased user's deferred trigger went out"
+"$cuepoint" state get stays --machines "$machines" --state-dir "$tmp/erase.state" > /dev/null 2>&1 && ok \
+    || bad "erasing one user touched another"
+
+# ---- every trigger that went out has exactly one "sent" decision -----------------
+for name in quiet caps defer consent exp late_mark; do
+    grep -o '"id":"[0-9a-f]*"' "$tmp/$name.out" | sed 's/"id"://' | sort > "$tmp/$name.ids.out"
+    grep '"outcome":"sent"' "$tmp/$name.decisions" | grep -o '"trigger_id":"[0-9a-f]*"' | sed 's/"trigger_id"://' | sort > "$tmp/$name.ids.sent"
+    [ -s "$tmp/$name.ids.out" ] && cmp -s "$tmp/$name.ids.out" "$tmp/$name.ids.sent" && ok \
+        || bad "$name: triggers out and 'sent' decisions differ"
+    grep '"outcome":"suppressed","reason":"none"' "$tmp/$name.decisions" && bad "$name: a suppression without a reason" || ok
+done
+
+# ---- a bad policy file is an error naming the place -------------------------
+policy badcap '"caps": [{"name": "x", "window": "soon", "max": 1}]'
+"$cuepoint" file --machines "$machines" --policies "$tmp/badcap.policy.json" --input /dev/null --state-dir "$tmp/bad.state" 2> "$tmp/badcap.err" > /dev/null
+[ $? -eq 78 ] && grep -q 'badcap.policy.json: \$.caps\[0\]: expected a positive duration' "$tmp/badcap.err" && ok \
+    || { bad "a bad cap window: exit/message"; cat "$tmp/badcap.err"; }
+policy badzone '"timezone": {"default": "Europe/Berlim"}'
+"$cuepoint" file --machines "$machines" --policies "$tmp/badzone.policy.json" --input /dev/null --state-dir "$tmp/bad.state" 2> "$tmp/badzone.err" > /dev/null
+[ $? -eq 78 ] && grep -q "unknown time zone 'Europe/Berlim'" "$tmp/badzone.err" && ok || { bad "a bad zone"; cat "$tmp/badzone.err"; }
+
+finish
