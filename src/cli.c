@@ -343,7 +343,7 @@ static int cmd_file(int argc, char **argv)
 /* ---- cuepoint check / graph -------------------------------------------- */
 
 static const char check_help[] =
-    "Usage: cuepoint check FILE...\n"
+    "Usage: cuepoint check FILE... [--policies FILE [--machines DIR]]\n"
     "\n"
     "Validates and lints journey files. Prints one line per finding:\n"
     "  FILE: JSON-PATH: error|warning: MESSAGE [code]\n"
@@ -351,8 +351,12 @@ static const char check_help[] =
     "handled, ...) do not. A directory checks every *.json file in it.\n"
     "\n"
     "Options:\n"
-    "  --strict     exit 65 on warnings too\n"
-    "  -h, --help   this text\n"
+    "  --policies FILE  also check a policy file (schemas/policy.schema.json)\n"
+    "                   against the journeys in --machines DIR (default\n"
+    "                   deploy/machines): names, durations, zones, classes\n"
+    "  --machines DIR   the journeys a policy file refers to\n"
+    "  --strict         exit 65 on warnings too\n"
+    "  -h, --help       this text\n"
     "\n"
     "Exit status: 0 no errors, 65 errors found (or warnings with --strict),\n"
     "66 a file could not be read, 64 usage.\n";
@@ -409,6 +413,42 @@ static size_t check_dir(const char *dir, bool *missing, size_t *errors, size_t *
     return n;
 }
 
+/* Compiles a policy file against the journeys it names; prints the error in
+ * the same "FILE: PATH: error: MESSAGE [code]" shape. True on an error. */
+static bool check_policies(const char *file, const char *machines, bool *missing)
+{
+    if (access(file, R_OK) != 0) {
+        printf("%s: cannot read: %s\n", file, strerror(errno));
+        *missing = true;
+        return false;
+    }
+    cue_machines *ms = NULL;
+    cue_policy *p = NULL;
+    cue_err err = {0};
+    if (cue_machines_load(&ms, machines, NULL, &err) != 0) {
+        printf("%s: $: error: the journeys it refers to do not load: %s [policy-machines]\n", file,
+               err.msg);
+        return true;
+    }
+    int rc = cue_policy_load(&p, file, ms, &err);
+    if (rc != 0) {
+        /* "FILE: PATH: MESSAGE", or "FILE:LINE:COL: MESSAGE" for bad JSON. */
+        size_t n = strlen(file);
+        const char *rest =
+            strncmp(err.msg, file, n) == 0 && err.msg[n] == ':' ? err.msg + n + 1 : err.msg;
+        while (*rest == ' ')
+            rest++;
+        const char *sep = strstr(rest, ": ");
+        if (rest[0] == '$' && sep)
+            printf("%s: %.*s: error: %s [policy]\n", file, (int)(sep - rest), rest, sep + 2);
+        else
+            printf("%s: $: error: %s [policy]\n", file, rest);
+    }
+    cue_policy_free(p);
+    cue_machines_free(ms);
+    return rc != 0;
+}
+
 static int cmd_check(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
@@ -417,9 +457,16 @@ static int cmd_check(int argc, char **argv)
     }
     bool strict = false, missing = false;
     size_t errors = 0, warnings = 0, files = 0;
+    const char *policies = NULL, *machines = "deploy/machines";
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--strict") == 0) {
             strict = true;
+            continue;
+        }
+        if ((strcmp(argv[i], "--policies") == 0 || strcmp(argv[i], "--machines") == 0)) {
+            if (i + 1 >= argc) return cli_usage_error("check", "%s needs a value", argv[i]);
+            *(argv[i][2] == 'p' ? &policies : &machines) = argv[i + 1];
+            i++;
             continue;
         }
         if (argv[i][0] == '-' && argv[i][1])
@@ -431,6 +478,10 @@ static int cmd_check(int argc, char **argv)
         }
         files++;
         check_one(argv[i], &missing, &errors, &warnings);
+    }
+    if (policies) {
+        files++;
+        if (check_policies(policies, machines, &missing)) errors++;
     }
     if (files == 0) return cli_usage_error("check", "%s", "no files given");
     printf("%zu file(s): %zu error(s), %zu warning(s)\n", files, errors, warnings);
