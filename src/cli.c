@@ -605,6 +605,89 @@ static int state_run(const cue_config *cfg, const char *uid, int64_t partition, 
     return 0;
 }
 
+/* ---- cuepoint erase ---------------------------------------------------- */
+
+static const char erase_help[] =
+    "Usage: cuepoint erase USER [--state-dir DIR] [--config FILE] [--set KEY=VALUE]\n"
+    "\n"
+    "Deletes a user's state from a state directory, offline: journeys, consent,\n"
+    "sent and deferred triggers, decisions, in every partition that holds the user\n"
+    "(the whole directory is scanned, so this takes a few seconds per million\n"
+    "users). Prints one record per partition erased, without the user id:\n"
+    "  {\"outcome\":\"erased\",\"partition\":N,\"offline\":true}\n"
+    "A running instance holds its state directory: erase through the input topic\n"
+    "instead, with the policy file's erasure event (e.g. user_erased), which\n"
+    "also reaches every instance and every replay.\n"
+    "\n"
+    "Exit status: 0 erased, 1 no such user, 64 usage, 66 no state directory,\n"
+    "74 the directory is in use or cannot be written, 78 configuration.\n";
+
+typedef struct erase_ctx {
+    const char *uid;
+    uint32_t parts[256];
+    size_t n;
+} erase_ctx;
+
+static int erase_visit(uint32_t partition, const char *uid, size_t len, const void *val,
+                       size_t vlen, void *ctx)
+{
+    erase_ctx *e = ctx;
+    (void)val;
+    (void)vlen;
+    if (strlen(e->uid) == len && memcmp(e->uid, uid, len) == 0 &&
+        e->n < sizeof e->parts / sizeof *e->parts)
+        e->parts[e->n++] = partition;
+    return 0;
+}
+
+static int cmd_erase(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        fputs(erase_help, stdout);
+        return 0;
+    }
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cue_err err = {0};
+    args a = {.argc = argc, .argv = argv, .cmd = "erase"};
+    const char *uid = NULL;
+    for (a.i = 2; a.i < argc && !a.bad; a.i++) {
+        int rc = cli_common_opt(&a, &cfg, &err);
+        if (rc == -EX_CONFIG) return cli_fail("erase", CUE_ECONFIG, &err);
+        if (rc < 0) return -rc;
+        if (rc > 0) continue;
+        if (uid == NULL && argv[a.i][0] != '-') {
+            uid = argv[a.i];
+            continue;
+        }
+        return cli_usage_error("erase", "unexpected argument '%s'", argv[a.i]);
+    }
+    if (a.bad) return EX_USAGE;
+    if (uid == NULL || uid[0] == '\0') return cli_usage_error("erase", "%s", "give a USER");
+    struct stat st;
+    if (stat(cfg.state_dir, &st) != 0) {
+        fprintf(stderr, "cuepoint erase: no state directory '%s'\n", cfg.state_dir);
+        return EX_NOINPUT;
+    }
+    cue_store *store = NULL;
+    if (cue_store_open(&store, cfg.state_dir, &(cue_store_opts){0}, &err) != 0)
+        return cli_fail("erase", CUE_EIO, &err);
+    erase_ctx e = {.uid = uid};
+    int rc = cue_store_users_scan(store, -1, erase_visit, &e);
+    for (size_t i = 0; rc >= 0 && i < e.n; i++)
+        cue_store_batch_user_delete(store, e.parts[i], uid, strlen(uid));
+    if (rc >= 0 && e.n) rc = cue_store_batch_commit(store, true, &err);
+    cue_store_close(store);
+    if (rc < 0) return cli_fail("erase", CUE_EIO, &err);
+    for (size_t i = 0; i < e.n; i++)
+        printf("{\"outcome\":\"erased\",\"partition\":%u,\"offline\":true}\n", e.parts[i]);
+    if (e.n == 0) {
+        fprintf(stderr, "cuepoint erase: no such user in %s\n", cfg.state_dir);
+        return 1;
+    }
+    return 0;
+}
+
 static int cmd_state(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv) || argc < 3) {
@@ -923,6 +1006,7 @@ static const char main_help[] =
     "  check       validate and lint journey files\n"
     "  graph       print a journey as Graphviz DOT\n"
     "  state       read users' state from a state directory (get USER | dump)\n"
+    "  erase       delete a user's state from a state directory, offline\n"
     "  generate    write a synthetic event stream as JSON lines\n"
     "  version     print the version\n"
     "\n"
@@ -937,7 +1021,8 @@ int cue_cli_main(int argc, char **argv)
                 {"graph", cmd_graph},       {"state", cmd_state},
                 {"demo", cli_cmd_demo},     {"generate", cmd_generate},
                 {"run", cli_cmd_run},       {"dev-broker", cli_cmd_dev_broker},
-                {"replay", cli_cmd_replay}, {"offsets", cli_cmd_offsets}};
+                {"replay", cli_cmd_replay}, {"offsets", cli_cmd_offsets},
+                {"erase", cmd_erase}};
     if (argc < 2) {
         fputs(main_help, stderr);
         return EX_USAGE;
@@ -953,8 +1038,8 @@ int cue_cli_main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc, argv);
-    const char *names[] = {"file",    "check", "graph",      "state",  "demo",   "generate",
-                           "version", "run",   "dev-broker", "replay", "offsets"};
+    const char *names[] = {"file",    "check", "graph",      "state",  "demo",    "generate",
+                           "version", "run",   "dev-broker", "replay", "offsets", "erase"};
     const char *near = cue_nearest_name(cmd, names, sizeof names / sizeof *names);
     fprintf(stderr, "cuepoint: unknown command '%s'%s%s%s; see 'cuepoint --help'\n", cmd,
             near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");

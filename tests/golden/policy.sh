@@ -289,6 +289,14 @@ grep '"erased"' "$tmp/erase.decisions" | grep -q gone && bad "the erasure record
 [ ! -s "$tmp/erase.out" ] && ok || bad "an erased user's deferred trigger went out"
 "$cuepoint" state get stays --machines "$machines" --state-dir "$tmp/erase.state" > /dev/null 2>&1 && ok \
     || bad "erasing one user touched another"
+# Offline: `cuepoint erase USER` on a state directory.
+"$cuepoint" erase stays --state-dir "$tmp/erase.state" > "$tmp/erase.offline" 2>&1
+[ $? -eq 0 ] && grep -qx '{"outcome":"erased","partition":0,"offline":true}' "$tmp/erase.offline" && ok \
+    || { bad "cuepoint erase"; cat "$tmp/erase.offline"; }
+"$cuepoint" state get stays --machines "$machines" --state-dir "$tmp/erase.state" > /dev/null 2>&1
+[ $? -eq 1 ] && ok || bad "cuepoint erase left the user's state"
+"$cuepoint" erase stays --state-dir "$tmp/erase.state" > /dev/null 2>&1
+[ $? -eq 1 ] && ok || bad "erasing a user twice: exit 1 expected"
 
 # ---- every trigger that went out has exactly one "sent" decision -----------------
 for name in quiet caps defer consent exp late_mark; do
