@@ -19,7 +19,8 @@
  * tzdata package, which security updates keep current; TZDIR, as for glibc,
  * names another directory). A zone is read when a cache first finds its name
  * and kept while any cache holds it, so new data takes effect at restart.
- * cue_tz_data_version names the data so start-up can log it.
+ * cue_tz_data_version names the data so start-up can log it. One known
+ * error, GLib's: Europe/Dublin's winters after 2037 read +02, not +00.
  *
  * Instants are milliseconds since the epoch (UTC), as everywhere in cuepoint,
  * and are clamped to years 0000-9999 (cuepoint's RFC 3339 range). Calendar
