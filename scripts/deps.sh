@@ -3,11 +3,13 @@
 # Skips apt entirely when they are all present already.
 set -euo pipefail
 
-# libicu-dev: the tz module's time zones (ICU's calendar and its tz data).
-# tzdata: /usr/share/zoneinfo for `date` and `zdump`, the independent source of
-# the tz tests' expected instants (ICU does not read it).
+# libglib2.0-dev: the tz module's time zones (GLib's GTimeZone, which reads the
+# system's compiled tz data rather than carrying a copy of its own).
+# tzdata: /usr/share/zoneinfo, the data GTimeZone reads at run time and that
+# Debian's (security) updates keep current; also what `date` and `zdump` read to
+# compute the tz tests' expected instants.
 packages=(build-essential cmake pkg-config librdkafka-dev librocksdb-dev libjansson-dev
-          libuv1-dev libcriterion-dev libxxhash-dev libmicrohttpd-dev libicu-dev tzdata kcat curl)
+          libuv1-dev libcriterion-dev libxxhash-dev libmicrohttpd-dev libglib2.0-dev tzdata kcat curl)
 
 missing=()
 for p in "${packages[@]}"; do

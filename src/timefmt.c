@@ -21,10 +21,9 @@
 #define TIME_MS_MIN (-62167219200000LL)
 #define TIME_MS_MAX 253402300799999LL
 
-/* Days since 1970-01-01 of a proleptic Gregorian date. Years are shifted to
- * start in March so that the leap day is the last day of its year, and eras of
- * 400 years (146097 days) repeat exactly. */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+/* Years are shifted to start in March so that the leap day is the last day of
+ * its year, and eras of 400 years (146097 days) repeat exactly. */
+int64_t cue_time_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -35,7 +34,7 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
     return era * 146097 + (int64_t)doe - 719468;
 }
 
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+void cue_time_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 {
     z += 719468;
     int64_t era = (z >= 0 ? z : z - 146096) / 146097;
@@ -131,7 +130,7 @@ int cue_time_parse_rfc3339(const char *s, size_t len, int64_t *ms_out)
         sec = 59;
         ms = 999;
     }
-    int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
+    int64_t days = cue_time_days_from_civil(y, (unsigned)mo, (unsigned)d);
     int64_t local = days * MS_PER_DAY + h * MS_PER_HOUR + mi * MS_PER_MIN + sec * MS_PER_SEC + ms;
     *ms_out = local - off * MS_PER_MIN;
     return 0;
@@ -159,7 +158,7 @@ size_t cue_time_format_rfc3339(int64_t ms, char out[CUE_TIME_TEXT_MAX])
     }
     int64_t y;
     unsigned m, d;
-    civil_from_days(days, &y, &m, &d);
+    cue_time_civil_from_days(days, &y, &m, &d);
     char *o = out;
     o = put_digits(o, y, 4);
     *o++ = '-';

@@ -45,9 +45,11 @@
 /* User attributes (role, time zone, region, locale): an IANA zone name is at most ~32. */
 #define CUE_ATTR_BYTES_MAX 64
 
-/* Time zone names one task's cue_tz holds. ICU 72 knows 636 names (canonical
- * zones, links and legacy aliases); 1024 leaves room for newer tz data. A full
- * cache is ~90 KiB of names and slots plus ~1 KiB of ICU calendar per name in use. */
+/* Time zone names one task's cue_tz holds. Debian's tzdata 2025b has 598
+ * names (zones and links); 1024 leaves room for newer data. A full cache is
+ * ~90 KiB of names and slots. The zones themselves are GLib's, one per name in
+ * the process however many caches hold it: ~35 KiB for a zone with daylight
+ * time (GLib lists its transitions up to 2999), ~1 KiB for one without. */
 #define CUE_TZ_ZONES_MAX 1024
 
 /* A time zone name: zones come from a user attribute, so no longer than one. The

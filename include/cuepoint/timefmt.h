@@ -27,4 +27,10 @@ int cue_duration_parse(const char *s, size_t len, int64_t *ms_out);
 /* Writes a duration back in the largest exact units ("72h", "1d12h", "250ms"). */
 size_t cue_duration_format(int64_t ms, char *out, size_t cap);
 
+/* Days since 1970-01-01 of a proleptic Gregorian date (month 1-12, day 1-31,
+ * both in range; any year, 0 being 1 BC), and back. The calendar arithmetic
+ * under the RFC 3339 functions, for modules that read local clocks (tz). */
+int64_t cue_time_days_from_civil(int64_t year, unsigned month, unsigned day);
+void cue_time_civil_from_days(int64_t days, int64_t *year, unsigned *month, unsigned *day);
+
 #endif

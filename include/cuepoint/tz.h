@@ -1,23 +1,26 @@
 /*
  * tz: IANA time zones for the rules that read a user's local clock (quiet
- * hours, "at most one per local day" caps). A wrapper over ICU's C calendar
- * (ucal_*), and the only module that includes an ICU header; the process-wide
- * TZ variable, localtime and the process locale are never consulted.
+ * hours, "at most one per local day" caps). Reads the system's compiled tz
+ * data through GLib's GTimeZone, and is the only module that includes a GLib
+ * header; the process-wide TZ variable, localtime and the process locale are
+ * never consulted.
  *
- * A cue_tz is a bounded cache of opened zones, owned by one thread (each task
- * owns one; ICU calendars are not shared between threads). It owns one ICU
- * calendar per distinct zone name it has found, opened on the name's first
- * cue_tz_find and reused after that, so conversions on a found zone allocate
- * nothing. What can fail: cue_tz_new (memory, a bad bound) and cue_tz_find (an
- * unknown name, the cache full, memory). Conversions on a found zone cannot
+ * A cue_tz is a bounded cache of found zones, owned by one thread (each task
+ * owns one). It holds one GLib zone per distinct name it has found, read on
+ * the name's first cue_tz_find and reused after that, so conversions on a
+ * found zone allocate nothing (GLib shares the zones themselves, which are
+ * immutable, between caches and threads). What can fail: cue_tz_new (memory,
+ * a bad bound) and cue_tz_find (an unknown name, the cache full; GLib aborts
+ * when out of memory, as everywhere). Conversions on a found zone cannot
  * fail; a handle this cue_tz's find did not return is a caller's bug (one out
  * of range aborts).
  *
- * The rules come from the tz data compiled into ICU, not from
- * /usr/share/zoneinfo: Debian 12's ICU 72 carries tz 2022e, which predates
- * later changes (Mexico without DST, Greenland, Kazakhstan, Paraguay, Egypt).
- * cue_tz_data_version names the data so start-up can log it. ICU itself reads
- * ICU_TIMEZONE_FILES_DIR, the one way to give it newer data without a rebuild.
+ * The rules are the system's: the TZif files in /usr/share/zoneinfo (Debian's
+ * tzdata package, which security updates keep current; TZDIR, as for glibc,
+ * names another directory). A zone is read when a cache first finds its name
+ * and kept while any cache holds it, so new data takes effect at restart.
+ * cue_tz_data_version names the data so start-up can log it. One known
+ * error, GLib's: Europe/Dublin's winters after 2037 read +02, not +00.
  *
  * Instants are milliseconds since the epoch (UTC), as everywhere in cuepoint,
  * and are clamped to years 0000-9999 (cuepoint's RFC 3339 range). Calendar
@@ -46,24 +49,31 @@ typedef struct cue_civil {
  * `*out` is the caller's to free. CUE_EINVAL for a bad bound, CUE_ENOMEM. */
 int cue_tz_new(cue_tz **out, int zones_max, cue_err *err);
 
-/* Closes every calendar and frees the cache. NULL is accepted. */
+/* Releases every zone and frees the cache. NULL is accepted. */
 void cue_tz_free(cue_tz *tz);
 
-/* The version of the tz data ICU carries ("2022e"); a static string. */
+/* The version of the system's tz data ("2025b"), from the "# version" line
+ * of tzdata.zi beside the zones, read once per process; "system" when that
+ * file is missing or does not say. A static string, any thread. */
 const char *cue_tz_data_version(void);
 
 /* Sets `*zone` to the handle of the zone named by `name` (borrowed; `len`
  * bytes, no NUL needed). Names are IANA's, case-sensitive as in the tz
  * database and on disk: "Europe/Berlin" and the link "US/Pacific" are found,
  * "europe/berlin" is not (a user attribute in the wrong case is a data error
- * to surface, not to guess at). "UTC" and "Etc/UTC" are found. ICU also knows a
- * few legacy three-letter aliases ("AET"), which are found too; custom offsets
- * ("GMT+05:00") and ICU's "Etc/Unknown" are not. A name already found costs a
- * hash look-up; a new one opens a calendar.
+ * to surface, not to guess at). "UTC", "Etc/UTC" and "Etc/GMT+5" are found. A
+ * name is found when the system's data has a zone of that name, so what it
+ * holds decides (America/Ciudad_Juarez exists since tz 2022g). Not found:
+ * offsets ("+05:00", "GMT+05:00") and POSIX TZ rules ("EST5"), which GLib
+ * would read as zones; paths ("/etc/localtime", ".."); files beside the zones
+ * that are no IANA name ("right/UTC", "posix/UTC", "localtime", "posixrules",
+ * "zone.tab"). A name already found costs a hash look-up; a new one reads a
+ * file unless another cache in the process holds its zone.
  * CUE_ENOTFOUND (with a message naming the zone) for an unknown name, an empty
  * one, or one longer than CUE_TZ_NAME_BYTES_MAX; CUE_EFULL when the cache
- * already holds `zones_max` names; CUE_ENOMEM. Unknown names are not cached:
- * each costs an ICU look-up, so callers validate attributes once, not per call. */
+ * already holds `zones_max` names; CUE_EINVAL when TZDIR is too long for a
+ * path. Unknown names are not cached: each costs a failed open(2), so
+ * callers validate attributes once, not per call. */
 int cue_tz_find(cue_tz *tz, const char *name, size_t len, int *zone, cue_err *err);
 
 /* The wall-clock reading in `zone` at the instant `utc_ms`. */

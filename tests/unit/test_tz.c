@@ -1,10 +1,12 @@
 /* Time zones. Every expected instant was computed on the development machine
- * with GNU date over Debian's tzdata 2025b, not with ICU or the code under
+ * with GNU date over Debian's tzdata 2025b, not with the code under
  * test, e.g.
  *   TZ=America/Los_Angeles date -d "2026-11-01 01:30 PST" +%s   -> 1793525400
  *   TZ=America/Santiago zdump -v -c 2026,2027 America/Santiago  (the changes)
- * and day numbers as $(TZ=UTC date -d 2026-03-08 +%s) / 86400. The 2026 rules
- * of the zones used here are the same in ICU's older tz data (2022e). */
+ * and day numbers as $(TZ=UTC date -d 2026-03-08 +%s) / 86400. date and the
+ * code under test read the same compiled zones; the cases marked "since 2022"
+ * are rules ICU 72's built-in tz data (2022e) got wrong, which the module used
+ * before it read the system's data. */
 #include "cuepoint/tz.h"
 
 #include "cuepoint/limits.h"
@@ -57,15 +59,34 @@ static void expect_civil(const char *what, const cue_civil *got, const cue_civil
               want->minute, want->second, want->millis, want->weekday);
 }
 
+typedef struct local_case {
+    const char *zone;
+    int64_t utc_ms;
+    cue_civil local;
+    int32_t offset_min;
+} local_case;
+
+/* Reads the clock and the offset at the case's instant, and finds the
+ * instant again from the reading. */
+static void expect_local_and_back(const local_case *c)
+{
+    char what[96];
+    snprintf(what, sizeof what, "%s at %lld", c->zone, (long long)c->utc_ms);
+    int z = zone(c->zone);
+    cue_civil got;
+    cue_tz_local(tz, z, c->utc_ms, &got);
+    expect_civil(what, &got, &c->local);
+    int32_t off = cue_tz_offset_ms(tz, z, c->utc_ms);
+    cr_expect_eq(off, c->offset_min * 60000, "%s: offset %d ms, expected %d min", what, off,
+                 c->offset_min);
+    int64_t back = cue_tz_instant(tz, z, &c->local);
+    cr_expect_eq(back, c->utc_ms, "%s: back to %lld", what, (long long)back);
+}
+
 /* Instants and their wall times, both ways; weekday 1 = Monday. */
 Test(tz, local_and_back_table)
 {
-    static const struct {
-        const char *zone;
-        int64_t utc_ms;
-        cue_civil local;
-        int32_t offset_min;
-    } cases[] = {
+    static const local_case cases[] = {
         {"America/Los_Angeles", 1783193696 * S + 250, {2026, 7, 4, 12, 34, 56, 250, 6}, -7 * 60},
         {"America/Los_Angeles", 1767243600 * S, {2025, 12, 31, 21, 0, 0, 0, 3}, -8 * 60},
         {"Europe/Berlin", 1768460400 * S, {2026, 1, 15, 8, 0, 0, 0, 4}, 60},
@@ -77,24 +98,44 @@ Test(tz, local_and_back_table)
         {"Australia/Lord_Howe", 1784064600 * S, {2026, 7, 15, 8, 0, 0, 0, 3}, 10 * 60 + 30},
         {"UTC", 1768464000 * S + 999, {2026, 1, 15, 8, 0, 0, 999, 4}, 0},
         {"Etc/UTC", 0, {1970, 1, 1, 0, 0, 0, 0, 4}, 0},
-        /* Proleptic Gregorian, as timefmt: ICU's default would be Julian
-         * before 1582 (Python's datetime gave these). */
+        /* Proleptic Gregorian, as timefmt: calendar libraries often switch
+         * to Julian before 1582 (ICU does; Python's datetime gave these). */
         {"UTC", -30610224000000LL, {1000, 1, 1, 0, 0, 0, 0, 3}, 0},
         {"UTC", -12219681600000LL, {1582, 10, 10, 12, 0, 0, 0, 7}, 0},
+        /* Daylight time goes on as the zone's rule says to the end of
+         * cuepoint's range; GLib alone stops computing it after 2999. */
+        {"America/Los_Angeles", 32519646000 * S, {3000, 7, 4, 12, 0, 0, 0, 5}, -7 * 60},
+        {"America/Los_Angeles", 253386730800 * S, {9999, 7, 4, 12, 0, 0, 0, 7}, -7 * 60},
+        {"Australia/Lord_Howe", 253371963600 * S, {9999, 1, 15, 8, 0, 0, 0, 5}, 11 * 60},
     };
-    for (size_t i = 0; i < COUNT(cases); i++) {
-        char what[96];
-        snprintf(what, sizeof what, "%s at %lld", cases[i].zone, (long long)cases[i].utc_ms);
-        int z = zone(cases[i].zone);
-        cue_civil got;
-        cue_tz_local(tz, z, cases[i].utc_ms, &got);
-        expect_civil(what, &got, &cases[i].local);
-        int32_t off = cue_tz_offset_ms(tz, z, cases[i].utc_ms);
-        cr_expect_eq(off, cases[i].offset_min * 60000, "%s: offset %d ms, expected %d min", what,
-                     off, cases[i].offset_min);
-        int64_t back = cue_tz_instant(tz, z, &cases[i].local);
-        cr_expect_eq(back, cases[i].utc_ms, "%s: back to %lld", what, (long long)back);
-    }
+    for (size_t i = 0; i < COUNT(cases); i++)
+        expect_local_and_back(&cases[i]);
+}
+
+/* Rules changed since 2022, which only current tz data gets right: at noon
+ * UTC on 2026-01-15 and 2026-07-01, e.g.
+ *   TZ=America/Mexico_City date -d @1782907200 '+%F %T %u %z'
+ *     -> 2026-07-01 06:00:00 3 -0600 */
+Test(tz, rules_since_2022)
+{
+    static const local_case cases[] = {
+        /* Mexico abolished daylight time in October 2022: -06 all year. */
+        {"America/Mexico_City", 1768478400 * S, {2026, 1, 15, 6, 0, 0, 0, 4}, -6 * 60},
+        {"America/Mexico_City", 1782907200 * S, {2026, 7, 1, 6, 0, 0, 0, 3}, -6 * 60},
+        /* ... except on the US border: Ciudad Juarez, a zone since tz 2022g,
+         * keeps US daylight time. */
+        {"America/Ciudad_Juarez", 1768478400 * S, {2026, 1, 15, 5, 0, 0, 0, 4}, -7 * 60},
+        {"America/Ciudad_Juarez", 1782907200 * S, {2026, 7, 1, 6, 0, 0, 0, 3}, -6 * 60},
+        /* Egypt brought daylight time back in 2023. */
+        {"Africa/Cairo", 1768478400 * S, {2026, 1, 15, 14, 0, 0, 0, 4}, 2 * 60},
+        {"Africa/Cairo", 1782907200 * S, {2026, 7, 1, 15, 0, 0, 0, 3}, 3 * 60},
+        /* Paraguay stays on -03 all year since 2024. */
+        {"America/Asuncion", 1782907200 * S, {2026, 7, 1, 9, 0, 0, 0, 3}, -3 * 60},
+        /* Kazakhstan moved to one zone, +05, in March 2024. */
+        {"Asia/Almaty", 1782907200 * S, {2026, 7, 1, 17, 0, 0, 0, 3}, 5 * 60},
+    };
+    for (size_t i = 0; i < COUNT(cases); i++)
+        expect_local_and_back(&cases[i]);
 }
 
 /* Wall times on the change days: skipped ones move to the end of the gap,
@@ -123,6 +164,19 @@ Test(tz, instant_across_dst_changes)
         {"Europe/Berlin", {2026, 10, 25, 2, 30, 0, 0, 0}, 1792888200},
         /* Lord Howe's half-hour change, 2026-10-04 02:00 -> 02:30. */
         {"Australia/Lord_Howe", {2026, 10, 4, 2, 15, 0, 0, 0}, 1791041400},
+        /* Ciudad Juarez springs forward with the US (since 2022). */
+        {"America/Ciudad_Juarez", {2026, 3, 8, 2, 30, 0, 0, 0}, 1772960400},
+        /* Dublin, 2026-10-25 02:00 IST -> 01:00 GMT. tzdata flags Irish
+         * winter time as the daylight one, so a daylight flag would pick the
+         * second 01:30 (1792891800). */
+        {"Europe/Dublin", {2026, 10, 25, 1, 30, 0, 0, 0}, 1792888200},
+        /* Almaty, 2024-03-01 00:00 +06 -> 2024-02-29 23:00 +05: a repeated
+         * hour with no daylight time on either side (since 2024). */
+        {"Asia/Almaty", {2024, 2, 29, 23, 30, 0, 0, 0}, 1709227800},
+        /* Daylight time after 2999: spring forward in 9999, the last year
+         * cuepoint handles, and fall back in 3000. */
+        {"America/Los_Angeles", {9999, 3, 14, 2, 30, 0, 0, 0}, 253377021600},
+        {"America/Los_Angeles", {3000, 11, 2, 1, 30, 0, 0, 0}, 32530062600},
         /* Out-of-range fields carry over: March 0th is the last of February,
          * hour 24 is the next midnight. */
         {"Europe/Berlin", {2026, 3, 30, -21, 0, 0, 0, 0}, 1774746000},
@@ -151,6 +205,9 @@ Test(tz, repeated_hour_reads_the_same_twice)
     } cases[] = {
         {"America/Los_Angeles", 1793521800, 1793525400, 1, 30, -7, -8},
         {"Europe/Berlin", 1792888200, 1792891800, 2, 30, 2, 1},
+        {"Europe/Dublin", 1792888200, 1792891800, 1, 30, 1, 0},
+        {"Asia/Almaty", 1709227800, 1709231400, 23, 30, 6, 5},
+        {"America/Los_Angeles", 32530062600, 32530066200, 1, 30, -7, -8},
     };
     for (size_t i = 0; i < COUNT(cases); i++) {
         int z = zone(cases[i].zone);
@@ -254,6 +311,10 @@ Test(tz, days_across_changes)
         /* ... and repeats 23:00-24:00 on 2026-04-04. */
         {"America/Santiago", 20547, 1775271600, 1775361600, 25},
         {"Asia/Kolkata", 20468, 1768415400, 1768501800, 24}, /* 2026-01-15 */
+        /* Cairo skips 00:00-01:00 on 2026-04-24 (daylight time since 2023). */
+        {"Africa/Cairo", 20567, 1776981600, 1777064400, 23},
+        /* Almaty's 2024-02-29 repeats 23:00-24:00 and is 25 hours long. */
+        {"Asia/Almaty", 19782, 1709143200, 1709233200, 25},
     };
     for (size_t i = 0; i < COUNT(cases); i++) {
         int z = zone(cases[i].zone);
@@ -277,15 +338,20 @@ Test(tz, days_across_changes)
     }
 }
 
-/* Every quarter hour of 2026 in Los Angeles and Lord Howe: reading the clock
- * and finding the instant again round-trips (except in the repeated hour,
- * which maps to its first occurrence), and each instant lies in its day. */
+/* Every quarter hour of 2026 in Los Angeles and Lord Howe, and of 9999 in
+ * Los Angeles: reading the clock and finding the instant again round-trips
+ * (except in the repeated hour, which maps to its first occurrence), and each
+ * instant lies in its day. */
 Test(tz, round_trip_through_a_year)
 {
-    const char *zones[] = {"America/Los_Angeles", "Australia/Lord_Howe"};
-    const int64_t from = 1767225600 * S, to = 1798761600 * S, step = 15 * 60 * S; /* 2026 UTC */
+    const char *zones[] = {"America/Los_Angeles", "Australia/Lord_Howe", "America/Los_Angeles"};
+    const int64_t years[][2] = {{1767225600, 1798761600}, /* 2026 UTC */
+                                {1767225600, 1798761600},
+                                {253370764800, 253402300800}}; /* 9999 UTC */
+    const int64_t step = 15 * 60 * S;
     for (size_t zi = 0; zi < COUNT(zones); zi++) {
         int z = zone(zones[zi]);
+        const int64_t from = years[zi][0] * S, to = years[zi][1] * S;
         int repeated = 0;
         for (int64_t t = from; t < to; t += step) {
             cue_civil c;
@@ -302,7 +368,7 @@ Test(tz, round_trip_through_a_year)
                       "%s: %lld outside its day %lld", zones[zi], (long long)t, (long long)day);
         }
         /* One repeated hour (4 quarters) in LA, half an hour (2) on Lord Howe. */
-        cr_expect_eq(repeated, zi == 0 ? 4 : 2, "%s: %d repeated quarter hours", zones[zi],
+        cr_expect_eq(repeated, zi == 1 ? 2 : 4, "%s: %d repeated quarter hours", zones[zi],
                      repeated);
     }
 }
@@ -321,12 +387,45 @@ Test(tz, names_found_and_not)
     zone("UTC");
     zone("Etc/UTC");
     zone("Asia/Calcutta"); /* the old name of Asia/Kolkata */
+    zone("Etc/GMT+5");     /* IANA's fixed zone five hours west */
+    zone("EST5EDT");
+    /* A zone since tz 2022g: ICU 72 did not know it. */
+    int juarez = zone("America/Ciudad_Juarez");
+    cr_expect_eq(cue_tz_offset_ms(tz, juarez, 1782907200 * S), -6 * HOUR_MS);
 
     /* Not found: unknown, the wrong case (tz names are case-sensitive),
-     * ICU's own placeholder and custom offsets, bytes IANA names never have. */
+     * ICU's placeholder and legacy alias, offsets and POSIX TZ rules (GLib
+     * would read both as zones), paths, files beside the zones that are no
+     * IANA name, bytes IANA names never have. */
     static const char *unknown[] = {
-        "Mars/Olympus",   "europe/berlin", "EUROPE/BERLIN",  "Etc/Unknown",   "GMT+05:00",
-        "Europe/Berlin ", "Europe/",       "/Europe/Berlin", "Europe/Berlín",
+        "Mars/Olympus",
+        "europe/berlin",
+        "EUROPE/BERLIN",
+        "Etc/Unknown",
+        "AET",
+        "GMT+05:00",
+        "+05:00",
+        "+05",
+        "-0500",
+        "Z",
+        "Foo5",
+        "EST5",
+        "Europe/Berlin ",
+        "Europe/",
+        "Europe",
+        "Europe//Berlin",
+        "/Europe/Berlin",
+        "/usr/share/zoneinfo/Europe/Berlin",
+        "../zoneinfo/Europe/Berlin",
+        "Europe/../UTC",
+        "right/UTC",
+        "posix/Europe/Berlin",
+        "localtime",
+        "posixrules",
+        "zone.tab",
+        "tzdata.zi",
+        "leapseconds",
+        "Europe/Berlín",
     };
     for (size_t i = 0; i < COUNT(unknown); i++) {
         cue_err err;
@@ -390,9 +489,28 @@ Test(tz, independent_of_process_tz)
     cr_expect_eq(cue_tz_offset_ms(tz, zone("UTC"), 0), 0);
 }
 
-Test(tz, data_version_is_named)
+/* TZDIR, as for glibc, names the directory of compiled zones. */
+Test(tz, zoneinfo_directory_from_tzdir)
+{
+    setenv("TZDIR", "/nonexistent/zoneinfo", 1);
+    cue_err err;
+    int z;
+    cr_expect_eq(cue_tz_find(tz, "Asia/Tokyo", 10, &z, &err), CUE_ENOTFOUND);
+    cr_expect(strstr(err.msg, "/nonexistent/zoneinfo") != NULL, "%s", err.msg);
+    setenv("TZDIR", "/usr/share/zoneinfo", 1);
+    cr_expect_eq(cue_tz_find(tz, "Asia/Tokyo", 10, &z, &err), 0, "%s", err.msg);
+}
+
+/* The version is the one the system's tzdata.zi names ("2025b" here). */
+Test(tz, data_version_is_the_systems)
 {
     const char *v = cue_tz_data_version();
-    /* "2022e": four digits of year and a letter. */
-    cr_expect(strlen(v) >= 5 && v[0] == '2' && v[4] >= 'a' && v[4] <= 'z', "\"%s\"", v);
+    char line[64] = "";
+    FILE *f = fopen("/usr/share/zoneinfo/tzdata.zi", "r");
+    cr_assert(f != NULL, "tzdata is not installed (scripts/deps.sh)");
+    cr_assert(fgets(line, sizeof line, f) != NULL);
+    fclose(f);
+    line[strcspn(line, "\n")] = '\0';
+    cr_expect(strncmp(line, "# version ", 10) == 0 && strcmp(line + 10, v) == 0,
+              "\"%s\" from \"%s\"", v, line);
 }
