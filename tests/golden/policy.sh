@@ -95,6 +95,17 @@ n=$(echo "$untils" | wc -l)
 inside=$(echo "$untils" | grep -c '"until":"2026-06-11T08:[0-2][0-9]:')
 [ "$n" -gt 30 ] && [ "$inside" -eq "$n" ] && ok || bad "spread: $n distinct ends, $inside within 08:00-08:30"
 
+# A deferred trigger survives the end of a run: the next run over the same
+# state directory sends it when its time comes.
+policy restart '"quiet_hours": {"start": "21:00", "end": "08:00"}'
+{ ev u hello 2026-06-10T00:00:00Z; ev u ping 2026-06-10T22:00:00Z; } > "$tmp/restart.events"
+run restart
+"$cuepoint" file --quiet --machines "$machines" --policies "$tmp/restart.policy.json" \
+    --input <(ev v hello 2026-06-11T09:00:00Z) --state-dir "$tmp/restart.state" \
+    --decisions "$tmp/restart.decisions" > "$tmp/restart.out2" 2> "$tmp/restart.err2" || bad "restart: second run exit $?"
+grep -c '"outcome":"sent"' "$tmp/restart.decisions" | grep -qx 1 && grep -q '"type":"pinged","subject":"u"' "$tmp/restart.out2" && ok \
+    || { bad "restart: the deferred trigger did not go out in the next run"; cat "$tmp/restart.decisions"; }
+
 # ---- DST change days --------------------------------------------------------
 policy dst_la_spring '"quiet_hours": {"start": "21:00", "end": "02:30"}'
 {
