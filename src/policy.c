@@ -18,8 +18,9 @@
 #define REGIONS_MAX       128
 #define CONSENT_RULES_MAX 8
 #define NAME_MAX_BYTES    64
-/* Zones one task may meet; the rest fall back to the default zone. */
-#define TZ_ZONES_MAX 512
+/* Zones one task may meet (more than tzdata has); past that, users fall back
+ * to their region's or the default zone. */
+#define TZ_ZONES_MAX CUE_TZ_ZONES_MAX
 
 typedef struct scope {
     uint32_t machines[SCOPE_MAX], triggers[SCOPE_MAX]; /* name hashes */
@@ -95,8 +96,15 @@ struct cue_policy {
     char erase_event[NAME_MAX_BYTES + 1];
 };
 
+/* Names found not to be zones, remembered: the tz module looks an unknown
+ * name up on disk every time, and a user's bad attribute comes with every
+ * one of their triggers. */
+#define UNKNOWN_ZONES 64
+
 struct cue_policy_tz {
-    cue_tz *tz; /* owned */
+    cue_tz *tz;                      /* owned */
+    uint64_t unknown[UNKNOWN_ZONES]; /* hashes of names that are not zones; 0 = free */
+    unsigned next_unknown;
 };
 
 /* ---- compiling --------------------------------------------------------- */
@@ -775,7 +783,16 @@ static int user_zone(const cue_policy *p, cue_policy_tz *z, const cue_user *u)
     size_t n;
     const char *name = attr(u, CUE_ATTR_TIMEZONE, &n);
     int zone;
-    if (n && cue_tz_find(z->tz, name, n, &zone, NULL) == 0) return zone;
+    if (n) {
+        uint64_t h = cue_hash64(name, n, 4) | 1;
+        bool known_bad = false;
+        for (int i = 0; i < UNKNOWN_ZONES && !known_bad; i++)
+            known_bad = z->unknown[i] == h;
+        if (!known_bad) {
+            if (cue_tz_find(z->tz, name, n, &zone, NULL) == 0) return zone;
+            z->unknown[z->next_unknown++ % UNKNOWN_ZONES] = h;
+        }
+    }
     const char *region = attr(u, CUE_ATTR_REGION, &n);
     for (int i = 0; n && i < p->n_region_zones; i++) {
         const region_zone *rz = &p->region_zones[i];
