@@ -460,29 +460,6 @@ static int from_file(rp *r, cue_err *err)
 
 /* ---- the whole --------------------------------------------------------- */
 
-static void add_stats(cue_task_stats *sum, const cue_task_stats *s)
-{
-    sum->records += s->records;
-    sum->applied += s->applied;
-    sum->duplicates += s->duplicates;
-    sum->late_applied += s->late_applied;
-    sum->dead_letters += s->dead_letters;
-    sum->corrupt_states += s->corrupt_states;
-    sum->commits += s->commits;
-    for (int k = 0; k < CUE_REASON_COUNT; k++)
-        sum->dead_by_reason[k] += s->dead_by_reason[k];
-    sum->engine.timers_fired += s->engine.timers_fired;
-    sum->engine.triggers += s->engine.triggers;
-    sum->engine.transitions += s->engine.transitions;
-    sum->engine.instance_limit += s->engine.instance_limit;
-    sum->engine.bad_key += s->engine.bad_key;
-    sum->engine.bad_timer_value += s->engine.bad_timer_value;
-    sum->engine.value_truncated += s->engine.value_truncated;
-    for (int k = 0; k < CUE_OUTCOME_COUNT; k++)
-        sum->decisions[k] += s->decisions[k];
-    sum->erasures += s->erasures;
-}
-
 /* Advances (when asked), commits and frees every task. */
 static int finish(rp *r, int rc, cue_err *err)
 {
@@ -493,7 +470,7 @@ static int finish(rp *r, int rc, cue_err *err)
         if (rc == 0 && r->o->advance_to_ms != INT64_MIN && !r->res->stopped)
             rc = cue_task_advance(s->task, r->o->advance_to_ms, err);
         if (rc == 0) rc = cue_task_commit(s->task, err);
-        add_stats(&r->res->sum.task, cue_task_stats_get(s->task));
+        cue_task_stats_add(&r->res->sum.task, cue_task_stats_get(s->task));
         if (cue_task_stream_time(s->task) > stream) stream = cue_task_stream_time(s->task);
         cue_task_free(s->task);
         s->task = NULL;

@@ -151,24 +151,6 @@ static int parts_reserve(rt *r, int32_t p)
     return 0;
 }
 
-static void add_stats(cue_task_stats *sum, const cue_task_stats *s)
-{
-    sum->records += s->records;
-    sum->applied += s->applied;
-    sum->duplicates += s->duplicates;
-    sum->late_applied += s->late_applied;
-    sum->corrupt_states += s->corrupt_states;
-    sum->commits += s->commits;
-    sum->state_writes += s->state_writes;
-    sum->timer_writes += s->timer_writes;
-    sum->engine.timers_fired += s->engine.timers_fired;
-    sum->engine.triggers += s->engine.triggers;
-    sum->engine.transitions += s->engine.transitions;
-    for (int k = 0; k < CUE_OUTCOME_COUNT; k++)
-        sum->decisions[k] += s->decisions[k];
-    sum->erasures += s->erasures;
-}
-
 /* Applies to the store a reset the group's commit metadata names for one
  * newly assigned partition, unless the store applied it already. */
 static int apply_group_reset(rt *r, int32_t id, const char *meta)
@@ -290,7 +272,7 @@ static void part_release(rt *r, int32_t id, bool commit_group, bool sync)
     r->retired_cache.hits += cs.hits;
     r->retired_cache.misses += cs.misses;
     r->retired_cache.evictions += cs.evictions;
-    add_stats(&r->retired, cue_task_stats_get(p->task));
+    cue_task_stats_add(&r->retired, cue_task_stats_get(p->task));
     cue_task_free(p->task);
     p->task = NULL;
 }
@@ -557,7 +539,7 @@ static void render_partitions(rt *r, cue_buf *b, cue_task_stats *sum, cue_cache_
         label_part(r, i);
         cue_prom_sample(b, "cuepoint_consumer_lag_records", r->labels.data,
                         high > p->position ? (double)(high - p->position) : 0.0);
-        add_stats(sum, cue_task_stats_get(p->task));
+        cue_task_stats_add(sum, cue_task_stats_get(p->task));
         cue_cache_stats cs;
         cue_task_cache_stats(p->task, &cs);
         cache->hits += cs.hits;

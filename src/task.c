@@ -156,6 +156,39 @@ const cue_task_stats *cue_task_stats_get(const cue_task *t)
     return &t->stats;
 }
 
+void cue_task_stats_add(cue_task_stats *sum, const cue_task_stats *s)
+{
+    sum->records += s->records;
+    sum->applied += s->applied;
+    sum->duplicates += s->duplicates;
+    sum->late_applied += s->late_applied;
+    sum->dead_letters += s->dead_letters;
+    sum->corrupt_states += s->corrupt_states;
+    for (int k = 0; k < CUE_REASON_COUNT; k++)
+        sum->dead_by_reason[k] += s->dead_by_reason[k];
+    sum->commits += s->commits;
+    sum->state_writes += s->state_writes;
+    sum->timer_writes += s->timer_writes;
+    sum->timer_loads += s->timer_loads;
+    sum->timer_checks += s->timer_checks;
+    sum->timer_stale += s->timer_stale;
+    sum->engine.transitions += s->engine.transitions;
+    sum->engine.starts += s->engine.starts;
+    sum->engine.finishes += s->engine.finishes;
+    sum->engine.triggers += s->engine.triggers;
+    sum->engine.timers_fired += s->engine.timers_fired;
+    sum->engine.instance_limit += s->engine.instance_limit;
+    sum->engine.bad_key += s->engine.bad_key;
+    sum->engine.bad_timer_value += s->engine.bad_timer_value;
+    sum->engine.value_truncated += s->engine.value_truncated;
+    sum->codec.dropped_instances += s->codec.dropped_instances;
+    sum->codec.dropped_names += s->codec.dropped_names;
+    sum->codec.migrated += s->codec.migrated;
+    for (int k = 0; k < CUE_OUTCOME_COUNT; k++)
+        sum->decisions[k] += s->decisions[k];
+    sum->erasures += s->erasures;
+}
+
 void cue_task_cache_stats(const cue_task *t, cue_cache_stats *out)
 {
     cue_cache_stats_get(t->cache, out);

@@ -116,6 +116,8 @@ int cue_task_commit(cue_task *t, cue_err *err);
 int64_t cue_task_next_offset(const cue_task *t);
 int64_t cue_task_stream_time(const cue_task *t);
 const cue_task_stats *cue_task_stats_get(const cue_task *t);
+/* Adds every counter of `s` into `sum` (partitions' stats into a run's). */
+void cue_task_stats_add(cue_task_stats *sum, const cue_task_stats *s);
 void cue_task_cache_stats(const cue_task *t, cue_cache_stats *out);
 
 /* Writes the user's current state as JSON (cache, then store) into `out`.
