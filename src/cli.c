@@ -732,7 +732,7 @@ static int cmd_state(int argc, char **argv)
 /* ---- cuepoint generate ------------------------------------------------- */
 
 static const char generate_help[] =
-    "Usage: cuepoint generate [--users N] [--events N] [--seed S] [--start TIME]\n"
+    "Usage: cuepoint generate [--users N] [--events N] [--seed S] [--start TIME] [--consent]\n"
     "\n"
     "Writes a synthetic stream of product events as JSON lines on stdout: users\n"
     "sign up, onboard (some stall), set and move project deadlines (some miss\n"
@@ -743,7 +743,12 @@ static const char generate_help[] =
     "  --users N     users (default 1000)\n"
     "  --events N    events (default 10 per user)\n"
     "  --seed S      random seed (default 42)\n"
-    "  --start TIME  first sign-up, RFC 3339 or epoch ms (default 2026-01-05T09:00:00Z)\n";
+    "  --start TIME  first sign-up, RFC 3339 or epoch ms (default 2026-01-05T09:00:00Z)\n"
+    "  --consent     also consent events, as deploy/policies.json reads them: in the\n"
+    "                opt-in region (\"EU\") some users grant push (60%) and email (80%)\n"
+    "                right after signing up; anyone push reaches may later withdraw it\n"
+    "                (5%) or mute it (3%). The product events stay the same; without\n"
+    "                it the output is what it always was.\n";
 
 int cli_size_opt(args *a, const char *name, size_t *out, bool *matched)
 {
@@ -790,16 +795,26 @@ static int cmd_generate(int argc, char **argv)
     }
     args a = {.argc = argc, .argv = argv, .cmd = "generate"};
     gen_args g = {.users = 1000, .seed = 42, .start_ms = 1767603600000LL};
-    int rc = cli_gen_parse(&a, &g, 2);
-    if (rc < 0) return cli_usage_error("generate", "unknown option '%s'", argv[a.i]);
-    if (rc != 0) return rc;
+    for (int first = 2;;) {
+        int rc = cli_gen_parse(&a, &g, first);
+        if (rc >= 0) {
+            if (rc != 0) return rc;
+            break;
+        }
+        if (strcmp(argv[a.i], "--consent") != 0)
+            return cli_usage_error("generate", "unknown option '%s'", argv[a.i]);
+        g.consent = true;
+        first = a.i + 1;
+    }
     cue_gen *gen;
     cue_err err = {0};
-    if (cue_gen_new(
-            &gen,
-            &(cue_gen_opts){
-                .seed = g.seed, .users = g.users, .events = g.events, .start_ms = g.start_ms},
-            &err) != 0)
+    if (cue_gen_new(&gen,
+                    &(cue_gen_opts){.seed = g.seed,
+                                    .users = g.users,
+                                    .events = g.events,
+                                    .start_ms = g.start_ms,
+                                    .consent = g.consent},
+                    &err) != 0)
         return cli_usage_error("generate", "%s", err.msg);
     cue_buf b;
     cue_buf_init(&b, 512);

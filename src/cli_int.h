@@ -43,6 +43,7 @@ typedef struct gen_args {
     size_t users, events;
     uint64_t seed;
     int64_t start_ms;
+    bool consent; /* generate --consent */
 } gen_args;
 /* The generator's options from argv[first]; -1 at the first that is not one. */
 int cli_gen_parse(args *a, gen_args *g, int first);

@@ -769,6 +769,21 @@ int cue_policy_assign(const cue_policy *p, size_t e, const char *user, size_t le
     return x->n_variants - 1;
 }
 
+int cue_policy_experiment_of(const cue_policy *p, uint16_t machine, uint8_t trigger)
+{
+    const cue_machine *m = cue_machines_get(p->ms, machine);
+    uint8_t cls = p->rules[machine][trigger].cls;
+    /* A trigger is in one experiment: the first that names it. */
+    for (int e = 0; e < p->n_exps; e++)
+        if (in_scope(&p->exps[e].sc, m->hash, m->triggers[trigger].hash, cls)) return e;
+    return -1;
+}
+
+bool cue_policy_class_bypass(const cue_policy *p, uint8_t cls)
+{
+    return cls < p->n_classes && p->bypass[cls];
+}
+
 static const char *attr(const cue_user *u, cue_attr a, size_t *len)
 {
     *len = u->attr_len[a];
@@ -817,6 +832,17 @@ static bool opt_in_region(const cue_policy *p, const cue_user *u)
         if (r->any) return r->opt_in;
     }
     return false;
+}
+
+bool cue_policy_quiet_at(const cue_policy *p, cue_policy_tz *z, const cue_user *u, int64_t ms)
+{
+    return p->quiet &&
+           cue_tz_quiet(z->tz, user_zone(p, z, u), ms, p->quiet_start, p->quiet_end, NULL);
+}
+
+bool cue_policy_opt_in(const cue_policy *p, const cue_user *u)
+{
+    return opt_in_region(p, u);
 }
 
 static bool may_use(const cue_policy *p, const cue_user *u, uint8_t ch)
@@ -939,8 +965,8 @@ void cue_policy_decide(const cue_policy *p, cue_policy_tz *z, cue_user *u,
                         .until_ms = INT64_MIN,
                         .decided_ms = now,
                         .rule = ""};
-    for (int e = 0; e < p->n_exps; e++) {
-        if (!in_scope(&p->exps[e].sc, mh, th, r->cls)) continue;
+    int e = cue_policy_experiment_of(p, t->machine, t->trigger);
+    if (e >= 0) {
         int v = cue_policy_assign(p, (size_t)e, u->id, u->id_len);
         d->experiment = p->exps[e].name;
         d->variant = v >= 0 ? p->exps[e].variants[v] : NULL;
@@ -950,7 +976,6 @@ void cue_policy_decide(const cue_policy *p, cue_policy_tz *z, cue_user *u,
             d->rule = p->exps[e].name;
             goto done;
         }
-        break; /* a trigger is in one experiment: the first that names it */
     }
     if (t->timer && r->max_age_ms != INT64_MAX && now - t->time_ms > r->max_age_ms) {
         if (r->late == LATE_DROP) {

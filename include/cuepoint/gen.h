@@ -5,8 +5,18 @@
  * (some reach five), and some go quiet for weeks. Events come out in time
  * order, except for a few shifted back within the allowed lateness, and in
  * both time formats (epoch ms and RFC 3339 with the user's offset).
+ *
+ * With `consent`, users also say which channels may reach them, as
+ * consent_changed {"channel","granted"} and channel_muted {"channel","muted"}
+ * events (deploy/policies.json reads both): in the opt-in region (region
+ * "EU") some grant push (60%) and email (80%) within minutes of signing up;
+ * anyone push may reach later withdraws it (5%) or mutes it (3%) within three
+ * weeks. Those events draw from their own random stream, so the product events
+ * are the same with or without them (only event ids, which count every event,
+ * move); without `consent` the output is byte for byte what it always was.
+ *
  * Deterministic for a seed; no clock, no global state. The generator owns its
- * per-user state (about 48 bytes a user).
+ * per-user state (about 44 bytes a user).
  */
 #ifndef CUEPOINT_GEN_H
 #define CUEPOINT_GEN_H
@@ -14,6 +24,7 @@
 #include "cuepoint/buf.h"
 #include "cuepoint/err.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +33,7 @@ typedef struct cue_gen_opts {
     size_t users;
     size_t events;    /* stop after this many */
     int64_t start_ms; /* first sign-up; sign-ups spread over the following 30 days */
+    bool consent;     /* also consent and mute events (see above); off by default */
 } cue_gen_opts;
 
 typedef struct cue_gen cue_gen;

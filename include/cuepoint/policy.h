@@ -118,4 +118,23 @@ cue_policy_event cue_policy_observe(const cue_policy *p, cue_user *u, const cue_
 int cue_policy_assign(const cue_policy *p, size_t e, const char *user, size_t len);
 size_t cue_policy_experiments(const cue_policy *p);
 
+/* The experiment a machine's trigger is in (the first that covers it, as rule
+ * 1 takes it), or -1. */
+int cue_policy_experiment_of(const cue_policy *p, uint16_t machine, uint8_t trigger);
+
+/* The rules' own readings, for tools that check decisions against them
+ * (bench/policy_sim.c), so that a check cannot drift from what it checks. */
+
+/* Whether the user's local clock at `ms` reads inside the quiet hours, in the
+ * zone rule 4 uses (the timezone attribute if it names a known zone, else the
+ * region's, else the default); false when the policy has no quiet hours. */
+bool cue_policy_quiet_at(const cue_policy *p, cue_policy_tz *z, const cue_user *u, int64_t ms);
+
+/* Whether class `cls` skips quiet hours and caps. */
+bool cue_policy_class_bypass(const cue_policy *p, uint8_t cls);
+
+/* Whether the user's region needs consent before a channel is used (opt-in),
+ * rather than until it is withdrawn. */
+bool cue_policy_opt_in(const cue_policy *p, const cue_user *u);
+
 #endif

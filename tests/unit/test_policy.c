@@ -102,3 +102,40 @@ Test(policy, errors_name_the_file_and_the_json_path)
     }
     cue_machines_free(ms);
 }
+
+/* The readings exposed for checkers: the zone falls back as rule 4's does. */
+Test(policy, readings_for_checkers)
+{
+    cue_machines *ms = compile_text(machine);
+    cue_policy *p = NULL;
+    cue_policy_tz *z = NULL;
+    cue_err err = {0};
+    cr_assert_eq(load("{\"timezone\":{\"default\":\"UTC\",\"regions\":{\"JP\":\"Asia/Tokyo\"}},"
+                      "\"quiet_hours\":{\"start\":\"21:00\",\"end\":\"08:00\"},"
+                      "\"consent\":{\"defaults\":[{\"regions\":[\"EU\"],\"mode\":\"opt_in\"},"
+                      "{\"regions\":[\"*\"],\"mode\":\"opt_out\"}]},"
+                      "\"experiments\":[{\"name\":\"x\",\"triggers\":[\"pinged\"],"
+                      "\"holdout\":0.1,\"variants\":{\"a\":1}}]}",
+                      ms, &p, &err),
+                 0, "%s", err.msg);
+    cr_assert_eq(cue_policy_tz_new(&z, &err), 0, "%s", err.msg);
+    static cue_user u; /* large: not on the stack */
+    cue_user_init(&u, "u1", 2);
+    const int64_t noon_utc = 1781092800000LL; /* 2026-06-10T12:00:00Z */
+    cr_assert(!cue_policy_quiet_at(p, z, &u, noon_utc), "no zone: UTC, noon");
+    memcpy(u.attrs[CUE_ATTR_REGION], "JP", 2);
+    u.attr_len[CUE_ATTR_REGION] = 2;
+    cr_assert(cue_policy_quiet_at(p, z, &u, noon_utc), "region JP: 21:00 in Tokyo");
+    memcpy(u.attrs[CUE_ATTR_TIMEZONE], "Europe/Berlin", 13);
+    u.attr_len[CUE_ATTR_TIMEZONE] = 13;
+    cr_assert(!cue_policy_quiet_at(p, z, &u, noon_utc), "the zone first: 14:00 in Berlin");
+    cr_assert(!cue_policy_opt_in(p, &u), "JP is opt-out");
+    memcpy(u.attrs[CUE_ATTR_REGION], "EU", 2);
+    cr_assert(cue_policy_opt_in(p, &u), "EU is opt-in");
+    cr_assert_eq(cue_policy_experiment_of(p, 0, 0), 0, "pinged is in x");
+    cr_assert(cue_policy_class_bypass(p, 0), "transactional bypasses by default");
+    cr_assert(!cue_policy_class_bypass(p, 1));
+    cue_policy_tz_free(z);
+    cue_policy_free(p);
+    cue_machines_free(ms);
+}
