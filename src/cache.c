@@ -396,7 +396,7 @@ static void sort_dirty(cue_cache *c)
     }
 }
 
-int cue_cache_flush(cue_cache *c, cue_cache_dirty_fn fn, void *ctx)
+int cue_cache_visit_dirty(cue_cache *c, cue_cache_dirty_fn fn, void *ctx)
 {
     if (c->n_dirty == 0) return 0;
     sort_dirty(c);
@@ -407,6 +407,13 @@ int cue_cache_flush(cue_cache *c, cue_cache_dirty_fn fn, void *ctx)
         int rc = fn(e->data, e->key_len, e->tomb ? NULL : e->data + e->key_len, e->val_len, ctx);
         if (rc != 0) return rc;
     }
+    return 0;
+}
+
+int cue_cache_flush(cue_cache *c, cue_cache_dirty_fn fn, void *ctx)
+{
+    int rc = cue_cache_visit_dirty(c, fn, ctx);
+    if (rc != 0) return rc;
     for (size_t i = 0; i < c->n_dirty; i++) {
         entry *e = DIRTY_ENTRY(c->dirty[i]);
         e->dirty = 0;

@@ -77,6 +77,13 @@ const char *cue_config_dead_letter_topic(const cue_config *c)
     return fallback;
 }
 
+const char *cue_config_changelog_topic(const cue_config *c)
+{
+    static _Thread_local char name[CUE_NAME_BYTES_MAX + 32];
+    snprintf(name, sizeof name, "%s-changelog", c->application_id);
+    return name;
+}
+
 const char *cue_config_decisions_topic(const cue_config *c)
 {
     static _Thread_local char fallback[CUE_NAME_BYTES_MAX + 32];
@@ -315,6 +322,7 @@ static const char *const keys[] = {"$schema",
                                    "errors.dead.letter.queue.topic.name",
                                    "admin.listen",
                                    "wall.clock.advance",
+                                   "changelog.enabled",
                                    "startup.timeout.ms",
                                    "shutdown.timeout.ms",
                                    "delivery.timeout.ms",
@@ -408,6 +416,8 @@ static int apply_key(cue_config *c, const char *key, json_t *v, const char *path
         rc = string_value(v, path, c->admin_listen, sizeof c->admin_listen, err);
     } else if (strcmp(key, "wall.clock.advance") == 0) {
         rc = bool_value(v, path, &c->wall_clock, err);
+    } else if (strcmp(key, "changelog.enabled") == 0) {
+        rc = bool_value(v, path, &c->changelog, err);
     } else if (strcmp(key, "startup.timeout.ms") == 0) {
         rc = int_value(v, path, 100, 3600 * 1000, &c->startup_timeout_ms, err);
     } else if (strcmp(key, "shutdown.timeout.ms") == 0) {
@@ -521,6 +531,8 @@ int cue_config_dump(const cue_config *c, cue_buf *b)
     dump_str(b, "late.policy", c->late_policy == CUE_LATE_APPLY ? "apply" : "dead_letter", &first);
     cue_buf_append_str(b, ",\n  \"wall.clock.advance\": ");
     cue_buf_append_str(b, c->wall_clock ? "true" : "false");
+    cue_buf_append_str(b, ",\n  \"changelog.enabled\": ");
+    cue_buf_append_str(b, c->changelog ? "true" : "false");
     dump_int(b, "startup.timeout.ms", c->startup_timeout_ms, &first);
     dump_int(b, "shutdown.timeout.ms", c->shutdown_timeout_ms, &first);
     dump_int(b, "delivery.timeout.ms", c->delivery_timeout_ms, &first);

@@ -24,7 +24,11 @@ struct cue_kafka {
     rd_kafka_t *consumer;      /* owned */
     rd_kafka_t *producer;      /* owned */
     rd_kafka_queue_t *cq, *pq; /* owned references to the clients' queues */
-    rd_kafka_topic_t *triggers, *dead, *decisions;
+    rd_kafka_topic_t *triggers, *dead, *decisions, *changelog;
+    /* Per changelog partition: the offset after the last acknowledged record
+     * (-1: none yet), and how many of its records are still in flight. */
+    int64_t *changelog_next;
+    int32_t changelog_parts;
     int cpipe[2], ppipe[2];
     size_t in_flight;
     bool fatal_raised;
@@ -42,7 +46,7 @@ struct cue_kafka {
 static rd_kafka_t *left_to_exit;
 
 /* Opaque tags on produced records, so a delivery report knows what it was. */
-enum { REC_TRIGGER = 1, REC_DEAD_LETTER = 2, REC_DECISION = 3 };
+enum { REC_TRIGGER = 1, REC_DEAD_LETTER = 2, REC_DECISION = 3, REC_CHANGELOG = 4 };
 
 /* ---- configuration ----------------------------------------------------- */
 
@@ -379,9 +383,11 @@ void cue_kafka_close(cue_kafka *k, int64_t timeout_ms)
         if (k->triggers) rd_kafka_topic_destroy(k->triggers);
         if (k->dead) rd_kafka_topic_destroy(k->dead);
         if (k->decisions) rd_kafka_topic_destroy(k->decisions);
+        if (k->changelog) rd_kafka_topic_destroy(k->changelog);
         if (k->pq) rd_kafka_queue_destroy(k->pq);
         rd_kafka_destroy(k->producer);
     }
+    free(k->changelog_next);
     for (int i = 0; i < 2; i++) {
         if (k->cpipe[i] >= 0) close(k->cpipe[i]);
         if (k->ppipe[i] >= 0) close(k->ppipe[i]);
@@ -410,6 +416,60 @@ int cue_kafka_wait_ready(cue_kafka *k, int64_t timeout_ms, int32_t *partitions, 
     else
         *partitions = md->topics[0].partition_cnt;
     rd_kafka_metadata_destroy(md);
+    return rc;
+}
+
+int cue_kafka_topic_partitions(cue_kafka *k, const char *topic, bool auto_create,
+                               int64_t timeout_ms, int32_t *n, cue_err *err)
+{
+    /* The producer may have the cluster create the topic (allow.auto.create.topics). */
+    rd_kafka_t *rk = auto_create && k->producer ? k->producer : k->consumer;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, (int)timeout_ms);
+    rd_kafka_topic_destroy(t);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return cue_err_set(err, CUE_EUNAVAILABLE, "metadata for %s: %s", topic,
+                           rd_kafka_err2str(e));
+    *n = md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR
+             ? md->topics[0].partition_cnt
+             : 0;
+    rd_kafka_metadata_destroy(md);
+    return 0;
+}
+
+int cue_kafka_create_compacted(cue_kafka *k, const char *topic, int32_t partitions,
+                               int64_t timeout_ms, cue_err *err)
+{
+    char why[512];
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, -1, why, sizeof why);
+    if (nt == NULL) return cue_err_set(err, CUE_ECONFIG, "%s: %s", topic, why);
+    rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+    rd_kafka_queue_t *q = rd_kafka_queue_new(k->producer);
+    rd_kafka_AdminOptions_t *o =
+        rd_kafka_AdminOptions_new(k->producer, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_request_timeout(o, (int)timeout_ms, why, sizeof why);
+    rd_kafka_CreateTopics(k->producer, &nt, 1, o, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, (int)timeout_ms + 1000);
+    int rc = 0;
+    if (ev == NULL) {
+        rc = cue_err_set(err, CUE_EUNAVAILABLE, "creating %s: no answer", topic);
+    } else if (rd_kafka_event_error(ev)) {
+        rc = cue_err_set(err, CUE_EUNAVAILABLE, "creating %s: %s", topic,
+                         rd_kafka_event_error_string(ev));
+    } else {
+        size_t n = 0;
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+        if (n == 1 && rd_kafka_topic_result_error(res[0]) &&
+            rd_kafka_topic_result_error(res[0]) != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+            rc = cue_err_set(err, CUE_EUNAVAILABLE, "creating %s: %s", topic,
+                             rd_kafka_topic_result_error_string(res[0]));
+    }
+    if (ev) rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(o);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy(nt);
     return rc;
 }
 
@@ -456,7 +516,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t code,
         int rc = k->h.assigned(ids, start, n, k->h.ctx);
         for (int i = 0; i < parts->cnt; i++)
             parts->elems[i].offset =
-                start[i] == CUE_KAFKA_OFFSET_GROUP ? RD_KAFKA_OFFSET_INVALID : start[i];
+                start[i] == CUE_KAFKA_OFFSET_GROUP || start[i] == CUE_KAFKA_OFFSET_HOLD
+                    ? RD_KAFKA_OFFSET_INVALID
+                    : start[i];
         if (rc == 0) {
             rd_kafka_error_t *e = NULL;
             if (coop)
@@ -467,6 +529,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t code,
                 cue_log(CUE_LOG_ERROR, "assign failed", "s:error", rd_kafka_error_string(e), NULL);
                 rd_kafka_error_destroy(e);
             }
+            for (int i = 0; i < parts->cnt; i++)
+                if (start[i] == CUE_KAFKA_OFFSET_HOLD)
+                    cue_kafka_pause(k, parts->elems[i].partition);
         }
     } else {
         bool lost = rd_kafka_assignment_lost(rk);
@@ -539,22 +604,24 @@ int cue_kafka_flush(cue_kafka *k, int64_t timeout_ms, cue_err *err)
 
 /* Produces, waiting while the local queue is full: backpressure on the
  * consumer side instead of unbounded memory. */
-static int produce(cue_kafka *k, rd_kafka_topic_t *topic, int tag, const char *key, size_t key_len,
-                   const char *val, size_t len, rd_kafka_headers_t *hdrs, int64_t ts_ms)
+static int produce_to(cue_kafka *k, rd_kafka_topic_t *topic, int32_t partition, int tag,
+                      const char *key, size_t key_len, const char *val, size_t len,
+                      rd_kafka_headers_t *hdrs, int64_t ts_ms)
 {
     for (;;) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            k->producer, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)val, len),
-            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_TIMESTAMP(ts_ms > 0 ? ts_ms : 0),
-            RD_KAFKA_V_OPAQUE((void *)(intptr_t)tag), RD_KAFKA_V_END);
+        rd_kafka_resp_err_t e =
+            rd_kafka_producev(k->producer, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(partition),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)val, len),
+                              RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_TIMESTAMP(ts_ms > 0 ? ts_ms : 0),
+                              RD_KAFKA_V_OPAQUE((void *)(intptr_t)tag), RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
             k->in_flight++;
             k->stats.produced++;
             return 0;
         }
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            rd_kafka_headers_destroy(hdrs);
+            if (hdrs) rd_kafka_headers_destroy(hdrs);
             cue_log(CUE_LOG_ERROR, "produce failed", "s:topic", rd_kafka_topic_name(topic),
                     "s:error", rd_kafka_err2str(e), NULL);
             if (!k->fatal_raised && k->h.fatal) {
@@ -566,6 +633,36 @@ static int produce(cue_kafka *k, rd_kafka_topic_t *topic, int tag, const char *k
         k->stats.produce_retries_full++;
         rd_kafka_poll(k->producer, 100);
     }
+}
+
+static int produce(cue_kafka *k, rd_kafka_topic_t *topic, int tag, const char *key, size_t key_len,
+                   const char *val, size_t len, rd_kafka_headers_t *hdrs, int64_t ts_ms)
+{
+    return produce_to(k, topic, RD_KAFKA_PARTITION_UA, tag, key, key_len, val, len, hdrs, ts_ms);
+}
+
+int cue_kafka_changelog_open(cue_kafka *k, int32_t partitions, cue_err *err)
+{
+    k->changelog_next = malloc((size_t)partitions * sizeof *k->changelog_next);
+    if (k->changelog_next == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
+    for (int32_t i = 0; i < partitions; i++)
+        k->changelog_next[i] = -1;
+    k->changelog_parts = partitions;
+    k->changelog = rd_kafka_topic_new(k->producer, cue_config_changelog_topic(k->cfg), NULL);
+    return 0;
+}
+
+int cue_kafka_produce_changelog(cue_kafka *k, int32_t partition, const char *key, size_t key_len,
+                                const void *val, size_t len)
+{
+    /* A tombstone is a record with a key and no value: compaction then
+     * drops the key. The empty key is the partition's meta record. */
+    return produce_to(k, k->changelog, partition, REC_CHANGELOG, key, key_len, val, len, NULL, 0);
+}
+
+int64_t cue_kafka_changelog_next(const cue_kafka *k, int32_t partition)
+{
+    return partition >= 0 && partition < k->changelog_parts ? k->changelog_next[partition] : -1;
 }
 
 int cue_kafka_produce_trigger(cue_kafka *k, const cue_trigger *t, const char *rec, size_t len)
@@ -638,6 +735,10 @@ static bool retry_truncated(cue_kafka *k, const rd_kafka_message_t *m)
 static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     cue_kafka *k = opaque;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && (intptr_t)m->_private == REC_CHANGELOG &&
+        m->partition >= 0 && m->partition < k->changelog_parts &&
+        m->offset + 1 > k->changelog_next[m->partition])
+        k->changelog_next[m->partition] = m->offset + 1;
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR || retry_truncated(k, m)) {
         if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) k->stats.delivered++;
         CUE_ASSERT(k->in_flight > 0);
@@ -699,6 +800,43 @@ void cue_kafka_pause(cue_kafka *k, int32_t partition)
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, k->cfg->input_topic, partition);
     rd_kafka_pause_partitions(k->consumer, l);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+int cue_kafka_assign_one(cue_kafka *k, int32_t partition, int64_t offset, cue_err *err)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, k->cfg->input_topic, partition)->offset = offset;
+    rd_kafka_error_t *e = rd_kafka_incremental_assign(k->consumer, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e == NULL) return 0;
+    int rc = cue_err_set(err, CUE_EUNAVAILABLE, "%s [%d]: assign: %s", k->cfg->input_topic,
+                         (int)partition, rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+    return rc;
+}
+
+void cue_kafka_unassign_one(cue_kafka *k, int32_t partition)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, k->cfg->input_topic, partition);
+    rd_kafka_error_t *e = rd_kafka_incremental_unassign(k->consumer, l);
+    if (e) rd_kafka_error_destroy(e);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+void cue_kafka_seek_resume(cue_kafka *k, int32_t partition, int64_t offset)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, k->cfg->input_topic, partition)->offset =
+        offset > 0 ? offset : RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(k->consumer, l, 0);
+    if (e) {
+        cue_log(CUE_LOG_WARN, "seek failed", "s:topic", k->cfg->input_topic, "i:partition",
+                (int64_t)partition, "s:error", rd_kafka_error_string(e), NULL);
+        rd_kafka_error_destroy(e);
+    }
+    rd_kafka_resume_partitions(k->consumer, l);
     rd_kafka_topic_partition_list_destroy(l);
 }
 

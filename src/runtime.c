@@ -41,6 +41,13 @@ typedef struct part {
      * this instance never saw. */
     char marker[CUE_KAFKA_META_MAX];
     bool group_unread;
+    /* Rebuilding the partition's state from the changelog before it
+     * processes input (held meanwhile): records [restore_from, restore_end). */
+    bool restoring;
+    int64_t restore_from, restore_end, restore_pos;
+    int64_t restore_input;  /* the input offset the changelog's meta record gave */
+    int64_t restore_stream; /* ... and its stream time */
+    uint64_t restored_records, restored_bytes, restore_started_ns;
 } part;
 
 enum { RUNNING = 0, COMMITTING };
@@ -56,6 +63,13 @@ typedef struct rt {
     uv_signal_t sigterm, sigint;
     cue_store *store; /* owned */
     cue_kafka *k;     /* owned */
+    /* The changelog reader (changelog.enabled), outside any group, and its config
+     * (the live one with the changelog topic as input). */
+    cue_kafka *restore;
+    cue_config restore_cfg;
+    uv_poll_t rpoll;
+    uv_idle_t rmore;
+    size_t restoring; /* partitions being restored */
     cue_http *http;   /* owned */
     cue_task_sink sink;
     part *parts; /* owned; n_parts of them, indexed by partition */
@@ -124,6 +138,19 @@ static void sink_decision(const char *key, size_t key_len, const char *rec, size
 {
     rt *r = ctx;
     cue_kafka_produce_decision(r->k, key, key_len, rec, len); /* a failure raises fatal */
+}
+
+static void sink_changelog(uint32_t partition, const char *key, size_t key_len, const void *val,
+                           size_t len, void *ctx)
+{
+    rt *r = ctx;
+    cue_kafka_produce_changelog(r->k, (int32_t)partition, key, key_len, val, len);
+}
+
+static int64_t sink_changelog_next(uint32_t partition, void *ctx)
+{
+    rt *r = ctx;
+    return cue_kafka_changelog_next(r->k, (int32_t)partition);
 }
 
 static int sink_flush(void *ctx, cue_err *err)
@@ -211,6 +238,182 @@ static int apply_group_resets(rt *r, const int32_t *ids, size_t n)
     return rc;
 }
 
+/* ---- restoring from the changelog ---------------------------------------- */
+
+/* Records restored per loop turn: the rest of the loop (other partitions,
+ * HTTP, timers) runs between turns, so a restore blocks nothing else. */
+#define RESTORE_BATCH 20000
+
+static void restore_meta_record(part *p, const char *val, size_t len)
+{
+    char buf[128];
+    size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
+    memcpy(buf, val, n);
+    buf[n] = '\0';
+    long long in = 0, st = 0;
+    if (sscanf(buf, "{\"input_offset\":%lld,\"stream_time_ms\":%lld}", &in, &st) == 2) {
+        p->restore_input = in;
+        p->restore_stream = st;
+    } else if (sscanf(buf, "{\"input_offset\":%lld,\"stream_time_ms\":null}", &in) == 1) {
+        p->restore_input = in;
+        p->restore_stream = INT64_MIN;
+    }
+}
+
+static int task_open(rt *r, int32_t id, cue_err *err);
+
+/* The partition is rebuilt: its meta goes in with the last records, the
+ * task loads from the store, and its input starts where the state ends. */
+static void restore_finish(rt *r, int32_t id)
+{
+    part *p = &r->parts[id];
+    cue_kafka_unassign_one(r->restore, id);
+    cue_store_meta meta = {.input_offset = p->restore_input,
+                           .changelog_offset = p->restore_end,
+                           .stream_time_ms = p->restore_stream};
+    cue_store_batch_meta_put(r->store, (uint32_t)id, &meta);
+    cue_err err = {0};
+    int rc = cue_store_batch_commit(r->store, false, &err);
+    if (rc == 0) rc = task_open(r, id, &err);
+    if (rc != 0) {
+        fatal(r, rc, err.msg);
+        return;
+    }
+    p->restoring = false;
+    r->restoring--;
+    p->position = p->restore_input;
+    cue_kafka_seek_resume(r->k, id, p->restore_input);
+    double secs = (double)(uv_hrtime() - p->restore_started_ns) / 1e9;
+    cue_log(CUE_LOG_INFO, "restore finished", "s:topic", r->restore_cfg.input_topic, "i:partition",
+            (int64_t)id, "u:records", p->restored_records, "u:bytes", p->restored_bytes,
+            "d:seconds", secs, "i:input_offset", p->restore_input, NULL);
+}
+
+static void on_restore_message(const cue_kafka_msg *m, void *ctx)
+{
+    rt *r = ctx;
+    part *p = part_get(r, m->partition);
+    if (p == NULL || !p->restoring || r->fatal_rc || m->offset < p->restore_pos) return;
+    if (m->offset >= p->restore_end) {
+        restore_finish(r, m->partition);
+        return;
+    }
+    uint32_t id = (uint32_t)m->partition;
+    if (m->key == NULL) {
+        /* not one of ours: every changelog record has a key */
+    } else if (m->key_len == 0) {
+        restore_meta_record(p, m->value, m->value_len);
+    } else if (m->value_len == 0) {
+        cue_store_batch_user_delete(r->store, id, m->key, m->key_len);
+    } else {
+        cue_store_batch_user_put(r->store, id, m->key, m->key_len, m->value, m->value_len);
+        /* The timer index is derived: each user's entry is in their record. */
+        int64_t due;
+        if (cue_codec_peek_indexed_due(m->value, m->value_len, &due) == 0 && due != CUE_TIMER_NONE)
+            cue_store_batch_timer_put(r->store, id, due, m->key, m->key_len);
+    }
+    p->restored_records++;
+    p->restored_bytes += m->key_len + m->value_len;
+    p->restore_pos = m->offset + 1;
+    if (cue_store_batch_count(r->store) >= RESTORE_BATCH) {
+        cue_err err = {0};
+        if (cue_store_batch_commit(r->store, false, &err) != 0) fatal(r, err.code, err.msg);
+    }
+    if (p->restore_pos >= p->restore_end) restore_finish(r, m->partition);
+}
+
+static void on_restore_end(int32_t partition, int64_t offset, void *ctx)
+{
+    rt *r = ctx;
+    part *p = part_get(r, partition);
+    if (p && p->restoring && offset >= p->restore_end) restore_finish(r, partition);
+}
+
+static void on_restore_more(uv_idle_t *h);
+
+static void restore_pump(rt *r)
+{
+    if (r->restore == NULL || r->restoring == 0 || r->fatal_rc) {
+        uv_idle_stop(&r->rmore);
+        return;
+    }
+    if (cue_kafka_consume(r->restore, RESTORE_BATCH) < RESTORE_BATCH)
+        uv_idle_stop(&r->rmore);
+    else if (!uv_is_active((uv_handle_t *)&r->rmore))
+        uv_idle_start(&r->rmore, on_restore_more);
+}
+
+static void on_restore_more(uv_idle_t *h)
+{
+    restore_pump(h->data);
+}
+
+static void on_restore_ready(uv_poll_t *h, int status, int events)
+{
+    rt *r = h->data;
+    (void)status;
+    (void)events;
+    cue_kafka_drain_fd(cue_kafka_consumer_fd(r->restore));
+    restore_pump(r);
+}
+
+/* Decides whether partition `id` needs its state from the changelog: when the
+ * local store is missing it, or is behind what the changelog holds (another
+ * instance had the partition). A local copy older than the changelog's start
+ * (compacted or expired away) is dropped and rebuilt whole. */
+static int restore_plan(rt *r, int32_t id, bool *needed, cue_err *err)
+{
+    *needed = false;
+    if (r->restore == NULL) return 0;
+    part *p = &r->parts[id];
+    int64_t low = 0, high = 0;
+    int rc = cue_kafka_watermarks(r->restore, id, r->o->cfg->startup_timeout_ms, &low, &high, err);
+    if (rc != 0) return rc;
+    cue_store_meta meta;
+    rc = cue_store_meta_get(r->store, (uint32_t)id, &meta, err);
+    bool local = rc == 0;
+    if (rc != 0 && rc != CUE_ENOTFOUND) return rc;
+    int64_t have = local ? meta.changelog_offset : -1;
+    if (high <= low || (have >= 0 && have >= high)) return 0;
+    *needed = true;
+    p->restore_from = have >= low ? have : low;
+    if (have < low) {
+        /* Nothing local to build on: start empty, like the changelog's start. */
+        cue_store_meta empty = {
+            .input_offset = 0, .changelog_offset = -1, .stream_time_ms = INT64_MIN};
+        rc = cue_store_partition_reset(r->store, (uint32_t)id, true, &empty, p->marker, err);
+        if (rc != 0) return rc;
+        local = false;
+    }
+    p->restore_end = high;
+    p->restore_pos = p->restore_from;
+    p->restore_input = local ? meta.input_offset : 0;
+    p->restore_stream = local ? meta.stream_time_ms : INT64_MIN;
+    p->restored_records = p->restored_bytes = 0;
+    p->restore_started_ns = uv_hrtime();
+    rc = cue_kafka_assign_one(r->restore, id, p->restore_from, err);
+    if (rc != 0) return rc;
+    p->restoring = true;
+    r->restoring++;
+    cue_log(CUE_LOG_INFO, "restore started", "s:topic", r->restore_cfg.input_topic, "i:partition",
+            (int64_t)id, "i:from", p->restore_from, "i:to", high, "s:local",
+            local ? "behind" : "none", NULL);
+    return 0;
+}
+
+static int task_open(rt *r, int32_t id, cue_err *err)
+{
+    part *p = &r->parts[id];
+    if (p->task) return 0;
+    int rc = cue_task_new(&p->task, &r->task_cfg, r->o->ms, r->store, (uint32_t)id, &r->sink, err);
+    if (rc == 0) rc = cue_task_set_policy(p->task, r->o->policy, err);
+    if (rc != 0) {
+        cue_task_free(p->task);
+        p->task = NULL;
+    }
+    return rc;
+}
+
 static int on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
 {
     rt *r = ctx;
@@ -232,11 +435,18 @@ static int on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
     for (size_t i = 0; i < n; i++) {
         cue_err err = {0};
         part *p = &r->parts[ids[i]];
-        if (p->task == NULL && (cue_task_new(&p->task, &r->task_cfg, r->o->ms, r->store,
-                                             (uint32_t)ids[i], &r->sink, &err) != 0 ||
-                                cue_task_set_policy(p->task, r->o->policy, &err) != 0)) {
+        bool restore = false;
+        if (p->task == NULL && !p->restoring &&
+            (restore_plan(r, ids[i], &restore, &err) != 0 ||
+             (!restore && task_open(r, ids[i], &err) != 0))) {
             fatal(r, err.code, err.msg);
             return err.code;
+        }
+        if (p->restoring) {
+            /* Held until its state is back: readiness is false meanwhile. */
+            start[i] = CUE_KAFKA_OFFSET_HOLD;
+            p->high = -1;
+            continue;
         }
         int64_t next = cue_task_next_offset(p->task);
         /* The store, not the group, says where this partition's state ends. */
@@ -259,6 +469,15 @@ static int on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
 static void part_release(rt *r, int32_t id, bool commit_group, bool sync)
 {
     part *p = part_get(r, id);
+    if (p && p->restoring) {
+        /* What was restored so far stays in the store, without meta: the
+         * next restore of this partition begins again from the same place. */
+        cue_kafka_unassign_one(r->restore, id);
+        p->restoring = false;
+        r->restoring--;
+        cue_log(CUE_LOG_INFO, "restore stopped: partition revoked", "i:partition", (int64_t)id,
+                NULL);
+    }
     if (p == NULL || p->task == NULL) return;
     if (r->fatal_rc == 0) {
         cue_err err = {0};
@@ -390,6 +609,11 @@ static bool all_caught_up(rt *r)
     size_t owned = 0, behind = 0;
     for (int32_t i = 0; i < r->n_parts; i++) {
         part *p = &r->parts[i];
+        if (p->restoring) {
+            owned++;
+            behind++;
+            continue;
+        }
         if (p->task == NULL) continue;
         owned++;
         p->high = cue_kafka_high_watermark(r->k, i);
@@ -548,6 +772,33 @@ static void render_partitions(rt *r, cue_buf *b, cue_task_stats *sum, cue_cache_
         cache->bytes += cs.bytes;
         cache->entries += cs.entries;
     }
+    cue_prom_family(b, "cuepoint_restore_records_total", "counter",
+                    "Changelog records restored, per partition being or last restored here.");
+    for (int32_t i = 0; i < r->n_parts; i++) {
+        part *p = &r->parts[i];
+        if (!p->restoring && p->restored_records == 0) continue;
+        label_part(r, i);
+        cue_prom_sample(b, "cuepoint_restore_records_total", r->labels.data,
+                        (double)p->restored_records);
+    }
+    cue_prom_family(b, "cuepoint_restore_bytes_total", "counter",
+                    "Bytes (keys and values) of changelog records restored, per partition.");
+    for (int32_t i = 0; i < r->n_parts; i++) {
+        part *p = &r->parts[i];
+        if (!p->restoring && p->restored_records == 0) continue;
+        label_part(r, i);
+        cue_prom_sample(b, "cuepoint_restore_bytes_total", r->labels.data,
+                        (double)p->restored_bytes);
+    }
+    cue_prom_family(b, "cuepoint_restore_remaining_records", "gauge",
+                    "Changelog records left to restore, per partition being restored.");
+    for (int32_t i = 0; i < r->n_parts; i++) {
+        part *p = &r->parts[i];
+        if (!p->restoring) continue;
+        label_part(r, i);
+        cue_prom_sample(b, "cuepoint_restore_remaining_records", r->labels.data,
+                        (double)(p->restore_end - p->restore_pos));
+    }
     cue_prom_family(b, "cuepoint_stream_time_seconds", "gauge",
                     "Each assigned partition's stream time (event time), in epoch seconds.");
     for (int32_t i = 0; i < r->n_parts; i++) {
@@ -620,6 +871,9 @@ static void render_metrics(rt *r, cue_buf *b)
                     (double)ks->delivery_failures);
     metrics_gauge(b, "cuepoint_in_flight_records", "Produced records not yet acknowledged.",
                   (double)cue_kafka_in_flight(r->k));
+    metrics_gauge(b, "cuepoint_restoring_partitions",
+                  "Partitions rebuilding their state from the changelog (not ready meanwhile).",
+                  (double)r->restoring);
     metrics_counter(b, "cuepoint_cache_hits_total", "User states found in the cache.",
                     (double)cache.hits);
     metrics_counter(b, "cuepoint_cache_misses_total", "User states read from RocksDB.",
@@ -636,7 +890,8 @@ static void render_metrics(rt *r, cue_buf *b)
 
 static bool is_ready(rt *r)
 {
-    return r->assigned_once && !r->rebalancing && !r->stop_requested && r->fatal_rc == 0;
+    return r->assigned_once && !r->rebalancing && !r->stop_requested && r->fatal_rc == 0 &&
+           r->restoring == 0;
 }
 
 static int user_json(rt *r, const char *uid, cue_buf *body)
@@ -733,6 +988,42 @@ static int open_admin(rt *r, cue_err *err)
     return 0;
 }
 
+/* The changelog must have one partition per input partition: a user's state
+ * lives in the partition of the same number. Created (compacted) when
+ * missing; a count that differs is a configuration error. */
+static int changelog_open(rt *r, int32_t partitions, cue_err *err)
+{
+    const cue_config *cfg = r->o->cfg;
+    const char *topic = cue_config_changelog_topic(cfg);
+    int32_t n = 0;
+    int rc = cue_kafka_topic_partitions(r->k, topic, false, cfg->startup_timeout_ms, &n, err);
+    if (rc == 0 && n == 0) {
+        cue_err cerr = {0};
+        if (cue_kafka_create_compacted(r->k, topic, partitions, cfg->startup_timeout_ms, &cerr) ==
+            0) {
+            cue_log(CUE_LOG_INFO, "changelog topic created", "s:topic", topic, "i:partitions",
+                    (int64_t)partitions, NULL);
+            n = partitions;
+        } else {
+            /* A broker without CreateTopics (the mock) may still create it on
+             * first use, with its own default count: check what it made. */
+            cue_log(CUE_LOG_WARN,
+                    "cannot create the changelog topic; relying on the cluster's automatic "
+                    "creation (not compacted)",
+                    "s:topic", topic, "s:error", cerr.msg, NULL);
+            rc = cue_kafka_topic_partitions(r->k, topic, true, cfg->startup_timeout_ms, &n, err);
+        }
+    }
+    if (rc == 0 && n > 0 && n != partitions)
+        return cue_err_set(err, CUE_ECONFIG,
+                           "changelog topic %s has %d partitions and input topic %s has %d: they "
+                           "must be equal (each partition's state goes to the partition of the "
+                           "same number); create %s with %d partitions",
+                           topic, (int)n, cfg->input_topic, (int)partitions, topic,
+                           (int)partitions);
+    return rc == 0 ? cue_kafka_changelog_open(r->k, partitions, err) : rc;
+}
+
 static int open_all(rt *r, cue_err *err)
 {
     const cue_config *cfg = r->o->cfg;
@@ -756,6 +1047,18 @@ static int open_all(rt *r, cue_err *err)
     size_t share = cfg->cache_max_bytes / (size_t)partitions;
     r->task_cfg.cache_max_bytes = share < CUE_CACHE_BYTES_MIN ? CUE_CACHE_BYTES_MIN : share;
     if (parts_reserve(r, partitions - 1) != 0) return cue_err_set(err, CUE_ENOMEM, "out of memory");
+    if (cfg->changelog && (rc = changelog_open(r, partitions, err)) != 0) return rc;
+    if (cfg->changelog) {
+        /* The changelog's reader: the live config with the changelog as its
+         * input, outside the group. */
+        r->restore_cfg = *cfg;
+        snprintf(r->restore_cfg.input_topic, sizeof r->restore_cfg.input_topic, "%s",
+                 cue_config_changelog_topic(cfg));
+        cue_kafka_handler rh = {
+            .message = on_restore_message, .fatal = on_fatal, .end = on_restore_end, .ctx = r};
+        rc = cue_kafka_open_replay(&r->restore, &r->restore_cfg, &rh, "restore", NULL, err);
+        if (rc != 0) return rc;
+    }
     cue_log(CUE_LOG_INFO, "connected", "s:bootstrap_servers", cfg->bootstrap_servers, "s:topic",
             cfg->input_topic, "i:partitions", (int64_t)partitions, "s:group", cfg->application_id,
             NULL);
@@ -779,6 +1082,13 @@ static void start_handles(rt *r)
     for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
         hs[i]->data = r;
     uv_poll_start(&r->cpoll, UV_READABLE, on_consumer);
+    uv_idle_init(&r->loop, &r->rmore);
+    r->rmore.data = r;
+    if (r->restore) {
+        uv_poll_init(&r->loop, &r->rpoll, cue_kafka_consumer_fd(r->restore));
+        r->rpoll.data = r;
+        uv_poll_start(&r->rpoll, UV_READABLE, on_restore_ready);
+    }
     uv_poll_start(&r->ppoll, UV_READABLE, on_producer);
     uint64_t every = (uint64_t)r->o->cfg->commit_interval_ms;
     uv_timer_start(&r->commit_timer, on_commit_timer, every, every);
@@ -796,6 +1106,9 @@ static void close_handles(rt *r)
                          (uv_handle_t *)&r->sigterm,      (uv_handle_t *)&r->sigint};
     for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
         if (!uv_is_closing(hs[i])) uv_close(hs[i], NULL);
+    if (!uv_is_closing((uv_handle_t *)&r->rmore)) uv_close((uv_handle_t *)&r->rmore, NULL);
+    if (r->restore && !uv_is_closing((uv_handle_t *)&r->rpoll))
+        uv_close((uv_handle_t *)&r->rpoll, NULL);
 }
 
 int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err *err)
@@ -809,6 +1122,8 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
     r->sink = (cue_task_sink){.trigger = sink_trigger,
                               .dead_letter = sink_dead,
                               .decision = sink_decision,
+                              .changelog = o->cfg->changelog ? sink_changelog : NULL,
+                              .changelog_next = o->cfg->changelog ? sink_changelog_next : NULL,
                               .flush = sink_flush,
                               .ctx = r};
     static const double bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -839,6 +1154,7 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
     if (r->http) cue_http_stop(r->http);
     uv_run(&r->loop, UV_RUN_DEFAULT); /* runs the close callbacks */
     uv_loop_close(&r->loop);
+    if (r->restore) cue_kafka_close(r->restore, 0);
     if (r->k) {
         teardown_watchdog(rc, o->cfg->shutdown_timeout_ms);
         cue_kafka_close(r->k, r->fatal_rc ? 0 : o->cfg->shutdown_timeout_ms);

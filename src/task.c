@@ -9,6 +9,7 @@
 #include "cuepoint/timers.h"
 #include "cuepoint/trigger.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,6 +63,8 @@ struct cue_task {
     const cue_policy *policy; /* borrowed; NULL: every trigger goes out as made */
     cue_policy_tz *tz;        /* owned, with a policy */
     int64_t now_ms;           /* stream time of the current step, for the policy */
+    int64_t logged_offset;    /* the input offset in the last changelog meta record */
+    int64_t changelog_next;   /* the partition's changelog position, from its meta */
     cue_buf pend;             /* owned: pending array of this step */
     cue_buf pend_recs;        /* owned: their encoded records, back to back */
     cue_buf decision;         /* owned: one decision record */
@@ -89,7 +92,7 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
                     cue_buf_init(&t->timer_ops, 4096) || cue_buf_init(&t->timer_keys, 4096) ||
                     cue_buf_init(&t->timer_sort, 4096)))
         rc = cue_err_set(err, CUE_ENOMEM, "out of memory for a task");
-    cue_store_meta meta = {.input_offset = 0, .stream_time_ms = INT64_MIN};
+    cue_store_meta meta = {.input_offset = 0, .changelog_offset = -1, .stream_time_ms = INT64_MIN};
     if (rc == 0) {
         rc = cue_store_meta_get(store, partition, &meta, err);
         if (rc == CUE_ENOTFOUND) rc = 0;
@@ -100,6 +103,8 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
     }
     t->next_offset = meta.input_offset;
     t->stream_ms = meta.stream_time_ms;
+    t->logged_offset = meta.input_offset;
+    t->changelog_next = meta.changelog_offset;
     t->fired_upto = INT64_MIN;
     t->purged_upto = INT64_MIN;
     *out = t;
@@ -187,6 +192,7 @@ void cue_task_stats_add(cue_task_stats *sum, const cue_task_stats *s)
     for (int k = 0; k < CUE_OUTCOME_COUNT; k++)
         sum->decisions[k] += s->decisions[k];
     sum->erasures += s->erasures;
+    sum->changelog_records += s->changelog_records;
 }
 
 void cue_task_cache_stats(const cue_task *t, cue_cache_stats *out)
@@ -786,10 +792,53 @@ static void timer_ops_flush(cue_task *t)
     cue_buf_reset(&t->timer_keys);
 }
 
+static int changelog_user(const char *uid, size_t len, const void *val, size_t vlen, void *ctx)
+{
+    cue_task *t = ctx;
+    if (val == NULL) {
+        t->sink.changelog(t->partition, uid, len, NULL, 0, t->sink.ctx);
+        return 0;
+    }
+    /* The same sealed bytes the store gets: a restore writes them as they are. */
+    cue_buf_reset(&t->sealed);
+    if (cue_buf_append(&t->sealed, val, vlen) != 0) return CUE_ENOMEM;
+    cue_codec_seal(t->sealed.data, t->sealed.len);
+    t->sink.changelog(t->partition, uid, len, t->sealed.data, t->sealed.len, t->sink.ctx);
+    t->stats.changelog_records++;
+    return 0;
+}
+
+/* Writes the cycle's changelog: the changed users, then where the partition's
+ * input stands, so a restore knows where to resume. Nothing when nothing moved. */
+static int changelog_write(cue_task *t)
+{
+    if (t->sink.changelog == NULL) return 0;
+    cue_cache_stats cs;
+    cue_cache_stats_get(t->cache, &cs);
+    if (cs.dirty_bytes == 0 && t->next_offset == t->logged_offset) return 0;
+    int rc = cue_cache_visit_dirty(t->cache, changelog_user, t);
+    if (rc != 0) return rc;
+    char meta[96];
+    int n = t->stream_ms == INT64_MIN
+                ? snprintf(meta, sizeof meta, "{\"input_offset\":%lld,\"stream_time_ms\":null}",
+                           (long long)t->next_offset)
+                : snprintf(meta, sizeof meta, "{\"input_offset\":%lld,\"stream_time_ms\":%lld}",
+                           (long long)t->next_offset, (long long)t->stream_ms);
+    t->sink.changelog(t->partition, "", 0, meta, (size_t)n, t->sink.ctx);
+    t->logged_offset = t->next_offset;
+    return 0;
+}
+
 int cue_task_commit(cue_task *t, cue_err *err)
 {
-    int rc = t->sink.flush ? t->sink.flush(t->sink.ctx, err) : 0;
+    int rc = changelog_write(t);
+    if (rc != 0) return cue_err_set(err, rc, "out of memory writing the changelog");
+    rc = t->sink.flush ? t->sink.flush(t->sink.ctx, err) : 0;
     if (rc != 0) return rc;
+    if (t->sink.changelog_next) {
+        int64_t next = t->sink.changelog_next(t->partition, t->sink.ctx);
+        if (next >= 0) t->changelog_next = next;
+    }
     /* The range delete goes first: entries written after it in this batch are
      * kept even when they are due in the range (a late event's timer that has
      * not fired yet when a full cache forces a commit mid-step). */
@@ -799,8 +848,9 @@ int cue_task_commit(cue_task *t, cue_err *err)
     }
     timer_ops_flush(t);
     cue_cache_flush(t->cache, flush_user, t);
-    cue_store_meta meta = {
-        .input_offset = t->next_offset, .changelog_offset = -1, .stream_time_ms = t->stream_ms};
+    cue_store_meta meta = {.input_offset = t->next_offset,
+                           .changelog_offset = t->changelog_next,
+                           .stream_time_ms = t->stream_ms};
     cue_store_batch_meta_put(t->store, t->partition, &meta);
     rc = cue_store_batch_commit(t->store, false, err);
     if (rc != 0) return rc;

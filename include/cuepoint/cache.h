@@ -54,6 +54,9 @@ bool cue_cache_should_flush(const cue_cache *c);
 typedef int (*cue_cache_dirty_fn)(const char *uid, size_t uid_len, const void *val, size_t val_len,
                                   void *ctx);
 int cue_cache_flush(cue_cache *c, cue_cache_dirty_fn fn, void *ctx);
+/* Visits the dirty entries in the same order without marking them clean
+ * (the changelog is written before the store batch). */
+int cue_cache_visit_dirty(cue_cache *c, cue_cache_dirty_fn fn, void *ctx);
 
 /* Drops every entry, dirty ones included (used when a partition is revoked
  * after its last commit, or to roll back to the store). */

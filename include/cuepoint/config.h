@@ -69,8 +69,11 @@ typedef struct cue_config {
     char trigger_topic[CUE_TOPIC_BYTES_MAX + 1];     /* trigger.topic: "triggers" */
     char dead_letter_topic[CUE_TOPIC_BYTES_MAX + 1]; /* errors.dead.letter.queue.topic.name:
                                                       * "<application.id>-dead-letters" */
-    char admin_listen[64];       /* admin.listen: "127.0.0.1:9464"; "" switches it off */
-    bool wall_clock;             /* wall.clock.advance: true */
+    char admin_listen[64]; /* admin.listen: "127.0.0.1:9464"; "" switches it off */
+    bool wall_clock;       /* wall.clock.advance: true */
+    /* changelog.enabled: false. Each commit also writes the changed users to
+     * <application.id>-changelog, so another instance can rebuild a partition. */
+    bool changelog;
     int64_t startup_timeout_ms;  /* startup.timeout.ms: 30000, then exit 69 */
     int64_t shutdown_timeout_ms; /* shutdown.timeout.ms: 30000 */
     int64_t delivery_timeout_ms; /* delivery.timeout.ms: 120000 (librdkafka message.timeout.ms) */
@@ -104,6 +107,9 @@ const char *cue_config_kafka_value(const cue_config *c, size_t i);
 
 /* The dead-letter topic: the configured one, or "<application.id>-dead-letters". */
 const char *cue_config_dead_letter_topic(const cue_config *c);
+/* The changelog topic: "<application.id>-changelog" (compacted, one
+ * partition per input partition). */
+const char *cue_config_changelog_topic(const cue_config *c);
 /* The decisions topic: the configured one, or "<application.id>-decisions". */
 const char *cue_config_decisions_topic(const cue_config *c);
 

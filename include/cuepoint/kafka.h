@@ -33,6 +33,9 @@
 #define CUE_KAFKA_OFFSET_GROUP (-1001)
 /* Start at the partition's first retained record. */
 #define CUE_KAFKA_OFFSET_BEGINNING (-2)
+/* Take the partition but do not fetch from it yet (its state is being
+ * restored); cue_kafka_seek_resume starts it. */
+#define CUE_KAFKA_OFFSET_HOLD (-1003)
 
 typedef struct cue_kafka cue_kafka;
 
@@ -92,6 +95,17 @@ int cue_kafka_wait_ready(cue_kafka *k, int64_t timeout_ms, int32_t *partitions, 
 
 int cue_kafka_subscribe(cue_kafka *k, cue_err *err);
 
+/* A topic's partition count, 0 when it does not exist. With `auto_create`
+ * the question is the producer's, which lets a cluster that creates topics
+ * on first use (auto.create.topics.enable) do so, with its default count. */
+int cue_kafka_topic_partitions(cue_kafka *k, const char *topic, bool auto_create,
+                               int64_t timeout_ms, int32_t *n, cue_err *err);
+/* Creates a compacted topic (cleanup.policy=compact) through the admin API;
+ * an existing one is not an error. CUE_EUNAVAILABLE when the cluster says no
+ * or cannot (librdkafka's mock cluster has no CreateTopics). */
+int cue_kafka_create_compacted(cue_kafka *k, const char *topic, int32_t partitions,
+                               int64_t timeout_ms, cue_err *err);
+
 /* Read ends of the wake-up pipes; the caller drains them with cue_kafka_drain_fd. */
 int cue_kafka_consumer_fd(const cue_kafka *k);
 int cue_kafka_producer_fd(const cue_kafka *k);
@@ -129,6 +143,20 @@ int cue_kafka_produce_dead_letter(cue_kafka *k, const cue_dead_letter *dl,
 int cue_kafka_produce_decision(cue_kafka *k, const char *key, size_t key_len, const char *rec,
                                size_t len);
 
+/* ---- the changelog ------------------------------------------------------ */
+
+/* Starts producing to <application.id>-changelog, `partitions` of them (the
+ * input topic's count). */
+int cue_kafka_changelog_open(cue_kafka *k, int32_t partitions, cue_err *err);
+/* One changelog record to `partition` (the input partition's number): a
+ * user's state, a tombstone (`val` NULL), or the meta record (empty key).
+ * Counted in flight like triggers. */
+int cue_kafka_produce_changelog(cue_kafka *k, int32_t partition, const char *key, size_t key_len,
+                                const void *val, size_t len);
+/* The offset after the last acknowledged changelog record of `partition`,
+ * or -1 before any. */
+int64_t cue_kafka_changelog_next(const cue_kafka *k, int32_t partition);
+
 /* Commits `offset` (the next to read) for `partition` to the group; waits
  * for the answer only when `sync` (a partition being given up). */
 void cue_kafka_commit(cue_kafka *k, int32_t partition, int64_t offset, bool sync);
@@ -143,6 +171,12 @@ int cue_kafka_assign(cue_kafka *k, const int32_t *parts, const int64_t *start, s
                      cue_err *err);
 /* Stops fetching a partition that reached its end. */
 void cue_kafka_pause(cue_kafka *k, int32_t partition);
+/* Adds or removes one partition of a consumer outside any group (a restore
+ * of the changelog reads partitions as they are assigned elsewhere). */
+int cue_kafka_assign_one(cue_kafka *k, int32_t partition, int64_t offset, cue_err *err);
+void cue_kafka_unassign_one(cue_kafka *k, int32_t partition);
+/* Starts a held partition (CUE_KAFKA_OFFSET_HOLD) at `offset`. */
+void cue_kafka_seek_resume(cue_kafka *k, int32_t partition, int64_t offset);
 /* Asks the partition's leader for its log start and high watermark. */
 int cue_kafka_watermarks(cue_kafka *k, int32_t partition, int64_t timeout_ms, int64_t *low,
                          int64_t *high, cue_err *err);

@@ -52,6 +52,16 @@ typedef struct cue_task_sink {
      * erasure, which carries no personal data); both borrowed for the call.
      * NULL when decisions are not kept. */
     void (*decision)(const char *key, size_t key_len, const char *rec, size_t len, void *ctx);
+    /* The changelog (Kafka mode; NULL: none). At each commit, before the
+     * flush: one record per changed user (its state record exactly as the
+     * store gets it; `val` NULL deletes), then the partition's meta record
+     * under the empty key: {"input_offset":N,"stream_time_ms":T}. All
+     * borrowed for the call. */
+    void (*changelog)(uint32_t partition, const char *key, size_t key_len, const void *val,
+                      size_t len, void *ctx);
+    /* After the flush: the changelog offset after the last acknowledged
+     * record of `partition`, kept in the partition's meta; -1 when unknown. */
+    int64_t (*changelog_next)(uint32_t partition, void *ctx);
     /* Makes everything emitted so far durable; non-zero stops the commit. */
     int (*flush)(void *ctx, cue_err *err);
     void *ctx;
@@ -75,6 +85,7 @@ typedef struct cue_task_stats {
     cue_codec_stats codec;
     uint64_t decisions[CUE_OUTCOME_COUNT]; /* by the policy stage, by outcome */
     uint64_t erasures;
+    uint64_t changelog_records; /* user records written to the changelog */
 } cue_task_stats;
 
 typedef struct cue_task cue_task;
