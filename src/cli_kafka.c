@@ -169,9 +169,12 @@ static const char broker_help[] =
     "Options:\n"
     "  --partitions N   partitions of each created topic (default 4)\n"
     "  --brokers N      brokers in the cluster (default 1)\n"
-    "  --topic NAME     create this topic (repeatable; default: events, triggers,\n"
+    "  --topic NAME[:N] create this topic, with N partitions (default --partitions)\n"
+    "                   (repeatable; default: events, triggers,\n"
     "                   cuepoint-dead-letters). Other topics are created with 4\n"
-    "                   partitions when first used.\n"
+    "                   partitions when first used: a changelog\n"
+    "                   (<application.id>-changelog) must have as many partitions as\n"
+    "                   its input, so name it here when that is not 4.\n"
     "  --port P         also accept bootstrap connections on 127.0.0.1:P (the\n"
     "                   brokers themselves stay on the ports the mock picked)\n"
     "\n"
@@ -345,11 +348,25 @@ int cli_cmd_dev_broker(int argc, char **argv)
     cue_kafka_mock *m = NULL;
     if (cue_kafka_mock_start(&m, (int)brokers, &err) != 0)
         return cli_fail("dev-broker", err.code, &err);
-    for (size_t i = 0; i < n_topics; i++)
-        if (cue_kafka_mock_topic_create(m, topics[i], (int)partitions, &err) != 0) {
+    for (size_t i = 0; i < n_topics; i++) {
+        /* NAME or NAME:PARTITIONS */
+        char name[CUE_TOPIC_BYTES_MAX + 1];
+        snprintf(name, sizeof name, "%s", topics[i]);
+        char *colon = strrchr(name, ':');
+        size_t count = partitions;
+        if (colon) {
+            *colon = '\0';
+            if (cli_parse_size(colon + 1, &count) != 0 || count < 1 || count > 1000) {
+                cue_kafka_mock_stop(m);
+                return cli_usage_error("dev-broker",
+                                       "--topic '%s': NAME or NAME:PARTITIONS (1-1000)", topics[i]);
+            }
+        }
+        if (cue_kafka_mock_topic_create(m, name, (int)count, &err) != 0) {
             cue_kafka_mock_stop(m);
             return cli_fail("dev-broker", err.code, &err);
         }
+    }
     forwarder fw;
     bool forwarding = port != 0;
     if (forwarding && forwarder_open(&fw, (int)port, cue_kafka_mock_bootstraps(m), &err) != 0) {
