@@ -831,10 +831,15 @@ static int changelog_write(cue_task *t)
 
 int cue_task_commit(cue_task *t, cue_err *err)
 {
-    int rc = changelog_write(t);
-    if (rc != 0) return cue_err_set(err, rc, "out of memory writing the changelog");
-    rc = t->sink.flush ? t->sink.flush(t->sink.ctx, err) : 0;
+    /* Triggers are durable before any changelog record of the cycle: a
+     * restored user who applied a record never skips it with its trigger
+     * unsent (promise 3 across instances). Then the changelog, then the store. */
+    int rc = t->sink.flush ? t->sink.flush(t->sink.ctx, err) : 0;
     if (rc != 0) return rc;
+    rc = changelog_write(t);
+    if (rc != 0) return cue_err_set(err, rc, "out of memory writing the changelog");
+    if (t->sink.changelog && t->sink.flush && (rc = t->sink.flush(t->sink.ctx, err)) != 0)
+        return rc;
     if (t->sink.changelog_next) {
         int64_t next = t->sink.changelog_next(t->partition, t->sink.ctx);
         if (next >= 0) t->changelog_next = next;
