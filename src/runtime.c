@@ -9,6 +9,7 @@
 #include "cuepoint/log.h"
 #include "cuepoint/metrics.h"
 #include "cuepoint/offsets.h"
+#include "cuepoint/restore.h"
 #include "cuepoint/store.h"
 #include "cuepoint/task.h"
 
@@ -45,9 +46,8 @@ typedef struct part {
      * processes input (held meanwhile): records [restore_from, restore_end). */
     bool restoring;
     int64_t restore_from, restore_end, restore_pos;
-    int64_t restore_input;  /* the input offset the changelog's meta record gave */
-    int64_t restore_stream; /* ... and its stream time */
-    uint64_t restored_records, restored_bytes, restore_started_ns;
+    cue_restore rs;
+    uint64_t restore_started_ns;
 } part;
 
 enum { RUNNING = 0, COMMITTING };
@@ -244,22 +244,6 @@ static int apply_group_resets(rt *r, const int32_t *ids, size_t n)
  * HTTP, timers) runs between turns, so a restore blocks nothing else. */
 #define RESTORE_BATCH 20000
 
-static void restore_meta_record(part *p, const char *val, size_t len)
-{
-    char buf[128];
-    size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
-    memcpy(buf, val, n);
-    buf[n] = '\0';
-    long long in = 0, st = 0;
-    if (sscanf(buf, "{\"input_offset\":%lld,\"stream_time_ms\":%lld}", &in, &st) == 2) {
-        p->restore_input = in;
-        p->restore_stream = st;
-    } else if (sscanf(buf, "{\"input_offset\":%lld,\"stream_time_ms\":null}", &in) == 1) {
-        p->restore_input = in;
-        p->restore_stream = INT64_MIN;
-    }
-}
-
 static int task_open(rt *r, int32_t id, cue_err *err);
 
 /* The partition is rebuilt: its meta goes in with the last records, the
@@ -268,10 +252,7 @@ static void restore_finish(rt *r, int32_t id)
 {
     part *p = &r->parts[id];
     cue_kafka_unassign_one(r->restore, id);
-    cue_store_meta meta = {.input_offset = p->restore_input,
-                           .changelog_offset = p->restore_end,
-                           .stream_time_ms = p->restore_stream};
-    cue_store_batch_meta_put(r->store, (uint32_t)id, &meta);
+    cue_restore_finish(&p->rs, r->store, p->restore_end);
     cue_err err = {0};
     int rc = cue_store_batch_commit(r->store, false, &err);
     if (rc == 0) rc = task_open(r, id, &err);
@@ -281,12 +262,12 @@ static void restore_finish(rt *r, int32_t id)
     }
     p->restoring = false;
     r->restoring--;
-    p->position = p->restore_input;
-    cue_kafka_seek_resume(r->k, id, p->restore_input);
+    p->position = p->rs.input_offset;
+    cue_kafka_seek_resume(r->k, id, p->rs.input_offset);
     double secs = (double)(uv_hrtime() - p->restore_started_ns) / 1e9;
     cue_log(CUE_LOG_INFO, "restore finished", "s:topic", r->restore_cfg.input_topic, "i:partition",
-            (int64_t)id, "u:records", p->restored_records, "u:bytes", p->restored_bytes,
-            "d:seconds", secs, "i:input_offset", p->restore_input, NULL);
+            (int64_t)id, "u:records", p->rs.records, "u:bytes", p->rs.bytes, "d:seconds", secs,
+            "i:input_offset", p->rs.input_offset, NULL);
 }
 
 static void on_restore_message(const cue_kafka_msg *m, void *ctx)
@@ -298,22 +279,8 @@ static void on_restore_message(const cue_kafka_msg *m, void *ctx)
         restore_finish(r, m->partition);
         return;
     }
-    uint32_t id = (uint32_t)m->partition;
-    if (m->key == NULL) {
-        /* not one of ours: every changelog record has a key */
-    } else if (m->key_len == 0) {
-        restore_meta_record(p, m->value, m->value_len);
-    } else if (m->value_len == 0) {
-        cue_store_batch_user_delete(r->store, id, m->key, m->key_len);
-    } else {
-        cue_store_batch_user_put(r->store, id, m->key, m->key_len, m->value, m->value_len);
-        /* The timer index is derived: each user's entry is in their record. */
-        int64_t due;
-        if (cue_codec_peek_indexed_due(m->value, m->value_len, &due) == 0 && due != CUE_TIMER_NONE)
-            cue_store_batch_timer_put(r->store, id, due, m->key, m->key_len);
-    }
-    p->restored_records++;
-    p->restored_bytes += m->key_len + m->value_len;
+    cue_restore_apply(&p->rs, r->store, m->key, m->key_len, m->value_len ? m->value : NULL,
+                      m->value_len);
     p->restore_pos = m->offset + 1;
     if (cue_store_batch_count(r->store) >= RESTORE_BATCH) {
         cue_err err = {0};
@@ -387,9 +354,7 @@ static int restore_plan(rt *r, int32_t id, bool *needed, cue_err *err)
     }
     p->restore_end = high;
     p->restore_pos = p->restore_from;
-    p->restore_input = local ? meta.input_offset : 0;
-    p->restore_stream = local ? meta.stream_time_ms : INT64_MIN;
-    p->restored_records = p->restored_bytes = 0;
+    cue_restore_init(&p->rs, (uint32_t)id, local ? &meta : NULL);
     p->restore_started_ns = uv_hrtime();
     rc = cue_kafka_assign_one(r->restore, id, p->restore_from, err);
     if (rc != 0) return rc;
@@ -776,19 +741,17 @@ static void render_partitions(rt *r, cue_buf *b, cue_task_stats *sum, cue_cache_
                     "Changelog records restored, per partition being or last restored here.");
     for (int32_t i = 0; i < r->n_parts; i++) {
         part *p = &r->parts[i];
-        if (!p->restoring && p->restored_records == 0) continue;
+        if (!p->restoring && p->rs.records == 0) continue;
         label_part(r, i);
-        cue_prom_sample(b, "cuepoint_restore_records_total", r->labels.data,
-                        (double)p->restored_records);
+        cue_prom_sample(b, "cuepoint_restore_records_total", r->labels.data, (double)p->rs.records);
     }
     cue_prom_family(b, "cuepoint_restore_bytes_total", "counter",
                     "Bytes (keys and values) of changelog records restored, per partition.");
     for (int32_t i = 0; i < r->n_parts; i++) {
         part *p = &r->parts[i];
-        if (!p->restoring && p->restored_records == 0) continue;
+        if (!p->restoring && p->rs.records == 0) continue;
         label_part(r, i);
-        cue_prom_sample(b, "cuepoint_restore_bytes_total", r->labels.data,
-                        (double)p->restored_bytes);
+        cue_prom_sample(b, "cuepoint_restore_bytes_total", r->labels.data, (double)p->rs.bytes);
     }
     cue_prom_family(b, "cuepoint_restore_remaining_records", "gauge",
                     "Changelog records left to restore, per partition being restored.");

@@ -1,0 +1,37 @@
+/*
+ * restore: rebuilding a partition's state from its changelog records (the
+ * runtime reads them from <application.id>-changelog; the restore benchmark
+ * feeds them from memory). Each user record goes into the store's batch as it
+ * came (it is the sealed state record the owner's store had), a tombstone
+ * deletes the user, the timer index entry is re-derived from the record's
+ * header, and the partition's position record (the empty key) says where the
+ * input resumes. The caller commits the batch as it likes and ends with
+ * cue_restore_finish. One thread; the store is borrowed.
+ */
+#ifndef CUEPOINT_RESTORE_H
+#define CUEPOINT_RESTORE_H
+
+#include "cuepoint/store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cue_restore {
+    uint32_t partition;
+    int64_t input_offset;   /* from the last position record seen */
+    int64_t stream_time_ms; /* ... */
+    uint64_t records, bytes;
+} cue_restore;
+
+/* Starts a restore that builds on `base` (the local meta), or on nothing. */
+void cue_restore_init(cue_restore *r, uint32_t partition, const cue_store_meta *base);
+
+/* Applies one changelog record to the store's batch. */
+void cue_restore_apply(cue_restore *r, cue_store *s, const char *key, size_t key_len,
+                       const void *val, size_t len);
+
+/* Puts the partition's meta (input offset, stream time, changelog_offset =
+ * `changelog_end`) into the batch: commit it with the last records. */
+void cue_restore_finish(cue_restore *r, cue_store *s, int64_t changelog_end);
+
+#endif

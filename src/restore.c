@@ -1,0 +1,59 @@
+/* Changelog records back into the store. */
+#include "cuepoint/restore.h"
+
+#include "cuepoint/codec.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void cue_restore_init(cue_restore *r, uint32_t partition, const cue_store_meta *base)
+{
+    r->partition = partition;
+    r->input_offset = base ? base->input_offset : 0;
+    r->stream_time_ms = base ? base->stream_time_ms : INT64_MIN;
+    r->records = r->bytes = 0;
+}
+
+/* {"input_offset":N,"stream_time_ms":T|null}, as the task writes it. */
+static void position_record(cue_restore *r, const char *val, size_t len)
+{
+    char buf[128];
+    size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
+    memcpy(buf, val, n);
+    buf[n] = '\0';
+    long long in = 0, st = 0;
+    if (sscanf(buf, "{\"input_offset\":%lld,\"stream_time_ms\":%lld}", &in, &st) == 2) {
+        r->input_offset = in;
+        r->stream_time_ms = st;
+    } else if (sscanf(buf, "{\"input_offset\":%lld,\"stream_time_ms\":null}", &in) == 1) {
+        r->input_offset = in;
+        r->stream_time_ms = INT64_MIN;
+    }
+}
+
+void cue_restore_apply(cue_restore *r, cue_store *s, const char *key, size_t key_len,
+                       const void *val, size_t len)
+{
+    r->records++;
+    r->bytes += key_len + len;
+    if (key == NULL) return; /* not a record of ours: each has a key */
+    if (key_len == 0) {
+        position_record(r, val, len);
+    } else if (val == NULL || len == 0) {
+        cue_store_batch_user_delete(s, r->partition, key, key_len);
+    } else {
+        cue_store_batch_user_put(s, r->partition, key, key_len, val, len);
+        /* The timer index is derived: each user's entry is in their record. */
+        int64_t due;
+        if (cue_codec_peek_indexed_due(val, len, &due) == 0 && due != CUE_TIMER_NONE)
+            cue_store_batch_timer_put(s, r->partition, due, key, key_len);
+    }
+}
+
+void cue_restore_finish(cue_restore *r, cue_store *s, int64_t changelog_end)
+{
+    cue_store_meta meta = {.input_offset = r->input_offset,
+                           .changelog_offset = changelog_end,
+                           .stream_time_ms = r->stream_time_ms};
+    cue_store_batch_meta_put(s, r->partition, &meta);
+}
