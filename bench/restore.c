@@ -2,11 +2,13 @@
  * restore: how fast cuepoint applies a partition's changelog to its store,
  * for a partition of --users users (default 1M).
  *
- * The state comes first: generated events (six per user, fixed seed: users
- * sign up over 30 days, so fewer would leave many without state) run
- * through the file mode into one partition; every user record, and the
- * partition's position record, is then read back into memory as the changelog
- * would carry it (key = user id, value = the sealed state record). Then, --runs
+ * The state comes first: generated events (six per user, fixed seed) for a
+ * sample of up to 50,000 users run through the file mode into one partition;
+ * their state records are read back and copied, each under a new user id
+ * (decoded, renamed, encoded and sealed again), until the partition holds
+ * --users users: real journey states at the size asked for, without running
+ * millions of events first. With the partition's position record, that is
+ * the changelog in memory (key = user id, value = the sealed record). Then, --runs
  * times, into a fresh state directory: the records through cue_restore_apply,
  * the batch committed every 20,000 records as the runtime does, then
  * cue_restore_finish and the last commit. The clock covers exactly that.
@@ -19,6 +21,7 @@
  * Prints "bench=restore case=apply run=N records=... bytes=... seconds=...
  * records_per_s=... mb_per_s=..." per run, then "case=summary" with medians.
  */
+#include "cuepoint/codec.h"
 #include "cuepoint/config.h"
 #include "cuepoint/filemode.h"
 #include "cuepoint/gen.h"
@@ -120,7 +123,9 @@ static int build(corpus *c, size_t users, const char *machines, const char *dir)
         fprintf(stderr, "restore: %s\n", err.msg);
         return -1;
     }
-    cue_gen_opts go = {.seed = 42, .users = users, .events = users * 6, .start_ms = 1767603600000};
+    size_t sample = users < 50000 ? users : 50000;
+    cue_gen_opts go = {
+        .seed = 42, .users = sample, .events = sample * 6, .start_ms = 1767603600000};
     gen_source src = {0};
     cue_buf_init(&src.line, 1024);
     FILE *null = fopen("/dev/null", "w");
@@ -139,8 +144,27 @@ static int build(corpus *c, size_t users, const char *machines, const char *dir)
     cue_buf_deinit(&src.line);
     fclose(null);
     cue_store *s = NULL;
+    corpus base = {0};
     if (rc == 0) rc = cue_store_open(&s, dir, &(cue_store_opts){.read_only = true}, &err);
-    if (rc == 0) rc = cue_store_users_scan(s, 0, collect, c);
+    if (rc == 0) rc = cue_store_users_scan(s, 0, collect, &base);
+    if (rc == 0 && base.n == 0) rc = -1;
+    /* Copies of the sample under new ids, up to `users`. */
+    static cue_user u;
+    cue_buf enc;
+    cue_buf_init(&enc, 4096);
+    for (size_t i = 0; rc == 0 && i < users; i++) {
+        const rec *x = &base.recs[i % base.n];
+        rc = cue_codec_decode(base.bytes + x->val_off, x->val_len, ms, &u, NULL, &err);
+        char id[32];
+        int n = snprintf(id, sizeof id, "r%09zu", i);
+        memcpy(u.id, id, (size_t)n);
+        u.id_len = (uint8_t)n;
+        if (rc == 0) rc = cue_codec_encode(&u, ms, &enc);
+        if (rc == 0) rc = add(c, id, (size_t)n, enc.data, enc.len);
+    }
+    cue_buf_deinit(&enc);
+    free(base.bytes);
+    free(base.recs);
     cue_store_meta meta;
     if (rc == 0 && cue_store_meta_get(s, 0, &meta, &err) == 0) {
         char pos[96];
