@@ -64,6 +64,9 @@ PARTITIONS=${PARTITIONS:-64}
 LAT_SECONDS=${LAT_SECONDS:-15}
 LAT_RATE=${LAT_RATE:-}
 LAT_PARTITIONS=${LAT_PARTITIONS:-4}
+# CHANGELOG=1: the cuepoint rounds also write the changelog (changelog.enabled),
+# to show what it costs; the changelog topics are created with PARTITIONS.
+CHANGELOG=${CHANGELOG:-0}
 CONSUMER_PROPS=${CONSUMER_PROPS:-"fetch.max.bytes=104857600 max.partition.fetch.bytes=4194304 queued.min.messages=1000000 fetch.wait.max.ms=100"}
 # BIN_DIR: a build directory that already has cuepoint and bench/* (skips the build).
 if [ -z "${BIN_DIR:-}" ]; then
@@ -98,7 +101,11 @@ start_broker() { # name partitions topics...: sets broker_pid and bootstrap
     bootstrap=$(head -n1 "$work/$name.txt")
     [ -n "$bootstrap" ] || fail "dev-broker printed no address"
 }
-start_broker broker "$PARTITIONS" events
+changelogs=()
+if [ "$CHANGELOG" = 1 ]; then
+    for round in $(seq "$RUNS"); do changelogs+=("bench-run-$round-changelog"); done
+fi
+start_broker broker "$PARTITIONS" events "${changelogs[@]}"
 
 "$cuepoint" generate --users "$USERS" --events "$EVENTS" --seed "$SEED" > "$work/events.jsonl"
 avg_bytes=$(awk '{ n += length($0) } END { printf "%.0f", n / NR }' "$work/events.jsonl")
@@ -127,7 +134,7 @@ config() { # file app_id input_topic trigger_topic state_dir consumer_json
  "input.topic": "$3", "trigger.topic": "$4",
  "errors.dead.letter.queue.topic.name": "$2-dead", "state.dir": "$5",
  "machines.dir": "$root/deploy/machines", "admin.listen": "127.0.0.1:0",
- "wall.clock.advance": false,
+ "wall.clock.advance": false, "changelog.enabled": $([ "$CHANGELOG" = 1 ] && echo true || echo false),
  "kafka": {"consumer": {$6}}}
 EOF
 }
