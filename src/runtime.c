@@ -962,7 +962,7 @@ static int changelog_open(rt *r, int32_t partitions, cue_err *err)
     int rc = cue_kafka_topic_partitions(r->k, topic, false, cfg->startup_timeout_ms, &n, err);
     if (rc == 0 && n == 0) {
         cue_err cerr = {0};
-        if (cue_kafka_create_compacted(r->k, topic, partitions, cfg->startup_timeout_ms, &cerr) ==
+        if (cue_kafka_create_topic(r->k, topic, partitions, true, cfg->startup_timeout_ms, &cerr) ==
             0) {
             cue_log(CUE_LOG_INFO, "changelog topic created", "s:topic", topic, "i:partitions",
                     (int64_t)partitions, NULL);
@@ -985,6 +985,25 @@ static int changelog_open(rt *r, int32_t partitions, cue_err *err)
                            topic, (int)n, cfg->input_topic, (int)partitions, topic,
                            (int)partitions);
     return rc == 0 ? cue_kafka_changelog_open(r->k, partitions, err) : rc;
+}
+
+/* The decision trail's topic, created when missing where the cluster lets
+ * us (else its automatic creation applies, or deliveries fail and say so). */
+static void decisions_open(rt *r, int32_t partitions)
+{
+    const cue_config *cfg = r->o->cfg;
+    const char *topic = cue_config_decisions_topic(cfg);
+    int32_t n = 0;
+    cue_err err = {0};
+    if (cue_kafka_topic_partitions(r->k, topic, false, cfg->startup_timeout_ms, &n, &err) != 0 ||
+        n > 0)
+        return;
+    if (cue_kafka_create_topic(r->k, topic, partitions, false, cfg->startup_timeout_ms, &err) == 0)
+        cue_log(CUE_LOG_INFO, "decisions topic created", "s:topic", topic, "i:partitions",
+                (int64_t)partitions, NULL);
+    else
+        cue_log(CUE_LOG_WARN, "cannot create the decisions topic; relying on automatic creation",
+                "s:topic", topic, "s:error", err.msg, NULL);
 }
 
 static int open_all(rt *r, cue_err *err)
@@ -1011,6 +1030,7 @@ static int open_all(rt *r, cue_err *err)
     r->task_cfg.cache_max_bytes = share < CUE_CACHE_BYTES_MIN ? CUE_CACHE_BYTES_MIN : share;
     if (parts_reserve(r, partitions - 1) != 0) return cue_err_set(err, CUE_ENOMEM, "out of memory");
     if (cfg->changelog && (rc = changelog_open(r, partitions, err)) != 0) return rc;
+    if (r->o->policy) decisions_open(r, partitions);
     if (cfg->changelog) {
         /* The changelog's reader: the live config with the changelog as its
          * input, outside the group. */
