@@ -977,7 +977,6 @@ int cli_demo_file(int argc, char **argv)
         if (!m && strcmp(argv[a.i], "--file") == 0) m = true;
         if (!m) return cli_usage_error("demo", "unknown option '%s'", argv[a.i]);
         if (a.bad) return EX_USAGE;
-        g.events = 0;
         first = a.i + 1;
     }
     const char *tmp = getenv("TMPDIR");

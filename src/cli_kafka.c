@@ -435,7 +435,6 @@ static int demo_parse(args *a, demo_opts *d)
         if (!m && strcmp(a->argv[a->i], "--keep") == 0) m = d->keep = true;
         if (!m) return cli_usage_error("demo", "unknown option '%s'", a->argv[a->i]);
         if (a->bad) return EX_USAGE;
-        d->g.events = 0;
         first = a->i + 1;
     }
 }
