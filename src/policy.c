@@ -54,7 +54,7 @@ typedef struct experiment {
     scope sc;
     uint32_t holdout_bp; /* basis points of 10000 */
     char variants[VARIANTS_MAX][NAME_MAX_BYTES + 1];
-    uint32_t cum[VARIANTS_MAX]; /* cumulative weights */
+    uint64_t cum[VARIANTS_MAX]; /* cumulative weights, in thousandths */
     uint8_t n_variants;
 } experiment;
 
@@ -138,6 +138,24 @@ static void path_pop(cc *c, size_t saved)
 {
     c->path[saved] = '\0';
 }
+
+/* Unknown keys are errors: a misspelt one must not silently widen a rule. */
+static int check_keys(cc *c, json_t *o, const char *const *keys, size_t n)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v)
+    {
+        bool ok = false;
+        for (size_t i = 0; i < n; i++)
+            ok |= strcmp(key, keys[i]) == 0;
+        if (!ok) return fail(c, "unknown key '%s'", key);
+    }
+    return 0;
+}
+#define CHECK_KEYS(c, o, ...)                                                                      \
+    check_keys(c, o, (const char *const[]){__VA_ARGS__},                                           \
+               sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
 
 static int get_string(cc *c, json_t *v, char *out, size_t cap, const char *what)
 {
@@ -260,7 +278,8 @@ static int compile_classes(cc *c, json_t *v)
         size_t saved;
         path_push(c, "[%d]", NULL, (int)i, &saved);
         json_t *name = json_is_object(e) ? json_object_get(e, "name") : e;
-        int rc = get_string(c, name, p->classes[i], sizeof p->classes[i], "a class");
+        int rc = json_is_object(e) ? CHECK_KEYS(c, e, "name", "bypass") : 0;
+        if (rc == 0) rc = get_string(c, name, p->classes[i], sizeof p->classes[i], "a class");
         if (rc == 0 && find_class(p, p->classes[i]) >= 0)
             rc = fail(c, "class '%s' twice", p->classes[i]);
         json_t *b = json_is_object(e) ? json_object_get(e, "bypass") : NULL;
@@ -467,6 +486,7 @@ static int compile_zones(cc *c, json_t *v)
     snprintf(p->default_zone, sizeof p->default_zone, "UTC");
     if (v == NULL) return 0;
     if (!json_is_object(v)) return fail(c, "%s", "an object: default, regions");
+    if (CHECK_KEYS(c, v, "default", "regions") != 0) return CUE_ECONFIG;
     json_t *d = json_object_get(v, "default");
     size_t saved;
     path_push(c, ".%s", "default", 0, &saved);
@@ -496,6 +516,7 @@ static int compile_quiet(cc *c, json_t *v)
     if (v == NULL) return 0;
     size_t saved;
     if (!json_is_object(v)) return fail(c, "%s", "an object: start, end, spread");
+    if (CHECK_KEYS(c, v, "start", "end", "spread") != 0) return CUE_ECONFIG;
     path_push(c, ".%s", "start", 0, &saved);
     if (get_clock(c, json_object_get(v, "start"), &p->quiet_start) != 0) return CUE_ECONFIG;
     path_pop(c, saved);
@@ -507,6 +528,12 @@ static int compile_quiet(cc *c, json_t *v)
     if (s && get_duration(c, s, &p->spread_ms) != 0) return CUE_ECONFIG;
     path_pop(c, saved);
     p->quiet = p->quiet_start != p->quiet_end;
+    /* The spread must end before the next window opens, or a trigger would
+     * be deferred into it, and again, every night. */
+    int64_t open_ms = (int64_t)((p->quiet_start - p->quiet_end + 1440) % 1440) * 60000;
+    if (p->quiet && p->spread_ms >= open_ms)
+        return fail(c, "%s",
+                    "spread must be shorter than the time between the end and the next start");
     return 0;
 }
 
@@ -532,11 +559,15 @@ static int compile_consent(cc *c, json_t *v)
     p->n_consent_rules = 1;
     if (v == NULL) return 0;
     if (!json_is_object(v)) return fail(c, "%s", "an object: event, mute_event, defaults");
+    if (CHECK_KEYS(c, v, "event", "mute_event", "defaults") != 0) return CUE_ECONFIG;
     size_t saved;
     json_t *ev = json_object_get(v, "event");
     if (ev) {
         path_push(c, ".%s", "event", 0, &saved);
-        int rc = get_string(c, json_object_get(ev, "type"), p->consent_event,
+        int rc = json_is_object(ev) ? CHECK_KEYS(c, ev, "type", "channel", "granted")
+                                    : fail(c, "%s", "an object: type, channel, granted");
+        if (rc == 0)
+            rc = get_string(c, json_object_get(ev, "type"), p->consent_event,
                             sizeof p->consent_event, "type");
         if (rc == 0) rc = compile_ptr(c, ev, "channel", &p->consent_channel);
         if (rc == 0) rc = compile_ptr(c, ev, "granted", &p->consent_granted);
@@ -546,8 +577,11 @@ static int compile_consent(cc *c, json_t *v)
     json_t *mu = json_object_get(v, "mute_event");
     if (mu) {
         path_push(c, ".%s", "mute_event", 0, &saved);
-        int rc =
-            get_string(c, json_object_get(mu, "type"), p->mute_event, sizeof p->mute_event, "type");
+        int rc = json_is_object(mu) ? CHECK_KEYS(c, mu, "type", "channel", "muted")
+                                    : fail(c, "%s", "an object: type, channel, muted");
+        if (rc == 0)
+            rc = get_string(c, json_object_get(mu, "type"), p->mute_event, sizeof p->mute_event,
+                            "type");
         if (rc == 0) rc = compile_ptr(c, mu, "channel", &p->mute_channel);
         if (rc == 0) rc = compile_ptr(c, mu, "muted", &p->mute_muted);
         if (rc) return rc;
@@ -565,6 +599,8 @@ static int compile_consent(cc *c, json_t *v)
     {
         consent_rule *r = &p->consent_rules[p->n_consent_rules++];
         memset(r, 0, sizeof *r);
+        if (!json_is_object(e)) return fail(c, "%s", "each default is an object");
+        if (CHECK_KEYS(c, e, "regions", "mode") != 0) return CUE_ECONFIG;
         json_t *regs = json_object_get(e, "regions"), *mode = json_object_get(e, "mode");
         const char *ms = json_is_string(mode) ? json_string_value(mode) : "";
         if (strcmp(ms, "opt_in") != 0 && strcmp(ms, "opt_out") != 0)
@@ -599,7 +635,9 @@ static int compile_experiments(cc *c, json_t *v)
         size_t saved;
         path_push(c, "[%d]", NULL, (int)i, &saved);
         experiment *x = &p->exps[i];
-        int rc = json_is_object(e) ? 0 : fail(c, "%s", "an experiment is an object");
+        int rc = json_is_object(e) ? CHECK_KEYS(c, e, "name", "machines", "triggers", "classes",
+                                                "holdout", "variants")
+                                   : fail(c, "%s", "an experiment is an object");
         if (rc == 0)
             rc = get_string(c, json_object_get(e, "name"), x->name, sizeof x->name, "name");
         if (rc == 0) rc = compile_scope(c, e, &x->sc);
@@ -614,16 +652,17 @@ static int compile_experiments(cc *c, json_t *v)
             rc = fail(c, "%s", "variants: an object of 1 to 8 name: weight");
         const char *vn;
         json_t *w;
-        uint32_t sum = 0;
+        uint64_t sum = 0;
         if (rc == 0) json_object_foreach(vars, vn, w)
             {
-                if (rc == 0 && (!json_is_number(w) || json_number_value(w) <= 0))
-                    rc = fail(c, "variant '%s': a positive weight", vn);
+                if (rc == 0 && (!json_is_number(w) || json_number_value(w) < 0.001 ||
+                                json_number_value(w) > 1000000))
+                    rc = fail(c, "variant '%s': a weight from 0.001 to 1000000", vn);
                 if (rc == 0 && strlen(vn) > NAME_MAX_BYTES)
                     rc = fail(c, "variant '%s': name too long", vn);
                 if (rc) break;
                 snprintf(x->variants[x->n_variants], sizeof x->variants[0], "%s", vn);
-                sum += (uint32_t)(json_number_value(w) * 1000 + 0.5);
+                sum += (uint64_t)(json_number_value(w) * 1000 + 0.5);
                 x->cum[x->n_variants++] = sum;
             }
         path_pop(c, saved);
@@ -678,6 +717,10 @@ int cue_policy_load(cue_policy **out, const char *path, const cue_machines *ms, 
     SECTION("experiments", compile_experiments(&c, json_object_get(root, "experiments")));
 #undef SECTION
     json_t *er = json_object_get(root, "erasure");
+    if (rc == 0 && er) {
+        snprintf(c.path, sizeof c.path, "$.erasure");
+        rc = json_is_object(er) ? CHECK_KEYS(&c, er, "event") : fail(&c, "%s", "an object: event");
+    }
     if (rc == 0 && er) {
         snprintf(c.path, sizeof c.path, "$.erasure.event");
         rc = get_string(&c, json_object_get(er, "event"), p->erase_event, sizeof p->erase_event,
@@ -761,9 +804,10 @@ int cue_policy_assign(const cue_policy *p, size_t e, const char *user, size_t le
 {
     const experiment *x = &p->exps[e];
     if (bucket(user, len, x->name, 1) < x->holdout_bp) return -1;
-    uint32_t total = x->cum[x->n_variants - 1];
+    uint64_t total = x->cum[x->n_variants - 1];
+    CUE_ASSERT(total > 0); /* each weight is at least 0.001 */
     uint64_t h = cue_hash64(user, len, cue_hash64(x->name, strlen(x->name), 2));
-    uint32_t pick = (uint32_t)(h % total);
+    uint64_t pick = h % total;
     for (int v = 0; v < x->n_variants; v++)
         if (pick < x->cum[v]) return v;
     return x->n_variants - 1;
@@ -861,6 +905,17 @@ static uint8_t pick_channel(const cue_policy *p, const cue_user *u, const trig_r
     return CUE_CH_NONE;
 }
 
+/* A past send's class under the current policy: classes are positions in the
+ * policy file, which may be reordered, so the stored one is not trusted. */
+static uint8_t class_of(const cue_policy *p, const cue_sent *s)
+{
+    int mi = cue_machines_find_hash(p->ms, s->machine);
+    const cue_machine *m = mi >= 0 ? cue_machines_get(p->ms, (size_t)mi) : NULL;
+    for (int t = 0; m && t < m->n_triggers; t++)
+        if (m->triggers[t].hash == s->trigger) return p->rules[mi][t].cls;
+    return s->cls < p->n_classes ? s->cls : (uint8_t)(p->n_classes - 1);
+}
+
 /* When a cap lets this trigger through again, or INT64_MIN when it does now. */
 static int64_t cap_blocks(const cue_policy *p, cue_policy_tz *z, const cue_user *u,
                           const cap_rule *k, uint32_t mh, uint32_t th, uint8_t cls, int64_t now,
@@ -884,14 +939,16 @@ static int64_t cap_blocks(const cue_policy *p, cue_policy_tz *z, const cue_user 
     }
     for (int i = 0; i < up->n_sent; i++) {
         const cue_sent *s = &up->sent[i];
-        if (!in_scope(&k->sc, s->machine, s->trigger, s->cls)) continue;
+        if (!in_scope(&k->sc, s->machine, s->trigger, class_of(p, s))) continue;
         bool inside = k->kind == CAP_ROLLING ? s->ms > now - k->window_ms
                                              : cue_tz_day(z->tz, *zone, s->ms) == day;
         if (inside) times[count++] = s->ms;
     }
     if (count < k->max) return INT64_MIN;
+    if (k->max == 0) return INT64_MAX; /* never frees: deferring means dropping */
     if (k->kind == CAP_DAY) return cue_tz_day_start(z->tz, *zone, day + 1);
     /* sent[] is oldest first: the window frees when enough of the oldest leave it. */
+    CUE_ASSERT(count >= k->max && k->max > 0);
     return times[count - k->max] + k->window_ms;
 }
 
@@ -1016,7 +1073,8 @@ void cue_policy_decide(const cue_policy *p, cue_policy_tz *z, cue_user *u,
             if (frees == INT64_MIN) continue;
             d->why = k->kind == CAP_COOLDOWN ? CUE_WHY_COOLDOWN : CUE_WHY_CAP;
             d->rule = k->name;
-            if (k->defer && (r->max_age_ms == INT64_MAX || frees - t->time_ms <= r->max_age_ms)) {
+            if (k->defer && frees != INT64_MAX &&
+                (r->max_age_ms == INT64_MAX || frees - t->time_ms <= r->max_age_ms)) {
                 d->outcome = CUE_OUTCOME_DEFERRED;
                 d->until_ms = frees;
             } else {
