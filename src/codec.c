@@ -470,6 +470,26 @@ static bool get_instance(reader *r, const cue_machines *ms, cue_instance *in, cu
     return true;
 }
 
+static bool hex_id(const char *id)
+{
+    for (int i = 0; i < CUE_HASH_HEX_LEN; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f'))) return false;
+    return true;
+}
+
+static void bad(reader *r, const char *what)
+{
+    if (!r->bad) {
+        r->bad = true;
+        r->what = what;
+    }
+}
+
+static bool channel_ok(uint8_t ch)
+{
+    return ch < CUE_CHANNELS_MAX || ch == CUE_CH_NONE;
+}
+
 static void get_policy(reader *r, cue_user_policy *pol)
 {
     for (int c = 0; c < CUE_CHANNELS_MAX; c++) {
@@ -486,6 +506,8 @@ static void get_policy(reader *r, cue_user_policy *pol)
         x->trigger = get_u32(r, "sent trigger");
         x->cls = get_u8(r, "sent class");
         x->channel = get_u8(r, "sent channel");
+        if (x->cls >= 16) bad(r, "sent class");
+        if (x->channel >= CUE_CHANNELS_MAX) bad(r, "sent channel");
     }
     pol->n_sent = r->bad ? 0 : (uint8_t)n;
     n = get_varint(r, "deferred count");
@@ -502,6 +524,12 @@ static void get_policy(reader *r, cue_user_policy *pol)
             r->bad = true, r->what = "deferred id";
         x->id[CUE_HASH_HEX_LEN] = '\0';
         x->rec_len = (uint16_t)get_bytes(r, x->rec, sizeof x->rec, "deferred record");
+        /* A trigger record: the policy's fields go before its last two braces. */
+        if (x->rec_len < 3 || x->rec[x->rec_len - 1] != '}' || x->rec[x->rec_len - 2] != '}')
+            bad(r, "deferred record");
+        if (x->due_ms == CUE_TIMER_NONE) bad(r, "deferred due");
+        if (x->why >= CUE_WHY_COUNT) bad(r, "deferred reason");
+        if (!r->bad && !hex_id(x->id)) bad(r, "deferred id");
     }
     pol->n_deferred = r->bad ? 0 : (uint8_t)n;
     n = get_varint(r, "decision count");
@@ -518,6 +546,10 @@ static void get_policy(reader *r, cue_user_policy *pol)
         if (get_bytes(r, x->id, CUE_HASH_HEX_LEN, "decision id") != CUE_HASH_HEX_LEN && !r->bad)
             r->bad = true, r->what = "decision id";
         x->id[CUE_HASH_HEX_LEN] = '\0';
+        if (x->outcome >= CUE_OUTCOME_COUNT) bad(r, "decision outcome");
+        if (x->why >= CUE_WHY_COUNT) bad(r, "decision reason");
+        if (!channel_ok(x->channel)) bad(r, "decision channel");
+        if (!r->bad && !hex_id(x->id)) bad(r, "decision id");
     }
     pol->n_decided = r->bad ? 0 : (uint8_t)n;
 }

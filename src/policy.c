@@ -1034,7 +1034,7 @@ void cue_policy_decide(const cue_policy *p, cue_policy_tz *z, cue_user *u,
             goto done;
         }
     }
-    if (t->timer && r->max_age_ms != INT64_MAX && now - t->time_ms > r->max_age_ms) {
+    if (t->timer && r->max_age_ms != INT64_MAX && t->fired_ms - t->time_ms > r->max_age_ms) {
         if (r->late == LATE_DROP) {
             d->outcome = CUE_OUTCOME_SUPPRESSED;
             d->why = CUE_WHY_TOO_LATE;
@@ -1086,7 +1086,8 @@ void cue_policy_decide(const cue_policy *p, cue_policy_tz *z, cue_user *u,
 done:
     if (d->outcome == CUE_OUTCOME_DEFERRED && !park(u, t, mh, th, d)) {
         d->outcome = CUE_OUTCOME_SUPPRESSED;
-        d->why = CUE_WHY_DEFERRED_FULL;
+        d->why =
+            t->rec_len > CUE_POLICY_DEFERRED_BYTES_MAX ? CUE_WHY_TOO_LARGE : CUE_WHY_DEFERRED_FULL;
         d->until_ms = INT64_MIN;
     }
     /* Only a send has a channel: a deferred trigger picks one again when it
@@ -1155,21 +1156,33 @@ static bool flag_of(const cue_event *ev, const cue_json_ptr *ptr, bool *out)
     return true;
 }
 
+bool cue_policy_is_erasure(const cue_policy *p, const cue_event *ev)
+{
+    return type_is(ev, p->erase_event);
+}
+
 cue_policy_event cue_policy_observe(const cue_policy *p, cue_user *u, const cue_event *ev,
                                     void (*cancelled)(const cue_deferred *d,
                                                       const cue_decision *dec, void *ctx),
-                                    void *ctx)
+                                    void *ctx, const char **why)
 {
-    if (type_is(ev, p->erase_event)) return CUE_POLICY_EVENT_ERASE;
     bool flag;
     int ch;
     if (type_is(ev, p->consent_event)) {
         ch = channel_of(ev, &p->consent_channel);
-        if (ch < 0 || !flag_of(ev, &p->consent_granted, &flag)) return CUE_POLICY_EVENT_NONE;
+        if (ch < 0 || !flag_of(ev, &p->consent_granted, &flag)) {
+            *why = ch < 0 ? "consent event: the channel is not push, email, in_app or sms"
+                          : "consent event: 'granted' is not true or false";
+            return CUE_POLICY_EVENT_BAD;
+        }
         u->policy.consent[ch] = flag ? CUE_CONSENT_GRANTED : CUE_CONSENT_DENIED;
     } else if (type_is(ev, p->mute_event)) {
         ch = channel_of(ev, &p->mute_channel);
-        if (ch < 0 || !flag_of(ev, &p->mute_muted, &flag)) return CUE_POLICY_EVENT_NONE;
+        if (ch < 0 || !flag_of(ev, &p->mute_muted, &flag)) {
+            *why = ch < 0 ? "mute event: the channel is not push, email, in_app or sms"
+                          : "mute event: 'muted' is not true or false";
+            return CUE_POLICY_EVENT_BAD;
+        }
         if (flag)
             u->policy.muted |= (uint8_t)(1u << ch);
         else

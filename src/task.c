@@ -29,7 +29,8 @@ typedef struct pending {
     uint8_t trigger, cls;
     bool timer;
     int64_t time_ms;
-    uint32_t seq; /* the order they were made in, for a stable sort */
+    uint32_t seq;                /* the order they were made in, for a stable sort */
+    int64_t decide_ms, fired_ms; /* see cue_policy_trigger */
     uint32_t rec_off, rec_len;
     char id[CUE_HASH_HEX_LEN + 1];
 } pending;
@@ -63,12 +64,14 @@ struct cue_task {
     const cue_policy *policy; /* borrowed; NULL: every trigger goes out as made */
     cue_policy_tz *tz;        /* owned, with a policy */
     int64_t now_ms;           /* stream time of the current step, for the policy */
+    int64_t decide_ms;        /* when the step's triggers are decided: now_ms, or a timer's due */
     int64_t logged_offset;    /* the input offset in the last changelog meta record */
     int64_t changelog_next;   /* the partition's changelog position, from its meta */
     cue_buf pend;             /* owned: pending array of this step */
     cue_buf pend_recs;        /* owned: their encoded records, back to back */
     cue_buf decision;         /* owned: one decision record */
     cue_deferred *released;   /* owned, with a policy: a deferred trigger being decided again */
+    bool user_loaded;         /* t->user holds the current event's user */
     cue_task_stats stats;
 };
 
@@ -227,6 +230,8 @@ static void on_trigger(const cue_trigger *tr, void *ctx)
                       .timer = tr->ev == NULL,
                       .time_ms = tr->time_ms,
                       .seq = (uint32_t)(t->pend.len / sizeof(pending)),
+                      .decide_ms = t->decide_ms,
+                      .fired_ms = t->now_ms,
                       .rec_off = (uint32_t)off,
                       .rec_len = (uint32_t)(t->pend_recs.len - off)};
         memcpy(pd.id, tr->id, sizeof pd.id);
@@ -348,16 +353,18 @@ static void step_decide(cue_task *t)
                                  .id = ps[i].id,
                                  .time_ms = ps[i].time_ms,
                                  .timer = ps[i].timer,
+                                 .fired_ms = ps[i].fired_ms,
                                  .rec = t->pend_recs.data + ps[i].rec_off,
                                  .rec_len = ps[i].rec_len};
-        decide(t, &pt, t->now_ms);
+        decide(t, &pt, ps[i].decide_ms);
     }
     cue_buf_reset(&t->pend);
     cue_buf_reset(&t->pend_recs);
 }
 
-/* Deferred triggers due by `due` are decided again, each at its own due time,
- * so when stream time passes them does not change the decision. */
+/* Deferred triggers due by `due` join the step's batch, each decided at its
+ * own due time, so when stream time passes them does not change the
+ * decision, and a deferred trigger competes by class with the timers' ones. */
 static void release_deferred(cue_task *t, int64_t due)
 {
     cue_deferred *d = t->released;
@@ -367,15 +374,31 @@ static void release_deferred(cue_task *t, int64_t due)
         int ti = -1;
         for (int k = 0; m && k < m->n_triggers; k++)
             if (m->triggers[k].hash == d->trigger) ti = k;
-        if (ti < 0) continue; /* the machine or trigger is gone: nothing to send */
-        cue_policy_trigger pt = {.machine = (uint16_t)mi,
-                                 .trigger = (uint8_t)ti,
-                                 .id = d->id,
-                                 .time_ms = d->time_ms,
-                                 .timer = d->timer,
-                                 .rec = d->rec,
-                                 .rec_len = d->rec_len};
-        decide(t, &pt, d->due_ms);
+        if (ti < 0) {
+            /* Its machine or trigger was removed: nothing to send, and said so. */
+            cue_decision gone = {.outcome = CUE_OUTCOME_CANCELLED,
+                                 .why = CUE_WHY_MACHINE_CHANGED,
+                                 .channel = CUE_CH_NONE,
+                                 .until_ms = INT64_MIN,
+                                 .decided_ms = d->due_ms,
+                                 .rule = "machines"};
+            emit_decision(t, m, -1, d->id, d->time_ms, &gone);
+            continue;
+        }
+        size_t off = t->pend_recs.len;
+        if (cue_buf_append(&t->pend_recs, d->rec, d->rec_len) != 0) continue; /* counted below */
+        pending pd = {.machine = (uint16_t)mi,
+                      .trigger = (uint8_t)ti,
+                      .cls = cue_policy_class(t->policy, (uint16_t)mi, (uint8_t)ti),
+                      .timer = d->timer,
+                      .time_ms = d->time_ms,
+                      .seq = (uint32_t)(t->pend.len / sizeof(pending)),
+                      .decide_ms = d->due_ms,
+                      .fired_ms = d->due_ms,
+                      .rec_off = (uint32_t)off,
+                      .rec_len = d->rec_len};
+        memcpy(pd.id, d->id, sizeof pd.id);
+        cue_buf_append(&t->pend, &pd, sizeof pd);
     }
 }
 
@@ -527,10 +550,11 @@ static int fire_entry(cue_task *t, int64_t due, cue_err *err)
     /* The entry is used up; timers_sync indexes the user's next timer, if any.
      * The user may have no timer due now: the entry was a lower bound. */
     t->user->indexed_due = CUE_TIMER_NONE;
+    t->decide_ms = due;
     cue_engine_fire(t->ms, t->user, due, on_trigger, t, &t->stats.engine);
     if (t->policy) {
-        step_decide(t);
         release_deferred(t, due);
+        step_decide(t);
     }
     return user_save(t, err);
 }
@@ -614,23 +638,35 @@ static bool is_late(const cue_task *t, int64_t ts)
  * id: the input topic's partition and offset say which event asked for it. */
 static int erase_user(cue_task *t, const cue_event *ev, cue_err *err)
 {
-    unsigned dropped = t->user->policy.n_deferred;
-    int rc = cue_cache_put(t->cache, t->user->id, t->user->id_len, NULL, 0, true);
+    int rc = cue_cache_put(t->cache, ev->user_id, ev->user_id_len, NULL, 0, true);
     if (rc == CUE_EFULL) {
         rc = cue_task_commit(t, err);
-        if (rc == 0) rc = cue_cache_put(t->cache, t->user->id, t->user->id_len, NULL, 0, true);
+        if (rc == 0) rc = cue_cache_put(t->cache, ev->user_id, ev->user_id_len, NULL, 0, true);
     }
     if (rc != 0) return err && err->code ? rc : cue_err_set(err, rc, "cannot erase a user");
     t->stats.erasures++;
-    if (t->sink.decision) {
-        cue_buf *b = &t->decision;
+    if (t->sink.decision == NULL) return 0;
+    /* The user's deferred triggers end here: each gets its final decision,
+     * with its trigger id and without the user. */
+    cue_buf *b = &t->decision;
+    unsigned dropped = 0;
+    for (size_t i = 0; t->user_loaded && i < t->user->policy.n_deferred; i++) {
+        const cue_deferred *d = &t->user->policy.deferred[i];
         cue_buf_reset(b);
-        cue_buf_printf(b, "{\"outcome\":\"erased\",\"partition\":%u,\"offset\":%lld", t->partition,
-                       (long long)ev->offset);
+        cue_buf_printf(b, "{\"trigger_id\":\"%s\",\"outcome\":\"cancelled\",\"reason\":\"erased\"",
+                       d->id);
         json_time_field(b, "decided_at", ev->ts_ms);
-        cue_buf_printf(b, ",\"deferred_dropped\":%u}", dropped);
+        cue_buf_append_char(b, '}');
+        t->stats.decisions[CUE_OUTCOME_CANCELLED]++;
         t->sink.decision(NULL, 0, b->data, b->len, t->sink.ctx);
+        dropped++;
     }
+    cue_buf_reset(b);
+    cue_buf_printf(b, "{\"outcome\":\"erased\",\"partition\":%u,\"offset\":%lld", t->partition,
+                   (long long)ev->offset);
+    json_time_field(b, "decided_at", ev->ts_ms);
+    cue_buf_printf(b, ",\"deferred_dropped\":%u}", dropped);
+    t->sink.decision(NULL, 0, b->data, b->len, t->sink.ctx);
     return 0;
 }
 
@@ -638,6 +674,12 @@ static int apply_event(cue_task *t, cue_event *ev, cue_err *err)
 {
     cue_err uerr = {0};
     int rc = user_load(t, ev->user_id, ev->user_id_len, &uerr);
+    t->user_loaded = rc == 0;
+    /* An erasure goes through whatever the stored state holds, even a
+     * record that no longer decodes. */
+    if (t->policy && cue_policy_is_erasure(t->policy, ev) &&
+        (rc == 0 || rc == CUE_ECORRUPT || rc == CUE_EVERSION))
+        return erase_user(t, ev, err);
     if (rc == CUE_ECORRUPT || rc == CUE_EVERSION) {
         t->stats.corrupt_states++;
         dead_letter(t, CUE_REASON_BAD_STATE, uerr.msg, ev->raw, ev->raw_len, ev->offset);
@@ -649,9 +691,16 @@ static int apply_event(cue_task *t, cue_event *ev, cue_err *err)
         return 0;
     }
     if (t->policy) {
-        cue_policy_event pe = cue_policy_observe(t->policy, t->user, ev, on_cancelled, t);
-        if (pe == CUE_POLICY_EVENT_ERASE) return erase_user(t, ev, err);
+        const char *why = NULL;
+        cue_policy_event pe = cue_policy_observe(t->policy, t->user, ev, on_cancelled, t, &why);
+        if (pe == CUE_POLICY_EVENT_BAD) {
+            /* A consent event that does not say which channel or what: kept
+             * as is, and not silently taken for anything. */
+            dead_letter(t, CUE_REASON_BAD_FIELD, why, ev->raw, ev->raw_len, ev->offset);
+            return 0;
+        }
     }
+    t->decide_ms = t->now_ms;
     cue_engine_apply(t->ms, t->user, ev, on_trigger, t, &t->stats.engine);
     if (t->policy) step_decide(t);
     t->stats.applied++;

@@ -88,7 +88,9 @@ const char *cue_outcome_name(cue_outcome o);
     X(TOO_LATE, "too_late")                                                                        \
     X(CONSENT_WITHDRAWN, "consent_withdrawn")                                                      \
     X(ERASED, "erased")                                                                            \
-    X(DEFERRED_FULL, "deferred_full")
+    X(DEFERRED_FULL, "deferred_full")                                                              \
+    X(MACHINE_CHANGED, "machine_changed")                                                          \
+    X(TOO_LARGE, "too_large")
 typedef enum cue_why {
 #define CUE_WHY_ENUM(name, text) CUE_WHY_##name,
     CUE_WHYS(CUE_WHY_ENUM)

@@ -8,7 +8,7 @@
  *
  * Deciding is deterministic: it reads only the trigger, the user's state
  * (attributes, consent, what was sent, what waits) and a time the caller
- * passes (stream time: the event's, or the time a timer or deferral fired),
+ * passes (stream time: the event's, or the due time of a timer or a deferral),
  * never the wall clock; experiment assignment is a hash of the user id and
  * the experiment's name. So a replay decides exactly as the live run did.
  *
@@ -63,7 +63,10 @@ typedef struct cue_policy_trigger {
     const char *id;   /* trigger_id */
     int64_t time_ms;  /* its cause's time */
     bool timer;       /* caused by a timer */
-    const char *rec;  /* the encoded record, without policy fields */
+    /* When the partition's time reached it: a timer's trigger is decided at
+     * its due time, but its lateness (max_age) is counted to this. */
+    int64_t fired_ms;
+    const char *rec; /* the encoded record, without policy fields */
     size_t rec_len;
 } cue_policy_trigger;
 
@@ -102,16 +105,20 @@ bool cue_policy_take_due(cue_user *u, int64_t now_ms, cue_deferred *out);
 typedef enum {
     CUE_POLICY_EVENT_NONE = 0,
     CUE_POLICY_EVENT_CONSENT, /* consent or mute changed (the user's state has it) */
-    CUE_POLICY_EVENT_ERASE    /* delete the user */
+    CUE_POLICY_EVENT_BAD      /* a consent or mute event without a known channel or flag */
 } cue_policy_event;
+
+/* True for the policy's erasure event type (the caller deletes the user). */
+bool cue_policy_is_erasure(const cue_policy *p, const cue_event *ev);
 
 /* Applies a consent or mute event to the user's state. Deferred triggers that
  * can no longer go to any channel are cancelled at once: each is passed to
- * `cancelled` (with its decision) and removed. */
+ * `cancelled` (with its decision) and removed. For CUE_POLICY_EVENT_BAD,
+ * `*why` names what is wrong (the event should be a dead letter). */
 cue_policy_event cue_policy_observe(const cue_policy *p, cue_user *u, const cue_event *ev,
                                     void (*cancelled)(const cue_deferred *d,
                                                       const cue_decision *dec, void *ctx),
-                                    void *ctx);
+                                    void *ctx, const char **why);
 
 /* Experiment assignment, exposed for tests and tools: the variant index of
  * `user` in experiment `e`, or -1 for its holdout. */

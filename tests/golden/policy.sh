@@ -270,6 +270,34 @@ EOF
 grep -q '"policy":{"channel":"push","class":"lifecycle","late":true}' "$tmp/late_mark.out" && ok \
     || { bad "late mark: the trigger is not marked late"; cat "$tmp/late_mark.out"; }
 
+# A timer's trigger is decided at its due time, whenever the partition's
+# time passes it: the same in a live run that follows the wall clock and in a
+# replay where the next event comes hours later.
+policy due '"quiet_hours": {"start": "21:00", "end": "08:00"}'
+{
+    ev u hello 2026-06-10T19:00:00Z
+    ev u arm 2026-06-10T19:30:00Z           # due 20:30Z, before the quiet hours
+    ev u ping 2026-06-10T22:00:00Z          # time passes it at 22:00Z, inside them
+} > "$tmp/due.events"
+run due
+expect due <<'EOF'
+reminder sent none  push null
+pinged deferred quiet_hours quiet_hours null 2026-06-11T08:00:00.000Z
+EOF
+grep -q '"trigger":"reminder".*"decided_at":"2026-06-10T20:30:00.000Z"' "$tmp/due.decisions" && ok \
+    || bad "the reminder was not decided at its due time"
+
+# A consent event that names no known channel is a dead letter, not ignored.
+policy badconsent "$consent"
+{
+    ev u hello 2026-06-10T00:00:00Z '{"region":"US"}'
+    ev u consent_changed 2026-06-10T01:00:00Z '' '{"channel":"Push","granted":false}'
+    ev u consent_changed 2026-06-10T02:00:00Z '' '{"channel":"push","granted":"no"}'
+} > "$tmp/badconsent.events"
+run badconsent
+[ "$(grep -c '"reason":"bad_field"' "$tmp/badconsent.state/dead-letters.jsonl" 2>/dev/null)" -eq 2 ] && ok \
+    || bad "bad consent events were not dead letters"
+
 # ---- experiments -------------------------------------------------------------
 policy exp '"experiments": [{"name": "copy", "triggers": ["pinged"], "holdout": 0.5, "variants": {"a": 1, "b": 3}}]'
 for u in $(seq 1 400); do ev "x$u" hello 2026-06-10T00:00:00Z; ev "x$u" ping 2026-06-10T01:00:00Z; done > "$tmp/exp.events"
@@ -294,7 +322,9 @@ policy erase '"erasure": {"event": "user_erased"}, "quiet_hours": {"start": "21:
 run erase --until 2026-06-12T00:00:00Z
 grep -q '^{"outcome":"erased","partition":0,"offset":3,"decided_at":"2026-06-10T23:00:00.000Z","deferred_dropped":1}$' "$tmp/erase.decisions" && ok \
     || { bad "erasure record"; cat "$tmp/erase.decisions"; }
-grep '"erased"' "$tmp/erase.decisions" | grep -q gone && bad "the erasure record names the user" || ok
+grep -q '^{"trigger_id":"[0-9a-f]*","outcome":"cancelled","reason":"erased","decided_at":"2026-06-10T23:00:00.000Z"}$' "$tmp/erase.decisions" && ok \
+    || bad "the erased user's deferred trigger has no final decision"
+grep -v '"outcome":"deferred"' "$tmp/erase.decisions" | grep -q gone && bad "an erasure record names the user" || ok
 "$cuepoint" state get gone --machines "$machines" --state-dir "$tmp/erase.state" > /dev/null 2>&1
 [ $? -eq 1 ] && ok || bad "an erased user still has state"
 [ ! -s "$tmp/erase.out" ] && ok || bad "an erased user's deferred trigger went out"

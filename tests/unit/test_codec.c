@@ -211,8 +211,8 @@ Test(codec, policy_state_round_trips_and_plain_users_stay_format_1)
     d->why = CUE_WHY_QUIET_HOURS;
     d->timer = true;
     memcpy(d->id, "0123456789abcdef0123456789abcdef", CUE_HASH_HEX_LEN + 1);
-    memcpy(d->rec, "{\"x\":1}", 7);
-    d->rec_len = 7;
+    memcpy(d->rec, "{\"x\":{\"y\":1}}", 13);
+    d->rec_len = 13;
     p->n_decided = 1;
     p->decided[0] = (cue_decided){.ms = 4000,
                                   .until = 5000,
@@ -231,13 +231,29 @@ Test(codec, policy_state_round_trips_and_plain_users_stay_format_1)
     cr_assert_eq(b.policy.consent[CUE_CH_EMAIL], CUE_CONSENT_DENIED);
     cr_assert_eq(b.policy.muted, 1u << CUE_CH_PUSH);
     cr_assert_eq(b.policy.sent[1].ms, 2000);
-    cr_assert_eq(b.policy.deferred[0].rec_len, 7);
-    cr_assert(memcmp(b.policy.deferred[0].rec, "{\"x\":1}", 7) == 0);
+    cr_assert_eq(b.policy.deferred[0].rec_len, 13);
+    cr_assert(memcmp(b.policy.deferred[0].rec, "{\"x\":{\"y\":1}}", 13) == 0);
     cr_assert_str_eq(b.policy.deferred[0].id, d->id);
     cr_assert_eq(b.policy.decided[0].outcome, CUE_OUTCOME_DEFERRED);
     cr_assert_eq(cue_user_next_due(&b), 5000, "a deferred trigger is due like a timer");
     int64_t peeked = 0;
     cr_assert(cue_codec_peek_indexed_due(rec.data, rec.len, &peeked) == 0);
+    /* Fields out of range are refused with a reason, even under a good checksum. */
+    static cue_user spoilt;
+    for (int k = 0; k < 4; k++) {
+        spoilt = a;
+        const char *want = "";
+        switch (k) {
+        case 0: spoilt.policy.deferred[0].rec[12] = ' ', want = "deferred record"; break;
+        case 1: spoilt.policy.deferred[0].id[3] = '"', want = "deferred id"; break;
+        case 2: spoilt.policy.sent[0].channel = 77, want = "sent channel"; break;
+        default: spoilt.policy.decided[0].why = 200, want = "decision reason"; break;
+        }
+        cr_assert(cue_codec_encode(&spoilt, ms, &rec2) == 0);
+        cr_assert_eq(cue_codec_decode(rec2.data, rec2.len, ms, &b, NULL, &err), CUE_ECORRUPT,
+                     "case %d decoded", k);
+        cr_assert(strstr(err.msg, want), "case %d: %s", k, err.msg);
+    }
     cue_buf json;
     cue_buf_init(&json, 256);
     cr_assert(cue_user_to_json(&a, ms, &json) == 0);
