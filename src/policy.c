@@ -972,8 +972,17 @@ static void remember_decision(cue_user *u, const cue_policy_trigger *t, uint32_t
     snprintf(x->id, sizeof x->id, "%s", t->id);
 }
 
-static void remember_send(cue_user *u, uint32_t mh, uint32_t th, const cue_decision *d)
+/* Remembers a send for the caps, when one could ever count it: a class that
+ * bypasses caps, or a trigger no cap covers, would only push out sends that
+ * do count (the memory holds CUE_POLICY_SENDS_MAX). */
+static void remember_send(const cue_policy *p, cue_user *u, uint32_t mh, uint32_t th,
+                          const cue_decision *d)
 {
+    if (p->bypass[d->cls]) return;
+    bool counted = false;
+    for (int i = 0; i < p->n_caps && !counted; i++)
+        counted = in_scope(&p->caps[i].sc, mh, th, d->cls);
+    if (!counted) return;
     cue_user_policy *up = &u->policy;
     if (up->n_sent == CUE_POLICY_SENDS_MAX) {
         memmove(&up->sent[0], &up->sent[1], (CUE_POLICY_SENDS_MAX - 1) * sizeof up->sent[0]);
@@ -1093,7 +1102,7 @@ done:
     /* Only a send has a channel: a deferred trigger picks one again when it
      * comes due, since consent may have changed meanwhile. */
     if (d->outcome == CUE_OUTCOME_SENT)
-        remember_send(u, mh, th, d);
+        remember_send(p, u, mh, th, d);
     else
         d->channel = CUE_CH_NONE;
     remember_decision(u, t, mh, th, d);
