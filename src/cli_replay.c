@@ -300,6 +300,11 @@ static int check_safety(const cue_config *live, const cue_config *cfg, const rep
             return cli_usage_error("replay", "%s",
                                    "--seed-state needs the topic as source: a live instance "
                                    "resumes at the topic's offsets, which a file does not have");
+        if (live->changelog)
+            return cli_usage_error("replay", "%s",
+                                   "--seed-state with changelog.enabled is not supported yet: the "
+                                   "seeded state is not written to the changelog, and a live "
+                                   "instance would restore the old changelog over it");
         if (ra->range.n_only || ra->range.from != CUE_REPLAY_BEGINNING || ra->only)
             return cli_usage_error("replay", "%s",
                                    "--seed-state rebuilds every partition from the beginning "
