@@ -465,6 +465,13 @@ int cli_cmd_offsets(int argc, char **argv)
     if (ra.spec == NULL) return EX_OSERR;
     args a = {.argc = argc, .argv = argv, .cmd = "offsets"};
     int rc = parse_opts(&a, &s, &ra, reset, &err);
+    if (rc == 0 && reset && s.cfg.changelog) {
+        /* A restore from the changelog would bring back the state and the
+         * position the reset moved away from. */
+        rc = cli_usage_error("offsets", "%s",
+                             "reset with changelog.enabled is not supported yet: a restore from "
+                             "the changelog would undo it");
+    }
     if (rc == 0) {
         /* A dry run or show only reads the store; a reset locks it, which
          * also tells whether an instance is running on it. */
