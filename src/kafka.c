@@ -34,7 +34,13 @@ struct cue_kafka {
     bool fatal_raised;
     bool closing;    /* purged records' reports are expected, not failures */
     bool subscribed; /* the consumer joined (or is joining) the group */
-    bool assigned;   /* ... and has received an assignment since */
+    /* cue_kafka_split_partitions: each assigned partition's records wait in
+     * a queue of their own, read one head at a time by the caller. */
+    bool split;
+    rd_kafka_queue_t *partq[CUE_KAFKA_SPLIT_MAX];
+    rd_kafka_message_t *head[CUE_KAFKA_SPLIT_MAX];
+    cue_kafka_msg headmsg[CUE_KAFKA_SPLIT_MAX];
+    bool assigned; /* ... and has received an assignment since */
     /* A replay's clients (cue_kafka_open_replay): no group, and the
      * replay's id on every record produced. NULL for the live pipeline. */
     const char *replay_id; /* borrowed */
@@ -356,12 +362,16 @@ static void consumer_leave(cue_kafka *k, int64_t timeout_ms)
     rd_kafka_queue_destroy(q);
 }
 
+static void split_close(cue_kafka *k, int32_t p);
+
 void cue_kafka_close(cue_kafka *k, int64_t timeout_ms)
 {
     if (k == NULL) return;
     k->closing = true;
     if (k->consumer) {
         if (timeout_ms > 0 && k->replay_id == NULL) consumer_leave(k, timeout_ms);
+        for (int32_t p = 0; p < CUE_KAFKA_SPLIT_MAX; p++)
+            split_close(k, p);
         if (k->cq) rd_kafka_queue_destroy(k->cq);
         if (k->subscribed && !k->assigned) {
             /* librdkafka 2.0.2 asserts when a cooperative-sticky member that
@@ -501,6 +511,65 @@ void cue_kafka_drain_fd(int fd)
     while (read(fd, b, sizeof b) > 0) {}
 }
 
+static void split_open(cue_kafka *k, int32_t p)
+{
+    if (p < 0 || p >= CUE_KAFKA_SPLIT_MAX || k->partq[p]) return;
+    k->partq[p] = rd_kafka_queue_get_partition(k->consumer, k->cfg->input_topic, p);
+    if (k->partq[p] == NULL) return;
+    rd_kafka_queue_forward(k->partq[p], NULL); /* its records stay here */
+    rd_kafka_queue_io_event_enable(k->partq[p], k->cpipe[1], "1", 1);
+}
+
+static void split_close(cue_kafka *k, int32_t p)
+{
+    if (p < 0 || p >= CUE_KAFKA_SPLIT_MAX) return;
+    if (k->head[p]) rd_kafka_message_destroy(k->head[p]);
+    k->head[p] = NULL;
+    if (k->partq[p]) rd_kafka_queue_destroy(k->partq[p]);
+    k->partq[p] = NULL;
+}
+
+void cue_kafka_split_partitions(cue_kafka *k)
+{
+    k->split = true;
+}
+
+const cue_kafka_msg *cue_kafka_peek(cue_kafka *k, int32_t p)
+{
+    if (p < 0 || p >= CUE_KAFKA_SPLIT_MAX || k->partq[p] == NULL) return NULL;
+    while (k->head[p] == NULL) {
+        rd_kafka_message_t *m = rd_kafka_consume_queue(k->partq[p], 0);
+        if (m == NULL) return NULL;
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                k->stats.consumer_errors++;
+                cue_log(CUE_LOG_WARN, rd_kafka_message_errstr(m), "s:topic", k->cfg->input_topic,
+                        "i:partition", (int64_t)p, "s:error", rd_kafka_err2name(m->err), NULL);
+            }
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        rd_kafka_timestamp_type_t tt;
+        k->head[p] = m;
+        k->headmsg[p] = (cue_kafka_msg){.topic = rd_kafka_topic_name(m->rkt),
+                                        .partition = m->partition,
+                                        .offset = m->offset,
+                                        .timestamp_ms = rd_kafka_message_timestamp(m, &tt),
+                                        .key = m->key,
+                                        .key_len = m->key_len,
+                                        .value = m->payload ? m->payload : "",
+                                        .value_len = m->len};
+    }
+    return &k->headmsg[p];
+}
+
+void cue_kafka_take(cue_kafka *k, int32_t p)
+{
+    if (p < 0 || p >= CUE_KAFKA_SPLIT_MAX || k->head[p] == NULL) return;
+    rd_kafka_message_destroy(k->head[p]);
+    k->head[p] = NULL;
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t code,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -532,10 +601,14 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t code,
             for (int i = 0; i < parts->cnt; i++)
                 if (start[i] == CUE_KAFKA_OFFSET_HOLD)
                     cue_kafka_pause(k, parts->elems[i].partition);
+            for (int i = 0; k->split && i < parts->cnt; i++)
+                split_open(k, parts->elems[i].partition);
         }
     } else {
         bool lost = rd_kafka_assignment_lost(rk);
         k->h.revoked(ids, n, lost, k->h.ctx);
+        for (size_t i = 0; k->split && i < n; i++)
+            split_close(k, ids[i]);
         if (coop) {
             rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
             if (e) rd_kafka_error_destroy(e);
@@ -704,6 +777,12 @@ int cue_kafka_produce_dead_letter(cue_kafka *k, const cue_dead_letter *dl, const
                    src->timestamp_ms);
 }
 
+int cue_kafka_produce_keyed(cue_kafka *k, const char *key, size_t key_len, const char *val,
+                            size_t len, int64_t ts_ms)
+{
+    return produce(k, k->triggers, REC_TRIGGER, key, key_len, val, len, NULL, ts_ms);
+}
+
 int cue_kafka_produce_decision(cue_kafka *k, const char *key, size_t key_len, const char *rec,
                                size_t len)
 {
@@ -769,6 +848,17 @@ void cue_kafka_commit(cue_kafka *k, int32_t partition, int64_t offset, bool sync
         cue_log(CUE_LOG_WARN, "offset commit failed", "s:topic", k->cfg->input_topic, "i:partition",
                 (int64_t)partition, "i:offset", offset, "s:error", rd_kafka_err2str(e), NULL);
     rd_kafka_topic_partition_list_destroy(l);
+}
+
+int64_t cue_kafka_position(cue_kafka *k, int32_t partition)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, k->cfg->input_topic, partition);
+    int64_t pos = -1;
+    if (rd_kafka_position(k->consumer, l) == RD_KAFKA_RESP_ERR_NO_ERROR && l->elems[0].offset >= 0)
+        pos = l->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    return pos;
 }
 
 int64_t cue_kafka_high_watermark(cue_kafka *k, int32_t partition)

@@ -54,6 +54,10 @@ enum { RUNNING = 0, COMMITTING };
 
 typedef struct rt {
     const cue_runtime_opts *o;
+    /* The pipeline's config: the caller's, or with repartition its copy whose
+     * input is <application.id>-repartition. */
+    const cue_config *cfg;
+    cue_config cfg_main;
     cue_runtime_result *res;
     cue_config task_cfg; /* the config with the cache budget divided among partitions */
     uv_loop_t loop;
@@ -70,7 +74,20 @@ typedef struct rt {
     uv_poll_t rpoll;
     uv_idle_t rmore;
     size_t restoring; /* partitions being restored */
-    cue_http *http;   /* owned */
+    /* The repartition stage (config "repartition"): a member of its own group
+     * (<application.id>-repartition) on the input topic that re-keys each
+     * record by its user id into the repartition topic, which the pipeline
+     * reads. Stateless: its position is its group's committed offset. */
+    cue_kafka *k1;
+    cue_config cfg_stage1;
+    cue_event_decoder *dec1;
+    uv_poll_t c1poll, p1poll;
+    uv_idle_t more1;
+    bool *owned1; /* per input partition */
+    int32_t n1;
+    bool assigned1_once;
+    uint64_t repartitioned;
+    cue_http *http; /* owned */
     cue_task_sink sink;
     part *parts; /* owned; n_parts of them, indexed by partition */
     int32_t n_parts;
@@ -157,7 +174,7 @@ static int sink_flush(void *ctx, cue_err *err)
 {
     rt *r = ctx;
     if (r->fatal_rc) return cue_err_set(err, r->fatal_rc, "%s", r->fatal_err.msg);
-    return cue_kafka_flush(r->k, r->o->cfg->delivery_timeout_ms, err);
+    return cue_kafka_flush(r->k, r->cfg->delivery_timeout_ms, err);
 }
 
 /* ---- partitions -------------------------------------------------------- */
@@ -192,7 +209,7 @@ static int apply_group_reset(rt *r, int32_t id, const char *meta)
             return err.code;
         }
         if (!a.already)
-            cue_log(CUE_LOG_INFO, "reset applied", "s:topic", r->o->cfg->input_topic, "i:partition",
+            cue_log(CUE_LOG_INFO, "reset applied", "s:topic", r->cfg->input_topic, "i:partition",
                     (int64_t)id, "s:reset", meta, "i:from", a.from, "i:to", a.to, "s:state",
                     a.action == CUE_OFFSETS_DROP ? "dropped" : "kept", "u:users", a.users, NULL);
     }
@@ -221,7 +238,7 @@ static int apply_group_resets(rt *r, const int32_t *ids, size_t n)
         if (r->parts[ids[i]].task == NULL) fresh[m++] = ids[i];
     cue_err err = {0};
     bool unread = cue_kafka_group_committed(r->k, fresh, m, offsets, meta,
-                                            r->o->cfg->startup_timeout_ms, &err) != 0;
+                                            r->cfg->startup_timeout_ms, &err) != 0;
     if (unread)
         cue_log(CUE_LOG_WARN,
                 "the group's committed offsets could not be read: a reset would go unseen, so "
@@ -334,7 +351,7 @@ static int restore_plan(rt *r, int32_t id, bool *needed, cue_err *err)
     if (r->restore == NULL) return 0;
     part *p = &r->parts[id];
     int64_t low = 0, high = 0;
-    int rc = cue_kafka_watermarks(r->restore, id, r->o->cfg->startup_timeout_ms, &low, &high, err);
+    int rc = cue_kafka_watermarks(r->restore, id, r->cfg->startup_timeout_ms, &low, &high, err);
     if (rc != 0) return rc;
     cue_store_meta meta;
     rc = cue_store_meta_get(r->store, (uint32_t)id, &meta, err);
@@ -418,8 +435,8 @@ static int on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
         start[i] = next > 0 ? next : CUE_KAFKA_OFFSET_BEGINNING;
         p->position = next;
         p->high = -1;
-        cue_log(CUE_LOG_INFO, "partition assigned", "s:topic", r->o->cfg->input_topic,
-                "i:partition", (int64_t)ids[i], "i:offset", next, "i:stream_time_ms",
+        cue_log(CUE_LOG_INFO, "partition assigned", "s:topic", r->cfg->input_topic, "i:partition",
+                (int64_t)ids[i], "i:offset", next, "i:stream_time_ms",
                 cue_task_stream_time(p->task), NULL);
     }
     r->assigned_once = true;
@@ -469,7 +486,7 @@ static void on_revoked(const int32_t *ids, size_t n, bool lost, void *ctx)
     for (size_t i = 0; i < n; i++) {
         part_release(r, ids[i], !lost, true);
         cue_log(CUE_LOG_INFO, lost ? "partition lost" : "partition revoked", "s:topic",
-                r->o->cfg->input_topic, "i:partition", (int64_t)ids[i], NULL);
+                r->cfg->input_topic, "i:partition", (int64_t)ids[i], NULL);
     }
 }
 
@@ -486,7 +503,7 @@ static void on_message(const cue_kafka_msg *m, void *ctx)
     cue_err err = {0};
     int rc;
     r->cur = m;
-    if (m->value_len > r->o->cfg->event_bytes_max)
+    if (m->value_len > r->cfg->event_bytes_max)
         rc = cue_task_reject(p->task, m->offset, CUE_REASON_TOO_LARGE,
                              "record larger than event.max.bytes", m->value, m->value_len, &err);
     else /* a record without a key is not keyed by user id either */
@@ -504,6 +521,17 @@ static void on_fatal(const char *why, void *ctx)
 
 /* ---- the commit cycle -------------------------------------------------- */
 
+/* The repartition stage's progress goes to its group once what it produced
+ * is acknowledged (the commit cycle waited for that). */
+static void stage1_commit(rt *r, bool sync)
+{
+    for (int32_t i = 0; r->k1 && i < r->n1 && r->fatal_rc == 0; i++) {
+        if (!r->owned1[i]) continue;
+        int64_t pos = cue_kafka_position(r->k1, i);
+        if (pos >= 0) cue_kafka_commit(r->k1, i, pos, sync);
+    }
+}
+
 static void finish_commit(rt *r)
 {
     for (int32_t i = 0; i < r->n_parts && r->fatal_rc == 0; i++) {
@@ -517,6 +545,7 @@ static void finish_commit(rt *r)
         if (!p->group_unread)
             cue_kafka_group_commit(r->k, i, cue_task_next_offset(p->task), p->marker, false, NULL);
     }
+    stage1_commit(r, false);
     r->res->commits++;
     cue_histogram_observe(&r->commit_hist, (double)(uv_hrtime() - r->commit_started_ns) / 1e9);
     r->state = RUNNING;
@@ -524,6 +553,7 @@ static void finish_commit(rt *r)
 }
 
 static void pump(rt *r);
+static void on_more1_cb(uv_idle_t *h);
 static void on_more(uv_idle_t *h)
 {
     pump(h->data);
@@ -538,8 +568,12 @@ static void check_commit(rt *r)
 {
     if (r->state != COMMITTING || r->fatal_rc) return;
     if (cue_kafka_in_flight(r->k) > 0) return; /* the producer's fd wakes us */
+    if (r->k1 && cue_kafka_in_flight(r->k1) > 0) return;
     finish_commit(r);
-    if (r->state == RUNNING && !r->stop_requested) resume(r);
+    if (r->state == RUNNING && !r->stop_requested) {
+        resume(r);
+        if (r->k1) uv_idle_start(&r->more1, on_more1_cb);
+    }
 }
 
 static void begin_commit(rt *r)
@@ -584,6 +618,11 @@ static bool all_caught_up(rt *r)
         p->high = cue_kafka_high_watermark(r->k, i);
         if (p->high < 0 || p->position < p->high) behind++;
     }
+    for (int32_t i = 0; r->k1 && i < r->n1; i++) {
+        if (!r->owned1[i]) continue;
+        int64_t high = cue_kafka_high_watermark(r->k1, i), pos = cue_kafka_position(r->k1, i);
+        if (high < 0 || (high > 0 && pos < high)) behind++;
+    }
     return owned > 0 && behind == 0;
 }
 
@@ -609,6 +648,23 @@ static void on_consumer(uv_poll_t *h, int status, int events)
     pump(r);
 }
 
+/* With the repartition stage, "at the end" also needs what it produced to
+ * be read: its deliveries done, and the repartition topic's ends (asked from
+ * the brokers, not from the last fetch) reached. */
+static bool repartition_drained(rt *r)
+{
+    if (r->k1 == NULL) return true;
+    if (cue_kafka_in_flight(r->k1) > 0) return false;
+    for (int32_t i = 0; i < r->n_parts; i++) {
+        part *p = &r->parts[i];
+        if (p->task == NULL) continue;
+        int64_t low = 0, high = 0;
+        if (cue_kafka_watermarks(r->k, i, 1000, &low, &high, NULL) != 0 || p->position < high)
+            return false;
+    }
+    return true;
+}
+
 /* Caught-up partitions follow the wall clock; lagging ones never do, so a
  * backlog of progress is applied before any "stalled" timer can fire. */
 static void on_clock(uv_timer_t *h)
@@ -616,7 +672,7 @@ static void on_clock(uv_timer_t *h)
     rt *r = h->data;
     if (r->state != RUNNING || r->fatal_rc) return;
     bool caught_up = all_caught_up(r);
-    if (r->o->cfg->wall_clock) {
+    if (r->cfg->wall_clock) {
         int64_t now = wall_ms(r);
         for (int32_t i = 0; i < r->n_parts; i++) {
             part *p = &r->parts[i];
@@ -628,7 +684,8 @@ static void on_clock(uv_timer_t *h)
             }
         }
     }
-    if (r->o->stop_at_end && caught_up && cue_kafka_in_flight(r->k) == 0 && !r->stop_requested) {
+    if (r->o->stop_at_end && caught_up && cue_kafka_in_flight(r->k) == 0 && !r->stop_requested &&
+        repartition_drained(r)) {
         cue_log(CUE_LOG_INFO, "every partition reached its end; stopping", NULL);
         request_stop(r, 0);
     }
@@ -655,7 +712,7 @@ static void request_stop(rt *r, int sig)
     r->stop_requested = true;
     r->res->signal = sig;
     cue_log(CUE_LOG_INFO, "stopping: finishing the commit cycle", "i:signal", (int64_t)sig, NULL);
-    uv_timer_start(&r->stop_timer, on_stop_timeout, (uint64_t)r->o->cfg->shutdown_timeout_ms, 0);
+    uv_timer_start(&r->stop_timer, on_stop_timeout, (uint64_t)r->cfg->shutdown_timeout_ms, 0);
     if (r->state == RUNNING) begin_commit(r);
 }
 
@@ -700,7 +757,7 @@ static void label_part(rt *r, int32_t p)
     cue_buf_reset(&r->labels);
     char v[16];
     snprintf(v, sizeof v, "%d", (int)p);
-    cue_prom_label(&r->labels, "topic", r->o->cfg->input_topic, strlen(r->o->cfg->input_topic));
+    cue_prom_label(&r->labels, "topic", r->cfg->input_topic, strlen(r->cfg->input_topic));
     cue_prom_label(&r->labels, "partition", v, strlen(v));
 }
 
@@ -854,7 +911,7 @@ static void render_metrics(rt *r, cue_buf *b)
 static bool is_ready(rt *r)
 {
     return r->assigned_once && !r->rebalancing && !r->stop_requested && r->fatal_rc == 0 &&
-           r->restoring == 0;
+           r->restoring == 0 && (r->k1 == NULL || r->assigned1_once);
 }
 
 static int user_json(rt *r, const char *uid, cue_buf *body)
@@ -923,8 +980,8 @@ static int on_http(const char *method, const char *path, cue_buf *body, const ch
 
 static int open_admin(rt *r, cue_err *err)
 {
-    if (r->o->cfg->admin_listen[0] == '\0') return 0;
-    int rc = cue_http_start(&r->http, &r->loop, r->o->cfg->admin_listen, on_http, r, err);
+    if (r->cfg->admin_listen[0] == '\0') return 0;
+    int rc = cue_http_start(&r->http, &r->loop, r->cfg->admin_listen, on_http, r, err);
     if (rc != 0) {
         /* A taken port or a bad address is fixed in the config (or "" for none). */
         cue_err_prefix(err, "admin.listen");
@@ -933,10 +990,10 @@ static int open_admin(rt *r, cue_err *err)
     }
     char addr[96];
     snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)cue_http_port(r->http));
-    const char *colon = strrchr(r->o->cfg->admin_listen, ':');
+    const char *colon = strrchr(r->cfg->admin_listen, ':');
     if (colon)
-        snprintf(addr, sizeof addr, "%.*s:%u", (int)(colon - r->o->cfg->admin_listen),
-                 r->o->cfg->admin_listen, (unsigned)cue_http_port(r->http));
+        snprintf(addr, sizeof addr, "%.*s:%u", (int)(colon - r->cfg->admin_listen),
+                 r->cfg->admin_listen, (unsigned)cue_http_port(r->http));
     cue_log(CUE_LOG_INFO, "admin listening", "s:address", addr, NULL);
     if (r->o->admin_addr_file) {
         char tmp[CUE_PATH_MAX + 8];
@@ -956,7 +1013,7 @@ static int open_admin(rt *r, cue_err *err)
  * missing; a count that differs is a configuration error. */
 static int changelog_open(rt *r, int32_t partitions, cue_err *err)
 {
-    const cue_config *cfg = r->o->cfg;
+    const cue_config *cfg = r->cfg;
     const char *topic = cue_config_changelog_topic(cfg);
     int32_t n = 0;
     int rc = cue_kafka_topic_partitions(r->k, topic, false, cfg->startup_timeout_ms, &n, err);
@@ -987,11 +1044,155 @@ static int changelog_open(rt *r, int32_t partitions, cue_err *err)
     return rc == 0 ? cue_kafka_changelog_open(r->k, partitions, err) : rc;
 }
 
+/* ---- the repartition stage -------------------------------------------------- */
+
+#define STAGE1_BATCH 4096
+
+static int on_assigned1(const int32_t *ids, int64_t *start, size_t n, void *ctx)
+{
+    rt *r = ctx;
+    for (size_t i = 0; i < n; i++) {
+        start[i] = CUE_KAFKA_OFFSET_GROUP; /* stateless: where its group left off */
+        if (ids[i] >= 0 && ids[i] < r->n1) r->owned1[ids[i]] = true;
+    }
+    r->assigned1_once = true;
+    return 0;
+}
+
+static void on_revoked1(const int32_t *ids, size_t n, bool lost, void *ctx)
+{
+    rt *r = ctx;
+    if (!lost && r->fatal_rc == 0) {
+        /* What was produced is acknowledged before the offsets move on. */
+        cue_err err = {0};
+        if (cue_kafka_flush(r->k1, r->cfg->delivery_timeout_ms, &err) != 0)
+            fatal(r, err.code, err.msg);
+        else
+            stage1_commit(r, true);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] >= 0 && ids[i] < r->n1) r->owned1[ids[i]] = false;
+}
+
+static void on_message1(const cue_kafka_msg *m, void *ctx)
+{
+    rt *r = ctx;
+    if (r->fatal_rc) return;
+    cue_event ev;
+    cue_reason why = CUE_REASON_TOO_LARGE;
+    cue_err derr = {0};
+    if (m->value_len <= r->cfg->event_bytes_max &&
+        cue_event_decode(r->dec1, m->value, m->value_len, &ev, &why, &derr) == 0) {
+        /* The value as it came, keyed by its user: the pipeline's input. */
+        cue_kafka_produce_keyed(r->k1, ev.user_id, ev.user_id_len, m->value, m->value_len,
+                                m->timestamp_ms);
+        r->repartitioned++;
+        return;
+    }
+    cue_dead_letter dl = {.reason = why,
+                          .message = derr.msg[0] ? derr.msg : "record larger than event.max.bytes",
+                          .raw = m->value,
+                          .raw_len = m->value_len,
+                          .partition = (uint32_t)m->partition,
+                          .offset = m->offset};
+    r->res->dead_letters++;
+    r->res->dead_by_reason[why]++;
+    cue_kafka_produce_dead_letter(r->k1, &dl, m);
+}
+
+static void on_more1_cb(uv_idle_t *h);
+
+static void pump1(rt *r)
+{
+    if (r->k1 == NULL || r->state != RUNNING || r->fatal_rc) {
+        uv_idle_stop(&r->more1);
+        return;
+    }
+    if (cue_kafka_consume(r->k1, STAGE1_BATCH) < STAGE1_BATCH)
+        uv_idle_stop(&r->more1);
+    else if (!uv_is_active((uv_handle_t *)&r->more1))
+        uv_idle_start(&r->more1, on_more1_cb);
+}
+
+static void on_more1_cb(uv_idle_t *h)
+{
+    pump1(h->data);
+}
+
+static void on_consumer1(uv_poll_t *h, int status, int events)
+{
+    rt *r = h->data;
+    (void)status;
+    (void)events;
+    cue_kafka_drain_fd(cue_kafka_consumer_fd(r->k1));
+    pump1(r);
+}
+
+static void on_producer1(uv_poll_t *h, int status, int events)
+{
+    rt *r = h->data;
+    (void)status;
+    (void)events;
+    cue_kafka_drain_fd(cue_kafka_producer_fd(r->k1));
+    cue_kafka_serve_producer(r->k1);
+    check_commit(r);
+}
+
+/* The repartition topic: the input's partition count, like the changelog. */
+static int stage1_open(rt *r, cue_err *err)
+{
+    const cue_config *cfg = r->o->cfg;
+    r->cfg_stage1 = *cfg;
+    snprintf(r->cfg_stage1.application_id, sizeof r->cfg_stage1.application_id, "%s",
+             cue_config_repartition_topic(cfg));
+    snprintf(r->cfg_stage1.trigger_topic, sizeof r->cfg_stage1.trigger_topic, "%s",
+             cue_config_repartition_topic(cfg));
+    snprintf(r->cfg_stage1.dead_letter_topic, sizeof r->cfg_stage1.dead_letter_topic, "%s",
+             cue_config_dead_letter_topic(cfg));
+    cue_kafka_handler h = {.assigned = on_assigned1,
+                           .revoked = on_revoked1,
+                           .message = on_message1,
+                           .fatal = on_fatal,
+                           .ctx = r};
+    int32_t n = 0, have = 0;
+    const char *topic = cue_config_repartition_topic(cfg);
+    int rc = cue_event_decoder_new(&r->dec1, cfg, err);
+    if (rc == 0) rc = cue_kafka_open(&r->k1, &r->cfg_stage1, &h, err);
+    if (rc == 0) rc = cue_kafka_wait_ready(r->k1, cfg->startup_timeout_ms, &n, err);
+    if (rc == 0)
+        rc = cue_kafka_topic_partitions(r->k1, topic, false, cfg->startup_timeout_ms, &have, err);
+    if (rc == 0 && have == 0) {
+        cue_err cerr = {0};
+        if (cue_kafka_create_topic(r->k1, topic, n, false, cfg->startup_timeout_ms, &cerr) == 0)
+            have = n;
+        else
+            rc =
+                cue_kafka_topic_partitions(r->k1, topic, true, cfg->startup_timeout_ms, &have, err);
+    }
+    if (rc == 0 && have != n)
+        rc = cue_err_set(err, CUE_ECONFIG,
+                         "repartition topic %s has %d partitions and input topic %s has %d: they "
+                         "must be equal; create %s with %d partitions",
+                         topic, (int)have, cfg->input_topic, (int)n, topic, (int)n);
+    if (rc == 0 && (r->owned1 = calloc((size_t)n, sizeof *r->owned1)) == NULL)
+        rc = cue_err_set(err, CUE_ENOMEM, "out of memory");
+    r->n1 = n;
+    if (rc == 0) {
+        /* The pipeline reads the repartition topic. */
+        r->cfg_main = *cfg;
+        snprintf(r->cfg_main.input_topic, sizeof r->cfg_main.input_topic, "%s", topic);
+        r->cfg = &r->cfg_main;
+        cue_log(CUE_LOG_INFO, "repartitioning", "s:from", cfg->input_topic, "s:to", topic,
+                "i:partitions", (int64_t)n, NULL);
+    }
+    return rc;
+}
+
 /* The decision trail's topic, created when missing where the cluster lets
  * us (else its automatic creation applies, or deliveries fail and say so). */
 static void decisions_open(rt *r, int32_t partitions)
 {
-    const cue_config *cfg = r->o->cfg;
+    const cue_config *cfg = r->cfg;
     const char *topic = cue_config_decisions_topic(cfg);
     int32_t n = 0;
     cue_err err = {0};
@@ -1008,7 +1209,11 @@ static void decisions_open(rt *r, int32_t partitions)
 
 static int open_all(rt *r, cue_err *err)
 {
-    const cue_config *cfg = r->o->cfg;
+    if (r->o->cfg->repartition) {
+        int src = stage1_open(r, err);
+        if (src != 0) return src;
+    }
+    const cue_config *cfg = r->cfg;
     int rc = cue_store_dir_create(cfg->state_dir, err);
     cue_store_opts so = {.block_cache_bytes = 0};
     if (rc == 0) rc = cue_store_open(&r->store, cfg->state_dir, &so, err);
@@ -1067,13 +1272,23 @@ static void start_handles(rt *r)
     uv_poll_start(&r->cpoll, UV_READABLE, on_consumer);
     uv_idle_init(&r->loop, &r->rmore);
     r->rmore.data = r;
+    uv_idle_init(&r->loop, &r->more1);
+    r->more1.data = r;
+    if (r->k1) {
+        uv_poll_init(&r->loop, &r->c1poll, cue_kafka_consumer_fd(r->k1));
+        uv_poll_init(&r->loop, &r->p1poll, cue_kafka_producer_fd(r->k1));
+        r->c1poll.data = r->p1poll.data = r;
+        uv_poll_start(&r->c1poll, UV_READABLE, on_consumer1);
+        uv_poll_start(&r->p1poll, UV_READABLE, on_producer1);
+        uv_idle_start(&r->more1, on_more1_cb);
+    }
     if (r->restore) {
         uv_poll_init(&r->loop, &r->rpoll, cue_kafka_consumer_fd(r->restore));
         r->rpoll.data = r;
         uv_poll_start(&r->rpoll, UV_READABLE, on_restore_ready);
     }
     uv_poll_start(&r->ppoll, UV_READABLE, on_producer);
-    uint64_t every = (uint64_t)r->o->cfg->commit_interval_ms;
+    uint64_t every = (uint64_t)r->cfg->commit_interval_ms;
     uv_timer_start(&r->commit_timer, on_commit_timer, every, every);
     uv_timer_start(&r->clock_timer, on_clock, CLOCK_TICK_MS, CLOCK_TICK_MS);
     uv_signal_start(&r->sigterm, on_signal, SIGTERM);
@@ -1090,6 +1305,11 @@ static void close_handles(rt *r)
     for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
         if (!uv_is_closing(hs[i])) uv_close(hs[i], NULL);
     if (!uv_is_closing((uv_handle_t *)&r->rmore)) uv_close((uv_handle_t *)&r->rmore, NULL);
+    if (!uv_is_closing((uv_handle_t *)&r->more1)) uv_close((uv_handle_t *)&r->more1, NULL);
+    if (r->k1) {
+        if (!uv_is_closing((uv_handle_t *)&r->c1poll)) uv_close((uv_handle_t *)&r->c1poll, NULL);
+        if (!uv_is_closing((uv_handle_t *)&r->p1poll)) uv_close((uv_handle_t *)&r->p1poll, NULL);
+    }
     if (r->restore && !uv_is_closing((uv_handle_t *)&r->rpoll))
         uv_close((uv_handle_t *)&r->rpoll, NULL);
 }
@@ -1098,6 +1318,7 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
 {
     rt *r = calloc(1, sizeof *r);
     if (r == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
+    r->cfg = o->cfg;
     memset(res, 0, sizeof *res);
     r->o = o;
     r->res = res;
@@ -1116,6 +1337,7 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
     uv_loop_init(&r->loop);
     int rc = open_all(r, err);
     if (rc == 0) rc = cue_kafka_subscribe(r->k, err);
+    if (rc == 0 && r->k1) rc = cue_kafka_subscribe(r->k1, err);
     if (rc == 0) {
         start_handles(r);
         uv_run(&r->loop, UV_RUN_DEFAULT);
@@ -1138,6 +1360,14 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
     uv_run(&r->loop, UV_RUN_DEFAULT); /* runs the close callbacks */
     uv_loop_close(&r->loop);
     if (r->restore) cue_kafka_close(r->restore, 0);
+    if (r->k1) {
+        cue_err ferr = {0};
+        if (r->fatal_rc == 0 && cue_kafka_flush(r->k1, o->cfg->delivery_timeout_ms, &ferr) == 0)
+            stage1_commit(r, true);
+        cue_kafka_close(r->k1, r->fatal_rc ? 0 : o->cfg->shutdown_timeout_ms);
+    }
+    cue_event_decoder_free(r->dec1);
+    free(r->owned1);
     if (r->k) {
         teardown_watchdog(rc, o->cfg->shutdown_timeout_ms);
         cue_kafka_close(r->k, r->fatal_rc ? 0 : o->cfg->shutdown_timeout_ms);

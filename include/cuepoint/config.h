@@ -74,6 +74,10 @@ typedef struct cue_config {
     /* changelog.enabled: false. Each commit also writes the changed users to
      * <application.id>-changelog, so another instance can rebuild a partition. */
     bool changelog;
+    /* repartition: false. The input is not keyed by user id: a first stage
+     * re-keys each record by its user id into <application.id>-repartition,
+     * which the journeys then read. */
+    bool repartition;
     int64_t startup_timeout_ms;  /* startup.timeout.ms: 30000, then exit 69 */
     int64_t shutdown_timeout_ms; /* shutdown.timeout.ms: 30000 */
     int64_t delivery_timeout_ms; /* delivery.timeout.ms: 120000 (librdkafka message.timeout.ms) */
@@ -110,6 +114,8 @@ const char *cue_config_dead_letter_topic(const cue_config *c);
 /* The changelog topic: "<application.id>-changelog" (compacted, one
  * partition per input partition). */
 const char *cue_config_changelog_topic(const cue_config *c);
+/* The repartition topic: "<application.id>-repartition". */
+const char *cue_config_repartition_topic(const cue_config *c);
 /* The decisions topic: the configured one, or "<application.id>-decisions". */
 const char *cue_config_decisions_topic(const cue_config *c);
 

@@ -137,6 +137,12 @@ int cue_kafka_produce_trigger(cue_kafka *k, const cue_trigger *t, const char *re
 int cue_kafka_produce_dead_letter(cue_kafka *k, const cue_dead_letter *dl,
                                   const cue_kafka_msg *src);
 
+/* Produces a record to trigger.topic with the given key and timestamp, the
+ * value as it is (the repartition stage: trigger.topic is then
+ * <application.id>-repartition). */
+int cue_kafka_produce_keyed(cue_kafka *k, const char *key, size_t key_len, const char *val,
+                            size_t len, int64_t ts_ms);
+
 /* Produces a policy decision record to the decisions topic (decisions.topic,
  * default <application.id>-decisions), keyed by user id (none for an
  * erasure). Counted in flight like triggers: a commit waits for it. */
@@ -160,6 +166,24 @@ int64_t cue_kafka_changelog_next(const cue_kafka *k, int32_t partition);
 /* Commits `offset` (the next to read) for `partition` to the group; waits
  * for the answer only when `sync` (a partition being given up). */
 void cue_kafka_commit(cue_kafka *k, int32_t partition, int64_t offset, bool sync);
+
+/* ---- reading partitions one by one (the repartition stage) ------------- */
+
+#define CUE_KAFKA_SPLIT_MAX 1024
+
+/* Call before subscribing: each assigned partition's records then wait in a
+ * queue of their own (partitions up to CUE_KAFKA_SPLIT_MAX), so the caller can
+ * take them in an order of its choosing across partitions; the consumer fd
+ * still wakes the caller, and cue_kafka_consume serves rebalances and errors. */
+void cue_kafka_split_partitions(cue_kafka *k);
+/* The next record of `partition`, left in place: NULL when none is buffered.
+ * Borrowed until cue_kafka_take or a rebalance. */
+const cue_kafka_msg *cue_kafka_peek(cue_kafka *k, int32_t partition);
+void cue_kafka_take(cue_kafka *k, int32_t partition);
+
+/* The consumer's position in a partition (the offset after the last record
+ * it returned), or -1 when it has none yet. */
+int64_t cue_kafka_position(cue_kafka *k, int32_t partition);
 
 /* The partition's high watermark as last seen by the consumer, or -1. */
 int64_t cue_kafka_high_watermark(cue_kafka *k, int32_t partition);

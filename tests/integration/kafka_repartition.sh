@@ -1,0 +1,64 @@
+#!/bin/bash
+# Repartitioning ("repartition": true): an input keyed by something else than
+# the user id goes through a first stage that re-keys each record by its user
+# id into <application.id>-repartition (the input's partition count), which
+# the journeys read. With the same events, an input keyed by event id gives
+# the same triggers as one keyed by user id; with several input partitions
+# the pipeline after re-keying still equals the file mode over what the
+# repartition topic holds (per user, order follows each input partition).
+. "$(dirname "$0")/../lib.sh" "$1"
+. "$(dirname "$0")/../kafka_lib.sh"
+set -uo pipefail
+
+broker_start --partitions 4 --topic keyed --topic raw1:1 --topic raw4 --topic rp1-repartition \
+    --topic rp4-repartition --topic trig-k --topic trig-1 --topic trig-4
+"$cuepoint" generate --users 2000 --events 20000 --seed 41 > "$tmp/events.jsonl"
+# Bad records too: the first stage dead-letters what has no user id.
+printf '%s\n' '{"type":"signed_up","ts":1768650878972}' 'not json' >> "$tmp/events.jsonl"
+produce "$tmp/events.jsonl" keyed || exit 1
+# key<TAB>value with the event id as the key
+by_event() { sed -E 's/^(.*"event_id":"([^"]*)".*)$/\2\t\1/; t; s/^/x\t/'; }
+by_event < "$tmp/events.jsonl" | kcat -b "$bootstrap" -P -t raw1 -K $'\t' -z none 2>> "$tmp/kcat.log"
+by_event < "$tmp/events.jsonl" | kcat -b "$bootstrap" -P -t raw4 -K $'\t' -z none 2>> "$tmp/kcat.log"
+
+config keyed rk keyed trig-k
+config one rp1 raw1 trig-1
+config four rp4 raw4 trig-4
+sed -i 's/"wall.clock.advance": false/"wall.clock.advance": false, "repartition": true/' "$tmp/one.json" "$tmp/four.json"
+for n in keyed one four; do
+    timeout 120 "$cuepoint" run --config "$tmp/$n.json" --stop-at-end 2> "$tmp/$n.log" \
+        || { bad "$n: exit $?"; tail -3 "$tmp/$n.log"; }
+done
+
+# Trigger records name their application in "source": compared without it.
+norm() { kcat -b "$bootstrap" -C -t "$1" -o beginning -e -q -f '%s\n' 2>/dev/null |
+         sed -E 's|"source":"cuepoint/[^/]*/|"source":"cuepoint/APP/|' | sort; }
+norm trig-k > "$tmp/k.trig"; norm trig-1 > "$tmp/1.trig"
+n=$(wc -l < "$tmp/k.trig")
+[ "$n" -gt 1000 ] && cmp -s "$tmp/k.trig" "$tmp/1.trig" && ok \
+    || { bad "input keyed by event id ($(wc -l < "$tmp/1.trig") triggers) != keyed by user id ($n)";
+         diff "$tmp/k.trig" "$tmp/1.trig" | head -4 | cut -c1-200; }
+echo "keyed by user id: $n triggers; keyed by event id through the repartition topic: $(wc -l < "$tmp/1.trig")"
+
+# The repartition topic: every record keyed by its user id, on the input's 4 partitions.
+kcat -b "$bootstrap" -C -t rp4-repartition -o beginning -e -q -f '%k\t%s\n' 2>/dev/null > "$tmp/rp4.kv"
+total=$(wc -l < "$tmp/rp4.kv")
+wrong=$(awk -F'\t' '{ v = $2; sub(/.*"user_id":"/, "", v); sub(/".*/, "", v); if (v != $1) n++ } END { print n + 0 }' "$tmp/rp4.kv")
+[ "$total" -eq "$(($(wc -l < "$tmp/events.jsonl") - 2))" ] && [ "$wrong" -eq 0 ] && ok \
+    || bad "repartition topic: $total records, $wrong keyed by something else"
+# Dead letters of the first stage go to the application's dead-letter topic.
+[ "$(count four-dead)" -eq 2 ] && ok || bad "the 2 bad records are not on four-dead ($(count four-dead))"
+
+# With 4 input partitions: the pipeline after re-keying equals the file mode
+# over the repartition topic, partition by partition.
+reference rp4-repartition "$total" rp4 ref4
+kcat -b "$bootstrap" -C -t trig-4 -o beginning -e -q -f '%s\n' 2>/dev/null | sort > "$tmp/4.trig"
+cmp -s "$tmp/4.trig" "$tmp/ref4.ref.triggers" && ok || bad "4-partition input: triggers differ from the file mode over the repartition topic"
+"$cuepoint" state dump --machines "$machines" --state-dir "$tmp/four.state" | sort | cmp -s - "$tmp/ref4.ref.state" && ok \
+    || bad "4-partition input: state differs from the file mode over the repartition topic"
+
+# The input's offsets are committed by the first stage's group.
+"$cuepoint" offsets show --config <(sed 's/"application.id": "rp4"/"application.id": "rp4-repartition"/' "$tmp/four.json") --json 2>/dev/null \
+    | grep -c '"committed":[0-9]' | grep -qx 4 && ok || bad "the first stage did not commit its 4 input partitions"
+
+finish
