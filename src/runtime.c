@@ -84,6 +84,15 @@ typedef struct rt {
     uv_poll_t c1poll, p1poll;
     uv_idle_t more1;
     bool *owned1; /* per input partition */
+    /* Per input partition: the head record's event time and user id (decoded
+     * once), and the offset after the last record passed on. */
+    struct head1 {
+        int64_t offset, ts_ms;
+        char uid[CUE_USER_ID_BYTES_MAX];
+        size_t uid_len;
+    } * h1;
+    int64_t *emitted1;
+    uint64_t wait1_ns; /* since when a partition with data still to come held the merge */
     int32_t n1;
     bool assigned1_once;
     uint64_t repartitioned;
@@ -525,10 +534,10 @@ static void on_fatal(const char *why, void *ctx)
  * is acknowledged (the commit cycle waited for that). */
 static void stage1_commit(rt *r, bool sync)
 {
+    if (r->owned1 == NULL || r->emitted1 == NULL) return; /* it never started */
     for (int32_t i = 0; r->k1 && i < r->n1 && r->fatal_rc == 0; i++) {
         if (!r->owned1[i]) continue;
-        int64_t pos = cue_kafka_position(r->k1, i);
-        if (pos >= 0) cue_kafka_commit(r->k1, i, pos, sync);
+        if (r->emitted1[i] >= 0) cue_kafka_commit(r->k1, i, r->emitted1[i], sync);
     }
 }
 
@@ -554,6 +563,8 @@ static void finish_commit(rt *r)
 
 static void pump(rt *r);
 static void on_more1_cb(uv_idle_t *h);
+static bool stage1_at_end(rt *r, int32_t p);
+static void pump1(rt *r);
 static void on_more(uv_idle_t *h)
 {
     pump(h->data);
@@ -620,8 +631,7 @@ static bool all_caught_up(rt *r)
     }
     for (int32_t i = 0; r->k1 && i < r->n1; i++) {
         if (!r->owned1[i]) continue;
-        int64_t high = cue_kafka_high_watermark(r->k1, i), pos = cue_kafka_position(r->k1, i);
-        if (high < 0 || (high > 0 && pos < high)) behind++;
+        if (cue_kafka_peek(r->k1, i) != NULL || !stage1_at_end(r, i)) behind++;
     }
     return owned > 0 && behind == 0;
 }
@@ -670,6 +680,7 @@ static bool repartition_drained(rt *r)
 static void on_clock(uv_timer_t *h)
 {
     rt *r = h->data;
+    pump1(r); /* the repartition merge may be waiting for a partition */
     if (r->state != RUNNING || r->fatal_rc) return;
     bool caught_up = all_caught_up(r);
     if (r->cfg->wall_clock) {
@@ -1047,13 +1058,19 @@ static int changelog_open(rt *r, int32_t partitions, cue_err *err)
 /* ---- the repartition stage -------------------------------------------------- */
 
 #define STAGE1_BATCH 4096
+/* How long the merge waits for a partition whose records are still being
+ * fetched before it lets the others go on. */
+#define STAGE1_WAIT_NS (200 * 1000000ull)
 
 static int on_assigned1(const int32_t *ids, int64_t *start, size_t n, void *ctx)
 {
     rt *r = ctx;
     for (size_t i = 0; i < n; i++) {
         start[i] = CUE_KAFKA_OFFSET_GROUP; /* stateless: where its group left off */
-        if (ids[i] >= 0 && ids[i] < r->n1) r->owned1[ids[i]] = true;
+        if (ids[i] < 0 || ids[i] >= r->n1) continue;
+        r->owned1[ids[i]] = true;
+        r->h1[ids[i]].offset = -1;
+        r->emitted1[ids[i]] = -1;
     }
     r->assigned1_once = true;
     return 0;
@@ -1074,23 +1091,12 @@ static void on_revoked1(const int32_t *ids, size_t n, bool lost, void *ctx)
         if (ids[i] >= 0 && ids[i] < r->n1) r->owned1[ids[i]] = false;
 }
 
-static void on_message1(const cue_kafka_msg *m, void *ctx)
+/* A record that cannot be re-keyed goes to the dead letters at once: it has
+ * no place in the event-time order. */
+static void stage1_dead(rt *r, const cue_kafka_msg *m, cue_reason why, const char *msg)
 {
-    rt *r = ctx;
-    if (r->fatal_rc) return;
-    cue_event ev;
-    cue_reason why = CUE_REASON_TOO_LARGE;
-    cue_err derr = {0};
-    if (m->value_len <= r->cfg->event_bytes_max &&
-        cue_event_decode(r->dec1, m->value, m->value_len, &ev, &why, &derr) == 0) {
-        /* The value as it came, keyed by its user: the pipeline's input. */
-        cue_kafka_produce_keyed(r->k1, ev.user_id, ev.user_id_len, m->value, m->value_len,
-                                m->timestamp_ms);
-        r->repartitioned++;
-        return;
-    }
     cue_dead_letter dl = {.reason = why,
-                          .message = derr.msg[0] ? derr.msg : "record larger than event.max.bytes",
+                          .message = msg,
                           .raw = m->value,
                           .raw_len = m->value_len,
                           .partition = (uint32_t)m->partition,
@@ -1100,15 +1106,91 @@ static void on_message1(const cue_kafka_msg *m, void *ctx)
     cue_kafka_produce_dead_letter(r->k1, &dl, m);
 }
 
+/* The head of partition `p`, decoded: false when there is none (dead
+ * letters on the way are passed on and taken). */
+static bool stage1_head(rt *r, int32_t p, const cue_kafka_msg **out)
+{
+    for (;;) {
+        const cue_kafka_msg *m = cue_kafka_peek(r->k1, p);
+        if (m == NULL) return false;
+        struct head1 *h = &r->h1[p];
+        if (h->offset == m->offset) {
+            *out = m;
+            return true;
+        }
+        cue_event ev;
+        cue_reason why = CUE_REASON_TOO_LARGE;
+        cue_err derr = {0};
+        if (m->value_len > r->cfg->event_bytes_max ||
+            cue_event_decode(r->dec1, m->value, m->value_len, &ev, &why, &derr) != 0) {
+            stage1_dead(r, m, why, derr.msg[0] ? derr.msg : "record larger than event.max.bytes");
+            r->emitted1[p] = m->offset + 1;
+            cue_kafka_take(r->k1, p);
+            continue;
+        }
+        h->offset = m->offset;
+        h->ts_ms = ev.ts_ms;
+        h->uid_len = ev.user_id_len;
+        memcpy(h->uid, ev.user_id, ev.user_id_len);
+        *out = m;
+        return true;
+    }
+}
+
+/* Nothing more to fetch in partition `p` for now: the consumer is at its end. */
+static bool stage1_at_end(rt *r, int32_t p)
+{
+    int64_t high = cue_kafka_high_watermark(r->k1, p), pos = cue_kafka_position(r->k1, p);
+    return high >= 0 && pos >= high;
+}
+
 static void on_more1_cb(uv_idle_t *h);
 
+/* Passes the input on in event-time order across its partitions: always the
+ * earliest head, waiting (briefly) for a partition with records still to
+ * come. Read partition by partition instead, a backlog would reach the
+ * repartition topic in fetch-sized runs, days apart in event time, and the
+ * journeys would see most events as late. */
 static void pump1(rt *r)
 {
     if (r->k1 == NULL || r->state != RUNNING || r->fatal_rc) {
         uv_idle_stop(&r->more1);
         return;
     }
-    if (cue_kafka_consume(r->k1, STAGE1_BATCH) < STAGE1_BATCH)
+    cue_kafka_consume(r->k1, 64); /* rebalances and errors; records wait per partition */
+    int budget = STAGE1_BATCH;
+    for (; budget > 0 && r->fatal_rc == 0; budget--) {
+        int32_t best = -1;
+        bool lagging = false;
+        const cue_kafka_msg *bm = NULL;
+        for (int32_t i = 0; i < r->n1; i++) {
+            const cue_kafka_msg *m;
+            if (!r->owned1[i]) continue;
+            if (!stage1_head(r, i, &m)) {
+                if (!stage1_at_end(r, i)) lagging = true;
+                continue;
+            }
+            if (best < 0 || r->h1[i].ts_ms < r->h1[best].ts_ms) {
+                best = i;
+                bm = m;
+            }
+        }
+        if (best < 0) break;
+        if (!lagging) {
+            r->wait1_ns = 0;
+        } else {
+            uint64_t now = uv_hrtime();
+            if (r->wait1_ns == 0) r->wait1_ns = now;
+            if (now - r->wait1_ns < STAGE1_WAIT_NS) break; /* the clock tick looks again */
+        }
+        const struct head1 *h = &r->h1[best];
+        cue_kafka_produce_keyed(r->k1, h->uid, h->uid_len, bm->value, bm->value_len,
+                                bm->timestamp_ms);
+        r->emitted1[best] = bm->offset + 1;
+        r->repartitioned++;
+        cue_kafka_take(r->k1, best);
+    }
+    if (budget > 0)
         uv_idle_stop(&r->more1);
     else if (!uv_is_active((uv_handle_t *)&r->more1))
         uv_idle_start(&r->more1, on_more1_cb);
@@ -1151,7 +1233,7 @@ static int stage1_open(rt *r, cue_err *err)
              cue_config_dead_letter_topic(cfg));
     cue_kafka_handler h = {.assigned = on_assigned1,
                            .revoked = on_revoked1,
-                           .message = on_message1,
+                           .message = NULL,
                            .fatal = on_fatal,
                            .ctx = r};
     int32_t n = 0, have = 0;
@@ -1174,8 +1256,18 @@ static int stage1_open(rt *r, cue_err *err)
                          "repartition topic %s has %d partitions and input topic %s has %d: they "
                          "must be equal; create %s with %d partitions",
                          topic, (int)have, cfg->input_topic, (int)n, topic, (int)n);
-    if (rc == 0 && (r->owned1 = calloc((size_t)n, sizeof *r->owned1)) == NULL)
+    if (rc == 0 && n > CUE_KAFKA_SPLIT_MAX)
+        rc = cue_err_set(err, CUE_ECONFIG, "repartition: at most %d input partitions",
+                         CUE_KAFKA_SPLIT_MAX);
+    if (rc == 0 && ((r->owned1 = calloc((size_t)n, sizeof *r->owned1)) == NULL ||
+                    (r->h1 = calloc((size_t)n, sizeof *r->h1)) == NULL ||
+                    (r->emitted1 = calloc((size_t)n, sizeof *r->emitted1)) == NULL))
         rc = cue_err_set(err, CUE_ENOMEM, "out of memory");
+    for (int32_t i = 0; rc == 0 && i < n; i++) {
+        r->h1[i].offset = -1;
+        r->emitted1[i] = -1;
+    }
+    if (rc == 0) cue_kafka_split_partitions(r->k1);
     r->n1 = n;
     if (rc == 0) {
         /* The pipeline reads the repartition topic. */
@@ -1368,6 +1460,8 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
     }
     cue_event_decoder_free(r->dec1);
     free(r->owned1);
+    free(r->h1);
+    free(r->emitted1);
     if (r->k) {
         teardown_watchdog(rc, o->cfg->shutdown_timeout_ms);
         cue_kafka_close(r->k, r->fatal_rc ? 0 : o->cfg->shutdown_timeout_ms);

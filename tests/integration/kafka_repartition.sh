@@ -10,22 +10,25 @@
 . "$(dirname "$0")/../kafka_lib.sh"
 set -uo pipefail
 
-broker_start --partitions 4 --topic keyed --topic raw1:1 --topic raw4 --topic rp1-repartition \
-    --topic rp4-repartition --topic trig-k --topic trig-1 --topic trig-4
+broker_start --partitions 4 --topic keyed --topic keyed1:1 --topic raw1:1 --topic raw4 \
+    --topic rp1-repartition:1 --topic rp4-repartition --topic trig-k --topic trig-k1 --topic trig-1 \
+    --topic trig-4 --topic bad-repartition:2
 "$cuepoint" generate --users 2000 --events 20000 --seed 41 > "$tmp/events.jsonl"
 # Bad records too: the first stage dead-letters what has no user id.
 printf '%s\n' '{"type":"signed_up","ts":1768650878972}' 'not json' >> "$tmp/events.jsonl"
 produce "$tmp/events.jsonl" keyed || exit 1
+produce "$tmp/events.jsonl" keyed1 || exit 1
 # key<TAB>value with the event id as the key
 by_event() { sed -E 's/^(.*"event_id":"([^"]*)".*)$/\2\t\1/; t; s/^/x\t/'; }
 by_event < "$tmp/events.jsonl" | kcat -b "$bootstrap" -P -t raw1 -K $'\t' -z none 2>> "$tmp/kcat.log"
 by_event < "$tmp/events.jsonl" | kcat -b "$bootstrap" -P -t raw4 -K $'\t' -z none 2>> "$tmp/kcat.log"
 
 config keyed rk keyed trig-k
+config keyed1 rk1 keyed1 trig-k1
 config one rp1 raw1 trig-1
 config four rp4 raw4 trig-4
 sed -i 's/"wall.clock.advance": false/"wall.clock.advance": false, "repartition": true/' "$tmp/one.json" "$tmp/four.json"
-for n in keyed one four; do
+for n in keyed keyed1 one four; do
     timeout 120 "$cuepoint" run --config "$tmp/$n.json" --stop-at-end 2> "$tmp/$n.log" \
         || { bad "$n: exit $?"; tail -3 "$tmp/$n.log"; }
 done
@@ -33,12 +36,17 @@ done
 # Trigger records name their application in "source": compared without it.
 norm() { kcat -b "$bootstrap" -C -t "$1" -o beginning -e -q -f '%s\n' 2>/dev/null |
          sed -E 's|"source":"cuepoint/[^/]*/|"source":"cuepoint/APP/|' | sort; }
-norm trig-k > "$tmp/k.trig"; norm trig-1 > "$tmp/1.trig"
-n=$(wc -l < "$tmp/k.trig")
-[ "$n" -gt 1000 ] && cmp -s "$tmp/k.trig" "$tmp/1.trig" && ok \
-    || { bad "input keyed by event id ($(wc -l < "$tmp/1.trig") triggers) != keyed by user id ($n)";
-         diff "$tmp/k.trig" "$tmp/1.trig" | head -4 | cut -c1-200; }
-echo "keyed by user id: $n triggers; keyed by event id through the repartition topic: $(wc -l < "$tmp/1.trig")"
+norm trig-k1 > "$tmp/k1.trig"; norm trig-1 > "$tmp/1.trig"; norm trig-k > "$tmp/k.trig"; norm trig-4 > "$tmp/4n.trig"
+n=$(wc -l < "$tmp/k1.trig")
+[ "$n" -gt 1000 ] && cmp -s "$tmp/k1.trig" "$tmp/1.trig" && ok \
+    || { bad "1 partition: input keyed by event id ($(wc -l < "$tmp/1.trig") triggers) != keyed by user id ($n)";
+         diff "$tmp/k1.trig" "$tmp/1.trig" | head -4 | cut -c1-200; }
+echo "1 partition: keyed by user id $n triggers; keyed by event id, re-keyed: $(wc -l < "$tmp/1.trig")"
+# 4 partitions: the first stage merges the input's partitions by event time,
+# so a backlog keyed by event id reaches the journeys in time order.
+extra=$(comm -13 "$tmp/k.trig" "$tmp/4n.trig" | wc -l); missing=$(comm -23 "$tmp/k.trig" "$tmp/4n.trig" | wc -l)
+echo "4 partitions: keyed by user id $(wc -l < "$tmp/k.trig") triggers; re-keyed $(wc -l < "$tmp/4n.trig"): $missing missing, $extra other"
+[ $((missing + extra)) -eq 0 ] && ok || bad "4 partitions: re-keyed input gave other triggers than the keyed input"
 
 # The repartition topic: every record keyed by its user id, on the input's 4 partitions.
 kcat -b "$bootstrap" -C -t rp4-repartition -o beginning -e -q -f '%k\t%s\n' 2>/dev/null > "$tmp/rp4.kv"
@@ -60,5 +68,13 @@ cmp -s "$tmp/4.trig" "$tmp/ref4.ref.triggers" && ok || bad "4-partition input: t
 # The input's offsets are committed by the first stage's group.
 "$cuepoint" offsets show --config <(sed 's/"application.id": "rp4"/"application.id": "rp4-repartition"/' "$tmp/four.json") --json 2>/dev/null \
     | grep -c '"committed":[0-9]' | grep -qx 4 && ok || bad "the first stage did not commit its 4 input partitions"
+
+# A repartition topic with another partition count than the input: refused.
+config bad bad raw4 trig-4
+sed -i 's/"wall.clock.advance": false/"wall.clock.advance": false, "repartition": true/' "$tmp/bad.json"
+timeout 60 "$cuepoint" run --config "$tmp/bad.json" --stop-at-end 2> "$tmp/bad.log"
+rc=$?
+[ "$rc" -eq 78 ] && grep -q 'repartition topic bad-repartition has 2 partitions and input topic raw4 has 4' "$tmp/bad.log" && ok \
+    || { bad "a repartition topic of another count: exit $rc"; tail -2 "$tmp/bad.log"; }
 
 finish
