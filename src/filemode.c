@@ -137,11 +137,23 @@ typedef struct run {
     cue_buf dl;     /* owned: one dead-letter line */
 } run;
 
+void cue_jsonl_put(FILE *f, const char *rec, size_t len)
+{
+    fwrite(rec, 1, len, f);
+    fputc('\n', f);
+}
+
+int cue_jsonl_flush(FILE *f, const char *what, cue_err *err)
+{
+    if (f && (fflush(f) != 0 || ferror(f)))
+        return cue_err_set(err, CUE_EIO, "cannot write %s: %s", what, strerror(errno));
+    return 0;
+}
+
 static void sink_trigger(const cue_trigger *t, const char *rec, size_t len, void *ctx)
 {
     run *r = ctx;
-    fwrite(rec, 1, len, r->o->out);
-    fputc('\n', r->o->out);
+    cue_jsonl_put(r->o->out, rec, len);
     r->res->triggers++;
     r->res->by_trigger[t->machine_index][t->trigger_index]++;
     if (r->o->on_trigger) r->o->on_trigger(t, rec, len, r->o->on_trigger_ctx);
@@ -179,21 +191,16 @@ static void sink_decision(const char *key, size_t key_len, const char *rec, size
     run *r = ctx;
     (void)key;
     (void)key_len;
-    if (r->o->decisions == NULL) return;
-    fwrite(rec, 1, len, r->o->decisions);
-    fputc('\n', r->o->decisions);
+    if (r->o->decisions) cue_jsonl_put(r->o->decisions, rec, len);
 }
 
 static int sink_flush(void *ctx, cue_err *err)
 {
     run *r = ctx;
-    if (r->o->decisions && (fflush(r->o->decisions) != 0 || ferror(r->o->decisions)))
-        return cue_err_set(err, CUE_EIO, "cannot write decisions: %s", strerror(errno));
-    if (fflush(r->o->out) != 0 || ferror(r->o->out))
-        return cue_err_set(err, CUE_EIO, "cannot write triggers: %s", strerror(errno));
-    if (fflush(r->o->dead) != 0 || ferror(r->o->dead))
-        return cue_err_set(err, CUE_EIO, "cannot write dead letters: %s", strerror(errno));
-    return 0;
+    int rc = cue_jsonl_flush(r->o->decisions, "decisions", err);
+    if (rc == 0) rc = cue_jsonl_flush(r->o->out, "triggers", err);
+    if (rc == 0) rc = cue_jsonl_flush(r->o->dead, "dead letters", err);
+    return rc;
 }
 
 /* ---- the run ----------------------------------------------------------- */

@@ -166,8 +166,7 @@ static void sink_trigger(const cue_trigger *t, const char *rec, size_t len, void
     if (r->o->output_topic) {
         if (cue_kafka_produce_trigger(r->k, t, rec, len) != 0) return; /* fatal raised */
     } else {
-        fwrite(rec, 1, len, r->o->out);
-        fputc('\n', r->o->out);
+        cue_jsonl_put(r->o->out, rec, len);
     }
     r->res->sum.triggers++;
     r->res->sum.by_trigger[t->machine_index][t->trigger_index]++;
@@ -185,23 +184,20 @@ static void sink_decision(const char *key, size_t key_len, const char *rec, size
     rp *r = ctx;
     (void)key;
     (void)key_len;
-    if (r->o->decisions == NULL) return;
-    fwrite(rec, 1, len, r->o->decisions);
-    fputc('\n', r->o->decisions);
+    if (r->o->decisions) cue_jsonl_put(r->o->decisions, rec, len);
 }
 
 static int sink_flush(void *ctx, cue_err *err)
 {
     rp *r = ctx;
-    if (r->o->decisions && (fflush(r->o->decisions) != 0 || ferror(r->o->decisions)))
-        return cue_err_set(err, CUE_EIO, "cannot write decisions: %s", strerror(errno));
     if (r->fatal_rc) return cue_err_set(err, r->fatal_rc, "%s", r->fatal_err.msg);
-    if (r->o->output_topic) return cue_kafka_flush(r->k, r->o->cfg->delivery_timeout_ms, err);
-    if (fflush(r->o->out) != 0 || ferror(r->o->out))
-        return cue_err_set(err, CUE_EIO, "cannot write triggers: %s", strerror(errno));
-    if (fflush(r->o->dead) != 0 || ferror(r->o->dead))
-        return cue_err_set(err, CUE_EIO, "cannot write dead letters: %s", strerror(errno));
-    return 0;
+    int rc = cue_jsonl_flush(r->o->decisions, "decisions", err);
+    if (rc == 0) rc = cue_jsonl_flush(r->o->dead, "dead letters", err);
+    if (rc == 0 && r->o->output_topic)
+        rc = cue_kafka_flush(r->k, r->o->cfg->delivery_timeout_ms, err);
+    else if (rc == 0)
+        rc = cue_jsonl_flush(r->o->out, "triggers", err);
+    return rc;
 }
 
 static int slots_open(rp *r, int32_t n, cue_err *err)

@@ -66,6 +66,11 @@ typedef struct cue_filemode_result {
     int64_t stream_ms;
 } cue_filemode_result;
 
+/* Appends one JSON line (the record and a newline) to `f`. */
+void cue_jsonl_put(FILE *f, const char *rec, size_t len);
+/* Flushes `f` (NULL: nothing to do); CUE_EIO naming `what` on a write error. */
+int cue_jsonl_flush(FILE *f, const char *what, cue_err *err);
+
 /* One dead letter as a JSON line (newline included) into `b`, replacing its
  * contents: reason, error, source, line (when >= 0), partition, offset,
  * truncated, raw. */
