@@ -10,13 +10,21 @@
  * among the input topic's partitions.
  *
  * The commit cycle: stop taking records, wait (on the loop) for every produced
- * trigger and dead letter to be acknowledged, commit each task's store batch
- * (users, timer index, input offset), then commit the offsets to the group,
- * and take records again. A failed delivery ends the run without committing
- * past it: the next run makes the trigger again, with the same id.
+ * trigger, dead letter and decision to be acknowledged; for each task, write
+ * its changelog records (changelog.enabled) and wait for them, then its store
+ * batch (users, timer index, input offset, changelog position); then commit
+ * the offsets to the group, and take records again. A failed delivery ends
+ * the run without committing past it: the next run makes the trigger again,
+ * with the same id.
  *
- * One thread. The runtime borrows the config and the machines; it owns the
- * store, the Kafka clients, the HTTP server and the tasks.
+ * With the changelog, a partition whose store is missing or behind it is held
+ * and rebuilt from it on the loop (restore.h) before it takes input; with
+ * "repartition", a first stage in its own group re-keys the input by user id
+ * into <application.id>-repartition, merged across partitions in event-time
+ * order, and the tasks read that.
+ *
+ * One thread. The runtime borrows the config, the machines and the policy; it
+ * owns the store, the Kafka clients, the HTTP server and the tasks.
  */
 #ifndef CUEPOINT_RUNTIME_H
 #define CUEPOINT_RUNTIME_H
