@@ -511,6 +511,20 @@ void cue_kafka_drain_fd(int fd)
     while (read(fd, b, sizeof b) > 0) {}
 }
 
+/* A record as the handler sees it; everything borrowed from `m`. */
+static cue_kafka_msg msg_of(const rd_kafka_message_t *m)
+{
+    rd_kafka_timestamp_type_t tt;
+    return (cue_kafka_msg){.topic = rd_kafka_topic_name(m->rkt),
+                           .partition = m->partition,
+                           .offset = m->offset,
+                           .timestamp_ms = rd_kafka_message_timestamp(m, &tt),
+                           .key = m->key,
+                           .key_len = m->key_len,
+                           .value = m->payload ? m->payload : "",
+                           .value_len = m->len};
+}
+
 static void split_open(cue_kafka *k, int32_t p)
 {
     if (p < 0 || p >= CUE_KAFKA_SPLIT_MAX || k->partq[p]) return;
@@ -549,16 +563,8 @@ const cue_kafka_msg *cue_kafka_peek(cue_kafka *k, int32_t p)
             rd_kafka_message_destroy(m);
             continue;
         }
-        rd_kafka_timestamp_type_t tt;
         k->head[p] = m;
-        k->headmsg[p] = (cue_kafka_msg){.topic = rd_kafka_topic_name(m->rkt),
-                                        .partition = m->partition,
-                                        .offset = m->offset,
-                                        .timestamp_ms = rd_kafka_message_timestamp(m, &tt),
-                                        .key = m->key,
-                                        .key_len = m->key_len,
-                                        .value = m->payload ? m->payload : "",
-                                        .value_len = m->len};
+        k->headmsg[p] = msg_of(m);
     }
     return &k->headmsg[p];
 }
@@ -635,15 +641,7 @@ size_t cue_kafka_consume(cue_kafka *k, size_t max)
                     m->rkt ? rd_kafka_topic_name(m->rkt) : "", "i:partition", (int64_t)m->partition,
                     "s:error", rd_kafka_err2name(m->err), NULL);
         } else {
-            rd_kafka_timestamp_type_t tt;
-            cue_kafka_msg msg = {.topic = rd_kafka_topic_name(m->rkt),
-                                 .partition = m->partition,
-                                 .offset = m->offset,
-                                 .timestamp_ms = rd_kafka_message_timestamp(m, &tt),
-                                 .key = m->key,
-                                 .key_len = m->key_len,
-                                 .value = m->payload ? m->payload : "",
-                                 .value_len = m->len};
+            cue_kafka_msg msg = msg_of(m);
             k->h.message(&msg, k->h.ctx);
         }
         rd_kafka_message_destroy(m);
