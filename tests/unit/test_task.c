@@ -255,3 +255,74 @@ Test(task, a_corrupt_stored_state_dead_letters_the_event_and_the_rest_goes_on)
     cr_assert_eq(cue_task_stats_get(h.task)->corrupt_states, 1);
     teardown(&h);
 }
+
+/* The commit order the changelog relies on (promise 3 across instances): the
+ * cycle's triggers are acknowledged before any changelog record of the cycle,
+ * the changelog before the store batch, and the changelog's position is what
+ * the store's meta keeps. A cycle that changed nothing writes no changelog. */
+typedef struct order_log {
+    cue_buf log;
+} order_log;
+
+static void ol_trigger(const cue_trigger *t, const char *rec, size_t len, void *ctx)
+{
+    (void)t, (void)rec, (void)len;
+    cue_buf_append_str(&((order_log *)ctx)->log, "T;");
+}
+
+static void ol_dead(const cue_dead_letter *dl, void *ctx)
+{
+    (void)dl;
+    cue_buf_append_str(&((order_log *)ctx)->log, "D;");
+}
+
+static void ol_changelog(uint32_t partition, const char *key, size_t key_len, const void *val,
+                         size_t len, void *ctx)
+{
+    (void)partition, (void)key, (void)len;
+    cue_buf_append_str(&((order_log *)ctx)->log, key_len == 0 ? "P;" : val ? "U;" : "X;");
+}
+
+static int64_t ol_next(uint32_t partition, void *ctx)
+{
+    (void)partition, (void)ctx;
+    return 42;
+}
+
+static int ol_flush(void *ctx, cue_err *err)
+{
+    (void)err;
+    cue_buf_append_str(&((order_log *)ctx)->log, "F;");
+    return 0;
+}
+
+Test(task, triggers_are_flushed_before_the_changelog_and_the_changelog_before_the_store)
+{
+    harness h;
+    setup(&h);
+    close_task(&h, false);
+    order_log ol;
+    cue_buf_init(&ol.log, 256);
+    cue_task_sink sink = {.trigger = ol_trigger,
+                          .dead_letter = ol_dead,
+                          .changelog = ol_changelog,
+                          .changelog_next = ol_next,
+                          .flush = ol_flush,
+                          .ctx = &ol};
+    cue_err err = {0};
+    cr_assert(cue_store_open(&h.store, h.dir, &(cue_store_opts){0}, &err) == 0, "%s", err.msg);
+    cr_assert(cue_task_new(&h.task, &h.cfg, h.ms, h.store, 0, &sink, &err) == 0, "%s", err.msg);
+    begin(&h, "a", 0, 5);
+    cr_assert(cue_task_advance(h.task, 10, &err) == 0);
+    cr_assert(cue_task_commit(h.task, &err) == 0, "%s", err.msg);
+    cr_assert_str_eq(ol.log.data, "T;F;U;P;F;");
+    cue_store_meta meta;
+    cr_assert(cue_store_meta_get(h.store, 0, &meta, &err) == 0);
+    cr_assert_eq(meta.changelog_offset, 42, "the store keeps the changelog's position");
+    cue_buf_reset(&ol.log);
+    cr_assert(cue_task_commit(h.task, &err) == 0);
+    cr_assert(strstr(ol.log.data, "U;") == NULL && strstr(ol.log.data, "P;") == NULL,
+              "an idle cycle wrote the changelog: %s", ol.log.data);
+    cue_buf_deinit(&ol.log);
+    teardown(&h);
+}
