@@ -1307,6 +1307,16 @@ int cue_machines_find_hash(const cue_machines *ms, uint32_t hash)
     return -1;
 }
 
+int cue_machines_find_trigger(const cue_machines *ms, uint32_t machine_hash, uint32_t trigger_hash,
+                              int *trigger)
+{
+    *trigger = -1;
+    int mi = cue_machines_find_hash(ms, machine_hash);
+    for (int t = 0; mi >= 0 && t < ms->m[mi].n_triggers; t++)
+        if (ms->m[mi].triggers[t].hash == trigger_hash) *trigger = t;
+    return mi;
+}
+
 int32_t cue_machines_type_id(const cue_machines *ms, const char *type, size_t len)
 {
     return type_lookup(ms, type, len);

@@ -909,10 +909,9 @@ static uint8_t pick_channel(const cue_policy *p, const cue_user *u, const trig_r
  * policy file, which may be reordered, so the stored one is not trusted. */
 static uint8_t class_of(const cue_policy *p, const cue_sent *s)
 {
-    int mi = cue_machines_find_hash(p->ms, s->machine);
-    const cue_machine *m = mi >= 0 ? cue_machines_get(p->ms, (size_t)mi) : NULL;
-    for (int t = 0; m && t < m->n_triggers; t++)
-        if (m->triggers[t].hash == s->trigger) return p->rules[mi][t].cls;
+    int ti;
+    int mi = cue_machines_find_trigger(p->ms, s->machine, s->trigger, &ti);
+    if (ti >= 0) return p->rules[mi][ti].cls;
     return s->cls < p->n_classes ? s->cls : (uint8_t)(p->n_classes - 1);
 }
 
@@ -1204,12 +1203,9 @@ cue_policy_event cue_policy_observe(const cue_policy *p, cue_user *u, const cue_
     cue_user_policy *up = &u->policy;
     for (int i = 0; i < up->n_deferred;) {
         cue_deferred *x = &up->deferred[i];
-        int mi = cue_machines_find_hash(p->ms, x->machine);
-        const cue_machine *m = mi >= 0 ? cue_machines_get(p->ms, (size_t)mi) : NULL;
-        int ti = -1;
-        for (int t = 0; m && t < m->n_triggers; t++)
-            if (m->triggers[t].hash == x->trigger) ti = t;
-        if (m && ti >= 0 && pick_channel(p, u, &p->rules[mi][ti]) != CUE_CH_NONE) {
+        int ti;
+        int mi = cue_machines_find_trigger(p->ms, x->machine, x->trigger, &ti);
+        if (ti >= 0 && pick_channel(p, u, &p->rules[mi][ti]) != CUE_CH_NONE) {
             i++;
             continue;
         }
@@ -1218,7 +1214,7 @@ cue_policy_event cue_policy_observe(const cue_policy *p, cue_user *u, const cue_
         cue_decision d = {.outcome = CUE_OUTCOME_CANCELLED,
                           .why = CUE_WHY_CONSENT_WITHDRAWN,
                           .channel = CUE_CH_NONE,
-                          .cls = m && ti >= 0 ? p->rules[mi][ti].cls : 0,
+                          .cls = ti >= 0 ? p->rules[mi][ti].cls : 0,
                           .until_ms = INT64_MIN,
                           .decided_ms = ev->ts_ms,
                           .rule = "consent"};

@@ -369,11 +369,9 @@ static void release_deferred(cue_task *t, int64_t due)
 {
     cue_deferred *d = t->released;
     while (cue_policy_take_due(t->user, due, d)) {
-        int mi = cue_machines_find_hash(t->ms, d->machine);
+        int ti;
+        int mi = cue_machines_find_trigger(t->ms, d->machine, d->trigger, &ti);
         const cue_machine *m = mi >= 0 ? cue_machines_get(t->ms, (size_t)mi) : NULL;
-        int ti = -1;
-        for (int k = 0; m && k < m->n_triggers; k++)
-            if (m->triggers[k].hash == d->trigger) ti = k;
         if (ti < 0) {
             /* Its machine or trigger was removed: nothing to send, and said so. */
             cue_decision gone = {.outcome = CUE_OUTCOME_CANCELLED,
@@ -405,11 +403,9 @@ static void release_deferred(cue_task *t, int64_t due)
 static void on_cancelled(const cue_deferred *x, const cue_decision *d, void *ctx)
 {
     cue_task *t = ctx;
-    int mi = cue_machines_find_hash(t->ms, x->machine);
+    int ti;
+    int mi = cue_machines_find_trigger(t->ms, x->machine, x->trigger, &ti);
     const cue_machine *m = mi >= 0 ? cue_machines_get(t->ms, (size_t)mi) : NULL;
-    int ti = -1;
-    for (int k = 0; m && k < m->n_triggers; k++)
-        if (m->triggers[k].hash == x->trigger) ti = k;
     emit_decision(t, m, ti, x->id, x->time_ms, d);
 }
 

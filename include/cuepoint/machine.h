@@ -216,6 +216,11 @@ const cue_machine *cue_machines_get(const cue_machines *ms, size_t i);
 
 /* The machine with this name hash, or -1. */
 int cue_machines_find_hash(const cue_machines *ms, uint32_t hash);
+/* The machine and trigger with these name hashes (as stored in user state):
+ * the machine's index, or -1; `*trigger` is the trigger's index in it, or -1
+ * when the machine has none by that name. */
+int cue_machines_find_trigger(const cue_machines *ms, uint32_t machine_hash, uint32_t trigger_hash,
+                              int *trigger);
 
 /* An event type's index in the set's type table, or -1 when no machine names
  * it (the event can still match "*" transitions). */
