@@ -84,6 +84,13 @@ const char *cue_config_changelog_topic(const cue_config *c)
     return name;
 }
 
+const char *cue_config_members_topic(const cue_config *c)
+{
+    static _Thread_local char name[CUE_NAME_BYTES_MAX + 32];
+    snprintf(name, sizeof name, "%s-members", c->application_id);
+    return name;
+}
+
 const char *cue_config_repartition_topic(const cue_config *c)
 {
     static _Thread_local char name[CUE_NAME_BYTES_MAX + 32];
@@ -331,6 +338,7 @@ static const char *const keys[] = {"$schema",
                                    "wall.clock.advance",
                                    "changelog.enabled",
                                    "repartition",
+                                   "num.standby.replicas",
                                    "startup.timeout.ms",
                                    "shutdown.timeout.ms",
                                    "delivery.timeout.ms",
@@ -428,6 +436,8 @@ static int apply_key(cue_config *c, const char *key, json_t *v, const char *path
         rc = bool_value(v, path, &c->changelog, err);
     } else if (strcmp(key, "repartition") == 0) {
         rc = bool_value(v, path, &c->repartition, err);
+    } else if (strcmp(key, "num.standby.replicas") == 0) {
+        rc = int_value(v, path, 0, 16, &c->standby_replicas, err);
     } else if (strcmp(key, "startup.timeout.ms") == 0) {
         rc = int_value(v, path, 100, 3600 * 1000, &c->startup_timeout_ms, err);
     } else if (strcmp(key, "shutdown.timeout.ms") == 0) {
@@ -545,6 +555,7 @@ int cue_config_dump(const cue_config *c, cue_buf *b)
     cue_buf_append_str(b, c->changelog ? "true" : "false");
     cue_buf_append_str(b, ",\n  \"repartition\": ");
     cue_buf_append_str(b, c->repartition ? "true" : "false");
+    cue_buf_printf(b, ",\n  \"num.standby.replicas\": %lld", (long long)c->standby_replicas);
     dump_int(b, "startup.timeout.ms", c->startup_timeout_ms, &first);
     dump_int(b, "shutdown.timeout.ms", c->shutdown_timeout_ms, &first);
     dump_int(b, "delivery.timeout.ms", c->delivery_timeout_ms, &first);

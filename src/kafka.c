@@ -781,6 +781,12 @@ int cue_kafka_produce_keyed(cue_kafka *k, const char *key, size_t key_len, const
     return produce(k, k->triggers, REC_TRIGGER, key, key_len, val, len, NULL, ts_ms);
 }
 
+int cue_kafka_produce_at(cue_kafka *k, int32_t partition, const char *key, size_t key_len,
+                         const char *val, size_t len)
+{
+    return produce_to(k, k->triggers, partition, REC_TRIGGER, key, key_len, val, len, NULL, 0);
+}
+
 int cue_kafka_produce_decision(cue_kafka *k, const char *key, size_t key_len, const char *rec,
                                size_t len)
 {

@@ -10,6 +10,7 @@
 #include "cuepoint/metrics.h"
 #include "cuepoint/offsets.h"
 #include "cuepoint/restore.h"
+#include "cuepoint/standby.h"
 #include "cuepoint/store.h"
 #include "cuepoint/task.h"
 
@@ -48,6 +49,11 @@ typedef struct part {
     int64_t restore_from, restore_end, restore_pos;
     cue_restore rs;
     uint64_t restore_started_ns;
+    /* A standby replica (num.standby.replicas): the changelog tailed into
+     * the local store from `restore_pos` on, while another instance owns
+     * the partition. `sb` counts what it applied. */
+    bool standby;
+    cue_restore sb;
 } part;
 
 enum { RUNNING = 0, COMMITTING };
@@ -74,6 +80,22 @@ typedef struct rt {
     uv_poll_t rpoll;
     uv_idle_t rmore;
     size_t restoring; /* partitions being restored */
+    /* Standby replicas: the members topic's reader and writer (outside the
+     * group), the view of the members it gives, this instance's name in it,
+     * and the partitions tailed as standbys. */
+    cue_kafka *mk;
+    cue_config members_cfg;
+    cue_members *members;
+    char member_name[CUE_MEMBER_NAME_BYTES_MAX];
+    bool members_read;  /* the topic was read to its end once */
+    bool *want;         /* owned: per partition, from cue_members_standbys */
+    int32_t *owned_ids; /* owned: room for every partition, for the member record */
+    int32_t members_parts;
+    size_t standbys;
+    uint64_t members_bad;
+    cue_buf member_rec;
+    uv_poll_t mpoll, mppoll;
+    uv_timer_t heartbeat;
     /* The repartition stage (config "repartition"): a member of its own group
      * (<application.id>-repartition) on the input topic that re-keys each
      * record by its user id into the repartition topic, which the pipeline
@@ -296,10 +318,16 @@ static void restore_finish(rt *r, int32_t id)
             "i:input_offset", p->rs.input_offset, NULL);
 }
 
+static void standby_apply(rt *r, part *p, const cue_kafka_msg *m);
+
 static void on_restore_message(const cue_kafka_msg *m, void *ctx)
 {
     rt *r = ctx;
     part *p = part_get(r, m->partition);
+    if (p && p->standby && !r->fatal_rc) {
+        standby_apply(r, p, m);
+        return;
+    }
     if (p == NULL || !p->restoring || r->fatal_rc || m->offset < p->restore_pos) return;
     if (m->offset >= p->restore_end) {
         restore_finish(r, m->partition);
@@ -326,7 +354,7 @@ static void on_restore_more(uv_idle_t *h);
 
 static void restore_pump(rt *r)
 {
-    if (r->restore == NULL || r->restoring == 0 || r->fatal_rc) {
+    if (r->restore == NULL || r->restoring + r->standbys == 0 || r->fatal_rc) {
         uv_idle_stop(&r->rmore);
         return;
     }
@@ -350,34 +378,51 @@ static void on_restore_ready(uv_poll_t *h, int status, int events)
     restore_pump(r);
 }
 
+/* Where reading partition `id`'s changelog starts, given its log start `low`
+ * and end `high` and the local copy's position `have` (-1: none): there,
+ * or, when the local copy is older than what the changelog still holds
+ * (compacted or expired away), at the log start with the partition emptied
+ * first, so nothing stale survives. Clears *local then. */
+static int changelog_from(rt *r, int32_t id, int64_t low, int64_t high, int64_t have, bool *local,
+                          int64_t *from, cue_err *err)
+{
+    *from = have >= low ? have : low;
+    if (have >= low || high <= low) return 0;
+    cue_store_meta empty = {.input_offset = 0, .changelog_offset = -1, .stream_time_ms = INT64_MIN};
+    *local = false;
+    return cue_store_partition_reset(r->store, (uint32_t)id, true, &empty, r->parts[id].marker,
+                                     err);
+}
+
+/* The changelog's edges and the local copy of partition `id`. */
+static int changelog_where(rt *r, int32_t id, int64_t timeout_ms, int64_t *low, int64_t *high,
+                           cue_store_meta *meta, bool *local, cue_err *err)
+{
+    int rc = cue_kafka_watermarks(r->restore, id, timeout_ms, low, high, err);
+    if (rc != 0) return rc;
+    rc = cue_store_meta_get(r->store, (uint32_t)id, meta, err);
+    *local = rc == 0;
+    return rc == CUE_ENOTFOUND ? 0 : rc;
+}
+
 /* Decides whether partition `id` needs its state from the changelog: when the
  * local store is missing it, or is behind what the changelog holds (another
- * instance had the partition). A local copy older than the changelog's start
- * (compacted or expired away) is dropped and rebuilt whole. */
+ * instance had the partition). */
 static int restore_plan(rt *r, int32_t id, bool *needed, cue_err *err)
 {
     *needed = false;
     if (r->restore == NULL) return 0;
     part *p = &r->parts[id];
     int64_t low = 0, high = 0;
-    int rc = cue_kafka_watermarks(r->restore, id, r->cfg->startup_timeout_ms, &low, &high, err);
-    if (rc != 0) return rc;
     cue_store_meta meta;
-    rc = cue_store_meta_get(r->store, (uint32_t)id, &meta, err);
-    bool local = rc == 0;
-    if (rc != 0 && rc != CUE_ENOTFOUND) return rc;
+    bool local = false;
+    int rc = changelog_where(r, id, r->cfg->startup_timeout_ms, &low, &high, &meta, &local, err);
+    if (rc != 0) return rc;
     int64_t have = local ? meta.changelog_offset : -1;
     if (high <= low || (have >= 0 && have >= high)) return 0;
     *needed = true;
-    p->restore_from = have >= low ? have : low;
-    if (have < low) {
-        /* Nothing local to build on: start empty, like the changelog's start. */
-        cue_store_meta empty = {
-            .input_offset = 0, .changelog_offset = -1, .stream_time_ms = INT64_MIN};
-        rc = cue_store_partition_reset(r->store, (uint32_t)id, true, &empty, p->marker, err);
-        if (rc != 0) return rc;
-        local = false;
-    }
+    rc = changelog_from(r, id, low, high, have, &local, &p->restore_from, err);
+    if (rc != 0) return rc;
     p->restore_end = high;
     p->restore_pos = p->restore_from;
     cue_restore_init(&p->rs, (uint32_t)id, local ? &meta : NULL);
@@ -390,6 +435,246 @@ static int restore_plan(rt *r, int32_t id, bool *needed, cue_err *err)
             (int64_t)id, "i:from", p->restore_from, "i:to", high, "s:local",
             local ? "behind" : "none", NULL);
     return 0;
+}
+
+/* ---- standby replicas ---------------------------------------------------- */
+
+/* How often an instance writes its member record, and how long the record
+ * keeps it live: a member that stops writing counts as gone after the ttl
+ * (the group notices a dead consumer after session.timeout.ms on its own). */
+#define MEMBER_HEARTBEAT_MS 2000
+#define MEMBER_TTL_MS       10000
+/* A standby start asks the changelog's leader for its edges; a broker that
+ * does not answer in this time leaves it for the next heartbeat. */
+#define STANDBY_START_TIMEOUT_MS 2000
+
+/* Membership is judged by the real wall clock, never an injected one: it is
+ * compared with the clocks of other processes. */
+static int64_t real_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void members_publish(rt *r)
+{
+    if (r->mk == NULL || r->stop_requested) return;
+    size_t n = 0;
+    for (int32_t i = 0; i < r->members_parts; i++)
+        if (r->parts[i].task || r->parts[i].restoring) r->owned_ids[n++] = i;
+    if (cue_members_encode(r->member_name, r->owned_ids, n, real_ms(), MEMBER_TTL_MS,
+                           &r->member_rec) != 0)
+        return; /* out of memory: the next heartbeat tries again */
+    cue_kafka_produce_at(r->mk, 0, r->member_name, strlen(r->member_name), r->member_rec.data,
+                         r->member_rec.len);
+}
+
+/* Partition `id` becomes a standby here: its changelog is tailed from the
+ * local copy's position. */
+static int standby_start(rt *r, int32_t id, cue_err *err)
+{
+    part *p = &r->parts[id];
+    int64_t low = 0, high = 0, from = 0;
+    cue_store_meta meta;
+    bool local = false;
+    int rc = changelog_where(r, id, STANDBY_START_TIMEOUT_MS, &low, &high, &meta, &local, err);
+    int64_t have = local ? meta.changelog_offset : -1;
+    if (rc == 0) rc = changelog_from(r, id, low, high, have, &local, &from, err);
+    if (rc == 0) rc = cue_kafka_assign_one(r->restore, id, from, err);
+    if (rc != 0) return rc;
+    cue_restore_init(&p->sb, (uint32_t)id, local ? &meta : NULL);
+    p->restore_pos = from;
+    p->standby = true;
+    r->standbys++;
+    cue_log(CUE_LOG_INFO, "standby started", "s:topic", r->restore_cfg.input_topic, "i:partition",
+            (int64_t)id, "i:from", from, "i:end", high, NULL);
+    return 0;
+}
+
+/* Stops tailing partition `id`; what it applied is committed, so a restore
+ * that follows (the partition assigned here) starts from there. */
+static void standby_stop(rt *r, int32_t id, const char *why)
+{
+    part *p = &r->parts[id];
+    if (!p->standby) return;
+    cue_kafka_unassign_one(r->restore, id);
+    p->standby = false;
+    r->standbys--;
+    cue_err err = {0};
+    if (cue_store_batch_commit(r->store, false, &err) != 0) fatal(r, err.code, err.msg);
+    cue_log(CUE_LOG_INFO, "standby stopped", "s:topic", r->restore_cfg.input_topic, "i:partition",
+            (int64_t)id, "i:position", p->restore_pos, "s:reason", why, NULL);
+}
+
+/* Brings the standbys here in line with the placement the members' records
+ * give (standby.h): never a partition this instance owns or restores. */
+static void standby_update(rt *r)
+{
+    if (r->members == NULL || !r->members_read || r->stop_requested || r->fatal_rc) return;
+    int32_t n = r->members_parts;
+    cue_members_standbys(r->members, real_ms(), (int)r->cfg->standby_replicas, r->want);
+    for (int32_t i = 0; i < n; i++) {
+        part *p = &r->parts[i];
+        bool keep = r->want[i] && p->task == NULL && !p->restoring;
+        if (keep && !p->standby) {
+            cue_err err = {0};
+            if (standby_start(r, i, &err) != 0)
+                cue_log(CUE_LOG_WARN, "standby not started; trying again later", "i:partition",
+                        (int64_t)i, "s:error", err.msg, NULL);
+        } else if (!keep && p->standby) {
+            standby_stop(r, i, "placement moved it");
+        }
+    }
+    restore_pump(r);
+}
+
+/* A changelog record for a standby: applied like a restore's, and at each
+ * cycle's position record the copy is whole up to there, so its meta moves. */
+static void standby_apply(rt *r, part *p, const cue_kafka_msg *m)
+{
+    if (m->offset < p->restore_pos) return;
+    cue_restore_apply(&p->sb, r->store, m->key, m->key_len, m->value_len ? m->value : NULL,
+                      m->value_len);
+    p->restore_pos = m->offset + 1;
+    if (m->key != NULL && m->key_len == 0) cue_restore_finish(&p->sb, r->store, p->restore_pos);
+    if (cue_store_batch_count(r->store) >= RESTORE_BATCH) {
+        cue_err err = {0};
+        if (cue_store_batch_commit(r->store, false, &err) != 0) fatal(r, err.code, err.msg);
+    }
+}
+
+static void on_member_message(const cue_kafka_msg *m, void *ctx)
+{
+    rt *r = ctx;
+    if (m->partition != 0) return; /* records are written to partition 0 only */
+    cue_err err = {0};
+    if (cue_members_apply(r->members, m->key, m->key_len, m->value_len ? m->value : NULL,
+                          m->value_len, m->offset, &err) != 0) {
+        r->members_bad++;
+        cue_log(CUE_LOG_WARN, "members record skipped", "s:topic", r->members_cfg.input_topic,
+                "i:partition", (int64_t)m->partition, "i:offset", m->offset, "s:error", err.msg,
+                NULL);
+        return;
+    }
+    standby_update(r);
+}
+
+static void on_members_end(int32_t partition, int64_t offset, void *ctx)
+{
+    rt *r = ctx;
+    if (partition != 0 || r->members_read) return;
+    r->members_read = true;
+    cue_log(CUE_LOG_INFO, "members read", "s:topic", r->members_cfg.input_topic, "i:offset", offset,
+            "i:live", (int64_t)cue_members_live(r->members, real_ms()), NULL);
+    standby_update(r);
+}
+
+/* Standbys are a speed-up, never a reason to stop processing: a members
+ * topic that cannot be written is reported and the heartbeats go on. */
+static void on_members_fatal(const char *why, void *ctx)
+{
+    rt *r = ctx;
+    cue_log(CUE_LOG_WARN, "members topic: standby placement may be stale", "s:topic",
+            r->members_cfg.input_topic, "s:error", why, NULL);
+}
+
+static void on_members_ready(uv_poll_t *h, int status, int events)
+{
+    rt *r = h->data;
+    (void)status;
+    (void)events;
+    cue_kafka_drain_fd(cue_kafka_consumer_fd(r->mk));
+    while (cue_kafka_consume(r->mk, 256) == 256) {}
+}
+
+static void on_members_producer(uv_poll_t *h, int status, int events)
+{
+    rt *r = h->data;
+    (void)status;
+    (void)events;
+    cue_kafka_drain_fd(cue_kafka_producer_fd(r->mk));
+    cue_kafka_serve_producer(r->mk);
+}
+
+static void on_heartbeat(uv_timer_t *h)
+{
+    rt *r = h->data;
+    members_publish(r);
+    standby_update(r);
+    /* What the standbys applied since reaches disk at least this often. */
+    if (r->standbys && cue_store_batch_count(r->store) > 0) {
+        cue_err err = {0};
+        if (cue_store_batch_commit(r->store, false, &err) != 0) fatal(r, err.code, err.msg);
+    }
+}
+
+/* The instance's name among the members: its group.instance.id (static
+ * membership keeps it across restarts), else the host's name and a random
+ * suffix, new each run (a restarted instance is a new member). */
+static void member_name_make(rt *r)
+{
+    for (size_t i = 0; i < r->cfg->kafka_len; i++)
+        if (strcmp(cue_config_kafka_key(r->cfg, i), "group.instance.id") == 0) {
+            snprintf(r->member_name, sizeof r->member_name, "%s",
+                     cue_config_kafka_value(r->cfg, i));
+            return;
+        }
+    char host[64] = "cuepoint";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    uint32_t rnd = 0;
+    uv_random(NULL, NULL, &rnd, sizeof rnd, 0, NULL);
+    snprintf(r->member_name, sizeof r->member_name, "%s-%d-%08x", host, (int)getpid(), rnd);
+}
+
+/* The members topic (created compacted where the cluster lets us; records go
+ * to its partition 0 whatever its count, so an automatically created one
+ * with several partitions works too), its reader from the beginning and
+ * its writer. */
+static int members_open(rt *r, int32_t partitions, cue_err *err)
+{
+    const cue_config *cfg = r->cfg;
+    const char *topic = cue_config_members_topic(cfg);
+    int32_t n = 0;
+    int rc = cue_kafka_topic_partitions(r->k, topic, false, cfg->startup_timeout_ms, &n, err);
+    if (rc != 0) return rc;
+    if (n == 0) {
+        cue_err cerr = {0};
+        if (cue_kafka_create_topic(r->k, topic, 1, true, cfg->startup_timeout_ms, &cerr) == 0)
+            cue_log(CUE_LOG_INFO, "members topic created", "s:topic", topic, NULL);
+        else if ((rc = cue_kafka_topic_partitions(r->k, topic, true, cfg->startup_timeout_ms, &n,
+                                                  err)) != 0)
+            return rc;
+    }
+    member_name_make(r);
+    r->members_parts = partitions;
+    r->want = calloc((size_t)partitions, sizeof *r->want);
+    r->owned_ids = calloc((size_t)partitions, sizeof *r->owned_ids);
+    if (r->want == NULL || r->owned_ids == NULL || cue_buf_init(&r->member_rec, 256) != 0)
+        return cue_err_set(err, CUE_ENOMEM, "out of memory");
+    rc = cue_members_new(&r->members, partitions, r->member_name, err);
+    if (rc != 0) return rc;
+    r->members_cfg = *cfg;
+    snprintf(r->members_cfg.input_topic, sizeof r->members_cfg.input_topic, "%s", topic);
+    cue_kafka_handler h = {
+        .message = on_member_message, .fatal = on_members_fatal, .end = on_members_end, .ctx = r};
+    rc = cue_kafka_open_replay(&r->mk, &r->members_cfg, &h, "members", topic, err);
+    if (rc == 0) rc = cue_kafka_assign_one(r->mk, 0, CUE_KAFKA_OFFSET_BEGINNING, err);
+    if (rc == 0)
+        cue_log(CUE_LOG_INFO, "standby replicas on", "s:topic", topic, "s:instance", r->member_name,
+                "i:replicas", r->cfg->standby_replicas, NULL);
+    return rc;
+}
+
+/* The last word of a clean stop: this member is gone. */
+static void members_close(rt *r)
+{
+    if (r->mk == NULL) return;
+    if (r->fatal_rc == 0)
+        cue_kafka_produce_at(r->mk, 0, r->member_name, strlen(r->member_name), NULL, 0);
+    cue_kafka_close(r->mk, r->fatal_rc ? 0 : 2000);
+    r->mk = NULL;
 }
 
 static int task_open(rt *r, int32_t id, cue_err *err)
@@ -421,6 +706,8 @@ static int on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
             fatal(r, CUE_ENOMEM, "out of memory for partitions");
             return CUE_ENOMEM;
         }
+    for (size_t i = 0; i < n; i++)
+        standby_stop(r, ids[i], "assigned here");
     int rc = apply_group_resets(r, ids, n);
     if (rc != 0) return rc;
     for (size_t i = 0; i < n; i++) {
@@ -450,6 +737,7 @@ static int on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
     }
     r->assigned_once = true;
     r->rebalancing = false;
+    members_publish(r);
     return 0;
 }
 
@@ -497,6 +785,7 @@ static void on_revoked(const int32_t *ids, size_t n, bool lost, void *ctx)
         cue_log(CUE_LOG_INFO, lost ? "partition lost" : "partition revoked", "s:topic",
                 r->cfg->input_topic, "i:partition", (int64_t)ids[i], NULL);
     }
+    members_publish(r);
 }
 
 static void on_message(const cue_kafka_msg *m, void *ctx)
@@ -830,6 +1119,27 @@ static void render_partitions(rt *r, cue_buf *b, cue_task_stats *sum, cue_cache_
         cue_prom_sample(b, "cuepoint_restore_remaining_records", r->labels.data,
                         (double)(p->restore_end - p->restore_pos));
     }
+    if (r->members) {
+        cue_prom_family(b, "cuepoint_standby_lag_records", "gauge",
+                        "Changelog records a standby replica kept here has yet to apply.");
+        for (int32_t i = 0; i < r->n_parts; i++) {
+            part *p = &r->parts[i];
+            if (!p->standby) continue;
+            int64_t high = cue_kafka_high_watermark(r->restore, i);
+            label_part(r, i);
+            cue_prom_sample(b, "cuepoint_standby_lag_records", r->labels.data,
+                            high > p->restore_pos ? (double)(high - p->restore_pos) : 0.0);
+        }
+        cue_prom_family(b, "cuepoint_standby_records_total", "counter",
+                        "Changelog records applied to a standby replica, per partition.");
+        for (int32_t i = 0; i < r->n_parts; i++) {
+            part *p = &r->parts[i];
+            if (p->sb.records == 0) continue;
+            label_part(r, i);
+            cue_prom_sample(b, "cuepoint_standby_records_total", r->labels.data,
+                            (double)p->sb.records);
+        }
+    }
     cue_prom_family(b, "cuepoint_stream_time_seconds", "gauge",
                     "Each assigned partition's stream time (event time), in epoch seconds.");
     for (int32_t i = 0; i < r->n_parts; i++) {
@@ -905,6 +1215,16 @@ static void render_metrics(rt *r, cue_buf *b)
     metrics_gauge(b, "cuepoint_restoring_partitions",
                   "Partitions rebuilding their state from the changelog (not ready meanwhile).",
                   (double)r->restoring);
+    if (r->members) {
+        metrics_gauge(b, "cuepoint_standby_partitions",
+                      "Partitions this instance keeps as standby replicas.", (double)r->standbys);
+        metrics_gauge(b, "cuepoint_members_live",
+                      "Instances with a live record on the members topic (this one included).",
+                      (double)cue_members_live(r->members, real_ms()));
+        metrics_counter(b, "cuepoint_members_records_skipped_total",
+                        "Records of the members topic that were not member records.",
+                        (double)r->members_bad);
+    }
     metrics_counter(b, "cuepoint_cache_hits_total", "User states found in the cache.",
                     (double)cache.hits);
     metrics_counter(b, "cuepoint_cache_misses_total", "User states read from RocksDB.",
@@ -1306,6 +1626,11 @@ static int open_all(rt *r, cue_err *err)
         if (src != 0) return src;
     }
     const cue_config *cfg = r->cfg;
+    if (cfg->standby_replicas > 0 && !cfg->changelog)
+        return cue_err_set(err, CUE_ECONFIG,
+                           "$.num.standby.replicas: %lld needs \"changelog.enabled\": true (a "
+                           "standby replica is kept from the changelog)",
+                           (long long)cfg->standby_replicas);
     int rc = cue_store_dir_create(cfg->state_dir, err);
     cue_store_opts so = {.block_cache_bytes = 0};
     if (rc == 0) rc = cue_store_open(&r->store, cfg->state_dir, &so, err);
@@ -1339,6 +1664,7 @@ static int open_all(rt *r, cue_err *err)
         rc = cue_kafka_open_replay(&r->restore, &r->restore_cfg, &rh, "restore", NULL, err);
         if (rc != 0) return rc;
     }
+    if (cfg->standby_replicas > 0 && (rc = members_open(r, partitions, err)) != 0) return rc;
     cue_log(CUE_LOG_INFO, "connected", "s:bootstrap_servers", cfg->bootstrap_servers, "s:topic",
             cfg->input_topic, "i:partitions", (int64_t)partitions, "s:group", cfg->application_id,
             NULL);
@@ -1379,6 +1705,15 @@ static void start_handles(rt *r)
         r->rpoll.data = r;
         uv_poll_start(&r->rpoll, UV_READABLE, on_restore_ready);
     }
+    if (r->mk) {
+        uv_poll_init(&r->loop, &r->mpoll, cue_kafka_consumer_fd(r->mk));
+        uv_poll_init(&r->loop, &r->mppoll, cue_kafka_producer_fd(r->mk));
+        uv_timer_init(&r->loop, &r->heartbeat);
+        r->mpoll.data = r->mppoll.data = r->heartbeat.data = r;
+        uv_poll_start(&r->mpoll, UV_READABLE, on_members_ready);
+        uv_poll_start(&r->mppoll, UV_READABLE, on_members_producer);
+        uv_timer_start(&r->heartbeat, on_heartbeat, 0, MEMBER_HEARTBEAT_MS);
+    }
     uv_poll_start(&r->ppoll, UV_READABLE, on_producer);
     uint64_t every = (uint64_t)r->cfg->commit_interval_ms;
     uv_timer_start(&r->commit_timer, on_commit_timer, every, every);
@@ -1404,6 +1739,12 @@ static void close_handles(rt *r)
     }
     if (r->restore && !uv_is_closing((uv_handle_t *)&r->rpoll))
         uv_close((uv_handle_t *)&r->rpoll, NULL);
+    if (r->mk) {
+        uv_handle_t *ms[] = {(uv_handle_t *)&r->mpoll, (uv_handle_t *)&r->mppoll,
+                             (uv_handle_t *)&r->heartbeat};
+        for (size_t i = 0; i < sizeof ms / sizeof *ms; i++)
+            if (!uv_is_closing(ms[i])) uv_close(ms[i], NULL);
+    }
 }
 
 int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err *err)
@@ -1446,12 +1787,18 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
         rc = r->fatal_rc;
         *err = r->fatal_err;
     }
+    if (r->store && r->standbys && r->fatal_rc == 0) {
+        cue_err serr = {0}; /* what the standbys applied last; losing it costs a re-read */
+        if (cue_store_batch_commit(r->store, false, &serr) != 0)
+            cue_log(CUE_LOG_WARN, "standby progress not saved", "s:error", serr.msg, NULL);
+    }
     if (r->store) cue_store_close(r->store);
     r->store = NULL;
     if (r->http) cue_http_stop(r->http);
     uv_run(&r->loop, UV_RUN_DEFAULT); /* runs the close callbacks */
     uv_loop_close(&r->loop);
     if (r->restore) cue_kafka_close(r->restore, 0);
+    members_close(r);
     if (r->k1) {
         cue_err ferr = {0};
         if (r->fatal_rc == 0 && cue_kafka_flush(r->k1, o->cfg->delivery_timeout_ms, &ferr) == 0)
@@ -1471,6 +1818,10 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
     res->active_seconds = (double)(r->last_record_ns - r->first_record_ns) / 1e9;
     res->applied = r->retired.applied;
     cue_buf_deinit(&r->labels);
+    cue_buf_deinit(&r->member_rec);
+    cue_members_free(r->members);
+    free(r->want);
+    free(r->owned_ids);
     free(r->parts);
     free(r);
     return rc;

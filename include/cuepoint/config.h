@@ -78,6 +78,10 @@ typedef struct cue_config {
      * re-keys each record by its user id into <application.id>-repartition,
      * which the journeys then read. */
     bool repartition;
+    /* num.standby.replicas: 0. Copies of each partition's state that other
+     * instances keep current from its changelog (needs changelog.enabled), so
+     * a fail-over restores only the tail (standby.h says where they go). */
+    int64_t standby_replicas;
     int64_t startup_timeout_ms;  /* startup.timeout.ms: 30000, then exit 69 */
     int64_t shutdown_timeout_ms; /* shutdown.timeout.ms: 30000 */
     int64_t delivery_timeout_ms; /* delivery.timeout.ms: 120000 (librdkafka message.timeout.ms) */
@@ -116,6 +120,8 @@ const char *cue_config_dead_letter_topic(const cue_config *c);
 const char *cue_config_changelog_topic(const cue_config *c);
 /* The repartition topic: "<application.id>-repartition". */
 const char *cue_config_repartition_topic(const cue_config *c);
+/* The members topic of the standby placement: "<application.id>-members". */
+const char *cue_config_members_topic(const cue_config *c);
 /* The decisions topic: the configured one, or "<application.id>-decisions". */
 const char *cue_config_decisions_topic(const cue_config *c);
 

@@ -143,6 +143,11 @@ int cue_kafka_produce_dead_letter(cue_kafka *k, const cue_dead_letter *dl,
 int cue_kafka_produce_keyed(cue_kafka *k, const char *key, size_t key_len, const char *val,
                             size_t len, int64_t ts_ms);
 
+/* Produces a record to the output topic's `partition`, no headers; `val`
+ * NULL makes a tombstone (the members topic of standby.h). */
+int cue_kafka_produce_at(cue_kafka *k, int32_t partition, const char *key, size_t key_len,
+                         const char *val, size_t len);
+
 /* Produces a policy decision record to the decisions topic (decisions.topic,
  * default <application.id>-decisions), keyed by user id (none for an
  * erasure). Counted in flight like triggers: a commit waits for it. */
