@@ -48,6 +48,9 @@ typedef struct part {
     int64_t restore_from, restore_end, restore_pos;
     cue_restore rs;
     uint64_t restore_started_ns;
+    /* Exactly-once: the input offset the last committed transaction sent
+     * (-1: none since the assignment), so an idle cycle sends nothing. */
+    int64_t txn_sent;
 } part;
 
 enum { RUNNING = 0, COMMITTING };
@@ -437,6 +440,7 @@ static int task_open(rt *r, int32_t id, cue_err *err)
 {
     part *p = &r->parts[id];
     if (p->task) return 0;
+    p->txn_sent = -1;
     int rc = cue_task_new(&p->task, &r->task_cfg, r->o->ms, r->store, (uint32_t)id, &r->sink, err);
     if (rc == 0) rc = cue_task_set_policy(p->task, r->o->policy, err);
     if (rc != 0) {
@@ -603,7 +607,8 @@ static int eos_commit(rt *r, cue_err *err)
         if (p->task == NULL) continue;
         int rc = cue_task_commit_prepare(p->task, err);
         if (rc != 0) return rc;
-        if (p->group_unread) continue; /* see part.group_unread */
+        /* Unmoved since the last transaction, or see part.group_unread. */
+        if (p->group_unread || cue_task_next_offset(p->task) == p->txn_sent) continue;
         r->txn_parts[n] = i;
         r->txn_offsets[n] = cue_task_next_offset(p->task);
         r->txn_meta[n] = p->marker;
@@ -612,6 +617,8 @@ static int eos_commit(rt *r, cue_err *err)
     int rc = cue_kafka_txn_commit(r->k, r->txn_parts, r->txn_offsets, r->txn_meta, n,
                                   r->cfg->delivery_timeout_ms, err);
     if (rc != 0) return rc;
+    for (size_t j = 0; j < n; j++)
+        r->parts[r->txn_parts[j]].txn_sent = r->txn_offsets[j];
     /* The input offsets also go in the store: the group's may be missing
      * (the mock broker does not keep transactional offset commits), and on
      * assignment the store says where each partition resumes. */
