@@ -113,6 +113,7 @@ int cli_exit_for(int code)
     case CUE_ESTORE: return EX_IOERR;
     case CUE_EUSAGE: return EX_USAGE;
     case CUE_EUNAVAILABLE: return EX_UNAVAILABLE;
+    case CUE_EFENCED: return EX_TEMPFAIL; /* another instance took over: see runtime.c */
     case CUE_EPARSE:
     case CUE_ECORRUPT:
     case CUE_EVERSION: return EX_DATAERR;

@@ -61,8 +61,10 @@ static const char run_help[] =
     "Logs are JSON lines on stderr. Exit status: 0 stopped cleanly, 64 usage,\n"
     "66 the input topic does not exist, 69 no broker answered within\n"
     "startup.timeout.ms or a delivery failed (nothing past it was committed),\n"
-    "74 state directory I/O, 78 configuration (config file, librdkafka property,\n"
-    "machines, admin address).\n";
+    "74 state directory I/O, 75 fenced under processing.guarantee=exactly_once_v2\n"
+    "(another producer took over this instance's transactional.id; nothing was\n"
+    "committed after the last transaction), 78 configuration (config file,\n"
+    "librdkafka property, machines, admin address).\n";
 
 typedef struct run_args {
     bool print_config, stop_at_end;
@@ -183,7 +185,16 @@ static const char broker_help[] =
     "  leader TOPIC PARTITION B      move a partition's leader to broker B\n"
     "  coordinator group ID B        move a group's coordinator to broker B\n"
     "  produce-errors N              fail the next N produce requests (retriable)\n"
-    "  rtt B MS                      add MS of round-trip time to broker B\n";
+    "  rtt B MS                      add MS of round-trip time to broker B\n"
+    "  errors API ERROR N            answer the next N requests of API (Produce,\n"
+    "                                InitProducerId, AddPartitionsToTxn,\n"
+    "                                AddOffsetsToTxn, EndTxn, TxnOffsetCommit, or a\n"
+    "                                number) with ERROR (a Kafka error name such as\n"
+    "                                PRODUCER_FENCED, or a number): e.g. 'errors\n"
+    "                                EndTxn PRODUCER_FENCED 1' fences a transactional\n"
+    "                                producer, 'errors AddPartitionsToTxn\n"
+    "                                TOPIC_AUTHORIZATION_FAILED 1' makes its\n"
+    "                                transaction abort\n";
 
 static volatile sig_atomic_t broker_stop;
 static void on_broker_signal(int sig)

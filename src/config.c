@@ -219,6 +219,12 @@ static const struct {
     {"request.required.acks", "nothing: triggers are always acks=all"},
     {"message.timeout.ms", "delivery.timeout.ms"},
     {"delivery.timeout.ms", "the top-level delivery.timeout.ms"},
+    /* One id per instance, stable across restarts, is what fences a zombie:
+     * cuepoint derives it (README, "Exactly-once"). A user-chosen one could
+     * be shared by two instances, which would then fence each other. */
+    {"transactional.id",
+     "processing.guarantee; the id is <application.id>-<group.instance.id, or the "
+     "state.dir's instance id>"},
 };
 
 static int kafka_text_add(cue_config *c, const char *s, size_t n, uint32_t *off, const char *path,
@@ -339,6 +345,7 @@ static const char *const keys[] = {"$schema",
                                    "changelog.enabled",
                                    "repartition",
                                    "num.standby.replicas",
+                                   "processing.guarantee",
                                    "startup.timeout.ms",
                                    "shutdown.timeout.ms",
                                    "delivery.timeout.ms",
@@ -360,6 +367,19 @@ static const char *const keys[] = {"$schema",
                                    "timers.memory.max",
                                    "allowed.lateness.ms",
                                    "late.policy"};
+
+static int guarantee_value(cue_config *c, json_t *v, const char *path, cue_err *err)
+{
+    const char *s = json_string_value(v);
+    if (s && strcmp(s, "at_least_once") == 0)
+        c->exactly_once = false;
+    else if (s && strcmp(s, "exactly_once_v2") == 0)
+        c->exactly_once = true;
+    else
+        return cue_err_set(err, CUE_ECONFIG, "%s: must be \"at_least_once\" or \"exactly_once_v2\"",
+                           path);
+    return 0;
+}
 
 static int late_value(cue_config *c, json_t *v, const char *path, cue_err *err)
 {
@@ -438,6 +458,8 @@ static int apply_key(cue_config *c, const char *key, json_t *v, const char *path
         rc = bool_value(v, path, &c->repartition, err);
     } else if (strcmp(key, "num.standby.replicas") == 0) {
         rc = int_value(v, path, 0, 16, &c->standby_replicas, err);
+    } else if (strcmp(key, "processing.guarantee") == 0) {
+        rc = guarantee_value(c, v, path, err);
     } else if (strcmp(key, "startup.timeout.ms") == 0) {
         rc = int_value(v, path, 100, 3600 * 1000, &c->startup_timeout_ms, err);
     } else if (strcmp(key, "shutdown.timeout.ms") == 0) {
@@ -555,7 +577,9 @@ int cue_config_dump(const cue_config *c, cue_buf *b)
     cue_buf_append_str(b, c->changelog ? "true" : "false");
     cue_buf_append_str(b, ",\n  \"repartition\": ");
     cue_buf_append_str(b, c->repartition ? "true" : "false");
-    cue_buf_printf(b, ",\n  \"num.standby.replicas\": %lld", (long long)c->standby_replicas);
+    dump_int(b, "num.standby.replicas", c->standby_replicas, &first);
+    dump_str(b, "processing.guarantee", c->exactly_once ? "exactly_once_v2" : "at_least_once",
+             &first);
     dump_int(b, "startup.timeout.ms", c->startup_timeout_ms, &first);
     dump_int(b, "shutdown.timeout.ms", c->shutdown_timeout_ms, &first);
     dump_int(b, "delivery.timeout.ms", c->delivery_timeout_ms, &first);

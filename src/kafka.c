@@ -34,6 +34,12 @@ struct cue_kafka {
     bool fatal_raised;
     bool closing;    /* purged records' reports are expected, not failures */
     bool subscribed; /* the consumer joined (or is joining) the group */
+    /* Exactly-once: the producer is transactional; a transaction is open
+     * from the first record of a cycle to its commit or abort; a delivery
+     * failed inside it (the commit will be refused: abort instead); the
+     * producer was fenced (another one has this transactional.id). */
+    bool transactional, txn_open, txn_failed, fenced;
+    uint64_t txn_triggers; /* trigger records produced in the open transaction */
     /* cue_kafka_split_partitions: each assigned partition's records wait in
      * a queue of their own, read one head at a time by the caller. */
     bool split;
@@ -128,6 +134,13 @@ static void plain_log_cb(const rd_kafka_t *rk, int level, const char *fac, const
     log_emit(rk, level, fac, buf);
 }
 
+/* The errors that say another producer took over this transactional.id. */
+static bool is_fencing(rd_kafka_resp_err_t e)
+{
+    return e == RD_KAFKA_RESP_ERR__FENCED || e == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+           e == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
+}
+
 static void error_cb(rd_kafka_t *rk, int code, const char *raw, void *opaque)
 {
     cue_kafka *k = opaque;
@@ -141,8 +154,12 @@ static void error_cb(rd_kafka_t *rk, int code, const char *raw, void *opaque)
     if (code == RD_KAFKA_RESP_ERR__FATAL) {
         char why[512];
         char raw_why[512];
-        rd_kafka_fatal_error(rk, raw_why, sizeof raw_why);
+        rd_kafka_resp_err_t fe = rd_kafka_fatal_error(rk, raw_why, sizeof raw_why);
         scrub(k->cfg, raw_why, why, sizeof why);
+        if (rk == k->producer && k->transactional && is_fencing(fe)) {
+            k->fenced = true;
+            k->stats.txn_fenced++;
+        }
         cue_log(CUE_LOG_ERROR, "fatal client error", "s:client", rd_kafka_name(rk), "s:error", why,
                 NULL);
         if (!k->fatal_raised && k->h.fatal) {
@@ -206,6 +223,22 @@ static rd_kafka_conf_t *conf_new(cue_kafka *k, int client, cue_err *err)
     for (size_t i = 0; rc == 0 && i < c->kafka_len; i++)
         if (c->kafka[i].clients & client)
             rc = conf_set(conf, cue_config_kafka_key(c, i), cue_config_kafka_value(c, i), err);
+    /* Exactly-once reads only committed records (the input and, for a
+     * restore, the changelog), whatever the passthrough says: after it. The
+     * pipeline's producer (not a replay's) is transactional, which implies
+     * enable.idempotence. */
+    if (rc == 0 && c->exactly_once && client == CUE_KAFKA_CONSUMER)
+        rc = conf_set(conf, "isolation.level", "read_committed", err);
+    if (rc == 0 && c->exactly_once && client == CUE_KAFKA_PRODUCER && k->replay_id == NULL) {
+        CUE_ASSERT(c->transactional_id[0] != '\0'); /* the runtime derives it */
+        rc = conf_set(conf, "transactional.id", c->transactional_id, err);
+        /* librdkafka wants a record's delivery timeout within its
+         * transaction's: delivery.timeout.ms bounds both. */
+        char v[32];
+        snprintf(v, sizeof v, "%lld", (long long)c->delivery_timeout_ms);
+        if (rc == 0) rc = conf_set(conf, "transaction.timeout.ms", v, err);
+        k->transactional = rc == 0;
+    }
     if (rc != 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
@@ -228,6 +261,20 @@ static int pipe_open(int fds[2], cue_err *err)
         fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
         fcntl(fds[i], F_SETFD, FD_CLOEXEC);
     }
+    return 0;
+}
+
+static int txn_error(cue_kafka *k, rd_kafka_error_t *e, const char *what, cue_err *err);
+
+/* Registers the transactional.id with its coordinator: this fences any older
+ * producer with the same id and aborts the transaction it left open, so a
+ * restart never waits for transaction.timeout.ms. */
+static int txn_init(cue_kafka *k, cue_err *err)
+{
+    rd_kafka_error_t *e = rd_kafka_init_transactions(k->producer, (int)k->cfg->startup_timeout_ms);
+    if (e) return txn_error(k, e, "init_transactions", err);
+    cue_log(CUE_LOG_INFO, "transactional producer ready", "s:transactional_id",
+            k->cfg->transactional_id, NULL);
     return 0;
 }
 
@@ -267,6 +314,7 @@ static int open_clients(cue_kafka **out, const cue_config *cfg, const cue_kafka_
         pc = NULL;
         k->pq = rd_kafka_queue_get_main(k->producer);
         rd_kafka_queue_io_event_enable(k->pq, k->ppipe[1], "1", 1);
+        if (k->transactional && txn_init(k, err) != 0) goto fail;
         k->triggers = rd_kafka_topic_new(k->producer, output_topic, NULL);
         if (replay_id == NULL) {
             k->dead = rd_kafka_topic_new(k->producer, cue_config_dead_letter_topic(cfg), NULL);
@@ -673,12 +721,36 @@ int cue_kafka_flush(cue_kafka *k, int64_t timeout_ms, cue_err *err)
 
 /* ---- producing --------------------------------------------------------- */
 
+/* Opens the cycle's transaction before its first record. Local: no broker is
+ * asked, so it costs nothing on the loop. A failure here is the producer's
+ * fatal state (fenced), raised through the handler. */
+static int txn_begin(cue_kafka *k)
+{
+    rd_kafka_error_t *e = rd_kafka_begin_transaction(k->producer);
+    if (e == NULL) {
+        k->txn_open = true;
+        k->txn_triggers = 0;
+        return 0;
+    }
+    cue_err err = {0};
+    txn_error(k, e, "begin_transaction", &err);
+    if (!k->fatal_raised && k->h.fatal) {
+        k->fatal_raised = true;
+        k->h.fatal(err.msg, k->h.ctx);
+    }
+    return CUE_EIO;
+}
+
 /* Produces, waiting while the local queue is full: backpressure on the
  * consumer side instead of unbounded memory. */
 static int produce_to(cue_kafka *k, rd_kafka_topic_t *topic, int32_t partition, int tag,
                       const char *key, size_t key_len, const char *val, size_t len,
                       rd_kafka_headers_t *hdrs, int64_t ts_ms)
 {
+    if (k->transactional && !k->txn_open && txn_begin(k) != 0) {
+        if (hdrs) rd_kafka_headers_destroy(hdrs);
+        return CUE_EIO;
+    }
     for (;;) {
         rd_kafka_resp_err_t e =
             rd_kafka_producev(k->producer, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(partition),
@@ -689,6 +761,18 @@ static int produce_to(cue_kafka *k, rd_kafka_topic_t *topic, int32_t partition, 
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
             k->in_flight++;
             k->stats.produced++;
+            if (tag == REC_TRIGGER) k->txn_triggers++;
+            return 0;
+        }
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL && k->transactional &&
+            rd_kafka_fatal_error(k->producer, NULL, 0) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            /* The transaction failed (an abortable error): the record is
+             * lost with it, and the cycle's commit aborts and rolls back. */
+            if (hdrs) rd_kafka_headers_destroy(hdrs);
+            if (!k->txn_failed)
+                cue_log(CUE_LOG_WARN, "the transaction failed; it will be aborted", "s:topic",
+                        rd_kafka_topic_name(topic), "s:error", rd_kafka_err2str(e), NULL);
+            k->txn_failed = true;
             return 0;
         }
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -830,6 +914,20 @@ static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     }
     k->in_flight--;
     if (k->closing) return;
+    if (k->transactional) {
+        /* Inside a transaction a failed record fails the transaction: the
+         * commit aborts it and the tasks roll back, so nothing after the
+         * record is committed either. Records purged by an abort are
+         * expected. */
+        if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+            return;
+        k->stats.delivery_failures++;
+        k->txn_failed = true;
+        cue_log(CUE_LOG_WARN, "delivery failed inside a transaction; it will be aborted", "s:topic",
+                rd_kafka_topic_name(m->rkt), "i:partition", (int64_t)m->partition, "s:error",
+                rd_kafka_err2str(m->err), NULL);
+        return;
+    }
     k->stats.delivery_failures++;
     cue_log(CUE_LOG_ERROR, "delivery failed", "s:topic", rd_kafka_topic_name(m->rkt), "i:partition",
             (int64_t)m->partition, "s:error", rd_kafka_err2str(m->err), NULL);
@@ -852,6 +950,122 @@ void cue_kafka_commit(cue_kafka *k, int32_t partition, int64_t offset, bool sync
         cue_log(CUE_LOG_WARN, "offset commit failed", "s:topic", k->cfg->input_topic, "i:partition",
                 (int64_t)partition, "i:offset", offset, "s:error", rd_kafka_err2str(e), NULL);
     rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* ---- exactly-once ----------------------------------------------------- */
+
+/* Translates (and frees) a transactional call's error: fencing and other
+ * fatal errors, errors that need an abort, the rest. */
+static int txn_error(cue_kafka *k, rd_kafka_error_t *e, const char *what, cue_err *err)
+{
+    rd_kafka_resp_err_t code = rd_kafka_error_code(e);
+    bool fatal = rd_kafka_error_is_fatal(e);
+    int rc = fatal && (is_fencing(code) || k->fenced) ? CUE_EFENCED
+             : rd_kafka_error_txn_requires_abort(e)   ? CUE_EABORTED
+                                                      : CUE_EUNAVAILABLE;
+    if (rc == CUE_EFENCED && !k->fenced) {
+        k->fenced = true;
+        k->stats.txn_fenced++;
+    }
+    cue_err_set(err, rc, "%s: %s (%s)", what, rd_kafka_error_string(e), rd_kafka_err2name(code));
+    rd_kafka_error_destroy(e);
+    return rc;
+}
+
+/* Retries a transactional call while librdkafka says it may. The bound keeps
+ * a broker that stays away from holding the loop for ever: the caller then
+ * stops without committing. */
+#define TXN_TRIES 10
+
+int cue_kafka_txn_abort(cue_kafka *k, int64_t timeout_ms, cue_err *err)
+{
+    if (!k->transactional || !k->txn_open) return 0;
+    rd_kafka_error_t *e = NULL;
+    for (int i = 0; i < TXN_TRIES; i++) {
+        e = rd_kafka_abort_transaction(k->producer, (int)timeout_ms);
+        if (e == NULL || !rd_kafka_error_is_retriable(e)) break;
+        rd_kafka_error_destroy(e);
+        e = NULL;
+    }
+    /* The purged records' reports, so in_flight is right again. */
+    rd_kafka_poll(k->producer, 0);
+    if (e) return txn_error(k, e, "abort_transaction", err);
+    k->txn_open = false;
+    k->txn_failed = false;
+    k->stats.txn_aborted++;
+    k->stats.txn_aborted_triggers += k->txn_triggers;
+    return 0;
+}
+
+static int txn_offsets(cue_kafka *k, const int32_t *parts, const int64_t *offsets,
+                       const char *const *meta, size_t n, int64_t timeout_ms, cue_err *err)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_topic_partition_t *t =
+            rd_kafka_topic_partition_list_add(l, k->cfg->input_topic, parts[i]);
+        t->offset = offsets[i];
+        if (meta && meta[i] && *meta[i]) {
+            /* The list owns and frees its elements' metadata. */
+            t->metadata_size = strlen(meta[i]);
+            t->metadata = malloc(t->metadata_size);
+            CUE_ASSERT(t->metadata != NULL);
+            memcpy(t->metadata, meta[i], t->metadata_size);
+        }
+    }
+    /* The group's generation goes with the offsets: a member the group has
+     * since replaced (a zombie) is refused by the coordinator. */
+    rd_kafka_consumer_group_metadata_t *gm = rd_kafka_consumer_group_metadata(k->consumer);
+    rd_kafka_error_t *e = NULL;
+    for (int i = 0; i < TXN_TRIES; i++) {
+        e = rd_kafka_send_offsets_to_transaction(k->producer, l, gm, (int)timeout_ms);
+        if (e == NULL || !rd_kafka_error_is_retriable(e)) break;
+        rd_kafka_error_destroy(e);
+        e = NULL;
+    }
+    rd_kafka_consumer_group_metadata_destroy(gm);
+    rd_kafka_topic_partition_list_destroy(l);
+    return e ? txn_error(k, e, "send_offsets_to_transaction", err) : 0;
+}
+
+int cue_kafka_txn_commit(cue_kafka *k, const int32_t *parts, const int64_t *offsets,
+                         const char *const *meta, size_t n, int64_t timeout_ms, cue_err *err)
+{
+    CUE_ASSERT(k->transactional);
+    if (!k->txn_open && n == 0) return 0;
+    if (!k->txn_open && txn_begin(k) != 0)
+        return cue_err_set(err, k->fenced ? CUE_EFENCED : CUE_EUNAVAILABLE,
+                           "begin_transaction failed");
+    int rc = 0;
+    if (k->txn_failed) {
+        rc = cue_err_set(err, CUE_EABORTED, "a record of the transaction was not delivered");
+    } else {
+        if (n > 0) rc = txn_offsets(k, parts, offsets, meta, n, timeout_ms, err);
+        rd_kafka_error_t *e = NULL;
+        for (int i = 0; rc == 0 && i < TXN_TRIES; i++) {
+            e = rd_kafka_commit_transaction(k->producer, (int)timeout_ms);
+            if (e == NULL || !rd_kafka_error_is_retriable(e)) break;
+            rd_kafka_error_destroy(e);
+            e = NULL;
+        }
+        if (rc == 0 && e) rc = txn_error(k, e, "commit_transaction", err);
+        rd_kafka_poll(k->producer, 0); /* delivery reports, changelog positions */
+    }
+    if (rc == 0) {
+        k->txn_open = false;
+        k->stats.txn_committed++;
+        return 0;
+    }
+    if (rc != CUE_EABORTED) return rc;
+    cue_err aerr = {0};
+    int arc = cue_kafka_txn_abort(k, timeout_ms, &aerr);
+    if (arc != 0) return cue_err_set(err, arc, "%s; then %s", err ? err->msg : "", aerr.msg);
+    return CUE_EABORTED;
+}
+
+bool cue_kafka_fenced(const cue_kafka *k)
+{
+    return k->fenced;
 }
 
 int64_t cue_kafka_position(cue_kafka *k, int32_t partition)
@@ -1041,6 +1255,45 @@ int cue_kafka_mock_topic_create(cue_kafka_mock *m, const char *topic, int partit
     return 0;
 }
 
+/* The request types a test may want to fail, by their protocol names. */
+static const struct {
+    const char *name;
+    int16_t key;
+} mock_apis[] = {{"Produce", 0},
+                 {"Fetch", 1},
+                 {"OffsetCommit", 8},
+                 {"InitProducerId", 22},
+                 {"AddPartitionsToTxn", 24},
+                 {"AddOffsetsToTxn", 25},
+                 {"EndTxn", 26},
+                 {"TxnOffsetCommit", 28}};
+
+/* "errors API ERROR N": the next N requests of API get ERROR. */
+static int mock_errors(cue_kafka_mock *m, const char *api, const char *error, int n,
+                       const char *line, cue_err *err)
+{
+    int key = -1;
+    for (size_t i = 0; i < sizeof mock_apis / sizeof *mock_apis; i++)
+        if (strcmp(api, mock_apis[i].name) == 0) key = mock_apis[i].key;
+    char *end;
+    if (key < 0 && (key = (int)strtol(api, &end, 10), *end != '\0' || key < 0))
+        return cue_err_set(err, CUE_EUSAGE, "'%.100s': unknown API %s", line, api);
+    const struct rd_kafka_err_desc *descs;
+    size_t n_descs;
+    rd_kafka_get_err_descs(&descs, &n_descs);
+    int code = INT32_MIN;
+    for (size_t i = 0; i < n_descs; i++)
+        if (descs[i].name && strcmp(descs[i].name, error) == 0) code = descs[i].code;
+    if (code == INT32_MIN && (code = (int)strtol(error, &end, 10), *end != '\0'))
+        return cue_err_set(err, CUE_EUSAGE, "'%.100s': unknown error %s", line, error);
+    if (n <= 0 || n > 1000) return cue_err_set(err, CUE_EUSAGE, "'%.100s': N is 1 to 1000", line);
+    rd_kafka_resp_err_t errs[1000];
+    for (int i = 0; i < n; i++)
+        errs[i] = (rd_kafka_resp_err_t)code;
+    rd_kafka_mock_push_request_errors_array(m->mc, (int16_t)key, (size_t)n, errs);
+    return 0;
+}
+
 int cue_kafka_mock_command(cue_kafka_mock *m, const char *line, cue_err *err)
 {
     char a[256], b[256];
@@ -1061,6 +1314,8 @@ int cue_kafka_mock_command(cue_kafka_mock *m, const char *line, cue_err *err)
         rd_kafka_mock_push_request_errors_array(m->mc, 0 /* Produce */, (size_t)x, errs);
     } else if (sscanf(line, "rtt %d %d", &x, &y) == 2) {
         e = rd_kafka_mock_broker_set_rtt(m->mc, x, y);
+    } else if (sscanf(line, "errors %255s %255s %d", a, b, &x) == 3) {
+        return mock_errors(m, a, b, x, line, err);
     } else {
         return cue_err_set(err, CUE_EUSAGE, "unknown mock command '%.100s'", line);
     }

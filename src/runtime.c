@@ -54,6 +54,9 @@ typedef struct part {
      * the partition. `sb` counts what it applied. */
     bool standby;
     cue_restore sb;
+    /* Exactly-once: the input offset the last committed transaction sent
+     * (-1: none since the assignment), so an idle cycle sends nothing. */
+    int64_t txn_sent;
 } part;
 
 enum { RUNNING = 0, COMMITTING };
@@ -135,6 +138,12 @@ typedef struct rt {
     cue_task_stats retired; /* summed from tasks already freed, so counters only grow */
     cue_cache_stats retired_cache;
     cue_buf labels; /* owned: a metric's label list, rebuilt per sample */
+    /* Exactly-once: the offsets handed to each transaction (owned, n_parts
+     * long, grown with it) and whether the producer was fenced. */
+    int32_t *txn_parts;
+    int64_t *txn_offsets;
+    const char **txn_meta;
+    bool fenced;
 } rt;
 
 static int64_t wall_ms(rt *r)
@@ -149,6 +158,21 @@ static int64_t wall_ms(rt *r)
  * again by the next run, with the same ids. */
 static void fatal(rt *r, int rc, const char *msg)
 {
+    if (rc == CUE_EFENCED && !r->fenced) {
+        /* Kafka Streams closes its tasks dirty and rejoins; its
+         * transactional.id has a random per-process part, so a fence there
+         * means the tasks moved. Ours is stable per instance, so a fence
+         * means another live process has this instance's identity: going on
+         * (a new producer) would fence it in turn, and the two would abort
+         * each other's transactions for ever. So: no commit, not ready, exit
+         * 75; whatever was not committed is redone by the survivor. */
+        r->fenced = true;
+        cue_log(CUE_LOG_ERROR,
+                "fenced: another producer registered this transactional.id; exiting 75 without "
+                "committing (is a second instance running with the same group.instance.id or "
+                "state.dir?)",
+                "s:transactional_id", r->cfg->transactional_id, "s:error", msg, NULL);
+    }
     if (r->fatal_rc == 0) {
         r->fatal_rc = rc;
         cue_err_set(&r->fatal_err, rc, "%s", msg);
@@ -205,7 +229,17 @@ static int sink_flush(void *ctx, cue_err *err)
 {
     rt *r = ctx;
     if (r->fatal_rc) return cue_err_set(err, r->fatal_rc, "%s", r->fatal_err.msg);
+    /* Exactly-once: the records become durable with their transaction. */
+    if (r->cfg->exactly_once) return 0;
     return cue_kafka_flush(r->k, r->cfg->delivery_timeout_ms, err);
+}
+
+static int eos_commit(rt *r, cue_err *err);
+
+/* A task's own commit (exactly-once): every task goes in the transaction. */
+static int sink_commit(void *ctx, cue_err *err)
+{
+    return eos_commit(ctx, err);
 }
 
 /* ---- partitions -------------------------------------------------------- */
@@ -220,6 +254,16 @@ static int parts_reserve(rt *r, int32_t p)
     if (p < r->n_parts) return 0;
     part *np = realloc(r->parts, (size_t)(p + 1) * sizeof *np);
     if (np == NULL) return CUE_ENOMEM;
+    r->parts = np;
+    if (r->cfg->exactly_once) {
+        int32_t *tp = realloc(r->txn_parts, (size_t)(p + 1) * sizeof *tp);
+        if (tp) r->txn_parts = tp;
+        int64_t *to = realloc(r->txn_offsets, (size_t)(p + 1) * sizeof *to);
+        if (to) r->txn_offsets = to;
+        const char **tm = realloc(r->txn_meta, (size_t)(p + 1) * sizeof *tm);
+        if (tm) r->txn_meta = tm;
+        if (tp == NULL || to == NULL || tm == NULL) return CUE_ENOMEM;
+    }
     memset(np + r->n_parts, 0, (size_t)(p + 1 - r->n_parts) * sizeof *np);
     r->parts = np;
     r->n_parts = p + 1;
@@ -609,29 +653,12 @@ static void on_heartbeat(uv_timer_t *h)
     }
 }
 
-/* The instance's name among the members: its group.instance.id (static
- * membership keeps it across restarts), else the host's name and a random
- * suffix, new each run (a restarted instance is a new member). */
-static void member_name_make(rt *r)
-{
-    for (size_t i = 0; i < r->cfg->kafka_len; i++)
-        if (strcmp(cue_config_kafka_key(r->cfg, i), "group.instance.id") == 0) {
-            snprintf(r->member_name, sizeof r->member_name, "%s",
-                     cue_config_kafka_value(r->cfg, i));
-            return;
-        }
-    char host[64] = "cuepoint";
-    gethostname(host, sizeof host - 1);
-    host[sizeof host - 1] = '\0';
-    uint32_t rnd = 0;
-    uv_random(NULL, NULL, &rnd, sizeof rnd, 0, NULL);
-    snprintf(r->member_name, sizeof r->member_name, "%s-%d-%08x", host, (int)getpid(), rnd);
-}
-
 /* The members topic (created compacted where the cluster lets us; records go
  * to its partition 0 whatever its count, so an automatically created one
  * with several partitions works too), its reader from the beginning and
  * its writer. */
+static int instance_id(const cue_config *c, char *out, size_t cap, cue_err *err);
+
 static int members_open(rt *r, int32_t partitions, cue_err *err)
 {
     const cue_config *cfg = r->cfg;
@@ -647,7 +674,8 @@ static int members_open(rt *r, int32_t partitions, cue_err *err)
                                                   err)) != 0)
             return rc;
     }
-    member_name_make(r);
+    rc = instance_id(cfg, r->member_name, sizeof r->member_name, err);
+    if (rc != 0) return rc;
     r->members_parts = partitions;
     r->want = calloc((size_t)partitions, sizeof *r->want);
     r->owned_ids = calloc((size_t)partitions, sizeof *r->owned_ids);
@@ -681,6 +709,7 @@ static int task_open(rt *r, int32_t id, cue_err *err)
 {
     part *p = &r->parts[id];
     if (p->task) return 0;
+    p->txn_sent = -1;
     int rc = cue_task_new(&p->task, &r->task_cfg, r->o->ms, r->store, (uint32_t)id, &r->sink, err);
     if (rc == 0) rc = cue_task_set_policy(p->task, r->o->policy, err);
     if (rc != 0) {
@@ -758,7 +787,8 @@ static void part_release(rt *r, int32_t id, bool commit_group, bool sync)
                 NULL);
     }
     if (p == NULL || p->task == NULL) return;
-    if (r->fatal_rc == 0) {
+    /* Exactly-once: the caller committed every task in one transaction. */
+    if (r->fatal_rc == 0 && !r->cfg->exactly_once) {
         cue_err err = {0};
         if (cue_task_commit(p->task, &err) != 0)
             fatal(r, err.code, err.msg);
@@ -775,17 +805,27 @@ static void part_release(rt *r, int32_t id, bool commit_group, bool sync)
     p->task = NULL;
 }
 
+static void eos_cycle(rt *r);
+static void eos_rollback(rt *r, const char *why);
+
 static void on_revoked(const int32_t *ids, size_t n, bool lost, void *ctx)
 {
     rt *r = ctx;
     r->res->rebalances++;
     r->rebalancing = true;
+    /* Exactly-once: partitions handed over are committed with all the
+     * others; lost ones may already have a new owner, so the transaction,
+     * which holds their work too, is aborted, and the tasks that stay roll
+     * back (Kafka Streams closes lost tasks dirty the same way). */
+    bool eos = r->cfg->exactly_once && r->fatal_rc == 0 && r->store;
+    if (eos && !lost) eos_cycle(r);
     for (size_t i = 0; i < n; i++) {
         part_release(r, ids[i], !lost, true);
         cue_log(CUE_LOG_INFO, lost ? "partition lost" : "partition revoked", "s:topic",
                 r->cfg->input_topic, "i:partition", (int64_t)ids[i], NULL);
     }
     members_publish(r);
+    if (eos && lost) eos_rollback(r, "partitions lost");
 }
 
 static void on_message(const cue_kafka_msg *m, void *ctx)
@@ -809,12 +849,142 @@ static void on_message(const cue_kafka_msg *m, void *ctx)
                               m->key ? m->key_len : 0, &err);
     r->cur = NULL;
     p->position = m->offset + 1;
-    if (rc != 0) fatal(r, rc, err.msg);
+    if (rc == CUE_EABORTED) /* a task's own commit, under exactly-once */
+        eos_rollback(r, err.msg);
+    else if (rc != 0)
+        fatal(r, rc, err.msg);
 }
 
 static void on_fatal(const char *why, void *ctx)
 {
-    fatal(ctx, CUE_EUNAVAILABLE, why);
+    rt *r = ctx;
+    fatal(r, r->k && cue_kafka_fenced(r->k) ? CUE_EFENCED : CUE_EUNAVAILABLE, why);
+}
+
+/* ---- exactly-once ------------------------------------------------------ */
+
+/* One transaction for every task of the instance: their changelogs, then
+ * the input offsets with the group's metadata, the commit, and only then
+ * the store batches. The commit blocks the loop (bounded by
+ * delivery.timeout.ms per broker call): librdkafka serves this producer's
+ * delivery reports on the thread that commits, and they update the tasks'
+ * changelog positions, so it cannot move to a worker thread; intake is
+ * stopped during a cycle anyway, and by then the cycle's triggers are
+ * acknowledged (check_commit waited for them), so it waits for little more
+ * than the changelog and one EndTxn round trip. */
+static int eos_commit(rt *r, cue_err *err)
+{
+    size_t n = 0;
+    for (int32_t i = 0; i < r->n_parts; i++) {
+        part *p = &r->parts[i];
+        if (p->task == NULL) continue;
+        int rc = cue_task_commit_prepare(p->task, err);
+        if (rc != 0) return rc;
+        /* Unmoved since the last transaction, or see part.group_unread. */
+        if (p->group_unread || cue_task_next_offset(p->task) == p->txn_sent) continue;
+        r->txn_parts[n] = i;
+        r->txn_offsets[n] = cue_task_next_offset(p->task);
+        r->txn_meta[n] = p->marker;
+        n++;
+    }
+    int rc = cue_kafka_txn_commit(r->k, r->txn_parts, r->txn_offsets, r->txn_meta, n,
+                                  r->cfg->delivery_timeout_ms, err);
+    if (rc != 0) return rc;
+    for (size_t j = 0; j < n; j++)
+        r->parts[r->txn_parts[j]].txn_sent = r->txn_offsets[j];
+    /* The input offsets also go in the store: the group's may be missing
+     * (the mock broker does not keep transactional offset commits), and on
+     * assignment the store says where each partition resumes. */
+    for (int32_t i = 0; i < r->n_parts && rc == 0; i++)
+        if (r->parts[i].task) rc = cue_task_commit_finish(r->parts[i].task, err);
+    return rc;
+}
+
+/* Drops every task's work since the last committed transaction and reads
+ * its input again from there. */
+static void eos_rollback(rt *r, const char *why)
+{
+    cue_log(CUE_LOG_WARN, "transaction aborted; rolling back to the last commit", "s:error", why,
+            NULL);
+    cue_err aerr = {0};
+    int rc = cue_kafka_txn_abort(r->k, r->cfg->delivery_timeout_ms, &aerr);
+    if (rc != 0) {
+        fatal(r, rc, aerr.msg);
+        return;
+    }
+    for (int32_t i = 0; i < r->n_parts && r->fatal_rc == 0; i++) {
+        part *p = &r->parts[i];
+        if (p->task == NULL) continue;
+        cue_err err = {0};
+        if (cue_task_rollback(p->task, &err) != 0) {
+            fatal(r, err.code, err.msg);
+            return;
+        }
+        p->position = cue_task_next_offset(p->task);
+        cue_kafka_seek_resume(r->k, i, p->position);
+    }
+}
+
+/* A commit at the end of a cycle, a revocation or a stop. */
+static void eos_cycle(rt *r)
+{
+    cue_err err = {0};
+    int rc = eos_commit(r, &err);
+    if (rc == CUE_EABORTED)
+        eos_rollback(r, err.msg);
+    else if (rc != 0)
+        fatal(r, rc, err.msg);
+}
+
+/* The instance's stable name: its group.instance.id when static membership
+ * names it, else a random id made once and kept in <state.dir>/instance.id.
+ * It names the instance among the members (standby.h) and in its
+ * transactional.id. Stable across restarts: a restart replaces its own
+ * member record, and under exactly-once registering the same
+ * transactional.id fences the previous incarnation (a zombie still running)
+ * and aborts the transaction it left open at once; a new id per start
+ * (Kafka Streams' process id) would leave that transaction open until
+ * transaction.timeout.ms, holding read_committed consumers back. One per
+ * instance: two live holders fence each other, so a state.dir must never
+ * be copied to start a second instance. */
+static int instance_id(const cue_config *c, char *out, size_t cap, cue_err *err)
+{
+    for (size_t i = 0; i < c->kafka_len; i++)
+        if ((c->kafka[i].clients & CUE_KAFKA_CONSUMER) &&
+            strcmp(cue_config_kafka_key(c, i), "group.instance.id") == 0) {
+            snprintf(out, cap, "%s", cue_config_kafka_value(c, i));
+            return 0;
+        }
+    char path[CUE_PATH_MAX + 32], id[40] = "";
+    snprintf(path, sizeof path, "%s/instance.id", c->state_dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%32[0-9a-f]", id) != 1) id[0] = '\0';
+        fclose(f);
+    }
+    if (strlen(id) != 32) {
+        unsigned char b[16];
+        FILE *u = fopen("/dev/urandom", "r");
+        bool got = u && fread(b, 1, sizeof b, u) == sizeof b;
+        if (u) fclose(u);
+        if (!got) return cue_err_set(err, CUE_EIO, "cannot read /dev/urandom for the instance id");
+        for (size_t i = 0; i < sizeof b; i++)
+            snprintf(id + 2 * i, 3, "%02x", b[i]);
+        if ((f = fopen(path, "w")) == NULL || fprintf(f, "%s\n", id) < 0 || fclose(f) != 0)
+            return cue_err_set(err, CUE_EIO, "%s: cannot write the instance id", path);
+    }
+    snprintf(out, cap, "%s", id);
+    return 0;
+}
+
+/* The producer's transactional.id: <application.id>-<instance id>. */
+static int txn_id_derive(cue_config *c, cue_err *err)
+{
+    char id[CUE_MEMBER_NAME_BYTES_MAX];
+    int rc = instance_id(c, id, sizeof id, err);
+    if (rc == 0)
+        snprintf(c->transactional_id, sizeof c->transactional_id, "%s-%s", c->application_id, id);
+    return rc;
 }
 
 /* ---- the commit cycle -------------------------------------------------- */
@@ -832,7 +1002,8 @@ static void stage1_commit(rt *r, bool sync)
 
 static void finish_commit(rt *r)
 {
-    for (int32_t i = 0; i < r->n_parts && r->fatal_rc == 0; i++) {
+    if (r->cfg->exactly_once) eos_cycle(r);
+    for (int32_t i = 0; i < r->n_parts && r->fatal_rc == 0 && !r->cfg->exactly_once; i++) {
         part *p = &r->parts[i];
         if (p->task == NULL) continue;
         cue_err err = {0};
@@ -846,6 +1017,7 @@ static void finish_commit(rt *r)
     stage1_commit(r, false);
     r->res->commits++;
     cue_histogram_observe(&r->commit_hist, (double)(uv_hrtime() - r->commit_started_ns) / 1e9);
+    if (r->fatal_rc) return;
     r->state = RUNNING;
     if (r->stop_requested) uv_stop(&r->loop);
 }
@@ -978,7 +1150,12 @@ static void on_clock(uv_timer_t *h)
             part *p = &r->parts[i];
             if (p->task == NULL || p->high < 0 || p->position < p->high) continue;
             cue_err err = {0};
-            if (cue_task_advance(p->task, now, &err) != 0) {
+            int rc = cue_task_advance(p->task, now, &err);
+            if (rc == CUE_EABORTED) { /* a task's own commit, under exactly-once */
+                eos_rollback(r, err.msg);
+                return;
+            }
+            if (rc != 0) {
                 fatal(r, err.code, err.msg);
                 return;
             }
@@ -1044,6 +1221,7 @@ static void teardown_watchdog(int rc, int64_t timeout_ms)
     teardown_status = rc == 0                             ? 0
                       : rc == CUE_ESTORE || rc == CUE_EIO ? EX_IOERR
                       : rc == CUE_ECONFIG                 ? EX_CONFIG
+                      : rc == CUE_EFENCED                 ? EX_TEMPFAIL
                                                           : EX_UNAVAILABLE;
     struct sigaction sa = {.sa_handler = on_teardown_alarm};
     sigaction(SIGALRM, &sa, NULL);
@@ -1212,6 +1390,19 @@ static void render_metrics(rt *r, cue_buf *b)
                     (double)ks->delivery_failures);
     metrics_gauge(b, "cuepoint_in_flight_records", "Produced records not yet acknowledged.",
                   (double)cue_kafka_in_flight(r->k));
+    if (r->cfg->exactly_once) {
+        metrics_counter(b, "cuepoint_transactions_committed_total",
+                        "Transactions committed (exactly-once).", (double)ks->txn_committed);
+        metrics_counter(b, "cuepoint_transactions_aborted_total",
+                        "Transactions aborted; the tasks rolled back to the last commit.",
+                        (double)ks->txn_aborted);
+        metrics_counter(b, "cuepoint_transactions_aborted_triggers_total",
+                        "Trigger records produced in transactions that were then aborted.",
+                        (double)ks->txn_aborted_triggers);
+        metrics_counter(b, "cuepoint_producer_fenced_total",
+                        "Times another producer took over this transactional.id.",
+                        (double)ks->txn_fenced);
+    }
     metrics_gauge(b, "cuepoint_restoring_partitions",
                   "Partitions rebuilding their state from the changelog (not ready meanwhile).",
                   (double)r->restoring);
@@ -1241,8 +1432,8 @@ static void render_metrics(rt *r, cue_buf *b)
 
 static bool is_ready(rt *r)
 {
-    return r->assigned_once && !r->rebalancing && !r->stop_requested && r->fatal_rc == 0 &&
-           r->restoring == 0 && (r->k1 == NULL || r->assigned1_once);
+    return !r->fenced && r->assigned_once && !r->rebalancing && !r->stop_requested &&
+           r->fatal_rc == 0 && r->restoring == 0 && (r->k1 == NULL || r->assigned1_once);
 }
 
 static int user_json(rt *r, const char *uid, cue_buf *body)
@@ -1275,7 +1466,8 @@ static int on_http(const char *method, const char *path, cue_buf *body, const ch
     }
     if (strcmp(path, "/readyz") == 0) {
         bool ok = is_ready(r);
-        cue_buf_printf(body, "{\"ready\":%s,\"partitions\":[", ok ? "true" : "false");
+        cue_buf_printf(body, "{\"ready\":%s,%s\"partitions\":[", ok ? "true" : "false",
+                       r->fenced ? "\"reason\":\"fenced\"," : "");
         bool first = true;
         for (int32_t i = 0; i < r->n_parts; i++)
             if (r->parts[i].task) {
@@ -1621,6 +1813,18 @@ static void decisions_open(rt *r, int32_t partitions)
 
 static int open_all(rt *r, cue_err *err)
 {
+    if (r->o->cfg->exactly_once && r->o->cfg->repartition)
+        return cue_err_set(err, CUE_ECONFIG,
+                           "$.processing.guarantee: exactly_once_v2 does not cover the repartition "
+                           "stage yet; use at_least_once with repartition");
+    if (r->o->cfg->exactly_once) {
+        /* The pipeline's copy of the config carries the derived id. */
+        r->cfg_main = *r->o->cfg;
+        r->cfg = &r->cfg_main;
+        int rc = cue_store_dir_create(r->cfg_main.state_dir, err);
+        if (rc == 0) rc = txn_id_derive(&r->cfg_main, err);
+        if (rc != 0) return rc;
+    }
     if (r->o->cfg->repartition) {
         int src = stage1_open(r, err);
         if (src != 0) return src;
@@ -1762,6 +1966,7 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
                               .changelog = o->cfg->changelog ? sink_changelog : NULL,
                               .changelog_next = o->cfg->changelog ? sink_changelog_next : NULL,
                               .flush = sink_flush,
+                              .commit = o->cfg->exactly_once ? sink_commit : NULL,
                               .ctx = r};
     static const double bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                     0.25,  0.5,    1,     2.5,  5,     10};
@@ -1781,6 +1986,7 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
     /* Commit what is left (unless the run failed) and close the store: from
      * here on everything the next run needs is on disk. Then leave the
      * group (its revocation finds no tasks left). */
+    if (r->k && r->cfg->exactly_once && r->fatal_rc == 0) eos_cycle(r);
     for (int32_t i = 0; i < r->n_parts && r->k; i++)
         part_release(r, i, true, false);
     if (rc == 0 && r->fatal_rc) {
@@ -1822,6 +2028,9 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
     cue_members_free(r->members);
     free(r->want);
     free(r->owned_ids);
+    free(r->txn_parts);
+    free(r->txn_offsets);
+    free(r->txn_meta);
     free(r->parts);
     free(r);
     return rc;

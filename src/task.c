@@ -485,6 +485,8 @@ static void timers_sync(cue_task *t)
     u->indexed_due = want;
 }
 
+static int self_commit(cue_task *t, cue_err *err);
+
 static int user_save(cue_task *t, cue_err *err)
 {
     timers_sync(t);
@@ -493,7 +495,7 @@ static int user_save(cue_task *t, cue_err *err)
     int rc = cue_cache_put(t->cache, t->user->id, t->user->id_len, t->enc.data, t->enc.len, true);
     if (rc == CUE_EFULL) {
         /* The dirty share outgrew the cache: commit, which makes room. */
-        rc = cue_task_commit(t, err);
+        rc = self_commit(t, err);
         if (rc == 0)
             rc = cue_cache_put(t->cache, t->user->id, t->user->id_len, t->enc.data, t->enc.len,
                                true);
@@ -743,7 +745,7 @@ int cue_task_process(cue_task *t, const char *raw, size_t len, int64_t offset, c
     if (rc != 0) return rc;
     t->next_offset = offset + 1;
     if (++t->since_commit >= t->cfg->commit_records || cue_cache_should_flush(t->cache))
-        return cue_task_commit(t, err);
+        return self_commit(t, err);
     return 0;
 }
 
@@ -754,7 +756,7 @@ int cue_task_reject(cue_task *t, int64_t offset, cue_reason reason, const char *
     t->stats.records++;
     dead_letter(t, reason, msg, raw, len, offset);
     t->next_offset = offset + 1;
-    if (++t->since_commit >= t->cfg->commit_records) return cue_task_commit(t, err);
+    if (++t->since_commit >= t->cfg->commit_records) return self_commit(t, err);
     return 0;
 }
 
@@ -874,7 +876,7 @@ static int changelog_write(cue_task *t)
     return 0;
 }
 
-int cue_task_commit(cue_task *t, cue_err *err)
+int cue_task_commit_prepare(cue_task *t, cue_err *err)
 {
     /* Triggers are durable before any changelog record of the cycle: a
      * restored user who applied a record never skips it with its trigger
@@ -885,6 +887,11 @@ int cue_task_commit(cue_task *t, cue_err *err)
     if (rc != 0) return cue_err_set(err, rc, "out of memory writing the changelog");
     if (t->sink.changelog && t->sink.flush && (rc = t->sink.flush(t->sink.ctx, err)) != 0)
         return rc;
+    return 0;
+}
+
+int cue_task_commit_finish(cue_task *t, cue_err *err)
+{
     if (t->sink.changelog_next) {
         int64_t next = t->sink.changelog_next(t->partition, t->sink.ctx);
         if (next >= 0) t->changelog_next = next;
@@ -902,10 +909,43 @@ int cue_task_commit(cue_task *t, cue_err *err)
                            .changelog_offset = t->changelog_next,
                            .stream_time_ms = t->stream_ms};
     cue_store_batch_meta_put(t->store, t->partition, &meta);
-    rc = cue_store_batch_commit(t->store, false, err);
+    int rc = cue_store_batch_commit(t->store, false, err);
     if (rc != 0) return rc;
     t->stats.commits++;
     t->since_commit = 0;
+    return 0;
+}
+
+int cue_task_commit(cue_task *t, cue_err *err)
+{
+    int rc = cue_task_commit_prepare(t, err);
+    return rc != 0 ? rc : cue_task_commit_finish(t, err);
+}
+
+/* The task's own commits: alone, or with every task when a transaction
+ * spans them (the sink's commit). */
+static int self_commit(cue_task *t, cue_err *err)
+{
+    return t->sink.commit ? t->sink.commit(t->sink.ctx, err) : cue_task_commit(t, err);
+}
+
+int cue_task_rollback(cue_task *t, cue_err *err)
+{
+    /* A task built afresh from the store holds exactly the last committed
+     * batch; its parts are swapped in whole, so no field can be forgotten.
+     * Allocates, but rollbacks are rare (an aborted transaction). */
+    cue_task *fresh = NULL;
+    int rc = cue_task_new(&fresh, t->cfg, t->ms, t->store, t->partition, &t->sink, err);
+    if (rc == 0) rc = cue_task_set_policy(fresh, t->policy, err);
+    if (rc != 0) {
+        cue_task_free(fresh);
+        return rc;
+    }
+    cue_task old = *t;
+    *t = *fresh;
+    t->stats = old.stats;
+    *fresh = old; /* the old parts, freed with it */
+    cue_task_free(fresh);
     return 0;
 }
 

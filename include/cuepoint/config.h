@@ -82,6 +82,13 @@ typedef struct cue_config {
      * instances keep current from its changelog (needs changelog.enabled), so
      * a fail-over restores only the tail (standby.h says where they go). */
     int64_t standby_replicas;
+    /* processing.guarantee: "at_least_once". "exactly_once_v2" puts each
+     * commit cycle's triggers, dead letters, decisions, changelog records and
+     * input offsets in one Kafka transaction (see cue_kafka_txn_commit). */
+    bool exactly_once;
+    /* Not a key: the producer's transactional.id under exactly_once, set by
+     * the runtime at start-up (see runtime.c, txn_id_derive). */
+    char transactional_id[CUE_NAME_BYTES_MAX + 160];
     int64_t startup_timeout_ms;  /* startup.timeout.ms: 30000, then exit 69 */
     int64_t shutdown_timeout_ms; /* shutdown.timeout.ms: 30000 */
     int64_t delivery_timeout_ms; /* delivery.timeout.ms: 120000 (librdkafka message.timeout.ms) */

@@ -29,7 +29,9 @@
     X(ELATE, -12, "event later than the allowed lateness")                                         \
     X(EUSAGE, -13, "usage error")                                                                  \
     X(EFULL, -14, "bounded structure full")                                                        \
-    X(EUNAVAILABLE, -15, "service unavailable")
+    X(EUNAVAILABLE, -15, "service unavailable")                                                    \
+    X(EABORTED, -16, "transaction aborted")                                                        \
+    X(EFENCED, -17, "producer fenced")
 
 enum {
 #define CUE_ERR_ENUM(name, value, desc) CUE_##name = value,

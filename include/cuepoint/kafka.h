@@ -172,6 +172,30 @@ int64_t cue_kafka_changelog_next(const cue_kafka *k, int32_t partition);
  * for the answer only when `sync` (a partition being given up). */
 void cue_kafka_commit(cue_kafka *k, int32_t partition, int64_t offset, bool sync);
 
+/* ---- exactly-once (processing.guarantee = exactly_once_v2) ------------- */
+
+/* With config exactly_once the producer is transactional (transactional.id =
+ * the config's transactional_id, registered by cue_kafka_open, which fences
+ * older producers with that id) and the consumers read committed records
+ * only. A transaction opens by itself before the first record produced after
+ * the last commit or abort. */
+
+/* Ends the open transaction: the input offsets (`n` partitions of
+ * input.topic, `offsets` the next to read, `meta` each one's commit metadata
+ * or NULL) go in with the consumer's group metadata, then the transaction
+ * commits; with nothing produced and no offsets, nothing happens. Blocks up
+ * to `timeout_ms` per broker call, retrying what librdkafka calls retriable.
+ * CUE_EABORTED: the transaction could not commit and was aborted (the caller
+ * rolls its state back to the last commit); CUE_EFENCED: another producer
+ * has this transactional.id, and this one must stop producing for good;
+ * CUE_EUNAVAILABLE otherwise. */
+int cue_kafka_txn_commit(cue_kafka *k, const int32_t *parts, const int64_t *offsets,
+                         const char *const *meta, size_t n, int64_t timeout_ms, cue_err *err);
+/* Aborts the open transaction, if any (CUE_EFENCED as above). */
+int cue_kafka_txn_abort(cue_kafka *k, int64_t timeout_ms, cue_err *err);
+/* The producer was fenced (its fatal error, however it surfaced). */
+bool cue_kafka_fenced(const cue_kafka *k);
+
 /* ---- reading partitions one by one (the repartition stage) ------------- */
 
 #define CUE_KAFKA_SPLIT_MAX 1024
@@ -227,6 +251,11 @@ typedef struct cue_kafka_stats {
     uint64_t produced, delivered, delivery_failures, produce_retries_full;
     uint64_t dead_letters_truncated;
     uint64_t consumer_errors, producer_errors;
+    /* Exactly-once: transactions committed and aborted, fencings seen. */
+    uint64_t txn_committed, txn_aborted, txn_fenced;
+    /* Trigger records produced in transactions that were then aborted: a
+     * read_committed consumer never sees them (on a real cluster). */
+    uint64_t txn_aborted_triggers;
 } cue_kafka_stats;
 const cue_kafka_stats *cue_kafka_stats_get(const cue_kafka *k);
 
@@ -260,7 +289,9 @@ int cue_kafka_mock_topic_create(cue_kafka_mock *m, const char *topic, int partit
 /* A fault, as a line of text: "down B", "up B", "leader TOPIC PART B",
  * "coordinator group|txn ID B", "produce-errors N" (the next N produce
  * requests fail with NOT_LEADER_FOR_PARTITION, which clients retry),
- * "rtt B MS". CUE_EUSAGE on anything else. */
+ * "rtt B MS", "errors API ERROR N" (the next N requests of API, a name like
+ * EndTxn or a number, are answered with ERROR, a name like PRODUCER_FENCED
+ * or a number). CUE_EUSAGE on anything else. */
 int cue_kafka_mock_command(cue_kafka_mock *m, const char *line, cue_err *err);
 
 #endif

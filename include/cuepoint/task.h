@@ -64,6 +64,13 @@ typedef struct cue_task_sink {
     int64_t (*changelog_next)(uint32_t partition, void *ctx);
     /* Makes everything emitted so far durable; non-zero stops the commit. */
     int (*flush)(void *ctx, cue_err *err);
+    /* Exactly-once (NULL otherwise): the task's own commits (commit.records,
+     * a full cache) call this instead of committing alone, because one
+     * transaction covers every task of the instance and the caller commits
+     * them all (cue_task_commit_prepare, the transaction, then
+     * cue_task_commit_finish on each). Non-zero is returned by the call
+     * that committed; CUE_EABORTED means the caller rolls the tasks back. */
+    int (*commit)(void *ctx, cue_err *err);
     void *ctx;
 } cue_task_sink;
 
@@ -123,6 +130,20 @@ int cue_task_reject(cue_task *t, int64_t offset, cue_reason reason, const char *
 int cue_task_advance(cue_task *t, int64_t until_ms, cue_err *err);
 
 int cue_task_commit(cue_task *t, cue_err *err);
+
+/* cue_task_commit in two halves, for a commit that spans tasks (exactly-once):
+ * prepare flushes the sink and writes the cycle's changelog records; finish,
+ * once the caller made them durable, writes the store batch. Nothing reaches
+ * the store before finish. */
+int cue_task_commit_prepare(cue_task *t, cue_err *err);
+int cue_task_commit_finish(cue_task *t, cue_err *err);
+
+/* Drops every change not yet in the store (dirty and clean cached users,
+ * timers in memory and not yet indexed, deferrals, the position) and reloads
+ * the partition's meta: the task is then as cue_task_new left it after the
+ * last committed batch, with its counters kept. The caller moves its input
+ * back to cue_task_next_offset. */
+int cue_task_rollback(cue_task *t, cue_err *err);
 
 int64_t cue_task_next_offset(const cue_task *t);
 int64_t cue_task_stream_time(const cue_task *t);
