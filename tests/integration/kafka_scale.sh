@@ -2,10 +2,12 @@
 # Scaling out with the changelog: 12 partitions, three `cuepoint run`
 # processes in one group, 300k events over 30k users produced while they run;
 # a fourth instance joins mid-stream, one is killed with SIGKILL, one stopped
-# with SIGTERM. Partitions that move rebuild their state from the changelog.
-# At the end every trigger id of the file mode's run is on the trigger topic
-# and none other, the duplicates are counted, and each user's state, read
-# from whichever instance owns the user's partition, equals the file mode's.
+# with SIGTERM. Partitions that move rebuild their state from the changelog;
+# each instance also keeps standby replicas (num.standby.replicas 1) through
+# all of it. At the end every trigger id of the file mode's run is on the
+# trigger topic and none other, the duplicates are counted, each user's
+# state, read from whichever instance owns the user's partition, equals the
+# file mode's, and so does the standby copy the other survivor keeps of it.
 . "$(dirname "$0")/../lib.sh" "$1"
 . "$(dirname "$0")/../kafka_lib.sh"
 set -uo pipefail
@@ -22,7 +24,7 @@ split -n l/6 -d "$tmp/all.jsonl" "$tmp/chunk."
 # compact, so the changelog must stay small enough to be kept whole.
 for n in a b c d; do
     config "$n" scale events triggers '"session.timeout.ms": 6000'
-    sed -i 's/"commit.interval.ms": 300/"commit.interval.ms": 4000, "changelog.enabled": true/' "$tmp/$n.json"
+    sed -i 's/"commit.interval.ms": 300/"commit.interval.ms": 4000, "changelog.enabled": true, "num.standby.replicas": 1/' "$tmp/$n.json"
 done
 declare -A pid
 start() { "$cuepoint" run --config "$tmp/$1.json" --admin-addr-file "$tmp/$1.admin" 2> "$tmp/$1.log" & pid[$1]=$!; }
@@ -56,7 +58,18 @@ for _ in $(seq 900); do
     sleep 0.2
 done
 [ "$done_" = 1 ] && ok || bad "a and d never held all $parts partitions with no lag: a=$(ready a) d=$(ready d)"
-sleep 2 # the last triggers acknowledged
+sleep 5 # past a commit interval: the last cycle is on the changelog
+# Two live members and one replica: every partition has its copy on the
+# other survivor, caught up (b's member record expires after its ttl).
+sb=0
+for _ in $(seq 300); do
+    if [ $(($(metric a cuepoint_standby_partitions) + $(metric d cuepoint_standby_partitions))) -eq "$parts" ] &&
+        [ "$(metric a cuepoint_standby_lag_records)" -eq 0 ] && [ "$(metric d cuepoint_standby_lag_records)" -eq 0 ]; then
+        sb=1; break
+    fi
+    sleep 0.2
+done
+[ "$sb" = 1 ] && ok || bad "standbys: a keeps $(metric a cuepoint_standby_partitions), d $(metric d cuepoint_standby_partitions) of $parts, lag $(metric a cuepoint_standby_lag_records)/$(metric d cuepoint_standby_lag_records)"
 parts_a=$(ready a | grep -o '\[[0-9,]*\]' | tr -d '[]' | tr ',' ' ')
 parts_d=$(ready d | grep -o '\[[0-9,]*\]' | tr -d '[]' | tr ',' ' ')
 echo "a owns: $parts_a; d owns: $parts_d"
@@ -89,5 +102,14 @@ n_final=$(wc -l < "$tmp/final.state")
     || { bad "users' states differ from the file mode's ($n_final here, $(wc -l < "$tmp/ref.ref.state") there)";
          diff "$tmp/ref.ref.state" "$tmp/final.state" | head -4 | cut -c1-250; }
 echo "states: $n_final users, equal to the file mode's: $([ "$failed" -eq 0 ] && echo yes || echo no)"
+
+# The standby copies: each partition's from the survivor that does not own it.
+{
+    for p in $parts_a; do "$cuepoint" state dump --machines "$machines" --state-dir "$tmp/d.state" --partition "$p"; done
+    for p in $parts_d; do "$cuepoint" state dump --machines "$machines" --state-dir "$tmp/a.state" --partition "$p"; done
+} | sort > "$tmp/standby.state"
+cmp -s "$tmp/standby.state" "$tmp/ref.ref.state" && ok \
+    || { bad "standby copies differ from the file mode's states ($(wc -l < "$tmp/standby.state") users)";
+         diff "$tmp/ref.ref.state" "$tmp/standby.state" | head -4 | cut -c1-250; }
 
 finish

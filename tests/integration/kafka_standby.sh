@@ -6,13 +6,15 @@
 #
 # Each case: two instances of one application on 8 partitions (changelog on,
 # session.timeout.ms 6000), an "echo" journey that counts each user's pings
-# and answers each with a pong. 120k users get one ping each (about 1.5 MB of
-# changelog per partition), then a steady trickle of pings stamped with their
-# produce time goes on while instance A is killed. A kcat consumer stamps
+# and answers each with a pong. 120k users get one ping each (about 15k
+# changelog records per partition), then a steady trickle of pings stamped
+# with their produce time goes on while instance A is killed. A kcat consumer stamps
 # each pong with its arrival time; the pause is the first pong from one of
 # A's partitions whose ping was produced after the kill, minus the kill time.
 # Afterwards the survivor's state must count every ping on the input topic
 # exactly once, and every ping must have its pong on the trigger topic.
+# USERS and SESSION_MS change the size and A's detection time; KEEP_DIR=D
+# copies the work directory (logs, configs) to D at the end.
 . "$(dirname "$0")/../lib.sh" "$1"
 . "$(dirname "$0")/../kafka_lib.sh"
 set -uo pipefail
