@@ -15,6 +15,14 @@ echo '{"kafka": {"consumer": {"enable.auto.commit": true}}}' > "$tmp/owned.json"
 expect_exit 78 "owned property" "$cuepoint" run --config "$tmp/owned.json"
 grep -q '\$.kafka.consumer.enable.auto.commit' "$tmp/err" && ok || bad "the error does not name the JSON path"
 
+# Standby replicas are kept from the changelog: without it, a config error.
+echo '{"num.standby.replicas": 1}' > "$tmp/standby.json"
+expect_exit 78 "standby without changelog" "$cuepoint" run --config "$tmp/standby.json" --state-dir "$tmp/s0" --machines "$root/deploy/machines"
+grep -qF '$.num.standby.replicas: 1 needs \"changelog.enabled\": true' "$tmp/err" && ok || { bad "standby without changelog: $(cat "$tmp/err")"; }
+echo '{"num.standby.replicas": -1}' > "$tmp/standby.json"
+expect_exit 78 "negative standby replicas" "$cuepoint" run --config "$tmp/standby.json"
+grep -q '\$.num.standby.replicas' "$tmp/err" && ok || bad "a negative num.standby.replicas: $(cat "$tmp/err")"
+
 echo '{"kafka": {"sasl.oauthbearer.method": "bogus-hunter2", "sasl.password": "hunter2"}}' > "$tmp/secret.json"
 expect_exit 78 "rejected secret property" "$cuepoint" run --config "$tmp/secret.json" --state-dir "$tmp/s1" --machines "$root/deploy/machines"
 grep -q 'sasl.oauthbearer.method' "$tmp/err" && ok || bad "the error does not name the property"
