@@ -8,8 +8,10 @@ set -euo pipefail
 # tzdata: /usr/share/zoneinfo, the data GTimeZone reads at run time and that
 # Debian's (security) updates keep current; also what `date` and `zdump` read to
 # compute the tz tests' expected instants.
+# libjemalloc-dev: the executables' allocator (CMakeLists.txt, CUE_JEMALLOC).
 packages=(build-essential cmake pkg-config librdkafka-dev librocksdb-dev libjansson-dev
-          libuv1-dev libcriterion-dev libxxhash-dev libmicrohttpd-dev libglib2.0-dev tzdata kcat curl)
+          libuv1-dev libcriterion-dev libxxhash-dev libmicrohttpd-dev libglib2.0-dev tzdata kcat curl
+          libjemalloc-dev)
 
 missing=()
 for p in "${packages[@]}"; do
