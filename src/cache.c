@@ -322,8 +322,23 @@ static void relocate(cue_cache *c, entry *old, entry *e, size_t slot)
     blob_release(c, old);
 }
 
+static int put(cue_cache *c, const char *uid, size_t uid_len, const void *val, size_t val_len,
+               bool dirty, bool over);
+
 int cue_cache_put(cue_cache *c, const char *uid, size_t uid_len, const void *val, size_t val_len,
                   bool dirty)
+{
+    return put(c, uid, uid_len, val, val_len, dirty, false);
+}
+
+int cue_cache_put_over(cue_cache *c, const char *uid, size_t uid_len, const void *val,
+                       size_t val_len)
+{
+    return put(c, uid, uid_len, val, val_len, true, true);
+}
+
+static int put(cue_cache *c, const char *uid, size_t uid_len, const void *val, size_t val_len,
+               bool dirty, bool over)
 {
     CUE_ASSERT(uid_len <= CUE_USER_ID_BYTES_MAX && (val != NULL || dirty));
     uint64_t hash = cue_hash64(uid, uid_len, 0);
@@ -335,7 +350,7 @@ int cue_cache_put(cue_cache *c, const char *uid, size_t uid_len, const void *val
     if (e && e->dirty) c->dirty_bytes -= class_bytes(e->cls); /* added back below */
     if (e == NULL || e->cls != cls) {
         size_t need = c->free[cls] ? 0 : class_bytes((uint8_t)cls);
-        if (!make_room(c, need, e)) {
+        if (!make_room(c, need, e) && !over) {
             if (e && e->dirty) c->dirty_bytes += class_bytes(e->cls);
             return CUE_EFULL;
         }

@@ -972,20 +972,25 @@ static int txn_error(cue_kafka *k, rd_kafka_error_t *e, const char *what, cue_er
     return rc;
 }
 
-/* Retries a transactional call while librdkafka says it may. The bound keeps
- * a broker that stays away from holding the loop for ever: the caller then
- * stops without committing. */
-#define TXN_TRIES 10
+/* A transactional call is retried while librdkafka says it may, within one
+ * deadline for the whole of it (the caller's timeout): a broker that stays
+ * away holds the loop no longer than that, and the caller then stops
+ * without committing. */
+static int64_t txn_left_ms(int64_t end_ms)
+{
+    int64_t left = end_ms - mono_ms();
+    return left > 0 ? left : 0;
+}
 
 int cue_kafka_txn_abort(cue_kafka *k, int64_t timeout_ms, cue_err *err)
 {
     if (!k->transactional || !k->txn_open) return 0;
     rd_kafka_error_t *e = NULL;
-    for (int i = 0; i < TXN_TRIES; i++) {
-        e = rd_kafka_abort_transaction(k->producer, (int)timeout_ms);
-        if (e == NULL || !rd_kafka_error_is_retriable(e)) break;
+    int64_t end = mono_ms() + timeout_ms;
+    for (;;) {
+        e = rd_kafka_abort_transaction(k->producer, (int)txn_left_ms(end));
+        if (e == NULL || !rd_kafka_error_is_retriable(e) || txn_left_ms(end) == 0) break;
         rd_kafka_error_destroy(e);
-        e = NULL;
     }
     /* The purged records' reports, so in_flight is right again. */
     rd_kafka_poll(k->producer, 0);
@@ -998,7 +1003,7 @@ int cue_kafka_txn_abort(cue_kafka *k, int64_t timeout_ms, cue_err *err)
 }
 
 static int txn_offsets(cue_kafka *k, const int32_t *parts, const int64_t *offsets,
-                       const char *const *meta, size_t n, int64_t timeout_ms, cue_err *err)
+                       const char *const *meta, size_t n, int64_t end_ms, cue_err *err)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
     for (size_t i = 0; i < n; i++) {
@@ -1017,11 +1022,10 @@ static int txn_offsets(cue_kafka *k, const int32_t *parts, const int64_t *offset
      * since replaced (a zombie) is refused by the coordinator. */
     rd_kafka_consumer_group_metadata_t *gm = rd_kafka_consumer_group_metadata(k->consumer);
     rd_kafka_error_t *e = NULL;
-    for (int i = 0; i < TXN_TRIES; i++) {
-        e = rd_kafka_send_offsets_to_transaction(k->producer, l, gm, (int)timeout_ms);
-        if (e == NULL || !rd_kafka_error_is_retriable(e)) break;
+    for (;;) {
+        e = rd_kafka_send_offsets_to_transaction(k->producer, l, gm, (int)txn_left_ms(end_ms));
+        if (e == NULL || !rd_kafka_error_is_retriable(e) || txn_left_ms(end_ms) == 0) break;
         rd_kafka_error_destroy(e);
-        e = NULL;
     }
     rd_kafka_consumer_group_metadata_destroy(gm);
     rd_kafka_topic_partition_list_destroy(l);
@@ -1040,11 +1044,12 @@ int cue_kafka_txn_commit(cue_kafka *k, const int32_t *parts, const int64_t *offs
     if (k->txn_failed) {
         rc = cue_err_set(err, CUE_EABORTED, "a record of the transaction was not delivered");
     } else {
-        if (n > 0) rc = txn_offsets(k, parts, offsets, meta, n, timeout_ms, err);
+        int64_t end = mono_ms() + timeout_ms; /* offsets and commit share it */
+        if (n > 0) rc = txn_offsets(k, parts, offsets, meta, n, end, err);
         rd_kafka_error_t *e = NULL;
-        for (int i = 0; rc == 0 && i < TXN_TRIES; i++) {
-            e = rd_kafka_commit_transaction(k->producer, (int)timeout_ms);
-            if (e == NULL || !rd_kafka_error_is_retriable(e)) break;
+        while (rc == 0) {
+            e = rd_kafka_commit_transaction(k->producer, (int)txn_left_ms(end));
+            if (e == NULL || !rd_kafka_error_is_retriable(e) || txn_left_ms(end) == 0) break;
             rd_kafka_error_destroy(e);
             e = NULL;
         }
@@ -1053,6 +1058,7 @@ int cue_kafka_txn_commit(cue_kafka *k, const int32_t *parts, const int64_t *offs
     }
     if (rc == 0) {
         k->txn_open = false;
+        k->txn_failed = false;
         k->stats.txn_committed++;
         return 0;
     }

@@ -14,6 +14,7 @@
 #include "cuepoint/store.h"
 #include "cuepoint/task.h"
 
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,8 @@ typedef struct part {
      * the partition. `sb` counts what it applied. */
     bool standby;
     cue_restore sb;
+    uint64_t sb_records_before; /* applied by this partition's earlier standbys */
+    uint64_t standby_retry_ns;  /* a failed start is not tried again before this */
     /* Exactly-once: the input offset the last committed transaction sent
      * (-1: none since the assignment), so an idle cycle sends nothing. */
     int64_t txn_sent;
@@ -99,6 +102,7 @@ typedef struct rt {
     cue_buf member_rec;
     uv_poll_t mpoll, mppoll;
     uv_timer_t heartbeat;
+    uv_idle_t mmore; /* the members topic had more than one turn's records */
     /* The repartition stage (config "repartition"): a member of its own group
      * (<application.id>-repartition) on the input topic that re-keys each
      * record by its user id into the repartition topic, which the pipeline
@@ -144,6 +148,9 @@ typedef struct rt {
     int64_t *txn_offsets;
     const char **txn_meta;
     bool fenced;
+    /* Transactions aborted since the last one committed: a record that
+     * fails the same way each time would otherwise be redone for ever. */
+    int aborts_in_row;
 } rt;
 
 static int64_t wall_ms(rt *r)
@@ -491,6 +498,7 @@ static int restore_plan(rt *r, int32_t id, bool *needed, cue_err *err)
 /* A standby start asks the changelog's leader for its edges; a broker that
  * does not answer in this time leaves it for the next heartbeat. */
 #define STANDBY_START_TIMEOUT_MS 2000
+#define STANDBY_RETRY_NS         (10 * 1000000000ull)
 
 /* Membership is judged by the real wall clock, never an injected one: it is
  * compared with the clocks of other processes. */
@@ -527,6 +535,7 @@ static int standby_start(rt *r, int32_t id, cue_err *err)
     if (rc == 0) rc = changelog_from(r, id, low, high, have, &local, &from, err);
     if (rc == 0) rc = cue_kafka_assign_one(r->restore, id, from, err);
     if (rc != 0) return rc;
+    p->sb_records_before += p->sb.records;
     cue_restore_init(&p->sb, (uint32_t)id, local ? &meta : NULL);
     p->restore_pos = from;
     p->standby = true;
@@ -558,14 +567,23 @@ static void standby_update(rt *r)
     if (r->members == NULL || !r->members_read || r->stop_requested || r->fatal_rc) return;
     int32_t n = r->members_parts;
     cue_members_standbys(r->members, real_ms(), (int)r->cfg->standby_replicas, r->want);
+    /* One start per update: each asks a broker (up to
+     * STANDBY_START_TIMEOUT_MS), and updates come with every member record
+     * and heartbeat, so the rest follow within seconds without holding the
+     * loop; a failed one waits STANDBY_RETRY_NS. */
+    bool started = false;
+    uint64_t now = uv_hrtime();
     for (int32_t i = 0; i < n; i++) {
         part *p = &r->parts[i];
         bool keep = r->want[i] && p->task == NULL && !p->restoring;
-        if (keep && !p->standby) {
+        if (keep && !p->standby && !started && now >= p->standby_retry_ns) {
             cue_err err = {0};
-            if (standby_start(r, i, &err) != 0)
+            started = true;
+            if (standby_start(r, i, &err) != 0) {
+                p->standby_retry_ns = now + STANDBY_RETRY_NS;
                 cue_log(CUE_LOG_WARN, "standby not started; trying again later", "i:partition",
                         (int64_t)i, "s:error", err.msg, NULL);
+            }
         } else if (!keep && p->standby) {
             standby_stop(r, i, "placement moved it");
         }
@@ -623,13 +641,32 @@ static void on_members_fatal(const char *why, void *ctx)
             r->members_cfg.input_topic, "s:error", why, NULL);
 }
 
+#define MEMBERS_BATCH 4096
+
+static void on_members_more(uv_idle_t *h);
+
+/* Serves the members topic a turn at a time: a long one (not compacted, read
+ * from its start) goes on in the next turns. */
+static void members_pump(rt *r)
+{
+    if (cue_kafka_consume(r->mk, MEMBERS_BATCH) < MEMBERS_BATCH)
+        uv_idle_stop(&r->mmore);
+    else if (!uv_is_active((uv_handle_t *)&r->mmore))
+        uv_idle_start(&r->mmore, on_members_more);
+}
+
+static void on_members_more(uv_idle_t *h)
+{
+    members_pump(h->data);
+}
+
 static void on_members_ready(uv_poll_t *h, int status, int events)
 {
     rt *r = h->data;
     (void)status;
     (void)events;
     cue_kafka_drain_fd(cue_kafka_consumer_fd(r->mk));
-    while (cue_kafka_consume(r->mk, 256) == 256) {}
+    members_pump(r);
 }
 
 static void on_members_producer(uv_poll_t *h, int status, int events)
@@ -783,6 +820,10 @@ static void part_release(rt *r, int32_t id, bool commit_group, bool sync)
         cue_kafka_unassign_one(r->restore, id);
         p->restoring = false;
         r->restoring--;
+        /* Into the store now: a reset of this partition later (its log start
+         * passed the copy) must not be followed by these records. */
+        cue_err err = {0};
+        if (cue_store_batch_commit(r->store, false, &err) != 0) fatal(r, err.code, err.msg);
         cue_log(CUE_LOG_INFO, "restore stopped: partition revoked", "i:partition", (int64_t)id,
                 NULL);
     }
@@ -887,9 +928,11 @@ static int eos_commit(rt *r, cue_err *err)
         r->txn_meta[n] = p->marker;
         n++;
     }
+    uint64_t committed = cue_kafka_stats_get(r->k)->txn_committed;
     int rc = cue_kafka_txn_commit(r->k, r->txn_parts, r->txn_offsets, r->txn_meta, n,
                                   r->cfg->delivery_timeout_ms, err);
     if (rc != 0) return rc;
+    if (cue_kafka_stats_get(r->k)->txn_committed > committed) r->aborts_in_row = 0;
     for (size_t j = 0; j < n; j++)
         r->parts[r->txn_parts[j]].txn_sent = r->txn_offsets[j];
     /* The input offsets also go in the store: the group's may be missing
@@ -900,12 +943,25 @@ static int eos_commit(rt *r, cue_err *err)
     return rc;
 }
 
+/* Aborts in a row after which the run stops (exit 69) instead of redoing the
+ * same work again: transient errors clear long before, a permanent one never. */
+#define EOS_ABORTS_MAX 5
+
 /* Drops every task's work since the last committed transaction and reads
  * its input again from there. */
 static void eos_rollback(rt *r, const char *why)
 {
     cue_log(CUE_LOG_WARN, "transaction aborted; rolling back to the last commit", "s:error", why,
             NULL);
+    if (++r->aborts_in_row > EOS_ABORTS_MAX) {
+        char msg[CUE_ERR_MSG_MAX];
+        snprintf(msg, sizeof msg,
+                 "%d transactions in a row aborted without one committing (a record the broker "
+                 "refuses for good, or a topic this producer may not write?); stopping. Last: %s",
+                 r->aborts_in_row, why);
+        fatal(r, CUE_EUNAVAILABLE, msg);
+        return;
+    }
     cue_err aerr = {0};
     int rc = cue_kafka_txn_abort(r->k, r->cfg->delivery_timeout_ms, &aerr);
     if (rc != 0) {
@@ -1305,17 +1361,20 @@ static void render_partitions(rt *r, cue_buf *b, cue_task_stats *sum, cue_cache_
             if (!p->standby) continue;
             int64_t high = cue_kafka_high_watermark(r->restore, i);
             label_part(r, i);
+            /* Not fetched from yet: unknown, which is not caught up. */
             cue_prom_sample(b, "cuepoint_standby_lag_records", r->labels.data,
-                            high > p->restore_pos ? (double)(high - p->restore_pos) : 0.0);
+                            high < 0                ? NAN
+                            : high > p->restore_pos ? (double)(high - p->restore_pos)
+                                                    : 0.0);
         }
         cue_prom_family(b, "cuepoint_standby_records_total", "counter",
                         "Changelog records applied to a standby replica, per partition.");
         for (int32_t i = 0; i < r->n_parts; i++) {
             part *p = &r->parts[i];
-            if (p->sb.records == 0) continue;
+            uint64_t n = p->sb_records_before + p->sb.records;
+            if (n == 0) continue;
             label_part(r, i);
-            cue_prom_sample(b, "cuepoint_standby_records_total", r->labels.data,
-                            (double)p->sb.records);
+            cue_prom_sample(b, "cuepoint_standby_records_total", r->labels.data, (double)n);
         }
     }
     cue_prom_family(b, "cuepoint_stream_time_seconds", "gauge",
@@ -1817,6 +1876,16 @@ static int open_all(rt *r, cue_err *err)
         return cue_err_set(err, CUE_ECONFIG,
                            "$.processing.guarantee: exactly_once_v2 does not cover the repartition "
                            "stage yet; use at_least_once with repartition");
+    /* The transaction commits before the local store is written: a crash
+     * between the two leaves the store a cycle behind, and only the
+     * changelog (its meta record is in the committed transaction) brings it
+     * forward; without it the cycle would be redone and its triggers
+     * committed twice. Kafka Streams always has a changelog. */
+    if (r->o->cfg->exactly_once && !r->o->cfg->changelog)
+        return cue_err_set(err, CUE_ECONFIG,
+                           "$.processing.guarantee: exactly_once_v2 needs \"changelog.enabled\": "
+                           "true (after a crash between a transaction's commit and the local "
+                           "store's write, the state is restored from the changelog)");
     if (r->o->cfg->exactly_once) {
         /* The pipeline's copy of the config carries the derived id. */
         r->cfg_main = *r->o->cfg;
@@ -1868,7 +1937,17 @@ static int open_all(rt *r, cue_err *err)
         rc = cue_kafka_open_replay(&r->restore, &r->restore_cfg, &rh, "restore", NULL, err);
         if (rc != 0) return rc;
     }
-    if (cfg->standby_replicas > 0 && (rc = members_open(r, partitions, err)) != 0) return rc;
+    if (cfg->standby_replicas > 0) {
+        /* Standbys speed fail-overs up; without them the pipeline still runs. */
+        cue_err merr = {0};
+        if (members_open(r, partitions, &merr) != 0) {
+            cue_log(CUE_LOG_WARN, "standby replicas off: the members topic cannot be used",
+                    "s:topic", cue_config_members_topic(cfg), "s:error", merr.msg, NULL);
+            members_close(r);
+            cue_members_free(r->members);
+            r->members = NULL;
+        }
+    }
     cue_log(CUE_LOG_INFO, "connected", "s:bootstrap_servers", cfg->bootstrap_servers, "s:topic",
             cfg->input_topic, "i:partitions", (int64_t)partitions, "s:group", cfg->application_id,
             NULL);
@@ -1913,7 +1992,8 @@ static void start_handles(rt *r)
         uv_poll_init(&r->loop, &r->mpoll, cue_kafka_consumer_fd(r->mk));
         uv_poll_init(&r->loop, &r->mppoll, cue_kafka_producer_fd(r->mk));
         uv_timer_init(&r->loop, &r->heartbeat);
-        r->mpoll.data = r->mppoll.data = r->heartbeat.data = r;
+        uv_idle_init(&r->loop, &r->mmore);
+        r->mpoll.data = r->mppoll.data = r->heartbeat.data = r->mmore.data = r;
         uv_poll_start(&r->mpoll, UV_READABLE, on_members_ready);
         uv_poll_start(&r->mppoll, UV_READABLE, on_members_producer);
         uv_timer_start(&r->heartbeat, on_heartbeat, 0, MEMBER_HEARTBEAT_MS);
@@ -1945,7 +2025,7 @@ static void close_handles(rt *r)
         uv_close((uv_handle_t *)&r->rpoll, NULL);
     if (r->mk) {
         uv_handle_t *ms[] = {(uv_handle_t *)&r->mpoll, (uv_handle_t *)&r->mppoll,
-                             (uv_handle_t *)&r->heartbeat};
+                             (uv_handle_t *)&r->heartbeat, (uv_handle_t *)&r->mmore};
         for (size_t i = 0; i < sizeof ms / sizeof *ms; i++)
             if (!uv_is_closing(ms[i])) uv_close(ms[i], NULL);
     }

@@ -145,6 +145,16 @@ int cue_members_apply(cue_members *m, const char *key, size_t key_len, const cha
     if (bits == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
     int64_t ts = 0, ttl = 0;
     int rc = parse(m, key, key_len, val, len, offset, &ts, &ttl, bits, err);
+    if (rc == 0 && x == NULL && m->n == CUE_MEMBERS_MAX) {
+        /* Full of names, most of them gone (an instance without a stable id
+         * killed, restarted, killed...): one whose record had expired by
+         * this record's time makes room; all such go. */
+        for (size_t i = 0; i < m->n;)
+            if (ts - m->m[i].ts_ms >= m->m[i].ttl_ms)
+                forget(m, &m->m[i]); /* the last one moves into i */
+            else
+                i++;
+    }
     if (rc == 0 && x == NULL) {
         if (m->n == CUE_MEMBERS_MAX) {
             rc = cue_err_set(err, CUE_ELIMIT, "members record at offset %lld: more than %d members",

@@ -493,7 +493,13 @@ static int user_save(cue_task *t, cue_err *err)
     if (cue_codec_encode_unsealed(t->user, t->ms, &t->enc) != 0)
         return cue_err_set(err, CUE_ENOMEM, "out of memory encoding a state");
     int rc = cue_cache_put(t->cache, t->user->id, t->user->id_len, t->enc.data, t->enc.len, true);
-    if (rc == CUE_EFULL) {
+    if (rc == CUE_EFULL && t->sink.commit) {
+        /* Exactly-once: a commit now would put this step's triggers in the
+         * transaction without the state that made them, and a later abort
+         * would make them again. The cache runs over its budget until the
+         * step ends; should_flush then commits. */
+        rc = cue_cache_put_over(t->cache, t->user->id, t->user->id_len, t->enc.data, t->enc.len);
+    } else if (rc == CUE_EFULL) {
         /* The dirty share outgrew the cache: commit, which makes room. */
         rc = self_commit(t, err);
         if (rc == 0)
@@ -609,6 +615,10 @@ static int fire_due(cue_task *t, int64_t limit, cue_err *err)
         size_t len;
         if (cue_timers_peek(t->timers, &due, &uid, &len) == 0 && due <= limit) {
             int rc = fire_entry(t, due, err);
+            /* Exactly-once lets the cache run over its budget within a step
+             * (user_save); between two timers' steps it may commit again. */
+            if (rc == 0 && t->sink.commit && cue_cache_should_flush(t->cache))
+                rc = self_commit(t, err);
             if (rc != 0) return rc;
             continue;
         }
@@ -638,7 +648,9 @@ static int erase_user(cue_task *t, const cue_event *ev, cue_err *err)
 {
     int rc = cue_cache_put(t->cache, ev->user_id, ev->user_id_len, NULL, 0, true);
     if (rc == CUE_EFULL) {
-        rc = cue_task_commit(t, err);
+        /* Nothing of this step is out yet: a commit (with every task's,
+         * under exactly-once) is consistent here. */
+        rc = self_commit(t, err);
         if (rc == 0) rc = cue_cache_put(t->cache, ev->user_id, ev->user_id_len, NULL, 0, true);
     }
     if (rc != 0) return err && err->code ? rc : cue_err_set(err, rc, "cannot erase a user");

@@ -153,11 +153,13 @@ wait_assigned() {
         awk -v n="$n" '!seen[$1]++ { k++; s += ($2 > 0 ? $2 : 0) } END { print (k >= n ? s : -1) }'
 }
 
-# metric NAME: the sum of a metric's samples on the running instance
+# metric NAME: the sum of a metric's samples on the running instance; -1
+# when a sample is NaN (unknown, e.g. a lag not measured yet)
 metric() {
     local addr; addr=$(cat "$tmp/$1.admin" 2>/dev/null)
     curl -s --max-time 2 "http://$addr/metrics" 2>/dev/null |
-        awk -v m="$2" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%d\n", s }'
+        awk -v m="$2" '$1 == m || index($1, m "{") == 1 { if ($2 == "NaN") nan = 1; else s += $2 }
+                       END { if (nan) print -1; else printf "%d\n", s }'
 }
 
 # check NAME TRIGGERS REFNAME: the trigger topic and the final state against

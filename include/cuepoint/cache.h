@@ -44,6 +44,12 @@ int cue_cache_get(cue_cache *c, const char *uid, size_t uid_len, const void **va
 int cue_cache_put(cue_cache *c, const char *uid, size_t uid_len, const void *val, size_t val_len,
                   bool dirty);
 
+/* A dirty put that may take the cache past its budget when only dirty
+ * entries are left to evict: for a caller that cannot commit at this point
+ * (exactly-once, in the middle of a step) and commits as soon as it can. */
+int cue_cache_put_over(cue_cache *c, const char *uid, size_t uid_len, const void *val,
+                       size_t val_len);
+
 /* True once dirty bytes pass half the budget: a good moment to commit. */
 bool cue_cache_should_flush(const cue_cache *c);
 

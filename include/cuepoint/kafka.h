@@ -184,14 +184,16 @@ void cue_kafka_commit(cue_kafka *k, int32_t partition, int64_t offset, bool sync
  * input.topic, `offsets` the next to read, `meta` each one's commit metadata
  * or NULL) go in with the consumer's group metadata, then the transaction
  * commits; with nothing produced and no offsets, nothing happens. Blocks up
- * to `timeout_ms` per broker call, retrying what librdkafka calls retriable.
+ * to `timeout_ms` in all, retrying what librdkafka calls retriable (and an
+ * abort that follows up to `timeout_ms` more).
  * CUE_EABORTED: the transaction could not commit and was aborted (the caller
  * rolls its state back to the last commit); CUE_EFENCED: another producer
  * has this transactional.id, and this one must stop producing for good;
  * CUE_EUNAVAILABLE otherwise. */
 int cue_kafka_txn_commit(cue_kafka *k, const int32_t *parts, const int64_t *offsets,
                          const char *const *meta, size_t n, int64_t timeout_ms, cue_err *err);
-/* Aborts the open transaction, if any (CUE_EFENCED as above). */
+/* Aborts the open transaction, if any, within `timeout_ms` (CUE_EFENCED as
+ * above). */
 int cue_kafka_txn_abort(cue_kafka *k, int64_t timeout_ms, cue_err *err);
 /* The producer was fenced (its fatal error, however it surfaced). */
 bool cue_kafka_fenced(const cue_kafka *k);

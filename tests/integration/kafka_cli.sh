@@ -19,6 +19,9 @@ grep -q '\$.kafka.consumer.enable.auto.commit' "$tmp/err" && ok || bad "the erro
 echo '{"num.standby.replicas": 1}' > "$tmp/standby.json"
 expect_exit 78 "standby without changelog" "$cuepoint" run --config "$tmp/standby.json" --state-dir "$tmp/s0" --machines "$root/deploy/machines"
 grep -qF '$.num.standby.replicas: 1 needs \"changelog.enabled\": true' "$tmp/err" && ok || { bad "standby without changelog: $(cat "$tmp/err")"; }
+echo '{"processing.guarantee": "exactly_once_v2"}' > "$tmp/eos.json"
+expect_exit 78 "exactly-once without changelog" "$cuepoint" run --config "$tmp/eos.json" --state-dir "$tmp/s0" --machines "$root/deploy/machines"
+grep -qF '$.processing.guarantee: exactly_once_v2 needs \"changelog.enabled\": true' "$tmp/err" && ok || bad "exactly-once without changelog: $(cat "$tmp/err")"
 echo '{"num.standby.replicas": -1}' > "$tmp/standby.json"
 expect_exit 78 "negative standby replicas" "$cuepoint" run --config "$tmp/standby.json"
 grep -q '\$.num.standby.replicas' "$tmp/err" && ok || bad "a negative num.standby.replicas: $(cat "$tmp/err")"

@@ -94,8 +94,17 @@ failover() {
         sleep 0.01
     done) | kcat -b "$bootstrap" -P -t "in-$c" -K $'\t' -X linger.ms=1 2>> "$tmp/kcat.log" &
     pids+=($!)
+    local sb_before; sb_before=$(metric "$c-b" cuepoint_standby_records_total)
     sleep 4
     owned "$c-a" > "$tmp/$c.a-parts"
+    if [ "$replicas" -gt 0 ]; then
+        # B's copies of A's partitions follow the trickle up to the kill.
+        local sb_after lag_b
+        sb_after=$(metric "$c-b" cuepoint_standby_records_total)
+        lag_b=$(metric "$c-b" cuepoint_standby_lag_records)
+        [ "$sb_after" -gt "$sb_before" ] && [ "$lag_b" -ge 0 ] && [ "$lag_b" -lt 200 ] && ok \
+            || bad "$c: B's standbys did not follow A's changelog (records $sb_before -> $sb_after, lag $lag_b)"
+    fi
     local kill_us=${EPOCHREALTIME/./}
     kill -9 "$pid_a"; wait "$pid_a" 2>/dev/null
     local first="" kill_ms=$((kill_us / 1000))

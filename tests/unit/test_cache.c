@@ -118,3 +118,34 @@ Test(cache, model_check_with_a_fixed_seed)
     cr_assert_gt(fulls, 0, "the test never filled the cache with dirty entries");
     cue_cache_free(c);
 }
+
+/* A caller that cannot commit in the middle of a step (exactly-once) puts
+ * past the budget; the entry is there, dirty, and a flush brings the cache
+ * back under its budget. */
+Test(cache, put_over_goes_past_a_full_budget_until_the_flush)
+{
+    cue_cache *c = NULL;
+    cue_err err = {0};
+    cr_assert_eq(cue_cache_new(&c, CUE_CACHE_BYTES_MIN, &err), 0);
+    static char val[2000];
+    memset(val, 'v', sizeof val);
+    char key[32];
+    int n = 0, rc = 0;
+    for (; n < 100000; n++) {
+        int klen = snprintf(key, sizeof key, "user-%d", n);
+        if ((rc = cue_cache_put(c, key, (size_t)klen, val, sizeof val, true)) != 0) break;
+    }
+    cr_assert_eq(rc, CUE_EFULL, "a budget of dirty entries never filled (%d puts)", n);
+    int klen = snprintf(key, sizeof key, "user-%d", n);
+    cue_cache_stats before, after;
+    cue_cache_stats_get(c, &before);
+    cr_assert_eq(cue_cache_put_over(c, key, (size_t)klen, val, sizeof val), 0);
+    cue_cache_stats_get(c, &after);
+    cr_assert_gt(after.dirty_bytes, before.dirty_bytes, "the put did not add to a full budget");
+    cr_assert_eq(after.entries, before.entries + 1, "the put evicted or replaced an entry");
+    const void *got = NULL;
+    size_t got_len = 0;
+    cr_assert_eq(cue_cache_get(c, key, (size_t)klen, &got, &got_len), 0);
+    cr_assert_eq(got_len, sizeof val);
+    cue_cache_free(c);
+}

@@ -192,3 +192,29 @@ Test(standby, bad_records_are_refused_and_change_nothing)
     }
     cue_members_free(m);
 }
+
+Test(standby, a_full_view_makes_room_from_members_gone)
+{
+    cue_members *m = NULL;
+    cue_err err = {0};
+    cr_assert_eq(cue_members_new(&m, 4, "new", &err), 0);
+    char name[32];
+    for (int i = 0; i < CUE_MEMBERS_MAX; i++) {
+        snprintf(name, sizeof name, "gone-%d", i);
+        put(m, name, NULL, 0, NOW, i);
+    }
+    /* Still live at NOW + 1: no room. */
+    cue_buf b;
+    cr_assert_eq(cue_buf_init(&b, 64), 0);
+    cr_assert_eq(cue_members_encode("late", NULL, 0, NOW + 1, 10000, &b), 0);
+    cr_assert_eq(cue_members_apply(m, "late", 4, b.data, b.len, 5000, &err), CUE_ELIMIT);
+    cue_buf_deinit(&b);
+    /* Their ttl (10 s) has passed by this record's time: they make room. */
+    put(m, "new", NULL, 0, NOW + 10000, 6000);
+    cr_assert_eq(cue_members_live(m, NOW + 10000), 1);
+    int32_t all[] = {0, 1, 2, 3};
+    put(m, "owner", all, 4, NOW + 10000, 6001);
+    bool want[4];
+    cr_assert_eq(cue_members_standbys(m, NOW + 10000, 1, want), 4);
+    cue_members_free(m);
+}
