@@ -229,6 +229,8 @@ static rd_kafka_conf_t *conf_new(cue_kafka *k, int client, cue_err *err)
      * enable.idempotence. */
     if (rc == 0 && c->exactly_once && client == CUE_KAFKA_CONSUMER)
         rc = conf_set(conf, "isolation.level", "read_committed", err);
+    if (rc == 0 && client == CUE_KAFKA_CONSUMER && k->h.out_of_range)
+        rc = conf_set(conf, "auto.offset.reset", "error", err);
     if (rc == 0 && c->exactly_once && client == CUE_KAFKA_PRODUCER && k->replay_id == NULL) {
         CUE_ASSERT(c->transactional_id[0] != '\0'); /* the runtime derives it */
         rc = conf_set(conf, "transactional.id", c->transactional_id, err);
@@ -683,6 +685,11 @@ size_t cue_kafka_consume(cue_kafka *k, size_t max)
         served++;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             if (k->h.end) k->h.end(m->partition, m->offset, k->h.ctx);
+        } else if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET && k->h.out_of_range) {
+            cue_log(CUE_LOG_WARN, "position no longer in the log", "s:topic",
+                    m->rkt ? rd_kafka_topic_name(m->rkt) : "", "i:partition", (int64_t)m->partition,
+                    "i:offset", m->offset, "s:error", rd_kafka_message_errstr(m), NULL);
+            k->h.out_of_range(m->partition, m->offset, k->h.ctx);
         } else if (m->err) {
             k->stats.consumer_errors++;
             cue_log(CUE_LOG_WARN, rd_kafka_message_errstr(m), "s:topic",

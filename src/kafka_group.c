@@ -186,8 +186,9 @@ int cue_kafka_probe_join(cue_kafka_probe *p, const cue_config *cfg, int64_t time
     }
     if (p->got_assignment) return 0;
     return cue_err_set(err, CUE_EUNAVAILABLE,
-                       "group %s assigned nothing within %lld ms: a member may have died without "
-                       "leaving (the group waits session.timeout.ms for it); try again later",
+                       "group %s assigned nothing to a probe within %lld ms: a member is in it "
+                       "(still rebalancing), or one died without leaving (the group waits "
+                       "session.timeout.ms for it); try again later",
                        cfg->application_id, (long long)timeout_ms);
 }
 

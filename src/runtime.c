@@ -532,6 +532,16 @@ static int standby_start(rt *r, int32_t id, cue_err *err)
     bool local = false;
     int rc = changelog_where(r, id, STANDBY_START_TIMEOUT_MS, &low, &high, &meta, &local, err);
     int64_t have = local ? meta.changelog_offset : -1;
+    if (rc == 0 && have > high) {
+        /* A copy past the log's end: the changelog was recreated under it.
+         * It counts as no copy (emptied, read from the start), or reading
+         * from there would stop at once, out of range, again and again. */
+        cue_store_meta empty = {
+            .input_offset = 0, .changelog_offset = -1, .stream_time_ms = INT64_MIN};
+        rc = cue_store_partition_reset(r->store, (uint32_t)id, true, &empty, p->marker, err);
+        local = false;
+        have = -1;
+    }
     if (rc == 0) rc = changelog_from(r, id, low, high, have, &local, &from, err);
     if (rc == 0) rc = cue_kafka_assign_one(r->restore, id, from, err);
     if (rc != 0) return rc;
@@ -558,6 +568,49 @@ static void standby_stop(rt *r, int32_t id, const char *why)
     if (cue_store_batch_commit(r->store, false, &err) != 0) fatal(r, err.code, err.msg);
     cue_log(CUE_LOG_INFO, "standby stopped", "s:topic", r->restore_cfg.input_topic, "i:partition",
             (int64_t)id, "i:position", p->restore_pos, "s:reason", why, NULL);
+}
+
+/* The changelog's start passed where a restore or a standby was reading
+ * (retention, or compaction of a log with cleanup.policy=compact,delete):
+ * records it never saw are gone, so the copy is not whole. What it
+ * applied is committed first (so nothing of it follows the reset), then it
+ * starts again from the log's start on an emptied partition
+ * (changelog_from): a restore at once, a standby at the next placement
+ * update. */
+static void on_restore_out_of_range(int32_t partition, int64_t offset, void *ctx)
+{
+    rt *r = ctx;
+    part *p = part_get(r, partition);
+    if (p == NULL || (!p->standby && !p->restoring) || r->fatal_rc) return;
+    cue_kafka_unassign_one(r->restore, partition);
+    cue_err err = {0};
+    int rc = cue_store_batch_commit(r->store, false, &err);
+    if (rc == 0 && p->standby) {
+        /* The next placement update starts it again (changelog_from). */
+        p->standby = false;
+        r->standbys--;
+        cue_log(CUE_LOG_WARN, "standby stopped: it fell behind the changelog's start",
+                "i:partition", (int64_t)partition, "i:missed_from", offset, NULL);
+        return;
+    }
+    bool needed = false;
+    if (rc == 0) {
+        p->restoring = false;
+        r->restoring--;
+        /* The local meta is older than the log's start now: the partition
+         * is emptied and read from the start again. */
+        rc = restore_plan(r, partition, &needed, &err);
+    }
+    if (rc == 0 && !needed) {
+        rc = task_open(r, partition, &err);
+        if (rc == 0) {
+            p->position = cue_task_next_offset(p->task);
+            cue_kafka_seek_resume(r->k, partition, p->position);
+        }
+    }
+    if (rc != 0) fatal(r, rc, err.msg);
+    cue_log(CUE_LOG_WARN, "restore started again from the changelog's start", "i:partition",
+            (int64_t)partition, "i:missed_from", offset, NULL);
 }
 
 /* Brings the standbys here in line with the placement the members' records
@@ -1932,8 +1985,11 @@ static int open_all(rt *r, cue_err *err)
         r->restore_cfg = *cfg;
         snprintf(r->restore_cfg.input_topic, sizeof r->restore_cfg.input_topic, "%s",
                  cue_config_changelog_topic(cfg));
-        cue_kafka_handler rh = {
-            .message = on_restore_message, .fatal = on_fatal, .end = on_restore_end, .ctx = r};
+        cue_kafka_handler rh = {.message = on_restore_message,
+                                .fatal = on_fatal,
+                                .end = on_restore_end,
+                                .out_of_range = on_restore_out_of_range,
+                                .ctx = r};
         rc = cue_kafka_open_replay(&r->restore, &r->restore_cfg, &rh, "restore", NULL, err);
         if (rc != 0) return rc;
     }

@@ -66,6 +66,12 @@ typedef struct cue_kafka_handler {
     /* A replay's consumer reached the end of a partition at `offset` (the
      * high watermark then); NULL for the live pipeline. */
     void (*end)(int32_t partition, int64_t offset, void *ctx);
+    /* A partition's position is no longer in the log (retention or
+     * compaction moved its start past it). Set, it makes the consumer stop
+     * there (auto.offset.reset=error) instead of jumping silently to the
+     * log's start: a reader of the changelog must know it missed records.
+     * The partition fetches nothing more until assigned again. */
+    void (*out_of_range)(int32_t partition, int64_t offset, void *ctx);
     void *ctx;
 } cue_kafka_handler;
 

@@ -43,7 +43,10 @@ rc=$?
     || { bad "reset beside a running instance: exit $rc, 75 expected"; cat "$tmp/r.lock.err"; }
 off reset --config "$tmp/a.json" --state-dir "$tmp/elsewhere" --to-earliest > "$tmp/r.grp.out" 2> "$tmp/r.grp.err"
 rc=$?
-[ "$rc" -eq 75 ] && grep -q "refused: group off is active" "$tmp/r.grp.err" && ok \
+# The probe either sees the member's partitions or, when the mock's rebalance
+# takes longer than the probe waits (it does under load), gets nothing: both
+# are refusals.
+[ "$rc" -eq 75 ] && grep -q -e "refused: group off is active" -e "refused: group off assigned nothing to a probe" "$tmp/r.grp.err" && ok \
     || { bad "reset while the group has a member: exit $rc, 75 expected"; cat "$tmp/r.grp.err"; }
 [ ! -d "$tmp/elsewhere" ] && ok || bad "a refused reset created a state directory"
 addr=$(cat "$tmp/a.admin")
