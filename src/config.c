@@ -77,25 +77,30 @@ const char *cue_config_dead_letter_topic(const cue_config *c)
     return fallback;
 }
 
+/* "<application.id><suffix>" into the caller's per-name buffer: each name
+ * has its own, so a caller may hold several at once. */
+static const char *internal_topic(char *buf, size_t cap, const cue_config *c, const char *suffix)
+{
+    snprintf(buf, cap, "%s%s", c->application_id, suffix);
+    return buf;
+}
+
 const char *cue_config_changelog_topic(const cue_config *c)
 {
     static _Thread_local char name[CUE_NAME_BYTES_MAX + 32];
-    snprintf(name, sizeof name, "%s-changelog", c->application_id);
-    return name;
+    return internal_topic(name, sizeof name, c, "-changelog");
 }
 
 const char *cue_config_members_topic(const cue_config *c)
 {
     static _Thread_local char name[CUE_NAME_BYTES_MAX + 32];
-    snprintf(name, sizeof name, "%s-members", c->application_id);
-    return name;
+    return internal_topic(name, sizeof name, c, "-members");
 }
 
 const char *cue_config_repartition_topic(const cue_config *c)
 {
     static _Thread_local char name[CUE_NAME_BYTES_MAX + 32];
-    snprintf(name, sizeof name, "%s-repartition", c->application_id);
-    return name;
+    return internal_topic(name, sizeof name, c, "-repartition");
 }
 
 const char *cue_config_decisions_topic(const cue_config *c)

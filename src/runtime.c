@@ -345,6 +345,15 @@ static int apply_group_resets(rt *r, const int32_t *ids, size_t n)
 
 static int task_open(rt *r, int32_t id, cue_err *err);
 
+/* Commits the store's shared batch: what restores and standbys applied
+ * (tasks commit theirs within their own cycle). A store that cannot write
+ * stops the run. */
+static void batch_commit(rt *r)
+{
+    cue_err err = {0};
+    if (cue_store_batch_commit(r->store, false, &err) != 0) fatal(r, err.code, err.msg);
+}
+
 /* The partition is rebuilt: its meta goes in with the last records, the
  * task loads from the store, and its input starts where the state ends. */
 static void restore_finish(rt *r, int32_t id)
@@ -387,10 +396,7 @@ static void on_restore_message(const cue_kafka_msg *m, void *ctx)
     cue_restore_apply(&p->rs, r->store, m->key, m->key_len, m->value_len ? m->value : NULL,
                       m->value_len);
     p->restore_pos = m->offset + 1;
-    if (cue_store_batch_count(r->store) >= RESTORE_BATCH) {
-        cue_err err = {0};
-        if (cue_store_batch_commit(r->store, false, &err) != 0) fatal(r, err.code, err.msg);
-    }
+    if (cue_store_batch_count(r->store) >= RESTORE_BATCH) batch_commit(r);
     if (p->restore_pos >= p->restore_end) restore_finish(r, m->partition);
 }
 
@@ -564,8 +570,7 @@ static void standby_stop(rt *r, int32_t id, const char *why)
     cue_kafka_unassign_one(r->restore, id);
     p->standby = false;
     r->standbys--;
-    cue_err err = {0};
-    if (cue_store_batch_commit(r->store, false, &err) != 0) fatal(r, err.code, err.msg);
+    batch_commit(r);
     cue_log(CUE_LOG_INFO, "standby stopped", "s:topic", r->restore_cfg.input_topic, "i:partition",
             (int64_t)id, "i:position", p->restore_pos, "s:reason", why, NULL);
 }
@@ -653,10 +658,7 @@ static void standby_apply(rt *r, part *p, const cue_kafka_msg *m)
                       m->value_len);
     p->restore_pos = m->offset + 1;
     if (m->key != NULL && m->key_len == 0) cue_restore_finish(&p->sb, r->store, p->restore_pos);
-    if (cue_store_batch_count(r->store) >= RESTORE_BATCH) {
-        cue_err err = {0};
-        if (cue_store_batch_commit(r->store, false, &err) != 0) fatal(r, err.code, err.msg);
-    }
+    if (cue_store_batch_count(r->store) >= RESTORE_BATCH) batch_commit(r);
 }
 
 static void on_member_message(const cue_kafka_msg *m, void *ctx)
@@ -737,10 +739,7 @@ static void on_heartbeat(uv_timer_t *h)
     members_publish(r);
     standby_update(r);
     /* What the standbys applied since reaches disk at least this often. */
-    if (r->standbys && cue_store_batch_count(r->store) > 0) {
-        cue_err err = {0};
-        if (cue_store_batch_commit(r->store, false, &err) != 0) fatal(r, err.code, err.msg);
-    }
+    if (r->standbys && cue_store_batch_count(r->store) > 0) batch_commit(r);
 }
 
 /* The members topic (created compacted where the cluster lets us; records go
@@ -875,8 +874,7 @@ static void part_release(rt *r, int32_t id, bool commit_group, bool sync)
         r->restoring--;
         /* Into the store now: a reset of this partition later (its log start
          * passed the copy) must not be followed by these records. */
-        cue_err err = {0};
-        if (cue_store_batch_commit(r->store, false, &err) != 0) fatal(r, err.code, err.msg);
+        batch_commit(r);
         cue_log(CUE_LOG_INFO, "restore stopped: partition revoked", "i:partition", (int64_t)id,
                 NULL);
     }
