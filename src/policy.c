@@ -118,7 +118,7 @@ typedef struct cc {
 
 static int fail(cc *c, const char *fmt, const char *what)
 {
-    char msg[200];
+    char msg[CUE_ERR_MSG_MAX]; /* any message may be quoted whole */
     snprintf(msg, sizeof msg, fmt, what);
     return cue_err_set(c->err, CUE_ECONFIG, "%s: %s: %s", c->file, c->path, msg);
 }

@@ -291,20 +291,20 @@ static bool check_histogram(validator *v, int f, const char *suffix, const char 
 static bool check_sample(validator *v, const char *line)
 {
     size_t n = metric_name_len(line);
-    if (n == 0 || n >= V_TEXT) return fail(v, "bad metric name in %s", line);
+    if (n == 0 || n >= V_TEXT) return fail(v, "bad metric name in %.200s", line);
     const char *suffix;
     int f = sample_family(v, line, n, &suffix);
-    if (f < 0) return fail(v, "a sample of no family: %s", line);
+    if (f < 0) return fail(v, "a sample of no family: %.200s", line);
     vfamily *fam = &v->fam[f];
-    if (!fam->help || !fam->typed) return fail(v, "a sample before HELP and TYPE: %s", line);
-    if (fam->closed) return fail(v, "a family's lines not together: %s", line);
+    if (!fam->help || !fam->typed) return fail(v, "a sample before HELP and TYPE: %.200s", line);
+    if (fam->closed) return fail(v, "a family's lines not together: %.200s", line);
     const char *p = line + n;
     char labels[V_TEXT], le[V_TEXT];
     labels[0] = le[0] = '\0';
     if (*p == '{' && !parse_labels(v, &p, labels, le)) return false;
-    if (*p != ' ') return fail(v, "expected one space before the value in %s", line);
+    if (*p != ' ') return fail(v, "expected one space before the value in %.200s", line);
     double value;
-    if (!parse_value(p + 1, &value)) return fail(v, "bad value in %s", line);
+    if (!parse_value(p + 1, &value)) return fail(v, "bad value in %.200s", line);
     fam->sampled = true;
     if (strcmp(fam->type, "histogram") == 0)
         return check_histogram(v, f, suffix, labels, le, value);
