@@ -162,6 +162,17 @@ metric() {
                        END { if (nan) print -1; else printf "%d\n", s }'
 }
 
+# wait_metric NAME METRIC MIN SECONDS: until the metric reaches MIN; a
+# chunk is consumed before the cycle that carries it ends, so a count read
+# right after catching up can still be one short.
+wait_metric() {
+    for _ in $(seq $(($4 * 4))); do
+        [ "$(metric "$1" "$2")" -ge "$3" ] && return 0
+        sleep 0.25
+    done
+    return 1
+}
+
 # check NAME TRIGGERS REFNAME: the trigger topic and the final state against
 # the file mode's; sets $dups to the repeated deliveries on the topic.
 check() {

@@ -67,6 +67,7 @@ reference events "$events" eos-clean clean
 eos_config clean eos-clean clean-triggers
 start_run clean clean.log
 caught_up clean 120 && ok || { bad "clean: not caught up"; tail -3 clean.log; }
+wait_metric clean cuepoint_transactions_committed_total 1 30
 committed=$(metric clean cuepoint_transactions_committed_total)
 aborted=$(metric clean cuepoint_transactions_aborted_total)
 echo "clean: $committed transactions committed, $aborted aborted"
@@ -109,6 +110,7 @@ for i in 0 1 2; do
     sleep 1
     caught_up abort 120 && ok || { bad "abort: chunk $((i + 1)) not consumed"; tail -3 abort.1.log; }
 done
+wait_metric abort cuepoint_transactions_aborted_total 3 60
 aborted=$(metric abort cuepoint_transactions_aborted_total)
 committed=$(metric abort cuepoint_transactions_committed_total)
 aborted_triggers=$(metric abort cuepoint_transactions_aborted_triggers_total)
