@@ -240,7 +240,7 @@ int main(int argc, char **argv)
             if (cue_store_batch_count(s) >= RESTORE_BATCH)
                 rc = cue_store_batch_commit(s, false, &err);
         }
-        cue_restore_finish(&r, s, (int64_t)c.n);
+        cue_restore_finish(&r, s, (int64_t)c.n, 0);
         if (rc == 0) rc = cue_store_batch_commit(s, false, &err);
         double secs = now_s() - t0;
         cue_store_close(s);

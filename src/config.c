@@ -16,6 +16,7 @@ void cue_config_defaults(cue_config *c)
     snprintf(c->machines_dir, sizeof c->machines_dir, "deploy/machines");
     c->cache_max_bytes = 64u << 20;
     c->commit_interval_ms = 1000;
+    c->changelog_delete_retention_ms = 86400000;
     /* Each commit rewrites every user changed since the last one, so fewer
      * commits mean fewer writes; a crash costs re-reading up to this many
      * records (about 3 s here). Kafka Streams commits every 30 s by default. */
@@ -348,6 +349,7 @@ static const char *const keys[] = {"$schema",
                                    "admin.listen",
                                    "wall.clock.advance",
                                    "changelog.enabled",
+                                   "changelog.delete.retention.ms",
                                    "repartition",
                                    "num.standby.replicas",
                                    "processing.guarantee",
@@ -459,6 +461,8 @@ static int apply_key(cue_config *c, const char *key, json_t *v, const char *path
         rc = bool_value(v, path, &c->wall_clock, err);
     } else if (strcmp(key, "changelog.enabled") == 0) {
         rc = bool_value(v, path, &c->changelog, err);
+    } else if (strcmp(key, "changelog.delete.retention.ms") == 0) {
+        rc = int_value(v, path, 1000, 3650LL * 86400000, &c->changelog_delete_retention_ms, err);
     } else if (strcmp(key, "repartition") == 0) {
         rc = bool_value(v, path, &c->repartition, err);
     } else if (strcmp(key, "num.standby.replicas") == 0) {
@@ -580,6 +584,7 @@ int cue_config_dump(const cue_config *c, cue_buf *b)
     cue_buf_append_str(b, c->wall_clock ? "true" : "false");
     cue_buf_append_str(b, ",\n  \"changelog.enabled\": ");
     cue_buf_append_str(b, c->changelog ? "true" : "false");
+    dump_int(b, "changelog.delete.retention.ms", c->changelog_delete_retention_ms, &first);
     cue_buf_append_str(b, ",\n  \"repartition\": ");
     cue_buf_append_str(b, c->repartition ? "true" : "false");
     dump_int(b, "num.standby.replicas", c->standby_replicas, &first);

@@ -498,13 +498,18 @@ int cue_kafka_topic_partitions(cue_kafka *k, const char *topic, bool auto_create
     return 0;
 }
 
-int cue_kafka_create_topic(cue_kafka *k, const char *topic, int32_t partitions, bool compacted,
-                           int64_t timeout_ms, cue_err *err)
+int cue_kafka_create_topic(cue_kafka *k, const char *topic, int32_t partitions,
+                           const char *const *configs, int64_t timeout_ms, cue_err *err)
 {
     char why[512];
     rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, -1, why, sizeof why);
     if (nt == NULL) return cue_err_set(err, CUE_ECONFIG, "%s: %s", topic, why);
-    if (compacted) rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+    for (size_t i = 0; configs && configs[i]; i += 2)
+        if (rd_kafka_NewTopic_set_config(nt, configs[i], configs[i + 1]) != 0) {
+            rd_kafka_NewTopic_destroy(nt);
+            return cue_err_set(err, CUE_ECONFIG, "%s: topic setting %s=%s refused", topic,
+                               configs[i], configs[i + 1]);
+        }
     rd_kafka_queue_t *q = rd_kafka_queue_new(k->producer);
     rd_kafka_AdminOptions_t *o =
         rd_kafka_AdminOptions_new(k->producer, RD_KAFKA_ADMIN_OP_CREATETOPICS);

@@ -50,10 +50,11 @@ void cue_restore_apply(cue_restore *r, cue_store *s, const char *key, size_t key
     }
 }
 
-void cue_restore_finish(cue_restore *r, cue_store *s, int64_t changelog_end)
+void cue_restore_finish(cue_restore *r, cue_store *s, int64_t changelog_end, int64_t synced_ms)
 {
     cue_store_meta meta = {.input_offset = r->input_offset,
                            .changelog_offset = changelog_end,
-                           .stream_time_ms = r->stream_time_ms};
+                           .stream_time_ms = r->stream_time_ms,
+                           .synced_ms = synced_ms};
     cue_store_batch_meta_put(s, r->partition, &meta);
 }

@@ -48,6 +48,7 @@ typedef struct part {
      * processes input (held meanwhile): records [restore_from, restore_end). */
     bool restoring;
     int64_t restore_from, restore_end, restore_pos;
+    int64_t restore_synced_ms; /* when restore_end was read: records past it came later */
     cue_restore rs;
     uint64_t restore_started_ns;
     /* A standby replica (num.standby.replicas): the changelog tailed into
@@ -226,9 +227,21 @@ static void sink_changelog(uint32_t partition, const char *key, size_t key_len, 
     cue_kafka_produce_changelog(r->k, (int32_t)partition, key, key_len, val, len);
 }
 
-static int64_t sink_changelog_next(uint32_t partition, void *ctx)
+/* The wall clock, never an injected one: it is compared with other
+ * processes' clocks and with the broker's retention. */
+static int64_t real_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t sink_changelog_next(uint32_t partition, int64_t *synced_ms, void *ctx)
 {
     rt *r = ctx;
+    /* Every record of ours is acknowledged and the partition is ours: a
+     * record past the position can only be written after now. */
+    *synced_ms = real_ms();
     return cue_kafka_changelog_next(r->k, (int32_t)partition);
 }
 
@@ -360,7 +373,7 @@ static void restore_finish(rt *r, int32_t id)
 {
     part *p = &r->parts[id];
     cue_kafka_unassign_one(r->restore, id);
-    cue_restore_finish(&p->rs, r->store, p->restore_end);
+    cue_restore_finish(&p->rs, r->store, p->restore_end, p->restore_synced_ms);
     cue_err err = {0};
     int rc = cue_store_batch_commit(r->store, false, &err);
     if (rc == 0) rc = task_open(r, id, &err);
@@ -435,16 +448,37 @@ static void on_restore_ready(uv_poll_t *h, int status, int events)
     restore_pump(r);
 }
 
-/* Where reading partition `id`'s changelog starts, given its log start `low`
- * and end `high` and the local copy's position `have` (-1: none): there,
- * or, when the local copy is older than what the changelog still holds
- * (compacted or expired away), at the log start with the partition emptied
- * first, so nothing stale survives. Clears *local then. */
-static int changelog_from(rt *r, int32_t id, int64_t low, int64_t high, int64_t have, bool *local,
-                          int64_t *from, cue_err *err)
+/* Whether a local copy last in line with the changelog at `synced_ms` may
+ * have missed a tombstone: the broker keeps one for delete.retention.ms
+ * after its segment is cleaned, so a copy younger than that saw every
+ * tombstone past its position. A tenth (at most 10 min) is kept in hand
+ * for clocks that disagree. */
+static bool copy_too_old(const rt *r, int64_t synced_ms, int64_t *age_ms)
 {
-    *from = have >= low ? have : low;
-    if (have >= low || high <= low) return 0;
+    int64_t keep = r->cfg->changelog_delete_retention_ms;
+    int64_t margin = keep / 10 < 600000 ? keep / 10 : 600000;
+    *age_ms = real_ms() - synced_ms;
+    return *age_ms > keep - margin;
+}
+
+/* Where reading partition `id`'s changelog starts, given its log start `low`
+ * and end `high` and the local copy's position `have` (-1: none) and age:
+ * there, or at the log start with the partition emptied first, so nothing
+ * stale survives, when the copy is older than what the changelog still
+ * holds (compacted or expired away) or so old that a tombstone past its
+ * position may be gone (an erased user would come back). Clears *local then. */
+static int changelog_from(rt *r, int32_t id, int64_t low, int64_t high, int64_t have,
+                          int64_t synced_ms, bool *local, int64_t *from, cue_err *err)
+{
+    int64_t age_ms = 0;
+    bool too_old = have >= low && have < high && copy_too_old(r, synced_ms, &age_ms);
+    *from = have >= low && !too_old ? have : low;
+    if ((have >= low && !too_old) || high <= low) return 0;
+    if (too_old)
+        cue_log(CUE_LOG_WARN,
+                "local copy older than changelog.delete.retention.ms: emptied, read in full",
+                "i:partition", (int64_t)id, "i:position", have, "i:age_ms", age_ms,
+                "i:delete_retention_ms", r->cfg->changelog_delete_retention_ms, NULL);
     cue_store_meta empty = {.input_offset = 0, .changelog_offset = -1, .stream_time_ms = INT64_MIN};
     *local = false;
     return cue_store_partition_reset(r->store, (uint32_t)id, true, &empty, r->parts[id].marker,
@@ -471,16 +505,18 @@ static int restore_plan(rt *r, int32_t id, bool *needed, cue_err *err)
     if (r->restore == NULL) return 0;
     part *p = &r->parts[id];
     int64_t low = 0, high = 0;
-    cue_store_meta meta;
+    cue_store_meta meta = {0};
     bool local = false;
+    int64_t asked_ms = real_ms();
     int rc = changelog_where(r, id, r->cfg->startup_timeout_ms, &low, &high, &meta, &local, err);
     if (rc != 0) return rc;
     int64_t have = local ? meta.changelog_offset : -1;
     if (high <= low || (have >= 0 && have >= high)) return 0;
     *needed = true;
-    rc = changelog_from(r, id, low, high, have, &local, &p->restore_from, err);
+    rc = changelog_from(r, id, low, high, have, meta.synced_ms, &local, &p->restore_from, err);
     if (rc != 0) return rc;
     p->restore_end = high;
+    p->restore_synced_ms = asked_ms;
     p->restore_pos = p->restore_from;
     cue_restore_init(&p->rs, (uint32_t)id, local ? &meta : NULL);
     p->restore_started_ns = uv_hrtime();
@@ -506,15 +542,6 @@ static int restore_plan(rt *r, int32_t id, bool *needed, cue_err *err)
 #define STANDBY_START_TIMEOUT_MS 2000
 #define STANDBY_RETRY_NS         (10 * 1000000000ull)
 
-/* Membership is judged by the real wall clock, never an injected one: it is
- * compared with the clocks of other processes. */
-static int64_t real_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void members_publish(rt *r)
 {
     if (r->mk == NULL || r->stop_requested) return;
@@ -534,7 +561,7 @@ static int standby_start(rt *r, int32_t id, cue_err *err)
 {
     part *p = &r->parts[id];
     int64_t low = 0, high = 0, from = 0;
-    cue_store_meta meta;
+    cue_store_meta meta = {0};
     bool local = false;
     int rc = changelog_where(r, id, STANDBY_START_TIMEOUT_MS, &low, &high, &meta, &local, err);
     int64_t have = local ? meta.changelog_offset : -1;
@@ -548,7 +575,7 @@ static int standby_start(rt *r, int32_t id, cue_err *err)
         local = false;
         have = -1;
     }
-    if (rc == 0) rc = changelog_from(r, id, low, high, have, &local, &from, err);
+    if (rc == 0) rc = changelog_from(r, id, low, high, have, meta.synced_ms, &local, &from, err);
     if (rc == 0) rc = cue_kafka_assign_one(r->restore, id, from, err);
     if (rc != 0) return rc;
     p->sb_records_before += p->sb.records;
@@ -657,7 +684,10 @@ static void standby_apply(rt *r, part *p, const cue_kafka_msg *m)
     cue_restore_apply(&p->sb, r->store, m->key, m->key_len, m->value_len ? m->value : NULL,
                       m->value_len);
     p->restore_pos = m->offset + 1;
-    if (m->key != NULL && m->key_len == 0) cue_restore_finish(&p->sb, r->store, p->restore_pos);
+    /* The owner wrote the position record before any record past it. */
+    if (m->key != NULL && m->key_len == 0)
+        cue_restore_finish(&p->sb, r->store, p->restore_pos,
+                           m->timestamp_ms > 0 ? m->timestamp_ms : 0);
     if (cue_store_batch_count(r->store) >= RESTORE_BATCH) batch_commit(r);
 }
 
@@ -757,7 +787,8 @@ static int members_open(rt *r, int32_t partitions, cue_err *err)
     if (rc != 0) return rc;
     if (n == 0) {
         cue_err cerr = {0};
-        if (cue_kafka_create_topic(r->k, topic, 1, true, cfg->startup_timeout_ms, &cerr) == 0)
+        static const char *const compact[] = {"cleanup.policy", "compact", NULL};
+        if (cue_kafka_create_topic(r->k, topic, 1, compact, cfg->startup_timeout_ms, &cerr) == 0)
             cue_log(CUE_LOG_INFO, "members topic created", "s:topic", topic, NULL);
         else if ((rc = cue_kafka_topic_partitions(r->k, topic, true, cfg->startup_timeout_ms, &n,
                                                   err)) != 0)
@@ -1652,8 +1683,13 @@ static int changelog_open(rt *r, int32_t partitions, cue_err *err)
     int rc = cue_kafka_topic_partitions(r->k, topic, false, cfg->startup_timeout_ms, &n, err);
     if (rc == 0 && n == 0) {
         cue_err cerr = {0};
-        if (cue_kafka_create_topic(r->k, topic, partitions, true, cfg->startup_timeout_ms, &cerr) ==
-            0) {
+        char retention[24];
+        snprintf(retention, sizeof retention, "%lld",
+                 (long long)cfg->changelog_delete_retention_ms);
+        const char *const configs[] = {"cleanup.policy", "compact", "delete.retention.ms",
+                                       retention, NULL};
+        if (cue_kafka_create_topic(r->k, topic, partitions, configs, cfg->startup_timeout_ms,
+                                   &cerr) == 0) {
             cue_log(CUE_LOG_INFO, "changelog topic created", "s:topic", topic, "i:partitions",
                     (int64_t)partitions, NULL);
             n = partitions;
@@ -1867,7 +1903,7 @@ static int stage1_open(rt *r, cue_err *err)
         rc = cue_kafka_topic_partitions(r->k1, topic, false, cfg->startup_timeout_ms, &have, err);
     if (rc == 0 && have == 0) {
         cue_err cerr = {0};
-        if (cue_kafka_create_topic(r->k1, topic, n, false, cfg->startup_timeout_ms, &cerr) == 0)
+        if (cue_kafka_create_topic(r->k1, topic, n, NULL, cfg->startup_timeout_ms, &cerr) == 0)
             have = n;
         else
             rc =
@@ -1913,7 +1949,7 @@ static void decisions_open(rt *r, int32_t partitions)
     if (cue_kafka_topic_partitions(r->k, topic, false, cfg->startup_timeout_ms, &n, &err) != 0 ||
         n > 0)
         return;
-    if (cue_kafka_create_topic(r->k, topic, partitions, false, cfg->startup_timeout_ms, &err) == 0)
+    if (cue_kafka_create_topic(r->k, topic, partitions, NULL, cfg->startup_timeout_ms, &err) == 0)
         cue_log(CUE_LOG_INFO, "decisions topic created", "s:topic", topic, "i:partitions",
                 (int64_t)partitions, NULL);
     else

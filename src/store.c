@@ -13,10 +13,11 @@
 enum { CF_DEFAULT = 0, CF_USERS, CF_TIMERS, CF_META, CF_COUNT };
 static const char *const cf_names[CF_COUNT] = {"default", "users", "timers", "meta"};
 
-#define META_VERSION    1
+#define META_VERSION    2 /* 1: without synced_ms, still read */
 #define WRITE_BUFFER_MB 4
 #define BLOCK_CACHE_MB  8
-#define META_BYTES      (1 + 3 * 8)
+#define META_BYTES      (1 + 4 * 8)
+#define META_V1_BYTES   (1 + 3 * 8)
 #define KEY_MAX         (4 + 8 + CUE_USER_ID_BYTES_MAX)
 
 struct cue_store {
@@ -221,6 +222,7 @@ static void meta_encode(unsigned char *p, const cue_store_meta *m)
     put_be64(p + 1, (uint64_t)m->input_offset);
     put_be64(p + 9, (uint64_t)m->changelog_offset);
     put_be64(p + 17, (uint64_t)m->stream_time_ms);
+    put_be64(p + 25, (uint64_t)m->synced_ms);
 }
 
 int cue_store_meta_get(cue_store *s, uint32_t partition, cue_store_meta *out, cue_err *err)
@@ -234,7 +236,8 @@ int cue_store_meta_get(cue_store *s, uint32_t partition, cue_store_meta *out, cu
     if (v == NULL) return CUE_ENOTFOUND;
     const unsigned char *p = (const unsigned char *)v;
     int rc = 0;
-    if (vlen != META_BYTES || p[0] != META_VERSION) {
+    bool v1 = vlen == META_V1_BYTES && p[0] == 1;
+    if (!v1 && (vlen != META_BYTES || p[0] != META_VERSION)) {
         rc = cue_err_set(err, CUE_ECORRUPT,
                          "partition %u: meta record of %zu bytes, version %u; this build reads "
                          "version %d",
@@ -243,6 +246,8 @@ int cue_store_meta_get(cue_store *s, uint32_t partition, cue_store_meta *out, cu
         out->input_offset = (int64_t)get_be64(p + 1);
         out->changelog_offset = (int64_t)get_be64(p + 9);
         out->stream_time_ms = (int64_t)get_be64(p + 17);
+        /* A version 1 copy's age is unknown: it counts as the oldest. */
+        out->synced_ms = v1 ? 0 : (int64_t)get_be64(p + 25);
     }
     rocksdb_free(v);
     return rc;

@@ -67,6 +67,7 @@ struct cue_task {
     int64_t decide_ms;        /* when the step's triggers are decided: now_ms, or a timer's due */
     int64_t logged_offset;    /* the input offset in the last changelog meta record */
     int64_t changelog_next;   /* the partition's changelog position, from its meta */
+    int64_t synced_ms;        /* ... and when the store was last in line with it */
     cue_buf pend;             /* owned: pending array of this step */
     cue_buf pend_recs;        /* owned: their encoded records, back to back */
     cue_buf decision;         /* owned: one decision record */
@@ -108,6 +109,7 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
     t->stream_ms = meta.stream_time_ms;
     t->logged_offset = meta.input_offset;
     t->changelog_next = meta.changelog_offset;
+    t->synced_ms = meta.synced_ms;
     t->fired_upto = INT64_MIN;
     t->purged_upto = INT64_MIN;
     *out = t;
@@ -905,7 +907,7 @@ int cue_task_commit_prepare(cue_task *t, cue_err *err)
 int cue_task_commit_finish(cue_task *t, cue_err *err)
 {
     if (t->sink.changelog_next) {
-        int64_t next = t->sink.changelog_next(t->partition, t->sink.ctx);
+        int64_t next = t->sink.changelog_next(t->partition, &t->synced_ms, t->sink.ctx);
         if (next >= 0) t->changelog_next = next;
     }
     /* The range delete goes first: entries written after it in this batch are
@@ -919,7 +921,8 @@ int cue_task_commit_finish(cue_task *t, cue_err *err)
     cue_cache_flush(t->cache, flush_user, t);
     cue_store_meta meta = {.input_offset = t->next_offset,
                            .changelog_offset = t->changelog_next,
-                           .stream_time_ms = t->stream_ms};
+                           .stream_time_ms = t->stream_ms,
+                           .synced_ms = t->synced_ms};
     cue_store_batch_meta_put(t->store, t->partition, &meta);
     int rc = cue_store_batch_commit(t->store, false, err);
     if (rc != 0) return rc;

@@ -74,6 +74,12 @@ typedef struct cue_config {
     /* changelog.enabled: false. Each commit also writes the changed users to
      * <application.id>-changelog, so another instance can rebuild a partition. */
     bool changelog;
+    /* changelog.delete.retention.ms: 86400000 (Kafka's default). How long the
+     * changelog keeps a tombstone; cuepoint creates the topic with it. A
+     * local copy (a former owner's, a standby's) last in line with the
+     * changelog longer ago than about this may have missed a tombstone
+     * compacted away since, so it is emptied and restored in full. */
+    int64_t changelog_delete_retention_ms;
     /* repartition: false. The input is not keyed by user id: a first stage
      * re-keys each record by its user id into <application.id>-repartition,
      * which the journeys then read. */

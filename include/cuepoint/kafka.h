@@ -106,11 +106,12 @@ int cue_kafka_subscribe(cue_kafka *k, cue_err *err);
  * on first use (auto.create.topics.enable) do so, with its default count. */
 int cue_kafka_topic_partitions(cue_kafka *k, const char *topic, bool auto_create,
                                int64_t timeout_ms, int32_t *n, cue_err *err);
-/* Creates a topic through the admin API (`compacted`: cleanup.policy=compact);
- * an existing one is not an error. CUE_EUNAVAILABLE when the cluster says no
- * or cannot (librdkafka's mock cluster has no CreateTopics). */
-int cue_kafka_create_topic(cue_kafka *k, const char *topic, int32_t partitions, bool compacted,
-                           int64_t timeout_ms, cue_err *err);
+/* Creates a topic through the admin API with `configs` (topic settings as
+ * name, value, ..., NULL; NULL for none); an existing one is not an error.
+ * CUE_EUNAVAILABLE when the cluster says no or cannot (librdkafka's mock
+ * cluster has no CreateTopics). */
+int cue_kafka_create_topic(cue_kafka *k, const char *topic, int32_t partitions,
+                           const char *const *configs, int64_t timeout_ms, cue_err *err);
 
 /* Read ends of the wake-up pipes; the caller drains them with cue_kafka_drain_fd. */
 int cue_kafka_consumer_fd(const cue_kafka *k);

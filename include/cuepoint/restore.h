@@ -31,7 +31,9 @@ void cue_restore_apply(cue_restore *r, cue_store *s, const char *key, size_t key
                        const void *val, size_t len);
 
 /* Puts the partition's meta (input offset, stream time, changelog_offset =
- * `changelog_end`) into the batch: commit it with the last records. */
-void cue_restore_finish(cue_restore *r, cue_store *s, int64_t changelog_end);
+ * `changelog_end`, synced_ms: a wall-clock time no later than the writing
+ * of any record past changelog_end) into the batch: commit it with the last
+ * records. */
+void cue_restore_finish(cue_restore *r, cue_store *s, int64_t changelog_end, int64_t synced_ms);
 
 #endif

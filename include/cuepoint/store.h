@@ -36,6 +36,11 @@ typedef struct cue_store_meta {
     int64_t input_offset;     /* next input offset to read (last applied + 1) */
     int64_t changelog_offset; /* next changelog offset to read; -1 when none */
     int64_t stream_time_ms;   /* largest event time seen; INT64_MIN when none */
+    /* Wall-clock ms no later than the writing of any changelog record at or
+     * past changelog_offset: how old the copy is, against the changelog's
+     * delete.retention.ms (an older copy may miss a compacted-away
+     * tombstone). 0 when unknown, which counts as the oldest. */
+    int64_t synced_ms;
 } cue_store_meta;
 
 /* Creates a state directory and its parents (mode 0755) if missing. */

@@ -60,8 +60,10 @@ typedef struct cue_task_sink {
     void (*changelog)(uint32_t partition, const char *key, size_t key_len, const void *val,
                       size_t len, void *ctx);
     /* After the flush: the changelog offset after the last acknowledged
-     * record of `partition`, kept in the partition's meta; -1 when unknown. */
-    int64_t (*changelog_next)(uint32_t partition, void *ctx);
+     * record of `partition`, kept in the partition's meta; -1 when unknown.
+     * *synced_ms gets the wall-clock time, which no record past that offset
+     * can precede (the meta's synced_ms). */
+    int64_t (*changelog_next)(uint32_t partition, int64_t *synced_ms, void *ctx);
     /* Makes everything emitted so far durable; non-zero stops the commit. */
     int (*flush)(void *ctx, cue_err *err);
     /* Exactly-once (NULL otherwise): the task's own commits (commit.records,

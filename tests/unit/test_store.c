@@ -35,7 +35,8 @@ Test(store, users_are_invisible_until_commit_and_survive_reopen)
     cr_assert(cue_store_user_get(s, 1, "ann", 3, &v, &err) == 0);
     cr_assert_str_eq(v.data, "state-1", "partitions are separate");
     cue_store_batch_user_delete(s, 0, "ann", 3);
-    cue_store_meta m = {.input_offset = 42, .changelog_offset = -1, .stream_time_ms = -7};
+    cue_store_meta m = {
+        .input_offset = 42, .changelog_offset = -1, .stream_time_ms = -7, .synced_ms = 1234};
     cue_store_batch_meta_put(s, 3, &m);
     cr_assert(cue_store_batch_commit(s, false, &err) == 0);
     cue_store_close(s);
@@ -45,7 +46,8 @@ Test(store, users_are_invisible_until_commit_and_survive_reopen)
     cr_assert(cue_store_user_get(s, 1, "ann", 3, &v, &err) == 0);
     cue_store_meta back;
     cr_assert(cue_store_meta_get(s, 3, &back, &err) == 0);
-    cr_assert(back.input_offset == 42 && back.changelog_offset == -1 && back.stream_time_ms == -7);
+    cr_assert(back.input_offset == 42 && back.changelog_offset == -1 && back.stream_time_ms == -7 &&
+              back.synced_ms == 1234);
     cr_assert_eq(cue_store_meta_get(s, 4, &back, &err), CUE_ENOTFOUND);
     cue_store_close(s);
     cue_buf_deinit(&v);

@@ -283,9 +283,10 @@ static void ol_changelog(uint32_t partition, const char *key, size_t key_len, co
     cue_buf_append_str(&((order_log *)ctx)->log, key_len == 0 ? "P;" : val ? "U;" : "X;");
 }
 
-static int64_t ol_next(uint32_t partition, void *ctx)
+static int64_t ol_next(uint32_t partition, int64_t *synced_ms, void *ctx)
 {
     (void)partition, (void)ctx;
+    *synced_ms = 1700000000000;
     return 42;
 }
 
@@ -319,6 +320,7 @@ Test(task, triggers_are_flushed_before_the_changelog_and_the_changelog_before_th
     cue_store_meta meta;
     cr_assert(cue_store_meta_get(h.store, 0, &meta, &err) == 0);
     cr_assert_eq(meta.changelog_offset, 42, "the store keeps the changelog's position");
+    cr_assert_eq(meta.synced_ms, 1700000000000, "... and when it was in line with it");
     cue_buf_reset(&ol.log);
     cr_assert(cue_task_commit(h.task, &err) == 0);
     cr_assert(strstr(ol.log.data, "U;") == NULL && strstr(ol.log.data, "P;") == NULL,
