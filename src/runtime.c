@@ -78,8 +78,9 @@ typedef struct rt {
     uv_timer_t commit_timer, clock_timer, stop_timer;
     uv_idle_t more;
     uv_signal_t sigterm, sigint;
-    cue_store *store; /* owned */
-    cue_kafka *k;     /* owned */
+    cue_store *store;    /* owned */
+    cue_kafka *k;        /* owned */
+    int32_t input_parts; /* the input's partition count at start; 0 before it is known */
     /* The changelog reader (changelog.enabled), outside any group, and its config
      * (the live one with the changelog topic as input). */
     cue_kafka *restore;
@@ -850,6 +851,20 @@ static int on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
             start[i] = CUE_KAFKA_OFFSET_GROUP;
         return 0;
     }
+    for (size_t i = 0; i < n; i++)
+        if (r->input_parts > 0 && ids[i] >= r->input_parts) {
+            /* Partitions were added while running (the group assigns them
+             * after a metadata refresh): see partition_count_check. */
+            char msg[CUE_ERR_MSG_MAX];
+            snprintf(msg, sizeof msg,
+                     "partition %d of %s assigned, but the topic had %d partitions at start: "
+                     "users now map to other partitions than their state; a deployment's input "
+                     "cannot change its partition count (README: \"Changing the partition "
+                     "count\")",
+                     (int)ids[i], r->cfg->input_topic, (int)r->input_parts);
+            fatal(r, CUE_ECONFIG, msg);
+            return CUE_ECONFIG;
+        }
     for (size_t i = 0; i < n; i++)
         if (parts_reserve(r, ids[i]) != 0) {
             fatal(r, CUE_ENOMEM, "out of memory for partitions");
@@ -1957,6 +1972,25 @@ static void decisions_open(rt *r, int32_t partitions)
                 "s:topic", topic, "s:error", err.msg, NULL);
 }
 
+/* A user's partition is a hash of the user id modulo the input's partition
+ * count: state built under one count is split under another (earlier
+ * events in one partition, later ones in another, each with half a
+ * journey). Kafka Streams refuses the same change. The store keeps the
+ * count it was built for; a store without one takes the current count. */
+static int partition_count_check(rt *r, int32_t partitions, cue_err *err)
+{
+    int32_t kept = 0;
+    int rc = cue_store_partition_count_get(r->store, &kept, err);
+    if (rc == CUE_ENOTFOUND) return cue_store_partition_count_put(r->store, partitions, err);
+    if (rc != 0 || kept == partitions) return rc;
+    return cue_err_set(err, CUE_ECONFIG,
+                       "input topic %s has %d partitions and state.dir %s was built for %d: users "
+                       "would map to other partitions than their state; a deployment's input "
+                       "cannot change its partition count (README: \"Changing the partition "
+                       "count\")",
+                       r->cfg->input_topic, (int)partitions, r->cfg->state_dir, (int)kept);
+}
+
 static int open_all(rt *r, cue_err *err)
 {
     if (r->o->cfg->exactly_once && r->o->cfg->repartition)
@@ -2004,7 +2038,9 @@ static int open_all(rt *r, cue_err *err)
     if (rc != 0) return rc;
     int32_t partitions = 0;
     rc = cue_kafka_wait_ready(r->k, cfg->startup_timeout_ms, &partitions, err);
+    if (rc == 0) rc = partition_count_check(r, partitions, err);
     if (rc != 0) return rc;
+    r->input_parts = partitions;
     /* statestore.cache.max.bytes is for the whole instance: each partition's
      * task gets its share, as if this instance owned them all. */
     r->task_cfg = *cfg;

@@ -47,6 +47,11 @@ static void put_be64(unsigned char *p, uint64_t v)
         p[i] = (unsigned char)(v >> (56 - 8 * i));
 }
 
+static uint32_t get_be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
 static uint64_t get_be64(const unsigned char *p)
 {
     uint64_t v = 0;
@@ -470,5 +475,42 @@ int cue_store_reset_marker_get(cue_store *s, uint32_t partition, char *out, size
     out[0] = '\0';
     if (v != NULL) snprintf(out, cap, "%.*s", (int)vlen, v);
     rocksdb_free(v);
+    return 0;
+}
+
+/* ---- the partition count ---------------------------------------------------- */
+
+/* Under a key no partition's range holds: partitions are 4-byte keys and
+ * their ranges [p, p + 1) would need p = 0xffffffff. */
+static const char count_key[] = "\xff\xff\xff\xff"
+                                "partition-count";
+
+int cue_store_partition_count_get(cue_store *s, int32_t *n, cue_err *err)
+{
+    char *e = NULL;
+    size_t vlen = 0;
+    char *v =
+        rocksdb_get_cf(s->db, s->ro, s->cf[CF_META], count_key, sizeof count_key - 1, &vlen, &e);
+    if (e != NULL) return store_error(e, err, "reading the partition count");
+    if (v == NULL) return CUE_ENOTFOUND;
+    int rc = 0;
+    if (vlen != 4)
+        rc =
+            cue_err_set(err, CUE_ECORRUPT, "partition count record of %zu bytes, 4 expected", vlen);
+    else
+        *n = (int32_t)get_be32((const unsigned char *)v);
+    rocksdb_free(v);
+    return rc;
+}
+
+int cue_store_partition_count_put(cue_store *s, int32_t n, cue_err *err)
+{
+    CUE_ASSERT(!s->read_only && n > 0);
+    unsigned char v[4];
+    put_be32(v, (uint32_t)n);
+    char *e = NULL;
+    rocksdb_put_cf(s->db, s->wo_sync, s->cf[CF_META], count_key, sizeof count_key - 1,
+                   (const char *)v, 4, &e);
+    if (e != NULL) return store_error(e, err, "writing the partition count");
     return 0;
 }

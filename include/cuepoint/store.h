@@ -84,6 +84,14 @@ void cue_store_bytes(cue_store *s, uint64_t *sst_bytes, uint64_t *memtable_bytes
 /* A partition's progress. CUE_ENOTFOUND when the partition has never committed. */
 int cue_store_meta_get(cue_store *s, uint32_t partition, cue_store_meta *out, cue_err *err);
 
+/* The input's partition count this store's partitions were built for: a
+ * user's partition depends on it, so state kept under one count is wrong
+ * under another. CUE_ENOTFOUND when none is kept (a store from before, or
+ * from the file mode). */
+int cue_store_partition_count_get(cue_store *s, int32_t *n, cue_err *err);
+/* Keeps it, in a synced write of its own. */
+int cue_store_partition_count_put(cue_store *s, int32_t n, cue_err *err);
+
 /* ---- resets (`cuepoint offsets reset`, and the runtime applying one) ---- */
 
 /* Moves a partition's input position in one synced write of its own (not the

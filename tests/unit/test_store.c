@@ -131,3 +131,27 @@ Test(store, users_scan_by_partition_and_errors_are_named)
     cue_store_close(s);
     remove_tree(dir);
 }
+
+/* The input's partition count is kept apart from every partition: dropping
+ * partitions (a reset) leaves it, and it survives a reopen. */
+Test(store, partition_count_is_kept_outside_the_partitions)
+{
+    char dir[64];
+    temp_dir(dir);
+    cue_store *s = open_dir(dir, false);
+    cue_err err = {0};
+    int32_t n = -1;
+    cr_assert_eq(cue_store_partition_count_get(s, &n, &err), CUE_ENOTFOUND);
+    cr_assert(cue_store_partition_count_put(s, 12, &err) == 0, "%s", err.msg);
+    cue_store_meta empty = {.changelog_offset = -1, .stream_time_ms = INT64_MIN};
+    for (uint32_t p = 0; p < 12; p++)
+        cr_assert(cue_store_partition_reset(s, p, true, &empty, "", &err) == 0, "%s", err.msg);
+    cue_store_close(s);
+    s = open_dir(dir, true);
+    cr_assert(cue_store_partition_count_get(s, &n, &err) == 0, "%s", err.msg);
+    cr_assert_eq(n, 12);
+    cue_store_meta back;
+    cr_assert(cue_store_meta_get(s, 0, &back, &err) == 0, "a reset leaves the partition's meta");
+    cue_store_close(s);
+    remove_tree(dir);
+}

@@ -1,0 +1,44 @@
+#!/bin/bash
+# A state directory is bound to its input's partition count: a user's
+# partition is a hash of the user id modulo the count, so state built
+# under 4 partitions is split under 8 (earlier events in one partition,
+# later ones in another). `cuepoint run` keeps the count in state.dir and
+# refuses another (exit 78, naming the topic, both counts and the
+# directory) instead of splitting users silently; a fresh state.dir takes
+# any count. (The mock broker cannot add partitions to a live topic, so
+# the same refusal for partitions assigned while running is not run here.)
+. "$(dirname "$0")/../lib.sh" "$1"
+. "$(dirname "$0")/../kafka_lib.sh"
+set -uo pipefail
+
+broker_start --partitions 4 --topic events --topic events8:8 --topic triggers
+"$cuepoint" generate --users 300 --events 3000 --seed 5 > "$tmp/a.jsonl"
+produce "$tmp/a.jsonl" events || exit 1
+produce "$tmp/a.jsonl" events8 || exit 1
+
+config pc pc-app events triggers
+timeout 120 "$cuepoint" run --config "$tmp/pc.json" --stop-at-end 2> "$tmp/pc.1.log"
+rc=$?
+[ "$rc" -eq 0 ] && ok || { bad "first run: exit $rc"; tail -3 "$tmp/pc.1.log"; }
+
+# The same state.dir, an input of 8 partitions: refused, nothing consumed.
+sed -i 's/"input.topic": "events"/"input.topic": "events8"/' "$tmp/pc.json"
+timeout 120 "$cuepoint" run --config "$tmp/pc.json" --stop-at-end 2> "$tmp/pc.2.log"
+rc=$?
+[ "$rc" -eq 78 ] && ok || { bad "8 partitions over a 4-partition state.dir: exit $rc, 78 expected"; tail -3 "$tmp/pc.2.log"; }
+grep -q "input topic events8 has 8 partitions and state.dir $tmp/pc.state was built for 4" "$tmp/pc.2.log" && ok \
+    || { bad "the refusal does not name the topic, both counts and the directory"; tail -2 "$tmp/pc.2.log"; }
+grep -q '"partition assigned"' "$tmp/pc.2.log" && bad "the refused run took partitions" || ok
+
+# A fresh state.dir takes the 8 partitions, and keeps to them from then on.
+sed -i "s|/pc.state\"|/pc8.state\"|" "$tmp/pc.json"
+timeout 120 "$cuepoint" run --config "$tmp/pc.json" --stop-at-end 2> "$tmp/pc.3.log"
+rc=$?
+[ "$rc" -eq 0 ] && ok || { bad "8 partitions, fresh state.dir: exit $rc"; tail -3 "$tmp/pc.3.log"; }
+sed -i 's/"input.topic": "events8"/"input.topic": "events"/' "$tmp/pc.json"
+timeout 120 "$cuepoint" run --config "$tmp/pc.json" --stop-at-end 2> "$tmp/pc.4.log"
+rc=$?
+[ "$rc" -eq 78 ] && grep -q "input topic events has 4 partitions and state.dir $tmp/pc8.state was built for 8" "$tmp/pc.4.log" && ok \
+    || { bad "4 partitions over an 8-partition state.dir: exit $rc"; tail -2 "$tmp/pc.4.log"; }
+
+finish
