@@ -1740,7 +1740,18 @@ static int on_assigned1(const int32_t *ids, int64_t *start, size_t n, void *ctx)
     rt *r = ctx;
     for (size_t i = 0; i < n; i++) {
         start[i] = CUE_KAFKA_OFFSET_GROUP; /* stateless: where its group left off */
-        if (ids[i] < 0 || ids[i] >= r->n1) continue;
+        if (r->n1 > 0 && ids[i] >= r->n1) {
+            /* Added while running: the stage reads only the partitions it
+             * split at start, so this one would never be read. */
+            char msg[CUE_ERR_MSG_MAX];
+            snprintf(msg, sizeof msg,
+                     "partition %d of %s assigned, but the topic had %d partitions at start; "
+                     "the repartition stage cannot take partitions added while it runs",
+                     (int)ids[i], r->o->cfg->input_topic, (int)r->n1);
+            fatal(r, CUE_ECONFIG, msg);
+            return CUE_ECONFIG;
+        }
+        if (ids[i] < 0) continue;
         r->owned1[ids[i]] = true;
         r->h1[ids[i]].offset = -1;
         r->emitted1[ids[i]] = -1;
