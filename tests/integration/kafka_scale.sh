@@ -15,9 +15,11 @@ set -uo pipefail
 parts=12
 users=${SCALE_USERS:-30000}
 events=${SCALE_EVENTS:-300000}
+seed=${SCALE_SEED:-31}
+echo "seed $seed, $users users, $events events"
 # The changelog named here: the mock creates other topics with 4 partitions.
 broker_start --partitions "$parts" --topic events --topic triggers --topic scale-changelog
-"$cuepoint" generate --users "$users" --events "$events" --seed 31 > "$tmp/all.jsonl"
+"$cuepoint" generate --users "$users" --events "$events" --seed "$seed" > "$tmp/all.jsonl"
 split -n l/6 -d "$tmp/all.jsonl" "$tmp/chunk."
 
 # Long commit intervals: the mock keeps about 5 MB per partition and does not
@@ -32,18 +34,18 @@ lag() { metric "$1" cuepoint_consumer_lag_records; }
 ready() { curl -s --max-time 2 "http://$(cat "$tmp/$1.admin" 2>/dev/null)/readyz"; }
 
 start a; start b; start c
-produce "$tmp/chunk.00" events; sleep 2
-produce "$tmp/chunk.01" events; sleep 2
+produce "$tmp/chunk.00" events -z lz4; sleep 2
+produce "$tmp/chunk.01" events -z lz4; sleep 2
 start d
-produce "$tmp/chunk.02" events; sleep 3
+produce "$tmp/chunk.02" events -z lz4; sleep 3
 kill -9 "${pid[b]}"; wait "${pid[b]}" 2>/dev/null
 echo "b killed"
-produce "$tmp/chunk.03" events; sleep 3
+produce "$tmp/chunk.03" events -z lz4; sleep 3
 kill -TERM "${pid[c]}"; wait "${pid[c]}"; rc=$?
 [ "$rc" -eq 0 ] && ok || bad "c after SIGTERM: exit $rc"
 echo "c stopped"
-produce "$tmp/chunk.04" events
-produce "$tmp/chunk.05" events
+produce "$tmp/chunk.04" events -z lz4
+produce "$tmp/chunk.05" events -z lz4
 
 # a and d take everything: ready, holding all 12 partitions, nothing left.
 done_=0
