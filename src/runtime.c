@@ -1735,23 +1735,47 @@ static int changelog_open(rt *r, int32_t partitions, cue_err *err)
  * fetched before it lets the others go on. */
 #define STAGE1_WAIT_NS (200 * 1000000ull)
 
+/* The stage's per-partition arrays cover input partitions [0, id]: the
+ * input may gain partitions while it runs (its users keep their place, the
+ * re-keying puts them there), and the group assigns them after a metadata
+ * refresh. */
+static int stage1_reserve(rt *r, int32_t id)
+{
+    if (id < r->n1) return 0;
+    size_t n = (size_t)id + 1;
+    bool *owned = realloc(r->owned1, n * sizeof *owned);
+    if (owned) r->owned1 = owned;
+    struct head1 *h = realloc(r->h1, n * sizeof *h);
+    if (h) r->h1 = h;
+    int64_t *emitted = realloc(r->emitted1, n * sizeof *emitted);
+    if (emitted) r->emitted1 = emitted;
+    if (owned == NULL || h == NULL || emitted == NULL) return CUE_ENOMEM;
+    for (int32_t i = r->n1; i <= id; i++) {
+        r->owned1[i] = false;
+        r->h1[i].offset = -1;
+        r->emitted1[i] = -1;
+    }
+    r->n1 = id + 1;
+    return 0;
+}
+
 static int on_assigned1(const int32_t *ids, int64_t *start, size_t n, void *ctx)
 {
     rt *r = ctx;
     for (size_t i = 0; i < n; i++) {
         start[i] = CUE_KAFKA_OFFSET_GROUP; /* stateless: where its group left off */
-        if (r->n1 > 0 && ids[i] >= r->n1) {
-            /* Added while running: the stage reads only the partitions it
-             * split at start, so this one would never be read. */
-            char msg[CUE_ERR_MSG_MAX];
-            snprintf(msg, sizeof msg,
-                     "partition %d of %s assigned, but the topic had %d partitions at start; "
-                     "the repartition stage cannot take partitions added while it runs",
-                     (int)ids[i], r->o->cfg->input_topic, (int)r->n1);
+        if (ids[i] < 0) continue;
+        if (ids[i] >= CUE_KAFKA_SPLIT_MAX) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "repartition: input partition %d assigned; at most %d",
+                     (int)ids[i], CUE_KAFKA_SPLIT_MAX);
             fatal(r, CUE_ECONFIG, msg);
             return CUE_ECONFIG;
         }
-        if (ids[i] < 0) continue;
+        if (stage1_reserve(r, ids[i]) != 0) {
+            fatal(r, CUE_ENOMEM, "out of memory for the repartition stage's partitions");
+            return CUE_ENOMEM;
+        }
         r->owned1[ids[i]] = true;
         r->h1[ids[i]].offset = -1;
         r->emitted1[ids[i]] = -1;
@@ -1935,31 +1959,22 @@ static int stage1_open(rt *r, cue_err *err)
             rc =
                 cue_kafka_topic_partitions(r->k1, topic, true, cfg->startup_timeout_ms, &have, err);
     }
-    if (rc == 0 && have != n)
-        rc = cue_err_set(err, CUE_ECONFIG,
-                         "repartition topic %s has %d partitions and input topic %s has %d: they "
-                         "must be equal; create %s with %d partitions",
-                         topic, (int)have, cfg->input_topic, (int)n, topic, (int)n);
+    /* The repartition topic's count is the journeys' parallelism and is
+     * bound to their state (partition_count_check); the input's may differ
+     * and grow: re-keying puts each user where the state is. */
     if (rc == 0 && n > CUE_KAFKA_SPLIT_MAX)
         rc = cue_err_set(err, CUE_ECONFIG, "repartition: at most %d input partitions",
                          CUE_KAFKA_SPLIT_MAX);
-    if (rc == 0 && ((r->owned1 = calloc((size_t)n, sizeof *r->owned1)) == NULL ||
-                    (r->h1 = calloc((size_t)n, sizeof *r->h1)) == NULL ||
-                    (r->emitted1 = calloc((size_t)n, sizeof *r->emitted1)) == NULL))
+    if (rc == 0 && stage1_reserve(r, n - 1) != 0)
         rc = cue_err_set(err, CUE_ENOMEM, "out of memory");
-    for (int32_t i = 0; rc == 0 && i < n; i++) {
-        r->h1[i].offset = -1;
-        r->emitted1[i] = -1;
-    }
     if (rc == 0) cue_kafka_split_partitions(r->k1);
-    r->n1 = n;
     if (rc == 0) {
         /* The pipeline reads the repartition topic. */
         r->cfg_main = *cfg;
         snprintf(r->cfg_main.input_topic, sizeof r->cfg_main.input_topic, "%s", topic);
         r->cfg = &r->cfg_main;
-        cue_log(CUE_LOG_INFO, "repartitioning", "s:from", cfg->input_topic, "s:to", topic,
-                "i:partitions", (int64_t)n, NULL);
+        cue_log(CUE_LOG_INFO, "repartitioning", "s:from", cfg->input_topic, "i:partitions",
+                (int64_t)n, "s:to", topic, "i:to_partitions", (int64_t)have, NULL);
     }
     return rc;
 }
