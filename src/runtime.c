@@ -14,6 +14,7 @@
 #include "cuepoint/store.h"
 #include "cuepoint/task.h"
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1117,14 +1118,20 @@ static int instance_id(const cue_config *c, char *out, size_t cap, cue_err *err)
     }
     if (strlen(id) != 32) {
         unsigned char b[16];
-        FILE *u = fopen("/dev/urandom", "r");
-        bool got = u && fread(b, 1, sizeof b, u) == sizeof b;
-        if (u) fclose(u);
-        if (!got) return cue_err_set(err, CUE_EIO, "cannot read /dev/urandom for the instance id");
+        int urc = uv_random(NULL, NULL, b, sizeof b, 0, NULL);
+        if (urc != 0)
+            return cue_err_set(err, CUE_EIO, "no random bytes for the instance id: %s",
+                               uv_strerror(urc));
         for (size_t i = 0; i < sizeof b; i++)
             snprintf(id + 2 * i, 3, "%02x", b[i]);
-        if ((f = fopen(path, "w")) == NULL || fprintf(f, "%s\n", id) < 0 || fclose(f) != 0)
-            return cue_err_set(err, CUE_EIO, "%s: cannot write the instance id", path);
+        /* Written aside and renamed: a crash never leaves half an id. */
+        char tmp[sizeof path + 4];
+        snprintf(tmp, sizeof tmp, "%s.new", path);
+        bool written = (f = fopen(tmp, "w")) != NULL && fprintf(f, "%s\n", id) > 0;
+        if (f != NULL && fclose(f) != 0) written = false;
+        if (!written || rename(tmp, path) != 0)
+            return cue_err_set(err, CUE_EIO, "%s: cannot write the instance id: %s", path,
+                               strerror(errno));
     }
     snprintf(out, cap, "%s", id);
     return 0;
