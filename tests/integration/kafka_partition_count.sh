@@ -17,28 +17,27 @@ produce "$tmp/a.jsonl" events || exit 1
 produce "$tmp/a.jsonl" events8 || exit 1
 
 config pc pc-app events triggers
-timeout 120 "$cuepoint" run --config "$tmp/pc.json" --stop-at-end 2> "$tmp/pc.1.log"
-rc=$?
-[ "$rc" -eq 0 ] && ok || { bad "first run: exit $rc"; tail -3 "$tmp/pc.1.log"; }
+# expect RC LOG WHAT: one `run --stop-at-end` that must exit RC
+expect() {
+    timeout 120 "$cuepoint" run --config "$tmp/pc.json" --stop-at-end 2> "$2"
+    local rc=$?
+    [ "$rc" -eq "$1" ] && ok || { bad "$3: exit $rc, $1 expected"; tail -3 "$2"; }
+}
+expect 0 "$tmp/pc.1.log" "first run"
 
 # The same state.dir, an input of 8 partitions: refused, nothing consumed.
 sed -i 's/"input.topic": "events"/"input.topic": "events8"/' "$tmp/pc.json"
-timeout 120 "$cuepoint" run --config "$tmp/pc.json" --stop-at-end 2> "$tmp/pc.2.log"
-rc=$?
-[ "$rc" -eq 78 ] && ok || { bad "8 partitions over a 4-partition state.dir: exit $rc, 78 expected"; tail -3 "$tmp/pc.2.log"; }
+expect 78 "$tmp/pc.2.log" "8 partitions over a 4-partition state.dir"
 grep -q "input topic events8 has 8 partitions and state.dir $tmp/pc.state was built for 4" "$tmp/pc.2.log" && ok \
     || { bad "the refusal does not name the topic, both counts and the directory"; tail -2 "$tmp/pc.2.log"; }
 grep -q '"partition assigned"' "$tmp/pc.2.log" && bad "the refused run took partitions" || ok
 
 # A fresh state.dir takes the 8 partitions, and keeps to them from then on.
 sed -i "s|/pc.state\"|/pc8.state\"|" "$tmp/pc.json"
-timeout 120 "$cuepoint" run --config "$tmp/pc.json" --stop-at-end 2> "$tmp/pc.3.log"
-rc=$?
-[ "$rc" -eq 0 ] && ok || { bad "8 partitions, fresh state.dir: exit $rc"; tail -3 "$tmp/pc.3.log"; }
+expect 0 "$tmp/pc.3.log" "8 partitions, fresh state.dir"
 sed -i 's/"input.topic": "events8"/"input.topic": "events"/' "$tmp/pc.json"
-timeout 120 "$cuepoint" run --config "$tmp/pc.json" --stop-at-end 2> "$tmp/pc.4.log"
-rc=$?
-[ "$rc" -eq 78 ] && grep -q "input topic events has 4 partitions and state.dir $tmp/pc8.state was built for 8" "$tmp/pc.4.log" && ok \
-    || { bad "4 partitions over an 8-partition state.dir: exit $rc"; tail -2 "$tmp/pc.4.log"; }
+expect 78 "$tmp/pc.4.log" "4 partitions over an 8-partition state.dir"
+grep -q "input topic events has 4 partitions and state.dir $tmp/pc8.state was built for 8" "$tmp/pc.4.log" && ok \
+    || { bad "the second refusal does not name the topic, both counts and the directory"; tail -2 "$tmp/pc.4.log"; }
 
 finish
