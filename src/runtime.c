@@ -466,21 +466,33 @@ static bool copy_too_old(const rt *r, int64_t synced_ms, int64_t *age_ms)
 /* Where reading partition `id`'s changelog starts, given its log start `low`
  * and end `high` and the local copy's position `have` (-1: none) and age:
  * there, or at the log start with the partition emptied first, so nothing
- * stale survives, when the copy is older than what the changelog still
- * holds (compacted or expired away) or so old that a tombstone past its
- * position may be gone (an erased user would come back). Clears *local then. */
+ * stale survives, when the copy is
+ * - older than what the changelog still holds (compacted or expired away),
+ * - so old that a tombstone past its position may be gone (an erased user
+ *   would come back), or
+ * - past the log's end: the changelog was recreated under it, so the copy
+ *   belongs to another history (reading from there would also stop at
+ *   once, out of range, again and again).
+ * Clears *local then. */
 static int changelog_from(rt *r, int32_t id, int64_t low, int64_t high, int64_t have,
                           int64_t synced_ms, bool *local, int64_t *from, cue_err *err)
 {
     int64_t age_ms = 0;
+    bool past_end = have > high;
     bool too_old = have >= low && have < high && copy_too_old(r, synced_ms, &age_ms);
-    *from = have >= low && !too_old ? have : low;
-    if ((have >= low && !too_old) || high <= low) return 0;
+    bool keep = have >= low && !too_old && !past_end;
+    *from = keep ? have : low;
+    if (keep || (high <= low && !past_end)) return 0;
     if (too_old)
         cue_log(CUE_LOG_WARN,
                 "local copy older than changelog.delete.retention.ms: emptied, read in full",
                 "i:partition", (int64_t)id, "i:position", have, "i:age_ms", age_ms,
                 "i:delete_retention_ms", r->cfg->changelog_delete_retention_ms, NULL);
+    if (past_end)
+        cue_log(CUE_LOG_WARN,
+                "local copy past the changelog's end (the topic was recreated): emptied, read in "
+                "full",
+                "i:partition", (int64_t)id, "i:position", have, "i:changelog_end", high, NULL);
     cue_store_meta empty = {.input_offset = 0, .changelog_offset = -1, .stream_time_ms = INT64_MIN};
     *local = false;
     return cue_store_partition_reset(r->store, (uint32_t)id, true, &empty, r->parts[id].marker,
@@ -513,7 +525,10 @@ static int restore_plan(rt *r, int32_t id, bool *needed, cue_err *err)
     int rc = changelog_where(r, id, r->cfg->startup_timeout_ms, &low, &high, &meta, &local, err);
     if (rc != 0) return rc;
     int64_t have = local ? meta.changelog_offset : -1;
-    if (high <= low || (have >= 0 && have >= high)) return 0;
+    /* An empty changelog has nothing to add; a copy past its end is
+     * another history (changelog_from) unless the log is empty, when the
+     * copy is all there is and is kept. */
+    if (high <= low || (have >= 0 && have == high)) return 0;
     *needed = true;
     rc = changelog_from(r, id, low, high, have, meta.synced_ms, &local, &p->restore_from, err);
     if (rc != 0) return rc;
@@ -567,16 +582,6 @@ static int standby_start(rt *r, int32_t id, cue_err *err)
     bool local = false;
     int rc = changelog_where(r, id, STANDBY_START_TIMEOUT_MS, &low, &high, &meta, &local, err);
     int64_t have = local ? meta.changelog_offset : -1;
-    if (rc == 0 && have > high) {
-        /* A copy past the log's end: the changelog was recreated under it.
-         * It counts as no copy (emptied, read from the start), or reading
-         * from there would stop at once, out of range, again and again. */
-        cue_store_meta empty = {
-            .input_offset = 0, .changelog_offset = -1, .stream_time_ms = INT64_MIN};
-        rc = cue_store_partition_reset(r->store, (uint32_t)id, true, &empty, p->marker, err);
-        local = false;
-        have = -1;
-    }
     if (rc == 0) rc = changelog_from(r, id, low, high, have, meta.synced_ms, &local, &from, err);
     if (rc == 0) rc = cue_kafka_assign_one(r->restore, id, from, err);
     if (rc != 0) return rc;

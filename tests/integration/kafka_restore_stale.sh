@@ -14,6 +14,9 @@
 # from its start. With Kafka's default of a day ("fresh") it reads only the
 # tail from where its copy stands. Both end with the file mode's triggers
 # and states.
+# Then a copy past the changelog's end (another history: the topic was
+# recreated, or the directory came from another application) is dropped the
+# same way, not trusted as ahead.
 # (The mock broker never compacts, so the tombstone itself cannot be lost
 # here; what is tested is the decision and that a full restore is exact.)
 . "$(dirname "$0")/../lib.sh" "$1"
@@ -21,7 +24,8 @@
 set -uo pipefail
 
 parts=4
-broker_start --partitions "$parts" --topic events --topic stale-triggers --topic fresh-triggers
+broker_start --partitions "$parts" --topic events --topic few --topic stale-triggers \
+    --topic fresh-triggers --topic other-triggers
 "$cuepoint" generate --users 2000 --events 16000 --seed 41 > "$tmp/a.jsonl"
 "$cuepoint" generate --users 2000 --events 4000 --seed 42 --start 2026-02-15T00:00:00Z > "$tmp/b.jsonl"
 "$cuepoint" generate --users 2000 --events 4000 --seed 43 --start 2026-03-15T00:00:00Z > "$tmp/c.jsonl"
@@ -80,5 +84,27 @@ reference events "$total" stale-app stale
 check stale stale-triggers stale
 reference events "$total" fresh-app fresh
 check fresh fresh-triggers fresh
+
+# A copy past the changelog's end belongs to another history (the topic was
+# recreated, or the directory came from elsewhere): instance 1's store of
+# "stale" put under app "other", whose changelog is much shorter, is
+# emptied and restored in full, and the result is other's own.
+"$cuepoint" generate --users 200 --events 1000 --seed 44 > "$tmp/few.jsonl"
+head -n 500 "$tmp/few.jsonl" > "$tmp/few.1.jsonl"
+tail -n +501 "$tmp/few.jsonl" > "$tmp/few.2.jsonl"
+setup other
+sed -i 's/"input.topic": "events"/"input.topic": "few"/' "$tmp/other.json"
+produce "$tmp/few.1.jsonl" few || exit 1
+once other "$tmp/other.1.log"
+rm -rf "$tmp/other.state" && cp -r "$tmp/stale.state" "$tmp/other.state"
+produce "$tmp/few.2.jsonl" few || exit 1
+once other "$tmp/other.2.log"
+past=$(grep -c '"local copy past the changelog.s end' "$tmp/other.2.log")
+[ "$past" -eq "$parts" ] && ok || bad "other: $past partitions found their copy past the changelog's end, $parts expected"
+starts "$tmp/other.2.log" > "$tmp/other.starts"
+[ "$(awk '$2 == 0 && $3 == "none"' "$tmp/other.starts" | wc -l)" -eq "$parts" ] && ok \
+    || bad "other: not every partition was read from the changelog's start with its copy dropped"
+reference few 1000 other-app other
+check other other-triggers other
 
 finish
