@@ -832,6 +832,11 @@ int64_t cue_kafka_changelog_next(const cue_kafka *k, int32_t partition)
     return partition >= 0 && partition < k->changelog_parts ? k->changelog_next[partition] : -1;
 }
 
+void cue_kafka_changelog_forget(cue_kafka *k, int32_t partition)
+{
+    if (partition >= 0 && partition < k->changelog_parts) k->changelog_next[partition] = -1;
+}
+
 int cue_kafka_produce_trigger(cue_kafka *k, const cue_trigger *t, const char *rec, size_t len)
 {
     rd_kafka_headers_t *h = rd_kafka_headers_new(4);

@@ -45,6 +45,10 @@ typedef struct part {
      * this instance never saw. */
     char marker[CUE_KAFKA_META_MAX];
     bool group_unread;
+    /* Taken away by the group (not handed over): its last commit here must
+     * not count as in line with the changelog, which a new owner may have
+     * been writing for a while (the meta's synced_ms). */
+    bool lost;
     /* Rebuilding the partition's state from the changelog before it
      * processes input (held meanwhile): records [restore_from, restore_end). */
     bool restoring;
@@ -229,6 +233,8 @@ static void sink_changelog(uint32_t partition, const char *key, size_t key_len, 
     cue_kafka_produce_changelog(r->k, (int32_t)partition, key, key_len, val, len);
 }
 
+static part *part_get(rt *r, int32_t p);
+
 /* The wall clock, never an injected one: it is compared with other
  * processes' clocks and with the broker's retention. */
 static int64_t real_ms(void)
@@ -242,8 +248,12 @@ static int64_t sink_changelog_next(uint32_t partition, int64_t *synced_ms, void 
 {
     rt *r = ctx;
     /* Every record of ours is acknowledged and the partition is ours: a
-     * record past the position can only be written after now. */
-    *synced_ms = real_ms();
+     * record past the position can only be written after now. (A zombie
+     * that has not heard yet that the group moved on stamps wrongly too;
+     * at least once cannot keep it from writing either; exactly-once
+     * fences it before this is called.) */
+    part *p = part_get(r, (int32_t)partition);
+    if (p == NULL || !p->lost) *synced_ms = real_ms();
     return cue_kafka_changelog_next(r->k, (int32_t)partition);
 }
 
@@ -483,7 +493,12 @@ static int changelog_from(rt *r, int32_t id, int64_t low, int64_t high, int64_t 
     bool keep = have >= low && !too_old && !past_end;
     *from = keep ? have : low;
     if (keep || (high <= low && !past_end)) return 0;
-    if (too_old)
+    if (too_old && synced_ms <= 0)
+        cue_log(CUE_LOG_WARN,
+                "local copy of unknown age (written by an earlier version): emptied, read in "
+                "full",
+                "i:partition", (int64_t)id, "i:position", have, NULL);
+    else if (too_old)
         cue_log(CUE_LOG_WARN,
                 "local copy older than changelog.delete.retention.ms: emptied, read in full",
                 "i:partition", (int64_t)id, "i:position", have, "i:age_ms", age_ms,
@@ -837,6 +852,8 @@ static int task_open(rt *r, int32_t id, cue_err *err)
     part *p = &r->parts[id];
     if (p->task) return 0;
     p->txn_sent = -1;
+    p->lost = false;
+    if (r->cfg->changelog) cue_kafka_changelog_forget(r->k, id);
     int rc = cue_task_new(&p->task, &r->task_cfg, r->o->ms, r->store, (uint32_t)id, &r->sink, err);
     if (rc == 0) rc = cue_task_set_policy(p->task, r->o->policy, err);
     if (rc != 0) {
@@ -964,6 +981,8 @@ static void on_revoked(const int32_t *ids, size_t n, bool lost, void *ctx)
     bool eos = r->cfg->exactly_once && r->fatal_rc == 0 && r->store;
     if (eos && !lost) eos_cycle(r);
     for (size_t i = 0; i < n; i++) {
+        part *p = part_get(r, ids[i]);
+        if (p) p->lost = lost;
         part_release(r, ids[i], !lost, true);
         cue_log(CUE_LOG_INFO, lost ? "partition lost" : "partition revoked", "s:topic",
                 r->cfg->input_topic, "i:partition", (int64_t)ids[i], NULL);
@@ -1129,14 +1148,27 @@ static int instance_id(const cue_config *c, char *out, size_t cap, cue_err *err)
                                uv_strerror(urc));
         for (size_t i = 0; i < sizeof b; i++)
             snprintf(id + 2 * i, 3, "%02x", b[i]);
-        /* Written aside and renamed: a crash never leaves half an id. */
         char tmp[sizeof path + 4];
         snprintf(tmp, sizeof tmp, "%s.new", path);
-        bool written = (f = fopen(tmp, "w")) != NULL && fprintf(f, "%s\n", id) > 0;
-        if (f != NULL && fclose(f) != 0) written = false;
-        if (!written || rename(tmp, path) != 0)
-            return cue_err_set(err, CUE_EIO, "%s: cannot write the instance id: %s", path,
-                               strerror(errno));
+        /* Written aside, fsync'd, renamed: after a crash or a power loss the
+         * id is there whole or not at all. */
+        errno = 0;
+        bool written = (f = fopen(tmp, "w")) != NULL && fprintf(f, "%s\n", id) > 0 &&
+                       fflush(f) == 0 && fsync(fileno(f)) == 0;
+        int werr = errno;
+        if (f != NULL && fclose(f) != 0 && written) {
+            written = false;
+            werr = errno;
+        }
+        if (written && rename(tmp, path) != 0) {
+            written = false;
+            werr = errno;
+        }
+        if (!written) {
+            unlink(tmp);
+            return cue_err_set(err, CUE_EIO, "%s: cannot write the instance id: %s", tmp,
+                               werr ? strerror(werr) : "short write");
+        }
     }
     snprintf(out, cap, "%s", id);
     return 0;
@@ -1778,9 +1810,11 @@ static int on_assigned1(const int32_t *ids, int64_t *start, size_t n, void *ctx)
         start[i] = CUE_KAFKA_OFFSET_GROUP; /* stateless: where its group left off */
         if (ids[i] < 0) continue;
         if (ids[i] >= CUE_KAFKA_SPLIT_MAX) {
-            char msg[128];
-            snprintf(msg, sizeof msg, "repartition: input partition %d assigned; at most %d",
-                     (int)ids[i], CUE_KAFKA_SPLIT_MAX);
+            char msg[CUE_ERR_MSG_MAX];
+            snprintf(msg, sizeof msg,
+                     "repartition: partition %d of %s assigned; the stage takes "
+                     "at most %d",
+                     (int)ids[i], r->o->cfg->input_topic, CUE_KAFKA_SPLIT_MAX);
             fatal(r, CUE_ECONFIG, msg);
             return CUE_ECONFIG;
         }
@@ -2021,6 +2055,12 @@ static int partition_count_check(rt *r, int32_t partitions, cue_err *err)
     int rc = cue_store_partition_count_get(r->store, &kept, err);
     if (rc == CUE_ENOTFOUND) return cue_store_partition_count_put(r->store, partitions, err);
     if (rc != 0 || kept == partitions) return rc;
+    if (r->o->cfg->repartition) /* the stage made its topic with the input's count */
+        return cue_err_set(err, CUE_ECONFIG,
+                           "repartition topic %s has %d partitions and state.dir %s was built for "
+                           "%d: create %s with %d partitions (the input may have any count)",
+                           r->cfg->input_topic, (int)partitions, r->cfg->state_dir, (int)kept,
+                           r->cfg->input_topic, (int)kept);
     return cue_err_set(err, CUE_ECONFIG,
                        "input topic %s has %d partitions and state.dir %s was built for %d: users "
                        "would map to other partitions than their state; a deployment's input "

@@ -245,7 +245,7 @@ int cue_store_meta_get(cue_store *s, uint32_t partition, cue_store_meta *out, cu
     if (!v1 && (vlen != META_BYTES || p[0] != META_VERSION)) {
         rc = cue_err_set(err, CUE_ECORRUPT,
                          "partition %u: meta record of %zu bytes, version %u; this build reads "
-                         "version %d",
+                         "versions 1 to %d",
                          partition, vlen, vlen ? p[0] : 0, META_VERSION);
     } else {
         out->input_offset = (int64_t)get_be64(p + 1);

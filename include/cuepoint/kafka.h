@@ -174,6 +174,9 @@ int cue_kafka_produce_changelog(cue_kafka *k, int32_t partition, const char *key
 /* The offset after the last acknowledged changelog record of `partition`,
  * or -1 before any. */
 int64_t cue_kafka_changelog_next(const cue_kafka *k, int32_t partition);
+/* Forgets it (back to -1): a partition that comes back here starts from its
+ * store's position, not from where this process last wrote. */
+void cue_kafka_changelog_forget(cue_kafka *k, int32_t partition);
 
 /* Commits `offset` (the next to read) for `partition` to the group; waits
  * for the answer only when `sync` (a partition being given up). */

@@ -5,6 +5,7 @@
 #include "testutil.h"
 
 #include <criterion/criterion.h>
+#include <rocksdb/c.h>
 #include <string.h>
 
 static cue_store *open_dir(const char *dir, bool read_only)
@@ -152,6 +153,41 @@ Test(store, partition_count_is_kept_outside_the_partitions)
     cr_assert_eq(n, 12);
     cue_store_meta back;
     cr_assert(cue_store_meta_get(s, 0, &back, &err) == 0, "a reset leaves the partition's meta");
+    cue_store_close(s);
+    remove_tree(dir);
+}
+
+/* A version 1 meta record (before synced_ms) is still read, with no age. */
+Test(store, version_1_meta_reads_with_unknown_age)
+{
+    char dir[64];
+    temp_dir(dir);
+    cue_store_close(open_dir(dir, false)); /* makes the column families */
+    const char *names[] = {"default", "users", "timers", "meta"};
+    rocksdb_options_t *o = rocksdb_options_create();
+    const rocksdb_options_t *cfo[] = {o, o, o, o};
+    rocksdb_column_family_handle_t *cf[4];
+    char *e = NULL;
+    rocksdb_t *db = rocksdb_open_column_families(o, dir, 4, names, cfo, cf, &e);
+    cr_assert(e == NULL, "%s", e);
+    unsigned char k[4] = {0, 0, 0, 5}, v[25] = {1};
+    for (int i = 0; i < 3; i++)
+        v[1 + 8 * i + 7] = (unsigned char)(7 + 2 * i); /* 7, 9, 11 big-endian */
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    rocksdb_put_cf(db, wo, cf[3], (const char *)k, 4, (const char *)v, sizeof v, &e);
+    cr_assert(e == NULL, "%s", e);
+    rocksdb_writeoptions_destroy(wo);
+    for (int i = 0; i < 4; i++)
+        rocksdb_column_family_handle_destroy(cf[i]);
+    rocksdb_close(db);
+    rocksdb_options_destroy(o);
+
+    cue_store *s = open_dir(dir, true);
+    cue_err err = {0};
+    cue_store_meta m;
+    cr_assert(cue_store_meta_get(s, 5, &m, &err) == 0, "%s", err.msg);
+    cr_assert(m.input_offset == 7 && m.changelog_offset == 9 && m.stream_time_ms == 11);
+    cr_assert_eq(m.synced_ms, 0, "a version 1 copy has no age: it counts as the oldest");
     cue_store_close(s);
     remove_tree(dir);
 }
