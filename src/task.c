@@ -66,6 +66,8 @@ struct cue_task {
     int64_t now_ms;           /* stream time of the current step, for the policy */
     int64_t decide_ms;        /* when the step's triggers are decided: now_ms, or a timer's due */
     int64_t logged_offset;    /* the input offset in the last changelog meta record */
+    int64_t logged_ms;        /* ... and about when it was written (synced_ms then) */
+    bool logged_now;          /* ... in this cycle */
     int64_t changelog_next;   /* the partition's changelog position, from its meta */
     int64_t synced_ms;        /* ... and when the store was last in line with it */
     cue_buf pend;             /* owned: pending array of this step */
@@ -108,6 +110,7 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
     t->next_offset = meta.input_offset;
     t->stream_ms = meta.stream_time_ms;
     t->logged_offset = meta.input_offset;
+    t->logged_ms = meta.synced_ms;
     t->changelog_next = meta.changelog_offset;
     t->synced_ms = meta.synced_ms;
     t->fired_upto = INT64_MIN;
@@ -876,7 +879,14 @@ static int changelog_write(cue_task *t)
     if (t->sink.changelog == NULL) return 0;
     cue_cache_stats cs;
     cue_cache_stats_get(t->cache, &cs);
-    if (cs.dirty_bytes == 0 && t->next_offset == t->logged_offset) return 0;
+    /* An idle partition's position is written again now and then all the
+     * same: a standby's copy is as old as the last position record it
+     * applied, and one older than the changelog's delete.retention.ms is
+     * restored in full when it takes over. */
+    int64_t refresh_ms = t->cfg->changelog_delete_retention_ms / 10;
+    if (cs.dirty_bytes == 0 && t->next_offset == t->logged_offset &&
+        t->synced_ms - t->logged_ms < refresh_ms)
+        return 0;
     int rc = cue_cache_visit_dirty(t->cache, changelog_user, t);
     if (rc != 0) return rc;
     char meta[96];
@@ -887,6 +897,7 @@ static int changelog_write(cue_task *t)
                            (long long)t->next_offset, (long long)t->stream_ms);
     t->sink.changelog(t->partition, "", 0, meta, (size_t)n, t->sink.ctx);
     t->logged_offset = t->next_offset;
+    t->logged_now = true;
     return 0;
 }
 
@@ -909,6 +920,8 @@ int cue_task_commit_finish(cue_task *t, cue_err *err)
     if (t->sink.changelog_next) {
         int64_t next = t->sink.changelog_next(t->partition, &t->synced_ms, t->sink.ctx);
         if (next >= 0) t->changelog_next = next;
+        if (t->logged_now) t->logged_ms = t->synced_ms;
+        t->logged_now = false;
     }
     /* The range delete goes first: entries written after it in this batch are
      * kept even when they are due in the range (a late event's timer that has

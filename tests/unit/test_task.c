@@ -262,6 +262,7 @@ Test(task, a_corrupt_stored_state_dead_letters_the_event_and_the_rest_goes_on)
  * the store's meta keeps. A cycle that changed nothing writes no changelog. */
 typedef struct order_log {
     cue_buf log;
+    int64_t now_ms; /* the wall clock the sink reports */
 } order_log;
 
 static void ol_trigger(const cue_trigger *t, const char *rec, size_t len, void *ctx)
@@ -285,8 +286,8 @@ static void ol_changelog(uint32_t partition, const char *key, size_t key_len, co
 
 static int64_t ol_next(uint32_t partition, int64_t *synced_ms, void *ctx)
 {
-    (void)partition, (void)ctx;
-    *synced_ms = 1700000000000;
+    (void)partition;
+    *synced_ms = ((order_log *)ctx)->now_ms;
     return 42;
 }
 
@@ -302,7 +303,7 @@ Test(task, triggers_are_flushed_before_the_changelog_and_the_changelog_before_th
     harness h;
     setup(&h);
     close_task(&h, false);
-    order_log ol;
+    order_log ol = {.now_ms = 1700000000000};
     cue_buf_init(&ol.log, 256);
     cue_task_sink sink = {.trigger = ol_trigger,
                           .dead_letter = ol_dead,
@@ -325,6 +326,18 @@ Test(task, triggers_are_flushed_before_the_changelog_and_the_changelog_before_th
     cr_assert(cue_task_commit(h.task, &err) == 0);
     cr_assert(strstr(ol.log.data, "U;") == NULL && strstr(ol.log.data, "P;") == NULL,
               "an idle cycle wrote the changelog: %s", ol.log.data);
+    /* Idle for a tenth of the tombstones' retention: the position again
+     * (a standby's copy ages from the last one it saw), no users. A cycle
+     * judges by the time the previous one stamped, so two cycles each. */
+    int64_t refresh = h.cfg.changelog_delete_retention_ms / 10;
+    ol.now_ms += refresh - 1;
+    cue_buf_reset(&ol.log);
+    cr_assert(cue_task_commit(h.task, &err) == 0 && cue_task_commit(h.task, &err) == 0);
+    cr_assert(strstr(ol.log.data, "P;") == NULL, "written again too soon: %s", ol.log.data);
+    ol.now_ms += 1;
+    cr_assert(cue_task_commit(h.task, &err) == 0 && cue_task_commit(h.task, &err) == 0);
+    cr_assert(strstr(ol.log.data, "P;") != NULL && strstr(ol.log.data, "U;") == NULL,
+              "an idle partition's position was not written again: %s", ol.log.data);
     cue_buf_deinit(&ol.log);
     teardown(&h);
 }
