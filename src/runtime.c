@@ -15,6 +15,7 @@
 #include "cuepoint/task.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -45,10 +46,6 @@ typedef struct part {
      * this instance never saw. */
     char marker[CUE_KAFKA_META_MAX];
     bool group_unread;
-    /* Taken away by the group (not handed over): its last commit here must
-     * not count as in line with the changelog, which a new owner may have
-     * been writing for a while (the meta's synced_ms). */
-    bool lost;
     /* Rebuilding the partition's state from the changelog before it
      * processes input (held meanwhile): records [restore_from, restore_end). */
     bool restoring;
@@ -233,8 +230,6 @@ static void sink_changelog(uint32_t partition, const char *key, size_t key_len, 
     cue_kafka_produce_changelog(r->k, (int32_t)partition, key, key_len, val, len);
 }
 
-static part *part_get(rt *r, int32_t p);
-
 /* The wall clock, never an injected one: it is compared with other
  * processes' clocks and with the broker's retention. */
 static int64_t real_ms(void)
@@ -247,13 +242,12 @@ static int64_t real_ms(void)
 static int64_t sink_changelog_next(uint32_t partition, int64_t *synced_ms, void *ctx)
 {
     rt *r = ctx;
-    /* Every record of ours is acknowledged and the partition is ours: a
-     * record past the position can only be written after now. (A zombie
-     * that has not heard yet that the group moved on stamps wrongly too;
-     * at least once cannot keep it from writing either; exactly-once
-     * fences it before this is called.) */
-    part *p = part_get(r, (int32_t)partition);
-    if (p == NULL || !p->lost) *synced_ms = real_ms();
+    /* Every record of ours is acknowledged and the partition is ours (a
+     * lost one is not committed, part_release): a record past the position
+     * can only be written after now. A zombie that has not heard yet that
+     * the group moved on stamps wrongly, as at least once cannot keep it
+     * from writing either; exactly-once fences it before this is called. */
+    *synced_ms = real_ms();
     return cue_kafka_changelog_next(r->k, (int32_t)partition);
 }
 
@@ -494,10 +488,8 @@ static int changelog_from(rt *r, int32_t id, int64_t low, int64_t high, int64_t 
     *from = keep ? have : low;
     if (keep || (high <= low && !past_end)) return 0;
     if (too_old && synced_ms <= 0)
-        cue_log(CUE_LOG_WARN,
-                "local copy of unknown age (written by an earlier version): emptied, read in "
-                "full",
-                "i:partition", (int64_t)id, "i:position", have, NULL);
+        cue_log(CUE_LOG_WARN, "local copy of unknown age: emptied, read in full", "i:partition",
+                (int64_t)id, "i:position", have, NULL);
     else if (too_old)
         cue_log(CUE_LOG_WARN,
                 "local copy older than changelog.delete.retention.ms: emptied, read in full",
@@ -852,7 +844,6 @@ static int task_open(rt *r, int32_t id, cue_err *err)
     part *p = &r->parts[id];
     if (p->task) return 0;
     p->txn_sent = -1;
-    p->lost = false;
     if (r->cfg->changelog) cue_kafka_changelog_forget(r->k, id);
     int rc = cue_task_new(&p->task, &r->task_cfg, r->o->ms, r->store, (uint32_t)id, &r->sink, err);
     if (rc == 0) rc = cue_task_set_policy(p->task, r->o->policy, err);
@@ -928,11 +919,12 @@ static int on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
     return 0;
 }
 
-/* Finishes a partition: commits it (unless the run is failing) and drops it.
- * A partition handed to another member has its group offset committed
- * before it goes (`sync`); at a stop the store already holds it, and a
- * coordinator that is down must not hold the exit up. */
-static void part_release(rt *r, int32_t id, bool commit_group, bool sync)
+/* Finishes a partition: commits it (unless the run is failing or the
+ * partition was `lost`) and drops it. A partition handed to another member
+ * has its group offset committed before it goes (`sync`); at a stop the
+ * store already holds it, and a coordinator that is down must not hold the
+ * exit up. */
+static void part_release(rt *r, int32_t id, bool lost, bool sync)
 {
     part *p = part_get(r, id);
     if (p && p->restoring) {
@@ -948,12 +940,18 @@ static void part_release(rt *r, int32_t id, bool commit_group, bool sync)
                 NULL);
     }
     if (p == NULL || p->task == NULL) return;
-    /* Exactly-once: the caller committed every task in one transaction. */
-    if (r->fatal_rc == 0 && !r->cfg->exactly_once) {
+    /* Exactly-once: the caller committed every task in one transaction.
+     * A lost partition is closed without a commit, as Kafka Streams closes
+     * it dirty: a new owner may be writing its changelog already, and a
+     * commit here would add this instance's records after the new owner's
+     * and move the local copy's position past records it never applied.
+     * Its store stays at its last commit; what came after is redone by the
+     * new owner (at least once). */
+    if (r->fatal_rc == 0 && !r->cfg->exactly_once && !lost) {
         cue_err err = {0};
         if (cue_task_commit(p->task, &err) != 0)
             fatal(r, err.code, err.msg);
-        else if (commit_group && !p->group_unread)
+        else if (!p->group_unread)
             cue_kafka_group_commit(r->k, id, cue_task_next_offset(p->task), p->marker, sync, NULL);
     }
     cue_cache_stats cs;
@@ -981,9 +979,7 @@ static void on_revoked(const int32_t *ids, size_t n, bool lost, void *ctx)
     bool eos = r->cfg->exactly_once && r->fatal_rc == 0 && r->store;
     if (eos && !lost) eos_cycle(r);
     for (size_t i = 0; i < n; i++) {
-        part *p = part_get(r, ids[i]);
-        if (p) p->lost = lost;
-        part_release(r, ids[i], !lost, true);
+        part_release(r, ids[i], lost, true);
         cue_log(CUE_LOG_INFO, lost ? "partition lost" : "partition revoked", "s:topic",
                 r->cfg->input_topic, "i:partition", (int64_t)ids[i], NULL);
     }
@@ -1163,6 +1159,14 @@ static int instance_id(const cue_config *c, char *out, size_t cap, cue_err *err)
         if (written && rename(tmp, path) != 0) {
             written = false;
             werr = errno;
+        }
+        if (written) { /* the rename itself, durable */
+            int dfd = open(c->state_dir, O_RDONLY | O_DIRECTORY);
+            if (dfd < 0 || fsync(dfd) != 0) {
+                written = false;
+                werr = errno;
+            }
+            if (dfd >= 0) close(dfd);
         }
         if (!written) {
             unlink(tmp);
@@ -2058,9 +2062,11 @@ static int partition_count_check(rt *r, int32_t partitions, cue_err *err)
     if (r->o->cfg->repartition) /* the stage made its topic with the input's count */
         return cue_err_set(err, CUE_ECONFIG,
                            "repartition topic %s has %d partitions and state.dir %s was built for "
-                           "%d: create %s with %d partitions (the input may have any count)",
+                           "%d: the state belongs to a repartition topic of %d partitions (the "
+                           "input may have any count); use a fresh state.dir, or drain %s and "
+                           "recreate it with %d",
                            r->cfg->input_topic, (int)partitions, r->cfg->state_dir, (int)kept,
-                           r->cfg->input_topic, (int)kept);
+                           (int)kept, r->cfg->input_topic, (int)kept);
     return cue_err_set(err, CUE_ECONFIG,
                        "input topic %s has %d partitions and state.dir %s was built for %d: users "
                        "would map to other partitions than their state; a deployment's input "
@@ -2272,7 +2278,7 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
      * group (its revocation finds no tasks left). */
     if (r->k && r->cfg->exactly_once && r->fatal_rc == 0) eos_cycle(r);
     for (int32_t i = 0; i < r->n_parts && r->k; i++)
-        part_release(r, i, true, false);
+        part_release(r, i, false, false);
     if (rc == 0 && r->fatal_rc) {
         rc = r->fatal_rc;
         *err = r->fatal_err;

@@ -110,7 +110,8 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
     t->next_offset = meta.input_offset;
     t->stream_ms = meta.stream_time_ms;
     t->logged_offset = meta.input_offset;
-    t->logged_ms = meta.synced_ms;
+    /* logged_ms stays 0: when the last position record was written is not
+     * kept, so an idle partition writes one soon after it opens. */
     t->changelog_next = meta.changelog_offset;
     t->synced_ms = meta.synced_ms;
     t->fired_upto = INT64_MIN;
