@@ -46,7 +46,7 @@ void cue_restore_apply(cue_restore *r, cue_store *s, const char *key, size_t key
         /* The timer index is derived: each user's entry is in their record. */
         int64_t due;
         if (cue_codec_peek_indexed_due(val, len, &due) == 0 && due != CUE_TIMER_NONE)
-            cue_store_batch_timer_put(s, r->partition, due, key, key_len);
+            cue_store_batch_timer_put_bulk(s, r->partition, due, key, key_len);
     }
 }
 

@@ -1,6 +1,7 @@
 /* cuepoint's state in RocksDB: the only file that includes RocksDB's header. */
 #include "cuepoint/store.h"
 
+#include "cuepoint/buf.h"
 #include "cuepoint/limits.h"
 
 #include <errno.h>
@@ -31,6 +32,15 @@ struct cue_store {
     rocksdb_writeoptions_t *wo, *wo_sync;         /* owned */
     size_t batch_count;
     bool read_only;
+    /* Timer index entries put in bulk (a restore's), held until the commit
+     * and put in key order: each record's entry goes wherever its due time
+     * falls, and inserting them in that order into RocksDB's memtable skip
+     * list cost more than everything else of a restore; sorted, each insert
+     * starts where the previous one ended. */
+    cue_buf bulk;                  /* owned: per entry a 2-byte length and the key */
+    size_t *bulk_off;              /* owned: where each entry starts in `bulk` */
+    const unsigned char **bulk_at; /* owned: the entries, to sort */
+    size_t bulk_n, bulk_cap;
 };
 
 /* ---- keys -------------------------------------------------------------- */
@@ -191,6 +201,9 @@ void cue_store_close(cue_store *s)
         rocksdb_close(s->db);
     }
     rocksdb_writebatch_destroy(s->batch);
+    cue_buf_deinit(&s->bulk);
+    free(s->bulk_off);
+    free(s->bulk_at);
     rocksdb_readoptions_destroy(s->ro);
     rocksdb_writeoptions_destroy(s->wo);
     rocksdb_writeoptions_destroy(s->wo_sync);
@@ -286,6 +299,60 @@ void cue_store_batch_timer_put(cue_store *s, uint32_t partition, int64_t due_ms,
     s->batch_count++;
 }
 
+void cue_store_batch_timer_put_bulk(cue_store *s, uint32_t partition, int64_t due_ms,
+                                    const char *uid, size_t uid_len)
+{
+    unsigned char k[2 + KEY_MAX];
+    size_t klen = timer_key(k + 2, partition, due_ms, uid, uid_len);
+    k[0] = (unsigned char)(klen >> 8);
+    k[1] = (unsigned char)klen;
+    if (s->bulk_n == s->bulk_cap) {
+        size_t cap = s->bulk_cap ? 2 * s->bulk_cap : 4096;
+        size_t *off = realloc(s->bulk_off, cap * sizeof *off);
+        if (off) s->bulk_off = off;
+        const unsigned char **at = realloc(s->bulk_at, cap * sizeof *at);
+        if (at) s->bulk_at = at;
+        if (off == NULL || at == NULL) {
+            /* Out of memory: unsorted, but not lost. */
+            cue_store_batch_timer_put(s, partition, due_ms, uid, uid_len);
+            return;
+        }
+        s->bulk_cap = cap;
+    }
+    size_t at = s->bulk.len;
+    if (cue_buf_append(&s->bulk, k, 2 + klen) != 0) {
+        cue_store_batch_timer_put(s, partition, due_ms, uid, uid_len);
+        return;
+    }
+    s->bulk_off[s->bulk_n++] = at;
+    s->batch_count++;
+}
+
+static int bulk_cmp(const void *x, const void *y)
+{
+    const unsigned char *a = *(const unsigned char *const *)x;
+    const unsigned char *b = *(const unsigned char *const *)y;
+    size_t la = (size_t)a[0] << 8 | a[1], lb = (size_t)b[0] << 8 | b[1];
+    int c = memcmp(a + 2, b + 2, la < lb ? la : lb);
+    return c ? c : (la > lb) - (la < lb);
+}
+
+/* The bulk entries into the batch, in key order. */
+static void bulk_flush(cue_store *s)
+{
+    if (s->bulk_n == 0) return;
+    for (size_t i = 0; i < s->bulk_n; i++)
+        s->bulk_at[i] = (const unsigned char *)s->bulk.data + s->bulk_off[i];
+    qsort(s->bulk_at, s->bulk_n, sizeof *s->bulk_at, bulk_cmp);
+    for (size_t i = 0; i < s->bulk_n; i++) {
+        const unsigned char *e = s->bulk_at[i];
+        rocksdb_writebatch_put_cf(s->batch, s->cf[CF_TIMERS], (const char *)e + 2,
+                                  (size_t)e[0] << 8 | e[1], "", 0);
+    }
+    s->bulk_n = 0;
+    cue_buf_reset(&s->bulk);
+}
+
 void cue_store_batch_timer_delete(cue_store *s, uint32_t partition, int64_t due_ms, const char *uid,
                                   size_t uid_len)
 {
@@ -327,6 +394,7 @@ size_t cue_store_batch_count(const cue_store *s)
 int cue_store_batch_commit(cue_store *s, bool sync, cue_err *err)
 {
     if (s->batch_count == 0) return 0;
+    bulk_flush(s); /* kept in the batch if the write fails, like the rest */
     char *e = NULL;
     rocksdb_write(s->db, sync ? s->wo_sync : s->wo, s->batch, &e);
     if (e != NULL) return store_error(e, err, "writing the state batch");

@@ -64,6 +64,12 @@ void cue_store_batch_user_put(cue_store *s, uint32_t partition, const char *uid,
 void cue_store_batch_user_delete(cue_store *s, uint32_t partition, const char *uid, size_t uid_len);
 void cue_store_batch_timer_put(cue_store *s, uint32_t partition, int64_t due_ms, const char *uid,
                                size_t uid_len);
+/* As cue_store_batch_timer_put, for many entries at once (a restore): held
+ * and put in key order when the batch commits, so the order of the calls
+ * does not matter. Only for entries no other operation of the same batch
+ * touches (they would be reordered around it). */
+void cue_store_batch_timer_put_bulk(cue_store *s, uint32_t partition, int64_t due_ms,
+                                    const char *uid, size_t uid_len);
 void cue_store_batch_timer_delete(cue_store *s, uint32_t partition, int64_t due_ms, const char *uid,
                                   size_t uid_len);
 /* Deletes every timer index entry of `partition` due at or before `due_ms`. */

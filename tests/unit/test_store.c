@@ -191,3 +191,40 @@ Test(store, version_1_meta_reads_with_unknown_age)
     cue_store_close(s);
     remove_tree(dir);
 }
+
+/* Bulk timer entries (a restore's) wait for the commit, count in the batch,
+ * and land the same as ones put one by one, whatever the order of the calls;
+ * the held entries are dropped at the commit, not written twice. */
+Test(store, bulk_timer_puts_land_at_the_commit_in_any_order)
+{
+    char dir[64];
+    temp_dir(dir);
+    cue_store *s = open_dir(dir, false);
+    cue_err err = {0};
+    int64_t dues[] = {500, -20, 0, 500, 1LL << 40, 500};
+    const char *users[] = {"b", "x", "y", "a", "z", "ab"};
+    for (int i = 0; i < 6; i++)
+        cue_store_batch_timer_put_bulk(s, 2, dues[i], users[i], strlen(users[i]));
+    cue_store_batch_timer_put_bulk(s, 3, 1, "other-partition", 15);
+    cue_store_batch_user_put(s, 2, "a", 1, "st", 2);
+    cr_assert_eq(cue_store_batch_count(s), 8);
+    seen got = {""};
+    cr_assert(cue_store_timers_scan(s, 2, INT64_MIN, "", 0, collect_timer, &got) == 0);
+    cr_assert_str_eq(got.text, "", "visible before the commit: %s", got.text);
+    cr_assert(cue_store_batch_commit(s, false, &err) == 0, "%s", err.msg);
+    cr_assert_eq(cue_store_batch_count(s), 0);
+    cr_assert(cue_store_timers_scan(s, 2, INT64_MIN, "", 0, collect_timer, &got) == 0);
+    cr_assert_str_eq(got.text, "-20:x;0:y;500:a;500:ab;500:b;1099511627776:z;");
+    cue_store_batch_timer_put_bulk(s, 2, 7, "q", 1);
+    cue_store_batch_timers_delete_upto(s, 2, 500);
+    cr_assert(cue_store_batch_commit(s, false, &err) == 0, "%s", err.msg);
+    memset(&got, 0, sizeof got);
+    cr_assert(cue_store_timers_scan(s, 2, INT64_MIN, "", 0, collect_timer, &got) == 0);
+    cr_assert_str_eq(got.text, "7:q;1099511627776:z;",
+                     "held entries go after the batch's other operations: %s", got.text);
+    memset(&got, 0, sizeof got);
+    cue_store_timers_scan(s, 3, INT64_MIN, "", 0, collect_timer, &got);
+    cr_assert_str_eq(got.text, "1:other-partition;");
+    cue_store_close(s);
+    remove_tree(dir);
+}
