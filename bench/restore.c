@@ -230,8 +230,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "restore: %s\n", err.msg);
             return 1;
         }
-        cue_restore r;
-        cue_restore_init(&r, 0, NULL);
+        cue_restore r = {0};
+        cue_restore_init(&r, 0, NULL, true); /* as a runtime restore */
         double t0 = now_s();
         for (size_t i = 0; i < c.n && rc == 0; i++) {
             const rec *x = &c.recs[i];
@@ -243,6 +243,7 @@ int main(int argc, char **argv)
         cue_restore_finish(&r, s, (int64_t)c.n, 0);
         if (rc == 0) rc = cue_store_batch_commit(s, false, &err);
         double secs = now_s() - t0;
+        cue_restore_deinit(&r);
         cue_store_close(s);
         if (rc != 0) {
             fprintf(stderr, "restore: %s\n", err.msg);

@@ -6,12 +6,20 @@
 #include <stdio.h>
 #include <string.h>
 
-void cue_restore_init(cue_restore *r, uint32_t partition, const cue_store_meta *base)
+void cue_restore_init(cue_restore *r, uint32_t partition, const cue_store_meta *base, bool hold)
 {
     r->partition = partition;
     r->input_offset = base ? base->input_offset : 0;
     r->stream_time_ms = base ? base->stream_time_ms : INT64_MIN;
     r->records = r->bytes = 0;
+    r->hold = hold;
+    r->held.n = 0;
+    cue_buf_reset(&r->held.keys);
+}
+
+void cue_restore_deinit(cue_restore *r)
+{
+    cue_timer_run_deinit(&r->held);
 }
 
 /* {"input_offset":N,"stream_time_ms":T|null}, as the task writes it. */
@@ -45,13 +53,16 @@ void cue_restore_apply(cue_restore *r, cue_store *s, const char *key, size_t key
         cue_store_batch_user_put(s, r->partition, key, key_len, val, len);
         /* The timer index is derived: each user's entry is in their record. */
         int64_t due;
-        if (cue_codec_peek_indexed_due(val, len, &due) == 0 && due != CUE_TIMER_NONE)
+        if (cue_codec_peek_indexed_due(val, len, &due) != 0 || due == CUE_TIMER_NONE) return;
+        /* Out of memory while holding: into the store's own run. */
+        if (!r->hold || cue_timer_run_add(&r->held, r->partition, due, key, key_len) != 0)
             cue_store_batch_timer_put_bulk(s, r->partition, due, key, key_len);
     }
 }
 
 void cue_restore_finish(cue_restore *r, cue_store *s, int64_t changelog_end, int64_t synced_ms)
 {
+    cue_store_batch_timer_run(s, &r->held);
     cue_store_meta meta = {.input_offset = r->input_offset,
                            .changelog_offset = changelog_end,
                            .stream_time_ms = r->stream_time_ms,

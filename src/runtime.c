@@ -382,6 +382,7 @@ static void restore_finish(rt *r, int32_t id)
     cue_restore_finish(&p->rs, r->store, p->restore_end, p->restore_synced_ms);
     cue_err err = {0};
     int rc = cue_store_batch_commit(r->store, false, &err);
+    cue_restore_deinit(&p->rs); /* the held entries' memory; its counts stay */
     if (rc == 0) rc = task_open(r, id, &err);
     if (rc != 0) {
         fatal(r, rc, err.msg);
@@ -542,7 +543,7 @@ static int restore_plan(rt *r, int32_t id, bool *needed, cue_err *err)
     p->restore_end = high;
     p->restore_synced_ms = asked_ms;
     p->restore_pos = p->restore_from;
-    cue_restore_init(&p->rs, (uint32_t)id, local ? &meta : NULL);
+    cue_restore_init(&p->rs, (uint32_t)id, local ? &meta : NULL, true);
     p->restore_started_ns = uv_hrtime();
     rc = cue_kafka_assign_one(r->restore, id, p->restore_from, err);
     if (rc != 0) return rc;
@@ -593,7 +594,7 @@ static int standby_start(rt *r, int32_t id, cue_err *err)
     if (rc == 0) rc = cue_kafka_assign_one(r->restore, id, from, err);
     if (rc != 0) return rc;
     p->sb_records_before += p->sb.records;
-    cue_restore_init(&p->sb, (uint32_t)id, local ? &meta : NULL);
+    cue_restore_init(&p->sb, (uint32_t)id, local ? &meta : NULL, false);
     p->restore_pos = from;
     p->standby = true;
     r->standbys++;
@@ -934,8 +935,11 @@ static void part_release(rt *r, int32_t id, bool lost, bool sync)
         p->restoring = false;
         r->restoring--;
         /* Into the store now: a reset of this partition later (its log start
-         * passed the copy) must not be followed by these records. */
+         * passed the copy) must not be followed by these records. The held
+         * timer entries go with the restore: without meta, the next one
+         * applies these records, and makes their entries, again. */
         batch_commit(r);
+        cue_restore_deinit(&p->rs);
         cue_log(CUE_LOG_INFO, "restore stopped: partition revoked", "i:partition", (int64_t)id,
                 NULL);
     }
@@ -2321,6 +2325,10 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
     free(r->txn_parts);
     free(r->txn_offsets);
     free(r->txn_meta);
+    for (int32_t i = 0; i < r->n_parts; i++) {
+        cue_restore_deinit(&r->parts[i].rs);
+        cue_restore_deinit(&r->parts[i].sb);
+    }
     free(r->parts);
     free(r);
     return rc;

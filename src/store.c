@@ -32,15 +32,9 @@ struct cue_store {
     rocksdb_writeoptions_t *wo, *wo_sync;         /* owned */
     size_t batch_count;
     bool read_only;
-    /* Timer index entries put in bulk (a restore's), held until the commit
-     * and put in key order: each record's entry goes wherever its due time
-     * falls, and inserting them in that order into RocksDB's memtable skip
-     * list cost more than everything else of a restore; sorted, each insert
-     * starts where the previous one ended. */
-    cue_buf bulk;                  /* owned: per entry a 2-byte length and the key */
-    size_t *bulk_off;              /* owned: where each entry starts in `bulk` */
-    const unsigned char **bulk_at; /* owned: the entries, to sort */
-    size_t bulk_n, bulk_cap;
+    /* Timer index entries put in bulk (a standby's), put in key order at
+     * the commit (cue_timer_run says why). */
+    cue_timer_run bulk;
 };
 
 /* ---- keys -------------------------------------------------------------- */
@@ -201,9 +195,7 @@ void cue_store_close(cue_store *s)
         rocksdb_close(s->db);
     }
     rocksdb_writebatch_destroy(s->batch);
-    cue_buf_deinit(&s->bulk);
-    free(s->bulk_off);
-    free(s->bulk_at);
+    cue_timer_run_deinit(&s->bulk);
     rocksdb_readoptions_destroy(s->ro);
     rocksdb_writeoptions_destroy(s->wo);
     rocksdb_writeoptions_destroy(s->wo_sync);
@@ -299,36 +291,39 @@ void cue_store_batch_timer_put(cue_store *s, uint32_t partition, int64_t due_ms,
     s->batch_count++;
 }
 
-void cue_store_batch_timer_put_bulk(cue_store *s, uint32_t partition, int64_t due_ms,
-                                    const char *uid, size_t uid_len)
+/* ---- timer runs ------------------------------------------------------------ */
+
+void cue_timer_run_deinit(cue_timer_run *run)
+{
+    cue_buf_deinit(&run->keys);
+    free(run->off);
+    free(run->at);
+    memset(run, 0, sizeof *run);
+}
+
+int cue_timer_run_add(cue_timer_run *run, uint32_t partition, int64_t due_ms, const char *uid,
+                      size_t uid_len)
 {
     unsigned char k[2 + KEY_MAX];
     size_t klen = timer_key(k + 2, partition, due_ms, uid, uid_len);
     k[0] = (unsigned char)(klen >> 8);
     k[1] = (unsigned char)klen;
-    if (s->bulk_n == s->bulk_cap) {
-        size_t cap = s->bulk_cap ? 2 * s->bulk_cap : 4096;
-        size_t *off = realloc(s->bulk_off, cap * sizeof *off);
-        if (off) s->bulk_off = off;
-        const unsigned char **at = realloc(s->bulk_at, cap * sizeof *at);
-        if (at) s->bulk_at = at;
-        if (off == NULL || at == NULL) {
-            /* Out of memory: unsorted, but not lost. */
-            cue_store_batch_timer_put(s, partition, due_ms, uid, uid_len);
-            return;
-        }
-        s->bulk_cap = cap;
+    if (run->n == run->cap) {
+        size_t cap = run->cap ? 2 * run->cap : 4096;
+        size_t *off = realloc(run->off, cap * sizeof *off);
+        if (off) run->off = off;
+        const unsigned char **at = realloc(run->at, cap * sizeof *at);
+        if (at) run->at = at;
+        if (off == NULL || at == NULL) return CUE_ENOMEM;
+        run->cap = cap;
     }
-    size_t at = s->bulk.len;
-    if (cue_buf_append(&s->bulk, k, 2 + klen) != 0) {
-        cue_store_batch_timer_put(s, partition, due_ms, uid, uid_len);
-        return;
-    }
-    s->bulk_off[s->bulk_n++] = at;
-    s->batch_count++;
+    size_t start = run->keys.len;
+    if (cue_buf_append(&run->keys, k, 2 + klen) != 0) return CUE_ENOMEM;
+    run->off[run->n++] = start;
+    return 0;
 }
 
-static int bulk_cmp(const void *x, const void *y)
+static int run_cmp(const void *x, const void *y)
 {
     const unsigned char *a = *(const unsigned char *const *)x;
     const unsigned char *b = *(const unsigned char *const *)y;
@@ -337,20 +332,28 @@ static int bulk_cmp(const void *x, const void *y)
     return c ? c : (la > lb) - (la < lb);
 }
 
-/* The bulk entries into the batch, in key order. */
-static void bulk_flush(cue_store *s)
+void cue_store_batch_timer_run(cue_store *s, cue_timer_run *run)
 {
-    if (s->bulk_n == 0) return;
-    for (size_t i = 0; i < s->bulk_n; i++)
-        s->bulk_at[i] = (const unsigned char *)s->bulk.data + s->bulk_off[i];
-    qsort(s->bulk_at, s->bulk_n, sizeof *s->bulk_at, bulk_cmp);
-    for (size_t i = 0; i < s->bulk_n; i++) {
-        const unsigned char *e = s->bulk_at[i];
+    if (run->n == 0) return;
+    for (size_t i = 0; i < run->n; i++)
+        run->at[i] = (const unsigned char *)run->keys.data + run->off[i];
+    qsort(run->at, run->n, sizeof *run->at, run_cmp);
+    for (size_t i = 0; i < run->n; i++) {
+        const unsigned char *e = run->at[i];
         rocksdb_writebatch_put_cf(s->batch, s->cf[CF_TIMERS], (const char *)e + 2,
                                   (size_t)e[0] << 8 | e[1], "", 0);
     }
-    s->bulk_n = 0;
-    cue_buf_reset(&s->bulk);
+    s->batch_count += run->n;
+    run->n = 0;
+    cue_buf_reset(&run->keys);
+}
+
+void cue_store_batch_timer_put_bulk(cue_store *s, uint32_t partition, int64_t due_ms,
+                                    const char *uid, size_t uid_len)
+{
+    /* Out of memory: unsorted, but not lost. */
+    if (cue_timer_run_add(&s->bulk, partition, due_ms, uid, uid_len) != 0)
+        cue_store_batch_timer_put(s, partition, due_ms, uid, uid_len);
 }
 
 void cue_store_batch_timer_delete(cue_store *s, uint32_t partition, int64_t due_ms, const char *uid,
@@ -388,13 +391,13 @@ void cue_store_batch_meta_put(cue_store *s, uint32_t partition, const cue_store_
 
 size_t cue_store_batch_count(const cue_store *s)
 {
-    return s->batch_count;
+    return s->batch_count + s->bulk.n;
 }
 
 int cue_store_batch_commit(cue_store *s, bool sync, cue_err *err)
 {
+    cue_store_batch_timer_run(s, &s->bulk); /* kept in the batch if the write fails */
     if (s->batch_count == 0) return 0;
-    bulk_flush(s); /* kept in the batch if the write fails, like the rest */
     char *e = NULL;
     rocksdb_write(s->db, sync ? s->wo_sync : s->wo, s->batch, &e);
     if (e != NULL) return store_error(e, err, "writing the state batch");

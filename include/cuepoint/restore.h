@@ -21,19 +21,31 @@ typedef struct cue_restore {
     int64_t input_offset;   /* from the last position record seen */
     int64_t stream_time_ms; /* ... */
     uint64_t records, bytes;
+    /* With `hold`, the timer index entries wait here until
+     * cue_restore_finish, which puts all of them in key order: one sorted
+     * run for the whole restore costs a fraction of sorted runs per commit.
+     * The commits before that write users without their entries, but no
+     * meta either, so a restore cut short starts again from the same place. */
+    bool hold;
+    cue_timer_run held; /* owned; released by cue_restore_deinit */
 } cue_restore;
 
-/* Starts a restore that builds on `base` (the local meta), or on nothing. */
-void cue_restore_init(cue_restore *r, uint32_t partition, const cue_store_meta *base);
+/* Starts a restore that builds on `base` (the local meta), or on nothing;
+ * `hold` as above (a standby, whose meta moves at every position record,
+ * cannot hold). `r` is zero-initialised before its first use; its held
+ * memory is reused. */
+void cue_restore_init(cue_restore *r, uint32_t partition, const cue_store_meta *base, bool hold);
+/* Releases the held entries' memory (the restore may be started again). */
+void cue_restore_deinit(cue_restore *r);
 
 /* Applies one changelog record to the store's batch. */
 void cue_restore_apply(cue_restore *r, cue_store *s, const char *key, size_t key_len,
                        const void *val, size_t len);
 
-/* Puts the partition's meta (input offset, stream time, changelog_offset =
- * `changelog_end`, synced_ms: a wall-clock time no later than the writing
- * of any record past changelog_end) into the batch: commit it with the last
- * records. */
+/* Puts the held timer entries and the partition's meta (input offset,
+ * stream time, changelog_offset = `changelog_end`, synced_ms: a wall-clock
+ * time no later than the writing of any record past changelog_end) into
+ * the batch: commit it with the last records. */
 void cue_restore_finish(cue_restore *r, cue_store *s, int64_t changelog_end, int64_t synced_ms);
 
 #endif

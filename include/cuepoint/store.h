@@ -64,10 +64,28 @@ void cue_store_batch_user_put(cue_store *s, uint32_t partition, const char *uid,
 void cue_store_batch_user_delete(cue_store *s, uint32_t partition, const char *uid, size_t uid_len);
 void cue_store_batch_timer_put(cue_store *s, uint32_t partition, int64_t due_ms, const char *uid,
                                size_t uid_len);
-/* As cue_store_batch_timer_put, for many entries at once (a restore): held
- * and put in key order when the batch commits, so the order of the calls
- * does not matter. Only for entries no other operation of the same batch
- * touches (they would be reordered around it). */
+/* Timer index entries collected to go into a batch in key order. A
+ * restore's entries come in due-time order, which is random, and inserting
+ * them so into RocksDB's memtable skip list cost more than the rest of the
+ * restore; in key order each insert starts where the previous one ended.
+ * Zero-initialised; its memory is released with cue_timer_run_deinit. */
+typedef struct cue_timer_run {
+    cue_buf keys;             /* owned: per entry a 2-byte length and the key */
+    size_t *off;              /* owned: where each entry starts in `keys` */
+    const unsigned char **at; /* owned: the entries, to sort */
+    size_t n, cap;
+} cue_timer_run;
+/* CUE_ENOMEM when it cannot grow (the entry is then not added). */
+int cue_timer_run_add(cue_timer_run *run, uint32_t partition, int64_t due_ms, const char *uid,
+                      size_t uid_len);
+void cue_timer_run_deinit(cue_timer_run *run);
+/* Puts the run's entries into the batch in key order and empties the run
+ * (keeping its memory). */
+void cue_store_batch_timer_run(cue_store *s, cue_timer_run *run);
+/* As cue_store_batch_timer_put, for many entries at once: held in the
+ * store's own run and put in key order when the batch commits, so the
+ * order of the calls does not matter. Only for entries no other operation
+ * of the same batch touches (they would be reordered around it). */
 void cue_store_batch_timer_put_bulk(cue_store *s, uint32_t partition, int64_t due_ms,
                                     const char *uid, size_t uid_len);
 void cue_store_batch_timer_delete(cue_store *s, uint32_t partition, int64_t due_ms, const char *uid,

@@ -228,3 +228,36 @@ Test(store, bulk_timer_puts_land_at_the_commit_in_any_order)
     cue_store_close(s);
     remove_tree(dir);
 }
+
+/* A run of one's own (a restore's) stays out of the store across commits
+ * until it is put, then lands in key order; it can be filled again. */
+Test(store, a_timer_run_waits_until_it_is_put)
+{
+    char dir[64];
+    temp_dir(dir);
+    cue_store *s = open_dir(dir, false);
+    cue_err err = {0};
+    cue_timer_run run = {0};
+    cr_assert(cue_timer_run_add(&run, 1, 30, "c", 1) == 0);
+    cr_assert(cue_timer_run_add(&run, 1, 10, "a", 1) == 0);
+    cue_store_batch_user_put(s, 1, "a", 1, "st", 2);
+    cr_assert(cue_store_batch_commit(s, false, &err) == 0, "%s", err.msg);
+    seen got = {""};
+    cue_store_timers_scan(s, 1, INT64_MIN, "", 0, collect_timer, &got);
+    cr_assert_str_eq(got.text, "", "a held run went in with another commit: %s", got.text);
+    cr_assert(cue_timer_run_add(&run, 1, 20, "b", 1) == 0);
+    cue_store_batch_timer_run(s, &run);
+    cr_assert_eq(run.n, 0);
+    cr_assert(cue_store_batch_commit(s, false, &err) == 0, "%s", err.msg);
+    cue_store_timers_scan(s, 1, INT64_MIN, "", 0, collect_timer, &got);
+    cr_assert_str_eq(got.text, "10:a;20:b;30:c;");
+    cr_assert(cue_timer_run_add(&run, 1, 5, "z", 1) == 0);
+    cue_store_batch_timer_run(s, &run);
+    cr_assert(cue_store_batch_commit(s, false, &err) == 0, "%s", err.msg);
+    memset(&got, 0, sizeof got);
+    cue_store_timers_scan(s, 1, INT64_MIN, "", 0, collect_timer, &got);
+    cr_assert_str_eq(got.text, "5:z;10:a;20:b;30:c;");
+    cue_timer_run_deinit(&run);
+    cue_store_close(s);
+    remove_tree(dir);
+}
