@@ -78,17 +78,24 @@ static int collect_user(uint32_t p, const char *uid, size_t len, const void *v, 
     return 0;
 }
 
+/* Six timers of partition 2 out of order (scanned: -20:x;0:y;500:a;500:ab;
+ * 500:b;1099511627776:z;) and one of partition 3, one by one or in bulk. */
+static void put_sample_timers(cue_store *s, bool bulk)
+{
+    int64_t dues[] = {500, -20, 0, 500, 1LL << 40, 500, 1};
+    const char *users[] = {"b", "x", "y", "a", "z", "ab", "other-partition"};
+    for (int i = 0; i < 7; i++)
+        (bulk ? cue_store_batch_timer_put_bulk
+              : cue_store_batch_timer_put)(s, i < 6 ? 2 : 3, dues[i], users[i], strlen(users[i]));
+}
+
 Test(store, timers_scan_in_time_order_from_a_key)
 {
     char dir[64];
     temp_dir(dir);
     cue_store *s = open_dir(dir, false);
     cue_err err;
-    int64_t dues[] = {500, -20, 0, 500, 1LL << 40, 500};
-    const char *users[] = {"b", "x", "y", "a", "z", "ab"};
-    for (int i = 0; i < 6; i++)
-        cue_store_batch_timer_put(s, 2, dues[i], users[i], strlen(users[i]));
-    cue_store_batch_timer_put(s, 3, 1, "other-partition", 15);
+    put_sample_timers(s, false);
     cr_assert(cue_store_batch_commit(s, false, &err) == 0);
     seen got = {""};
     cr_assert(cue_store_timers_scan(s, 2, INT64_MIN, "", 0, collect_timer, &got) == 0);
@@ -201,11 +208,7 @@ Test(store, bulk_timer_puts_land_at_the_commit_in_any_order)
     temp_dir(dir);
     cue_store *s = open_dir(dir, false);
     cue_err err = {0};
-    int64_t dues[] = {500, -20, 0, 500, 1LL << 40, 500};
-    const char *users[] = {"b", "x", "y", "a", "z", "ab"};
-    for (int i = 0; i < 6; i++)
-        cue_store_batch_timer_put_bulk(s, 2, dues[i], users[i], strlen(users[i]));
-    cue_store_batch_timer_put_bulk(s, 3, 1, "other-partition", 15);
+    put_sample_timers(s, true);
     cue_store_batch_user_put(s, 2, "a", 1, "st", 2);
     cr_assert_eq(cue_store_batch_count(s), 8);
     seen got = {""};
