@@ -827,6 +827,48 @@ int cue_kafka_produce_changelog(cue_kafka *k, int32_t partition, const char *key
     return produce_to(k, k->changelog, partition, REC_CHANGELOG, key, key_len, val, len, NULL, 0);
 }
 
+int cue_kafka_topic_config(cue_kafka *k, const char *topic, const char *name, char *out, size_t cap,
+                           int64_t timeout_ms, cue_err *err)
+{
+    char why[512];
+    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(k->producer);
+    rd_kafka_AdminOptions_t *o =
+        rd_kafka_AdminOptions_new(k->producer, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    rd_kafka_AdminOptions_set_request_timeout(o, (int)timeout_ms, why, sizeof why);
+    rd_kafka_DescribeConfigs(k->producer, &res, 1, o, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, (int)timeout_ms + 1000);
+    int rc = CUE_ENOTFOUND;
+    size_t n = 0;
+    const rd_kafka_ConfigResource_t **got = ev && !rd_kafka_event_error(ev)
+                                                ? rd_kafka_DescribeConfigs_result_resources(
+                                                      rd_kafka_event_DescribeConfigs_result(ev), &n)
+                                                : NULL;
+    if (ev == NULL)
+        rc = cue_err_set(err, CUE_EUNAVAILABLE, "%s: settings: no answer", topic);
+    else if (rd_kafka_event_error(ev))
+        rc = cue_err_set(err, CUE_EUNAVAILABLE, "%s: settings: %s", topic,
+                         rd_kafka_event_error_string(ev));
+    else if (n != 1 || rd_kafka_ConfigResource_error(got[0]))
+        rc = cue_err_set(err, CUE_EUNAVAILABLE, "%s: settings: %s", topic,
+                         n == 1 ? rd_kafka_ConfigResource_error_string(got[0]) : "no answer");
+    if (rc == CUE_ENOTFOUND) {
+        size_t m = 0;
+        const rd_kafka_ConfigEntry_t **e = rd_kafka_ConfigResource_configs(got[0], &m);
+        for (size_t j = 0; j < m && rc != 0; j++)
+            if (strcmp(rd_kafka_ConfigEntry_name(e[j]), name) == 0 &&
+                rd_kafka_ConfigEntry_value(e[j]) != NULL) {
+                snprintf(out, cap, "%s", rd_kafka_ConfigEntry_value(e[j]));
+                rc = 0;
+            }
+    }
+    if (ev) rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(o);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_ConfigResource_destroy(res);
+    return rc;
+}
+
 int64_t cue_kafka_changelog_next(const cue_kafka *k, int32_t partition)
 {
     return partition >= 0 && partition < k->changelog_parts ? k->changelog_next[partition] : -1;

@@ -462,7 +462,7 @@ static void on_restore_ready(uv_poll_t *h, int status, int events)
  * for clocks that disagree. */
 static bool copy_too_old(const rt *r, int64_t synced_ms, int64_t *age_ms)
 {
-    int64_t keep = r->cfg->changelog_delete_retention_ms;
+    int64_t keep = r->task_cfg.changelog_delete_retention_ms; /* changelog_open's */
     int64_t margin = keep / 10 < 600000 ? keep / 10 : 600000;
     *age_ms = real_ms() - synced_ms;
     return *age_ms > keep - margin;
@@ -495,7 +495,7 @@ static int changelog_from(rt *r, int32_t id, int64_t low, int64_t high, int64_t 
         cue_log(CUE_LOG_WARN,
                 "local copy older than changelog.delete.retention.ms: emptied, read in full",
                 "i:partition", (int64_t)id, "i:position", have, "i:age_ms", age_ms,
-                "i:delete_retention_ms", r->cfg->changelog_delete_retention_ms, NULL);
+                "i:delete_retention_ms", r->task_cfg.changelog_delete_retention_ms, NULL);
     if (past_end)
         cue_log(CUE_LOG_WARN,
                 "local copy past the changelog's end (the topic was recreated): emptied, read in "
@@ -1742,11 +1742,44 @@ static int open_admin(rt *r, cue_err *err)
 /* The changelog must have one partition per input partition: a user's state
  * lives in the partition of the same number. Created (compacted) when
  * missing; a count that differs is a configuration error. */
+/* A topic's settings are asked once at start; a cluster that cannot say
+ * (the mock has no DescribeConfigs) must not hold the start up. */
+#define STARTUP_CONFIG_TIMEOUT_MS 2000
+
+/* How long the changelog keeps tombstones, which judges local copies
+ * (copy_too_old) and paces an idle partition's position (task.c): the
+ * topic's own delete.retention.ms when it is shorter than the setting (a
+ * topic made by hand, or changed since). */
+static void changelog_retention(rt *r, const char *topic, bool ask)
+{
+    char v[32];
+    cue_err e = {0};
+    int64_t *keep = &r->task_cfg.changelog_delete_retention_ms;
+    int rc = ask ? cue_kafka_topic_config(r->k, topic, "delete.retention.ms", v, sizeof v,
+                                          STARTUP_CONFIG_TIMEOUT_MS, &e)
+                 : cue_err_set(&e, CUE_EUNAVAILABLE, "the cluster did not create it either");
+    long long topic_ms = rc == 0 ? strtoll(v, NULL, 10) : 0;
+    if (rc != 0)
+        cue_log(CUE_LOG_WARN,
+                "cannot read the changelog's delete.retention.ms; copies are judged by "
+                "changelog.delete.retention.ms, which must not exceed it",
+                "s:topic", topic, "i:changelog.delete.retention.ms", *keep, "s:error", e.msg, NULL);
+    else if (topic_ms > 0 && topic_ms < *keep) {
+        cue_log(CUE_LOG_WARN,
+                "the changelog keeps tombstones for less than changelog.delete.retention.ms; "
+                "copies are judged by the topic's",
+                "s:topic", topic, "i:delete.retention.ms", (int64_t)topic_ms,
+                "i:changelog.delete.retention.ms", *keep, NULL);
+        *keep = topic_ms;
+    }
+}
+
 static int changelog_open(rt *r, int32_t partitions, cue_err *err)
 {
     const cue_config *cfg = r->cfg;
     const char *topic = cue_config_changelog_topic(cfg);
     int32_t n = 0;
+    bool admin = true;
     int rc = cue_kafka_topic_partitions(r->k, topic, false, cfg->startup_timeout_ms, &n, err);
     if (rc == 0 && n == 0) {
         cue_err cerr = {0};
@@ -1768,6 +1801,7 @@ static int changelog_open(rt *r, int32_t partitions, cue_err *err)
                     "creation (not compacted)",
                     "s:topic", topic, "s:error", cerr.msg, NULL);
             rc = cue_kafka_topic_partitions(r->k, topic, true, cfg->startup_timeout_ms, &n, err);
+            admin = false; /* nor will it describe the topic: no waiting for that */
         }
     }
     if (rc == 0 && n > 0 && n != partitions)
@@ -1777,6 +1811,7 @@ static int changelog_open(rt *r, int32_t partitions, cue_err *err)
                            "same number); create %s with %d partitions",
                            topic, (int)n, cfg->input_topic, (int)partitions, topic,
                            (int)partitions);
+    if (rc == 0) changelog_retention(r, topic, admin);
     return rc == 0 ? cue_kafka_changelog_open(r->k, partitions, err) : rc;
 }
 

@@ -112,6 +112,11 @@ int cue_kafka_topic_partitions(cue_kafka *k, const char *topic, bool auto_create
  * cluster has no CreateTopics). */
 int cue_kafka_create_topic(cue_kafka *k, const char *topic, int32_t partitions,
                            const char *const *configs, int64_t timeout_ms, cue_err *err);
+/* Reads one setting of a topic (DescribeConfigs) into `out`.
+ * CUE_EUNAVAILABLE when the cluster does not answer or cannot (the mock),
+ * CUE_ENOTFOUND when the topic has no such setting. */
+int cue_kafka_topic_config(cue_kafka *k, const char *topic, const char *name, char *out, size_t cap,
+                           int64_t timeout_ms, cue_err *err);
 
 /* Read ends of the wake-up pipes; the caller drains them with cue_kafka_drain_fd. */
 int cue_kafka_consumer_fd(const cue_kafka *k);
