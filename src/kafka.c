@@ -498,10 +498,42 @@ int cue_kafka_topic_partitions(cue_kafka *k, const char *topic, bool auto_create
     return 0;
 }
 
+/* One admin request: `send` issues it with the options and the queue; the
+ * answer's event comes back (the caller destroys it), or NULL with `err`
+ * naming `what` when there is none or the request as a whole failed. */
+typedef void admin_send_fn(rd_kafka_t *rk, const rd_kafka_AdminOptions_t *o, rd_kafka_queue_t *q,
+                           void *arg);
+static rd_kafka_event_t *admin_call(cue_kafka *k, rd_kafka_admin_op_t op, admin_send_fn *send,
+                                    void *arg, int64_t timeout_ms, const char *what, cue_err *err)
+{
+    char why[512];
+    rd_kafka_queue_t *q = rd_kafka_queue_new(k->producer);
+    rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(k->producer, op);
+    rd_kafka_AdminOptions_set_request_timeout(o, (int)timeout_ms, why, sizeof why);
+    send(k->producer, o, q, arg);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, (int)timeout_ms + 1000);
+    if (ev == NULL) {
+        cue_err_set(err, CUE_EUNAVAILABLE, "%s: no answer", what);
+    } else if (rd_kafka_event_error(ev)) {
+        cue_err_set(err, CUE_EUNAVAILABLE, "%s: %s", what, rd_kafka_event_error_string(ev));
+        rd_kafka_event_destroy(ev);
+        ev = NULL;
+    }
+    rd_kafka_AdminOptions_destroy(o);
+    rd_kafka_queue_destroy(q);
+    return ev;
+}
+
+static void send_create(rd_kafka_t *rk, const rd_kafka_AdminOptions_t *o, rd_kafka_queue_t *q,
+                        void *arg)
+{
+    rd_kafka_CreateTopics(rk, (rd_kafka_NewTopic_t **)arg, 1, o, q);
+}
+
 int cue_kafka_create_topic(cue_kafka *k, const char *topic, int32_t partitions,
                            const char *const *configs, int64_t timeout_ms, cue_err *err)
 {
-    char why[512];
+    char why[512], what[CUE_TOPIC_BYTES_MAX + 16];
     rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, -1, why, sizeof why);
     if (nt == NULL) return cue_err_set(err, CUE_ECONFIG, "%s: %s", topic, why);
     for (size_t i = 0; configs && configs[i]; i += 2)
@@ -510,30 +542,20 @@ int cue_kafka_create_topic(cue_kafka *k, const char *topic, int32_t partitions,
             return cue_err_set(err, CUE_ECONFIG, "%s: topic setting %s=%s refused", topic,
                                configs[i], configs[i + 1]);
         }
-    rd_kafka_queue_t *q = rd_kafka_queue_new(k->producer);
-    rd_kafka_AdminOptions_t *o =
-        rd_kafka_AdminOptions_new(k->producer, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-    rd_kafka_AdminOptions_set_request_timeout(o, (int)timeout_ms, why, sizeof why);
-    rd_kafka_CreateTopics(k->producer, &nt, 1, o, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, (int)timeout_ms + 1000);
-    int rc = 0;
-    if (ev == NULL) {
-        rc = cue_err_set(err, CUE_EUNAVAILABLE, "creating %s: no answer", topic);
-    } else if (rd_kafka_event_error(ev)) {
-        rc = cue_err_set(err, CUE_EUNAVAILABLE, "creating %s: %s", topic,
-                         rd_kafka_event_error_string(ev));
-    } else {
+    snprintf(what, sizeof what, "creating %s", topic);
+    rd_kafka_event_t *ev =
+        admin_call(k, RD_KAFKA_ADMIN_OP_CREATETOPICS, send_create, &nt, timeout_ms, what, err);
+    int rc = ev ? 0 : CUE_EUNAVAILABLE;
+    if (ev) {
         size_t n = 0;
         const rd_kafka_topic_result_t **res =
             rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
         if (n == 1 && rd_kafka_topic_result_error(res[0]) &&
             rd_kafka_topic_result_error(res[0]) != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-            rc = cue_err_set(err, CUE_EUNAVAILABLE, "creating %s: %s", topic,
+            rc = cue_err_set(err, CUE_EUNAVAILABLE, "%s: %s", what,
                              rd_kafka_topic_result_error_string(res[0]));
+        rd_kafka_event_destroy(ev);
     }
-    if (ev) rd_kafka_event_destroy(ev);
-    rd_kafka_AdminOptions_destroy(o);
-    rd_kafka_queue_destroy(q);
     rd_kafka_NewTopic_destroy(nt);
     return rc;
 }
@@ -827,30 +849,27 @@ int cue_kafka_produce_changelog(cue_kafka *k, int32_t partition, const char *key
     return produce_to(k, k->changelog, partition, REC_CHANGELOG, key, key_len, val, len, NULL, 0);
 }
 
+static void send_describe(rd_kafka_t *rk, const rd_kafka_AdminOptions_t *o, rd_kafka_queue_t *q,
+                          void *arg)
+{
+    rd_kafka_DescribeConfigs(rk, (rd_kafka_ConfigResource_t **)arg, 1, o, q);
+}
+
 int cue_kafka_topic_config(cue_kafka *k, const char *topic, const char *name, char *out, size_t cap,
                            int64_t timeout_ms, cue_err *err)
 {
-    char why[512];
+    char what[CUE_TOPIC_BYTES_MAX + 16];
+    snprintf(what, sizeof what, "%s: settings", topic);
     rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
-    rd_kafka_queue_t *q = rd_kafka_queue_new(k->producer);
-    rd_kafka_AdminOptions_t *o =
-        rd_kafka_AdminOptions_new(k->producer, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
-    rd_kafka_AdminOptions_set_request_timeout(o, (int)timeout_ms, why, sizeof why);
-    rd_kafka_DescribeConfigs(k->producer, &res, 1, o, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, (int)timeout_ms + 1000);
-    int rc = CUE_ENOTFOUND;
+    rd_kafka_event_t *ev = admin_call(k, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, send_describe, &res,
+                                      timeout_ms, what, err);
+    int rc = ev ? CUE_ENOTFOUND : CUE_EUNAVAILABLE;
     size_t n = 0;
-    const rd_kafka_ConfigResource_t **got = ev && !rd_kafka_event_error(ev)
-                                                ? rd_kafka_DescribeConfigs_result_resources(
-                                                      rd_kafka_event_DescribeConfigs_result(ev), &n)
-                                                : NULL;
-    if (ev == NULL)
-        rc = cue_err_set(err, CUE_EUNAVAILABLE, "%s: settings: no answer", topic);
-    else if (rd_kafka_event_error(ev))
-        rc = cue_err_set(err, CUE_EUNAVAILABLE, "%s: settings: %s", topic,
-                         rd_kafka_event_error_string(ev));
-    else if (n != 1 || rd_kafka_ConfigResource_error(got[0]))
-        rc = cue_err_set(err, CUE_EUNAVAILABLE, "%s: settings: %s", topic,
+    const rd_kafka_ConfigResource_t **got = ev ? rd_kafka_DescribeConfigs_result_resources(
+                                                     rd_kafka_event_DescribeConfigs_result(ev), &n)
+                                               : NULL;
+    if (ev && (n != 1 || rd_kafka_ConfigResource_error(got[0])))
+        rc = cue_err_set(err, CUE_EUNAVAILABLE, "%s: %s", what,
                          n == 1 ? rd_kafka_ConfigResource_error_string(got[0]) : "no answer");
     if (rc == CUE_ENOTFOUND) {
         size_t m = 0;
@@ -863,8 +882,6 @@ int cue_kafka_topic_config(cue_kafka *k, const char *topic, const char *name, ch
             }
     }
     if (ev) rd_kafka_event_destroy(ev);
-    rd_kafka_AdminOptions_destroy(o);
-    rd_kafka_queue_destroy(q);
     rd_kafka_ConfigResource_destroy(res);
     return rc;
 }
