@@ -15,6 +15,7 @@
 #include "cuepoint/store.h"
 #include "cuepoint/timefmt.h"
 #include "cuepoint/trigger.h"
+#include "cuepoint/version.h"
 
 #include "cli_int.h"
 #include "embedded.h"
@@ -28,8 +29,6 @@
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
-
-#define CUE_VERSION "0.1.0"
 
 /* ---- options ----------------------------------------------------------- */
 
@@ -1048,7 +1047,7 @@ int cue_cli_main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("cuepoint %s\n", CUE_VERSION);
+        printf("cuepoint %s (commit %s)\n", cue_version, cue_commit);
         return 0;
     }
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)

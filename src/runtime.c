@@ -13,6 +13,7 @@
 #include "cuepoint/standby.h"
 #include "cuepoint/store.h"
 #include "cuepoint/task.h"
+#include "cuepoint/version.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1636,6 +1637,11 @@ static void render_metrics(rt *r, cue_buf *b)
     cue_store_bytes(r->store, &sst, &mem);
     metrics_gauge(b, "cuepoint_rocksdb_sst_bytes", "Bytes of RocksDB SST files.", (double)sst);
     metrics_gauge(b, "cuepoint_rocksdb_memtable_bytes", "Bytes in RocksDB memtables.", (double)mem);
+    cue_prom_build_info(b, cue_version, cue_commit);
+    /* Without /proc (not Linux) the process families are left out rather
+     * than exported as zeros that would read as real figures. */
+    cue_process_stats ps;
+    if (cue_process_stats_read(&ps) == 0) cue_prom_process(b, &ps);
 }
 
 static bool is_ready(rt *r)
