@@ -131,12 +131,24 @@ int cli_fail(const char *cmd, int code, const cue_err *err)
 
 /* Options that every command reading a config takes. Returns 1 when argv[i]
  * was one of them, 0 when not, and a negative exit code on a bad value. */
+/* The outcome of one config option: 1, or the logged error's exit code
+ * (66 for a config file that is not there, 78 for a bad value), negated. The
+ * log level follows the config as soon as it is read, so what comes next
+ * already logs at the level asked for. */
+static int config_applied(args *a, cue_config *cfg, int rc, const cue_err *err)
+{
+    if (rc != 0) return -cli_fail(a->cmd, rc, err);
+    cue_log_set_level(cfg->log_level);
+    return 1;
+}
+
 int cli_common_opt(args *a, cue_config *cfg, cue_err *err)
 {
     const char *v = NULL;
     if (cli_opt_value(a, "--config", &v)) {
         if (a->bad) return -EX_USAGE;
-        return cue_config_load(cfg, v, err) == 0 ? 1 : -EX_CONFIG;
+        a->config_seen = true;
+        return config_applied(a, cfg, cue_config_load(cfg, v, err), err);
     }
     if (cli_opt_value(a, "--set", &v)) {
         if (a->bad) return -EX_USAGE;
@@ -147,20 +159,17 @@ int cli_common_opt(args *a, cue_config *cfg, cue_err *err)
         }
         char key[128];
         snprintf(key, sizeof key, "%.*s", (int)(eq - v), v);
-        return cue_config_set(cfg, key, eq + 1, err) == 0 ? 1 : -EX_CONFIG;
+        return config_applied(a, cfg, cue_config_set(cfg, key, eq + 1, err), err);
     }
-    if (cli_opt_value(a, "--state-dir", &v)) {
-        if (a->bad) return -EX_USAGE;
-        return cue_config_set(cfg, "state.dir", v, err) == 0 ? 1 : -EX_CONFIG;
-    }
-    if (cli_opt_value(a, "--machines", &v)) {
-        if (a->bad) return -EX_USAGE;
-        return cue_config_set(cfg, "machines.dir", v, err) == 0 ? 1 : -EX_CONFIG;
-    }
-    if (cli_opt_value(a, "--policies", &v)) {
-        if (a->bad) return -EX_USAGE;
-        return cue_config_set(cfg, "policies", v, err) == 0 ? 1 : -EX_CONFIG;
-    }
+    static const struct {
+        const char *opt, *key;
+    } shorthands[] = {
+        {"--state-dir", "state.dir"}, {"--machines", "machines.dir"}, {"--policies", "policies"}};
+    for (size_t i = 0; i < sizeof shorthands / sizeof *shorthands; i++)
+        if (cli_opt_value(a, shorthands[i].opt, &v)) {
+            if (a->bad) return -EX_USAGE;
+            return config_applied(a, cfg, cue_config_set(cfg, shorthands[i].key, v, err), err);
+        }
     return 0;
 }
 
@@ -333,7 +342,6 @@ static int cmd_file(int argc, char **argv)
     args a = {.argc = argc, .argv = argv, .cmd = "file"};
     file_args fa = {.input = "-", .output = "-", .until_ms = INT64_MIN};
     int rc = file_parse(&a, &cfg, &fa, &err);
-    if (rc == EX_CONFIG) return cli_fail("file", CUE_ECONFIG, &err);
     if (rc != 0) return rc;
     rc = file_run(&cfg, &fa, &err);
     if (rc != 0 && err.msg[0]) cue_log(CUE_LOG_ERROR, err.msg, "s:command", "file", NULL);
@@ -653,7 +661,6 @@ static int cmd_erase(int argc, char **argv)
     const char *uid = NULL;
     for (a.i = 2; a.i < argc && !a.bad; a.i++) {
         int rc = cli_common_opt(&a, &cfg, &err);
-        if (rc == -EX_CONFIG) return cli_fail("erase", CUE_ECONFIG, &err);
         if (rc < 0) return -rc;
         if (rc > 0) continue;
         if (uid == NULL && argv[a.i][0] != '-') {
@@ -705,7 +712,6 @@ static int cmd_state(int argc, char **argv)
     int64_t partition = -1;
     for (a.i = 3; a.i < argc && !a.bad; a.i++) {
         int rc = cli_common_opt(&a, &cfg, &err);
-        if (rc == -EX_CONFIG) return cli_fail("state", CUE_ECONFIG, &err);
         if (rc < 0) return -rc;
         if (rc > 0) continue;
         if (cli_opt_value(&a, "--partition", &v)) {

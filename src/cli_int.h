@@ -22,6 +22,7 @@ typedef struct args {
     int i;
     const char *cmd;
     bool bad;
+    bool config_seen; /* a --config was given */
 } args;
 
 /* The value of option `name` if argv[i] is it, advancing past it. */
@@ -35,8 +36,10 @@ int cli_size_opt(args *a, const char *name, size_t *out, bool *matched);
 int cli_exit_for(int code);
 /* Logs the error and returns its exit code. */
 int cli_fail(const char *cmd, int code, const cue_err *err);
-/* --config, --set, --state-dir, --machines: 1 when argv[i] was one, 0 when
- * not, a negative exit code on a bad value. */
+/* --config, --set, --state-dir, --machines, --policies: 1 when argv[i] was
+ * one, 0 when not, a negative exit code on a bad value (the error logged:
+ * 66 for a missing config file, 78 for a bad setting, 64 for usage). Sets
+ * the log level from the config as it goes. */
 int cli_common_opt(args *a, cue_config *cfg, cue_err *err);
 
 typedef struct gen_args {

@@ -235,7 +235,6 @@ static int parse_opts(args *a, session *s, reset_args *ra, bool reset, cue_err *
     const char *v = NULL;
     for (a->i = 3; a->i < a->argc; a->i++) {
         int rc = cli_common_opt(a, &s->cfg, err);
-        if (rc == -EX_CONFIG) return cli_fail("offsets", CUE_ECONFIG, err);
         if (rc < 0) return -rc;
         if (rc > 0) continue;
         const char *arg = a->argv[a->i];

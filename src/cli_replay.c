@@ -492,7 +492,6 @@ int cli_cmd_replay(int argc, char **argv)
             continue;
         }
         int rc = cli_common_opt(&a, &cfg, &err);
-        if (rc == -EX_CONFIG) return cli_fail("replay", CUE_ECONFIG, &err);
         if (rc < 0) return -rc;
         if (rc == 1) continue;
         rc = replay_opt(&a, &ra);

@@ -332,6 +332,48 @@ fail:
     return err ? err->code : CUE_ECONFIG;
 }
 
+static void quiet_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {}
+
+static void quiet_error_cb(rd_kafka_t *rk, int code, const char *reason, void *opaque) {}
+
+/* One client made as the pipeline makes it, then destroyed at once: some
+ * combinations of properties are refused only by rd_kafka_new. Its log is
+ * silenced, since it may try a broker before it is destroyed. */
+static int check_client(cue_kafka *k, int client, cue_err *err)
+{
+    rd_kafka_conf_t *conf = conf_new(k, client, err);
+    if (conf == NULL) return CUE_ECONFIG;
+    rd_kafka_conf_set_log_cb(conf, quiet_log_cb);
+    rd_kafka_conf_set_error_cb(conf, quiet_error_cb);
+    char why[512];
+    rd_kafka_t *rk =
+        rd_kafka_new(client == CUE_KAFKA_CONSUMER ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf,
+                     why, sizeof why);
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return cue_err_set(err, CUE_ECONFIG, "kafka %s: %s",
+                           client == CUE_KAFKA_CONSUMER ? "consumer" : "producer", why);
+    }
+    rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    return 0;
+}
+
+int cue_kafka_check(const cue_config *cfg, cue_err *err)
+{
+    /* The transactional.id is derived from the state directory at start-up
+     * (runtime.c); a stand-in of the same shape checks everything else. */
+    cue_config *c = malloc(sizeof *c);
+    if (c == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
+    *c = *cfg;
+    if (c->exactly_once && c->transactional_id[0] == '\0')
+        snprintf(c->transactional_id, sizeof c->transactional_id, "%s-check", c->application_id);
+    cue_kafka k = {.cfg = c};
+    int rc = check_client(&k, CUE_KAFKA_CONSUMER, err);
+    if (rc == 0) rc = check_client(&k, CUE_KAFKA_PRODUCER, err);
+    free(c);
+    return rc;
+}
+
 int cue_kafka_open(cue_kafka **out, const cue_config *cfg, const cue_kafka_handler *h, cue_err *err)
 {
     return open_clients(out, cfg, h, NULL, cfg->trigger_topic, err);

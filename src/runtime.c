@@ -1715,6 +1715,50 @@ static int on_http(const char *method, const char *path, cue_buf *body, const ch
 
 /* ---- set-up and tear-down ---------------------------------------------- */
 
+static int check_answer(const char *method, const char *path, cue_buf *body, const char **ctype,
+                        void *ctx)
+{
+    return 404;
+}
+
+/* admin.listen as open_admin will take it: "HOST:PORT" with a port from 0
+ * to 65535, and a host the http module can bind. The host is bound on a
+ * free port (PORT 0) and let go at once, so a check beside a running
+ * instance that holds the port still passes. */
+static int check_admin(const char *listen, cue_err *err)
+{
+    if (listen[0] == '\0') return 0;
+    const char *colon = strrchr(listen, ':');
+    size_t digits = colon ? strspn(colon + 1, "0123456789") : 0;
+    if (colon == NULL || colon == listen || digits == 0 || digits > 5 ||
+        colon[1 + digits] != '\0' || atol(colon + 1) > 65535)
+        return cue_err_set(err, CUE_ECONFIG, "admin.listen: '%s' is not HOST:PORT (port 0-65535)",
+                           listen);
+    char any[80];
+    snprintf(any, sizeof any, "%.*s:0", (int)(colon - listen), listen);
+    uv_loop_t loop;
+    if (uv_loop_init(&loop) != 0) return cue_err_set(err, CUE_EIO, "cannot start a loop");
+    cue_http *h = NULL;
+    int rc = cue_http_start(&h, &loop, any, check_answer, NULL, err);
+    if (rc != 0) {
+        cue_err_prefix(err, "admin.listen '%s' (its host tried on a free port)", listen);
+        if (err) err->code = CUE_ECONFIG;
+        rc = CUE_ECONFIG;
+    }
+    cue_http_stop(h);
+    uv_run(&loop, UV_RUN_DEFAULT); /* the server's close callbacks */
+    uv_loop_close(&loop);
+    return rc;
+}
+
+int cue_runtime_check(const cue_runtime_opts *o, cue_err *err)
+{
+    int rc = cue_config_check(o->cfg, err);
+    if (rc == 0) rc = cue_kafka_check(o->cfg, err);
+    if (rc == 0) rc = check_admin(o->cfg->admin_listen, err);
+    return rc;
+}
+
 static int open_admin(rt *r, cue_err *err)
 {
     if (r->cfg->admin_listen[0] == '\0') return 0;
@@ -2122,20 +2166,8 @@ static int partition_count_check(rt *r, int32_t partitions, cue_err *err)
 
 static int open_all(rt *r, cue_err *err)
 {
-    if (r->o->cfg->exactly_once && r->o->cfg->repartition)
-        return cue_err_set(err, CUE_ECONFIG,
-                           "$.processing.guarantee: exactly_once_v2 does not cover the repartition "
-                           "stage yet; use at_least_once with repartition");
-    /* The transaction commits before the local store is written: a crash
-     * between the two leaves the store a cycle behind, and only the
-     * changelog (its meta record is in the committed transaction) brings it
-     * forward; without it the cycle would be redone and its triggers
-     * committed twice. Kafka Streams always has a changelog. */
-    if (r->o->cfg->exactly_once && !r->o->cfg->changelog)
-        return cue_err_set(err, CUE_ECONFIG,
-                           "$.processing.guarantee: exactly_once_v2 needs \"changelog.enabled\": "
-                           "true (after a crash between a transaction's commit and the local "
-                           "store's write, the state is restored from the changelog)");
+    int crc = cue_config_check(r->o->cfg, err);
+    if (crc != 0) return crc;
     if (r->o->cfg->exactly_once) {
         /* The pipeline's copy of the config carries the derived id. */
         r->cfg_main = *r->o->cfg;
@@ -2149,11 +2181,6 @@ static int open_all(rt *r, cue_err *err)
         if (src != 0) return src;
     }
     const cue_config *cfg = r->cfg;
-    if (cfg->standby_replicas > 0 && !cfg->changelog)
-        return cue_err_set(err, CUE_ECONFIG,
-                           "$.num.standby.replicas: %lld needs \"changelog.enabled\": true (a "
-                           "standby replica is kept from the changelog)",
-                           (long long)cfg->standby_replicas);
     int rc = cue_store_dir_create(cfg->state_dir, err);
     cue_store_opts so = {.block_cache_bytes = 0};
     if (rc == 0) rc = cue_store_open(&r->store, cfg->state_dir, &so, err);

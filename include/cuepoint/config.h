@@ -15,6 +15,7 @@
 #include "cuepoint/err.h"
 #include "cuepoint/json.h"
 #include "cuepoint/limits.h"
+#include "cuepoint/log.h"
 #include "cuepoint/machine.h"
 
 #include <limits.h>
@@ -32,19 +33,29 @@ typedef enum cue_late_policy {
 /* Which librdkafka client a passed-through property is for. */
 enum { CUE_KAFKA_CONSUMER = 1, CUE_KAFKA_PRODUCER = 2, CUE_KAFKA_BOTH = 3 };
 
+/* How a passed-through property was written, so a dump writes it back the
+ * same way (librdkafka takes every value as text). */
+enum { CUE_KAFKA_TEXT = 0, CUE_KAFKA_NUMBER, CUE_KAFKA_BOOL };
+
 /* Offsets into the config's kafka_text (not pointers, so the struct copies). */
 typedef struct cue_kafka_prop {
     int clients; /* CUE_KAFKA_CONSUMER, _PRODUCER or _BOTH */
+    int kind;    /* CUE_KAFKA_TEXT, _NUMBER or _BOOL */
     uint32_t key_off;
     uint32_t value_off;
 } cue_kafka_prop;
 
+/* Paths (state.dir, machines.dir, policies, and {"file": PATH} values) read
+ * from a config file are taken from that file's directory when relative; the
+ * defaults and command-line values (cue_config_set) from the working
+ * directory. */
 typedef struct cue_config {
     char application_id[CUE_NAME_BYTES_MAX + 1]; /* "cuepoint" */
     char state_dir[CUE_PATH_MAX];                /* "state" */
     char machines_dir[CUE_PATH_MAX];             /* "deploy/machines" */
     /* The policy file (policy.h); "" runs without the policy stage. */
     char policies[CUE_PATH_MAX];
+    cue_log_level log_level; /* log.level: "info" (debug, info, warn, error) */
     /* decisions.topic: "" means <application.id>-decisions. */
     char decisions_topic[CUE_TOPIC_BYTES_MAX + 1];
     size_t cache_max_bytes;     /* statestore.cache.max.bytes: 64 MiB */
@@ -111,8 +122,14 @@ typedef struct cue_config {
 void cue_config_defaults(cue_config *c);
 
 /* Reads `path` over the defaults already in `c`. CUE_ECONFIG with the file and
- * JSON path on a bad value; CUE_EIO when the file cannot be read. */
+ * JSON path on a bad value; CUE_ENOTFOUND, naming the path, when the file
+ * cannot be opened (missing or unreadable). */
 int cue_config_load(cue_config *c, const char *path, cue_err *err);
+
+/* The rules between settings that no single key can check (exactly-once
+ * and standby replicas need the changelog, ...): CUE_ECONFIG naming the key.
+ * `cuepoint run` and `run --print-config` both apply them. */
+int cue_config_check(const cue_config *c, cue_err *err);
 
 /* Applies one "key=value" override (as from the command line) with the same
  * checks as the file. */
@@ -138,8 +155,9 @@ const char *cue_config_members_topic(const cue_config *c);
 /* The decisions topic: the configured one, or "<application.id>-decisions". */
 const char *cue_config_decisions_topic(const cue_config *c);
 
-/* Writes the effective configuration as JSON to `out`, secrets replaced by
- * "[redacted]". */
+/* Writes the effective configuration as JSON to `out` (two-space indent,
+ * numbers and booleans as JSON numbers and booleans, readable back as a config
+ * file), secrets replaced by "[redacted]". CUE_ENOMEM only. */
 int cue_config_dump(const cue_config *c, cue_buf *out);
 
 #endif

@@ -66,6 +66,14 @@ typedef struct cue_runtime_result {
     int signal;            /* the signal that stopped the run, or 0 */
 } cue_runtime_result;
 
+/* What cue_runtime_run would refuse before it reaches a broker or the
+ * state directory: the rules between settings (cue_config_check), the
+ * librdkafka properties of both clients (cue_kafka_check) and the admin
+ * address (its host bound on a free port and let go). CUE_ECONFIG naming
+ * the setting. `cuepoint run` and `run --print-config` call it after loading
+ * the machines and the policy file, so both refuse the same configs. */
+int cue_runtime_check(const cue_runtime_opts *o, cue_err *err);
+
 /* Runs until a signal, stop_at_end, or a failure. Returns 0 after a clean
  * stop; CUE_EUNAVAILABLE when the brokers did not answer within
  * startup.timeout.ms; CUE_ECONFIG for a bad librdkafka property or admin
