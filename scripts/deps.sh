@@ -9,9 +9,26 @@ set -euo pipefail
 # Debian's (security) updates keep current; also what `date` and `zdump` read to
 # compute the tz tests' expected instants.
 # libjemalloc-dev: the executables' allocator (CMakeLists.txt, CUE_JEMALLOC).
+# Shipping it (docs/deploy.md) and the tests of that:
+# dpkg-dev and file: CPack's DEB generator computes the package's Depends with
+#   dpkg-shlibdeps and finds the ELF files with `file` (scripts/package.sh).
+# lintian: tests/integration/deb.sh checks that every tag it reports is
+#   explained in docs/deploy.md.
+# systemd: `systemd-analyze verify` and `security --offline` on the units.
+# mmdebstrap, umoci: scripts/image.sh builds the container image from Debian's
+#   archive (a root filesystem, then an OCI layout); skopeo reads the result
+#   back as a container tool would (tests/integration/image.sh).
+# prometheus: promtool checks and unit-tests deploy/prometheus/cuepoint.rules.yml,
+#   and a real Prometheus scrapes `cuepoint run` (tests/integration/prometheus.sh).
+# jq: the tests read JSON (image configs, --print-config, Prometheus' API).
+# kubernetes-client: `kubectl kustomize` renders deploy/kubernetes (below).
 packages=(build-essential cmake pkg-config librdkafka-dev librocksdb-dev libjansson-dev
           libuv1-dev libcriterion-dev libxxhash-dev libmicrohttpd-dev libglib2.0-dev tzdata kcat curl
-          libjemalloc-dev)
+          libjemalloc-dev dpkg-dev file lintian systemd mmdebstrap umoci skopeo prometheus jq)
+# Debian's kubectl is kubernetes-client; a machine with another kubectl
+# package (the Kubernetes project's own, or the cloud SDK's) already has the
+# command, and the two packages both own /usr/bin/kubectl.
+command -v kubectl >/dev/null || packages+=(kubernetes-client)
 
 missing=()
 for p in "${packages[@]}"; do
