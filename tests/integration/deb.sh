@@ -39,7 +39,7 @@ deb=$("$root/scripts/package.sh" 2> "$tmp/package.err" | tail -n1)
 echo "package: $(basename "$deb"), $(stat -c %s "$deb") bytes, built in $(( $(date +%s) - t0 )) s"
 case "$(basename "$deb")" in cuepoint_*_amd64.deb) ok ;; *) bad "package name $(basename "$deb")" ;; esac
 dpkg-deb -f "$deb" Depends > "$tmp/depends"
-for lib in librdkafka1 librocksdb libjansson4 libuv1 libmicrohttpd12 libglib2.0-0 libxxhash0 libjemalloc2 tzdata; do
+for lib in librdkafka1 libsnappy1v5 libjansson4 libuv1 libmicrohttpd12 libglib2.0-0 libxxhash0 libjemalloc2 tzdata; do
     grep -q "$lib" "$tmp/depends" && ok || bad "Depends lacks $lib (dpkg-shlibdeps): $(cat "$tmp/depends")"
 done
 dpkg-deb -c "$deb" | awk '{ print $6 }' > "$tmp/files"
@@ -90,7 +90,6 @@ for _ in $(seq 100); do
     [ "${n:-0}" -ge 2000 ] && break; sleep 0.1
 done
 [ "${n:-0}" -ge 2000 ] && ok || bad "consumed ${n:-0} of 2000"
-grep -q '"policy' "$tmp/run.log" || true
 kill -TERM "$run_pid"; stopped=$(date +%s%N)
 wait "$run_pid"; rc=$?; run_pid=""
 [ "$rc" = 0 ] && ok || bad "SIGTERM: exit $rc"
