@@ -21,10 +21,12 @@ set -euo pipefail
 # prometheus: promtool checks and unit-tests deploy/prometheus/cuepoint.rules.yml,
 #   and a real Prometheus scrapes `cuepoint run` (tests/integration/prometheus.sh).
 # jq: the tests read JSON (image configs, --print-config, Prometheus' API).
+# python3-yaml: the tests read YAML (the rendered Kubernetes objects, the rules).
 # kubernetes-client: `kubectl kustomize` renders deploy/kubernetes (below).
 packages=(build-essential cmake pkg-config librdkafka-dev librocksdb-dev libjansson-dev
           libuv1-dev libcriterion-dev libxxhash-dev libmicrohttpd-dev libglib2.0-dev tzdata kcat curl
-          libjemalloc-dev dpkg-dev file lintian systemd mmdebstrap umoci skopeo prometheus jq)
+          libjemalloc-dev dpkg-dev file lintian systemd mmdebstrap umoci skopeo prometheus jq
+          python3-yaml)
 # Debian's kubectl is kubernetes-client; a machine with another kubectl
 # package (the Kubernetes project's own, or the cloud SDK's) already has the
 # command, and the two packages both own /usr/bin/kubectl.
