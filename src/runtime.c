@@ -1538,6 +1538,8 @@ static void render_partitions(rt *r, cue_buf *b, cue_task_stats *sum, cue_cache_
     }
 }
 
+static bool is_ready(rt *r);
+
 static void render_metrics(rt *r, cue_buf *b)
 {
     cue_task_stats sum = r->retired;
@@ -1612,6 +1614,9 @@ static void render_metrics(rt *r, cue_buf *b)
                         "Times another producer took over this transactional.id.",
                         (double)ks->txn_fenced);
     }
+    /* What /readyz answers, so an alert can say how long it has been false:
+     * Prometheus cannot probe /readyz itself without a blackbox exporter. */
+    metrics_gauge(b, "cuepoint_ready", "1 when /readyz answers 200, else 0.", is_ready(r) ? 1 : 0);
     metrics_gauge(b, "cuepoint_restoring_partitions",
                   "Partitions rebuilding their state from the changelog (not ready meanwhile).",
                   (double)r->restoring);
