@@ -24,6 +24,7 @@
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sysexits.h>
@@ -91,6 +92,19 @@ int cli_parse_time(const char *s, int64_t *ms)
         return 0;
     }
     return cue_time_parse_rfc3339(s, strlen(s), ms);
+}
+
+int cli_reader_clock(int64_t *ms, cue_err *err)
+{
+    const char *fixed = getenv("CUEPOINT_CLOCK");
+    if (fixed && *fixed) {
+        if (cli_parse_time(fixed, ms) == 0) return 0;
+        return cue_err_set(err, CUE_EUSAGE, "CUEPOINT_CLOCK: '%.64s' is not a time", fixed);
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    *ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return 0;
 }
 
 int cli_parse_size(const char *s, size_t *out)
@@ -293,6 +307,11 @@ static int file_run(const cue_config *cfg, const file_args *fa, cue_err *err)
                            .decisions = decisions,
                            .until_ms = fa->until_ms,
                            .resume = fa->resume};
+    rc = cli_reader_clock(&o.clock_ms, err);
+    if (rc != 0) {
+        rc = EX_USAGE;
+        goto close_out;
+    }
     cue_filemode_result res;
     rc = cue_filemode_run(&o, &res, err);
     if (!fa->quiet) cue_filemode_summary(stderr, &o, &res);

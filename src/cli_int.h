@@ -29,6 +29,10 @@ bool cli_opt_value(args *a, const char *name, const char **out);
 int cli_usage_error(const char *cmd, const char *fmt, const char *what);
 bool cli_wants_help(int argc, char **argv);
 int cli_parse_time(const char *s, int64_t *ms);
+/* The reader's clock (task.h: the reference for records without a Kafka
+ * timestamp): CUEPOINT_CLOCK when it is set (tests fix it), else the wall
+ * clock. CUE_EUSAGE when CUEPOINT_CLOCK is not a time. */
+int cli_reader_clock(int64_t *ms, cue_err *err);
 int cli_parse_size(const char *s, size_t *out);
 int cli_size_opt(args *a, const char *name, size_t *out, bool *matched);
 /* Exit code (sysexits.h) for an error code. */

@@ -443,6 +443,11 @@ static int replay_run(const cue_config *live, cue_config *cfg, replay_args *ra,
                          .advance_to_ms = ra->advance_ms,
                          .progress_tty = !ra->quiet && isatty(2),
                          .stop = &replay_signal};
+    rc = cli_reader_clock(&o.clock_ms, err);
+    if (rc != 0) {
+        rc = cli_fail("replay", rc, err);
+        goto close_out;
+    }
     cue_replay_result res;
     rc = cue_replay_run(&o, &res, err);
     if (!ra->quiet) summary(ra, cfg, ms, &res, replay_id, dead_path);

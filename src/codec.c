@@ -53,6 +53,7 @@ void cue_user_init(cue_user *u, const char *id, size_t id_len)
     u->indexed_due = CUE_TIMER_NONE;
     u->n_instances = 0;
     policy_init(&u->policy);
+    u->n_seen = 0;
 }
 
 void cue_instance_init(cue_instance *in, const cue_machine *m, uint16_t mi, int64_t now_ms)
@@ -264,17 +265,34 @@ static size_t policy_bound(const cue_user_policy *pol)
            pol->n_decided * (48u + CUE_HASH_HEX_LEN);
 }
 
+/* The event ids: the count, then each one's time as a difference from the
+ * last event's, and its hash. */
+static void put_seen(uint8_t **p, const cue_user *u)
+{
+    put_varint(p, u->n_seen);
+    for (size_t i = 0; i < u->n_seen; i++) {
+        put_zigzag(p, (int64_t)((uint64_t)u->last_event_ms - (uint64_t)u->seen[i].ms));
+        put_u32(p, (uint32_t)u->seen[i].hash);
+        put_u32(p, (uint32_t)(u->seen[i].hash >> 32));
+    }
+}
+
 int cue_codec_encode_unsealed(const cue_user *u, const cue_machines *ms, cue_buf *out)
 {
-    bool plain = cue_user_policy_empty(&u->policy);
+    bool ids = u->n_seen > 0;
+    bool plain = !ids && cue_user_policy_empty(&u->policy);
+    uint8_t format = ids     ? CUE_CODEC_VERSION_IDS
+                     : plain ? CUE_CODEC_VERSION_PLAIN
+                             : CUE_CODEC_VERSION_POLICY;
     size_t bound = 64 + CUE_USER_ID_BYTES_MAX + CUE_ATTR_COUNT * (CUE_ATTR_BYTES_MAX + 2) +
-                   u->n_instances * instance_bound() + (plain ? 0 : policy_bound(&u->policy));
+                   u->n_instances * instance_bound() + (plain ? 0 : policy_bound(&u->policy)) +
+                   (ids ? 10 + u->n_seen * 18u : 0);
     cue_buf_reset(out);
     if (cue_buf_reserve(out, bound) != 0) return CUE_ENOMEM;
     uint8_t *start = (uint8_t *)out->data, *p = start;
     *p++ = 'C';
     *p++ = 'U';
-    *p++ = plain ? CUE_CODEC_VERSION_PLAIN : CUE_CODEC_VERSION;
+    *p++ = format;
     put_bytes(&p, u->id, u->id_len);
     put_zigzag(&p, u->last_offset);
     put_zigzag(&p, u->last_event_ms);
@@ -285,6 +303,7 @@ int cue_codec_encode_unsealed(const cue_user *u, const cue_machines *ms, cue_buf
     for (size_t i = 0; i < u->n_instances; i++)
         put_instance(&p, &u->inst[i], cue_machines_get(ms, u->inst[i].machine));
     if (!plain) put_policy(&p, &u->policy);
+    if (ids) put_seen(&p, u);
     put_u32(&p, 0); /* the checksum: cue_codec_seal */
     out->len = (size_t)(p - start);
     CUE_ASSERT(out->len <= bound);
@@ -554,8 +573,22 @@ static void get_policy(reader *r, cue_user_policy *pol)
     pol->n_decided = r->bad ? 0 : (uint8_t)n;
 }
 
+static void get_seen(reader *r, cue_user *u)
+{
+    uint64_t n = get_varint(r, "event id count");
+    if (n > CUE_EVENT_IDS_MAX) bad(r, "event id count");
+    u->n_seen = 0;
+    for (uint64_t i = 0; i < n && !r->bad; i++) {
+        int64_t back = get_zigzag(r, "event id time");
+        uint64_t lo = get_u32(r, "event id"), hi = get_u32(r, "event id");
+        u->seen[i].ms = (int64_t)((uint64_t)u->last_event_ms - (uint64_t)back);
+        u->seen[i].hash = lo | hi << 32;
+    }
+    u->n_seen = r->bad ? 0 : (uint8_t)n;
+}
+
 static int decode_body(reader *r, const cue_machines *ms, cue_user *u, cue_codec_stats *st,
-                       bool with_policy)
+                       int format)
 {
     u->id_len = (uint8_t)get_bytes(r, u->id, sizeof u->id, "user id");
     u->last_offset = get_zigzag(r, "last offset");
@@ -572,7 +605,9 @@ static int decode_body(reader *r, const cue_machines *ms, cue_user *u, cue_codec
     for (uint64_t i = 0; i < n && !r->bad; i++)
         if (get_instance(r, ms, &u->inst[u->n_instances], st)) u->n_instances++;
     policy_init(&u->policy);
-    if (with_policy) get_policy(r, &u->policy);
+    if (format >= CUE_CODEC_VERSION_POLICY) get_policy(r, &u->policy);
+    u->n_seen = 0;
+    if (format >= CUE_CODEC_VERSION_IDS) get_seen(r, u);
     if (!r->bad && r->p != r->end) {
         r->bad = true;
         r->what = "trailing bytes";
@@ -588,9 +623,9 @@ static int decode(const void *rec, size_t len, const cue_machines *ms, cue_user 
     const uint8_t *b = rec;
     if (len < 7 || b[0] != 'C' || b[1] != 'U')
         return cue_err_set(err, CUE_ECORRUPT, "state record: not a cuepoint state (bad magic)");
-    if (b[2] != CUE_CODEC_VERSION && b[2] != CUE_CODEC_VERSION_PLAIN)
+    if (b[2] < CUE_CODEC_VERSION_PLAIN || b[2] > CUE_CODEC_VERSION)
         return cue_err_set(err, CUE_EVERSION,
-                           "state record: format version %u, this build reads %u and %u", b[2],
+                           "state record: format version %u, this build reads %u to %u", b[2],
                            CUE_CODEC_VERSION_PLAIN, CUE_CODEC_VERSION);
     if (len > CUE_STATE_BYTES_MAX)
         return cue_err_set(err, CUE_ECORRUPT, "state record: %zu bytes, over the %d limit", len,
@@ -600,7 +635,7 @@ static int decode(const void *rec, size_t len, const cue_machines *ms, cue_user 
     if (verify && sum != cue_hash32(b, len - 4))
         return cue_err_set(err, CUE_ECORRUPT, "state record: checksum mismatch");
     r = (reader){.p = b + 3, .end = b + len - 4};
-    if (decode_body(&r, ms, u, st, b[2] == CUE_CODEC_VERSION) != 0)
+    if (decode_body(&r, ms, u, st, b[2]) != 0)
         return cue_err_set(err, CUE_ECORRUPT, "state record: bad %s", r.what);
     return 0;
 }
@@ -608,8 +643,8 @@ static int decode(const void *rec, size_t len, const cue_machines *ms, cue_user 
 int cue_codec_peek_indexed_due(const void *rec, size_t len, int64_t *out)
 {
     const uint8_t *b = rec;
-    if (len < 7 || b[0] != 'C' || b[1] != 'U' ||
-        (b[2] != CUE_CODEC_VERSION && b[2] != CUE_CODEC_VERSION_PLAIN))
+    if (len < 7 || b[0] != 'C' || b[1] != 'U' || b[2] < CUE_CODEC_VERSION_PLAIN ||
+        b[2] > CUE_CODEC_VERSION)
         return CUE_ECORRUPT;
     reader r = {.p = b + 3, .end = b + len - 4};
     uint64_t n = get_varint(&r, "user id");

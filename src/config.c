@@ -33,6 +33,8 @@ void cue_config_defaults(cue_config *c)
     c->event_bytes_max = CUE_EVENT_BYTES_MAX;
     c->timers_memory_max = CUE_TIMER_WINDOW_MAX;
     c->allowed_lateness_ms = 3600 * 1000;
+    c->event_max_future_ms = 3600 * 1000;
+    c->event_id_dedup_max = 32;
     c->late_policy = CUE_LATE_DEAD_LETTER;
     snprintf(c->bootstrap_servers, sizeof c->bootstrap_servers, "localhost:9092");
     snprintf(c->input_topic, sizeof c->input_topic, "events");
@@ -373,7 +375,9 @@ static const char *const keys[] = {"$schema",
                                    "event.max.bytes",
                                    "timers.memory.max",
                                    "allowed.lateness.ms",
-                                   "late.policy"};
+                                   "late.policy",
+                                   "event.time.max.future.ms",
+                                   "event.id.dedup.max"};
 
 static int guarantee_value(cue_config *c, json_t *v, const char *path, cue_err *err)
 {
@@ -445,6 +449,11 @@ static int apply_key(cue_config *c, const char *key, json_t *v, const char *path
         rc = lateness_value(v, path, &c->allowed_lateness_ms, err);
     } else if (strcmp(key, "late.policy") == 0) {
         rc = late_value(c, v, path, err);
+    } else if (strcmp(key, "event.time.max.future.ms") == 0) {
+        rc = lateness_value(v, path, &c->event_max_future_ms, err);
+    } else if (strcmp(key, "event.id.dedup.max") == 0) {
+        rc = int_value(v, path, 0, CUE_EVENT_IDS_MAX, &n, err);
+        c->event_id_dedup_max = rc == 0 ? (uint32_t)n : c->event_id_dedup_max;
     } else if (strcmp(key, "bootstrap.servers") == 0) {
         rc = string_value(v, path, c->bootstrap_servers, sizeof c->bootstrap_servers, err);
         if (rc == 0 && c->bootstrap_servers[0] == '\0')
@@ -580,6 +589,8 @@ int cue_config_dump(const cue_config *c, cue_buf *b)
     dump_int(b, "timers.memory.max", (int64_t)c->timers_memory_max, &first);
     dump_int(b, "allowed.lateness.ms", c->allowed_lateness_ms, &first);
     dump_str(b, "late.policy", c->late_policy == CUE_LATE_APPLY ? "apply" : "dead_letter", &first);
+    dump_int(b, "event.time.max.future.ms", c->event_max_future_ms, &first);
+    dump_int(b, "event.id.dedup.max", c->event_id_dedup_max, &first);
     cue_buf_append_str(b, ",\n  \"wall.clock.advance\": ");
     cue_buf_append_str(b, c->wall_clock ? "true" : "false");
     cue_buf_append_str(b, ",\n  \"changelog.enabled\": ");

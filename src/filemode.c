@@ -4,6 +4,7 @@
 #include "cuepoint/buf.h"
 #include "cuepoint/log.h"
 #include "cuepoint/store.h"
+#include "cuepoint/timefmt.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -252,10 +253,38 @@ static int feed(run *r, cue_task *task, cue_err *err)
                                  "line is longer than event.max.bytes (raw is its beginning)", rec,
                                  len, err);
         else
-            rc = cue_task_process(task, rec, len, offset, NULL, 0, err);
+            rc = cue_task_process(task,
+                                  &(cue_record){.value = rec,
+                                                .value_len = len,
+                                                .offset = offset,
+                                                .timestamp_ms = CUE_NO_TIMESTAMP},
+                                  err);
         if (rc != 0) return rc;
     }
     return rc;
+}
+
+/* The reader's clock for the future-time check, and the repair of a stream
+ * time that an event from the future moved (before such events were
+ * refused): against the real clock, which no honest stream time passes by
+ * more than the margin events are allowed. */
+static int clock_set(cue_task *task, const cue_config *cfg, int64_t clock_ms)
+{
+    cue_task_set_clock(task, clock_ms);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t limit = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + cfg->event_max_future_ms;
+    int64_t was = cue_task_repair_stream_time(task, limit);
+    if (was != INT64_MIN) {
+        char from[CUE_TIME_TEXT_MAX], to[CUE_TIME_TEXT_MAX];
+        cue_time_format_rfc3339(was, from);
+        cue_time_format_rfc3339(limit, to);
+        cue_log(CUE_LOG_WARN,
+                "stream time was ahead of the clock (an event from the future, applied before "
+                "such events were refused); brought back",
+                "s:state_dir", cfg->state_dir, "s:stream_time", from, "s:now", to, NULL);
+    }
+    return 0;
 }
 
 int cue_filemode_run(const cue_filemode_opts *o, cue_filemode_result *res, cue_err *err)
@@ -275,6 +304,7 @@ int cue_filemode_run(const cue_filemode_opts *o, cue_filemode_result *res, cue_e
     if (rc == 0) rc = cue_store_open(&store, o->cfg->state_dir, &(cue_store_opts){0}, err);
     if (rc == 0) rc = cue_task_new(&task, o->cfg, o->ms, store, 0, &sink, err);
     if (rc == 0) rc = cue_task_set_policy(task, o->policy, err);
+    if (rc == 0 && o->clock_ms > 0) rc = clock_set(task, o->cfg, o->clock_ms);
     if (rc == 0) rc = feed(&r, task, err);
     if (rc == 0 && o->until_ms != INT64_MIN) rc = cue_task_advance(task, o->until_ms, err);
     if (rc == 0 && o->linger_ms > 0 && cue_task_stream_time(task) != INT64_MIN)

@@ -218,6 +218,7 @@ static int slot_task(rp *r, slot *s, cue_err *err)
     if (s->task) return 0;
     int rc = cue_task_new(&s->task, &r->task_cfg, r->o->ms, r->store, (uint32_t)s->plan.partition,
                           &r->sink, err);
+    if (rc == 0 && r->o->clock_ms > 0) cue_task_set_clock(s->task, r->o->clock_ms);
     return rc == 0 ? cue_task_set_policy(s->task, r->o->policy, err) : rc;
 }
 
@@ -291,9 +292,17 @@ static void on_message(const cue_kafka_msg *m, void *ctx)
     if (m->value_len > r->o->cfg->event_bytes_max)
         rc = cue_task_reject(s->task, m->offset, CUE_REASON_TOO_LARGE,
                              "record larger than event.max.bytes", m->value, m->value_len, &err);
-    else
-        rc = cue_task_process(s->task, m->value, m->value_len, m->offset, m->key ? m->key : "",
-                              m->key ? m->key_len : 0, &err);
+    else /* a record without a key is not keyed by user id either */
+        rc =
+            cue_task_process(s->task,
+                             &(cue_record){.value = m->value,
+                                           .value_len = m->value_len,
+                                           .key = m->key ? m->key : "",
+                                           .key_len = m->key ? m->key_len : 0,
+                                           .offset = m->offset,
+                                           .timestamp_ms = m->timestamp_ms >= 0 ? m->timestamp_ms
+                                                                                : CUE_NO_TIMESTAMP},
+                             &err);
     if (rc != 0) fail(r, rc, err.msg);
     s->position = m->offset + 1;
     if (s->position >= s->plan.end) part_done(r, s);
@@ -444,7 +453,12 @@ static int from_file(rp *r, cue_err *err)
                                  "line is longer than event.max.bytes (raw is its beginning)", rec,
                                  len, err);
         else
-            rc = cue_task_process(s->task, rec, len, s->position, NULL, 0, err);
+            rc = cue_task_process(s->task,
+                                  &(cue_record){.value = rec,
+                                                .value_len = len,
+                                                .offset = s->position,
+                                                .timestamp_ms = CUE_NO_TIMESTAMP},
+                                  err);
         s->position++;
         if ((r->records & 0xfff) == 0) progress(r, false);
     }

@@ -13,6 +13,7 @@
 #include "cuepoint/standby.h"
 #include "cuepoint/store.h"
 #include "cuepoint/task.h"
+#include "cuepoint/timefmt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -851,8 +852,24 @@ static int task_open(rt *r, int32_t id, cue_err *err)
     if (rc != 0) {
         cue_task_free(p->task);
         p->task = NULL;
+        return rc;
     }
-    return rc;
+    cue_task_set_clock(p->task, wall_ms(r));
+    /* The real clock, not an injected one: no stream time can be honestly
+     * ahead of it by more than the margin events are allowed. */
+    int64_t limit = real_ms() + r->cfg->event_max_future_ms;
+    int64_t was = cue_task_repair_stream_time(p->task, limit);
+    if (was != INT64_MIN) {
+        char from[CUE_TIME_TEXT_MAX], to[CUE_TIME_TEXT_MAX];
+        cue_time_format_rfc3339(was, from);
+        cue_time_format_rfc3339(limit, to);
+        cue_log(CUE_LOG_WARN,
+                "stream time was ahead of the clock (an event from the future, applied before "
+                "such events were refused); brought back",
+                "s:topic", r->cfg->input_topic, "i:partition", (int64_t)id, "s:stream_time", from,
+                "s:now", to, NULL);
+    }
+    return 0;
 }
 
 static int on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
@@ -1008,8 +1025,16 @@ static void on_message(const cue_kafka_msg *m, void *ctx)
         rc = cue_task_reject(p->task, m->offset, CUE_REASON_TOO_LARGE,
                              "record larger than event.max.bytes", m->value, m->value_len, &err);
     else /* a record without a key is not keyed by user id either */
-        rc = cue_task_process(p->task, m->value, m->value_len, m->offset, m->key ? m->key : "",
-                              m->key ? m->key_len : 0, &err);
+        rc =
+            cue_task_process(p->task,
+                             &(cue_record){.value = m->value,
+                                           .value_len = m->value_len,
+                                           .key = m->key ? m->key : "",
+                                           .key_len = m->key ? m->key_len : 0,
+                                           .offset = m->offset,
+                                           .timestamp_ms = m->timestamp_ms >= 0 ? m->timestamp_ms
+                                                                                : CUE_NO_TIMESTAMP},
+                             &err);
     r->cur = NULL;
     p->position = m->offset + 1;
     if (rc == CUE_EABORTED) /* a task's own commit, under exactly-once */
@@ -1349,8 +1374,10 @@ static void on_clock(uv_timer_t *h)
     pump1(r); /* the repartition merge may be waiting for a partition */
     if (r->state != RUNNING || r->fatal_rc) return;
     bool caught_up = all_caught_up(r);
+    int64_t now = wall_ms(r);
+    for (int32_t i = 0; i < r->n_parts; i++)
+        if (r->parts[i].task) cue_task_set_clock(r->parts[i].task, now);
     if (r->cfg->wall_clock) {
-        int64_t now = wall_ms(r);
         for (int32_t i = 0; i < r->n_parts; i++) {
             part *p = &r->parts[i];
             if (p->task == NULL || p->high < 0 || p->position < p->high) continue;

@@ -62,6 +62,14 @@ typedef struct cue_config {
     size_t timers_memory_max;    /* timers.memory.max: CUE_TIMER_WINDOW_MAX timers in memory */
     int64_t allowed_lateness_ms; /* allowed.lateness.ms: 3600000 (1 h) */
     cue_late_policy late_policy; /* late.policy: "dead_letter" */
+    /* event.time.max.future.ms: 3600000 (1 h). How far an event's time may be
+     * ahead of its record's reference time (the Kafka timestamp, else the
+     * reader's clock) before it is a future_time dead letter. */
+    int64_t event_max_future_ms;
+    /* event.id.dedup.max: 32. Event ids remembered per user (those of events
+     * within allowed.lateness.ms of stream time) to skip a re-sent event; 0
+     * switches it off. At most CUE_EVENT_IDS_MAX. */
+    uint32_t event_id_dedup_max;
 
     /* The Kafka pipeline (`cuepoint run`). */
     char bootstrap_servers[CUE_PATH_MAX];            /* "localhost:9092" */

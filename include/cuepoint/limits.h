@@ -84,6 +84,13 @@
  * declare its own smaller bound (max_instances); this is the ceiling. */
 #define CUE_USER_INSTANCES_MAX 64
 
+/* Event ids remembered per user to recognise a re-sent event (a producer's
+ * retry, a file sent twice) that arrives with a new position. Only ids of
+ * events within allowed.lateness.ms of stream time are kept: an older copy is
+ * late and refused as such. 8 bytes each in memory and on disk; 128 covers a
+ * user's burst in an hour many times over, event.id.dedup.max picks how many. */
+#define CUE_EVENT_IDS_MAX 128
+
 /* Distinct event types across all machines (for the type lookup table). */
 #define CUE_EVENT_TYPES_MAX 1024
 
