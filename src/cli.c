@@ -195,8 +195,12 @@ static const char file_help[] =
     "\n"
     "Runs events from a JSON-lines file (or stdin) through the journeys, keeping\n"
     "state in a state directory, and writes triggers as JSON lines (CloudEvents).\n"
-    "A second run over the same --state-dir continues where the first stopped.\n"
-    "Bad lines go to the dead-letter file with their line number and reason.\n"
+    "Another input over the same --state-dir continues from that state; the same\n"
+    "input again (its first line the same) is refused: --resume continues one\n"
+    "that was interrupted. An event whose event_id the user applied within\n"
+    "allowed.lateness.ms is skipped as a duplicate. Bad lines go to the\n"
+    "dead-letter file with their line number and reason; an event more than\n"
+    "event.time.max.future.ms ahead of the clock (CUEPOINT_CLOCK, else now) is one.\n"
     "\n"
     "Options:\n"
     "  --input FILE         events, one JSON object per line; '-' is stdin (default -)\n"
@@ -221,7 +225,7 @@ static const char file_help[] =
     "  -h, --help           this text\n"
     "\n"
     "Exit status: 0 done (dead letters included), 64 usage (also --resume with\n"
-    "nothing to resume), 66 input missing,\n"
+    "nothing to resume, and the same input again), 66 input missing,\n"
     "73/74 output or state directory not writable, 78 configuration or machines.\n";
 
 typedef struct file_args {

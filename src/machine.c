@@ -5,6 +5,7 @@
 #include "cuepoint/timefmt.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1235,7 +1236,11 @@ static int cmp_str(const void *a, const void *b)
 static int list_json_files(const char *dir, char ***files, size_t *n, cue_err *err)
 {
     DIR *dh = opendir(dir);
-    if (dh == NULL) return cue_err_set(err, CUE_EIO, "cannot open machines directory '%s'", dir);
+    /* A directory named in the configuration or on the command line: a
+     * configuration error (exit 78), as a bad journey in it is. */
+    if (dh == NULL)
+        return cue_err_set(err, CUE_ECONFIG, "cannot open machines directory '%s': %s", dir,
+                           strerror(errno));
     size_t cap = 16;
     *n = 0;
     *files = malloc(cap * sizeof **files);

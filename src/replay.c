@@ -285,7 +285,10 @@ static void on_message(const cue_kafka_msg *m, void *ctx)
         part_done(r, s);
         return;
     }
-    if (m->offset < cue_task_next_offset(s->task)) return;
+    if (m->offset < cue_task_next_offset(s->task)) {
+        cue_task_skip(s->task);
+        return;
+    }
     r->records++;
     cue_err err = {0};
     int rc;
@@ -502,6 +505,9 @@ int cue_replay_run(const cue_replay_opts *o, cue_replay_result *res, cue_err *er
     int rc = cue_buf_init(&r.dl, 4096) ? cue_err_set(err, CUE_ENOMEM, "out of memory") : 0;
     if (rc == 0) rc = cue_store_dir_create(o->cfg->state_dir, err);
     if (rc == 0) rc = cue_store_open(&r.store, o->cfg->state_dir, &(cue_store_opts){0}, err);
+    /* A seeded directory is for the live pipeline: it must say so. */
+    if (rc == 0)
+        rc = cue_store_owner_check(r.store, o->cfg->application_id, o->cfg->input_topic, err);
     if (rc == 0) rc = o->in ? from_file(&r, err) : from_topic(&r, err);
     res->stopped = o->stop && *o->stop;
     progress(&r, true);

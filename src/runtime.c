@@ -1017,7 +1017,10 @@ static void on_message(const cue_kafka_msg *m, void *ctx)
     p->consumed++;
     r->last_record_ns = uv_hrtime();
     if (r->first_record_ns == 0) r->first_record_ns = r->last_record_ns;
-    if (m->offset < cue_task_next_offset(p->task)) return; /* already committed in the store */
+    if (m->offset < cue_task_next_offset(p->task)) { /* already committed in the store */
+        cue_task_skip(p->task);
+        return;
+    }
     cue_err err = {0};
     int rc;
     r->cur = m;
@@ -1925,6 +1928,8 @@ static void stage1_dead(rt *r, const cue_kafka_msg *m, cue_reason why, const cha
                           .raw_len = m->value_len,
                           .partition = (uint32_t)m->partition,
                           .offset = m->offset};
+    /* Read, and never to reach a task: counted here as consumed. */
+    r->res->consumed++;
     r->res->dead_letters++;
     r->res->dead_by_reason[why]++;
     cue_kafka_produce_dead_letter(r->k1, &dl, m);
@@ -2178,6 +2183,9 @@ static int open_all(rt *r, cue_err *err)
     int rc = cue_store_dir_create(cfg->state_dir, err);
     cue_store_opts so = {.block_cache_bytes = 0};
     if (rc == 0) rc = cue_store_open(&r->store, cfg->state_dir, &so, err);
+    if (rc == 0 &&
+        (rc = cue_store_owner_check(r->store, cfg->application_id, cfg->input_topic, err)) != 0)
+        cue_err_prefix(err, "%s", cfg->state_dir);
     if (rc != 0) return rc;
     cue_kafka_handler h = {.assigned = on_assigned,
                            .revoked = on_revoked,
@@ -2379,6 +2387,7 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
     res->seconds = (double)(uv_hrtime() - r->started_ns) / 1e9;
     res->active_seconds = (double)(r->last_record_ns - r->first_record_ns) / 1e9;
     res->applied = r->retired.applied;
+    res->duplicates = r->retired.duplicates;
     cue_buf_deinit(&r->labels);
     cue_buf_deinit(&r->member_rec);
     cue_members_free(r->members);

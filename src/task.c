@@ -797,12 +797,19 @@ static bool is_future(cue_task *t, const cue_event *ev, const cue_record *rec)
     char ts[CUE_TIME_TEXT_MAX], rt[CUE_TIME_TEXT_MAX];
     cue_time_format_rfc3339(ev->ts_ms, ts);
     cue_time_format_rfc3339(ref, rt); /* 0 <= ref < ts: in range */
-    double hours = (double)(ev->ts_ms - ref) / 3600000.0;
+    double ahead = (double)(ev->ts_ms - ref) / 3600000.0;
+    const char *unit = "hours";
+    if (ahead >= 2 * 8766) {
+        ahead /= 8766; /* hours in an average year */
+        unit = "years";
+    } else if (ahead >= 48) {
+        ahead /= 24;
+        unit = "days";
+    }
     snprintf(t->msg, sizeof t->msg,
              "event time %s is %.1f %s ahead of %s %s, more than event.time.max.future.ms "
              "(%lld ms): a device clock set ahead?",
-             ts, hours >= 48 ? hours / 24 : hours, hours >= 48 ? "days" : "hours",
-             kafka ? "the record's Kafka timestamp" : "the reader's clock", rt,
+             ts, ahead, unit, kafka ? "the record's Kafka timestamp" : "the reader's clock", rt,
              (long long)t->cfg->event_max_future_ms);
     return true;
 }
@@ -848,6 +855,12 @@ int cue_task_process(cue_task *t, const cue_record *rec, cue_err *err)
     if (++t->since_commit >= t->cfg->commit_records || cue_cache_should_flush(t->cache))
         return self_commit(t, err);
     return 0;
+}
+
+void cue_task_skip(cue_task *t)
+{
+    t->stats.records++;
+    t->stats.duplicates++;
 }
 
 int cue_task_reject(cue_task *t, int64_t offset, cue_reason reason, const char *msg,

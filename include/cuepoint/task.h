@@ -150,6 +150,11 @@ void cue_task_set_clock(cue_task *t, int64_t now_ms);
  * stay until their users' next events re-arm them. */
 int64_t cue_task_repair_stream_time(cue_task *t, int64_t limit_ms);
 
+/* Counts a record the caller skips because it is below cue_task_next_offset
+ * (applied and committed before: a redelivery) as a duplicate, so that
+ * every record read is counted once: applied, duplicate or dead letter. */
+void cue_task_skip(cue_task *t);
+
 /* Dead-letters a record the caller could not even offer (e.g. a line over the
  * size limit, passed truncated), so it is counted and its position consumed
  * like any other record's. */
