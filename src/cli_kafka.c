@@ -102,9 +102,9 @@ static int64_t demo_clock(void *ctx)
 
 static void run_summary(const cue_runtime_result *r)
 {
-    cue_log(CUE_LOG_INFO, "stopped", "u:consumed", r->consumed, "u:applied", r->applied,
-            "u:duplicates", r->duplicates, "u:dead_letters", r->dead_letters, "u:triggers",
-            r->triggers, "u:commits", r->commits, "d:seconds", r->seconds, "d:active_seconds",
+    cue_log(CUE_LOG_INFO, "stopped", "u:consumed", r->consumed, "u:triggers", r->triggers,
+            "u:dead_letters", r->dead_letters, "u:applied", r->applied, "u:duplicates",
+            r->duplicates, "u:commits", r->commits, "d:seconds", r->seconds, "d:active_seconds",
             r->active_seconds, "i:signal", (int64_t)r->signal, NULL);
 }
 
