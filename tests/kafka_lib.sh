@@ -168,6 +168,19 @@ wait_assigned() {
         awk -v n="$n" '!seen[$1]++ { k++; s += ($2 > 0 ? $2 : 0) } END { print (k >= n ? s : -1) }'
 }
 
+# balanced LOG WHAT: the run's "stopped" line says every record it consumed
+# was applied, a duplicate or a dead letter, once.
+balanced() {
+    local line c a d x
+    line=$(grep '"msg":"stopped"' "$1" | tail -n1)
+    c=$(grep -o '"consumed":[0-9]*' <<< "$line" | cut -d: -f2)
+    a=$(grep -o '"applied":[0-9]*' <<< "$line" | cut -d: -f2)
+    d=$(grep -o '"duplicates":[0-9]*' <<< "$line" | cut -d: -f2)
+    x=$(grep -o '"dead_letters":[0-9]*' <<< "$line" | cut -d: -f2)
+    [ -n "$c" ] && [ -n "$a" ] && [ "$c" -eq $((a + d + x)) ] && ok \
+        || bad "$2: consumed ${c:-?} != applied ${a:-?} + duplicates ${d:-?} + dead letters ${x:-?}"
+}
+
 # metric NAME: the sum of a metric's samples on the running instance; -1
 # when a sample is NaN (unknown, e.g. a lag not measured yet)
 metric() {

@@ -43,20 +43,13 @@ run() {
     grep '"msg":"stopped"' "$tmp/$1.log" | tail -n1 > "$tmp/$1.counts"
 }
 count_of() { grep -o "\"$2\":[0-9]*" "$tmp/$1.counts" | cut -d: -f2; }
-balanced() {
-    local c a d x
-    c=$(count_of "$1" consumed); a=$(count_of "$1" applied)
-    d=$(count_of "$1" duplicates); x=$(count_of "$1" dead_letters)
-    [ -n "$c" ] && [ "$c" -eq $((a + d + x)) ] && ok \
-        || bad "$1: consumed $c != applied $a + duplicates $d + dead letters $x"
-}
 
 config mixed mixed events triggers
 config clean clean clean ctriggers
 run mixed
 run clean
-balanced mixed
-balanced clean
+balanced "$tmp/mixed.log" mixed
+balanced "$tmp/clean.log" clean
 [ "$(count_of mixed dead_letters)" -eq "$n_hostile" ] && ok \
     || bad "mixed: $(count_of mixed dead_letters) dead letters, $n_hostile hostile records"
 
@@ -82,7 +75,7 @@ ids ctriggers > "$tmp/ids.before"
 tail -n 300 "$tmp/clean.jsonl" > "$tmp/again.jsonl"
 produce "$tmp/again.jsonl" clean
 run clean
-balanced clean
+balanced "$tmp/clean.log" clean
 ids ctriggers > "$tmp/ids.after"
 [ "$(count_of clean consumed)" -eq 300 ] && ok || bad "second run consumed $(count_of clean consumed), 300 re-published"
 [ "$(count_of clean applied)" -eq 0 ] && ok || bad "re-published events applied again: $(count_of clean applied)"
@@ -99,7 +92,7 @@ big=$(head -c 1000000 /dev/zero | tr '\0' x)
 } | kcat -b "$bootstrap" -P -t clean -K $'\t' -p 0 -X message.max.bytes=3000000 2>> "$tmp/kcat.log" \
     || bad "kcat could not produce the 1 MB key"
 run clean
-balanced clean
+balanced "$tmp/clean.log" clean
 [ "$(count_of clean dead_letters)" -eq 1 ] && [ "$(count_of clean applied)" -eq 1 ] && ok \
     || bad "the 1 MB key: $(cat "$tmp/clean.counts")"
 kcat -b "$bootstrap" -C -t clean-dead -o beginning -e -q -f '%K %S %h\n' 2>/dev/null > "$tmp/big.dead"
