@@ -919,6 +919,23 @@ void cli_remove_tree(const char *dir)
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* The records a run writes beside its store, kept when they hold any. */
+static int rm_store_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    const char *base = path + ftw->base;
+    if (ftw->level == 1 && flag == FTW_F && sb->st_size > 0 &&
+        (strcmp(base, "dead-letters.jsonl") == 0 || strcmp(base, "decisions.jsonl") == 0))
+        return 0;
+    if (ftw->level > 0) remove(path); /* the directory itself: rmdir below, if empty */
+    return 0;
+}
+
+void cli_remove_store(const char *dir)
+{
+    nftw(dir, rm_store_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rmdir(dir); /* fails, as it should, when records were kept */
+}
+
 static int demo_run(const char *dir, const char *machines, const gen_args *g, demo_ctx *d,
                     cue_err *err)
 {

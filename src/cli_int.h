@@ -62,6 +62,9 @@ void cli_demo_trigger(const cue_trigger *t, const char *rec, size_t len, void *c
 /* Writes the built-in example machines into `dir`. */
 int cli_write_embedded(const char *dir);
 void cli_remove_tree(const char *dir);
+/* Removes a store from `dir` but keeps its dead-letters.jsonl and
+ * decisions.jsonl when they hold anything; the directory goes when empty. */
+void cli_remove_store(const char *dir);
 /* The file-mode demo (`cuepoint demo --file`). */
 int cli_demo_file(int argc, char **argv);
 

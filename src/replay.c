@@ -224,6 +224,7 @@ static int slot_task(rp *r, slot *s, cue_err *err)
 
 static void progress(rp *r, bool final)
 {
+    if (r->o->quiet) return;
     uint64_t now = mono_ns();
     uint64_t every = r->o->progress_tty ? PROGRESS_TTY_NS : PROGRESS_LOG_NS;
     if (!final && now - r->last_progress_ns < every) return;
@@ -239,7 +240,7 @@ static void progress(rp *r, bool final)
         slot *s = &r->slots[i];
         if (!s->plan.selected || s->done) continue;
         int64_t at = s->position > s->plan.start ? s->position : s->plan.start;
-        remaining += (uint64_t)(s->plan.end - at);
+        if (s->plan.end > at) remaining += (uint64_t)(s->plan.end - at);
         if (listed++ < PROGRESS_BEHIND_MAX && used < sizeof behind)
             used += (size_t)snprintf(behind + used, sizeof behind - used, "%s%d:%lld/%lld",
                                      listed > 1 ? " " : "", (int)i, (long long)at,
@@ -257,6 +258,11 @@ static void progress(rp *r, bool final)
             fprintf(stderr, "\rreplay: %llu records, %.0f/s   ", (unsigned long long)r->records,
                     rate);
         if (final) fputc('\n', stderr);
+        return;
+    }
+    if (r->k == NULL) { /* a file: how much is left is not known */
+        cue_log(CUE_LOG_INFO, final ? "replay read everything" : "replay progress", "s:replay_id",
+                r->o->replay_id, "u:records", r->records, "d:records_per_second", rate, NULL);
         return;
     }
     cue_log(CUE_LOG_INFO, final ? "replay read everything" : "replay progress", "s:replay_id",

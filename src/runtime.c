@@ -928,7 +928,7 @@ static int on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
         p->position = next;
         p->high = -1;
         cue_log(CUE_LOG_INFO, "partition assigned", "s:topic", r->cfg->input_topic, "i:partition",
-                (int64_t)ids[i], "i:offset", next, "i:stream_time_ms",
+                (int64_t)ids[i], "i:offset", next, "t:stream_time_ms",
                 cue_task_stream_time(p->task), NULL);
     }
     r->assigned_once = true;

@@ -102,6 +102,7 @@ typedef struct cue_replay_opts {
      * epoch ms; 0: such records are not checked for a time in the future. */
     int64_t clock_ms;
     bool progress_tty;           /* a progress line on stderr, else JSON log lines */
+    bool quiet;                  /* neither */
     volatile sig_atomic_t *stop; /* set (e.g. by a signal) to stop early */
 } cue_replay_opts;
 
