@@ -1042,7 +1042,7 @@ void cue_policy_decide(const cue_policy *p, cue_policy_tz *z, cue_user *u,
             goto done;
         }
     }
-    if (t->timer && r->max_age_ms != INT64_MAX && t->fired_ms - t->time_ms > r->max_age_ms) {
+    if (t->timer && r->max_age_ms != INT64_MAX && now - t->time_ms > r->max_age_ms) {
         if (r->late == LATE_DROP) {
             d->outcome = CUE_OUTCOME_SUPPRESSED;
             d->why = CUE_WHY_TOO_LATE;

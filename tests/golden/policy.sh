@@ -73,6 +73,9 @@ policy quiet '"quiet_hours": {"start": "21:00", "end": "08:00"}'
 } > "$tmp/quiet.events"
 policy quiet '"quiet_hours": {"start": "21:00", "end": "08:00"}, "timezone": {"default": "UTC", "regions": {"DE": "Europe/Berlin"}}'
 run quiet --until 2026-06-12T00:00:00Z
+# The last three: --until moves the clock to 00:00Z in one step, past the
+# deferrals' ends, into the next night (02:00 in Berlin, 00:00 UTC): a
+# trigger is decided when it would go out, so they wait again.
 expect quiet <<'EOF'
 pinged deferred quiet_hours quiet_hours null 2026-06-10T15:00:00.000Z
 pinged sent none  push null
@@ -81,9 +84,9 @@ pinged sent none  push null
 pinged deferred quiet_hours quiet_hours null 2026-06-11T06:00:00.000Z
 pinged deferred quiet_hours quiet_hours null 2026-06-11T08:00:00.000Z
 pinged deferred quiet_hours quiet_hours null 2026-06-11T08:00:00.000Z
-pinged sent none  push null
-pinged sent none  push null
-pinged sent none  push null
+pinged deferred quiet_hours quiet_hours null 2026-06-12T06:00:00.000Z
+pinged deferred quiet_hours quiet_hours null 2026-06-12T08:00:00.000Z
+pinged deferred quiet_hours quiet_hours null 2026-06-12T08:00:00.000Z
 EOF
 
 # The spread: a deferral lands within [end, end + spread), by user.
@@ -124,9 +127,11 @@ policy dst_la_fall '"quiet_hours": {"start": "22:00", "end": "01:30"}'
     ev b ping 2026-11-01T09:15:00Z          # 01:15 PST: ends at the second 01:30 (09:30Z)
 } > "$tmp/dst_la_fall.events"
 run dst_la_fall
+# a's deferral comes up when b's ping moves the clock to 01:15 PST, inside
+# the window again: it waits for the second 01:30 too.
 expect dst_la_fall <<'EOF'
 pinged deferred quiet_hours quiet_hours null 2026-11-01T08:30:00.000Z
-pinged sent none  push null
+pinged deferred quiet_hours quiet_hours null 2026-11-01T09:30:00.000Z
 pinged deferred quiet_hours quiet_hours null 2026-11-01T09:30:00.000Z
 EOF
 policy dst_berlin '"quiet_hours": {"start": "22:00", "end": "02:30"}'
@@ -139,11 +144,16 @@ policy dst_berlin '"quiet_hours": {"start": "22:00", "end": "02:30"}'
     ev c ping 2026-10-25T01:15:00Z          # 02:15 CET: the second 02:30 (01:30Z)
 } > "$tmp/dst_berlin.events"
 run dst_berlin
+# One clock for all three: each deferral comes up at the next event, which
+# here is always inside the window (02:00 CEST, 02:15 CEST, 02:15 CET), so
+# it waits again, each time for the end that follows.
 expect dst_berlin <<'EOF'
 pinged deferred quiet_hours quiet_hours null 2026-03-29T01:00:00.000Z
-pinged sent none  push null
+pinged deferred quiet_hours quiet_hours null 2026-10-24T00:30:00.000Z
 pinged deferred quiet_hours quiet_hours null 2026-10-25T00:30:00.000Z
-pinged sent none  push null
+pinged deferred quiet_hours quiet_hours null 2026-10-25T00:30:00.000Z
+pinged deferred quiet_hours quiet_hours null 2026-10-25T01:30:00.000Z
+pinged deferred quiet_hours quiet_hours null 2026-10-25T01:30:00.000Z
 pinged deferred quiet_hours quiet_hours null 2026-10-25T01:30:00.000Z
 EOF
 
@@ -270,22 +280,31 @@ EOF
 grep -q '"policy":{"channel":"push","class":"lifecycle","late":true}' "$tmp/late_mark.out" && ok \
     || { bad "late mark: the trigger is not marked late"; cat "$tmp/late_mark.out"; }
 
-# A timer's trigger is decided at its due time, whenever the partition's
-# time passes it: the same in a live run that follows the wall clock and in a
-# replay where the next event comes hours later.
+# A timer's trigger is decided when the partition's time reaches it, which
+# is when it goes out: a deadline due at 18:19 in Los Angeles, before the
+# quiet hours, that the clock reaches only with an event at 22:27, inside
+# them, waits until 08:00 (issue 14: it went out at 22:27, decided "at"
+# 18:19). The same in a live run that follows the wall clock: the trigger is
+# decided at the tick that reaches it.
 policy due '"quiet_hours": {"start": "21:00", "end": "08:00"}'
 {
-    ev u hello 2026-06-10T19:00:00Z
-    ev u arm 2026-06-10T19:30:00Z           # due 20:30Z, before the quiet hours
-    ev u ping 2026-06-10T22:00:00Z          # time passes it at 22:00Z, inside them
+    ev u hello 2026-06-10T23:00:00Z '{"timezone":"America/Los_Angeles"}'
+    ev u arm 2026-06-11T00:19:00Z           # 17:19 PDT: due 18:19 PDT (01:19Z)
+    ev u ping 2026-06-11T05:27:00Z          # 22:27 PDT: time reaches the timer
 } > "$tmp/due.events"
-run due
+run due --until 2026-06-11T16:00:00Z
 expect due <<'EOF'
+reminder deferred quiet_hours quiet_hours null 2026-06-11T15:00:00.000Z
+pinged deferred quiet_hours quiet_hours null 2026-06-11T15:00:00.000Z
 reminder sent none  push null
-pinged deferred quiet_hours quiet_hours null 2026-06-11T08:00:00.000Z
+pinged sent none  push null
 EOF
-grep -q '"trigger":"reminder".*"decided_at":"2026-06-10T20:30:00.000Z"' "$tmp/due.decisions" && ok \
-    || bad "the reminder was not decided at its due time"
+grep -q '"trigger":"reminder","outcome":"deferred".*"decided_at":"2026-06-11T05:27:00.000Z"' "$tmp/due.decisions" && ok \
+    || bad "the reminder was not decided when the clock reached it"
+# Every send is decided at the time it goes out, outside the quiet hours:
+# here, at --until (09:00 PDT).
+[ "$(grep '"outcome":"sent"' "$tmp/due.decisions" | grep -c '"decided_at":"2026-06-11T16:00:00.000Z"')" -eq 2 ] && ok \
+    || { bad "sends not decided at the time they went out"; cat "$tmp/due.decisions"; }
 
 # A consent event that names no known channel is a dead letter, not ignored.
 policy badconsent "$consent"
