@@ -1005,6 +1005,7 @@ static bool park(cue_user *u, const cue_policy_trigger *t, uint32_t mh, uint32_t
     x->trigger = th;
     x->why = (uint8_t)d->why;
     x->timer = t->timer;
+    x->late = d->late;
     snprintf(x->id, sizeof x->id, "%s", t->id);
     memcpy(x->rec, t->rec, t->rec_len);
     x->rec_len = (uint16_t)t->rec_len;
@@ -1015,6 +1016,46 @@ static uint64_t spread(const cue_policy *p, const cue_user *u)
 {
     if (p->spread_ms <= 0) return 0;
     return cue_hash64(u->id, u->id_len, 3) % (uint64_t)p->spread_ms;
+}
+
+/* Rules 4 and 5, quiet hours then caps, for a trigger that may go out now:
+ * leaves `d` a send, or makes it a deferral or a suppression. `excused`: let
+ * through late by rule 2, so its max_age no longer bounds a wait. */
+static void wait_rules(const cue_policy *p, cue_policy_tz *z, const cue_user *u,
+                       const cue_policy_trigger *t, bool excused, int64_t now, cue_decision *d)
+{
+    const cue_machine *m = cue_machines_get(p->ms, t->machine);
+    const trig_rule *r = &p->rules[t->machine][t->trigger];
+    int64_t max_age = excused ? INT64_MAX : r->max_age_ms;
+    int zone = -1;
+    int64_t ends;
+    if (p->quiet) zone = user_zone(p, z, u);
+    if (p->quiet && cue_tz_quiet(z->tz, zone, now, p->quiet_start, p->quiet_end, &ends)) {
+        d->until_ms = ends + (int64_t)spread(p, u);
+        d->why = CUE_WHY_QUIET_HOURS;
+        d->rule = "quiet_hours";
+        d->outcome = CUE_OUTCOME_DEFERRED;
+        if (max_age != INT64_MAX && d->until_ms - t->time_ms > max_age) {
+            d->outcome = CUE_OUTCOME_SUPPRESSED;
+            d->why = CUE_WHY_TOO_LATE;
+            d->until_ms = INT64_MIN;
+        }
+        return;
+    }
+    for (int i = 0; i < p->n_caps; i++) {
+        const cap_rule *k = &p->caps[i];
+        int64_t frees =
+            cap_blocks(p, z, u, k, m->hash, m->triggers[t->trigger].hash, r->cls, now, &zone);
+        if (frees == INT64_MIN) continue;
+        d->why = k->kind == CAP_COOLDOWN ? CUE_WHY_COOLDOWN : CUE_WHY_CAP;
+        d->rule = k->name;
+        /* INT64_MAX: a cap of 0 never frees, so deferring would mean dropping. */
+        bool waits = k->defer && frees != INT64_MAX &&
+                     (max_age == INT64_MAX || frees - t->time_ms <= max_age);
+        d->outcome = waits ? CUE_OUTCOME_DEFERRED : CUE_OUTCOME_SUPPRESSED;
+        if (waits) d->until_ms = frees;
+        return;
+    }
 }
 
 void cue_policy_decide(const cue_policy *p, cue_policy_tz *z, cue_user *u,
@@ -1042,6 +1083,11 @@ void cue_policy_decide(const cue_policy *p, cue_policy_tz *z, cue_user *u,
             goto done;
         }
     }
+    /* A late trigger that `late` lets through is past its max_age already:
+     * it may still wait for quiet hours or a cap, but max_age no longer
+     * drops it (that would make "mark" a "drop" at night), and a mark it
+     * was given stays when it waits. */
+    bool excused = t->late;
     if (t->timer && r->max_age_ms != INT64_MAX && now - t->time_ms > r->max_age_ms) {
         if (r->late == LATE_DROP) {
             d->outcome = CUE_OUTCOME_SUPPRESSED;
@@ -1049,8 +1095,10 @@ void cue_policy_decide(const cue_policy *p, cue_policy_tz *z, cue_user *u,
             d->rule = "max_age";
             goto done;
         }
+        excused = true;
         d->late = r->late == LATE_MARK;
     }
+    d->late |= t->late;
     d->channel = pick_channel(p, u, r);
     if (d->channel == CUE_CH_NONE) {
         d->outcome = CUE_OUTCOME_SUPPRESSED;
@@ -1058,39 +1106,7 @@ void cue_policy_decide(const cue_policy *p, cue_policy_tz *z, cue_user *u,
         d->rule = "consent";
         goto done;
     }
-    if (!p->bypass[r->cls]) {
-        int zone = -1;
-        int64_t ends;
-        if (p->quiet) zone = user_zone(p, z, u);
-        if (p->quiet && cue_tz_quiet(z->tz, zone, now, p->quiet_start, p->quiet_end, &ends)) {
-            d->until_ms = ends + (int64_t)spread(p, u);
-            d->why = CUE_WHY_QUIET_HOURS;
-            d->rule = "quiet_hours";
-            d->outcome = CUE_OUTCOME_DEFERRED;
-            if (r->max_age_ms != INT64_MAX && d->until_ms - t->time_ms > r->max_age_ms) {
-                d->outcome = CUE_OUTCOME_SUPPRESSED;
-                d->why = CUE_WHY_TOO_LATE;
-                d->rule = "quiet_hours";
-                d->until_ms = INT64_MIN;
-            }
-            goto done;
-        }
-        for (int i = 0; i < p->n_caps; i++) {
-            const cap_rule *k = &p->caps[i];
-            int64_t frees = cap_blocks(p, z, u, k, mh, th, r->cls, now, &zone);
-            if (frees == INT64_MIN) continue;
-            d->why = k->kind == CAP_COOLDOWN ? CUE_WHY_COOLDOWN : CUE_WHY_CAP;
-            d->rule = k->name;
-            if (k->defer && frees != INT64_MAX &&
-                (r->max_age_ms == INT64_MAX || frees - t->time_ms <= r->max_age_ms)) {
-                d->outcome = CUE_OUTCOME_DEFERRED;
-                d->until_ms = frees;
-            } else {
-                d->outcome = CUE_OUTCOME_SUPPRESSED;
-            }
-            goto done;
-        }
-    }
+    if (!p->bypass[r->cls]) wait_rules(p, z, u, t, excused, now, d);
 done:
     if (d->outcome == CUE_OUTCOME_DEFERRED && !park(u, t, mh, th, d)) {
         d->outcome = CUE_OUTCOME_SUPPRESSED;

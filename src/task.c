@@ -27,7 +27,7 @@ typedef struct timer_op {
 typedef struct pending {
     uint16_t machine;
     uint8_t trigger, cls;
-    bool timer;
+    bool timer, late; /* see cue_policy_trigger */
     int64_t time_ms;
     uint32_t seq; /* the order they were made in, for a stable sort */
     uint32_t rec_off, rec_len;
@@ -376,6 +376,7 @@ static void step_decide(cue_task *t)
                                  .id = ps[i].id,
                                  .time_ms = ps[i].time_ms,
                                  .timer = ps[i].timer,
+                                 .late = ps[i].late,
                                  .rec = t->pend_recs.data + ps[i].rec_off,
                                  .rec_len = ps[i].rec_len};
         /* Decided when it would go out: the step's stream time. A timer due
@@ -416,6 +417,7 @@ static void release_deferred(cue_task *t, int64_t due)
                       .trigger = (uint8_t)ti,
                       .cls = cue_policy_class(t->policy, (uint16_t)mi, (uint8_t)ti),
                       .timer = d->timer,
+                      .late = d->late,
                       .time_ms = d->time_ms,
                       .seq = (uint32_t)(t->pend.len / sizeof(pending)),
                       .rec_off = (uint32_t)off,

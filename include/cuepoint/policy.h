@@ -19,7 +19,8 @@
  * The order of the rules, for one trigger:
  *   1. holdout: users in an experiment's holdout share get nothing from it;
  *   2. late timers: a timer trigger older than its max_age is dropped, sent
- *      marked late, or sent, as configured;
+ *      marked late, or sent, as configured; one let through may still wait
+ *      (rules 4, 5) without max_age dropping it, and keeps its mark;
  *   3. consent: the first of the trigger's channels the user consents to and
  *      has not muted, or nothing (no class bypasses consent);
  *   4. quiet hours (classes without bypass): inside the user's local window
@@ -67,6 +68,7 @@ typedef struct cue_policy_trigger {
     const char *id;   /* trigger_id */
     int64_t time_ms;  /* its cause's time */
     bool timer;       /* caused by a timer: its lateness counts to the decision's time */
+    bool late;        /* a deferral coming due that was let through late and marked */
     const char *rec;  /* the encoded record, without policy fields */
     size_t rec_len;
 } cue_policy_trigger;

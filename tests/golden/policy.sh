@@ -280,6 +280,28 @@ EOF
 grep -q '"policy":{"channel":"push","class":"lifecycle","late":true}' "$tmp/late_mark.out" && ok \
     || { bad "late mark: the trigger is not marked late"; cat "$tmp/late_mark.out"; }
 
+# A late trigger let through marked that must wait first (here for the
+# night to end) waits, marked, instead of being dropped for its age, and
+# keeps the mark in the stored state until it goes out in a later run
+# (issue 14: it went out without data.policy.late).
+policy late_wait '"defaults": {"class": "lifecycle", "channels": ["push"], "max_age": "1d", "late": "mark"}, "quiet_hours": {"start": "21:00", "end": "08:00"}'
+sed -i 's/ "defaults": {"class": "lifecycle", "channels": \["push"\]},//' "$tmp/late_wait.policy.json"
+{
+    ev u hello 2026-06-10T00:00:00Z
+    ev u arm 2026-06-10T00:00:00Z           # due 01:00Z
+    ev u hello 2026-06-13T22:00:00Z         # reached three days late, at night
+} > "$tmp/late_wait.events"
+run late_wait
+expect late_wait <<'EOF'
+reminder deferred quiet_hours quiet_hours null 2026-06-14T08:00:00.000Z
+EOF
+grep -q '"outcome":"deferred".*"late":true' "$tmp/late_wait.decisions" && ok || bad "late_wait: the deferral is not marked late"
+"$cuepoint" file --quiet --machines "$machines" --policies "$tmp/late_wait.policy.json" \
+    --input <(ev v hello 2026-06-14T09:00:00Z) --state-dir "$tmp/late_wait.state" \
+    --decisions "$tmp/late_wait.decisions" > "$tmp/late_wait.out2" 2> "$tmp/late_wait.err2" || bad "late_wait: second run exit $?"
+grep -q '"type":"reminder".*"policy":{"channel":"push","class":"lifecycle","late":true}' "$tmp/late_wait.out2" && ok \
+    || { bad "late_wait: the trigger went out without its late mark"; cat "$tmp/late_wait.out2" "$tmp/late_wait.decisions"; }
+
 # A timer's trigger is decided when the partition's time reaches it, which
 # is when it goes out: a deadline due at 18:19 in Los Angeles, before the
 # quiet hours, that the clock reaches only with an event at 22:27, inside

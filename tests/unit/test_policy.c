@@ -2,6 +2,8 @@
  * rules themselves are golden-tested (tests/golden/policy.sh). */
 #include "cuepoint/policy.h"
 
+#include "cuepoint/timefmt.h"
+
 #include "testutil.h"
 
 #include <criterion/criterion.h>
@@ -135,6 +137,103 @@ Test(policy, readings_for_checkers)
     cr_assert_eq(cue_policy_experiment_of(p, 0, 0), 0, "pinged is in x");
     cr_assert(cue_policy_class_bypass(p, 0), "transactional bypasses by default");
     cr_assert(!cue_policy_class_bypass(p, 1));
+    cue_policy_tz_free(z);
+    cue_policy_free(p);
+    cue_machines_free(ms);
+}
+
+/* ---- deciding ---------------------------------------------------------- */
+
+static int64_t at(const char *rfc3339)
+{
+    int64_t ms;
+    cr_assert(cue_time_parse_rfc3339(rfc3339, strlen(rfc3339), &ms) == 0, "%s", rfc3339);
+    return ms;
+}
+
+static const char record[] = "{\"id\":\"x\",\"data\":{\"n\":1}}";
+
+static cue_policy_trigger timer_trigger(const char *id, int64_t time_ms)
+{
+    return (cue_policy_trigger){.machine = 0,
+                                .trigger = 0,
+                                .id = id,
+                                .time_ms = time_ms,
+                                .timer = true,
+                                .rec = record,
+                                .rec_len = sizeof record - 1};
+}
+
+/* Takes the user's one due deferral and decides it again at `now`, as the
+ * task does when the partition's time passes its end. */
+static void redecide(const cue_policy *p, cue_policy_tz *z, cue_user *u, int64_t now,
+                     cue_decision *d)
+{
+    static cue_deferred x;
+    cr_assert(cue_policy_take_due(u, now, &x), "nothing due");
+    cue_policy_trigger t = {.id = x.id,
+                            .time_ms = x.time_ms,
+                            .timer = x.timer,
+                            .late = x.late,
+                            .rec = x.rec,
+                            .rec_len = x.rec_len};
+    cue_policy_decide(p, z, u, &t, now, d);
+}
+
+/* Issue 14: a timer's trigger let through late under late: "mark" that has
+ * to wait first (quiet hours, a deferring cap) goes out marked, and max_age,
+ * which it is past already, does not drop it while it waits. */
+Test(policy, a_late_mark_survives_waiting_for_quiet_hours_and_caps)
+{
+    cue_machines *ms = compile_text(machine);
+    cue_policy *p = NULL;
+    cue_policy_tz *z = NULL;
+    cue_err err = {0};
+    cr_assert_eq(
+        load("{\"defaults\":{\"channels\":[\"push\"],\"max_age\":\"1d\",\"late\":\"mark\"},"
+             "\"quiet_hours\":{\"start\":\"21:00\",\"end\":\"08:00\"},"
+             "\"caps\":[{\"name\":\"one\",\"window\":\"24h\",\"max\":1,\"on_cap\":"
+             "\"defer\"}]}",
+             ms, &p, &err),
+        0, "%s", err.msg);
+    cr_assert_eq(cue_policy_tz_new(&z, &err), 0, "%s", err.msg);
+    static cue_user u;
+    cue_user_init(&u, "u1", 2);
+    cue_decision d;
+    /* Due three days before the partition's time reaches it, at 22:00 UTC. */
+    cue_policy_trigger t =
+        timer_trigger("00000000000000000000000000000001", at("2026-06-10T01:00:00Z"));
+    cue_policy_decide(p, z, &u, &t, at("2026-06-13T22:00:00Z"), &d);
+    cr_assert_eq(d.outcome, CUE_OUTCOME_DEFERRED, "waits for the night to end, not dropped");
+    cr_assert_eq(d.why, CUE_WHY_QUIET_HOURS);
+    cr_assert(d.late, "the deferral says it is late");
+    cr_assert(u.policy.n_deferred == 1 && u.policy.deferred[0].late, "the mark is kept");
+    redecide(p, z, &u, at("2026-06-14T09:00:00Z"), &d);
+    cr_assert_eq(d.outcome, CUE_OUTCOME_SENT);
+    cr_assert(d.late, "sent after the night: still marked");
+    cue_buf b;
+    cue_buf_init(&b, 128);
+    cue_policy_fields(p, &d, &b);
+    cr_assert(strstr(b.data, "\"late\":true"), "%s", b.data);
+    /* The cap (one a day) defers the next late one until the send leaves
+     * the window; it goes out marked then. */
+    t = timer_trigger("00000000000000000000000000000002", at("2026-06-10T02:00:00Z"));
+    cue_policy_decide(p, z, &u, &t, at("2026-06-14T10:00:00Z"), &d);
+    cr_assert_eq(d.outcome, CUE_OUTCOME_DEFERRED);
+    cr_assert_eq(d.why, CUE_WHY_CAP);
+    cr_assert_eq(d.until_ms, at("2026-06-15T09:00:00Z"));
+    redecide(p, z, &u, at("2026-06-15T09:00:00Z"), &d);
+    cr_assert_eq(d.outcome, CUE_OUTCOME_SENT);
+    cr_assert(d.late);
+    /* One that is not late (not a timer's) is still dropped when its wait
+     * would take it past max_age: 02:00 to 08:00 the next day is 30 h. */
+    t = timer_trigger("00000000000000000000000000000003", at("2026-06-15T02:00:00Z"));
+    t.timer = false;
+    cue_policy_decide(p, z, &u, &t, at("2026-06-15T22:00:00Z"), &d);
+    cr_assert_eq(d.outcome, CUE_OUTCOME_SUPPRESSED);
+    cr_assert_eq(d.why, CUE_WHY_TOO_LATE);
+    cr_assert(!d.late);
+    cue_buf_deinit(&b);
     cue_policy_tz_free(z);
     cue_policy_free(p);
     cue_machines_free(ms);
