@@ -1018,6 +1018,20 @@ static uint64_t spread(const cue_policy *p, const cue_user *u)
     return cue_hash64(u->id, u->id_len, 3) % (uint64_t)p->spread_ms;
 }
 
+/* The experiment a trigger is in and the user's variant (NULL: its
+ * holdout), into `d`, which every record of the trigger carries. Returns
+ * the experiment's index, or -1. */
+static int experiment_in(const cue_policy *p, const cue_user *u, uint16_t machine, uint8_t trigger,
+                         cue_decision *d)
+{
+    int e = cue_policy_experiment_of(p, machine, trigger);
+    if (e < 0) return -1;
+    int v = cue_policy_assign(p, (size_t)e, u->id, u->id_len);
+    d->experiment = p->exps[e].name;
+    d->variant = v >= 0 ? p->exps[e].variants[v] : NULL;
+    return e;
+}
+
 /* Rules 4 and 5, quiet hours then caps, for a trigger that may go out now:
  * leaves `d` a send, or makes it a deferral or a suppression. `excused`: let
  * through late by rule 2, so its max_age no longer bounds a wait. */
@@ -1071,17 +1085,12 @@ void cue_policy_decide(const cue_policy *p, cue_policy_tz *z, cue_user *u,
                         .until_ms = INT64_MIN,
                         .decided_ms = now,
                         .rule = ""};
-    int e = cue_policy_experiment_of(p, t->machine, t->trigger);
-    if (e >= 0) {
-        int v = cue_policy_assign(p, (size_t)e, u->id, u->id_len);
-        d->experiment = p->exps[e].name;
-        d->variant = v >= 0 ? p->exps[e].variants[v] : NULL;
-        if (v < 0) {
-            d->outcome = CUE_OUTCOME_SUPPRESSED;
-            d->why = CUE_WHY_HOLDOUT;
-            d->rule = p->exps[e].name;
-            goto done;
-        }
+    int e = experiment_in(p, u, t->machine, t->trigger, d);
+    if (e >= 0 && d->variant == NULL) {
+        d->outcome = CUE_OUTCOME_SUPPRESSED;
+        d->why = CUE_WHY_HOLDOUT;
+        d->rule = p->exps[e].name;
+        goto done;
     }
     /* A late trigger that `late` lets through is past its max_age already:
      * it may still wait for quiet hours or a cap, but max_age no longer
@@ -1234,6 +1243,9 @@ cue_policy_event cue_policy_observe(const cue_policy *p, cue_user *u, const cue_
                           .until_ms = INT64_MIN,
                           .decided_ms = ev->ts_ms,
                           .rule = "consent"};
+        /* Like the trigger's other records (its deferral's): a cancellation
+         * counts against its variant in an experiment's analysis. */
+        if (ti >= 0) experiment_in(p, u, (uint16_t)mi, (uint8_t)ti, &d);
         cue_policy_trigger t = {.id = gone.id, .time_ms = gone.time_ms};
         remember_decision(u, &t, gone.machine, gone.trigger, &d);
         if (cancelled) cancelled(&gone, &d, ctx);

@@ -260,6 +260,22 @@ pinged cancelled consent_withdrawn consent null null
 EOF
 [ ! -s "$tmp/optout.out" ] && ok || bad "optout: a trigger went out after the opt-out"
 
+# A cancellation carries the experiment and variant that the trigger's other
+# records carry (they were missing from it).
+policy cancel_exp "$consent, \"quiet_hours\": {\"start\": \"21:00\", \"end\": \"08:00\"}, \"experiments\": [{\"name\": \"copy\", \"triggers\": [\"pinged\"], \"variants\": {\"a\": 1}}]"
+{
+    ev u hello 2026-06-10T00:00:00Z '{"region":"US"}'
+    ev u ping 2026-06-10T22:00:00Z          # deferred to 08:00Z
+    ev u consent_changed 2026-06-10T23:00:00Z '' '{"channel":"push","granted":false}'
+} > "$tmp/cancel_exp.events"
+run cancel_exp
+expect cancel_exp <<'EOF'
+pinged deferred quiet_hours quiet_hours null 2026-06-11T08:00:00.000Z
+pinged cancelled consent_withdrawn consent null null
+EOF
+[ "$(grep -c '"experiment":"copy","variant":"a"' "$tmp/cancel_exp.decisions")" -eq 2 ] && ok \
+    || { bad "cancel_exp: a record lacks the experiment and variant"; cat "$tmp/cancel_exp.decisions"; }
+
 # ---- late timers -----------------------------------------------------------
 for late in drop mark; do
     policy "late_$late" "\"defaults\": {\"class\": \"lifecycle\", \"channels\": [\"push\"], \"max_age\": \"1d\", \"late\": \"$late\"}"
