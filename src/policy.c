@@ -305,6 +305,29 @@ static int machine_index(const cue_machines *ms, const char *name)
     return -1;
 }
 
+/* The machine called `name`: one of the set (`*index` its index), or one that
+ * `--only` set aside (`*index` -1: its rules are checked, not kept), or NULL.
+ * A policy file names every journey, whichever run only some of them. */
+static const cue_machine *machine_named(const cue_machines *ms, const char *name, int *index)
+{
+    *index = machine_index(ms, name);
+    if (*index >= 0) return cue_machines_get(ms, (size_t)*index);
+    for (size_t i = 0; i < cue_machines_set_aside(ms); i++)
+        if (strcmp(cue_machines_get_set_aside(ms, i)->name, name) == 0)
+            return cue_machines_get_set_aside(ms, i);
+    return NULL;
+}
+
+/* Whether a machine of the set, or one set aside, emits `name`. */
+static bool emitted(const cue_machines *ms, const char *name)
+{
+    for (size_t m = 0; m < cue_machines_count(ms); m++)
+        if (trigger_index(cue_machines_get(ms, m), name) >= 0) return true;
+    for (size_t m = 0; m < cue_machines_set_aside(ms); m++)
+        if (trigger_index(cue_machines_get_set_aside(ms, m), name) >= 0) return true;
+    return false;
+}
+
 static int compile_rules(cc *c, json_t *defaults, json_t *machines)
 {
     cue_policy *p = c->p;
@@ -328,12 +351,12 @@ static int compile_rules(cc *c, json_t *defaults, json_t *machines)
     json_object_foreach(machines, mname, mo)
     {
         snprintf(c->path, sizeof c->path, "$.machines.%s", mname);
-        int mi = machine_index(p->ms, mname);
-        if (mi < 0) return fail(c, "no machine '%s' in machines.dir", mname);
-        const cue_machine *m = cue_machines_get(p->ms, (size_t)mi);
+        int mi;
+        const cue_machine *m = machine_named(p->ms, mname, &mi);
+        if (m == NULL) return fail(c, "no machine '%s' in machines.dir", mname);
         trig_rule mr = base;
         if (get_rule(c, mo, &mr, true) != 0) return CUE_ECONFIG;
-        for (int t = 0; t < CUE_MACHINE_TRIGGERS_MAX; t++)
+        for (int t = 0; mi >= 0 && t < CUE_MACHINE_TRIGGERS_MAX; t++)
             p->rules[mi][t] = mr;
         json_t *trs = json_object_get(mo, "triggers");
         if (trs == NULL) continue;
@@ -346,7 +369,7 @@ static int compile_rules(cc *c, json_t *defaults, json_t *machines)
             if (ti < 0) return fail(c, "machine has no trigger '%s'", tname);
             trig_rule tr = mr;
             if (get_rule(c, to, &tr, false) != 0) return CUE_ECONFIG;
-            p->rules[mi][ti] = tr;
+            if (mi >= 0) p->rules[mi][ti] = tr;
         }
     }
     return 0;
@@ -364,7 +387,8 @@ static int compile_scope(cc *c, json_t *o, scope *sc)
             return fail(c, "%s", "machines: a list of machine names");
         json_array_foreach(v, i, e)
         {
-            if (!json_is_string(e) || machine_index(c->p->ms, json_string_value(e)) < 0)
+            int mi;
+            if (!json_is_string(e) || machine_named(c->p->ms, json_string_value(e), &mi) == NULL)
                 return fail(c, "machines: no machine '%s'",
                             json_is_string(e) ? json_string_value(e) : "?");
             sc->machines[sc->n_machines++] =
@@ -376,10 +400,7 @@ static int compile_scope(cc *c, json_t *o, scope *sc)
             return fail(c, "%s", "triggers: a list of trigger names");
         json_array_foreach(v, i, e)
         {
-            bool known = false;
-            for (size_t m = 0; json_is_string(e) && m < cue_machines_count(c->p->ms); m++)
-                known |= trigger_index(cue_machines_get(c->p->ms, m), json_string_value(e)) >= 0;
-            if (!known)
+            if (!json_is_string(e) || !emitted(c->p->ms, json_string_value(e)))
                 return fail(c, "triggers: no machine emits '%s'",
                             json_is_string(e) ? json_string_value(e) : "?");
             sc->triggers[sc->n_triggers++] =

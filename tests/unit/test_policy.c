@@ -238,3 +238,53 @@ Test(policy, a_late_mark_survives_waiting_for_quiet_hours_and_caps)
     cue_policy_free(p);
     cue_machines_free(ms);
 }
+
+/* With --only, the policy file still names every journey: names of the
+ * machines set aside are known (and their rules checked), not errors. */
+Test(policy, names_of_machines_set_aside_by_only_are_known)
+{
+    static const char other[] =
+        "{\"name\":\"o\",\"version\":1,\"start\":{\"event\":\"hi\"},\"initial\":\"on\","
+        "\"states\":{\"on\":{\"on\":[{\"event\":\"x\",\"do\":[{\"emit\":\"ox\"}]}]}}}";
+    char dir[64], path[128];
+    temp_dir(dir);
+    snprintf(path, sizeof path, "%s/m.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs(machine, f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/o.json", dir);
+    f = fopen(path, "w");
+    fputs(other, f);
+    fclose(f);
+    cue_machines *ms = NULL;
+    cue_err err = {0};
+    cr_assert_eq(cue_machines_load(&ms, dir, "m", &err), 0, "%s", err.msg);
+    cr_assert_eq(cue_machines_count(ms), 1);
+    cr_assert_eq(cue_machines_set_aside(ms), 1);
+    cue_policy *p = NULL;
+    cr_assert_eq(load("{\"machines\":{\"o\":{\"class\":\"promotional\","
+                      "\"triggers\":{\"ox\":{\"channels\":[\"email\"]}}}},"
+                      "\"caps\":[{\"name\":\"c\",\"cooldown\":\"1h\",\"machines\":[\"o\"],"
+                      "\"triggers\":[\"ox\"]}],"
+                      "\"experiments\":[{\"name\":\"e\",\"triggers\":[\"ox\"],"
+                      "\"variants\":{\"a\":1}}]}",
+                      ms, &p, &err),
+                 0, "%s", err.msg);
+    cr_assert_eq(cue_policy_experiment_of(p, 0, 0), -1, "m's trigger is in no experiment");
+    cr_assert_str_eq(cue_policy_class_name(p, cue_policy_class(p, 0, 0)), "lifecycle",
+                     "o's rules do not land on m");
+    cue_policy_free(p);
+    p = NULL;
+    /* ... but checked against them, as on a run of every journey. */
+    cr_assert_eq(load("{\"machines\":{\"o\":{\"triggers\":{\"nope\":{}}}}}", ms, &p, &err),
+                 CUE_ECONFIG);
+    cr_assert(strstr(err.msg, "machine has no trigger 'nope'"), "%s", err.msg);
+    cr_assert_eq(load("{\"machines\":{\"gone\":{}}}", ms, &p, &err), CUE_ECONFIG);
+    /* An unknown --only name suggests the nearest. */
+    cue_machines_free(ms);
+    ms = NULL;
+    cr_assert_eq(cue_machines_load(&ms, dir, "oo", &err), CUE_EMACHINE);
+    cr_assert(strstr(err.msg, "no machine named 'oo'") && strstr(err.msg, "(did you mean 'o'?)"),
+              "%s", err.msg);
+    remove_tree(dir);
+}
