@@ -50,10 +50,19 @@
 
 typedef struct cue_policy cue_policy;
 
-/* Compiles the policy file at `path` against `ms`. CUE_ECONFIG with a message
- * naming the file and the JSON path (and the nearest known name for a
- * misspelt machine, trigger or class). Caller owns `*out`. */
+/* Compiles the policy file at `path` against `ms` (and the machines `ms` set
+ * aside: a policy file names every journey). CUE_ECONFIG with a message
+ * naming the file, then each error at its JSON path as far as they fit ("N
+ * errors: $.a: ...; $.b: ..."): a value of the wrong kind as "expected ...",
+ * a misspelt key, machine, trigger, class or channel with the nearest known
+ * name. Caller owns `*out`. */
 int cue_policy_load(cue_policy **out, const char *path, const cue_machines *ms, cue_err *err);
+
+/* Checks the file as cue_policy_load does, for `cuepoint check`: returns how
+ * many errors it has (0: it loads), the first CUE_POLICY_ERRORS_MAX of them
+ * in `d` (code "policy"), each with its JSON path ("$" for a file that does
+ * not read or parse). */
+size_t cue_policy_check(const char *path, const cue_machines *ms, cue_diags *d);
 void cue_policy_free(cue_policy *p);
 
 /* Time zones for deciding: one per thread (a task owns one). */

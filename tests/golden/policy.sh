@@ -429,7 +429,7 @@ rc=$?
 # ---- a bad policy file is an error naming the place -------------------------
 policy badcap '"caps": [{"name": "x", "window": "soon", "max": 1}]'
 "$cuepoint" file --machines "$machines" --policies "$tmp/badcap.policy.json" --input /dev/null --state-dir "$tmp/bad.state" 2> "$tmp/badcap.err" > /dev/null
-[ $? -eq 78 ] && grep -q 'badcap.policy.json: \$.caps\[0\]: expected a positive duration' "$tmp/badcap.err" && ok \
+[ $? -eq 78 ] && grep -q 'badcap.policy.json: \$.caps\[0\].window: expected a positive duration such as .*, not ..soon' "$tmp/badcap.err" && ok \
     || { bad "a bad cap window: exit/message"; cat "$tmp/badcap.err"; }
 policy badzone '"timezone": {"default": "Europe/Berlim"}'
 "$cuepoint" file --machines "$machines" --policies "$tmp/badzone.policy.json" --input /dev/null --state-dir "$tmp/bad.state" 2> "$tmp/badzone.err" > /dev/null

@@ -78,7 +78,8 @@ Test(policy, errors_name_the_file_and_the_json_path)
     static const struct {
         const char *text, *want;
     } cases[] = {
-        {"{\"caps\":[{\"name\":\"c\",\"window\":\"24h\",\"max\":99}]}", "$.caps[0]: max: a whole"},
+        {"{\"caps\":[{\"name\":\"c\",\"window\":\"24h\",\"max\":99}]}",
+         "$.caps[0].max: expected a whole number"},
         {"{\"caps\":[{\"name\":\"c\",\"window\":\"24h\",\"calendar\":\"day\",\"max\":1}]}",
          "$.caps[0]: give exactly one of"},
         {"{\"machines\":{\"nope\":{}}}", "$.machines.nope: no machine 'nope'"},
@@ -88,9 +89,10 @@ Test(policy, errors_name_the_file_and_the_json_path)
         {"{\"quiet_hours\":{\"start\":\"25:00\",\"end\":\"08:00\"}}", "$.quiet_hours.start"},
         {"{\"timezone\":{\"regions\":{\"DE\":\"Europe/Berlim\"}}}",
          "$.timezone.regions.DE: unknown time zone 'Europe/Berlim'"},
-        {"{\"experiments\":[{\"name\":\"e\",\"variants\":{}}]}", "$.experiments[0]: variants"},
-        {"{\"capz\":[]}", "$: unknown key 'capz'"},
-        {"[1]", "the policy file is a JSON object"},
+        {"{\"experiments\":[{\"name\":\"e\",\"variants\":{}}]}",
+         "$.experiments[0].variants: expected an object"},
+        {"{\"capz\":[]}", "$: unknown key 'capz' (did you mean 'caps'?)"},
+        {"[1]", "$: expected a JSON object (the policy file), not a list"},
         {"{\"caps\":[{\"name\":\"c\",\"cooldown\":\"1h\",\"triggers\":[\"nope\"]}]}",
          "no machine emits 'nope'"},
     };
@@ -287,4 +289,69 @@ Test(policy, names_of_machines_set_aside_by_only_are_known)
     cr_assert(strstr(err.msg, "no machine named 'oo'") && strstr(err.msg, "(did you mean 'o'?)"),
               "%s", err.msg);
     remove_tree(dir);
+}
+
+/* The rough-edges list: the check stopped at the first error, suggested
+ * nothing for 'windw', and said "error: an object: default, regions". Now
+ * every error (to CUE_POLICY_ERRORS_MAX), at its path, the nearest key or
+ * name, and "expected ..., not ..." for a value of the wrong kind. */
+Test(policy, every_error_is_reported_with_its_path_and_the_nearest_name)
+{
+    cue_machines *ms = compile_text(machine);
+    char path[64];
+    write_temp(path, ".json",
+               "{\"timezone\":\"Europe/Berlin\","
+               "\"caps\":[{\"name\":\"c\",\"windw\":\"24h\",\"max\":1},"
+               "{\"name\":\"d\",\"window\":\"24h\",\"max\":1,\"triggers\":[\"pinge\"]}],"
+               "\"machines\":{\"mm\":{}},"
+               "\"defaults\":{\"class\":\"lifecycl\",\"channels\":[\"emial\"]},"
+               "\"quiet_hours\":{\"start\":\"21:00\"}}");
+    cue_diags d;
+    cue_diags_init(&d);
+    static const struct {
+        const char *path, *msg;
+    } want[] = {
+        {"$.defaults.class", "unknown class 'lifecycl' (did you mean 'lifecycle'?)"},
+        {"$.defaults.channels[0]", "unknown channel 'emial' (did you mean 'email'?)"},
+        {"$.machines.mm", "no machine 'mm' in machines.dir (did you mean 'm'?)"},
+        {"$.timezone",
+         "expected an object with the keys default and regions, not \"Europe/Berlin\""},
+        {"$.quiet_hours.end", "missing: expected a local time of day \"HH:MM\""},
+        {"$.caps[0]", "unknown key 'windw' (did you mean 'window'?)"},
+        {"$.caps[0]", "give exactly one of window, calendar (\"day\") or cooldown"},
+        {"$.caps[1].triggers[0]", "no machine emits 'pinge' (did you mean 'pinged'?)"},
+    };
+    size_t n = sizeof want / sizeof *want;
+    cr_assert_eq(cue_policy_check(path, ms, &d), n);
+    cr_assert_eq(d.n, n);
+    for (size_t i = 0; i < n; i++) {
+        cr_expect_str_eq(d.items[i].path, want[i].path, "error %zu", i);
+        cr_expect_str_eq(d.items[i].msg, want[i].msg, "error %zu", i);
+    }
+    cue_diags_deinit(&d);
+    /* Loading says them all in one message, as far as they fit. */
+    cue_policy *p = NULL;
+    cue_err err = {0};
+    cr_assert_eq(cue_policy_load(&p, path, ms, &err), CUE_ECONFIG);
+    cr_assert(strstr(err.msg, ": 8 errors: $.defaults.class: unknown class 'lifecycl'"), "%s",
+              err.msg);
+    cr_assert(strstr(err.msg, "; $.timezone: expected an object"), "%s", err.msg);
+    unlink(path);
+    /* Past CUE_POLICY_ERRORS_MAX: the first ones, and how many more. */
+    char text[4096] = "{\"caps\":[";
+    for (int i = 0; i < 30; i++)
+        snprintf(text + strlen(text), sizeof text - strlen(text), "%s{\"name\":\"c%d\"}",
+                 i ? "," : "", i);
+    strcat(text, "]}");
+    write_temp(path, ".json", text);
+    cue_diags_init(&d);
+    cr_assert_eq(cue_policy_check(path, ms, &d), 30);
+    cr_assert_eq(d.n, CUE_POLICY_ERRORS_MAX);
+    cue_diags_deinit(&d);
+    cr_assert_eq(cue_policy_load(&p, path, ms, &err), CUE_ECONFIG);
+    cr_assert(strstr(err.msg, ": 30 errors: $.caps[0]: give exactly one"), "%s", err.msg);
+    cr_assert(strstr(err.msg, " more (cuepoint check --policies lists them)"), "%s", err.msg);
+    cr_assert(strlen(err.msg) < CUE_ERR_MSG_MAX - 1, "the tail is not cut: %s", err.msg);
+    unlink(path);
+    cue_machines_free(ms);
 }
