@@ -405,6 +405,128 @@ for name in quiet caps defer consent exp late_mark; do
     grep '"outcome":"suppressed","reason":"none"' "$tmp/$name.decisions" && bad "$name: a suppression without a reason" || ok
 done
 
+# ---- boundaries, mutes, scopes, zone changes (README "Message policies") ----
+# Quiet hours are [start, end): 20:59:59.999 goes out, 21:00 waits, and a
+# trigger at 08:00 (or a deferral ending then) goes out.
+policy edge_quiet '"quiet_hours": {"start": "21:00", "end": "08:00"}'
+{
+    ev u hello 2026-06-10T00:00:00Z
+    ev u ping 2026-06-10T20:59:59.999Z      # out
+    ev u ping 2026-06-10T21:00:00.000Z      # waits until 08:00
+    ev v hello 2026-06-10T00:00:00Z
+    ev v ping 2026-06-11T07:59:59.999Z      # waits until 08:00
+    ev w hello 2026-06-10T00:00:00Z
+    ev w ping 2026-06-11T08:00:00.000Z      # out; u's and v's deferrals come due with it
+} > "$tmp/edge_quiet.events"
+run edge_quiet
+expect edge_quiet <<'EOF'
+pinged sent none  push null
+pinged deferred quiet_hours quiet_hours null 2026-06-11T08:00:00.000Z
+pinged deferred quiet_hours quiet_hours null 2026-06-11T08:00:00.000Z
+pinged sent none  push null
+pinged sent none  push null
+pinged sent none  push null
+EOF
+
+# A rolling window frees at its oldest counted send + the window; a cooldown
+# lets the next out when the gap equals it.
+policy edge_window '"caps": [{"name": "one-a-day", "window": "24h", "max": 1}]'
+{
+    ev u hello 2026-06-10T00:00:00Z
+    ev u ping 2026-06-10T01:00:00.000Z      # out
+    ev u ping 2026-06-11T00:59:59.999Z      # the first is still in the window
+    ev u ping 2026-06-11T01:00:00.000Z      # the first left it: out
+} > "$tmp/edge_window.events"
+run edge_window
+expect edge_window <<'EOF'
+pinged sent none  push null
+pinged suppressed cap one-a-day null null
+pinged sent none  push null
+EOF
+policy edge_cooldown '"caps": [{"name": "ping-cooldown", "cooldown": "48h", "triggers": ["pinged"]}]'
+{
+    ev u hello 2026-06-09T00:00:00Z
+    ev u ping 2026-06-10T00:00:00.000Z      # out
+    ev u ping 2026-06-11T23:59:59.999Z      # a gap just short of 48 h
+    ev u ping 2026-06-12T00:00:00.000Z      # a gap of 48 h: out
+} > "$tmp/edge_cooldown.events"
+run edge_cooldown
+expect edge_cooldown <<'EOF'
+pinged sent none  push null
+pinged suppressed cooldown ping-cooldown null null
+pinged sent none  push null
+EOF
+
+# A mute cancels a waiting trigger as a withdrawal does, once no channel is
+# left: u keeps email and gets the trigger there when the night ends; v
+# mutes both.
+cat > "$tmp/mute.policy.json" <<EOF
+{"defaults": {"class": "lifecycle", "channels": ["push", "email"]},
+ "quiet_hours": {"start": "21:00", "end": "08:00"}, $consent}
+EOF
+{
+    ev u hello 2026-06-10T00:00:00Z '{"region":"US"}'
+    ev u ping 2026-06-10T22:00:00Z          # waits until 08:00
+    ev u channel_muted 2026-06-10T23:00:00Z '' '{"channel":"push","muted":true}'
+    ev v hello 2026-06-10T00:00:00Z '{"region":"US"}'
+    ev v ping 2026-06-10T22:00:00Z
+    ev v channel_muted 2026-06-10T23:00:00Z '' '{"channel":"push","muted":true}'
+    ev v channel_muted 2026-06-10T23:30:00Z '' '{"channel":"email","muted":true}'
+} > "$tmp/mute.events"
+run mute --until 2026-06-11T09:00:00Z
+expect mute <<'EOF'
+pinged deferred quiet_hours quiet_hours null 2026-06-11T08:00:00.000Z
+pinged deferred quiet_hours quiet_hours null 2026-06-11T08:00:00.000Z
+pinged cancelled consent_withdrawn consent null null
+pinged sent none  email null
+EOF
+grep -q '"outcome":"cancelled".*"decided_at":"2026-06-10T23:30:00.000Z"' "$tmp/mute.decisions" && ok \
+    || bad "mute: not cancelled when the last channel was muted"
+
+# Scopes: each list given narrows a cap (machines AND triggers AND classes),
+# any entry of a list matches. "and" covers promo only if it is also
+# lifecycle, which it is not: it covers nothing. "either" covers m's pinged
+# and alert (alert is transactional: it bypasses caps).
+policy scopes '"caps": [{"name": "and", "window": "24h", "max": 0, "triggers": ["promo"], "classes": ["lifecycle"]},
+          {"name": "either", "window": "24h", "max": 0, "machines": ["m"], "triggers": ["pinged", "alert"]}]'
+{
+    ev u hello 2026-06-10T00:00:00Z
+    ev u ping 2026-06-10T01:00:00Z
+    ev u promo 2026-06-10T02:00:00Z
+    ev u alert 2026-06-10T03:00:00Z
+} > "$tmp/scopes.events"
+run scopes
+expect scopes <<'EOF'
+pinged suppressed cap either null null
+promo sent none  push null
+alert sent none  push null
+EOF
+
+# A calendar cap counts the sends on the local day of the zone the user has
+# when the trigger is decided. u's first promo is at 10:00 in Tokyo; u moves
+# to Los Angeles, where that send fell on the day before: a second promo goes
+# out at 03:00 (19:00 the same day in Tokyo). t moves the other way: its
+# first (23:00 in Los Angeles) falls on 15:00 of Tokyo's next day, the day
+# its second is decided on: capped, though in Los Angeles it was a new day.
+policy zonechange '"caps": [{"name": "promo-local-day", "calendar": "day", "max": 1, "classes": ["promotional"]}]'
+{
+    ev u hello 2026-06-10T00:00:00Z '{"timezone":"Asia/Tokyo"}'
+    ev u promo 2026-06-10T01:00:00Z         # 10:00 JST 06-10 (18:00 PDT 06-09)
+    ev u hello 2026-06-10T09:00:00Z '{"timezone":"America/Los_Angeles"}'
+    ev u promo 2026-06-10T10:00:00Z         # 03:00 PDT 06-10: out
+    ev t hello 2026-06-10T00:00:00Z '{"timezone":"America/Los_Angeles"}'
+    ev t promo 2026-06-11T06:00:00Z         # 23:00 PDT 06-10 (15:00 JST 06-11)
+    ev t hello 2026-06-11T07:00:00Z '{"timezone":"Asia/Tokyo"}'
+    ev t promo 2026-06-11T08:00:00Z         # 17:00 JST 06-11 (01:00 PDT 06-11): capped
+} > "$tmp/zonechange.events"
+run zonechange
+expect zonechange <<'EOF'
+promo sent none  push null
+promo sent none  push null
+promo sent none  push null
+promo suppressed cap promo-local-day null null
+EOF
+
 # ---- --only: one journey runs, the policy file still names them all -------
 # (rough edges: the policy was checked against the --only subset and refused
 # deploy/policies.json, which names every journey, with exit 78.)

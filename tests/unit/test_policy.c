@@ -355,3 +355,39 @@ Test(policy, every_error_is_reported_with_its_path_and_the_nearest_name)
     unlink(path);
     cue_machines_free(ms);
 }
+
+/* Consent defaults: the first rule naming the user's region decides; "*"
+ * matches every user, one without a region too; "" only users without one;
+ * a user no rule matches is opt-out. */
+Test(policy, consent_defaults_for_users_without_a_region)
+{
+    cue_machines *ms = compile_text(machine);
+    static cue_user none, us;
+    cue_user_init(&none, "u1", 2);
+    cue_user_init(&us, "u2", 2);
+    memcpy(us.attrs[CUE_ATTR_REGION], "US", 2);
+    us.attr_len[CUE_ATTR_REGION] = 2;
+    static const struct {
+        const char *defaults;
+        bool none_opt_in, us_opt_in;
+    } cases[] = {
+        {"[{\"regions\":[\"US\"],\"mode\":\"opt_out\"},{\"regions\":[\"*\"],\"mode\":\"opt_in\"}]",
+         true, false},
+        {"[{\"regions\":[\"\"],\"mode\":\"opt_in\"},{\"regions\":[\"*\"],\"mode\":\"opt_out\"}]",
+         true, false},
+        {"[{\"regions\":[\"US\"],\"mode\":\"opt_in\"}]", false, true},
+        {"[{\"regions\":[\"*\"],\"mode\":\"opt_in\"},{\"regions\":[\"US\"],\"mode\":\"opt_out\"}]",
+         true, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char text[512];
+        snprintf(text, sizeof text, "{\"consent\":{\"defaults\":%s}}", cases[i].defaults);
+        cue_policy *p = NULL;
+        cue_err err = {0};
+        cr_assert_eq(load(text, ms, &p, &err), 0, "case %zu: %s", i, err.msg);
+        cr_expect_eq(cue_policy_opt_in(p, &none), cases[i].none_opt_in, "case %zu: no region", i);
+        cr_expect_eq(cue_policy_opt_in(p, &us), cases[i].us_opt_in, "case %zu: US", i);
+        cue_policy_free(p);
+    }
+    cue_machines_free(ms);
+}
