@@ -437,40 +437,33 @@ static size_t check_dir(const char *dir, bool *missing, size_t *errors, size_t *
     return n;
 }
 
-/* Compiles a policy file against the journeys it names; prints the error in
- * the same "FILE: PATH: error: MESSAGE [code]" shape. True on an error. */
-static bool check_policies(const char *file, const char *machines, bool *missing)
+/* Checks a policy file against the journeys it names; prints each error in
+ * the same "FILE: PATH: error: MESSAGE [code]" shape. Returns how many. */
+static size_t check_policies(const char *file, const char *machines, bool *missing)
 {
     if (access(file, R_OK) != 0) {
         printf("%s: cannot read: %s\n", file, strerror(errno));
         *missing = true;
-        return false;
+        return 0;
     }
     cue_machines *ms = NULL;
-    cue_policy *p = NULL;
     cue_err err = {0};
     if (cue_machines_load(&ms, machines, NULL, &err) != 0) {
         printf("%s: $: error: the journeys it refers to do not load: %s [policy-machines]\n", file,
                err.msg);
-        return true;
+        return 1;
     }
-    int rc = cue_policy_load(&p, file, ms, &err);
-    if (rc != 0) {
-        /* "FILE: PATH: MESSAGE", or "FILE:LINE:COL: MESSAGE" for bad JSON. */
-        size_t n = strlen(file);
-        const char *rest =
-            strncmp(err.msg, file, n) == 0 && err.msg[n] == ':' ? err.msg + n + 1 : err.msg;
-        while (*rest == ' ')
-            rest++;
-        const char *sep = strstr(rest, ": ");
-        if (rest[0] == '$' && sep)
-            printf("%s: %.*s: error: %s [policy]\n", file, (int)(sep - rest), rest, sep + 2);
-        else
-            printf("%s: $: error: %s [policy]\n", file, rest);
-    }
-    cue_policy_free(p);
+    cue_diags d;
+    cue_diags_init(&d);
+    size_t errors = cue_policy_check(file, ms, &d);
+    for (size_t i = 0; i < d.n; i++)
+        printf("%s: %s: error: %s [%s]\n", file, d.items[i].path, d.items[i].msg, d.items[i].code);
+    if (errors > d.n)
+        printf("%s: $: error: %zu more errors not shown (the first %zu are above) [policy]\n", file,
+               errors - d.n, d.n);
+    cue_diags_deinit(&d);
     cue_machines_free(ms);
-    return rc != 0;
+    return errors;
 }
 
 static int cmd_check(int argc, char **argv)
@@ -505,7 +498,7 @@ static int cmd_check(int argc, char **argv)
     }
     if (policies) {
         files++;
-        if (check_policies(policies, machines, &missing)) errors++;
+        errors += check_policies(policies, machines, &missing);
     }
     if (files == 0) return cli_usage_error("check", "%s", "no files given");
     printf("%zu file(s): %zu error(s), %zu warning(s)\n", files, errors, warnings);

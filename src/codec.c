@@ -218,6 +218,9 @@ int cue_codec_encode(const cue_user *u, const cue_machines *ms, cue_buf *out)
     return rc;
 }
 
+/* A deferred trigger's flags byte. */
+enum { DEFERRED_TIMER = 1, DEFERRED_LATE = 2 };
+
 static void put_policy(uint8_t **p, const cue_user_policy *pol)
 {
     for (int c = 0; c < CUE_CHANNELS_MAX; c++)
@@ -240,7 +243,11 @@ static void put_policy(uint8_t **p, const cue_user_policy *pol)
         put_u32(p, x->machine);
         put_u32(p, x->trigger);
         *(*p)++ = x->why;
-        *(*p)++ = x->timer;
+        /* Flags in the byte that was once the timer boolean, so the policy
+         * section (formats 2 and 3) reads both ways without a new format: a
+         * build that reads the byte as "non-zero: a timer" loses only the
+         * mark. */
+        *(*p)++ = (uint8_t)((x->timer ? DEFERRED_TIMER : 0) | (x->late ? DEFERRED_LATE : 0));
         put_bytes(p, x->id, CUE_HASH_HEX_LEN);
         put_bytes(p, x->rec, x->rec_len);
     }
@@ -509,15 +516,17 @@ static bool channel_ok(uint8_t ch)
     return ch < CUE_CHANNELS_MAX || ch == CUE_CH_NONE;
 }
 
+/* Reads the policy section. Once a field is bad the rest reads out of step,
+ * so only the first bad field is named (bad() keeps it). */
 static void get_policy(reader *r, cue_user_policy *pol)
 {
     for (int c = 0; c < CUE_CHANNELS_MAX; c++) {
         pol->consent[c] = get_u8(r, "consent");
-        if (pol->consent[c] > CUE_CONSENT_DENIED) r->bad = true, r->what = "consent";
+        if (pol->consent[c] > CUE_CONSENT_DENIED) bad(r, "consent");
     }
     pol->muted = get_u8(r, "muted");
     uint64_t n = get_varint(r, "sent count");
-    if (n > CUE_POLICY_SENDS_MAX) r->bad = true, r->what = "sent count";
+    if (n > CUE_POLICY_SENDS_MAX) bad(r, "sent count");
     for (uint64_t i = 0; i < n && !r->bad; i++) {
         cue_sent *x = &pol->sent[i];
         x->ms = get_zigzag(r, "sent time");
@@ -530,7 +539,7 @@ static void get_policy(reader *r, cue_user_policy *pol)
     }
     pol->n_sent = r->bad ? 0 : (uint8_t)n;
     n = get_varint(r, "deferred count");
-    if (n > CUE_POLICY_DEFERRED_MAX) r->bad = true, r->what = "deferred count";
+    if (n > CUE_POLICY_DEFERRED_MAX) bad(r, "deferred count");
     for (uint64_t i = 0; i < n && !r->bad; i++) {
         cue_deferred *x = &pol->deferred[i];
         x->due_ms = get_zigzag(r, "deferred due");
@@ -538,9 +547,12 @@ static void get_policy(reader *r, cue_user_policy *pol)
         x->machine = get_u32(r, "deferred machine");
         x->trigger = get_u32(r, "deferred trigger");
         x->why = get_u8(r, "deferred reason");
-        x->timer = get_u8(r, "deferred timer") != 0;
+        uint8_t flags = get_u8(r, "deferred flags");
+        if (flags & ~(DEFERRED_TIMER | DEFERRED_LATE)) bad(r, "deferred flags");
+        x->timer = (flags & DEFERRED_TIMER) != 0;
+        x->late = (flags & DEFERRED_LATE) != 0;
         if (get_bytes(r, x->id, CUE_HASH_HEX_LEN, "deferred id") != CUE_HASH_HEX_LEN && !r->bad)
-            r->bad = true, r->what = "deferred id";
+            bad(r, "deferred id");
         x->id[CUE_HASH_HEX_LEN] = '\0';
         x->rec_len = (uint16_t)get_bytes(r, x->rec, sizeof x->rec, "deferred record");
         /* A trigger record: the policy's fields go before its last two braces. */
@@ -552,7 +564,7 @@ static void get_policy(reader *r, cue_user_policy *pol)
     }
     pol->n_deferred = r->bad ? 0 : (uint8_t)n;
     n = get_varint(r, "decision count");
-    if (n > CUE_POLICY_DECISIONS_MAX) r->bad = true, r->what = "decision count";
+    if (n > CUE_POLICY_DECISIONS_MAX) bad(r, "decision count");
     for (uint64_t i = 0; i < n && !r->bad; i++) {
         cue_decided *x = &pol->decided[i];
         x->ms = get_zigzag(r, "decision time");
@@ -563,7 +575,7 @@ static void get_policy(reader *r, cue_user_policy *pol)
         x->why = get_u8(r, "decision reason");
         x->channel = get_u8(r, "decision channel");
         if (get_bytes(r, x->id, CUE_HASH_HEX_LEN, "decision id") != CUE_HASH_HEX_LEN && !r->bad)
-            r->bad = true, r->what = "decision id";
+            bad(r, "decision id");
         x->id[CUE_HASH_HEX_LEN] = '\0';
         if (x->outcome >= CUE_OUTCOME_COUNT) bad(r, "decision outcome");
         if (x->why >= CUE_WHY_COUNT) bad(r, "decision reason");
@@ -794,7 +806,8 @@ static void json_policy(cue_buf *out, const cue_user_policy *p, const cue_machin
         cue_buf_printf(out, "%s{\"trigger_id\":\"%s\",", i ? "," : "", d->id);
         json_names(out, ms, d->machine, d->trigger);
         json_time(out, "until", d->due_ms);
-        cue_buf_printf(out, ",\"reason\":\"%s\"}", cue_why_name((cue_why)d->why));
+        cue_buf_printf(out, ",\"reason\":\"%s\"%s}", cue_why_name((cue_why)d->why),
+                       d->late ? ",\"late\":true" : "");
     }
     cue_buf_append_str(out, "],\"decisions\":[");
     for (size_t i = 0; i < p->n_decided; i++) {

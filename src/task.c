@@ -27,10 +27,9 @@ typedef struct timer_op {
 typedef struct pending {
     uint16_t machine;
     uint8_t trigger, cls;
-    bool timer;
+    bool timer, late; /* see cue_policy_trigger */
     int64_t time_ms;
-    uint32_t seq;                /* the order they were made in, for a stable sort */
-    int64_t decide_ms, fired_ms; /* see cue_policy_trigger */
+    uint32_t seq; /* the order they were made in, for a stable sort */
     uint32_t rec_off, rec_len;
     char id[CUE_HASH_HEX_LEN + 1];
 } pending;
@@ -63,8 +62,7 @@ struct cue_task {
     cue_buf timer_sort;       /* owned: sort items and scratch for timer_ops_flush */
     const cue_policy *policy; /* borrowed; NULL: every trigger goes out as made */
     cue_policy_tz *tz;        /* owned, with a policy */
-    int64_t now_ms;           /* stream time of the current step, for the policy */
-    int64_t decide_ms;        /* when the step's triggers are decided: now_ms, or a timer's due */
+    int64_t now_ms;           /* stream time of the current step: its triggers go out then */
     int64_t logged_offset;    /* the input offset in the last changelog meta record */
     int64_t logged_ms;        /* ... and about when it was written (synced_ms then) */
     bool logged_now;          /* ... in this cycle */
@@ -257,8 +255,6 @@ static void on_trigger(const cue_trigger *tr, void *ctx)
                       .timer = tr->ev == NULL,
                       .time_ms = tr->time_ms,
                       .seq = (uint32_t)(t->pend.len / sizeof(pending)),
-                      .decide_ms = t->decide_ms,
-                      .fired_ms = t->now_ms,
                       .rec_off = (uint32_t)off,
                       .rec_len = (uint32_t)(t->pend_recs.len - off)};
         memcpy(pd.id, tr->id, sizeof pd.id);
@@ -380,18 +376,23 @@ static void step_decide(cue_task *t)
                                  .id = ps[i].id,
                                  .time_ms = ps[i].time_ms,
                                  .timer = ps[i].timer,
-                                 .fired_ms = ps[i].fired_ms,
+                                 .late = ps[i].late,
                                  .rec = t->pend_recs.data + ps[i].rec_off,
                                  .rec_len = ps[i].rec_len};
-        decide(t, &pt, ps[i].decide_ms);
+        /* Decided when it would go out: the step's stream time. A timer due
+         * before the quiet hours that the partition's time reaches inside
+         * them goes out inside them, so it is the later time that counts. */
+        decide(t, &pt, t->now_ms);
     }
     cue_buf_reset(&t->pend);
     cue_buf_reset(&t->pend_recs);
 }
 
-/* Deferred triggers due by `due` join the step's batch, each decided at its
- * own due time, so when stream time passes them does not change the
- * decision, and a deferred trigger competes by class with the timers' ones. */
+/* Deferred triggers due by `due` join the step's batch, so a deferred
+ * trigger competes by class with the timers' ones. Like them, each is decided
+ * at the step's stream time, when it would go out: a deferral whose end the
+ * partition's time passes only hours later (no events meanwhile) may find
+ * quiet hours again, and waits again. */
 static void release_deferred(cue_task *t, int64_t due)
 {
     cue_deferred *d = t->released;
@@ -405,7 +406,7 @@ static void release_deferred(cue_task *t, int64_t due)
                                  .why = CUE_WHY_MACHINE_CHANGED,
                                  .channel = CUE_CH_NONE,
                                  .until_ms = INT64_MIN,
-                                 .decided_ms = d->due_ms,
+                                 .decided_ms = t->now_ms,
                                  .rule = "machines"};
             emit_decision(t, m, -1, d->id, d->time_ms, &gone);
             continue;
@@ -416,10 +417,9 @@ static void release_deferred(cue_task *t, int64_t due)
                       .trigger = (uint8_t)ti,
                       .cls = cue_policy_class(t->policy, (uint16_t)mi, (uint8_t)ti),
                       .timer = d->timer,
+                      .late = d->late,
                       .time_ms = d->time_ms,
                       .seq = (uint32_t)(t->pend.len / sizeof(pending)),
-                      .decide_ms = d->due_ms,
-                      .fired_ms = d->due_ms,
                       .rec_off = (uint32_t)off,
                       .rec_len = d->rec_len};
         memcpy(pd.id, d->id, sizeof pd.id);
@@ -581,7 +581,6 @@ static int fire_entry(cue_task *t, int64_t due, cue_err *err)
     /* The entry is used up; timers_sync indexes the user's next timer, if any.
      * The user may have no timer due now: the entry was a lower bound. */
     t->user->indexed_due = CUE_TIMER_NONE;
-    t->decide_ms = due;
     cue_engine_fire(t->ms, t->user, due, on_trigger, t, &t->stats.engine);
     if (t->policy) {
         release_deferred(t, due);
@@ -772,7 +771,6 @@ static int apply_event(cue_task *t, cue_event *ev, cue_err *err)
             return 0;
         }
     }
-    t->decide_ms = t->now_ms;
     cue_engine_apply(t->ms, t->user, ev, on_trigger, t, &t->stats.engine);
     if (t->policy) step_decide(t);
     if (ev->event_id && t->cfg->event_id_dedup_max > 0) remember_id(t, ev, id_hash);

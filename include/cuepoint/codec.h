@@ -127,6 +127,7 @@ typedef struct cue_deferred {
     uint32_t machine, trigger;
     uint8_t why; /* cue_why it waits */
     bool timer;  /* caused by a timer: its age counts from time_ms */
+    bool late;   /* let through late and marked (late: mark): it goes out marked */
     char id[CUE_HASH_HEX_LEN + 1];
     uint16_t rec_len;
     char rec[CUE_POLICY_DEFERRED_BYTES_MAX];

@@ -110,6 +110,10 @@
 #define CUE_POLICY_DECISIONS_MAX      8
 #define CUE_CHANNELS_MAX              4
 
+/* Errors a policy file reports at most (then how many more): a screenful is
+ * what a person reads, and a file with more is likely not a policy file. */
+#define CUE_POLICY_ERRORS_MAX 20
+
 /* Triggers one step may produce: each transition emits at most
  * CUE_TRANSITION_ACTIONS_MAX, and each instance takes one transition per step. */
 #define CUE_STEP_TRIGGERS_MAX 256
