@@ -1567,6 +1567,33 @@ static void render_partitions(rt *r, cue_buf *b, cue_task_stats *sum, cue_cache_
     }
 }
 
+/* The admin server's own connections: a flood shows here. */
+static void render_admin(rt *r, cue_buf *b, const cue_http_stats *st)
+{
+    metrics_gauge(b, "cuepoint_admin_connections", "Admin HTTP connections open.",
+                  (double)st->connections);
+    metrics_counter(b, "cuepoint_admin_connections_accepted_total",
+                    "Admin HTTP connections accepted.", (double)st->accepted);
+    cue_prom_family(b, "cuepoint_admin_connections_dropped_total", "counter",
+                    "Admin HTTP connections closed by cuepoint while waiting for a request: to "
+                    "make room (client_limit, table_full) or past their deadline (timeout).");
+    const struct {
+        const char *reason;
+        uint64_t n;
+    } dropped[] = {{"client_limit", st->closed_client_limit},
+                   {"table_full", st->closed_table_full},
+                   {"timeout", st->closed_timeout}};
+    for (size_t i = 0; i < sizeof dropped / sizeof *dropped; i++) {
+        cue_buf_reset(&r->labels);
+        cue_prom_label(&r->labels, "reason", dropped[i].reason, strlen(dropped[i].reason));
+        cue_prom_sample(b, "cuepoint_admin_connections_dropped_total", r->labels.data,
+                        (double)dropped[i].n);
+    }
+    metrics_counter(b, "cuepoint_admin_bad_paths_total",
+                    "Admin HTTP requests answered 400 for a path that did not decode.",
+                    (double)st->bad_paths);
+}
+
 static void render_metrics(rt *r, cue_buf *b)
 {
     cue_task_stats sum = r->retired;
@@ -1666,6 +1693,7 @@ static void render_metrics(rt *r, cue_buf *b)
     cue_store_bytes(r->store, &sst, &mem);
     metrics_gauge(b, "cuepoint_rocksdb_sst_bytes", "Bytes of RocksDB SST files.", (double)sst);
     metrics_gauge(b, "cuepoint_rocksdb_memtable_bytes", "Bytes in RocksDB memtables.", (double)mem);
+    if (r->http) render_admin(r, b, cue_http_stats_get(r->http));
 }
 
 static bool is_ready(rt *r)
@@ -1742,7 +1770,7 @@ static int on_http(const char *method, const char *path, cue_buf *body, const ch
 static int open_admin(rt *r, cue_err *err)
 {
     if (r->cfg->admin_listen[0] == '\0') return 0;
-    int rc = cue_http_start(&r->http, &r->loop, r->cfg->admin_listen, on_http, r, err);
+    int rc = cue_http_start(&r->http, &r->loop, r->cfg->admin_listen, NULL, on_http, r, err);
     if (rc != 0) {
         /* A taken port or a bad address is fixed in the config (or "" for none). */
         cue_err_prefix(err, "admin.listen");
