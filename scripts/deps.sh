@@ -9,9 +9,11 @@ set -euo pipefail
 # Debian's (security) updates keep current; also what `date` and `zdump` read to
 # compute the tz tests' expected instants.
 # libjemalloc-dev: the executables' allocator (CMakeLists.txt, CUE_JEMALLOC).
+# python3: the admin port's flood test client (tests/integration/http_flood.py),
+# which holds hundreds of connections at once, more than curl or a shell can.
 packages=(build-essential cmake pkg-config librdkafka-dev librocksdb-dev libjansson-dev
           libuv1-dev libcriterion-dev libxxhash-dev libmicrohttpd-dev libglib2.0-dev tzdata kcat curl
-          libjemalloc-dev)
+          libjemalloc-dev python3)
 
 missing=()
 for p in "${packages[@]}"; do
