@@ -154,6 +154,31 @@ static int string_value(json_t *v, const char *path, char *out, size_t cap, cue_
                        "%s: must be a string, {\"env\": \"NAME\"} or {\"file\": \"PATH\"}", path);
 }
 
+/* A bearer token: "" for none, else CUE_TOKEN_BYTES_MIN or more of RFC
+ * 6750's token characters, so that it can be sent as is in a header. The
+ * value is a secret: no message quotes it. */
+static int token_value(json_t *v, const char *path, char *out, size_t cap, cue_err *err)
+{
+    int rc = string_value(v, path, out, cap, err);
+    if (rc != 0 || out[0] == '\0') return rc;
+    size_t n = strlen(out);
+    size_t body =
+        strspn(out, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/");
+    size_t pad = strspn(out + body, "=");
+    bool ok = body > 0 && body + pad == n;
+    if (!ok || n < CUE_TOKEN_BYTES_MIN) {
+        memset(out, 0, cap);
+        if (!ok)
+            return cue_err_set(err, CUE_ECONFIG,
+                               "%s: a token is letters, digits and -._~+/ (then '=' padding "
+                               "only), as a bearer token must be",
+                               path);
+        return cue_err_set(err, CUE_ECONFIG, "%s: %zu bytes; a token needs %d at least", path, n,
+                           CUE_TOKEN_BYTES_MIN);
+    }
+    return 0;
+}
+
 static int int_value(json_t *v, const char *path, int64_t min, int64_t max, int64_t *out,
                      cue_err *err)
 {
@@ -349,6 +374,7 @@ static const char *const keys[] = {"$schema",
                                    "trigger.topic",
                                    "errors.dead.letter.queue.topic.name",
                                    "admin.listen",
+                                   "admin.users.token",
                                    "wall.clock.advance",
                                    "changelog.enabled",
                                    "changelog.delete.retention.ms",
@@ -466,6 +492,8 @@ static int apply_key(cue_config *c, const char *key, json_t *v, const char *path
         rc = topic_value(v, path, c->dead_letter_topic, sizeof c->dead_letter_topic, err);
     } else if (strcmp(key, "admin.listen") == 0) {
         rc = string_value(v, path, c->admin_listen, sizeof c->admin_listen, err);
+    } else if (strcmp(key, "admin.users.token") == 0) {
+        rc = token_value(v, path, c->admin_users_token, sizeof c->admin_users_token, err);
     } else if (strcmp(key, "wall.clock.advance") == 0) {
         rc = bool_value(v, path, &c->wall_clock, err);
     } else if (strcmp(key, "changelog.enabled") == 0) {
@@ -578,6 +606,7 @@ int cue_config_dump(const cue_config *c, cue_buf *b)
     dump_str(b, "policies", c->policies, &first);
     dump_str(b, "decisions.topic", cue_config_decisions_topic(c), &first);
     dump_str(b, "admin.listen", c->admin_listen, &first);
+    dump_str(b, "admin.users.token", c->admin_users_token[0] ? "[redacted]" : "", &first);
     dump_int(b, "statestore.cache.max.bytes", (int64_t)c->cache_max_bytes, &first);
     dump_int(b, "commit.interval.ms", c->commit_interval_ms, &first);
     dump_int(b, "commit.records", c->commit_records, &first);

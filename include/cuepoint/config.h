@@ -77,8 +77,11 @@ typedef struct cue_config {
     char trigger_topic[CUE_TOPIC_BYTES_MAX + 1];     /* trigger.topic: "triggers" */
     char dead_letter_topic[CUE_TOPIC_BYTES_MAX + 1]; /* errors.dead.letter.queue.topic.name:
                                                       * "<application.id>-dead-letters" */
-    char admin_listen[64]; /* admin.listen: "127.0.0.1:9464"; "" switches it off */
-    bool wall_clock;       /* wall.clock.advance: true */
+    char admin_listen[CUE_LISTEN_BYTES_MAX];         /* admin.listen: "127.0.0.1:9464"; "" is off */
+    /* admin.users.token: the bearer token /v1/users/{id} asks for; "" for
+     * none. A secret: never in a log, an error or a dump. */
+    char admin_users_token[CUE_TOKEN_BYTES_MAX + 1];
+    bool wall_clock; /* wall.clock.advance: true */
     /* changelog.enabled: false. Each commit also writes the changed users to
      * <application.id>-changelog, so another instance can rebuild a partition. */
     bool changelog;

@@ -122,6 +122,16 @@
  * 64k entries of ~150 B keep the window near 10 MiB. */
 #define CUE_TIMER_WINDOW_MAX 65536
 
+/* admin.listen's text: a DNS name (at most 253 bytes), or an IPv6 address in
+ * brackets with its zone, then ':' and the port. */
+#define CUE_LISTEN_BYTES_MAX 264
+
+/* admin.users.token, a bearer token (RFC 6750's token characters): 16 bytes
+ * at least, so that it cannot be guessed by trying; 256 at most, like other
+ * secrets that come from a file or the environment. */
+#define CUE_TOKEN_BYTES_MIN 16
+#define CUE_TOKEN_BYTES_MAX 256
+
 /* Lower bound for statestore.cache.max.bytes: below 1 MiB the cache cannot hold a
  * single commit cycle's dirty users. */
 #define CUE_CACHE_BYTES_MIN (1024 * 1024)
