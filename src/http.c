@@ -41,19 +41,23 @@
 #include "cuepoint/buf.h"
 #include "cuepoint/err.h"
 
+#include "cuepoint/limits.h"
+
 #include <arpa/inet.h>
 #include <microhttpd.h>
+#include <net/if.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
-/* "255.255.255.255:65535" and its NUL, with room for a message to quote a
- * longer, malformed one in part. */
-#define LISTEN_TEXT_MAX 64
+/* The bound address as text: "[" an IPv6 address with its zone "]:65535". */
+#define ADDRESS_TEXT_MAX (INET6_ADDRSTRLEN + IF_NAMESIZE + 16)
 
 #define DEFAULT_CONTENT_TYPE "text/plain; charset=utf-8"
 
@@ -91,7 +95,7 @@ struct cue_http {
     cue_http_handler fn;
     void *ctx;
     cue_buf body; /* reused for every response */
-    struct sockaddr_in addr;
+    struct sockaddr_storage addr;
     uint16_t port;
     int handles_open; /* loop handles whose close callback has not run */
     bool in_run;      /* inside MHD_run(), where stopping is not allowed */
@@ -108,7 +112,8 @@ struct cue_http {
     unsigned conn_max, client_max;
     uint64_t request_timeout_ms, idle_timeout_ms;
     cue_http_stats stats;
-    char listen[LISTEN_TEXT_MAX];
+    char listen[CUE_LISTEN_BYTES_MAX];
+    char address[ADDRESS_TEXT_MAX];
     char start_msg[256]; /* libmicrohttpd's first complaint during start-up */
     /* A request's path decoded: never longer than the request head. */
     char path[CUE_HTTP_CONNECTION_BYTES + 1];
@@ -119,30 +124,81 @@ static void on_timer(uv_timer_t *timer);
 
 /* ---- start-up ----------------------------------------------------------- */
 
-static int parse_listen(const char *listen, struct sockaddr_in *sa, cue_err *err)
+static int bad_listen(const char *listen, cue_err *err)
 {
-    const char *colon = listen ? strrchr(listen, ':') : NULL;
-    char host[INET_ADDRSTRLEN];
-    size_t host_len = colon ? (size_t)(colon - listen) : 0;
-    if (host_len == 0 || host_len >= sizeof host) goto bad;
-    memcpy(host, listen, host_len);
-    host[host_len] = '\0';
-    memset(sa, 0, sizeof *sa);
-    sa->sin_family = AF_INET;
-    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) goto bad;
-    unsigned port = 0, digits = 0;
-    for (const char *p = colon + 1; *p; p++, digits++) {
-        if (*p < '0' || *p > '9' || digits == 5) goto bad;
-        port = port * 10 + (unsigned)(*p - '0');
-    }
-    if (digits == 0 || port > 65535) goto bad;
-    sa->sin_port = htons((uint16_t)port);
-    return 0;
-bad:
     return cue_err_set(err, CUE_EINVAL,
-                       "http listen address \"%.64s\": expected HOST:PORT with an IPv4 host, "
-                       "such as 127.0.0.1:9464",
-                       listen ? listen : "(none)");
+                       "http listen address \"%.*s\": expected HOST:PORT, HOST an IPv4 address, "
+                       "a host name or an IPv6 address in brackets, such as 127.0.0.1:9464, "
+                       "localhost:9464 or [::1]:9464",
+                       CUE_LISTEN_BYTES_MAX, listen ? listen : "(none)");
+}
+
+/* Splits "HOST:PORT" or "[IPV6]:PORT" into `host` (`cap` bytes) and `port`,
+ * and checks HOST's characters: a name or an IPv4 address, or in brackets an
+ * IPv6 address, with a zone after '%'. */
+static int split_listen(const char *listen, char *host, size_t cap, bool *bracketed, uint16_t *port,
+                        cue_err *err)
+{
+    static const char name_chars[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-";
+    static const char ipv6_chars[] = "0123456789abcdefABCDEF:.";
+    const char *colon = listen ? strrchr(listen, ':') : NULL;
+    if (colon == NULL) return bad_listen(listen, err);
+    const char *from = listen, *to = colon;
+    *bracketed = listen[0] == '[';
+    if (*bracketed) {
+        if (colon - listen < 2 || colon[-1] != ']') return bad_listen(listen, err);
+        from++, to--;
+    }
+    size_t n = (size_t)(to - from);
+    if (n == 0 || n >= cap) return bad_listen(listen, err);
+    memcpy(host, from, n);
+    host[n] = '\0';
+    const char *zone = *bracketed ? strchr(host, '%') : NULL;
+    size_t plain = zone ? (size_t)(zone - host) : n;
+    if (strspn(host, *bracketed ? ipv6_chars : name_chars) < plain || host[0] == '-')
+        return bad_listen(listen, err);
+    unsigned value = 0, digits = 0;
+    for (const char *p = colon + 1; *p; p++, digits++) {
+        if (*p < '0' || *p > '9' || digits == 5) return bad_listen(listen, err);
+        value = value * 10 + (unsigned)(*p - '0');
+    }
+    if (digits == 0 || value > 65535) return bad_listen(listen, err);
+    *port = (uint16_t)value;
+    return 0;
+}
+
+/* The addresses `listen` names, for start_any() to try in turn: the address
+ * itself for a literal, what the resolver says for a name (once, at
+ * start-up). A name all digits and dots must be an IPv4 address in full:
+ * the resolver would read "1.2.3" as 1.2.0.3. */
+static int resolve_listen(const char *listen, struct addrinfo **out, uint16_t *port, cue_err *err)
+{
+    char host[CUE_LISTEN_BYTES_MAX];
+    bool bracketed;
+    int rc = split_listen(listen, host, sizeof host, &bracketed, port, err);
+    if (rc != 0) return rc;
+    bool numeric = bracketed || strspn(host, "0123456789.") == strlen(host);
+    struct in_addr v4;
+    if (numeric && !bracketed && inet_pton(AF_INET, host, &v4) != 1) return bad_listen(listen, err);
+    struct addrinfo hints = {.ai_family = bracketed ? AF_INET6 : AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = numeric ? AI_NUMERICHOST : 0};
+    int gai = getaddrinfo(host, NULL, &hints, out);
+    if (gai != 0 && numeric) return bad_listen(listen, err);
+    if (gai != 0)
+        return cue_err_set(err, CUE_EINVAL, "http listen address \"%s\": cannot resolve %s: %s",
+                           listen, host, gai_strerror(gai));
+    return 0;
+}
+
+static bool sockaddr_loopback(const struct sockaddr_storage *sa)
+{
+    if (sa->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    return sa->ss_family == AF_INET6 &&
+           (IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127));
 }
 
 /* libmicrohttpd explains a failed start (a bind error, say) only through its
@@ -176,14 +232,18 @@ static int start_daemon(cue_http *h, int *epoll_fd, cue_err *err)
     /* Its inactivity timeout is in seconds: what waits is timed by the table
      * to the millisecond, this only catches responses that are not read. */
     unsigned idle_s = (unsigned)((h->idle_timeout_ms + 999) / 1000);
+    unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&h->addr;
+    if (h->addr.ss_family == AF_INET6)
+        flags |= IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr) ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+    h->start_msg[0] = '\0';
     h->starting = true;
     /* The logger goes first so that it also hears about the options that follow.
      * SOCK_ADDR makes libmicrohttpd bind exactly the address asked for. */
     h->daemon = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_USE_ERROR_LOG, ntohs(h->addr.sin_port), NULL, NULL, on_request, h,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_SOCK_ADDR,
-        (const struct sockaddr *)&h->addr, MHD_OPTION_CONNECTION_LIMIT, h->slots_n,
-        MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+        MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&h->addr, MHD_OPTION_CONNECTION_LIMIT,
+        h->slots_n, MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)CUE_HTTP_CONNECTION_BYTES, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, h,
         MHD_OPTION_URI_LOG_CALLBACK, on_target, h, MHD_OPTION_END);
@@ -201,6 +261,35 @@ static int start_daemon(cue_http *h, int *epoll_fd, cue_err *err)
     }
     h->port = port->port;
     *epoll_fd = fd->epoll_fd;
+    return 0;
+}
+
+/* Binds the first of `addrs` that can be, on `port`; a failure is told as
+ * the last address's. h->address then names the address bound. */
+static int start_any(cue_http *h, const struct addrinfo *addrs, uint16_t port, int *epoll_fd,
+                     cue_err *err)
+{
+    int rc = cue_err_set(err, CUE_EIO, "http: %s names no IPv4 or IPv6 address", h->listen);
+    for (const struct addrinfo *a = addrs; a && rc != 0; a = a->ai_next) {
+        if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) || a->ai_addrlen > sizeof h->addr)
+            continue;
+        memset(&h->addr, 0, sizeof h->addr);
+        memcpy(&h->addr, a->ai_addr, a->ai_addrlen);
+        if (a->ai_family == AF_INET)
+            ((struct sockaddr_in *)&h->addr)->sin_port = htons(port);
+        else
+            ((struct sockaddr_in6 *)&h->addr)->sin6_port = htons(port);
+        rc = start_daemon(h, epoll_fd, err);
+    }
+    if (rc != 0) return rc;
+    char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+    socklen_t len =
+        h->addr.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    if (getnameinfo((const struct sockaddr *)&h->addr, len, host, sizeof host, NULL, 0,
+                    NI_NUMERICHOST) != 0)
+        snprintf(host, sizeof host, "?");
+    snprintf(h->address, sizeof h->address, h->addr.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+             host, (unsigned)h->port);
     return 0;
 }
 
@@ -243,15 +332,18 @@ int cue_http_start(cue_http **out, uv_loop_t *loop, const char *listen, const cu
                    cue_http_handler fn, void *ctx, cue_err *err)
 {
     *out = NULL;
-    struct sockaddr_in addr;
-    int rc = parse_listen(listen, &addr, err);
+    struct addrinfo *addrs = NULL;
+    uint16_t port = 0;
+    int rc = resolve_listen(listen, &addrs, &port, err);
     if (rc != 0) return rc;
     cue_http *h = calloc(1, sizeof *h);
-    if (h == NULL) return cue_err_set(err, CUE_ENOMEM, "http: out of memory");
+    if (h == NULL) {
+        rc = cue_err_set(err, CUE_ENOMEM, "http: out of memory");
+        goto free_addrs;
+    }
     h->loop = loop;
     h->fn = fn;
     h->ctx = ctx;
-    h->addr = addr;
     snprintf(h->listen, sizeof h->listen, "%s", listen);
     rc = init_table(h, opts);
     if (rc != 0) {
@@ -259,8 +351,10 @@ int cue_http_start(cue_http **out, uv_loop_t *loop, const char *listen, const cu
         goto free_server;
     }
     int epoll_fd = -1;
-    rc = start_daemon(h, &epoll_fd, err);
+    rc = start_any(h, addrs, port, &epoll_fd, err);
     if (rc != 0) goto free_server;
+    freeaddrinfo(addrs);
+    addrs = NULL;
     rc = uv_poll_init(loop, &h->poll, epoll_fd);
     if (rc != 0) {
         cue_err_set(err, CUE_EIO, "http: %s: cannot watch libmicrohttpd's epoll fd: %s", h->listen,
@@ -287,7 +381,19 @@ stop_daemon:
     MHD_stop_daemon(h->daemon);
 free_server:
     free_server(h);
+free_addrs:
+    if (addrs) freeaddrinfo(addrs);
     return rc;
+}
+
+const char *cue_http_address(const cue_http *h)
+{
+    return h->address;
+}
+
+bool cue_http_loopback(const cue_http *h)
+{
+    return sockaddr_loopback(&h->addr);
 }
 
 uint16_t cue_http_port(const cue_http *h)
@@ -594,17 +700,19 @@ static bool target_intact(const slot *s, const char *url, const char *version)
 #endif
 }
 
-/* Queues `len` bytes (copied) as the response, with an Allow header if given.
- * MHD_NO makes libmicrohttpd close the connection: the only way left to
- * answer when even a response cannot be built. */
+/* Queues `len` bytes (copied) as the response, with one more header if
+ * `header` and `value` are not NULL. MHD_NO makes libmicrohttpd close the
+ * connection: the only way left to answer when even a response cannot be
+ * built. */
 static enum MHD_Result respond(struct MHD_Connection *conn, int status, const char *data,
-                               size_t len, const char *content_type, const char *allow)
+                               size_t len, const char *content_type, const char *header,
+                               const char *value)
 {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
     if (r == NULL) return MHD_NO;
     enum MHD_Result ok = MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    if (ok == MHD_YES && allow) ok = MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    if (ok == MHD_YES && header && value) ok = MHD_add_response_header(r, header, value);
     if (ok == MHD_YES) ok = MHD_queue_response(conn, (unsigned)status, r);
     MHD_destroy_response(r);
     return ok;
@@ -615,8 +723,8 @@ static enum MHD_Result respond(struct MHD_Connection *conn, int status, const ch
 static enum MHD_Result answer(cue_http *h, struct MHD_Connection *conn, const char *method,
                               const char *url)
 {
-    const char *content_type = DEFAULT_CONTENT_TYPE;
     cue_buf_reset(&h->body);
+    cue_http_reply reply = {.body = &h->body, .content_type = DEFAULT_CONTENT_TYPE};
     size_t path_len;
     cue_err why;
     int status;
@@ -625,11 +733,18 @@ static enum MHD_Result answer(cue_http *h, struct MHD_Connection *conn, const ch
         status = 400;
         cue_buf_printf(&h->body, "bad request path: %s\n", why.msg);
     } else {
-        status = h->fn(method, h->path, &h->body, &content_type, h->ctx);
+        cue_http_request req = {
+            .method = method,
+            .path = h->path,
+            .authorization =
+                MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+        };
+        status = h->fn(&req, &reply, h->ctx);
         CUE_ASSERT(status >= 100 && status <= 599);
-        CUE_ASSERT(content_type != NULL);
+        CUE_ASSERT(reply.content_type != NULL);
     }
-    return respond(conn, status, h->body.data, h->body.len, content_type, NULL);
+    return respond(conn, status, h->body.data, h->body.len, reply.content_type,
+                   MHD_HTTP_HEADER_WWW_AUTHENTICATE, reply.www_authenticate);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -648,7 +763,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!target_intact(s, url, version)) {
             h->stats.bad_paths++;
             return respond(conn, MHD_HTTP_BAD_REQUEST, nul, sizeof nul - 1, DEFAULT_CONTENT_TYPE,
-                           NULL);
+                           NULL, NULL);
         }
     }
     bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
@@ -656,7 +771,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* Answered on the first call, before any body is read: libmicrohttpd
          * then discards the body and closes the connection. */
         return respond(conn, MHD_HTTP_METHOD_NOT_ALLOWED, not_allowed, sizeof not_allowed - 1,
-                       DEFAULT_CONTENT_TYPE, "GET, HEAD");
+                       DEFAULT_CONTENT_TYPE, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
     /* The first call comes after the headers; answering then would leave the
      * request incomplete and cost the keep-alive connection. Answer on the call
      * that says the request is complete. A GET that carries a body is not
@@ -742,6 +857,23 @@ int cue_http_path_decode(const char *raw, size_t raw_len, char *out, size_t cap,
     }
     *out_len = n;
     return 0;
+}
+
+/* ---- tokens -------------------------------------------------------------- */
+
+bool cue_http_bearer_is(const char *authorization, const char *token)
+{
+    if (authorization == NULL || token == NULL || token[0] == '\0') return false;
+    if (strncasecmp(authorization, "Bearer ", 7) != 0) return false;
+    const char *given = authorization + 7;
+    while (*given == ' ')
+        given++;
+    /* Every byte of the token is compared, whatever differs and where. */
+    size_t given_len = strlen(given), token_len = strlen(token);
+    unsigned diff = given_len != token_len;
+    for (size_t i = 0; i < token_len; i++)
+        diff |= (unsigned char)token[i] ^ (unsigned char)(i < given_len ? given[i] : 0);
+    return diff == 0;
 }
 
 /* ---- stopping ----------------------------------------------------------- */

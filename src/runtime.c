@@ -130,7 +130,8 @@ typedef struct rt {
     int32_t n1;
     bool assigned1_once;
     uint64_t repartitioned;
-    cue_http *http; /* owned */
+    cue_http *http;      /* owned */
+    bool admin_loopback; /* the admin address bound is a loopback one */
     cue_task_sink sink;
     part *parts; /* owned; n_parts of them, indexed by partition */
     int32_t n_parts;
@@ -1719,11 +1720,41 @@ static int user_json(rt *r, const char *uid, cue_buf *body)
     return 404;
 }
 
-static int on_http(const char *method, const char *path, cue_buf *body, const char **ctype,
-                   void *ctx)
+/* Who may read /v1/users/{id}, which is personal data: with
+ * admin.users.token, whoever sends it as a bearer token (401 for anyone
+ * else); without one, whoever reaches a loopback admin address, which is
+ * this host only, and no one when the address is reachable from elsewhere
+ * (403: no credentials would help). Health and metrics stay open to all:
+ * they are what probes and scrapers need, and they hold no user's data. */
+static int users_gate(rt *r, const cue_http_request *req, cue_http_reply *reply)
+{
+    const char *token = r->cfg->admin_users_token;
+    if (token[0] != '\0') {
+        if (cue_http_bearer_is(req->authorization, token)) return 0;
+        if (req->authorization) {
+            reply->www_authenticate = "Bearer realm=\"cuepoint\", error=\"invalid_token\"";
+            cue_buf_append_str(reply->body,
+                               "{\"error\":\"the bearer token is not admin.users.token\"}\n");
+        } else {
+            reply->www_authenticate = "Bearer realm=\"cuepoint\"";
+            cue_buf_append_str(reply->body, "{\"error\":\"this needs admin.users.token as a bearer "
+                                            "token (Authorization: Bearer ...)\"}\n");
+        }
+        return 401;
+    }
+    if (r->admin_loopback) return 0;
+    cue_buf_append_str(reply->body,
+                       "{\"error\":\"/v1/users/{id} is off: admin.listen is reachable from other "
+                       "hosts and admin.users.token is not set\"}\n");
+    return 403;
+}
+
+static int on_http(const cue_http_request *req, cue_http_reply *reply, void *ctx)
 {
     rt *r = ctx;
-    *ctype = "application/json";
+    const char *path = req->path;
+    cue_buf *body = reply->body;
+    reply->content_type = "application/json";
     if (strcmp(path, "/healthz") == 0) {
         /* Answered from the loop itself: an answer is the proof of progress. */
         bool ok = r->fatal_rc == 0;
@@ -1744,16 +1775,18 @@ static int on_http(const char *method, const char *path, cue_buf *body, const ch
         return ok ? 200 : 503;
     }
     if (strcmp(path, "/metrics") == 0) {
-        *ctype = "text/plain; version=0.0.4; charset=utf-8";
+        reply->content_type = "text/plain; version=0.0.4; charset=utf-8";
         render_metrics(r, body);
         return 200;
     }
     if (strncmp(path, "/v1/users/", 10) == 0) {
-        int status = user_json(r, path + 10, body);
+        int status = users_gate(r, req, reply);
+        if (status == 0) status = user_json(r, path + 10, body);
         if (status == 200) {
             cue_buf_append_char(body, '\n');
             return 200;
         }
+        if (status == 401 || status == 403) return status;
         cue_buf_reset(body);
         cue_buf_printf(body, "{\"error\":\"%s\"}\n",
                        status == 404 ? "no state for this user in this instance's partitions"
@@ -1777,13 +1810,14 @@ static int open_admin(rt *r, cue_err *err)
         if (err) err->code = CUE_ECONFIG;
         return CUE_ECONFIG;
     }
-    char addr[96];
-    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)cue_http_port(r->http));
-    const char *colon = strrchr(r->cfg->admin_listen, ':');
-    if (colon)
-        snprintf(addr, sizeof addr, "%.*s:%u", (int)(colon - r->cfg->admin_listen),
-                 r->cfg->admin_listen, (unsigned)cue_http_port(r->http));
+    const char *addr = cue_http_address(r->http);
+    r->admin_loopback = cue_http_loopback(r->http);
     cue_log(CUE_LOG_INFO, "admin listening", "s:address", addr, NULL);
+    if (!r->admin_loopback && r->cfg->admin_users_token[0] == '\0')
+        cue_log(CUE_LOG_WARN,
+                "admin: /v1/users/{id} refused (403): the admin address is reachable from "
+                "other hosts and admin.users.token is not set",
+                "s:address", addr, NULL);
     if (r->o->admin_addr_file) {
         char tmp[CUE_PATH_MAX + 8];
         snprintf(tmp, sizeof tmp, "%s.tmp", r->o->admin_addr_file);

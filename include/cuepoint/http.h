@@ -35,6 +35,7 @@
 #include "cuepoint/buf.h"
 #include "cuepoint/err.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -101,25 +102,49 @@ typedef struct cue_http_stats {
     unsigned connections;         /* open now */
 } cue_http_stats;
 
-/* Answers one request. `method` is "GET" or "HEAD"; `path` is the URL path
- * without the query string ("/metrics?x=1" arrives as "/metrics"),
- * percent-decoded by cue_http_path_decode(): valid UTF-8 without NUL bytes.
- * Both borrowed for the call. The handler appends the response to `body`
- * (borrowed, empty on entry; the server reuses it), may set `*content_type`
- * (a string that outlives the call; it starts as "text/plain;
- * charset=utf-8"), and returns the status code (100..599). For HEAD it may
- * fill the body as for GET: only its length is sent. */
-typedef int (*cue_http_handler)(const char *method, const char *path, cue_buf *body,
-                                const char **content_type, void *ctx);
+/* One request, borrowed for the handler's call. */
+typedef struct cue_http_request {
+    const char *method; /* "GET" or "HEAD" */
+    /* The URL path without the query string ("/metrics?x=1" arrives as
+     * "/metrics"), percent-decoded by cue_http_path_decode(): valid UTF-8
+     * without NUL bytes. */
+    const char *path;
+    const char *authorization; /* the Authorization header's value; NULL without one */
+} cue_http_request;
 
-/* Binds `listen`, "HOST:PORT" with HOST an IPv4 literal (exactly that address:
- * "127.0.0.1:9464" is loopback only, "0.0.0.0:9464" every interface), PORT 0
- * for any free port, and starts serving on `loop` (borrowed; it must outlive
- * the server). `opts` is borrowed for the call and may be NULL. CUE_EINVAL
- * for a malformed address, CUE_EIO when it cannot be bound or the daemon
- * cannot start, with `err` naming the address and why. */
+/* What the handler answers besides the status. */
+typedef struct cue_http_reply {
+    cue_buf *body; /* borrowed, empty on entry: the server reuses it */
+    /* Strings that outlive the call: the Content-Type, which starts as
+     * "text/plain; charset=utf-8", and a WWW-Authenticate header to send
+     * (with a 401), which starts NULL. */
+    const char *content_type;
+    const char *www_authenticate;
+} cue_http_reply;
+
+/* Answers one request: fills `reply` and returns the status code (100..599).
+ * For HEAD it may fill the body as for GET: only its length is sent. */
+typedef int (*cue_http_handler)(const cue_http_request *req, cue_http_reply *reply, void *ctx);
+
+/* Binds `listen`, "HOST:PORT", and starts serving on `loop` (borrowed; it
+ * must outlive the server). HOST is an IPv4 address ("127.0.0.1" is loopback
+ * only, "0.0.0.0" every interface), an IPv6 address in brackets ("[::1]";
+ * "[::]" is every interface, and takes IPv4 too where the system lets it),
+ * or a host name, resolved once here: its first address that can be bound
+ * ("localhost" is loopback). PORT 0 asks for any free port. `opts` is
+ * borrowed for the call and may be NULL. CUE_EINVAL for a malformed address
+ * or a name that does not resolve, CUE_EIO when it cannot be bound or the
+ * daemon cannot start, with `err` naming the address and why. */
 int cue_http_start(cue_http **out, uv_loop_t *loop, const char *listen, const cue_http_opts *opts,
                    cue_http_handler fn, void *ctx, cue_err *err);
+
+/* The address bound, as "127.0.0.1:9464" or "[::1]:9464", the port the real
+ * one after asking for port 0. Borrowed: valid until cue_http_stop(). */
+const char *cue_http_address(const cue_http *h);
+
+/* Whether the address bound is a loopback one (127.0.0.0/8, ::1), which
+ * only this host can reach. */
+bool cue_http_loopback(const cue_http *h);
 
 /* The port bound, useful after asking for port 0. */
 uint16_t cue_http_port(const cue_http *h);
@@ -146,5 +171,11 @@ void cue_http_stop(cue_http *h);
  * string's convention, not a path's. Pure: no allocation, any thread. */
 int cue_http_path_decode(const char *raw, size_t raw_len, char *out, size_t cap, size_t *out_len,
                          cue_err *err);
+
+/* Whether `authorization`, an Authorization header's value (may be NULL),
+ * is "Bearer " and then exactly `token` (not empty). The comparison takes as
+ * long whatever the bytes given, so that its time tells nothing about the
+ * token. Pure. */
+bool cue_http_bearer_is(const char *authorization, const char *token);
 
 #endif

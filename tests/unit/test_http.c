@@ -33,25 +33,32 @@ typedef struct seen {
     int calls;
     char method[16];
     char path[128];
+    char authorization[128]; /* "(none)" without the header */
 } seen;
 
-static int handler(const char *method, const char *path, cue_buf *body, const char **content_type,
-                   void *ctx)
+static int handler(const cue_http_request *req, cue_http_reply *reply, void *ctx)
 {
     seen *s = ctx;
     s->calls++;
-    snprintf(s->method, sizeof s->method, "%s", method);
-    snprintf(s->path, sizeof s->path, "%s", path);
-    if (strcmp(path, "/metrics") == 0) {
-        cue_buf_append_str(body, "up 1\n");
-        *content_type = "text/plain; version=0.0.4; charset=utf-8";
+    snprintf(s->method, sizeof s->method, "%s", req->method);
+    snprintf(s->path, sizeof s->path, "%s", req->path);
+    snprintf(s->authorization, sizeof s->authorization, "%s",
+             req->authorization ? req->authorization : "(none)");
+    if (strcmp(req->path, "/metrics") == 0) {
+        cue_buf_append_str(reply->body, "up 1\n");
+        reply->content_type = "text/plain; version=0.0.4; charset=utf-8";
         return 200;
     }
-    if (strcmp(path, "/healthz") == 0) {
-        cue_buf_append_str(body, "ok\n");
+    if (strcmp(req->path, "/healthz") == 0) {
+        cue_buf_append_str(reply->body, "ok\n");
         return 200;
     }
-    cue_buf_append_str(body, "not found\n");
+    if (strcmp(req->path, "/private") == 0 && !cue_http_bearer_is(req->authorization, "s3cret")) {
+        cue_buf_append_str(reply->body, "who are you\n");
+        reply->www_authenticate = "Bearer realm=\"test\"";
+        return 401;
+    }
+    cue_buf_append_str(reply->body, "not found\n");
     return 404;
 }
 
@@ -63,6 +70,7 @@ typedef struct response {
     long content_length;
     char content_type[128];
     char allow[64];
+    char www_authenticate[64];
     char connection[32];
     char body[256];
     size_t body_len;
@@ -97,6 +105,18 @@ static bool conn_open_from(conn *c, const char *from, const char *ip, uint16_t p
 static bool conn_open(conn *c, const char *ip, uint16_t port)
 {
     return conn_open_from(c, NULL, ip, port);
+}
+
+static bool conn_open6(conn *c, const char *ip, uint16_t port)
+{
+    c->len = 0;
+    c->fd = socket(AF_INET6, SOCK_STREAM, 0);
+    if (c->fd < 0) return false;
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
+    inet_pton(AF_INET6, ip, &sa.sin6_addr);
+    return connect(c->fd, (struct sockaddr *)&sa, sizeof sa) == 0;
 }
 
 static bool conn_send(conn *c, const char *text)
@@ -153,6 +173,7 @@ static void read_response(conn *c, bool head, response *r)
     if (sscanf(text, "HTTP/1.1 %d ", &r->status) != 1) return;
     header(text, "Content-Type", r->content_type, sizeof r->content_type);
     header(text, "Allow", r->allow, sizeof r->allow);
+    header(text, "WWW-Authenticate", r->www_authenticate, sizeof r->www_authenticate);
     header(text, "Connection", r->connection, sizeof r->connection);
     header(text, "Content-Length", value, sizeof value);
     r->content_length = value[0] ? atol(value) : -1;
@@ -196,16 +217,21 @@ struct fixture {
 
 static void on_wake(uv_async_t *a) {}
 
-static void fixture_start_opts(fixture *f, const cue_http_opts *opts)
+static void fixture_start_at(fixture *f, const char *listen, const cue_http_opts *opts)
 {
     memset(f, 0, sizeof *f);
     cr_assert_eq(uv_loop_init(&f->loop), 0);
     cr_assert_eq(uv_async_init(&f->loop, &f->wake, on_wake), 0);
     cue_err err = {0};
-    int rc = cue_http_start(&f->http, &f->loop, "127.0.0.1:0", opts, handler, &f->seen, &err);
+    int rc = cue_http_start(&f->http, &f->loop, listen, opts, handler, &f->seen, &err);
     cr_assert_eq(rc, 0, "start: %s", err.msg);
     f->port = cue_http_port(f->http);
     cr_assert_neq(f->port, 0, "port 0 becomes a real port");
+}
+
+static void fixture_start_opts(fixture *f, const cue_http_opts *opts)
+{
+    fixture_start_at(f, "127.0.0.1:0", opts);
 }
 
 static void fixture_start(fixture *f)
@@ -419,9 +445,11 @@ Test(http, a_port_in_use_fails_with_the_address)
 Test(http, malformed_addresses)
 {
     static const char *const cases[] = {
-        "localhost:9464",  "127.0.0.1",        "127.0.0.1:",      ":9464",
-        "127.0.0.1:65536", "127.0.0.1:-1",     "127.0.0.1:94x",   "[::1]:9464",
-        "1.2.3:9464",      "127.0.0.1:000001", "127.0.0.1:9464 ", "",
+        "127.0.0.1",        "127.0.0.1:",     "127.0.0.1:65536",  ":9464",           "127.0.0.1:-1",
+        "127.0.0.1:94x",    "1.2.3:9464",     "127.0.0.1:000001", "127.0.0.1:9464 ", "",
+        "::1:9464",         "[::1]",          "[::1:9464",        "::1]:9464",       "[]:9464",
+        "[127.0.0.1]:9464", "[::g]:9464",     "[:::::]:9464",     "local host:9464", "-x:9464",
+        "local_host:9464",  "999.1.1.1:9464",
     };
     uv_loop_t loop;
     cr_assert_eq(uv_loop_init(&loop), 0);
@@ -887,5 +915,127 @@ Test(http, a_head_longer_than_a_connection_may_hold_gets_414)
     cr_expect(f.r[0].ok, "no whole response");
     cr_expect_eq(f.r[0].status, 414);
     cr_expect_eq(f.seen.calls, 0);
+    fixture_stop(&f);
+}
+
+/* ---- addresses ---------------------------------------------------------------- */
+
+static void get_healthz6_script(fixture *f)
+{
+    conn c;
+    if (!conn_open6(&c, "::1", f->port)) return;
+    exchange(&c, healthz, &f->r[0]);
+    close(c.fd);
+    /* Bound to ::1 only: not to IPv4's loopback. */
+    errno = 0;
+    f->connect_errno = conn_open(&c, "127.0.0.1", f->port) ? 0 : errno;
+    if (c.fd >= 0) close(c.fd);
+}
+
+Test(http, an_ipv6_address_in_brackets)
+{
+    fixture f;
+    fixture_start_at(&f, "[::1]:0", NULL);
+    char want[32];
+    snprintf(want, sizeof want, "[::1]:%u", (unsigned)f.port);
+    cr_expect_str_eq(cue_http_address(f.http), want);
+    cr_expect(cue_http_loopback(f.http));
+    drive(&f, get_healthz6_script);
+    expect_response(&f.r[0], 200, "text/plain; charset=utf-8", "ok\n", "GET over IPv6");
+    cr_expect_eq(f.connect_errno, ECONNREFUSED, "127.0.0.1: %s", strerror(f.connect_errno));
+    fixture_stop(&f);
+}
+
+static void both_families_script(fixture *f)
+{
+    conn c;
+    if (conn_open6(&c, "::1", f->port)) exchange(&c, healthz, &f->r[0]);
+    close(c.fd);
+    if (conn_open(&c, "127.0.0.1", f->port)) exchange(&c, healthz, &f->r[1]);
+    close(c.fd);
+}
+
+Test(http, every_ipv6_interface_takes_ipv4_too)
+{
+    fixture f;
+    fixture_start_at(&f, "[::]:0", NULL);
+    cr_expect(!cue_http_loopback(f.http), "[::] is reachable from other hosts");
+    drive(&f, both_families_script);
+    expect_response(&f.r[0], 200, "text/plain; charset=utf-8", "ok\n", "over IPv6");
+    expect_response(&f.r[1], 200, "text/plain; charset=utf-8", "ok\n", "over IPv4");
+    fixture_stop(&f);
+}
+
+Test(http, a_host_name)
+{
+    fixture f;
+    fixture_start_at(&f, "localhost:0", NULL);
+    /* localhost is 127.0.0.1 or ::1, depending on the host's files. */
+    const char *addr = cue_http_address(f.http);
+    cr_expect(strncmp(addr, "127.", 4) == 0 || strncmp(addr, "[::1]:", 6) == 0, "bound %s", addr);
+    cr_expect(cue_http_loopback(f.http), "localhost (%s) is loopback", addr);
+    fixture_stop(&f);
+}
+
+Test(http, which_addresses_are_loopback)
+{
+    static const struct {
+        const char *listen;
+        bool loopback;
+    } cases[] = {{"127.0.0.1:0", true},
+                 {"127.0.0.2:0", true},
+                 {"0.0.0.0:0", false},
+                 {"[::1]:0", true},
+                 {"[::]:0", false}};
+    for (size_t i = 0; i < COUNT(cases); i++) {
+        fixture f;
+        fixture_start_at(&f, cases[i].listen, NULL);
+        cr_expect_eq(cue_http_loopback(f.http), cases[i].loopback, "%s (bound %s)", cases[i].listen,
+                     cue_http_address(f.http));
+        fixture_stop(&f);
+    }
+}
+
+/* ---- tokens --------------------------------------------------------------------- */
+
+Test(http, bearer_tokens)
+{
+    static const struct {
+        const char *authorization;
+        bool ok;
+    } cases[] = {
+        {"Bearer s3cret", true}, {"bearer s3cret", true},   {"Bearer   s3cret", true},
+        {"Bearer s3cre", false}, {"Bearer s3cretx", false}, {"Bearer S3cret", false},
+        {"Bearer", false},       {"Bearer ", false},        {"Basic s3cret", false},
+        {"Bearers3cret", false}, {"s3cret", false},         {"", false},
+        {NULL, false},           {"Bearer s3cret ", false}, {"Bearer \x01s3cret", false},
+    };
+    for (size_t i = 0; i < COUNT(cases); i++)
+        cr_expect_eq(cue_http_bearer_is(cases[i].authorization, "s3cret"), cases[i].ok, "'%s'",
+                     cases[i].authorization ? cases[i].authorization : "(null)");
+    cr_expect(!cue_http_bearer_is("Bearer ", ""), "an empty token matches nothing");
+    cr_expect(!cue_http_bearer_is("Bearer x", NULL));
+}
+
+static void auth_script(fixture *f)
+{
+    conn c;
+    if (!conn_open(&c, "127.0.0.1", f->port)) return;
+    exchange(&c, "GET /private HTTP/1.1\r\nHost: x\r\n\r\n", &f->r[0]);
+    exchange(&c, "GET /private HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n\r\n",
+             &f->r[1]);
+    close(c.fd);
+}
+
+Test(http, the_handler_sees_authorization_and_sets_www_authenticate)
+{
+    fixture f;
+    fixture_start(&f);
+    drive(&f, auth_script);
+    expect_response(&f.r[0], 401, "text/plain; charset=utf-8", "who are you\n", "no token");
+    cr_expect_str_eq(f.r[0].www_authenticate, "Bearer realm=\"test\"");
+    expect_response(&f.r[1], 404, "text/plain; charset=utf-8", "not found\n", "the token");
+    cr_expect_str_eq(f.r[1].www_authenticate, "", "a WWW-Authenticate on a 404");
+    cr_expect_str_eq(f.seen.authorization, "Bearer s3cret");
     fixture_stop(&f);
 }
