@@ -23,10 +23,12 @@ set -euo pipefail
 # jq: the tests read JSON (image configs, --print-config, Prometheus' API).
 # python3-yaml: the tests read YAML (the rendered Kubernetes objects, the rules).
 # kubernetes-client: `kubectl kustomize` renders deploy/kubernetes (below).
+# python3: the admin port's flood test client (tests/integration/http_flood.py),
+# which holds hundreds of connections at once, more than curl or a shell can.
 packages=(build-essential cmake pkg-config librdkafka-dev librocksdb-dev libjansson-dev
           libuv1-dev libcriterion-dev libxxhash-dev libmicrohttpd-dev libglib2.0-dev tzdata kcat curl
           libjemalloc-dev dpkg-dev file lintian systemd mmdebstrap umoci skopeo prometheus jq
-          python3-yaml)
+          python3 python3-yaml)
 # Debian's kubectl is kubernetes-client; a machine with another kubectl
 # package (the Kubernetes project's own, or the cloud SDK's) already has the
 # command, and the two packages both own /usr/bin/kubectl.

@@ -25,6 +25,7 @@
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sysexits.h>
@@ -90,6 +91,19 @@ int cli_parse_time(const char *s, int64_t *ms)
         return 0;
     }
     return cue_time_parse_rfc3339(s, strlen(s), ms);
+}
+
+int cli_reader_clock(int64_t *ms, cue_err *err)
+{
+    const char *fixed = getenv("CUEPOINT_CLOCK");
+    if (fixed && *fixed) {
+        if (cli_parse_time(fixed, ms) == 0) return 0;
+        return cue_err_set(err, CUE_EUSAGE, "CUEPOINT_CLOCK: '%.64s' is not a time", fixed);
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    *ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return 0;
 }
 
 int cli_parse_size(const char *s, size_t *out)
@@ -189,8 +203,12 @@ static const char file_help[] =
     "\n"
     "Runs events from a JSON-lines file (or stdin) through the journeys, keeping\n"
     "state in a state directory, and writes triggers as JSON lines (CloudEvents).\n"
-    "A second run over the same --state-dir continues where the first stopped.\n"
-    "Bad lines go to the dead-letter file with their line number and reason.\n"
+    "Another input over the same --state-dir continues from that state; the same\n"
+    "input again (its first line the same) is refused: --resume continues one\n"
+    "that was interrupted. An event whose event_id the user applied within\n"
+    "allowed.lateness.ms is skipped as a duplicate. Bad lines go to the\n"
+    "dead-letter file with their line number and reason; an event more than\n"
+    "event.time.max.future.ms ahead of the clock (CUEPOINT_CLOCK, else now) is one.\n"
     "\n"
     "Options:\n"
     "  --input FILE         events, one JSON object per line; '-' is stdin (default -)\n"
@@ -215,7 +233,7 @@ static const char file_help[] =
     "  -h, --help           this text\n"
     "\n"
     "Exit status: 0 done (dead letters included), 64 usage (also --resume with\n"
-    "nothing to resume), 66 input missing,\n"
+    "nothing to resume, and the same input again), 66 input missing,\n"
     "73/74 output or state directory not writable, 78 configuration or machines.\n";
 
 typedef struct file_args {
@@ -301,6 +319,11 @@ static int file_run(const cue_config *cfg, const file_args *fa, cue_err *err)
                            .decisions = decisions,
                            .until_ms = fa->until_ms,
                            .resume = fa->resume};
+    rc = cli_reader_clock(&o.clock_ms, err);
+    if (rc != 0) {
+        rc = EX_USAGE;
+        goto close_out;
+    }
     cue_filemode_result res;
     rc = cue_filemode_run(&o, &res, err);
     if (!fa->quiet) cue_filemode_summary(stderr, &o, &res);
@@ -421,40 +444,33 @@ static size_t check_dir(const char *dir, bool *missing, size_t *errors, size_t *
     return n;
 }
 
-/* Compiles a policy file against the journeys it names; prints the error in
- * the same "FILE: PATH: error: MESSAGE [code]" shape. True on an error. */
-static bool check_policies(const char *file, const char *machines, bool *missing)
+/* Checks a policy file against the journeys it names; prints each error in
+ * the same "FILE: PATH: error: MESSAGE [code]" shape. Returns how many. */
+static size_t check_policies(const char *file, const char *machines, bool *missing)
 {
     if (access(file, R_OK) != 0) {
         printf("%s: cannot read: %s\n", file, strerror(errno));
         *missing = true;
-        return false;
+        return 0;
     }
     cue_machines *ms = NULL;
-    cue_policy *p = NULL;
     cue_err err = {0};
     if (cue_machines_load(&ms, machines, NULL, &err) != 0) {
         printf("%s: $: error: the journeys it refers to do not load: %s [policy-machines]\n", file,
                err.msg);
-        return true;
+        return 1;
     }
-    int rc = cue_policy_load(&p, file, ms, &err);
-    if (rc != 0) {
-        /* "FILE: PATH: MESSAGE", or "FILE:LINE:COL: MESSAGE" for bad JSON. */
-        size_t n = strlen(file);
-        const char *rest =
-            strncmp(err.msg, file, n) == 0 && err.msg[n] == ':' ? err.msg + n + 1 : err.msg;
-        while (*rest == ' ')
-            rest++;
-        const char *sep = strstr(rest, ": ");
-        if (rest[0] == '$' && sep)
-            printf("%s: %.*s: error: %s [policy]\n", file, (int)(sep - rest), rest, sep + 2);
-        else
-            printf("%s: $: error: %s [policy]\n", file, rest);
-    }
-    cue_policy_free(p);
+    cue_diags d;
+    cue_diags_init(&d);
+    size_t errors = cue_policy_check(file, ms, &d);
+    for (size_t i = 0; i < d.n; i++)
+        printf("%s: %s: error: %s [%s]\n", file, d.items[i].path, d.items[i].msg, d.items[i].code);
+    if (errors > d.n)
+        printf("%s: $: error: %zu more errors not shown (the first %zu are above) [policy]\n", file,
+               errors - d.n, d.n);
+    cue_diags_deinit(&d);
     cue_machines_free(ms);
-    return rc != 0;
+    return errors;
 }
 
 static int cmd_check(int argc, char **argv)
@@ -489,7 +505,7 @@ static int cmd_check(int argc, char **argv)
     }
     if (policies) {
         files++;
-        if (check_policies(policies, machines, &missing)) errors++;
+        errors += check_policies(policies, machines, &missing);
     }
     if (files == 0) return cli_usage_error("check", "%s", "no files given");
     printf("%zu file(s): %zu error(s), %zu warning(s)\n", files, errors, warnings);
@@ -899,6 +915,23 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 void cli_remove_tree(const char *dir)
 {
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The records a run writes beside its store, kept when they hold any. */
+static int rm_store_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    const char *base = path + ftw->base;
+    if (ftw->level == 1 && flag == FTW_F && sb->st_size > 0 &&
+        (strcmp(base, "dead-letters.jsonl") == 0 || strcmp(base, "decisions.jsonl") == 0))
+        return 0;
+    if (ftw->level > 0) remove(path); /* the directory itself: rmdir below, if empty */
+    return 0;
+}
+
+void cli_remove_store(const char *dir)
+{
+    nftw(dir, rm_store_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rmdir(dir); /* fails, as it should, when records were kept */
 }
 
 static int demo_run(const char *dir, const char *machines, const gen_args *g, demo_ctx *d,

@@ -30,6 +30,10 @@ bool cli_opt_value(args *a, const char *name, const char **out);
 int cli_usage_error(const char *cmd, const char *fmt, const char *what);
 bool cli_wants_help(int argc, char **argv);
 int cli_parse_time(const char *s, int64_t *ms);
+/* The reader's clock (task.h: the reference for records without a Kafka
+ * timestamp): CUEPOINT_CLOCK when it is set (tests fix it), else the wall
+ * clock. CUE_EUSAGE when CUEPOINT_CLOCK is not a time. */
+int cli_reader_clock(int64_t *ms, cue_err *err);
 int cli_parse_size(const char *s, size_t *out);
 int cli_size_opt(args *a, const char *name, size_t *out, bool *matched);
 /* Exit code (sysexits.h) for an error code. */
@@ -61,6 +65,9 @@ void cli_demo_trigger(const cue_trigger *t, const char *rec, size_t len, void *c
 /* Writes the built-in example machines into `dir`. */
 int cli_write_embedded(const char *dir);
 void cli_remove_tree(const char *dir);
+/* Removes a store from `dir` but keeps its dead-letters.jsonl and
+ * decisions.jsonl when they hold anything; the directory goes when empty. */
+void cli_remove_store(const char *dir);
 /* The file-mode demo (`cuepoint demo --file`). */
 int cli_demo_file(int argc, char **argv);
 

@@ -127,8 +127,9 @@ static int run_pipeline(cue_runtime_opts *o, cue_err *err)
 static void run_summary(const cue_runtime_result *r)
 {
     cue_log(CUE_LOG_INFO, "stopped", "u:consumed", r->consumed, "u:triggers", r->triggers,
-            "u:dead_letters", r->dead_letters, "u:commits", r->commits, "d:seconds", r->seconds,
-            "d:active_seconds", r->active_seconds, "i:signal", (int64_t)r->signal, NULL);
+            "u:dead_letters", r->dead_letters, "u:applied", r->applied, "u:duplicates",
+            r->duplicates, "u:commits", r->commits, "d:seconds", r->seconds, "d:active_seconds",
+            r->active_seconds, "i:signal", (int64_t)r->signal, NULL);
 }
 
 static int print_config(const cue_config *cfg)

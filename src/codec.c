@@ -53,6 +53,7 @@ void cue_user_init(cue_user *u, const char *id, size_t id_len)
     u->indexed_due = CUE_TIMER_NONE;
     u->n_instances = 0;
     policy_init(&u->policy);
+    u->n_seen = 0;
 }
 
 void cue_instance_init(cue_instance *in, const cue_machine *m, uint16_t mi, int64_t now_ms)
@@ -217,6 +218,9 @@ int cue_codec_encode(const cue_user *u, const cue_machines *ms, cue_buf *out)
     return rc;
 }
 
+/* A deferred trigger's flags byte. */
+enum { DEFERRED_TIMER = 1, DEFERRED_LATE = 2 };
+
 static void put_policy(uint8_t **p, const cue_user_policy *pol)
 {
     for (int c = 0; c < CUE_CHANNELS_MAX; c++)
@@ -239,7 +243,11 @@ static void put_policy(uint8_t **p, const cue_user_policy *pol)
         put_u32(p, x->machine);
         put_u32(p, x->trigger);
         *(*p)++ = x->why;
-        *(*p)++ = x->timer;
+        /* Flags in the byte that was once the timer boolean, so the policy
+         * section (formats 2 and 3) reads both ways without a new format: a
+         * build that reads the byte as "non-zero: a timer" loses only the
+         * mark. */
+        *(*p)++ = (uint8_t)((x->timer ? DEFERRED_TIMER : 0) | (x->late ? DEFERRED_LATE : 0));
         put_bytes(p, x->id, CUE_HASH_HEX_LEN);
         put_bytes(p, x->rec, x->rec_len);
     }
@@ -264,17 +272,34 @@ static size_t policy_bound(const cue_user_policy *pol)
            pol->n_decided * (48u + CUE_HASH_HEX_LEN);
 }
 
+/* The event ids: the count, then each one's time as a difference from the
+ * last event's, and its hash. */
+static void put_seen(uint8_t **p, const cue_user *u)
+{
+    put_varint(p, u->n_seen);
+    for (size_t i = 0; i < u->n_seen; i++) {
+        put_zigzag(p, (int64_t)((uint64_t)u->last_event_ms - (uint64_t)u->seen[i].ms));
+        put_u32(p, (uint32_t)u->seen[i].hash);
+        put_u32(p, (uint32_t)(u->seen[i].hash >> 32));
+    }
+}
+
 int cue_codec_encode_unsealed(const cue_user *u, const cue_machines *ms, cue_buf *out)
 {
-    bool plain = cue_user_policy_empty(&u->policy);
+    bool ids = u->n_seen > 0;
+    bool plain = !ids && cue_user_policy_empty(&u->policy);
+    uint8_t format = ids     ? CUE_CODEC_VERSION_IDS
+                     : plain ? CUE_CODEC_VERSION_PLAIN
+                             : CUE_CODEC_VERSION_POLICY;
     size_t bound = 64 + CUE_USER_ID_BYTES_MAX + CUE_ATTR_COUNT * (CUE_ATTR_BYTES_MAX + 2) +
-                   u->n_instances * instance_bound() + (plain ? 0 : policy_bound(&u->policy));
+                   u->n_instances * instance_bound() + (plain ? 0 : policy_bound(&u->policy)) +
+                   (ids ? 10 + u->n_seen * 18u : 0);
     cue_buf_reset(out);
     if (cue_buf_reserve(out, bound) != 0) return CUE_ENOMEM;
     uint8_t *start = (uint8_t *)out->data, *p = start;
     *p++ = 'C';
     *p++ = 'U';
-    *p++ = plain ? CUE_CODEC_VERSION_PLAIN : CUE_CODEC_VERSION;
+    *p++ = format;
     put_bytes(&p, u->id, u->id_len);
     put_zigzag(&p, u->last_offset);
     put_zigzag(&p, u->last_event_ms);
@@ -285,6 +310,7 @@ int cue_codec_encode_unsealed(const cue_user *u, const cue_machines *ms, cue_buf
     for (size_t i = 0; i < u->n_instances; i++)
         put_instance(&p, &u->inst[i], cue_machines_get(ms, u->inst[i].machine));
     if (!plain) put_policy(&p, &u->policy);
+    if (ids) put_seen(&p, u);
     put_u32(&p, 0); /* the checksum: cue_codec_seal */
     out->len = (size_t)(p - start);
     CUE_ASSERT(out->len <= bound);
@@ -490,15 +516,17 @@ static bool channel_ok(uint8_t ch)
     return ch < CUE_CHANNELS_MAX || ch == CUE_CH_NONE;
 }
 
+/* Reads the policy section. Once a field is bad the rest reads out of step,
+ * so only the first bad field is named (bad() keeps it). */
 static void get_policy(reader *r, cue_user_policy *pol)
 {
     for (int c = 0; c < CUE_CHANNELS_MAX; c++) {
         pol->consent[c] = get_u8(r, "consent");
-        if (pol->consent[c] > CUE_CONSENT_DENIED) r->bad = true, r->what = "consent";
+        if (pol->consent[c] > CUE_CONSENT_DENIED) bad(r, "consent");
     }
     pol->muted = get_u8(r, "muted");
     uint64_t n = get_varint(r, "sent count");
-    if (n > CUE_POLICY_SENDS_MAX) r->bad = true, r->what = "sent count";
+    if (n > CUE_POLICY_SENDS_MAX) bad(r, "sent count");
     for (uint64_t i = 0; i < n && !r->bad; i++) {
         cue_sent *x = &pol->sent[i];
         x->ms = get_zigzag(r, "sent time");
@@ -511,7 +539,7 @@ static void get_policy(reader *r, cue_user_policy *pol)
     }
     pol->n_sent = r->bad ? 0 : (uint8_t)n;
     n = get_varint(r, "deferred count");
-    if (n > CUE_POLICY_DEFERRED_MAX) r->bad = true, r->what = "deferred count";
+    if (n > CUE_POLICY_DEFERRED_MAX) bad(r, "deferred count");
     for (uint64_t i = 0; i < n && !r->bad; i++) {
         cue_deferred *x = &pol->deferred[i];
         x->due_ms = get_zigzag(r, "deferred due");
@@ -519,9 +547,12 @@ static void get_policy(reader *r, cue_user_policy *pol)
         x->machine = get_u32(r, "deferred machine");
         x->trigger = get_u32(r, "deferred trigger");
         x->why = get_u8(r, "deferred reason");
-        x->timer = get_u8(r, "deferred timer") != 0;
+        uint8_t flags = get_u8(r, "deferred flags");
+        if (flags & ~(DEFERRED_TIMER | DEFERRED_LATE)) bad(r, "deferred flags");
+        x->timer = (flags & DEFERRED_TIMER) != 0;
+        x->late = (flags & DEFERRED_LATE) != 0;
         if (get_bytes(r, x->id, CUE_HASH_HEX_LEN, "deferred id") != CUE_HASH_HEX_LEN && !r->bad)
-            r->bad = true, r->what = "deferred id";
+            bad(r, "deferred id");
         x->id[CUE_HASH_HEX_LEN] = '\0';
         x->rec_len = (uint16_t)get_bytes(r, x->rec, sizeof x->rec, "deferred record");
         /* A trigger record: the policy's fields go before its last two braces. */
@@ -533,7 +564,7 @@ static void get_policy(reader *r, cue_user_policy *pol)
     }
     pol->n_deferred = r->bad ? 0 : (uint8_t)n;
     n = get_varint(r, "decision count");
-    if (n > CUE_POLICY_DECISIONS_MAX) r->bad = true, r->what = "decision count";
+    if (n > CUE_POLICY_DECISIONS_MAX) bad(r, "decision count");
     for (uint64_t i = 0; i < n && !r->bad; i++) {
         cue_decided *x = &pol->decided[i];
         x->ms = get_zigzag(r, "decision time");
@@ -544,7 +575,7 @@ static void get_policy(reader *r, cue_user_policy *pol)
         x->why = get_u8(r, "decision reason");
         x->channel = get_u8(r, "decision channel");
         if (get_bytes(r, x->id, CUE_HASH_HEX_LEN, "decision id") != CUE_HASH_HEX_LEN && !r->bad)
-            r->bad = true, r->what = "decision id";
+            bad(r, "decision id");
         x->id[CUE_HASH_HEX_LEN] = '\0';
         if (x->outcome >= CUE_OUTCOME_COUNT) bad(r, "decision outcome");
         if (x->why >= CUE_WHY_COUNT) bad(r, "decision reason");
@@ -554,8 +585,22 @@ static void get_policy(reader *r, cue_user_policy *pol)
     pol->n_decided = r->bad ? 0 : (uint8_t)n;
 }
 
+static void get_seen(reader *r, cue_user *u)
+{
+    uint64_t n = get_varint(r, "event id count");
+    if (n > CUE_EVENT_IDS_MAX) bad(r, "event id count");
+    u->n_seen = 0;
+    for (uint64_t i = 0; i < n && !r->bad; i++) {
+        int64_t back = get_zigzag(r, "event id time");
+        uint64_t lo = get_u32(r, "event id"), hi = get_u32(r, "event id");
+        u->seen[i].ms = (int64_t)((uint64_t)u->last_event_ms - (uint64_t)back);
+        u->seen[i].hash = lo | hi << 32;
+    }
+    u->n_seen = r->bad ? 0 : (uint8_t)n;
+}
+
 static int decode_body(reader *r, const cue_machines *ms, cue_user *u, cue_codec_stats *st,
-                       bool with_policy)
+                       int format)
 {
     u->id_len = (uint8_t)get_bytes(r, u->id, sizeof u->id, "user id");
     u->last_offset = get_zigzag(r, "last offset");
@@ -572,7 +617,9 @@ static int decode_body(reader *r, const cue_machines *ms, cue_user *u, cue_codec
     for (uint64_t i = 0; i < n && !r->bad; i++)
         if (get_instance(r, ms, &u->inst[u->n_instances], st)) u->n_instances++;
     policy_init(&u->policy);
-    if (with_policy) get_policy(r, &u->policy);
+    if (format >= CUE_CODEC_VERSION_POLICY) get_policy(r, &u->policy);
+    u->n_seen = 0;
+    if (format >= CUE_CODEC_VERSION_IDS) get_seen(r, u);
     if (!r->bad && r->p != r->end) {
         r->bad = true;
         r->what = "trailing bytes";
@@ -588,9 +635,9 @@ static int decode(const void *rec, size_t len, const cue_machines *ms, cue_user 
     const uint8_t *b = rec;
     if (len < 7 || b[0] != 'C' || b[1] != 'U')
         return cue_err_set(err, CUE_ECORRUPT, "state record: not a cuepoint state (bad magic)");
-    if (b[2] != CUE_CODEC_VERSION && b[2] != CUE_CODEC_VERSION_PLAIN)
+    if (b[2] < CUE_CODEC_VERSION_PLAIN || b[2] > CUE_CODEC_VERSION)
         return cue_err_set(err, CUE_EVERSION,
-                           "state record: format version %u, this build reads %u and %u", b[2],
+                           "state record: format version %u, this build reads %u to %u", b[2],
                            CUE_CODEC_VERSION_PLAIN, CUE_CODEC_VERSION);
     if (len > CUE_STATE_BYTES_MAX)
         return cue_err_set(err, CUE_ECORRUPT, "state record: %zu bytes, over the %d limit", len,
@@ -600,7 +647,7 @@ static int decode(const void *rec, size_t len, const cue_machines *ms, cue_user 
     if (verify && sum != cue_hash32(b, len - 4))
         return cue_err_set(err, CUE_ECORRUPT, "state record: checksum mismatch");
     r = (reader){.p = b + 3, .end = b + len - 4};
-    if (decode_body(&r, ms, u, st, b[2] == CUE_CODEC_VERSION) != 0)
+    if (decode_body(&r, ms, u, st, b[2]) != 0)
         return cue_err_set(err, CUE_ECORRUPT, "state record: bad %s", r.what);
     return 0;
 }
@@ -608,8 +655,8 @@ static int decode(const void *rec, size_t len, const cue_machines *ms, cue_user 
 int cue_codec_peek_indexed_due(const void *rec, size_t len, int64_t *out)
 {
     const uint8_t *b = rec;
-    if (len < 7 || b[0] != 'C' || b[1] != 'U' ||
-        (b[2] != CUE_CODEC_VERSION && b[2] != CUE_CODEC_VERSION_PLAIN))
+    if (len < 7 || b[0] != 'C' || b[1] != 'U' || b[2] < CUE_CODEC_VERSION_PLAIN ||
+        b[2] > CUE_CODEC_VERSION)
         return CUE_ECORRUPT;
     reader r = {.p = b + 3, .end = b + len - 4};
     uint64_t n = get_varint(&r, "user id");
@@ -759,7 +806,8 @@ static void json_policy(cue_buf *out, const cue_user_policy *p, const cue_machin
         cue_buf_printf(out, "%s{\"trigger_id\":\"%s\",", i ? "," : "", d->id);
         json_names(out, ms, d->machine, d->trigger);
         json_time(out, "until", d->due_ms);
-        cue_buf_printf(out, ",\"reason\":\"%s\"}", cue_why_name((cue_why)d->why));
+        cue_buf_printf(out, ",\"reason\":\"%s\"%s}", cue_why_name((cue_why)d->why),
+                       d->late ? ",\"late\":true" : "");
     }
     cue_buf_append_str(out, "],\"decisions\":[");
     for (size_t i = 0; i < p->n_decided; i++) {

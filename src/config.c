@@ -34,6 +34,8 @@ void cue_config_defaults(cue_config *c)
     c->event_bytes_max = CUE_EVENT_BYTES_MAX;
     c->timers_memory_max = CUE_TIMER_WINDOW_MAX;
     c->allowed_lateness_ms = 3600 * 1000;
+    c->event_max_future_ms = 3600 * 1000;
+    c->event_id_dedup_max = 32;
     c->late_policy = CUE_LATE_DEAD_LETTER;
     snprintf(c->bootstrap_servers, sizeof c->bootstrap_servers, "localhost:9092");
     snprintf(c->input_topic, sizeof c->input_topic, "events");
@@ -181,6 +183,32 @@ static int path_value(json_t *v, const char *path, const char *dir, char *out, s
     if (resolve(dir, text, out, cap) != 0)
         return cue_err_set(err, CUE_ECONFIG, "%s: '%s' under %s is longer than %zu bytes", path,
                            text, dir, cap - 1);
+    return 0;
+}
+
+/* A bearer token: "" for none, else CUE_TOKEN_BYTES_MIN or more of RFC
+ * 6750's token characters, so that it can be sent as is in a header. The
+ * value is a secret: no message quotes it. */
+static int token_value(json_t *v, const char *path, const char *dir, char *out, size_t cap,
+                       cue_err *err)
+{
+    int rc = string_value(v, path, dir, out, cap, err);
+    if (rc != 0 || out[0] == '\0') return rc;
+    size_t n = strlen(out);
+    size_t body =
+        strspn(out, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/");
+    size_t pad = strspn(out + body, "=");
+    bool ok = body > 0 && body + pad == n;
+    if (!ok || n < CUE_TOKEN_BYTES_MIN) {
+        memset(out, 0, cap);
+        if (!ok)
+            return cue_err_set(err, CUE_ECONFIG,
+                               "%s: a token is letters, digits and -._~+/ (then '=' padding "
+                               "only), as a bearer token must be",
+                               path);
+        return cue_err_set(err, CUE_ECONFIG, "%s: %zu bytes; a token needs %d at least", path, n,
+                           CUE_TOKEN_BYTES_MIN);
+    }
     return 0;
 }
 
@@ -385,6 +413,7 @@ static const char *const keys[] = {"$schema",
                                    "trigger.topic",
                                    "errors.dead.letter.queue.topic.name",
                                    "admin.listen",
+                                   "admin.users.token",
                                    "wall.clock.advance",
                                    "changelog.enabled",
                                    "changelog.delete.retention.ms",
@@ -412,6 +441,8 @@ static const char *const keys[] = {"$schema",
                                    "timers.memory.max",
                                    "allowed.lateness.ms",
                                    "late.policy",
+                                   "event.time.max.future.ms",
+                                   "event.id.dedup.max",
                                    "log.level"};
 
 static int guarantee_value(cue_config *c, json_t *v, const char *path, cue_err *err)
@@ -500,6 +531,11 @@ static int apply_key(cue_config *c, const char *key, json_t *v, const char *path
         rc = lateness_value(v, path, &c->allowed_lateness_ms, err);
     } else if (strcmp(key, "late.policy") == 0) {
         rc = late_value(c, v, path, err);
+    } else if (strcmp(key, "event.time.max.future.ms") == 0) {
+        rc = lateness_value(v, path, &c->event_max_future_ms, err);
+    } else if (strcmp(key, "event.id.dedup.max") == 0) {
+        rc = int_value(v, path, 0, CUE_EVENT_IDS_MAX, &n, err);
+        c->event_id_dedup_max = rc == 0 ? (uint32_t)n : c->event_id_dedup_max;
     } else if (strcmp(key, "bootstrap.servers") == 0) {
         rc = string_value(v, path, dir, c->bootstrap_servers, sizeof c->bootstrap_servers, err);
         if (rc == 0 && c->bootstrap_servers[0] == '\0')
@@ -512,6 +548,8 @@ static int apply_key(cue_config *c, const char *key, json_t *v, const char *path
         rc = topic_value(v, path, dir, c->dead_letter_topic, sizeof c->dead_letter_topic, err);
     } else if (strcmp(key, "admin.listen") == 0) {
         rc = string_value(v, path, dir, c->admin_listen, sizeof c->admin_listen, err);
+    } else if (strcmp(key, "admin.users.token") == 0) {
+        rc = token_value(v, path, dir, c->admin_users_token, sizeof c->admin_users_token, err);
     } else if (strcmp(key, "wall.clock.advance") == 0) {
         rc = bool_value(v, path, &c->wall_clock, err);
     } else if (strcmp(key, "changelog.enabled") == 0) {
@@ -666,6 +704,7 @@ int cue_config_dump(const cue_config *c, cue_buf *b)
     S("policies", c->policies);
     S("decisions.topic", cue_config_decisions_topic(c));
     S("admin.listen", c->admin_listen);
+    S("admin.users.token", c->admin_users_token[0] ? "[redacted]" : "");
     S("log.level", log_levels[c->log_level]);
     I("statestore.cache.max.bytes", c->cache_max_bytes);
     I("commit.interval.ms", c->commit_interval_ms);
@@ -679,6 +718,8 @@ int cue_config_dump(const cue_config *c, cue_buf *b)
     I("timers.memory.max", c->timers_memory_max);
     I("allowed.lateness.ms", c->allowed_lateness_ms);
     S("late.policy", c->late_policy == CUE_LATE_APPLY ? "apply" : "dead_letter");
+    I("event.time.max.future.ms", c->event_max_future_ms);
+    I("event.id.dedup.max", c->event_id_dedup_max);
     B("wall.clock.advance", c->wall_clock);
     B("changelog.enabled", c->changelog);
     I("changelog.delete.retention.ms", c->changelog_delete_retention_ms);

@@ -2,8 +2,10 @@
 #include "cuepoint/filemode.h"
 
 #include "cuepoint/buf.h"
+#include "cuepoint/hash.h"
 #include "cuepoint/log.h"
 #include "cuepoint/store.h"
+#include "cuepoint/timefmt.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -206,29 +208,71 @@ static int sink_flush(void *ctx, cue_err *err)
 /* ---- the run ----------------------------------------------------------- */
 
 /* Where this source's first record sits: saved beside the state when a source
- * is first run, read back to resume it. One "first_offset source" line. */
-static int source_base(const cue_filemode_opts *o, int64_t next, int64_t *base, cue_err *err)
+ * is first run, read back to resume it. A line "first_offset source", then
+ * "first-record HASH" (a hash of the first record's bytes, to recognise the
+ * same input run again). */
+typedef struct source_file {
+    long long first;
+    char name[CUE_PATH_MAX + 1];
+    unsigned long long hash;
+    bool has_hash;
+} source_file;
+
+static void source_path(const cue_filemode_opts *o, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/file-source.txt", o->cfg->state_dir);
+}
+
+/* 0 when the state holds a source record, CUE_ENOTFOUND when not. */
+static int source_read(const cue_filemode_opts *o, source_file *sf)
 {
     char path[CUE_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/file-source.txt", o->cfg->state_dir);
+    source_path(o, path, sizeof path);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) return CUE_ENOTFOUND;
+    sf->first = -1;
+    sf->name[0] = '\0';
+    int n = fscanf(f, "%lld %1024[^\n]", &sf->first, sf->name);
+    sf->has_hash = n == 2 && fscanf(f, " first-record %llx", &sf->hash) == 1;
+    fclose(f);
+    return n == 2 && sf->first >= 0 ? 0 : CUE_ENOTFOUND;
+}
+
+/* Where the positions of this run's records start: the saved base to resume
+ * a source, else the state's next position, saved with the source. A run
+ * without --resume over the input this state already consumed (the same
+ * first record) is refused: applying it again would count its events twice
+ * where they carry no event id, and dead-letter the rest as late. */
+static int source_base(const cue_filemode_opts *o, int64_t next, uint64_t first_hash, int64_t *base,
+                       cue_err *err)
+{
     const char *name = o->source_name ? o->source_name : "-";
-    if (!o->resume) {
-        FILE *f = fopen(path, "w");
-        if (f == NULL || fprintf(f, "%lld %s\n", (long long)next, name) < 0 || fclose(f) != 0)
-            return cue_err_set(err, CUE_EIO, "cannot write %s: %s", path, strerror(errno));
-        *base = next;
+    source_file sf;
+    bool saved = source_read(o, &sf) == 0;
+    if (o->resume) {
+        if (!saved || strcmp(sf.name, name) != 0)
+            return cue_err_set(err, CUE_EUSAGE,
+                               "nothing to resume: %s was not the last source run over %s%s%s%s",
+                               name, o->cfg->state_dir, saved ? " (that was " : "",
+                               saved ? sf.name : "", saved ? ")" : "");
+        *base = sf.first;
         return 0;
     }
-    FILE *f = fopen(path, "r");
-    char saved[CUE_PATH_MAX + 1] = "";
-    long long first = -1;
-    int n = f ? fscanf(f, "%lld %1024[^\n]", &first, saved) : 0;
-    if (f) fclose(f);
-    if (n != 2 || first < 0 || strcmp(saved, name) != 0)
+    if (saved && sf.has_hash && sf.hash == first_hash && next > sf.first)
         return cue_err_set(err, CUE_EUSAGE,
-                           "nothing to resume: %s was not the last source run over %s%s%s", name,
-                           o->cfg->state_dir, n == 2 ? " (that was " : "", n == 2 ? saved : "");
-    *base = first;
+                           "%s has already been run over %s (its first record is the first of %s, "
+                           "run there before): --resume continues it where it stopped; a fresh "
+                           "--state-dir runs it anew",
+                           name, o->cfg->state_dir, sf.name);
+    char path[CUE_PATH_MAX + 32];
+    source_path(o, path, sizeof path);
+    FILE *f = fopen(path, "w");
+    if (f == NULL ||
+        fprintf(f, "%lld %s\nfirst-record %016llx\n", (long long)next, name,
+                (unsigned long long)first_hash) < 0 ||
+        fclose(f) != 0)
+        return cue_err_set(err, CUE_EIO, "cannot write %s: %s", path, strerror(errno));
+    *base = next;
     return 0;
 }
 
@@ -237,10 +281,15 @@ static int feed(run *r, cue_task *task, cue_err *err)
     const char *rec;
     size_t len;
     bool oversize;
-    int64_t base, seq = 0;
-    int rc = source_base(r->o, cue_task_next_offset(task), &base, err);
-    if (rc != 0) return rc;
+    int64_t base = 0, seq = 0;
+    int rc;
+    bool first = true;
     while ((rc = r->o->source(r->o->source_ctx, &rec, &len, &r->line, &oversize, err)) > 0) {
+        if (first) {
+            rc = source_base(r->o, cue_task_next_offset(task), cue_hash64(rec, len, 0), &base, err);
+            if (rc != 0) return rc;
+            first = false;
+        }
         int64_t offset = base + seq++;
         if (offset < cue_task_next_offset(task)) {
             r->res->resumed++; /* committed by the interrupted run */
@@ -252,10 +301,40 @@ static int feed(run *r, cue_task *task, cue_err *err)
                                  "line is longer than event.max.bytes (raw is its beginning)", rec,
                                  len, err);
         else
-            rc = cue_task_process(task, rec, len, offset, NULL, 0, err);
+            rc = cue_task_process(task,
+                                  &(cue_record){.value = rec,
+                                                .value_len = len,
+                                                .offset = offset,
+                                                .timestamp_ms = CUE_NO_TIMESTAMP},
+                                  err);
         if (rc != 0) return rc;
     }
+    /* An empty input is checked like any other (a resume of nothing). */
+    if (rc == 0 && first && r->o->resume) rc = source_base(r->o, 0, 0, &base, err);
     return rc;
+}
+
+/* The reader's clock for the future-time check, and the repair of a stream
+ * time that an event from the future moved (before such events were
+ * refused): against the real clock, which no honest stream time passes by
+ * more than the margin events are allowed. */
+static int clock_set(cue_task *task, const cue_config *cfg, int64_t clock_ms)
+{
+    cue_task_set_clock(task, clock_ms);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t limit = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + cfg->event_max_future_ms;
+    int64_t was = cue_task_repair_stream_time(task, limit);
+    if (was != INT64_MIN) {
+        char from[CUE_TIME_TEXT_MAX], to[CUE_TIME_TEXT_MAX];
+        cue_time_format_rfc3339(was, from);
+        cue_time_format_rfc3339(limit, to);
+        cue_log(CUE_LOG_WARN,
+                "stream time was ahead of the clock (an event from the future, applied before "
+                "such events were refused); brought back",
+                "s:state_dir", cfg->state_dir, "s:stream_time", from, "s:now", to, NULL);
+    }
+    return 0;
 }
 
 int cue_filemode_run(const cue_filemode_opts *o, cue_filemode_result *res, cue_err *err)
@@ -275,6 +354,7 @@ int cue_filemode_run(const cue_filemode_opts *o, cue_filemode_result *res, cue_e
     if (rc == 0) rc = cue_store_open(&store, o->cfg->state_dir, &(cue_store_opts){0}, err);
     if (rc == 0) rc = cue_task_new(&task, o->cfg, o->ms, store, 0, &sink, err);
     if (rc == 0) rc = cue_task_set_policy(task, o->policy, err);
+    if (rc == 0 && o->clock_ms > 0) rc = clock_set(task, o->cfg, o->clock_ms);
     if (rc == 0) rc = feed(&r, task, err);
     if (rc == 0 && o->until_ms != INT64_MIN) rc = cue_task_advance(task, o->until_ms, err);
     if (rc == 0 && o->linger_ms > 0 && cue_task_stream_time(task) != INT64_MIN)

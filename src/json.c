@@ -4,9 +4,16 @@
  * The tokenizer is one loop over an explicit stack of open containers rather
  * than a recursive descent: input controls nesting, and a bounded array of
  * CUE_JSON_DEPTH_MAX entries is a limit we can state, where C stack frames are
- * not. Strings are validated for grammar only (quotes, escapes, control
- * characters); bytes >= 0x80 pass unchecked, because output goes through
- * cue_buf_append_json_str, which keeps invalid UTF-8 as \u00XX escapes.
+ * not.
+ *
+ * Text is strict, because ids and names read from it are compared as bytes
+ * with Kafka keys and stored state: strings must be valid UTF-8 (RFC 3629:
+ * no overlong forms, no surrogates, nothing above U+10FFFF), a \u escape of
+ * a surrogate must be half of a pair, and an object may not name a key
+ * twice (RFC 8259 leaves the meaning of a repeated name to each reader, so
+ * two readers of one record could see two different users). These checks
+ * run in the same pass as the grammar: ASCII stays on the fast path, and
+ * only bytes >= 0x80, escapes and keys that might repeat take a slower one.
  */
 #include "cuepoint/json.h"
 
@@ -32,12 +39,16 @@ typedef struct parser {
     uint32_t n, cap;
     uint32_t depth;
     uint32_t stack[CUE_JSON_DEPTH_MAX]; /* token index of each open container */
+    /* Per open object, a 64-bit filter of its keys so far (see key_seen);
+     * bit 63 is kept for "a key was escaped": compare every key then. */
+    uint64_t keys[CUE_JSON_DEPTH_MAX];
     cue_err *err;
 } parser;
 
-/* Bytes that may appear unescaped inside a string: not '"' (0x22), not '\\'
- * (0x5c), not a control character. A table keeps the scan to one load and one
- * branch a byte. */
+/* ASCII bytes that may appear unescaped inside a string: not '"' (0x22), not
+ * '\\' (0x5c), not a control character. Bytes >= 0x80 leave the fast loop to
+ * be checked as UTF-8. A table keeps the scan to one load and one branch a
+ * byte. */
 // clang-format off
 static const uint8_t str_plain[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -48,14 +59,14 @@ static const uint8_t str_plain[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
 // clang-format on
 
@@ -148,6 +159,51 @@ __attribute__((cold)) static int fail_string(parser *p, size_t open, size_t i)
     return fail(p, CUE_EPARSE, "bad escape in a string");
 }
 
+/* Length of the UTF-8 sequence at s[i] (a byte >= 0x80), or 0 when it is
+ * not well-formed: RFC 3629's table, which rules out overlong forms,
+ * surrogates (ED A0..BF) and code points above U+10FFFF. */
+static size_t utf8_len(const unsigned char *s, size_t i, size_t n)
+{
+    unsigned char c = s[i];
+    size_t k;
+    unsigned char lo = 0x80, hi = 0xbf; /* the second byte's range */
+    if (c >= 0xc2 && c <= 0xdf)
+        k = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        k = 3;
+        if (c == 0xe0) lo = 0xa0;
+        if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        k = 4;
+        if (c == 0xf0) lo = 0x90;
+        if (c == 0xf4) hi = 0x8f;
+    } else {
+        return 0;
+    }
+    if (n - i < k || s[i + 1] < lo || s[i + 1] > hi) return 0;
+    for (size_t j = 2; j < k; j++)
+        if ((s[i + j] & 0xc0) != 0x80) return 0;
+    return k;
+}
+
+/* A \u escape of a surrogate must be a high one followed by a low one:
+ * alone, it stands for no character and cannot become UTF-8. Returns the
+ * escape's length (6, or 12 for a pair), or 0. */
+static size_t unicode_escape_len(const char *s, size_t i, size_t n)
+{
+    long cp = hex4(s + i + 2);
+    if (cp >= 0xdc00 && cp <= 0xdfff) return 0;
+    if (cp < 0xd800 || cp > 0xdbff) return 6;
+    long lo = i + 12 <= n && s[i + 6] == '\\' && s[i + 7] == 'u' ? hex4(s + i + 8) : -1;
+    return lo >= 0xdc00 && lo <= 0xdfff ? 12 : 0;
+}
+
+__attribute__((cold)) static int fail_encoding(parser *p, size_t i, const char *what)
+{
+    p->i = i;
+    return fail(p, CUE_EENCODING, what);
+}
+
 static int string(parser *p)
 {
     size_t open = p->i, i = open + 1, n = p->len;
@@ -157,10 +213,22 @@ static int string(parser *p)
     for (;;) {
         while (i < n && str_plain[s[i]])
             i++;
-        if (i < n && s[i] == '"') break;
-        size_t k = i < n && s[i] == '\\' ? escape_len(p->s, i, n) : 0;
+        if (i >= n) return fail_string(p, open, i);
+        if (s[i] == '"') break;
+        if (s[i] >= 0x80) {
+            size_t k = utf8_len(s, i, n);
+            if (k == 0) return fail_encoding(p, i, "invalid UTF-8 in a string");
+            i += k;
+            continue;
+        }
+        size_t k = s[i] == '\\' ? escape_len(p->s, i, n) : 0;
         if (k == 0) return fail_string(p, open, i);
-        t->escaped = 1;
+        if (p->s[i + 1] == 'u') {
+            k = unicode_escape_len(p->s, i, n);
+            if (k == 0) return fail_encoding(p, i, "a \\u escape of an unpaired surrogate");
+            if (memcmp(p->s + i + 2, "0000", 4) == 0) t->escaped |= CUE_JSON_TOK_NUL;
+        }
+        t->escaped |= CUE_JSON_TOK_ESCAPED;
         i += k;
     }
     t->len = (uint32_t)(i - open - 1);
@@ -218,6 +286,55 @@ static int literal(parser *p, const char *word, size_t n, cue_json_type type)
     return STEP_VALUE_DONE;
 }
 
+#define KEY_ESCAPED_BIT (1ULL << 63)
+
+/* Whether key tokens a and b name the same member once unescaped. */
+static bool keys_equal(const parser *p, uint32_t a, uint32_t b)
+{
+    const cue_json_tok *ka = &p->toks[a], *kb = &p->toks[b];
+    if (!ka->escaped && !kb->escaped)
+        return ka->len == kb->len && memcmp(p->s + ka->start, p->s + kb->start, ka->len) == 0;
+    cue_json_doc d = {.src = p->s, .src_len = p->len, .toks = p->toks, .n = p->n, .cap = p->cap};
+    if (!ka->escaped) return cue_json_string_eq(&d, b, p->s + ka->start, ka->len);
+    if (!kb->escaped) return cue_json_string_eq(&d, a, p->s + kb->start, kb->len);
+    /* Both escaped (rare): one is decoded into a buffer; a key too long for
+     * it is compared no further, and not called a duplicate. */
+    char buf[256];
+    size_t n = 0;
+    return cue_json_string(&d, a, buf, sizeof buf, &n) == 0 && cue_json_string_eq(&d, b, buf, n);
+}
+
+/* Whether key token `kt` repeats a key of the object open at the top of the
+ * stack. A filter bit per key (its length and end bytes) keeps the common
+ * case to one test; on a hit the object's earlier keys are compared. */
+static bool key_seen(parser *p, uint32_t kt)
+{
+    uint32_t obj = p->stack[p->depth - 1];
+    const cue_json_tok *k = &p->toks[kt];
+    uint64_t *f = &p->keys[p->depth - 1];
+    uint64_t bit = 0;
+    if (k->escaped) {
+        bit = KEY_ESCAPED_BIT;
+    } else if (k->len > 0) {
+        unsigned h = k->len * 7u + (unsigned char)p->s[k->start] * 3u +
+                     (unsigned char)p->s[k->start + k->len - 1];
+        bit = 1ULL << (h % 63);
+    } else {
+        bit = 1;
+    }
+    /* An escaped key may equal any earlier one, and any key an earlier
+     * escaped one. */
+    bool check = k->escaped ? *f != 0 : (*f & (bit | KEY_ESCAPED_BIT)) != 0;
+    *f |= bit;
+    if (!check) return false;
+    uint32_t m = obj + 1;
+    for (uint32_t j = 0; j < p->toks[obj].size; j++) {
+        if (keys_equal(p, m, kt)) return true;
+        m = p->toks[m + 1].next;
+    }
+    return false;
+}
+
 /* An object member's key and its ':'; the caller reads the value next. */
 static int member_key(parser *p)
 {
@@ -227,8 +344,14 @@ static int member_key(parser *p)
         return fail(p, CUE_EPARSE,
                     trailing ? "trailing comma before '}'" : "expected a string key");
     }
+    size_t at = p->i;
     int rc = string(p);
     if (rc < 0) return rc;
+    if (key_seen(p, p->n - 1)) {
+        const cue_json_tok *k = &p->toks[p->n - 1];
+        return cue_err_set(p->err, CUE_EDUPLICATE, "at byte %zu: duplicate key \"%.*s\"", at,
+                           k->len > 64 ? 64 : (int)k->len, p->s + k->start);
+    }
     skip_ws(p);
     if (p->i >= p->len || p->s[p->i] != ':')
         return fail(p, CUE_EPARSE, "expected ':' after object key");
@@ -259,6 +382,7 @@ static int open_container(parser *p, cue_json_type type)
         close_tok(p, t);
         return STEP_VALUE_DONE;
     }
+    p->keys[p->depth] = 0;
     p->stack[p->depth++] = t;
     if (type == CUE_JSON_OBJECT && (rc = member_key(p)) < 0) return rc;
     return STEP_WANT_VALUE;

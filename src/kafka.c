@@ -50,8 +50,17 @@ struct cue_kafka {
     /* A replay's clients (cue_kafka_open_replay): no group, and the
      * replay's id on every record produced. NULL for the live pipeline. */
     const char *replay_id; /* borrowed */
+    size_t message_max;    /* the producer's message.max.bytes */
     cue_kafka_stats stats;
 };
+
+/* A dead letter keeps the record's key up to this: a key longer than any user
+ * id (CUE_USER_ID_BYTES_MAX) is garbage, and must not make the dead letter
+ * too large to produce. */
+#define DEAD_KEY_BYTES_MAX 4096
+/* What a dead letter needs beside its key and value: the headers (the error
+ * message is at most CUE_ERR_MSG_MAX) and the record's framing, with room. */
+#define DEAD_OVERHEAD_BYTES 8192
 
 /* A consumer deliberately not destroyed (see cue_kafka_close); a global, so
  * that leak checkers see it as still reachable at exit. */
@@ -314,6 +323,12 @@ static int open_clients(cue_kafka **out, const cue_config *cfg, const cue_kafka_
             goto fail;
         }
         pc = NULL;
+        char mmb[32];
+        size_t mmb_len = sizeof mmb;
+        k->message_max = 1000000;
+        if (rd_kafka_conf_get(rd_kafka_conf(k->producer), "message.max.bytes", mmb, &mmb_len) ==
+            RD_KAFKA_CONF_OK)
+            k->message_max = (size_t)strtoull(mmb, NULL, 10);
         k->pq = rd_kafka_queue_get_main(k->producer);
         rd_kafka_queue_io_event_enable(k->pq, k->ppipe[1], "1", 1);
         if (k->transactional && txn_init(k, err) != 0) goto fail;
@@ -851,6 +866,15 @@ static int produce_to(cue_kafka *k, rd_kafka_topic_t *topic, int32_t partition, 
             k->txn_failed = true;
             return 0;
         }
+        if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && tag == REC_DEAD_LETTER &&
+            (len > 65536 || key_len > 256)) {
+            /* Still too large for this producer (its limit is not the one
+             * read at start?): cut further rather than stop. */
+            len = len > 65536 ? 65536 : len;
+            key_len = key_len > 256 ? 256 : key_len;
+            if (hdrs) rd_kafka_header_add(hdrs, "cuepoint.errors.truncated", -1, "true", -1);
+            continue;
+        }
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             if (hdrs) rd_kafka_headers_destroy(hdrs);
             cue_log(CUE_LOG_ERROR, "produce failed", "s:topic", rd_kafka_topic_name(topic),
@@ -965,15 +989,26 @@ int cue_kafka_produce_dead_letter(cue_kafka *k, const cue_dead_letter *dl, const
         snprintf(ts, sizeof ts, "%" PRId64, src->timestamp_ms);
         rd_kafka_header_add(h, "cuepoint.errors.timestamp", -1, ts, -1);
     }
-    /* A record over event.max.bytes is kept up to that size: the producer
-     * would refuse the whole, and a dead letter must not stop the pipeline. */
-    size_t len = src->value_len;
-    if (len > k->cfg->event_bytes_max) {
-        len = k->cfg->event_bytes_max;
+    /* A dead letter must not stop the pipeline: one that would not fit the
+     * producer's message.max.bytes (a record over event.max.bytes, a key of
+     * a megabyte) is cut to fit, marked, with the sizes it had. */
+    size_t key_len = src->key_len, len = src->value_len;
+    if (key_len > DEAD_KEY_BYTES_MAX) key_len = DEAD_KEY_BYTES_MAX;
+    size_t room = k->message_max > key_len + DEAD_OVERHEAD_BYTES
+                      ? k->message_max - key_len - DEAD_OVERHEAD_BYTES
+                      : 0;
+    if (len > room) len = room;
+    if (len > k->cfg->event_bytes_max) len = k->cfg->event_bytes_max;
+    if (len < src->value_len || key_len < src->key_len) {
+        char n[24];
         rd_kafka_header_add(h, "cuepoint.errors.truncated", -1, "true", -1);
+        snprintf(n, sizeof n, "%zu", src->value_len);
+        rd_kafka_header_add(h, "cuepoint.errors.value.bytes", -1, n, -1);
+        snprintf(n, sizeof n, "%zu", src->key_len);
+        rd_kafka_header_add(h, "cuepoint.errors.key.bytes", -1, n, -1);
         k->stats.dead_letters_truncated++;
     }
-    return produce(k, k->dead, REC_DEAD_LETTER, src->key, src->key_len, src->value, len, h,
+    return produce(k, k->dead, REC_DEAD_LETTER, src->key, key_len, src->value, len, h,
                    src->timestamp_ms);
 }
 
@@ -1006,6 +1041,7 @@ static bool retry_truncated(cue_kafka *k, const rd_kafka_message_t *m)
         (m->err != RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE &&
          m->err != RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE))
         return false;
+    if (m->len <= 65536 && m->key_len <= 256) return false; /* cut already: it cannot shrink */
     rd_kafka_headers_t *orig = NULL, *h = NULL;
     if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR)
         h = rd_kafka_headers_copy(orig);
@@ -1013,8 +1049,9 @@ static bool retry_truncated(cue_kafka *k, const rd_kafka_message_t *m)
         h = rd_kafka_headers_new(1);
     rd_kafka_header_add(h, "cuepoint.errors.truncated", -1, "true", -1);
     size_t len = m->len < 65536 ? m->len : 65536;
+    size_t key_len = m->key_len < 256 ? m->key_len : 256;
     k->stats.dead_letters_truncated++;
-    return produce(k, k->dead, REC_DEAD_LETTER, m->key, m->key_len, m->payload, len, h, 0) == 0;
+    return produce(k, k->dead, REC_DEAD_LETTER, m->key, key_len, m->payload, len, h, 0) == 0;
 }
 
 static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)

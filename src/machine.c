@@ -5,6 +5,7 @@
 #include "cuepoint/timefmt.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,8 +32,8 @@ typedef struct pool_chunk {
 
 /* Growable tables that compiled machines index into. */
 struct cue_machines {
-    cue_machine *m; /* owned, n_m entries */
-    size_t n_m;
+    cue_machine *m; /* owned, n_m entries, then n_aside that `only` left out */
+    size_t n_m, n_aside;
     cue_transition *trans; /* owned */
     size_t n_trans, cap_trans;
     cue_guard *guards; /* owned */
@@ -1235,7 +1236,11 @@ static int cmp_str(const void *a, const void *b)
 static int list_json_files(const char *dir, char ***files, size_t *n, cue_err *err)
 {
     DIR *dh = opendir(dir);
-    if (dh == NULL) return cue_err_set(err, CUE_EIO, "cannot open machines directory '%s'", dir);
+    /* A directory named in the configuration or on the command line: a
+     * configuration error (exit 78), as a bad journey in it is. */
+    if (dh == NULL)
+        return cue_err_set(err, CUE_ECONFIG, "cannot open machines directory '%s': %s", dir,
+                           strerror(errno));
     size_t cap = 16;
     *n = 0;
     *files = malloc(cap * sizeof **files);
@@ -1273,18 +1278,29 @@ int cue_machines_load(cue_machines **out, const char *dir, const char *only, cue
         free(files[i]);
     free(files);
     if (rc != 0 || only == NULL) return rc;
-    /* Keep one machine: move it to slot 0 and drop the rest (their tables stay
-     * allocated but unreferenced until the set is freed). */
-    for (size_t i = 0; i < (*out)->n_m; i++) {
-        if (strcmp((*out)->m[i].name, only) == 0) {
-            (*out)->m[0] = (*out)->m[i];
-            (*out)->n_m = 1;
+    /* Keep one machine in slot 0; the others stay compiled behind it, set
+     * aside: not in the set, but known to checks of names that refer to the
+     * whole directory (a policy file names every journey). */
+    cue_machines *ms = *out;
+    for (size_t i = 0; i < ms->n_m; i++) {
+        if (strcmp(ms->m[i].name, only) == 0) {
+            cue_machine kept = ms->m[i];
+            ms->m[i] = ms->m[0];
+            ms->m[0] = kept;
+            ms->n_aside = ms->n_m - 1;
+            ms->n_m = 1;
             return 0;
         }
     }
-    cue_machines_free(*out);
+    const char *known[CUE_MACHINES_MAX]; /* compile_into holds n_m to this */
+    for (size_t i = 0; i < ms->n_m; i++)
+        known[i] = ms->m[i].name;
+    const char *near = cue_nearest_name(only, known, ms->n_m);
+    rc = cue_err_set(err, CUE_EMACHINE, "no machine named '%s' in '%s'%s%s%s", only, dir,
+                     near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+    cue_machines_free(ms);
     *out = NULL;
-    return cue_err_set(err, CUE_EMACHINE, "no machine named '%s' in '%s'", only, dir);
+    return rc;
 }
 
 /* ---- accessors --------------------------------------------------------- */
@@ -1298,6 +1314,17 @@ const cue_machine *cue_machines_get(const cue_machines *ms, size_t i)
 {
     CUE_ASSERT(i < ms->n_m);
     return &ms->m[i];
+}
+
+size_t cue_machines_set_aside(const cue_machines *ms)
+{
+    return ms->n_aside;
+}
+
+const cue_machine *cue_machines_get_set_aside(const cue_machines *ms, size_t i)
+{
+    CUE_ASSERT(i < ms->n_aside);
+    return &ms->m[ms->n_m + i];
 }
 
 int cue_machines_find_hash(const cue_machines *ms, uint32_t hash)

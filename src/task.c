@@ -27,10 +27,9 @@ typedef struct timer_op {
 typedef struct pending {
     uint16_t machine;
     uint8_t trigger, cls;
-    bool timer;
+    bool timer, late; /* see cue_policy_trigger */
     int64_t time_ms;
-    uint32_t seq;                /* the order they were made in, for a stable sort */
-    int64_t decide_ms, fired_ms; /* see cue_policy_trigger */
+    uint32_t seq; /* the order they were made in, for a stable sort */
     uint32_t rec_off, rec_len;
     char id[CUE_HASH_HEX_LEN + 1];
 } pending;
@@ -63,8 +62,7 @@ struct cue_task {
     cue_buf timer_sort;       /* owned: sort items and scratch for timer_ops_flush */
     const cue_policy *policy; /* borrowed; NULL: every trigger goes out as made */
     cue_policy_tz *tz;        /* owned, with a policy */
-    int64_t now_ms;           /* stream time of the current step, for the policy */
-    int64_t decide_ms;        /* when the step's triggers are decided: now_ms, or a timer's due */
+    int64_t now_ms;           /* stream time of the current step: its triggers go out then */
     int64_t logged_offset;    /* the input offset in the last changelog meta record */
     int64_t logged_ms;        /* ... and about when it was written (synced_ms then) */
     bool logged_now;          /* ... in this cycle */
@@ -75,6 +73,9 @@ struct cue_task {
     cue_buf decision;         /* owned: one decision record */
     cue_deferred *released;   /* owned, with a policy: a deferred trigger being decided again */
     bool user_loaded;         /* t->user holds the current event's user */
+    int64_t clock_ms;         /* the reader's clock (cue_task_set_clock), or INT64_MIN */
+    int64_t repair_ms;        /* cue_task_repair_stream_time's limit, again after a rollback */
+    char msg[256];            /* a dead letter's message that needs formatting */
     cue_task_stats stats;
 };
 
@@ -116,8 +117,26 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
     t->synced_ms = meta.synced_ms;
     t->fired_upto = INT64_MIN;
     t->purged_upto = INT64_MIN;
+    t->clock_ms = INT64_MIN;
+    t->repair_ms = INT64_MAX;
     *out = t;
     return 0;
+}
+
+void cue_task_set_clock(cue_task *t, int64_t now_ms)
+{
+    t->clock_ms = now_ms;
+}
+
+int64_t cue_task_repair_stream_time(cue_task *t, int64_t limit_ms)
+{
+    t->repair_ms = limit_ms;
+    if (t->stream_ms == INT64_MIN || t->stream_ms <= limit_ms) return INT64_MIN;
+    int64_t was = t->stream_ms;
+    t->stream_ms = limit_ms;
+    /* The changelog's position record carries stream time: write it again. */
+    t->logged_offset = -1;
+    return was;
 }
 
 void cue_task_free(cue_task *t)
@@ -236,8 +255,6 @@ static void on_trigger(const cue_trigger *tr, void *ctx)
                       .timer = tr->ev == NULL,
                       .time_ms = tr->time_ms,
                       .seq = (uint32_t)(t->pend.len / sizeof(pending)),
-                      .decide_ms = t->decide_ms,
-                      .fired_ms = t->now_ms,
                       .rec_off = (uint32_t)off,
                       .rec_len = (uint32_t)(t->pend_recs.len - off)};
         memcpy(pd.id, tr->id, sizeof pd.id);
@@ -359,18 +376,23 @@ static void step_decide(cue_task *t)
                                  .id = ps[i].id,
                                  .time_ms = ps[i].time_ms,
                                  .timer = ps[i].timer,
-                                 .fired_ms = ps[i].fired_ms,
+                                 .late = ps[i].late,
                                  .rec = t->pend_recs.data + ps[i].rec_off,
                                  .rec_len = ps[i].rec_len};
-        decide(t, &pt, ps[i].decide_ms);
+        /* Decided when it would go out: the step's stream time. A timer due
+         * before the quiet hours that the partition's time reaches inside
+         * them goes out inside them, so it is the later time that counts. */
+        decide(t, &pt, t->now_ms);
     }
     cue_buf_reset(&t->pend);
     cue_buf_reset(&t->pend_recs);
 }
 
-/* Deferred triggers due by `due` join the step's batch, each decided at its
- * own due time, so when stream time passes them does not change the
- * decision, and a deferred trigger competes by class with the timers' ones. */
+/* Deferred triggers due by `due` join the step's batch, so a deferred
+ * trigger competes by class with the timers' ones. Like them, each is decided
+ * at the step's stream time, when it would go out: a deferral whose end the
+ * partition's time passes only hours later (no events meanwhile) may find
+ * quiet hours again, and waits again. */
 static void release_deferred(cue_task *t, int64_t due)
 {
     cue_deferred *d = t->released;
@@ -384,7 +406,7 @@ static void release_deferred(cue_task *t, int64_t due)
                                  .why = CUE_WHY_MACHINE_CHANGED,
                                  .channel = CUE_CH_NONE,
                                  .until_ms = INT64_MIN,
-                                 .decided_ms = d->due_ms,
+                                 .decided_ms = t->now_ms,
                                  .rule = "machines"};
             emit_decision(t, m, -1, d->id, d->time_ms, &gone);
             continue;
@@ -395,10 +417,9 @@ static void release_deferred(cue_task *t, int64_t due)
                       .trigger = (uint8_t)ti,
                       .cls = cue_policy_class(t->policy, (uint16_t)mi, (uint8_t)ti),
                       .timer = d->timer,
+                      .late = d->late,
                       .time_ms = d->time_ms,
                       .seq = (uint32_t)(t->pend.len / sizeof(pending)),
-                      .decide_ms = d->due_ms,
-                      .fired_ms = d->due_ms,
                       .rec_off = (uint32_t)off,
                       .rec_len = d->rec_len};
         memcpy(pd.id, d->id, sizeof pd.id);
@@ -560,7 +581,6 @@ static int fire_entry(cue_task *t, int64_t due, cue_err *err)
     /* The entry is used up; timers_sync indexes the user's next timer, if any.
      * The user may have no timer due now: the entry was a lower bound. */
     t->user->indexed_due = CUE_TIMER_NONE;
-    t->decide_ms = due;
     cue_engine_fire(t->ms, t->user, due, on_trigger, t, &t->stats.engine);
     if (t->policy) {
         release_deferred(t, due);
@@ -661,6 +681,7 @@ static int erase_user(cue_task *t, const cue_event *ev, cue_err *err)
     }
     if (rc != 0) return err && err->code ? rc : cue_err_set(err, rc, "cannot erase a user");
     t->stats.erasures++;
+    t->stats.applied++; /* consumed = applied + duplicates + dead letters */
     if (t->sink.decision == NULL) return 0;
     /* The user's deferred triggers end here: each gets its final decision,
      * with its trigger id and without the user. */
@@ -686,6 +707,38 @@ static int erase_user(cue_task *t, const cue_event *ev, cue_err *err)
     return 0;
 }
 
+/* Whether the user applied this event before under another position (a
+ * producer's retry, a file sent again): its id is among those the user
+ * remembers. *hash gets the id's hash for remember_id. */
+static bool is_resent(const cue_task *t, const cue_event *ev, uint64_t *hash)
+{
+    if (ev->event_id == NULL || t->cfg->event_id_dedup_max == 0) return false;
+    *hash = cue_hash64(ev->event_id, ev->event_id_len, 0);
+    const cue_user *u = t->user;
+    for (size_t i = 0; i < u->n_seen; i++)
+        if (u->seen[i].hash == *hash) return true;
+    return false;
+}
+
+/* Keeps the id of an event just applied. Ids of events older than stream
+ * time minus allowed.lateness.ms go: a copy of such an event is late and
+ * refused as such (under late.policy dead_letter). Past event.id.dedup.max,
+ * the oldest goes. */
+static void remember_id(cue_task *t, const cue_event *ev, uint64_t hash)
+{
+    cue_user *u = t->user;
+    int64_t floor = t->stream_ms - t->cfg->allowed_lateness_ms;
+    size_t n = 0, max = t->cfg->event_id_dedup_max;
+    for (size_t i = 0; i < u->n_seen; i++)
+        if (u->seen[i].ms >= floor) u->seen[n++] = u->seen[i];
+    if (n >= max) {
+        memmove(u->seen, u->seen + (n - max + 1), (max - 1) * sizeof *u->seen);
+        n = max - 1;
+    }
+    u->seen[n++] = (cue_seen_id){.ms = ev->ts_ms, .hash = hash};
+    u->n_seen = (uint8_t)n;
+}
+
 static int apply_event(cue_task *t, cue_event *ev, cue_err *err)
 {
     cue_err uerr = {0};
@@ -702,7 +755,9 @@ static int apply_event(cue_task *t, cue_event *ev, cue_err *err)
         return 0;
     }
     if (rc != 0) return cue_err_set(err, rc, "%s", uerr.msg);
-    if (t->user->last_offset != CUE_OFFSET_NONE && ev->offset <= t->user->last_offset) {
+    uint64_t id_hash = 0;
+    if ((t->user->last_offset != CUE_OFFSET_NONE && ev->offset <= t->user->last_offset) ||
+        is_resent(t, ev, &id_hash)) {
         t->stats.duplicates++;
         return 0;
     }
@@ -716,9 +771,9 @@ static int apply_event(cue_task *t, cue_event *ev, cue_err *err)
             return 0;
         }
     }
-    t->decide_ms = t->now_ms;
     cue_engine_apply(t->ms, t->user, ev, on_trigger, t, &t->stats.engine);
     if (t->policy) step_decide(t);
+    if (ev->event_id && t->cfg->event_id_dedup_max > 0) remember_id(t, ev, id_hash);
     t->stats.applied++;
     return user_save(t, err);
 }
@@ -728,9 +783,40 @@ static bool key_matches(const cue_event *ev, const char *key, size_t key_len)
     return key == NULL || (key_len == ev->user_id_len && memcmp(key, ev->user_id, key_len) == 0);
 }
 
-int cue_task_process(cue_task *t, const char *raw, size_t len, int64_t offset, const char *key,
-                     size_t key_len, cue_err *err)
+/* Whether the event's time is further ahead of its record's reference than
+ * event.time.max.future.ms; if so, the message says by how much. Checked
+ * before the time can move stream time or arm a timer. */
+static bool is_future(cue_task *t, const cue_event *ev, const cue_record *rec)
 {
+    bool kafka = rec->timestamp_ms >= 0;
+    int64_t ref = kafka ? rec->timestamp_ms : t->clock_ms;
+    /* Both are within [0, year 9999] or unset: the difference cannot overflow. */
+    if (ref < 0 || ev->ts_ms <= ref || ev->ts_ms - ref <= t->cfg->event_max_future_ms) return false;
+    char ts[CUE_TIME_TEXT_MAX], rt[CUE_TIME_TEXT_MAX];
+    cue_time_format_rfc3339(ev->ts_ms, ts);
+    cue_time_format_rfc3339(ref, rt); /* 0 <= ref < ts: in range */
+    double ahead = (double)(ev->ts_ms - ref) / 3600000.0;
+    const char *unit = "hours";
+    if (ahead >= 2 * 8766) {
+        ahead /= 8766; /* hours in an average year */
+        unit = "years";
+    } else if (ahead >= 48) {
+        ahead /= 24;
+        unit = "days";
+    }
+    snprintf(t->msg, sizeof t->msg,
+             "event time %s is %.1f %s ahead of %s %s, more than event.time.max.future.ms "
+             "(%lld ms): a device clock set ahead?",
+             ts, ahead, unit, kafka ? "the record's Kafka timestamp" : "the reader's clock", rt,
+             (long long)t->cfg->event_max_future_ms);
+    return true;
+}
+
+int cue_task_process(cue_task *t, const cue_record *rec, cue_err *err)
+{
+    int64_t offset = rec->offset;
+    const char *raw = rec->value;
+    size_t len = rec->value_len;
     CUE_ASSERT(offset >= 0);
     t->stats.records++;
     cue_event ev;
@@ -739,9 +825,11 @@ int cue_task_process(cue_task *t, const char *raw, size_t len, int64_t offset, c
     int rc = 0;
     if (cue_event_decode(t->dec, raw, len, &ev, &reason, &derr) != 0) {
         dead_letter(t, reason, derr.msg, raw, len, offset);
-    } else if (!key_matches(&ev, key, key_len)) {
+    } else if (!key_matches(&ev, rec->key, rec->key_len)) {
         dead_letter(t, CUE_REASON_KEY_MISMATCH, "the record's key is not its user id", raw, len,
                     offset);
+    } else if (is_future(t, &ev, rec)) {
+        dead_letter(t, CUE_REASON_FUTURE_TIME, t->msg, raw, len, offset);
     } else if (is_late(t, ev.ts_ms) && t->cfg->late_policy == CUE_LATE_DEAD_LETTER) {
         dead_letter(t, CUE_REASON_LATE,
                     "event time is older than stream time minus "
@@ -765,6 +853,12 @@ int cue_task_process(cue_task *t, const char *raw, size_t len, int64_t offset, c
     if (++t->since_commit >= t->cfg->commit_records || cue_cache_should_flush(t->cache))
         return self_commit(t, err);
     return 0;
+}
+
+void cue_task_skip(cue_task *t)
+{
+    t->stats.records++;
+    t->stats.duplicates++;
 }
 
 int cue_task_reject(cue_task *t, int64_t offset, cue_reason reason, const char *msg,
@@ -973,6 +1067,9 @@ int cue_task_rollback(cue_task *t, cue_err *err)
     cue_task old = *t;
     *t = *fresh;
     t->stats = old.stats;
+    t->clock_ms = old.clock_ms;
+    /* A repair not committed yet is undone with the rest: made again. */
+    if (old.repair_ms != INT64_MAX) cue_task_repair_stream_time(t, old.repair_ms);
     *fresh = old; /* the old parts, freed with it */
     cue_task_free(fresh);
     return 0;

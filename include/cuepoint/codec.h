@@ -28,10 +28,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Format 1: no policy state. Format 2 adds the policy section; a user without
- * policy state is still written as format 1, and both are read. */
-#define CUE_CODEC_VERSION       2
-#define CUE_CODEC_VERSION_PLAIN 1
+/* Format 1: no policy state. Format 2 adds the policy section. Format 3 adds
+ * the event ids after it (the policy section is then always there, empty or
+ * not). Each user is written in the smallest format that holds it, and all
+ * three are read. */
+#define CUE_CODEC_VERSION        3
+#define CUE_CODEC_VERSION_IDS    3
+#define CUE_CODEC_VERSION_POLICY 2
+#define CUE_CODEC_VERSION_PLAIN  1
 
 /* No timer armed. */
 #define CUE_TIMER_NONE INT64_MIN
@@ -123,6 +127,7 @@ typedef struct cue_deferred {
     uint32_t machine, trigger;
     uint8_t why; /* cue_why it waits */
     bool timer;  /* caused by a timer: its age counts from time_ms */
+    bool late;   /* let through late and marked (late: mark): it goes out marked */
     char id[CUE_HASH_HEX_LEN + 1];
     uint16_t rec_len;
     char rec[CUE_POLICY_DEFERRED_BYTES_MAX];
@@ -148,6 +153,13 @@ typedef struct cue_user_policy {
 /* True when the policy part holds nothing (the record stays format 1). */
 bool cue_user_policy_empty(const cue_user_policy *p);
 
+/* An event the user applied that named an event id: the id's 64-bit hash
+ * and the event's time, kept to recognise the same event sent again. */
+typedef struct cue_seen_id {
+    int64_t ms;
+    uint64_t hash;
+} cue_seen_id;
+
 typedef struct cue_user {
     uint8_t id_len;
     char id[CUE_USER_ID_BYTES_MAX];
@@ -159,6 +171,8 @@ typedef struct cue_user {
     uint16_t n_instances;
     cue_instance inst[CUE_USER_INSTANCES_MAX];
     cue_user_policy policy;
+    uint8_t n_seen;
+    cue_seen_id seen[CUE_EVENT_IDS_MAX]; /* oldest first */
 } cue_user;
 
 /* What decoding had to change to fit the current machines; the caller counts it. */

@@ -73,6 +73,14 @@ typedef struct cue_config {
     size_t timers_memory_max;    /* timers.memory.max: CUE_TIMER_WINDOW_MAX timers in memory */
     int64_t allowed_lateness_ms; /* allowed.lateness.ms: 3600000 (1 h) */
     cue_late_policy late_policy; /* late.policy: "dead_letter" */
+    /* event.time.max.future.ms: 3600000 (1 h). How far an event's time may be
+     * ahead of its record's reference time (the Kafka timestamp, else the
+     * reader's clock) before it is a future_time dead letter. */
+    int64_t event_max_future_ms;
+    /* event.id.dedup.max: 32. Event ids remembered per user (those of events
+     * within allowed.lateness.ms of stream time) to skip a re-sent event; 0
+     * switches it off. At most CUE_EVENT_IDS_MAX. */
+    uint32_t event_id_dedup_max;
 
     /* The Kafka pipeline (`cuepoint run`). */
     char bootstrap_servers[CUE_PATH_MAX];            /* "localhost:9092" */
@@ -80,8 +88,11 @@ typedef struct cue_config {
     char trigger_topic[CUE_TOPIC_BYTES_MAX + 1];     /* trigger.topic: "triggers" */
     char dead_letter_topic[CUE_TOPIC_BYTES_MAX + 1]; /* errors.dead.letter.queue.topic.name:
                                                       * "<application.id>-dead-letters" */
-    char admin_listen[64]; /* admin.listen: "127.0.0.1:9464"; "" switches it off */
-    bool wall_clock;       /* wall.clock.advance: true */
+    char admin_listen[CUE_LISTEN_BYTES_MAX];         /* admin.listen: "127.0.0.1:9464"; "" is off */
+    /* admin.users.token: the bearer token /v1/users/{id} asks for; "" for
+     * none. A secret: never in a log, an error or a dump. */
+    char admin_users_token[CUE_TOKEN_BYTES_MAX + 1];
+    bool wall_clock; /* wall.clock.advance: true */
     /* changelog.enabled: false. Each commit also writes the changed users to
      * <application.id>-changelog, so another instance can rebuild a partition. */
     bool changelog;

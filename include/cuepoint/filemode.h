@@ -48,6 +48,9 @@ typedef struct cue_filemode_opts {
     FILE *decisions;                 /* its decision records, one per line, or NULL; borrowed */
     int64_t until_ms;                /* advance stream time to this at the end; INT64_MIN: don't */
     int64_t linger_ms;               /* or, when > 0, to the last event's time plus this */
+    /* The reader's clock, epoch ms: events more than event.time.max.future.ms
+     * ahead of it are future_time dead letters (task.h); 0: not checked. */
+    int64_t clock_ms;
     /* Continue the same source after an interruption: its records were given
      * positions from the one saved when it was first run, and those already
      * committed are skipped. Needs source_name to match the saved one. */

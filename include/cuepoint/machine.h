@@ -200,9 +200,10 @@ typedef struct cue_machines cue_machines;
 
 /* Compiles every *.json file in `dir` (sorted by file name, so the order of
  * machines, and with it the order of triggers in a step, is stable). With
- * `only` non-NULL, keeps just the machine of that name. Fails on the first
- * file with an error; use cue_machine_check (check.h) to see all of them. The
- * caller owns `*out` and frees it with cue_machines_free. */
+ * `only` non-NULL, keeps just the machine of that name (the others are set
+ * aside, see below; an unknown name is an error naming the nearest). Fails
+ * on the first file with an error; use cue_machine_check (check.h) to see
+ * all of them. The caller owns `*out` and frees it with cue_machines_free. */
 int cue_machines_load(cue_machines **out, const char *dir, const char *only, cue_err *err);
 
 /* Compiles the given files, in the given order. */
@@ -213,6 +214,13 @@ void cue_machines_free(cue_machines *ms);
 
 size_t cue_machines_count(const cue_machines *ms);
 const cue_machine *cue_machines_get(const cue_machines *ms, size_t i);
+
+/* The machines of the directory that `only` left out of the set, still
+ * compiled, for checks of files that name every journey (a policy file): a
+ * name that is one of them is known, though nothing runs it. Not seen by
+ * cue_machines_count, _get or the find functions; 0 without `only`. */
+size_t cue_machines_set_aside(const cue_machines *ms);
+const cue_machine *cue_machines_get_set_aside(const cue_machines *ms, size_t i);
 
 /* The machine with this name hash, or -1. */
 int cue_machines_find_hash(const cue_machines *ms, uint32_t hash);

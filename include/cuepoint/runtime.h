@@ -58,7 +58,8 @@ typedef struct cue_runtime_opts {
 } cue_runtime_opts;
 
 typedef struct cue_runtime_result {
-    uint64_t consumed, applied, dead_letters, triggers, commits, rebalances;
+    /* consumed = applied + duplicates + dead_letters */
+    uint64_t consumed, applied, duplicates, dead_letters, triggers, commits, rebalances;
     uint64_t dead_by_reason[CUE_REASON_COUNT];
     uint64_t by_trigger[CUE_MACHINES_MAX][CUE_MACHINE_TRIGGERS_MAX];
     double seconds;        /* the whole run, start-up and group join included */

@@ -48,8 +48,14 @@ for r in not_json key_mismatch too_large missing_user_id bad_time; do
     got=$(metric "cuepoint_dead_letters_total{reason=\"$r\"}")
     [ "$got" = "$want" ] && ok || bad "/metrics dead letters $r: $got, expected $want"
 done
+# Every record consumed is applied, a duplicate or a dead letter, once.
+applied=$(metric cuepoint_records_applied_total); dups=$(metric cuepoint_records_duplicate_total)
+dead=$(awk '$1 ~ /^cuepoint_dead_letters_total/ { s += $2 } END { print s + 0 }' "$tmp/metrics.txt")
+[ "$consumed" -eq $((applied + dups + dead)) ] && ok \
+    || bad "/metrics: consumed $consumed != applied $applied + duplicates $dups + dead letters $dead"
 kill -TERM $run_pid; wait $run_pid; rc=$?; run_pid=
 [ $rc -eq 0 ] && ok || bad "run exit $rc after SIGTERM"
+balanced "$tmp/run.log" "the poisoned run"
 
 # The dead-letter topic: six records, each naming its reason and where it came from.
 kcat -b "$bootstrap" -C -t dead -o beginning -e -q -f '%k|%S|%h\n' > "$tmp/dead.tsv" 2>/dev/null

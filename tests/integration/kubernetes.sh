@@ -91,7 +91,7 @@ tok = cfg.get("admin.users.token", {})
 tok_env = tok.get("env") if isinstance(tok, dict) else None
 check(tok_env is not None and "secretKeyRef" in env.get(tok_env, {}).get("valueFrom", {}),
       "admin.users.token is not read from a Secret through {\"env\": ...}: %s" % tok)
-print("ENV %s=%s" % (tok_env, "test-token"))
+print("ENV %s=%s" % (tok_env, "test-token-0123456789abcdef"))
 
 # State: one claim per pod, mounted where state.dir says.
 state_dir = cfg.get("state.dir", "")

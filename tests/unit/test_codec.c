@@ -223,7 +223,7 @@ Test(codec, policy_state_round_trips_and_plain_users_stay_format_1)
                                   .channel = CUE_CH_NONE};
     memcpy(p->decided[0].id, d->id, sizeof d->id);
     cr_assert(cue_codec_encode(&a, ms, &rec) == 0);
-    cr_assert_eq(((uint8_t *)rec.data)[2], CUE_CODEC_VERSION);
+    cr_assert_eq(((uint8_t *)rec.data)[2], CUE_CODEC_VERSION_POLICY);
     cue_err err;
     cr_assert(cue_codec_decode(rec.data, rec.len, ms, &b, NULL, &err) == 0, "%s", err.msg);
     cr_assert(cue_codec_encode(&b, ms, &rec2) == 0);
@@ -266,5 +266,99 @@ Test(codec, policy_state_round_trips_and_plain_users_stay_format_1)
     cue_buf_deinit(&json);
     cue_buf_deinit(&rec);
     cue_buf_deinit(&rec2);
+    cue_machines_free(ms);
+}
+
+/* Event ids go in format 3, with their times; a user without any is written
+ * as before, and a count over the bound is refused. */
+Test(codec, event_ids_round_trip_in_format_3)
+{
+    cue_machines *ms = compile_text(v1);
+    static cue_user a, b;
+    fill(&a);
+    a.n_seen = 3;
+    a.seen[0] = (cue_seen_id){.ms = 1772438400000 - 3600000, .hash = 0x0123456789abcdefULL};
+    a.seen[1] = (cue_seen_id){.ms = 1772438400000 + 5, .hash = UINT64_MAX};
+    a.seen[2] = (cue_seen_id){.ms = 1772438400000, .hash = 0};
+    cue_buf rec, rec2;
+    cue_buf_init(&rec, 64);
+    cue_buf_init(&rec2, 64);
+    cr_assert(cue_codec_encode(&a, ms, &rec) == 0);
+    cr_assert_eq(((uint8_t *)rec.data)[2], CUE_CODEC_VERSION_IDS);
+    cue_err err;
+    cr_assert(cue_codec_decode(rec.data, rec.len, ms, &b, NULL, &err) == 0, "%s", err.msg);
+    cr_assert_eq(b.n_seen, 3);
+    for (int i = 0; i < 3; i++) {
+        cr_expect_eq(b.seen[i].ms, a.seen[i].ms, "id %d time", i);
+        cr_expect_eq(b.seen[i].hash, a.seen[i].hash, "id %d hash", i);
+    }
+    cr_assert(cue_codec_encode(&b, ms, &rec2) == 0);
+    cr_assert(rec.len == rec2.len && memcmp(rec.data, rec2.data, rec.len) == 0);
+    /* The count is the byte after the (empty) policy section: past the bound,
+     * the record is refused even with a good checksum. */
+    a.n_seen = 1;
+    a.seen[0].ms = a.last_event_ms;
+    cr_assert(cue_codec_encode(&a, ms, &rec) == 0);
+    size_t at = rec.len - 4 - 1 - 8 - 1; /* checksum, hash, time difference (1 byte), count */
+    cr_assert_eq(((uint8_t *)rec.data)[at], 1);
+    ((uint8_t *)rec.data)[at] = CUE_EVENT_IDS_MAX + 1;
+    cue_codec_seal(rec.data, rec.len);
+    cr_expect_eq(cue_codec_decode(rec.data, rec.len, ms, &b, NULL, &err), CUE_ECORRUPT);
+    cr_expect(strstr(err.msg, "event id") != NULL, "%s", err.msg);
+    a.n_seen = 0;
+    cr_assert(cue_codec_encode(&a, ms, &rec) == 0);
+    cr_expect_eq(((uint8_t *)rec.data)[2], CUE_CODEC_VERSION_PLAIN, "no ids, no policy: format 1");
+    cue_buf_deinit(&rec);
+    cue_buf_deinit(&rec2);
+    cue_machines_free(ms);
+}
+
+/* A deferred trigger's late mark (issue 14: it was lost while the trigger
+ * waited) rides in the byte that the policy section wrote as the timer
+ * boolean, so records written before it still read, and no format changes. */
+Test(codec, a_deferred_triggers_late_mark_round_trips_in_the_flags_byte)
+{
+    cue_machines *ms = compile_text(v1);
+    static cue_user a, b;
+    fill(&a);
+    a.policy.n_deferred = 1;
+    cue_deferred *d = &a.policy.deferred[0];
+    memset(d, 0, sizeof *d);
+    d->due_ms = 5000;
+    d->time_ms = 4000;
+    d->why = CUE_WHY_QUIET_HOURS;
+    d->timer = true;
+    d->late = true;
+    memcpy(d->id, "0123456789abcdef0123456789abcdef", CUE_HASH_HEX_LEN + 1);
+    memcpy(d->rec, "{\"x\":{\"y\":1}}", 13);
+    d->rec_len = 13;
+    cue_buf rec;
+    cue_buf_init(&rec, 64);
+    cr_assert(cue_codec_encode(&a, ms, &rec) == 0);
+    cr_assert_eq(((uint8_t *)rec.data)[2], 2, "the policy section's format");
+    cue_err err;
+    cr_assert(cue_codec_decode(rec.data, rec.len, ms, &b, NULL, &err) == 0, "%s", err.msg);
+    cr_assert(b.policy.deferred[0].late && b.policy.deferred[0].timer);
+    /* The flags byte comes just before the id's length and bytes. */
+    size_t at = 0;
+    while (at + CUE_HASH_HEX_LEN <= rec.len && memcmp(rec.data + at, d->id, CUE_HASH_HEX_LEN))
+        at++;
+    cr_assert(at >= 2 && at + CUE_HASH_HEX_LEN <= rec.len);
+    uint8_t *flags = (uint8_t *)rec.data + at - 2;
+    cr_assert_eq(*flags, 3, "timer | late");
+    *flags = 1; /* as format 2 wrote a timer's trigger before the mark */
+    cue_codec_seal(rec.data, rec.len);
+    cr_assert(cue_codec_decode(rec.data, rec.len, ms, &b, NULL, &err) == 0, "%s", err.msg);
+    cr_assert(b.policy.deferred[0].timer && !b.policy.deferred[0].late);
+    *flags = 4; /* no such flag */
+    cue_codec_seal(rec.data, rec.len);
+    cr_assert_eq(cue_codec_decode(rec.data, rec.len, ms, &b, NULL, &err), CUE_ECORRUPT);
+    cr_assert(strstr(err.msg, "deferred flags"), "%s", err.msg);
+    cue_buf json;
+    cue_buf_init(&json, 256);
+    cr_assert(cue_user_to_json(&a, ms, &json) == 0);
+    cr_assert(strstr(json.data, "\"reason\":\"quiet_hours\",\"late\":true}"), "%s", json.data);
+    cue_buf_deinit(&json);
+    cue_buf_deinit(&rec);
     cue_machines_free(ms);
 }

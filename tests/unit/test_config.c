@@ -42,6 +42,14 @@ static const config_case cases[] = {
     {"{\"kafka\":{\"socket.timeout.ms\":100,\"consumer\":{\"fetch.wait.max.ms\":10},"
      "\"producer\":{\"linger.ms\":\"2\",\"enable.gapless.guarantee\":true}}}",
      0, NULL},
+    {"{\"admin.users.token\":\"\"}", 0, NULL},
+    {"{\"admin.users.token\":\"tOk3n-._~+/tOk3n==\"}", 0, NULL},
+    {"{\"admin.users.token\":\"short\"}", CUE_ECONFIG, "5 bytes; a token needs 16 at least"},
+    {"{\"admin.users.token\":\"has a space in it, long enough\"}", CUE_ECONFIG,
+     "$.admin.users.token: a token is letters"},
+    {"{\"admin.users.token\":\"==paddingfirst0123456\"}", CUE_ECONFIG, "padding"},
+    {"{\"admin.users.token\":5}", CUE_ECONFIG, "$.admin.users.token: must be a string"},
+    {"{\"admin.user.token\":\"x\"}", CUE_ECONFIG, "did you mean 'admin.users.token'"},
 };
 
 Test(config, table_of_files)
@@ -230,5 +238,42 @@ Test(config, dump_reads_back)
     cue_buf_deinit(&b2);
     cue_buf_deinit(&b);
     unlink(again);
+    unlink(path);
+}
+
+Test(config, the_user_api_token_is_a_secret)
+{
+    setenv("CUE_TEST_TOKEN", "env-token-0123456789", 1);
+    char file[64], path[64], text[256];
+    write_temp(file, ".txt", "file-token-0123456789\n");
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cr_expect_str_eq(cfg.admin_users_token, "", "a token by default");
+    cue_err err = {0};
+    cr_assert(cue_config_set(&cfg, "admin.users.token", "{\"env\": \"CUE_TEST_TOKEN\"}", &err) == 0,
+              "%s", err.msg);
+    cr_expect_str_eq(cfg.admin_users_token, "env-token-0123456789");
+    snprintf(text, sizeof text, "{\"admin.users.token\":{\"file\":\"%s\"}}", file);
+    write_temp(path, ".json", text);
+    cr_assert(cue_config_load(&cfg, path, &err) == 0, "%s", err.msg);
+    cr_expect_str_eq(cfg.admin_users_token, "file-token-0123456789", "the newline is dropped");
+    cue_buf b;
+    cue_buf_init(&b, 0);
+    cue_config_dump(&cfg, &b);
+    cr_expect(strstr(b.data, "file-token") == NULL, "the token in the dump:\n%s", b.data);
+    cr_expect(strstr(b.data, "\"admin.users.token\": \"[redacted]\"") != NULL, "%s", b.data);
+    cue_buf_deinit(&b);
+    /* A bad one is not kept, nor quoted. */
+    setenv("CUE_TEST_TOKEN", "bad token, with spaces", 1);
+    cr_expect(cue_config_set(&cfg, "admin.users.token", "{\"env\": \"CUE_TEST_TOKEN\"}", &err) !=
+              0);
+    cr_expect(strstr(err.msg, "spaces") == NULL, "'%s' quotes the token", err.msg);
+    cr_expect_str_eq(cfg.admin_users_token, "");
+    cue_config_defaults(&cfg);
+    cue_buf_init(&b, 0);
+    cue_config_dump(&cfg, &b);
+    cr_expect(strstr(b.data, "\"admin.users.token\": \"\"") != NULL, "%s", b.data);
+    cue_buf_deinit(&b);
+    unlink(file);
     unlink(path);
 }
