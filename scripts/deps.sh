@@ -48,3 +48,9 @@ fi
 echo "deps.sh: installing ${missing[*]}" >&2
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The prometheus package starts its own service (on port 9090, scraping this
+# host) where systemd runs: the tests start their own on a free port, and a
+# build machine has no use for a standing one.
+if printf '%s\n' "${missing[@]}" | grep -qx prometheus && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
