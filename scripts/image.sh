@@ -108,6 +108,7 @@ for f in /var/lib/apt/lists/*; do
 done
 
 t0=$(date +%s)
+# force-unsafe-io: dpkg skips its fsyncs; a crash only loses this build.
 # mmdebstrap's merged-usr hook lays /usr out merged before the Essential set
 # goes in and installs usr-is-merged, which init-system-helpers needs: else
 # apt picks usrmerge, which brings perl (30 MB) to merge it afterwards.
@@ -120,6 +121,7 @@ mmdebstrap --variant=essential --mode=root --format=directory \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' \
     --dpkgopt='path-include=/usr/share/doc/cuepoint/*' \
+    --dpkgopt=force-unsafe-io \
     --skip=download/empty --skip=essential/unlink \
     --setup-hook="mkdir -p \"\$1$pkgdir\" && cp '$pkg' \"\$1$pkgdir/\"" \
     --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
@@ -135,6 +137,10 @@ mmdebstrap --variant=essential --mode=root --format=directory \
     --customize-hook='rm -rf "$1"/var/log/* "$1"/var/cache/debconf/*-old "$1"/var/lib/dpkg/*-old "$1"/var/cache/ldconfig/aux-cache' \
     "$suite" "$work/rootfs" "${sources[@]}" > "$out/mmdebstrap.log" 2>&1 \
     || { tail -20 "$out/mmdebstrap.log" >&2; echo "image.sh: mmdebstrap failed (see $out/mmdebstrap.log)" >&2; exit 1; }
+# apt (outside the chroot) makes its partial directories owned by _apt when
+# it can reach them as that user, which depends on the permissions of the
+# directories above --out: the same owner whatever they are.
+chown -R 0:0 "$work/rootfs/var/lib/apt" "$work/rootfs/var/cache/apt"
 # Files the maintainer scripts wrote carry the build's time: clamp them.
 find "$work/rootfs" -newermt "@$SOURCE_DATE_EPOCH" -print0 | xargs -0r touch -h -d "@$SOURCE_DATE_EPOCH"
 t1=$(date +%s)

@@ -99,7 +99,10 @@ chroot --userspec="$uid:$gid" "$r" /usr/bin/env -i /usr/bin/touch /etc/cuepoint/
 chroot --userspec="$uid:$gid" "$r" /usr/bin/env -i /usr/bin/touch /var/lib/cuepoint/x && ok \
     || bad "uid $uid cannot write its state volume"
 
-# Reproducible: the same commit, built again, is the same image.
+# Reproducible: the same commit, built again, is the same image, also from
+# an output directory other users can reach (the first one's parent is
+# private to root), which changes what apt can do as its own user.
+chmod 755 "$tmp"
 t3=$(date +%s)
 "$root/scripts/image.sh" --deb "$deb" --out "$tmp/b" > "$tmp/b.out" 2> "$tmp/b.err" \
     || bad "the second build failed: $(tail -5 "$tmp/b.err")"
