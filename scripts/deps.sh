@@ -1,6 +1,11 @@
 #!/bin/bash
 # Installs the Debian 12 packages cuepoint builds, tests and runs with.
 # Skips apt entirely when they are all present already.
+#
+#   scripts/deps.sh          what the build and the demo need
+#   scripts/deps.sh --test   also what the tests of shipping it need (the
+#                            package, the image, Kubernetes, Prometheus);
+#                            scripts/test.sh passes it
 set -euo pipefail
 
 # libglib2.0-dev: the tz module's time zones (GLib's GTimeZone, which reads the
@@ -9,7 +14,13 @@ set -euo pipefail
 # Debian's (security) updates keep current; also what `date` and `zdump` read to
 # compute the tz tests' expected instants.
 # libjemalloc-dev: the executables' allocator (CMakeLists.txt, CUE_JEMALLOC).
-# Shipping it (docs/deploy.md) and the tests of that:
+# python3: the admin port's flood test client (tests/integration/http_flood.py),
+# which holds hundreds of connections at once, more than curl or a shell can.
+packages=(build-essential cmake pkg-config librdkafka-dev librocksdb-dev libjansson-dev
+          libuv1-dev libcriterion-dev libxxhash-dev libmicrohttpd-dev libglib2.0-dev tzdata kcat curl
+          libjemalloc-dev python3)
+
+# Shipping it (docs/deploy.md) and the tests of that, with --test:
 # dpkg-dev and file: CPack's DEB generator computes the package's Depends with
 #   dpkg-shlibdeps and finds the ELF files with `file` (scripts/package.sh).
 # lintian: tests/integration/deb.sh checks that every tag it reports is
@@ -22,17 +33,14 @@ set -euo pipefail
 #   and a real Prometheus scrapes `cuepoint run` (tests/integration/prometheus.sh).
 # jq: the tests read JSON (image configs, --print-config, Prometheus' API).
 # python3-yaml: the tests read YAML (the rendered Kubernetes objects, the rules).
-# kubernetes-client: `kubectl kustomize` renders deploy/kubernetes (below).
-# python3: the admin port's flood test client (tests/integration/http_flood.py),
-# which holds hundreds of connections at once, more than curl or a shell can.
-packages=(build-essential cmake pkg-config librdkafka-dev librocksdb-dev libjansson-dev
-          libuv1-dev libcriterion-dev libxxhash-dev libmicrohttpd-dev libglib2.0-dev tzdata kcat curl
-          libjemalloc-dev dpkg-dev file lintian systemd mmdebstrap umoci skopeo prometheus jq
-          python3 python3-yaml)
-# Debian's kubectl is kubernetes-client; a machine with another kubectl
-# package (the Kubernetes project's own, or the cloud SDK's) already has the
-# command, and the two packages both own /usr/bin/kubectl.
-command -v kubectl >/dev/null || packages+=(kubernetes-client)
+# kubernetes-client: `kubectl kustomize` renders deploy/kubernetes. Debian's
+#   kubectl; a machine with another kubectl package (the Kubernetes project's
+#   own, or the cloud SDK's) already has the command, and the two packages
+#   both own /usr/bin/kubectl.
+if [ "${1:-}" = --test ]; then
+    packages+=(dpkg-dev file lintian systemd mmdebstrap umoci skopeo prometheus jq python3-yaml)
+    command -v kubectl >/dev/null || packages+=(kubernetes-client)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -23,7 +23,7 @@
 # sources), SUITE (bookworm), CUEPOINT_IMAGE_CACHE (default
 # /var/cache/cuepoint-image: the .debs the last build used, seeded from
 # apt's own cache, so a rebuild downloads nothing). Needs root (mmdebstrap's
-# root mode), mmdebstrap and umoci (scripts/deps.sh installs them).
+# root mode), mmdebstrap and umoci (scripts/deps.sh --test installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -41,7 +41,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 for tool in mmdebstrap umoci; do
-    command -v "$tool" > /dev/null || { echo "image.sh: $tool is not installed (scripts/deps.sh)" >&2; exit 69; }
+    command -v "$tool" > /dev/null || { echo "image.sh: $tool is not installed (scripts/deps.sh --test installs it)" >&2; exit 69; }
 done
 [ "$(id -u)" = 0 ] || { echo "image.sh: run as root (mmdebstrap's root mode)" >&2; exit 77; }
 

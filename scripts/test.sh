@@ -4,7 +4,7 @@
 # integration test, then the benchmarks at smoke size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/deps.sh
+./scripts/deps.sh --test
 build=build/ci
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DCUE_WERROR=ON -DCUE_SANITIZE=ON >/dev/null
 cmake --build "$build" -j"$(nproc)"

@@ -111,7 +111,7 @@ if command -v systemd-analyze > /dev/null; then
         awk -v e="${exposure:-99}" 'BEGIN { exit !(e < 2.0) }' && ok || bad "$(basename "$u"): exposure ${exposure:-unknown}, not below 2.0"
     done
 else
-    bad "systemd-analyze is not installed (scripts/deps.sh installs systemd)"
+    bad "systemd-analyze is not installed (scripts/deps.sh --test installs systemd)"
 fi
 timeout_ms=$(jq '."shutdown.timeout.ms"' "$tmp/print.json")
 for u in /lib/systemd/system/cuepoint.service /lib/systemd/system/cuepoint@.service; do
@@ -133,7 +133,7 @@ if command -v lintian > /dev/null; then
         grep -q "\`$tag\`" "$root/docs/deploy.md" && ok || bad "lintian tag $tag is not explained in docs/deploy.md"
     done < "$tmp/tags"
 else
-    bad "lintian is not installed (scripts/deps.sh installs it)"
+    bad "lintian is not installed (scripts/deps.sh --test installs it)"
 fi
 
 # A conffile edited by the operator survives a reinstall.

@@ -8,14 +8,14 @@
 # 10001, entrypoint, cmd, state volume, admin port, OCI labels with the
 # commit); there is no compiler, no apt, no package list; skopeo reads both
 # outputs; a second build of the same commit has the same digest. Prints
-# what the image weighs. Needs root, mmdebstrap and umoci (scripts/deps.sh);
+# what the image weighs. Needs root, mmdebstrap and umoci (scripts/deps.sh --test);
 # without them it says so and is skipped.
 . "$(dirname "$0")/../lib.sh" "$1"
 set -uo pipefail
 
 skip() { echo "image: skipped: $*"; echo "0 passed, 0 failed, 1 skipped"; exit 0; }
 [ "$(id -u)" = 0 ] || skip "not root (mmdebstrap's root mode, chroot)"
-for t in mmdebstrap umoci jq; do command -v $t > /dev/null || skip "$t is not installed (scripts/deps.sh installs it)"; done
+for t in mmdebstrap umoci jq; do command -v $t > /dev/null || skip "$t is not installed (scripts/deps.sh --test installs it)"; done
 
 t0=$(date +%s)
 deb=$("$root/scripts/package.sh" 2> "$tmp/package.err" | tail -n1)
@@ -60,7 +60,7 @@ if command -v skopeo > /dev/null; then
     skopeo inspect "oci-archive:$tmp/a/cuepoint-oci.tar:$version" > /dev/null 2> "$tmp/skopeo.err" && ok \
         || bad "skopeo inspect oci-archive: $(cat "$tmp/skopeo.err")"
 else
-    bad "skopeo is not installed (scripts/deps.sh installs it)"
+    bad "skopeo is not installed (scripts/deps.sh --test installs it)"
 fi
 
 # The root filesystem, as a runtime would unpack it.

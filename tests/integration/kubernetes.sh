@@ -14,9 +14,9 @@
 # `cuepoint run --print-config` with the mounts laid out as in the pod.
 . "$(dirname "$0")/../lib.sh" "$1"
 set -uo pipefail
-command -v kubectl > /dev/null || { bad "kubectl is not installed (scripts/deps.sh installs kubernetes-client)"; finish; exit 1; }
+command -v kubectl > /dev/null || { bad "kubectl is not installed (scripts/deps.sh --test installs kubernetes-client)"; finish; exit 1; }
 py=/usr/bin/python3
-$py -c 'import yaml' 2> /dev/null || { bad "python3-yaml is not installed (scripts/deps.sh)"; finish; exit 1; }
+$py -c 'import yaml' 2> /dev/null || { bad "python3-yaml is not installed (scripts/deps.sh --test)"; finish; exit 1; }
 echo "$(kubectl version --client 2>/dev/null | head -n1)"
 
 k=$root/deploy/kubernetes

@@ -18,9 +18,9 @@
 . "$(dirname "$0")/../kafka_lib.sh"
 set -uo pipefail
 command -v prometheus > /dev/null && command -v promtool > /dev/null \
-    || { bad "prometheus is not installed (scripts/deps.sh installs it)"; finish; exit 1; }
+    || { bad "prometheus is not installed (scripts/deps.sh --test installs it)"; finish; exit 1; }
 py=/usr/bin/python3
-$py -c 'import yaml' 2> /dev/null || { bad "python3-yaml is not installed (scripts/deps.sh)"; finish; exit 1; }
+$py -c 'import yaml' 2> /dev/null || { bad "python3-yaml is not installed (scripts/deps.sh --test)"; finish; exit 1; }
 rules=$root/deploy/prometheus/cuepoint.rules.yml
 dashboard=$root/deploy/grafana/cuepoint.json
 t0=$(date +%s)

@@ -9,7 +9,7 @@
 # numbers, two-space indent); log.level filters the log.
 . "$(dirname "$0")/../lib.sh" "$1"
 set -uo pipefail
-command -v jq >/dev/null || { echo "jq is not installed (scripts/deps.sh installs it)"; exit 1; }
+command -v jq >/dev/null || { echo "jq is not installed (scripts/deps.sh --test installs it)"; exit 1; }
 
 # rc_of COMMAND...: the exit status, stdout in $tmp/out, stderr in $tmp/err
 rc_of() { "$@" > "$tmp/out" 2> "$tmp/err"; echo $?; }
