@@ -196,8 +196,9 @@ static const char file_help[] =
     "Runs events from a JSON-lines file (or stdin) through the journeys, keeping\n"
     "state in a state directory, and writes triggers as JSON lines (CloudEvents).\n"
     "Another input over the same --state-dir continues from that state; the same\n"
-    "input again (its first line the same) is refused: --resume continues one\n"
-    "that was interrupted. An event whose event_id the user applied within\n"
+    "input again (its first 64 KiB, or of a pipe its first line) is refused, even\n"
+    "after others: --resume continues one that was interrupted. An event whose event_id the user "
+    "applied within\n"
     "allowed.lateness.ms is skipped as a duplicate. Bad lines go to the\n"
     "dead-letter file with their line number and reason; an event more than\n"
     "event.time.max.future.ms ahead of the clock (CUEPOINT_CLOCK, else now) is one.\n"
@@ -305,6 +306,7 @@ static int file_run(const cue_config *cfg, const file_args *fa, cue_err *err)
                            .source = cue_line_source_next,
                            .source_ctx = src,
                            .source_name = fa->input,
+                           .fingerprint = cue_filemode_fingerprint(in),
                            .out = out,
                            .dead = dead,
                            .policy = pol,

@@ -54,6 +54,7 @@ void cue_user_init(cue_user *u, const char *id, size_t id_len)
     u->n_instances = 0;
     policy_init(&u->policy);
     u->n_seen = 0;
+    u->seen_floor_ms = INT64_MIN;
 }
 
 void cue_instance_init(cue_instance *in, const cue_machine *m, uint16_t mi, int64_t now_ms)
@@ -277,6 +278,9 @@ static size_t policy_bound(const cue_user_policy *pol)
 static void put_seen(uint8_t **p, const cue_user *u)
 {
     put_varint(p, u->n_seen);
+    *(*p)++ = u->seen_floor_ms != INT64_MIN;
+    if (u->seen_floor_ms != INT64_MIN)
+        put_zigzag(p, (int64_t)((uint64_t)u->last_event_ms - (uint64_t)u->seen_floor_ms));
     for (size_t i = 0; i < u->n_seen; i++) {
         put_zigzag(p, (int64_t)((uint64_t)u->last_event_ms - (uint64_t)u->seen[i].ms));
         put_u32(p, (uint32_t)u->seen[i].hash);
@@ -286,14 +290,14 @@ static void put_seen(uint8_t **p, const cue_user *u)
 
 int cue_codec_encode_unsealed(const cue_user *u, const cue_machines *ms, cue_buf *out)
 {
-    bool ids = u->n_seen > 0;
+    bool ids = u->n_seen > 0 || u->seen_floor_ms != INT64_MIN;
     bool plain = !ids && cue_user_policy_empty(&u->policy);
     uint8_t format = ids     ? CUE_CODEC_VERSION_IDS
                      : plain ? CUE_CODEC_VERSION_PLAIN
                              : CUE_CODEC_VERSION_POLICY;
     size_t bound = 64 + CUE_USER_ID_BYTES_MAX + CUE_ATTR_COUNT * (CUE_ATTR_BYTES_MAX + 2) +
                    u->n_instances * instance_bound() + (plain ? 0 : policy_bound(&u->policy)) +
-                   (ids ? 10 + u->n_seen * 18u : 0);
+                   (ids ? 20 + u->n_seen * 18u : 0);
     cue_buf_reset(out);
     if (cue_buf_reserve(out, bound) != 0) return CUE_ENOMEM;
     uint8_t *start = (uint8_t *)out->data, *p = start;
@@ -590,6 +594,12 @@ static void get_seen(reader *r, cue_user *u)
     uint64_t n = get_varint(r, "event id count");
     if (n > CUE_EVENT_IDS_MAX) bad(r, "event id count");
     u->n_seen = 0;
+    uint8_t has_floor = get_u8(r, "event id floor");
+    if (has_floor > 1) bad(r, "event id floor");
+    u->seen_floor_ms = INT64_MIN;
+    if (has_floor == 1)
+        u->seen_floor_ms =
+            (int64_t)((uint64_t)u->last_event_ms - (uint64_t)get_zigzag(r, "event id floor"));
     for (uint64_t i = 0; i < n && !r->bad; i++) {
         int64_t back = get_zigzag(r, "event id time");
         uint64_t lo = get_u32(r, "event id"), hi = get_u32(r, "event id");
@@ -619,6 +629,7 @@ static int decode_body(reader *r, const cue_machines *ms, cue_user *u, cue_codec
     policy_init(&u->policy);
     if (format >= CUE_CODEC_VERSION_POLICY) get_policy(r, &u->policy);
     u->n_seen = 0;
+    u->seen_floor_ms = INT64_MIN;
     if (format >= CUE_CODEC_VERSION_IDS) get_seen(r, u);
     if (!r->bad && r->p != r->end) {
         r->bad = true;

@@ -17,6 +17,8 @@
  */
 #include "cuepoint/json.h"
 
+#include "cuepoint/utf8.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,33 +161,6 @@ __attribute__((cold)) static int fail_string(parser *p, size_t open, size_t i)
     return fail(p, CUE_EPARSE, "bad escape in a string");
 }
 
-/* Length of the UTF-8 sequence at s[i] (a byte >= 0x80), or 0 when it is
- * not well-formed: RFC 3629's table, which rules out overlong forms,
- * surrogates (ED A0..BF) and code points above U+10FFFF. */
-static size_t utf8_len(const unsigned char *s, size_t i, size_t n)
-{
-    unsigned char c = s[i];
-    size_t k;
-    unsigned char lo = 0x80, hi = 0xbf; /* the second byte's range */
-    if (c >= 0xc2 && c <= 0xdf)
-        k = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-        k = 3;
-        if (c == 0xe0) lo = 0xa0;
-        if (c == 0xed) hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        k = 4;
-        if (c == 0xf0) lo = 0x90;
-        if (c == 0xf4) hi = 0x8f;
-    } else {
-        return 0;
-    }
-    if (n - i < k || s[i + 1] < lo || s[i + 1] > hi) return 0;
-    for (size_t j = 2; j < k; j++)
-        if ((s[i + j] & 0xc0) != 0x80) return 0;
-    return k;
-}
-
 /* A \u escape of a surrogate must be a high one followed by a low one:
  * alone, it stands for no character and cannot become UTF-8. Returns the
  * escape's length (6, or 12 for a pair), or 0. */
@@ -216,7 +191,7 @@ static int string(parser *p)
         if (i >= n) return fail_string(p, open, i);
         if (s[i] == '"') break;
         if (s[i] >= 0x80) {
-            size_t k = utf8_len(s, i, n);
+            size_t k = cue_utf8_len(s + i, n - i);
             if (k == 0) return fail_encoding(p, i, "invalid UTF-8 in a string");
             i += k;
             continue;

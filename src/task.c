@@ -74,8 +74,10 @@ struct cue_task {
     cue_deferred *released;   /* owned, with a policy: a deferred trigger being decided again */
     bool user_loaded;         /* t->user holds the current event's user */
     int64_t clock_ms;         /* the reader's clock (cue_task_set_clock), or INT64_MIN */
-    int64_t repair_ms;        /* cue_task_repair_stream_time's limit, again after a rollback */
-    char msg[256];            /* a dead letter's message that needs formatting */
+    /* A repair not committed yet: the poisoned stream time it replaced and
+     * its limit, to repair again if a rollback reloads that time. */
+    int64_t repair_from, repair_ms;
+    char msg[256]; /* a dead letter's message that needs formatting */
     cue_task_stats stats;
 };
 
@@ -118,6 +120,7 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
     t->fired_upto = INT64_MIN;
     t->purged_upto = INT64_MIN;
     t->clock_ms = INT64_MIN;
+    t->repair_from = INT64_MIN;
     t->repair_ms = INT64_MAX;
     *out = t;
     return 0;
@@ -130,9 +133,10 @@ void cue_task_set_clock(cue_task *t, int64_t now_ms)
 
 int64_t cue_task_repair_stream_time(cue_task *t, int64_t limit_ms)
 {
-    t->repair_ms = limit_ms;
     if (t->stream_ms == INT64_MIN || t->stream_ms <= limit_ms) return INT64_MIN;
     int64_t was = t->stream_ms;
+    t->repair_from = was;
+    t->repair_ms = limit_ms;
     t->stream_ms = limit_ms;
     /* The changelog's position record carries stream time: write it again. */
     t->logged_offset = -1;
@@ -707,23 +711,30 @@ static int erase_user(cue_task *t, const cue_event *ev, cue_err *err)
     return 0;
 }
 
+/* What the user's remembered ids say of an event that has one. */
+typedef enum { ID_NEW, ID_RESENT, ID_UNSURE } id_seen;
+
 /* Whether the user applied this event before under another position (a
- * producer's retry, a file sent again): its id is among those the user
- * remembers. *hash gets the id's hash for remember_id. */
-static bool is_resent(const cue_task *t, const cue_event *ev, uint64_t *hash)
+ * producer's retry, a file sent again): the same id at the same time is
+ * among those it remembers. The same id at another time is another event (a
+ * client that sends a constant id must not lose all but its first). An event
+ * at or before the time up to which ids were dropped to keep within the
+ * bound cannot be told from a copy. *hash gets the id's hash. */
+static id_seen event_id_seen(const cue_task *t, const cue_event *ev, uint64_t *hash)
 {
-    if (ev->event_id == NULL || t->cfg->event_id_dedup_max == 0) return false;
+    if (ev->event_id == NULL || t->cfg->event_id_dedup_max == 0) return ID_NEW;
     *hash = cue_hash64(ev->event_id, ev->event_id_len, 0);
     const cue_user *u = t->user;
     for (size_t i = 0; i < u->n_seen; i++)
-        if (u->seen[i].hash == *hash) return true;
-    return false;
+        if (u->seen[i].hash == *hash && u->seen[i].ms == ev->ts_ms) return ID_RESENT;
+    return ev->ts_ms <= u->seen_floor_ms ? ID_UNSURE : ID_NEW;
 }
 
 /* Keeps the id of an event just applied. Ids of events older than stream
  * time minus allowed.lateness.ms go: a copy of such an event is late and
  * refused as such (under late.policy dead_letter). Past event.id.dedup.max,
- * the oldest goes. */
+ * the oldest goes, and the floor notes up to when the list is no longer
+ * whole. */
 static void remember_id(cue_task *t, const cue_event *ev, uint64_t hash)
 {
     cue_user *u = t->user;
@@ -731,8 +742,12 @@ static void remember_id(cue_task *t, const cue_event *ev, uint64_t hash)
     size_t n = 0, max = t->cfg->event_id_dedup_max;
     for (size_t i = 0; i < u->n_seen; i++)
         if (u->seen[i].ms >= floor) u->seen[n++] = u->seen[i];
+    if (u->seen_floor_ms < floor) u->seen_floor_ms = INT64_MIN; /* older is late anyway */
     if (n >= max) {
-        memmove(u->seen, u->seen + (n - max + 1), (max - 1) * sizeof *u->seen);
+        size_t drop = n - max + 1;
+        for (size_t i = 0; i < drop; i++)
+            if (u->seen[i].ms > u->seen_floor_ms) u->seen_floor_ms = u->seen[i].ms;
+        memmove(u->seen, u->seen + drop, (max - 1) * sizeof *u->seen);
         n = max - 1;
     }
     u->seen[n++] = (cue_seen_id){.ms = ev->ts_ms, .hash = hash};
@@ -756,9 +771,18 @@ static int apply_event(cue_task *t, cue_event *ev, cue_err *err)
     }
     if (rc != 0) return cue_err_set(err, rc, "%s", uerr.msg);
     uint64_t id_hash = 0;
+    id_seen seen = ID_NEW;
     if ((t->user->last_offset != CUE_OFFSET_NONE && ev->offset <= t->user->last_offset) ||
-        is_resent(t, ev, &id_hash)) {
+        (seen = event_id_seen(t, ev, &id_hash)) == ID_RESENT) {
         t->stats.duplicates++;
+        return 0;
+    }
+    if (seen == ID_UNSURE) {
+        dead_letter(t, CUE_REASON_LATE,
+                    "event time is before what this user's event ids still cover "
+                    "(event.id.dedup.max ids within allowed.lateness.ms): it cannot be told "
+                    "from a copy of an event already applied",
+                    ev->raw, ev->raw_len, ev->offset);
         return 0;
     }
     if (t->policy) {
@@ -788,7 +812,8 @@ static bool key_matches(const cue_event *ev, const char *key, size_t key_len)
  * before the time can move stream time or arm a timer. */
 static bool is_future(cue_task *t, const cue_event *ev, const cue_record *rec)
 {
-    bool kafka = rec->timestamp_ms >= 0;
+    /* 0 is what a producer that sets no time sends on some clients: no time. */
+    bool kafka = rec->timestamp_ms > 0;
     int64_t ref = kafka ? rec->timestamp_ms : t->clock_ms;
     /* Both are within [0, year 9999] or unset: the difference cannot overflow. */
     if (ref < 0 || ev->ts_ms <= ref || ev->ts_ms - ref <= t->cfg->event_max_future_ms) return false;
@@ -1034,6 +1059,7 @@ int cue_task_commit_finish(cue_task *t, cue_err *err)
     cue_store_batch_meta_put(t->store, t->partition, &meta);
     int rc = cue_store_batch_commit(t->store, false, err);
     if (rc != 0) return rc;
+    t->repair_from = INT64_MIN; /* a repair is in the store now */
     t->stats.commits++;
     t->since_commit = 0;
     return 0;
@@ -1068,8 +1094,11 @@ int cue_task_rollback(cue_task *t, cue_err *err)
     *t = *fresh;
     t->stats = old.stats;
     t->clock_ms = old.clock_ms;
-    /* A repair not committed yet is undone with the rest: made again. */
-    if (old.repair_ms != INT64_MAX) cue_task_repair_stream_time(t, old.repair_ms);
+    /* A repair not committed yet is undone with the rest: made again, but
+     * only over the poisoned time it replaced (since then, time may have
+     * moved past the limit honestly). */
+    if (old.repair_from != INT64_MIN && t->stream_ms == old.repair_from)
+        cue_task_repair_stream_time(t, old.repair_ms);
     *fresh = old; /* the old parts, freed with it */
     cue_task_free(fresh);
     return 0;

@@ -173,6 +173,10 @@ typedef struct cue_user {
     cue_user_policy policy;
     uint8_t n_seen;
     cue_seen_id seen[CUE_EVENT_IDS_MAX]; /* oldest first */
+    /* Ids of events at or before this time may have been dropped to keep
+     * within the bound: such an event cannot be told from a copy.
+     * INT64_MIN: the list is whole. */
+    int64_t seen_floor_ms;
 } cue_user;
 
 /* What decoding had to change to fit the current machines; the caller counts it. */

@@ -299,13 +299,22 @@ Test(codec, event_ids_round_trip_in_format_3)
     a.n_seen = 1;
     a.seen[0].ms = a.last_event_ms;
     cr_assert(cue_codec_encode(&a, ms, &rec) == 0);
-    size_t at = rec.len - 4 - 1 - 8 - 1; /* checksum, hash, time difference (1 byte), count */
+    /* checksum, hash, time difference (1 byte), floor flag, count */
+    size_t at = rec.len - 4 - 8 - 1 - 1 - 1;
     cr_assert_eq(((uint8_t *)rec.data)[at], 1);
     ((uint8_t *)rec.data)[at] = CUE_EVENT_IDS_MAX + 1;
     cue_codec_seal(rec.data, rec.len);
     cr_expect_eq(cue_codec_decode(rec.data, rec.len, ms, &b, NULL, &err), CUE_ECORRUPT);
     cr_expect(strstr(err.msg, "event id") != NULL, "%s", err.msg);
+    /* The floor up to which ids were dropped travels with them, even alone. */
     a.n_seen = 0;
+    a.seen_floor_ms = a.last_event_ms - 12345;
+    cr_assert(cue_codec_encode(&a, ms, &rec) == 0);
+    cr_expect_eq(((uint8_t *)rec.data)[2], CUE_CODEC_VERSION_IDS);
+    cr_assert(cue_codec_decode(rec.data, rec.len, ms, &b, NULL, &err) == 0, "%s", err.msg);
+    cr_expect_eq(b.seen_floor_ms, a.seen_floor_ms);
+    cr_expect_eq(b.n_seen, 0);
+    a.seen_floor_ms = INT64_MIN;
     cr_assert(cue_codec_encode(&a, ms, &rec) == 0);
     cr_expect_eq(((uint8_t *)rec.data)[2], CUE_CODEC_VERSION_PLAIN, "no ids, no policy: format 1");
     cue_buf_deinit(&rec);

@@ -52,6 +52,7 @@ static void run_script(const engine_case *c, collected *out)
     cue_machines *ms = compile_text(c->machine);
     cue_config cfg;
     cue_config_defaults(&cfg);
+    cfg.event_time_min_ms = 0; /* the cases count time from 0 */
     cue_event_decoder *dec;
     cue_err err;
     cr_assert(cue_event_decoder_new(&dec, &cfg, &err) == 0);

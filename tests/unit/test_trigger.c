@@ -27,6 +27,7 @@ Test(trigger, cloudevents_shape)
         "\"missing\":{\"event\":\"/nope\"},\"n\":1.5}}]},\"initial\":\"a\",\"states\":{\"a\":{}}}");
     cue_config cfg;
     cue_config_defaults(&cfg);
+    cfg.event_time_min_ms = 0; /* the cases count time from 0 */
     cue_event_decoder *d;
     cue_err err;
     cue_event_decoder_new(&d, &cfg, &err);
