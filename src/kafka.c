@@ -125,11 +125,13 @@ static void log_emit(const rd_kafka_t *rk, int level, const char *fac, const cha
                       : level == 4 ? CUE_LOG_WARN
                       : level <= 6 ? CUE_LOG_INFO
                                    : CUE_LOG_DEBUG;
-    /* A group offset commit refused while the group rebalances is retried
+    /* A group offset commit refused while the group rebalances (or with the
+     * generation it ended, a stop during one gave 124 of them) is retried
      * at the next cycle, and the store holds the offsets meanwhile: one
      * warning per partition per cycle would only bury the real ones. */
-    if (l == CUE_LOG_WARN && strstr(buf, "Group rebalance in progress") &&
-        strstr(buf, "Offset commit"))
+    if (l == CUE_LOG_WARN && strstr(buf, "Offset commit") &&
+        (strstr(buf, "Group rebalance in progress") || strstr(buf, "generation id is not valid") ||
+         strstr(buf, "Illegal generation") || strstr(buf, "member id is not valid")))
         l = CUE_LOG_DEBUG;
     cue_log(l, buf, "s:source", "librdkafka", "s:client", rd_kafka_name(rk), "s:facility", fac,
             NULL);
