@@ -1176,6 +1176,9 @@ static const char main_help[] =
     "  graph       print a journey as Graphviz DOT\n"
     "  state       read users' state from a state directory (get USER | dump)\n"
     "  erase       delete a user's state from a state directory, offline\n"
+    "  report      measure what the journeys did over a history (cohorts, opt-outs,\n"
+    "              holdout lift, messages per user-week, retention), or --compare\n"
+    "              two runs: an HTML page and JSON\n"
     "  generate    write a synthetic event stream as JSON lines\n"
     "  version     print the version\n"
     "\n"
@@ -1191,7 +1194,7 @@ int cue_cli_main(int argc, char **argv)
                 {"demo", cli_cmd_demo},     {"generate", cmd_generate},
                 {"run", cli_cmd_run},       {"dev-broker", cli_cmd_dev_broker},
                 {"replay", cli_cmd_replay}, {"offsets", cli_cmd_offsets},
-                {"erase", cmd_erase}};
+                {"erase", cmd_erase},       {"report", cli_cmd_report}};
     if (argc < 2) {
         fputs(main_help, stderr);
         return EX_USAGE;
@@ -1207,8 +1210,9 @@ int cue_cli_main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc, argv);
-    const char *names[] = {"file",    "check", "graph",      "state",  "demo",    "generate",
-                           "version", "run",   "dev-broker", "replay", "offsets", "erase"};
+    const char *names[] = {"file",     "check",   "graph", "state",      "demo",
+                           "generate", "version", "run",   "dev-broker", "replay",
+                           "offsets",  "erase",   "report"};
     const char *near = cue_nearest_name(cmd, names, sizeof names / sizeof *names);
     fprintf(stderr, "cuepoint: unknown command '%s'%s%s%s; see 'cuepoint --help'\n", cmd,
             near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
