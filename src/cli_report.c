@@ -280,6 +280,9 @@ static int feed_one(cue_report *r, int (*fn)(cue_report *, const char *, size_t)
                                                  "names"
                                                : "%s: out of memory (%d)",
                          what, CUE_REPORT_TRIGGERS_MAX);
+    if (rc == 0 && f.records == 0 && fn == cue_report_event)
+        rc = cue_err_set(err, CUE_ENOTFOUND, "%s '%s': no record: no history to report on", what,
+                         f.name);
     if (rc == 0 && f.records > 0 && f.bad == f.records)
         rc = cue_err_set(err, CUE_EPARSE, "%s '%s': none of its %llu records reads as one", what,
                          f.name, (unsigned long long)f.records);

@@ -356,13 +356,23 @@ int cue_report_config_parse(cue_report_config *c, const char *text, const char *
     return rc;
 }
 
-int cue_report_config_load(cue_report_config *c, const char *path, cue_err *err)
+/* A JSON file, or NULL with CUE_ECONFIG saying why not. */
+static json_t *load(const char *path, const char *what, cue_err *err)
 {
     json_error_t je;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (root == NULL)
-        return cue_err_set(err, CUE_ECONFIG, "%s: line %d, column %d: %s", path, je.line, je.column,
-                           je.text);
+    if (root == NULL && je.line < 0)
+        cue_err_set(err, CUE_ECONFIG, "cannot read the %s '%s': %s", what, path, je.text);
+    else if (root == NULL)
+        cue_err_set(err, CUE_ECONFIG, "%s: line %d, column %d: %s", path, je.line, je.column,
+                    je.text);
+    return root;
+}
+
+int cue_report_config_load(cue_report_config *c, const char *path, cue_err *err)
+{
+    json_t *root = load(path, "report config", err);
+    if (root == NULL) return CUE_ECONFIG;
     int rc = report_config_from_json(c, root, path, err);
     json_decref(root);
     return rc;
@@ -372,11 +382,8 @@ int cue_report_config_load(cue_report_config *c, const char *path, cue_err *err)
 
 int cue_report_policies_load(cue_report_config *c, const char *path, cue_err *err)
 {
-    json_error_t je;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (root == NULL)
-        return cue_err_set(err, CUE_ECONFIG, "%s: line %d, column %d: %s", path, je.line, je.column,
-                           je.text);
+    json_t *root = load(path, "policy file", err);
+    if (root == NULL) return CUE_ECONFIG;
     json_t *exps = json_object_get(root, "experiments");
     int rc = 0;
     c->n_experiments = 0;

@@ -22,6 +22,11 @@ size_t report_by_index(const cue_report *r, size_t dim, size_t value)
     return r->n_cohorts + 1 + (dim - 1) * CUE_REPORT_VALUES_MAX + value;
 }
 
+size_t report_value_at(const cue_report *r, size_t dim, size_t i)
+{
+    return dim == 0 ? i : r->order[dim - 1][i];
+}
+
 const char *report_dim_name(const cue_report *r, size_t dim)
 {
     return dim == 0 ? "cohort" : r->rc.attr_name[dim - 1];
@@ -258,6 +263,82 @@ static void cohorts_find(cue_report *r)
     if (r->n_cohorts > CUE_REPORT_COHORTS_MAX) r->n_cohorts = CUE_REPORT_COHORTS_MAX;
 }
 
+/* ---- the output's order ------------------------------------------------------------ */
+
+/* What the output lists does not depend on the order records came in (a
+ * topic's partitions interleave as they please): values, triggers, classes
+ * and journeys are sorted by name. */
+static int cmp_trig(const void *a, const void *b)
+{
+    const rtrig *x = a, *y = b;
+    int c = strcmp(x->machine, y->machine);
+    return c ? c : strcmp(x->name, y->name);
+}
+
+static void order_values(cue_report *r)
+{
+    for (size_t a = 0; a < r->rc.n_attrs; a++) {
+        uint8_t *o = r->order[a];
+        const char(*vals)[CUE_ATTR_BYTES_MAX] = r->vals[a];
+        size_t n = 0;
+        /* Insertion: at most 62 names. */
+        for (size_t v = 1; v <= r->n_vals[a]; v++) {
+            size_t j = n++;
+            for (; j > 0 && strcmp(vals[o[j - 1]], vals[v]) > 0; j--)
+                o[j] = o[j - 1];
+            o[j] = (uint8_t)v;
+        }
+        o[n++] = VAL_NONE;
+        for (size_t v = r->n_vals[a] + 1; v < CUE_REPORT_VALUES_MAX; v++)
+            o[n++] = (uint8_t)v; /* unused, and "(other)" last */
+    }
+}
+
+static void swap_variants(rexp *x, size_t i, size_t j)
+{
+    char name[CUE_NAME_BYTES_MAX];
+    memcpy(name, x->variants[i], sizeof name);
+    memcpy(x->variants[i], x->variants[j], sizeof name);
+    memcpy(x->variants[j], name, sizeof name);
+    uint64_t u = x->arm_users[1 + i];
+    x->arm_users[1 + i] = x->arm_users[1 + j];
+    x->arm_users[1 + j] = u;
+    for (size_t g = 0; g < CUE_REPORT_GOALS_MAX; g++) {
+        rcount c = x->goal[g][1 + i];
+        x->goal[g][1 + i] = x->goal[g][1 + j];
+        x->goal[g][1 + j] = c;
+    }
+}
+
+/* An experiment's variants by name, with their counts (after the users). */
+static void order_variants(cue_report *r)
+{
+    for (size_t e = 0; e < r->n_exps; e++) {
+        rexp *x = &r->exps[e];
+        for (size_t i = 1; i < x->n_variants; i++)
+            for (size_t j = i; j > 0 && strcmp(x->variants[j - 1], x->variants[j]) > 0; j--)
+                swap_variants(x, j - 1, j);
+    }
+}
+
+/* Classes, then journeys, each by name; their distributions move with them. */
+static void order_dims(cue_report *r)
+{
+    for (size_t i = 1; i < r->n_dims; i++)
+        for (size_t j = i; j > 0; j--) {
+            rdim *x = &r->dims[j - 1], *y = &r->dims[j];
+            if (x->journey < y->journey ||
+                (x->journey == y->journey && strcmp(x->name, y->name) <= 0))
+                break;
+            rdim td = *x;
+            *x = *y;
+            *y = td;
+            rhist th = r->hist_dim[j - 1];
+            r->hist_dim[j - 1] = r->hist_dim[j];
+            r->hist_dim[j] = th;
+        }
+}
+
 int cue_report_finish(cue_report *r, cue_err *err)
 {
     CUE_ASSERT(!r->finished);
@@ -287,5 +368,9 @@ int cue_report_finish(cue_report *r, cue_err *err)
     r->hist_all.n[0] = report_zero_weeks(r, -1);
     for (size_t d = 0; d < r->n_dims; d++)
         r->hist_dim[d].n[0] = report_zero_weeks(r, (int)d);
+    order_values(r);
+    order_dims(r);
+    order_variants(r);
+    qsort(r->trigs, r->n_trigs, sizeof *r->trigs, cmp_trig); /* no look-ups after this */
     return 0;
 }

@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The palette: one hue per series, readable on white and in print. */
@@ -240,7 +241,8 @@ static void section_cards(const cue_report *r, cue_buf *b)
 static double max_hi(const cue_report *r, const rmetric *m, size_t d)
 {
     double mx = 0;
-    for (size_t v = 0; v < by_values(r, d); v++) {
+    for (size_t i = 0; i < by_values(r, d); i++) {
+        size_t v = report_value_at(r, d, i);
         rcount c = m->by[report_by_index(r, d, v)];
         if (c.n == 0) continue;
         double hi = cue_stat_wilson(c.k, c.n, CUE_Z95).hi;
@@ -277,7 +279,8 @@ static void metric_table(const cue_report *r, cue_buf *b, const rmetric *m, size
     esc(b, report_dim_name(r, d));
     cue_buf_append_str(b, "</th><th>users</th><th>yes</th><th>rate</th><th>95% interval</th>"
                           "<th></th></tr>");
-    for (size_t v = 0; v < by_values(r, d); v++) {
+    for (size_t i = 0; i < by_values(r, d); i++) {
+        size_t v = report_value_at(r, d, i);
         rcount c = m->by[report_by_index(r, d, v)];
         if (c.n == 0) continue;
         char name[96];
@@ -488,7 +491,8 @@ static void group_means(const cue_report *r, cue_buf *b)
         esc(b, report_dim_name(r, d));
         cue_buf_append_str(b, "</th><th>user-weeks</th><th>messages</th><th>per user-week</th>"
                               "</tr>");
-        for (size_t v = 0; v < by_values(r, d); v++) {
+        for (size_t i = 0; i < by_values(r, d); i++) {
+            size_t v = report_value_at(r, d, i);
             rsum s = r->msg_by[report_by_index(r, d, v)];
             if (s.weeks == 0) continue;
             char name[96];
@@ -545,6 +549,7 @@ static void reasons_cell(cue_buf *b, const uint64_t *reason)
                        (unsigned long long)reason[k]);
         first = false;
     }
+    if (first) cue_buf_append_str(b, "–");
 }
 
 static void section_triggers(const cue_report *r, cue_buf *b)
@@ -708,9 +713,14 @@ static void cmp_trig_row(cue_buf *b, const rtrig *ta, const rtrig *tb, const rtr
     cue_buf_printf(b, "<td>%llu → %llu</td><td style=\"text-align:left\">",
                    (unsigned long long)ta->outcome[OUT_SUPPRESSED],
                    (unsigned long long)tb->outcome[OUT_SUPPRESSED]);
-    reasons_cell(b, ta->reason);
-    cue_buf_append_str(b, " → ");
-    reasons_cell(b, tb->reason);
+    bool reasons = false;
+    for (int k = 0; k < REASON_COUNT; k++)
+        reasons |= ta->reason[k] || tb->reason[k];
+    if (reasons) {
+        reasons_cell(b, ta->reason);
+        cue_buf_append_str(b, " → ");
+        reasons_cell(b, tb->reason);
+    }
     cue_buf_append_str(b, "</td></tr>");
 }
 
@@ -721,7 +731,8 @@ static void cmp_section_triggers(const cue_report *a, const cue_report *c, cue_b
     esc(b, la);
     cue_buf_append_str(b, "</th><th>");
     esc(b, lb);
-    cue_buf_append_str(b, "</th><th>change</th><th>suppressed</th><th>why not sent</th></tr>");
+    cue_buf_append_str(b, "</th><th>change</th><th>suppressed</th><th style=\"text-align:left\">"
+                          "why not sent</th></tr>");
     for (size_t i = 0; i < a->n_trigs; i++)
         cmp_trig_row(b, &a->trigs[i], find_trig(c, a->trigs[i].machine, a->trigs[i].name),
                      &a->trigs[i]);
@@ -823,7 +834,8 @@ static void cmp_section_groups(const cue_report *a, const cue_report *c, cue_buf
         cue_buf_append_str(b, "</th><th>");
         esc(b, lb);
         cue_buf_append_str(b, "</th><th>change</th></tr>");
-        for (size_t v = 0; v < by_values(a, d); v++) {
+        for (size_t i = 0; i < by_values(a, d); i++) {
+            size_t v = report_value_at(a, d, i);
             rsum sa = a->msg_by[report_by_index(a, d, v)], sb = c->msg_by[report_by_index(c, d, v)];
             if (sa.weeks == 0) continue;
             char name[96];
@@ -868,6 +880,34 @@ static void cmp_section_rates(const cue_report *a, const cue_report *c, cue_buf 
                           "record, not what users would do.</p>");
 }
 
+/* The answer first: how many more (or fewer) messages, and which trigger
+ * moved most. */
+static void cmp_cards(const cue_report *a, const cue_report *c, cue_buf *b, const char *lb)
+{
+    double ma = report_mean(&a->hist_all, a->user_weeks),
+           mc = report_mean(&c->hist_all, c->user_weeks);
+    char v[96], l[160];
+    cue_buf_append_str(b, "<div class=\"cards\">");
+    snprintf(v, sizeof v, "%+.3f (%+.1f%%)", mc - ma, ma > 0 ? 100 * (mc - ma) / ma : 0.0);
+    snprintf(l, sizeof l, "messages per user-week with %s", lb);
+    card(b, v, l);
+    snprintf(v, sizeof v, "%u → %u", report_percentile(&a->hist_all, a->user_weeks, 0.99),
+             report_percentile(&c->hist_all, c->user_weeks, 0.99));
+    card(b, v, "messages per user-week, p99");
+    const rtrig *most = NULL;
+    long long most_d = 0;
+    for (size_t i = 0; i < c->n_trigs; i++) {
+        const rtrig *t = find_trig(a, c->trigs[i].machine, c->trigs[i].name);
+        long long d = (long long)c->trigs[i].records - (long long)(t ? t->records : 0);
+        if (llabs(d) > llabs(most_d)) most = &c->trigs[i], most_d = d;
+    }
+    if (most) {
+        snprintf(v, sizeof v, "%+lld %s", most_d, most->name);
+        card(b, v, "the trigger that moves most");
+    }
+    cue_buf_append_str(b, "</div>");
+}
+
 int cue_report_compare_html(const cue_report *a, const cue_report *c, const char *la,
                             const char *lb, cue_buf *b)
 {
@@ -886,6 +926,7 @@ int cue_report_compare_html(const cue_report *a, const cue_report *c, const char
                    a->n_users);
     esc(b, a->src_events);
     cue_buf_append_str(b, ").</div>");
+    cmp_cards(a, c, b, lb);
     cmp_section_messages(a, c, b, la, lb);
     cmp_section_triggers(a, c, b, la, lb);
     cmp_section_groups(a, c, b, la, lb);

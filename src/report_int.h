@@ -158,6 +158,7 @@ struct cue_report {
     size_t ret_weeks;
     rcount *ret;  /* [(n_cohorts + 1) * ret_weeks]: the last row is every cohort */
     rsum *msg_by; /* [dims][values] */
+    uint8_t order[CUE_REPORT_ATTRS_MAX][CUE_REPORT_VALUES_MAX]; /* see report_value_at */
     uint64_t optout_signups_n, optout_signups_k;
 };
 
@@ -201,6 +202,9 @@ static inline size_t by_values(const cue_report *r, size_t dim)
 {
     return dim == 0 ? r->n_cohorts + 1 : CUE_REPORT_VALUES_MAX;
 }
+/* The i-th value of a breakdown in the order the output lists them: cohorts
+ * by week, an attribute's values by name, then "(none)" and "(other)". */
+size_t report_value_at(const cue_report *r, size_t dim, size_t i);
 /* The position of (dim, value) in a [dims][values] table. */
 size_t report_by_index(const cue_report *r, size_t dim, size_t value);
 size_t report_by_len(const cue_report *r);

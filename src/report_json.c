@@ -144,7 +144,8 @@ static void put_breakdown_rates(const cue_report *r, cue_buf *b, const rmetric *
         key(b, report_dim_name(r, d));
         cue_buf_append_char(b, '[');
         bool first = true;
-        for (size_t v = 0; v < by_values(r, d); v++) {
+        for (size_t i = 0; i < by_values(r, d); i++) {
+            size_t v = report_value_at(r, d, i);
             rcount c = m->by[report_by_index(r, d, v)];
             if (c.n == 0) continue;
             char name[96];
@@ -358,7 +359,8 @@ static void put_message_breakdowns(const cue_report *r, cue_buf *b)
         key(b, report_dim_name(r, d));
         cue_buf_append_char(b, '[');
         bool first = true;
-        for (size_t v = 0; v < by_values(r, d); v++) {
+        for (size_t i = 0; i < by_values(r, d); i++) {
+            size_t v = report_value_at(r, d, i);
             rsum s = r->msg_by[report_by_index(r, d, v)];
             if (s.weeks == 0) continue;
             char name[96];
@@ -623,7 +625,8 @@ static void cmp_groups(const cue_report *a, const cue_report *b2, cue_buf *b)
         key(b, report_dim_name(a, d));
         cue_buf_append_char(b, '[');
         bool first = true;
-        for (size_t v = 0; v < by_values(a, d); v++) {
+        for (size_t i = 0; i < by_values(a, d); i++) {
+            size_t v = report_value_at(a, d, i);
             rsum sa = a->msg_by[report_by_index(a, d, v)],
                  sb = b2->msg_by[report_by_index(b2, d, v)];
             if (sa.weeks == 0) continue;
