@@ -91,7 +91,9 @@ typedef struct feed {
     cue_report *r;
     int (*fn)(cue_report *r, const char *rec, size_t len);
     const char *what, *name;
-    uint64_t records, bad, started_ns, last_ns, bytes_total, bytes_read;
+    /* Progress in bytes of a file, or in records of a topic. */
+    uint64_t records, bad, started_ns, last_ns, total, done;
+    bool by_records;
     bool tty, quiet, shown;
     int fatal;
     int32_t active; /* topic partitions not at their end */
@@ -116,7 +118,7 @@ static void progress(feed *f, bool final)
     f->shown = true;
     double secs = (double)(now - f->started_ns) / 1e9,
            rate = secs > 0 ? (double)f->records / secs : 0;
-    double done = f->bytes_total ? (double)f->bytes_read / (double)f->bytes_total : -1;
+    double done = f->total ? (double)f->done / (double)f->total : -1;
     size_t users = cue_report_users(f->r), mb = cue_report_bytes(f->r) >> 20;
     if (f->tty) {
         fprintf(stderr, "\rreport: %s %llu", f->what, (unsigned long long)f->records);
@@ -132,7 +134,7 @@ static void progress(feed *f, bool final)
 static void take(feed *f, const char *rec, size_t len)
 {
     f->records++;
-    f->bytes_read += len + 1;
+    f->done += f->by_records ? 1 : len + 1;
     int rc = f->fn(f->r, rec, len);
     if (rc == CUE_ENOMEM || rc == CUE_ELIMIT) f->fatal = rc;
     if (rc != 0) f->bad++;
@@ -146,7 +148,7 @@ static int read_file(feed *f, cue_err *err)
         return cue_err_set(err, CUE_ENOTFOUND, "cannot open %s '%s': %s", f->what, f->name,
                            strerror(errno));
     struct stat st;
-    if (fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode)) f->bytes_total = (uint64_t)st.st_size;
+    if (fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode)) f->total = (uint64_t)st.st_size;
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
@@ -214,7 +216,7 @@ static int topic_plan(feed *f, cue_kafka *k, const cue_config *cfg, cue_err *err
         int64_t low, high;
         rc = cue_kafka_watermarks(k, p, cfg->startup_timeout_ms, &low, &high, err);
         f->ends[p] = high > low ? high : -1;
-        f->bytes_total += high > low ? (uint64_t)(high - low) : 0;
+        f->total += high > low ? (uint64_t)(high - low) : 0;
         if (rc != 0 || high <= low) continue;
         ids[used] = p;
         start[used++] = low;
@@ -239,8 +241,7 @@ static int read_topic(feed *f, const cue_config *base, const char *topic, cue_er
     int rc = cue_kafka_open_replay(&k, cfg, &h, id, NULL, err);
     if (rc == 0) rc = topic_plan(f, k, cfg, err);
     f->started_ns = f->last_ns = mono_ns();
-    /* Progress by records here: the ends' offsets are the total. */
-    f->bytes_read = 0;
+    f->by_records = true; /* the offsets say how many, not how large */
     while (rc == 0 && f->active > 0 && f->fatal == 0) {
         if (cue_kafka_consume(k, CONSUME_BATCH) < CONSUME_BATCH) {
             struct pollfd p = {.fd = cue_kafka_consumer_fd(k), .events = POLLIN};
@@ -274,12 +275,12 @@ static int feed_one(cue_report *r, int (*fn)(cue_report *, const char *, size_t)
               .tty = isatty(2),
               .quiet = ra->quiet};
     int rc = file ? read_file(&f, err) : read_topic(&f, cfg, topic, err);
-    if (rc == 0 && f.fatal)
-        rc = cue_err_set(err, f.fatal,
-                         f.fatal == CUE_ELIMIT ? "%s: more than %d distinct journey and trigger "
-                                                 "names"
-                                               : "%s: out of memory (%d)",
+    if (rc == 0 && f.fatal == CUE_ELIMIT)
+        rc = cue_err_set(err, CUE_ELIMIT, "%s: more than %d distinct journey and trigger names",
                          what, CUE_REPORT_TRIGGERS_MAX);
+    else if (rc == 0 && f.fatal)
+        rc = cue_err_set(err, f.fatal, "%s: out of memory after %zu users", what,
+                         cue_report_users(r));
     if (rc == 0 && f.records == 0 && fn == cue_report_event)
         rc = cue_err_set(err, CUE_ENOTFOUND, "%s '%s': no record: no history to report on", what,
                          f.name);

@@ -270,14 +270,10 @@ static void opt_out_seen(cue_report *r, ruser *u, int64_t t)
     }
     /* Keep the first two: a later one, or the second's place taken, is lost. */
     if (u->optout[1] != NO_MS && t > u->optout[1]) {
-        u->optout_more = 1;
         r->optout_dropped++;
         return;
     }
-    if (u->optout[1] != NO_MS) {
-        u->optout_more = 1;
-        r->optout_dropped++;
-    }
+    if (u->optout[1] != NO_MS) r->optout_dropped++;
     u->optout[1] = t;
     if (u->optout[1] < u->optout[0]) {
         int64_t x = u->optout[0];
@@ -384,7 +380,6 @@ static rtrig *trig_get(cue_report *r, const char *machine, const char *name)
     snprintf(t->machine, sizeof t->machine, "%s", machine);
     snprintf(t->name, sizeof t->name, "%s", name);
     t->hash = h;
-    t->exp = -1;
     for (size_t g = 0; g < r->rc.n_goals; g++)
         if (goal_names_trigger(&r->rc.goals[g], machine, name)) t->goals |= 1u << g;
     r->trig_slot[s] = (uint16_t)r->n_trigs;
@@ -506,7 +501,6 @@ static void decision_experiment(cue_report *r, const cue_json_doc *d, ruser *u, 
     }
     rexp *x = &r->exps[e];
     x->records++;
-    t->exp = e;
     uint8_t a = member_str(d, 0, "variant", variant, sizeof variant) ? variant_get(x, variant)
                                                                      : ARM_HOLDOUT;
     if (a == ARM_NONE) return;

@@ -7,6 +7,7 @@
 #include "report_int.h"
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -69,11 +70,16 @@ typedef struct rcc {
     int rc;
 } rcc;
 
-static int fail(rcc *x, const char *fmt, const char *a, const char *b)
+/* The first error wins; it names the file and the JSON path. */
+static int fail(rcc *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(rcc *x, const char *fmt, ...)
 {
     if (x->rc) return x->rc;
     char msg[400];
-    snprintf(msg, sizeof msg, fmt, a ? a : "", b ? b : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
     x->rc = cue_err_set(x->err, CUE_ECONFIG, "%s: %s: %s", x->file, x->path, msg);
     return x->rc;
 }
@@ -117,34 +123,37 @@ static void leave(rcc *x, size_t n)
 static int get_name(rcc *x, json_t *v, char *out, size_t cap)
 {
     if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= cap)
-        return fail(x, "expected a name (a string of 1 to 63 bytes)%s%s", NULL, NULL);
+        return fail(x, "expected a name (a string of 1 to 63 bytes)");
     snprintf(out, cap, "%s", json_string_value(v));
     return 0;
 }
 
+/* Windows longer than ten years say nothing a history can show, and keep
+ * a sign-up's minute plus a window inside 32 bits. */
+#define WINDOW_MAX_MS (3650 * DAY_MS)
+
 static int get_duration(rcc *x, json_t *v, int64_t *ms)
 {
     if (json_is_string(v) &&
-        cue_duration_parse(json_string_value(v), json_string_length(v), ms) == 0 && *ms > 0)
+        cue_duration_parse(json_string_value(v), json_string_length(v), ms) == 0 && *ms > 0 &&
+        *ms <= WINDOW_MAX_MS)
         return 0;
-    return fail(x, "expected a duration such as \"7d\" or \"48h\"%s%s", NULL, NULL);
+    return fail(x, "expected a duration such as \"7d\" or \"48h\", at most 3650d");
 }
 
 static int get_ptr(rcc *x, json_t *v, cue_json_ptr *p)
 {
     cue_err e = {0};
-    if (!json_is_string(v))
-        return fail(x, "expected a JSON Pointer such as \"/user/role\"%s%s", NULL, NULL);
-    if (cue_json_ptr_compile(p, json_string_value(v), &e) != 0) return fail(x, "%s%s", e.msg, NULL);
+    if (!json_is_string(v)) return fail(x, "expected a JSON Pointer such as \"/user/role\"");
+    if (cue_json_ptr_compile(p, json_string_value(v), &e) != 0) return fail(x, "%s", e.msg);
     return 0;
 }
 
 static int read_attributes(rcc *x, json_t *v)
 {
-    if (!json_is_object(v))
-        return fail(x, "expected an object of name: JSON Pointer%s%s", NULL, NULL);
+    if (!json_is_object(v)) return fail(x, "expected an object of name: JSON Pointer");
     if (json_object_size(v) > CUE_REPORT_ATTRS_MAX)
-        return fail(x, "more than %s attributes%s", "8", NULL);
+        return fail(x, "more than %d attributes", CUE_REPORT_ATTRS_MAX);
     x->c->n_attrs = 0;
     const char *key;
     json_t *p;
@@ -152,8 +161,7 @@ static int read_attributes(rcc *x, json_t *v)
     {
         size_t at = enter(x, key, -1);
         size_t i = x->c->n_attrs;
-        if (strlen(key) == 0 || strlen(key) >= CUE_NAME_BYTES_MAX)
-            return fail(x, "a bad name%s%s", NULL, NULL);
+        if (strlen(key) == 0 || strlen(key) >= CUE_NAME_BYTES_MAX) return fail(x, "a bad name");
         snprintf(x->c->attr_name[i], sizeof x->c->attr_name[i], "%s", key);
         if (get_ptr(x, p, &x->c->attr_ptr[i]) != 0) return x->rc;
         x->c->n_attrs++;
@@ -164,13 +172,12 @@ static int read_attributes(rcc *x, json_t *v)
 
 static int read_goal(rcc *x, json_t *o, cue_report_goal *g)
 {
-    if (!json_is_object(o)) return fail(x, "expected an object%s%s", NULL, NULL);
+    if (!json_is_object(o)) return fail(x, "expected an object");
     if (check_keys(x, o, KEYS("name", "trigger", "event", "within", "absent", "from")) != 0)
         return x->rc;
     memset(g, 0, sizeof *g);
     json_t *t = json_object_get(o, "trigger"), *e = json_object_get(o, "event");
-    if ((t == NULL) == (e == NULL))
-        return fail(x, "a goal names one 'trigger' or one 'event'%s%s", NULL, NULL);
+    if ((t == NULL) == (e == NULL)) return fail(x, "a goal names one 'trigger' or one 'event'");
     size_t at = enter(x, t ? "trigger" : "event", -1);
     if (get_name(x, t ? t : e, g->source, sizeof g->source) != 0) return x->rc;
     leave(x, at);
@@ -182,11 +189,11 @@ static int read_goal(rcc *x, json_t *o, cue_report_goal *g)
     if (get_duration(x, json_object_get(o, "within"), &g->within_ms) != 0) return x->rc;
     leave(x, at);
     json_t *a = json_object_get(o, "absent"), *f = json_object_get(o, "from");
-    if (a && !json_is_boolean(a)) return fail(x, "'absent' is true or false%s%s", NULL, NULL);
+    if (a && !json_is_boolean(a)) return fail(x, "'absent' is true or false");
     g->absent = a && json_is_true(a);
     if (f && (!json_is_string(f) || (strcmp(json_string_value(f), "signup") != 0 &&
                                      strcmp(json_string_value(f), "exposure") != 0)))
-        return fail(x, "'from' is \"signup\" or \"exposure\"%s%s", NULL, NULL);
+        return fail(x, "'from' is \"signup\" or \"exposure\"");
     g->from_exposure = f && strcmp(json_string_value(f), "exposure") == 0;
     return 0;
 }
@@ -194,7 +201,7 @@ static int read_goal(rcc *x, json_t *o, cue_report_goal *g)
 static int read_goals(rcc *x, json_t *v)
 {
     if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > CUE_REPORT_GOALS_MAX)
-        return fail(x, "expected an array of 1 to %s goals%s", "8", NULL);
+        return fail(x, "expected an array of 1 to %d goals", CUE_REPORT_GOALS_MAX);
     x->c->n_goals = 0;
     size_t i;
     json_t *o;
@@ -204,7 +211,7 @@ static int read_goals(rcc *x, json_t *v)
         if (read_goal(x, o, &x->c->goals[i]) != 0) return x->rc;
         for (size_t j = 0; j < i; j++)
             if (strcmp(x->c->goals[j].name, x->c->goals[i].name) == 0)
-                return fail(x, "goal '%s' is declared twice%s", x->c->goals[i].name, NULL);
+                return fail(x, "goal '%s' is declared twice", x->c->goals[i].name);
         x->c->n_goals++;
         leave(x, at);
     }
@@ -214,7 +221,7 @@ static int read_goals(rcc *x, json_t *v)
 static int read_optout_events(rcc *x, json_t *v)
 {
     if (!json_is_array(v) || json_array_size(v) > CUE_REPORT_OPTOUT_KINDS_MAX)
-        return fail(x, "expected an array of at most %s events%s", "4", NULL);
+        return fail(x, "expected an array of at most %d events", CUE_REPORT_OPTOUT_KINDS_MAX);
     x->c->n_optouts = 0;
     size_t i;
     json_t *o;
@@ -223,12 +230,12 @@ static int read_optout_events(rcc *x, json_t *v)
         size_t at = enter(x, NULL, (long)i);
         cue_report_optout *e = &x->c->optouts[i];
         if (!json_is_object(o) || check_keys(x, o, KEYS("type", "field", "equals")) != 0)
-            return x->rc ? x->rc : fail(x, "expected an object%s%s", NULL, NULL);
+            return x->rc ? x->rc : fail(x, "expected an object");
         json_t *eq = json_object_get(o, "equals");
         if (get_name(x, json_object_get(o, "type"), e->type, sizeof e->type) != 0 ||
             get_ptr(x, json_object_get(o, "field"), &e->ptr) != 0)
             return x->rc;
-        if (!json_is_boolean(eq)) return fail(x, "'equals' is true or false%s%s", NULL, NULL);
+        if (!json_is_boolean(eq)) return fail(x, "'equals' is true or false");
         e->equals = json_is_true(eq);
         x->c->n_optouts++;
         leave(x, at);
@@ -238,7 +245,7 @@ static int read_optout_events(rcc *x, json_t *v)
 
 static int read_optout(rcc *x, json_t *v)
 {
-    if (!json_is_object(v)) return fail(x, "expected an object%s%s", NULL, NULL);
+    if (!json_is_object(v)) return fail(x, "expected an object");
     if (check_keys(x, v, KEYS("events", "window", "after_onboarding")) != 0) return x->rc;
     json_t *e = json_object_get(v, "events"), *w = json_object_get(v, "window"),
            *a = json_object_get(v, "after_onboarding");
@@ -268,14 +275,14 @@ static int read_scalars(rcc *x, json_t *root)
         at = enter(x, "retention_weeks", -1);
         if (!json_is_integer(v) || json_integer_value(v) < 1 ||
             json_integer_value(v) > CUE_REPORT_WEEKS_MAX)
-            return fail(x, "expected a whole number of weeks from 1 to %s%s", "64", NULL);
+            return fail(x, "expected a whole number of weeks from 1 to %d", CUE_REPORT_WEEKS_MAX);
         x->c->retention_weeks = (int)json_integer_value(v);
         leave(x, at);
     }
     if ((v = json_object_get(root, "policies"))) {
         at = enter(x, "policies", -1);
         if (!json_is_string(v) || json_string_length(v) >= sizeof x->c->policies)
-            return fail(x, "expected a file name%s%s", NULL, NULL);
+            return fail(x, "expected a file name");
         snprintf(x->c->policies, sizeof x->c->policies, "%s", json_string_value(v));
         leave(x, at);
     }
@@ -305,11 +312,11 @@ static int read_onboarding(rcc *x, json_t *root)
             json_is_string(v) ? cue_nearest_name(json_string_value(v), names, x->c->n_goals) : NULL;
         char hint[96] = "";
         if (near) snprintf(hint, sizeof hint, " (did you mean '%s'?)", near);
-        return fail(x, "not one of the goals%s%s", hint, NULL);
+        return fail(x, "not one of the goals%s", hint);
     }
     if (x->c->goals[x->c->onboarding_goal].from_exposure ||
         x->c->goals[x->c->onboarding_goal].absent)
-        return fail(x, "the onboarding goal is reached, from sign-up%s%s", NULL, NULL);
+        return fail(x, "the onboarding goal is reached, from sign-up");
     leave(x, at);
     return 0;
 }
@@ -318,7 +325,7 @@ int report_config_from_json(cue_report_config *c, void *rootp, const char *name,
 {
     json_t *root = rootp;
     rcc x = {.c = c, .file = name, .path = "$", .err = err};
-    if (!json_is_object(root)) return fail(&x, "expected an object%s%s", NULL, NULL);
+    if (!json_is_object(root)) return fail(&x, "expected an object");
     if (check_keys(&x, root,
                    KEYS("signup_event", "attributes", "goals", "onboarding_goal", "opt_out",
                         "retention_weeks", "policies")) != 0)

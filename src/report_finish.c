@@ -50,12 +50,6 @@ void report_value_name(const cue_report *r, size_t dim, size_t value, char *out,
     }
 }
 
-bool report_value_used(const cue_report *r, size_t dim, size_t value)
-{
-    return r->msg_by[report_by_index(r, dim, value)].weeks > 0 ||
-           (r->n_metrics && r->metrics[0].by[report_by_index(r, dim, value)].n > 0);
-}
-
 uint64_t report_zero_weeks(const cue_report *r, int d)
 {
     const rhist *h = d < 0 ? &r->hist_all : &r->hist_dim[d];

@@ -47,7 +47,7 @@ typedef struct ruser {
     uint32_t messages; /* messages in the weeks counted so far */
     uint16_t week;     /* the week whose messages are being counted */
     uint8_t week_all;  /* messages in it (at most 255) */
-    uint8_t optout_more;
+    uint8_t pad_;
 } ruser;
 
 /* A (journey, trigger) name and what was read of it. */
@@ -59,7 +59,6 @@ typedef struct rtrig {
     uint64_t reason[REASON_COUNT];
     uint64_t sent, followed; /* messages, and those an opt-out followed */
     uint32_t goals;          /* bit g: goal g is this trigger */
-    int exp;                 /* the experiment its records named, or -1 */
 } rtrig;
 
 /* A class or a journey, counted per user-week. */
@@ -212,8 +211,6 @@ size_t report_by_len(const cue_report *r);
  * cohort: its Monday), into `out`. */
 const char *report_dim_name(const cue_report *r, size_t dim);
 void report_value_name(const cue_report *r, size_t dim, size_t value, char *out, size_t cap);
-/* Whether a breakdown's value has anyone in it. */
-bool report_value_used(const cue_report *r, size_t dim, size_t value);
 
 /* Closes the user's counted week of messages into the distributions. */
 void report_week_close(cue_report *r, ruser *u);

@@ -159,7 +159,8 @@ EOF
 selfcontained compare.html
 grep -q 'stall 48h' compare.html && ok || bad "the page does not name the runs"
 
-# Usage errors name what is wrong.
+# Help, and usage errors that name what is wrong.
+"$cuepoint" report --help > help.txt && grep -q "Usage: cuepoint report" help.txt && ok || bad "report --help"
 "$cuepoint" report --decisions A.dec.jsonl 2> err.txt; [ $? -eq 64 ] && ok || bad "report without events is not a usage error"
 grep -q "give the events" err.txt && ok || bad "the usage error does not say what is missing"
 "$cuepoint" report --events missing.jsonl --json x.json 2> err.txt; [ $? -eq 66 ] && ok || bad "a missing input is not exit 66"
