@@ -153,9 +153,11 @@ Test(codec, migration_keeps_by_name_and_finishes_lost_states)
     cr_assert_eq(b.n_instances, 1);
     cr_assert_eq(st.migrated, 1);
     cr_assert(b.inst[0].finished, "state b is gone in v2: the instance must finish");
+    cr_assert_eq(st.stranded, 1, "and be counted as stranded, not lost silently");
     cr_assert_eq(b.inst[0].version, 2u);
     cr_assert_eq(b.inst[0].vars[0].type, CUE_VAL_STRING, "variable s survives by name");
-    cr_assert_eq(b.inst[0].timers[0], 1772442000000, "timer t survives by name");
+    cr_assert_eq(b.inst[0].timers[0], CUE_TIMER_NONE, "a finished instance keeps no timer");
+    cr_assert_eq(st.timers_dropped, 1, "the timer it had is counted as dropped");
     cr_assert_geq(st.dropped_names, 1u, "the dropped counter and variables are counted");
 }
 
