@@ -154,10 +154,19 @@ static void settle_timers(const cue_machines *ms, const cue_machine *m, const cu
 /* Where an instance stored under another version (or in a state that is
  * gone) goes, and what is counted. Returns the outcome; *state is where it
  * now is. */
+/* Where a finished instance whose state is gone is shown: the first final
+ * state (its journey is over), else the initial one. */
+static int finished_state(const cue_machine *m)
+{
+    for (uint16_t i = 0; i < m->n_states; i++)
+        if (m->states[i].final) return i;
+    return m->initial;
+}
+
 static uint8_t settle_state(const cue_machine *m, const cue_mig_rule *rule, bool migrating,
                             bool was_finished, int *state, uint32_t state_hash)
 {
-    int here = *state >= 0 ? *state : m->initial; /* a finished instance's state is shown only */
+    int here = *state >= 0 ? *state : finished_state(m);
     if (migrating &&
         (m->on_version_change == CUE_MIGRATE_RESTART || (rule && rule->action == CUE_MIG_RESTART)))
         return CUE_MIG_RESTARTED;
@@ -176,7 +185,7 @@ static uint8_t settle_state(const cue_machine *m, const cue_mig_rule *rule, bool
         return m->states[rule->to].hash == state_hash ? CUE_MIG_KEPT : CUE_MIG_MOVED;
     }
     if (*state >= 0) return CUE_MIG_KEPT;
-    *state = m->initial;
+    *state = here;
     return CUE_MIG_STRANDED;
 }
 

@@ -3,6 +3,7 @@
 
 #include "cuepoint/cache.h"
 #include "cuepoint/codec.h"
+#include "cuepoint/migrate.h"
 #include "cuepoint/policy.h"
 #include "cuepoint/timefmt.h"
 #include "cuepoint/sort.h"
@@ -109,6 +110,11 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
         rc = cue_store_meta_get(store, partition, &meta, err);
         if (rc == CUE_ENOTFOUND) rc = 0;
     }
+    /* Journeys with a `migrate` map: the partition's stored users are
+     * migrated now, before any timer is looked at (migrate.h says why). */
+    if (rc == 0 && cue_migrate_needed(ms))
+        rc = cue_migrate_partition(store, partition, ms, &t->stats.codec, &t->stats.migrated_users,
+                                   err);
     if (rc != 0) {
         cue_task_free(t);
         return rc;
@@ -227,6 +233,7 @@ void cue_task_stats_add(cue_task_stats *sum, const cue_task_stats *s)
         sum->decisions[k] += s->decisions[k];
     sum->erasures += s->erasures;
     sum->changelog_records += s->changelog_records;
+    sum->migrated_users += s->migrated_users;
 }
 
 void cue_task_cache_stats(const cue_task *t, cue_cache_stats *out)

@@ -244,9 +244,10 @@ Test(engine, event_id_is_the_cause_when_present)
 
 /* Starts "expiring" at the time in /p/end moved by `when` (JSON members). */
 #define TRIAL(when)                                                                                \
-    "{\"name\":\"trial\",\"version\":1,\"start\":{\"event\":\"trial_started\",\"do\":[{"          \
+    "{\"name\":\"trial\",\"version\":1,\"start\":{\"event\":\"trial_started\",\"do\":[{"           \
     "\"start_timer\":\"expiring\"," when "}]},\"initial\":\"trial\",\"final\":[\"done\"],"         \
-    "\"states\":{\"trial\":{\"on\":[{\"timer\":\"expiring\",\"do\":[{\"emit\":\"trial_expiring\"}]," \
+    "\"states\":{\"trial\":{\"on\":[{\"timer\":\"expiring\",\"do\":[{\"emit\":\"trial_expiring\"}" \
+    "],"                                                                                           \
     "\"goto\":\"done\"}]},\"done\":{}}}"
 
 static const engine_case timer_cases[] = {
