@@ -583,7 +583,7 @@ bool cue_engine_check(const cue_machines *ms, const cue_user *u, const cue_event
 size_t cue_engine_refusal_text(const cue_machines *ms, const cue_step_refusal *why, char *out,
                                size_t cap)
 {
-    char where[CUE_JSON_PTR_BYTES_MAX + 32], what[96];
+    char where[CUE_JSON_PTR_BYTES_MAX + 32], what[128];
     const cue_operand *o = why->src;
     if (o->kind == CUE_SRC_EVENT)
         snprintf(where, sizeof where, "%s", cue_machines_ptr(ms, o->ptr)->source);
@@ -592,11 +592,17 @@ size_t cue_engine_refusal_text(const cue_machines *ms, const cue_step_refusal *w
     else
         snprintf(where, sizeof where, "its source");
     const cue_value *v = &why->value;
+    const char *hint = "";
     switch (v->type) {
-    case CUE_VAL_ABSENT: snprintf(what, sizeof what, "nothing is there"); break;
+    case CUE_VAL_ABSENT: snprintf(what, sizeof what, "there is nothing there"); break;
     case CUE_VAL_NULL: snprintf(what, sizeof what, "it is null"); break;
     case CUE_VAL_BOOL: snprintf(what, sizeof what, "it is %s", v->b ? "true" : "false"); break;
-    case CUE_VAL_INT: snprintf(what, sizeof what, "it is %lld", (long long)v->i); break;
+    case CUE_VAL_INT:
+        snprintf(what, sizeof what, "it is %lld", (long long)v->i);
+        /* As for event times: an integer of 10 or 11 digits is seconds. */
+        if (v->i >= 1000000000LL && v->i < 100000000000LL)
+            hint = ", and this looks like epoch seconds";
+        break;
     case CUE_VAL_DOUBLE: snprintf(what, sizeof what, "it is %g", v->d); break;
     case CUE_VAL_STRING:
         snprintf(what, sizeof what, "it is \"%.*s\"%s", (int)(v->len < 48 ? v->len : 48), v->s,
@@ -612,9 +618,9 @@ size_t cue_engine_refusal_text(const cue_machines *ms, const cue_step_refusal *w
                      why->machine->name, why->state, why->timer, where);
     else
         n = snprintf(out, cap,
-                     "journey '%s' (state '%s') starts timer '%s' at the time in %s, and %s: not "
-                     "a time (epoch milliseconds or RFC 3339 with an offset, 1970-9999)",
-                     why->machine->name, why->state, why->timer, where, what);
+                     "journey '%s' (state '%s') starts timer '%s' at the time in %s, but %s: a "
+                     "time is epoch milliseconds or RFC 3339 with an offset, 1970-9999%s",
+                     why->machine->name, why->state, why->timer, where, what, hint);
     return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
 

@@ -344,11 +344,13 @@ static const check_case check_cases[] = {
      EV("trial_started", 0, ",\"p\":{\"end\":\"2026-04-01T00:00:00Z\"}"), true, NULL},
     {"not a date", TRIAL("\"at\":{\"event\":\"/p/end\"},\"before\":\"3d\""),
      EV("trial_started", 0, ",\"p\":{\"end\":\"not a date\"}"), false,
-     "timer 'expiring' at the time in /p/end, and it is \"not a date\""},
+     "timer 'expiring' at the time in /p/end, but it is \"not a date\""},
     {"missing", TRIAL("\"at\":{\"event\":\"/p/end\"}"), EV("trial_started", 0, ""), false,
-     "/p/end, and nothing is there"},
+     "/p/end, but there is nothing there"},
     {"epoch seconds", TRIAL("\"at\":{\"event\":\"/p/end\"}"),
-     EV("trial_started", 0, ",\"p\":{\"end\":1767225600}"), false, "it is 1767225600"},
+     EV("trial_started", 0, ",\"p\":{\"end\":1767225600}"), false,
+     "it is 1767225600: a time is epoch milliseconds or RFC 3339 with an offset, 1970-9999, and "
+     "this looks like epoch seconds"},
     {"none of several", TRIAL("\"earliest\":[{\"event\":\"/p/a\"},{\"event\":\"/p/b\"}]"),
      EV("trial_started", 0, ""), false, "none of them is there (the first is read from /p/a)"},
     {"one of several is enough", TRIAL("\"earliest\":[{\"event\":\"/p/a\"},{\"event\":\"/p/b\"}]"),
@@ -357,7 +359,7 @@ static const check_case check_cases[] = {
      "{\"name\":\"v\",\"version\":1,\"start\":{\"event\":\"go\",\"do\":[{\"set\":\"due\",\"from\":"
      "{\"event\":\"/p/due\"}},{\"start_timer\":\"t\",\"at\":{\"var\":\"due\"}}]},\"initial\":\"a\","
      "\"final\":[\"z\"],\"states\":{\"a\":{\"on\":[{\"timer\":\"t\",\"goto\":\"z\"}]},\"z\":{}}}",
-     EV("go", 0, ",\"p\":{\"due\":\"soon\"}"), false, "variable 'due', and it is \"soon\""},
+     EV("go", 0, ",\"p\":{\"due\":\"soon\"}"), false, "variable 'due', but it is \"soon\""},
     {"a start whose guard fails is not checked",
      "{\"name\":\"g\",\"version\":1,\"start\":{\"event\":\"go\",\"when\":[{\"event\":\"/p/due\","
      "\"exists\":true}],\"do\":[{\"start_timer\":\"t\",\"at\":{\"event\":\"/p/due\"}}]},"
