@@ -565,6 +565,16 @@ static bool check_machine(step *s, uint16_t mi, int32_t type_id, cue_step_refusa
     return times_readable(s, m, &fresh, &m->start, why);
 }
 
+/* Whether an event of this type can take a transition of `m` that reads a
+ * timer's time: most events cannot, and are checked no further. */
+static bool may_read_time(const cue_machine *m, int32_t type_id)
+{
+    if (m->time_any_type) return true;
+    for (uint8_t i = 0; i < m->n_time_types; i++)
+        if (m->time_types[i] == type_id) return true;
+    return false;
+}
+
 bool cue_engine_check(const cue_machines *ms, const cue_user *u, const cue_event *ev,
                       const cue_step_env *env, cue_step_refusal *why)
 {
@@ -575,7 +585,8 @@ bool cue_engine_check(const cue_machines *ms, const cue_user *u, const cue_event
     s.attrs_from_event = true;
     int32_t type_id = cue_machines_type_id(ms, ev->type, ev->type_len);
     for (size_t mi = 0; mi < cue_machines_count(ms); mi++)
-        if (cue_machines_get(ms, mi)->reads_time && !check_machine(&s, (uint16_t)mi, type_id, why))
+        if (may_read_time(cue_machines_get(ms, mi), type_id) &&
+            !check_machine(&s, (uint16_t)mi, type_id, why))
             return false;
     return true;
 }

@@ -1305,6 +1305,22 @@ static void machine_finals(ctx *c, json_t *root)
     }
 }
 
+/* Records which events can take a transition that reads a timer's time: the
+ * engine checks those events only (cue_engine_check runs on every event). */
+static void note_time_type(cue_machine *m, const cue_transition *t)
+{
+    if (!t->reads_time) return;
+    m->reads_time = true;
+    if (t->on == CUE_ON_TIMER) return; /* no event to refuse there */
+    if (t->on == CUE_ON_ANY || m->n_time_types == sizeof m->time_types / sizeof *m->time_types) {
+        m->time_any_type = true;
+        return;
+    }
+    for (uint8_t i = 0; i < m->n_time_types; i++)
+        if (m->time_types[i] == t->type_id) return;
+    m->time_types[m->n_time_types++] = t->type_id;
+}
+
 static const char *const machine_keys[] = {
     "$schema", "name",   "version",      "description",   "start",  "initial",
     "final",   "states", "instance_key", "max_instances", "repeat", "on_version_change",
@@ -1512,10 +1528,10 @@ static void machine_from_json(ctx *c, json_t *root)
     copy_names(c, &c->vars, c->m->vars, &c->m->n_vars);
     copy_names(c, &c->triggers, c->m->triggers, &c->m->n_triggers);
     machine_migrate(c, root);
-    c->m->reads_time = c->m->start.reads_time;
+    note_time_type(c->m, &c->m->start);
     for (uint16_t s = 0; s < c->m->n_states; s++)
         for (uint16_t k = 0; k < c->m->states[s].n_transitions; k++)
-            c->m->reads_time |= c->ms->trans[c->m->states[s].first_transition + k].reads_time;
+            note_time_type(c->m, &c->ms->trans[c->m->states[s].first_transition + k]);
 }
 
 /* ---- sets and files ---------------------------------------------------- */

@@ -247,8 +247,11 @@ typedef struct cue_machine {
     uint32_t version;
     bool keyed;
     bool repeat;
-    uint8_t on_version_change;        /* cue_migrate */
-    bool reads_time;                  /* a transition starts a timer at a time read from a source */
+    uint8_t on_version_change; /* cue_migrate */
+    bool reads_time;           /* a transition starts a timer at a time read from a source */
+    bool time_any_type;        /* ... one on "*", or on more types than time_types holds */
+    uint8_t n_time_types;      /* ... the event types of such transitions */
+    int32_t time_types[4];
     bool migrates;                    /* has a `migrate` map */
     uint16_t first_rule, n_rules;     /* `migrate.states`: range in the set's rule table */
     uint16_t first_mtimer, n_mtimers; /* `migrate.timers`: range in the set's timer rules */
