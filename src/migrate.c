@@ -14,6 +14,9 @@
 
 bool cue_migrate_needed(const cue_machines *ms)
 {
+    /* With machines set aside (a run of one journey), a user written back
+     * would lose the instances of the others. */
+    if (cue_machines_set_aside(ms) > 0) return false;
     for (size_t i = 0; i < cue_machines_count(ms); i++)
         if (cue_machines_get(ms, i)->migrates) return true;
     return false;

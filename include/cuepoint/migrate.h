@@ -39,7 +39,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Whether any machine of the set has a `migrate` map. */
+/* Whether the pass is to run: some machine of the set has a `migrate` map,
+ * and none was set aside (`--only`: users written back would lose their
+ * other journeys' instances; such a run migrates users as it loads them). */
 bool cue_migrate_needed(const cue_machines *ms);
 
 /* The pass over one partition (above). Adds what decoding changed to `st`
