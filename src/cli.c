@@ -11,6 +11,7 @@
 #include "cuepoint/gen.h"
 #include "cuepoint/log.h"
 #include "cuepoint/machine.h"
+#include "cuepoint/migrate.h"
 #include "cuepoint/policy.h"
 #include "cuepoint/store.h"
 #include "cuepoint/timefmt.h"
@@ -370,22 +371,51 @@ static int cmd_file(int argc, char **argv)
 
 static const char check_help[] =
     "Usage: cuepoint check FILE... [--policies FILE [--machines DIR]]\n"
+    "       cuepoint check FILE... --against STATE_DIR [--previous DIR]\n"
     "\n"
     "Validates and lints journey files. Prints one line per finding:\n"
     "  FILE: JSON-PATH: error|warning: MESSAGE [code]\n"
-    "Errors stop a machine from loading; warnings (unreachable states, timers never\n"
-    "handled, ...) do not. A directory checks every *.json file in it.\n"
+    "Errors stop a machine from loading; warnings (unreachable states, ...) do\n"
+    "not. A directory checks every *.json file in it.\n"
+    "\n"
+    "With --against, the files are also the journeys of a deploy, and the plan\n"
+    "of what loading STATE_DIR under them would do is printed: per journey, the\n"
+    "instances stored under another version in each old state and where each\n"
+    "goes (kept, moved, finished, restarted, stranded), pending timers kept,\n"
+    "moved or dropped, and timers that would be due at once. Read-only; give\n"
+    "every journey of the deploy (instances of others count as dropped).\n"
     "\n"
     "Options:\n"
-    "  --policies FILE  also check a policy file (schemas/policy.schema.json)\n"
-    "                   against the journeys in --machines DIR (default\n"
-    "                   deploy/machines): names, durations, zones, classes\n"
-    "  --machines DIR   the journeys a policy file refers to\n"
-    "  --strict         exit 65 on warnings too\n"
-    "  -h, --help       this text\n"
+    "  --policies FILE    also check a policy file (schemas/policy.schema.json)\n"
+    "                     against the journeys in --machines DIR (default\n"
+    "                     deploy/machines): names, durations, zones, classes\n"
+    "  --machines DIR     the journeys a policy file refers to\n"
+    "  --against DIR      plan the migration of this state directory\n"
+    "  --previous DIR     the journeys as deployed now, to name old states and\n"
+    "                     timers the new files no longer mention\n"
+    "  --strict           exit 65 on warnings too\n"
+    "  -h, --help         this text\n"
     "\n"
-    "Exit status: 0 no errors, 65 errors found (or warnings with --strict),\n"
-    "66 a file could not be read, 64 usage.\n";
+    "Exit status: 0 no errors, 65 errors found (or warnings with --strict, or\n"
+    "stored instances the change would strand without a rule), 66 a file or\n"
+    "the state directory could not be read, 64 usage.\n";
+
+/* The journey files a command line names, directories expanded. */
+typedef struct file_list {
+    char *v[CUE_MACHINES_MAX * 4];
+    size_t n;
+} file_list;
+
+static void file_list_add(file_list *l, const char *path)
+{
+    if (l && l->n < sizeof l->v / sizeof *l->v) l->v[l->n++] = strdup(path);
+}
+
+static void file_list_free(file_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+}
 
 static int check_one(const char *file, bool *missing, size_t *errors, size_t *warnings)
 {
@@ -413,7 +443,8 @@ static int cmp_names(const void *a, const void *b)
 }
 
 /* Checks every *.json in `dir`, in name order; returns how many. */
-static size_t check_dir(const char *dir, bool *missing, size_t *errors, size_t *warnings)
+static size_t check_dir(const char *dir, bool *missing, size_t *errors, size_t *warnings,
+                        file_list *files)
 {
     DIR *dh = opendir(dir);
     if (dh == NULL) {
@@ -434,6 +465,7 @@ static size_t check_dir(const char *dir, bool *missing, size_t *errors, size_t *
         char path[CUE_PATH_MAX];
         snprintf(path, sizeof path, "%.700s/%.200s", dir, names[i]);
         check_one(path, missing, errors, warnings);
+        file_list_add(files, path);
         free(names[i]);
     }
     return n;
@@ -468,6 +500,47 @@ static size_t check_policies(const char *file, const char *machines, bool *missi
     return errors;
 }
 
+/* The plan of a deploy: what loading `state_dir` under `files` would do. */
+static int check_against(const file_list *files, const char *state_dir, const char *previous)
+{
+    cue_err err = {0};
+    cue_machines *ms = NULL, *prev = NULL;
+    cue_store *store = NULL;
+    cue_plan *plan = NULL;
+    struct stat st;
+    int rc = EX_OK;
+    if (stat(state_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        printf("%s: cannot read: no state directory\n", state_dir);
+        return EX_NOINPUT;
+    }
+    if (cue_machines_load_files(&ms, (const char *const *)files->v, files->n, &err) != 0 ||
+        (previous && cue_machines_load(&prev, previous, NULL, &err) != 0) ||
+        cue_store_open(&store, state_dir, &(cue_store_opts){.read_only = true}, &err) != 0 ||
+        cue_plan_new(&plan, ms, prev, &err) != 0 || cue_plan_scan(plan, store, &err) != 0) {
+        printf("%s: $: error: no plan: %s [plan]\n", state_dir, err.msg);
+        rc = err.code == CUE_ESTORE ? EX_NOINPUT : EX_DATAERR;
+        goto done;
+    }
+    cue_buf out;
+    cue_buf_init(&out, 4096);
+    cue_plan_write(plan, &out);
+    fputs(out.data, stdout);
+    cue_buf_deinit(&out);
+    uint64_t stranded = cue_plan_stranded(plan);
+    if (stranded) {
+        printf("%s: $.migrate.states: error: %llu stored instance(s) would be stranded: their "
+               "state is gone and no rule says where they go [stranded]\n",
+               state_dir, (unsigned long long)stranded);
+        rc = EX_DATAERR;
+    }
+done:
+    cue_plan_free(plan);
+    if (store) cue_store_close(store);
+    cue_machines_free(prev);
+    cue_machines_free(ms);
+    return rc;
+}
+
 static int cmd_check(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
@@ -475,37 +548,50 @@ static int cmd_check(int argc, char **argv)
         return 0;
     }
     bool strict = false, missing = false;
-    size_t errors = 0, warnings = 0, files = 0;
-    const char *policies = NULL, *machines = "deploy/machines";
+    size_t errors = 0, warnings = 0, n_files = 0;
+    const char *policies = NULL, *machines = "deploy/machines", *against = NULL, *previous = NULL;
+    static file_list files; /* every journey file named: the deploy, for --against */
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--strict") == 0) {
             strict = true;
             continue;
         }
-        if ((strcmp(argv[i], "--policies") == 0 || strcmp(argv[i], "--machines") == 0)) {
+        const char **opt = strcmp(argv[i], "--policies") == 0   ? &policies
+                           : strcmp(argv[i], "--machines") == 0 ? &machines
+                           : strcmp(argv[i], "--against") == 0  ? &against
+                           : strcmp(argv[i], "--previous") == 0 ? &previous
+                                                                : NULL;
+        if (opt) {
             if (i + 1 >= argc) return cli_usage_error("check", "%s needs a value", argv[i]);
-            *(argv[i][2] == 'p' ? &policies : &machines) = argv[i + 1];
-            i++;
+            *opt = argv[++i];
             continue;
         }
         if (argv[i][0] == '-' && argv[i][1])
             return cli_usage_error("check", "unknown option '%s'", argv[i]);
         struct stat st;
         if (stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode)) {
-            files += check_dir(argv[i], &missing, &errors, &warnings);
+            n_files += check_dir(argv[i], &missing, &errors, &warnings, &files);
             continue;
         }
-        files++;
+        n_files++;
         check_one(argv[i], &missing, &errors, &warnings);
+        file_list_add(&files, argv[i]);
     }
+    if (previous && !against)
+        return cli_usage_error("check", "%s", "--previous goes with --against");
     if (policies) {
-        files++;
+        n_files++;
         errors += check_policies(policies, machines, &missing);
     }
-    if (files == 0) return cli_usage_error("check", "%s", "no files given");
-    printf("%zu file(s): %zu error(s), %zu warning(s)\n", files, errors, warnings);
-    if (missing) return EX_NOINPUT;
-    return errors || (strict && warnings) ? EX_DATAERR : 0;
+    if (n_files == 0) return cli_usage_error("check", "%s", "no files given");
+    printf("%zu file(s): %zu error(s), %zu warning(s)\n", n_files, errors, warnings);
+    int rc = missing ? EX_NOINPUT : errors || (strict && warnings) ? EX_DATAERR : 0;
+    if (against && rc == 0)
+        rc = check_against(&files, against, previous);
+    else if (against)
+        printf("%s: no plan: the journeys must check clean first\n", against);
+    file_list_free(&files);
+    return rc;
 }
 
 static const char graph_help[] = "Usage: cuepoint graph FILE\n"

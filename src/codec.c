@@ -1,6 +1,7 @@
 /* User state records: compact varints, names as hashes, a checksum at the end. */
 #include "cuepoint/codec.h"
 
+#include "codec_int.h"
 #include "cuepoint/hash.h"
 #include "cuepoint/timefmt.h"
 
@@ -340,6 +341,14 @@ static bool need(reader *r, size_t n, const char *what)
     return true;
 }
 
+static void bad(reader *r, const char *what)
+{
+    if (!r->bad) {
+        r->bad = true;
+        r->what = what;
+    }
+}
+
 static uint64_t get_varint(reader *r, const char *what)
 {
     /* Most varints here are one byte (lengths, counts, small numbers). */
@@ -417,15 +426,10 @@ static int find_name(const cue_name *names, uint16_t n, uint32_t hash)
     return -1;
 }
 
-static int find_state(const cue_machine *m, uint32_t hash)
-{
-    for (uint16_t i = 0; i < m->n_states; i++)
-        if (m->states[i].hash == hash) return i;
-    return -1;
-}
-
-/* Reads the per-name sections of an instance, mapping hashes to indices. */
-static void get_named(reader *r, cue_instance *in, const cue_machine *m, cue_codec_stats *st)
+/* Reads the per-name sections of an instance, mapping hashes to indices;
+ * timers are left as read, for cue_codec_settle to place. */
+static void get_named(reader *r, cue_instance *in, const cue_machine *m, cue_codec_stats *st,
+                      cue_old_timer *olds, uint8_t *n_olds)
 {
     uint64_t n = get_varint(r, "once count");
     for (uint64_t k = 0; k < n && !r->bad; k++) {
@@ -449,20 +453,21 @@ static void get_named(reader *r, cue_instance *in, const cue_machine *m, cue_cod
         if (v < 0) st->dropped_names++;
     }
     n = get_varint(r, "timer count");
+    /* A machine has at most CUE_MACHINE_TIMERS_MAX timers, in every version. */
+    if (n > CUE_MACHINE_TIMERS_MAX) bad(r, "timer count");
     for (uint64_t k = 0; k < n && !r->bad; k++) {
-        int t = find_name(m ? m->timers : NULL, m ? m->n_timers : 0, get_u32(r, "timer"));
-        int64_t due = get_zigzag(r, "timer");
-        if (t >= 0)
-            in->timers[t] = due;
-        else
-            st->dropped_names++;
+        olds[k].hash = get_u32(r, "timer");
+        olds[k].due = get_zigzag(r, "timer");
     }
+    *n_olds = r->bad ? 0 : (uint8_t)n;
 }
 
 /* Reads one instance into `in`; returns false when it is to be dropped. */
-static bool get_instance(reader *r, const cue_machines *ms, cue_instance *in, cue_codec_stats *st)
+static bool get_instance(reader *r, const cue_machines *ms, const cue_user *u, cue_instance *in,
+                         cue_codec_stats *st, const cue_mig_trace *tr)
 {
-    int mi = cue_machines_find_hash(ms, get_u32(r, "machine"));
+    uint32_t machine_hash = get_u32(r, "machine");
+    int mi = cue_machines_find_hash(ms, machine_hash);
     const cue_machine *m = mi >= 0 ? cue_machines_get(ms, (size_t)mi) : NULL;
     uint32_t version = (uint32_t)get_varint(r, "version");
     if (m)
@@ -472,32 +477,29 @@ static bool get_instance(reader *r, const cue_machines *ms, cue_instance *in, cu
     in->version = version;
     in->finished = get_u8(r, "finished") != 0;
     in->key_len = (uint8_t)get_bytes(r, in->key, sizeof in->key, "instance key");
-    int state = m ? find_state(m, get_u32(r, "state")) : (get_u32(r, "state"), -1);
+    uint32_t state_hash = get_u32(r, "state");
     in->started_ms = get_zigzag(r, "started");
     in->updated_ms = get_zigzag(r, "updated");
-    get_named(r, in, m, st);
-    if (r->bad || m == NULL) {
-        st->dropped_instances += m == NULL;
+    cue_old_timer olds[CUE_MACHINE_TIMERS_MAX];
+    uint8_t n_olds = 0;
+    get_named(r, in, m, st, olds, &n_olds);
+    if (r->bad) return false;
+    if (m == NULL) {
+        /* Its journey was removed: nothing can run it. */
+        st->dropped_instances++;
+        if (tr && tr->fn) {
+            cue_migration mg = {.machine_hash = machine_hash,
+                                .from_version = version,
+                                .from_state = state_hash,
+                                .outcome = CUE_MIG_GONE,
+                                .to_state = -1};
+            tr->fn(&mg, tr->ctx);
+        }
         return false;
     }
-    if (version != m->version) {
-        st->migrated++;
-        if (m->on_version_change == CUE_MIGRATE_RESTART) {
-            st->dropped_instances++;
-            return false;
-        }
-        if (m->on_version_change == CUE_MIGRATE_FINISH) in->finished = true;
-        in->version = m->version;
-    }
-    if (state < 0) {
-        /* The state was renamed or removed: finishing is the one safe choice,
-         * since nobody can say where in the new journey this user stands. */
-        st->dropped_names++;
-        in->finished = true;
-        state = m->initial;
-    }
-    in->state = (uint16_t)state;
-    return true;
+    /* A state renamed, split or removed is placed by the machine's rules;
+     * one that no rule places is finished and counted as stranded. */
+    return cue_codec_settle(m, (uint16_t)mi, ms, u, in, state_hash, olds, n_olds, st, tr);
 }
 
 static bool hex_id(const char *id)
@@ -505,14 +507,6 @@ static bool hex_id(const char *id)
     for (int i = 0; i < CUE_HASH_HEX_LEN; i++)
         if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f'))) return false;
     return true;
-}
-
-static void bad(reader *r, const char *what)
-{
-    if (!r->bad) {
-        r->bad = true;
-        r->what = what;
-    }
 }
 
 static bool channel_ok(uint8_t ch)
@@ -610,7 +604,7 @@ static void get_seen(reader *r, cue_user *u)
 }
 
 static int decode_body(reader *r, const cue_machines *ms, cue_user *u, cue_codec_stats *st,
-                       int format)
+                       int format, const cue_mig_trace *tr)
 {
     u->id_len = (uint8_t)get_bytes(r, u->id, sizeof u->id, "user id");
     u->last_offset = get_zigzag(r, "last offset");
@@ -625,7 +619,7 @@ static int decode_body(reader *r, const cue_machines *ms, cue_user *u, cue_codec
     }
     u->n_instances = 0;
     for (uint64_t i = 0; i < n && !r->bad; i++)
-        if (get_instance(r, ms, &u->inst[u->n_instances], st)) u->n_instances++;
+        if (get_instance(r, ms, u, &u->inst[u->n_instances], st, tr)) u->n_instances++;
     policy_init(&u->policy);
     if (format >= CUE_CODEC_VERSION_POLICY) get_policy(r, &u->policy);
     u->n_seen = 0;
@@ -639,7 +633,7 @@ static int decode_body(reader *r, const cue_machines *ms, cue_user *u, cue_codec
 }
 
 static int decode(const void *rec, size_t len, const cue_machines *ms, cue_user *u,
-                  cue_codec_stats *stats, bool verify, cue_err *err)
+                  cue_codec_stats *stats, bool verify, const cue_mig_trace *tr, cue_err *err)
 {
     cue_codec_stats scratch = {0};
     cue_codec_stats *st = stats ? stats : &scratch;
@@ -658,7 +652,7 @@ static int decode(const void *rec, size_t len, const cue_machines *ms, cue_user 
     if (verify && sum != cue_hash32(b, len - 4))
         return cue_err_set(err, CUE_ECORRUPT, "state record: checksum mismatch");
     r = (reader){.p = b + 3, .end = b + len - 4};
-    if (decode_body(&r, ms, u, st, b[2]) != 0)
+    if (decode_body(&r, ms, u, st, b[2], tr) != 0)
         return cue_err_set(err, CUE_ECORRUPT, "state record: bad %s", r.what);
     return 0;
 }
@@ -682,13 +676,20 @@ int cue_codec_peek_indexed_due(const void *rec, size_t len, int64_t *out)
 int cue_codec_decode(const void *rec, size_t len, const cue_machines *ms, cue_user *u,
                      cue_codec_stats *stats, cue_err *err)
 {
-    return decode(rec, len, ms, u, stats, true, err);
+    return decode(rec, len, ms, u, stats, true, NULL, err);
+}
+
+int cue_codec_decode_traced(const void *rec, size_t len, const cue_machines *ms, cue_user *u,
+                            cue_codec_stats *stats, cue_migration_fn fn, void *ctx, cue_err *err)
+{
+    cue_mig_trace tr = {.fn = fn, .ctx = ctx};
+    return decode(rec, len, ms, u, stats, true, &tr, err);
 }
 
 int cue_codec_decode_own(const void *rec, size_t len, const cue_machines *ms, cue_user *u,
                          cue_err *err)
 {
-    return decode(rec, len, ms, u, NULL, false, err);
+    return decode(rec, len, ms, u, NULL, false, NULL, err);
 }
 
 /* ---- JSON view --------------------------------------------------------- */

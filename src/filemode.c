@@ -444,7 +444,21 @@ void cue_filemode_summary(FILE *f, const cue_filemode_opts *o, const cue_filemod
     if (s->corrupt_states)
         fprintf(f, "  %llu stored states did not decode (their events are dead letters)\n",
                 (unsigned long long)s->corrupt_states);
+    const cue_codec_stats *c = &s->codec;
+    if (c->migrated || c->stranded || c->dropped_instances || c->timers_dropped || c->timers_moved)
+        fprintf(f,
+                "  migration: %llu instances migrated, %llu moved, %llu finished, %llu stranded, "
+                "%llu dropped; timers: %llu moved, %llu dropped (%llu users rewritten at start)\n",
+                (unsigned long long)c->migrated, (unsigned long long)c->moved,
+                (unsigned long long)c->finished, (unsigned long long)c->stranded,
+                (unsigned long long)c->dropped_instances, (unsigned long long)c->timers_moved,
+                (unsigned long long)c->timers_dropped, (unsigned long long)s->migrated_users);
     const cue_step_stats *e = &s->engine;
+    if (e->timers_past || e->timers_past_skipped)
+        fprintf(f,
+                "  timers: %llu started at a time already past (fired at once), %llu not started "
+                "(if_past: skip)\n",
+                (unsigned long long)e->timers_past, (unsigned long long)e->timers_past_skipped);
     if (e->instance_limit || e->bad_key || e->bad_timer_value || e->value_truncated)
         fprintf(f,
                 "  warnings: %llu starts refused at max_instances, %llu bad instance keys, "
@@ -460,7 +474,10 @@ void cue_filemode_summary_json(FILE *f, const cue_filemode_opts *o, const cue_fi
             "{\"records\":%llu,\"applied\":%llu,\"dead_letters\":%llu,\"duplicates\":%llu,"
             "\"late_applied\":%llu,\"triggers\":%llu,\"seconds\":%.6f,\"timers_fired\":%llu,"
             "\"commits\":%llu,\"decisions\":{\"sent\":%llu,\"deferred\":%llu,\"suppressed\":%llu,"
-            "\"cancelled\":%llu},\"erasures\":%llu,\"dead_by_reason\":{",
+            "\"cancelled\":%llu},\"erasures\":%llu,\"migration\":{\"migrated\":%llu,"
+            "\"moved\":%llu,\"finished\":%llu,\"stranded\":%llu,\"dropped\":%llu,"
+            "\"timers_moved\":%llu,\"timers_dropped\":%llu,\"users_rewritten\":%llu},"
+            "\"timers_past\":%llu,\"dead_by_reason\":{",
             (unsigned long long)s->records, (unsigned long long)s->applied,
             (unsigned long long)s->dead_letters, (unsigned long long)s->duplicates,
             (unsigned long long)s->late_applied, (unsigned long long)r->triggers, r->seconds,
@@ -469,7 +486,11 @@ void cue_filemode_summary_json(FILE *f, const cue_filemode_opts *o, const cue_fi
             (unsigned long long)s->decisions[CUE_OUTCOME_DEFERRED],
             (unsigned long long)s->decisions[CUE_OUTCOME_SUPPRESSED],
             (unsigned long long)s->decisions[CUE_OUTCOME_CANCELLED],
-            (unsigned long long)s->erasures);
+            (unsigned long long)s->erasures, (unsigned long long)s->codec.migrated,
+            (unsigned long long)s->codec.moved, (unsigned long long)s->codec.finished,
+            (unsigned long long)s->codec.stranded, (unsigned long long)s->codec.dropped_instances,
+            (unsigned long long)s->codec.timers_moved, (unsigned long long)s->codec.timers_dropped,
+            (unsigned long long)s->migrated_users, (unsigned long long)s->engine.timers_past);
     for (int k = 1, first = 1; k < CUE_REASON_COUNT; k++) {
         if (!s->dead_by_reason[k]) continue;
         fprintf(f, "%s\"%s\":%llu", first ? "" : ",", cue_reason_name((cue_reason)k),

@@ -1634,6 +1634,12 @@ static void render_metrics(rt *r, cue_buf *b)
     }
     metrics_counter(b, "cuepoint_timers_fired_total", "Timers that fired.",
                     (double)sum.engine.timers_fired);
+    metrics_counter(b, "cuepoint_journey_instances_migrated_total",
+                    "Instances stored under another journey version, migrated on load.",
+                    (double)sum.codec.migrated);
+    metrics_counter(b, "cuepoint_journey_instances_stranded_total",
+                    "Migrated instances whose state was gone with no rule for it: finished.",
+                    (double)sum.codec.stranded);
     if (r->o->policy) {
         cue_prom_family(b, "cuepoint_policy_decisions_total", "counter",
                         "Decisions of the policy stage, by outcome.");

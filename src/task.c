@@ -3,11 +3,13 @@
 
 #include "cuepoint/cache.h"
 #include "cuepoint/codec.h"
+#include "cuepoint/migrate.h"
 #include "cuepoint/policy.h"
 #include "cuepoint/timefmt.h"
 #include "cuepoint/sort.h"
 #include "cuepoint/timers.h"
 #include "cuepoint/trigger.h"
+#include "cuepoint/tz.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,7 +79,10 @@ struct cue_task {
     /* A repair not committed yet: the poisoned stream time it replaced and
      * its limit, to repair again if a rollback reloads that time. */
     int64_t repair_from, repair_ms;
-    char msg[256]; /* a dead letter's message that needs formatting */
+    char msg[512];         /* a dead letter's message that needs formatting */
+    cue_tz *jtz;           /* owned when journeys use local clock times: users' zones */
+    uint64_t bad_zones[8]; /* hashes of zone names found not to be zones; 0 = free */
+    unsigned next_bad_zone;
     cue_task_stats stats;
 };
 
@@ -96,6 +101,7 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
     if (rc == 0) rc = cue_event_decoder_new(&t->dec, cfg, err);
     if (rc == 0) rc = cue_cache_new(&t->cache, cfg->cache_max_bytes, err);
     if (rc == 0) rc = cue_timers_new(&t->timers, cfg->timers_memory_max, err);
+    if (rc == 0 && cue_machines_use_local_time(ms)) rc = cue_tz_new(&t->jtz, CUE_TZ_ZONES_MAX, err);
     if (rc == 0 && (cue_buf_init(&t->enc, 4096) || cue_buf_init(&t->rec, 4096) ||
                     cue_buf_init(&t->loaded, 4096) || cue_buf_init(&t->sealed, 4096) ||
                     cue_buf_init(&t->timer_ops, 4096) || cue_buf_init(&t->timer_keys, 4096) ||
@@ -106,6 +112,11 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
         rc = cue_store_meta_get(store, partition, &meta, err);
         if (rc == CUE_ENOTFOUND) rc = 0;
     }
+    /* Journeys with a `migrate` map: the partition's stored users are
+     * migrated now, before any timer is looked at (migrate.h says why). */
+    if (rc == 0 && cue_migrate_needed(ms))
+        rc = cue_migrate_partition(store, partition, ms, &t->stats.codec, &t->stats.migrated_users,
+                                   err);
     if (rc != 0) {
         cue_task_free(t);
         return rc;
@@ -151,6 +162,7 @@ void cue_task_free(cue_task *t)
     cue_buf_deinit(&t->pend_recs);
     cue_buf_deinit(&t->pend);
     cue_policy_tz_free(t->tz);
+    cue_tz_free(t->jtz);
     cue_buf_deinit(&t->timer_sort);
     cue_buf_deinit(&t->timer_keys);
     cue_buf_deinit(&t->timer_ops);
@@ -218,13 +230,14 @@ void cue_task_stats_add(cue_task_stats *sum, const cue_task_stats *s)
     sum->engine.bad_key += s->engine.bad_key;
     sum->engine.bad_timer_value += s->engine.bad_timer_value;
     sum->engine.value_truncated += s->engine.value_truncated;
-    sum->codec.dropped_instances += s->codec.dropped_instances;
-    sum->codec.dropped_names += s->codec.dropped_names;
-    sum->codec.migrated += s->codec.migrated;
+    sum->engine.timers_past += s->engine.timers_past;
+    sum->engine.timers_past_skipped += s->engine.timers_past_skipped;
+    cue_codec_stats_add(&sum->codec, &s->codec);
     for (int k = 0; k < CUE_OUTCOME_COUNT; k++)
         sum->decisions[k] += s->decisions[k];
     sum->erasures += s->erasures;
     sum->changelog_records += s->changelog_records;
+    sum->migrated_users += s->migrated_users;
 }
 
 void cue_task_cache_stats(const cue_task *t, cue_cache_stats *out)
@@ -442,6 +455,28 @@ static void on_cancelled(const cue_deferred *x, const cue_decision *d, void *ctx
 
 /* ---- users in and out -------------------------------------------------- */
 
+/* The user's zone for journeys' local clock times (the engine finds none
+ * itself): the event's timezone attribute, else the one kept in the user's
+ * state; none (UTC) when neither names a zone. Names found not to be zones
+ * are remembered: each look-up of one would read the disk. */
+static cue_step_env step_env(cue_task *t, const cue_event *ev)
+{
+    cue_step_env env = {.tz = t->jtz, .zone = -1};
+    if (t->jtz == NULL) return env;
+    bool from_ev = ev && ev->attr[CUE_ATTR_TIMEZONE];
+    const char *name = from_ev ? ev->attr[CUE_ATTR_TIMEZONE] : t->user->attrs[CUE_ATTR_TIMEZONE];
+    size_t n = from_ev ? ev->attr_len[CUE_ATTR_TIMEZONE] : t->user->attr_len[CUE_ATTR_TIMEZONE];
+    if (n == 0 || n > CUE_ATTR_BYTES_MAX) return env;
+    uint64_t h = cue_hash64(name, n, 7) | 1;
+    for (size_t i = 0; i < sizeof t->bad_zones / sizeof *t->bad_zones; i++)
+        if (t->bad_zones[i] == h) return env;
+    if (cue_tz_find(t->jtz, name, n, &env.zone, NULL) != 0) {
+        env.zone = -1;
+        t->bad_zones[t->next_bad_zone++ % (sizeof t->bad_zones / sizeof *t->bad_zones)] = h;
+    }
+    return env;
+}
+
 /* Finds a user's record: in the cache (`*own` set: this process encoded it)
  * or the store (into t->loaded). `*rec` is NULL for a user with no state.
  * The record is borrowed until the cache or t->loaded changes. */
@@ -585,7 +620,8 @@ static int fire_entry(cue_task *t, int64_t due, cue_err *err)
     /* The entry is used up; timers_sync indexes the user's next timer, if any.
      * The user may have no timer due now: the entry was a lower bound. */
     t->user->indexed_due = CUE_TIMER_NONE;
-    cue_engine_fire(t->ms, t->user, due, on_trigger, t, &t->stats.engine);
+    cue_step_env env = step_env(t, NULL);
+    cue_engine_fire(t->ms, t->user, due, &env, on_trigger, t, &t->stats.engine);
     if (t->policy) {
         release_deferred(t, due);
         step_decide(t);
@@ -785,6 +821,15 @@ static int apply_event(cue_task *t, cue_event *ev, cue_err *err)
                     ev->raw, ev->raw_len, ev->offset);
         return 0;
     }
+    /* A timer's time that does not read refuses the whole event, before
+     * anything of it (consent included) is kept, as other bad fields do. */
+    cue_step_env env = step_env(t, ev);
+    cue_step_refusal refusal;
+    if (!cue_engine_check(t->ms, t->user, ev, &env, &refusal)) {
+        cue_engine_refusal_text(t->ms, &refusal, t->msg, sizeof t->msg);
+        dead_letter(t, CUE_REASON_BAD_FIELD, t->msg, ev->raw, ev->raw_len, ev->offset);
+        return 0;
+    }
     if (t->policy) {
         const char *why = NULL;
         cue_policy_event pe = cue_policy_observe(t->policy, t->user, ev, on_cancelled, t, &why);
@@ -795,7 +840,7 @@ static int apply_event(cue_task *t, cue_event *ev, cue_err *err)
             return 0;
         }
     }
-    cue_engine_apply(t->ms, t->user, ev, on_trigger, t, &t->stats.engine);
+    cue_engine_apply(t->ms, t->user, ev, &env, on_trigger, t, &t->stats.engine);
     if (t->policy) step_decide(t);
     if (ev->event_id && t->cfg->event_id_dedup_max > 0) remember_id(t, ev, id_hash);
     t->stats.applied++;

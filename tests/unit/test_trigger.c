@@ -40,7 +40,7 @@ Test(trigger, cloudevents_shape)
     cue_user_init(&u, ev.user_id, ev.user_id_len);
     cue_step_stats st = {0};
     last[0] = '\0';
-    cue_engine_apply(ms, &u, &ev, keep, NULL, &st);
+    cue_engine_apply(ms, &u, &ev, NULL, keep, NULL, &st);
     cr_assert_eq(st.triggers, 1);
     json_error_t jerr;
     json_t *j = json_loads(last, 0, &jerr);
