@@ -11,6 +11,7 @@
 #include "cuepoint/gen.h"
 #include "cuepoint/log.h"
 #include "cuepoint/machine.h"
+#include "cuepoint/migrate.h"
 #include "cuepoint/policy.h"
 #include "cuepoint/store.h"
 #include "cuepoint/timefmt.h"
@@ -204,8 +205,9 @@ static const char file_help[] =
     "Runs events from a JSON-lines file (or stdin) through the journeys, keeping\n"
     "state in a state directory, and writes triggers as JSON lines (CloudEvents).\n"
     "Another input over the same --state-dir continues from that state; the same\n"
-    "input again (its first line the same) is refused: --resume continues one\n"
-    "that was interrupted. An event whose event_id the user applied within\n"
+    "input again (its first 64 KiB, or of a pipe its first line) is refused, even\n"
+    "after others: --resume continues one that was interrupted. An event whose event_id the user "
+    "applied within\n"
     "allowed.lateness.ms is skipped as a duplicate. Bad lines go to the\n"
     "dead-letter file with their line number and reason; an event more than\n"
     "event.time.max.future.ms ahead of the clock (CUEPOINT_CLOCK, else now) is one.\n"
@@ -313,6 +315,7 @@ static int file_run(const cue_config *cfg, const file_args *fa, cue_err *err)
                            .source = cue_line_source_next,
                            .source_ctx = src,
                            .source_name = fa->input,
+                           .fingerprint = cue_filemode_fingerprint(in),
                            .out = out,
                            .dead = dead,
                            .policy = pol,
@@ -375,22 +378,51 @@ static int cmd_file(int argc, char **argv)
 
 static const char check_help[] =
     "Usage: cuepoint check FILE... [--policies FILE [--machines DIR]]\n"
+    "       cuepoint check FILE... --against STATE_DIR [--previous DIR]\n"
     "\n"
     "Validates and lints journey files. Prints one line per finding:\n"
     "  FILE: JSON-PATH: error|warning: MESSAGE [code]\n"
-    "Errors stop a machine from loading; warnings (unreachable states, timers never\n"
-    "handled, ...) do not. A directory checks every *.json file in it.\n"
+    "Errors stop a machine from loading; warnings (unreachable states, ...) do\n"
+    "not. A directory checks every *.json file in it.\n"
+    "\n"
+    "With --against, the files are also the journeys of a deploy, and the plan\n"
+    "of what loading STATE_DIR under them would do is printed: per journey, the\n"
+    "instances stored under another version in each old state and where each\n"
+    "goes (kept, moved, finished, restarted, stranded), pending timers kept,\n"
+    "moved or dropped, and timers that would be due at once. Read-only; give\n"
+    "every journey of the deploy (instances of others count as dropped).\n"
     "\n"
     "Options:\n"
-    "  --policies FILE  also check a policy file (schemas/policy.schema.json)\n"
-    "                   against the journeys in --machines DIR (default\n"
-    "                   deploy/machines): names, durations, zones, classes\n"
-    "  --machines DIR   the journeys a policy file refers to\n"
-    "  --strict         exit 65 on warnings too\n"
-    "  -h, --help       this text\n"
+    "  --policies FILE    also check a policy file (schemas/policy.schema.json)\n"
+    "                     against the journeys in --machines DIR (default\n"
+    "                     deploy/machines): names, durations, zones, classes\n"
+    "  --machines DIR     the journeys a policy file refers to\n"
+    "  --against DIR      plan the migration of this state directory\n"
+    "  --previous DIR     the journeys as deployed now, to name old states and\n"
+    "                     timers the new files no longer mention\n"
+    "  --strict           exit 65 on warnings too\n"
+    "  -h, --help         this text\n"
     "\n"
-    "Exit status: 0 no errors, 65 errors found (or warnings with --strict),\n"
-    "66 a file could not be read, 64 usage.\n";
+    "Exit status: 0 no errors, 65 errors found (or warnings with --strict, or\n"
+    "stored instances the change would strand without a rule), 66 a file or\n"
+    "the state directory could not be read, 64 usage.\n";
+
+/* The journey files a command line names, directories expanded. */
+typedef struct file_list {
+    char *v[CUE_MACHINES_MAX * 4];
+    size_t n;
+} file_list;
+
+static void file_list_add(file_list *l, const char *path)
+{
+    if (l && l->n < sizeof l->v / sizeof *l->v) l->v[l->n++] = strdup(path);
+}
+
+static void file_list_free(file_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+}
 
 static int check_one(const char *file, bool *missing, size_t *errors, size_t *warnings)
 {
@@ -418,7 +450,8 @@ static int cmp_names(const void *a, const void *b)
 }
 
 /* Checks every *.json in `dir`, in name order; returns how many. */
-static size_t check_dir(const char *dir, bool *missing, size_t *errors, size_t *warnings)
+static size_t check_dir(const char *dir, bool *missing, size_t *errors, size_t *warnings,
+                        file_list *files)
 {
     DIR *dh = opendir(dir);
     if (dh == NULL) {
@@ -439,6 +472,7 @@ static size_t check_dir(const char *dir, bool *missing, size_t *errors, size_t *
         char path[CUE_PATH_MAX];
         snprintf(path, sizeof path, "%.700s/%.200s", dir, names[i]);
         check_one(path, missing, errors, warnings);
+        file_list_add(files, path);
         free(names[i]);
     }
     return n;
@@ -473,6 +507,47 @@ static size_t check_policies(const char *file, const char *machines, bool *missi
     return errors;
 }
 
+/* The plan of a deploy: what loading `state_dir` under `files` would do. */
+static int check_against(const file_list *files, const char *state_dir, const char *previous)
+{
+    cue_err err = {0};
+    cue_machines *ms = NULL, *prev = NULL;
+    cue_store *store = NULL;
+    cue_plan *plan = NULL;
+    struct stat st;
+    int rc = EX_OK;
+    if (stat(state_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        printf("%s: cannot read: no state directory\n", state_dir);
+        return EX_NOINPUT;
+    }
+    if (cue_machines_load_files(&ms, (const char *const *)files->v, files->n, &err) != 0 ||
+        (previous && cue_machines_load(&prev, previous, NULL, &err) != 0) ||
+        cue_store_open(&store, state_dir, &(cue_store_opts){.read_only = true}, &err) != 0 ||
+        cue_plan_new(&plan, ms, prev, &err) != 0 || cue_plan_scan(plan, store, &err) != 0) {
+        printf("%s: $: error: no plan: %s [plan]\n", state_dir, err.msg);
+        rc = err.code == CUE_ESTORE ? EX_NOINPUT : EX_DATAERR;
+        goto done;
+    }
+    cue_buf out;
+    cue_buf_init(&out, 4096);
+    cue_plan_write(plan, &out);
+    fputs(out.data, stdout);
+    cue_buf_deinit(&out);
+    uint64_t stranded = cue_plan_stranded(plan);
+    if (stranded) {
+        printf("%s: $.migrate.states: error: %llu stored instance(s) would be stranded: their "
+               "state is gone and no rule says where they go [stranded]\n",
+               state_dir, (unsigned long long)stranded);
+        rc = EX_DATAERR;
+    }
+done:
+    cue_plan_free(plan);
+    if (store) cue_store_close(store);
+    cue_machines_free(prev);
+    cue_machines_free(ms);
+    return rc;
+}
+
 static int cmd_check(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
@@ -480,37 +555,50 @@ static int cmd_check(int argc, char **argv)
         return 0;
     }
     bool strict = false, missing = false;
-    size_t errors = 0, warnings = 0, files = 0;
-    const char *policies = NULL, *machines = "deploy/machines";
+    size_t errors = 0, warnings = 0, n_files = 0;
+    const char *policies = NULL, *machines = "deploy/machines", *against = NULL, *previous = NULL;
+    static file_list files; /* every journey file named: the deploy, for --against */
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--strict") == 0) {
             strict = true;
             continue;
         }
-        if ((strcmp(argv[i], "--policies") == 0 || strcmp(argv[i], "--machines") == 0)) {
+        const char **opt = strcmp(argv[i], "--policies") == 0   ? &policies
+                           : strcmp(argv[i], "--machines") == 0 ? &machines
+                           : strcmp(argv[i], "--against") == 0  ? &against
+                           : strcmp(argv[i], "--previous") == 0 ? &previous
+                                                                : NULL;
+        if (opt) {
             if (i + 1 >= argc) return cli_usage_error("check", "%s needs a value", argv[i]);
-            *(argv[i][2] == 'p' ? &policies : &machines) = argv[i + 1];
-            i++;
+            *opt = argv[++i];
             continue;
         }
         if (argv[i][0] == '-' && argv[i][1])
             return cli_usage_error("check", "unknown option '%s'", argv[i]);
         struct stat st;
         if (stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode)) {
-            files += check_dir(argv[i], &missing, &errors, &warnings);
+            n_files += check_dir(argv[i], &missing, &errors, &warnings, &files);
             continue;
         }
-        files++;
+        n_files++;
         check_one(argv[i], &missing, &errors, &warnings);
+        file_list_add(&files, argv[i]);
     }
+    if (previous && !against)
+        return cli_usage_error("check", "%s", "--previous goes with --against");
     if (policies) {
-        files++;
+        n_files++;
         errors += check_policies(policies, machines, &missing);
     }
-    if (files == 0) return cli_usage_error("check", "%s", "no files given");
-    printf("%zu file(s): %zu error(s), %zu warning(s)\n", files, errors, warnings);
-    if (missing) return EX_NOINPUT;
-    return errors || (strict && warnings) ? EX_DATAERR : 0;
+    if (n_files == 0) return cli_usage_error("check", "%s", "no files given");
+    printf("%zu file(s): %zu error(s), %zu warning(s)\n", n_files, errors, warnings);
+    int rc = missing ? EX_NOINPUT : errors || (strict && warnings) ? EX_DATAERR : 0;
+    if (against && rc == 0)
+        rc = check_against(&files, against, previous);
+    else if (against)
+        printf("%s: no plan: the journeys must check clean first\n", against);
+    file_list_free(&files);
+    return rc;
 }
 
 static const char graph_help[] = "Usage: cuepoint graph FILE\n"
@@ -755,6 +843,8 @@ static int cmd_state(int argc, char **argv)
 
 static const char generate_help[] =
     "Usage: cuepoint generate [--users N] [--events N] [--seed S] [--start TIME] [--consent]\n"
+    "       cuepoint generate --planted [--users N] [--seed S] [--start TIME] [--weeks N]\n"
+    "                         [--policies FILE] [--machines DIR] [--truth FILE]\n"
     "\n"
     "Writes a synthetic stream of product events as JSON lines on stdout: users\n"
     "sign up, onboard (some stall), set and move project deadlines (some miss\n"
@@ -770,7 +860,21 @@ static const char generate_help[] =
     "                opt-in region (\"EU\") some users grant push (60%) and email (80%)\n"
     "                right after signing up; anyone push reaches may later withdraw it\n"
     "                (5%) or mute it (3%). The product events stay the same; without\n"
-    "                it the output is what it always was.\n";
+    "                it the output is what it always was.\n"
+    "\n"
+    "A history with planted effects, to check `cuepoint report` against (see\n"
+    "include/cuepoint/gen.h for the script): onboarding completion that differs by\n"
+    "work mode and sign-up week, a holdout of the stall nudge's experiment with a\n"
+    "planted lift (the nudged complete 40%, the holdout 20%), push withdrawn after\n"
+    "8% of the nudges, and mutes after 5% of completed onboardings:\n"
+    "  --planted       write that history instead (every user to the end of it)\n"
+    "  --start TIME    its first sign-up week (default 2026-01-05T00:00:00Z, a Monday)\n"
+    "  --weeks N       weeks of sign-ups (default 4)\n"
+    "  --policies FILE the policy file the history will run with: its experiment that\n"
+    "                  covers onboarding_stalled decides who is in the holdout\n"
+    "                  (default deploy/policies.json)\n"
+    "  --machines DIR  the journeys that policy file names (default deploy/machines)\n"
+    "  --truth FILE    write what was planted (expected rates, exact counts) as JSON\n";
 
 int cli_size_opt(args *a, const char *name, size_t *out, bool *matched)
 {
@@ -809,6 +913,103 @@ int cli_gen_parse(args *a, gen_args *g, int first)
     return a->bad ? EX_USAGE : 0;
 }
 
+typedef struct plant_args {
+    bool on, start_set;
+    const char *truth, *policies, *machines;
+    size_t weeks;
+} plant_args;
+
+/* Options of generate beyond the generator's: 1 when argv[a->i] was one. */
+static int generate_opt(args *a, gen_args *g, plant_args *pa)
+{
+    const char *arg = a->argv[a->i];
+    bool m = false;
+    if (strcmp(arg, "--consent") == 0 || strcmp(arg, "--planted") == 0) {
+        *(arg[2] == 'c' ? &g->consent : &pa->on) = true;
+        return 1;
+    }
+    if (cli_opt_value(a, "--truth", &pa->truth) || cli_opt_value(a, "--policies", &pa->policies) ||
+        cli_opt_value(a, "--machines", &pa->machines))
+        return a->bad ? -EX_USAGE : 1;
+    int rc = cli_size_opt(a, "--weeks", &pa->weeks, &m);
+    if (rc != 0) return -rc;
+    if (m) return a->bad ? -EX_USAGE : 1;
+    return 0;
+}
+
+typedef struct holdout_ctx {
+    const cue_policy *pol;
+    int exp;
+} holdout_ctx;
+
+static bool in_holdout(const char *user, size_t len, void *ctx)
+{
+    holdout_ctx *h = ctx;
+    return h->exp >= 0 && cue_policy_assign(h->pol, (size_t)h->exp, user, len) < 0;
+}
+
+/* The experiment that covers onboarding.onboarding_stalled, or -1. */
+static int stall_experiment(const cue_machines *ms, const cue_policy *pol)
+{
+    for (size_t i = 0; i < cue_machines_count(ms); i++) {
+        const cue_machine *m = cue_machines_get(ms, i);
+        if (strcmp(m->name, "onboarding") != 0) continue;
+        for (uint16_t t = 0; t < m->n_triggers; t++)
+            if (strcmp(m->triggers[t].name, "onboarding_stalled") == 0)
+                return cue_policy_experiment_of(pol, (uint16_t)i, (uint8_t)t);
+    }
+    return -1;
+}
+
+static int generate_planted(const gen_args *g, const plant_args *pa)
+{
+    cue_err err = {0};
+    cue_machines *ms = NULL;
+    cue_policy *pol = NULL;
+    cue_gen_plant *gen = NULL;
+    int rc = cue_machines_load(&ms, pa->machines ? pa->machines : "deploy/machines", NULL, &err);
+    if (rc == 0)
+        rc = cue_policy_load(&pol, pa->policies ? pa->policies : "deploy/policies.json", ms, &err);
+    if (rc != 0) {
+        cue_machines_free(ms);
+        return cli_fail("generate", rc, &err);
+    }
+    holdout_ctx h = {.pol = pol, .exp = stall_experiment(ms, pol)};
+    cue_gen_plant_opts o;
+    cue_gen_plant_defaults(&o);
+    o.seed = g->seed;
+    o.users = g->users;
+    if (pa->start_set) o.start_ms = g->start_ms;
+    if (pa->weeks) o.weeks = (int)(pa->weeks > 1000 ? 1000 : pa->weeks);
+    o.holdout = in_holdout;
+    o.holdout_ctx = &h;
+    rc = cue_gen_plant_new(&gen, &o, &err);
+    cue_buf b;
+    cue_buf_init(&b, 512);
+    int64_t ts;
+    while (rc == 0 && cue_gen_plant_next(gen, &b, &ts) == 1) {
+        fwrite(b.data, 1, b.len, stdout);
+        putchar('\n');
+    }
+    if (rc == 0 && pa->truth) {
+        cue_buf_reset(&b);
+        cue_gen_plant_truth(gen, h.exp >= 0 ? cue_policy_experiment_name(pol, (size_t)h.exp) : NULL,
+                            &b);
+        FILE *f = fopen(pa->truth, "w");
+        rc = f && fprintf(f, "%s\n", b.data) > 0 && fclose(f) == 0
+                 ? 0
+                 : cue_err_set(&err, CUE_EIO, "cannot write the truth to '%s'", pa->truth);
+    }
+    cue_buf_deinit(&b);
+    cue_gen_plant_free(gen);
+    cue_policy_free(pol);
+    cue_machines_free(ms);
+    if (rc != 0)
+        return rc == CUE_EINVAL ? cli_usage_error("generate", "%s", err.msg)
+                                : cli_fail("generate", rc, &err);
+    return fflush(stdout) == 0 ? 0 : EX_IOERR;
+}
+
 static int cmd_generate(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
@@ -817,17 +1018,25 @@ static int cmd_generate(int argc, char **argv)
     }
     args a = {.argc = argc, .argv = argv, .cmd = "generate"};
     gen_args g = {.users = 1000, .seed = 42, .start_ms = 1767603600000LL};
+    plant_args pa = {0};
     for (int first = 2;;) {
+        int64_t start = g.start_ms;
         int rc = cli_gen_parse(&a, &g, first);
+        pa.start_set |= g.start_ms != start;
         if (rc >= 0) {
             if (rc != 0) return rc;
             break;
         }
-        if (strcmp(argv[a.i], "--consent") != 0)
-            return cli_usage_error("generate", "unknown option '%s'", argv[a.i]);
-        g.consent = true;
+        rc = generate_opt(&a, &g, &pa);
+        if (rc < 0) return -rc;
+        if (rc == 0) return cli_usage_error("generate", "unknown option '%s'", argv[a.i]);
         first = a.i + 1;
     }
+    if (pa.on) return generate_planted(&g, &pa);
+    if (pa.truth || pa.policies || pa.machines || pa.weeks)
+        return cli_usage_error("generate", "%s",
+                               "--truth, --policies, --machines and --weeks "
+                               "go with --planted");
     cue_gen *gen;
     cue_err err = {0};
     if (cue_gen_new(&gen,
@@ -1060,6 +1269,9 @@ static const char main_help[] =
     "  graph       print a journey as Graphviz DOT\n"
     "  state       read users' state from a state directory (get USER | dump)\n"
     "  erase       delete a user's state from a state directory, offline\n"
+    "  report      measure what the journeys did over a history (cohorts, opt-outs,\n"
+    "              holdout lift, messages per user-week, retention), or --compare\n"
+    "              two runs: an HTML page and JSON\n"
     "  generate    write a synthetic event stream as JSON lines\n"
     "  version     print the version\n"
     "\n"
@@ -1075,7 +1287,7 @@ int cue_cli_main(int argc, char **argv)
                 {"demo", cli_cmd_demo},     {"generate", cmd_generate},
                 {"run", cli_cmd_run},       {"dev-broker", cli_cmd_dev_broker},
                 {"replay", cli_cmd_replay}, {"offsets", cli_cmd_offsets},
-                {"erase", cmd_erase}};
+                {"erase", cmd_erase},       {"report", cli_cmd_report}};
     if (argc < 2) {
         fputs(main_help, stderr);
         return EX_USAGE;
@@ -1091,8 +1303,9 @@ int cue_cli_main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc, argv);
-    const char *names[] = {"file",    "check", "graph",      "state",  "demo",    "generate",
-                           "version", "run",   "dev-broker", "replay", "offsets", "erase"};
+    const char *names[] = {"file",     "check",   "graph", "state",      "demo",
+                           "generate", "version", "run",   "dev-broker", "replay",
+                           "offsets",  "erase",   "report"};
     const char *near = cue_nearest_name(cmd, names, sizeof names / sizeof *names);
     fprintf(stderr, "cuepoint: unknown command '%s'%s%s%s; see 'cuepoint --help'\n", cmd,
             near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");

@@ -76,5 +76,6 @@ int cli_cmd_dev_broker(int argc, char **argv);
 int cli_cmd_demo(int argc, char **argv);
 int cli_cmd_replay(int argc, char **argv);
 int cli_cmd_offsets(int argc, char **argv);
+int cli_cmd_report(int argc, char **argv);
 
 #endif

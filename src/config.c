@@ -35,6 +35,7 @@ void cue_config_defaults(cue_config *c)
     c->timers_memory_max = CUE_TIMER_WINDOW_MAX;
     c->allowed_lateness_ms = 3600 * 1000;
     c->event_max_future_ms = 3600 * 1000;
+    c->event_time_min_ms = 946684800000; /* 2000-01-01T00:00:00Z */
     c->event_id_dedup_max = 32;
     c->late_policy = CUE_LATE_DEAD_LETTER;
     snprintf(c->bootstrap_servers, sizeof c->bootstrap_servers, "localhost:9092");
@@ -232,6 +233,17 @@ static int ptr_value(json_t *v, const char *path, const char *dir, cue_json_ptr 
         return CUE_ECONFIG;
     }
     return 0;
+}
+
+/* A point in time: an RFC 3339 string with offset, or epoch milliseconds. */
+static int time_value(json_t *v, const char *path, int64_t *out, cue_err *err)
+{
+    if (json_is_string(v) &&
+        cue_time_parse_rfc3339(json_string_value(v), json_string_length(v), out) == 0)
+        return 0;
+    if (json_is_integer(v)) return int_value(v, path, 0, 253402300799999, out, err);
+    return cue_err_set(err, CUE_ECONFIG,
+                       "%s: expected an RFC 3339 time with offset or epoch milliseconds", path);
 }
 
 static int lateness_value(json_t *v, const char *path, int64_t *out, cue_err *err)
@@ -442,6 +454,7 @@ static const char *const keys[] = {"$schema",
                                    "allowed.lateness.ms",
                                    "late.policy",
                                    "event.time.max.future.ms",
+                                   "event.time.min",
                                    "event.id.dedup.max",
                                    "log.level"};
 
@@ -533,6 +546,8 @@ static int apply_key(cue_config *c, const char *key, json_t *v, const char *path
         rc = late_value(c, v, path, err);
     } else if (strcmp(key, "event.time.max.future.ms") == 0) {
         rc = lateness_value(v, path, &c->event_max_future_ms, err);
+    } else if (strcmp(key, "event.time.min") == 0) {
+        rc = time_value(v, path, &c->event_time_min_ms, err);
     } else if (strcmp(key, "event.id.dedup.max") == 0) {
         rc = int_value(v, path, 0, CUE_EVENT_IDS_MAX, &n, err);
         c->event_id_dedup_max = rc == 0 ? (uint32_t)n : c->event_id_dedup_max;
@@ -719,6 +734,7 @@ int cue_config_dump(const cue_config *c, cue_buf *b)
     I("allowed.lateness.ms", c->allowed_lateness_ms);
     S("late.policy", c->late_policy == CUE_LATE_APPLY ? "apply" : "dead_letter");
     I("event.time.max.future.ms", c->event_max_future_ms);
+    I("event.time.min", c->event_time_min_ms);
     I("event.id.dedup.max", c->event_id_dedup_max);
     B("wall.clock.advance", c->wall_clock);
     B("changelog.enabled", c->changelog);

@@ -115,8 +115,8 @@ static int decode_ids(cue_event_decoder *d, cue_event *ev, cue_reason *reason, c
     ev->event_id_len = 0;
     rc = text_field(ev, &c->ptr_event_id, true, d->event_id, CUE_KEY_BYTES_MAX, &ev->event_id,
                     &ev->event_id_len);
-    if (rc == CUE_ENOTFOUND)
-        ev->event_id = NULL;
+    if (rc == CUE_ENOTFOUND || (rc == 0 && ev->event_id_len == 0))
+        ev->event_id = NULL; /* "" names no event: it is not an id */
     else if (rc != 0)
         return field_fail(reason, CUE_REASON_BAD_FIELD, err, "event id",
                           text_problem(rc, "is not a string or number of at most 128 bytes"),
@@ -145,7 +145,8 @@ int cue_event_time_of(const cue_value *v, int64_t *ms)
     }
     if (v->type == CUE_VAL_STRING) {
         int rc = cue_time_parse_rfc3339(v->s, v->len, ms);
-        if (rc == 0 && *ms < EVENT_MS_MIN) return CUE_EPARSE;
+        /* An offset can carry year 9999 local past year 9999 UTC. */
+        if (rc == 0 && (*ms < EVENT_MS_MIN || *ms > EVENT_MS_MAX)) return CUE_EPARSE;
         return rc;
     }
     return CUE_EPARSE;
@@ -206,6 +207,16 @@ static int decode_time_attrs(cue_event_decoder *d, cue_event *ev, cue_reason *re
         return fail(reason, CUE_REASON_BAD_TIME, err, CUE_EPARSE,
                     "event time is a number out of range", &c->ptr_time);
     if (cue_event_time_of(&tv, &ev->ts_ms) != 0) return bad_time(reason, err, &tv, &c->ptr_time);
+    if (ev->ts_ms < c->event_time_min_ms) {
+        char at[CUE_TIME_TEXT_MAX], min[CUE_TIME_TEXT_MAX];
+        cue_time_format_rfc3339(ev->ts_ms, at);
+        cue_time_format_rfc3339(c->event_time_min_ms, min);
+        *reason = CUE_REASON_BAD_TIME;
+        return cue_err_set(err, CUE_EPARSE,
+                           "event time %s at %s is before event.time.min (%s): a clock that was "
+                           "never set?",
+                           at, c->ptr_time.source[0] ? c->ptr_time.source : "(root)", min);
+    }
     for (int a = 0; a < CUE_ATTR_COUNT; a++) {
         ev->attr[a] = NULL;
         ev->attr_len[a] = 0;

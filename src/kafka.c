@@ -61,6 +61,11 @@ struct cue_kafka {
 /* What a dead letter needs beside its key and value: the headers (the error
  * message is at most CUE_ERR_MSG_MAX) and the record's framing, with room. */
 #define DEAD_OVERHEAD_BYTES 8192
+/* A dead letter fits a broker's default max.message.bytes (1048588) too,
+ * whatever the producer allows: one the broker refuses would, under
+ * exactly-once, fail its transaction, and the record would be read again
+ * and refused again for ever. */
+#define DEAD_RECORD_BYTES_MAX 1000000
 
 /* A consumer deliberately not destroyed (see cue_kafka_close); a global, so
  * that leak checkers see it as still reachable at exit. */
@@ -120,11 +125,13 @@ static void log_emit(const rd_kafka_t *rk, int level, const char *fac, const cha
                       : level == 4 ? CUE_LOG_WARN
                       : level <= 6 ? CUE_LOG_INFO
                                    : CUE_LOG_DEBUG;
-    /* A group offset commit refused while the group rebalances is retried
+    /* A group offset commit refused while the group rebalances (or with the
+     * generation it ended, a stop during one gave 124 of them) is retried
      * at the next cycle, and the store holds the offsets meanwhile: one
      * warning per partition per cycle would only bury the real ones. */
-    if (l == CUE_LOG_WARN && strstr(buf, "Group rebalance in progress") &&
-        strstr(buf, "Offset commit"))
+    if (l == CUE_LOG_WARN && strstr(buf, "Offset commit") &&
+        (strstr(buf, "Group rebalance in progress") || strstr(buf, "generation id is not valid") ||
+         strstr(buf, "Illegal generation") || strstr(buf, "member id is not valid")))
         l = CUE_LOG_DEBUG;
     cue_log(l, buf, "s:source", "librdkafka", "s:client", rd_kafka_name(rk), "s:facility", fac,
             NULL);
@@ -855,6 +862,16 @@ static int produce_to(cue_kafka *k, rd_kafka_topic_t *topic, int32_t partition, 
             if (tag == REC_TRIGGER) k->txn_triggers++;
             return 0;
         }
+        if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && tag == REC_DEAD_LETTER &&
+            (len > 65536 || key_len > 256)) {
+            /* Still too large for this producer (its limit is not the one
+             * read at start?): cut further rather than stop, also inside a
+             * transaction, which the record has not failed yet. */
+            len = len > 65536 ? 65536 : len;
+            key_len = key_len > 256 ? 256 : key_len;
+            if (hdrs) rd_kafka_header_add(hdrs, "cuepoint.errors.truncated", -1, "true", -1);
+            continue;
+        }
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL && k->transactional &&
             rd_kafka_fatal_error(k->producer, NULL, 0) == RD_KAFKA_RESP_ERR_NO_ERROR) {
             /* The transaction failed (an abortable error): the record is
@@ -865,15 +882,6 @@ static int produce_to(cue_kafka *k, rd_kafka_topic_t *topic, int32_t partition, 
                         rd_kafka_topic_name(topic), "s:error", rd_kafka_err2str(e), NULL);
             k->txn_failed = true;
             return 0;
-        }
-        if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && tag == REC_DEAD_LETTER &&
-            (len > 65536 || key_len > 256)) {
-            /* Still too large for this producer (its limit is not the one
-             * read at start?): cut further rather than stop. */
-            len = len > 65536 ? 65536 : len;
-            key_len = key_len > 256 ? 256 : key_len;
-            if (hdrs) rd_kafka_header_add(hdrs, "cuepoint.errors.truncated", -1, "true", -1);
-            continue;
         }
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             if (hdrs) rd_kafka_headers_destroy(hdrs);
@@ -994,9 +1002,8 @@ int cue_kafka_produce_dead_letter(cue_kafka *k, const cue_dead_letter *dl, const
      * a megabyte) is cut to fit, marked, with the sizes it had. */
     size_t key_len = src->key_len, len = src->value_len;
     if (key_len > DEAD_KEY_BYTES_MAX) key_len = DEAD_KEY_BYTES_MAX;
-    size_t room = k->message_max > key_len + DEAD_OVERHEAD_BYTES
-                      ? k->message_max - key_len - DEAD_OVERHEAD_BYTES
-                      : 0;
+    size_t limit = k->message_max < DEAD_RECORD_BYTES_MAX ? k->message_max : DEAD_RECORD_BYTES_MAX;
+    size_t room = limit > key_len + DEAD_OVERHEAD_BYTES ? limit - key_len - DEAD_OVERHEAD_BYTES : 0;
     if (len > room) len = room;
     if (len > k->cfg->event_bytes_max) len = k->cfg->event_bytes_max;
     if (len < src->value_len || key_len < src->key_len) {

@@ -87,6 +87,12 @@ size_t cue_policy_experiments(const cue_policy *p)
     return p->n_exps;
 }
 
+const char *cue_policy_experiment_name(const cue_policy *p, size_t e)
+{
+    CUE_ASSERT(e < (size_t)p->n_exps);
+    return p->exps[e].name;
+}
+
 /* A point in [0, 10000) from the user and a salt, the same everywhere. */
 static uint32_t bucket(const char *user, size_t len, const char *salt, uint64_t seed)
 {

@@ -856,10 +856,13 @@ static int task_open(rt *r, int32_t id, cue_err *err)
         p->task = NULL;
         return rc;
     }
-    cue_task_set_clock(p->task, wall_ms(r));
-    /* The real clock, not an injected one: no stream time can be honestly
-     * ahead of it by more than the margin events are allowed. */
-    int64_t limit = real_ms() + r->cfg->event_max_future_ms;
+    int64_t wall = wall_ms(r), real = real_ms();
+    cue_task_set_clock(p->task, wall);
+    /* No stream time can be honestly ahead of the clocks (the real one, or
+     * an injected one ahead of it) by more than the margin events are
+     * allowed: one that is came from an event from the future, applied
+     * before such events were refused. */
+    int64_t limit = (wall > real ? wall : real) + r->cfg->event_max_future_ms;
     int64_t was = cue_task_repair_stream_time(p->task, limit);
     if (was != INT64_MIN) {
         char from[CUE_TIME_TEXT_MAX], to[CUE_TIME_TEXT_MAX];
@@ -1634,6 +1637,12 @@ static void render_metrics(rt *r, cue_buf *b)
     }
     metrics_counter(b, "cuepoint_timers_fired_total", "Timers that fired.",
                     (double)sum.engine.timers_fired);
+    metrics_counter(b, "cuepoint_journey_instances_migrated_total",
+                    "Instances stored under another journey version, migrated on load.",
+                    (double)sum.codec.migrated);
+    metrics_counter(b, "cuepoint_journey_instances_stranded_total",
+                    "Migrated instances whose state was gone with no rule for it: finished.",
+                    (double)sum.codec.stranded);
     if (r->o->policy) {
         cue_prom_family(b, "cuepoint_policy_decisions_total", "counter",
                         "Decisions of the policy stage, by outcome.");
@@ -2082,7 +2091,12 @@ static bool stage1_head(rt *r, int32_t p, const cue_kafka_msg **out)
             continue;
         }
         h->offset = m->offset;
+        /* Ordered by a time one record cannot push far ahead: a head dated
+         * 9999 would never be the earliest and would hold its partition
+         * back (it is a future_time dead letter past this stage). */
         h->ts_ms = ev.ts_ms;
+        if (m->timestamp_ms > 0 && ev.ts_ms - m->timestamp_ms > r->cfg->event_max_future_ms)
+            h->ts_ms = m->timestamp_ms + r->cfg->event_max_future_ms;
         h->uid_len = ev.user_id_len;
         memcpy(h->uid, ev.user_id, ev.user_id_len);
         *out = m;

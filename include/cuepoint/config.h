@@ -77,6 +77,11 @@ typedef struct cue_config {
      * ahead of its record's reference time (the Kafka timestamp, else the
      * reader's clock) before it is a future_time dead letter. */
     int64_t event_max_future_ms;
+    /* event.time.min: 2000-01-01T00:00:00Z (epoch ms here). Earlier event
+     * times are bad_time dead letters: 0 and small numbers are what clocks
+     * that were never set send, and one applied first would fire a user's
+     * timers decades early. */
+    int64_t event_time_min_ms;
     /* event.id.dedup.max: 32. Event ids remembered per user (those of events
      * within allowed.lateness.ms of stream time) to skip a re-sent event; 0
      * switches it off. At most CUE_EVENT_IDS_MAX. */

@@ -79,6 +79,14 @@
 #define CUE_TRANSITION_ACTIONS_MAX  16
 #define CUE_EMIT_FIELDS_MAX         16
 #define CUE_GUARD_SET_MAX           16
+/* The times a start_timer picks the earliest or latest of: "the earlier of the
+ * trial's end and the renewal, or a week from now" is three; a longer list is
+ * more likely a journey that wants two timers. */
+#define CUE_TIMER_TERMS_MAX 4
+/* Rules in one machine's `migrate` map, old states and old timers together:
+ * one per state and timer of the old version, each state split at most a few
+ * ways, fits with room. */
+#define CUE_MIGRATE_RULES_MAX 128
 
 /* Live machine instances per user across all machines. One keyed machine may
  * declare its own smaller bound (max_instances); this is the ceiling. */

@@ -137,6 +137,8 @@ cue_policy_event cue_policy_observe(const cue_policy *p, cue_user *u, const cue_
  * `user` in experiment `e`, or -1 for its holdout. */
 int cue_policy_assign(const cue_policy *p, size_t e, const char *user, size_t len);
 size_t cue_policy_experiments(const cue_policy *p);
+/* Experiment `e`'s name (borrowed from the policy). */
+const char *cue_policy_experiment_name(const cue_policy *p, size_t e);
 
 /* The experiment a machine's trigger is in (the first that covers it, as rule
  * 1 takes it), or -1. */

@@ -113,12 +113,15 @@ typedef struct cue_task_stats {
     uint64_t decisions[CUE_OUTCOME_COUNT]; /* by the policy stage, by outcome */
     uint64_t erasures;
     uint64_t changelog_records; /* user records written to the changelog */
+    uint64_t migrated_users;    /* users rewritten by the migration pass (migrate.h) */
 } cue_task_stats;
 
 typedef struct cue_task cue_task;
 
 /* Opens partition `partition`'s task: reads its meta (next offset, stream time)
- * from the store. Caller owns `*out`. */
+ * from the store and, when a machine has a `migrate` map, migrates the
+ * partition's stored users (cue_migrate_partition; counted in the stats).
+ * Caller owns `*out`. */
 int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, cue_store *store,
                  uint32_t partition, const cue_task_sink *sink, cue_err *err);
 

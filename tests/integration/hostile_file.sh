@@ -26,15 +26,15 @@ opts=(--machines "$root/deploy/machines" --quiet)
 } > hostile.txt
 n_hostile=$(wc -l < hostile.txt)
 
-# Mixed: a hostile record after every 300 clean lines.
+# Mixed: a hostile record after every 250 clean lines.
 {
     i=0
     while IFS=$'\t' read -r _ rec; do
-        sed -n "$((i * 300 + 1)),$(((i + 1) * 300))p" clean.jsonl
+        sed -n "$((i * 250 + 1)),$(((i + 1) * 250))p" clean.jsonl
         printf '%b\n' "$rec"
         i=$((i + 1))
     done < hostile.txt
-    tail -n +$((i * 300 + 1)) clean.jsonl
+    tail -n +$((i * 250 + 1)) clean.jsonl
 } > mixed.jsonl
 [ "$(wc -l < mixed.jsonl)" -eq $((8000 + n_hostile)) ] && ok || bad "mixed stream has $(wc -l < mixed.jsonl) lines"
 
@@ -54,9 +54,16 @@ while IFS=$'\t' read -r want _; do
     i=$((i + 1))
     got=$(sed -n "${i}p" mixed.dead | field reason)
     line=$(sed -n "${i}p" mixed.dead | field line)
-    [ "$got" = "$want" ] && [ "$line" -eq $((i * 301)) ] && ok \
-        || bad "hostile record $i (line $((i * 301))): reason $got at line $line, expected $want"
+    [ "$got" = "$want" ] && [ "$line" -eq $((i * 251)) ] && ok \
+        || bad "hostile record $i (line $((i * 251))): reason $got at line $line, expected $want"
 done < hostile.txt
+# A record that is not UTF-8 keeps its bytes: base64, not a JSON string.
+sed -n 's/.*"line":\([0-9]*\).*"raw_base64":"\([^"]*\)".*/\1 \2/p' mixed.dead > b64.txt
+[ "$(wc -l < b64.txt)" -eq 5 ] && ok || bad "$(wc -l < b64.txt) dead letters in base64, 5 expected (the raw bytes that are not UTF-8)"
+while read -r line b64; do
+    cmp -s <(printf '%s' "$b64" | base64 -d) <(sed -n "${line}p" mixed.jsonl | tr -d '\n') && ok \
+        || bad "line $line: the dead letter's bytes are not the record's"
+done < b64.txt
 grep -q '"error":"event time 1767600000 at /ts looks like epoch seconds' mixed.dead && ok \
     || bad "the epoch-seconds dead letter does not name the unit"
 grep -q 'years\|days ahead of the reader.s clock' mixed.dead && ok || bad "no future_time message says how far ahead"
@@ -76,6 +83,19 @@ rc=$?
 cp mixed.jsonl copy.jsonl
 "$cuepoint" file "${opts[@]}" --input copy.jsonl --state-dir s-mixed > again.out 2> again.err
 [ $? -eq 64 ] && [ ! -s again.out ] && ok || bad "the same file under another name was not refused"
+# ... also after another input in between, and from stdin; two inputs that
+# only share a first line are two inputs.
+"$cuepoint" generate --users 5 --events 20 --seed 99 --start 2026-05-01T00:00:00Z > other.jsonl
+"$cuepoint" file "${opts[@]}" --input other.jsonl --state-dir s-mixed > /dev/null || bad "another input"
+"$cuepoint" file "${opts[@]}" --input mixed.jsonl --state-dir s-mixed > again.out 2> again.err
+[ $? -eq 64 ] && grep -q "already been run" again.err && ok || bad "A, B, A: the second A was not refused"
+"$cuepoint" file "${opts[@]}" --input other.jsonl --state-dir s-mixed > again.out 2> again.err
+[ $? -eq 64 ] && ok || bad "A, B, B: the second B was not refused"
+{ head -n 1 other.jsonl; "$cuepoint" generate --users 5 --events 20 --seed 98 --start 2026-05-02T00:00:00Z; } > shares.jsonl
+"$cuepoint" file "${opts[@]}" --input shares.jsonl --state-dir s-mixed > /dev/null 2> shares.err \
+    && ok || { bad "an input sharing only its first line was refused"; cat shares.err; }
+"$cuepoint" file "${opts[@]}" --state-dir s-mixed < mixed.jsonl > again.out 2> again.err
+[ $? -eq 64 ] && ok || bad "the same input on stdin was not refused"
 
 # Events sent again under new positions, within the lateness and past it: no
 # trigger id the first run did not make, and the copies within the lateness

@@ -89,6 +89,7 @@ Test(event, table_of_records)
 {
     cue_config cfg;
     cue_config_defaults(&cfg);
+    cfg.event_time_min_ms = 0; /* the cases count time from 0; event.time.min is tested below */
     cue_event_decoder *d;
     cue_err err;
     cr_assert(cue_event_decoder_new(&d, &cfg, &err) == 0);
@@ -135,6 +136,7 @@ Test(event, size_limit_and_attributes)
     cue_config cfg;
     cue_config_defaults(&cfg);
     cfg.event_bytes_max = 64;
+    cfg.event_time_min_ms = 0;
     cue_event_decoder *d;
     cue_err err;
     cue_event_decoder_new(&d, &cfg, &err);
@@ -232,4 +234,40 @@ Test(event, a_time_in_another_unit_is_named)
                   err.msg);
     }
     cue_event_decoder_free(d);
+}
+
+/* Times before event.time.min (default 2000) are clocks that were never set:
+ * 0, small numbers, 1970 in any spelling. */
+Test(event, times_before_event_time_min_are_refused)
+{
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cue_event_decoder *d;
+    cue_err err = {0};
+    cr_assert(cue_event_decoder_new(&d, &cfg, &err) == 0);
+    static const char *const early[] = {
+        "{\"user_id\":\"u\",\"type\":\"a\",\"ts\":0}",
+        "{\"user_id\":\"u\",\"type\":\"a\",\"ts\":-0}",
+        "{\"user_id\":\"u\",\"type\":\"a\",\"ts\":86400000}",
+        "{\"user_id\":\"u\",\"type\":\"a\",\"ts\":\"1970-01-01T00:00:00Z\"}",
+        "{\"user_id\":\"u\",\"type\":\"a\",\"ts\":\"1999-12-31T23:59:59.999Z\"}",
+    };
+    for (size_t i = 0; i < sizeof early / sizeof *early; i++) {
+        cue_event ev;
+        cue_reason reason;
+        cue_err_clear(&err);
+        cue_event_decode(d, early[i], strlen(early[i]), &ev, &reason, &err);
+        cr_expect_eq(reason, CUE_REASON_BAD_TIME, "%s: %s", early[i], cue_reason_name(reason));
+        cr_expect(strstr(err.msg, "before event.time.min (2000-01-01T00:00:00.000Z)") != NULL,
+                  "%s: %s", early[i], err.msg);
+    }
+    const char *ok = "{\"user_id\":\"u\",\"type\":\"a\",\"ts\":\"2000-01-01T00:00:00Z\"}";
+    cue_event ev;
+    cue_reason reason;
+    cr_expect(cue_event_decode(d, ok, strlen(ok), &ev, &reason, &err) == 0, "%s", err.msg);
+    cue_event_decoder_free(d);
+    cr_assert(cue_config_set(&cfg, "event.time.min", "1970-01-01T00:00:00Z", &err) == 0, "%s",
+              err.msg);
+    cr_assert_eq(cfg.event_time_min_ms, 0);
+    cr_expect_eq(cue_config_set(&cfg, "event.time.min", "soon", &err), CUE_ECONFIG);
 }

@@ -734,3 +734,58 @@ Test(json, a_flat_event)
     cr_expect_eq(d.toks[0].size, 6);
     cr_expect_eq(d.toks[0].next, d.n);
 }
+
+/* Objects of many keys go through the key table: every duplicate is still
+ * found, however far apart and however spelt, and distinct keys pass. */
+Test(json, duplicate_keys_in_large_objects)
+{
+    static cue_json_tok big_toks[CUE_EVENT_TOKENS_MAX];
+    size_t cap = 64 * 1024;
+    char *doc = malloc(cap);
+    cr_assert_not_null(doc);
+    /* 2000 distinct keys of the same length and end bytes: k0000x .. k1999x */
+    size_t n = (size_t)snprintf(doc, cap, "{");
+    for (int i = 0; i < 2000; i++)
+        n += (size_t)snprintf(doc + n, cap - n, "%s\"k%04dx\":%d", i ? "," : "", i, i);
+    size_t open_end = n;
+    n += (size_t)snprintf(doc + n, cap - n, "}");
+    cue_json_doc d;
+    cue_err err = {0};
+    cr_expect_eq(cue_json_parse(&d, doc, n, big_toks, CUE_EVENT_TOKENS_MAX, &err), 0, "%s",
+                 err.msg);
+    /* ... then one more that repeats the 7th, spelt with an escape. */
+    n = open_end + (size_t)snprintf(doc + open_end, cap - open_end, ",\"\\u006b0006x\":1}");
+    cr_expect_eq(cue_json_parse(&d, doc, n, big_toks, CUE_EVENT_TOKENS_MAX, &err), CUE_EDUPLICATE,
+                 "%s", err.msg);
+    /* ... or the 1500th, plainly. */
+    n = open_end + (size_t)snprintf(doc + open_end, cap - open_end, ",\"k1499x\":1}");
+    cr_expect_eq(cue_json_parse(&d, doc, n, big_toks, CUE_EVENT_TOKENS_MAX, &err), CUE_EDUPLICATE,
+                 "%s", err.msg);
+    /* Keys are per object: the same names in two objects are no duplicates. */
+    n = (size_t)snprintf(doc, cap, "{\"a\":{");
+    for (int i = 0; i < 20; i++)
+        n += (size_t)snprintf(doc + n, cap - n, "%s\"k%d\":1", i ? "," : "", i);
+    n += (size_t)snprintf(doc + n, cap - n, "},\"b\":{");
+    for (int i = 0; i < 20; i++)
+        n += (size_t)snprintf(doc + n, cap - n, "%s\"k%d\":1", i ? "," : "", i);
+    n += (size_t)snprintf(doc + n, cap - n, "}}");
+    cr_expect_eq(cue_json_parse(&d, doc, n, big_toks, CUE_EVENT_TOKENS_MAX, &err), 0, "%s",
+                 err.msg);
+    free(doc);
+}
+
+/* Two escaped spellings of one long key are one key, at any length. */
+Test(json, long_escaped_keys_compare_whole)
+{
+    char doc[2048];
+    char key[700] = "";
+    for (int i = 0; i < 300; i++)
+        strcat(key, "a");
+    snprintf(doc, sizeof doc, "{\"\\u0061%s\":1,\"a\\u0061%s\":2}", key, key + 1);
+    cue_json_doc d;
+    cue_err err = {0};
+    cr_expect_eq(cue_json_parse(&d, doc, strlen(doc), toks, COUNT(toks), &err), CUE_EDUPLICATE,
+                 "%s", err.msg);
+    snprintf(doc, sizeof doc, "{\"\\u0061%s\":1,\"a\\u0062%s\":2}", key, key + 1);
+    cr_expect_eq(cue_json_parse(&d, doc, strlen(doc), toks, COUNT(toks), &err), 0, "%s", err.msg);
+}

@@ -64,6 +64,7 @@ static void setup(harness *h)
     memset(h, 0, sizeof *h);
     temp_dir(h->dir);
     cue_config_defaults(&h->cfg);
+    h->cfg.event_time_min_ms = 0; /* the cases count time from 0 */
     h->ms = compile_text(nudge_machine);
     cue_buf_init(&h->log, 1024);
     open_task(h);
@@ -538,10 +539,15 @@ Test(task, an_event_sent_again_under_a_new_position_is_a_duplicate)
     feed(&h, begin);
     cr_expect_eq(cue_task_stats_get(h.task)->duplicates, 1);
     cr_expect_str_eq(h.log.data, "nudge:a@5000;", "no second nudge: %s", h.log.data);
-    /* Without an id, or with the check off, a new position is a new event. */
+    /* The same id at another time is another event (a client that sends a
+     * constant id); without an id, or with the check off, a new position is
+     * a new event. */
+    feed(&h, "{\"user_id\":\"c\",\"type\":\"x\",\"ts\":7000,\"event_id\":\"undefined\"}");
+    feed(&h, "{\"user_id\":\"c\",\"type\":\"x\",\"ts\":7001,\"event_id\":\"undefined\"}");
+    cr_expect_eq(cue_task_stats_get(h.task)->applied, 2, "a constant id at two times");
     feed(&h, "{\"user_id\":\"c\",\"type\":\"x\",\"ts\":7000}");
     feed(&h, "{\"user_id\":\"c\",\"type\":\"x\",\"ts\":7000}");
-    cr_expect_eq(cue_task_stats_get(h.task)->applied, 2);
+    cr_expect_eq(cue_task_stats_get(h.task)->applied, 4);
     close_task(&h, true);
     h.cfg.event_id_dedup_max = 0;
     open_task(&h);
@@ -565,20 +571,46 @@ Test(task, event_ids_are_kept_within_the_lateness_and_the_bound)
                  "{\"user_id\":\"a\",\"type\":\"x\",\"ts\":%d000,\"event_id\":\"e%d\"}", i, i);
         feed(&h, line);
     }
-    /* e1 fell out of the three kept: it is applied again; e4..e2 are not. */
+    /* e1 fell out of the three kept: its copy cannot be told from a new
+     * event, and is refused as late for this user; e4..e2 are duplicates. */
     for (int i = 4; i >= 1; i--) {
         snprintf(line, sizeof line,
                  "{\"user_id\":\"a\",\"type\":\"x\",\"ts\":%d000,\"event_id\":\"e%d\"}", i, i);
         feed(&h, line);
     }
     const cue_task_stats *s = cue_task_stats_get(h.task);
-    cr_expect_eq(s->applied, 5);
+    cr_expect_eq(s->applied, 4);
     cr_expect_eq(s->duplicates, 3);
+    cr_expect_str_eq(h.log.data, "dead:late@7;");
+    /* Before the dropped ids' time: unsure, refused; after: new. */
+    feed(&h, "{\"user_id\":\"a\",\"type\":\"x\",\"ts\":500,\"event_id\":\"e7\"}");
+    cr_expect_str_eq(h.log.data, "dead:late@7;dead:late@8;");
+    feed(&h, "{\"user_id\":\"a\",\"type\":\"x\",\"ts\":1500,\"event_id\":\"e8\"}");
+    cr_expect_eq(s->applied, 5, "after the floor: new");
     /* Past the lateness, a copy is late, and its id is no longer kept. */
     feed(&h, "{\"user_id\":\"a\",\"type\":\"x\",\"ts\":7200000,\"event_id\":\"e9\"}");
     feed(&h, "{\"user_id\":\"a\",\"type\":\"x\",\"ts\":4000,\"event_id\":\"e4\"}");
-    cr_expect_str_eq(h.log.data, "dead:late@9;");
+    cr_expect_str_eq(h.log.data, "dead:late@7;dead:late@8;dead:late@11;");
     cr_expect_eq(s->records, s->applied + s->duplicates + s->dead_letters,
                  "every record counted once");
+    teardown(&h);
+}
+
+/* A rollback long after a partition opened does not pull its stream time
+ * back to the repair limit of the open: only a repair not yet committed is
+ * made again. */
+Test(task, a_rollback_keeps_an_honest_stream_time)
+{
+    harness h;
+    setup(&h);
+    cr_expect_eq(cue_task_repair_stream_time(h.task, 39600000), INT64_MIN, "nothing to repair");
+    feed(&h, "{\"user_id\":\"a\",\"type\":\"x\",\"ts\":54000000}");
+    cue_err err = {0};
+    cr_assert(cue_task_commit(h.task, &err) == 0, "%s", err.msg);
+    feed(&h, "{\"user_id\":\"a\",\"type\":\"x\",\"ts\":54060000}");
+    cr_assert(cue_task_rollback(h.task, &err) == 0, "%s", err.msg);
+    cr_expect_eq(cue_task_stream_time(h.task), 54000000);
+    feed(&h, "{\"user_id\":\"b\",\"type\":\"x\",\"ts\":43200000}");
+    cr_expect_str_eq(h.log.data, "dead:late@1;", "3 h behind stream time is late");
     teardown(&h);
 }
