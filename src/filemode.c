@@ -351,17 +351,13 @@ static int feed(run *r, cue_task *task, cue_err *err)
             continue;
         }
         r->truncated = oversize;
-        if (oversize)
-            rc = cue_task_reject(task, offset, CUE_REASON_TOO_LARGE,
-                                 "line is longer than event.max.bytes (raw is its beginning)", rec,
-                                 len, err);
-        else
-            rc = cue_task_process(task,
-                                  &(cue_record){.value = rec,
-                                                .value_len = len,
-                                                .offset = offset,
-                                                .timestamp_ms = CUE_NO_TIMESTAMP},
-                                  err);
+        cue_record line = {
+            .value = rec, .value_len = len, .offset = offset, .timestamp_ms = CUE_NO_TIMESTAMP};
+        rc =
+            oversize
+                ? cue_task_reject(task, &line, CUE_REASON_TOO_LARGE,
+                                  "line is longer than event.max.bytes (raw is its beginning)", err)
+                : cue_task_process(task, &line, err);
         if (rc != 0) return rc;
     }
     /* An empty input is checked like any other (a resume of nothing). */

@@ -970,53 +970,52 @@ void cue_kafka_changelog_forget(cue_kafka *k, int32_t partition)
     if (partition >= 0 && partition < k->changelog_parts) k->changelog_next[partition] = -1;
 }
 
-int cue_kafka_produce_trigger(cue_kafka *k, const cue_trigger *t, const char *rec, size_t len)
+int cue_kafka_produce_trigger(cue_kafka *k, const char *user, size_t user_len, const char *id,
+                              const char *type, int64_t time_ms, const char *rec, size_t len)
 {
     rd_kafka_headers_t *h = rd_kafka_headers_new(4);
-    rd_kafka_header_add(h, "ce_id", -1, t->id, -1);
-    rd_kafka_header_add(h, "ce_type", -1, t->name, -1);
+    rd_kafka_header_add(h, "ce_id", -1, id, -1);
+    rd_kafka_header_add(h, "ce_type", -1, type, -1);
     rd_kafka_header_add(h, "content-type", -1, "application/cloudevents+json", -1);
     if (k->replay_id) rd_kafka_header_add(h, "cuepoint-replay", -1, k->replay_id, -1);
-    return produce(k, k->triggers, REC_TRIGGER, t->user->id, t->user->id_len, rec, len, h,
-                   t->time_ms);
+    return produce(k, k->triggers, REC_TRIGGER, user, user_len, rec, len, h, time_ms);
 }
 
-int cue_kafka_produce_dead_letter(cue_kafka *k, const cue_dead_letter *dl, const cue_kafka_msg *src)
+int cue_kafka_produce_dead_letter(cue_kafka *k, const cue_kafka_dead *d)
 {
     char part[16], off[24];
-    snprintf(part, sizeof part, "%" PRId32, src->partition);
-    snprintf(off, sizeof off, "%" PRId64, src->offset);
+    snprintf(part, sizeof part, "%" PRId32, d->partition);
+    snprintf(off, sizeof off, "%" PRId64, d->offset);
     rd_kafka_headers_t *h = rd_kafka_headers_new(6);
-    rd_kafka_header_add(h, "__streams.errors.exception", -1, cue_reason_name(dl->reason), -1);
-    rd_kafka_header_add(h, "__streams.errors.message", -1, dl->message ? dl->message : "", -1);
-    rd_kafka_header_add(h, "__streams.errors.topic", -1, src->topic, -1);
+    rd_kafka_header_add(h, "__streams.errors.exception", -1, d->reason, -1);
+    rd_kafka_header_add(h, "__streams.errors.message", -1, d->message ? d->message : "", -1);
+    rd_kafka_header_add(h, "__streams.errors.topic", -1, d->topic, -1);
     rd_kafka_header_add(h, "__streams.errors.partition", -1, part, -1);
     rd_kafka_header_add(h, "__streams.errors.offset", -1, off, -1);
-    if (src->timestamp_ms >= 0) {
+    if (d->timestamp_ms >= 0) {
         char ts[24];
-        snprintf(ts, sizeof ts, "%" PRId64, src->timestamp_ms);
+        snprintf(ts, sizeof ts, "%" PRId64, d->timestamp_ms);
         rd_kafka_header_add(h, "cuepoint.errors.timestamp", -1, ts, -1);
     }
     /* A dead letter must not stop the pipeline: one that would not fit the
      * producer's message.max.bytes (a record over event.max.bytes, a key of
      * a megabyte) is cut to fit, marked, with the sizes it had. */
-    size_t key_len = src->key_len, len = src->value_len;
+    size_t key_len = d->key_len, len = d->value_len;
     if (key_len > DEAD_KEY_BYTES_MAX) key_len = DEAD_KEY_BYTES_MAX;
     size_t limit = k->message_max < DEAD_RECORD_BYTES_MAX ? k->message_max : DEAD_RECORD_BYTES_MAX;
     size_t room = limit > key_len + DEAD_OVERHEAD_BYTES ? limit - key_len - DEAD_OVERHEAD_BYTES : 0;
     if (len > room) len = room;
     if (len > k->cfg->event_bytes_max) len = k->cfg->event_bytes_max;
-    if (len < src->value_len || key_len < src->key_len) {
+    if (len < d->value_len || key_len < d->key_len) {
         char n[24];
         rd_kafka_header_add(h, "cuepoint.errors.truncated", -1, "true", -1);
-        snprintf(n, sizeof n, "%zu", src->value_len);
+        snprintf(n, sizeof n, "%zu", d->value_len);
         rd_kafka_header_add(h, "cuepoint.errors.value.bytes", -1, n, -1);
-        snprintf(n, sizeof n, "%zu", src->key_len);
+        snprintf(n, sizeof n, "%zu", d->key_len);
         rd_kafka_header_add(h, "cuepoint.errors.key.bytes", -1, n, -1);
         k->stats.dead_letters_truncated++;
     }
-    return produce(k, k->dead, REC_DEAD_LETTER, src->key, key_len, src->value, len, h,
-                   src->timestamp_ms);
+    return produce(k, k->dead, REC_DEAD_LETTER, d->key, key_len, d->value, len, h, d->timestamp_ms);
 }
 
 int cue_kafka_produce_keyed(cue_kafka *k, const char *key, size_t key_len, const char *val,

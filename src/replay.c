@@ -164,7 +164,9 @@ static void sink_trigger(const cue_trigger *t, const char *rec, size_t len, void
         return;
     }
     if (r->o->output_topic) {
-        if (cue_kafka_produce_trigger(r->k, t, rec, len) != 0) return; /* fatal raised */
+        if (cue_kafka_produce_trigger(r->k, t->user->id, t->user->id_len, t->id, t->name,
+                                      t->time_ms, rec, len) != 0)
+            return; /* fatal raised */
     } else {
         cue_jsonl_put(r->o->out, rec, len);
     }
@@ -291,27 +293,11 @@ static void on_message(const cue_kafka_msg *m, void *ctx)
         part_done(r, s);
         return;
     }
-    if (m->offset < cue_task_next_offset(s->task)) {
-        cue_task_skip(s->task);
-        return;
-    }
-    r->records++;
     cue_err err = {0};
-    int rc;
-    if (m->value_len > r->o->cfg->event_bytes_max)
-        rc = cue_task_reject(s->task, m->offset, CUE_REASON_TOO_LARGE,
-                             "record larger than event.max.bytes", m->value, m->value_len, &err);
-    else /* a record without a key is not keyed by user id either */
-        rc =
-            cue_task_process(s->task,
-                             &(cue_record){.value = m->value,
-                                           .value_len = m->value_len,
-                                           .key = m->key ? m->key : "",
-                                           .key_len = m->key ? m->key_len : 0,
-                                           .offset = m->offset,
-                                           .timestamp_ms = m->timestamp_ms >= 0 ? m->timestamp_ms
-                                                                                : CUE_NO_TIMESTAMP},
-                             &err);
+    cue_record rec = cue_kafka_record(m);
+    int rc = cue_task_offer(s->task, &rec, &err);
+    if (rc == 1) return; /* applied before (a --seed-state run) */
+    r->records++;
     if (rc != 0) fail(r, rc, err.msg);
     s->position = m->offset + 1;
     if (s->position >= s->plan.end) part_done(r, s);
@@ -457,17 +443,15 @@ static int from_file(rp *r, cue_err *err)
         slot *s = &r->slots[p];
         r->records++;
         r->truncated = oversize;
-        if (oversize)
-            rc = cue_task_reject(s->task, s->position, CUE_REASON_TOO_LARGE,
-                                 "line is longer than event.max.bytes (raw is its beginning)", rec,
-                                 len, err);
-        else
-            rc = cue_task_process(s->task,
-                                  &(cue_record){.value = rec,
-                                                .value_len = len,
-                                                .offset = s->position,
-                                                .timestamp_ms = CUE_NO_TIMESTAMP},
-                                  err);
+        cue_record line = {.value = rec,
+                           .value_len = len,
+                           .offset = s->position,
+                           .timestamp_ms = CUE_NO_TIMESTAMP};
+        rc =
+            oversize
+                ? cue_task_reject(s->task, &line, CUE_REASON_TOO_LARGE,
+                                  "line is longer than event.max.bytes (raw is its beginning)", err)
+                : cue_task_process(s->task, &line, err);
         s->position++;
         if ((r->records & 0xfff) == 0) progress(r, false);
     }

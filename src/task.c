@@ -76,6 +76,7 @@ struct cue_task {
     cue_deferred *released;   /* owned, with a policy: a deferred trigger being decided again */
     bool user_loaded;         /* t->user holds the current event's user */
     int64_t clock_ms;         /* the reader's clock (cue_task_set_clock), or INT64_MIN */
+    const cue_record *in;     /* the record being processed (borrowed for the call) */
     /* A repair not committed yet: the poisoned stream time it replaced and
      * its limit, to repair again if a rollback reloads that time. */
     int64_t repair_from, repair_ms;
@@ -250,12 +251,17 @@ static void dead_letter(cue_task *t, cue_reason reason, const char *msg, const c
 {
     t->stats.dead_letters++;
     t->stats.dead_by_reason[reason]++;
+    const cue_record *rec = t->in; /* every dead letter is of the record in hand */
+    CUE_ASSERT(rec != NULL);
     cue_dead_letter dl = {.reason = reason,
                           .message = msg,
                           .raw = raw,
                           .raw_len = len,
                           .partition = t->partition,
-                          .offset = offset};
+                          .offset = offset,
+                          .key = rec->key,
+                          .key_len = rec->key_len,
+                          .timestamp_ms = rec->timestamp_ms};
     t->sink.dead_letter(&dl, t->sink.ctx);
 }
 
@@ -884,6 +890,7 @@ static bool is_future(cue_task *t, const cue_event *ev, const cue_record *rec)
 
 int cue_task_process(cue_task *t, const cue_record *rec, cue_err *err)
 {
+    t->in = rec;
     int64_t offset = rec->offset;
     const char *raw = rec->value;
     size_t len = rec->value_len;
@@ -918,11 +925,24 @@ int cue_task_process(cue_task *t, const cue_record *rec, cue_err *err)
         if (rc == 0) rc = apply_event(t, &ev, err);
         if (rc == 0) rc = fire_due(t, t->stream_ms, err);
     }
+    t->in = NULL;
     if (rc != 0) return rc;
     t->next_offset = offset + 1;
     if (++t->since_commit >= t->cfg->commit_records || cue_cache_should_flush(t->cache))
         return self_commit(t, err);
     return 0;
+}
+
+int cue_task_offer(cue_task *t, const cue_record *rec, cue_err *err)
+{
+    if (rec->offset < t->next_offset) {
+        cue_task_skip(t);
+        return 1;
+    }
+    if (rec->value_len > t->cfg->event_bytes_max)
+        return cue_task_reject(t, rec, CUE_REASON_TOO_LARGE, "record larger than event.max.bytes",
+                               err);
+    return cue_task_process(t, rec, err);
 }
 
 void cue_task_skip(cue_task *t)
@@ -931,13 +951,15 @@ void cue_task_skip(cue_task *t)
     t->stats.duplicates++;
 }
 
-int cue_task_reject(cue_task *t, int64_t offset, cue_reason reason, const char *msg,
-                    const char *raw, size_t len, cue_err *err)
+int cue_task_reject(cue_task *t, const cue_record *rec, cue_reason reason, const char *msg,
+                    cue_err *err)
 {
-    CUE_ASSERT(offset >= 0);
+    CUE_ASSERT(rec->offset >= 0);
     t->stats.records++;
-    dead_letter(t, reason, msg, raw, len, offset);
-    t->next_offset = offset + 1;
+    t->in = rec;
+    dead_letter(t, reason, msg, rec->value, rec->value_len, rec->offset);
+    t->in = NULL;
+    t->next_offset = rec->offset + 1;
     if (++t->since_commit >= t->cfg->commit_records) return self_commit(t, err);
     return 0;
 }

@@ -23,7 +23,7 @@
 
 #include "cuepoint/config.h"
 #include "cuepoint/err.h"
-#include "cuepoint/task.h"
+#include "cuepoint/record.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -50,6 +50,18 @@ typedef struct cue_kafka_msg {
     const char *value;
     size_t value_len;
 } cue_kafka_msg;
+
+/* The record a task is offered (record.h): a record without a key is not
+ * keyed by user id either, so its key is "", not NULL (which means files). */
+static inline cue_record cue_kafka_record(const cue_kafka_msg *m)
+{
+    return (cue_record){.value = m->value,
+                        .value_len = m->value_len,
+                        .key = m->key ? m->key : "",
+                        .key_len = m->key ? m->key_len : 0,
+                        .offset = m->offset,
+                        .timestamp_ms = m->timestamp_ms};
+}
 
 typedef struct cue_kafka_handler {
     /* Partitions joining this member. For each, the handler loads its task and
@@ -144,16 +156,31 @@ int cue_kafka_flush(cue_kafka *k, int64_t timeout_ms, cue_err *err);
 /* Records produced and not yet acknowledged. */
 size_t cue_kafka_in_flight(const cue_kafka *k);
 
-/* Produces a trigger to the trigger topic: key = user id, headers ce_id,
- * ce_type, content-type. The bytes are copied. Waits (serving delivery
- * reports) while the producer's queue is full. */
-int cue_kafka_produce_trigger(cue_kafka *k, const cue_trigger *t, const char *rec, size_t len);
+/* Produces a trigger record to the trigger topic, keyed by the user id, with
+ * the headers ce_id (the trigger id), ce_type (its name) and content-type,
+ * and its time as the record's timestamp. The bytes are copied. Waits
+ * (serving delivery reports) while the producer's queue is full. */
+int cue_kafka_produce_trigger(cue_kafka *k, const char *user, size_t user_len, const char *id,
+                              const char *type, int64_t time_ms, const char *rec, size_t len);
 
-/* Produces a dead letter: the original key and value, the original timestamp,
- * and Kafka Streams' dead-letter headers (__streams.errors.exception = the
- * reason, .message, .topic, .partition, .offset). */
-int cue_kafka_produce_dead_letter(cue_kafka *k, const cue_dead_letter *dl,
-                                  const cue_kafka_msg *src);
+/* A record that could not be used, and where it came from; all borrowed. */
+typedef struct cue_kafka_dead {
+    const char *reason, *message;
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const char *key; /* NULL: the record had none */
+    size_t key_len;
+    const char *value;
+    size_t value_len;
+    int64_t timestamp_ms; /* the record's; < 0: none */
+} cue_kafka_dead;
+
+/* Produces a dead letter: the original key and value, the original
+ * timestamp, and Kafka Streams' dead-letter headers
+ * (__streams.errors.exception = the reason, .message, .topic, .partition,
+ * .offset). One that would not fit is cut to fit (README). */
+int cue_kafka_produce_dead_letter(cue_kafka *k, const cue_kafka_dead *d);
 
 /* Produces a record to trigger.topic with the given key and timestamp, the
  * value as it is (the repartition stage: trigger.topic is then

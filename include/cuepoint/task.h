@@ -29,36 +29,25 @@
 #include "cuepoint/err.h"
 #include "cuepoint/event.h"
 #include "cuepoint/machine.h"
+#include "cuepoint/record.h"
 #include "cuepoint/store.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* No Kafka timestamp on a record (files; old message formats). */
-#define CUE_NO_TIMESTAMP (-1)
-
-/* One input record as the task is offered it; everything borrowed for the
- * call. The reference time of a record, which its event's time may not pass
- * by more than event.time.max.future.ms, is its Kafka timestamp (set by the
- * producing service or the broker, not by the device the event came from),
- * else the reader's clock (cue_task_set_clock). One record cannot move it. */
-typedef struct cue_record {
-    const char *value;
-    size_t value_len;
-    const char *key; /* NULL: records carry no key (files) */
-    size_t key_len;
-    int64_t offset;       /* >= the task's next offset */
-    int64_t timestamp_ms; /* CUE_NO_TIMESTAMP when it has none */
-} cue_record;
-
+/* A record that could not be used, with all the context of the record
+ * (borrowed for the sink's call). */
 typedef struct cue_dead_letter {
     cue_reason reason;
     const char *message; /* names the field or the problem */
-    const char *raw;     /* the record as received */
+    const char *raw;     /* the record as received (its value) */
     size_t raw_len;
     uint32_t partition;
     int64_t offset;
+    const char *key; /* NULL: the record had none (files) */
+    size_t key_len;
+    int64_t timestamp_ms; /* its Kafka timestamp, or CUE_NO_TIMESTAMP */
 } cue_dead_letter;
 
 typedef struct cue_task_sink {
@@ -153,6 +142,12 @@ void cue_task_set_clock(cue_task *t, int64_t now_ms);
  * stay until their users' next events re-arm them. */
 int64_t cue_task_repair_stream_time(cue_task *t, int64_t limit_ms);
 
+/* A record as a consumer reads it: one below cue_task_next_offset (applied
+ * and committed before: a redelivery) is counted as a duplicate and skipped
+ * (returns 1); one over event.max.bytes is a dead letter; any other is
+ * processed. 0, or what cue_task_process returns. */
+int cue_task_offer(cue_task *t, const cue_record *rec, cue_err *err);
+
 /* Counts a record the caller skips because it is below cue_task_next_offset
  * (applied and committed before: a redelivery) as a duplicate, so that
  * every record read is counted once: applied, duplicate or dead letter. */
@@ -161,8 +156,8 @@ void cue_task_skip(cue_task *t);
 /* Dead-letters a record the caller could not even offer (e.g. a line over the
  * size limit, passed truncated), so it is counted and its position consumed
  * like any other record's. */
-int cue_task_reject(cue_task *t, int64_t offset, cue_reason reason, const char *msg,
-                    const char *raw, size_t len, cue_err *err);
+int cue_task_reject(cue_task *t, const cue_record *rec, cue_reason reason, const char *msg,
+                    cue_err *err);
 
 /* Moves stream time to `until_ms` (if later) and fires every timer due by then. */
 int cue_task_advance(cue_task *t, int64_t until_ms, cue_err *err);

@@ -101,16 +101,17 @@ Test(kafka, consumes_through_the_pipe_and_produces_with_reports, .timeout = 60)
     cr_expect(strncmp(s.last_value, "record-", 7) == 0, "%s", s.last_value);
 
     /* A dead letter goes out with its headers and is acknowledged. */
-    cue_kafka_msg src = {.topic = "events",
-                         .partition = 1,
-                         .offset = 7,
-                         .timestamp_ms = 1767603600000,
-                         .key = "u1",
-                         .key_len = 2,
-                         .value = "not json",
-                         .value_len = 8};
-    cue_dead_letter dl = {.reason = CUE_REASON_NOT_JSON, .message = "not JSON"};
-    cr_assert(cue_kafka_produce_dead_letter(k, &dl, &src) == 0);
+    cue_kafka_dead d = {.reason = "not_json",
+                        .message = "not JSON",
+                        .topic = "events",
+                        .partition = 1,
+                        .offset = 7,
+                        .timestamp_ms = 1767603600000,
+                        .key = "u1",
+                        .key_len = 2,
+                        .value = "not json",
+                        .value_len = 8};
+    cr_assert(cue_kafka_produce_dead_letter(k, &d) == 0);
     cr_expect_eq(cue_kafka_in_flight(k), 1);
     cr_assert(cue_kafka_flush(k, 10000, &err) == 0, "%s", err.msg);
     cr_expect_eq(cue_kafka_in_flight(k), 0);

@@ -1,0 +1,97 @@
+/* The record collector: the tasks' sink onto the producer (task.h's
+ * cue_task_sink). Triggers, dead letters, decisions and changelog records go
+ * from a task to the producer in the call that made them; the loop sees
+ * none of them. Flushing is the commit cycle's first step (promise 3: the
+ * records are durable before the offsets move); under exactly-once the
+ * transaction makes them durable instead. */
+#include "runtime_int.h"
+
+/* Dead letters logged one by one before the log switches to every 10,000th. */
+#define DEAD_LOG_FIRST 100
+
+static void sink_trigger(const cue_trigger *t, const char *rec, size_t len, void *ctx)
+{
+    rt *r = ctx;
+    if (cue_kafka_produce_trigger(r->k, t->user->id, t->user->id_len, t->id, t->name, t->time_ms,
+                                  rec, len) != 0)
+        return; /* the failure stopped the run already */
+    r->res->triggers++;
+    r->res->by_trigger[t->machine_index][t->trigger_index]++;
+    if (r->o->on_trigger) r->o->on_trigger(t, rec, len, r->o->on_trigger_ctx);
+}
+
+static void sink_dead(const cue_dead_letter *dl, void *ctx)
+{
+    rt *r = ctx;
+    uint64_t n = ++r->res->dead_letters;
+    r->res->dead_by_reason[dl->reason]++;
+    const char *topic = r->cfg->input_topic;
+    if (n <= DEAD_LOG_FIRST || n % 10000 == 0)
+        cue_log(CUE_LOG_WARN, "dead letter", "s:reason", cue_reason_name(dl->reason), "s:error",
+                dl->message ? dl->message : "", "s:topic", topic, "i:partition",
+                (int64_t)dl->partition, "i:offset", dl->offset, "u:dead_letters", n, NULL);
+    cue_kafka_dead d = {.reason = cue_reason_name(dl->reason),
+                        .message = dl->message,
+                        .topic = topic,
+                        .partition = (int32_t)dl->partition,
+                        .offset = dl->offset,
+                        .key = dl->key,
+                        .key_len = dl->key_len,
+                        .value = dl->raw,
+                        .value_len = dl->raw_len,
+                        .timestamp_ms = dl->timestamp_ms};
+    cue_kafka_produce_dead_letter(r->k, &d);
+}
+
+static void sink_decision(const char *key, size_t key_len, const char *rec, size_t len, void *ctx)
+{
+    rt *r = ctx;
+    cue_kafka_produce_decision(r->k, key, key_len, rec, len); /* a failure stops the run */
+}
+
+static void sink_changelog(uint32_t partition, const char *key, size_t key_len, const void *val,
+                           size_t len, void *ctx)
+{
+    rt *r = ctx;
+    cue_kafka_produce_changelog(r->k, (int32_t)partition, key, key_len, val, len);
+}
+
+static int64_t sink_changelog_next(uint32_t partition, int64_t *synced_ms, void *ctx)
+{
+    rt *r = ctx;
+    /* Every record of ours is acknowledged and the partition is ours (a
+     * lost one is not committed, rt_part_release): a record past the position
+     * can only be written after now. A zombie that has not heard yet that
+     * the group moved on stamps wrongly, as at least once cannot keep it
+     * from writing either; exactly-once fences it before this is called. */
+    *synced_ms = rt_real_ms();
+    return cue_kafka_changelog_next(r->k, (int32_t)partition);
+}
+
+static int sink_flush(void *ctx, cue_err *err)
+{
+    rt *r = ctx;
+    if (r->fatal_rc) return cue_err_set(err, r->fatal_rc, "%s", r->fatal_err.msg);
+    /* Exactly-once: the records become durable with their transaction. */
+    if (r->cfg->exactly_once) return 0;
+    return cue_kafka_flush(r->k, r->cfg->delivery_timeout_ms, err);
+}
+
+/* A task's own commit (exactly-once): every task goes in the transaction. */
+static int sink_commit(void *ctx, cue_err *err)
+{
+    return rt_eos_commit(ctx, err);
+}
+
+cue_task_sink rt_collector(rt *r)
+{
+    const cue_config *c = r->o->cfg;
+    return (cue_task_sink){.trigger = sink_trigger,
+                           .dead_letter = sink_dead,
+                           .decision = sink_decision,
+                           .changelog = c->changelog ? sink_changelog : NULL,
+                           .changelog_next = c->changelog ? sink_changelog_next : NULL,
+                           .flush = sink_flush,
+                           .commit = c->exactly_once ? sink_commit : NULL,
+                           .ctx = r};
+}

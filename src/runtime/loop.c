@@ -1,0 +1,357 @@
+/* The loop and the commit cycle. One libuv loop runs everything: the
+ * pipeline's consumer and producer (rt_client), the changelog reader, the
+ * members topic, the repartition stage, admin HTTP, the clocks and signals.
+ * Every commit.interval.ms a cycle stops intake, waits for the producer's
+ * acknowledgements (promise 3), commits every task's store batch and the
+ * group's offsets, and resumes. Caught-up partitions follow the wall clock
+ * (on_clock); SIGTERM finishes the cycle under way, within
+ * shutdown.timeout.ms. */
+#include "runtime_int.h"
+
+static void request_stop(rt *r, int sig);
+
+/* Records served per loop turn before the loop looks at its other work
+ * (timers, HTTP, signals); the rest wait for the next turn. */
+#define CONSUME_BATCH 4096
+
+/* How often caught-up partitions follow the wall clock and stop_at_end looks. */
+#define CLOCK_TICK_MS 250
+
+int64_t rt_wall_ms(rt *r)
+{
+    if (r->o->now_ms) return r->o->now_ms(r->o->now_ctx);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Ends the run without another commit: whatever was not committed is made
+ * again by the next run, with the same ids. */
+void rt_fatal(rt *r, int rc, const char *msg)
+{
+    if (rc == CUE_EFENCED && !r->fenced) {
+        /* Kafka Streams closes its tasks dirty and rejoins; its
+         * transactional.id has a random per-process part, so a fence there
+         * means the tasks moved. Ours is stable per instance, so a fence
+         * means another live process has this instance's identity: going on
+         * (a new producer) would fence it in turn, and the two would abort
+         * each other's transactions for ever. So: no commit, not ready, exit
+         * 75; whatever was not committed is redone by the survivor. */
+        r->fenced = true;
+        cue_log(CUE_LOG_ERROR,
+                "fenced: another producer registered this transactional.id; exiting 75 without "
+                "committing (is a second instance running with the same group.instance.id or "
+                "state.dir?)",
+                "s:transactional_id", r->cfg->transactional_id, "s:error", msg, NULL);
+    }
+    if (r->fatal_rc == 0) {
+        r->fatal_rc = rc;
+        cue_err_set(&r->fatal_err, rc, "%s", msg);
+        cue_log(CUE_LOG_ERROR, "stopping without committing", "s:error", msg, NULL);
+    }
+    uv_stop(&r->loop);
+}
+
+/* The wall clock, never an injected one: it is compared with other
+ * processes' clocks and with the broker's retention. */
+int64_t rt_real_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void finish_commit(rt *r)
+{
+    if (r->cfg->exactly_once) rt_eos_cycle(r);
+    for (int32_t i = 0; i < r->n_parts && r->fatal_rc == 0 && !r->cfg->exactly_once; i++) {
+        part *p = &r->parts[i];
+        if (p->task == NULL) continue;
+        cue_err err = {0};
+        if (cue_task_commit(p->task, &err) != 0) {
+            rt_fatal(r, err.code, err.msg);
+            return;
+        }
+        if (!p->group_unread)
+            cue_kafka_group_commit(r->k, i, cue_task_next_offset(p->task), p->marker, false, NULL);
+    }
+    rt_stage1_commit(r, false);
+    r->res->commits++;
+    cue_histogram_observe(&r->commit_hist, (double)(uv_hrtime() - r->commit_started_ns) / 1e9);
+    if (r->fatal_rc) return;
+    r->state = RUNNING;
+    if (r->stop_requested) uv_stop(&r->loop);
+}
+
+void rt_check_commit(rt *r)
+{
+    if (r->state != COMMITTING || r->fatal_rc) return;
+    if (cue_kafka_in_flight(r->k) > 0) return; /* the producer's fd wakes us */
+    if (r->s1.k && cue_kafka_in_flight(r->s1.k) > 0) return;
+    finish_commit(r);
+    if (r->state == RUNNING && !r->stop_requested) {
+        rt_client_resume(&r->main);
+        rt_client_resume(&r->s1.client);
+    }
+}
+
+static void begin_commit(rt *r)
+{
+    if (r->state != RUNNING || r->fatal_rc) return;
+    r->state = COMMITTING;
+    r->commit_started_ns = uv_hrtime(); /* intake stops: see serving() */
+    cue_kafka_serve_producer(r->k);
+    rt_check_commit(r);
+}
+
+static void on_commit_timer(uv_timer_t *h)
+{
+    begin_commit(h->data);
+}
+
+/* Delivery reports came (the main producer's or the repartition stage's):
+ * a cycle waiting for them may end. */
+void rt_on_produced(void *ctx)
+{
+    rt_check_commit(ctx);
+}
+
+/* Refreshes every owned partition's high watermark (each partition's own
+ * clock depends on it, so none is skipped) and says whether all are at it. */
+static bool all_caught_up(rt *r)
+{
+    size_t owned = 0, behind = 0;
+    for (int32_t i = 0; i < r->n_parts; i++) {
+        part *p = &r->parts[i];
+        if (p->restoring) {
+            owned++;
+            behind++;
+            continue;
+        }
+        if (p->task == NULL) continue;
+        owned++;
+        p->high = cue_kafka_high_watermark(r->k, i);
+        if (p->high < 0 || p->position < p->high) behind++;
+    }
+    for (int32_t i = 0; r->s1.k && i < r->s1.n; i++) {
+        if (!r->s1.owned[i]) continue;
+        if (cue_kafka_peek(r->s1.k, i) != NULL || !rt_stage1_at_end(r, i)) behind++;
+    }
+    return owned > 0 && behind == 0;
+}
+
+/* Records are taken between commit cycles only (and not once the run is
+ * failing): the intake of the main consumer and the repartition stage. */
+bool rt_serving(void *ctx)
+{
+    const rt *r = ctx;
+    return r->state == RUNNING && r->fatal_rc == 0;
+}
+
+/* Caught-up partitions follow the wall clock; lagging ones never do, so a
+ * backlog of progress is applied before any "stalled" timer can fire. */
+static void on_clock(uv_timer_t *h)
+{
+    rt *r = h->data;
+    rt_client_pump(&r->s1.client); /* the merge may be waiting for a partition */
+    if (r->state != RUNNING || r->fatal_rc) return;
+    bool caught_up = all_caught_up(r);
+    int64_t now = rt_wall_ms(r);
+    for (int32_t i = 0; i < r->n_parts; i++)
+        if (r->parts[i].task) cue_task_set_clock(r->parts[i].task, now);
+    if (r->cfg->wall_clock) {
+        for (int32_t i = 0; i < r->n_parts; i++) {
+            part *p = &r->parts[i];
+            if (p->task == NULL || p->high < 0 || p->position < p->high) continue;
+            cue_err err = {0};
+            int rc = cue_task_advance(p->task, now, &err);
+            if (rc == CUE_EABORTED) { /* a task's own commit, under exactly-once */
+                rt_eos_rollback(r, err.msg);
+                return;
+            }
+            if (rc != 0) {
+                rt_fatal(r, err.code, err.msg);
+                return;
+            }
+        }
+    }
+    if (r->o->stop_at_end && caught_up && cue_kafka_in_flight(r->k) == 0 && !r->stop_requested &&
+        rt_repartition_drained(r)) {
+        cue_log(CUE_LOG_INFO, "every partition reached its end; stopping", NULL);
+        request_stop(r, 0);
+    }
+}
+
+static void on_stop_timeout(uv_timer_t *h)
+{
+    rt_fatal(h->data, CUE_EUNAVAILABLE,
+             "shutdown.timeout.ms passed before the last commit; the next run resumes from the one "
+             "before");
+}
+
+static void request_stop(rt *r, int sig)
+{
+    if (r->stop_requested && sig != 0) {
+        /* A second signal: out at once. The last commit is on disk; the
+         * next run resumes there. */
+        cue_log(CUE_LOG_WARN, "second signal: exiting now", "i:signal", (int64_t)sig, NULL);
+        _exit(128 + sig);
+    }
+    if (r->stop_requested) return;
+    r->stop_requested = true;
+    r->res->signal = sig;
+    cue_log(CUE_LOG_INFO, "stopping: finishing the commit cycle", "i:signal", (int64_t)sig, NULL);
+    uv_timer_start(&r->stop_timer, on_stop_timeout, (uint64_t)r->cfg->shutdown_timeout_ms, 0);
+    if (r->state == RUNNING) begin_commit(r);
+}
+
+static void on_signal(uv_signal_t *h, int sig)
+{
+    request_stop(h->data, sig);
+}
+
+/* The exit status the run will have, for the watchdog below. */
+static volatile sig_atomic_t teardown_status;
+
+static void on_teardown_alarm(int sig)
+{
+    static const char msg[] = "{\"level\":\"warn\",\"msg\":\"the Kafka clients did not close in "
+                              "time; exiting anyway: state and offsets are on disk\"}\n";
+    ssize_t n = write(2, msg, sizeof msg - 1);
+    (void)n;
+    (void)sig;
+    _exit(teardown_status);
+}
+
+/* librdkafka's teardown waits for a coordinator that may be down (offset
+ * commits, the group's close) for up to a minute, and no flag of 2.0.2 cuts
+ * that short. By the time it runs the store is committed and closed, so
+ * leaving without it loses nothing: the process exits once `timeout_ms` more
+ * have passed, with the status the run would have had. */
+static void teardown_watchdog(int rc, int64_t timeout_ms)
+{
+    teardown_status = rc == 0                             ? 0
+                      : rc == CUE_ESTORE || rc == CUE_EIO ? EX_IOERR
+                      : rc == CUE_ECONFIG                 ? EX_CONFIG
+                      : rc == CUE_EFENCED                 ? EX_TEMPFAIL
+                                                          : EX_UNAVAILABLE;
+    struct sigaction sa = {.sa_handler = on_teardown_alarm};
+    sigaction(SIGALRM, &sa, NULL);
+    alarm((unsigned)(timeout_ms / 1000) + 2);
+}
+
+static void start_handles(rt *r)
+{
+    uv_timer_init(&r->loop, &r->commit_timer);
+    uv_timer_init(&r->loop, &r->clock_timer);
+    uv_timer_init(&r->loop, &r->stop_timer);
+    uv_signal_init(&r->loop, &r->sigterm);
+    uv_signal_init(&r->loop, &r->sigint);
+    uv_handle_t *hs[] = {(uv_handle_t *)&r->commit_timer, (uv_handle_t *)&r->clock_timer,
+                         (uv_handle_t *)&r->stop_timer, (uv_handle_t *)&r->sigterm,
+                         (uv_handle_t *)&r->sigint};
+    for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
+        hs[i]->data = r;
+    r->main = (rt_client){
+        .batch = CONSUME_BATCH, .may_serve = rt_serving, .produced = rt_on_produced, .ctx = r};
+    rt_client_start(&r->main, &r->loop, r->k, true);
+    rt_stage1_start(r);
+    rt_reader_start(r);
+    rt_members_start(r);
+    uint64_t every = (uint64_t)r->cfg->commit_interval_ms;
+    uv_timer_start(&r->commit_timer, on_commit_timer, every, every);
+    uv_timer_start(&r->clock_timer, on_clock, CLOCK_TICK_MS, CLOCK_TICK_MS);
+    uv_signal_start(&r->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&r->sigint, on_signal, SIGINT);
+    rt_client_resume(&r->main); /* records may already be queued */
+}
+
+static void close_handles(rt *r)
+{
+    uv_handle_t *hs[] = {(uv_handle_t *)&r->commit_timer, (uv_handle_t *)&r->clock_timer,
+                         (uv_handle_t *)&r->stop_timer, (uv_handle_t *)&r->sigterm,
+                         (uv_handle_t *)&r->sigint};
+    for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
+        if (!uv_is_closing(hs[i])) uv_close(hs[i], NULL);
+    rt_client_close(&r->main);
+    rt_client_close(&r->s1.client);
+    rt_client_close(&r->reader.client);
+    rt_members_stop(r);
+}
+
+/* After the loop: commits what is left (unless the run failed) and closes
+ * the store, so that everything the next run needs is on disk; then the
+ * clients, the pipeline's consumer last (leaving the group revokes no tasks
+ * any more). Returns the run's status. */
+static int stop_all(rt *r, int rc, cue_err *err)
+{
+    if (r->k && r->cfg->exactly_once && r->fatal_rc == 0) rt_eos_cycle(r);
+    for (int32_t i = 0; i < r->n_parts && r->k; i++)
+        rt_part_release(r, i, false, false);
+    if (rc == 0 && r->fatal_rc) {
+        rc = r->fatal_rc;
+        *err = r->fatal_err;
+    }
+    if (r->store && r->reader.standbys && r->fatal_rc == 0) {
+        cue_err serr = {0}; /* what the standbys applied last; losing it costs a re-read */
+        if (cue_store_batch_commit(r->store, false, &serr) != 0)
+            cue_log(CUE_LOG_WARN, "standby progress not saved", "s:error", serr.msg, NULL);
+    }
+    if (r->store) cue_store_close(r->store);
+    r->store = NULL;
+    if (r->http) cue_http_stop(r->http);
+    uv_run(&r->loop, UV_RUN_DEFAULT); /* runs the close callbacks */
+    uv_loop_close(&r->loop);
+    if (r->reader.k) cue_kafka_close(r->reader.k, 0);
+    rt_members_close(r);
+    rt_stage1_close(r);
+    if (r->k) {
+        teardown_watchdog(rc, r->o->cfg->shutdown_timeout_ms);
+        cue_kafka_close(r->k, r->fatal_rc ? 0 : r->o->cfg->shutdown_timeout_ms);
+        alarm(0);
+    }
+    return rc;
+}
+
+int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err *err)
+{
+    rt *r = calloc(1, sizeof *r);
+    if (r == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
+    r->cfg = o->cfg;
+    memset(res, 0, sizeof *res);
+    r->o = o;
+    r->res = res;
+    r->started_ns = uv_hrtime();
+    r->sink = rt_collector(r);
+    static const double bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                    0.25,  0.5,    1,     2.5,  5,     10};
+    cue_histogram_init(&r->commit_hist, bounds, sizeof bounds / sizeof *bounds);
+    cue_buf_init(&r->labels, 256);
+    uv_loop_init(&r->loop);
+    int rc = rt_open_all(r, err);
+    if (rc == 0) rc = cue_kafka_subscribe(r->k, err);
+    if (rc == 0 && r->s1.k) rc = cue_kafka_subscribe(r->s1.k, err);
+    if (rc == 0) {
+        start_handles(r);
+        uv_run(&r->loop, UV_RUN_DEFAULT);
+        rc = r->fatal_rc;
+        if (rc != 0) *err = r->fatal_err;
+        close_handles(r);
+    }
+    rc = stop_all(r, rc, err);
+    res->seconds = (double)(uv_hrtime() - r->started_ns) / 1e9;
+    res->active_seconds = (double)(r->last_record_ns - r->first_record_ns) / 1e9;
+    res->applied = r->retired.applied;
+    res->duplicates = r->retired.duplicates;
+    cue_buf_deinit(&r->labels);
+    free(r->txn_parts);
+    free(r->txn_offsets);
+    free(r->txn_meta);
+    for (int32_t i = 0; i < r->n_parts; i++) {
+        cue_restore_deinit(&r->parts[i].rs);
+        cue_restore_deinit(&r->parts[i].sb);
+    }
+    free(r->parts);
+    free(r);
+    return rc;
+}

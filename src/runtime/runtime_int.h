@@ -1,0 +1,250 @@
+/*
+ * runtime_int.h: what the parts of the runtime share (see runtime.h for the
+ * whole). Private to src/runtime/.
+ */
+#ifndef CUEPOINT_RUNTIME_INT_H
+#define CUEPOINT_RUNTIME_INT_H
+
+#include "cuepoint/runtime.h"
+#include "cuepoint/buf.h"
+#include "cuepoint/http.h"
+#include "cuepoint/kafka.h"
+#include "cuepoint/kafka_group.h"
+#include "cuepoint/log.h"
+#include "cuepoint/metrics.h"
+#include "cuepoint/offsets.h"
+#include "cuepoint/restore.h"
+#include "cuepoint/standby.h"
+#include "cuepoint/store.h"
+#include "cuepoint/task.h"
+#include "cuepoint/timefmt.h"
+#include "cuepoint/version.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+/* A librdkafka client's queues on the libuv loop (client.c): its consumer's
+ * pipe watched, and its producer's when it produces; served a batch per turn,
+ * the rest on the next turn. */
+typedef struct rt_client {
+    cue_kafka *k; /* borrowed */
+    uv_poll_t cpoll, ppoll;
+    uv_idle_t more;
+    bool producer, started;
+    size_t batch; /* records per turn: fewer served means the queue is empty */
+    /* One turn: serves at most `batch` records and says how many (NULL:
+     * cue_kafka_consume). Not called while may_serve says no. */
+    size_t (*serve)(void *ctx);
+    bool (*may_serve)(void *ctx);
+    void (*produced)(void *ctx); /* after delivery reports were served */
+    void *ctx;
+} rt_client;
+
+void rt_client_start(rt_client *c, uv_loop_t *loop, cue_kafka *k, bool producer);
+/* Serves a turn now, and keeps serving turns while the queue is full. */
+void rt_client_pump(rt_client *c);
+/* Serves from the next turn on (after may_serve turned true again). */
+void rt_client_resume(rt_client *c);
+void rt_client_close(rt_client *c);
+
+typedef struct part {
+    cue_task *task;   /* owned while assigned; NULL otherwise */
+    int64_t position; /* next offset to process */
+    int64_t high;     /* the high watermark last seen, or -1 */
+    uint64_t consumed;
+    /* The partition's reset marker, carried forward in every group commit
+     * so the reset reaches stores that have not seen it (offsets.h). Group
+     * commits are skipped while `group_unread`: the group's metadata could
+     * not be read at assignment, and a commit must not overwrite a marker
+     * this instance never saw. */
+    char marker[CUE_KAFKA_META_MAX];
+    bool group_unread;
+    /* Rebuilding the partition's state from the changelog before it
+     * processes input (held meanwhile): records [restore_from, restore_end). */
+    bool restoring;
+    int64_t restore_from, restore_end, restore_pos;
+    int64_t restore_synced_ms; /* when restore_end was read: records past it came later */
+    cue_restore rs;
+    uint64_t restore_started_ns;
+    /* A standby replica (num.standby.replicas): the changelog tailed into
+     * the local store from `restore_pos` on, while another instance owns
+     * the partition. `sb` counts what it applied. */
+    bool standby;
+    cue_restore sb;
+    uint64_t sb_records_before; /* applied by this partition's earlier standbys */
+    uint64_t standby_retry_ns;  /* a failed start is not tried again before this */
+    /* Exactly-once: the input offset the last committed transaction sent
+     * (-1: none since the assignment), so an idle cycle sends nothing. */
+    int64_t txn_sent;
+} part;
+enum { RUNNING = 0, COMMITTING };
+
+/* The changelog reader (changelog_reader.c, with changelog.enabled): outside
+ * any group, it restores partitions assigned here and keeps standby replicas
+ * of others current. */
+typedef struct rt_reader {
+    cue_kafka *k;   /* owned */
+    cue_config cfg; /* the live config with the changelog topic as its input */
+    rt_client client;
+    size_t restoring; /* partitions being restored */
+    size_t standbys;  /* partitions kept here as standby replicas */
+} rt_reader;
+
+/* Standby replicas' placement (members.c): the members topic's reader and
+ * writer (outside the group), the view of the members it gives, this
+ * instance's name in it. */
+typedef struct rt_members {
+    cue_kafka *k; /* owned */
+    cue_config cfg;
+    cue_members *view; /* owned */
+    char name[CUE_MEMBER_NAME_BYTES_MAX];
+    bool read;          /* the topic was read to its end once */
+    bool *want;         /* owned: per partition, from cue_members_standbys */
+    int32_t *owned_ids; /* owned: room for every partition, for the member record */
+    int32_t parts;
+    uint64_t bad;
+    cue_buf rec;
+    rt_client client;
+    uv_timer_t heartbeat;
+} rt_members;
+
+/* The repartition stage (repartition.c, config "repartition"): a member of
+ * its own group (<application.id>-repartition) on the input topic that
+ * re-keys each record by its user id into the repartition topic, which the
+ * pipeline reads. Stateless: its position is its group's committed offset. */
+typedef struct rt_stage1 {
+    cue_kafka *k; /* owned */
+    cue_config cfg;
+    cue_event_decoder *dec; /* owned */
+    rt_client client;
+    bool *owned; /* per input partition */
+    /* Per input partition: the head record's event time and user id (decoded
+     * once), and the offset after the last record passed on. */
+    struct head1 {
+        int64_t offset, ts_ms;
+        char uid[CUE_USER_ID_BYTES_MAX];
+        size_t uid_len;
+    } * h;
+    int64_t *emitted;
+    uint64_t wait_ns; /* since when a partition with data still to come held the merge */
+    int32_t n;
+    bool assigned_once;
+    uint64_t repartitioned;
+} rt_stage1;
+typedef struct rt {
+    const cue_runtime_opts *o;
+    /* The pipeline's config: the caller's, or with repartition its copy whose
+     * input is <application.id>-repartition. */
+    const cue_config *cfg;
+    cue_config cfg_main;
+    cue_runtime_result *res;
+    cue_config task_cfg; /* the config with the cache budget divided among partitions */
+    uv_loop_t loop;
+    rt_client main; /* the pipeline's consumer of the input, and its producer */
+    uv_timer_t commit_timer, clock_timer, stop_timer;
+    uv_signal_t sigterm, sigint;
+    cue_store *store;    /* owned */
+    cue_kafka *k;        /* owned */
+    int32_t input_parts; /* the input's partition count at start; 0 before it is known */
+    rt_reader reader;
+    rt_members mem;
+    rt_stage1 s1;
+    cue_http *http;      /* owned */
+    bool admin_loopback; /* the admin address bound is a loopback one */
+    cue_task_sink sink;
+    part *parts; /* owned; n_parts of them, indexed by partition */
+    int32_t n_parts;
+    int state;
+    bool stop_requested, assigned_once;
+    /* Between a revocation and the assignment that ends that rebalance
+     * (cooperative rebalances end with an assignment, empty or not). */
+    bool rebalancing;
+    int fatal_rc;
+    cue_err fatal_err;
+    uint64_t commit_started_ns, started_ns, first_record_ns, last_record_ns;
+    cue_histogram commit_hist;
+    cue_task_stats retired; /* summed from tasks already freed, so counters only grow */
+    cue_cache_stats retired_cache;
+    cue_buf labels; /* owned: a metric's label list, rebuilt per sample */
+    /* Exactly-once: the offsets handed to each transaction (owned, n_parts
+     * long, grown with it) and whether the producer was fenced. */
+    int32_t *txn_parts;
+    int64_t *txn_offsets;
+    const char **txn_meta;
+    bool fenced;
+    /* Transactions aborted since the last one committed: a record that
+     * fails the same way each time would otherwise be redone for ever. */
+    int aborts_in_row;
+} rt;
+
+/* loop.c: the loop, the clocks, the commit cycle, stopping. */
+int64_t rt_wall_ms(rt *r); /* the runtime's clock: injected (CUEPOINT_CLOCK) or real */
+int64_t rt_real_ms(void);  /* the real one, compared with other processes' and brokers' */
+/* Ends the run without another commit: whatever was not committed is made
+ * again by the next run, with the same ids. */
+void rt_fatal(rt *r, int rc, const char *msg);
+bool rt_serving(void *ctx);     /* records are taken now (rt_client.may_serve) */
+void rt_on_produced(void *ctx); /* delivery reports came (rt_client.produced) */
+void rt_check_commit(rt *r);    /* ends a commit cycle once its records are acknowledged */
+
+/* setup.c: opening everything, in order, and the checks before. */
+int rt_open_all(rt *r, cue_err *err);
+
+/* collector.c: the tasks' sink onto the producer. */
+cue_task_sink rt_collector(rt *r);
+
+/* assign.c: the partition table, assignment and revocation, a record's way
+ * to its task, exactly-once's commit and rollback. */
+part *rt_part_get(rt *r, int32_t p);
+int rt_parts_reserve(rt *r, int32_t p);
+int rt_task_open(rt *r, int32_t id, cue_err *err);
+void rt_part_release(rt *r, int32_t id, bool lost, bool sync);
+int rt_on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx);
+void rt_on_revoked(const int32_t *ids, size_t n, bool lost, void *ctx);
+void rt_on_message(const cue_kafka_msg *m, void *ctx);
+void rt_on_fatal(const char *why, void *ctx);
+int rt_eos_commit(rt *r, cue_err *err);
+void rt_eos_rollback(rt *r, const char *why);
+void rt_eos_cycle(rt *r);
+int rt_partition_count_check(rt *r, int32_t partitions, cue_err *err);
+
+/* changelog_reader.c: restores and standby replicas from the changelog. */
+int rt_changelog_open(rt *r, int32_t partitions, cue_err *err);
+int rt_reader_open(rt *r, cue_err *err);
+void rt_reader_start(rt *r);
+/* Decides whether partition `id` needs its state from the changelog, and
+ * starts that restore (the partition is held meanwhile). */
+int rt_restore_plan(rt *r, int32_t id, bool *needed, cue_err *err);
+void rt_standby_stop(rt *r, int32_t id, const char *why);
+void rt_standby_update(rt *r);
+void rt_batch_commit(rt *r); /* the store's shared batch: what restores and standbys applied */
+
+/* members.c: the members topic and the instance id. */
+int rt_members_open(rt *r, int32_t partitions, cue_err *err);
+void rt_members_start(rt *r);
+void rt_members_stop(rt *r);
+void rt_members_close(rt *r);
+void rt_members_publish(rt *r);
+int rt_txn_id_derive(cue_config *c, cue_err *err);
+
+/* repartition.c: the repartition stage. */
+int rt_stage1_open(rt *r, cue_err *err);
+void rt_stage1_start(rt *r);
+void rt_stage1_commit(rt *r, bool sync);
+void rt_stage1_close(rt *r);
+bool rt_stage1_at_end(rt *r, int32_t p);
+bool rt_repartition_drained(rt *r);
+
+/* admin.c: admin HTTP and /metrics. */
+int rt_check_admin(const char *listen, cue_err *err);
+int rt_open_admin(rt *r, cue_err *err);
+
+#endif
