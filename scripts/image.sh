@@ -142,7 +142,11 @@ mmdebstrap --variant=essential --mode=root --format=directory \
 # directories above --out: the same owner whatever they are.
 chown -R 0:0 "$work/rootfs/var/lib/apt" "$work/rootfs/var/cache/apt"
 # Files the maintainer scripts wrote carry the build's time: clamp them.
+# apt's cache directories come from the host's cache (sync-in), with
+# whatever times earlier builds left there, older or newer: dated exactly.
 find "$work/rootfs" -newermt "@$SOURCE_DATE_EPOCH" -print0 | xargs -0r touch -h -d "@$SOURCE_DATE_EPOCH"
+find "$work/rootfs/var/cache/apt" "$work/rootfs/var/lib/apt" -print0 |
+    xargs -0r touch -h -d "@$SOURCE_DATE_EPOCH"
 t1=$(date +%s)
 
 layout=$out/oci
