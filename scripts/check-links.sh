@@ -82,7 +82,7 @@ for file in "$@"; do
             ;;
         esac
         [ -n "${anchor_cache[$dest]+set}" ] || anchor_cache[$dest]=$(anchors "$dest")
-        if ! grep -qxF -- "$anchor" <<<"${anchor_cache[$dest]}"; then
+        if [[ $'\n'${anchor_cache[$dest]}$'\n' != *$'\n'"$anchor"$'\n'* ]]; then
             echo "$file:$line: $target: no heading with the anchor #$anchor in $dest"
             dead=$((dead + 1))
         fi
