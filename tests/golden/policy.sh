@@ -405,7 +405,7 @@ for name in quiet caps defer consent exp late_mark; do
     grep '"outcome":"suppressed","reason":"none"' "$tmp/$name.decisions" && bad "$name: a suppression without a reason" || ok
 done
 
-# ---- boundaries, mutes, scopes, zone changes (README "Message policies") ----
+# ---- boundaries, mutes, scopes, zone changes (docs/policies.md) ----
 # Quiet hours are [start, end): 20:59:59.999 goes out, 21:00 waits, and a
 # trigger at 08:00 (or a deferral ending then) goes out.
 policy edge_quiet '"quiet_hours": {"start": "21:00", "end": "08:00"}'

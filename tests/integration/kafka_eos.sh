@@ -12,7 +12,7 @@
 #    input is read again. The run goes on to the end: the final states are
 #    the file mode's and every file-mode trigger id is on the topic.
 #    The mock does NOT hide aborted records from read_committed consumers
-#    (see design.md, "The broker in tests"), so the records of aborted
+#    (see docs/architecture.md, "The broker in tests"), so the records of aborted
 #    transactions are visible here as repeats. The test counts them and
 #    checks that each repeat is explained by an aborted transaction: at
 #    least one abort happened when there are repeats, and every repeated
