@@ -485,13 +485,9 @@ static int apply_key(cue_config *c, const char *key, json_t *v, const char *path
     return rc;
 }
 
-int cue_config_load(cue_config *c, const char *path, cue_err *err)
+/* Applies the parsed file `root` (taken: released here); `path` names it. */
+static int config_apply(cue_config *c, json_t *root, const char *path, cue_err *err)
 {
-    json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (root == NULL)
-        return cue_err_set(err, CUE_ECONFIG, "%s: line %d, column %d: %s", path, jerr.line,
-                           jerr.column, jerr.text);
     int rc = 0;
     if (!json_is_object(root)) rc = cue_err_set(err, CUE_ECONFIG, "$: must be a JSON object");
     const char *key;
@@ -505,6 +501,27 @@ int cue_config_load(cue_config *c, const char *path, cue_err *err)
     json_decref(root);
     if (rc != 0) cue_err_prefix(err, "%s", path);
     return rc == 0 ? 0 : CUE_ECONFIG;
+}
+
+int cue_config_load(cue_config *c, const char *path, cue_err *err)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL)
+        return cue_err_set(err, CUE_ECONFIG, "%s: line %d, column %d: %s", path, jerr.line,
+                           jerr.column, jerr.text);
+    return config_apply(c, root, path, err);
+}
+
+int cue_config_load_text(cue_config *c, const char *name, const char *text, size_t len,
+                         cue_err *err)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL)
+        return cue_err_set(err, CUE_ECONFIG, "%s: line %d, column %d: %s", name, jerr.line,
+                           jerr.column, jerr.text);
+    return config_apply(c, root, name, err);
 }
 
 int cue_config_set(cue_config *c, const char *key, const char *value, cue_err *err)

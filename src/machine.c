@@ -1144,8 +1144,10 @@ void cue_machines_free(cue_machines *ms)
     free(ms);
 }
 
-/* Compiles `file` as the next machine of `ms`; diagnostics go to `d`. */
-static int compile_into(cue_machines *ms, const char *file, cue_diags *d)
+/* Compiles `file` as the next machine of `ms`, from `text` (`len` bytes)
+ * when it is not NULL, else from the file itself; diagnostics go to `d`. */
+static int compile_into(cue_machines *ms, const char *file, const char *text, size_t len,
+                        cue_diags *d)
 {
     size_t errors_before = d->errors;
     if (ms->n_m >= CUE_MACHINES_MAX) {
@@ -1153,7 +1155,8 @@ static int compile_into(cue_machines *ms, const char *file, cue_diags *d)
         return CUE_ELIMIT;
     }
     json_error_t jerr;
-    json_t *root = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = text ? json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr)
+                        : json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         cue_diags_add(d, CUE_DIAG_ERROR, "bad-json", "$", "line %d, column %d: %s", jerr.line,
                       jerr.column, jerr.text);
@@ -1182,18 +1185,30 @@ static int compile_into(cue_machines *ms, const char *file, cue_diags *d)
     return 0;
 }
 
-int cue_machines_compile_file(cue_machines **out, const char *file, cue_diags *d)
+static int compile_one(cue_machines **out, const char *file, const char *text, size_t len,
+                       cue_diags *d)
 {
     *out = NULL;
     cue_machines *ms;
     if (set_new(&ms) != 0) return CUE_ENOMEM;
-    int rc = compile_into(ms, file, d);
+    int rc = compile_into(ms, file, text, len, d);
     if (rc != 0) {
         cue_machines_free(ms);
         return rc;
     }
     *out = ms;
     return 0;
+}
+
+int cue_machines_compile_file(cue_machines **out, const char *file, cue_diags *d)
+{
+    return compile_one(out, file, NULL, 0, d);
+}
+
+int cue_machines_compile_text(cue_machines **out, const char *name, const char *text, size_t len,
+                              cue_diags *d)
+{
+    return compile_one(out, name, text, len, d);
 }
 
 static int first_error(const cue_diags *d, const char *file, cue_err *err)
@@ -1214,7 +1229,7 @@ int cue_machines_load_files(cue_machines **out, const char *const *files, size_t
     for (size_t i = 0; i < n_files; i++) {
         cue_diags d;
         cue_diags_init(&d);
-        int rc = compile_into(ms, files[i], &d);
+        int rc = compile_into(ms, files[i], NULL, 0, &d);
         if (rc != 0) first_error(&d, files[i], err);
         cue_diags_deinit(&d);
         if (rc != 0) {

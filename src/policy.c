@@ -672,12 +672,10 @@ static int compile_experiments(cc *c, json_t *v)
     return 0;
 }
 
-int cue_policy_load(cue_policy **out, const char *path, const cue_machines *ms, cue_err *err)
+/* Compiles the parsed file `root` (taken: released here); `path` names it. */
+static int policy_compile(cue_policy **out, json_t *root, const char *path, const cue_machines *ms,
+                          cue_err *err)
 {
-    json_error_t je;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (root == NULL)
-        return cue_err_set(err, CUE_ECONFIG, "%s:%d:%d: %s", path, je.line, je.column, je.text);
     cue_policy *p = calloc(1, sizeof *p);
     if (p == NULL) {
         json_decref(root);
@@ -749,6 +747,25 @@ int cue_policy_load(cue_policy **out, const char *path, const cue_machines *ms, 
     }
     *out = p;
     return 0;
+}
+
+int cue_policy_load(cue_policy **out, const char *path, const cue_machines *ms, cue_err *err)
+{
+    json_error_t je;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (root == NULL)
+        return cue_err_set(err, CUE_ECONFIG, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+    return policy_compile(out, root, path, ms, err);
+}
+
+int cue_policy_load_text(cue_policy **out, const char *name, const char *text, size_t len,
+                         const cue_machines *ms, cue_err *err)
+{
+    json_error_t je;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (root == NULL)
+        return cue_err_set(err, CUE_ECONFIG, "%s:%d:%d: %s", name, je.line, je.column, je.text);
+    return policy_compile(out, root, name, ms, err);
 }
 
 void cue_policy_free(cue_policy *p)

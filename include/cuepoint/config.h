@@ -113,6 +113,9 @@ void cue_config_defaults(cue_config *c);
 /* Reads `path` over the defaults already in `c`. CUE_ECONFIG with the file and
  * JSON path on a bad value; CUE_EIO when the file cannot be read. */
 int cue_config_load(cue_config *c, const char *path, cue_err *err);
+/* The same from `len` bytes of JSON text; `name` stands for the file. */
+int cue_config_load_text(cue_config *c, const char *name, const char *text, size_t len,
+                         cue_err *err);
 
 /* Applies one "key=value" override (as from the command line) with the same
  * checks as the file. */

@@ -49,6 +49,9 @@ typedef struct cue_policy cue_policy;
  * naming the file and the JSON path (and the nearest known name for a
  * misspelt machine, trigger or class). Caller owns `*out`. */
 int cue_policy_load(cue_policy **out, const char *path, const cue_machines *ms, cue_err *err);
+/* The same from `len` bytes of JSON text; `name` stands for the file. */
+int cue_policy_load_text(cue_policy **out, const char *name, const char *text, size_t len,
+                         const cue_machines *ms, cue_err *err);
 void cue_policy_free(cue_policy *p);
 
 /* Time zones for deciding: one per thread (a task owns one). */
