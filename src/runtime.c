@@ -103,6 +103,7 @@ typedef struct rt {
     int32_t members_parts;
     size_t standbys;
     uint64_t members_bad;
+    uint64_t changelog_skipped; /* records restores and standbys did not apply */
     cue_buf member_rec;
     uv_poll_t mpoll, mppoll;
     uv_timer_t heartbeat;
@@ -400,6 +401,22 @@ static void restore_finish(rt *r, int32_t id)
 
 static void standby_apply(rt *r, part *p, const cue_kafka_msg *m);
 
+/* Applies one changelog record for a restore or a standby. A record that is
+ * not the owner's (cue_restore_apply says which) is skipped, counted and
+ * logged with where it is, and the partition goes on: anything that can
+ * write the topic can put one there. False when it was skipped. */
+static bool changelog_apply(rt *r, cue_restore *rs, const cue_kafka_msg *m)
+{
+    cue_err err = {0};
+    if (cue_restore_apply(rs, r->store, m->key, m->key_len, m->value_len ? m->value : NULL,
+                          m->value_len, &err) == 0)
+        return true;
+    r->changelog_skipped++;
+    cue_log(CUE_LOG_WARN, "changelog record skipped", "s:topic", r->restore_cfg.input_topic,
+            "i:partition", (int64_t)m->partition, "i:offset", m->offset, "s:reason", err.msg, NULL);
+    return false;
+}
+
 static void on_restore_message(const cue_kafka_msg *m, void *ctx)
 {
     rt *r = ctx;
@@ -413,8 +430,7 @@ static void on_restore_message(const cue_kafka_msg *m, void *ctx)
         restore_finish(r, m->partition);
         return;
     }
-    cue_restore_apply(&p->rs, r->store, m->key, m->key_len, m->value_len ? m->value : NULL,
-                      m->value_len);
+    changelog_apply(r, &p->rs, m);
     p->restore_pos = m->offset + 1;
     if (cue_store_batch_count(r->store) >= RESTORE_BATCH) batch_commit(r);
     if (p->restore_pos >= p->restore_end) restore_finish(r, m->partition);
@@ -696,11 +712,10 @@ static void standby_update(rt *r)
 static void standby_apply(rt *r, part *p, const cue_kafka_msg *m)
 {
     if (m->offset < p->restore_pos) return;
-    cue_restore_apply(&p->sb, r->store, m->key, m->key_len, m->value_len ? m->value : NULL,
-                      m->value_len);
+    bool applied = changelog_apply(r, &p->sb, m);
     p->restore_pos = m->offset + 1;
     /* The owner wrote the position record before any record past it. */
-    if (m->key != NULL && m->key_len == 0)
+    if (applied && m->key != NULL && m->key_len == 0)
         cue_restore_finish(&p->sb, r->store, p->restore_pos,
                            m->timestamp_ms > 0 ? m->timestamp_ms : 0);
     if (cue_store_batch_count(r->store) >= RESTORE_BATCH) batch_commit(r);
@@ -1614,6 +1629,11 @@ static void render_metrics(rt *r, cue_buf *b)
     metrics_gauge(b, "cuepoint_restoring_partitions",
                   "Partitions rebuilding their state from the changelog (not ready meanwhile).",
                   (double)r->restoring);
+    if (r->restore)
+        metrics_counter(b, "cuepoint_changelog_records_skipped_total",
+                        "Changelog records a restore or standby skipped: not a user's state "
+                        "or position (see the log).",
+                        (double)r->changelog_skipped);
     if (r->members) {
         metrics_gauge(b, "cuepoint_standby_partitions",
                       "Partitions this instance keeps as standby replicas.", (double)r->standbys);
