@@ -1337,24 +1337,33 @@ int32_t cue_machines_type_id(const cue_machines *ms, const char *type, size_t le
     return type_lookup(ms, type, len);
 }
 
+/* A set whose machines have no guards (or actions, transitions, fields) has
+ * no table for them; callers still add a range's first index, which is
+ * undefined on a null pointer even when it is 0. So an empty table is a
+ * real, empty, array. */
+static const cue_guard no_guards[1];
+static const cue_action no_actions[1];
+static const cue_transition no_transitions[1];
+static const cue_emit_field no_fields[1];
+
 const cue_guard *cue_machines_guards(const cue_machines *ms)
 {
-    return ms->guards;
+    return ms->guards ? ms->guards : no_guards;
 }
 
 const cue_action *cue_machines_actions(const cue_machines *ms)
 {
-    return ms->actions;
+    return ms->actions ? ms->actions : no_actions;
 }
 
 const cue_transition *cue_machines_transitions(const cue_machines *ms)
 {
-    return ms->trans;
+    return ms->trans ? ms->trans : no_transitions;
 }
 
 const cue_emit_field *cue_machines_fields(const cue_machines *ms)
 {
-    return ms->fields;
+    return ms->fields ? ms->fields : no_fields;
 }
 
 const cue_json_ptr *cue_machines_ptr(const cue_machines *ms, uint16_t i)

@@ -226,7 +226,7 @@ int cue_machines_find_trigger(const cue_machines *ms, uint32_t machine_hash, uin
  * it (the event can still match "*" transitions). */
 int32_t cue_machines_type_id(const cue_machines *ms, const char *type, size_t len);
 
-/* Tables that compiled transitions index into. */
+/* Tables that compiled transitions index into; never NULL, even empty. */
 const cue_guard *cue_machines_guards(const cue_machines *ms);
 const cue_action *cue_machines_actions(const cue_machines *ms);
 const cue_transition *cue_machines_transitions(const cue_machines *ms);
