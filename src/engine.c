@@ -254,6 +254,15 @@ static void do_start_timer(step *s, const cue_machine *m, cue_instance *in, cons
     in->timers[a->target] = due;
 }
 
+/* Counters stop at the 64-bit bounds rather than wrap (a wrap is undefined,
+ * and would turn "many" into "very few"). */
+static int64_t add_saturating(int64_t a, int64_t b)
+{
+    int64_t sum;
+    if (!__builtin_add_overflow(a, b, &sum)) return sum;
+    return b > 0 ? INT64_MAX : INT64_MIN;
+}
+
 static void run_actions(step *s, const cue_machine *m, cue_instance *in, const cue_transition *t)
 {
     const cue_action *acts = cue_machines_actions(s->ms) + t->first_action;
@@ -263,7 +272,9 @@ static void run_actions(step *s, const cue_machine *m, cue_instance *in, const c
         case CUE_ACT_EMIT: do_emit(s, m, in, a, t); break;
         case CUE_ACT_SET: do_set(s, m, in, a); break;
         case CUE_ACT_UNSET: in->vars[a->target].type = CUE_VAL_ABSENT; break;
-        case CUE_ACT_INCREMENT: in->counters[a->target] += a->amount; break;
+        case CUE_ACT_INCREMENT:
+            in->counters[a->target] = add_saturating(in->counters[a->target], a->amount);
+            break;
         case CUE_ACT_RESET: in->counters[a->target] = 0; break;
         case CUE_ACT_START_TIMER: do_start_timer(s, m, in, a); break;
         default: in->timers[a->target] = CUE_TIMER_NONE; break;

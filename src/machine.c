@@ -704,6 +704,9 @@ static int timer_when(ctx *c, json_t *a, cue_action *out, const char *path)
     return 0;
 }
 
+/* 2^53 - 1: the largest integer a double (and so any JSON reader) holds exactly. */
+#define INCREMENT_MAX 9007199254740991LL
+
 static const char *const action_keys[N_ACTION_KINDS][4] = {
     {"emit", "data", "once", NULL},    {"set", "from", NULL, NULL},
     {"unset", NULL, NULL, NULL},       {"increment", "by", NULL, NULL},
@@ -765,8 +768,12 @@ static int action_from_json(ctx *c, json_t *a, cue_action *out, const char *path
     case CUE_ACT_INCREMENT: {
         json_t *by = json_object_get(a, "by");
         subpath(p, sizeof p, path, "by");
-        if (by && !json_is_integer(by)) err_at(c, "wrong-type", p, "must be an integer");
         out->amount = by ? json_integer_value(by) : 1;
+        if (by && !json_is_integer(by))
+            err_at(c, "wrong-type", p, "must be an integer");
+        else if (out->amount > INCREMENT_MAX || out->amount < -INCREMENT_MAX)
+            err_at(c, "bad-value", p, "must be from -%lld to %lld (counters stop at 64-bit bounds)",
+                   (long long)INCREMENT_MAX, (long long)INCREMENT_MAX);
         return 0;
     }
     case CUE_ACT_START_TIMER: return timer_when(c, a, out, path);

@@ -235,3 +235,41 @@ Test(engine, event_id_is_the_cause_when_present)
     cr_assert_eq(b.n, 1);
     cr_assert_str_eq(a.ids[0], b.ids[0]);
 }
+
+/* Found by fuzzing (tests/fuzz/fuzz_machine.c): `counters += by` overflowed
+ * for "by": 9223372036854775807. The compiler now bounds `by` at 2^53 - 1,
+ * and counters stop at the 64-bit bounds, whatever a stored state held. */
+Test(engine, counters_stop_at_the_64_bit_bounds)
+{
+    static const char machine[] =
+        "{\"name\":\"c\",\"version\":1,\"start\":{\"event\":\"go\"},\"initial\":\"a\",\"states\":{"
+        "\"a\":{\"on\":[{\"event\":\"up\",\"do\":[{\"increment\":\"n\",\"by\":9007199254740991},"
+        "{\"emit\":\"n\",\"data\":{\"n\":{\"counter\":\"n\"}}}]},"
+        "{\"event\":\"down\",\"do\":[{\"increment\":\"n\",\"by\":-9007199254740991},"
+        "{\"emit\":\"n\",\"data\":{\"n\":{\"counter\":\"n\"}}}]}]}}}";
+    cue_machines *ms = compile_text(machine);
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cue_event_decoder *dec;
+    cue_err err;
+    cr_assert(cue_event_decoder_new(&dec, &cfg, &err) == 0);
+    cue_user *u = malloc(sizeof *u);
+    cue_user_init(u, "u1", 2);
+    cue_step_stats st = {0};
+    collected got;
+    memset(&got, 0, sizeof got);
+    const char *steps[] = {EV("go", 1, ""), EV("up", 2, ""), EV("down", 3, ""), EV("up", 4, "")};
+    int64_t before[] = {0, INT64_MAX - 5, INT64_MIN + 5, INT64_MAX};
+    for (int i = 0; i < 4; i++) {
+        if (i > 0) u->inst[0].counters[0] = before[i];
+        cue_event ev;
+        cue_reason reason;
+        cr_assert(cue_event_decode(dec, steps[i], strlen(steps[i]), &ev, &reason, &err) == 0);
+        cue_engine_apply(ms, u, &ev, collect, &got, &st);
+    }
+    cr_assert_str_eq(got.text, "n@2{n=9223372036854775807};n@3{n=-9223372036854775808};"
+                               "n@4{n=9223372036854775807};");
+    free(u);
+    cue_event_decoder_free(dec);
+    cue_machines_free(ms);
+}

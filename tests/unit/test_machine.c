@@ -98,6 +98,19 @@ static const compile_case cases[] = {
      "{\"name\":\"t\",\"version\":1,\"start\":{\"timer\":\"w\"},\"initial\":\"a\",\"states\":{"
      "\"a\":{}}}",
      "bad-transition", "$.start", NULL},
+    {"increment by what a double holds exactly",
+     "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\",\"do\":[{\"increment\":\"n\","
+     "\"by\":-9007199254740991}]},\"initial\":\"a\",\"states\":{\"a\":{}}}",
+     NULL, NULL, NULL},
+    /* Found by fuzzing: the engine's `counters += by` overflowed. */
+    {"increment by more",
+     "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\",\"do\":[{\"increment\":\"n\","
+     "\"by\":9223372036854775807}]},\"initial\":\"a\",\"states\":{\"a\":{}}}",
+     "bad-value", "$.start.do[0].by", "9007199254740991"},
+    {"increment by a fraction",
+     "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\",\"do\":[{\"increment\":\"n\","
+     "\"by\":1.5}]},\"initial\":\"a\",\"states\":{\"a\":{}}}",
+     "wrong-type", "$.start.do[0].by", NULL},
     {"empty states",
      "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\"},\"initial\":\"a\","
      "\"states\":{}}",
