@@ -645,7 +645,8 @@ static int compile_experiments(cc *c, json_t *v)
         if (rc == 0 && h &&
             (!json_is_number(h) || json_number_value(h) < 0 || json_number_value(h) > 1))
             rc = fail(c, "%s", "holdout: a share between 0 and 1");
-        x->holdout_bp = h ? (uint32_t)(json_number_value(h) * 10000 + 0.5) : 0;
+        /* Converted only once checked: a share out of range does not fit. */
+        x->holdout_bp = rc == 0 && h ? (uint32_t)(json_number_value(h) * 10000 + 0.5) : 0;
         json_t *vars = json_object_get(e, "variants");
         if (rc == 0 && (!json_is_object(vars) || json_object_size(vars) == 0 ||
                         json_object_size(vars) > VARIANTS_MAX))
