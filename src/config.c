@@ -256,9 +256,10 @@ static int kafka_prop(cue_config *c, int clients, const char *key, json_t *v, co
         if (strcmp(key, owned_props[k].key) == 0)
             return cue_err_set(err, CUE_ECONFIG, "%s: set by cuepoint; use %s", path,
                                owned_props[k].instead);
+    bool name = key[0] != '\0';
     for (const char *p = key; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' || *p == '_'))
-            return cue_err_set(err, CUE_ECONFIG, "%s: not a librdkafka property name", path);
+        name &= (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' || *p == '_';
+    if (!name) return cue_err_set(err, CUE_ECONFIG, "%s: not a librdkafka property name", path);
     char text[8192];
     int rc = 0;
     if (json_is_integer(v))
