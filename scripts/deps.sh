@@ -9,9 +9,15 @@ set -euo pipefail
 # Debian's (security) updates keep current; also what `date` and `zdump` read to
 # compute the tz tests' expected instants.
 # libjemalloc-dev: the executables' allocator (CMakeLists.txt, CUE_JEMALLOC).
+# clang: the fuzz build (scripts/fuzz.sh, CUE_FUZZ): libFuzzer is clang's, and
+# clang's UBSan sees what gcc's does not (NULL + 0, float-to-int overflow).
+# libclang-rt-14-dev: clang 14's runtime libraries, libFuzzer among them
+# (libclang_rt.fuzzer-x86_64.a); clang only recommends it, and recommends
+# are not installed here.
+# llvm: llvm-symbolizer, for the fuzzers' stack traces with file and line.
 packages=(build-essential cmake pkg-config librdkafka-dev librocksdb-dev libjansson-dev
           libuv1-dev libcriterion-dev libxxhash-dev libmicrohttpd-dev libglib2.0-dev tzdata kcat curl
-          libjemalloc-dev)
+          libjemalloc-dev clang libclang-rt-14-dev llvm)
 
 missing=()
 for p in "${packages[@]}"; do
