@@ -77,8 +77,9 @@ if $coverage; then
         # shellcheck disable=SC2086
         llvm-cov report "$cov_build/tests/fuzz/fuzz_$t" -instr-profile="$work/cov/$t.profdata" \
             ${sources[$t]} | awk -v t="$t" -v n="$inputs" '
-            /^TOTAL|^src/ { printf "%-10s %-22s lines %6s of %5s (%s)  %s inputs\n",
-                            t, $1, $8 - $9, $8, $10, n }'
+            $1 ~ /\.c$/ { sub(".*/", "", $1);
+                          printf "%-10s %-12s lines %6s of %5s (%s)  %s inputs\n",
+                                 t, $1, $8 - $9, $8, $10, n }'
     done
     exit 0
 fi
