@@ -247,7 +247,11 @@ static void do_start_timer(step *s, const cue_machine *m, cue_instance *in, cons
     }
     cue_value v = resolve(s, m, in, &a->src);
     int64_t due;
-    if (cue_event_time_of(&v, &due) != 0) {
+    /* In a timer's step, a time not after the step's own would come due at
+     * once, fire the same transition, and start it again, for ever: the
+     * partition would never get past it. Refused, like a value that is not
+     * a time. (An event's step may start one in the past: it fires next.) */
+    if (cue_event_time_of(&v, &due) != 0 || (s->ev == NULL && due <= s->now_ms)) {
         s->st->bad_timer_value++;
         return;
     }

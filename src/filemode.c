@@ -332,11 +332,12 @@ void cue_filemode_summary(FILE *f, const cue_filemode_opts *o, const cue_filemod
                 (unsigned long long)s->corrupt_states);
     const cue_step_stats *e = &s->engine;
     if (e->instance_limit || e->bad_key || e->bad_timer_value || e->value_truncated)
-        fprintf(f,
-                "  warnings: %llu starts refused at max_instances, %llu bad instance keys, "
-                "%llu timer times unreadable, %llu values truncated\n",
-                (unsigned long long)e->instance_limit, (unsigned long long)e->bad_key,
-                (unsigned long long)e->bad_timer_value, (unsigned long long)e->value_truncated);
+        fprintf(
+            f,
+            "  warnings: %llu starts refused at max_instances, %llu bad instance keys, "
+            "%llu timer times refused (not a time, or past in a timer), %llu values truncated\n",
+            (unsigned long long)e->instance_limit, (unsigned long long)e->bad_key,
+            (unsigned long long)e->bad_timer_value, (unsigned long long)e->value_truncated);
 }
 
 void cue_filemode_summary_json(FILE *f, const cue_filemode_opts *o, const cue_filemode_result *r)

@@ -52,7 +52,8 @@ typedef struct cue_step_stats {
     uint64_t timers_fired;
     uint64_t instance_limit;  /* a start refused: max_instances live ones */
     uint64_t bad_key;         /* keyed machine, key not a string/number of <= 128 bytes */
-    uint64_t bad_timer_value; /* start_timer "at" a value that is not a time */
+    uint64_t bad_timer_value; /* start_timer "at" a value that is not a time, or (in a
+                               * timer's step) not after the step's time */
     uint64_t value_truncated; /* a variable set to a string over the limit */
 } cue_step_stats;
 

@@ -273,3 +273,46 @@ Test(engine, counters_stop_at_the_64_bit_bounds)
     cue_event_decoder_free(dec);
     cue_machines_free(ms);
 }
+
+/* Found while fuzzing the journey compiler: a timer's transition that
+ * starts a timer "at" a time already past (a literal, or a variable) made it
+ * due again at once, and `cuepoint file` emitted the same trigger for ever.
+ * In a timer's step such a start is refused and counted; in an event's step
+ * a past time still fires at the next timer check. */
+Test(engine, a_timer_step_cannot_start_a_timer_at_or_before_its_own_time)
+{
+    engine_case c = {
+        "re-arm in the past",
+        "{\"name\":\"l\",\"version\":1,\"start\":{\"event\":\"go\",\"do\":[{\"start_timer\":\"t\","
+        "\"after\":\"1h\"},{\"start_timer\":\"u\",\"at\":0}]},\"initial\":\"a\",\"states\":{\"a\":{"
+        "\"on\":[{\"timer\":\"t\",\"do\":[{\"emit\":\"tick\"},{\"start_timer\":\"t\",\"at\":"
+        "\"1970-01-01T00:30:00Z\"},{\"start_timer\":\"u\",\"at\":3600000}]},"
+        "{\"timer\":\"u\",\"do\":[{\"emit\":\"past\"}]}]}}}",
+        {EV("go", 0, ""), "@0", "@3600000", "@3600000"},
+        "past@0{};tick@3600000{};"};
+    collected got;
+    run_script(&c, &got);
+    cr_assert_str_eq(got.text, c.expected);
+    /* And nothing is left armed: the refused starts did not move anything. */
+    cue_machines *ms = compile_text(c.machine);
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cue_event_decoder *dec;
+    cue_err err;
+    cr_assert(cue_event_decoder_new(&dec, &cfg, &err) == 0);
+    cue_user *u = malloc(sizeof *u);
+    cue_user_init(u, "u1", 2);
+    cue_step_stats st = {0};
+    cue_event ev;
+    cue_reason reason;
+    cr_assert(cue_event_decode(dec, c.steps[0], strlen(c.steps[0]), &ev, &reason, &err) == 0);
+    cue_engine_apply(ms, u, &ev, collect, &got, &st);
+    cr_assert_eq(cue_user_next_due(u), 0, "an event's step may start a timer in the past");
+    cue_engine_fire(ms, u, 0, collect, &got, &st);
+    cue_engine_fire(ms, u, 3600000, collect, &got, &st);
+    cr_assert_eq(cue_user_next_due(u), CUE_TIMER_NONE);
+    cr_assert_eq(st.bad_timer_value, 2);
+    free(u);
+    cue_event_decoder_free(dec);
+    cue_machines_free(ms);
+}
