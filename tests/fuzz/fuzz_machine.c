@@ -88,10 +88,15 @@ static void fire_timers(const cue_machines *ms, int max, cue_step_stats *st)
     for (int k = 0; k < max; k++) {
         int64_t due = cue_user_next_due(&user);
         if (due == CUE_TIMER_NONE) return;
-        /* A timer may be started again at a time already past ("at" a
-         * variable): the task fires it at once, so the bound on k is what
-         * ends this loop, not time. */
         cue_engine_fire(ms, &user, due, on_trigger, NULL, st);
+        /* What is left or started comes due later: a timer's step that
+         * started one at or before its own time would fire for ever. */
+        int64_t next = cue_user_next_due(&user);
+        if (next != CUE_TIMER_NONE && next <= due) {
+            fprintf(stderr, "fuzz: after firing at %lld, a timer is due at %lld\n", (long long)due,
+                    (long long)next);
+            abort();
+        }
     }
 }
 
