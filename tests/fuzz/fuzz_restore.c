@@ -28,8 +28,9 @@ static void remove_dir(void)
     if (system(cmd) != 0) fprintf(stderr, "fuzz: could not remove %s\n", dir);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+static void fresh_store(void)
 {
+    if (store) remove_dir();
     const char *tmp = getenv("TMPDIR");
     snprintf(dir, sizeof dir, "%s/cue-fuzz-restore-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (mkdtemp(dir) == NULL) abort();
@@ -38,6 +39,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fprintf(stderr, "fuzz: %s\n", err.msg);
         abort();
     }
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    fresh_store();
     atexit(remove_dir);
     return 0;
 }
@@ -61,6 +67,11 @@ static int check_timer(int64_t due, const char *uid, size_t len, void *ctx)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    /* The deletes below leave tombstones that every later scan walks past,
+     * and runs slowed from 500 inputs a second to under 100: a fresh store
+     * now and then keeps them few. */
+    static unsigned inputs;
+    if (++inputs % 512 == 0) fresh_store();
     fuzz_in in = {data, size};
     uint8_t mode = 0;
     fuzz_u8(&in, &mode);
