@@ -194,7 +194,7 @@ static int run_engine(const opts *o, const cue_config *cfg, const cue_machines *
             cue_codec_decode_own(val, len, ms, u, &err);
         else
             cue_user_init(u, ev->user_id, ev->user_id_len);
-        cue_engine_apply(ms, u, ev, count_trigger, &n, &st);
+        cue_engine_apply(ms, u, ev, NULL, count_trigger, &n, &st);
         cue_codec_encode_unsealed(u, ms, &enc);
         /* As in the task: states are put dirty, and the dirty set is flushed
          * (here to nowhere) when the cache asks or every commit.records. */

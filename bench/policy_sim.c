@@ -11,11 +11,17 @@
  *   tpw_p50/p99/max  triggers per user-week: each user's weeks from the one
  *                    they signed up in (weeks of 7 days from --start); off
  *                    counts every trigger the journeys emit at its trigger
- *                    time, on counts sent decisions by decided_at;
+ *                    time, on counts every trigger written at the stream time
+ *                    it was written (see below);
  *   quiet_push       pushes inside the user's local quiet hours (the policy
  *                    file's window, in the zone the policy reads), for classes
  *                    that do not bypass them; quiet_push_bypass, the rest;
- *                    off: every trigger as a push at its trigger time;
+ *                    off: every trigger as a push at its trigger time; on:
+ *                    every trigger written with channel push, at the stream
+ *                    time it was written;
+ *   sent_off_time    (on) sent decisions whose decided_at is not the stream
+ *                    time their trigger was written at: a check of quiet
+ *                    hours at decided_at would miss those sends;
  *   push_no_consent  pushes at an instant the user had not consented to push,
  *                    from a replay of their consent_changed and channel_muted
  *                    events (at the stream time they were applied) over their
@@ -24,9 +30,16 @@
  *                    experiment covers (off: any; on: a sent one);
  *   events_per_s     the median over the runs of the mode;
  * then "case=cost" with both rates and their ratio, and a short summary.
- * With policies on, quiet_push, push_no_consent and holdout_reached must be
- * 0; the exit status is 1 when one is not (or when runs disagree, or sent
- * triggers and sent decisions differ in number), never for speed.
+ * With policies on, quiet_push, push_no_consent, holdout_reached and
+ * sent_off_time must be 0; the exit status is 1 when one is not (or when runs
+ * disagree, or sent triggers and sent decisions differ in number), never for
+ * speed.
+ *
+ * When a trigger is written is the bench's own reading, not the decision
+ * record's: the stream time of the record being processed when the file mode
+ * hands the trigger over (the largest event time so far: timers and
+ * deferrals that time passes come out before the event that moved it), or
+ * --days' end once the records are done and the file mode advances to it.
  *
  * The checks use the policy's readings (policy.h: cue_policy_quiet_at,
  * cue_policy_opt_in, cue_policy_experiment_of) for zones, opt-in regions and
@@ -81,7 +94,8 @@ typedef struct suser {
 /* All generated lines back to back, with their offsets. */
 typedef struct corpus {
     cue_buf text;
-    size_t *off; /* n + 1 entries */
+    size_t *off;     /* n + 1 entries */
+    int64_t *stream; /* n entries: the stream time once line i is read */
     size_t n, cap;
     size_t consent_events, changes_dropped;
 } corpus;
@@ -102,7 +116,7 @@ typedef struct msgs {
 
 typedef struct figures {
     uint64_t triggers, tpw_p50, tpw_p99, tpw_max;
-    uint64_t quiet_push, quiet_push_bypass, push_no_consent, holdout_reached;
+    uint64_t quiet_push, quiet_push_bypass, push_no_consent, holdout_reached, sent_off_time;
     uint64_t outcomes[CUE_OUTCOME_COUNT], dead_letters, records;
 } figures;
 
@@ -203,12 +217,14 @@ static void corpus_make(sim *s)
         if (c->n + 1 >= c->cap) {
             c->cap = c->cap ? 2 * c->cap : 1 << 16;
             c->off = realloc(c->off, c->cap * sizeof *c->off);
-            if (c->off == NULL) die("corpus", "out of memory");
+            c->stream = realloc(c->stream, c->cap * sizeof *c->stream);
+            if (c->off == NULL || c->stream == NULL) die("corpus", "out of memory");
         }
+        if (ts > stream) stream = ts;
+        c->stream[c->n] = stream;
         c->off[c->n++] = c->text.len;
         cue_buf_append(&c->text, b.data, b.len);
         cue_buf_append_char(&b, '\0');
-        if (ts > stream) stream = ts;
         note_event(s, b.data, ts, stream);
     }
     c->off[c->n] = c->text.len;
@@ -219,13 +235,19 @@ static void corpus_make(sim *s)
 typedef struct mem_source {
     const corpus *c;
     size_t i;
+    int64_t end_ms; /* where the file mode advances to after the last record */
+    int64_t now_ms; /* the stream time of the record being processed */
 } mem_source;
 
 static int mem_next(void *ctx, const char **rec, size_t *len, int64_t *line, bool *oversize,
                     cue_err *err)
 {
     mem_source *m = ctx;
-    if (m->i == m->c->n) return 0;
+    if (m->i == m->c->n) {
+        m->now_ms = m->end_ms;
+        return 0;
+    }
+    m->now_ms = m->c->stream[m->i];
     *rec = m->c->text.data + m->c->off[m->i];
     *len = m->c->off[m->i + 1] - m->c->off[m->i];
     *line = (int64_t)++m->i;
@@ -245,14 +267,37 @@ static void msgs_add(msgs *l, msg m)
     l->v[l->n++] = m;
 }
 
-/* Every trigger the file mode writes (with policies on: every sent one). */
+/* What one run collects from the triggers the file mode writes. */
+typedef struct writes {
+    msgs *l;
+    const mem_source *src;
+    bool policy;
+} writes;
+
+/* The channel the policy chose, from the record's data.policy (the last
+ * member of data): whether it is push. */
+static bool policy_push(const char *rec, size_t len)
+{
+    static const char key[] = "\"policy\":{\"channel\":";
+    size_t k = sizeof key - 1;
+    for (size_t i = len >= k ? len - k + 1 : 0; i-- > 0;)
+        if (memcmp(rec + i, key, k) == 0)
+            return len - i - k >= 6 && memcmp(rec + i + k, "\"push\"", 6) == 0;
+    die("trigger record", "no data.policy.channel");
+    return false;
+}
+
+/* Every trigger the file mode writes (with policies on: every sent one):
+ * policies off, at its trigger time and as a push; on, at the stream time it
+ * is written, on the channel the policy chose. */
 static void on_trigger(const cue_trigger *t, const char *rec, size_t len, void *ctx)
 {
-    msgs_add(ctx, (msg){.user = user_index(t->user->id, t->user->id_len),
-                        .machine = t->machine_index,
-                        .trigger = t->trigger_index,
-                        .push = 1,
-                        .ms = t->time_ms});
+    writes *w = ctx;
+    msgs_add(w->l, (msg){.user = user_index(t->user->id, t->user->id_len),
+                         .machine = t->machine_index,
+                         .trigger = t->trigger_index,
+                         .push = w->policy ? policy_push(rec, len) : 1,
+                         .ms = w->policy ? w->src->now_ms : t->time_ms});
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -267,7 +312,8 @@ static double run_once(sim *s, bool policy, int round, msgs *sent, FILE *decisio
     snprintf(s->cfg.state_dir, sizeof s->cfg.state_dir, "%s/%s-%d", s->dir, policy ? "on" : "off",
              round);
     FILE *null = fopen("/dev/null", "w");
-    mem_source src = {.c = &s->c};
+    mem_source src = {.c = &s->c, .end_ms = s->end_ms};
+    writes w = {.l = sent, .src = &src, .policy = policy};
     cue_filemode_opts fo = {.cfg = &s->cfg,
                             .ms = s->ms,
                             .source = mem_next,
@@ -279,7 +325,7 @@ static double run_once(sim *s, bool policy, int round, msgs *sent, FILE *decisio
                             .decisions = policy ? decisions : NULL,
                             .until_ms = s->end_ms,
                             .on_trigger = on_trigger,
-                            .on_trigger_ctx = sent};
+                            .on_trigger_ctx = &w};
     cue_filemode_result res;
     cue_err err = {0};
     if (cue_filemode_run(&fo, &res, &err) != 0) die("file mode", err.msg);
@@ -406,6 +452,19 @@ static void week_percentiles(sim *s, const msgs *l, figures *f)
     free(dist);
 }
 
+/* Sent decisions (in the order made) against the triggers written (in the
+ * same order: a send is written right after its decision): each must be
+ * decided at the time it is written. */
+static void check_times(const msgs *decided, const msgs *written, figures *f)
+{
+    for (size_t i = 0; i < decided->n && i < written->n; i++) {
+        const msg *d = &decided->v[i], *w = &written->v[i];
+        if (d->user != w->user || d->machine != w->machine || d->trigger != w->trigger)
+            die("sent decisions", "not in the order their triggers were written");
+        f->sent_off_time += d->ms != w->ms;
+    }
+}
+
 /* Quiet hours, consent and holdouts over the messages (policies off, every
  * message is marked a push: nothing chose a channel). */
 static void check(sim *s, const msgs *l, figures *f)
@@ -452,13 +511,14 @@ static void print_case(const sim *s, const char *name, const figures *f, double 
 {
     printf("bench=policy_sim case=%s users=%zu days=%d events=%llu runs=%d events_per_s=%.0f "
            "triggers=%llu tpw_p50=%llu tpw_p99=%llu tpw_max=%llu quiet_push=%llu "
-           "quiet_push_bypass=%llu push_no_consent=%llu holdout_reached=%llu dead_letters=%llu",
+           "quiet_push_bypass=%llu push_no_consent=%llu holdout_reached=%llu dead_letters=%llu "
+           "sent_off_time=%llu",
            name, s->o.users, s->o.days, (unsigned long long)f->records, s->o.runs, rate,
            (unsigned long long)f->triggers, (unsigned long long)f->tpw_p50,
            (unsigned long long)f->tpw_p99, (unsigned long long)f->tpw_max,
            (unsigned long long)f->quiet_push, (unsigned long long)f->quiet_push_bypass,
            (unsigned long long)f->push_no_consent, (unsigned long long)f->holdout_reached,
-           (unsigned long long)f->dead_letters);
+           (unsigned long long)f->dead_letters, (unsigned long long)f->sent_off_time);
     if (strcmp(name, "on") == 0)
         printf(" sent=%llu deferred=%llu suppressed=%llu cancelled=%llu",
                (unsigned long long)f->outcomes[CUE_OUTCOME_SENT],
@@ -486,6 +546,8 @@ static void print_summary(const sim *s, const figures *off, const figures *on, d
            (unsigned long long)off->quiet_push, (unsigned long long)on->quiet_push);
     printf("    of bypassing classes          %12llu  %12llu   (allowed)\n",
            (unsigned long long)off->quiet_push_bypass, (unsigned long long)on->quiet_push_bypass);
+    printf("  sends decided off their time                  %12llu   (must be 0)\n",
+           (unsigned long long)on->sent_off_time);
     printf("  pushes without consent          %12llu  %12llu   (must be 0)\n",
            (unsigned long long)off->push_no_consent, (unsigned long long)on->push_no_consent);
     printf("  holdout users reached           %12llu  %12llu   (must be 0)\n",
@@ -552,6 +614,7 @@ static void sim_close(sim *s)
     nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     cue_buf_deinit(&s->c.text);
     free(s->c.off);
+    free(s->c.stream);
     free(s->users);
     free(s->scratch);
     cue_policy_tz_free(s->z);
@@ -592,7 +655,8 @@ static int rounds(sim *s, figures *off, figures *on, double *r_off, double *r_on
         }
         if (r == s->o.runs - 1) {
             check(s, &triggers, off);
-            check(s, &sent, on);
+            check(s, &sent_triggers, on);
+            check_times(&sent, &sent_triggers, on);
         }
         free(triggers.v);
         free(sent_triggers.v);
@@ -627,12 +691,13 @@ int main(int argc, char **argv)
     printf("bench=policy_sim case=cost events_per_s_off=%.0f events_per_s_on=%.0f ratio=%.3f\n",
            r_off, r_on, r_on / r_off);
     print_summary(&s, &off, &on, r_off, r_on);
-    if (on.quiet_push || on.push_no_consent || on.holdout_reached) {
+    if (on.quiet_push || on.push_no_consent || on.holdout_reached || on.sent_off_time) {
         fprintf(stderr,
                 "policy_sim: FAIL: with policies on, %llu pushes in quiet hours, %llu "
-                "without consent, %llu holdout users reached (all must be 0)\n",
+                "without consent, %llu holdout users reached, %llu sends decided at another "
+                "time than they went out (all must be 0)\n",
                 (unsigned long long)on.quiet_push, (unsigned long long)on.push_no_consent,
-                (unsigned long long)on.holdout_reached);
+                (unsigned long long)on.holdout_reached, (unsigned long long)on.sent_off_time);
         bad = 1;
     }
     sim_close(&s);

@@ -15,7 +15,7 @@
 # target and run to build/fuzz/work/summary.tsv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/deps.sh
+./scripts/deps.sh --fuzz
 
 build=build/fuzz
 work=$build/work

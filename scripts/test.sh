@@ -5,7 +5,7 @@
 # for 20 s (scripts/fuzz.sh; FUZZ_SECONDS=0 skips them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/deps.sh
+./scripts/deps.sh --test
 build=build/ci
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DCUE_WERROR=ON -DCUE_SANITIZE=ON >/dev/null
 cmake --build "$build" -j"$(nproc)"

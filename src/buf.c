@@ -7,6 +7,7 @@
 #include "cuepoint/buf.h"
 
 #include "cuepoint/err.h"
+#include "cuepoint/utf8.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -98,33 +99,6 @@ int cue_buf_printf(cue_buf *b, const char *fmt, ...)
     return 0;
 }
 
-/* Length of the well-formed UTF-8 sequence at s (at most n bytes), or 0.
- * Overlong forms, surrogates and code points past U+10FFFF are not
- * well-formed: a strict reader of our output would reject them. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t min, cp;
-    if (c < 0x80) return 1;
-    if ((c & 0xe0) == 0xc0) {
-        len = 2, min = 0x80, cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-        len = 3, min = 0x800, cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-        len = 4, min = 0x10000, cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (len > n) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-    return len;
-}
-
 /* Bytes at s that go out as they are: printable ASCII other than '"' and
  * '\\', and whole well-formed UTF-8 sequences. */
 static size_t plain_run(const unsigned char *s, size_t n)
@@ -136,7 +110,7 @@ static size_t plain_run(const unsigned char *s, size_t n)
             i++;
             continue;
         }
-        size_t k = c >= 0x80 ? utf8_len(s + i, n - i) : 0;
+        size_t k = c >= 0x80 ? cue_utf8_len(s + i, n - i) : 0;
         if (k == 0) break;
         i += k;
     }
@@ -162,6 +136,34 @@ static size_t put_escape(char *o, unsigned char c)
         o[5] = hex[c & 15];
         return 6;
     }
+}
+
+int cue_buf_append_base64_str(cue_buf *b, const void *s, size_t n)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (n > SIZE_MAX / 2 || cue_buf_reserve(b, (n + 2) / 3 * 4 + 3) != 0) return CUE_ENOMEM;
+    const unsigned char *u = s;
+    char *o = b->data + b->len;
+    *o++ = '"';
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)u[i] << 16 | (uint32_t)u[i + 1] << 8 | u[i + 2];
+        *o++ = abc[v >> 18];
+        *o++ = abc[(v >> 12) & 63];
+        *o++ = abc[(v >> 6) & 63];
+        *o++ = abc[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)u[i] << 16 | (i + 1 < n ? (uint32_t)u[i + 1] << 8 : 0);
+        *o++ = abc[v >> 18];
+        *o++ = abc[(v >> 12) & 63];
+        *o++ = i + 1 < n ? abc[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    *o++ = '"';
+    *o = '\0';
+    b->len = (size_t)(o - b->data);
+    return 0;
 }
 
 int cue_buf_append_json_str(cue_buf *b, const char *s, size_t n)

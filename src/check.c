@@ -94,7 +94,9 @@ static void lint_states(const cue_machines *ms, const cue_machine *m, const bool
 typedef struct usage {
     const bool *seen;
     bool timer_handled[CUE_MACHINE_TIMERS_MAX], timer_cancelled[CUE_MACHINE_TIMERS_MAX];
+    bool timer_started[CUE_MACHINE_TIMERS_MAX]; /* by an action that can run */
     char timer_started_at[CUE_MACHINE_TIMERS_MAX][300];
+    char timer_handled_at[CUE_MACHINE_TIMERS_MAX][300];
     bool trigger_live[CUE_MACHINE_TRIGGERS_MAX];
     char trigger_at[CUE_MACHINE_TRIGGERS_MAX][300];
 } usage;
@@ -111,6 +113,8 @@ static void note_usage(const cue_machines *ms, const cue_machine *m, int state,
         snprintf(base, sizeof base, "$.start");
     else
         transition_path(m, ti, base, sizeof base);
+    if (t->on == CUE_ON_TIMER && u->timer_handled_at[t->timer][0] == '\0')
+        snprintf(u->timer_handled_at[t->timer], 300, "%.290s.timer", base);
     const cue_action *acts = cue_machines_actions(ms) + t->first_action;
     for (uint16_t k = 0; k < t->n_actions; k++) {
         const cue_action *a = &acts[k];
@@ -119,6 +123,7 @@ static void note_usage(const cue_machines *ms, const cue_machine *m, int state,
         if (a->kind == CUE_ACT_EMIT) at = u->trigger_at[a->target];
         if (at && at[0] == '\0') snprintf(at, 300, "%.280s.do[%u]", base, k);
         if (a->kind == CUE_ACT_CANCEL_TIMER) u->timer_cancelled[a->target] = true;
+        if (a->kind == CUE_ACT_START_TIMER && live) u->timer_started[a->target] = true;
         if (a->kind == CUE_ACT_EMIT && live) u->trigger_live[a->target] = true;
     }
 }
@@ -129,13 +134,22 @@ static void lint_usage(const cue_machines *ms, const cue_machine *m, const bool 
     memset(&u, 0, sizeof u);
     u.seen = seen;
     each_transition(ms, m, note_usage, &u);
-    for (uint16_t t = 0; t < m->n_timers; t++)
+    /* Both are errors: a timer that fires into nothing, or a handler that
+     * waits for a timer nothing starts, is a journey that does not do what
+     * its author wrote. */
+    for (uint16_t t = 0; t < m->n_timers; t++) {
         if (!u.timer_handled[t])
-            cue_diags_add(d, CUE_DIAG_WARNING, "timer-never-handled", u.timer_started_at[t],
+            cue_diags_add(d, CUE_DIAG_ERROR, "timer-never-handled", u.timer_started_at[t],
                           "timer '%s' is started but no reachable state has {\"timer\": \"%s\"}: "
                           "it fires into nothing%s",
                           m->timers[t].name, m->timers[t].name,
                           u.timer_cancelled[t] ? "" : " and is never cancelled");
+        else if (!u.timer_started[t])
+            cue_diags_add(d, CUE_DIAG_ERROR, "timer-never-started", u.timer_handled_at[t],
+                          "timer '%s' is handled here but only started where nothing runs (an "
+                          "unreachable or final state): it never fires",
+                          m->timers[t].name);
+    }
     for (uint16_t t = 0; t < m->n_triggers; t++)
         if (!u.trigger_live[t])
             cue_diags_add(d, CUE_DIAG_WARNING, "trigger-never-emitted", u.trigger_at[t],
@@ -188,9 +202,10 @@ int cue_check_file(const char *file, cue_diags *d)
     cue_machines *ms = NULL;
     int rc = cue_machines_compile_file(&ms, file, d);
     if (rc != 0) return rc;
+    size_t errors = d->errors;
     cue_check_lint(ms, 0, d);
     cue_machines_free(ms);
-    return 0;
+    return d->errors > errors ? CUE_EMACHINE : 0;
 }
 
 /* ---- graph ------------------------------------------------------------- */

@@ -11,10 +11,12 @@
 #include "cuepoint/gen.h"
 #include "cuepoint/log.h"
 #include "cuepoint/machine.h"
+#include "cuepoint/migrate.h"
 #include "cuepoint/policy.h"
 #include "cuepoint/store.h"
 #include "cuepoint/timefmt.h"
 #include "cuepoint/trigger.h"
+#include "cuepoint/version.h"
 
 #include "cli_int.h"
 #include "embedded.h"
@@ -24,12 +26,11 @@
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
-
-#define CUE_VERSION "0.1.0"
 
 /* ---- options ----------------------------------------------------------- */
 
@@ -93,6 +94,19 @@ int cli_parse_time(const char *s, int64_t *ms)
     return cue_time_parse_rfc3339(s, strlen(s), ms);
 }
 
+int cli_reader_clock(int64_t *ms, cue_err *err)
+{
+    const char *fixed = getenv("CUEPOINT_CLOCK");
+    if (fixed && *fixed) {
+        if (cli_parse_time(fixed, ms) == 0) return 0;
+        return cue_err_set(err, CUE_EUSAGE, "CUEPOINT_CLOCK: '%.64s' is not a time", fixed);
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    *ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return 0;
+}
+
 int cli_parse_size(const char *s, size_t *out)
 {
     char *end;
@@ -132,12 +146,24 @@ int cli_fail(const char *cmd, int code, const cue_err *err)
 
 /* Options that every command reading a config takes. Returns 1 when argv[i]
  * was one of them, 0 when not, and a negative exit code on a bad value. */
+/* The outcome of one config option: 1, or the logged error's exit code
+ * (66 for a config file that is not there, 78 for a bad value), negated. The
+ * log level follows the config as soon as it is read, so what comes next
+ * already logs at the level asked for. */
+static int config_applied(args *a, cue_config *cfg, int rc, const cue_err *err)
+{
+    if (rc != 0) return -cli_fail(a->cmd, rc, err);
+    cue_log_set_level(cfg->log_level);
+    return 1;
+}
+
 int cli_common_opt(args *a, cue_config *cfg, cue_err *err)
 {
     const char *v = NULL;
     if (cli_opt_value(a, "--config", &v)) {
         if (a->bad) return -EX_USAGE;
-        return cue_config_load(cfg, v, err) == 0 ? 1 : -EX_CONFIG;
+        a->config_seen = true;
+        return config_applied(a, cfg, cue_config_load(cfg, v, err), err);
     }
     if (cli_opt_value(a, "--set", &v)) {
         if (a->bad) return -EX_USAGE;
@@ -148,20 +174,17 @@ int cli_common_opt(args *a, cue_config *cfg, cue_err *err)
         }
         char key[128];
         snprintf(key, sizeof key, "%.*s", (int)(eq - v), v);
-        return cue_config_set(cfg, key, eq + 1, err) == 0 ? 1 : -EX_CONFIG;
+        return config_applied(a, cfg, cue_config_set(cfg, key, eq + 1, err), err);
     }
-    if (cli_opt_value(a, "--state-dir", &v)) {
-        if (a->bad) return -EX_USAGE;
-        return cue_config_set(cfg, "state.dir", v, err) == 0 ? 1 : -EX_CONFIG;
-    }
-    if (cli_opt_value(a, "--machines", &v)) {
-        if (a->bad) return -EX_USAGE;
-        return cue_config_set(cfg, "machines.dir", v, err) == 0 ? 1 : -EX_CONFIG;
-    }
-    if (cli_opt_value(a, "--policies", &v)) {
-        if (a->bad) return -EX_USAGE;
-        return cue_config_set(cfg, "policies", v, err) == 0 ? 1 : -EX_CONFIG;
-    }
+    static const struct {
+        const char *opt, *key;
+    } shorthands[] = {
+        {"--state-dir", "state.dir"}, {"--machines", "machines.dir"}, {"--policies", "policies"}};
+    for (size_t i = 0; i < sizeof shorthands / sizeof *shorthands; i++)
+        if (cli_opt_value(a, shorthands[i].opt, &v)) {
+            if (a->bad) return -EX_USAGE;
+            return config_applied(a, cfg, cue_config_set(cfg, shorthands[i].key, v, err), err);
+        }
     return 0;
 }
 
@@ -181,8 +204,13 @@ static const char file_help[] =
     "\n"
     "Runs events from a JSON-lines file (or stdin) through the journeys, keeping\n"
     "state in a state directory, and writes triggers as JSON lines (CloudEvents).\n"
-    "A second run over the same --state-dir continues where the first stopped.\n"
-    "Bad lines go to the dead-letter file with their line number and reason.\n"
+    "Another input over the same --state-dir continues from that state; the same\n"
+    "input again (its first 64 KiB, or of a pipe its first line) is refused, even\n"
+    "after others: --resume continues one that was interrupted. An event whose event_id the user "
+    "applied within\n"
+    "allowed.lateness.ms is skipped as a duplicate. Bad lines go to the\n"
+    "dead-letter file with their line number and reason; an event more than\n"
+    "event.time.max.future.ms ahead of the clock (CUEPOINT_CLOCK, else now) is one.\n"
     "\n"
     "Options:\n"
     "  --input FILE         events, one JSON object per line; '-' is stdin (default -)\n"
@@ -207,7 +235,7 @@ static const char file_help[] =
     "  -h, --help           this text\n"
     "\n"
     "Exit status: 0 done (dead letters included), 64 usage (also --resume with\n"
-    "nothing to resume), 66 input missing,\n"
+    "nothing to resume, and the same input again), 66 input missing,\n"
     "73/74 output or state directory not writable, 78 configuration or machines.\n";
 
 typedef struct file_args {
@@ -287,12 +315,18 @@ static int file_run(const cue_config *cfg, const file_args *fa, cue_err *err)
                            .source = cue_line_source_next,
                            .source_ctx = src,
                            .source_name = fa->input,
+                           .fingerprint = cue_filemode_fingerprint(in),
                            .out = out,
                            .dead = dead,
                            .policy = pol,
                            .decisions = decisions,
                            .until_ms = fa->until_ms,
                            .resume = fa->resume};
+    rc = cli_reader_clock(&o.clock_ms, err);
+    if (rc != 0) {
+        rc = EX_USAGE;
+        goto close_out;
+    }
     cue_filemode_result res;
     rc = cue_filemode_run(&o, &res, err);
     if (!fa->quiet) cue_filemode_summary(stderr, &o, &res);
@@ -334,7 +368,6 @@ static int cmd_file(int argc, char **argv)
     args a = {.argc = argc, .argv = argv, .cmd = "file"};
     file_args fa = {.input = "-", .output = "-", .until_ms = INT64_MIN};
     int rc = file_parse(&a, &cfg, &fa, &err);
-    if (rc == EX_CONFIG) return cli_fail("file", CUE_ECONFIG, &err);
     if (rc != 0) return rc;
     rc = file_run(&cfg, &fa, &err);
     if (rc != 0 && err.msg[0]) cue_log(CUE_LOG_ERROR, err.msg, "s:command", "file", NULL);
@@ -345,22 +378,51 @@ static int cmd_file(int argc, char **argv)
 
 static const char check_help[] =
     "Usage: cuepoint check FILE... [--policies FILE [--machines DIR]]\n"
+    "       cuepoint check FILE... --against STATE_DIR [--previous DIR]\n"
     "\n"
     "Validates and lints journey files. Prints one line per finding:\n"
     "  FILE: JSON-PATH: error|warning: MESSAGE [code]\n"
-    "Errors stop a machine from loading; warnings (unreachable states, timers never\n"
-    "handled, ...) do not. A directory checks every *.json file in it.\n"
+    "Errors stop a machine from loading; warnings (unreachable states, ...) do\n"
+    "not. A directory checks every *.json file in it.\n"
+    "\n"
+    "With --against, the files are also the journeys of a deploy, and the plan\n"
+    "of what loading STATE_DIR under them would do is printed: per journey, the\n"
+    "instances stored under another version in each old state and where each\n"
+    "goes (kept, moved, finished, restarted, stranded), pending timers kept,\n"
+    "moved or dropped, and timers that would be due at once. Read-only; give\n"
+    "every journey of the deploy (instances of others count as dropped).\n"
     "\n"
     "Options:\n"
-    "  --policies FILE  also check a policy file (schemas/policy.schema.json)\n"
-    "                   against the journeys in --machines DIR (default\n"
-    "                   deploy/machines): names, durations, zones, classes\n"
-    "  --machines DIR   the journeys a policy file refers to\n"
-    "  --strict         exit 65 on warnings too\n"
-    "  -h, --help       this text\n"
+    "  --policies FILE    also check a policy file (schemas/policy.schema.json)\n"
+    "                     against the journeys in --machines DIR (default\n"
+    "                     deploy/machines): names, durations, zones, classes\n"
+    "  --machines DIR     the journeys a policy file refers to\n"
+    "  --against DIR      plan the migration of this state directory\n"
+    "  --previous DIR     the journeys as deployed now, to name old states and\n"
+    "                     timers the new files no longer mention\n"
+    "  --strict           exit 65 on warnings too\n"
+    "  -h, --help         this text\n"
     "\n"
-    "Exit status: 0 no errors, 65 errors found (or warnings with --strict),\n"
-    "66 a file could not be read, 64 usage.\n";
+    "Exit status: 0 no errors, 65 errors found (or warnings with --strict, or\n"
+    "stored instances the change would strand without a rule), 66 a file or\n"
+    "the state directory could not be read, 64 usage.\n";
+
+/* The journey files a command line names, directories expanded. */
+typedef struct file_list {
+    char *v[CUE_MACHINES_MAX * 4];
+    size_t n;
+} file_list;
+
+static void file_list_add(file_list *l, const char *path)
+{
+    if (l && l->n < sizeof l->v / sizeof *l->v) l->v[l->n++] = strdup(path);
+}
+
+static void file_list_free(file_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+}
 
 static int check_one(const char *file, bool *missing, size_t *errors, size_t *warnings)
 {
@@ -388,7 +450,8 @@ static int cmp_names(const void *a, const void *b)
 }
 
 /* Checks every *.json in `dir`, in name order; returns how many. */
-static size_t check_dir(const char *dir, bool *missing, size_t *errors, size_t *warnings)
+static size_t check_dir(const char *dir, bool *missing, size_t *errors, size_t *warnings,
+                        file_list *files)
 {
     DIR *dh = opendir(dir);
     if (dh == NULL) {
@@ -409,45 +472,80 @@ static size_t check_dir(const char *dir, bool *missing, size_t *errors, size_t *
         char path[CUE_PATH_MAX];
         snprintf(path, sizeof path, "%.700s/%.200s", dir, names[i]);
         check_one(path, missing, errors, warnings);
+        file_list_add(files, path);
         free(names[i]);
     }
     return n;
 }
 
-/* Compiles a policy file against the journeys it names; prints the error in
- * the same "FILE: PATH: error: MESSAGE [code]" shape. True on an error. */
-static bool check_policies(const char *file, const char *machines, bool *missing)
+/* Checks a policy file against the journeys it names; prints each error in
+ * the same "FILE: PATH: error: MESSAGE [code]" shape. Returns how many. */
+static size_t check_policies(const char *file, const char *machines, bool *missing)
 {
     if (access(file, R_OK) != 0) {
         printf("%s: cannot read: %s\n", file, strerror(errno));
         *missing = true;
-        return false;
+        return 0;
     }
     cue_machines *ms = NULL;
-    cue_policy *p = NULL;
     cue_err err = {0};
     if (cue_machines_load(&ms, machines, NULL, &err) != 0) {
         printf("%s: $: error: the journeys it refers to do not load: %s [policy-machines]\n", file,
                err.msg);
-        return true;
+        return 1;
     }
-    int rc = cue_policy_load(&p, file, ms, &err);
-    if (rc != 0) {
-        /* "FILE: PATH: MESSAGE", or "FILE:LINE:COL: MESSAGE" for bad JSON. */
-        size_t n = strlen(file);
-        const char *rest =
-            strncmp(err.msg, file, n) == 0 && err.msg[n] == ':' ? err.msg + n + 1 : err.msg;
-        while (*rest == ' ')
-            rest++;
-        const char *sep = strstr(rest, ": ");
-        if (rest[0] == '$' && sep)
-            printf("%s: %.*s: error: %s [policy]\n", file, (int)(sep - rest), rest, sep + 2);
-        else
-            printf("%s: $: error: %s [policy]\n", file, rest);
-    }
-    cue_policy_free(p);
+    cue_diags d;
+    cue_diags_init(&d);
+    size_t errors = cue_policy_check(file, ms, &d);
+    for (size_t i = 0; i < d.n; i++)
+        printf("%s: %s: error: %s [%s]\n", file, d.items[i].path, d.items[i].msg, d.items[i].code);
+    if (errors > d.n)
+        printf("%s: $: error: %zu more errors not shown (the first %zu are above) [policy]\n", file,
+               errors - d.n, d.n);
+    cue_diags_deinit(&d);
     cue_machines_free(ms);
-    return rc != 0;
+    return errors;
+}
+
+/* The plan of a deploy: what loading `state_dir` under `files` would do. */
+static int check_against(const file_list *files, const char *state_dir, const char *previous)
+{
+    cue_err err = {0};
+    cue_machines *ms = NULL, *prev = NULL;
+    cue_store *store = NULL;
+    cue_plan *plan = NULL;
+    struct stat st;
+    int rc = EX_OK;
+    if (stat(state_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        printf("%s: cannot read: no state directory\n", state_dir);
+        return EX_NOINPUT;
+    }
+    if (cue_machines_load_files(&ms, (const char *const *)files->v, files->n, &err) != 0 ||
+        (previous && cue_machines_load(&prev, previous, NULL, &err) != 0) ||
+        cue_store_open(&store, state_dir, &(cue_store_opts){.read_only = true}, &err) != 0 ||
+        cue_plan_new(&plan, ms, prev, &err) != 0 || cue_plan_scan(plan, store, &err) != 0) {
+        printf("%s: $: error: no plan: %s [plan]\n", state_dir, err.msg);
+        rc = err.code == CUE_ESTORE ? EX_NOINPUT : EX_DATAERR;
+        goto done;
+    }
+    cue_buf out;
+    cue_buf_init(&out, 4096);
+    cue_plan_write(plan, &out);
+    fputs(out.data, stdout);
+    cue_buf_deinit(&out);
+    uint64_t stranded = cue_plan_stranded(plan);
+    if (stranded) {
+        printf("%s: $.migrate.states: error: %llu stored instance(s) would be stranded: their "
+               "state is gone and no rule says where they go [stranded]\n",
+               state_dir, (unsigned long long)stranded);
+        rc = EX_DATAERR;
+    }
+done:
+    cue_plan_free(plan);
+    if (store) cue_store_close(store);
+    cue_machines_free(prev);
+    cue_machines_free(ms);
+    return rc;
 }
 
 static int cmd_check(int argc, char **argv)
@@ -457,37 +555,50 @@ static int cmd_check(int argc, char **argv)
         return 0;
     }
     bool strict = false, missing = false;
-    size_t errors = 0, warnings = 0, files = 0;
-    const char *policies = NULL, *machines = "deploy/machines";
+    size_t errors = 0, warnings = 0, n_files = 0;
+    const char *policies = NULL, *machines = "deploy/machines", *against = NULL, *previous = NULL;
+    static file_list files; /* every journey file named: the deploy, for --against */
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--strict") == 0) {
             strict = true;
             continue;
         }
-        if ((strcmp(argv[i], "--policies") == 0 || strcmp(argv[i], "--machines") == 0)) {
+        const char **opt = strcmp(argv[i], "--policies") == 0   ? &policies
+                           : strcmp(argv[i], "--machines") == 0 ? &machines
+                           : strcmp(argv[i], "--against") == 0  ? &against
+                           : strcmp(argv[i], "--previous") == 0 ? &previous
+                                                                : NULL;
+        if (opt) {
             if (i + 1 >= argc) return cli_usage_error("check", "%s needs a value", argv[i]);
-            *(argv[i][2] == 'p' ? &policies : &machines) = argv[i + 1];
-            i++;
+            *opt = argv[++i];
             continue;
         }
         if (argv[i][0] == '-' && argv[i][1])
             return cli_usage_error("check", "unknown option '%s'", argv[i]);
         struct stat st;
         if (stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode)) {
-            files += check_dir(argv[i], &missing, &errors, &warnings);
+            n_files += check_dir(argv[i], &missing, &errors, &warnings, &files);
             continue;
         }
-        files++;
+        n_files++;
         check_one(argv[i], &missing, &errors, &warnings);
+        file_list_add(&files, argv[i]);
     }
+    if (previous && !against)
+        return cli_usage_error("check", "%s", "--previous goes with --against");
     if (policies) {
-        files++;
-        if (check_policies(policies, machines, &missing)) errors++;
+        n_files++;
+        errors += check_policies(policies, machines, &missing);
     }
-    if (files == 0) return cli_usage_error("check", "%s", "no files given");
-    printf("%zu file(s): %zu error(s), %zu warning(s)\n", files, errors, warnings);
-    if (missing) return EX_NOINPUT;
-    return errors || (strict && warnings) ? EX_DATAERR : 0;
+    if (n_files == 0) return cli_usage_error("check", "%s", "no files given");
+    printf("%zu file(s): %zu error(s), %zu warning(s)\n", n_files, errors, warnings);
+    int rc = missing ? EX_NOINPUT : errors || (strict && warnings) ? EX_DATAERR : 0;
+    if (against && rc == 0)
+        rc = check_against(&files, against, previous);
+    else if (against)
+        printf("%s: no plan: the journeys must check clean first\n", against);
+    file_list_free(&files);
+    return rc;
 }
 
 static const char graph_help[] = "Usage: cuepoint graph FILE\n"
@@ -654,7 +765,6 @@ static int cmd_erase(int argc, char **argv)
     const char *uid = NULL;
     for (a.i = 2; a.i < argc && !a.bad; a.i++) {
         int rc = cli_common_opt(&a, &cfg, &err);
-        if (rc == -EX_CONFIG) return cli_fail("erase", CUE_ECONFIG, &err);
         if (rc < 0) return -rc;
         if (rc > 0) continue;
         if (uid == NULL && argv[a.i][0] != '-') {
@@ -706,7 +816,6 @@ static int cmd_state(int argc, char **argv)
     int64_t partition = -1;
     for (a.i = 3; a.i < argc && !a.bad; a.i++) {
         int rc = cli_common_opt(&a, &cfg, &err);
-        if (rc == -EX_CONFIG) return cli_fail("state", CUE_ECONFIG, &err);
         if (rc < 0) return -rc;
         if (rc > 0) continue;
         if (cli_opt_value(&a, "--partition", &v)) {
@@ -734,6 +843,8 @@ static int cmd_state(int argc, char **argv)
 
 static const char generate_help[] =
     "Usage: cuepoint generate [--users N] [--events N] [--seed S] [--start TIME] [--consent]\n"
+    "       cuepoint generate --planted [--users N] [--seed S] [--start TIME] [--weeks N]\n"
+    "                         [--policies FILE] [--machines DIR] [--truth FILE]\n"
     "\n"
     "Writes a synthetic stream of product events as JSON lines on stdout: users\n"
     "sign up, onboard (some stall), set and move project deadlines (some miss\n"
@@ -749,7 +860,21 @@ static const char generate_help[] =
     "                opt-in region (\"EU\") some users grant push (60%) and email (80%)\n"
     "                right after signing up; anyone push reaches may later withdraw it\n"
     "                (5%) or mute it (3%). The product events stay the same; without\n"
-    "                it the output is what it always was.\n";
+    "                it the output is what it always was.\n"
+    "\n"
+    "A history with planted effects, to check `cuepoint report` against (see\n"
+    "include/cuepoint/gen.h for the script): onboarding completion that differs by\n"
+    "work mode and sign-up week, a holdout of the stall nudge's experiment with a\n"
+    "planted lift (the nudged complete 40%, the holdout 20%), push withdrawn after\n"
+    "8% of the nudges, and mutes after 5% of completed onboardings:\n"
+    "  --planted       write that history instead (every user to the end of it)\n"
+    "  --start TIME    its first sign-up week (default 2026-01-05T00:00:00Z, a Monday)\n"
+    "  --weeks N       weeks of sign-ups (default 4)\n"
+    "  --policies FILE the policy file the history will run with: its experiment that\n"
+    "                  covers onboarding_stalled decides who is in the holdout\n"
+    "                  (default deploy/policies.json)\n"
+    "  --machines DIR  the journeys that policy file names (default deploy/machines)\n"
+    "  --truth FILE    write what was planted (expected rates, exact counts) as JSON\n";
 
 int cli_size_opt(args *a, const char *name, size_t *out, bool *matched)
 {
@@ -788,6 +913,103 @@ int cli_gen_parse(args *a, gen_args *g, int first)
     return a->bad ? EX_USAGE : 0;
 }
 
+typedef struct plant_args {
+    bool on, start_set;
+    const char *truth, *policies, *machines;
+    size_t weeks;
+} plant_args;
+
+/* Options of generate beyond the generator's: 1 when argv[a->i] was one. */
+static int generate_opt(args *a, gen_args *g, plant_args *pa)
+{
+    const char *arg = a->argv[a->i];
+    bool m = false;
+    if (strcmp(arg, "--consent") == 0 || strcmp(arg, "--planted") == 0) {
+        *(arg[2] == 'c' ? &g->consent : &pa->on) = true;
+        return 1;
+    }
+    if (cli_opt_value(a, "--truth", &pa->truth) || cli_opt_value(a, "--policies", &pa->policies) ||
+        cli_opt_value(a, "--machines", &pa->machines))
+        return a->bad ? -EX_USAGE : 1;
+    int rc = cli_size_opt(a, "--weeks", &pa->weeks, &m);
+    if (rc != 0) return -rc;
+    if (m) return a->bad ? -EX_USAGE : 1;
+    return 0;
+}
+
+typedef struct holdout_ctx {
+    const cue_policy *pol;
+    int exp;
+} holdout_ctx;
+
+static bool in_holdout(const char *user, size_t len, void *ctx)
+{
+    holdout_ctx *h = ctx;
+    return h->exp >= 0 && cue_policy_assign(h->pol, (size_t)h->exp, user, len) < 0;
+}
+
+/* The experiment that covers onboarding.onboarding_stalled, or -1. */
+static int stall_experiment(const cue_machines *ms, const cue_policy *pol)
+{
+    for (size_t i = 0; i < cue_machines_count(ms); i++) {
+        const cue_machine *m = cue_machines_get(ms, i);
+        if (strcmp(m->name, "onboarding") != 0) continue;
+        for (uint16_t t = 0; t < m->n_triggers; t++)
+            if (strcmp(m->triggers[t].name, "onboarding_stalled") == 0)
+                return cue_policy_experiment_of(pol, (uint16_t)i, (uint8_t)t);
+    }
+    return -1;
+}
+
+static int generate_planted(const gen_args *g, const plant_args *pa)
+{
+    cue_err err = {0};
+    cue_machines *ms = NULL;
+    cue_policy *pol = NULL;
+    cue_gen_plant *gen = NULL;
+    int rc = cue_machines_load(&ms, pa->machines ? pa->machines : "deploy/machines", NULL, &err);
+    if (rc == 0)
+        rc = cue_policy_load(&pol, pa->policies ? pa->policies : "deploy/policies.json", ms, &err);
+    if (rc != 0) {
+        cue_machines_free(ms);
+        return cli_fail("generate", rc, &err);
+    }
+    holdout_ctx h = {.pol = pol, .exp = stall_experiment(ms, pol)};
+    cue_gen_plant_opts o;
+    cue_gen_plant_defaults(&o);
+    o.seed = g->seed;
+    o.users = g->users;
+    if (pa->start_set) o.start_ms = g->start_ms;
+    if (pa->weeks) o.weeks = (int)(pa->weeks > 1000 ? 1000 : pa->weeks);
+    o.holdout = in_holdout;
+    o.holdout_ctx = &h;
+    rc = cue_gen_plant_new(&gen, &o, &err);
+    cue_buf b;
+    cue_buf_init(&b, 512);
+    int64_t ts;
+    while (rc == 0 && cue_gen_plant_next(gen, &b, &ts) == 1) {
+        fwrite(b.data, 1, b.len, stdout);
+        putchar('\n');
+    }
+    if (rc == 0 && pa->truth) {
+        cue_buf_reset(&b);
+        cue_gen_plant_truth(gen, h.exp >= 0 ? cue_policy_experiment_name(pol, (size_t)h.exp) : NULL,
+                            &b);
+        FILE *f = fopen(pa->truth, "w");
+        rc = f && fprintf(f, "%s\n", b.data) > 0 && fclose(f) == 0
+                 ? 0
+                 : cue_err_set(&err, CUE_EIO, "cannot write the truth to '%s'", pa->truth);
+    }
+    cue_buf_deinit(&b);
+    cue_gen_plant_free(gen);
+    cue_policy_free(pol);
+    cue_machines_free(ms);
+    if (rc != 0)
+        return rc == CUE_EINVAL ? cli_usage_error("generate", "%s", err.msg)
+                                : cli_fail("generate", rc, &err);
+    return fflush(stdout) == 0 ? 0 : EX_IOERR;
+}
+
 static int cmd_generate(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
@@ -796,17 +1018,25 @@ static int cmd_generate(int argc, char **argv)
     }
     args a = {.argc = argc, .argv = argv, .cmd = "generate"};
     gen_args g = {.users = 1000, .seed = 42, .start_ms = 1767603600000LL};
+    plant_args pa = {0};
     for (int first = 2;;) {
+        int64_t start = g.start_ms;
         int rc = cli_gen_parse(&a, &g, first);
+        pa.start_set |= g.start_ms != start;
         if (rc >= 0) {
             if (rc != 0) return rc;
             break;
         }
-        if (strcmp(argv[a.i], "--consent") != 0)
-            return cli_usage_error("generate", "unknown option '%s'", argv[a.i]);
-        g.consent = true;
+        rc = generate_opt(&a, &g, &pa);
+        if (rc < 0) return -rc;
+        if (rc == 0) return cli_usage_error("generate", "unknown option '%s'", argv[a.i]);
         first = a.i + 1;
     }
+    if (pa.on) return generate_planted(&g, &pa);
+    if (pa.truth || pa.policies || pa.machines || pa.weeks)
+        return cli_usage_error("generate", "%s",
+                               "--truth, --policies, --machines and --weeks "
+                               "go with --planted");
     cue_gen *gen;
     cue_err err = {0};
     if (cue_gen_new(&gen,
@@ -894,6 +1124,23 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 void cli_remove_tree(const char *dir)
 {
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The records a run writes beside its store, kept when they hold any. */
+static int rm_store_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    const char *base = path + ftw->base;
+    if (ftw->level == 1 && flag == FTW_F && sb->st_size > 0 &&
+        (strcmp(base, "dead-letters.jsonl") == 0 || strcmp(base, "decisions.jsonl") == 0))
+        return 0;
+    if (ftw->level > 0) remove(path); /* the directory itself: rmdir below, if empty */
+    return 0;
+}
+
+void cli_remove_store(const char *dir)
+{
+    nftw(dir, rm_store_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rmdir(dir); /* fails, as it should, when records were kept */
 }
 
 static int demo_run(const char *dir, const char *machines, const gen_args *g, demo_ctx *d,
@@ -1022,6 +1269,9 @@ static const char main_help[] =
     "  graph       print a journey as Graphviz DOT\n"
     "  state       read users' state from a state directory (get USER | dump)\n"
     "  erase       delete a user's state from a state directory, offline\n"
+    "  report      measure what the journeys did over a history (cohorts, opt-outs,\n"
+    "              holdout lift, messages per user-week, retention), or --compare\n"
+    "              two runs: an HTML page and JSON\n"
     "  generate    write a synthetic event stream as JSON lines\n"
     "  version     print the version\n"
     "\n"
@@ -1037,7 +1287,7 @@ int cue_cli_main(int argc, char **argv)
                 {"demo", cli_cmd_demo},     {"generate", cmd_generate},
                 {"run", cli_cmd_run},       {"dev-broker", cli_cmd_dev_broker},
                 {"replay", cli_cmd_replay}, {"offsets", cli_cmd_offsets},
-                {"erase", cmd_erase}};
+                {"erase", cmd_erase},       {"report", cli_cmd_report}};
     if (argc < 2) {
         fputs(main_help, stderr);
         return EX_USAGE;
@@ -1048,13 +1298,14 @@ int cue_cli_main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("cuepoint %s\n", CUE_VERSION);
+        printf("cuepoint %s (commit %s)\n", cue_version, cue_commit);
         return 0;
     }
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc, argv);
-    const char *names[] = {"file",    "check", "graph",      "state",  "demo",    "generate",
-                           "version", "run",   "dev-broker", "replay", "offsets", "erase"};
+    const char *names[] = {"file",     "check",   "graph", "state",      "demo",
+                           "generate", "version", "run",   "dev-broker", "replay",
+                           "offsets",  "erase",   "report"};
     const char *near = cue_nearest_name(cmd, names, sizeof names / sizeof *names);
     fprintf(stderr, "cuepoint: unknown command '%s'%s%s%s; see 'cuepoint --help'\n", cmd,
             near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");

@@ -22,6 +22,7 @@ typedef struct args {
     int i;
     const char *cmd;
     bool bad;
+    bool config_seen; /* a --config was given */
 } args;
 
 /* The value of option `name` if argv[i] is it, advancing past it. */
@@ -29,14 +30,20 @@ bool cli_opt_value(args *a, const char *name, const char **out);
 int cli_usage_error(const char *cmd, const char *fmt, const char *what);
 bool cli_wants_help(int argc, char **argv);
 int cli_parse_time(const char *s, int64_t *ms);
+/* The reader's clock (task.h: the reference for records without a Kafka
+ * timestamp): CUEPOINT_CLOCK when it is set (tests fix it), else the wall
+ * clock. CUE_EUSAGE when CUEPOINT_CLOCK is not a time. */
+int cli_reader_clock(int64_t *ms, cue_err *err);
 int cli_parse_size(const char *s, size_t *out);
 int cli_size_opt(args *a, const char *name, size_t *out, bool *matched);
 /* Exit code (sysexits.h) for an error code. */
 int cli_exit_for(int code);
 /* Logs the error and returns its exit code. */
 int cli_fail(const char *cmd, int code, const cue_err *err);
-/* --config, --set, --state-dir, --machines: 1 when argv[i] was one, 0 when
- * not, a negative exit code on a bad value. */
+/* --config, --set, --state-dir, --machines, --policies: 1 when argv[i] was
+ * one, 0 when not, a negative exit code on a bad value (the error logged:
+ * 66 for a missing config file, 78 for a bad setting, 64 for usage). Sets
+ * the log level from the config as it goes. */
 int cli_common_opt(args *a, cue_config *cfg, cue_err *err);
 
 typedef struct gen_args {
@@ -58,6 +65,9 @@ void cli_demo_trigger(const cue_trigger *t, const char *rec, size_t len, void *c
 /* Writes the built-in example machines into `dir`. */
 int cli_write_embedded(const char *dir);
 void cli_remove_tree(const char *dir);
+/* Removes a store from `dir` but keeps its dead-letters.jsonl and
+ * decisions.jsonl when they hold anything; the directory goes when empty. */
+void cli_remove_store(const char *dir);
 /* The file-mode demo (`cuepoint demo --file`). */
 int cli_demo_file(int argc, char **argv);
 
@@ -66,5 +76,6 @@ int cli_cmd_dev_broker(int argc, char **argv);
 int cli_cmd_demo(int argc, char **argv);
 int cli_cmd_replay(int argc, char **argv);
 int cli_cmd_offsets(int argc, char **argv);
+int cli_cmd_report(int argc, char **argv);
 
 #endif

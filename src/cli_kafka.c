@@ -49,12 +49,15 @@ static const char run_help[] =
     "signal exits at once (the last commit is on disk, nothing is lost).\n"
     "\n"
     "Options:\n"
-    "  --config FILE          the configuration (README \"Configuration\")\n"
+    "  --config FILE          the configuration (README \"Configuration\"), required;\n"
+    "                         relative paths in it are taken from its directory\n"
     "  --set KEY=VALUE        override one setting (repeatable)\n"
     "  --state-dir DIR        same as --set state.dir=DIR\n"
     "  --machines DIR         same as --set machines.dir=DIR\n"
     "  --policies FILE        same as --set policies=FILE\n"
-    "  --print-config         print the effective configuration (secrets redacted), exit\n"
+    "  --print-config         check the configuration as run does (machines, policies,\n"
+    "                         librdkafka properties, admin address), print it as JSON\n"
+    "                         (secrets redacted) and exit: 0, or run's exit status\n"
     "  --stop-at-end          stop once every assigned partition is at its end\n"
     "  --admin-addr-file PATH write the bound admin address there (for admin.listen\n"
     "                         port 0)\n"
@@ -63,8 +66,9 @@ static const char run_help[] =
     "Environment: CUEPOINT_CLOCK=TIME (RFC 3339 or epoch ms) fixes the wall clock\n"
     "that caught-up partitions follow: a seam for tests, not for production.\n"
     "\n"
-    "Logs are JSON lines on stderr. Exit status: 0 stopped cleanly, 64 usage,\n"
-    "66 the input topic does not exist, 69 no broker answered within\n"
+    "Logs are JSON lines on stderr (log.level: debug, info, warn, error). Exit\n"
+    "status: 0 stopped cleanly, 64 usage (no --config), 66 the config file or\n"
+    "the input topic does not exist, 69 no broker answered within\n"
     "startup.timeout.ms or a delivery failed (nothing past it was committed),\n"
     "74 state directory I/O, 75 fenced under processing.guarantee=exactly_once_v2\n"
     "(another producer took over this instance's transactional.id; nothing was\n"
@@ -100,11 +104,55 @@ static int64_t demo_clock(void *ctx)
     return *(const int64_t *)ctx;
 }
 
+static void run_summary(const cue_runtime_result *r);
+
+/* The pipeline itself, on a wall clock that CUEPOINT_CLOCK may fix (so tests
+ * can show time-driven triggers without waiting for them). An exit code. */
+static int run_pipeline(cue_runtime_opts *o, cue_err *err)
+{
+    int64_t fixed_now = 0;
+    const char *clock = getenv("CUEPOINT_CLOCK");
+    if (clock && *clock) {
+        if (cli_parse_time(clock, &fixed_now) != 0)
+            return cli_usage_error("run", "CUEPOINT_CLOCK: '%s' is not a time", clock);
+        o->now_ms = demo_clock;
+        o->now_ctx = &fixed_now;
+    }
+    cue_runtime_result res;
+    int rc = cue_runtime_run(o, &res, err);
+    if (rc == 0 || res.consumed > 0) run_summary(&res);
+    return rc == 0 ? 0 : cli_fail("run", rc, err);
+}
+
 static void run_summary(const cue_runtime_result *r)
 {
     cue_log(CUE_LOG_INFO, "stopped", "u:consumed", r->consumed, "u:triggers", r->triggers,
-            "u:dead_letters", r->dead_letters, "u:commits", r->commits, "d:seconds", r->seconds,
-            "d:active_seconds", r->active_seconds, "i:signal", (int64_t)r->signal, NULL);
+            "u:dead_letters", r->dead_letters, "u:applied", r->applied, "u:duplicates",
+            r->duplicates, "u:commits", r->commits, "d:seconds", r->seconds, "d:active_seconds",
+            r->active_seconds, "i:signal", (int64_t)r->signal, NULL);
+}
+
+static int print_config(const cue_config *cfg)
+{
+    cue_buf b;
+    cue_buf_init(&b, 4096);
+    int rc = cue_config_dump(cfg, &b);
+    if (rc == 0) fputs(b.data, stdout);
+    cue_buf_deinit(&b);
+    return rc == 0 ? 0 : EX_SOFTWARE;
+}
+
+/* Everything `run` reads and checks before it reaches a broker: the
+ * machines, the policy file, and cue_runtime_check. --print-config goes
+ * through the same, so it refuses (with the same exit code) what run would. */
+static int run_prepare(cue_runtime_opts *o, cue_machines **ms, cue_policy **pol, cue_err *err)
+{
+    int rc = cue_machines_load(ms, o->cfg->machines_dir, NULL, err);
+    if (rc == 0 && o->cfg->policies[0]) rc = cue_policy_load(pol, o->cfg->policies, *ms, err);
+    o->ms = *ms;
+    o->policy = *pol;
+    if (rc == 0) rc = cue_runtime_check(o, err);
+    return rc;
 }
 
 int cli_cmd_run(int argc, char **argv)
@@ -119,48 +167,28 @@ int cli_cmd_run(int argc, char **argv)
     args a = {.argc = argc, .argv = argv, .cmd = "run"};
     run_args ra = {0};
     int rc = run_parse(&a, &cfg, &ra, &err);
-    if (rc == EX_CONFIG) return cli_fail("run", CUE_ECONFIG, &err);
     if (rc != 0) return rc;
-    if (ra.print_config) {
-        cue_buf b;
-        cue_buf_init(&b, 4096);
-        cue_config_dump(&cfg, &b);
-        fputs(b.data, stdout);
-        cue_buf_deinit(&b);
-        return 0;
-    }
+    /* Defaults alone name a broker on localhost and a state directory in
+     * the working directory: a deployment that lost its --config must not
+     * start on them and wait for a broker that is not there. */
+    if (!a.config_seen)
+        return cli_usage_error("run", "%s",
+                               "--config FILE is required (settings still default to README "
+                               "\"Configuration\" for every key the file leaves out)");
     cue_machines *ms = NULL;
     cue_policy *pol = NULL;
-    rc = cue_machines_load(&ms, cfg.machines_dir, NULL, &err);
-    if (rc != 0) return cli_fail("run", rc, &err);
-    if (cfg.policies[0] && (rc = cue_policy_load(&pol, cfg.policies, ms, &err)) != 0) {
-        cue_machines_free(ms);
-        return cli_fail("run", rc, &err);
-    }
-    cue_runtime_opts o = {.cfg = &cfg,
-                          .ms = ms,
-                          .policy = pol,
-                          .stop_at_end = ra.stop_at_end,
-                          .admin_addr_file = ra.addr_file};
-    /* A fixed wall clock, so tests can show time-driven triggers without
-     * waiting for them. */
-    int64_t fixed_now = 0;
-    const char *clock = getenv("CUEPOINT_CLOCK");
-    if (clock && *clock) {
-        if (cli_parse_time(clock, &fixed_now) != 0) {
-            cue_policy_free(pol);
-            cue_machines_free(ms);
-            return cli_usage_error("run", "CUEPOINT_CLOCK: '%s' is not a time", clock);
-        }
-        o.now_ms = demo_clock;
-        o.now_ctx = &fixed_now;
-    }
-    cue_runtime_result res;
-    rc = cue_runtime_run(&o, &res, &err);
-    if (rc == 0 || res.consumed > 0) run_summary(&res);
+    cue_runtime_opts o = {
+        .cfg = &cfg, .stop_at_end = ra.stop_at_end, .admin_addr_file = ra.addr_file};
+    rc = run_prepare(&o, &ms, &pol, &err);
+    if (rc != 0)
+        rc = cli_fail("run", rc, &err);
+    else if (ra.print_config)
+        rc = print_config(&cfg);
+    else
+        rc = run_pipeline(&o, &err);
     cue_policy_free(pol);
     cue_machines_free(ms);
-    return rc == 0 ? 0 : cli_fail("run", rc, &err);
+    return rc;
 }
 
 /* ---- cuepoint dev-broker ----------------------------------------------- */

@@ -104,10 +104,23 @@ static int open_store(session *s, bool read_only, cue_err *err)
     if (stat(s->cfg.state_dir, &st) != 0) return 0;
     int rc =
         cue_store_open(&s->store, s->cfg.state_dir, &(cue_store_opts){.read_only = read_only}, err);
-    if (rc != 0 && strstr(err->msg, "LOCK") != NULL)
+    if (rc != 0 && strstr(err->msg, "lock") != NULL)
         return cue_err_set(err, GROUP_ACTIVE,
                            "state.dir %s is in use by a running instance (its lock is held)",
                            s->cfg.state_dir);
+    if (rc == 0 && (rc = cue_store_owner_check(s->store, s->cfg.application_id, s->cfg.input_topic,
+                                               err)) != 0) {
+        cue_err_prefix(err, "%s", s->cfg.state_dir);
+        if (!read_only) return rc;
+        /* Showing the group's offsets is harmless; the store's positions are
+         * another pipeline's and are left out. A reset is refused. */
+        cue_log(CUE_LOG_WARN, "the state.dir's positions are not shown", "s:reason", err->msg,
+                NULL);
+        cue_store_close(s->store);
+        s->store = NULL;
+        cue_err_clear(err);
+        rc = 0;
+    }
     return rc;
 }
 
@@ -235,7 +248,6 @@ static int parse_opts(args *a, session *s, reset_args *ra, bool reset, cue_err *
     const char *v = NULL;
     for (a->i = 3; a->i < a->argc; a->i++) {
         int rc = cli_common_opt(a, &s->cfg, err);
-        if (rc == -EX_CONFIG) return cli_fail("offsets", CUE_ECONFIG, err);
         if (rc < 0) return -rc;
         if (rc > 0) continue;
         const char *arg = a->argv[a->i];

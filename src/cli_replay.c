@@ -89,9 +89,10 @@ static const char replay_help[] =
     "                          timers due by then fire\n"
     "\n"
     "State:\n"
-    "  --state-dir DIR         the replay's state directory; must be new or empty\n"
-    "                          (default <state.dir>-<replay id>, kept afterwards for\n"
-    "                          'cuepoint state')\n"
+    "  --state-dir DIR         the replay's state directory, kept; must be new or\n"
+    "                          empty (default <state.dir>-<replay id>, whose store\n"
+    "                          is removed at the end, its dead letters and\n"
+    "                          decisions files kept when not empty)\n"
     "  --seed-state DIR        replay every partition of the topic into DIR, for a\n"
     "                          live instance to start from (state.dir=DIR): after a\n"
     "                          bad deploy, the state rebuilt with fixed journeys\n"
@@ -110,6 +111,7 @@ typedef struct replay_args {
     const char *input, *output, *output_topic, *dead, *only, *stats, *replay_id, *seed, *decisions;
     const char *partitioner;
     bool allow_live, quiet, state_dir_set, file_partitions_set;
+    bool temp_state; /* the default state directory: its store goes at the end */
     size_t file_partitions;
     int64_t since_ms, advance_ms;
     cue_replay_range range;
@@ -348,9 +350,10 @@ static void summary(const replay_args *ra, const cue_config *cfg, const cue_mach
 {
     cue_filemode_opts fo = {.cfg = cfg, .ms = ms};
     cue_filemode_summary(stderr, &fo, &res->sum);
-    fprintf(stderr, "  replay %s: %d partitions of %s%s; state in %s\n", replay_id,
+    fprintf(stderr, "  replay %s: %d partitions of %s%s; state in %s%s\n", replay_id,
             (int)res->partitions, ra->input ? ra->input : cfg->input_topic,
-            ra->input ? " (file)" : "", cfg->state_dir);
+            ra->input ? " (file)" : "", cfg->state_dir,
+            ra->temp_state ? " (removed now: --state-dir keeps one)" : "");
     if (res->before_since)
         fprintf(stderr, "  %llu triggers before --since-trigger-time not written\n",
                 (unsigned long long)res->before_since);
@@ -442,7 +445,13 @@ static int replay_run(const cue_config *live, cue_config *cfg, replay_args *ra,
                          .since_ms = ra->since_ms,
                          .advance_to_ms = ra->advance_ms,
                          .progress_tty = !ra->quiet && isatty(2),
+                         .quiet = ra->quiet,
                          .stop = &replay_signal};
+    rc = cli_reader_clock(&o.clock_ms, err);
+    if (rc != 0) {
+        rc = cli_fail("replay", rc, err);
+        goto close_out;
+    }
     cue_replay_result res;
     rc = cue_replay_run(&o, &res, err);
     if (!ra->quiet) summary(ra, cfg, ms, &res, replay_id, dead_path);
@@ -470,6 +479,8 @@ close_in:
 free_machines:
     cue_policy_free(pol);
     cue_machines_free(ms);
+    /* Past check_safety the directory is this replay's own. */
+    if (ra->temp_state) cli_remove_store(cfg->state_dir);
     return rc;
 }
 
@@ -492,7 +503,6 @@ int cli_cmd_replay(int argc, char **argv)
             continue;
         }
         int rc = cli_common_opt(&a, &cfg, &err);
-        if (rc == -EX_CONFIG) return cli_fail("replay", CUE_ECONFIG, &err);
         if (rc < 0) return -rc;
         if (rc == 1) continue;
         rc = replay_opt(&a, &ra);
@@ -519,6 +529,7 @@ int cli_cmd_replay(int argc, char **argv)
         snprintf(dir, sizeof dir, "%s", state_dir);
     else
         snprintf(dir, sizeof dir, "%.900s-%.100s", live.state_dir, id);
+    ra.temp_state = !ra.seed && !state_dir;
     if (cue_config_set(&cfg, "state.dir", dir, &err) != 0)
         return cli_fail("replay", CUE_ECONFIG, &err);
     return replay_run(&live, &cfg, &ra, id, &err);

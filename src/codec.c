@@ -1,6 +1,7 @@
 /* User state records: compact varints, names as hashes, a checksum at the end. */
 #include "cuepoint/codec.h"
 
+#include "codec_int.h"
 #include "cuepoint/hash.h"
 #include "cuepoint/timefmt.h"
 
@@ -53,6 +54,8 @@ void cue_user_init(cue_user *u, const char *id, size_t id_len)
     u->indexed_due = CUE_TIMER_NONE;
     u->n_instances = 0;
     policy_init(&u->policy);
+    u->n_seen = 0;
+    u->seen_floor_ms = INT64_MIN;
 }
 
 void cue_instance_init(cue_instance *in, const cue_machine *m, uint16_t mi, int64_t now_ms)
@@ -217,6 +220,9 @@ int cue_codec_encode(const cue_user *u, const cue_machines *ms, cue_buf *out)
     return rc;
 }
 
+/* A deferred trigger's flags byte. */
+enum { DEFERRED_TIMER = 1, DEFERRED_LATE = 2 };
+
 static void put_policy(uint8_t **p, const cue_user_policy *pol)
 {
     for (int c = 0; c < CUE_CHANNELS_MAX; c++)
@@ -239,7 +245,11 @@ static void put_policy(uint8_t **p, const cue_user_policy *pol)
         put_u32(p, x->machine);
         put_u32(p, x->trigger);
         *(*p)++ = x->why;
-        *(*p)++ = x->timer;
+        /* Flags in the byte that was once the timer boolean, so the policy
+         * section (formats 2 and 3) reads both ways without a new format: a
+         * build that reads the byte as "non-zero: a timer" loses only the
+         * mark. */
+        *(*p)++ = (uint8_t)((x->timer ? DEFERRED_TIMER : 0) | (x->late ? DEFERRED_LATE : 0));
         put_bytes(p, x->id, CUE_HASH_HEX_LEN);
         put_bytes(p, x->rec, x->rec_len);
     }
@@ -264,17 +274,37 @@ static size_t policy_bound(const cue_user_policy *pol)
            pol->n_decided * (48u + CUE_HASH_HEX_LEN);
 }
 
+/* The event ids: the count, then each one's time as a difference from the
+ * last event's, and its hash. */
+static void put_seen(uint8_t **p, const cue_user *u)
+{
+    put_varint(p, u->n_seen);
+    *(*p)++ = u->seen_floor_ms != INT64_MIN;
+    if (u->seen_floor_ms != INT64_MIN)
+        put_zigzag(p, (int64_t)((uint64_t)u->last_event_ms - (uint64_t)u->seen_floor_ms));
+    for (size_t i = 0; i < u->n_seen; i++) {
+        put_zigzag(p, (int64_t)((uint64_t)u->last_event_ms - (uint64_t)u->seen[i].ms));
+        put_u32(p, (uint32_t)u->seen[i].hash);
+        put_u32(p, (uint32_t)(u->seen[i].hash >> 32));
+    }
+}
+
 int cue_codec_encode_unsealed(const cue_user *u, const cue_machines *ms, cue_buf *out)
 {
-    bool plain = cue_user_policy_empty(&u->policy);
+    bool ids = u->n_seen > 0 || u->seen_floor_ms != INT64_MIN;
+    bool plain = !ids && cue_user_policy_empty(&u->policy);
+    uint8_t format = ids     ? CUE_CODEC_VERSION_IDS
+                     : plain ? CUE_CODEC_VERSION_PLAIN
+                             : CUE_CODEC_VERSION_POLICY;
     size_t bound = 64 + CUE_USER_ID_BYTES_MAX + CUE_ATTR_COUNT * (CUE_ATTR_BYTES_MAX + 2) +
-                   u->n_instances * instance_bound() + (plain ? 0 : policy_bound(&u->policy));
+                   u->n_instances * instance_bound() + (plain ? 0 : policy_bound(&u->policy)) +
+                   (ids ? 20 + u->n_seen * 18u : 0);
     cue_buf_reset(out);
     if (cue_buf_reserve(out, bound) != 0) return CUE_ENOMEM;
     uint8_t *start = (uint8_t *)out->data, *p = start;
     *p++ = 'C';
     *p++ = 'U';
-    *p++ = plain ? CUE_CODEC_VERSION_PLAIN : CUE_CODEC_VERSION;
+    *p++ = format;
     put_bytes(&p, u->id, u->id_len);
     put_zigzag(&p, u->last_offset);
     put_zigzag(&p, u->last_event_ms);
@@ -285,6 +315,7 @@ int cue_codec_encode_unsealed(const cue_user *u, const cue_machines *ms, cue_buf
     for (size_t i = 0; i < u->n_instances; i++)
         put_instance(&p, &u->inst[i], cue_machines_get(ms, u->inst[i].machine));
     if (!plain) put_policy(&p, &u->policy);
+    if (ids) put_seen(&p, u);
     put_u32(&p, 0); /* the checksum: cue_codec_seal */
     out->len = (size_t)(p - start);
     CUE_ASSERT(out->len <= bound);
@@ -308,6 +339,14 @@ static bool need(reader *r, size_t n, const char *what)
         return false;
     }
     return true;
+}
+
+static void bad(reader *r, const char *what)
+{
+    if (!r->bad) {
+        r->bad = true;
+        r->what = what;
+    }
 }
 
 static uint64_t get_varint(reader *r, const char *what)
@@ -387,15 +426,10 @@ static int find_name(const cue_name *names, uint16_t n, uint32_t hash)
     return -1;
 }
 
-static int find_state(const cue_machine *m, uint32_t hash)
-{
-    for (uint16_t i = 0; i < m->n_states; i++)
-        if (m->states[i].hash == hash) return i;
-    return -1;
-}
-
-/* Reads the per-name sections of an instance, mapping hashes to indices. */
-static void get_named(reader *r, cue_instance *in, const cue_machine *m, cue_codec_stats *st)
+/* Reads the per-name sections of an instance, mapping hashes to indices;
+ * timers are left as read, for cue_codec_settle to place. */
+static void get_named(reader *r, cue_instance *in, const cue_machine *m, cue_codec_stats *st,
+                      cue_old_timer *olds, uint8_t *n_olds)
 {
     uint64_t n = get_varint(r, "once count");
     for (uint64_t k = 0; k < n && !r->bad; k++) {
@@ -419,20 +453,21 @@ static void get_named(reader *r, cue_instance *in, const cue_machine *m, cue_cod
         if (v < 0) st->dropped_names++;
     }
     n = get_varint(r, "timer count");
+    /* A machine has at most CUE_MACHINE_TIMERS_MAX timers, in every version. */
+    if (n > CUE_MACHINE_TIMERS_MAX) bad(r, "timer count");
     for (uint64_t k = 0; k < n && !r->bad; k++) {
-        int t = find_name(m ? m->timers : NULL, m ? m->n_timers : 0, get_u32(r, "timer"));
-        int64_t due = get_zigzag(r, "timer");
-        if (t >= 0)
-            in->timers[t] = due;
-        else
-            st->dropped_names++;
+        olds[k].hash = get_u32(r, "timer");
+        olds[k].due = get_zigzag(r, "timer");
     }
+    *n_olds = r->bad ? 0 : (uint8_t)n;
 }
 
 /* Reads one instance into `in`; returns false when it is to be dropped. */
-static bool get_instance(reader *r, const cue_machines *ms, cue_instance *in, cue_codec_stats *st)
+static bool get_instance(reader *r, const cue_machines *ms, const cue_user *u, cue_instance *in,
+                         cue_codec_stats *st, const cue_mig_trace *tr)
 {
-    int mi = cue_machines_find_hash(ms, get_u32(r, "machine"));
+    uint32_t machine_hash = get_u32(r, "machine");
+    int mi = cue_machines_find_hash(ms, machine_hash);
     const cue_machine *m = mi >= 0 ? cue_machines_get(ms, (size_t)mi) : NULL;
     uint32_t version = (uint32_t)get_varint(r, "version");
     if (m)
@@ -442,32 +477,29 @@ static bool get_instance(reader *r, const cue_machines *ms, cue_instance *in, cu
     in->version = version;
     in->finished = get_u8(r, "finished") != 0;
     in->key_len = (uint8_t)get_bytes(r, in->key, sizeof in->key, "instance key");
-    int state = m ? find_state(m, get_u32(r, "state")) : (get_u32(r, "state"), -1);
+    uint32_t state_hash = get_u32(r, "state");
     in->started_ms = get_zigzag(r, "started");
     in->updated_ms = get_zigzag(r, "updated");
-    get_named(r, in, m, st);
-    if (r->bad || m == NULL) {
-        st->dropped_instances += m == NULL;
+    cue_old_timer olds[CUE_MACHINE_TIMERS_MAX];
+    uint8_t n_olds = 0;
+    get_named(r, in, m, st, olds, &n_olds);
+    if (r->bad) return false;
+    if (m == NULL) {
+        /* Its journey was removed: nothing can run it. */
+        st->dropped_instances++;
+        if (tr && tr->fn) {
+            cue_migration mg = {.machine_hash = machine_hash,
+                                .from_version = version,
+                                .from_state = state_hash,
+                                .outcome = CUE_MIG_GONE,
+                                .to_state = -1};
+            tr->fn(&mg, tr->ctx);
+        }
         return false;
     }
-    if (version != m->version) {
-        st->migrated++;
-        if (m->on_version_change == CUE_MIGRATE_RESTART) {
-            st->dropped_instances++;
-            return false;
-        }
-        if (m->on_version_change == CUE_MIGRATE_FINISH) in->finished = true;
-        in->version = m->version;
-    }
-    if (state < 0) {
-        /* The state was renamed or removed: finishing is the one safe choice,
-         * since nobody can say where in the new journey this user stands. */
-        st->dropped_names++;
-        in->finished = true;
-        state = m->initial;
-    }
-    in->state = (uint16_t)state;
-    return true;
+    /* A state renamed, split or removed is placed by the machine's rules;
+     * one that no rule places is finished and counted as stranded. */
+    return cue_codec_settle(m, (uint16_t)mi, ms, u, in, state_hash, olds, n_olds, st, tr);
 }
 
 static bool hex_id(const char *id)
@@ -477,28 +509,22 @@ static bool hex_id(const char *id)
     return true;
 }
 
-static void bad(reader *r, const char *what)
-{
-    if (!r->bad) {
-        r->bad = true;
-        r->what = what;
-    }
-}
-
 static bool channel_ok(uint8_t ch)
 {
     return ch < CUE_CHANNELS_MAX || ch == CUE_CH_NONE;
 }
 
+/* Reads the policy section. Once a field is bad the rest reads out of step,
+ * so only the first bad field is named (bad() keeps it). */
 static void get_policy(reader *r, cue_user_policy *pol)
 {
     for (int c = 0; c < CUE_CHANNELS_MAX; c++) {
         pol->consent[c] = get_u8(r, "consent");
-        if (pol->consent[c] > CUE_CONSENT_DENIED) r->bad = true, r->what = "consent";
+        if (pol->consent[c] > CUE_CONSENT_DENIED) bad(r, "consent");
     }
     pol->muted = get_u8(r, "muted");
     uint64_t n = get_varint(r, "sent count");
-    if (n > CUE_POLICY_SENDS_MAX) r->bad = true, r->what = "sent count";
+    if (n > CUE_POLICY_SENDS_MAX) bad(r, "sent count");
     for (uint64_t i = 0; i < n && !r->bad; i++) {
         cue_sent *x = &pol->sent[i];
         x->ms = get_zigzag(r, "sent time");
@@ -511,7 +537,7 @@ static void get_policy(reader *r, cue_user_policy *pol)
     }
     pol->n_sent = r->bad ? 0 : (uint8_t)n;
     n = get_varint(r, "deferred count");
-    if (n > CUE_POLICY_DEFERRED_MAX) r->bad = true, r->what = "deferred count";
+    if (n > CUE_POLICY_DEFERRED_MAX) bad(r, "deferred count");
     for (uint64_t i = 0; i < n && !r->bad; i++) {
         cue_deferred *x = &pol->deferred[i];
         x->due_ms = get_zigzag(r, "deferred due");
@@ -519,9 +545,12 @@ static void get_policy(reader *r, cue_user_policy *pol)
         x->machine = get_u32(r, "deferred machine");
         x->trigger = get_u32(r, "deferred trigger");
         x->why = get_u8(r, "deferred reason");
-        x->timer = get_u8(r, "deferred timer") != 0;
+        uint8_t flags = get_u8(r, "deferred flags");
+        if (flags & ~(DEFERRED_TIMER | DEFERRED_LATE)) bad(r, "deferred flags");
+        x->timer = (flags & DEFERRED_TIMER) != 0;
+        x->late = (flags & DEFERRED_LATE) != 0;
         if (get_bytes(r, x->id, CUE_HASH_HEX_LEN, "deferred id") != CUE_HASH_HEX_LEN && !r->bad)
-            r->bad = true, r->what = "deferred id";
+            bad(r, "deferred id");
         x->id[CUE_HASH_HEX_LEN] = '\0';
         x->rec_len = (uint16_t)get_bytes(r, x->rec, sizeof x->rec, "deferred record");
         /* A trigger record: the policy's fields go before its last two braces. */
@@ -533,7 +562,7 @@ static void get_policy(reader *r, cue_user_policy *pol)
     }
     pol->n_deferred = r->bad ? 0 : (uint8_t)n;
     n = get_varint(r, "decision count");
-    if (n > CUE_POLICY_DECISIONS_MAX) r->bad = true, r->what = "decision count";
+    if (n > CUE_POLICY_DECISIONS_MAX) bad(r, "decision count");
     for (uint64_t i = 0; i < n && !r->bad; i++) {
         cue_decided *x = &pol->decided[i];
         x->ms = get_zigzag(r, "decision time");
@@ -544,7 +573,7 @@ static void get_policy(reader *r, cue_user_policy *pol)
         x->why = get_u8(r, "decision reason");
         x->channel = get_u8(r, "decision channel");
         if (get_bytes(r, x->id, CUE_HASH_HEX_LEN, "decision id") != CUE_HASH_HEX_LEN && !r->bad)
-            r->bad = true, r->what = "decision id";
+            bad(r, "decision id");
         x->id[CUE_HASH_HEX_LEN] = '\0';
         if (x->outcome >= CUE_OUTCOME_COUNT) bad(r, "decision outcome");
         if (x->why >= CUE_WHY_COUNT) bad(r, "decision reason");
@@ -554,8 +583,28 @@ static void get_policy(reader *r, cue_user_policy *pol)
     pol->n_decided = r->bad ? 0 : (uint8_t)n;
 }
 
+static void get_seen(reader *r, cue_user *u)
+{
+    uint64_t n = get_varint(r, "event id count");
+    if (n > CUE_EVENT_IDS_MAX) bad(r, "event id count");
+    u->n_seen = 0;
+    uint8_t has_floor = get_u8(r, "event id floor");
+    if (has_floor > 1) bad(r, "event id floor");
+    u->seen_floor_ms = INT64_MIN;
+    if (has_floor == 1)
+        u->seen_floor_ms =
+            (int64_t)((uint64_t)u->last_event_ms - (uint64_t)get_zigzag(r, "event id floor"));
+    for (uint64_t i = 0; i < n && !r->bad; i++) {
+        int64_t back = get_zigzag(r, "event id time");
+        uint64_t lo = get_u32(r, "event id"), hi = get_u32(r, "event id");
+        u->seen[i].ms = (int64_t)((uint64_t)u->last_event_ms - (uint64_t)back);
+        u->seen[i].hash = lo | hi << 32;
+    }
+    u->n_seen = r->bad ? 0 : (uint8_t)n;
+}
+
 static int decode_body(reader *r, const cue_machines *ms, cue_user *u, cue_codec_stats *st,
-                       bool with_policy)
+                       int format, const cue_mig_trace *tr)
 {
     u->id_len = (uint8_t)get_bytes(r, u->id, sizeof u->id, "user id");
     u->last_offset = get_zigzag(r, "last offset");
@@ -570,9 +619,12 @@ static int decode_body(reader *r, const cue_machines *ms, cue_user *u, cue_codec
     }
     u->n_instances = 0;
     for (uint64_t i = 0; i < n && !r->bad; i++)
-        if (get_instance(r, ms, &u->inst[u->n_instances], st)) u->n_instances++;
+        if (get_instance(r, ms, u, &u->inst[u->n_instances], st, tr)) u->n_instances++;
     policy_init(&u->policy);
-    if (with_policy) get_policy(r, &u->policy);
+    if (format >= CUE_CODEC_VERSION_POLICY) get_policy(r, &u->policy);
+    u->n_seen = 0;
+    u->seen_floor_ms = INT64_MIN;
+    if (format >= CUE_CODEC_VERSION_IDS) get_seen(r, u);
     if (!r->bad && r->p != r->end) {
         r->bad = true;
         r->what = "trailing bytes";
@@ -581,16 +633,16 @@ static int decode_body(reader *r, const cue_machines *ms, cue_user *u, cue_codec
 }
 
 static int decode(const void *rec, size_t len, const cue_machines *ms, cue_user *u,
-                  cue_codec_stats *stats, bool verify, cue_err *err)
+                  cue_codec_stats *stats, bool verify, const cue_mig_trace *tr, cue_err *err)
 {
     cue_codec_stats scratch = {0};
     cue_codec_stats *st = stats ? stats : &scratch;
     const uint8_t *b = rec;
     if (len < 7 || b[0] != 'C' || b[1] != 'U')
         return cue_err_set(err, CUE_ECORRUPT, "state record: not a cuepoint state (bad magic)");
-    if (b[2] != CUE_CODEC_VERSION && b[2] != CUE_CODEC_VERSION_PLAIN)
+    if (b[2] < CUE_CODEC_VERSION_PLAIN || b[2] > CUE_CODEC_VERSION)
         return cue_err_set(err, CUE_EVERSION,
-                           "state record: format version %u, this build reads %u and %u", b[2],
+                           "state record: format version %u, this build reads %u to %u", b[2],
                            CUE_CODEC_VERSION_PLAIN, CUE_CODEC_VERSION);
     if (len > CUE_STATE_BYTES_MAX)
         return cue_err_set(err, CUE_ECORRUPT, "state record: %zu bytes, over the %d limit", len,
@@ -600,7 +652,7 @@ static int decode(const void *rec, size_t len, const cue_machines *ms, cue_user 
     if (verify && sum != cue_hash32(b, len - 4))
         return cue_err_set(err, CUE_ECORRUPT, "state record: checksum mismatch");
     r = (reader){.p = b + 3, .end = b + len - 4};
-    if (decode_body(&r, ms, u, st, b[2] == CUE_CODEC_VERSION) != 0)
+    if (decode_body(&r, ms, u, st, b[2], tr) != 0)
         return cue_err_set(err, CUE_ECORRUPT, "state record: bad %s", r.what);
     return 0;
 }
@@ -608,8 +660,8 @@ static int decode(const void *rec, size_t len, const cue_machines *ms, cue_user 
 int cue_codec_peek_indexed_due(const void *rec, size_t len, int64_t *out)
 {
     const uint8_t *b = rec;
-    if (len < 7 || b[0] != 'C' || b[1] != 'U' ||
-        (b[2] != CUE_CODEC_VERSION && b[2] != CUE_CODEC_VERSION_PLAIN))
+    if (len < 7 || b[0] != 'C' || b[1] != 'U' || b[2] < CUE_CODEC_VERSION_PLAIN ||
+        b[2] > CUE_CODEC_VERSION)
         return CUE_ECORRUPT;
     reader r = {.p = b + 3, .end = b + len - 4};
     uint64_t n = get_varint(&r, "user id");
@@ -624,13 +676,20 @@ int cue_codec_peek_indexed_due(const void *rec, size_t len, int64_t *out)
 int cue_codec_decode(const void *rec, size_t len, const cue_machines *ms, cue_user *u,
                      cue_codec_stats *stats, cue_err *err)
 {
-    return decode(rec, len, ms, u, stats, true, err);
+    return decode(rec, len, ms, u, stats, true, NULL, err);
+}
+
+int cue_codec_decode_traced(const void *rec, size_t len, const cue_machines *ms, cue_user *u,
+                            cue_codec_stats *stats, cue_migration_fn fn, void *ctx, cue_err *err)
+{
+    cue_mig_trace tr = {.fn = fn, .ctx = ctx};
+    return decode(rec, len, ms, u, stats, true, &tr, err);
 }
 
 int cue_codec_decode_own(const void *rec, size_t len, const cue_machines *ms, cue_user *u,
                          cue_err *err)
 {
-    return decode(rec, len, ms, u, NULL, false, err);
+    return decode(rec, len, ms, u, NULL, false, NULL, err);
 }
 
 /* ---- JSON view --------------------------------------------------------- */
@@ -759,7 +818,8 @@ static void json_policy(cue_buf *out, const cue_user_policy *p, const cue_machin
         cue_buf_printf(out, "%s{\"trigger_id\":\"%s\",", i ? "," : "", d->id);
         json_names(out, ms, d->machine, d->trigger);
         json_time(out, "until", d->due_ms);
-        cue_buf_printf(out, ",\"reason\":\"%s\"}", cue_why_name((cue_why)d->why));
+        cue_buf_printf(out, ",\"reason\":\"%s\"%s}", cue_why_name((cue_why)d->why),
+                       d->late ? ",\"late\":true" : "");
     }
     cue_buf_append_str(out, "],\"decisions\":[");
     for (size_t i = 0; i < p->n_decided; i++) {

@@ -3,6 +3,7 @@
 
 #include "cuepoint/timefmt.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,9 @@ void cue_config_defaults(cue_config *c)
     c->event_bytes_max = CUE_EVENT_BYTES_MAX;
     c->timers_memory_max = CUE_TIMER_WINDOW_MAX;
     c->allowed_lateness_ms = 3600 * 1000;
+    c->event_max_future_ms = 3600 * 1000;
+    c->event_time_min_ms = 946684800000; /* 2000-01-01T00:00:00Z */
+    c->event_id_dedup_max = 32;
     c->late_policy = CUE_LATE_DEAD_LETTER;
     snprintf(c->bootstrap_servers, sizeof c->bootstrap_servers, "localhost:9092");
     snprintf(c->input_topic, sizeof c->input_topic, "events");
@@ -42,6 +46,7 @@ void cue_config_defaults(cue_config *c)
     c->startup_timeout_ms = 30000;
     c->shutdown_timeout_ms = 30000;
     c->delivery_timeout_ms = 120000;
+    c->log_level = CUE_LOG_INFO;
 }
 
 bool cue_config_secret(const char *key)
@@ -112,9 +117,23 @@ const char *cue_config_decisions_topic(const cue_config *c)
     return fallback;
 }
 
+/* `name` as read from a config file in directory `dir`: a relative path is
+ * taken from that directory, not from the working directory, so a config
+ * and the files it names move together. `dir` NULL (a command-line value) or
+ * "" leaves it as it is; so do absolute paths and "" (a setting switched
+ * off). -1 when the result does not fit. */
+static int resolve(const char *dir, const char *name, char *out, size_t cap)
+{
+    bool keep = dir == NULL || dir[0] == '\0' || name[0] == '\0' || name[0] == '/';
+    int n = keep ? snprintf(out, cap, "%s", name) : snprintf(out, cap, "%s/%s", dir, name);
+    return n >= 0 && (size_t)n < cap ? 0 : -1;
+}
+
 /* A string setting, or {"env": NAME} / {"file": PATH} for values that should
- * not sit in the file (secrets). A file's trailing newline is dropped. */
-static int string_value(json_t *v, const char *path, char *out, size_t cap, cue_err *err)
+ * not sit in the file (secrets). A file's trailing newline is dropped; its
+ * PATH, when relative, is taken from the config file's directory `dir`. */
+static int string_value(json_t *v, const char *path, const char *dir, char *out, size_t cap,
+                        cue_err *err)
 {
     if (json_is_string(v)) {
         if (json_string_length(v) >= cap)
@@ -134,10 +153,12 @@ static int string_value(json_t *v, const char *path, char *out, size_t cap, cue_
         return 0;
     }
     if (json_is_object(v) && json_object_size(v) == 1 && json_is_string(file)) {
-        FILE *f = fopen(json_string_value(file), "r");
-        if (f == NULL)
-            return cue_err_set(err, CUE_ECONFIG, "%s: cannot read file %s", path,
-                               json_string_value(file));
+        char where[CUE_PATH_MAX];
+        if (resolve(dir, json_string_value(file), where, sizeof where) != 0)
+            return cue_err_set(err, CUE_ECONFIG, "%s: file path longer than %zu bytes", path,
+                               sizeof where - 1);
+        FILE *f = fopen(where, "r");
+        if (f == NULL) return cue_err_set(err, CUE_ECONFIG, "%s: cannot read file %s", path, where);
         size_t n = fread(out, 1, cap - 1, f);
         bool more = fgetc(f) != EOF;
         fclose(f);
@@ -152,6 +173,46 @@ static int string_value(json_t *v, const char *path, char *out, size_t cap, cue_
                        "%s: must be a string, {\"env\": \"NAME\"} or {\"file\": \"PATH\"}", path);
 }
 
+/* A path setting (state.dir, machines.dir, policies): a string value, taken
+ * from the config file's directory when relative (see resolve). */
+static int path_value(json_t *v, const char *path, const char *dir, char *out, size_t cap,
+                      cue_err *err)
+{
+    char text[CUE_PATH_MAX];
+    int rc = string_value(v, path, dir, text, sizeof text, err);
+    if (rc != 0) return rc;
+    if (resolve(dir, text, out, cap) != 0)
+        return cue_err_set(err, CUE_ECONFIG, "%s: '%s' under %s is longer than %zu bytes", path,
+                           text, dir, cap - 1);
+    return 0;
+}
+
+/* A bearer token: "" for none, else CUE_TOKEN_BYTES_MIN or more of RFC
+ * 6750's token characters, so that it can be sent as is in a header. The
+ * value is a secret: no message quotes it. */
+static int token_value(json_t *v, const char *path, const char *dir, char *out, size_t cap,
+                       cue_err *err)
+{
+    int rc = string_value(v, path, dir, out, cap, err);
+    if (rc != 0 || out[0] == '\0') return rc;
+    size_t n = strlen(out);
+    size_t body =
+        strspn(out, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/");
+    size_t pad = strspn(out + body, "=");
+    bool ok = body > 0 && body + pad == n;
+    if (!ok || n < CUE_TOKEN_BYTES_MIN) {
+        memset(out, 0, cap);
+        if (!ok)
+            return cue_err_set(err, CUE_ECONFIG,
+                               "%s: a token is letters, digits and -._~+/ (then '=' padding "
+                               "only), as a bearer token must be",
+                               path);
+        return cue_err_set(err, CUE_ECONFIG, "%s: %zu bytes; a token needs %d at least", path, n,
+                           CUE_TOKEN_BYTES_MIN);
+    }
+    return 0;
+}
+
 static int int_value(json_t *v, const char *path, int64_t min, int64_t max, int64_t *out,
                      cue_err *err)
 {
@@ -162,16 +223,27 @@ static int int_value(json_t *v, const char *path, int64_t min, int64_t max, int6
     return 0;
 }
 
-static int ptr_value(json_t *v, const char *path, cue_json_ptr *out, cue_err *err)
+static int ptr_value(json_t *v, const char *path, const char *dir, cue_json_ptr *out, cue_err *err)
 {
     char text[CUE_JSON_PTR_BYTES_MAX];
-    int rc = string_value(v, path, text, sizeof text, err);
+    int rc = string_value(v, path, dir, text, sizeof text, err);
     if (rc != 0) return rc;
     if (cue_json_ptr_compile(out, text, err) != 0) {
         cue_err_prefix(err, "%s", path);
         return CUE_ECONFIG;
     }
     return 0;
+}
+
+/* A point in time: an RFC 3339 string with offset, or epoch milliseconds. */
+static int time_value(json_t *v, const char *path, int64_t *out, cue_err *err)
+{
+    if (json_is_string(v) &&
+        cue_time_parse_rfc3339(json_string_value(v), json_string_length(v), out) == 0)
+        return 0;
+    if (json_is_integer(v)) return int_value(v, path, 0, 253402300799999, out, err);
+    return cue_err_set(err, CUE_ECONFIG,
+                       "%s: expected an RFC 3339 time with offset or epoch milliseconds", path);
 }
 
 static int lateness_value(json_t *v, const char *path, int64_t *out, cue_err *err)
@@ -182,7 +254,7 @@ static int lateness_value(json_t *v, const char *path, int64_t *out, cue_err *er
     return int_value(v, path, 0, INT64_MAX / 2, out, err);
 }
 
-static int attrs_value(cue_config *c, json_t *v, const char *path, cue_err *err)
+static int attrs_value(cue_config *c, json_t *v, const char *path, const char *dir, cue_err *err)
 {
     if (!json_is_object(v))
         return cue_err_set(err, CUE_ECONFIG, "%s: must be an object of attribute to pointer", path);
@@ -204,7 +276,7 @@ static int attrs_value(cue_config *c, json_t *v, const char *path, cue_err *err)
             memset(&c->ptr_attr[a], 0, sizeof c->ptr_attr[a]);
             continue;
         }
-        int rc = ptr_value(item, p, &c->ptr_attr[a], err);
+        int rc = ptr_value(item, p, dir, &c->ptr_attr[a], err);
         if (rc != 0) return rc;
     }
     return 0;
@@ -250,7 +322,7 @@ static int kafka_text_add(cue_config *c, const char *s, size_t n, uint32_t *off,
  * kept as the text librdkafka's conf_set takes. A later setting of the same
  * key for the same clients replaces the earlier one. */
 static int kafka_prop(cue_config *c, int clients, const char *key, json_t *v, const char *path,
-                      cue_err *err)
+                      const char *dir, cue_err *err)
 {
     for (size_t k = 0; k < sizeof owned_props / sizeof *owned_props; k++)
         if (strcmp(key, owned_props[k].key) == 0)
@@ -262,18 +334,23 @@ static int kafka_prop(cue_config *c, int clients, const char *key, json_t *v, co
     if (!name) return cue_err_set(err, CUE_ECONFIG, "%s: not a librdkafka property name", path);
     char text[8192];
     int rc = 0;
-    if (json_is_integer(v))
+    int kind = CUE_KAFKA_TEXT;
+    if (json_is_integer(v)) {
         snprintf(text, sizeof text, "%lld", (long long)json_integer_value(v));
-    else if (json_is_boolean(v))
+        kind = CUE_KAFKA_NUMBER;
+    } else if (json_is_boolean(v)) {
         snprintf(text, sizeof text, "%s", json_is_true(v) ? "true" : "false");
-    else
-        rc = string_value(v, path, text, sizeof text, err);
+        kind = CUE_KAFKA_BOOL;
+    } else {
+        rc = string_value(v, path, dir, text, sizeof text, err);
+    }
     if (rc != 0) return rc;
     if (c->kafka_len == CUE_KAFKA_PROPS_MAX)
         return cue_err_set(err, CUE_ECONFIG, "%s: more than %d kafka properties", path,
                            CUE_KAFKA_PROPS_MAX);
     cue_kafka_prop *kp = &c->kafka[c->kafka_len];
     kp->clients = clients;
+    kp->kind = kind;
     if (kafka_text_add(c, key, strlen(key), &kp->key_off, path, err) != 0 ||
         kafka_text_add(c, text, strlen(text), &kp->value_off, path, err) != 0)
         return CUE_ECONFIG;
@@ -283,7 +360,7 @@ static int kafka_prop(cue_config *c, int clients, const char *key, json_t *v, co
 
 /* "kafka": {prop: value, ..., "consumer": {...}, "producer": {...}}. Properties
  * at the top apply to both clients; the nested ones to one. */
-static int kafka_value(cue_config *c, json_t *v, const char *path, cue_err *err)
+static int kafka_value(cue_config *c, json_t *v, const char *path, const char *dir, cue_err *err)
 {
     if (!json_is_object(v))
         return cue_err_set(err, CUE_ECONFIG,
@@ -309,19 +386,20 @@ static int kafka_value(cue_config *c, json_t *v, const char *path, cue_err *err)
             {
                 char p2[600];
                 snprintf(p2, sizeof p2, "%s.%.200s", p, k2);
-                if (rc == 0) rc = kafka_prop(c, clients, k2, i2, p2, err);
+                if (rc == 0) rc = kafka_prop(c, clients, k2, i2, p2, dir, err);
             }
         } else {
-            rc = kafka_prop(c, CUE_KAFKA_BOTH, key, item, p, err);
+            rc = kafka_prop(c, CUE_KAFKA_BOTH, key, item, p, dir, err);
         }
         if (rc != 0) return rc;
     }
     return 0;
 }
 
-static int topic_value(json_t *v, const char *path, char *out, size_t cap, cue_err *err)
+static int topic_value(json_t *v, const char *path, const char *dir, char *out, size_t cap,
+                       cue_err *err)
 {
-    int rc = string_value(v, path, out, cap, err);
+    int rc = string_value(v, path, dir, out, cap, err);
     if (rc != 0) return rc;
     if (out[0] == '\0') return cue_err_set(err, CUE_ECONFIG, "%s: must not be empty", path);
     for (const char *p = out; *p; p++)
@@ -348,6 +426,7 @@ static const char *const keys[] = {"$schema",
                                    "trigger.topic",
                                    "errors.dead.letter.queue.topic.name",
                                    "admin.listen",
+                                   "admin.users.token",
                                    "wall.clock.advance",
                                    "changelog.enabled",
                                    "changelog.delete.retention.ms",
@@ -374,7 +453,11 @@ static const char *const keys[] = {"$schema",
                                    "event.max.bytes",
                                    "timers.memory.max",
                                    "allowed.lateness.ms",
-                                   "late.policy"};
+                                   "late.policy",
+                                   "event.time.max.future.ms",
+                                   "event.time.min",
+                                   "event.id.dedup.max",
+                                   "log.level"};
 
 static int guarantee_value(cue_config *c, json_t *v, const char *path, cue_err *err)
 {
@@ -401,24 +484,40 @@ static int late_value(cue_config *c, json_t *v, const char *path, cue_err *err)
     return 0;
 }
 
-/* Applies one top-level key. `path` is "$.key" for messages. */
-static int apply_key(cue_config *c, const char *key, json_t *v, const char *path, cue_err *err)
+static const char *const log_levels[] = {"debug", "info", "warn", "error"};
+
+static int log_level_value(cue_config *c, json_t *v, const char *path, cue_err *err)
+{
+    const char *s = json_string_value(v);
+    for (int l = 0; s && l < 4; l++)
+        if (strcmp(s, log_levels[l]) == 0) {
+            c->log_level = (cue_log_level)l;
+            return 0;
+        }
+    return cue_err_set(err, CUE_ECONFIG, "%s: must be \"debug\", \"info\", \"warn\" or \"error\"",
+                       path);
+}
+
+/* Applies one top-level key. `path` is "$.key" for messages; `dir` is the
+ * config file's directory, or NULL for a command-line value. */
+static int apply_key(cue_config *c, const char *key, json_t *v, const char *path, const char *dir,
+                     cue_err *err)
 {
     int64_t n = 0;
     int rc = 0;
     if (strcmp(key, "$schema") == 0) return 0;
     if (strcmp(key, "application.id") == 0) {
-        rc = string_value(v, path, c->application_id, sizeof c->application_id, err);
+        rc = string_value(v, path, dir, c->application_id, sizeof c->application_id, err);
         if (rc == 0 && c->application_id[0] == '\0')
             rc = cue_err_set(err, CUE_ECONFIG, "%s: must not be empty", path);
     } else if (strcmp(key, "state.dir") == 0) {
-        rc = string_value(v, path, c->state_dir, sizeof c->state_dir, err);
+        rc = path_value(v, path, dir, c->state_dir, sizeof c->state_dir, err);
     } else if (strcmp(key, "machines.dir") == 0) {
-        rc = string_value(v, path, c->machines_dir, sizeof c->machines_dir, err);
+        rc = path_value(v, path, dir, c->machines_dir, sizeof c->machines_dir, err);
     } else if (strcmp(key, "policies") == 0) {
-        rc = string_value(v, path, c->policies, sizeof c->policies, err);
+        rc = path_value(v, path, dir, c->policies, sizeof c->policies, err);
     } else if (strcmp(key, "decisions.topic") == 0) {
-        rc = string_value(v, path, c->decisions_topic, sizeof c->decisions_topic, err);
+        rc = string_value(v, path, dir, c->decisions_topic, sizeof c->decisions_topic, err);
     } else if (strcmp(key, "statestore.cache.max.bytes") == 0) {
         rc = int_value(v, path, CUE_CACHE_BYTES_MIN, (int64_t)1 << 40, &n, err);
         c->cache_max_bytes = rc == 0 ? (size_t)n : c->cache_max_bytes;
@@ -427,15 +526,15 @@ static int apply_key(cue_config *c, const char *key, json_t *v, const char *path
     } else if (strcmp(key, "commit.records") == 0) {
         rc = int_value(v, path, 1, 10 * 1000 * 1000, &c->commit_records, err);
     } else if (strcmp(key, "event.user_id") == 0) {
-        rc = ptr_value(v, path, &c->ptr_user_id, err);
+        rc = ptr_value(v, path, dir, &c->ptr_user_id, err);
     } else if (strcmp(key, "event.type") == 0) {
-        rc = ptr_value(v, path, &c->ptr_type, err);
+        rc = ptr_value(v, path, dir, &c->ptr_type, err);
     } else if (strcmp(key, "event.time") == 0) {
-        rc = ptr_value(v, path, &c->ptr_time, err);
+        rc = ptr_value(v, path, dir, &c->ptr_time, err);
     } else if (strcmp(key, "event.id") == 0) {
-        rc = ptr_value(v, path, &c->ptr_event_id, err);
+        rc = ptr_value(v, path, dir, &c->ptr_event_id, err);
     } else if (strcmp(key, "event.attributes") == 0) {
-        rc = attrs_value(c, v, path, err);
+        rc = attrs_value(c, v, path, dir, err);
     } else if (strcmp(key, "event.max.bytes") == 0) {
         rc = int_value(v, path, 64, CUE_EVENT_BYTES_MAX, &n, err);
         c->event_bytes_max = rc == 0 ? (size_t)n : c->event_bytes_max;
@@ -446,18 +545,27 @@ static int apply_key(cue_config *c, const char *key, json_t *v, const char *path
         rc = lateness_value(v, path, &c->allowed_lateness_ms, err);
     } else if (strcmp(key, "late.policy") == 0) {
         rc = late_value(c, v, path, err);
+    } else if (strcmp(key, "event.time.max.future.ms") == 0) {
+        rc = lateness_value(v, path, &c->event_max_future_ms, err);
+    } else if (strcmp(key, "event.time.min") == 0) {
+        rc = time_value(v, path, &c->event_time_min_ms, err);
+    } else if (strcmp(key, "event.id.dedup.max") == 0) {
+        rc = int_value(v, path, 0, CUE_EVENT_IDS_MAX, &n, err);
+        c->event_id_dedup_max = rc == 0 ? (uint32_t)n : c->event_id_dedup_max;
     } else if (strcmp(key, "bootstrap.servers") == 0) {
-        rc = string_value(v, path, c->bootstrap_servers, sizeof c->bootstrap_servers, err);
+        rc = string_value(v, path, dir, c->bootstrap_servers, sizeof c->bootstrap_servers, err);
         if (rc == 0 && c->bootstrap_servers[0] == '\0')
             rc = cue_err_set(err, CUE_ECONFIG, "%s: must not be empty", path);
     } else if (strcmp(key, "input.topic") == 0) {
-        rc = topic_value(v, path, c->input_topic, sizeof c->input_topic, err);
+        rc = topic_value(v, path, dir, c->input_topic, sizeof c->input_topic, err);
     } else if (strcmp(key, "trigger.topic") == 0) {
-        rc = topic_value(v, path, c->trigger_topic, sizeof c->trigger_topic, err);
+        rc = topic_value(v, path, dir, c->trigger_topic, sizeof c->trigger_topic, err);
     } else if (strcmp(key, "errors.dead.letter.queue.topic.name") == 0) {
-        rc = topic_value(v, path, c->dead_letter_topic, sizeof c->dead_letter_topic, err);
+        rc = topic_value(v, path, dir, c->dead_letter_topic, sizeof c->dead_letter_topic, err);
     } else if (strcmp(key, "admin.listen") == 0) {
-        rc = string_value(v, path, c->admin_listen, sizeof c->admin_listen, err);
+        rc = string_value(v, path, dir, c->admin_listen, sizeof c->admin_listen, err);
+    } else if (strcmp(key, "admin.users.token") == 0) {
+        rc = token_value(v, path, dir, c->admin_users_token, sizeof c->admin_users_token, err);
     } else if (strcmp(key, "wall.clock.advance") == 0) {
         rc = bool_value(v, path, &c->wall_clock, err);
     } else if (strcmp(key, "changelog.enabled") == 0) {
@@ -477,7 +585,9 @@ static int apply_key(cue_config *c, const char *key, json_t *v, const char *path
     } else if (strcmp(key, "delivery.timeout.ms") == 0) {
         rc = int_value(v, path, 1000, 24 * 3600 * 1000, &c->delivery_timeout_ms, err);
     } else if (strcmp(key, "kafka") == 0) {
-        rc = kafka_value(c, v, path, err);
+        rc = kafka_value(c, v, path, dir, err);
+    } else if (strcmp(key, "log.level") == 0) {
+        rc = log_level_value(c, v, path, err);
     } else {
         const char *near = cue_nearest_name(key, keys, sizeof keys / sizeof *keys);
         rc = cue_err_set(err, CUE_ECONFIG, "%s: unknown setting%s%s%s", path,
@@ -486,8 +596,19 @@ static int apply_key(cue_config *c, const char *key, json_t *v, const char *path
     return rc;
 }
 
-/* Applies the parsed file `root` (taken: released here); `path` names it. */
-static int config_apply(cue_config *c, json_t *root, const char *path, cue_err *err)
+/* The directory part of `path`, for resolve(): "" when it has none (the
+ * working directory), "/" for a file at the root. */
+static void dir_of(const char *path, char *out, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n = slash == NULL ? 0 : slash == path ? 1 : (size_t)(slash - path);
+    snprintf(out, cap, "%.*s", (int)n, path);
+}
+
+/* Applies the parsed file `root` (taken: released here); `path` names it,
+ * and relative paths in it are resolved against `dir` (NULL: as given). */
+static int config_apply(cue_config *c, json_t *root, const char *path, const char *dir,
+                        cue_err *err)
 {
     int rc = 0;
     if (!json_is_object(root)) rc = cue_err_set(err, CUE_ECONFIG, "$: must be a JSON object");
@@ -497,7 +618,7 @@ static int config_apply(cue_config *c, json_t *root, const char *path, cue_err *
     {
         char p[300];
         snprintf(p, sizeof p, "$.%.200s", key);
-        if (rc == 0) rc = apply_key(c, key, v, p, err);
+        if (rc == 0) rc = apply_key(c, key, v, p, dir, err);
     }
     json_decref(root);
     if (rc != 0) cue_err_prefix(err, "%s", path);
@@ -506,12 +627,20 @@ static int config_apply(cue_config *c, json_t *root, const char *path, cue_err *
 
 int cue_config_load(cue_config *c, const char *path, cue_err *err)
 {
+    /* Opened here, not by jansson, so that a missing file is told apart
+     * from a bad one: the former is exit 66 (EX_NOINPUT), the latter 78. */
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return cue_err_set(err, CUE_ENOTFOUND, "configuration file %s: %s", path, strerror(errno));
     json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+    fclose(f);
     if (root == NULL)
         return cue_err_set(err, CUE_ECONFIG, "%s: line %d, column %d: %s", path, jerr.line,
                            jerr.column, jerr.text);
-    return config_apply(c, root, path, err);
+    char dir[CUE_PATH_MAX];
+    dir_of(path, dir, sizeof dir);
+    return config_apply(c, root, path, dir, err);
 }
 
 int cue_config_load_text(cue_config *c, const char *name, const char *text, size_t len,
@@ -522,101 +651,135 @@ int cue_config_load_text(cue_config *c, const char *name, const char *text, size
     if (root == NULL)
         return cue_err_set(err, CUE_ECONFIG, "%s: line %d, column %d: %s", name, jerr.line,
                            jerr.column, jerr.text);
-    return config_apply(c, root, name, err);
+    /* No file, no directory: paths are taken as given, as with --set. */
+    return config_apply(c, root, name, NULL, err);
 }
 
 int cue_config_set(cue_config *c, const char *key, const char *value, cue_err *err)
 {
     /* A value that reads as JSON (numbers, objects) is taken as such; anything
-     * else is a string, so `--set state.dir=/tmp/x` needs no quotes. */
+     * else is a string, so `--set state.dir=/tmp/x` needs no quotes. Paths
+     * given here are the shell's: relative to the working directory. */
     json_t *v = json_loads(value, JSON_DECODE_ANY, NULL);
     if (v == NULL) v = json_string(value);
     if (v == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
     char p[300];
     snprintf(p, sizeof p, "$.%.200s", key);
-    int rc = apply_key(c, key, v, p, err);
+    int rc = apply_key(c, key, v, p, NULL, err);
     json_decref(v);
     return rc == 0 ? 0 : CUE_ECONFIG;
 }
 
+int cue_config_check(const cue_config *c, cue_err *err)
+{
+    if (c->exactly_once && c->repartition)
+        return cue_err_set(err, CUE_ECONFIG,
+                           "$.processing.guarantee: exactly_once_v2 does not cover the repartition "
+                           "stage yet; use at_least_once with repartition");
+    /* The transaction commits before the local store is written: a crash
+     * between the two leaves the store a cycle behind, and only the
+     * changelog (its meta record is in the committed transaction) brings it
+     * forward; without it the cycle would be redone and its triggers
+     * committed twice. Kafka Streams always has a changelog. */
+    if (c->exactly_once && !c->changelog)
+        return cue_err_set(err, CUE_ECONFIG,
+                           "$.processing.guarantee: exactly_once_v2 needs \"changelog.enabled\": "
+                           "true (after a crash between a transaction's commit and the local "
+                           "store's write, the state is restored from the changelog)");
+    if (c->standby_replicas > 0 && !c->changelog)
+        return cue_err_set(err, CUE_ECONFIG,
+                           "$.num.standby.replicas: %lld needs \"changelog.enabled\": true (a "
+                           "standby replica is kept from the changelog)",
+                           (long long)c->standby_replicas);
+    return 0;
+}
+
 /* ---- dump -------------------------------------------------------------- */
 
-static void dump_str(cue_buf *b, const char *key, const char *val, bool *first)
+/* One client's passthrough properties as an object, each value as it was
+ * written (a number stays a number), secrets redacted. */
+static json_t *dump_kafka(const cue_config *c, int clients)
 {
-    cue_buf_append_str(b, *first ? "\n  " : ",\n  ");
-    *first = false;
-    cue_buf_append_json_str(b, key, strlen(key));
-    cue_buf_append_str(b, ": ");
-    cue_buf_append_json_str(b, val, strlen(val));
-}
-
-static void dump_int(cue_buf *b, const char *key, int64_t v, bool *first)
-{
-    cue_buf_append_str(b, *first ? "\n  " : ",\n  ");
-    *first = false;
-    cue_buf_printf(b, "\"%s\": %lld", key, (long long)v);
-}
-
-static bool dump_kafka(const cue_config *c, cue_buf *b, int clients, const char *indent)
-{
-    bool first = true;
-    for (size_t i = 0; i < c->kafka_len; i++) {
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < c->kafka_len; i++) {
         if (c->kafka[i].clients != clients) continue;
-        const char *k = cue_config_kafka_key(c, i);
-        const char *v = cue_config_secret(k) ? "[redacted]" : cue_config_kafka_value(c, i);
-        cue_buf_printf(b, "%s%s", first ? "" : ",", indent);
-        first = false;
-        cue_buf_append_json_str(b, k, strlen(k));
-        cue_buf_append_str(b, ": ");
-        cue_buf_append_json_str(b, v, strlen(v));
+        const char *k = cue_config_kafka_key(c, i), *v = cue_config_kafka_value(c, i);
+        json_t *val = cue_config_secret(k)                   ? json_string("[redacted]")
+                      : c->kafka[i].kind == CUE_KAFKA_NUMBER ? json_integer(strtoll(v, NULL, 10))
+                      : c->kafka[i].kind == CUE_KAFKA_BOOL   ? json_boolean(strcmp(v, "true") == 0)
+                                                             : json_string(v);
+        json_object_set_new(o, k, val);
     }
-    return !first;
+    return o;
+}
+
+static json_t *dump_attributes(const cue_config *c)
+{
+    json_t *o = json_object();
+    for (int a = 0; o && a < CUE_ATTR_COUNT; a++)
+        json_object_set_new(o, cue_attr_names[a],
+                            c->ptr_attr[a].source[0] ? json_string(c->ptr_attr[a].source)
+                                                     : json_null());
+    return o;
 }
 
 int cue_config_dump(const cue_config *c, cue_buf *b)
 {
-    bool first = true;
-    cue_buf_append_str(b, "{");
-    dump_str(b, "application.id", c->application_id, &first);
-    dump_str(b, "bootstrap.servers", c->bootstrap_servers, &first);
-    dump_str(b, "input.topic", c->input_topic, &first);
-    dump_str(b, "trigger.topic", c->trigger_topic, &first);
-    dump_str(b, "errors.dead.letter.queue.topic.name", cue_config_dead_letter_topic(c), &first);
-    dump_str(b, "state.dir", c->state_dir, &first);
-    dump_str(b, "machines.dir", c->machines_dir, &first);
-    dump_str(b, "policies", c->policies, &first);
-    dump_str(b, "decisions.topic", cue_config_decisions_topic(c), &first);
-    dump_str(b, "admin.listen", c->admin_listen, &first);
-    dump_int(b, "statestore.cache.max.bytes", (int64_t)c->cache_max_bytes, &first);
-    dump_int(b, "commit.interval.ms", c->commit_interval_ms, &first);
-    dump_int(b, "commit.records", c->commit_records, &first);
-    dump_str(b, "event.user_id", c->ptr_user_id.source, &first);
-    dump_str(b, "event.type", c->ptr_type.source, &first);
-    dump_str(b, "event.time", c->ptr_time.source, &first);
-    dump_str(b, "event.id", c->ptr_event_id.source, &first);
-    dump_int(b, "event.max.bytes", (int64_t)c->event_bytes_max, &first);
-    dump_int(b, "timers.memory.max", (int64_t)c->timers_memory_max, &first);
-    dump_int(b, "allowed.lateness.ms", c->allowed_lateness_ms, &first);
-    dump_str(b, "late.policy", c->late_policy == CUE_LATE_APPLY ? "apply" : "dead_letter", &first);
-    cue_buf_append_str(b, ",\n  \"wall.clock.advance\": ");
-    cue_buf_append_str(b, c->wall_clock ? "true" : "false");
-    cue_buf_append_str(b, ",\n  \"changelog.enabled\": ");
-    cue_buf_append_str(b, c->changelog ? "true" : "false");
-    dump_int(b, "changelog.delete.retention.ms", c->changelog_delete_retention_ms, &first);
-    cue_buf_append_str(b, ",\n  \"repartition\": ");
-    cue_buf_append_str(b, c->repartition ? "true" : "false");
-    dump_int(b, "num.standby.replicas", c->standby_replicas, &first);
-    dump_str(b, "processing.guarantee", c->exactly_once ? "exactly_once_v2" : "at_least_once",
-             &first);
-    dump_int(b, "startup.timeout.ms", c->startup_timeout_ms, &first);
-    dump_int(b, "shutdown.timeout.ms", c->shutdown_timeout_ms, &first);
-    dump_int(b, "delivery.timeout.ms", c->delivery_timeout_ms, &first);
-    cue_buf_append_str(b, ",\n  \"kafka\": {");
-    if (dump_kafka(c, b, CUE_KAFKA_BOTH, "\n    ")) cue_buf_append_str(b, ",");
-    cue_buf_append_str(b, "\n    \"consumer\": {");
-    dump_kafka(c, b, CUE_KAFKA_CONSUMER, "\n      ");
-    cue_buf_append_str(b, "},\n    \"producer\": {");
-    dump_kafka(c, b, CUE_KAFKA_PRODUCER, "\n      ");
-    cue_buf_append_str(b, "}\n  }\n}\n");
-    return 0;
+    json_t *o = json_object();
+    if (o == NULL) return CUE_ENOMEM;
+#define S(k, v) json_object_set_new(o, k, json_string(v))
+#define I(k, v) json_object_set_new(o, k, json_integer((json_int_t)(v)))
+#define B(k, v) json_object_set_new(o, k, json_boolean(v))
+    S("application.id", c->application_id);
+    S("bootstrap.servers", c->bootstrap_servers);
+    S("input.topic", c->input_topic);
+    S("trigger.topic", c->trigger_topic);
+    S("errors.dead.letter.queue.topic.name", cue_config_dead_letter_topic(c));
+    S("state.dir", c->state_dir);
+    S("machines.dir", c->machines_dir);
+    S("policies", c->policies);
+    S("decisions.topic", cue_config_decisions_topic(c));
+    S("admin.listen", c->admin_listen);
+    S("admin.users.token", c->admin_users_token[0] ? "[redacted]" : "");
+    S("log.level", log_levels[c->log_level]);
+    I("statestore.cache.max.bytes", c->cache_max_bytes);
+    I("commit.interval.ms", c->commit_interval_ms);
+    I("commit.records", c->commit_records);
+    S("event.user_id", c->ptr_user_id.source);
+    S("event.type", c->ptr_type.source);
+    S("event.time", c->ptr_time.source);
+    S("event.id", c->ptr_event_id.source);
+    json_object_set_new(o, "event.attributes", dump_attributes(c));
+    I("event.max.bytes", c->event_bytes_max);
+    I("timers.memory.max", c->timers_memory_max);
+    I("allowed.lateness.ms", c->allowed_lateness_ms);
+    S("late.policy", c->late_policy == CUE_LATE_APPLY ? "apply" : "dead_letter");
+    I("event.time.max.future.ms", c->event_max_future_ms);
+    I("event.time.min", c->event_time_min_ms);
+    I("event.id.dedup.max", c->event_id_dedup_max);
+    B("wall.clock.advance", c->wall_clock);
+    B("changelog.enabled", c->changelog);
+    I("changelog.delete.retention.ms", c->changelog_delete_retention_ms);
+    B("repartition", c->repartition);
+    I("num.standby.replicas", c->standby_replicas);
+    S("processing.guarantee", c->exactly_once ? "exactly_once_v2" : "at_least_once");
+    I("startup.timeout.ms", c->startup_timeout_ms);
+    I("shutdown.timeout.ms", c->shutdown_timeout_ms);
+    I("delivery.timeout.ms", c->delivery_timeout_ms);
+#undef S
+#undef I
+#undef B
+    json_t *k = dump_kafka(c, CUE_KAFKA_BOTH);
+    if (k) json_object_set_new(k, "consumer", dump_kafka(c, CUE_KAFKA_CONSUMER));
+    if (k) json_object_set_new(k, "producer", dump_kafka(c, CUE_KAFKA_PRODUCER));
+    json_object_set_new(o, "kafka", k);
+    /* The dump reads back as a config file: same keys, same order, the
+     * values it would set. */
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (text == NULL) return CUE_ENOMEM;
+    int rc = cue_buf_append_str(b, text);
+    if (rc == 0) rc = cue_buf_append_char(b, '\n');
+    free(text);
+    return rc == 0 ? 0 : CUE_ENOMEM;
 }

@@ -1,13 +1,21 @@
 /* The pure step: guards, actions and transitions over one user's state. */
 #include "cuepoint/engine.h"
 
+#include "cuepoint/timefmt.h"
+#include "cuepoint/tz.h"
+
+#include <stdio.h>
 #include <string.h>
+
+#define DAY_MS 86400000LL
 
 /* Everything one step needs, on the stack of the caller. */
 typedef struct step {
     const cue_machines *ms;
     cue_user *u;
     const cue_event *ev; /* NULL for timers */
+    const cue_step_env *env;
+    bool attrs_from_event; /* checking before the step: the event's attributes count */
     int64_t now_ms;
     const char *timer_name; /* timers only */
     cue_hash128 cause;      /* digest of the cause, once has_cause */
@@ -26,11 +34,14 @@ typedef struct step {
 /* Sets up a step field by field: a designated initializer would also zero the
  * 4 KiB `emitted` table on every event, of which only n_emitted is read. */
 static void step_init(step *s, const cue_machines *ms, cue_user *u, const cue_event *ev,
-                      int64_t now_ms, cue_emit_fn emit, void *ctx, cue_step_stats *st)
+                      int64_t now_ms, const cue_step_env *env, cue_emit_fn emit, void *ctx,
+                      cue_step_stats *st)
 {
     s->ms = ms;
     s->u = u;
     s->ev = ev;
+    s->env = env;
+    s->attrs_from_event = false;
     s->now_ms = now_ms;
     s->timer_name = NULL;
     s->cause = (cue_hash128){0, 0};
@@ -95,6 +106,11 @@ static cue_value resolve(const step *s, const cue_machine *m, const cue_instance
         if (s->ev == NULL) return (cue_value){.type = CUE_VAL_ABSENT};
         return cue_event_value(s->ev, cue_machines_ptr(s->ms, o->ptr));
     case CUE_SRC_ATTR:
+        if (s->attrs_from_event && s->ev->attr[o->index]) {
+            size_t n = s->ev->attr_len[o->index];
+            return str_value(s->ev->attr[o->index],
+                             n < CUE_ATTR_BYTES_MAX ? n : CUE_ATTR_BYTES_MAX);
+        }
         if (s->u->attr_len[o->index] == 0) return (cue_value){.type = CUE_VAL_ABSENT};
         return str_value(s->u->attrs[o->index], s->u->attr_len[o->index]);
     case CUE_SRC_COUNTER: return (cue_value){.type = CUE_VAL_INT, .i = in->counters[o->index]};
@@ -239,23 +255,109 @@ static void do_set(step *s, const cue_machine *m, cue_instance *in, const cue_ac
     }
 }
 
+/* ---- timer times ------------------------------------------------------- */
+
+typedef enum due_rc { DUE_OK = 0, DUE_UNREADABLE, DUE_SKIP } due_rc;
+
+/* Resolves `o` as it will read when action k of `acts` runs: checking before
+ * the step, a variable that an earlier action of the same transition sets
+ * holds what that action will put there. `acts` NULL: as it reads now. */
+static cue_value resolve_at(const step *s, const cue_machine *m, const cue_instance *in,
+                            const cue_action *acts, uint16_t k, const cue_operand *o)
+{
+    for (uint16_t j = k; acts && o->kind == CUE_SRC_VAR && j-- > 0;) {
+        const cue_action *a = &acts[j];
+        if ((a->kind != CUE_ACT_SET && a->kind != CUE_ACT_UNSET) || a->target != o->index) continue;
+        if (a->kind == CUE_ACT_UNSET) return (cue_value){.type = CUE_VAL_ABSENT};
+        o = &a->src;
+    }
+    return resolve(s, m, in, o);
+}
+
+/* `minute` of the local day of `t`, in the user's zone (else UTC). */
+static int64_t local_clock(const step *s, int64_t t, int16_t minute)
+{
+    if (s->env && s->env->tz && s->env->zone >= 0) {
+        cue_civil c;
+        cue_tz_local(s->env->tz, s->env->zone, t, &c);
+        c.hour = minute / 60;
+        c.minute = minute % 60;
+        c.second = c.millis = 0;
+        return cue_tz_instant(s->env->tz, s->env->zone, &c);
+    }
+    int64_t day = t >= 0 ? t / DAY_MS : -((-t + DAY_MS - 1) / DAY_MS);
+    return day * DAY_MS + (int64_t)minute * 60000;
+}
+
+/* When start_timer `a` makes its timer due. DUE_UNREADABLE, with the term
+ * and what it read, when a time is missing or is no time; DUE_SKIP when it is
+ * past and the action says "if_past": "skip". */
+static due_rc timer_due(const step *s, const cue_machine *m, const cue_instance *in,
+                        const cue_action *a, const cue_action *acts, uint16_t k, int64_t *due,
+                        const cue_time_term **bad, cue_value *seen)
+{
+    const cue_time_term *terms = cue_machines_time_terms(s->ms) + a->first_term;
+    bool have = false;
+    int64_t best = 0;
+    for (uint8_t i = 0; i < a->n_terms; i++) {
+        const cue_time_term *tt = &terms[i];
+        int64_t t = s->now_ms;
+        if (tt->base == CUE_TIME_SOURCE) {
+            cue_value v = resolve_at(s, m, in, acts, k, &tt->src);
+            bool missing = v.type == CUE_VAL_ABSENT || v.type == CUE_VAL_NULL;
+            /* The earliest or latest of the times that are there, as SQL's
+             * LEAST and GREATEST skip NULLs. */
+            if (missing && a->pick != CUE_TIME_ONE) continue;
+            if (missing || cue_event_time_of(&v, &t) != 0) {
+                *bad = tt;
+                *seen = v;
+                return DUE_UNREADABLE;
+            }
+        }
+        /* Times are within years 0-9999 and offsets within a century. */
+        t += tt->offset_ms;
+        if (!have || (a->pick == CUE_TIME_LATEST ? t > best : t < best)) best = t;
+        have = true;
+    }
+    if (!have) {
+        *bad = NULL;
+        *seen = (cue_value){.type = CUE_VAL_ABSENT};
+        return DUE_UNREADABLE;
+    }
+    if (a->local_min != CUE_LOCAL_NONE) best = local_clock(s, best, a->local_min);
+    *due = best;
+    return best < s->now_ms && a->skip_past ? DUE_SKIP : DUE_OK;
+}
+
 static void do_start_timer(step *s, const cue_machine *m, cue_instance *in, const cue_action *a)
 {
-    if (!a->absolute) {
-        in->timers[a->target] = s->now_ms + a->amount;
-        return;
-    }
-    cue_value v = resolve(s, m, in, &a->src);
-    int64_t due;
-    /* In a timer's step, a time not after the step's own would come due at
-     * once, fire the same transition, and start it again, for ever: the
-     * partition would never get past it. Refused, like a value that is not
-     * a time. (An event's step may start one in the past: it fires next.) */
-    if (cue_event_time_of(&v, &due) != 0 || (s->ev == NULL && due <= s->now_ms)) {
+    int64_t due = CUE_TIMER_NONE;
+    const cue_time_term *bad;
+    cue_value seen;
+    switch (timer_due(s, m, in, a, NULL, 0, &due, &bad, &seen)) {
+    case DUE_OK:
+        /* In a timer's step, a time not after the step's own would come due
+         * at once, fire the same transition, and start it again, for ever:
+         * the partition would never get past it. Refused and counted. */
+        if (s->ev == NULL && due <= s->now_ms) {
+            s->st->timers_refused++;
+            break;
+        }
+        /* A time already past fires at once, just after this step, with its
+         * own due time as the trigger's time (README "Timers"). */
+        s->st->timers_past += due < s->now_ms;
+        in->timers[a->target] = due;
+        break;
+    case DUE_SKIP:
+        s->st->timers_past_skipped++;
+        in->timers[a->target] = CUE_TIMER_NONE;
+        break;
+    default:
+        /* Only a timer's step gets here (an event's was checked first): a
+         * variable that holds no time. Nothing to refuse; counted. */
         s->st->bad_timer_value++;
-        return;
+        break;
     }
-    in->timers[a->target] = due;
 }
 
 /* Counters stop at the 64-bit bounds rather than wrap (a wrap is undefined,
@@ -392,6 +494,17 @@ static void start_instance(step *s, const cue_machine *m, uint16_t mi, const cha
     take(s, m, i, &m->start);
 }
 
+/* The transition an event takes from the instance's state, or NULL. */
+static const cue_transition *first_match(const step *s, const cue_machine *m,
+                                         const cue_instance *in, int32_t type_id)
+{
+    const cue_state *st = &m->states[in->state];
+    const cue_transition *ts = cue_machines_transitions(s->ms) + st->first_transition;
+    for (uint16_t k = 0; k < st->n_transitions; k++)
+        if (on_matches(&ts[k], type_id) && guards_hold(s, m, in, &ts[k])) return &ts[k];
+    return NULL;
+}
+
 static void apply_machine(step *s, uint16_t mi, int32_t type_id)
 {
     const cue_machine *m = cue_machines_get(s->ms, mi);
@@ -405,14 +518,139 @@ static void apply_machine(step *s, uint16_t mi, int32_t type_id)
     }
     cue_instance *in = &s->u->inst[i];
     if (in->finished) return;
-    const cue_state *st = &m->states[in->state];
-    const cue_transition *ts = cue_machines_transitions(s->ms) + st->first_transition;
-    for (uint16_t k = 0; k < st->n_transitions; k++) {
-        if (on_matches(&ts[k], type_id) && guards_hold(s, m, in, &ts[k])) {
-            take(s, m, (size_t)i, &ts[k]);
-            return;
-        }
+    const cue_transition *t = first_match(s, m, in, type_id);
+    if (t) take(s, m, (size_t)i, t);
+}
+
+/* ---- checking an event before it is applied ----------------------------- */
+
+/* Whether the transition's timers all have a time they can read; if not,
+ * fills `why` for the first that does not. */
+static bool times_readable(const step *s, const cue_machine *m, const cue_instance *in,
+                           const cue_transition *t, cue_step_refusal *why)
+{
+    const cue_action *acts = cue_machines_actions(s->ms) + t->first_action;
+    for (uint16_t k = 0; k < t->n_actions; k++) {
+        const cue_action *a = &acts[k];
+        if (a->kind != CUE_ACT_START_TIMER) continue;
+        int64_t due;
+        const cue_time_term *bad;
+        cue_value seen;
+        if (timer_due(s, m, in, a, acts, k, &due, &bad, &seen) != DUE_UNREADABLE) continue;
+        why->machine = m;
+        why->timer = m->timers[a->target].name;
+        why->state = m->states[in->state].name;
+        why->none_there = bad == NULL;
+        why->src = bad ? &bad->src : &cue_machines_time_terms(s->ms)[a->first_term].src;
+        why->value = seen;
+        return false;
     }
+    return true;
+}
+
+/* Whether a start would find room (make_room, without making it). */
+static bool has_room(const step *s, const cue_machine *m, uint16_t mi)
+{
+    size_t live = 0;
+    bool finished = false;
+    for (size_t i = 0; i < s->u->n_instances; i++) {
+        if (s->u->inst[i].machine != mi) continue;
+        live++;
+        finished = finished || s->u->inst[i].finished;
+    }
+    return finished || (live < m->max_instances && s->u->n_instances < CUE_USER_INSTANCES_MAX);
+}
+
+/* As apply_machine decides, without changing anything. */
+static bool check_machine(step *s, uint16_t mi, int32_t type_id, cue_step_refusal *why)
+{
+    const cue_machine *m = cue_machines_get(s->ms, mi);
+    char key[CUE_KEY_BYTES_MAX];
+    uint8_t key_len = 0;
+    if (m->keyed && !event_key(s, m, key, &key_len)) return true;
+    int i = find_instance(s->u, mi, key, key_len);
+    if (i >= 0) {
+        const cue_instance *in = &s->u->inst[i];
+        const cue_transition *t = in->finished ? NULL : first_match(s, m, in, type_id);
+        return t == NULL || !t->reads_time || times_readable(s, m, in, t, why);
+    }
+    if (!on_matches(&m->start, type_id) || !m->start.reads_time) return true;
+    cue_instance fresh;
+    cue_instance_init(&fresh, m, mi, s->now_ms);
+    memcpy(fresh.key, key, key_len);
+    fresh.key_len = key_len;
+    if (!guards_hold(s, m, &fresh, &m->start) || !has_room(s, m, mi)) return true;
+    return times_readable(s, m, &fresh, &m->start, why);
+}
+
+/* Whether an event of this type can take a transition of `m` that reads a
+ * timer's time: most events cannot, and are checked no further. */
+static bool may_read_time(const cue_machine *m, int32_t type_id)
+{
+    if (m->time_any_type) return true;
+    for (uint8_t i = 0; i < m->n_time_types; i++)
+        if (m->time_types[i] == type_id) return true;
+    return false;
+}
+
+bool cue_engine_check(const cue_machines *ms, const cue_user *u, const cue_event *ev,
+                      const cue_step_env *env, cue_step_refusal *why)
+{
+    step s;
+    cue_step_stats scratch = {0}; /* what checking counts is counted again by the step */
+    /* Read-only: nothing below writes through s.u. */
+    step_init(&s, ms, (cue_user *)u, ev, ev->ts_ms, env, NULL, NULL, &scratch);
+    s.attrs_from_event = true;
+    int32_t type_id = cue_machines_type_id(ms, ev->type, ev->type_len);
+    for (size_t mi = 0; mi < cue_machines_count(ms); mi++)
+        if (may_read_time(cue_machines_get(ms, mi), type_id) &&
+            !check_machine(&s, (uint16_t)mi, type_id, why))
+            return false;
+    return true;
+}
+
+size_t cue_engine_refusal_text(const cue_machines *ms, const cue_step_refusal *why, char *out,
+                               size_t cap)
+{
+    char where[CUE_JSON_PTR_BYTES_MAX + 32], what[128];
+    const cue_operand *o = why->src;
+    if (o->kind == CUE_SRC_EVENT)
+        snprintf(where, sizeof where, "%s", cue_machines_ptr(ms, o->ptr)->source);
+    else if (o->kind == CUE_SRC_VAR)
+        snprintf(where, sizeof where, "variable '%s'", why->machine->vars[o->index].name);
+    else
+        snprintf(where, sizeof where, "its source");
+    const cue_value *v = &why->value;
+    const char *hint = "";
+    switch (v->type) {
+    case CUE_VAL_ABSENT: snprintf(what, sizeof what, "there is nothing there"); break;
+    case CUE_VAL_NULL: snprintf(what, sizeof what, "it is null"); break;
+    case CUE_VAL_BOOL: snprintf(what, sizeof what, "it is %s", v->b ? "true" : "false"); break;
+    case CUE_VAL_INT:
+        snprintf(what, sizeof what, "it is %lld", (long long)v->i);
+        /* As for event times: an integer of 10 or 11 digits is seconds. */
+        if (v->i >= 1000000000LL && v->i < 100000000000LL)
+            hint = ", and this looks like epoch seconds";
+        break;
+    case CUE_VAL_DOUBLE: snprintf(what, sizeof what, "it is %g", v->d); break;
+    case CUE_VAL_STRING:
+        snprintf(what, sizeof what, "it is \"%.*s\"%s", (int)(v->len < 48 ? v->len : 48), v->s,
+                 v->len > 48 ? "..." : "");
+        break;
+    default: snprintf(what, sizeof what, "it is an object or array"); break;
+    }
+    int n;
+    if (why->none_there)
+        n = snprintf(out, cap,
+                     "journey '%s' (state '%s') starts timer '%s' at the earliest or latest of "
+                     "several times, and none of them is there (the first is read from %s)",
+                     why->machine->name, why->state, why->timer, where);
+    else
+        n = snprintf(out, cap,
+                     "journey '%s' (state '%s') starts timer '%s' at the time in %s, but %s: a "
+                     "time is epoch milliseconds or RFC 3339 with an offset, 1970-9999%s",
+                     why->machine->name, why->state, why->timer, where, what, hint);
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
 static void copy_attrs(cue_user *u, const cue_event *ev)
@@ -438,11 +676,11 @@ static cue_hash128 event_cause(const cue_event *ev)
     return cue_hash128_of(ev->raw, ev->raw_len);
 }
 
-void cue_engine_apply(const cue_machines *ms, cue_user *u, const cue_event *ev, cue_emit_fn emit,
-                      void *ctx, cue_step_stats *st)
+void cue_engine_apply(const cue_machines *ms, cue_user *u, const cue_event *ev,
+                      const cue_step_env *env, cue_emit_fn emit, void *ctx, cue_step_stats *st)
 {
     step s;
-    step_init(&s, ms, u, ev, ev->ts_ms, emit, ctx, st);
+    step_init(&s, ms, u, ev, ev->ts_ms, env, emit, ctx, st);
     copy_attrs(u, ev);
     int32_t type_id = cue_machines_type_id(ms, ev->type, ev->type_len);
     for (size_t mi = 0; mi < cue_machines_count(ms); mi++)
@@ -482,11 +720,11 @@ static bool fire_one(step *s, size_t i, uint8_t t)
     return true;
 }
 
-void cue_engine_fire(const cue_machines *ms, cue_user *u, int64_t due_ms, cue_emit_fn emit,
-                     void *ctx, cue_step_stats *st)
+void cue_engine_fire(const cue_machines *ms, cue_user *u, int64_t due_ms, const cue_step_env *env,
+                     cue_emit_fn emit, void *ctx, cue_step_stats *st)
 {
     step s;
-    step_init(&s, ms, u, NULL, due_ms, emit, ctx, st);
+    step_init(&s, ms, u, NULL, due_ms, env, emit, ctx, st);
     for (size_t i = 0; i < u->n_instances;) {
         bool kept = true;
         for (uint8_t t = 0; t < CUE_MACHINE_TIMERS_MAX && kept; t++)

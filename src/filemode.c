@@ -2,13 +2,17 @@
 #include "cuepoint/filemode.h"
 
 #include "cuepoint/buf.h"
+#include "cuepoint/hash.h"
 #include "cuepoint/log.h"
 #include "cuepoint/store.h"
+#include "cuepoint/utf8.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 /* ---- the line source --------------------------------------------------- */
@@ -173,8 +177,15 @@ void cue_dead_letter_json(cue_buf *b, const cue_dead_letter *dl, const char *sou
     if (line >= 0) cue_buf_printf(b, ",\"line\":%lld", (long long)line);
     cue_buf_printf(b, ",\"partition\":%u,\"offset\":%lld", dl->partition, (long long)dl->offset);
     if (truncated) cue_buf_append_str(b, ",\"truncated\":true");
-    cue_buf_append_str(b, ",\"raw\":");
-    cue_buf_append_json_str(b, dl->raw, dl->raw_len);
+    /* A record that is not UTF-8 would come back as other text from a JSON
+     * string (each bad byte a \u00XX): its bytes go as base64 instead. */
+    if (cue_utf8_valid(dl->raw, dl->raw_len)) {
+        cue_buf_append_str(b, ",\"raw\":");
+        cue_buf_append_json_str(b, dl->raw, dl->raw_len);
+    } else {
+        cue_buf_append_str(b, ",\"raw_base64\":");
+        cue_buf_append_base64_str(b, dl->raw, dl->raw_len);
+    }
     cue_buf_append_str(b, "}\n");
 }
 
@@ -207,29 +218,116 @@ static int sink_flush(void *ctx, cue_err *err)
 
 /* Where this source's first record sits: saved beside the state when a source
  * is first run, read back to resume it. One "first_offset source" line. */
-static int source_base(const cue_filemode_opts *o, int64_t next, int64_t *base, cue_err *err)
+static void source_path(const cue_filemode_opts *o, const char *file, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/%s", o->cfg->state_dir, file);
+}
+
+uint64_t cue_filemode_fingerprint(FILE *f)
+{
+    struct stat st;
+    if (f == NULL || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+    static char head[64 * 1024]; /* once per run, on the main thread */
+    ssize_t n = pread(fileno(f), head, sizeof head, 0);
+    if (n <= 0) return 0;
+    uint64_t h = cue_hash64(head, (size_t)n, 0);
+    return h ? h : 1;
+}
+
+/* Every input run over this state: "first_offset fingerprint source" lines,
+ * the last SOURCES_KEPT of them, so that the same input run again is
+ * recognised even after others. */
+#define SOURCES_KEPT 1000
+
+/* Whether an input with this fingerprint was run here and something of it
+ * committed (the state moved past where it started); *first gets where. */
+static bool source_seen(const cue_filemode_opts *o, uint64_t fp, int64_t next, char *name,
+                        size_t cap, int64_t *first)
 {
     char path[CUE_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/file-source.txt", o->cfg->state_dir);
+    source_path(o, "file-sources.txt", path, sizeof path);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) return false;
+    long long off;
+    unsigned long long h;
+    char n[CUE_PATH_MAX + 1];
+    bool seen = false;
+    while (!seen && fscanf(f, "%lld %llx %1024[^\n]", &off, &h, n) == 3) {
+        seen = h == fp && off < next;
+        if (seen) {
+            snprintf(name, cap, "%s", n);
+            *first = off;
+        }
+    }
+    fclose(f);
+    return seen;
+}
+
+/* Appends this run's line, keeping the last SOURCES_KEPT. */
+static int source_note(const cue_filemode_opts *o, int64_t next, uint64_t fp, const char *name,
+                       cue_err *err)
+{
+    char path[CUE_PATH_MAX + 32], tmp[CUE_PATH_MAX + 40];
+    source_path(o, "file-sources.txt", path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    FILE *in = fopen(path, "r"), *out = fopen(tmp, "w");
+    if (out == NULL) {
+        if (in) fclose(in);
+        return cue_err_set(err, CUE_EIO, "cannot write %s: %s", tmp, strerror(errno));
+    }
+    size_t lines = 0;
+    char line[CUE_PATH_MAX + 64];
+    while (in && fgets(line, sizeof line, in))
+        lines++;
+    if (in) rewind(in);
+    for (size_t k = 0; in && fgets(line, sizeof line, in); k++)
+        if (k + SOURCES_KEPT > lines) fputs(line, out);
+    if (in) fclose(in);
+    fprintf(out, "%lld %016llx %s\n", (long long)next, (unsigned long long)fp, name);
+    if (fclose(out) != 0 || rename(tmp, path) != 0)
+        return cue_err_set(err, CUE_EIO, "cannot write %s: %s", path, strerror(errno));
+    return 0;
+}
+
+/* Where the positions of this run's records start: the saved base to resume
+ * a source, else the state's next position, saved with the source. A run
+ * without --resume over an input this state has consumed (the same
+ * fingerprint: see cue_filemode_opts) is refused: applying it again would
+ * count its events twice where they carry no event id, and dead-letter the
+ * rest as late. */
+static int source_base(const cue_filemode_opts *o, int64_t next, uint64_t fp, int64_t *base,
+                       cue_err *err)
+{
     const char *name = o->source_name ? o->source_name : "-";
-    if (!o->resume) {
-        FILE *f = fopen(path, "w");
-        if (f == NULL || fprintf(f, "%lld %s\n", (long long)next, name) < 0 || fclose(f) != 0)
-            return cue_err_set(err, CUE_EIO, "cannot write %s: %s", path, strerror(errno));
-        *base = next;
+    char path[CUE_PATH_MAX + 32];
+    source_path(o, "file-source.txt", path, sizeof path);
+    if (o->resume) {
+        FILE *f = fopen(path, "r");
+        char saved[CUE_PATH_MAX + 1] = "";
+        long long first = -1;
+        int n = f ? fscanf(f, "%lld %1024[^\n]", &first, saved) : 0;
+        if (f) fclose(f);
+        if (n != 2 || first < 0 || strcmp(saved, name) != 0)
+            return cue_err_set(err, CUE_EUSAGE,
+                               "nothing to resume: %s was not the last source run over %s%s%s%s",
+                               name, o->cfg->state_dir, n == 2 ? " (that was " : "",
+                               n == 2 ? saved : "", n == 2 ? ")" : "");
+        *base = first;
         return 0;
     }
-    FILE *f = fopen(path, "r");
-    char saved[CUE_PATH_MAX + 1] = "";
-    long long first = -1;
-    int n = f ? fscanf(f, "%lld %1024[^\n]", &first, saved) : 0;
-    if (f) fclose(f);
-    if (n != 2 || first < 0 || strcmp(saved, name) != 0)
+    char before[CUE_PATH_MAX + 1];
+    int64_t at = 0;
+    if (source_seen(o, fp, next, before, sizeof before, &at))
         return cue_err_set(err, CUE_EUSAGE,
-                           "nothing to resume: %s was not the last source run over %s%s%s", name,
-                           o->cfg->state_dir, n == 2 ? " (that was " : "", n == 2 ? saved : "");
-    *base = first;
-    return 0;
+                           "%s has already been run over %s (as %s, from position %lld): "
+                           "--resume continues the last input where it stopped; a fresh "
+                           "--state-dir runs it anew",
+                           name, o->cfg->state_dir, before, (long long)at);
+    FILE *f = fopen(path, "w");
+    if (f == NULL || fprintf(f, "%lld %s\n", (long long)next, name) < 0 || fclose(f) != 0)
+        return cue_err_set(err, CUE_EIO, "cannot write %s: %s", path, strerror(errno));
+    *base = next;
+    return source_note(o, next, fp, name, err);
 }
 
 static int feed(run *r, cue_task *task, cue_err *err)
@@ -237,10 +335,16 @@ static int feed(run *r, cue_task *task, cue_err *err)
     const char *rec;
     size_t len;
     bool oversize;
-    int64_t base, seq = 0;
-    int rc = source_base(r->o, cue_task_next_offset(task), &base, err);
-    if (rc != 0) return rc;
+    int64_t base = 0, seq = 0;
+    int rc;
+    bool first = true;
     while ((rc = r->o->source(r->o->source_ctx, &rec, &len, &r->line, &oversize, err)) > 0) {
+        if (first) {
+            uint64_t fp = r->o->fingerprint ? r->o->fingerprint : cue_hash64(rec, len, 0);
+            rc = source_base(r->o, cue_task_next_offset(task), fp, &base, err);
+            if (rc != 0) return rc;
+            first = false;
+        }
         int64_t offset = base + seq++;
         if (offset < cue_task_next_offset(task)) {
             r->res->resumed++; /* committed by the interrupted run */
@@ -252,9 +356,16 @@ static int feed(run *r, cue_task *task, cue_err *err)
                                  "line is longer than event.max.bytes (raw is its beginning)", rec,
                                  len, err);
         else
-            rc = cue_task_process(task, rec, len, offset, NULL, 0, err);
+            rc = cue_task_process(task,
+                                  &(cue_record){.value = rec,
+                                                .value_len = len,
+                                                .offset = offset,
+                                                .timestamp_ms = CUE_NO_TIMESTAMP},
+                                  err);
         if (rc != 0) return rc;
     }
+    /* An empty input is checked like any other (a resume of nothing). */
+    if (rc == 0 && first && r->o->resume) rc = source_base(r->o, 0, 0, &base, err);
     return rc;
 }
 
@@ -275,6 +386,9 @@ int cue_filemode_run(const cue_filemode_opts *o, cue_filemode_result *res, cue_e
     if (rc == 0) rc = cue_store_open(&store, o->cfg->state_dir, &(cue_store_opts){0}, err);
     if (rc == 0) rc = cue_task_new(&task, o->cfg, o->ms, store, 0, &sink, err);
     if (rc == 0) rc = cue_task_set_policy(task, o->policy, err);
+    /* The reader's clock for the future-time check. A stream time past it is
+     * left alone here: --until may have put it there on purpose. */
+    if (rc == 0 && o->clock_ms > 0) cue_task_set_clock(task, o->clock_ms);
     if (rc == 0) rc = feed(&r, task, err);
     if (rc == 0 && o->until_ms != INT64_MIN) rc = cue_task_advance(task, o->until_ms, err);
     if (rc == 0 && o->linger_ms > 0 && cue_task_stream_time(task) != INT64_MIN)
@@ -330,14 +444,29 @@ void cue_filemode_summary(FILE *f, const cue_filemode_opts *o, const cue_filemod
     if (s->corrupt_states)
         fprintf(f, "  %llu stored states did not decode (their events are dead letters)\n",
                 (unsigned long long)s->corrupt_states);
+    const cue_codec_stats *c = &s->codec;
+    if (c->migrated || c->stranded || c->dropped_instances || c->timers_dropped || c->timers_moved)
+        fprintf(f,
+                "  migration: %llu instances migrated, %llu moved, %llu finished, %llu stranded, "
+                "%llu dropped; timers: %llu moved, %llu dropped (%llu users rewritten at start)\n",
+                (unsigned long long)c->migrated, (unsigned long long)c->moved,
+                (unsigned long long)c->finished, (unsigned long long)c->stranded,
+                (unsigned long long)c->dropped_instances, (unsigned long long)c->timers_moved,
+                (unsigned long long)c->timers_dropped, (unsigned long long)s->migrated_users);
     const cue_step_stats *e = &s->engine;
+    if (e->timers_past || e->timers_past_skipped || e->timers_refused)
+        fprintf(f,
+                "  timers: %llu started at a time already past (fired at once), %llu not started "
+                "(if_past: skip), %llu refused (a timer's transition starting one at or before "
+                "its own time)\n",
+                (unsigned long long)e->timers_past, (unsigned long long)e->timers_past_skipped,
+                (unsigned long long)e->timers_refused);
     if (e->instance_limit || e->bad_key || e->bad_timer_value || e->value_truncated)
-        fprintf(
-            f,
-            "  warnings: %llu starts refused at max_instances, %llu bad instance keys, "
-            "%llu timer times refused (not a time, or past in a timer), %llu values truncated\n",
-            (unsigned long long)e->instance_limit, (unsigned long long)e->bad_key,
-            (unsigned long long)e->bad_timer_value, (unsigned long long)e->value_truncated);
+        fprintf(f,
+                "  warnings: %llu starts refused at max_instances, %llu bad instance keys, "
+                "%llu timer times unreadable, %llu values truncated\n",
+                (unsigned long long)e->instance_limit, (unsigned long long)e->bad_key,
+                (unsigned long long)e->bad_timer_value, (unsigned long long)e->value_truncated);
 }
 
 void cue_filemode_summary_json(FILE *f, const cue_filemode_opts *o, const cue_filemode_result *r)
@@ -347,7 +476,10 @@ void cue_filemode_summary_json(FILE *f, const cue_filemode_opts *o, const cue_fi
             "{\"records\":%llu,\"applied\":%llu,\"dead_letters\":%llu,\"duplicates\":%llu,"
             "\"late_applied\":%llu,\"triggers\":%llu,\"seconds\":%.6f,\"timers_fired\":%llu,"
             "\"commits\":%llu,\"decisions\":{\"sent\":%llu,\"deferred\":%llu,\"suppressed\":%llu,"
-            "\"cancelled\":%llu},\"erasures\":%llu,\"dead_by_reason\":{",
+            "\"cancelled\":%llu},\"erasures\":%llu,\"migration\":{\"migrated\":%llu,"
+            "\"moved\":%llu,\"finished\":%llu,\"stranded\":%llu,\"dropped\":%llu,"
+            "\"timers_moved\":%llu,\"timers_dropped\":%llu,\"users_rewritten\":%llu},"
+            "\"timers_past\":%llu,\"dead_by_reason\":{",
             (unsigned long long)s->records, (unsigned long long)s->applied,
             (unsigned long long)s->dead_letters, (unsigned long long)s->duplicates,
             (unsigned long long)s->late_applied, (unsigned long long)r->triggers, r->seconds,
@@ -356,7 +488,11 @@ void cue_filemode_summary_json(FILE *f, const cue_filemode_opts *o, const cue_fi
             (unsigned long long)s->decisions[CUE_OUTCOME_DEFERRED],
             (unsigned long long)s->decisions[CUE_OUTCOME_SUPPRESSED],
             (unsigned long long)s->decisions[CUE_OUTCOME_CANCELLED],
-            (unsigned long long)s->erasures);
+            (unsigned long long)s->erasures, (unsigned long long)s->codec.migrated,
+            (unsigned long long)s->codec.moved, (unsigned long long)s->codec.finished,
+            (unsigned long long)s->codec.stranded, (unsigned long long)s->codec.dropped_instances,
+            (unsigned long long)s->codec.timers_moved, (unsigned long long)s->codec.timers_dropped,
+            (unsigned long long)s->migrated_users, (unsigned long long)s->engine.timers_past);
     for (int k = 1, first = 1; k < CUE_REASON_COUNT; k++) {
         if (!s->dead_by_reason[k]) continue;
         fprintf(f, "%s\"%s\":%llu", first ? "" : ",", cue_reason_name((cue_reason)k),

@@ -4,11 +4,20 @@
  * The tokenizer is one loop over an explicit stack of open containers rather
  * than a recursive descent: input controls nesting, and a bounded array of
  * CUE_JSON_DEPTH_MAX entries is a limit we can state, where C stack frames are
- * not. Strings are validated for grammar only (quotes, escapes, control
- * characters); bytes >= 0x80 pass unchecked, because output goes through
- * cue_buf_append_json_str, which keeps invalid UTF-8 as \u00XX escapes.
+ * not.
+ *
+ * Text is strict, because ids and names read from it are compared as bytes
+ * with Kafka keys and stored state: strings must be valid UTF-8 (RFC 3629:
+ * no overlong forms, no surrogates, nothing above U+10FFFF), a \u escape of
+ * a surrogate must be half of a pair, and an object may not name a key
+ * twice (RFC 8259 leaves the meaning of a repeated name to each reader, so
+ * two readers of one record could see two different users). These checks
+ * run in the same pass as the grammar: ASCII stays on the fast path, and
+ * only bytes >= 0x80, escapes and keys that might repeat take a slower one.
  */
 #include "cuepoint/json.h"
+
+#include "cuepoint/utf8.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -24,6 +33,17 @@ enum {
     STEP_DOC_DONE = 2,   /* the top-level value is complete */
 };
 
+/* Duplicate keys (key_seen): an object's first KEYS_LINEAR keys are
+ * compared with each other; past that, its keys go in a table of the
+ * document's keys, sized for an event's CUE_EVENT_TOKENS_MAX (at most half
+ * of them keys) at half load. */
+#define KEYS_LINEAR     8
+#define KEY_TABLE_SLOTS 4096
+typedef struct key_slot {
+    uint32_t key; /* token index + 1; 0: empty */
+    uint32_t obj; /* the key's object's token index */
+} key_slot;
+
 typedef struct parser {
     const char *s;
     size_t len;
@@ -32,12 +52,22 @@ typedef struct parser {
     uint32_t n, cap;
     uint32_t depth;
     uint32_t stack[CUE_JSON_DEPTH_MAX]; /* token index of each open container */
+    /* Per open object, a 64-bit filter of its keys so far (see key_seen);
+     * bit 63 is kept for "a key was escaped": compare every key then. */
+    uint64_t keys[CUE_JSON_DEPTH_MAX];
+    /* The keys of objects past KEYS_LINEAR keys (key_seen), filled lazily:
+     * an event's objects rarely get there. */
+    key_slot ktab[KEY_TABLE_SLOTS];
+    uint32_t ktab_used;
+    bool ktab_ready;
+    int rc; /* a failure's code, where a helper returns something else */
     cue_err *err;
 } parser;
 
-/* Bytes that may appear unescaped inside a string: not '"' (0x22), not '\\'
- * (0x5c), not a control character. A table keeps the scan to one load and one
- * branch a byte. */
+/* ASCII bytes that may appear unescaped inside a string: not '"' (0x22), not
+ * '\\' (0x5c), not a control character. Bytes >= 0x80 leave the fast loop to
+ * be checked as UTF-8. A table keeps the scan to one load and one branch a
+ * byte. */
 // clang-format off
 static const uint8_t str_plain[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -48,14 +78,14 @@ static const uint8_t str_plain[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
 // clang-format on
 
@@ -148,6 +178,59 @@ __attribute__((cold)) static int fail_string(parser *p, size_t open, size_t i)
     return fail(p, CUE_EPARSE, "bad escape in a string");
 }
 
+/* A \u escape of a surrogate must be a high one followed by a low one:
+ * alone, it stands for no character and cannot become UTF-8. Returns the
+ * escape's length (6, or 12 for a pair), or 0. */
+static size_t unicode_escape_len(const char *s, size_t i, size_t n)
+{
+    long cp = hex4(s + i + 2);
+    if (cp >= 0xdc00 && cp <= 0xdfff) return 0;
+    if (cp < 0xd800 || cp > 0xdbff) return 6;
+    long lo = i + 12 <= n && s[i + 6] == '\\' && s[i + 7] == 'u' ? hex4(s + i + 8) : -1;
+    return lo >= 0xdc00 && lo <= 0xdfff ? 12 : 0;
+}
+
+__attribute__((cold)) static int fail_encoding(parser *p, size_t i, const char *what)
+{
+    p->i = i;
+    return fail(p, CUE_EENCODING, what);
+}
+
+/* What ends a plain run inside string `t` at byte i (not a quote): a UTF-8
+ * sequence or an escape, checked and stepped over; or an error. Returns the
+ * next byte to scan, or 0 with p->rc set. Kept out of string() so that its
+ * loop over plain bytes stays small. */
+__attribute__((noinline)) static size_t string_special(parser *p, cue_json_tok *t, size_t open,
+                                                       size_t i)
+{
+    const unsigned char *s = (const unsigned char *)p->s;
+    size_t n = p->len;
+    if (i >= n) goto bad;
+    if (s[i] >= 0x80) {
+        size_t k = cue_utf8_len(s + i, n - i);
+        if (k == 0) {
+            p->rc = fail_encoding(p, i, "invalid UTF-8 in a string");
+            return 0;
+        }
+        return i + k;
+    }
+    size_t k = s[i] == '\\' ? escape_len(p->s, i, n) : 0;
+    if (k == 0) goto bad;
+    if (p->s[i + 1] == 'u') {
+        k = unicode_escape_len(p->s, i, n);
+        if (k == 0) {
+            p->rc = fail_encoding(p, i, "a \\u escape of an unpaired surrogate");
+            return 0;
+        }
+        if (memcmp(p->s + i + 2, "0000", 4) == 0) t->escaped |= CUE_JSON_TOK_NUL;
+    }
+    t->escaped |= CUE_JSON_TOK_ESCAPED;
+    return i + k;
+bad:
+    p->rc = fail_string(p, open, i);
+    return 0;
+}
+
 static int string(parser *p)
 {
     size_t open = p->i, i = open + 1, n = p->len;
@@ -158,10 +241,8 @@ static int string(parser *p)
         while (i < n && str_plain[s[i]])
             i++;
         if (i < n && s[i] == '"') break;
-        size_t k = i < n && s[i] == '\\' ? escape_len(p->s, i, n) : 0;
-        if (k == 0) return fail_string(p, open, i);
-        t->escaped = 1;
-        i += k;
+        i = string_special(p, t, open, i);
+        if (i == 0) return p->rc;
     }
     t->len = (uint32_t)(i - open - 1);
     p->i = i + 1;
@@ -218,6 +299,150 @@ static int literal(parser *p, const char *word, size_t n, cue_json_type type)
     return STEP_VALUE_DONE;
 }
 
+#define KEY_ESCAPED_BIT (1ULL << 63)
+
+static size_t unescape(const char *s, size_t end, size_t *i, char out[4]);
+
+/* A key's bytes as they read unescaped, one at a time, with no buffer: so
+ * keys of any length compare and hash alike however they are spelt. */
+typedef struct key_reader {
+    const char *s;
+    size_t i, end;
+    char pend[4];
+    uint8_t n, at;
+} key_reader;
+
+static key_reader key_read(const parser *p, uint32_t t)
+{
+    const cue_json_tok *k = &p->toks[t];
+    return (key_reader){.s = p->s, .i = k->start, .end = (size_t)k->start + k->len};
+}
+
+/* The next byte, or -1 at the end. */
+static int key_byte(key_reader *r)
+{
+    if (r->at < r->n) return (unsigned char)r->pend[r->at++];
+    if (r->i >= r->end) return -1;
+    if (r->s[r->i] != '\\') return (unsigned char)r->s[r->i++];
+    r->n = (uint8_t)unescape(r->s, r->end, &r->i, r->pend); /* checked by the tokenizer */
+    r->at = 0;
+    return r->n ? (unsigned char)r->pend[r->at++] : -1;
+}
+
+/* Whether key tokens a and b name the same member once unescaped. */
+static bool keys_equal(const parser *p, uint32_t a, uint32_t b)
+{
+    const cue_json_tok *ka = &p->toks[a], *kb = &p->toks[b];
+    if (!ka->escaped && !kb->escaped)
+        return ka->len == kb->len && memcmp(p->s + ka->start, p->s + kb->start, ka->len) == 0;
+    key_reader ra = key_read(p, a), rb = key_read(p, b);
+    for (;;) {
+        int ca = key_byte(&ra), cb = key_byte(&rb);
+        if (ca != cb) return false;
+        if (ca < 0) return true;
+    }
+}
+
+/* FNV-1a over the key's unescaped bytes, mixed with its object's token. */
+static uint64_t key_hash(const parser *p, uint32_t t, uint32_t obj)
+{
+    uint64_t h = 0xcbf29ce484222325ULL ^ ((uint64_t)obj * 0x9e3779b97f4a7c15ULL);
+    const cue_json_tok *k = &p->toks[t];
+    if (!k->escaped) {
+        const unsigned char *c = (const unsigned char *)p->s + k->start;
+        for (uint32_t j = 0; j < k->len; j++)
+            h = (h ^ c[j]) * 0x100000001b3ULL;
+        return h;
+    }
+    key_reader r = key_read(p, t);
+    for (int c; (c = key_byte(&r)) >= 0;)
+        h = (h ^ (unsigned)c) * 0x100000001b3ULL;
+    return h;
+}
+
+/* Whether `kt` equals one of the first `count` keys of object `obj`. */
+static bool key_among(const parser *p, uint32_t obj, uint32_t count, uint32_t kt)
+{
+    uint32_t m = obj + 1;
+    for (uint32_t j = 0; j < count; j++) {
+        if (keys_equal(p, m, kt)) return true;
+        m = p->toks[m + 1].next;
+    }
+    return false;
+}
+
+/* Puts key `kt` of `obj` in the document's key table, or says it is there
+ * already. False (nothing done) when the table is half full: the caller
+ * compares with every earlier key instead. */
+static bool key_table_put(parser *p, uint32_t obj, uint32_t kt, bool *dup)
+{
+    if (p->ktab_used >= KEY_TABLE_SLOTS / 2) return false;
+    if (!p->ktab_ready) {
+        memset(p->ktab, 0, sizeof p->ktab);
+        p->ktab_ready = true;
+    }
+    uint64_t h = key_hash(p, kt, obj);
+    for (size_t s = (size_t)h & (KEY_TABLE_SLOTS - 1);; s = (s + 1) & (KEY_TABLE_SLOTS - 1)) {
+        if (p->ktab[s].key == 0) {
+            p->ktab[s] = (key_slot){.key = kt + 1, .obj = obj};
+            p->ktab_used++;
+            *dup = false;
+            return true;
+        }
+        if (p->ktab[s].obj == obj && keys_equal(p, p->ktab[s].key - 1, kt)) {
+            *dup = true;
+            return true;
+        }
+    }
+}
+
+/* key_seen's cases past the first test: an escaped key, a filter hit, an
+ * object past KEYS_LINEAR keys. */
+__attribute__((noinline)) static bool key_seen_slow(parser *p, uint32_t obj, uint32_t count,
+                                                    uint32_t kt, uint64_t *f)
+{
+    if (count >= KEYS_LINEAR) {
+        bool dup = false;
+        if (count == KEYS_LINEAR) { /* the earlier ones go in first */
+            uint32_t m = obj + 1;
+            for (uint32_t j = 0; j < count && key_table_put(p, obj, m, &dup); j++)
+                m = p->toks[m + 1].next;
+        }
+        if (key_table_put(p, obj, kt, &dup)) return dup;
+        return key_among(p, obj, count, kt); /* a table full of another object's keys */
+    }
+    /* An escaped key may equal any earlier one. */
+    if (p->toks[kt].escaped) *f |= KEY_ESCAPED_BIT;
+    return key_among(p, obj, count, kt);
+}
+
+/* Whether key token `kt` repeats a key of the object open at the top of the
+ * stack. An object's first KEYS_LINEAR keys: a filter bit per key (from its
+ * length and end bytes) keeps the common case to one test, and on a hit the
+ * earlier keys are compared. Past them, the object's keys go in a hash table
+ * of the document, so a crafted object of thousands of keys costs one probe
+ * a key, not a comparison with every earlier one. */
+static inline bool key_seen(parser *p, uint32_t kt)
+{
+    uint32_t obj = p->stack[p->depth - 1], count = p->toks[obj].size;
+    const cue_json_tok *k = &p->toks[kt];
+    uint64_t *f = &p->keys[p->depth - 1];
+    if (count < KEYS_LINEAR && !k->escaped) {
+        uint32_t h = k->len * 0x9e3779b1u;
+        if (k->len > 0)
+            h ^= ((uint32_t)(unsigned char)p->s[k->start] << 8 |
+                  (unsigned char)p->s[k->start + k->len - 1]) *
+                 0x85ebca6bu;
+        /* One of bits 0..62 (multiply-high, no division); 63 marks "a key
+         * was escaped": every key is compared then. */
+        uint64_t bit = 1ULL << (((uint64_t)h * 63) >> 32);
+        bool check = (*f & (bit | KEY_ESCAPED_BIT)) != 0;
+        *f |= bit;
+        if (!check) return false;
+    }
+    return key_seen_slow(p, obj, count, kt, f);
+}
+
 /* An object member's key and its ':'; the caller reads the value next. */
 static int member_key(parser *p)
 {
@@ -227,8 +452,14 @@ static int member_key(parser *p)
         return fail(p, CUE_EPARSE,
                     trailing ? "trailing comma before '}'" : "expected a string key");
     }
+    size_t at = p->i;
     int rc = string(p);
     if (rc < 0) return rc;
+    if (key_seen(p, p->n - 1)) {
+        const cue_json_tok *k = &p->toks[p->n - 1];
+        return cue_err_set(p->err, CUE_EDUPLICATE, "at byte %zu: duplicate key \"%.*s\"", at,
+                           k->len > 64 ? 64 : (int)k->len, p->s + k->start);
+    }
     skip_ws(p);
     if (p->i >= p->len || p->s[p->i] != ':')
         return fail(p, CUE_EPARSE, "expected ':' after object key");
@@ -259,6 +490,7 @@ static int open_container(parser *p, cue_json_type type)
         close_tok(p, t);
         return STEP_VALUE_DONE;
     }
+    p->keys[p->depth] = 0;
     p->stack[p->depth++] = t;
     if (type == CUE_JSON_OBJECT && (rc = member_key(p)) < 0) return rc;
     return STEP_WANT_VALUE;
@@ -345,6 +577,8 @@ int cue_json_parse(cue_json_doc *doc, const char *src, size_t len, cue_json_tok 
     p.n = 0;
     p.cap = cap;
     p.depth = 0;
+    p.ktab_used = 0;
+    p.ktab_ready = false;
     p.err = err;
     int rc = STEP_WANT_VALUE;
     while (rc == STEP_WANT_VALUE) {

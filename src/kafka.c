@@ -50,8 +50,22 @@ struct cue_kafka {
     /* A replay's clients (cue_kafka_open_replay): no group, and the
      * replay's id on every record produced. NULL for the live pipeline. */
     const char *replay_id; /* borrowed */
+    size_t message_max;    /* the producer's message.max.bytes */
     cue_kafka_stats stats;
 };
+
+/* A dead letter keeps the record's key up to this: a key longer than any user
+ * id (CUE_USER_ID_BYTES_MAX) is garbage, and must not make the dead letter
+ * too large to produce. */
+#define DEAD_KEY_BYTES_MAX 4096
+/* What a dead letter needs beside its key and value: the headers (the error
+ * message is at most CUE_ERR_MSG_MAX) and the record's framing, with room. */
+#define DEAD_OVERHEAD_BYTES 8192
+/* A dead letter fits a broker's default max.message.bytes (1048588) too,
+ * whatever the producer allows: one the broker refuses would, under
+ * exactly-once, fail its transaction, and the record would be read again
+ * and refused again for ever. */
+#define DEAD_RECORD_BYTES_MAX 1000000
 
 /* A consumer deliberately not destroyed (see cue_kafka_close); a global, so
  * that leak checkers see it as still reachable at exit. */
@@ -111,11 +125,13 @@ static void log_emit(const rd_kafka_t *rk, int level, const char *fac, const cha
                       : level == 4 ? CUE_LOG_WARN
                       : level <= 6 ? CUE_LOG_INFO
                                    : CUE_LOG_DEBUG;
-    /* A group offset commit refused while the group rebalances is retried
+    /* A group offset commit refused while the group rebalances (or with the
+     * generation it ended, a stop during one gave 124 of them) is retried
      * at the next cycle, and the store holds the offsets meanwhile: one
      * warning per partition per cycle would only bury the real ones. */
-    if (l == CUE_LOG_WARN && strstr(buf, "Group rebalance in progress") &&
-        strstr(buf, "Offset commit"))
+    if (l == CUE_LOG_WARN && strstr(buf, "Offset commit") &&
+        (strstr(buf, "Group rebalance in progress") || strstr(buf, "generation id is not valid") ||
+         strstr(buf, "Illegal generation") || strstr(buf, "member id is not valid")))
         l = CUE_LOG_DEBUG;
     cue_log(l, buf, "s:source", "librdkafka", "s:client", rd_kafka_name(rk), "s:facility", fac,
             NULL);
@@ -314,6 +330,12 @@ static int open_clients(cue_kafka **out, const cue_config *cfg, const cue_kafka_
             goto fail;
         }
         pc = NULL;
+        char mmb[32];
+        size_t mmb_len = sizeof mmb;
+        k->message_max = 1000000;
+        if (rd_kafka_conf_get(rd_kafka_conf(k->producer), "message.max.bytes", mmb, &mmb_len) ==
+            RD_KAFKA_CONF_OK)
+            k->message_max = (size_t)strtoull(mmb, NULL, 10);
         k->pq = rd_kafka_queue_get_main(k->producer);
         rd_kafka_queue_io_event_enable(k->pq, k->ppipe[1], "1", 1);
         if (k->transactional && txn_init(k, err) != 0) goto fail;
@@ -330,6 +352,48 @@ fail:
     if (pc) rd_kafka_conf_destroy(pc);
     cue_kafka_close(k, 0);
     return err ? err->code : CUE_ECONFIG;
+}
+
+static void quiet_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {}
+
+static void quiet_error_cb(rd_kafka_t *rk, int code, const char *reason, void *opaque) {}
+
+/* One client made as the pipeline makes it, then destroyed at once: some
+ * combinations of properties are refused only by rd_kafka_new. Its log is
+ * silenced, since it may try a broker before it is destroyed. */
+static int check_client(cue_kafka *k, int client, cue_err *err)
+{
+    rd_kafka_conf_t *conf = conf_new(k, client, err);
+    if (conf == NULL) return CUE_ECONFIG;
+    rd_kafka_conf_set_log_cb(conf, quiet_log_cb);
+    rd_kafka_conf_set_error_cb(conf, quiet_error_cb);
+    char why[512];
+    rd_kafka_t *rk =
+        rd_kafka_new(client == CUE_KAFKA_CONSUMER ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf,
+                     why, sizeof why);
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return cue_err_set(err, CUE_ECONFIG, "kafka %s: %s",
+                           client == CUE_KAFKA_CONSUMER ? "consumer" : "producer", why);
+    }
+    rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    return 0;
+}
+
+int cue_kafka_check(const cue_config *cfg, cue_err *err)
+{
+    /* The transactional.id is derived from the state directory at start-up
+     * (runtime.c); a stand-in of the same shape checks everything else. */
+    cue_config *c = malloc(sizeof *c);
+    if (c == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
+    *c = *cfg;
+    if (c->exactly_once && c->transactional_id[0] == '\0')
+        snprintf(c->transactional_id, sizeof c->transactional_id, "%s-check", c->application_id);
+    cue_kafka k = {.cfg = c};
+    int rc = check_client(&k, CUE_KAFKA_CONSUMER, err);
+    if (rc == 0) rc = check_client(&k, CUE_KAFKA_PRODUCER, err);
+    free(c);
+    return rc;
 }
 
 int cue_kafka_open(cue_kafka **out, const cue_config *cfg, const cue_kafka_handler *h, cue_err *err)
@@ -798,6 +862,16 @@ static int produce_to(cue_kafka *k, rd_kafka_topic_t *topic, int32_t partition, 
             if (tag == REC_TRIGGER) k->txn_triggers++;
             return 0;
         }
+        if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && tag == REC_DEAD_LETTER &&
+            (len > 65536 || key_len > 256)) {
+            /* Still too large for this producer (its limit is not the one
+             * read at start?): cut further rather than stop, also inside a
+             * transaction, which the record has not failed yet. */
+            len = len > 65536 ? 65536 : len;
+            key_len = key_len > 256 ? 256 : key_len;
+            if (hdrs) rd_kafka_header_add(hdrs, "cuepoint.errors.truncated", -1, "true", -1);
+            continue;
+        }
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL && k->transactional &&
             rd_kafka_fatal_error(k->producer, NULL, 0) == RD_KAFKA_RESP_ERR_NO_ERROR) {
             /* The transaction failed (an abortable error): the record is
@@ -923,15 +997,25 @@ int cue_kafka_produce_dead_letter(cue_kafka *k, const cue_dead_letter *dl, const
         snprintf(ts, sizeof ts, "%" PRId64, src->timestamp_ms);
         rd_kafka_header_add(h, "cuepoint.errors.timestamp", -1, ts, -1);
     }
-    /* A record over event.max.bytes is kept up to that size: the producer
-     * would refuse the whole, and a dead letter must not stop the pipeline. */
-    size_t len = src->value_len;
-    if (len > k->cfg->event_bytes_max) {
-        len = k->cfg->event_bytes_max;
+    /* A dead letter must not stop the pipeline: one that would not fit the
+     * producer's message.max.bytes (a record over event.max.bytes, a key of
+     * a megabyte) is cut to fit, marked, with the sizes it had. */
+    size_t key_len = src->key_len, len = src->value_len;
+    if (key_len > DEAD_KEY_BYTES_MAX) key_len = DEAD_KEY_BYTES_MAX;
+    size_t limit = k->message_max < DEAD_RECORD_BYTES_MAX ? k->message_max : DEAD_RECORD_BYTES_MAX;
+    size_t room = limit > key_len + DEAD_OVERHEAD_BYTES ? limit - key_len - DEAD_OVERHEAD_BYTES : 0;
+    if (len > room) len = room;
+    if (len > k->cfg->event_bytes_max) len = k->cfg->event_bytes_max;
+    if (len < src->value_len || key_len < src->key_len) {
+        char n[24];
         rd_kafka_header_add(h, "cuepoint.errors.truncated", -1, "true", -1);
+        snprintf(n, sizeof n, "%zu", src->value_len);
+        rd_kafka_header_add(h, "cuepoint.errors.value.bytes", -1, n, -1);
+        snprintf(n, sizeof n, "%zu", src->key_len);
+        rd_kafka_header_add(h, "cuepoint.errors.key.bytes", -1, n, -1);
         k->stats.dead_letters_truncated++;
     }
-    return produce(k, k->dead, REC_DEAD_LETTER, src->key, src->key_len, src->value, len, h,
+    return produce(k, k->dead, REC_DEAD_LETTER, src->key, key_len, src->value, len, h,
                    src->timestamp_ms);
 }
 
@@ -964,6 +1048,7 @@ static bool retry_truncated(cue_kafka *k, const rd_kafka_message_t *m)
         (m->err != RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE &&
          m->err != RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE))
         return false;
+    if (m->len <= 65536 && m->key_len <= 256) return false; /* cut already: it cannot shrink */
     rd_kafka_headers_t *orig = NULL, *h = NULL;
     if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR)
         h = rd_kafka_headers_copy(orig);
@@ -971,8 +1056,9 @@ static bool retry_truncated(cue_kafka *k, const rd_kafka_message_t *m)
         h = rd_kafka_headers_new(1);
     rd_kafka_header_add(h, "cuepoint.errors.truncated", -1, "true", -1);
     size_t len = m->len < 65536 ? m->len : 65536;
+    size_t key_len = m->key_len < 256 ? m->key_len : 256;
     k->stats.dead_letters_truncated++;
-    return produce(k, k->dead, REC_DEAD_LETTER, m->key, m->key_len, m->payload, len, h, 0) == 0;
+    return produce(k, k->dead, REC_DEAD_LETTER, m->key, key_len, m->payload, len, h, 0) == 0;
 }
 
 static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)

@@ -68,8 +68,14 @@ int cue_kafka_group_commit(cue_kafka *k, int32_t partition, int64_t offset, cons
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR && sync && l->elems[0].err) e = l->elems[0].err;
     rd_kafka_topic_partition_list_destroy(l);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR || e == RD_KAFKA_RESP_ERR__NO_OFFSET) return 0;
-    cue_log(CUE_LOG_WARN, "offset commit failed", "s:topic", cfg->input_topic, "i:partition",
-            (int64_t)partition, "i:offset", offset, "s:error", rd_kafka_err2str(e), NULL);
+    /* Refused because the group is between generations: the store holds the
+     * offset, and the next assignment starts from it. Not worth a warning. */
+    bool rebalance = e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+                     e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+                     e == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID;
+    cue_log(rebalance ? CUE_LOG_DEBUG : CUE_LOG_WARN, "offset commit failed", "s:topic",
+            cfg->input_topic, "i:partition", (int64_t)partition, "i:offset", offset, "s:error",
+            rd_kafka_err2str(e), NULL);
     if (!sync) return 0;
     return cue_err_set(err, CUE_EUNAVAILABLE, "%s partition %d: committing offset %lld: %s",
                        cfg->input_topic, (int)partition, (long long)offset, rd_kafka_err2str(e));

@@ -27,6 +27,14 @@ static void add_field(cue_buf *b, const char *key, va_list *ap)
     cue_buf_append_char(b, ':');
     switch (key[0]) {
     case 'i': cue_buf_append_i64(b, va_arg(*ap, int64_t)); break;
+    case 't': {
+        int64_t ms = va_arg(*ap, int64_t);
+        if (ms == INT64_MIN)
+            cue_buf_append_str(b, "null");
+        else
+            cue_buf_append_i64(b, ms);
+        break;
+    }
     case 'u': cue_buf_printf(b, "%llu", (unsigned long long)va_arg(*ap, uint64_t)); break;
     case 'd': cue_buf_printf(b, "%.6g", va_arg(*ap, double)); break;
     case 'b': cue_buf_append_str(b, va_arg(*ap, int) ? "true" : "false"); break;

@@ -5,6 +5,7 @@
 #include "cuepoint/timefmt.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,8 +32,8 @@ typedef struct pool_chunk {
 
 /* Growable tables that compiled machines index into. */
 struct cue_machines {
-    cue_machine *m; /* owned, n_m entries */
-    size_t n_m;
+    cue_machine *m; /* owned, n_m entries, then n_aside that `only` left out */
+    size_t n_m, n_aside;
     cue_transition *trans; /* owned */
     size_t n_trans, cap_trans;
     cue_guard *guards; /* owned */
@@ -47,6 +48,13 @@ struct cue_machines {
     size_t n_types, cap_types;
     int32_t *type_index; /* owned open-addressing table of type ids, -1 empty */
     size_t type_index_cap;
+    cue_time_term *terms; /* owned */
+    size_t n_terms, cap_terms;
+    cue_mig_rule *rules; /* owned */
+    size_t n_rules, cap_rules;
+    cue_mig_timer *mtimers; /* owned */
+    size_t n_mtimers, cap_mtimers;
+    bool local_time;  /* some start_timer has `local_time` */
     pool_chunk *pool; /* owned chunk list; strings never move */
 };
 
@@ -168,7 +176,14 @@ typedef struct ctx {
     const char *file;
     /* Names that actions define; references elsewhere must match one. */
     names timers, counters, vars, triggers, states;
+    /* Whether the part being read runs with an event: a timer transition
+     * has none, and a migration rule (run when state is loaded) has no event
+     * and no step time either. */
+    uint8_t no_event; /* where_event */
 } ctx;
+
+typedef enum where_event { WITH_EVENT = 0, IN_TIMER, IN_MIGRATION } where_event;
+static const char *const where_text[] = {"", "a timer transition", "a migration rule"};
 
 /* ---- pool and tables --------------------------------------------------- */
 
@@ -478,6 +493,15 @@ static int source_from_key(ctx *c, const char *key, json_t *v, cue_operand *out,
     int i = -1;
     if (strcmp(key, "event") == 0) {
         out->kind = CUE_SRC_EVENT;
+        if (c->no_event != WITH_EVENT) {
+            /* It would read as missing every time: always a mistake. */
+            err_at(c, "no-event", p,
+                   "%s has no event: {\"event\": \"%s\"} would always be missing (keep the "
+                   "value in a variable with {\"set\": ..., \"from\": {\"event\": \"%s\"}} "
+                   "where the event is, and read {\"var\": ...} here)",
+                   where_text[c->no_event], s, s);
+            return -1;
+        }
         i = ptr_intern(c, s, p);
         out->ptr = (uint16_t)(i < 0 ? 0 : i);
         return i < 0 ? -1 : 0;
@@ -489,6 +513,15 @@ static int source_from_key(ctx *c, const char *key, json_t *v, cue_operand *out,
         out->kind = attr ? CUE_SRC_ATTR : CUE_SRC_META;
         for (size_t k = 0; k < n; k++)
             if (strcmp(table[k], s) == 0) i = (int)k;
+        /* A timer's step has a time (its due time) but no event type; a
+         * migration has neither. */
+        if (i >= 0 && !attr &&
+            ((c->no_event != WITH_EVENT && i == CUE_META_EVENT_TYPE) ||
+             (c->no_event == IN_MIGRATION && i == CUE_META_EVENT_TIME))) {
+            err_at(c, "no-event", p, "%s has no event: {\"meta\": \"%s\"} would always be missing",
+                   where_text[c->no_event], s);
+            return -1;
+        }
         if (i < 0) {
             const char *near = cue_nearest_name(s, table, n);
             err_at(c, "unknown-name", p, "unknown %s '%s'%s%s%s", key, s,
@@ -600,9 +633,10 @@ static int guard_from_json(ctx *c, json_t *g, cue_guard *out, const char *path)
     return guard_ops(c, g, out, path);
 }
 
-static int guards_from_json(ctx *c, json_t *when, cue_transition *t, const char *path)
+static int guards_from_json(ctx *c, json_t *when, uint16_t *first, uint16_t *n, const char *path)
 {
-    t->first_guard = (uint16_t)c->ms->n_guards;
+    *first = (uint16_t)c->ms->n_guards;
+    *n = 0;
     if (when == NULL) return 0;
     if (!json_is_array(when) || json_array_size(when) > CUE_TRANSITION_GUARDS_MAX) {
         err_at(c, "wrong-type", path, "must be an array of at most %d guards",
@@ -618,7 +652,7 @@ static int guards_from_json(ctx *c, json_t *when, cue_transition *t, const char 
         long k = PUSH(c->ms, guards, UINT16_MAX);
         if (k < 0) return CUE_ENOMEM;
         guard_from_json(c, g, &c->ms->guards[k], p);
-        t->n_guards++;
+        (*n)++;
     }
     return 0;
 }
@@ -673,45 +707,212 @@ static int emit_data(ctx *c, json_t *data, cue_action *out, const char *path)
     return 0;
 }
 
-static int timer_when(ctx *c, json_t *a, cue_action *out, const char *path)
+/* A century bounds timer arithmetic well away from overflow. */
+#define DURATION_MAX_MS (100LL * 366 * 86400000)
+
+/* A duration: "72h", "1h30m", milliseconds; `sign` lets a leading '-' through
+ * (a migration's shift). */
+static int duration_of(ctx *c, json_t *v, const char *path, bool sign, int64_t *out)
 {
-    json_t *after = json_object_get(a, "after"), *at = json_object_get(a, "at");
-    if ((after == NULL) == (at == NULL)) {
-        err_at(c, "bad-timer", path, "start_timer needs exactly one of 'after' or 'at'");
-        return -1;
-    }
-    char p[256];
-    if (at) {
-        subpath(p, sizeof p, path, "at");
-        out->absolute = true;
-        return operand_from_json(c, at, &out->src, p);
-    }
-    subpath(p, sizeof p, path, "after");
     int64_t ms = -1;
-    if (json_is_integer(after))
-        ms = json_integer_value(after);
-    else if (json_is_string(after) &&
-             cue_duration_parse(json_string_value(after), json_string_length(after), &ms) != 0)
-        ms = -1;
-    /* A century bounds timer arithmetic well away from overflow. */
-    if (ms <= 0 || ms > 100LL * 366 * 86400000) {
-        err_at(c, "bad-duration", p,
-               "must be a positive duration of at most 100 years such as \"72h\", \"14d\", "
-               "\"90m\" or milliseconds");
+    bool neg = false;
+    if (json_is_integer(v)) {
+        ms = json_integer_value(v);
+        if (sign && ms < 0 && ms != INT64_MIN) {
+            neg = true;
+            ms = -ms;
+        }
+    } else if (json_is_string(v)) {
+        const char *t = json_string_value(v);
+        size_t n = json_string_length(v);
+        if (sign && n && (t[0] == '-' || t[0] == '+')) {
+            neg = t[0] == '-';
+            t++;
+            n--;
+        }
+        if (cue_duration_parse(t, n, &ms) != 0) ms = -1;
+    }
+    if (ms <= 0 || ms > DURATION_MAX_MS) {
+        err_at(c, "bad-duration", path,
+               "must be a %sduration of at most 100 years such as \"%s72h\", \"14d\", \"90m\" or "
+               "milliseconds",
+               sign ? "non-zero, signed " : "positive ", sign ? "-" : "");
         return -1;
     }
-    out->amount = ms;
+    *out = neg ? -ms : ms;
     return 0;
 }
 
 /* 2^53 - 1: the largest integer a double (and so any JSON reader) holds exactly. */
 #define INCREMENT_MAX 9007199254740991LL
 
-static const char *const action_keys[N_ACTION_KINDS][4] = {
-    {"emit", "data", "once", NULL},    {"set", "from", NULL, NULL},
-    {"unset", NULL, NULL, NULL},       {"increment", "by", NULL, NULL},
-    {"reset", NULL, NULL, NULL},       {"start_timer", "after", "at", NULL},
-    {"cancel_timer", NULL, NULL, NULL}};
+/* The offset of a term: `after` (later) or `before` (earlier), or 0. */
+static int term_offset(ctx *c, json_t *obj, const char *path, int64_t *out)
+{
+    json_t *after = json_object_get(obj, "after"), *before = json_object_get(obj, "before");
+    *out = 0;
+    if (after && before) {
+        err_at(c, "bad-timer", path, "'after' and 'before' together: a time has one offset");
+        return -1;
+    }
+    if (after == NULL && before == NULL) return 0;
+    char p[256];
+    subpath(p, sizeof p, path, after ? "after" : "before");
+    int64_t ms;
+    if (duration_of(c, after ? after : before, p, false, &ms) != 0) return -1;
+    *out = after ? ms : -ms;
+    return 0;
+}
+
+/* What `at` may read: a time in the event or a variable, the step's time,
+ * or a literal RFC 3339 time. The rest can never hold a time. */
+static int term_source(ctx *c, json_t *at, cue_operand *src, const char *path)
+{
+    if (operand_from_json(c, at, src, path) != 0) return -1;
+    int64_t ms;
+    switch (src->kind) {
+    case CUE_SRC_EVENT:
+    case CUE_SRC_VAR: return 0;
+    case CUE_SRC_META:
+        if (src->index == CUE_META_EVENT_TIME) return 0;
+        break;
+    case CUE_SRC_LITERAL:
+        if (src->lit.type == CUE_VAL_STRING &&
+            cue_time_parse_rfc3339(src->lit.s, src->lit.len, &ms) == 0 && ms >= 0)
+            return 0;
+        err_at(c, "bad-timer", path,
+               "a literal time is RFC 3339 text with an offset, such as "
+               "\"2026-04-01T09:00:00Z\"");
+        return -1;
+    default: break;
+    }
+    err_at(c, "bad-timer", path,
+           "'at' reads a time from the event ({\"event\": \"/ptr\"}), a variable, "
+           "{\"meta\": \"event_time\"} or a literal RFC 3339 time; this source never holds one");
+    return -1;
+}
+
+/* One term: {"at": <time>, "after"|"before": d}, {"after": d} (from the
+ * step's time), or, inside earliest/latest, a bare <time>. */
+static int time_term(ctx *c, json_t *v, bool bare_ok, const char *path)
+{
+    static const char *const keys[] = {"at", "after", "before"};
+    long k = PUSH(c->ms, terms, UINT16_MAX);
+    if (k < 0) return CUE_ENOMEM;
+    cue_time_term *t = &c->ms->terms[k];
+    bool term_obj = json_is_object(v) && (json_object_get(v, "at") || json_object_get(v, "after") ||
+                                          json_object_get(v, "before"));
+    if (!term_obj) {
+        if (!bare_ok) return -1;
+        t->base = CUE_TIME_SOURCE;
+        return term_source(c, v, &t->src, path);
+    }
+    if (bare_ok) check_keys(c, v, path, keys, 3);
+    if (term_offset(c, v, path, &t->offset_ms) != 0) return -1;
+    json_t *at = json_object_get(v, "at");
+    if (at == NULL) {
+        if (json_object_get(v, "before")) {
+            err_at(c, "bad-timer", path, "'before' needs 'at': before which time?");
+            return -1;
+        }
+        t->base = CUE_TIME_NOW;
+        return 0;
+    }
+    char p[256];
+    subpath(p, sizeof p, path, "at");
+    t->base = CUE_TIME_SOURCE;
+    return term_source(c, at, &t->src, p);
+}
+
+/* earliest/latest: a list of terms, of which the first or last in time counts. */
+static int time_list(ctx *c, json_t *list, const char *path)
+{
+    if (!json_is_array(list) || json_array_size(list) < 2 ||
+        json_array_size(list) > CUE_TIMER_TERMS_MAX) {
+        err_at(c, "bad-timer", path, "must be a list of 2 to %d times", CUE_TIMER_TERMS_MAX);
+        return -1;
+    }
+    size_t i;
+    json_t *v;
+    int rc = 0;
+    json_array_foreach(list, i, v)
+    {
+        char p[256];
+        subindex(p, sizeof p, path, i);
+        if (time_term(c, v, true, p) != 0) rc = -1;
+    }
+    return rc;
+}
+
+/* "09:00": minute of the day. */
+static int local_time_of(ctx *c, json_t *v, const char *path, int16_t *out)
+{
+    const char *s = json_is_string(v) ? json_string_value(v) : "";
+    bool ok = strlen(s) == 5 && s[2] == ':';
+    for (int i = 0; ok && i < 5; i++)
+        ok = i == 2 || (s[i] >= '0' && s[i] <= '9');
+    int h = ok ? (s[0] - '0') * 10 + (s[1] - '0') : 0,
+        m = ok ? (s[3] - '0') * 10 + (s[4] - '0') : 0;
+    if (!ok || h > 23 || m > 59) {
+        err_at(c, "bad-timer", path, "must be a clock time \"HH:MM\" from \"00:00\" to \"23:59\"");
+        return -1;
+    }
+    *out = (int16_t)(h * 60 + m);
+    c->ms->local_time = true;
+    return 0;
+}
+
+/* start_timer's time: one term, or earliest/latest of several; then
+ * `local_time` and `if_past`. */
+static int timer_when(ctx *c, json_t *a, cue_action *out, const char *path)
+{
+    json_t *earliest = json_object_get(a, "earliest"), *latest = json_object_get(a, "latest");
+    bool list = earliest || latest;
+    bool single =
+        json_object_get(a, "at") || json_object_get(a, "after") || json_object_get(a, "before");
+    out->first_term = (uint16_t)c->ms->n_terms;
+    out->local_min = CUE_LOCAL_NONE;
+    int rc = 0;
+    if ((earliest && latest) || list == single) {
+        err_at(c, "bad-timer", path,
+               list ? "'earliest' and 'latest' list the times, with 'at', 'after' and 'before' "
+                      "inside them: use one list and nothing beside it"
+                    : "start_timer needs a time: 'after' (from now), 'at' (with 'after' or "
+                      "'before' to offset it), or 'earliest'/'latest' of several");
+        return -1;
+    }
+    char p[256];
+    if (list) {
+        subpath(p, sizeof p, path, earliest ? "earliest" : "latest");
+        out->pick = earliest ? CUE_TIME_EARLIEST : CUE_TIME_LATEST;
+        rc = time_list(c, earliest ? earliest : latest, p);
+    } else {
+        out->pick = CUE_TIME_ONE;
+        rc = time_term(c, a, false, path);
+    }
+    out->n_terms = (uint8_t)(c->ms->n_terms - out->first_term);
+    json_t *local = json_object_get(a, "local_time"), *past = json_object_get(a, "if_past");
+    subpath(p, sizeof p, path, "local_time");
+    if (local && local_time_of(c, local, p, &out->local_min) != 0) rc = -1;
+    subpath(p, sizeof p, path, "if_past");
+    if (past && !(json_is_string(past) && (strcmp(json_string_value(past), "fire") == 0 ||
+                                           strcmp(json_string_value(past), "skip") == 0))) {
+        err_at(c, "bad-value", p, "must be \"fire\" (the default: at once) or \"skip\"");
+        rc = -1;
+    }
+    out->skip_past = past && json_is_string(past) && strcmp(json_string_value(past), "skip") == 0;
+    return rc;
+}
+
+#define ACTION_KEYS_MAX 8
+static const char *const action_keys[N_ACTION_KINDS][ACTION_KEYS_MAX] = {
+    {"emit", "data", "once"},
+    {"set", "from"},
+    {"unset"},
+    {"increment", "by"},
+    {"reset"},
+    {"start_timer", "after", "before", "at", "earliest", "latest", "local_time", "if_past"},
+    {"cancel_timer"}};
 
 static int action_target(ctx *c, int kind, const char *name, const char *p)
 {
@@ -736,7 +937,7 @@ static int action_from_json(ctx *c, json_t *a, cue_action *out, const char *path
     if (kind < 0) return -1;
     const char *const *keys = action_keys[kind];
     size_t nkeys = 0;
-    while (nkeys < 4 && keys[nkeys])
+    while (nkeys < ACTION_KEYS_MAX && keys[nkeys])
         nkeys++;
     check_keys(c, a, path, keys, nkeys);
     out->kind = (uint8_t)kind;
@@ -873,6 +1074,23 @@ static int trigger_from_json(ctx *c, json_t *t, cue_transition *out, const char 
     return out->type_id < 0 ? CUE_ENOMEM : 0;
 }
 
+/* Whether a transition starts a timer at a time it reads from the event or a
+ * variable: the engine checks those before it applies an event. */
+static bool reads_time(const cue_machines *ms, const cue_transition *t)
+{
+    for (uint16_t i = 0; i < t->n_actions; i++) {
+        const cue_action *a = &ms->actions[t->first_action + i];
+        if (a->kind != CUE_ACT_START_TIMER) continue;
+        for (uint8_t k = 0; k < a->n_terms; k++) {
+            const cue_time_term *tt = &ms->terms[a->first_term + k];
+            if (tt->base == CUE_TIME_SOURCE &&
+                (tt->src.kind == CUE_SRC_EVENT || tt->src.kind == CUE_SRC_VAR))
+                return true;
+        }
+    }
+    return false;
+}
+
 static int transition_from_json(ctx *c, json_t *t, cue_transition *out, const char *path,
                                 bool is_start)
 {
@@ -887,10 +1105,14 @@ static int transition_from_json(ctx *c, json_t *t, cue_transition *out, const ch
     out->go = -1;
     char p[256];
     trigger_from_json(c, t, out, path, !is_start);
+    bool timer = !is_start && json_object_get(t, "timer") && !json_object_get(t, "event");
+    c->no_event = timer ? IN_TIMER : WITH_EVENT;
     subpath(p, sizeof p, path, "when");
-    guards_from_json(c, json_object_get(t, "when"), out, p);
+    guards_from_json(c, json_object_get(t, "when"), &out->first_guard, &out->n_guards, p);
     subpath(p, sizeof p, path, "do");
     actions_from_json(c, json_object_get(t, "do"), out, p);
+    c->no_event = WITH_EVENT;
+    out->reads_time = reads_time(c->ms, out);
     if (is_start) return 0;
     const char *go = get_name(c, t, "goto", path, false);
     if (go) {
@@ -1090,9 +1312,205 @@ static void machine_finals(ctx *c, json_t *root)
     }
 }
 
+/* Records which events can take a transition that reads a timer's time: the
+ * engine checks those events only (cue_engine_check runs on every event). */
+static void note_time_type(cue_machine *m, const cue_transition *t)
+{
+    if (!t->reads_time) return;
+    m->reads_time = true;
+    if (t->on == CUE_ON_TIMER) return; /* no event to refuse there */
+    if (t->on == CUE_ON_ANY || m->n_time_types == sizeof m->time_types / sizeof *m->time_types) {
+        m->time_any_type = true;
+        return;
+    }
+    for (uint8_t i = 0; i < m->n_time_types; i++)
+        if (m->time_types[i] == t->type_id) return;
+    m->time_types[m->n_time_types++] = t->type_id;
+}
+
 static const char *const machine_keys[] = {
     "$schema", "name",   "version",      "description",   "start",  "initial",
-    "final",   "states", "instance_key", "max_instances", "repeat", "on_version_change"};
+    "final",   "states", "instance_key", "max_instances", "repeat", "on_version_change",
+    "migrate"};
+
+/* ---- migration --------------------------------------------------------- */
+
+/* An old name in the map: it need not exist in this version, but must be a
+ * name that a version could have had. */
+static const char *old_name(ctx *c, const char *name, const char *path)
+{
+    if (valid_name(name)) return pool_strdup(c->ms, name);
+    err_at(c, "bad-name", path, "'%s' is not a valid name", name);
+    return NULL;
+}
+
+/* Timer rules: {"old": "keep" | "drop" | {"to": "new", "shift": "-24h"}}. */
+static void mig_timers(ctx *c, json_t *obj, uint16_t *first, uint16_t *n, const char *path)
+{
+    static const char *const keys[] = {"to", "shift"};
+    *first = (uint16_t)c->ms->n_mtimers;
+    *n = 0;
+    if (obj == NULL) return;
+    if (!json_is_object(obj)) {
+        err_at(c, "wrong-type", path, "must be an object of old timer name to rule");
+        return;
+    }
+    const char *old;
+    json_t *r;
+    json_object_foreach(obj, old, r)
+    {
+        char p[256], q[256];
+        subpath(p, sizeof p, path, old);
+        long k = PUSH(c->ms, mtimers, UINT16_MAX);
+        if (k < 0) return;
+        cue_mig_timer *mt = &c->ms->mtimers[k];
+        (*n)++;
+        mt->from = old_name(c, old, p);
+        mt->from_hash = mt->from ? cue_hash32(mt->from, strlen(mt->from)) : 0;
+        mt->to = (int16_t)names_index(&c->timers, old);
+        if (json_is_string(r) && strcmp(json_string_value(r), "drop") == 0) {
+            mt->to = -1;
+        } else if (json_is_string(r) && strcmp(json_string_value(r), "keep") == 0) {
+            if (mt->to < 0)
+                err_at(c, "unknown-name", p,
+                       "this version has no timer '%s' to keep it as: \"drop\" it, or name its "
+                       "new timer with {\"to\": ...}",
+                       old);
+        } else if (json_is_object(r)) {
+            check_keys(c, r, p, keys, 2);
+            json_t *to = json_object_get(r, "to"), *shift = json_object_get(r, "shift");
+            subpath(q, sizeof q, p, "to");
+            if (to && !json_is_string(to))
+                err_at(c, "wrong-type", q, "must be a timer name");
+            else if (to)
+                mt->to =
+                    (int16_t)names_ref(c, &c->timers, json_string_value(to), "timer", "starts", q);
+            else if (mt->to < 0)
+                err_at(c, "unknown-name", p,
+                       "this version has no timer '%s': name its new timer with {\"to\": ...}",
+                       old);
+            subpath(q, sizeof q, p, "shift");
+            if (shift) duration_of(c, shift, q, true, &mt->shift_ms);
+        } else {
+            err_at(c, "bad-value", p,
+                   "must be \"keep\", \"drop\" or {\"to\": timer, \"shift\": \"-24h\"}");
+        }
+    }
+}
+
+/* One rule for old state `old`: "new_state" or {"to"|"finish"|"restart", "when", "timers"}. */
+static void mig_rule(ctx *c, const char *old, json_t *t, bool last, const char *path)
+{
+    static const char *const keys[] = {"to", "finish", "restart", "when", "timers"};
+    long k = PUSH(c->ms, rules, UINT16_MAX);
+    if (k < 0) return;
+    cue_mig_rule *r = &c->ms->rules[k];
+    r->from = pool_strdup(c->ms, old);
+    r->from_hash = cue_hash32(old, strlen(old));
+    char p[256];
+    if (json_is_string(t)) {
+        r->action = CUE_MIG_MOVE;
+        int s = names_ref(c, &c->states, json_string_value(t), "state", "declares", path);
+        r->to = (uint16_t)(s < 0 ? 0 : s);
+        r->first_guard = (uint16_t)c->ms->n_guards;
+        r->first_timer = (uint16_t)c->ms->n_mtimers;
+        if (!last)
+            err_at(c, "bad-migration", path, "only the last rule for '%s' may have no 'when'", old);
+        return;
+    }
+    if (!json_is_object(t)) {
+        err_at(c, "wrong-type", path,
+               "must be a state name, or {\"to\": state} / {\"finish\": true} / "
+               "{\"restart\": true} with optional 'when' and 'timers'");
+        return;
+    }
+    check_keys(c, t, path, keys, 5);
+    json_t *to = json_object_get(t, "to"), *fin = json_object_get(t, "finish"),
+           *rs = json_object_get(t, "restart");
+    if ((to != NULL) + json_is_true(fin) + json_is_true(rs) != 1) {
+        err_at(c, "bad-migration", path,
+               "a rule does one thing: 'to' a state, \"finish\": true or \"restart\": true");
+    } else if (to) {
+        subpath(p, sizeof p, path, "to");
+        int s = json_is_string(to)
+                    ? names_ref(c, &c->states, json_string_value(to), "state", "declares", p)
+                    : (err_at(c, "wrong-type", p, "must be a state name"), -1);
+        r->action = CUE_MIG_MOVE;
+        r->to = (uint16_t)(s < 0 ? 0 : s);
+    } else {
+        r->action = json_is_true(fin) ? CUE_MIG_FINISH : CUE_MIG_RESTART;
+    }
+    json_t *when = json_object_get(t, "when");
+    subpath(p, sizeof p, path, "when");
+    c->no_event = IN_MIGRATION;
+    guards_from_json(c, when, &r->first_guard, &r->n_guards, p);
+    c->no_event = WITH_EVENT;
+    /* Every instance in the old state must find a rule: the last one takes
+     * whoever is left, and one after it could never apply. */
+    if (last && when)
+        err_at(c, "bad-migration", p,
+               "the last rule for '%s' needs no 'when': an instance that matched none would have "
+               "nowhere to go",
+               old);
+    if (!last && !when)
+        err_at(c, "bad-migration", path,
+               "only the last rule for '%s' may have no 'when': the ones after it never apply",
+               old);
+    subpath(p, sizeof p, path, "timers");
+    mig_timers(c, json_object_get(t, "timers"), &r->first_timer, &r->n_timers, p);
+}
+
+/* "migrate": {"states": {"old": rule | [rule, ...]}, "timers": {...}}. */
+static void machine_migrate(ctx *c, json_t *root)
+{
+    static const char *const keys[] = {"states", "timers", "description"};
+    cue_machine *m = c->m;
+    json_t *mg = json_object_get(root, "migrate");
+    m->first_rule = (uint16_t)c->ms->n_rules;
+    if (mg == NULL) return;
+    if (!json_is_object(mg)) {
+        err_at(c, "wrong-type", "$.migrate", "must be an object with 'states' and 'timers' maps");
+        return;
+    }
+    check_keys(c, mg, "$.migrate", keys, 3);
+    if (m->on_version_change != CUE_MIGRATE_KEEP)
+        err_at(c, "bad-migration", "$.migrate",
+               "a migrate map goes with on_version_change \"keep\" (the default): restart and "
+               "finish leave nothing to map");
+    m->migrates = true;
+    size_t rules0 = c->ms->n_rules, timers0 = c->ms->n_mtimers;
+    mig_timers(c, json_object_get(mg, "timers"), &m->first_mtimer, &m->n_mtimers,
+               "$.migrate.timers");
+    json_t *states = json_object_get(mg, "states");
+    if (states && !json_is_object(states))
+        err_at(c, "wrong-type", "$.migrate.states", "must be an object of old state name to rule");
+    const char *old;
+    json_t *r;
+    json_object_foreach(json_is_object(states) ? states : NULL, old, r)
+    {
+        char p[256], q[256];
+        subpath(p, sizeof p, "$.migrate.states", old);
+        if (old_name(c, old, p) == NULL) continue;
+        if (!json_is_array(r)) {
+            mig_rule(c, old, r, true, p);
+            continue;
+        }
+        if (json_array_size(r) == 0)
+            err_at(c, "bad-migration", p, "an empty list gives '%s' nowhere to go", old);
+        size_t i;
+        json_t *one;
+        json_array_foreach(r, i, one)
+        {
+            subindex(q, sizeof q, p, i);
+            mig_rule(c, old, one, i + 1 == json_array_size(r), q);
+        }
+    }
+    m->first_rule = (uint16_t)rules0;
+    m->n_rules = (uint16_t)(c->ms->n_rules - rules0);
+    if (c->ms->n_rules - rules0 + c->ms->n_mtimers - timers0 > CUE_MIGRATE_RULES_MAX)
+        err_at(c, "limit", "$.migrate", "more than %d migration rules in one machine",
+               CUE_MIGRATE_RULES_MAX);
+}
 
 static void machine_from_json(ctx *c, json_t *root)
 {
@@ -1116,6 +1534,11 @@ static void machine_from_json(ctx *c, json_t *root)
     copy_names(c, &c->counters, c->m->counters, &c->m->n_counters);
     copy_names(c, &c->vars, c->m->vars, &c->m->n_vars);
     copy_names(c, &c->triggers, c->m->triggers, &c->m->n_triggers);
+    machine_migrate(c, root);
+    note_time_type(c->m, &c->m->start);
+    for (uint16_t s = 0; s < c->m->n_states; s++)
+        for (uint16_t k = 0; k < c->m->states[s].n_transitions; k++)
+            note_time_type(c->m, &c->ms->trans[c->m->states[s].first_transition + k]);
 }
 
 /* ---- sets and files ---------------------------------------------------- */
@@ -1144,6 +1567,9 @@ void cue_machines_free(cue_machines *ms)
     free(ms->ptrs);
     free(ms->types);
     free(ms->type_index);
+    free(ms->terms);
+    free(ms->rules);
+    free(ms->mtimers);
     for (pool_chunk *c = ms->pool, *next; c; c = next) {
         next = c->next;
         free(c);
@@ -1257,7 +1683,11 @@ static int cmp_str(const void *a, const void *b)
 static int list_json_files(const char *dir, char ***files, size_t *n, cue_err *err)
 {
     DIR *dh = opendir(dir);
-    if (dh == NULL) return cue_err_set(err, CUE_EIO, "cannot open machines directory '%s'", dir);
+    /* A directory named in the configuration or on the command line: a
+     * configuration error (exit 78), as a bad journey in it is. */
+    if (dh == NULL)
+        return cue_err_set(err, CUE_ECONFIG, "cannot open machines directory '%s': %s", dir,
+                           strerror(errno));
     size_t cap = 16;
     *n = 0;
     *files = malloc(cap * sizeof **files);
@@ -1295,18 +1725,29 @@ int cue_machines_load(cue_machines **out, const char *dir, const char *only, cue
         free(files[i]);
     free(files);
     if (rc != 0 || only == NULL) return rc;
-    /* Keep one machine: move it to slot 0 and drop the rest (their tables stay
-     * allocated but unreferenced until the set is freed). */
-    for (size_t i = 0; i < (*out)->n_m; i++) {
-        if (strcmp((*out)->m[i].name, only) == 0) {
-            (*out)->m[0] = (*out)->m[i];
-            (*out)->n_m = 1;
+    /* Keep one machine in slot 0; the others stay compiled behind it, set
+     * aside: not in the set, but known to checks of names that refer to the
+     * whole directory (a policy file names every journey). */
+    cue_machines *ms = *out;
+    for (size_t i = 0; i < ms->n_m; i++) {
+        if (strcmp(ms->m[i].name, only) == 0) {
+            cue_machine kept = ms->m[i];
+            ms->m[i] = ms->m[0];
+            ms->m[0] = kept;
+            ms->n_aside = ms->n_m - 1;
+            ms->n_m = 1;
             return 0;
         }
     }
-    cue_machines_free(*out);
+    const char *known[CUE_MACHINES_MAX]; /* compile_into holds n_m to this */
+    for (size_t i = 0; i < ms->n_m; i++)
+        known[i] = ms->m[i].name;
+    const char *near = cue_nearest_name(only, known, ms->n_m);
+    rc = cue_err_set(err, CUE_EMACHINE, "no machine named '%s' in '%s'%s%s%s", only, dir,
+                     near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+    cue_machines_free(ms);
     *out = NULL;
-    return cue_err_set(err, CUE_EMACHINE, "no machine named '%s' in '%s'", only, dir);
+    return rc;
 }
 
 /* ---- accessors --------------------------------------------------------- */
@@ -1320,6 +1761,17 @@ const cue_machine *cue_machines_get(const cue_machines *ms, size_t i)
 {
     CUE_ASSERT(i < ms->n_m);
     return &ms->m[i];
+}
+
+size_t cue_machines_set_aside(const cue_machines *ms)
+{
+    return ms->n_aside;
+}
+
+const cue_machine *cue_machines_get_set_aside(const cue_machines *ms, size_t i)
+{
+    CUE_ASSERT(i < ms->n_aside);
+    return &ms->m[ms->n_m + i];
 }
 
 int cue_machines_find_hash(const cue_machines *ms, uint32_t hash)
@@ -1344,7 +1796,8 @@ int32_t cue_machines_type_id(const cue_machines *ms, const char *type, size_t le
     return type_lookup(ms, type, len);
 }
 
-/* A set whose machines have no guards (or actions, transitions, fields) has
+/* A set whose machines have no guards (or actions, transitions, fields,
+ * timer times, migration rules) has
  * no table for them; callers still add a range's first index, which is
  * undefined on a null pointer even when it is 0. So an empty table is a
  * real, empty, array. */
@@ -1352,6 +1805,9 @@ static const cue_guard no_guards[1];
 static const cue_action no_actions[1];
 static const cue_transition no_transitions[1];
 static const cue_emit_field no_fields[1];
+static const cue_time_term no_terms[1];
+static const cue_mig_rule no_rules[1];
+static const cue_mig_timer no_mtimers[1];
 
 const cue_guard *cue_machines_guards(const cue_machines *ms)
 {
@@ -1383,4 +1839,51 @@ const char *cue_machines_type_name(const cue_machines *ms, int32_t type_id)
 {
     CUE_ASSERT(type_id >= 0 && (size_t)type_id < ms->n_types);
     return ms->types[type_id];
+}
+
+const cue_time_term *cue_machines_time_terms(const cue_machines *ms)
+{
+    return ms->terms ? ms->terms : no_terms;
+}
+
+const cue_mig_rule *cue_machines_mig_rules(const cue_machines *ms)
+{
+    return ms->rules ? ms->rules : no_rules;
+}
+
+const cue_mig_timer *cue_machines_mig_timers(const cue_machines *ms)
+{
+    return ms->mtimers ? ms->mtimers : no_mtimers;
+}
+
+bool cue_machines_use_local_time(const cue_machines *ms)
+{
+    return ms->local_time;
+}
+
+bool cue_guard_eval(const cue_guard *g, cue_operand_fn get, void *arg)
+{
+    cue_value l = get(&g->lhs, arg);
+    if (g->op == CUE_OP_EXISTS) {
+        bool present = l.type != CUE_VAL_ABSENT && l.type != CUE_VAL_NULL;
+        return present == g->rhs.lit.b;
+    }
+    if (g->op == CUE_OP_IN || g->op == CUE_OP_NOT_IN) {
+        bool found = false;
+        for (uint8_t i = 0; i < g->n_set && !found; i++) {
+            cue_value r = get(&g->set[i], arg);
+            found = cue_value_cmp(&l, &r) == 0;
+        }
+        return found == (g->op == CUE_OP_IN);
+    }
+    cue_value r = get(&g->rhs, arg);
+    int c = cue_value_cmp(&l, &r);
+    switch (g->op) {
+    case CUE_OP_EQ: return c == 0;
+    case CUE_OP_NE: return c != 0;
+    case CUE_OP_LT: return c == -1;
+    case CUE_OP_LTE: return c == -1 || c == 0;
+    case CUE_OP_GT: return c == 1;
+    default: return c == 1 || c == 0;
+    }
 }

@@ -11,12 +11,15 @@
 
 #include "cuepoint/err.h"
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 static bool is_alpha_(char c)
 {
@@ -235,5 +238,115 @@ int cue_prom_histogram(cue_buf *b, const char *name, const char *labels, const c
     if (rc == 0) rc = append_head(b, name, "_count", labels, NULL);
     if (rc == 0) rc = append_u64(b, h->count);
     if (rc == 0) rc = cue_buf_append_char(b, '\n');
+    return rc;
+}
+
+/* ---- build and process ------------------------------------------------- */
+
+int cue_prom_build_info(cue_buf *b, const char *version, const char *commit)
+{
+    int rc = cue_prom_family(b, "cuepoint_build_info", "gauge",
+                             "Always 1; the labels name the version and the git commit built.");
+    /* The label list is written in place: two labels need no scratch buffer. */
+    if (rc == 0) rc = cue_buf_append_str(b, "cuepoint_build_info{version=\"");
+    if (rc == 0) rc = append_escaped(b, version, strlen(version), true);
+    if (rc == 0) rc = cue_buf_append_str(b, "\",commit=\"");
+    if (rc == 0) rc = append_escaped(b, commit, strlen(commit), true);
+    if (rc == 0) rc = cue_buf_append_str(b, "\"} 1\n");
+    return rc == 0 ? 0 : CUE_ENOMEM;
+}
+
+/* Reads a small /proc file whole into buf (NUL-terminated); its length or -1. */
+static long read_small(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) return -1;
+    size_t n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return (long)n;
+}
+
+/* /proc/self/stat after the command name, which may itself hold spaces and
+ * parentheses, so the fields start after the last ')'. Fields counted from
+ * 3 (state) as proc(5) numbers them: utime 14, stime 15, starttime 22,
+ * vsize 23, rss 24. */
+static int parse_self_stat(const char *text, cue_process_stats *out, uint64_t *start_ticks)
+{
+    const char *p = strrchr(text, ')');
+    if (p == NULL) return CUE_EIO;
+    p++;
+    uint64_t f[25] = {0};
+    for (int field = 3; field <= 24; field++) {
+        while (*p == ' ')
+            p++;
+        if (*p == '\0') return CUE_EIO;
+        char *end;
+        f[field] = field == 3 ? 0 : strtoull(p, &end, 10);
+        while (*p && *p != ' ')
+            p++;
+    }
+    long hz = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    if (hz <= 0 || page <= 0) return CUE_EIO;
+    out->cpu_seconds = (double)(f[14] + f[15]) / (double)hz;
+    *start_ticks = f[22];
+    out->virtual_bytes = f[23];
+    /* rss is signed in the kernel; a negative one reads as a huge number. */
+    out->resident_bytes = f[24] > UINT64_MAX / (uint64_t)page ? 0 : f[24] * (uint64_t)page;
+    return 0;
+}
+
+int cue_process_stats_read(cue_process_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    char buf[4096];
+    uint64_t start_ticks = 0;
+    if (read_small("/proc/self/stat", buf, sizeof buf) < 0 ||
+        parse_self_stat(buf, out, &start_ticks) != 0)
+        goto fail;
+    /* The boot time: /proc/stat is a few kB with many CPUs, so read it line
+     * by line rather than whole. */
+    FILE *f = fopen("/proc/stat", "r");
+    if (f == NULL) goto fail;
+    unsigned long long btime = 0;
+    while (fgets(buf, sizeof buf, f))
+        if (sscanf(buf, "btime %llu", &btime) == 1) break;
+    fclose(f);
+    if (btime == 0) goto fail;
+    out->start_time_seconds = (double)btime + (double)start_ticks / (double)sysconf(_SC_CLK_TCK);
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL) goto fail;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (e->d_name[0] != '.') out->open_fds++;
+    closedir(d);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) out->max_fds = (uint64_t)rl.rlim_cur;
+    return 0;
+fail:
+    memset(out, 0, sizeof *out);
+    return CUE_EIO;
+}
+
+int cue_prom_process(cue_buf *b, const cue_process_stats *s)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        {"process_cpu_seconds_total", "counter",
+         "Total user and system CPU time spent in seconds."},
+        {"process_resident_memory_bytes", "gauge", "Resident memory size in bytes."},
+        {"process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes."},
+        {"process_open_fds", "gauge", "Number of open file descriptors."},
+        {"process_max_fds", "gauge", "Maximum number of open file descriptors."},
+        {"process_start_time_seconds", "gauge",
+         "Start time of the process since unix epoch in seconds."},
+    };
+    const double v[] = {s->cpu_seconds,      (double)s->resident_bytes, (double)s->virtual_bytes,
+                        (double)s->open_fds, (double)s->max_fds,        s->start_time_seconds};
+    int rc = 0;
+    for (size_t i = 0; i < sizeof fam / sizeof *fam && rc == 0; i++) {
+        rc = cue_prom_family(b, fam[i].name, fam[i].type, fam[i].help);
+        if (rc == 0) rc = cue_prom_sample(b, fam[i].name, NULL, v[i]);
+    }
     return rc;
 }

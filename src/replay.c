@@ -218,11 +218,13 @@ static int slot_task(rp *r, slot *s, cue_err *err)
     if (s->task) return 0;
     int rc = cue_task_new(&s->task, &r->task_cfg, r->o->ms, r->store, (uint32_t)s->plan.partition,
                           &r->sink, err);
+    if (rc == 0 && r->o->clock_ms > 0) cue_task_set_clock(s->task, r->o->clock_ms);
     return rc == 0 ? cue_task_set_policy(s->task, r->o->policy, err) : rc;
 }
 
 static void progress(rp *r, bool final)
 {
+    if (r->o->quiet) return;
     uint64_t now = mono_ns();
     uint64_t every = r->o->progress_tty ? PROGRESS_TTY_NS : PROGRESS_LOG_NS;
     if (!final && now - r->last_progress_ns < every) return;
@@ -238,7 +240,7 @@ static void progress(rp *r, bool final)
         slot *s = &r->slots[i];
         if (!s->plan.selected || s->done) continue;
         int64_t at = s->position > s->plan.start ? s->position : s->plan.start;
-        remaining += (uint64_t)(s->plan.end - at);
+        if (s->plan.end > at) remaining += (uint64_t)(s->plan.end - at);
         if (listed++ < PROGRESS_BEHIND_MAX && used < sizeof behind)
             used += (size_t)snprintf(behind + used, sizeof behind - used, "%s%d:%lld/%lld",
                                      listed > 1 ? " " : "", (int)i, (long long)at,
@@ -256,6 +258,11 @@ static void progress(rp *r, bool final)
             fprintf(stderr, "\rreplay: %llu records, %.0f/s   ", (unsigned long long)r->records,
                     rate);
         if (final) fputc('\n', stderr);
+        return;
+    }
+    if (r->k == NULL) { /* a file: how much is left is not known */
+        cue_log(CUE_LOG_INFO, final ? "replay read everything" : "replay progress", "s:replay_id",
+                r->o->replay_id, "u:records", r->records, "d:records_per_second", rate, NULL);
         return;
     }
     cue_log(CUE_LOG_INFO, final ? "replay read everything" : "replay progress", "s:replay_id",
@@ -284,16 +291,27 @@ static void on_message(const cue_kafka_msg *m, void *ctx)
         part_done(r, s);
         return;
     }
-    if (m->offset < cue_task_next_offset(s->task)) return;
+    if (m->offset < cue_task_next_offset(s->task)) {
+        cue_task_skip(s->task);
+        return;
+    }
     r->records++;
     cue_err err = {0};
     int rc;
     if (m->value_len > r->o->cfg->event_bytes_max)
         rc = cue_task_reject(s->task, m->offset, CUE_REASON_TOO_LARGE,
                              "record larger than event.max.bytes", m->value, m->value_len, &err);
-    else
-        rc = cue_task_process(s->task, m->value, m->value_len, m->offset, m->key ? m->key : "",
-                              m->key ? m->key_len : 0, &err);
+    else /* a record without a key is not keyed by user id either */
+        rc =
+            cue_task_process(s->task,
+                             &(cue_record){.value = m->value,
+                                           .value_len = m->value_len,
+                                           .key = m->key ? m->key : "",
+                                           .key_len = m->key ? m->key_len : 0,
+                                           .offset = m->offset,
+                                           .timestamp_ms = m->timestamp_ms >= 0 ? m->timestamp_ms
+                                                                                : CUE_NO_TIMESTAMP},
+                             &err);
     if (rc != 0) fail(r, rc, err.msg);
     s->position = m->offset + 1;
     if (s->position >= s->plan.end) part_done(r, s);
@@ -444,7 +462,12 @@ static int from_file(rp *r, cue_err *err)
                                  "line is longer than event.max.bytes (raw is its beginning)", rec,
                                  len, err);
         else
-            rc = cue_task_process(s->task, rec, len, s->position, NULL, 0, err);
+            rc = cue_task_process(s->task,
+                                  &(cue_record){.value = rec,
+                                                .value_len = len,
+                                                .offset = s->position,
+                                                .timestamp_ms = CUE_NO_TIMESTAMP},
+                                  err);
         s->position++;
         if ((r->records & 0xfff) == 0) progress(r, false);
     }
@@ -488,6 +511,9 @@ int cue_replay_run(const cue_replay_opts *o, cue_replay_result *res, cue_err *er
     int rc = cue_buf_init(&r.dl, 4096) ? cue_err_set(err, CUE_ENOMEM, "out of memory") : 0;
     if (rc == 0) rc = cue_store_dir_create(o->cfg->state_dir, err);
     if (rc == 0) rc = cue_store_open(&r.store, o->cfg->state_dir, &(cue_store_opts){0}, err);
+    /* A seeded directory is for the live pipeline: it must say so. */
+    if (rc == 0)
+        rc = cue_store_owner_check(r.store, o->cfg->application_id, o->cfg->input_topic, err);
     if (rc == 0) rc = o->in ? from_file(&r, err) : from_topic(&r, err);
     res->stopped = o->stop && *o->stop;
     progress(&r, true);

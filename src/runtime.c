@@ -13,6 +13,8 @@
 #include "cuepoint/standby.h"
 #include "cuepoint/store.h"
 #include "cuepoint/task.h"
+#include "cuepoint/timefmt.h"
+#include "cuepoint/version.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -130,7 +132,8 @@ typedef struct rt {
     int32_t n1;
     bool assigned1_once;
     uint64_t repartitioned;
-    cue_http *http; /* owned */
+    cue_http *http;      /* owned */
+    bool admin_loopback; /* the admin address bound is a loopback one */
     cue_task_sink sink;
     part *parts; /* owned; n_parts of them, indexed by partition */
     int32_t n_parts;
@@ -866,8 +869,27 @@ static int task_open(rt *r, int32_t id, cue_err *err)
     if (rc != 0) {
         cue_task_free(p->task);
         p->task = NULL;
+        return rc;
     }
-    return rc;
+    int64_t wall = wall_ms(r), real = real_ms();
+    cue_task_set_clock(p->task, wall);
+    /* No stream time can be honestly ahead of the clocks (the real one, or
+     * an injected one ahead of it) by more than the margin events are
+     * allowed: one that is came from an event from the future, applied
+     * before such events were refused. */
+    int64_t limit = (wall > real ? wall : real) + r->cfg->event_max_future_ms;
+    int64_t was = cue_task_repair_stream_time(p->task, limit);
+    if (was != INT64_MIN) {
+        char from[CUE_TIME_TEXT_MAX], to[CUE_TIME_TEXT_MAX];
+        cue_time_format_rfc3339(was, from);
+        cue_time_format_rfc3339(limit, to);
+        cue_log(CUE_LOG_WARN,
+                "stream time was ahead of the clock (an event from the future, applied before "
+                "such events were refused); brought back",
+                "s:topic", r->cfg->input_topic, "i:partition", (int64_t)id, "s:stream_time", from,
+                "s:now", to, NULL);
+    }
+    return 0;
 }
 
 static int on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
@@ -926,7 +948,7 @@ static int on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
         p->position = next;
         p->high = -1;
         cue_log(CUE_LOG_INFO, "partition assigned", "s:topic", r->cfg->input_topic, "i:partition",
-                (int64_t)ids[i], "i:offset", next, "i:stream_time_ms",
+                (int64_t)ids[i], "i:offset", next, "t:stream_time_ms",
                 cue_task_stream_time(p->task), NULL);
     }
     r->assigned_once = true;
@@ -1015,7 +1037,10 @@ static void on_message(const cue_kafka_msg *m, void *ctx)
     p->consumed++;
     r->last_record_ns = uv_hrtime();
     if (r->first_record_ns == 0) r->first_record_ns = r->last_record_ns;
-    if (m->offset < cue_task_next_offset(p->task)) return; /* already committed in the store */
+    if (m->offset < cue_task_next_offset(p->task)) { /* already committed in the store */
+        cue_task_skip(p->task);
+        return;
+    }
     cue_err err = {0};
     int rc;
     r->cur = m;
@@ -1023,8 +1048,16 @@ static void on_message(const cue_kafka_msg *m, void *ctx)
         rc = cue_task_reject(p->task, m->offset, CUE_REASON_TOO_LARGE,
                              "record larger than event.max.bytes", m->value, m->value_len, &err);
     else /* a record without a key is not keyed by user id either */
-        rc = cue_task_process(p->task, m->value, m->value_len, m->offset, m->key ? m->key : "",
-                              m->key ? m->key_len : 0, &err);
+        rc =
+            cue_task_process(p->task,
+                             &(cue_record){.value = m->value,
+                                           .value_len = m->value_len,
+                                           .key = m->key ? m->key : "",
+                                           .key_len = m->key ? m->key_len : 0,
+                                           .offset = m->offset,
+                                           .timestamp_ms = m->timestamp_ms >= 0 ? m->timestamp_ms
+                                                                                : CUE_NO_TIMESTAMP},
+                             &err);
     r->cur = NULL;
     p->position = m->offset + 1;
     if (rc == CUE_EABORTED) /* a task's own commit, under exactly-once */
@@ -1364,8 +1397,10 @@ static void on_clock(uv_timer_t *h)
     pump1(r); /* the repartition merge may be waiting for a partition */
     if (r->state != RUNNING || r->fatal_rc) return;
     bool caught_up = all_caught_up(r);
+    int64_t now = wall_ms(r);
+    for (int32_t i = 0; i < r->n_parts; i++)
+        if (r->parts[i].task) cue_task_set_clock(r->parts[i].task, now);
     if (r->cfg->wall_clock) {
-        int64_t now = wall_ms(r);
         for (int32_t i = 0; i < r->n_parts; i++) {
             part *p = &r->parts[i];
             if (p->task == NULL || p->high < 0 || p->position < p->high) continue;
@@ -1552,6 +1587,35 @@ static void render_partitions(rt *r, cue_buf *b, cue_task_stats *sum, cue_cache_
     }
 }
 
+/* The admin server's own connections: a flood shows here. */
+static void render_admin(rt *r, cue_buf *b, const cue_http_stats *st)
+{
+    metrics_gauge(b, "cuepoint_admin_connections", "Admin HTTP connections open.",
+                  (double)st->connections);
+    metrics_counter(b, "cuepoint_admin_connections_accepted_total",
+                    "Admin HTTP connections accepted.", (double)st->accepted);
+    cue_prom_family(b, "cuepoint_admin_connections_dropped_total", "counter",
+                    "Admin HTTP connections closed by cuepoint while waiting for a request: to "
+                    "make room (client_limit, table_full) or past their deadline (timeout).");
+    const struct {
+        const char *reason;
+        uint64_t n;
+    } dropped[] = {{"client_limit", st->closed_client_limit},
+                   {"table_full", st->closed_table_full},
+                   {"timeout", st->closed_timeout}};
+    for (size_t i = 0; i < sizeof dropped / sizeof *dropped; i++) {
+        cue_buf_reset(&r->labels);
+        cue_prom_label(&r->labels, "reason", dropped[i].reason, strlen(dropped[i].reason));
+        cue_prom_sample(b, "cuepoint_admin_connections_dropped_total", r->labels.data,
+                        (double)dropped[i].n);
+    }
+    metrics_counter(b, "cuepoint_admin_bad_paths_total",
+                    "Admin HTTP requests answered 400 for a path that did not decode.",
+                    (double)st->bad_paths);
+}
+
+static bool is_ready(rt *r);
+
 static void render_metrics(rt *r, cue_buf *b)
 {
     cue_task_stats sum = r->retired;
@@ -1588,6 +1652,12 @@ static void render_metrics(rt *r, cue_buf *b)
     }
     metrics_counter(b, "cuepoint_timers_fired_total", "Timers that fired.",
                     (double)sum.engine.timers_fired);
+    metrics_counter(b, "cuepoint_journey_instances_migrated_total",
+                    "Instances stored under another journey version, migrated on load.",
+                    (double)sum.codec.migrated);
+    metrics_counter(b, "cuepoint_journey_instances_stranded_total",
+                    "Migrated instances whose state was gone with no rule for it: finished.",
+                    (double)sum.codec.stranded);
     if (r->o->policy) {
         cue_prom_family(b, "cuepoint_policy_decisions_total", "counter",
                         "Decisions of the policy stage, by outcome.");
@@ -1626,6 +1696,9 @@ static void render_metrics(rt *r, cue_buf *b)
                         "Times another producer took over this transactional.id.",
                         (double)ks->txn_fenced);
     }
+    /* What /readyz answers, so an alert can say how long it has been false:
+     * Prometheus cannot probe /readyz itself without a blackbox exporter. */
+    metrics_gauge(b, "cuepoint_ready", "1 when /readyz answers 200, else 0.", is_ready(r) ? 1 : 0);
     metrics_gauge(b, "cuepoint_restoring_partitions",
                   "Partitions rebuilding their state from the changelog (not ready meanwhile).",
                   (double)r->restoring);
@@ -1656,6 +1729,12 @@ static void render_metrics(rt *r, cue_buf *b)
     cue_store_bytes(r->store, &sst, &mem);
     metrics_gauge(b, "cuepoint_rocksdb_sst_bytes", "Bytes of RocksDB SST files.", (double)sst);
     metrics_gauge(b, "cuepoint_rocksdb_memtable_bytes", "Bytes in RocksDB memtables.", (double)mem);
+    if (r->http) render_admin(r, b, cue_http_stats_get(r->http));
+    cue_prom_build_info(b, cue_version, cue_commit);
+    /* Without /proc (not Linux) the process families are left out rather
+     * than exported as zeros that would read as real figures. */
+    cue_process_stats ps;
+    if (cue_process_stats_read(&ps) == 0) cue_prom_process(b, &ps);
 }
 
 static bool is_ready(rt *r)
@@ -1681,11 +1760,41 @@ static int user_json(rt *r, const char *uid, cue_buf *body)
     return 404;
 }
 
-static int on_http(const char *method, const char *path, cue_buf *body, const char **ctype,
-                   void *ctx)
+/* Who may read /v1/users/{id}, which is personal data: with
+ * admin.users.token, whoever sends it as a bearer token (401 for anyone
+ * else); without one, whoever reaches a loopback admin address, which is
+ * this host only, and no one when the address is reachable from elsewhere
+ * (403: no credentials would help). Health and metrics stay open to all:
+ * they are what probes and scrapers need, and they hold no user's data. */
+static int users_gate(rt *r, const cue_http_request *req, cue_http_reply *reply)
+{
+    const char *token = r->cfg->admin_users_token;
+    if (token[0] != '\0') {
+        if (cue_http_bearer_is(req->authorization, token)) return 0;
+        if (req->authorization) {
+            reply->www_authenticate = "Bearer realm=\"cuepoint\", error=\"invalid_token\"";
+            cue_buf_append_str(reply->body,
+                               "{\"error\":\"the bearer token is not admin.users.token\"}\n");
+        } else {
+            reply->www_authenticate = "Bearer realm=\"cuepoint\"";
+            cue_buf_append_str(reply->body, "{\"error\":\"this needs admin.users.token as a bearer "
+                                            "token (Authorization: Bearer ...)\"}\n");
+        }
+        return 401;
+    }
+    if (r->admin_loopback) return 0;
+    cue_buf_append_str(reply->body,
+                       "{\"error\":\"/v1/users/{id} is off: admin.listen is reachable from other "
+                       "hosts and admin.users.token is not set\"}\n");
+    return 403;
+}
+
+static int on_http(const cue_http_request *req, cue_http_reply *reply, void *ctx)
 {
     rt *r = ctx;
-    *ctype = "application/json";
+    const char *path = req->path;
+    cue_buf *body = reply->body;
+    reply->content_type = "application/json";
     if (strcmp(path, "/healthz") == 0) {
         /* Answered from the loop itself: an answer is the proof of progress. */
         bool ok = r->fatal_rc == 0;
@@ -1706,16 +1815,18 @@ static int on_http(const char *method, const char *path, cue_buf *body, const ch
         return ok ? 200 : 503;
     }
     if (strcmp(path, "/metrics") == 0) {
-        *ctype = "text/plain; version=0.0.4; charset=utf-8";
+        reply->content_type = "text/plain; version=0.0.4; charset=utf-8";
         render_metrics(r, body);
         return 200;
     }
     if (strncmp(path, "/v1/users/", 10) == 0) {
-        int status = user_json(r, path + 10, body);
+        int status = users_gate(r, req, reply);
+        if (status == 0) status = user_json(r, path + 10, body);
         if (status == 200) {
             cue_buf_append_char(body, '\n');
             return 200;
         }
+        if (status == 401 || status == 403) return status;
         cue_buf_reset(body);
         cue_buf_printf(body, "{\"error\":\"%s\"}\n",
                        status == 404 ? "no state for this user in this instance's partitions"
@@ -1729,23 +1840,75 @@ static int on_http(const char *method, const char *path, cue_buf *body, const ch
 
 /* ---- set-up and tear-down ---------------------------------------------- */
 
+static int check_answer(const cue_http_request *req, cue_http_reply *reply, void *ctx)
+{
+    return 404;
+}
+
+/* admin.listen as open_admin will take it: "HOST:PORT" with a port from 0
+ * to 65535, and a host the http module can bind. The host is bound on a
+ * free port (PORT 0) and let go at once, so a check beside a running
+ * instance that holds the port still passes. */
+static int check_admin(const char *listen, cue_err *err)
+{
+    if (listen[0] == '\0') return 0;
+    const char *colon = strrchr(listen, ':');
+    size_t digits = colon ? strspn(colon + 1, "0123456789") : 0;
+    if (colon == NULL || colon == listen || digits == 0 || digits > 5 ||
+        colon[1 + digits] != '\0' || atol(colon + 1) > 65535)
+        return cue_err_set(err, CUE_ECONFIG, "admin.listen: '%s' is not HOST:PORT (port 0-65535)",
+                           listen);
+    char any[80];
+    snprintf(any, sizeof any, "%.*s:0", (int)(colon - listen), listen);
+    uv_loop_t loop;
+    if (uv_loop_init(&loop) != 0) return cue_err_set(err, CUE_EIO, "cannot start a loop");
+    cue_http *h = NULL;
+    int rc = cue_http_start(&h, &loop, any, NULL, check_answer, NULL, err);
+    if (rc != 0 && err) {
+        /* The http module's message names the address it was given: name
+         * the configured one instead, so the message reads as run's. */
+        char *at = strstr(err->msg, any);
+        size_t n = strlen(any), m = strlen(listen), len = strlen(err->msg);
+        if (at && len - n + m < sizeof err->msg) {
+            memmove(at + m, at + n, len - (size_t)(at - err->msg) - n + 1);
+            memcpy(at, listen, m);
+        }
+        cue_err_prefix(err, "admin.listen");
+        err->code = CUE_ECONFIG;
+    }
+    if (rc != 0) rc = CUE_ECONFIG;
+    cue_http_stop(h);
+    uv_run(&loop, UV_RUN_DEFAULT); /* the server's close callbacks */
+    uv_loop_close(&loop);
+    return rc;
+}
+
+int cue_runtime_check(const cue_runtime_opts *o, cue_err *err)
+{
+    int rc = cue_config_check(o->cfg, err);
+    if (rc == 0) rc = cue_kafka_check(o->cfg, err);
+    if (rc == 0) rc = check_admin(o->cfg->admin_listen, err);
+    return rc;
+}
+
 static int open_admin(rt *r, cue_err *err)
 {
     if (r->cfg->admin_listen[0] == '\0') return 0;
-    int rc = cue_http_start(&r->http, &r->loop, r->cfg->admin_listen, on_http, r, err);
+    int rc = cue_http_start(&r->http, &r->loop, r->cfg->admin_listen, NULL, on_http, r, err);
     if (rc != 0) {
         /* A taken port or a bad address is fixed in the config (or "" for none). */
         cue_err_prefix(err, "admin.listen");
         if (err) err->code = CUE_ECONFIG;
         return CUE_ECONFIG;
     }
-    char addr[96];
-    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)cue_http_port(r->http));
-    const char *colon = strrchr(r->cfg->admin_listen, ':');
-    if (colon)
-        snprintf(addr, sizeof addr, "%.*s:%u", (int)(colon - r->cfg->admin_listen),
-                 r->cfg->admin_listen, (unsigned)cue_http_port(r->http));
+    const char *addr = cue_http_address(r->http);
+    r->admin_loopback = cue_http_loopback(r->http);
     cue_log(CUE_LOG_INFO, "admin listening", "s:address", addr, NULL);
+    if (!r->admin_loopback && r->cfg->admin_users_token[0] == '\0')
+        cue_log(CUE_LOG_WARN,
+                "admin: /v1/users/{id} refused (403): the admin address is reachable from "
+                "other hosts and admin.users.token is not set",
+                "s:address", addr, NULL);
     if (r->o->admin_addr_file) {
         char tmp[CUE_PATH_MAX + 8];
         snprintf(tmp, sizeof tmp, "%s.tmp", r->o->admin_addr_file);
@@ -1918,6 +2081,8 @@ static void stage1_dead(rt *r, const cue_kafka_msg *m, cue_reason why, const cha
                           .raw_len = m->value_len,
                           .partition = (uint32_t)m->partition,
                           .offset = m->offset};
+    /* Read, and never to reach a task: counted here as consumed. */
+    r->res->consumed++;
     r->res->dead_letters++;
     r->res->dead_by_reason[why]++;
     cue_kafka_produce_dead_letter(r->k1, &dl, m);
@@ -1946,7 +2111,12 @@ static bool stage1_head(rt *r, int32_t p, const cue_kafka_msg **out)
             continue;
         }
         h->offset = m->offset;
+        /* Ordered by a time one record cannot push far ahead: a head dated
+         * 9999 would never be the earliest and would hold its partition
+         * back (it is a future_time dead letter past this stage). */
         h->ts_ms = ev.ts_ms;
+        if (m->timestamp_ms > 0 && ev.ts_ms - m->timestamp_ms > r->cfg->event_max_future_ms)
+            h->ts_ms = m->timestamp_ms + r->cfg->event_max_future_ms;
         h->uid_len = ev.user_id_len;
         memcpy(h->uid, ev.user_id, ev.user_id_len);
         *out = m;
@@ -2136,20 +2306,8 @@ static int partition_count_check(rt *r, int32_t partitions, cue_err *err)
 
 static int open_all(rt *r, cue_err *err)
 {
-    if (r->o->cfg->exactly_once && r->o->cfg->repartition)
-        return cue_err_set(err, CUE_ECONFIG,
-                           "$.processing.guarantee: exactly_once_v2 does not cover the repartition "
-                           "stage yet; use at_least_once with repartition");
-    /* The transaction commits before the local store is written: a crash
-     * between the two leaves the store a cycle behind, and only the
-     * changelog (its meta record is in the committed transaction) brings it
-     * forward; without it the cycle would be redone and its triggers
-     * committed twice. Kafka Streams always has a changelog. */
-    if (r->o->cfg->exactly_once && !r->o->cfg->changelog)
-        return cue_err_set(err, CUE_ECONFIG,
-                           "$.processing.guarantee: exactly_once_v2 needs \"changelog.enabled\": "
-                           "true (after a crash between a transaction's commit and the local "
-                           "store's write, the state is restored from the changelog)");
+    int crc = cue_config_check(r->o->cfg, err);
+    if (crc != 0) return crc;
     if (r->o->cfg->exactly_once) {
         /* The pipeline's copy of the config carries the derived id. */
         r->cfg_main = *r->o->cfg;
@@ -2163,14 +2321,12 @@ static int open_all(rt *r, cue_err *err)
         if (src != 0) return src;
     }
     const cue_config *cfg = r->cfg;
-    if (cfg->standby_replicas > 0 && !cfg->changelog)
-        return cue_err_set(err, CUE_ECONFIG,
-                           "$.num.standby.replicas: %lld needs \"changelog.enabled\": true (a "
-                           "standby replica is kept from the changelog)",
-                           (long long)cfg->standby_replicas);
     int rc = cue_store_dir_create(cfg->state_dir, err);
     cue_store_opts so = {.block_cache_bytes = 0};
     if (rc == 0) rc = cue_store_open(&r->store, cfg->state_dir, &so, err);
+    if (rc == 0 &&
+        (rc = cue_store_owner_check(r->store, cfg->application_id, cfg->input_topic, err)) != 0)
+        cue_err_prefix(err, "%s", cfg->state_dir);
     if (rc != 0) return rc;
     cue_kafka_handler h = {.assigned = on_assigned,
                            .revoked = on_revoked,
@@ -2372,6 +2528,7 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
     res->seconds = (double)(uv_hrtime() - r->started_ns) / 1e9;
     res->active_seconds = (double)(r->last_record_ns - r->first_record_ns) / 1e9;
     res->applied = r->retired.applied;
+    res->duplicates = r->retired.duplicates;
     cue_buf_deinit(&r->labels);
     cue_buf_deinit(&r->member_rec);
     cue_members_free(r->members);

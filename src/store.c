@@ -185,6 +185,17 @@ int cue_store_open(cue_store **out, const char *dir, const cue_store_opts *opts,
                                                            cf_opts, s->cf, 0, &e);
     else
         s->db = rocksdb_open_column_families(s->opts, dir, CF_COUNT, cf_names, cf_opts, s->cf, &e);
+    if (e != NULL && strstr(e, "/LOCK") != NULL) {
+        /* RocksDB's words for it name a lock file, not the cause. */
+        rocksdb_free(e);
+        e = NULL;
+        cue_err_set(err, CUE_ESTORE,
+                    "state directory '%.900s' is in use by another cuepoint process (it holds "
+                    "the directory's lock): stop that one, or give this one another state.dir",
+                    dir);
+        cue_store_close(s);
+        return CUE_ESTORE;
+    }
     if (e != NULL || s->db == NULL) {
         char what[1024];
         snprintf(what, sizeof what, "cannot open state directory '%.900s'", dir);
@@ -578,6 +589,44 @@ int cue_store_reset_marker_get(cue_store *s, uint32_t partition, char *out, size
     if (v != NULL) snprintf(out, cap, "%.*s", (int)vlen, v);
     rocksdb_free(v);
     return 0;
+}
+
+/* ---- whose state this is ----------------------------------------------------- */
+
+static const char owner_key[] = "\xff\xff\xff\xff"
+                                "owner";
+
+int cue_store_owner_check(cue_store *s, const char *app_id, const char *topic, cue_err *err)
+{
+    char *e = NULL;
+    size_t vlen = 0;
+    char *v =
+        rocksdb_get_cf(s->db, s->ro, s->cf[CF_META], owner_key, sizeof owner_key - 1, &vlen, &e);
+    if (e != NULL) return store_error(e, err, "reading whose state this is");
+    char want[2 * CUE_OWNER_NAME_MAX + 2];
+    int n = snprintf(want, sizeof want, "%s%c%s", app_id, '\0', topic);
+    CUE_ASSERT(n > 0 && (size_t)n < sizeof want);
+    if (v == NULL) {
+        if (s->read_only) return 0;
+        rocksdb_put_cf(s->db, s->wo_sync, s->cf[CF_META], owner_key, sizeof owner_key - 1, want,
+                       (size_t)n, &e);
+        return e ? store_error(e, err, "writing whose state this is") : 0;
+    }
+    int rc = 0;
+    if (vlen != (size_t)n || memcmp(v, want, vlen) != 0) {
+        const char *sep = memchr(v, '\0', vlen);
+        int app_len = sep ? (int)(sep - v) : (int)vlen;
+        int topic_len = sep ? (int)(vlen - (size_t)app_len - 1) : 0;
+        rc = cue_err_set(err, CUE_ECONFIG,
+                         "state.dir belongs to application.id \"%.*s\" reading \"%.*s\", not to "
+                         "application.id \"%s\" reading \"%s\": its positions and users are "
+                         "another pipeline's; use that pipeline's configuration, or another "
+                         "state.dir",
+                         app_len > 200 ? 200 : app_len, v, topic_len > 200 ? 200 : topic_len,
+                         sep ? sep + 1 : "", app_id, topic);
+    }
+    rocksdb_free(v);
+    return rc;
 }
 
 /* ---- the partition count ---------------------------------------------------- */

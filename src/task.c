@@ -3,11 +3,13 @@
 
 #include "cuepoint/cache.h"
 #include "cuepoint/codec.h"
+#include "cuepoint/migrate.h"
 #include "cuepoint/policy.h"
 #include "cuepoint/timefmt.h"
 #include "cuepoint/sort.h"
 #include "cuepoint/timers.h"
 #include "cuepoint/trigger.h"
+#include "cuepoint/tz.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,10 +29,9 @@ typedef struct timer_op {
 typedef struct pending {
     uint16_t machine;
     uint8_t trigger, cls;
-    bool timer;
+    bool timer, late; /* see cue_policy_trigger */
     int64_t time_ms;
-    uint32_t seq;                /* the order they were made in, for a stable sort */
-    int64_t decide_ms, fired_ms; /* see cue_policy_trigger */
+    uint32_t seq; /* the order they were made in, for a stable sort */
     uint32_t rec_off, rec_len;
     char id[CUE_HASH_HEX_LEN + 1];
 } pending;
@@ -63,8 +64,7 @@ struct cue_task {
     cue_buf timer_sort;       /* owned: sort items and scratch for timer_ops_flush */
     const cue_policy *policy; /* borrowed; NULL: every trigger goes out as made */
     cue_policy_tz *tz;        /* owned, with a policy */
-    int64_t now_ms;           /* stream time of the current step, for the policy */
-    int64_t decide_ms;        /* when the step's triggers are decided: now_ms, or a timer's due */
+    int64_t now_ms;           /* stream time of the current step: its triggers go out then */
     int64_t logged_offset;    /* the input offset in the last changelog meta record */
     int64_t logged_ms;        /* ... and about when it was written (synced_ms then) */
     bool logged_now;          /* ... in this cycle */
@@ -75,6 +75,14 @@ struct cue_task {
     cue_buf decision;         /* owned: one decision record */
     cue_deferred *released;   /* owned, with a policy: a deferred trigger being decided again */
     bool user_loaded;         /* t->user holds the current event's user */
+    int64_t clock_ms;         /* the reader's clock (cue_task_set_clock), or INT64_MIN */
+    /* A repair not committed yet: the poisoned stream time it replaced and
+     * its limit, to repair again if a rollback reloads that time. */
+    int64_t repair_from, repair_ms;
+    char msg[512];         /* a dead letter's message that needs formatting */
+    cue_tz *jtz;           /* owned when journeys use local clock times: users' zones */
+    uint64_t bad_zones[8]; /* hashes of zone names found not to be zones; 0 = free */
+    unsigned next_bad_zone;
     cue_task_stats stats;
 };
 
@@ -93,6 +101,7 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
     if (rc == 0) rc = cue_event_decoder_new(&t->dec, cfg, err);
     if (rc == 0) rc = cue_cache_new(&t->cache, cfg->cache_max_bytes, err);
     if (rc == 0) rc = cue_timers_new(&t->timers, cfg->timers_memory_max, err);
+    if (rc == 0 && cue_machines_use_local_time(ms)) rc = cue_tz_new(&t->jtz, CUE_TZ_ZONES_MAX, err);
     if (rc == 0 && (cue_buf_init(&t->enc, 4096) || cue_buf_init(&t->rec, 4096) ||
                     cue_buf_init(&t->loaded, 4096) || cue_buf_init(&t->sealed, 4096) ||
                     cue_buf_init(&t->timer_ops, 4096) || cue_buf_init(&t->timer_keys, 4096) ||
@@ -103,6 +112,11 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
         rc = cue_store_meta_get(store, partition, &meta, err);
         if (rc == CUE_ENOTFOUND) rc = 0;
     }
+    /* Journeys with a `migrate` map: the partition's stored users are
+     * migrated now, before any timer is looked at (migrate.h says why). */
+    if (rc == 0 && cue_migrate_needed(ms))
+        rc = cue_migrate_partition(store, partition, ms, &t->stats.codec, &t->stats.migrated_users,
+                                   err);
     if (rc != 0) {
         cue_task_free(t);
         return rc;
@@ -116,8 +130,28 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
     t->synced_ms = meta.synced_ms;
     t->fired_upto = INT64_MIN;
     t->purged_upto = INT64_MIN;
+    t->clock_ms = INT64_MIN;
+    t->repair_from = INT64_MIN;
+    t->repair_ms = INT64_MAX;
     *out = t;
     return 0;
+}
+
+void cue_task_set_clock(cue_task *t, int64_t now_ms)
+{
+    t->clock_ms = now_ms;
+}
+
+int64_t cue_task_repair_stream_time(cue_task *t, int64_t limit_ms)
+{
+    if (t->stream_ms == INT64_MIN || t->stream_ms <= limit_ms) return INT64_MIN;
+    int64_t was = t->stream_ms;
+    t->repair_from = was;
+    t->repair_ms = limit_ms;
+    t->stream_ms = limit_ms;
+    /* The changelog's position record carries stream time: write it again. */
+    t->logged_offset = -1;
+    return was;
 }
 
 void cue_task_free(cue_task *t)
@@ -128,6 +162,7 @@ void cue_task_free(cue_task *t)
     cue_buf_deinit(&t->pend_recs);
     cue_buf_deinit(&t->pend);
     cue_policy_tz_free(t->tz);
+    cue_tz_free(t->jtz);
     cue_buf_deinit(&t->timer_sort);
     cue_buf_deinit(&t->timer_keys);
     cue_buf_deinit(&t->timer_ops);
@@ -195,13 +230,15 @@ void cue_task_stats_add(cue_task_stats *sum, const cue_task_stats *s)
     sum->engine.bad_key += s->engine.bad_key;
     sum->engine.bad_timer_value += s->engine.bad_timer_value;
     sum->engine.value_truncated += s->engine.value_truncated;
-    sum->codec.dropped_instances += s->codec.dropped_instances;
-    sum->codec.dropped_names += s->codec.dropped_names;
-    sum->codec.migrated += s->codec.migrated;
+    sum->engine.timers_past += s->engine.timers_past;
+    sum->engine.timers_past_skipped += s->engine.timers_past_skipped;
+    sum->engine.timers_refused += s->engine.timers_refused;
+    cue_codec_stats_add(&sum->codec, &s->codec);
     for (int k = 0; k < CUE_OUTCOME_COUNT; k++)
         sum->decisions[k] += s->decisions[k];
     sum->erasures += s->erasures;
     sum->changelog_records += s->changelog_records;
+    sum->migrated_users += s->migrated_users;
 }
 
 void cue_task_cache_stats(const cue_task *t, cue_cache_stats *out)
@@ -236,8 +273,6 @@ static void on_trigger(const cue_trigger *tr, void *ctx)
                       .timer = tr->ev == NULL,
                       .time_ms = tr->time_ms,
                       .seq = (uint32_t)(t->pend.len / sizeof(pending)),
-                      .decide_ms = t->decide_ms,
-                      .fired_ms = t->now_ms,
                       .rec_off = (uint32_t)off,
                       .rec_len = (uint32_t)(t->pend_recs.len - off)};
         memcpy(pd.id, tr->id, sizeof pd.id);
@@ -359,18 +394,23 @@ static void step_decide(cue_task *t)
                                  .id = ps[i].id,
                                  .time_ms = ps[i].time_ms,
                                  .timer = ps[i].timer,
-                                 .fired_ms = ps[i].fired_ms,
+                                 .late = ps[i].late,
                                  .rec = t->pend_recs.data + ps[i].rec_off,
                                  .rec_len = ps[i].rec_len};
-        decide(t, &pt, ps[i].decide_ms);
+        /* Decided when it would go out: the step's stream time. A timer due
+         * before the quiet hours that the partition's time reaches inside
+         * them goes out inside them, so it is the later time that counts. */
+        decide(t, &pt, t->now_ms);
     }
     cue_buf_reset(&t->pend);
     cue_buf_reset(&t->pend_recs);
 }
 
-/* Deferred triggers due by `due` join the step's batch, each decided at its
- * own due time, so when stream time passes them does not change the
- * decision, and a deferred trigger competes by class with the timers' ones. */
+/* Deferred triggers due by `due` join the step's batch, so a deferred
+ * trigger competes by class with the timers' ones. Like them, each is decided
+ * at the step's stream time, when it would go out: a deferral whose end the
+ * partition's time passes only hours later (no events meanwhile) may find
+ * quiet hours again, and waits again. */
 static void release_deferred(cue_task *t, int64_t due)
 {
     cue_deferred *d = t->released;
@@ -384,7 +424,7 @@ static void release_deferred(cue_task *t, int64_t due)
                                  .why = CUE_WHY_MACHINE_CHANGED,
                                  .channel = CUE_CH_NONE,
                                  .until_ms = INT64_MIN,
-                                 .decided_ms = d->due_ms,
+                                 .decided_ms = t->now_ms,
                                  .rule = "machines"};
             emit_decision(t, m, -1, d->id, d->time_ms, &gone);
             continue;
@@ -395,10 +435,9 @@ static void release_deferred(cue_task *t, int64_t due)
                       .trigger = (uint8_t)ti,
                       .cls = cue_policy_class(t->policy, (uint16_t)mi, (uint8_t)ti),
                       .timer = d->timer,
+                      .late = d->late,
                       .time_ms = d->time_ms,
                       .seq = (uint32_t)(t->pend.len / sizeof(pending)),
-                      .decide_ms = d->due_ms,
-                      .fired_ms = d->due_ms,
                       .rec_off = (uint32_t)off,
                       .rec_len = d->rec_len};
         memcpy(pd.id, d->id, sizeof pd.id);
@@ -416,6 +455,28 @@ static void on_cancelled(const cue_deferred *x, const cue_decision *d, void *ctx
 }
 
 /* ---- users in and out -------------------------------------------------- */
+
+/* The user's zone for journeys' local clock times (the engine finds none
+ * itself): the event's timezone attribute, else the one kept in the user's
+ * state; none (UTC) when neither names a zone. Names found not to be zones
+ * are remembered: each look-up of one would read the disk. */
+static cue_step_env step_env(cue_task *t, const cue_event *ev)
+{
+    cue_step_env env = {.tz = t->jtz, .zone = -1};
+    if (t->jtz == NULL) return env;
+    bool from_ev = ev && ev->attr[CUE_ATTR_TIMEZONE];
+    const char *name = from_ev ? ev->attr[CUE_ATTR_TIMEZONE] : t->user->attrs[CUE_ATTR_TIMEZONE];
+    size_t n = from_ev ? ev->attr_len[CUE_ATTR_TIMEZONE] : t->user->attr_len[CUE_ATTR_TIMEZONE];
+    if (n == 0 || n > CUE_ATTR_BYTES_MAX) return env;
+    uint64_t h = cue_hash64(name, n, 7) | 1;
+    for (size_t i = 0; i < sizeof t->bad_zones / sizeof *t->bad_zones; i++)
+        if (t->bad_zones[i] == h) return env;
+    if (cue_tz_find(t->jtz, name, n, &env.zone, NULL) != 0) {
+        env.zone = -1;
+        t->bad_zones[t->next_bad_zone++ % (sizeof t->bad_zones / sizeof *t->bad_zones)] = h;
+    }
+    return env;
+}
 
 /* Finds a user's record: in the cache (`*own` set: this process encoded it)
  * or the store (into t->loaded). `*rec` is NULL for a user with no state.
@@ -560,8 +621,8 @@ static int fire_entry(cue_task *t, int64_t due, cue_err *err)
     /* The entry is used up; timers_sync indexes the user's next timer, if any.
      * The user may have no timer due now: the entry was a lower bound. */
     t->user->indexed_due = CUE_TIMER_NONE;
-    t->decide_ms = due;
-    cue_engine_fire(t->ms, t->user, due, on_trigger, t, &t->stats.engine);
+    cue_step_env env = step_env(t, NULL);
+    cue_engine_fire(t->ms, t->user, due, &env, on_trigger, t, &t->stats.engine);
     if (t->policy) {
         release_deferred(t, due);
         step_decide(t);
@@ -661,6 +722,7 @@ static int erase_user(cue_task *t, const cue_event *ev, cue_err *err)
     }
     if (rc != 0) return err && err->code ? rc : cue_err_set(err, rc, "cannot erase a user");
     t->stats.erasures++;
+    t->stats.applied++; /* consumed = applied + duplicates + dead letters */
     if (t->sink.decision == NULL) return 0;
     /* The user's deferred triggers end here: each gets its final decision,
      * with its trigger id and without the user. */
@@ -686,6 +748,49 @@ static int erase_user(cue_task *t, const cue_event *ev, cue_err *err)
     return 0;
 }
 
+/* What the user's remembered ids say of an event that has one. */
+typedef enum { ID_NEW, ID_RESENT, ID_UNSURE } id_seen;
+
+/* Whether the user applied this event before under another position (a
+ * producer's retry, a file sent again): the same id at the same time is
+ * among those it remembers. The same id at another time is another event (a
+ * client that sends a constant id must not lose all but its first). An event
+ * at or before the time up to which ids were dropped to keep within the
+ * bound cannot be told from a copy. *hash gets the id's hash. */
+static id_seen event_id_seen(const cue_task *t, const cue_event *ev, uint64_t *hash)
+{
+    if (ev->event_id == NULL || t->cfg->event_id_dedup_max == 0) return ID_NEW;
+    *hash = cue_hash64(ev->event_id, ev->event_id_len, 0);
+    const cue_user *u = t->user;
+    for (size_t i = 0; i < u->n_seen; i++)
+        if (u->seen[i].hash == *hash && u->seen[i].ms == ev->ts_ms) return ID_RESENT;
+    return ev->ts_ms <= u->seen_floor_ms ? ID_UNSURE : ID_NEW;
+}
+
+/* Keeps the id of an event just applied. Ids of events older than stream
+ * time minus allowed.lateness.ms go: a copy of such an event is late and
+ * refused as such (under late.policy dead_letter). Past event.id.dedup.max,
+ * the oldest goes, and the floor notes up to when the list is no longer
+ * whole. */
+static void remember_id(cue_task *t, const cue_event *ev, uint64_t hash)
+{
+    cue_user *u = t->user;
+    int64_t floor = t->stream_ms - t->cfg->allowed_lateness_ms;
+    size_t n = 0, max = t->cfg->event_id_dedup_max;
+    for (size_t i = 0; i < u->n_seen; i++)
+        if (u->seen[i].ms >= floor) u->seen[n++] = u->seen[i];
+    if (u->seen_floor_ms < floor) u->seen_floor_ms = INT64_MIN; /* older is late anyway */
+    if (n >= max) {
+        size_t drop = n - max + 1;
+        for (size_t i = 0; i < drop; i++)
+            if (u->seen[i].ms > u->seen_floor_ms) u->seen_floor_ms = u->seen[i].ms;
+        memmove(u->seen, u->seen + drop, (max - 1) * sizeof *u->seen);
+        n = max - 1;
+    }
+    u->seen[n++] = (cue_seen_id){.ms = ev->ts_ms, .hash = hash};
+    u->n_seen = (uint8_t)n;
+}
+
 static int apply_event(cue_task *t, cue_event *ev, cue_err *err)
 {
     cue_err uerr = {0};
@@ -702,8 +807,28 @@ static int apply_event(cue_task *t, cue_event *ev, cue_err *err)
         return 0;
     }
     if (rc != 0) return cue_err_set(err, rc, "%s", uerr.msg);
-    if (t->user->last_offset != CUE_OFFSET_NONE && ev->offset <= t->user->last_offset) {
+    uint64_t id_hash = 0;
+    id_seen seen = ID_NEW;
+    if ((t->user->last_offset != CUE_OFFSET_NONE && ev->offset <= t->user->last_offset) ||
+        (seen = event_id_seen(t, ev, &id_hash)) == ID_RESENT) {
         t->stats.duplicates++;
+        return 0;
+    }
+    if (seen == ID_UNSURE) {
+        dead_letter(t, CUE_REASON_LATE,
+                    "event time is before what this user's event ids still cover "
+                    "(event.id.dedup.max ids within allowed.lateness.ms): it cannot be told "
+                    "from a copy of an event already applied",
+                    ev->raw, ev->raw_len, ev->offset);
+        return 0;
+    }
+    /* A timer's time that does not read refuses the whole event, before
+     * anything of it (consent included) is kept, as other bad fields do. */
+    cue_step_env env = step_env(t, ev);
+    cue_step_refusal refusal;
+    if (!cue_engine_check(t->ms, t->user, ev, &env, &refusal)) {
+        cue_engine_refusal_text(t->ms, &refusal, t->msg, sizeof t->msg);
+        dead_letter(t, CUE_REASON_BAD_FIELD, t->msg, ev->raw, ev->raw_len, ev->offset);
         return 0;
     }
     if (t->policy) {
@@ -716,9 +841,9 @@ static int apply_event(cue_task *t, cue_event *ev, cue_err *err)
             return 0;
         }
     }
-    t->decide_ms = t->now_ms;
-    cue_engine_apply(t->ms, t->user, ev, on_trigger, t, &t->stats.engine);
+    cue_engine_apply(t->ms, t->user, ev, &env, on_trigger, t, &t->stats.engine);
     if (t->policy) step_decide(t);
+    if (ev->event_id && t->cfg->event_id_dedup_max > 0) remember_id(t, ev, id_hash);
     t->stats.applied++;
     return user_save(t, err);
 }
@@ -728,9 +853,41 @@ static bool key_matches(const cue_event *ev, const char *key, size_t key_len)
     return key == NULL || (key_len == ev->user_id_len && memcmp(key, ev->user_id, key_len) == 0);
 }
 
-int cue_task_process(cue_task *t, const char *raw, size_t len, int64_t offset, const char *key,
-                     size_t key_len, cue_err *err)
+/* Whether the event's time is further ahead of its record's reference than
+ * event.time.max.future.ms; if so, the message says by how much. Checked
+ * before the time can move stream time or arm a timer. */
+static bool is_future(cue_task *t, const cue_event *ev, const cue_record *rec)
 {
+    /* 0 is what a producer that sets no time sends on some clients: no time. */
+    bool kafka = rec->timestamp_ms > 0;
+    int64_t ref = kafka ? rec->timestamp_ms : t->clock_ms;
+    /* Both are within [0, year 9999] or unset: the difference cannot overflow. */
+    if (ref < 0 || ev->ts_ms <= ref || ev->ts_ms - ref <= t->cfg->event_max_future_ms) return false;
+    char ts[CUE_TIME_TEXT_MAX], rt[CUE_TIME_TEXT_MAX];
+    cue_time_format_rfc3339(ev->ts_ms, ts);
+    cue_time_format_rfc3339(ref, rt); /* 0 <= ref < ts: in range */
+    double ahead = (double)(ev->ts_ms - ref) / 3600000.0;
+    const char *unit = "hours";
+    if (ahead >= 2 * 8766) {
+        ahead /= 8766; /* hours in an average year */
+        unit = "years";
+    } else if (ahead >= 48) {
+        ahead /= 24;
+        unit = "days";
+    }
+    snprintf(t->msg, sizeof t->msg,
+             "event time %s is %.1f %s ahead of %s %s, more than event.time.max.future.ms "
+             "(%lld ms): a device clock set ahead?",
+             ts, ahead, unit, kafka ? "the record's Kafka timestamp" : "the reader's clock", rt,
+             (long long)t->cfg->event_max_future_ms);
+    return true;
+}
+
+int cue_task_process(cue_task *t, const cue_record *rec, cue_err *err)
+{
+    int64_t offset = rec->offset;
+    const char *raw = rec->value;
+    size_t len = rec->value_len;
     CUE_ASSERT(offset >= 0);
     t->stats.records++;
     cue_event ev;
@@ -739,9 +896,11 @@ int cue_task_process(cue_task *t, const char *raw, size_t len, int64_t offset, c
     int rc = 0;
     if (cue_event_decode(t->dec, raw, len, &ev, &reason, &derr) != 0) {
         dead_letter(t, reason, derr.msg, raw, len, offset);
-    } else if (!key_matches(&ev, key, key_len)) {
+    } else if (!key_matches(&ev, rec->key, rec->key_len)) {
         dead_letter(t, CUE_REASON_KEY_MISMATCH, "the record's key is not its user id", raw, len,
                     offset);
+    } else if (is_future(t, &ev, rec)) {
+        dead_letter(t, CUE_REASON_FUTURE_TIME, t->msg, raw, len, offset);
     } else if (is_late(t, ev.ts_ms) && t->cfg->late_policy == CUE_LATE_DEAD_LETTER) {
         dead_letter(t, CUE_REASON_LATE,
                     "event time is older than stream time minus "
@@ -765,6 +924,12 @@ int cue_task_process(cue_task *t, const char *raw, size_t len, int64_t offset, c
     if (++t->since_commit >= t->cfg->commit_records || cue_cache_should_flush(t->cache))
         return self_commit(t, err);
     return 0;
+}
+
+void cue_task_skip(cue_task *t)
+{
+    t->stats.records++;
+    t->stats.duplicates++;
 }
 
 int cue_task_reject(cue_task *t, int64_t offset, cue_reason reason, const char *msg,
@@ -940,6 +1105,7 @@ int cue_task_commit_finish(cue_task *t, cue_err *err)
     cue_store_batch_meta_put(t->store, t->partition, &meta);
     int rc = cue_store_batch_commit(t->store, false, err);
     if (rc != 0) return rc;
+    t->repair_from = INT64_MIN; /* a repair is in the store now */
     t->stats.commits++;
     t->since_commit = 0;
     return 0;
@@ -973,6 +1139,12 @@ int cue_task_rollback(cue_task *t, cue_err *err)
     cue_task old = *t;
     *t = *fresh;
     t->stats = old.stats;
+    t->clock_ms = old.clock_ms;
+    /* A repair not committed yet is undone with the rest: made again, but
+     * only over the poisoned time it replaced (since then, time may have
+     * moved past the limit honestly). */
+    if (old.repair_from != INT64_MIN && t->stream_ms == old.repair_from)
+        cue_task_repair_stream_time(t, old.repair_ms);
     *fresh = old; /* the old parts, freed with it */
     cue_task_free(fresh);
     return 0;

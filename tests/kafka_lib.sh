@@ -11,9 +11,11 @@ command -v curl >/dev/null || { echo "curl is not installed"; exit 1; }
 
 machines="$root/deploy/machines"
 broker_pid=""
+broker2_pid=""
 run_pid=""
 cleanup() {
     [ -n "$run_pid" ] && kill -9 "$run_pid" 2>/dev/null
+    [ -n "$broker2_pid" ] && kill "$broker2_pid" 2>/dev/null && wait "$broker2_pid" 2>/dev/null
     [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
     exec 3>&- 2>/dev/null
     rm -rf "$tmp"
@@ -30,6 +32,17 @@ broker_start() {
     for _ in $(seq 100); do [ -s "$tmp/broker.txt" ] && break; sleep 0.1; done
     bootstrap=$(head -n1 "$tmp/broker.txt")
     [ -n "$bootstrap" ] || { echo "FAIL dev-broker printed no address"; cat "$tmp/broker.log"; exit 1; }
+}
+
+# broker2_start DEV-BROKER-OPTION...: another cluster (another history of the
+# same topic names: a topic deleted and created again, a cluster rebuilt);
+# sets $bootstrap2. No fault commands.
+broker2_start() {
+    "$cuepoint" dev-broker "$@" < /dev/null > "$tmp/broker2.txt" 2> "$tmp/broker2.log" &
+    broker2_pid=$!
+    for _ in $(seq 100); do [ -s "$tmp/broker2.txt" ] && break; sleep 0.1; done
+    bootstrap2=$(head -n1 "$tmp/broker2.txt")
+    [ -n "$bootstrap2" ] || { echo "FAIL the second dev-broker printed no address"; cat "$tmp/broker2.log"; exit 1; }
 }
 
 # fault COMMAND: applies one fault and waits for the broker to confirm it.
@@ -153,6 +166,19 @@ wait_assigned() {
     grep '"partition assigned"' "$log" |
         sed -E 's/.*"partition":([0-9]+),"offset":(-?[0-9]+).*/\1 \2/' |
         awk -v n="$n" '!seen[$1]++ { k++; s += ($2 > 0 ? $2 : 0) } END { print (k >= n ? s : -1) }'
+}
+
+# balanced LOG WHAT: the run's "stopped" line says every record it consumed
+# was applied, a duplicate or a dead letter, once.
+balanced() {
+    local line c a d x
+    line=$(grep '"msg":"stopped"' "$1" | tail -n1)
+    c=$(grep -o '"consumed":[0-9]*' <<< "$line" | cut -d: -f2)
+    a=$(grep -o '"applied":[0-9]*' <<< "$line" | cut -d: -f2)
+    d=$(grep -o '"duplicates":[0-9]*' <<< "$line" | cut -d: -f2)
+    x=$(grep -o '"dead_letters":[0-9]*' <<< "$line" | cut -d: -f2)
+    [ -n "$c" ] && [ -n "$a" ] && [ "$c" -eq $((a + d + x)) ] && ok \
+        || bad "$2: consumed ${c:-?} != applied ${a:-?} + duplicates ${d:-?} + dead letters ${x:-?}"
 }
 
 # metric NAME: the sum of a metric's samples on the running instance; -1

@@ -40,4 +40,8 @@ int cue_buf_printf(cue_buf *b, const char *fmt, ...) __attribute__((format(print
  * written as \u00XX so that nothing is dropped and the output stays valid JSON. */
 int cue_buf_append_json_str(cue_buf *b, const char *s, size_t n);
 
+/* Appends n bytes at s as standard base64 (RFC 4648, padded), as a JSON
+ * string with its quotes. CUE_ENOMEM. */
+int cue_buf_append_base64_str(cue_buf *b, const void *s, size_t n);
+
 #endif

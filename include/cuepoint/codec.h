@@ -11,7 +11,11 @@
  * Names in the record (machine, state, timer, counter, variable, emitted-once
  * trigger) are 32-bit hashes, so a record survives machines being edited:
  * decoding maps them back through the current machine set and applies the
- * machine's on_version_change rule to instances saved under another version.
+ * machine's on_version_change rule, and its `migrate` map (machine.h), to
+ * instances saved under another version. An instance whose state is gone and
+ * that no rule places is finished and counted as stranded, never dropped
+ * without a count; cue_codec_decode_traced tells a caller (the deploy plan)
+ * what became of each migrated instance and its timers.
  * Decoding rejects a wrong magic, an unknown version, a bad checksum and any
  * field out of bounds with CUE_ECORRUPT / CUE_EVERSION and a message saying
  * which. Pure; any thread.
@@ -28,10 +32,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Format 1: no policy state. Format 2 adds the policy section; a user without
- * policy state is still written as format 1, and both are read. */
-#define CUE_CODEC_VERSION       2
-#define CUE_CODEC_VERSION_PLAIN 1
+/* Format 1: no policy state. Format 2 adds the policy section. Format 3 adds
+ * the event ids after it (the policy section is then always there, empty or
+ * not). Each user is written in the smallest format that holds it, and all
+ * three are read. */
+#define CUE_CODEC_VERSION        3
+#define CUE_CODEC_VERSION_IDS    3
+#define CUE_CODEC_VERSION_POLICY 2
+#define CUE_CODEC_VERSION_PLAIN  1
 
 /* No timer armed. */
 #define CUE_TIMER_NONE INT64_MIN
@@ -123,6 +131,7 @@ typedef struct cue_deferred {
     uint32_t machine, trigger;
     uint8_t why; /* cue_why it waits */
     bool timer;  /* caused by a timer: its age counts from time_ms */
+    bool late;   /* let through late and marked (late: mark): it goes out marked */
     char id[CUE_HASH_HEX_LEN + 1];
     uint16_t rec_len;
     char rec[CUE_POLICY_DEFERRED_BYTES_MAX];
@@ -148,6 +157,13 @@ typedef struct cue_user_policy {
 /* True when the policy part holds nothing (the record stays format 1). */
 bool cue_user_policy_empty(const cue_user_policy *p);
 
+/* An event the user applied that named an event id: the id's 64-bit hash
+ * and the event's time, kept to recognise the same event sent again. */
+typedef struct cue_seen_id {
+    int64_t ms;
+    uint64_t hash;
+} cue_seen_id;
+
 typedef struct cue_user {
     uint8_t id_len;
     char id[CUE_USER_ID_BYTES_MAX];
@@ -159,14 +175,74 @@ typedef struct cue_user {
     uint16_t n_instances;
     cue_instance inst[CUE_USER_INSTANCES_MAX];
     cue_user_policy policy;
+    uint8_t n_seen;
+    cue_seen_id seen[CUE_EVENT_IDS_MAX]; /* oldest first */
+    /* Ids of events at or before this time may have been dropped to keep
+     * within the bound: such an event cannot be told from a copy.
+     * INT64_MIN: the list is whole. */
+    int64_t seen_floor_ms;
 } cue_user;
 
 /* What decoding had to change to fit the current machines; the caller counts it. */
 typedef struct cue_codec_stats {
-    uint32_t dropped_instances; /* machine gone, or on_version_change = restart */
-    uint32_t dropped_names;     /* state, timer, counter or variable gone */
-    uint32_t migrated;          /* instances saved under another version */
+    uint64_t dropped_instances; /* machine gone, or restarted (on_version_change, a rule) */
+    uint64_t dropped_names;     /* counter or variable gone */
+    uint64_t migrated;          /* instances saved under another version, of which: */
+    uint64_t moved;             /* ... moved to another state by a `migrate` rule */
+    uint64_t finished;          /* ... finished by a rule (or moved into a final state) */
+    uint64_t stranded;          /* ... finished: their state is gone and no rule places them */
+    uint64_t timers_moved;      /* pending timers renamed or shifted by a rule */
+    uint64_t
+        timers_dropped; /* pending timers dropped: by a rule, gone, or their instance finished */
 } cue_codec_stats;
+
+void cue_codec_stats_add(cue_codec_stats *sum, const cue_codec_stats *s);
+
+/* What became of one instance stored under another version (or in a state
+ * its version no longer has), for cue_codec_decode_traced. */
+typedef enum cue_mig_outcome {
+    CUE_MIG_KEPT = 0,  /* in its state, found by name */
+    CUE_MIG_MOVED,     /* to another state, by a rule */
+    CUE_MIG_FINISHED,  /* finished, by a rule, a final state or on_version_change */
+    CUE_MIG_RESTARTED, /* dropped, by a rule or on_version_change: its start begins afresh */
+    CUE_MIG_STRANDED,  /* its state is gone and no rule places it: finished, counted */
+    CUE_MIG_DONE,      /* its journey was already over: stays finished */
+    CUE_MIG_GONE,      /* its machine is not loaded: dropped */
+    CUE_MIG_OUTCOMES
+} cue_mig_outcome;
+extern const char *const cue_mig_outcome_names[CUE_MIG_OUTCOMES];
+
+typedef enum cue_migt_fate {
+    CUE_MIGT_KEPT = 0, /* same name, same time */
+    CUE_MIGT_MOVED,    /* renamed or shifted by a rule */
+    CUE_MIGT_DROPPED,  /* by a rule */
+    CUE_MIGT_GONE,     /* no timer of its name, no rule: dropped */
+    CUE_MIGT_FINISHED, /* its instance finished (or restarted): dropped */
+    CUE_MIGT_FATES
+} cue_migt_fate;
+extern const char *const cue_migt_fate_names[CUE_MIGT_FATES];
+
+typedef struct cue_migration {
+    uint32_t machine_hash;
+    const cue_machine *m; /* NULL: GONE */
+    uint16_t machine;     /* index in the set */
+    uint32_t from_version;
+    uint32_t from_state;      /* name hash */
+    const char *from_name;    /* NULL when neither this version nor a rule knows it */
+    uint8_t outcome;          /* cue_mig_outcome */
+    int16_t to_state;         /* state index now; -1 when dropped */
+    const cue_mig_rule *rule; /* the state rule that applied, or NULL */
+    uint8_t n_timers;
+    struct {
+        uint32_t from; /* name hash */
+        const char *from_name;
+        uint8_t fate; /* cue_migt_fate */
+        int16_t to;   /* timer index now, or -1 */
+        int64_t due_was, due;
+    } timers[CUE_MACHINE_TIMERS_MAX];
+} cue_migration;
+
+typedef void (*cue_migration_fn)(const cue_migration *mg, void *ctx);
 
 /* A fresh user with no instances. */
 void cue_user_init(cue_user *u, const char *id, size_t id_len);
@@ -191,6 +267,13 @@ void cue_codec_seal(void *rec, size_t len);
 /* Decodes a record into `u`. `stats` may be NULL. */
 int cue_codec_decode(const void *rec, size_t len, const cue_machines *ms, cue_user *u,
                      cue_codec_stats *stats, cue_err *err);
+
+/* As cue_codec_decode, calling `fn` for each instance that was stored under
+ * another version, in a state its version lacks, or for a machine that is not
+ * loaded: what became of it. Called as instances are read; a record that
+ * turns out corrupt after some have been reported still fails. */
+int cue_codec_decode_traced(const void *rec, size_t len, const cue_machines *ms, cue_user *u,
+                            cue_codec_stats *stats, cue_migration_fn fn, void *ctx, cue_err *err);
 
 /* Decodes a record this process encoded itself (the state cache's): the same
  * checks, but the checksum, which guards what comes from disk, is not

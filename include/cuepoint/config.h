@@ -15,6 +15,7 @@
 #include "cuepoint/err.h"
 #include "cuepoint/json.h"
 #include "cuepoint/limits.h"
+#include "cuepoint/log.h"
 #include "cuepoint/machine.h"
 
 #include <limits.h>
@@ -32,19 +33,29 @@ typedef enum cue_late_policy {
 /* Which librdkafka client a passed-through property is for. */
 enum { CUE_KAFKA_CONSUMER = 1, CUE_KAFKA_PRODUCER = 2, CUE_KAFKA_BOTH = 3 };
 
+/* How a passed-through property was written, so a dump writes it back the
+ * same way (librdkafka takes every value as text). */
+enum { CUE_KAFKA_TEXT = 0, CUE_KAFKA_NUMBER, CUE_KAFKA_BOOL };
+
 /* Offsets into the config's kafka_text (not pointers, so the struct copies). */
 typedef struct cue_kafka_prop {
     int clients; /* CUE_KAFKA_CONSUMER, _PRODUCER or _BOTH */
+    int kind;    /* CUE_KAFKA_TEXT, _NUMBER or _BOOL */
     uint32_t key_off;
     uint32_t value_off;
 } cue_kafka_prop;
 
+/* Paths (state.dir, machines.dir, policies, and {"file": PATH} values) read
+ * from a config file are taken from that file's directory when relative; the
+ * defaults and command-line values (cue_config_set) from the working
+ * directory. */
 typedef struct cue_config {
     char application_id[CUE_NAME_BYTES_MAX + 1]; /* "cuepoint" */
     char state_dir[CUE_PATH_MAX];                /* "state" */
     char machines_dir[CUE_PATH_MAX];             /* "deploy/machines" */
     /* The policy file (policy.h); "" runs without the policy stage. */
     char policies[CUE_PATH_MAX];
+    cue_log_level log_level; /* log.level: "info" (debug, info, warn, error) */
     /* decisions.topic: "" means <application.id>-decisions. */
     char decisions_topic[CUE_TOPIC_BYTES_MAX + 1];
     size_t cache_max_bytes;     /* statestore.cache.max.bytes: 64 MiB */
@@ -62,6 +73,19 @@ typedef struct cue_config {
     size_t timers_memory_max;    /* timers.memory.max: CUE_TIMER_WINDOW_MAX timers in memory */
     int64_t allowed_lateness_ms; /* allowed.lateness.ms: 3600000 (1 h) */
     cue_late_policy late_policy; /* late.policy: "dead_letter" */
+    /* event.time.max.future.ms: 3600000 (1 h). How far an event's time may be
+     * ahead of its record's reference time (the Kafka timestamp, else the
+     * reader's clock) before it is a future_time dead letter. */
+    int64_t event_max_future_ms;
+    /* event.time.min: 2000-01-01T00:00:00Z (epoch ms here). Earlier event
+     * times are bad_time dead letters: 0 and small numbers are what clocks
+     * that were never set send, and one applied first would fire a user's
+     * timers decades early. */
+    int64_t event_time_min_ms;
+    /* event.id.dedup.max: 32. Event ids remembered per user (those of events
+     * within allowed.lateness.ms of stream time) to skip a re-sent event; 0
+     * switches it off. At most CUE_EVENT_IDS_MAX. */
+    uint32_t event_id_dedup_max;
 
     /* The Kafka pipeline (`cuepoint run`). */
     char bootstrap_servers[CUE_PATH_MAX];            /* "localhost:9092" */
@@ -69,8 +93,11 @@ typedef struct cue_config {
     char trigger_topic[CUE_TOPIC_BYTES_MAX + 1];     /* trigger.topic: "triggers" */
     char dead_letter_topic[CUE_TOPIC_BYTES_MAX + 1]; /* errors.dead.letter.queue.topic.name:
                                                       * "<application.id>-dead-letters" */
-    char admin_listen[64]; /* admin.listen: "127.0.0.1:9464"; "" switches it off */
-    bool wall_clock;       /* wall.clock.advance: true */
+    char admin_listen[CUE_LISTEN_BYTES_MAX];         /* admin.listen: "127.0.0.1:9464"; "" is off */
+    /* admin.users.token: the bearer token /v1/users/{id} asks for; "" for
+     * none. A secret: never in a log, an error or a dump. */
+    char admin_users_token[CUE_TOKEN_BYTES_MAX + 1];
+    bool wall_clock; /* wall.clock.advance: true */
     /* changelog.enabled: false. Each commit also writes the changed users to
      * <application.id>-changelog, so another instance can rebuild a partition. */
     bool changelog;
@@ -111,11 +138,17 @@ typedef struct cue_config {
 void cue_config_defaults(cue_config *c);
 
 /* Reads `path` over the defaults already in `c`. CUE_ECONFIG with the file and
- * JSON path on a bad value; CUE_EIO when the file cannot be read. */
+ * JSON path on a bad value; CUE_ENOTFOUND, naming the path, when the file
+ * cannot be opened (missing or unreadable). */
 int cue_config_load(cue_config *c, const char *path, cue_err *err);
 /* The same from `len` bytes of JSON text; `name` stands for the file. */
 int cue_config_load_text(cue_config *c, const char *name, const char *text, size_t len,
                          cue_err *err);
+
+/* The rules between settings that no single key can check (exactly-once
+ * and standby replicas need the changelog, ...): CUE_ECONFIG naming the key.
+ * `cuepoint run` and `run --print-config` both apply them. */
+int cue_config_check(const cue_config *c, cue_err *err);
 
 /* Applies one "key=value" override (as from the command line) with the same
  * checks as the file. */
@@ -141,8 +174,9 @@ const char *cue_config_members_topic(const cue_config *c);
 /* The decisions topic: the configured one, or "<application.id>-decisions". */
 const char *cue_config_decisions_topic(const cue_config *c);
 
-/* Writes the effective configuration as JSON to `out`, secrets replaced by
- * "[redacted]". */
+/* Writes the effective configuration as JSON to `out` (two-space indent,
+ * numbers and booleans as JSON numbers and booleans, readable back as a config
+ * file), secrets replaced by "[redacted]". CUE_ENOMEM only. */
 int cue_config_dump(const cue_config *c, cue_buf *out);
 
 #endif

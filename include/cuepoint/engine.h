@@ -13,6 +13,18 @@
  * and for a timer its name and due time; the ordinal separates a trigger name
  * emitted twice by one instance in one step. Any thread; the machine set is
  * shared read-only, the user belongs to the caller.
+ *
+ * Timers at a clock time of the user's local day (`local_time`) need the
+ * user's zone. The engine does not look zones up (that reads tz files): the
+ * caller finds the zone and passes it in the step's environment, and the
+ * engine only converts instants through it (cue_tz_local, cue_tz_instant:
+ * arithmetic over data already loaded). Without a zone, local means UTC.
+ *
+ * An event that would start a timer at a time it does not hold in a readable
+ * form (a missing field, "not a date") is refused before anything of it is
+ * applied: cue_engine_check says so, read-only, and the caller makes it a
+ * dead letter, so that no half of the event is kept and no user is left
+ * waiting for a timer that was never started.
  */
 #ifndef CUEPOINT_ENGINE_H
 #define CUEPOINT_ENGINE_H
@@ -22,7 +34,17 @@
 #include "cuepoint/hash.h"
 #include "cuepoint/machine.h"
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+struct cue_tz;
+
+/* What a step may know beyond the user, the event and the machines. */
+typedef struct cue_step_env {
+    struct cue_tz *tz; /* borrowed: the zones `zone` is found in; NULL: none */
+    int zone;          /* the user's zone (cue_tz_find), or -1: local times in UTC */
+} cue_step_env;
 
 typedef struct cue_trigger {
     const cue_user *user;
@@ -50,21 +72,50 @@ typedef struct cue_step_stats {
     uint64_t finishes;
     uint64_t triggers;
     uint64_t timers_fired;
-    uint64_t instance_limit;  /* a start refused: max_instances live ones */
-    uint64_t bad_key;         /* keyed machine, key not a string/number of <= 128 bytes */
-    uint64_t bad_timer_value; /* start_timer "at" a value that is not a time, or (in a
-                               * timer's step) not after the step's time */
-    uint64_t value_truncated; /* a variable set to a string over the limit */
+    uint64_t instance_limit;      /* a start refused: max_instances live ones */
+    uint64_t bad_key;             /* keyed machine, key not a string/number of <= 128 bytes */
+    uint64_t bad_timer_value;     /* a timer's step read no time where it starts a timer */
+    uint64_t value_truncated;     /* a variable set to a string over the limit */
+    uint64_t timers_past;         /* started at a time already past: they fire at once */
+    uint64_t timers_past_skipped; /* ... and not started, by "if_past": "skip" */
+    uint64_t timers_refused;      /* a timer's step starting one at or before its own time */
 } cue_step_stats;
 
+/* Why cue_engine_check refused an event: the first timer it would start at a
+ * time it cannot read. Borrows from the machines, the user and the event. */
+typedef struct cue_step_refusal {
+    const cue_machine *machine;
+    const char *timer;      /* the timer's name */
+    const char *state;      /* the state whose transition starts it */
+    const cue_operand *src; /* what it reads the time from */
+    cue_value value;        /* what is there: ABSENT when nothing */
+    bool none_there;        /* earliest/latest: none of its times is there */
+} cue_step_refusal;
+
+/* Whether `ev` can be applied to `u`: false when a transition it would take
+ * starts a timer at a time that is missing or not a time (epoch milliseconds
+ * or RFC 3339 with an offset), with `why` saying which. Read-only: neither
+ * the user nor anything else changes, so the caller can refuse the event
+ * whole. */
+bool cue_engine_check(const cue_machines *ms, const cue_user *u, const cue_event *ev,
+                      const cue_step_env *env, cue_step_refusal *why);
+
+/* A refusal as a sentence for a dead letter, naming the journey, the timer,
+ * the JSON Pointer (or variable) and what was there. Returns its length. */
+size_t cue_engine_refusal_text(const cue_machines *ms, const cue_step_refusal *why, char *out,
+                               size_t cap);
+
 /* Applies one decoded event to `u`: attributes first, then each machine in
- * order (start or transition), then the user's last offset and event time. */
-void cue_engine_apply(const cue_machines *ms, cue_user *u, const cue_event *ev, cue_emit_fn emit,
-                      void *ctx, cue_step_stats *st);
+ * order (start or transition), then the user's last offset and event time.
+ * An event cue_engine_check refuses is the caller's to keep out; given one
+ * anyway, timers whose time does not read are not started (counted). `env`
+ * may be NULL (no zones). */
+void cue_engine_apply(const cue_machines *ms, cue_user *u, const cue_event *ev,
+                      const cue_step_env *env, cue_emit_fn emit, void *ctx, cue_step_stats *st);
 
 /* Fires every timer of `u` that is due exactly at `due_ms`, instance by instance
  * in order. The caller fires due times in ascending order. */
-void cue_engine_fire(const cue_machines *ms, cue_user *u, int64_t due_ms, cue_emit_fn emit,
-                     void *ctx, cue_step_stats *st);
+void cue_engine_fire(const cue_machines *ms, cue_user *u, int64_t due_ms, const cue_step_env *env,
+                     cue_emit_fn emit, void *ctx, cue_step_stats *st);
 
 #endif

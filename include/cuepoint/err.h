@@ -31,7 +31,9 @@
     X(EFULL, -14, "bounded structure full")                                                        \
     X(EUNAVAILABLE, -15, "service unavailable")                                                    \
     X(EABORTED, -16, "transaction aborted")                                                        \
-    X(EFENCED, -17, "producer fenced")
+    X(EFENCED, -17, "producer fenced")                                                             \
+    X(EENCODING, -18, "invalid text encoding")                                                     \
+    X(EDUPLICATE, -19, "duplicate key")
 
 enum {
 #define CUE_ERR_ENUM(name, value, desc) CUE_##name = value,

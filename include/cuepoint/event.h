@@ -25,6 +25,8 @@
     X(NONE, "none")                                                                                \
     X(TOO_LARGE, "too_large")                                                                      \
     X(NOT_JSON, "not_json")                                                                        \
+    X(BAD_ENCODING, "bad_encoding")                                                                \
+    X(DUPLICATE_KEY, "duplicate_key")                                                              \
     X(NOT_OBJECT, "not_object")                                                                    \
     X(NO_USER, "missing_user_id")                                                                  \
     X(BAD_USER, "bad_user_id")                                                                     \
@@ -34,6 +36,7 @@
     X(BAD_TIME, "bad_time")                                                                        \
     X(BAD_FIELD, "bad_field")                                                                      \
     X(LATE, "late")                                                                                \
+    X(FUTURE_TIME, "future_time")                                                                  \
     X(KEY_MISMATCH, "key_mismatch")                                                                \
     X(BAD_STATE, "bad_state")
 

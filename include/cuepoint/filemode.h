@@ -48,10 +48,18 @@ typedef struct cue_filemode_opts {
     FILE *decisions;                 /* its decision records, one per line, or NULL; borrowed */
     int64_t until_ms;                /* advance stream time to this at the end; INT64_MIN: don't */
     int64_t linger_ms;               /* or, when > 0, to the last event's time plus this */
+    /* The reader's clock, epoch ms: events more than event.time.max.future.ms
+     * ahead of it are future_time dead letters (task.h); 0: not checked. */
+    int64_t clock_ms;
     /* Continue the same source after an interruption: its records were given
      * positions from the one saved when it was first run, and those already
      * committed are skipped. Needs source_name to match the saved one. */
     bool resume;
+    /* What recognises this input when it is run over the same state again
+     * (refused without --resume): a hash of its first 64 KiB for a file
+     * (cue_filemode_fingerprint); 0 takes the first record's bytes (a
+     * stream, which cannot be read ahead). */
+    uint64_t fingerprint;
     /* Called for every trigger (after it is written), e.g. to print a sample. */
     void (*on_trigger)(const cue_trigger *t, const char *rec, size_t len, void *ctx);
     void *on_trigger_ctx;
@@ -80,6 +88,10 @@ void cue_dead_letter_json(cue_buf *b, const cue_dead_letter *dl, const char *sou
 /* Runs the whole source through a task over cfg->state_dir and commits at the
  * end. Returns 0, or an error that stopped the run (store, I/O, source). */
 int cue_filemode_run(const cue_filemode_opts *o, cue_filemode_result *res, cue_err *err);
+
+/* A hash of the first 64 KiB of `f` when it is a regular file (read without
+ * moving its position), else 0: cue_filemode_opts.fingerprint. */
+uint64_t cue_filemode_fingerprint(FILE *f);
 
 /* Writes the human summary ("N events read, ...; triggers by name") to `f`. */
 void cue_filemode_summary(FILE *f, const cue_filemode_opts *o, const cue_filemode_result *r);

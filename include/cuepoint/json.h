@@ -33,9 +33,13 @@ typedef enum cue_json_type {
  * still escaped when `escaped` is set; for other types it is the value's text
  * (for objects and arrays, from the opening to the closing bracket). Object
  * members are a key token (a string) followed by its value's subtree. */
+/* Bits of a string token's `escaped`. */
+#define CUE_JSON_TOK_ESCAPED 1 /* contains a backslash escape */
+#define CUE_JSON_TOK_NUL     2 /* contains \u0000, a NUL once unescaped */
+
 typedef struct cue_json_tok {
     uint8_t type;    /* cue_json_type */
-    uint8_t escaped; /* string contains a backslash escape */
+    uint8_t escaped; /* CUE_JSON_TOK_* bits; 0 for a string to take as it is */
     uint16_t pad_;
     uint32_t start;
     uint32_t len;
@@ -53,8 +57,10 @@ typedef struct cue_json_doc {
 
 /* Tokenizes `src` into `toks` (capacity `cap`). Whitespace around the value is
  * allowed, anything else after it is not. On failure returns CUE_EPARSE (bad
- * grammar, with the byte offset in `err`) or CUE_ELIMIT (too many tokens or too
- * deep). The document borrows `src` and `toks`. */
+ * grammar, with the byte offset in `err`), CUE_EENCODING (a string that is not
+ * valid UTF-8, or a \u escape of an unpaired surrogate), CUE_EDUPLICATE (an
+ * object names a key twice, compared unescaped) or CUE_ELIMIT (too many tokens
+ * or too deep). The document borrows `src` and `toks`. */
 int cue_json_parse(cue_json_doc *doc, const char *src, size_t len, cue_json_tok *toks, uint32_t cap,
                    cue_err *err);
 

@@ -75,6 +75,12 @@ typedef struct cue_kafka_handler {
     void *ctx;
 } cue_kafka_handler;
 
+/* Checks the config as cue_kafka_open would use it, without keeping a
+ * client: both clients' properties (defaults, then the passthrough) are set
+ * and each client is created and destroyed at once. CUE_ECONFIG naming the
+ * property or the client, as cue_kafka_open. For `run --print-config`. */
+int cue_kafka_check(const cue_config *cfg, cue_err *err);
+
 /* Creates both clients from the config (defaults, then the "kafka"
  * passthrough). CUE_ECONFIG naming the property when librdkafka rejects one;
  * a secret's value is never part of the message. */

@@ -79,10 +79,25 @@
 #define CUE_TRANSITION_ACTIONS_MAX  16
 #define CUE_EMIT_FIELDS_MAX         16
 #define CUE_GUARD_SET_MAX           16
+/* The times a start_timer picks the earliest or latest of: "the earlier of the
+ * trial's end and the renewal, or a week from now" is three; a longer list is
+ * more likely a journey that wants two timers. */
+#define CUE_TIMER_TERMS_MAX 4
+/* Rules in one machine's `migrate` map, old states and old timers together:
+ * one per state and timer of the old version, each state split at most a few
+ * ways, fits with room. */
+#define CUE_MIGRATE_RULES_MAX 128
 
 /* Live machine instances per user across all machines. One keyed machine may
  * declare its own smaller bound (max_instances); this is the ceiling. */
 #define CUE_USER_INSTANCES_MAX 64
+
+/* Event ids remembered per user to recognise a re-sent event (a producer's
+ * retry, a file sent twice) that arrives with a new position. Only ids of
+ * events within allowed.lateness.ms of stream time are kept: an older copy is
+ * late and refused as such. 8 bytes each in memory and on disk; 128 covers a
+ * user's burst in an hour many times over, event.id.dedup.max picks how many. */
+#define CUE_EVENT_IDS_MAX 128
 
 /* Distinct event types across all machines (for the type lookup table). */
 #define CUE_EVENT_TYPES_MAX 1024
@@ -103,6 +118,10 @@
 #define CUE_POLICY_DECISIONS_MAX      8
 #define CUE_CHANNELS_MAX              4
 
+/* Errors a policy file reports at most (then how many more): a screenful is
+ * what a person reads, and a file with more is likely not a policy file. */
+#define CUE_POLICY_ERRORS_MAX 20
+
 /* Triggers one step may produce: each transition emits at most
  * CUE_TRANSITION_ACTIONS_MAX, and each instance takes one transition per step. */
 #define CUE_STEP_TRIGGERS_MAX 256
@@ -110,6 +129,16 @@
 /* Timers held in memory per task: the earliest ones; the rest wait in RocksDB.
  * 64k entries of ~150 B keep the window near 10 MiB. */
 #define CUE_TIMER_WINDOW_MAX 65536
+
+/* admin.listen's text: a DNS name (at most 253 bytes), or an IPv6 address in
+ * brackets with its zone, then ':' and the port. */
+#define CUE_LISTEN_BYTES_MAX 264
+
+/* admin.users.token, a bearer token (RFC 6750's token characters): 16 bytes
+ * at least, so that it cannot be guessed by trying; 256 at most, like other
+ * secrets that come from a file or the environment. */
+#define CUE_TOKEN_BYTES_MIN 16
+#define CUE_TOKEN_BYTES_MAX 256
 
 /* Lower bound for statestore.cache.max.bytes: below 1 MiB the cache cannot hold a
  * single commit cycle's dirty users. */

@@ -3,7 +3,8 @@
  *   {"ts":"...","level":"warn","msg":"...","topic":"...","offset":42}
  * Fields are given as pairs after the message: a key with a one-letter type
  * prefix ("s:" string, "i:" int64_t, "u:" uint64_t, "d:" double, "b:" bool as
- * int) and its value, ending with NULL. Strings are escaped; nothing a caller
+ * int, "t:" an int64_t time in epoch ms, null when INT64_MIN: not known yet)
+ * and its value, ending with NULL. Strings are escaped; nothing a caller
  * passes can break the line. Any thread (one write per line).
  */
 #ifndef CUEPOINT_LOG_H

@@ -135,13 +135,44 @@ typedef struct cue_emit_field {
     cue_operand src;
 } cue_emit_field;
 
+/* When a timer is due, as a journey writes it (README "Timers"): one or more
+ * terms, each a base time plus an offset, of which the earliest or latest
+ * counts, then optionally moved to a clock time of that local day:
+ *   {"after": "72h"}                         now + 72h
+ *   {"at": {"event": "/p/end"}, "before": "3d"}  the event's time - 3d
+ *   {"earliest": [{"at": ...}, {"after": "7d"}]}  whichever comes first
+ *   ..., "local_time": "09:00"                09:00 in the user's zone, that day */
+typedef enum cue_time_base {
+    CUE_TIME_NOW = 0, /* the step's time: the event's, or the firing timer's due time */
+    CUE_TIME_SOURCE,  /* a time read from `src` */
+} cue_time_base;
+
+typedef struct cue_time_term {
+    uint8_t base;      /* cue_time_base */
+    int64_t offset_ms; /* `after` adds, `before` subtracts */
+    cue_operand src;   /* SOURCE */
+} cue_time_term;
+
+typedef enum cue_time_pick {
+    CUE_TIME_ONE = 0,  /* one term */
+    CUE_TIME_EARLIEST, /* the earliest of the terms that are there */
+    CUE_TIME_LATEST,   /* the latest of them */
+} cue_time_pick;
+
+/* No `local_time`. */
+#define CUE_LOCAL_NONE (-1)
+
 typedef struct cue_action {
     uint8_t kind;                   /* cue_action_kind */
     uint8_t target;                 /* trigger, variable, counter or timer index */
     bool once;                      /* EMIT: at most once per instance */
-    bool absolute;                  /* START_TIMER: `at` (from `src`) rather than `after` */
-    int64_t amount;                 /* INCREMENT: by; START_TIMER: after, in ms */
-    cue_operand src;                /* SET: from; START_TIMER with `at` */
+    bool skip_past;                 /* START_TIMER: "if_past": "skip" */
+    uint8_t pick;                   /* START_TIMER: cue_time_pick */
+    uint8_t n_terms;                /* START_TIMER: terms, from first_term */
+    uint16_t first_term;            /* START_TIMER: range in the set's time term table */
+    int16_t local_min;              /* START_TIMER: minute of the local day, or CUE_LOCAL_NONE */
+    int64_t amount;                 /* INCREMENT: by */
+    cue_operand src;                /* SET: from */
     uint16_t first_field, n_fields; /* EMIT: range in the set's field table */
 } cue_action;
 
@@ -150,6 +181,7 @@ typedef enum cue_on_kind { CUE_ON_EVENT = 0, CUE_ON_ANY, CUE_ON_TIMER } cue_on_k
 typedef struct cue_transition {
     uint8_t on;                       /* cue_on_kind */
     uint8_t timer;                    /* TIMER: timer index */
+    bool reads_time;                  /* starts a timer at a time read from a source */
     int16_t go;                       /* state index, or -1 to stay */
     int32_t type_id;                  /* EVENT: index in the set's event type table */
     uint16_t first_guard, n_guards;   /* range in the set's guard table */
@@ -176,6 +208,38 @@ typedef enum cue_migrate {
     CUE_MIGRATE_FINISH,   /* finish it where it is */
 } cue_migrate;
 
+/* The `migrate` map (with `keep`): rules for instances stored under another
+ * version, by the old names (as hashes, the way the state record keeps them).
+ * A state rule moves the instance (to a state, checked in this version),
+ * finishes it or restarts it; rules for one old state are tried in order, the
+ * first whose guards hold (over counters, variables, attributes; no event)
+ * applies, and the last of them has no guards, so every instance has one. A
+ * timer rule renames (`to`), shifts (`shift`, signed) or drops a pending
+ * timer; a state rule may carry its own timer rules, tried before the
+ * machine's. Old states with no rule keep their name if this version has it;
+ * an instance whose state has neither is finished and counted as stranded. */
+typedef enum cue_mig_do {
+    CUE_MIG_MOVE = 0, /* to `to` (a final state finishes the instance) */
+    CUE_MIG_FINISH,   /* finished where it was */
+    CUE_MIG_RESTART,  /* dropped: the next start event begins afresh */
+} cue_mig_do;
+
+typedef struct cue_mig_timer {
+    const char *from; /* pool: the old timer's name */
+    uint32_t from_hash;
+    int16_t to; /* timer index in this version, or -1: dropped */
+    int64_t shift_ms;
+} cue_mig_timer;
+
+typedef struct cue_mig_rule {
+    const char *from; /* pool: the old state's name */
+    uint32_t from_hash;
+    uint8_t action; /* cue_mig_do */
+    uint16_t to;    /* MOVE: state index */
+    uint16_t first_guard, n_guards;
+    uint16_t first_timer, n_timers; /* this rule's own timer rules */
+} cue_mig_rule;
+
 typedef struct cue_machine {
     const char *name; /* pool */
     const char *file; /* pool: where it was loaded from, for messages */
@@ -184,7 +248,14 @@ typedef struct cue_machine {
     bool keyed;
     bool repeat;
     uint8_t on_version_change; /* cue_migrate */
-    uint16_t key_ptr;          /* keyed: pointer table index */
+    bool reads_time;           /* a transition starts a timer at a time read from a source */
+    bool time_any_type;        /* ... one on "*", or on more types than time_types holds */
+    uint8_t n_time_types;      /* ... the event types of such transitions */
+    int32_t time_types[4];
+    bool migrates;                    /* has a `migrate` map */
+    uint16_t first_rule, n_rules;     /* `migrate.states`: range in the set's rule table */
+    uint16_t first_mtimer, n_mtimers; /* `migrate.timers`: range in the set's timer rules */
+    uint16_t key_ptr;                 /* keyed: pointer table index */
     uint16_t max_instances;
     uint16_t initial;
     cue_transition start; /* on: EVENT or ANY; go = initial */
@@ -200,9 +271,10 @@ typedef struct cue_machines cue_machines;
 
 /* Compiles every *.json file in `dir` (sorted by file name, so the order of
  * machines, and with it the order of triggers in a step, is stable). With
- * `only` non-NULL, keeps just the machine of that name. Fails on the first
- * file with an error; use cue_machine_check (check.h) to see all of them. The
- * caller owns `*out` and frees it with cue_machines_free. */
+ * `only` non-NULL, keeps just the machine of that name (the others are set
+ * aside, see below; an unknown name is an error naming the nearest). Fails
+ * on the first file with an error; use cue_machine_check (check.h) to see
+ * all of them. The caller owns `*out` and frees it with cue_machines_free. */
 int cue_machines_load(cue_machines **out, const char *dir, const char *only, cue_err *err);
 
 /* Compiles the given files, in the given order. */
@@ -213,6 +285,13 @@ void cue_machines_free(cue_machines *ms);
 
 size_t cue_machines_count(const cue_machines *ms);
 const cue_machine *cue_machines_get(const cue_machines *ms, size_t i);
+
+/* The machines of the directory that `only` left out of the set, still
+ * compiled, for checks of files that name every journey (a policy file): a
+ * name that is one of them is known, though nothing runs it. Not seen by
+ * cue_machines_count, _get or the find functions; 0 without `only`. */
+size_t cue_machines_set_aside(const cue_machines *ms);
+const cue_machine *cue_machines_get_set_aside(const cue_machines *ms, size_t i);
 
 /* The machine with this name hash, or -1. */
 int cue_machines_find_hash(const cue_machines *ms, uint32_t hash);
@@ -233,6 +312,18 @@ const cue_transition *cue_machines_transitions(const cue_machines *ms);
 const cue_emit_field *cue_machines_fields(const cue_machines *ms);
 const cue_json_ptr *cue_machines_ptr(const cue_machines *ms, uint16_t i);
 const char *cue_machines_type_name(const cue_machines *ms, int32_t type_id);
+const cue_time_term *cue_machines_time_terms(const cue_machines *ms);
+const cue_mig_rule *cue_machines_mig_rules(const cue_machines *ms);
+const cue_mig_timer *cue_machines_mig_timers(const cue_machines *ms);
+
+/* Whether any machine starts a timer at a clock time of the user's local day
+ * (`local_time`): the caller then finds users' zones for the engine. */
+bool cue_machines_use_local_time(const cue_machines *ms);
+
+/* Evaluates one guard, its operands read through `get` (the engine reads
+ * events and instances its own way; migration reads stored instances). */
+typedef cue_value (*cue_operand_fn)(const cue_operand *o, void *ctx);
+bool cue_guard_eval(const cue_guard *g, cue_operand_fn get, void *arg);
 
 /* Diagnostics from compiling, for `cuepoint check`: every error, not just the
  * first. Each has a JSON path ($.states.x.on[2].goto) and a message with the

@@ -64,4 +64,31 @@ void cue_histogram_observe(cue_histogram *h, double v);
  * is written separately, with cue_prom_family(b, name, "histogram", ...). */
 int cue_prom_histogram(cue_buf *b, const char *name, const char *labels, const cue_histogram *h);
 
+/* "cuepoint_build_info{version="...",commit="..."} 1": the gauge Prometheus
+ * clients export so that a query can join any series with the binary that
+ * made it. Both strings borrowed. */
+int cue_prom_build_info(cue_buf *b, const char *version, const char *commit);
+
+/* The process, as Prometheus's own client libraries describe theirs, so the
+ * usual dashboards and alerts work unchanged. Read from Linux's /proc. */
+typedef struct cue_process_stats {
+    double cpu_seconds;        /* user + system time */
+    double start_time_seconds; /* since the epoch */
+    uint64_t resident_bytes;   /* RSS */
+    uint64_t virtual_bytes;    /* address space */
+    uint64_t open_fds;         /* entries of /proc/self/fd */
+    uint64_t max_fds;          /* the soft RLIMIT_NOFILE */
+} cue_process_stats;
+
+/* Fills `out` from /proc/self/stat, /proc/stat (boot time), /proc/self/fd
+ * and getrlimit. CUE_EIO when /proc cannot be read (not Linux, or not
+ * mounted); `out` is then zeroed. Opens and reads a few files: for a scrape,
+ * not for the hot path. */
+int cue_process_stats_read(cue_process_stats *out);
+
+/* The families process_cpu_seconds_total, process_resident_memory_bytes,
+ * process_virtual_memory_bytes, process_open_fds, process_max_fds and
+ * process_start_time_seconds, with their samples. */
+int cue_prom_process(cue_buf *b, const cue_process_stats *s);
+
 #endif

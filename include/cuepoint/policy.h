@@ -8,14 +8,19 @@
  *
  * Deciding is deterministic: it reads only the trigger, the user's state
  * (attributes, consent, what was sent, what waits) and a time the caller
- * passes (stream time: the event's, or the due time of a timer or a deferral),
- * never the wall clock; experiment assignment is a hash of the user id and
- * the experiment's name. So a replay decides exactly as the live run did.
+ * passes, never the wall clock; experiment assignment is a hash of the user
+ * id and the experiment's name. So a replay decides exactly as the live run
+ * did. The time is the stream time at which a sent trigger goes out: the
+ * event's, or, for a timer's trigger or a deferral coming due, the time the
+ * partition's clock has reached when it passes them. Deciding at the due time
+ * instead would let a timer due at 20:30 that the clock passes at 22:00 go
+ * out at 22:00 inside the quiet hours.
  *
  * The order of the rules, for one trigger:
  *   1. holdout: users in an experiment's holdout share get nothing from it;
  *   2. late timers: a timer trigger older than its max_age is dropped, sent
- *      marked late, or sent, as configured;
+ *      marked late, or sent, as configured; one let through may still wait
+ *      (rules 4, 5) without max_age dropping it, and keeps its mark;
  *   3. consent: the first of the trigger's channels the user consents to and
  *      has not muted, or nothing (no class bypasses consent);
  *   4. quiet hours (classes without bypass): inside the user's local window
@@ -45,13 +50,22 @@
 
 typedef struct cue_policy cue_policy;
 
-/* Compiles the policy file at `path` against `ms`. CUE_ECONFIG with a message
- * naming the file and the JSON path (and the nearest known name for a
- * misspelt machine, trigger or class). Caller owns `*out`. */
+/* Compiles the policy file at `path` against `ms` (and the machines `ms` set
+ * aside: a policy file names every journey). CUE_ECONFIG with a message
+ * naming the file, then each error at its JSON path as far as they fit ("N
+ * errors: $.a: ...; $.b: ..."): a value of the wrong kind as "expected ...",
+ * a misspelt key, machine, trigger, class or channel with the nearest known
+ * name. Caller owns `*out`. */
 int cue_policy_load(cue_policy **out, const char *path, const cue_machines *ms, cue_err *err);
 /* The same from `len` bytes of JSON text; `name` stands for the file. */
 int cue_policy_load_text(cue_policy **out, const char *name, const char *text, size_t len,
                          const cue_machines *ms, cue_err *err);
+
+/* Checks the file as cue_policy_load does, for `cuepoint check`: returns how
+ * many errors it has (0: it loads), the first CUE_POLICY_ERRORS_MAX of them
+ * in `d` (code "policy"), each with its JSON path ("$" for a file that does
+ * not read or parse). */
+size_t cue_policy_check(const char *path, const cue_machines *ms, cue_diags *d);
 void cue_policy_free(cue_policy *p);
 
 /* Time zones for deciding: one per thread (a task owns one). */
@@ -65,11 +79,9 @@ typedef struct cue_policy_trigger {
     uint8_t trigger;  /* index in the machine's trigger names */
     const char *id;   /* trigger_id */
     int64_t time_ms;  /* its cause's time */
-    bool timer;       /* caused by a timer */
-    /* When the partition's time reached it: a timer's trigger is decided at
-     * its due time, but its lateness (max_age) is counted to this. */
-    int64_t fired_ms;
-    const char *rec; /* the encoded record, without policy fields */
+    bool timer;       /* caused by a timer: its lateness counts to the decision's time */
+    bool late;        /* a deferral coming due that was let through late and marked */
+    const char *rec;  /* the encoded record, without policy fields */
     size_t rec_len;
 } cue_policy_trigger;
 
@@ -90,9 +102,10 @@ typedef struct cue_decision {
 uint8_t cue_policy_class(const cue_policy *p, uint16_t machine, uint8_t trigger);
 const char *cue_policy_class_name(const cue_policy *p, uint8_t cls);
 
-/* Decides one trigger at `now_ms` and records the decision in the user's
- * state: a send in its sent list, a deferral (the record copied) in its
- * deferred list, the decision in its recent ones. */
+/* Decides one trigger at `now_ms`, the stream time at which it would go out,
+ * and records the decision in the user's state: a send (at `now_ms`) in its
+ * sent list, a deferral (the record copied) in its deferred list, the
+ * decision in its recent ones. */
 void cue_policy_decide(const cue_policy *p, cue_policy_tz *z, cue_user *u,
                        const cue_policy_trigger *t, int64_t now_ms, cue_decision *d);
 
@@ -127,6 +140,8 @@ cue_policy_event cue_policy_observe(const cue_policy *p, cue_user *u, const cue_
  * `user` in experiment `e`, or -1 for its holdout. */
 int cue_policy_assign(const cue_policy *p, size_t e, const char *user, size_t len);
 size_t cue_policy_experiments(const cue_policy *p);
+/* Experiment `e`'s name (borrowed from the policy). */
+const char *cue_policy_experiment_name(const cue_policy *p, size_t e);
 
 /* The experiment a machine's trigger is in (the first that covers it, as rule
  * 1 takes it), or -1. */

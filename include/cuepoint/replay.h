@@ -98,7 +98,11 @@ typedef struct cue_replay_opts {
     FILE *dead;
     int64_t since_ms;      /* write only triggers at or after this time; INT64_MIN: all */
     int64_t advance_to_ms; /* at the end, move every partition's time here; INT64_MIN: don't */
-    bool progress_tty;     /* a progress line on stderr, else JSON log lines */
+    /* The reader's clock for records without a Kafka timestamp (a file's),
+     * epoch ms; 0: such records are not checked for a time in the future. */
+    int64_t clock_ms;
+    bool progress_tty;           /* a progress line on stderr, else JSON log lines */
+    bool quiet;                  /* neither */
     volatile sig_atomic_t *stop; /* set (e.g. by a signal) to stop early */
 } cue_replay_opts;
 

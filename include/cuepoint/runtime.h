@@ -58,13 +58,22 @@ typedef struct cue_runtime_opts {
 } cue_runtime_opts;
 
 typedef struct cue_runtime_result {
-    uint64_t consumed, applied, dead_letters, triggers, commits, rebalances;
+    /* consumed = applied + duplicates + dead_letters */
+    uint64_t consumed, applied, duplicates, dead_letters, triggers, commits, rebalances;
     uint64_t dead_by_reason[CUE_REASON_COUNT];
     uint64_t by_trigger[CUE_MACHINES_MAX][CUE_MACHINE_TRIGGERS_MAX];
     double seconds;        /* the whole run, start-up and group join included */
     double active_seconds; /* from the first record consumed to the last */
     int signal;            /* the signal that stopped the run, or 0 */
 } cue_runtime_result;
+
+/* What cue_runtime_run would refuse before it reaches a broker or the
+ * state directory: the rules between settings (cue_config_check), the
+ * librdkafka properties of both clients (cue_kafka_check) and the admin
+ * address (its host bound on a free port and let go). CUE_ECONFIG naming
+ * the setting. `cuepoint run` and `run --print-config` call it after loading
+ * the machines and the policy file, so both refuse the same configs. */
+int cue_runtime_check(const cue_runtime_opts *o, cue_err *err);
 
 /* Runs until a signal, stop_at_end, or a failure. Returns 0 after a clean
  * stop; CUE_EUNAVAILABLE when the brokers did not answer within

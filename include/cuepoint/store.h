@@ -113,6 +113,13 @@ void cue_store_bytes(cue_store *s, uint64_t *sst_bytes, uint64_t *memtable_bytes
 /* A partition's progress. CUE_ENOTFOUND when the partition has never committed. */
 int cue_store_meta_get(cue_store *s, uint32_t partition, cue_store_meta *out, cue_err *err);
 
+/* Whose state this is: the application.id and the input topic that built it
+ * (their positions and users mean nothing to another pipeline). A store that
+ * records none takes these (unless read-only). CUE_ECONFIG, naming both, when
+ * it records others. Names longer than CUE_OWNER_NAME_MAX are a caller's bug. */
+#define CUE_OWNER_NAME_MAX 256
+int cue_store_owner_check(cue_store *s, const char *app_id, const char *topic, cue_err *err);
+
 /* The input's partition count this store's partitions were built for: a
  * user's partition depends on it, so state kept under one count is wrong
  * under another. CUE_ENOTFOUND when none is kept (a store from before, or

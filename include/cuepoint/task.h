@@ -5,7 +5,8 @@
  * Kafka pipeline runs one per assigned partition.
  *
  * For each record, in order: decode (bad records become dead letters, and the
- * position still advances); check lateness; advance stream time, firing every
+ * position still advances); refuse a time too far ahead of the record's
+ * reference (below) and a late one; advance stream time, firing every
  * timer it passed, in (due time, user id) order, before the event; skip the event
  * if the user's state has already applied this position (promise 2); apply it;
  * then fire timers due at or before stream time. A timer due at exactly an
@@ -33,6 +34,23 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* No Kafka timestamp on a record (files; old message formats). */
+#define CUE_NO_TIMESTAMP (-1)
+
+/* One input record as the task is offered it; everything borrowed for the
+ * call. The reference time of a record, which its event's time may not pass
+ * by more than event.time.max.future.ms, is its Kafka timestamp (set by the
+ * producing service or the broker, not by the device the event came from),
+ * else the reader's clock (cue_task_set_clock). One record cannot move it. */
+typedef struct cue_record {
+    const char *value;
+    size_t value_len;
+    const char *key; /* NULL: records carry no key (files) */
+    size_t key_len;
+    int64_t offset;       /* >= the task's next offset */
+    int64_t timestamp_ms; /* CUE_NO_TIMESTAMP when it has none */
+} cue_record;
 
 typedef struct cue_dead_letter {
     cue_reason reason;
@@ -95,12 +113,15 @@ typedef struct cue_task_stats {
     uint64_t decisions[CUE_OUTCOME_COUNT]; /* by the policy stage, by outcome */
     uint64_t erasures;
     uint64_t changelog_records; /* user records written to the changelog */
+    uint64_t migrated_users;    /* users rewritten by the migration pass (migrate.h) */
 } cue_task_stats;
 
 typedef struct cue_task cue_task;
 
 /* Opens partition `partition`'s task: reads its meta (next offset, stream time)
- * from the store. Caller owns `*out`. */
+ * from the store and, when a machine has a `migrate` map, migrates the
+ * partition's stored users (cue_migrate_partition; counted in the stats).
+ * Caller owns `*out`. */
 int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, cue_store *store,
                  uint32_t partition, const cue_task_sink *sink, cue_err *err);
 
@@ -114,13 +135,28 @@ int cue_task_set_policy(cue_task *t, const struct cue_policy *p, cue_err *err);
 /* Commits nothing; call cue_task_commit first to keep the work. */
 void cue_task_free(cue_task *t);
 
-/* Processes one record at input position `offset` (>= the task's next offset;
- * in file mode, cue_task_next_offset). `key` is the record's key, or NULL when
- * records carry none; a key that differs from the user id is a dead letter.
- * Returns 0, also for dead letters; an error only when the task cannot go on
- * (the store failed). */
-int cue_task_process(cue_task *t, const char *raw, size_t len, int64_t offset, const char *key,
-                     size_t key_len, cue_err *err);
+/* Processes one record (in file mode at cue_task_next_offset). A key that
+ * differs from the user id is a dead letter. Returns 0, also for dead
+ * letters; an error only when the task cannot go on (the store failed). */
+int cue_task_process(cue_task *t, const cue_record *rec, cue_err *err);
+
+/* The reader's clock: the reference time of records without a timestamp
+ * (the wall clock when reading a topic; the start of the run for a file).
+ * Unset, such records are not checked for a time in the future. */
+void cue_task_set_clock(cue_task *t, int64_t now_ms);
+
+/* A partition whose stored stream time is past `limit_ms` was moved there by
+ * an event from the future, before such events were refused (or by a clock
+ * that has since been set back): its stream time is brought back to
+ * `limit_ms` and written at the next commit. Returns the time it had, or
+ * INT64_MIN when it was not past the limit. Timers armed from such an event
+ * stay until their users' next events re-arm them. */
+int64_t cue_task_repair_stream_time(cue_task *t, int64_t limit_ms);
+
+/* Counts a record the caller skips because it is below cue_task_next_offset
+ * (applied and committed before: a redelivery) as a duplicate, so that
+ * every record read is counted once: applied, duplicate or dead letter. */
+void cue_task_skip(cue_task *t);
 
 /* Dead-letters a record the caller could not even offer (e.g. a line over the
  * size limit, passed truncated), so it is counted and its position consumed

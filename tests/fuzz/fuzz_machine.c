@@ -65,20 +65,30 @@ static void apply_round(const cue_machines *ms, int64_t ts, int round, cue_step_
     size_t n_types = event_types(ms, types, 64);
     for (size_t ty = 0; ty < n_types; ty++) {
         char ev_text[1024];
-        int n = snprintf(ev_text, sizeof ev_text,
-                         "{\"user_id\":\"u1\",\"type\":\"%s\",\"ts\":%lld,\"event_id\":\"e%zu-%d\","
-                         "\"user\":{\"role\":\"designer\",\"timezone\":\"Europe/Berlin\","
-                         "\"region\":\"EU\"},\"props\":{\"project_id\":\"p%d\",\"due_at\":"
-                         "\"2026-03-05T00:00:00Z\",\"project_name\":\"x\",\"count\":%d,"
-                         "\"plan\":\"pro\",\"n\":-1,\"amount\":1.5,\"flag\":true}}",
-                         types[ty], (long long)ts, ty, round, round % 2, round * 3);
+        int n =
+            snprintf(ev_text, sizeof ev_text,
+                     "{\"user_id\":\"u1\",\"type\":\"%s\",\"ts\":%lld,\"event_id\":\"e%zu-%d\","
+                     "\"user\":{\"role\":\"designer\",\"timezone\":\"Europe/Berlin\","
+                     "\"region\":\"EU\"},\"props\":{\"project_id\":\"p%d\",\"due_at\":"
+                     "\"2026-03-05T00:00:00Z\",\"project_name\":\"x\",\"count\":%d,"
+                     "\"plan\":\"pro\",\"n\":-1,\"amount\":1.5,\"flag\":true,"
+                     "\"trial_ends_at\":\"2026-03-15T09:00:00Z\",\"renewal_at\":1773921600000}}",
+                     types[ty], (long long)ts, ty, round, round % 2, round * 3);
         if (n <= 0 || (size_t)n >= sizeof ev_text) continue;
         cue_event ev;
         cue_reason reason;
         cue_err err = {0};
         if (cue_event_decode(dec, ev_text, (size_t)n, &ev, &reason, &err) != 0) continue;
         ev.offset = round * 100 + (int64_t)ty;
-        cue_engine_apply(ms, &user, &ev, on_trigger, NULL, st);
+        /* As the task does: an event whose timer times do not read is refused
+         * whole, and the refusal must say why. */
+        cue_step_refusal why;
+        if (!cue_engine_check(ms, &user, &ev, NULL, &why)) {
+            char text[512];
+            if (cue_engine_refusal_text(ms, &why, text, sizeof text) == 0) abort();
+            continue;
+        }
+        cue_engine_apply(ms, &user, &ev, NULL, on_trigger, NULL, st);
     }
 }
 
@@ -88,7 +98,7 @@ static void fire_timers(const cue_machines *ms, int max, cue_step_stats *st)
     for (int k = 0; k < max; k++) {
         int64_t due = cue_user_next_due(&user);
         if (due == CUE_TIMER_NONE) return;
-        cue_engine_fire(ms, &user, due, on_trigger, NULL, st);
+        cue_engine_fire(ms, &user, due, NULL, on_trigger, NULL, st);
         /* What is left or started comes due later: a timer's step that
          * started one at or before its own time would fire for ever. */
         int64_t next = cue_user_next_due(&user);

@@ -81,7 +81,7 @@ static void decide_all(const cue_policy *p, const cue_machines *ms, int64_t now)
                                     .id = "0123456789abcdef0123456789abcdef",
                                     .time_ms = now - (ti % 2) * 86400000LL,
                                     .timer = ti % 2,
-                                    .fired_ms = now,
+                                    .late = ti % 3 == 2,
                                     .rec = "{\"trigger\":\"x\"}",
                                     .rec_len = 15};
             cue_decision d;

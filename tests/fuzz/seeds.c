@@ -55,7 +55,7 @@ static void run_events(const char *path, cue_event_decoder *dec)
         cue_user *u = user_of(ev.user_id, ev.user_id_len);
         if (u == NULL) continue;
         ev.offset = offset++;
-        cue_engine_apply(ms, u, &ev, no_trigger, NULL, &st);
+        cue_engine_apply(ms, u, &ev, NULL, no_trigger, NULL, &st);
         u->indexed_due = cue_user_next_due(u);
     }
     fclose(f);
@@ -178,7 +178,7 @@ int main(int argc, char **argv)
         for (int k = 0; k < (int)(i % 3); k++) {
             int64_t due = cue_user_next_due(users[i]);
             if (due == CUE_TIMER_NONE) break;
-            cue_engine_fire(ms, users[i], due, no_trigger, NULL, &st);
+            cue_engine_fire(ms, users[i], due, NULL, no_trigger, NULL, &st);
             users[i]->indexed_due = cue_user_next_due(users[i]);
         }
     write_states();

@@ -1,10 +1,14 @@
 #!/bin/bash
 # Golden tests: each directory here with events.jsonl and case.env (ONLY=machine,
-# UNTIL=time; either may be empty) is run through `cuepoint file`, and the
+# UNTIL=time, MACHINES=a directory of journeys relative to the case, default
+# deploy/machines; any may be empty) is run through `cuepoint file`, and the
 # triggers must equal expected.jsonl byte for byte. The same input is then run
 # again over a fresh state directory, and split in two runs over one state
-# directory: both must give the same bytes.
-# Usage: golden.sh CUEPOINT [CASE...]; UPDATE_GOLDEN=1 rewrites expected.jsonl.
+# directory: both must give the same bytes. A case with expected-dead.jsonl
+# must give those dead letters (without their source file and line, which
+# differ between the whole and the split runs); any other has none.
+# Usage: golden.sh CUEPOINT [CASE...]; UPDATE_GOLDEN=1 rewrites expected.jsonl
+# (and expected-dead.jsonl where there is one).
 set -uo pipefail
 cuepoint=$(realpath "$1"); shift
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,8 +25,9 @@ check() { # name, expected, actual
 for c in "${cases[@]}"; do
     dir=$here/$c
     [ -f "$dir/events.jsonl" ] && [ -f "$dir/case.env" ] || continue
-    ONLY=""; UNTIL=""; . "$dir/case.env"
-    opts=(--machines "$root/deploy/machines" --quiet)
+    ONLY=""; UNTIL=""; MACHINES=""; . "$dir/case.env"
+    machines=$root/deploy/machines; [ -n "$MACHINES" ] && machines=$dir/$MACHINES
+    opts=(--machines "$machines" --quiet)
     [ -n "$ONLY" ] && opts+=(--only "$ONLY")
     until=(); [ -n "$UNTIL" ] && until=(--until "$UNTIL")
     run() { "$cuepoint" file "${opts[@]}" "$@"; }
@@ -41,7 +46,12 @@ for c in "${cases[@]}"; do
     run --input "$tmp/$c.b" --state-dir "$tmp/$c.3" "${until[@]}" >> "$tmp/$c.out3"
     check "$c: split into two runs over one state directory differs" "$tmp/$c.out1" "$tmp/$c.out3"
     for st in "$tmp/$c.1" "$tmp/$c.3"; do
-        if [ -s "$st/dead-letters.jsonl" ]; then
+        if [ -f "$dir/expected-dead.jsonl" ]; then
+            touch "$st/dead-letters.jsonl"
+            sed -E 's/,"source":"([^"\\]|\\.)*"(,"line":[0-9]+)?//' "$st/dead-letters.jsonl" > "$st.dead"
+            if [ "${UPDATE_GOLDEN:-}" = 1 ] && [ "$st" = "$tmp/$c.1" ]; then cp "$st.dead" "$dir/expected-dead.jsonl"; fi
+            check "$c: dead letters differ from expected-dead.jsonl ($(basename "$st"))" "$dir/expected-dead.jsonl" "$st.dead"
+        elif [ -s "$st/dead-letters.jsonl" ]; then
             echo "FAIL $c: unexpected dead letters:"; cat "$st/dead-letters.jsonl"; failed=$((failed+1)); fi
     done
 done

@@ -73,6 +73,9 @@ policy quiet '"quiet_hours": {"start": "21:00", "end": "08:00"}'
 } > "$tmp/quiet.events"
 policy quiet '"quiet_hours": {"start": "21:00", "end": "08:00"}, "timezone": {"default": "UTC", "regions": {"DE": "Europe/Berlin"}}'
 run quiet --until 2026-06-12T00:00:00Z
+# The last three: --until moves the clock to 00:00Z in one step, past the
+# deferrals' ends, into the next night (02:00 in Berlin, 00:00 UTC): a
+# trigger is decided when it would go out, so they wait again.
 expect quiet <<'EOF'
 pinged deferred quiet_hours quiet_hours null 2026-06-10T15:00:00.000Z
 pinged sent none  push null
@@ -81,9 +84,9 @@ pinged sent none  push null
 pinged deferred quiet_hours quiet_hours null 2026-06-11T06:00:00.000Z
 pinged deferred quiet_hours quiet_hours null 2026-06-11T08:00:00.000Z
 pinged deferred quiet_hours quiet_hours null 2026-06-11T08:00:00.000Z
-pinged sent none  push null
-pinged sent none  push null
-pinged sent none  push null
+pinged deferred quiet_hours quiet_hours null 2026-06-12T06:00:00.000Z
+pinged deferred quiet_hours quiet_hours null 2026-06-12T08:00:00.000Z
+pinged deferred quiet_hours quiet_hours null 2026-06-12T08:00:00.000Z
 EOF
 
 # The spread: a deferral lands within [end, end + spread), by user.
@@ -124,9 +127,11 @@ policy dst_la_fall '"quiet_hours": {"start": "22:00", "end": "01:30"}'
     ev b ping 2026-11-01T09:15:00Z          # 01:15 PST: ends at the second 01:30 (09:30Z)
 } > "$tmp/dst_la_fall.events"
 run dst_la_fall
+# a's deferral comes up when b's ping moves the clock to 01:15 PST, inside
+# the window again: it waits for the second 01:30 too.
 expect dst_la_fall <<'EOF'
 pinged deferred quiet_hours quiet_hours null 2026-11-01T08:30:00.000Z
-pinged sent none  push null
+pinged deferred quiet_hours quiet_hours null 2026-11-01T09:30:00.000Z
 pinged deferred quiet_hours quiet_hours null 2026-11-01T09:30:00.000Z
 EOF
 policy dst_berlin '"quiet_hours": {"start": "22:00", "end": "02:30"}'
@@ -139,11 +144,16 @@ policy dst_berlin '"quiet_hours": {"start": "22:00", "end": "02:30"}'
     ev c ping 2026-10-25T01:15:00Z          # 02:15 CET: the second 02:30 (01:30Z)
 } > "$tmp/dst_berlin.events"
 run dst_berlin
+# One clock for all three: each deferral comes up at the next event, which
+# here is always inside the window (02:00 CEST, 02:15 CEST, 02:15 CET), so
+# it waits again, each time for the end that follows.
 expect dst_berlin <<'EOF'
 pinged deferred quiet_hours quiet_hours null 2026-03-29T01:00:00.000Z
-pinged sent none  push null
+pinged deferred quiet_hours quiet_hours null 2026-10-24T00:30:00.000Z
 pinged deferred quiet_hours quiet_hours null 2026-10-25T00:30:00.000Z
-pinged sent none  push null
+pinged deferred quiet_hours quiet_hours null 2026-10-25T00:30:00.000Z
+pinged deferred quiet_hours quiet_hours null 2026-10-25T01:30:00.000Z
+pinged deferred quiet_hours quiet_hours null 2026-10-25T01:30:00.000Z
 pinged deferred quiet_hours quiet_hours null 2026-10-25T01:30:00.000Z
 EOF
 
@@ -250,6 +260,22 @@ pinged cancelled consent_withdrawn consent null null
 EOF
 [ ! -s "$tmp/optout.out" ] && ok || bad "optout: a trigger went out after the opt-out"
 
+# A cancellation carries the experiment and variant that the trigger's other
+# records carry (they were missing from it).
+policy cancel_exp "$consent, \"quiet_hours\": {\"start\": \"21:00\", \"end\": \"08:00\"}, \"experiments\": [{\"name\": \"copy\", \"triggers\": [\"pinged\"], \"variants\": {\"a\": 1}}]"
+{
+    ev u hello 2026-06-10T00:00:00Z '{"region":"US"}'
+    ev u ping 2026-06-10T22:00:00Z          # deferred to 08:00Z
+    ev u consent_changed 2026-06-10T23:00:00Z '' '{"channel":"push","granted":false}'
+} > "$tmp/cancel_exp.events"
+run cancel_exp
+expect cancel_exp <<'EOF'
+pinged deferred quiet_hours quiet_hours null 2026-06-11T08:00:00.000Z
+pinged cancelled consent_withdrawn consent null null
+EOF
+[ "$(grep -c '"experiment":"copy","variant":"a"' "$tmp/cancel_exp.decisions")" -eq 2 ] && ok \
+    || { bad "cancel_exp: a record lacks the experiment and variant"; cat "$tmp/cancel_exp.decisions"; }
+
 # ---- late timers -----------------------------------------------------------
 for late in drop mark; do
     policy "late_$late" "\"defaults\": {\"class\": \"lifecycle\", \"channels\": [\"push\"], \"max_age\": \"1d\", \"late\": \"$late\"}"
@@ -270,22 +296,53 @@ EOF
 grep -q '"policy":{"channel":"push","class":"lifecycle","late":true}' "$tmp/late_mark.out" && ok \
     || { bad "late mark: the trigger is not marked late"; cat "$tmp/late_mark.out"; }
 
-# A timer's trigger is decided at its due time, whenever the partition's
-# time passes it: the same in a live run that follows the wall clock and in a
-# replay where the next event comes hours later.
+# A late trigger let through marked that must wait first (here for the
+# night to end) waits, marked, instead of being dropped for its age, and
+# keeps the mark in the stored state until it goes out in a later run
+# (issue 14: it went out without data.policy.late).
+policy late_wait '"defaults": {"class": "lifecycle", "channels": ["push"], "max_age": "1d", "late": "mark"}, "quiet_hours": {"start": "21:00", "end": "08:00"}'
+sed -i 's/ "defaults": {"class": "lifecycle", "channels": \["push"\]},//' "$tmp/late_wait.policy.json"
+{
+    ev u hello 2026-06-10T00:00:00Z
+    ev u arm 2026-06-10T00:00:00Z           # due 01:00Z
+    ev u hello 2026-06-13T22:00:00Z         # reached three days late, at night
+} > "$tmp/late_wait.events"
+run late_wait
+expect late_wait <<'EOF'
+reminder deferred quiet_hours quiet_hours null 2026-06-14T08:00:00.000Z
+EOF
+grep -q '"outcome":"deferred".*"late":true' "$tmp/late_wait.decisions" && ok || bad "late_wait: the deferral is not marked late"
+"$cuepoint" file --quiet --machines "$machines" --policies "$tmp/late_wait.policy.json" \
+    --input <(ev v hello 2026-06-14T09:00:00Z) --state-dir "$tmp/late_wait.state" \
+    --decisions "$tmp/late_wait.decisions" > "$tmp/late_wait.out2" 2> "$tmp/late_wait.err2" || bad "late_wait: second run exit $?"
+grep -q '"type":"reminder".*"policy":{"channel":"push","class":"lifecycle","late":true}' "$tmp/late_wait.out2" && ok \
+    || { bad "late_wait: the trigger went out without its late mark"; cat "$tmp/late_wait.out2" "$tmp/late_wait.decisions"; }
+
+# A timer's trigger is decided when the partition's time reaches it, which
+# is when it goes out: a deadline due at 18:19 in Los Angeles, before the
+# quiet hours, that the clock reaches only with an event at 22:27, inside
+# them, waits until 08:00 (issue 14: it went out at 22:27, decided "at"
+# 18:19). The same in a live run that follows the wall clock: the trigger is
+# decided at the tick that reaches it.
 policy due '"quiet_hours": {"start": "21:00", "end": "08:00"}'
 {
-    ev u hello 2026-06-10T19:00:00Z
-    ev u arm 2026-06-10T19:30:00Z           # due 20:30Z, before the quiet hours
-    ev u ping 2026-06-10T22:00:00Z          # time passes it at 22:00Z, inside them
+    ev u hello 2026-06-10T23:00:00Z '{"timezone":"America/Los_Angeles"}'
+    ev u arm 2026-06-11T00:19:00Z           # 17:19 PDT: due 18:19 PDT (01:19Z)
+    ev u ping 2026-06-11T05:27:00Z          # 22:27 PDT: time reaches the timer
 } > "$tmp/due.events"
-run due
+run due --until 2026-06-11T16:00:00Z
 expect due <<'EOF'
+reminder deferred quiet_hours quiet_hours null 2026-06-11T15:00:00.000Z
+pinged deferred quiet_hours quiet_hours null 2026-06-11T15:00:00.000Z
 reminder sent none  push null
-pinged deferred quiet_hours quiet_hours null 2026-06-11T08:00:00.000Z
+pinged sent none  push null
 EOF
-grep -q '"trigger":"reminder".*"decided_at":"2026-06-10T20:30:00.000Z"' "$tmp/due.decisions" && ok \
-    || bad "the reminder was not decided at its due time"
+grep -q '"trigger":"reminder","outcome":"deferred".*"decided_at":"2026-06-11T05:27:00.000Z"' "$tmp/due.decisions" && ok \
+    || bad "the reminder was not decided when the clock reached it"
+# Every send is decided at the time it goes out, outside the quiet hours:
+# here, at --until (09:00 PDT).
+[ "$(grep '"outcome":"sent"' "$tmp/due.decisions" | grep -c '"decided_at":"2026-06-11T16:00:00.000Z"')" -eq 2 ] && ok \
+    || { bad "sends not decided at the time they went out"; cat "$tmp/due.decisions"; }
 
 # A consent event that names no known channel is a dead letter, not ignored.
 policy badconsent "$consent"
@@ -348,10 +405,153 @@ for name in quiet caps defer consent exp late_mark; do
     grep '"outcome":"suppressed","reason":"none"' "$tmp/$name.decisions" && bad "$name: a suppression without a reason" || ok
 done
 
+# ---- boundaries, mutes, scopes, zone changes (README "Message policies") ----
+# Quiet hours are [start, end): 20:59:59.999 goes out, 21:00 waits, and a
+# trigger at 08:00 (or a deferral ending then) goes out.
+policy edge_quiet '"quiet_hours": {"start": "21:00", "end": "08:00"}'
+{
+    ev u hello 2026-06-10T00:00:00Z
+    ev u ping 2026-06-10T20:59:59.999Z      # out
+    ev u ping 2026-06-10T21:00:00.000Z      # waits until 08:00
+    ev v hello 2026-06-10T00:00:00Z
+    ev v ping 2026-06-11T07:59:59.999Z      # waits until 08:00
+    ev w hello 2026-06-10T00:00:00Z
+    ev w ping 2026-06-11T08:00:00.000Z      # out; u's and v's deferrals come due with it
+} > "$tmp/edge_quiet.events"
+run edge_quiet
+expect edge_quiet <<'EOF'
+pinged sent none  push null
+pinged deferred quiet_hours quiet_hours null 2026-06-11T08:00:00.000Z
+pinged deferred quiet_hours quiet_hours null 2026-06-11T08:00:00.000Z
+pinged sent none  push null
+pinged sent none  push null
+pinged sent none  push null
+EOF
+
+# A rolling window frees at its oldest counted send + the window; a cooldown
+# lets the next out when the gap equals it.
+policy edge_window '"caps": [{"name": "one-a-day", "window": "24h", "max": 1}]'
+{
+    ev u hello 2026-06-10T00:00:00Z
+    ev u ping 2026-06-10T01:00:00.000Z      # out
+    ev u ping 2026-06-11T00:59:59.999Z      # the first is still in the window
+    ev u ping 2026-06-11T01:00:00.000Z      # the first left it: out
+} > "$tmp/edge_window.events"
+run edge_window
+expect edge_window <<'EOF'
+pinged sent none  push null
+pinged suppressed cap one-a-day null null
+pinged sent none  push null
+EOF
+policy edge_cooldown '"caps": [{"name": "ping-cooldown", "cooldown": "48h", "triggers": ["pinged"]}]'
+{
+    ev u hello 2026-06-09T00:00:00Z
+    ev u ping 2026-06-10T00:00:00.000Z      # out
+    ev u ping 2026-06-11T23:59:59.999Z      # a gap just short of 48 h
+    ev u ping 2026-06-12T00:00:00.000Z      # a gap of 48 h: out
+} > "$tmp/edge_cooldown.events"
+run edge_cooldown
+expect edge_cooldown <<'EOF'
+pinged sent none  push null
+pinged suppressed cooldown ping-cooldown null null
+pinged sent none  push null
+EOF
+
+# A mute cancels a waiting trigger as a withdrawal does, once no channel is
+# left: u keeps email and gets the trigger there when the night ends; v
+# mutes both.
+cat > "$tmp/mute.policy.json" <<EOF
+{"defaults": {"class": "lifecycle", "channels": ["push", "email"]},
+ "quiet_hours": {"start": "21:00", "end": "08:00"}, $consent}
+EOF
+{
+    ev u hello 2026-06-10T00:00:00Z '{"region":"US"}'
+    ev u ping 2026-06-10T22:00:00Z          # waits until 08:00
+    ev u channel_muted 2026-06-10T23:00:00Z '' '{"channel":"push","muted":true}'
+    ev v hello 2026-06-10T00:00:00Z '{"region":"US"}'
+    ev v ping 2026-06-10T22:00:00Z
+    ev v channel_muted 2026-06-10T23:00:00Z '' '{"channel":"push","muted":true}'
+    ev v channel_muted 2026-06-10T23:30:00Z '' '{"channel":"email","muted":true}'
+} > "$tmp/mute.events"
+run mute --until 2026-06-11T09:00:00Z
+expect mute <<'EOF'
+pinged deferred quiet_hours quiet_hours null 2026-06-11T08:00:00.000Z
+pinged deferred quiet_hours quiet_hours null 2026-06-11T08:00:00.000Z
+pinged cancelled consent_withdrawn consent null null
+pinged sent none  email null
+EOF
+grep -q '"outcome":"cancelled".*"decided_at":"2026-06-10T23:30:00.000Z"' "$tmp/mute.decisions" && ok \
+    || bad "mute: not cancelled when the last channel was muted"
+
+# Scopes: each list given narrows a cap (machines AND triggers AND classes),
+# any entry of a list matches. "and" covers promo only if it is also
+# lifecycle, which it is not: it covers nothing. "either" covers m's pinged
+# and alert (alert is transactional: it bypasses caps).
+policy scopes '"caps": [{"name": "and", "window": "24h", "max": 0, "triggers": ["promo"], "classes": ["lifecycle"]},
+          {"name": "either", "window": "24h", "max": 0, "machines": ["m"], "triggers": ["pinged", "alert"]}]'
+{
+    ev u hello 2026-06-10T00:00:00Z
+    ev u ping 2026-06-10T01:00:00Z
+    ev u promo 2026-06-10T02:00:00Z
+    ev u alert 2026-06-10T03:00:00Z
+} > "$tmp/scopes.events"
+run scopes
+expect scopes <<'EOF'
+pinged suppressed cap either null null
+promo sent none  push null
+alert sent none  push null
+EOF
+
+# A calendar cap counts the sends on the local day of the zone the user has
+# when the trigger is decided. u's first promo is at 10:00 in Tokyo; u moves
+# to Los Angeles, where that send fell on the day before: a second promo goes
+# out at 03:00 (19:00 the same day in Tokyo). t moves the other way: its
+# first (23:00 in Los Angeles) falls on 15:00 of Tokyo's next day, the day
+# its second is decided on: capped, though in Los Angeles it was a new day.
+policy zonechange '"caps": [{"name": "promo-local-day", "calendar": "day", "max": 1, "classes": ["promotional"]}]'
+{
+    ev u hello 2026-06-10T00:00:00Z '{"timezone":"Asia/Tokyo"}'
+    ev u promo 2026-06-10T01:00:00Z         # 10:00 JST 06-10 (18:00 PDT 06-09)
+    ev u hello 2026-06-10T09:00:00Z '{"timezone":"America/Los_Angeles"}'
+    ev u promo 2026-06-10T10:00:00Z         # 03:00 PDT 06-10: out
+    ev t hello 2026-06-10T00:00:00Z '{"timezone":"America/Los_Angeles"}'
+    ev t promo 2026-06-11T06:00:00Z         # 23:00 PDT 06-10 (15:00 JST 06-11)
+    ev t hello 2026-06-11T07:00:00Z '{"timezone":"Asia/Tokyo"}'
+    ev t promo 2026-06-11T08:00:00Z         # 17:00 JST 06-11 (01:00 PDT 06-11): capped
+} > "$tmp/zonechange.events"
+run zonechange
+expect zonechange <<'EOF'
+promo sent none  push null
+promo sent none  push null
+promo sent none  push null
+promo suppressed cap promo-local-day null null
+EOF
+
+# ---- --only: one journey runs, the policy file still names them all -------
+# (rough edges: the policy was checked against the --only subset and refused
+# deploy/policies.json, which names every journey, with exit 78.)
+"$cuepoint" generate --users 200 --events 2000 --seed 9 > "$tmp/only.events"
+"$cuepoint" file --quiet --machines "$root/deploy/machines" --policies "$root/deploy/policies.json" \
+    --only milestones --input "$tmp/only.events" --state-dir "$tmp/only.state" > "$tmp/only.out" 2> "$tmp/only.err"
+rc=$?
+[ $rc -eq 0 ] && [ -s "$tmp/only.out" ] && ! grep -qv '"machine":"milestones"' "$tmp/only.out" && ok \
+    || { bad "--only milestones with the example policies: exit $rc"; cat "$tmp/only.err"; }
+# The same through replay (a file replay needs no broker with --file-partitions).
+"$cuepoint" replay --quiet --set machines.dir="$root/deploy/machines" --set policies="$root/deploy/policies.json" \
+    --only milestones --input "$tmp/only.events" --file-partitions 2 --state-dir "$tmp/only.replay" \
+    > "$tmp/only.rout" 2> "$tmp/only.rerr"
+rc=$?
+[ $rc -eq 0 ] && [ -s "$tmp/only.rout" ] && ok || { bad "replay --only milestones with the example policies: exit $rc"; cat "$tmp/only.rerr"; }
+"$cuepoint" file --quiet --machines "$root/deploy/machines" --policies "$root/deploy/policies.json" \
+    --only milestone --input /dev/null --state-dir "$tmp/only2.state" > /dev/null 2> "$tmp/only2.err"
+rc=$?
+[ $rc -eq 78 ] && grep -q "no machine named 'milestone' in '[^']*' (did you mean 'milestones'?)" "$tmp/only2.err" && ok \
+    || { bad "--only milestone: exit $rc, no suggestion"; cat "$tmp/only2.err"; }
+
 # ---- a bad policy file is an error naming the place -------------------------
 policy badcap '"caps": [{"name": "x", "window": "soon", "max": 1}]'
 "$cuepoint" file --machines "$machines" --policies "$tmp/badcap.policy.json" --input /dev/null --state-dir "$tmp/bad.state" 2> "$tmp/badcap.err" > /dev/null
-[ $? -eq 78 ] && grep -q 'badcap.policy.json: \$.caps\[0\]: expected a positive duration' "$tmp/badcap.err" && ok \
+[ $? -eq 78 ] && grep -q 'badcap.policy.json: \$.caps\[0\].window: expected a positive duration such as .*, not ..soon' "$tmp/badcap.err" && ok \
     || { bad "a bad cap window: exit/message"; cat "$tmp/badcap.err"; }
 policy badzone '"timezone": {"default": "Europe/Berlim"}'
 "$cuepoint" file --machines "$machines" --policies "$tmp/badzone.policy.json" --input /dev/null --state-dir "$tmp/bad.state" 2> "$tmp/badzone.err" > /dev/null

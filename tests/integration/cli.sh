@@ -25,6 +25,7 @@ expect_exit 64 "unknown command" "$cuepoint" fiel
 expect_in "$tmp/err" "did you mean 'file'" "unknown command suggests"
 expect_exit 64 "unknown option" "$cuepoint" file --inptu x
 expect_exit 66 "missing input" "$cuepoint" file --machines "$root/deploy/machines" --input /nonexistent.jsonl
+expect_exit 78 "missing machines directory (configuration)" "$cuepoint" file --machines /nonexistent --input /dev/null
 
 echo '{"state.dri": "x"}' > bad.json
 expect_exit 78 "misspelt config key" "$cuepoint" file --config bad.json --input /dev/null

@@ -38,12 +38,13 @@ grep -q hunter2 "$tmp/err" && bad "a secret value reached librdkafka's log lines
 
 export CUE_TEST_PW=from-env-hunter2
 echo '{"kafka": {"sasl.password": {"env": "CUE_TEST_PW"}, "ssl.key.pem": "KEYDATA"}}' > "$tmp/dump.json"
-expect_exit 0 "--print-config" "$cuepoint" run --config "$tmp/dump.json" --print-config
+expect_exit 0 "--print-config" "$cuepoint" run --config "$tmp/dump.json" --print-config --machines "$root/deploy/machines"
 grep -q '"sasl.password": "\[redacted\]"' "$tmp/out" && ! grep -q 'hunter2\|KEYDATA' "$tmp/out" && ok \
     || bad "--print-config does not redact: $(cat "$tmp/out")"
 
 start=$(date +%s)
-expect_exit 69 "no broker" "$cuepoint" run --set bootstrap.servers=127.0.0.1:1 \
+echo '{}' > "$tmp/empty.json"
+expect_exit 69 "no broker" "$cuepoint" run --config "$tmp/empty.json" --set bootstrap.servers=127.0.0.1:1 \
     --set startup.timeout.ms=1500 --state-dir "$tmp/s2" --machines "$root/deploy/machines"
 [ $(( $(date +%s) - start )) -le 10 ] && ok || bad "took more than 10 s to give up"
 grep -q '"level":"error".*no broker of 127.0.0.1:1 answered' "$tmp/err" && ok || bad "no clear error line"

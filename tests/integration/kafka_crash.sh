@@ -77,6 +77,7 @@ echo "last run: starts at offset $committed of $events"
 wait_run 120
 rc=$?
 [ "$rc" -eq 0 ] && ok || { bad "last run: exit $rc"; tail -5 kill.last.log; }
+balanced kill.last.log "last run"
 check kill kill-triggers kill
 echo "duplicate deliveries after $killed kills: $dups"
 
@@ -92,6 +93,7 @@ kill -TERM "$run_pid"
 wait_run 60
 rc=$?
 [ "$rc" -eq 0 ] && ok || { bad "term: SIGTERM gave exit $rc"; tail -5 term.1.log; }
+balanced term.1.log "term: the stopped run"
 [ "$lag" -gt 0 ] && ok || bad "term: SIGTERM came after the end of the stream (lag $lag)"
 start_run term term.2.log --stop-at-end
 committed=$(wait_assigned term.2.log "$parts")
@@ -101,6 +103,7 @@ echo "term: stopped with $lag records to go; the second run starts at offset $co
 wait_run 120
 rc=$?
 [ "$rc" -eq 0 ] && ok || { bad "term: the second run: exit $rc"; tail -5 term.2.log; }
+balanced term.2.log "term: the second run"
 check term term-triggers term
 [ "$dups" -eq 0 ] && ok || bad "term: $dups duplicate deliveries after a clean stop"
 

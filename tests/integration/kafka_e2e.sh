@@ -18,12 +18,13 @@ bootstrap=$(head -n1 "$tmp/broker.txt")
 # key<TAB>value, the key taken from the event's user_id (records without one get no key)
 keyed() { sed -E 's/^(.*"user_id":"([^"]*)".*)$/\2\t\1/; t; s/^/\t/'; }
 
-# name, events file, machine ("" for all), until ("" for no clock)
+# name, events file, machine ("" for all), until ("" for no clock), machines
+# directory (default deploy/machines)
 run_case() {
-    local name=$1 events=$2 only=$3 until=$4
+    local name=$1 events=$2 only=$3 until=$4 src=${5:-$root/deploy/machines}
     local mdir="$tmp/$name.machines"
     mkdir -p "$mdir"
-    if [ -n "$only" ]; then cp "$root/deploy/machines/$only.json" "$mdir/"; else cp "$root"/deploy/machines/*.json "$mdir/"; fi
+    if [ -n "$only" ]; then cp "$src/$only.json" "$mdir/"; else cp "$src"/*.json "$mdir/"; fi
     local fopts=(--machines "$mdir" --quiet --input "$events" --state-dir "$tmp/$name.fstate"
                  --set "application.id=e2e-$name")
     [ -n "$until" ] && fopts+=(--until "$until")
@@ -68,8 +69,8 @@ EOF
 
 for dir in "$root"/tests/golden/*/; do
     [ -f "$dir/case.env" ] || continue
-    ONLY=""; UNTIL=""; . "$dir/case.env"
-    run_case "$(basename "$dir")" "$dir/events.jsonl" "$ONLY" "$UNTIL"
+    ONLY=""; UNTIL=""; MACHINES=""; . "$dir/case.env"
+    run_case "$(basename "$dir")" "$dir/events.jsonl" "$ONLY" "$UNTIL" "${MACHINES:+$dir/$MACHINES}"
 done
 
 "$cuepoint" generate --users 3000 --events 30000 --seed 7 > "$tmp/gen.jsonl"

@@ -5,16 +5,19 @@
 # later ones in another). `cuepoint run` keeps the count in state.dir and
 # refuses another (exit 78, naming the topic, both counts and the
 # directory) instead of splitting users silently; a fresh state.dir takes
-# any count. (The mock broker cannot add partitions to a live topic, so
-# the same refusal for partitions assigned while running is not run here.)
+# any count. (The mock broker cannot add partitions to a live topic: the
+# topic with 8 partitions is the same name on a second cluster, and the
+# refusal for partitions assigned while running is not run here.)
 . "$(dirname "$0")/../lib.sh" "$1"
 . "$(dirname "$0")/../kafka_lib.sh"
 set -uo pipefail
 
-broker_start --partitions 4 --topic events --topic events8:8 --topic triggers
+broker_start --partitions 4 --topic events --topic triggers
+broker2_start --partitions 8 --topic events --topic triggers
 "$cuepoint" generate --users 300 --events 3000 --seed 5 > "$tmp/a.jsonl"
 produce "$tmp/a.jsonl" events || exit 1
-produce "$tmp/a.jsonl" events8 || exit 1
+b4=$bootstrap
+bootstrap=$bootstrap2 produce "$tmp/a.jsonl" events || exit 1
 
 config pc pc-app events triggers
 # expect RC LOG WHAT: one `run --stop-at-end` that must exit RC
@@ -26,16 +29,16 @@ expect() {
 expect 0 "$tmp/pc.1.log" "first run"
 
 # The same state.dir, an input of 8 partitions: refused, nothing consumed.
-sed -i 's/"input.topic": "events"/"input.topic": "events8"/' "$tmp/pc.json"
+sed -i "s/$b4/$bootstrap2/" "$tmp/pc.json"
 expect 78 "$tmp/pc.2.log" "8 partitions over a 4-partition state.dir"
-grep -q "input topic events8 has 8 partitions and state.dir $tmp/pc.state was built for 4" "$tmp/pc.2.log" && ok \
+grep -q "input topic events has 8 partitions and state.dir $tmp/pc.state was built for 4" "$tmp/pc.2.log" && ok \
     || { bad "the refusal does not name the topic, both counts and the directory"; tail -2 "$tmp/pc.2.log"; }
 grep -q '"partition assigned"' "$tmp/pc.2.log" && bad "the refused run took partitions" || ok
 
 # A fresh state.dir takes the 8 partitions, and keeps to them from then on.
 sed -i "s|/pc.state\"|/pc8.state\"|" "$tmp/pc.json"
 expect 0 "$tmp/pc.3.log" "8 partitions, fresh state.dir"
-sed -i 's/"input.topic": "events8"/"input.topic": "events"/' "$tmp/pc.json"
+sed -i "s/$bootstrap2/$b4/" "$tmp/pc.json"
 expect 78 "$tmp/pc.4.log" "4 partitions over an 8-partition state.dir"
 grep -q "input topic events has 4 partitions and state.dir $tmp/pc8.state was built for 8" "$tmp/pc.4.log" && ok \
     || { bad "the second refusal does not name the topic, both counts and the directory"; tail -2 "$tmp/pc.4.log"; }

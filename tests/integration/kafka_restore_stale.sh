@@ -14,9 +14,10 @@
 # from its start. With Kafka's default of a day ("fresh") it reads only the
 # tail from where its copy stands. Both end with the file mode's triggers
 # and states.
-# Then a copy past the changelog's end (another history: the topic was
-# recreated, or the directory came from another application) is dropped the
-# same way, not trusted as ahead.
+# Then a copy past the changelog's end (another history of the same
+# application and topics: the topics were deleted and created again, the
+# cluster rebuilt) is dropped the same way, not trusted as ahead. (A
+# directory of another application is refused outright: kafka_state_owner.sh.)
 # (The mock broker never compacts, so the tombstone itself cannot be lost
 # here; what is tested is the decision and that a full restore is exact.)
 . "$(dirname "$0")/../lib.sh" "$1"
@@ -88,18 +89,22 @@ check stale stale-triggers stale
 reference events "$total" fresh-app fresh
 check fresh fresh-triggers fresh
 
-# A copy past the changelog's end belongs to another history (the topic was
-# recreated, or the directory came from elsewhere): instance 1's store of
-# "stale" put under app "other", whose changelog is much shorter, is
-# emptied and restored in full, and the result is other's own.
+# A copy past the changelog's end belongs to another history: "other"'s
+# store from a second cluster, where it read far more, is used on this one,
+# whose changelog is much shorter: it is emptied and restored in full, and
+# the result is this cluster's own.
 "$cuepoint" generate --users 200 --events 1000 --seed 44 > "$tmp/few.jsonl"
 head -n 500 "$tmp/few.jsonl" > "$tmp/few.1.jsonl"
 tail -n +501 "$tmp/few.jsonl" > "$tmp/few.2.jsonl"
+broker2_start --partitions "$parts" --topic few --topic other-triggers
 setup other
 sed -i 's/"input.topic": "events"/"input.topic": "few"/' "$tmp/other.json"
+sed "s|$bootstrap|$bootstrap2|; s|/other.state\"|/elsewhere.state\"|" "$tmp/other.json" > "$tmp/elsewhere.json"
+bootstrap=$bootstrap2 produce "$tmp/a.jsonl" few || exit 1
+once elsewhere "$tmp/elsewhere.log"
 produce "$tmp/few.1.jsonl" few || exit 1
 once other "$tmp/other.1.log"
-rm -rf "$tmp/other.state" && cp -r "$tmp/stale.state" "$tmp/other.state"
+rm -rf "$tmp/other.state" && cp -r "$tmp/elsewhere.state" "$tmp/other.state"
 produce "$tmp/few.2.jsonl" few || exit 1
 once other "$tmp/other.2.log"
 past=$(grep -c '"local copy past the changelog.s end' "$tmp/other.2.log")

@@ -37,8 +37,9 @@ for c in none one; do topics+=(--topic "in-$c" --topic "out-$c" --topic "standby
 broker_start --partitions "$PARTS" "${topics[@]}"
 now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 t0=$(($(now_ms) - 3600 * 1000))
+# (%.0f: mawk's %d stops at 2^31 - 1, which is not a time in milliseconds.)
 awk -v n="$USERS" -v t0="$t0" 'BEGIN { for (i = 0; i < n; i++)
-    printf "u%d\t{\"event_id\":\"pre-%d\",\"user_id\":\"u%d\",\"type\":\"ping\",\"ts\":%d}\n", i, i, i, t0 + i }' \
+    printf "u%d\t{\"event_id\":\"pre-%d\",\"user_id\":\"u%d\",\"type\":\"ping\",\"ts\":%.0f}\n", i, i, i, t0 + i }' \
     > "$tmp/preload.tsv"
 
 pids=()

@@ -12,6 +12,9 @@ opts=(--machines "$root/deploy/machines" --quiet --set commit.records=2000 --unt
 
 "$cuepoint" file "${opts[@]}" --input events.jsonl --state-dir cut > cut1.jsonl &
 pid=$!
+# Killed once it has started on the file (a busy machine may take longer than
+# the pause to get there), part way through.
+for _ in $(seq 300); do [ -e cut/file-source.txt ] && break; sleep 0.1; done
 sleep "${KILL_AFTER:-0.4}"
 kill -9 "$pid" 2>/dev/null && killed=1 || killed=0
 wait "$pid" 2>/dev/null

@@ -228,3 +228,28 @@ Test(buf, a_large_string_of_escapes_grows_as_needed)
     cr_expect(n == N && memcmp(out, in, N) == 0, "the string does not read back");
     cue_buf_deinit(&b);
 }
+
+Test(buf, base64_as_a_json_string)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {{"", "\"\""},
+                 {"f", "\"Zg==\""},
+                 {"fo", "\"Zm8=\""},
+                 {"foo", "\"Zm9v\""},
+                 {"foob", "\"Zm9vYg==\""},
+                 {"fooba", "\"Zm9vYmE=\""},
+                 {"foobar", "\"Zm9vYmFy\""},
+                 {"v\xff"
+                  "1",
+                  "\"dv8x\""}};
+    cue_buf b;
+    cue_buf_init(&b, 1);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        cue_buf_reset(&b);
+        cr_assert(cue_buf_append_base64_str(&b, cases[i].in, strlen(cases[i].in)) == 0);
+        cr_expect_str_eq(b.data, cases[i].out, "'%s'", cases[i].in);
+        cr_expect_eq(b.len, strlen(cases[i].out));
+    }
+    cue_buf_deinit(&b);
+}

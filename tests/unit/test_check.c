@@ -25,32 +25,49 @@ static void lint_text(const char *text, cue_diags *d)
 
 typedef struct lint_case {
     const char *code, *text;
+    const char *error_path; /* NULL: a warning; else an error at this JSON path */
 } lint_case;
 
 static const lint_case cases[] = {
-    {"unreachable-state", "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\"},\"initial\":"
-                          "\"a\",\"final\":[\"a\"],\"states\":{\"a\":{},\"b\":{}}}"},
-    {"no-way-out", "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\"},\"initial\":\"a\","
-                   "\"states\":{\"a\":{\"on\":[{\"event\":\"x\",\"do\":[{\"emit\":\"e\"}]}]}}}"},
+    {"unreachable-state",
+     "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\"},\"initial\":"
+     "\"a\",\"final\":[\"a\"],\"states\":{\"a\":{},\"b\":{}}}",
+     NULL},
+    {"no-way-out",
+     "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\"},\"initial\":\"a\","
+     "\"states\":{\"a\":{\"on\":[{\"event\":\"x\",\"do\":[{\"emit\":\"e\"}]}]}}}",
+     NULL},
     {"final-has-transitions",
      "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\"},\"initial\":\"a\",\"final\":["
      "\"a\"],"
-     "\"states\":{\"a\":{\"on\":[{\"event\":\"x\",\"do\":[{\"emit\":\"e\"}]}]}}}"},
+     "\"states\":{\"a\":{\"on\":[{\"event\":\"x\",\"do\":[{\"emit\":\"e\"}]}]}}}",
+     NULL},
     {"timer-never-handled",
      "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\",\"do\":[{\"start_timer\":\"w\","
-     "\"after\":1}]},\"initial\":\"a\",\"final\":[\"a\"],\"states\":{\"a\":{}}}"},
+     "\"after\":1}]},\"initial\":\"a\",\"final\":[\"a\"],\"states\":{\"a\":{}}}",
+     "$.start.do[0]"},
+    {"timer-never-started",
+     "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\"},\"initial\":\"a\",\"final\":["
+     "\"z\"],\"states\":{\"a\":{\"on\":[{\"event\":\"x\",\"goto\":\"z\"},{\"timer\":\"w\","
+     "\"goto\":\"z\"}]},\"b\":{\"on\":[{\"event\":\"y\",\"do\":[{\"start_timer\":\"w\","
+     "\"after\":\"1h\"}],\"goto\":\"a\"}]},\"z\":{}}}",
+     "$.states.a.on[1].timer"},
     {"trigger-never-emitted",
      "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\"},\"initial\":\"a\",\"final\":["
      "\"a\","
-     "\"b\"],\"states\":{\"a\":{},\"b\":{\"on\":[{\"event\":\"x\",\"do\":[{\"emit\":\"e\"}]}]}}}"},
-    {"shadowed-transition", "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\"},"
-                            "\"initial\":\"a\",\"final\":[\"b\"],"
-                            "\"states\":{\"a\":{\"on\":[{\"event\":\"*\",\"goto\":\"b\"},{"
-                            "\"event\":\"x\",\"goto\":\"b\"}]},"
-                            "\"b\":{}}}"},
+     "\"b\"],\"states\":{\"a\":{},\"b\":{\"on\":[{\"event\":\"x\",\"do\":[{\"emit\":\"e\"}]}]}}}",
+     NULL},
+    {"shadowed-transition",
+     "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\"},"
+     "\"initial\":\"a\",\"final\":[\"b\"],"
+     "\"states\":{\"a\":{\"on\":[{\"event\":\"*\",\"goto\":\"b\"},{"
+     "\"event\":\"x\",\"goto\":\"b\"}]},"
+     "\"b\":{}}}",
+     NULL},
     {"start-in-final",
      "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\"},\"initial\":\"a\","
-     "\"final\":[\"a\"],\"states\":{\"a\":{}}}"},
+     "\"final\":[\"a\"],\"states\":{\"a\":{}}}",
+     NULL},
 };
 
 Test(check, each_lint_fires_on_its_mistake)
@@ -59,7 +76,15 @@ Test(check, each_lint_fires_on_its_mistake)
         cue_diags d;
         lint_text(cases[i].text, &d);
         cr_expect_geq(count(&d, cases[i].code), 1, "%s: not reported", cases[i].code);
-        cr_expect_eq(d.errors, 0, "%s: lints are warnings", cases[i].code);
+        if (cases[i].error_path == NULL) {
+            cr_expect_eq(d.errors, 0, "%s: a warning", cases[i].code);
+            cue_diags_deinit(&d);
+            continue;
+        }
+        cr_expect_eq(d.errors, 1, "%s: an error", cases[i].code);
+        for (size_t k = 0; k < d.n; k++)
+            if (strcmp(d.items[k].code, cases[i].code) == 0)
+                cr_expect_str_eq(d.items[k].path, cases[i].error_path, "%s: path", cases[i].code);
         cue_diags_deinit(&d);
     }
 }

@@ -153,9 +153,11 @@ Test(codec, migration_keeps_by_name_and_finishes_lost_states)
     cr_assert_eq(b.n_instances, 1);
     cr_assert_eq(st.migrated, 1);
     cr_assert(b.inst[0].finished, "state b is gone in v2: the instance must finish");
+    cr_assert_eq(st.stranded, 1, "and be counted as stranded, not lost silently");
     cr_assert_eq(b.inst[0].version, 2u);
     cr_assert_eq(b.inst[0].vars[0].type, CUE_VAL_STRING, "variable s survives by name");
-    cr_assert_eq(b.inst[0].timers[0], 1772442000000, "timer t survives by name");
+    cr_assert_eq(b.inst[0].timers[0], CUE_TIMER_NONE, "a finished instance keeps no timer");
+    cr_assert_eq(st.timers_dropped, 1, "the timer it had is counted as dropped");
     cr_assert_geq(st.dropped_names, 1u, "the dropped counter and variables are counted");
 }
 
@@ -223,7 +225,7 @@ Test(codec, policy_state_round_trips_and_plain_users_stay_format_1)
                                   .channel = CUE_CH_NONE};
     memcpy(p->decided[0].id, d->id, sizeof d->id);
     cr_assert(cue_codec_encode(&a, ms, &rec) == 0);
-    cr_assert_eq(((uint8_t *)rec.data)[2], CUE_CODEC_VERSION);
+    cr_assert_eq(((uint8_t *)rec.data)[2], CUE_CODEC_VERSION_POLICY);
     cue_err err;
     cr_assert(cue_codec_decode(rec.data, rec.len, ms, &b, NULL, &err) == 0, "%s", err.msg);
     cr_assert(cue_codec_encode(&b, ms, &rec2) == 0);
@@ -266,5 +268,251 @@ Test(codec, policy_state_round_trips_and_plain_users_stay_format_1)
     cue_buf_deinit(&json);
     cue_buf_deinit(&rec);
     cue_buf_deinit(&rec2);
+    cue_machines_free(ms);
+}
+
+/* Event ids go in format 3, with their times; a user without any is written
+ * as before, and a count over the bound is refused. */
+Test(codec, event_ids_round_trip_in_format_3)
+{
+    cue_machines *ms = compile_text(v1);
+    static cue_user a, b;
+    fill(&a);
+    a.n_seen = 3;
+    a.seen[0] = (cue_seen_id){.ms = 1772438400000 - 3600000, .hash = 0x0123456789abcdefULL};
+    a.seen[1] = (cue_seen_id){.ms = 1772438400000 + 5, .hash = UINT64_MAX};
+    a.seen[2] = (cue_seen_id){.ms = 1772438400000, .hash = 0};
+    cue_buf rec, rec2;
+    cue_buf_init(&rec, 64);
+    cue_buf_init(&rec2, 64);
+    cr_assert(cue_codec_encode(&a, ms, &rec) == 0);
+    cr_assert_eq(((uint8_t *)rec.data)[2], CUE_CODEC_VERSION_IDS);
+    cue_err err;
+    cr_assert(cue_codec_decode(rec.data, rec.len, ms, &b, NULL, &err) == 0, "%s", err.msg);
+    cr_assert_eq(b.n_seen, 3);
+    for (int i = 0; i < 3; i++) {
+        cr_expect_eq(b.seen[i].ms, a.seen[i].ms, "id %d time", i);
+        cr_expect_eq(b.seen[i].hash, a.seen[i].hash, "id %d hash", i);
+    }
+    cr_assert(cue_codec_encode(&b, ms, &rec2) == 0);
+    cr_assert(rec.len == rec2.len && memcmp(rec.data, rec2.data, rec.len) == 0);
+    /* The count is the byte after the (empty) policy section: past the bound,
+     * the record is refused even with a good checksum. */
+    a.n_seen = 1;
+    a.seen[0].ms = a.last_event_ms;
+    cr_assert(cue_codec_encode(&a, ms, &rec) == 0);
+    /* checksum, hash, time difference (1 byte), floor flag, count */
+    size_t at = rec.len - 4 - 8 - 1 - 1 - 1;
+    cr_assert_eq(((uint8_t *)rec.data)[at], 1);
+    ((uint8_t *)rec.data)[at] = CUE_EVENT_IDS_MAX + 1;
+    cue_codec_seal(rec.data, rec.len);
+    cr_expect_eq(cue_codec_decode(rec.data, rec.len, ms, &b, NULL, &err), CUE_ECORRUPT);
+    cr_expect(strstr(err.msg, "event id") != NULL, "%s", err.msg);
+    /* The floor up to which ids were dropped travels with them, even alone. */
+    a.n_seen = 0;
+    a.seen_floor_ms = a.last_event_ms - 12345;
+    cr_assert(cue_codec_encode(&a, ms, &rec) == 0);
+    cr_expect_eq(((uint8_t *)rec.data)[2], CUE_CODEC_VERSION_IDS);
+    cr_assert(cue_codec_decode(rec.data, rec.len, ms, &b, NULL, &err) == 0, "%s", err.msg);
+    cr_expect_eq(b.seen_floor_ms, a.seen_floor_ms);
+    cr_expect_eq(b.n_seen, 0);
+    a.seen_floor_ms = INT64_MIN;
+    cr_assert(cue_codec_encode(&a, ms, &rec) == 0);
+    cr_expect_eq(((uint8_t *)rec.data)[2], CUE_CODEC_VERSION_PLAIN, "no ids, no policy: format 1");
+    cue_buf_deinit(&rec);
+    cue_buf_deinit(&rec2);
+    cue_machines_free(ms);
+}
+
+/* A deferred trigger's late mark (issue 14: it was lost while the trigger
+ * waited) rides in the byte that the policy section wrote as the timer
+ * boolean, so records written before it still read, and no format changes. */
+Test(codec, a_deferred_triggers_late_mark_round_trips_in_the_flags_byte)
+{
+    cue_machines *ms = compile_text(v1);
+    static cue_user a, b;
+    fill(&a);
+    a.policy.n_deferred = 1;
+    cue_deferred *d = &a.policy.deferred[0];
+    memset(d, 0, sizeof *d);
+    d->due_ms = 5000;
+    d->time_ms = 4000;
+    d->why = CUE_WHY_QUIET_HOURS;
+    d->timer = true;
+    d->late = true;
+    memcpy(d->id, "0123456789abcdef0123456789abcdef", CUE_HASH_HEX_LEN + 1);
+    memcpy(d->rec, "{\"x\":{\"y\":1}}", 13);
+    d->rec_len = 13;
+    cue_buf rec;
+    cue_buf_init(&rec, 64);
+    cr_assert(cue_codec_encode(&a, ms, &rec) == 0);
+    cr_assert_eq(((uint8_t *)rec.data)[2], 2, "the policy section's format");
+    cue_err err;
+    cr_assert(cue_codec_decode(rec.data, rec.len, ms, &b, NULL, &err) == 0, "%s", err.msg);
+    cr_assert(b.policy.deferred[0].late && b.policy.deferred[0].timer);
+    /* The flags byte comes just before the id's length and bytes. */
+    size_t at = 0;
+    while (at + CUE_HASH_HEX_LEN <= rec.len && memcmp(rec.data + at, d->id, CUE_HASH_HEX_LEN))
+        at++;
+    cr_assert(at >= 2 && at + CUE_HASH_HEX_LEN <= rec.len);
+    uint8_t *flags = (uint8_t *)rec.data + at - 2;
+    cr_assert_eq(*flags, 3, "timer | late");
+    *flags = 1; /* as format 2 wrote a timer's trigger before the mark */
+    cue_codec_seal(rec.data, rec.len);
+    cr_assert(cue_codec_decode(rec.data, rec.len, ms, &b, NULL, &err) == 0, "%s", err.msg);
+    cr_assert(b.policy.deferred[0].timer && !b.policy.deferred[0].late);
+    *flags = 4; /* no such flag */
+    cue_codec_seal(rec.data, rec.len);
+    cr_assert_eq(cue_codec_decode(rec.data, rec.len, ms, &b, NULL, &err), CUE_ECORRUPT);
+    cr_assert(strstr(err.msg, "deferred flags"), "%s", err.msg);
+    cue_buf json;
+    cue_buf_init(&json, 256);
+    cr_assert(cue_user_to_json(&a, ms, &json) == 0);
+    cr_assert(strstr(json.data, "\"reason\":\"quiet_hours\",\"late\":true}"), "%s", json.data);
+    cue_buf_deinit(&json);
+    cue_buf_deinit(&rec);
+    cue_machines_free(ms);
+}
+
+/* ---- migrate maps ------------------------------------------------------- */
+
+/* v2 with state b gone and a `migrate` map placing its instances (the rest
+ * of the map is `map`). Timer t is kept by name unless the map says. */
+#define V2_MAP(states, map)                                                                        \
+    "{\"name\":\"m\",\"version\":2,\"start\":{\"event\":\"go\",\"do\":[{\"increment\":\"n\"},"     \
+    "{\"set\":\"s\",\"from\":{\"event\":\"/s\"}},{\"start_timer\":\"t\",\"after\":\"1h\"}]},"      \
+    "\"initial\":\"a\",\"final\":[\"z\"],\"states\":{\"a\":{\"on\":[{\"event\":\"go\",\"goto\":"   \
+    "\"c1\"}]}," states "\"z\":{}},\"migrate\":{" map "}}"
+#define C_STATES                                                                                   \
+    "\"c1\":{\"on\":[{\"timer\":\"t\",\"goto\":\"z\"}]},\"c2\":{\"on\":[{\"timer\":\"t\","         \
+    "\"goto\":\"z\"}]},"
+
+typedef struct traced {
+    cue_migration last;
+    int calls;
+} traced;
+
+static void on_migration(const cue_migration *mg, void *ctx)
+{
+    traced *t = ctx;
+    t->last = *mg;
+    t->calls++;
+}
+
+/* Encodes the filled user under v1 and decodes it under `v2`, tracing. */
+static cue_codec_stats migrate_traced(const char *v2, cue_user *b, traced *tr)
+{
+    cue_machines *m1 = compile_text(v1), *m2 = compile_text(v2);
+    static cue_user a;
+    fill(&a);
+    cue_buf rec;
+    cue_buf_init(&rec, 64);
+    cr_assert(cue_codec_encode(&a, m1, &rec) == 0);
+    cue_codec_stats st = {0};
+    cue_err err;
+    memset(tr, 0, sizeof *tr);
+    cr_assert(cue_codec_decode_traced(rec.data, rec.len, m2, b, &st, on_migration, tr, &err) == 0,
+              "%s", err.msg);
+    /* What the trace borrows lives as long as m2: keep the name, drop the rest. */
+    if (tr->last.from_name) tr->last.from_name = strcmp(tr->last.from_name, "b") ? "?" : "b";
+    tr->last.rule = NULL;
+    tr->last.m = NULL;
+    cue_buf_deinit(&rec);
+    cue_machines_free(m1);
+    cue_machines_free(m2);
+    return st;
+}
+
+Test(codec, a_renamed_state_moves_and_its_timer_is_shifted)
+{
+    static cue_user b;
+    traced tr;
+    cue_codec_stats st = migrate_traced(
+        V2_MAP(C_STATES, "\"states\":{\"b\":\"c2\"},\"timers\":{\"t\":{\"shift\":\"-30m\"}}"), &b,
+        &tr);
+    cr_assert_eq(b.n_instances, 1);
+    cr_assert(!b.inst[0].finished);
+    cr_assert_eq(b.inst[0].state, 2, "b -> c2 (a, c1, c2, z)");
+    cr_assert_eq(b.inst[0].timers[0], 1772442000000 - 1800000, "shifted half an hour earlier");
+    cr_assert_eq(st.migrated, 1);
+    cr_assert_eq(st.moved, 1);
+    cr_assert_eq(st.timers_moved, 1);
+    cr_assert_eq(st.stranded + st.finished + st.timers_dropped, 0);
+    cr_assert_eq(b.inst[0].counters[0], -7, "counter n kept by name");
+    cr_assert_eq(tr.calls, 1);
+    cr_assert_eq(tr.last.outcome, CUE_MIG_MOVED);
+    cr_assert_str_eq(tr.last.from_name, "b");
+    cr_assert_eq(tr.last.from_version, 1u);
+    cr_assert_eq(tr.last.to_state, 2);
+    cr_assert_eq(tr.last.n_timers, 1);
+    cr_assert_eq(tr.last.timers[0].fate, CUE_MIGT_MOVED);
+}
+
+Test(codec, a_split_state_goes_where_the_first_guard_holds)
+{
+    static cue_user b;
+    traced tr;
+    /* The counter is -7: the first rule does not hold, the second does. */
+    cue_codec_stats st = migrate_traced(
+        V2_MAP(C_STATES,
+               "\"states\":{\"b\":[{\"when\":[{\"counter\":\"n\",\"gt\":0}],\"to\":\"c1\"},"
+               "{\"when\":[{\"attr\":\"timezone\",\"eq\":\"Europe/Berlin\"}],\"to\":\"c2\","
+               "\"timers\":{\"t\":\"drop\"}},{\"to\":\"c1\"}]}"),
+        &b, &tr);
+    cr_assert_eq(b.inst[0].state, 2, "the attribute's rule: c2");
+    cr_assert_eq(b.inst[0].timers[0], CUE_TIMER_NONE, "that rule drops the timer");
+    cr_assert_eq(st.moved, 1);
+    cr_assert_eq(st.timers_dropped, 1);
+    cr_assert_eq(tr.last.timers[0].fate, CUE_MIGT_DROPPED);
+    cr_assert_eq(tr.last.to_state, 2);
+}
+
+Test(codec, a_removed_state_is_finished_or_restarted_by_its_rule)
+{
+    static cue_user b;
+    traced tr;
+    cue_codec_stats st =
+        migrate_traced(V2_MAP(C_STATES, "\"states\":{\"b\":{\"finish\":true}}"), &b, &tr);
+    cr_assert_eq(b.n_instances, 1);
+    cr_assert(b.inst[0].finished);
+    cr_assert_eq(b.inst[0].timers[0], CUE_TIMER_NONE, "a finished instance keeps no timer");
+    cr_assert_eq(st.finished, 1);
+    cr_assert_eq(st.stranded, 0, "finished by a rule is not stranded");
+    cr_assert_eq(st.timers_dropped, 1);
+    cr_assert_eq(tr.last.outcome, CUE_MIG_FINISHED);
+    st = migrate_traced(V2_MAP(C_STATES, "\"states\":{\"b\":{\"restart\":true}}"), &b, &tr);
+    cr_assert_eq(b.n_instances, 0);
+    cr_assert_eq(st.dropped_instances, 1);
+    cr_assert_eq(tr.last.outcome, CUE_MIG_RESTARTED);
+}
+
+Test(codec, a_state_with_no_rule_is_stranded_and_reported)
+{
+    static cue_user b;
+    traced tr;
+    cue_codec_stats st = migrate_traced(V2_MAP(C_STATES, "\"timers\":{\"t\":\"keep\"}"), &b, &tr);
+    cr_assert(b.inst[0].finished);
+    cr_assert_eq(st.stranded, 1);
+    cr_assert_eq(tr.last.outcome, CUE_MIG_STRANDED);
+    cr_assert_null(tr.last.from_name, "nothing in v2 names state b");
+    cr_assert_eq(tr.last.from_state, cue_hash32("b", 1));
+}
+
+Test(codec, the_same_version_is_not_reported)
+{
+    cue_machines *ms = compile_text(v1);
+    static cue_user a, b;
+    fill(&a);
+    cue_buf rec;
+    cue_buf_init(&rec, 64);
+    cr_assert(cue_codec_encode(&a, ms, &rec) == 0);
+    traced tr = {0};
+    cue_codec_stats st = {0};
+    cue_err err;
+    cr_assert(cue_codec_decode_traced(rec.data, rec.len, ms, &b, &st, on_migration, &tr, &err) ==
+              0);
+    cr_assert_eq(tr.calls, 0);
+    cr_assert_eq(st.migrated + st.timers_dropped + st.stranded, 0);
+    cue_buf_deinit(&rec);
     cue_machines_free(ms);
 }

@@ -6,6 +6,8 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct config_case {
     const char *text;
@@ -44,6 +46,14 @@ static const config_case cases[] = {
     {"{\"kafka\":{\"socket.timeout.ms\":100,\"consumer\":{\"fetch.wait.max.ms\":10},"
      "\"producer\":{\"linger.ms\":\"2\",\"enable.gapless.guarantee\":true}}}",
      0, NULL},
+    {"{\"admin.users.token\":\"\"}", 0, NULL},
+    {"{\"admin.users.token\":\"tOk3n-._~+/tOk3n==\"}", 0, NULL},
+    {"{\"admin.users.token\":\"short\"}", CUE_ECONFIG, "5 bytes; a token needs 16 at least"},
+    {"{\"admin.users.token\":\"has a space in it, long enough\"}", CUE_ECONFIG,
+     "$.admin.users.token: a token is letters"},
+    {"{\"admin.users.token\":\"==paddingfirst0123456\"}", CUE_ECONFIG, "padding"},
+    {"{\"admin.users.token\":5}", CUE_ECONFIG, "$.admin.users.token: must be a string"},
+    {"{\"admin.user.token\":\"x\"}", CUE_ECONFIG, "did you mean 'admin.users.token'"},
 };
 
 Test(config, table_of_files)
@@ -77,7 +87,9 @@ Test(config, values_from_env_and_file_never_logged)
     cue_err err = {0};
     cr_assert(cue_config_load(&cfg, path, &err) == 0, "%s", err.msg);
     cr_assert_str_eq(cfg.application_id, "from-env");
-    cr_assert_str_eq(cfg.state_dir, "from-file");
+    /* A path read from a file is still a path in the config: taken from the
+     * config's directory (both are in /tmp here). */
+    cr_assert_str_eq(cfg.state_dir, "/tmp/from-file");
     unlink(secret);
     unlink(path);
 }
@@ -135,5 +147,137 @@ Test(config, kafka_passthrough_and_secrets)
               cue_config_secret("x.secret") && !cue_config_secret("ssl.ca.location") &&
               !cue_config_secret("client.id"));
     cr_expect_str_eq(cue_config_dead_letter_topic(&cfg), "cuepoint-dead-letters");
+    unlink(path);
+}
+
+/* Relative paths in a file are the file's: its directory is prefixed; absolute
+ * ones, "" (switched off) and command-line values stay as they are. */
+Test(config, paths_relative_to_the_file)
+{
+    char dir[] = "/tmp/cue-test-dir-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char sub[128], path[160], secret[160];
+    snprintf(sub, sizeof sub, "%s/etc", dir);
+    cr_assert_eq(mkdir(sub, 0700), 0);
+    snprintf(secret, sizeof secret, "%s/app.txt", sub);
+    FILE *f = fopen(secret, "w");
+    cr_assert_not_null(f);
+    fputs("from-sibling\n", f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/c.json", sub);
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("{\"machines.dir\":\"m\",\"state.dir\":\"../var/state\",\"policies\":\"\","
+          "\"application.id\":{\"file\":\"app.txt\"},\"log.level\":\"warn\"}",
+          f);
+    fclose(f);
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cr_assert_eq(cfg.log_level, CUE_LOG_INFO);
+    cue_err err = {0};
+    cr_assert(cue_config_load(&cfg, path, &err) == 0, "%s", err.msg);
+    char want[200];
+    snprintf(want, sizeof want, "%s/m", sub);
+    cr_expect_str_eq(cfg.machines_dir, want);
+    snprintf(want, sizeof want, "%s/../var/state", sub);
+    cr_expect_str_eq(cfg.state_dir, want);
+    cr_expect_str_eq(cfg.policies, "");
+    cr_expect_str_eq(cfg.application_id, "from-sibling");
+    cr_expect_eq(cfg.log_level, CUE_LOG_WARN);
+    cr_assert(cue_config_set(&cfg, "machines.dir", "rel", &err) == 0, "%s", err.msg);
+    cr_expect_str_eq(cfg.machines_dir, "rel");
+    unlink(secret);
+    unlink(path);
+    rmdir(sub);
+    rmdir(dir);
+}
+
+Test(config, a_missing_file_is_not_found)
+{
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cue_err err = {0};
+    cr_expect_eq(cue_config_load(&cfg, "/tmp/cue-no-such-dir/c.json", &err), CUE_ENOTFOUND);
+    cr_expect(strstr(err.msg, "/tmp/cue-no-such-dir/c.json") != NULL, "%s", err.msg);
+}
+
+/* The dump is JSON a config file can hold: numbers and booleans as they were
+ * written, nested objects indented, and it loads back to the same dump. */
+Test(config, dump_reads_back)
+{
+    char path[64];
+    write_temp(path, ".json",
+               "{\"commit.interval.ms\":250,\"log.level\":\"debug\",\"event.attributes\":"
+               "{\"locale\":null},\"kafka\":{\"socket.timeout.ms\":3000,\"consumer\":"
+               "{\"check.crcs\":true},\"producer\":{\"linger.ms\":\"7\"}}}");
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cue_err err = {0};
+    cr_assert(cue_config_load(&cfg, path, &err) == 0, "%s", err.msg);
+    /* The defaults are relative to the working directory; read back from a
+     * file elsewhere they would not be the same paths. */
+    cr_assert(cue_config_set(&cfg, "state.dir", "/var/lib/x", &err) == 0, "%s", err.msg);
+    cr_assert(cue_config_set(&cfg, "machines.dir", "/usr/share/x", &err) == 0, "%s", err.msg);
+    cue_buf b;
+    cue_buf_init(&b, 0);
+    cr_assert_eq(cue_config_dump(&cfg, &b), 0);
+    static const char *const parts[] = {"\n  \"commit.interval.ms\": 250,\n",
+                                        "\n  \"log.level\": \"debug\",\n",
+                                        "\n    \"locale\": null\n",
+                                        "\n    \"socket.timeout.ms\": 3000,\n",
+                                        "\n      \"check.crcs\": true\n",
+                                        "\n      \"linger.ms\": \"7\"\n",
+                                        "\n  }\n}\n"};
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
+        cr_expect(strstr(b.data, parts[i]) != NULL, "no '%s' in\n%s", parts[i], b.data);
+    char again[64];
+    write_temp(again, ".json", b.data);
+    cue_config cfg2;
+    cue_config_defaults(&cfg2);
+    cr_assert(cue_config_load(&cfg2, again, &err) == 0, "%s", err.msg);
+    cue_buf b2;
+    cue_buf_init(&b2, 0);
+    cr_assert_eq(cue_config_dump(&cfg2, &b2), 0);
+    cr_expect_str_eq(b2.data, b.data);
+    cue_buf_deinit(&b2);
+    cue_buf_deinit(&b);
+    unlink(again);
+    unlink(path);
+}
+
+Test(config, the_user_api_token_is_a_secret)
+{
+    setenv("CUE_TEST_TOKEN", "env-token-0123456789", 1);
+    char file[64], path[64], text[256];
+    write_temp(file, ".txt", "file-token-0123456789\n");
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cr_expect_str_eq(cfg.admin_users_token, "", "a token by default");
+    cue_err err = {0};
+    cr_assert(cue_config_set(&cfg, "admin.users.token", "{\"env\": \"CUE_TEST_TOKEN\"}", &err) == 0,
+              "%s", err.msg);
+    cr_expect_str_eq(cfg.admin_users_token, "env-token-0123456789");
+    snprintf(text, sizeof text, "{\"admin.users.token\":{\"file\":\"%s\"}}", file);
+    write_temp(path, ".json", text);
+    cr_assert(cue_config_load(&cfg, path, &err) == 0, "%s", err.msg);
+    cr_expect_str_eq(cfg.admin_users_token, "file-token-0123456789", "the newline is dropped");
+    cue_buf b;
+    cue_buf_init(&b, 0);
+    cue_config_dump(&cfg, &b);
+    cr_expect(strstr(b.data, "file-token") == NULL, "the token in the dump:\n%s", b.data);
+    cr_expect(strstr(b.data, "\"admin.users.token\": \"[redacted]\"") != NULL, "%s", b.data);
+    cue_buf_deinit(&b);
+    /* A bad one is not kept, nor quoted. */
+    setenv("CUE_TEST_TOKEN", "bad token, with spaces", 1);
+    cr_expect(cue_config_set(&cfg, "admin.users.token", "{\"env\": \"CUE_TEST_TOKEN\"}", &err) !=
+              0);
+    cr_expect(strstr(err.msg, "spaces") == NULL, "'%s' quotes the token", err.msg);
+    cr_expect_str_eq(cfg.admin_users_token, "");
+    cue_config_defaults(&cfg);
+    cue_buf_init(&b, 0);
+    cue_config_dump(&cfg, &b);
+    cr_expect(strstr(b.data, "\"admin.users.token\": \"\"") != NULL, "%s", b.data);
+    cue_buf_deinit(&b);
+    unlink(file);
     unlink(path);
 }

@@ -5,7 +5,9 @@
 #include "cuepoint/engine.h"
 #include "cuepoint/event.h"
 #include "cuepoint/machine.h"
+#include "cuepoint/timefmt.h"
 #include "cuepoint/trigger.h"
+#include "cuepoint/tz.h"
 
 #include "testutil.h"
 
@@ -52,6 +54,7 @@ static void run_script(const engine_case *c, collected *out)
     cue_machines *ms = compile_text(c->machine);
     cue_config cfg;
     cue_config_defaults(&cfg);
+    cfg.event_time_min_ms = 0; /* the cases count time from 0 */
     cue_event_decoder *dec;
     cue_err err;
     cr_assert(cue_event_decoder_new(&dec, &cfg, &err) == 0);
@@ -64,14 +67,14 @@ static void run_script(const engine_case *c, collected *out)
     for (int i = 0; i < 12 && c->steps[i]; i++) {
         const char *s = c->steps[i];
         if (s[0] == '@') {
-            cue_engine_fire(ms, u, strtoll(s + 1, NULL, 10), collect, out, &st);
+            cue_engine_fire(ms, u, strtoll(s + 1, NULL, 10), NULL, collect, out, &st);
         } else {
             cue_event ev;
             cue_reason reason;
             cr_assert(cue_event_decode(dec, s, strlen(s), &ev, &reason, &err) == 0,
                       "%s: step %d does not decode: %s", c->name, i, err.msg);
             ev.offset = i;
-            cue_engine_apply(ms, u, &ev, collect, out, &st);
+            cue_engine_apply(ms, u, &ev, NULL, collect, out, &st);
         }
         cr_assert(cue_codec_encode(u, ms, &rec) == 0);
         cr_assert(cue_codec_decode(rec.data, rec.len, ms, u, NULL, &err) == 0, "%s", err.msg);
@@ -236,6 +239,164 @@ Test(engine, event_id_is_the_cause_when_present)
     cr_assert_str_eq(a.ids[0], b.ids[0]);
 }
 
+/* ---- timers at times read from the event -------------------------------- */
+
+#define DAY 86400000LL
+
+/* Starts "expiring" at the time in /p/end moved by `when` (JSON members). */
+#define TRIAL(when)                                                                                \
+    "{\"name\":\"trial\",\"version\":1,\"start\":{\"event\":\"trial_started\",\"do\":[{"           \
+    "\"start_timer\":\"expiring\"," when "}]},\"initial\":\"trial\",\"final\":[\"done\"],"         \
+    "\"states\":{\"trial\":{\"on\":[{\"timer\":\"expiring\",\"do\":[{\"emit\":\"trial_expiring\"}" \
+    "],"                                                                                           \
+    "\"goto\":\"done\"}]},\"done\":{}}}"
+
+static const engine_case timer_cases[] = {
+    {"before: three days before the time in the event",
+     TRIAL("\"at\":{\"event\":\"/p/end\"},\"before\":\"3d\""),
+     {EV("trial_started", 0, ",\"p\":{\"end\":\"1970-01-15T00:00:00Z\"}"), "@950400000"},
+     "trial_expiring@950400000{};"},
+    {"after: an hour after the time in the event",
+     TRIAL("\"at\":{\"event\":\"/p/end\"},\"after\":\"1h\""),
+     {EV("trial_started", 0, ",\"p\":{\"end\":86400000}"), "@90000000"},
+     "trial_expiring@90000000{};"},
+    {"earliest: the event's time minus 3d, or a week from now",
+     TRIAL("\"earliest\":[{\"at\":{\"event\":\"/p/end\"},\"before\":\"3d\"},{\"after\":\"7d\"}]"),
+     {EV("trial_started", 0, ",\"p\":{\"end\":\"1970-01-31T00:00:00Z\"}"), "@604800000"},
+     "trial_expiring@604800000{};"},
+    {"latest skips a time that is not there",
+     TRIAL("\"latest\":[{\"event\":\"/p/end\"},{\"event\":\"/p/renewal\"}]"),
+     {EV("trial_started", 0, ",\"p\":{\"end\":5000}"), "@5000"},
+     "trial_expiring@5000{};"},
+    {"local_time without a zone is UTC: 09:00 the day after",
+     TRIAL("\"after\":\"1d\",\"local_time\":\"09:00\""),
+     {EV("trial_started", 1000, ""), "@118800000"},
+     "trial_expiring@118800000{};"},
+    {"a time already past fires at once, at its own time",
+     TRIAL("\"at\":{\"event\":\"/p/end\"},\"before\":\"3d\""),
+     {EV("trial_started", 864000000, ",\"p\":{\"end\":\"1970-01-12T00:00:00Z\"}"), "@691200000"},
+     "trial_expiring@691200000{};"},
+    {"if_past skip starts nothing",
+     TRIAL("\"at\":{\"event\":\"/p/end\"},\"before\":\"3d\",\"if_past\":\"skip\""),
+     {EV("trial_started", 864000000, ",\"p\":{\"end\":\"1970-01-12T00:00:00Z\"}"), "@691200000",
+      "@864000000"},
+     ""},
+};
+
+Test(engine, timers_at_times_from_the_event)
+{
+    for (size_t i = 0; i < sizeof timer_cases / sizeof *timer_cases; i++) {
+        collected got;
+        run_script(&timer_cases[i], &got);
+        cr_expect_str_eq(got.text, timer_cases[i].expected,
+                         "case '%s':\n  expected %s\n  got      %s", timer_cases[i].name,
+                         timer_cases[i].expected, got.text);
+    }
+}
+
+/* Decodes one event line with a fresh decoder kept in `dec`. */
+static cue_event decode_one(cue_event_decoder **dec, const char *line)
+{
+    static cue_config cfg; /* the decoder borrows it */
+    cue_config_defaults(&cfg);
+    cfg.event_time_min_ms = 0; /* the cases count time from 0 */
+    cue_err err;
+    if (*dec == NULL) cr_assert(cue_event_decoder_new(dec, &cfg, &err) == 0);
+    cue_event ev;
+    cue_reason reason;
+    cr_assert(cue_event_decode(*dec, line, strlen(line), &ev, &reason, &err) == 0, "%s", err.msg);
+    return ev;
+}
+
+Test(engine, local_time_in_the_users_zone_across_a_clock_change)
+{
+    cue_machines *ms = compile_text(TRIAL("\"after\":\"1d\",\"local_time\":\"09:00\""));
+    cue_tz *tz;
+    cue_err err;
+    cr_assert(cue_tz_new(&tz, 4, &err) == 0);
+    cue_step_env env = {.tz = tz};
+    cr_assert(cue_tz_find(tz, "Europe/Berlin", 13, &env.zone, &err) == 0, "%s", err.msg);
+    static cue_user u;
+    cue_user_init(&u, "u1", 2);
+    cue_event_decoder *dec = NULL;
+    /* Saturday 21:00 in Berlin; summer time starts that night, so 09:00 on
+     * Sunday is 07:00 UTC, 34 hours later, not 36. */
+    cue_event ev = decode_one(
+        &dec, "{\"user_id\":\"u1\",\"type\":\"trial_started\",\"ts\":\"2026-03-28T20:00:00Z\"}");
+    cue_step_stats st = {0};
+    collected got = {0};
+    cue_engine_apply(ms, &u, &ev, &env, collect, &got, &st);
+    int64_t want;
+    cr_assert(cue_time_parse_rfc3339("2026-03-29T07:00:00Z", 20, &want) == 0);
+    cr_assert_eq(u.inst[0].timers[0], want, "due %lld, want %lld", (long long)u.inst[0].timers[0],
+                 (long long)want);
+    cue_event_decoder_free(dec);
+    cue_tz_free(tz);
+    cue_machines_free(ms);
+}
+
+typedef struct check_case {
+    const char *name, *machine, *event;
+    bool ok;
+    const char *in_message; /* the refusal names this */
+} check_case;
+
+static const check_case check_cases[] = {
+    {"a readable time", TRIAL("\"at\":{\"event\":\"/p/end\"},\"before\":\"3d\""),
+     EV("trial_started", 0, ",\"p\":{\"end\":\"2026-04-01T00:00:00Z\"}"), true, NULL},
+    {"not a date", TRIAL("\"at\":{\"event\":\"/p/end\"},\"before\":\"3d\""),
+     EV("trial_started", 0, ",\"p\":{\"end\":\"not a date\"}"), false,
+     "timer 'expiring' at the time in /p/end, but it is \"not a date\""},
+    {"missing", TRIAL("\"at\":{\"event\":\"/p/end\"}"), EV("trial_started", 0, ""), false,
+     "/p/end, but there is nothing there"},
+    {"epoch seconds", TRIAL("\"at\":{\"event\":\"/p/end\"}"),
+     EV("trial_started", 0, ",\"p\":{\"end\":1767225600}"), false,
+     "it is 1767225600: a time is epoch milliseconds or RFC 3339 with an offset, 1970-9999, and "
+     "this looks like epoch seconds"},
+    {"none of several", TRIAL("\"earliest\":[{\"event\":\"/p/a\"},{\"event\":\"/p/b\"}]"),
+     EV("trial_started", 0, ""), false, "none of them is there (the first is read from /p/a)"},
+    {"one of several is enough", TRIAL("\"earliest\":[{\"event\":\"/p/a\"},{\"event\":\"/p/b\"}]"),
+     EV("trial_started", 0, ",\"p\":{\"b\":5}"), true, NULL},
+    {"a variable set just before",
+     "{\"name\":\"v\",\"version\":1,\"start\":{\"event\":\"go\",\"do\":[{\"set\":\"due\",\"from\":"
+     "{\"event\":\"/p/due\"}},{\"start_timer\":\"t\",\"at\":{\"var\":\"due\"}}]},\"initial\":\"a\","
+     "\"final\":[\"z\"],\"states\":{\"a\":{\"on\":[{\"timer\":\"t\",\"goto\":\"z\"}]},\"z\":{}}}",
+     EV("go", 0, ",\"p\":{\"due\":\"soon\"}"), false, "variable 'due', but it is \"soon\""},
+    {"a start whose guard fails is not checked",
+     "{\"name\":\"g\",\"version\":1,\"start\":{\"event\":\"go\",\"when\":[{\"event\":\"/p/due\","
+     "\"exists\":true}],\"do\":[{\"start_timer\":\"t\",\"at\":{\"event\":\"/p/due\"}}]},"
+     "\"initial\":\"a\",\"final\":[\"z\"],\"states\":{\"a\":{\"on\":[{\"timer\":\"t\",\"goto\":"
+     "\"z\"}]},\"z\":{}}}",
+     EV("go", 0, ""), true, NULL},
+    {"another event type is not checked", TRIAL("\"at\":{\"event\":\"/p/end\"}"),
+     EV("page_viewed", 0, ""), true, NULL},
+};
+
+Test(engine, check_refuses_an_event_whose_timer_time_does_not_read)
+{
+    for (size_t i = 0; i < sizeof check_cases / sizeof *check_cases; i++) {
+        const check_case *c = &check_cases[i];
+        cue_machines *ms = compile_text(c->machine);
+        static cue_user u, before;
+        cue_user_init(&u, "u1", 2);
+        before = u;
+        cue_event_decoder *dec = NULL;
+        cue_event ev = decode_one(&dec, c->event);
+        cue_step_refusal why;
+        bool ok = cue_engine_check(ms, &u, &ev, NULL, &why);
+        cr_expect_eq(ok, c->ok, "%s: check says %d", c->name, ok);
+        cr_expect(memcmp(&u, &before, sizeof u) == 0, "%s: checking changed the user", c->name);
+        if (!ok && c->in_message) {
+            char msg[512];
+            cue_engine_refusal_text(ms, &why, msg, sizeof msg);
+            cr_expect(strstr(msg, c->in_message) != NULL, "%s: '%s' lacks '%s'", c->name, msg,
+                      c->in_message);
+        }
+        cue_event_decoder_free(dec);
+        cue_machines_free(ms);
+    }
+}
+
 /* Found by fuzzing (tests/fuzz/fuzz_machine.c): `counters += by` overflowed
  * for "by": 9223372036854775807. The compiler now bounds `by` at 2^53 - 1,
  * and counters stop at the 64-bit bounds, whatever a stored state held. */
@@ -250,6 +411,7 @@ Test(engine, counters_stop_at_the_64_bit_bounds)
     cue_machines *ms = compile_text(machine);
     cue_config cfg;
     cue_config_defaults(&cfg);
+    cfg.event_time_min_ms = 0; /* the cases count time from 0 */
     cue_event_decoder *dec;
     cue_err err;
     cr_assert(cue_event_decoder_new(&dec, &cfg, &err) == 0);
@@ -265,7 +427,7 @@ Test(engine, counters_stop_at_the_64_bit_bounds)
         cue_event ev;
         cue_reason reason;
         cr_assert(cue_event_decode(dec, steps[i], strlen(steps[i]), &ev, &reason, &err) == 0);
-        cue_engine_apply(ms, u, &ev, collect, &got, &st);
+        cue_engine_apply(ms, u, &ev, NULL, collect, &got, &st);
     }
     cr_assert_str_eq(got.text, "n@2{n=9223372036854775807};n@3{n=-9223372036854775808};"
                                "n@4{n=9223372036854775807};");
@@ -278,15 +440,15 @@ Test(engine, counters_stop_at_the_64_bit_bounds)
  * starts a timer "at" a time already past (a literal, or a variable) made it
  * due again at once, and `cuepoint file` emitted the same trigger for ever.
  * In a timer's step such a start is refused and counted; in an event's step
- * a past time still fires at the next timer check. */
+ * a past time still fires at once, after the event. */
 Test(engine, a_timer_step_cannot_start_a_timer_at_or_before_its_own_time)
 {
     engine_case c = {
         "re-arm in the past",
         "{\"name\":\"l\",\"version\":1,\"start\":{\"event\":\"go\",\"do\":[{\"start_timer\":\"t\","
-        "\"after\":\"1h\"},{\"start_timer\":\"u\",\"at\":0}]},\"initial\":\"a\",\"states\":{\"a\":{"
+        "\"after\":\"1h\"},{\"start_timer\":\"u\",\"at\":\"1970-01-01T00:00:00Z\"}]},\"initial\":\"a\",\"states\":{\"a\":{"
         "\"on\":[{\"timer\":\"t\",\"do\":[{\"emit\":\"tick\"},{\"start_timer\":\"t\",\"at\":"
-        "\"1970-01-01T00:30:00Z\"},{\"start_timer\":\"u\",\"at\":3600000}]},"
+        "\"1970-01-01T00:30:00Z\"},{\"start_timer\":\"u\",\"at\":\"1970-01-01T01:00:00Z\"}]},"
         "{\"timer\":\"u\",\"do\":[{\"emit\":\"past\"}]}]}}}",
         {EV("go", 0, ""), "@0", "@3600000", "@3600000"},
         "past@0{};tick@3600000{};"};
@@ -297,6 +459,7 @@ Test(engine, a_timer_step_cannot_start_a_timer_at_or_before_its_own_time)
     cue_machines *ms = compile_text(c.machine);
     cue_config cfg;
     cue_config_defaults(&cfg);
+    cfg.event_time_min_ms = 0; /* the cases count time from 0 */
     cue_event_decoder *dec;
     cue_err err;
     cr_assert(cue_event_decoder_new(&dec, &cfg, &err) == 0);
@@ -306,12 +469,13 @@ Test(engine, a_timer_step_cannot_start_a_timer_at_or_before_its_own_time)
     cue_event ev;
     cue_reason reason;
     cr_assert(cue_event_decode(dec, c.steps[0], strlen(c.steps[0]), &ev, &reason, &err) == 0);
-    cue_engine_apply(ms, u, &ev, collect, &got, &st);
+    cue_engine_apply(ms, u, &ev, NULL, collect, &got, &st);
     cr_assert_eq(cue_user_next_due(u), 0, "an event's step may start a timer in the past");
-    cue_engine_fire(ms, u, 0, collect, &got, &st);
-    cue_engine_fire(ms, u, 3600000, collect, &got, &st);
+    cue_engine_fire(ms, u, 0, NULL, collect, &got, &st);
+    cue_engine_fire(ms, u, 3600000, NULL, collect, &got, &st);
     cr_assert_eq(cue_user_next_due(u), CUE_TIMER_NONE);
-    cr_assert_eq(st.bad_timer_value, 2);
+    cr_assert_eq(st.timers_refused, 2);
+    cr_assert_eq(st.bad_timer_value, 0);
     free(u);
     cue_event_decoder_free(dec);
     cue_machines_free(ms);

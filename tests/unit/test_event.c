@@ -20,7 +20,13 @@ static const event_case cases[] = {
      CUE_REASON_NONE, "u\xc3\xa9", "a", NULL, 1772438400000},
     {"  {\"ts\":\"2026-03-02T08:00:00.123456Z\",\"type\":\"a\",\"user_id\":\"u\"}  ",
      CUE_REASON_NONE, "u", "a", NULL, 1772438400123},
-    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":-1000}", CUE_REASON_NONE, "u", "a", NULL, -1000},
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":-0}", CUE_REASON_NONE, "u", "a", NULL, 0},
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":999999999}", CUE_REASON_NONE, "u", "a", NULL,
+     999999999},
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":100000000000}", CUE_REASON_NONE, "u", "a", NULL,
+     100000000000},
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":1.7733e12}", CUE_REASON_NONE, "u", "a", NULL,
+     1773300000000},
     {"nope", CUE_REASON_NOT_JSON, 0, 0, 0, 0},
     {"{\"user_id\":\"u\",}", CUE_REASON_NOT_JSON, 0, 0, 0, 0},
     {"[]", CUE_REASON_NOT_OBJECT, 0, 0, 0, 0},
@@ -41,6 +47,34 @@ static const event_case cases[] = {
      0},
     {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":1,\"event_id\":{}}", CUE_REASON_BAD_FIELD, 0, 0, 0,
      0},
+    /* times that no clock should give */
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":-1000}", CUE_REASON_BAD_TIME, 0, 0, 0, 0},
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":\"1969-12-31T23:59:59Z\"}", CUE_REASON_BAD_TIME, 0,
+     0, 0, 0},
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":1e999}", CUE_REASON_BAD_TIME, 0, 0, 0, 0},
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":-1e999}", CUE_REASON_BAD_TIME, 0, 0, 0, 0},
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":1773300000}", CUE_REASON_BAD_TIME, 0, 0, 0, 0},
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":1773300000000000}", CUE_REASON_BAD_TIME, 0, 0, 0, 0},
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":\"10000-01-01T00:00:00Z\"}", CUE_REASON_BAD_TIME, 0,
+     0, 0, 0},
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":true}", CUE_REASON_BAD_TIME, 0, 0, 0, 0},
+    /* text that is not text, NULs, names given twice */
+    {"{\"user_id\":\"v\xff"
+     "1\",\"type\":\"a\",\"ts\":1}",
+     CUE_REASON_BAD_ENCODING, 0, 0, 0, 0},
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":1,\"user\":{\"timezone\":\"Europe/Par\xeds\"}}",
+     CUE_REASON_BAD_ENCODING, 0, 0, 0, 0},
+    {"{\"user_id\":\"u\\ud800\",\"type\":\"a\",\"ts\":1}", CUE_REASON_BAD_ENCODING, 0, 0, 0, 0},
+    {"{\"user_id\":\"u\\u0000junk\",\"type\":\"a\",\"ts\":1}", CUE_REASON_BAD_USER, 0, 0, 0, 0},
+    {"{\"user_id\":\"u\",\"type\":\"a\\u0000\",\"ts\":1}", CUE_REASON_BAD_TYPE, 0, 0, 0, 0},
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":1,\"event_id\":\"\\u0000\"}", CUE_REASON_BAD_FIELD,
+     0, 0, 0, 0},
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":1,\"user\":{\"role\":\"x\\u0000\"}}",
+     CUE_REASON_BAD_FIELD, 0, 0, 0, 0},
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":1,\"user_id\":\"v\"}", CUE_REASON_DUPLICATE_KEY, 0,
+     0, 0, 0},
+    {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":1,\"props\":{\"x\":1,\"x\":2}}",
+     CUE_REASON_DUPLICATE_KEY, 0, 0, 0, 0},
     {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":1,\"user\":{\"timezone\":{}}}", CUE_REASON_BAD_FIELD,
      0, 0, 0, 0},
 };
@@ -55,6 +89,7 @@ Test(event, table_of_records)
 {
     cue_config cfg;
     cue_config_defaults(&cfg);
+    cfg.event_time_min_ms = 0; /* the cases count time from 0; event.time.min is tested below */
     cue_event_decoder *d;
     cue_err err;
     cr_assert(cue_event_decoder_new(&d, &cfg, &err) == 0);
@@ -101,6 +136,7 @@ Test(event, size_limit_and_attributes)
     cue_config cfg;
     cue_config_defaults(&cfg);
     cfg.event_bytes_max = 64;
+    cfg.event_time_min_ms = 0;
     cue_event_decoder *d;
     cue_err err;
     cue_event_decoder_new(&d, &cfg, &err);
@@ -166,4 +202,72 @@ Test(event, mutated_records_never_crash)
     cr_assert_gt(ok, 0);
     cr_assert_gt(bad, 0);
     cue_event_decoder_free(d);
+}
+
+/* The message of a refused time names the likely unit mistake. */
+Test(event, a_time_in_another_unit_is_named)
+{
+    static const struct {
+        const char *raw, *says;
+    } units[] = {
+        {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":1773300000}", "epoch seconds"},
+        {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":1773300000123456}", "epoch microseconds"},
+        {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":1773300000123456789}", "epoch nanoseconds"},
+        {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":-5}", "before 1970"},
+        {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":1e999}", "out of range"},
+        {"{\"user_id\":\"u\",\"type\":\"a\",\"ts\":12.5}", "whole number"},
+    };
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cue_event_decoder *d;
+    cue_err err;
+    cr_assert(cue_event_decoder_new(&d, &cfg, &err) == 0);
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
+        cue_event ev;
+        cue_reason reason;
+        memset(&err, 0, sizeof err);
+        cue_event_decode(d, units[i].raw, strlen(units[i].raw), &ev, &reason, &err);
+        cr_expect_eq(reason, CUE_REASON_BAD_TIME, "%s: %s", units[i].raw, cue_reason_name(reason));
+        cr_expect(strstr(err.msg, units[i].says) != NULL, "%s: '%s' does not say '%s'",
+                  units[i].raw, err.msg, units[i].says);
+        cr_expect(strstr(err.msg, "/ts") != NULL, "%s: '%s' names no pointer", units[i].raw,
+                  err.msg);
+    }
+    cue_event_decoder_free(d);
+}
+
+/* Times before event.time.min (default 2000) are clocks that were never set:
+ * 0, small numbers, 1970 in any spelling. */
+Test(event, times_before_event_time_min_are_refused)
+{
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cue_event_decoder *d;
+    cue_err err = {0};
+    cr_assert(cue_event_decoder_new(&d, &cfg, &err) == 0);
+    static const char *const early[] = {
+        "{\"user_id\":\"u\",\"type\":\"a\",\"ts\":0}",
+        "{\"user_id\":\"u\",\"type\":\"a\",\"ts\":-0}",
+        "{\"user_id\":\"u\",\"type\":\"a\",\"ts\":86400000}",
+        "{\"user_id\":\"u\",\"type\":\"a\",\"ts\":\"1970-01-01T00:00:00Z\"}",
+        "{\"user_id\":\"u\",\"type\":\"a\",\"ts\":\"1999-12-31T23:59:59.999Z\"}",
+    };
+    for (size_t i = 0; i < sizeof early / sizeof *early; i++) {
+        cue_event ev;
+        cue_reason reason;
+        cue_err_clear(&err);
+        cue_event_decode(d, early[i], strlen(early[i]), &ev, &reason, &err);
+        cr_expect_eq(reason, CUE_REASON_BAD_TIME, "%s: %s", early[i], cue_reason_name(reason));
+        cr_expect(strstr(err.msg, "before event.time.min (2000-01-01T00:00:00.000Z)") != NULL,
+                  "%s: %s", early[i], err.msg);
+    }
+    const char *ok = "{\"user_id\":\"u\",\"type\":\"a\",\"ts\":\"2000-01-01T00:00:00Z\"}";
+    cue_event ev;
+    cue_reason reason;
+    cr_expect(cue_event_decode(d, ok, strlen(ok), &ev, &reason, &err) == 0, "%s", err.msg);
+    cue_event_decoder_free(d);
+    cr_assert(cue_config_set(&cfg, "event.time.min", "1970-01-01T00:00:00Z", &err) == 0, "%s",
+              err.msg);
+    cr_assert_eq(cfg.event_time_min_ms, 0);
+    cr_expect_eq(cue_config_set(&cfg, "event.time.min", "soon", &err), CUE_ECONFIG);
 }

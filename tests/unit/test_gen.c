@@ -5,6 +5,7 @@
 
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void run(uint64_t seed, cue_buf *all, int64_t *max_back, size_t *types_seen)
@@ -137,4 +138,102 @@ Test(gen, consent_only_in_the_opt_in_region_is_granted)
     cr_assert_gt(granted, 0);
     cue_buf_deinit(&b);
     cue_gen_free(g);
+}
+
+/* ---- the planted history ------------------------------------------------- */
+
+/* A holdout of about a tenth, by the user id's last digit. */
+static bool tenth(const char *user, size_t len, void *ctx)
+{
+    (void)ctx;
+    return user[len - 1] == '7';
+}
+
+typedef struct recount {
+    int64_t signup[2000], upload[2000], exported[2000];
+    bool withdrew[2000], muted[2000];
+} recount;
+
+/* Reads the planted stream back: each user's sign-up, first upload, export,
+ * withdrawal and mute; the stream is in time order. */
+static void plant_read(uint64_t seed, size_t users, recount *rc, cue_buf *all, cue_buf *truth)
+{
+    cue_gen_plant_opts o;
+    cue_gen_plant_defaults(&o);
+    o.seed = seed;
+    o.users = users;
+    o.holdout = tenth;
+    cue_gen_plant *g;
+    cue_err err;
+    cr_assert_eq(cue_gen_plant_new(&g, &o, &err), 0, "%s", err.msg);
+    cue_buf b;
+    cue_buf_init(&b, 256);
+    int64_t ts, last = INT64_MIN;
+    while (cue_gen_plant_next(g, &b, &ts) == 1) {
+        cr_assert_geq(ts, last, "out of time order: %s", b.data);
+        last = ts;
+        cue_buf_append(all, b.data, b.len);
+        cue_buf_append_char(all, '\n');
+        unsigned idx;
+        cr_assert(sscanf(strstr(b.data, "\"user_id\":\"u"), "\"user_id\":\"u%u", &idx) == 1);
+        if (strstr(b.data, "\"signed_up\"")) rc->signup[idx] = ts;
+        if (strstr(b.data, "\"file_uploaded\"") && rc->upload[idx] == 0) rc->upload[idx] = ts;
+        if (strstr(b.data, "\"project_exported\"")) rc->exported[idx] = ts;
+        if (strstr(b.data, "\"granted\":false")) rc->withdrew[idx] = true;
+        if (strstr(b.data, "\"muted\":true")) rc->muted[idx] = true;
+    }
+    cue_gen_plant_truth(g, "exp", truth);
+    cue_buf_deinit(&b);
+    cue_gen_plant_free(g);
+}
+
+static long long truth_num(const char *truth, const char *key)
+{
+    const char *p = strstr(truth, key);
+    cr_assert(p != NULL, "no %s in the truth: %s", key, truth);
+    return strtoll(p + strlen(key), NULL, 10);
+}
+
+Test(gen, planted_history_keeps_its_promises)
+{
+    static recount rc;
+    cue_buf all, again, truth, t2;
+    cue_buf_init(&all, 1 << 20);
+    cue_buf_init(&again, 1 << 20);
+    cue_buf_init(&truth, 1024);
+    cue_buf_init(&t2, 1024);
+    plant_read(9, 2000, &rc, &all, &truth);
+    static recount unused;
+    plant_read(9, 2000, &unused, &again, &t2);
+    cr_assert(all.len == again.len && memcmp(all.data, again.data, all.len) == 0,
+              "the same seed, other bytes");
+    /* Recounted from the events, as the journeys will see them: a user is
+     * exposed (the 72 h stall fires) when no upload came within 72 h. */
+    const int64_t stall = 72 * 3600000LL, week = 7 * 86400000LL;
+    long long exposed = 0, holdout = 0, late = 0, completers = 0, muted = 0, withdrew = 0;
+    for (unsigned u = 0; u < 2000; u++) {
+        char id[16];
+        snprintf(id, sizeof id, "u%07u", u);
+        bool stalled = rc.upload[u] == 0 || rc.upload[u] - rc.signup[u] > stall;
+        exposed += stalled;
+        holdout += stalled && tenth(id, strlen(id), NULL);
+        late += rc.exported[u] && rc.exported[u] - rc.signup[u] > week;
+        completers += rc.exported[u] != 0;
+        muted += rc.muted[u];
+        withdrew += rc.withdrew[u];
+        cr_assert(!rc.withdrew[u] || (stalled && !tenth(id, strlen(id), NULL)),
+                  "%s withdrew without a nudge", id);
+    }
+    cr_assert_eq(late, 0, "an onboarding completed after 7 days");
+    cr_assert_eq(truth_num(truth.data, "\"exposed\":"), exposed);
+    cr_assert_eq(truth_num(truth.data, "\"holdout\":"), holdout);
+    cr_assert_eq(truth_num(truth.data, "\"completers\":"), completers);
+    cr_assert_eq(truth_num(truth.data, "\"muted\":"), muted);
+    cr_assert_eq(truth_num(truth.data, "\"followed\":"), withdrew);
+    cr_assert_gt(holdout, 50);
+    cr_assert_gt(exposed, 500);
+    cue_buf_deinit(&all);
+    cue_buf_deinit(&again);
+    cue_buf_deinit(&truth);
+    cue_buf_deinit(&t2);
 }

@@ -33,25 +33,32 @@ typedef struct seen {
     int calls;
     char method[16];
     char path[128];
+    char authorization[128]; /* "(none)" without the header */
 } seen;
 
-static int handler(const char *method, const char *path, cue_buf *body, const char **content_type,
-                   void *ctx)
+static int handler(const cue_http_request *req, cue_http_reply *reply, void *ctx)
 {
     seen *s = ctx;
     s->calls++;
-    snprintf(s->method, sizeof s->method, "%s", method);
-    snprintf(s->path, sizeof s->path, "%s", path);
-    if (strcmp(path, "/metrics") == 0) {
-        cue_buf_append_str(body, "up 1\n");
-        *content_type = "text/plain; version=0.0.4; charset=utf-8";
+    snprintf(s->method, sizeof s->method, "%s", req->method);
+    snprintf(s->path, sizeof s->path, "%s", req->path);
+    snprintf(s->authorization, sizeof s->authorization, "%s",
+             req->authorization ? req->authorization : "(none)");
+    if (strcmp(req->path, "/metrics") == 0) {
+        cue_buf_append_str(reply->body, "up 1\n");
+        reply->content_type = "text/plain; version=0.0.4; charset=utf-8";
         return 200;
     }
-    if (strcmp(path, "/healthz") == 0) {
-        cue_buf_append_str(body, "ok\n");
+    if (strcmp(req->path, "/healthz") == 0) {
+        cue_buf_append_str(reply->body, "ok\n");
         return 200;
     }
-    cue_buf_append_str(body, "not found\n");
+    if (strcmp(req->path, "/private") == 0 && !cue_http_bearer_is(req->authorization, "s3cret")) {
+        cue_buf_append_str(reply->body, "who are you\n");
+        reply->www_authenticate = "Bearer realm=\"test\"";
+        return 401;
+    }
+    cue_buf_append_str(reply->body, "not found\n");
     return 404;
 }
 
@@ -63,6 +70,7 @@ typedef struct response {
     long content_length;
     char content_type[128];
     char allow[64];
+    char www_authenticate[64];
     char connection[32];
     char body[256];
     size_t body_len;
@@ -74,7 +82,9 @@ typedef struct conn {
     size_t len;
 } conn;
 
-static bool conn_open(conn *c, const char *ip, uint16_t port)
+/* Connects from `from` (an address of 127.0.0.0/8, all local on Linux, so
+ * that one test can be several clients), or from the default if NULL. */
+static bool conn_open_from(conn *c, const char *from, const char *ip, uint16_t port)
 {
     c->len = 0;
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -82,8 +92,30 @@ static bool conn_open(conn *c, const char *ip, uint16_t port)
     /* A server bug must fail the test, not hang it. */
     struct timeval tv = {.tv_sec = 5};
     setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (from) {
+        struct sockaddr_in local = {.sin_family = AF_INET};
+        inet_pton(AF_INET, from, &local.sin_addr);
+        if (bind(c->fd, (struct sockaddr *)&local, sizeof local) != 0) return false;
+    }
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
     inet_pton(AF_INET, ip, &sa.sin_addr);
+    return connect(c->fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+}
+
+static bool conn_open(conn *c, const char *ip, uint16_t port)
+{
+    return conn_open_from(c, NULL, ip, port);
+}
+
+static bool conn_open6(conn *c, const char *ip, uint16_t port)
+{
+    c->len = 0;
+    c->fd = socket(AF_INET6, SOCK_STREAM, 0);
+    if (c->fd < 0) return false;
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
+    inet_pton(AF_INET6, ip, &sa.sin6_addr);
     return connect(c->fd, (struct sockaddr *)&sa, sizeof sa) == 0;
 }
 
@@ -141,6 +173,7 @@ static void read_response(conn *c, bool head, response *r)
     if (sscanf(text, "HTTP/1.1 %d ", &r->status) != 1) return;
     header(text, "Content-Type", r->content_type, sizeof r->content_type);
     header(text, "Allow", r->allow, sizeof r->allow);
+    header(text, "WWW-Authenticate", r->www_authenticate, sizeof r->www_authenticate);
     header(text, "Connection", r->connection, sizeof r->connection);
     header(text, "Content-Length", value, sizeof value);
     r->content_length = value[0] ? atol(value) : -1;
@@ -178,20 +211,32 @@ struct fixture {
     response r[8];
     bool eof_after;    /* the server closed the connection after the last response */
     int connect_errno; /* for scripts that expect a refusal */
+    bool closed[8];    /* scripts' findings: which connections the server closed */
+    long ms[4];        /* and how long something took */
 };
 
 static void on_wake(uv_async_t *a) {}
 
-static void fixture_start(fixture *f)
+static void fixture_start_at(fixture *f, const char *listen, const cue_http_opts *opts)
 {
     memset(f, 0, sizeof *f);
     cr_assert_eq(uv_loop_init(&f->loop), 0);
     cr_assert_eq(uv_async_init(&f->loop, &f->wake, on_wake), 0);
     cue_err err = {0};
-    int rc = cue_http_start(&f->http, &f->loop, "127.0.0.1:0", handler, &f->seen, &err);
+    int rc = cue_http_start(&f->http, &f->loop, listen, opts, handler, &f->seen, &err);
     cr_assert_eq(rc, 0, "start: %s", err.msg);
     f->port = cue_http_port(f->http);
     cr_assert_neq(f->port, 0, "port 0 becomes a real port");
+}
+
+static void fixture_start_opts(fixture *f, const cue_http_opts *opts)
+{
+    fixture_start_at(f, "127.0.0.1:0", opts);
+}
+
+static void fixture_start(fixture *f)
+{
+    fixture_start_opts(f, NULL);
 }
 
 static void *client_main(void *arg)
@@ -384,7 +429,7 @@ Test(http, a_port_in_use_fails_with_the_address)
     snprintf(listen, sizeof listen, "127.0.0.1:%u", (unsigned)f.port);
     cue_http *second = (cue_http *)&f; /* must be reset to NULL */
     cue_err err = {0};
-    int rc = cue_http_start(&second, &f.loop, listen, handler, NULL, &err);
+    int rc = cue_http_start(&second, &f.loop, listen, NULL, handler, NULL, &err);
     cr_expect_eq(rc, CUE_EIO, "rc %d (%s)", rc, err.msg);
     cr_expect_eq(err.code, CUE_EIO);
     cr_expect_null(second);
@@ -400,19 +445,597 @@ Test(http, a_port_in_use_fails_with_the_address)
 Test(http, malformed_addresses)
 {
     static const char *const cases[] = {
-        "localhost:9464",  "127.0.0.1",        "127.0.0.1:",      ":9464",
-        "127.0.0.1:65536", "127.0.0.1:-1",     "127.0.0.1:94x",   "[::1]:9464",
-        "1.2.3:9464",      "127.0.0.1:000001", "127.0.0.1:9464 ", "",
+        "127.0.0.1",        "127.0.0.1:",     "127.0.0.1:65536",  ":9464",           "127.0.0.1:-1",
+        "127.0.0.1:94x",    "1.2.3:9464",     "127.0.0.1:000001", "127.0.0.1:9464 ", "",
+        "::1:9464",         "[::1]",          "[::1:9464",        "::1]:9464",       "[]:9464",
+        "[127.0.0.1]:9464", "[::g]:9464",     "[:::::]:9464",     "local host:9464", "-x:9464",
+        "local_host:9464",  "999.1.1.1:9464",
     };
     uv_loop_t loop;
     cr_assert_eq(uv_loop_init(&loop), 0);
     for (size_t i = 0; i < COUNT(cases); i++) {
         cue_http *h = NULL;
         cue_err err = {0};
-        int rc = cue_http_start(&h, &loop, cases[i], handler, NULL, &err);
+        int rc = cue_http_start(&h, &loop, cases[i], NULL, handler, NULL, &err);
         cr_expect_eq(rc, CUE_EINVAL, "'%s': rc %d", cases[i], rc);
         cr_expect_null(h);
         cr_expect(strstr(err.msg, cases[i]) != NULL, "'%s' not named in '%s'", cases[i], err.msg);
     }
     cr_expect_eq(uv_loop_close(&loop), 0, "a failed start leaves nothing on the loop");
+}
+
+/* ---- the connection table ------------------------------------------------- */
+
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Fills the table with keep-alive connections, one more than it serves,
+ * closes them all, then asks again. */
+static void fill_then_close_script(fixture *f)
+{
+    static conn held[CUE_HTTP_CONNECTIONS_MAX + 1];
+    size_t n = 0, want = (size_t)f->ms[0];
+    for (; n < want; n++) {
+        if (!conn_open(&held[n], "127.0.0.1", f->port)) break;
+        exchange(&held[n], "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", &f->r[0]);
+        if (!f->r[0].ok) break;
+    }
+    for (size_t i = 0; i < n; i++)
+        close(held[i].fd);
+    conn c;
+    if (!conn_open(&c, "127.0.0.1", f->port)) return;
+    exchange(&c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", &f->r[1]);
+    close(c.fd);
+}
+
+static void fill_then_close(const cue_http_opts *opts, size_t connections)
+{
+    fixture f;
+    fixture_start_opts(&f, opts);
+    f.ms[0] = (long)connections;
+    drive(&f, fill_then_close_script);
+    expect_response(&f.r[0], 200, "text/plain; charset=utf-8", "ok\n", "the last of the table");
+    expect_response(&f.r[1], 200, "text/plain; charset=utf-8", "ok\n", "after all closed");
+    fixture_stop(&f);
+}
+
+Test(http, a_full_table_that_empties_serves_again)
+{
+    fill_then_close(NULL, CUE_HTTP_CONNECTIONS_MAX);
+}
+
+static void past_the_limit_script(fixture *f)
+{
+    conn idle[4], e, g;
+    for (int i = 0; i < 4; i++) {
+        if (!conn_open(&idle[i], "127.0.0.1", f->port)) return;
+        exchange(&idle[i], "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", &f->r[0]);
+    }
+    /* Two at once: the first fills libmicrohttpd's table (4 served, one
+     * giving way), so the second waits in the backlog until that one has
+     * closed and libmicrohttpd listens again. */
+    if (!conn_open(&e, "127.0.0.1", f->port) || !conn_open(&g, "127.0.0.1", f->port)) return;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    exchange(&g, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", &f->r[1]);
+    f->ms[0] = ms_since(&t0);
+    for (int i = 0; i < 4; i++)
+        close(idle[i].fd);
+    close(e.fd);
+    close(g.fd);
+}
+
+/* At its own limit (max + slack) libmicrohttpd takes its listening socket
+ * out of its epoll set, and puts it back only in a run after a connection
+ * closed: that run must come at once, not at the next deadline. */
+Test(http, past_libmicrohttpd_limit_a_newcomer_waits_only_for_room)
+{
+    fixture f;
+    cue_http_opts opts = {.connections_max = 4,
+                          .connections_slack = 1,
+                          .request_timeout_ms = 60000,
+                          .idle_timeout_ms = 60000};
+    fixture_start_opts(&f, &opts);
+    drive(&f, past_the_limit_script);
+    expect_response(&f.r[0], 200, "text/plain; charset=utf-8", "ok\n", "the table's last");
+    expect_response(&f.r[1], 200, "text/plain; charset=utf-8", "ok\n", "past the limit");
+    cr_expect(f.ms[0] < 1000, "the newcomer past the limit waited %ld ms", f.ms[0]);
+    fixture_stop(&f);
+}
+
+static const char healthz[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/* Opens a keep-alive connection from `from` and makes one request on it:
+ * once answered, the server has it in its table, in the order opened. */
+static bool open_idle(fixture *f, conn *c, const char *from)
+{
+    response r;
+    if (!conn_open_from(c, from, "127.0.0.1", f->port)) return false;
+    exchange(c, healthz, &r);
+    return r.ok && r.status == 200;
+}
+
+/* Whether the server closed `c` (EOF within SO_RCVTIMEO), and closes it here. */
+static bool closed_by_server(conn *c)
+{
+    bool eof = peer_closed(c);
+    close(c->fd);
+    return eof;
+}
+
+static void client_limit_script(fixture *f)
+{
+    conn two[3], one, late;
+    for (int i = 0; i < 3; i++)
+        if (!open_idle(f, &two[i], "127.0.0.2")) return;
+    if (!open_idle(f, &one, "127.0.0.1")) return;
+    /* 127.0.0.2's fourth: its first gives way, no one else's. */
+    if (!conn_open_from(&late, "127.0.0.2", "127.0.0.1", f->port)) return;
+    exchange(&late, healthz, &f->r[0]);
+    exchange(&two[1], healthz, &f->r[1]);
+    exchange(&one, healthz, &f->r[2]);
+    f->closed[0] = closed_by_server(&two[0]);
+    close(two[1].fd);
+    close(two[2].fd);
+    close(one.fd);
+    close(late.fd);
+}
+
+Test(http, a_client_past_its_limit_loses_its_oldest_waiting_connection)
+{
+    fixture f;
+    cue_http_opts opts = {.connections_max = 8, .client_connections_max = 3};
+    fixture_start_opts(&f, &opts);
+    drive(&f, client_limit_script);
+    expect_response(&f.r[0], 200, "text/plain; charset=utf-8", "ok\n", "the newcomer");
+    expect_response(&f.r[1], 200, "text/plain; charset=utf-8", "ok\n", "its second connection");
+    expect_response(&f.r[2], 200, "text/plain; charset=utf-8", "ok\n", "another client's");
+    cr_expect(f.closed[0], "the client's oldest connection is still open");
+    const cue_http_stats *st = cue_http_stats_get(f.http);
+    cr_expect_eq(st->closed_client_limit, 1);
+    cr_expect_eq(st->closed_table_full, 0);
+    fixture_stop(&f);
+}
+
+static void table_full_script(fixture *f)
+{
+    conn one, two[3], late;
+    /* The oldest connection of all is 127.0.0.1's, but 127.0.0.2 holds most. */
+    if (!open_idle(f, &one, "127.0.0.1")) return;
+    for (int i = 0; i < 3; i++)
+        if (!open_idle(f, &two[i], "127.0.0.2")) return;
+    if (!conn_open_from(&late, "127.0.0.3", "127.0.0.1", f->port)) return;
+    exchange(&late, healthz, &f->r[0]);
+    exchange(&one, healthz, &f->r[1]);
+    exchange(&two[1], healthz, &f->r[2]);
+    f->closed[0] = closed_by_server(&two[0]);
+    close(one.fd);
+    close(two[1].fd);
+    close(two[2].fd);
+    close(late.fd);
+}
+
+Test(http, a_full_table_takes_from_the_client_holding_most)
+{
+    fixture f;
+    cue_http_opts opts = {.connections_max = 4, .client_connections_max = 4};
+    fixture_start_opts(&f, &opts);
+    drive(&f, table_full_script);
+    expect_response(&f.r[0], 200, "text/plain; charset=utf-8", "ok\n", "the newcomer");
+    expect_response(&f.r[1], 200, "text/plain; charset=utf-8", "ok\n", "the lighter client's");
+    expect_response(&f.r[2], 200, "text/plain; charset=utf-8", "ok\n", "the heavier's second");
+    cr_expect(f.closed[0], "the heavier client's oldest connection is still open");
+    const cue_http_stats *st = cue_http_stats_get(f.http);
+    cr_expect_eq(st->closed_table_full, 1);
+    cr_expect_eq(st->closed_client_limit, 0);
+    fixture_stop(&f);
+}
+
+static void silent_table_script(fixture *f)
+{
+    /* More than the table holds, from the probe's own address: some send
+     * nothing, some half a head. */
+    static conn held[40];
+    size_t n = 0;
+    for (; n < COUNT(held); n++) {
+        if (!conn_open(&held[n], "127.0.0.1", f->port)) break;
+        if (n % 2 && !conn_send(&held[n], "GET /healthz HTTP/1.1\r\nHo")) break;
+    }
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    conn c;
+    if (conn_open(&c, "127.0.0.1", f->port)) {
+        exchange(&c, healthz, &f->r[0]);
+        close(c.fd);
+    }
+    f->ms[0] = ms_since(&t0);
+    for (size_t i = 0; i < n; i++)
+        close(held[i].fd);
+}
+
+Test(http, a_table_full_of_silent_and_slow_connections_still_answers)
+{
+    fixture f;
+    /* Deadlines far beyond the test: only giving way can make room. */
+    cue_http_opts opts = {.connections_max = 8,
+                          .client_connections_max = 8,
+                          .request_timeout_ms = 60000,
+                          .idle_timeout_ms = 60000};
+    fixture_start_opts(&f, &opts);
+    drive(&f, silent_table_script);
+    expect_response(&f.r[0], 200, "text/plain; charset=utf-8", "ok\n", "the probe");
+    cr_expect(f.ms[0] < 1000, "the probe took %ld ms", f.ms[0]);
+    const cue_http_stats *st = cue_http_stats_get(f.http);
+    cr_expect_geq(st->closed_client_limit, 40 - 8 + 1 - 8, "only %llu gave way",
+                  (unsigned long long)st->closed_client_limit);
+    cr_expect_eq(st->closed_timeout, 0);
+    fixture_stop(&f);
+}
+
+static void slow_head_script(fixture *f)
+{
+    conn c;
+    if (!conn_open(&c, "127.0.0.1", f->port)) return;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* A byte every 50 ms: the whole head would take 1.7 s. */
+    const char *head = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (const char *p = head; *p; p++) {
+        char byte[2] = {*p, '\0'};
+        if (!conn_send(&c, byte)) break;
+        struct timespec pause = {.tv_nsec = 50 * 1000000};
+        nanosleep(&pause, NULL);
+    }
+    f->ms[0] = ms_since(&t0);
+    read_response(&c, false, &f->r[0]);
+    close(c.fd);
+}
+
+Test(http, a_head_sent_byte_by_byte_is_cut_at_the_request_deadline)
+{
+    fixture f;
+    cue_http_opts opts = {.request_timeout_ms = 300};
+    fixture_start_opts(&f, &opts);
+    drive(&f, slow_head_script);
+    cr_expect(!f.r[0].ok, "the slow head got a response (status %d)", f.r[0].status);
+    cr_expect_eq(f.seen.calls, 0);
+    cr_expect_eq(cue_http_stats_get(f.http)->closed_timeout, 1);
+    fixture_stop(&f);
+}
+
+static void idle_script(fixture *f)
+{
+    conn c;
+    if (!conn_open(&c, "127.0.0.1", f->port)) return;
+    /* Requests closer together than the idle deadline keep the connection. */
+    for (int i = 0; i < 3; i++) {
+        exchange(&c, healthz, &f->r[i]);
+        struct timespec pause = {.tv_nsec = 150 * 1000000};
+        nanosleep(&pause, NULL);
+    }
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    f->closed[0] = closed_by_server(&c);
+    f->ms[0] = ms_since(&t0);
+}
+
+Test(http, an_idle_keep_alive_connection_is_closed_at_its_deadline)
+{
+    fixture f;
+    cue_http_opts opts = {.idle_timeout_ms = 400};
+    fixture_start_opts(&f, &opts);
+    drive(&f, idle_script);
+    for (int i = 0; i < 3; i++)
+        expect_response(&f.r[i], 200, "text/plain; charset=utf-8", "ok\n", "a request in time");
+    cr_expect(f.closed[0], "the idle connection was not closed");
+    /* 400 ms after the last response, 150 of which passed before t0. */
+    cr_expect(f.ms[0] >= 150 && f.ms[0] < 1500, "closed after %ld ms", f.ms[0]);
+    cr_expect_eq(cue_http_stats_get(f.http)->closed_timeout, 1);
+    fixture_stop(&f);
+}
+
+/* ---- paths ------------------------------------------------------------------ */
+
+typedef struct path_case {
+    const char *raw;
+    size_t raw_len; /* 0: strlen(raw) */
+    int rc;
+    const char *decoded; /* when rc is 0 */
+    const char *why;     /* a part of the message, when rc is not 0 */
+} path_case;
+
+Test(http, path_decode_cases)
+{
+    static const path_case cases[] = {
+        {"/v1/users/u0000001", 0, 0, "/v1/users/u0000001", NULL},
+        {"", 0, 0, "", NULL},
+        {"/a%20b", 0, 0, "/a b", NULL},
+        {"/a+b", 0, 0, "/a+b", NULL},
+        {"/%2Fx%2fy", 0, 0, "//x/y", NULL},
+        {"/%3F%23", 0, 0, "/?#", NULL},
+        {"/j%C3%BCrgen", 0, 0, "/j\xc3\xbcrgen", NULL},
+        {"/j\xc3\xbcrgen", 0, 0, "/j\xc3\xbcrgen", NULL},
+        {"/%F0%9F%98%80", 0, 0, "/\xf0\x9f\x98\x80", NULL},
+        {"/%EF%BF%BF", 0, 0, "/\xef\xbf\xbf", NULL},
+        {"/%25", 0, 0, "/%", NULL},
+        {"/%2500", 0, 0, "/%00", NULL},
+        {"/v1/users/abc%00junk", 0, CUE_EPARSE, NULL, "\"%00\" at offset 13"},
+        {"/v1/users/abc\0junk", 18, CUE_EPARSE, NULL, "NUL byte at offset 13"},
+        {"/v1/users/%zz", 0, CUE_EPARSE, NULL, "'%' at offset 10"},
+        {"/v1/users/%4", 0, CUE_EPARSE, NULL, "'%' at offset 10"},
+        {"/v1/users/%", 0, CUE_EPARSE, NULL, "'%' at offset 10"},
+        {"/%4g", 0, CUE_EPARSE, NULL, "two hex digits"},
+        {"/%g4", 0, CUE_EPARSE, NULL, "two hex digits"},
+        {"/%C3%28", 0, CUE_EPARSE, NULL, "not UTF-8 (at its byte 1)"},
+        {"/\xff", 0, CUE_EPARSE, NULL, "not UTF-8"},
+        {"/%C0%AF", 0, CUE_EPARSE, NULL, "not UTF-8"},       /* overlong '/' */
+        {"/%E0%80%AF", 0, CUE_EPARSE, NULL, "not UTF-8"},    /* overlong, 3 bytes */
+        {"/%ED%A0%80", 0, CUE_EPARSE, NULL, "not UTF-8"},    /* a surrogate */
+        {"/%F4%90%80%80", 0, CUE_EPARSE, NULL, "not UTF-8"}, /* past U+10FFFF */
+        {"/%F0%9F%98", 0, CUE_EPARSE, NULL, "not UTF-8"},    /* cut short */
+        {"/%80", 0, CUE_EPARSE, NULL, "not UTF-8"},          /* a lone continuation */
+    };
+    for (size_t i = 0; i < COUNT(cases); i++) {
+        const path_case *c = &cases[i];
+        size_t raw_len = c->raw_len ? c->raw_len : strlen(c->raw);
+        char out[64];
+        memset(out, 'x', sizeof out);
+        size_t out_len = 99;
+        cue_err err = {0};
+        int rc = cue_http_path_decode(c->raw, raw_len, out, raw_len + 1, &out_len, &err);
+        cr_expect_eq(rc, c->rc, "case %zu '%s': rc %d, expected %d (%s)", i, c->raw, rc, c->rc,
+                     err.msg);
+        if (c->rc == 0 && rc == 0) {
+            cr_expect_eq(out_len, strlen(c->decoded), "case %zu: length %zu", i, out_len);
+            cr_expect(memcmp(out, c->decoded, strlen(c->decoded) + 1) == 0,
+                      "case %zu '%s': decoded '%s'", i, c->raw, out);
+        } else if (c->rc != 0) {
+            cr_expect(strstr(err.msg, c->why) != NULL, "case %zu '%s': '%s' lacks '%s'", i, c->raw,
+                      err.msg, c->why);
+            cr_expect_eq(out_len, 0, "case %zu: a length for a failure", i);
+        }
+        /* In place gives the same. */
+        char copy[64];
+        memcpy(copy, c->raw, raw_len);
+        size_t copy_len = 0;
+        cr_expect_eq(cue_http_path_decode(copy, raw_len, copy, sizeof copy, &copy_len, NULL), c->rc,
+                     "case %zu in place", i);
+        if (c->rc == 0) cr_expect_str_eq(copy, c->decoded, "case %zu in place", i);
+    }
+}
+
+Test(http, path_decode_room)
+{
+    char out[8];
+    size_t n = 99;
+    cue_err err = {0};
+    cr_expect_eq(cue_http_path_decode("/abcdefgh", 9, out, sizeof out, &n, &err), CUE_ELIMIT);
+    cr_expect(strstr(err.msg, "7 bytes") != NULL, "'%s'", err.msg);
+    /* Escapes shrink: 19 raw bytes fit 8 bytes of room. */
+    cr_expect_eq(cue_http_path_decode("/%61%62%63%64%65%66", 19, out, sizeof out, &n, &err), 0,
+                 "%s", err.msg);
+    cr_expect_str_eq(out, "/abcdef");
+    cr_expect_eq(cue_http_path_decode("", 0, out, 0, &n, NULL), CUE_ELIMIT, "no room for a NUL");
+    cr_expect_eq(cue_http_path_decode("", 0, out, 1, &n, NULL), 0);
+    cr_expect_eq(n, 0);
+}
+
+static void bad_paths_script(fixture *f)
+{
+    static const char *const requests[] = {
+        "GET /v1/users/abc%00junk HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /v1/users/%zz HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /v1/users/%4 HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /v1/users/%C3%28 HTTP/1.1\r\nHost: x\r\n\r\n",
+        "HEAD /healthz%00 HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /v1/users/j%C3%BCrgen?x=%zz HTTP/1.1\r\nHost: x\r\n\r\n",
+    };
+    conn c;
+    if (!conn_open(&c, "127.0.0.1", f->port)) return;
+    for (size_t i = 0; i < COUNT(requests); i++)
+        exchange(&c, requests[i], &f->r[i]);
+    close(c.fd);
+}
+
+Test(http, a_path_that_does_not_decode_gets_400)
+{
+    fixture f;
+    fixture_start(&f);
+    drive(&f, bad_paths_script);
+    static const char *const bodies[] = {
+        "bad request path: \"%00\" at offset 13 decodes to a NUL byte\n",
+        "bad request path: '%' at offset 10 is not followed by two hex digits\n",
+        "bad request path: '%' at offset 10 is not followed by two hex digits\n",
+        "bad request path: the decoded path is not UTF-8 (at its byte 10)\n",
+        "",
+    };
+    for (size_t i = 0; i < COUNT(bodies); i++)
+        expect_response(&f.r[i], 400, "text/plain; charset=utf-8", bodies[i], "a bad path");
+    /* The query string is not the path's business, and the same connection
+     * still serves. */
+    expect_response(&f.r[5], 404, "text/plain; charset=utf-8", "not found\n", "a good path");
+    cr_expect_str_eq(f.seen.path, "/v1/users/j\xc3\xbcrgen");
+    cr_expect_eq(f.seen.calls, 1, "the handler saw a bad path");
+    cr_expect_eq(cue_http_stats_get(f.http)->bad_paths, 5);
+    fixture_stop(&f);
+}
+
+static void nul_script(fixture *f)
+{
+    /* Sent as such, not percent-encoded: no client library does this. */
+    static const char req[] = "GET /v1/users/abc\0junk HTTP/1.1\r\nHost: x\r\n\r\n";
+    conn c;
+    if (!conn_open(&c, "127.0.0.1", f->port)) return;
+    if (send(c.fd, req, sizeof req - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof req - 1)) return;
+    read_response(&c, false, &f->r[0]);
+    close(c.fd);
+    /* A query string also ends the path as a NUL does: still whole. */
+    if (!conn_open(&c, "127.0.0.1", f->port)) return;
+    exchange(&c, "GET /metrics? HTTP/1.1\r\nHost: x\r\n\r\n", &f->r[1]);
+    exchange(&c, "GET  /metrics  HTTP/1.1\r\nHost: x\r\n\r\n", &f->r[2]);
+    close(c.fd);
+}
+
+Test(http, a_nul_byte_in_the_request_line_gets_400)
+{
+    fixture f;
+    fixture_start(&f);
+    drive(&f, nul_script);
+    expect_response(&f.r[0], 400, "text/plain; charset=utf-8",
+                    "bad request path: a NUL byte in the request line\n", "a NUL byte");
+    expect_response(&f.r[1], 200, "text/plain; version=0.0.4; charset=utf-8", "up 1\n",
+                    "an empty query");
+    cr_expect(f.r[2].ok && f.r[2].status != 400, "spaces around the target: %d", f.r[2].status);
+    cr_expect_eq(f.seen.calls, 2, "the handler saw the request with a NUL");
+    fixture_stop(&f);
+}
+
+static void long_head_script(fixture *f)
+{
+    static char req[CUE_HTTP_CONNECTION_BYTES + 64];
+    int n = snprintf(req, sizeof req, "GET /");
+    memset(req + n, 'a', CUE_HTTP_CONNECTION_BYTES);
+    snprintf(req + n + CUE_HTTP_CONNECTION_BYTES,
+             sizeof req - (size_t)n - CUE_HTTP_CONNECTION_BYTES, " HTTP/1.1\r\nHost: x\r\n\r\n");
+    conn c;
+    if (!conn_open(&c, "127.0.0.1", f->port)) return;
+    if (conn_send(&c, req)) read_response(&c, false, &f->r[0]);
+    close(c.fd);
+}
+
+Test(http, a_head_longer_than_a_connection_may_hold_gets_414)
+{
+    fixture f;
+    fixture_start(&f);
+    drive(&f, long_head_script);
+    cr_expect(f.r[0].ok, "no whole response");
+    cr_expect_eq(f.r[0].status, 414);
+    cr_expect_eq(f.seen.calls, 0);
+    fixture_stop(&f);
+}
+
+/* ---- addresses ---------------------------------------------------------------- */
+
+static void get_healthz6_script(fixture *f)
+{
+    conn c;
+    if (!conn_open6(&c, "::1", f->port)) return;
+    exchange(&c, healthz, &f->r[0]);
+    close(c.fd);
+    /* Bound to ::1 only: not to IPv4's loopback. */
+    errno = 0;
+    f->connect_errno = conn_open(&c, "127.0.0.1", f->port) ? 0 : errno;
+    if (c.fd >= 0) close(c.fd);
+}
+
+Test(http, an_ipv6_address_in_brackets)
+{
+    fixture f;
+    fixture_start_at(&f, "[::1]:0", NULL);
+    char want[32];
+    snprintf(want, sizeof want, "[::1]:%u", (unsigned)f.port);
+    cr_expect_str_eq(cue_http_address(f.http), want);
+    cr_expect(cue_http_loopback(f.http));
+    drive(&f, get_healthz6_script);
+    expect_response(&f.r[0], 200, "text/plain; charset=utf-8", "ok\n", "GET over IPv6");
+    cr_expect_eq(f.connect_errno, ECONNREFUSED, "127.0.0.1: %s", strerror(f.connect_errno));
+    fixture_stop(&f);
+}
+
+static void both_families_script(fixture *f)
+{
+    conn c;
+    if (conn_open6(&c, "::1", f->port)) exchange(&c, healthz, &f->r[0]);
+    close(c.fd);
+    if (conn_open(&c, "127.0.0.1", f->port)) exchange(&c, healthz, &f->r[1]);
+    close(c.fd);
+}
+
+Test(http, every_ipv6_interface_takes_ipv4_too)
+{
+    fixture f;
+    fixture_start_at(&f, "[::]:0", NULL);
+    cr_expect(!cue_http_loopback(f.http), "[::] is reachable from other hosts");
+    drive(&f, both_families_script);
+    expect_response(&f.r[0], 200, "text/plain; charset=utf-8", "ok\n", "over IPv6");
+    expect_response(&f.r[1], 200, "text/plain; charset=utf-8", "ok\n", "over IPv4");
+    fixture_stop(&f);
+}
+
+Test(http, a_host_name)
+{
+    fixture f;
+    fixture_start_at(&f, "localhost:0", NULL);
+    /* localhost is 127.0.0.1 or ::1, depending on the host's files. */
+    const char *addr = cue_http_address(f.http);
+    cr_expect(strncmp(addr, "127.", 4) == 0 || strncmp(addr, "[::1]:", 6) == 0, "bound %s", addr);
+    cr_expect(cue_http_loopback(f.http), "localhost (%s) is loopback", addr);
+    fixture_stop(&f);
+}
+
+Test(http, which_addresses_are_loopback)
+{
+    static const struct {
+        const char *listen;
+        bool loopback;
+    } cases[] = {{"127.0.0.1:0", true},
+                 {"127.0.0.2:0", true},
+                 {"0.0.0.0:0", false},
+                 {"[::1]:0", true},
+                 {"[::]:0", false}};
+    for (size_t i = 0; i < COUNT(cases); i++) {
+        fixture f;
+        fixture_start_at(&f, cases[i].listen, NULL);
+        cr_expect_eq(cue_http_loopback(f.http), cases[i].loopback, "%s (bound %s)", cases[i].listen,
+                     cue_http_address(f.http));
+        fixture_stop(&f);
+    }
+}
+
+/* ---- tokens --------------------------------------------------------------------- */
+
+Test(http, bearer_tokens)
+{
+    static const struct {
+        const char *authorization;
+        bool ok;
+    } cases[] = {
+        {"Bearer s3cret", true}, {"bearer s3cret", true},   {"Bearer   s3cret", true},
+        {"Bearer s3cre", false}, {"Bearer s3cretx", false}, {"Bearer S3cret", false},
+        {"Bearer", false},       {"Bearer ", false},        {"Basic s3cret", false},
+        {"Bearers3cret", false}, {"s3cret", false},         {"", false},
+        {NULL, false},           {"Bearer s3cret ", false}, {"Bearer \x01s3cret", false},
+    };
+    for (size_t i = 0; i < COUNT(cases); i++)
+        cr_expect_eq(cue_http_bearer_is(cases[i].authorization, "s3cret"), cases[i].ok, "'%s'",
+                     cases[i].authorization ? cases[i].authorization : "(null)");
+    cr_expect(!cue_http_bearer_is("Bearer ", ""), "an empty token matches nothing");
+    cr_expect(!cue_http_bearer_is("Bearer x", NULL));
+}
+
+static void auth_script(fixture *f)
+{
+    conn c;
+    if (!conn_open(&c, "127.0.0.1", f->port)) return;
+    exchange(&c, "GET /private HTTP/1.1\r\nHost: x\r\n\r\n", &f->r[0]);
+    exchange(&c, "GET /private HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n\r\n",
+             &f->r[1]);
+    close(c.fd);
+}
+
+Test(http, the_handler_sees_authorization_and_sets_www_authenticate)
+{
+    fixture f;
+    fixture_start(&f);
+    drive(&f, auth_script);
+    expect_response(&f.r[0], 401, "text/plain; charset=utf-8", "who are you\n", "no token");
+    cr_expect_str_eq(f.r[0].www_authenticate, "Bearer realm=\"test\"");
+    expect_response(&f.r[1], 404, "text/plain; charset=utf-8", "not found\n", "the token");
+    cr_expect_str_eq(f.r[1].www_authenticate, "", "a WWW-Authenticate on a 404");
+    cr_expect_str_eq(f.seen.authorization, "Bearer s3cret");
+    fixture_stop(&f);
 }

@@ -60,7 +60,7 @@ static const struct {
     {"123456789012345678901234567890", 0, NULL},
     {"\"\"", 0, NULL},
     {"\"\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u00e9 \\uD83D\\uDE00\"", 0, NULL},
-    {"\"\\ud800\"", 0, NULL}, /* grammatical; reading it is what fails */
+    {"\"\\ud800\"", CUE_EENCODING, NULL}, /* a lone surrogate is not text */
     {"\"caf\xc3\xa9 \x7f\"", 0, NULL},
     {"{\"a\":{\"b\":{\"c\":[[[]]]}}}", 0, NULL},
     {"null", 0, NULL},
@@ -135,7 +135,63 @@ static const struct {
     {"{}x", CUE_EPARSE, "at byte 2: unexpected data after the value"},
     {"{} // comment", CUE_EPARSE, "at byte 3: unexpected data after the value"},
     {"\xef\xbb\xbf{}", CUE_EPARSE, "at byte 0: expected a value"}, /* a BOM */
+    /* text that is not UTF-8, or escapes that cannot become it */
+    {"\"v\xff"
+     "1\"",
+     CUE_EENCODING, "at byte 2: invalid UTF-8 in a string"},
+    {"\"Europe/Par\xeds\"", CUE_EENCODING, "at byte 11: invalid UTF-8 in a string"},
+    {"\"\xc3\"", CUE_EENCODING, "at byte 1: invalid UTF-8 in a string"},         /* cut short */
+    {"\"\xc3", CUE_EENCODING, "at byte 1: invalid UTF-8 in a string"},           /* at the end */
+    {"\"\xc0\xaf\"", CUE_EENCODING, "at byte 1: invalid UTF-8 in a string"},     /* overlong */
+    {"\"\xe0\x80\xaf\"", CUE_EENCODING, "at byte 1: invalid UTF-8 in a string"}, /* overlong */
+    {"\"\xed\xa0\x80\"", CUE_EENCODING, "at byte 1: invalid UTF-8 in a string"}, /* surrogate */
+    {"\"\xf4\x90\x80\x80\"", CUE_EENCODING, "at byte 1: invalid UTF-8 in a string"}, /* >10FFFF */
+    {"\"\xf5\x80\x80\x80\"", CUE_EENCODING, "at byte 1: invalid UTF-8 in a string"},
+    {"\"\x80\"", CUE_EENCODING, "at byte 1: invalid UTF-8 in a string"}, /* a lone continuation */
+    {"{\"k\xff\":1}", CUE_EENCODING, "at byte 3: invalid UTF-8 in a string"}, /* in a key */
+    {"\"\\ud83d\"", CUE_EENCODING, "at byte 1: a \\u escape of an unpaired surrogate"},
+    {"\"\\ud83dx\"", CUE_EENCODING, NULL},
+    {"\"\\ud83d\\n\"", CUE_EENCODING, NULL},
+    {"\"\\ud83d\\ud83d\"", CUE_EENCODING, NULL},
+    {"\"\\ude00\"", CUE_EENCODING, NULL},
+    {"[\"ok\", \"\\ude00\\ud83d\"]", CUE_EENCODING,
+     "at byte 8: a \\u escape of an unpaired surrogate"},
+    /* a key named twice, also when spelled differently */
+    {"{\"a\":1,\"a\":2}", CUE_EDUPLICATE, "at byte 7: duplicate key \"a\""},
+    {"{\"a\":1,\"b\":{\"a\":2},\"a\":3}", CUE_EDUPLICATE, "at byte 19: duplicate key \"a\""},
+    {"{\"user_id\":\"u1\",\"\\u0075ser_id\":\"u2\"}", CUE_EDUPLICATE, NULL},
+    {"{\"\\u0061\":1,\"\\u0061\":2}", CUE_EDUPLICATE, NULL},
+    {"{\"\":1,\"\":2}", CUE_EDUPLICATE, NULL},
 };
+
+/* Valid text and distinct keys in every shape the checks above look at. */
+static const char *const strict_ok[] = {
+    "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf \xee\x80\x80\"",
+    "\"\\ud83d\\ude00\"",
+    "{\"a\":1,\"b\":{\"a\":2},\"c\":[{\"a\":1},{\"a\":2}]}",
+    "{\"ab\":1,\"ba\":2,\"a\":3,\"b\":4,\"\":5,\"aa\":6}",
+    "{\"\\u0061\":1,\"b\":2,\"\\u0062c\":3}",
+    "{\"k1\":1,\"k2\":1,\"k3\":1,\"k4\":1,\"k5\":1,\"k6\":1,\"k7\":1,\"k8\":1,\"k9\":1}",
+};
+
+Test(json, strict_text_that_passes)
+{
+    for (size_t i = 0; i < COUNT(strict_ok); i++) {
+        cue_json_doc d;
+        cue_err err = {0};
+        int rc = cue_json_parse(&d, strict_ok[i], strlen(strict_ok[i]), toks, COUNT(toks), &err);
+        cr_expect_eq(rc, 0, "case %zu '%s': %s", i, strict_ok[i], err.msg);
+    }
+}
+
+Test(json, a_nul_escape_is_flagged)
+{
+    cue_json_doc d;
+    parse_ok(&d, "[\"x\\u0000y\", \"x\\u0001y\", \"xy\"]");
+    cr_expect_eq(d.toks[1].escaped, CUE_JSON_TOK_ESCAPED | CUE_JSON_TOK_NUL);
+    cr_expect_eq(d.toks[2].escaped, CUE_JSON_TOK_ESCAPED);
+    cr_expect_eq(d.toks[3].escaped, 0);
+}
 
 Test(json, grammar_table)
 {
@@ -366,7 +422,7 @@ Test(json, pointer_compile_table)
 
 static const char find_doc[] =
     "{\"a\":{\"b/c\":1,\"d~e\":[10,20,{\"f\":\"g\"}],\"\\u0068\":true,\"x\\\"y\":3},"
-    "\"\":5,\"arr\":[[0,1],[2,3]],\"k\\u00e9y\":\"v\",\"dup\":1,\"dup\":2,"
+    "\"\":5,\"arr\":[[0,1],[2,3]],\"k\\u00e9y\":\"v\",\"dup\":1,\"pud\":2,"
     "\"esc\\\\aped\\/key\":\"w\",\"n\":null}";
 
 Test(json, pointer_find_table)
@@ -389,7 +445,8 @@ Test(json, pointer_find_table)
         {"/", "5"},               /* the empty key */
         {"/arr/1/0", "2"},
         {"/arr/0/1", "1"},
-        {"/dup", "1"}, /* the first of duplicate keys */
+        {"/dup", "1"},
+        {"/pud", "2"},
         {"/n", "null"},
         {"/a/d~0e/3", NULL}, /* past the end */
         {"/a/d~0e/-", NULL},
@@ -477,12 +534,6 @@ static const struct {
     {"\"\\udbff\\udfff\"", 0, "\xf4\x8f\xbf\xbf", 4},                     /* U+10FFFF */
     {"\"x\\u0000y\"", 0, "x\0y", 3},                                      /* NUL kept, counted */
     {"\"caf\xc3\xa9 \\u2013 ok\"", 0, "caf\xc3\xa9 \xe2\x80\x93 ok", 12}, /* raw and escaped */
-    {"\"\\ud83d\"", CUE_EPARSE, NULL, 0},                                 /* high, then the end */
-    {"\"\\ud83dx\"", CUE_EPARSE, NULL, 0},       /* high, then a character */
-    {"\"\\ud83d\\n\"", CUE_EPARSE, NULL, 0},     /* high, then another escape */
-    {"\"\\ud83d\\ud83d\"", CUE_EPARSE, NULL, 0}, /* high, high */
-    {"\"\\ude00\"", CUE_EPARSE, NULL, 0},        /* low alone */
-    {"\"\\ude00\\ud83d\"", CUE_EPARSE, NULL, 0}, /* the pair reversed */
 };
 
 Test(json, unescape_table)
@@ -513,7 +564,7 @@ Test(json, unescape_table)
 Test(json, string_equality_and_wrong_types)
 {
     cue_json_doc d;
-    parse_ok(&d, "[\"caf\\u00e9\", \"plain\", 1, \"\\ud83d\", \"a\\nb\"]");
+    parse_ok(&d, "[\"caf\\u00e9\", \"plain\", 1, \"\\ud83d\\ude00\", \"a\\nb\"]");
     char out[16];
     size_t n;
     static const struct {
@@ -522,13 +573,20 @@ Test(json, string_equality_and_wrong_types)
         size_t n;
         bool eq;
     } cases[] = {
-        {1, "caf\xc3\xa9", 5, true},   {1, "caf\xc3", 4, false},
-        {1, "caf\xc3\xa9!", 6, false}, {1, "cafe", 4, false},
-        {1, "caf\\u00e9", 10, false},  {2, "plain", 5, true},
-        {2, "plai", 4, false},         {2, "plainer", 7, false},
-        {2, "PLAIN", 5, false},        {3, "1", 1, false},
-        {4, "\xed\xa0\xbd", 3, false}, {5, "a\nb", 3, true},
-        {5, "a\\nb", 4, false},        {0, "", 0, false},
+        {1, "caf\xc3\xa9", 5, true},
+        {1, "caf\xc3", 4, false},
+        {1, "caf\xc3\xa9!", 6, false},
+        {1, "cafe", 4, false},
+        {1, "caf\\u00e9", 10, false},
+        {2, "plain", 5, true},
+        {2, "plai", 4, false},
+        {2, "plainer", 7, false},
+        {2, "PLAIN", 5, false},
+        {3, "1", 1, false},
+        {4, "\xf0\x9f\x98\x80", 4, true},
+        {5, "a\nb", 3, true},
+        {5, "a\\nb", 4, false},
+        {0, "", 0, false},
     };
     for (size_t i = 0; i < COUNT(cases); i++)
         cr_expect_eq(cue_json_string_eq(&d, cases[i].tok, cases[i].s, cases[i].n), cases[i].eq,
@@ -675,4 +733,59 @@ Test(json, a_flat_event)
     }
     cr_expect_eq(d.toks[0].size, 6);
     cr_expect_eq(d.toks[0].next, d.n);
+}
+
+/* Objects of many keys go through the key table: every duplicate is still
+ * found, however far apart and however spelt, and distinct keys pass. */
+Test(json, duplicate_keys_in_large_objects)
+{
+    static cue_json_tok big_toks[CUE_EVENT_TOKENS_MAX];
+    size_t cap = 64 * 1024;
+    char *doc = malloc(cap);
+    cr_assert_not_null(doc);
+    /* 2000 distinct keys of the same length and end bytes: k0000x .. k1999x */
+    size_t n = (size_t)snprintf(doc, cap, "{");
+    for (int i = 0; i < 2000; i++)
+        n += (size_t)snprintf(doc + n, cap - n, "%s\"k%04dx\":%d", i ? "," : "", i, i);
+    size_t open_end = n;
+    n += (size_t)snprintf(doc + n, cap - n, "}");
+    cue_json_doc d;
+    cue_err err = {0};
+    cr_expect_eq(cue_json_parse(&d, doc, n, big_toks, CUE_EVENT_TOKENS_MAX, &err), 0, "%s",
+                 err.msg);
+    /* ... then one more that repeats the 7th, spelt with an escape. */
+    n = open_end + (size_t)snprintf(doc + open_end, cap - open_end, ",\"\\u006b0006x\":1}");
+    cr_expect_eq(cue_json_parse(&d, doc, n, big_toks, CUE_EVENT_TOKENS_MAX, &err), CUE_EDUPLICATE,
+                 "%s", err.msg);
+    /* ... or the 1500th, plainly. */
+    n = open_end + (size_t)snprintf(doc + open_end, cap - open_end, ",\"k1499x\":1}");
+    cr_expect_eq(cue_json_parse(&d, doc, n, big_toks, CUE_EVENT_TOKENS_MAX, &err), CUE_EDUPLICATE,
+                 "%s", err.msg);
+    /* Keys are per object: the same names in two objects are no duplicates. */
+    n = (size_t)snprintf(doc, cap, "{\"a\":{");
+    for (int i = 0; i < 20; i++)
+        n += (size_t)snprintf(doc + n, cap - n, "%s\"k%d\":1", i ? "," : "", i);
+    n += (size_t)snprintf(doc + n, cap - n, "},\"b\":{");
+    for (int i = 0; i < 20; i++)
+        n += (size_t)snprintf(doc + n, cap - n, "%s\"k%d\":1", i ? "," : "", i);
+    n += (size_t)snprintf(doc + n, cap - n, "}}");
+    cr_expect_eq(cue_json_parse(&d, doc, n, big_toks, CUE_EVENT_TOKENS_MAX, &err), 0, "%s",
+                 err.msg);
+    free(doc);
+}
+
+/* Two escaped spellings of one long key are one key, at any length. */
+Test(json, long_escaped_keys_compare_whole)
+{
+    char doc[2048];
+    char key[700] = "";
+    for (int i = 0; i < 300; i++)
+        strcat(key, "a");
+    snprintf(doc, sizeof doc, "{\"\\u0061%s\":1,\"a\\u0061%s\":2}", key, key + 1);
+    cue_json_doc d;
+    cue_err err = {0};
+    cr_expect_eq(cue_json_parse(&d, doc, strlen(doc), toks, COUNT(toks), &err), CUE_EDUPLICATE,
+                 "%s", err.msg);
+    snprintf(doc, sizeof doc, "{\"\\u0061%s\":1,\"a\\u0062%s\":2}", key, key + 1);
+    cr_expect_eq(cue_json_parse(&d, doc, strlen(doc), toks, COUNT(toks), &err), 0, "%s", err.msg);
 }

@@ -12,6 +12,13 @@
     "\"initial\":\"a\",\"final\":[\"z\"],\"states\":{\"a\":{\"on\":[{\"event\":\"next\","          \
     "\"goto\":\"z\"},{\"timer\":\"w\",\"do\":[{\"emit\":\"late\"}]}]},\"z\":{}}}"
 #define M(extra) "{\"name\":\"t\",\"version\":1," extra BASE_START BASE_TAIL
+/* A machine whose start runs `act`. */
+#define T(act)                                                                                     \
+    "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\",\"do\":[" act "]}," BASE_TAIL
+/* A machine whose state a handles timer w with `rest` (when, do). */
+#define IN_TIMER(rest)                                                                             \
+    "{\"name\":\"t\",\"version\":1," BASE_START "\"initial\":\"a\",\"states\":{\"a\":{\"on\":[{"   \
+    "\"timer\":\"w\"," rest "}]}}}"
 
 typedef struct compile_case {
     const char *name, *text, *code, *path, *in_message;
@@ -78,9 +85,10 @@ static const compile_case cases[] = {
      "\"initial\":\"a\",\"states\":{\"a\":{\"on\":[{\"event\":\"n\",\"do\":[{\"emit\":\"e\","
      "\"increment\":\"c\"}]}]}}}",
      "bad-action", "$.states.a.on[0].do[0]", NULL},
-    {"timer with after and at",
+    {"timer with after and before",
      "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\",\"do\":[{\"start_timer\":\"w\","
-     "\"after\":\"1h\",\"at\":{\"event\":\"/t\"}}]},\"initial\":\"a\",\"states\":{\"a\":{}}}",
+     "\"after\":\"1h\",\"before\":\"1h\",\"at\":{\"event\":\"/t\"}}]},\"initial\":\"a\","
+     "\"states\":{\"a\":{}}}",
      "bad-timer", "$.start.do[0]", NULL},
     {"duration in words",
      "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\",\"do\":[{\"start_timer\":\"w\","
@@ -115,6 +123,82 @@ static const compile_case cases[] = {
      "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\"},\"initial\":\"a\","
      "\"states\":{}}",
      "wrong-type", "$.states", NULL},
+    /* Timers at times read from the event, offset either way, picked among. */
+    {"at with before", T("{\"start_timer\":\"w\",\"at\":{\"event\":\"/end\"},\"before\":\"3d\"}"),
+     NULL, NULL, NULL},
+    {"at with after", T("{\"start_timer\":\"w\",\"at\":{\"event\":\"/end\"},\"after\":\"1h\"}"),
+     NULL, NULL, NULL},
+    {"earliest of two, local clock, skip the past",
+     T("{\"start_timer\":\"w\",\"earliest\":[{\"at\":{\"event\":\"/end\"},\"before\":\"3d\"},"
+       "{\"after\":\"7d\"},{\"event\":\"/renew\"}],\"local_time\":\"09:00\",\"if_past\":"
+       "\"skip\"}"),
+     NULL, NULL, NULL},
+    {"before without at", T("{\"start_timer\":\"w\",\"before\":\"3d\"}"), "bad-timer",
+     "$.start.do[0]", "before which time"},
+    {"no time at all", T("{\"start_timer\":\"w\"}"), "bad-timer", "$.start.do[0]", NULL},
+    {"earliest beside at",
+     T("{\"start_timer\":\"w\",\"at\":{\"event\":\"/a\"},\"earliest\":[{\"after\":\"1h\"},"
+       "{\"after\":\"2h\"}]}"),
+     "bad-timer", "$.start.do[0]", NULL},
+    {"earliest of one", T("{\"start_timer\":\"w\",\"earliest\":[{\"after\":\"1h\"}]}"), "bad-timer",
+     "$.start.do[0].earliest", NULL},
+    {"a misspelt key in a term",
+     T("{\"start_timer\":\"w\",\"latest\":[{\"at\":{\"event\":\"/a\"},\"befor\":\"1h\"},"
+       "{\"after\":\"2h\"}]}"),
+     "unknown-key", "$.start.do[0].latest[0].befor", "did you mean 'before'"},
+    {"an attribute is no time", T("{\"start_timer\":\"w\",\"at\":{\"attr\":\"timezone\"}}"),
+     "bad-timer", "$.start.do[0].at", NULL},
+    {"a literal that is no time", T("{\"start_timer\":\"w\",\"at\":\"next monday\"}"), "bad-timer",
+     "$.start.do[0].at", "RFC 3339"},
+    {"a literal time", T("{\"start_timer\":\"w\",\"at\":\"2026-04-01T09:00:00Z\"}"), NULL, NULL,
+     NULL},
+    {"local_time out of range",
+     T("{\"start_timer\":\"w\",\"after\":\"1d\",\"local_time\":\"24:00\"}"), "bad-timer",
+     "$.start.do[0].local_time", NULL},
+    {"if_past unknown", T("{\"start_timer\":\"w\",\"after\":\"1d\",\"if_past\":\"later\"}"),
+     "bad-value", "$.start.do[0].if_past", NULL},
+    /* A timer's transition has no event to read. */
+    {"event pointer in a timer's data",
+     IN_TIMER("\"do\":[{\"emit\":\"e\",\"data\":{\"plan\":{\"event\":\"/props/plan\"}}}]"),
+     "no-event", "$.states.a.on[0].do[0].data.plan.event", "has no event"},
+    {"event pointer in a timer's guard",
+     IN_TIMER("\"when\":[{\"event\":\"/props/plan\",\"eq\":\"pro\"}]"), "no-event",
+     "$.states.a.on[0].when[0].event", NULL},
+    {"event type in a timer's guard", IN_TIMER("\"when\":[{\"meta\":\"event_type\",\"eq\":\"x\"}]"),
+     "no-event", "$.states.a.on[0].when[0].meta", NULL},
+    {"event pointer where a timer restarts itself",
+     IN_TIMER("\"do\":[{\"start_timer\":\"w\",\"at\":{\"event\":\"/due\"}}]"), "no-event",
+     "$.states.a.on[0].do[0].at.event", NULL},
+    {"the step time in a timer's data",
+     IN_TIMER("\"do\":[{\"emit\":\"e\",\"data\":{\"at\":{\"meta\":\"event_time\"}}}]"), NULL, NULL,
+     NULL},
+    /* Migration maps. */
+    {"a migrate map",
+     M("\"migrate\":{\"states\":{\"old\":\"a\",\"split\":[{\"when\":[{\"attr\":\"region\","
+       "\"eq\":\"EU\"}],\"to\":\"a\",\"timers\":{\"w\":\"drop\"}},{\"to\":\"z\"}],\"gone\":{"
+       "\"finish\":true},\"redo\":{\"restart\":true}},\"timers\":{\"w\":{\"shift\":\"-24h\"},"
+       "\"old_w\":{\"to\":\"w\"},\"legacy\":\"drop\"}},"),
+     NULL, NULL, NULL},
+    {"migrate to an unknown state", M("\"migrate\":{\"states\":{\"old\":\"zz\"}},"), "unknown-name",
+     "$.migrate.states.old", "did you mean 'z'"},
+    {"a split whose last rule has a guard",
+     M("\"migrate\":{\"states\":{\"old\":[{\"when\":[{\"counter\":\"n\",\"gt\":1}],\"to\":"
+       "\"a\"}]}},"),
+     "bad-migration", "$.migrate.states.old[0].when", "nowhere to go"},
+    {"a rule after the catch-all", M("\"migrate\":{\"states\":{\"old\":[\"a\",\"z\"]}},"),
+     "bad-migration", "$.migrate.states.old[0]", NULL},
+    {"keep a timer this version lacks", M("\"migrate\":{\"timers\":{\"nudge\":\"keep\"}},"),
+     "unknown-name", "$.migrate.timers.nudge", NULL},
+    {"a shift that is no duration",
+     M("\"migrate\":{\"timers\":{\"w\":{\"shift\":\"a day less\"}}},"), "bad-duration",
+     "$.migrate.timers.w.shift", NULL},
+    {"migrate beside restart",
+     M("\"on_version_change\":\"restart\",\"migrate\":{\"states\":{\"old\":\"a\"}},"),
+     "bad-migration", "$.migrate", NULL},
+    {"an event in a migration rule",
+     M("\"migrate\":{\"states\":{\"old\":[{\"when\":[{\"event\":\"/p\",\"exists\":true}],"
+       "\"to\":\"a\"},\"z\"]}},"),
+     "no-event", "$.migrate.states.old[0].when[0].event", NULL},
 };
 
 static const cue_diag *find(const cue_diags *d, const char *code)
@@ -174,8 +258,11 @@ Test(machine, compiled_model_means_what_the_file_says)
     cr_assert(m->states[1].final && !m->states[0].final);
     cr_assert_eq(m->n_timers, 2);
     const cue_action *acts = cue_machines_actions(ms) + m->start.first_action;
-    cr_assert(acts[0].absolute);
-    cr_assert_eq(acts[1].amount, 26 * 3600 * 1000LL, "1d2h is 26 hours");
+    const cue_time_term *terms = cue_machines_time_terms(ms);
+    cr_assert_eq(acts[0].n_terms, 1);
+    cr_assert_eq(terms[acts[0].first_term].base, CUE_TIME_SOURCE);
+    cr_assert_eq(terms[acts[1].first_term].base, CUE_TIME_NOW);
+    cr_assert_eq(terms[acts[1].first_term].offset_ms, 26 * 3600 * 1000LL, "1d2h is 26 hours");
     const cue_transition *t = cue_machines_transitions(ms) + m->states[0].first_transition;
     cr_assert_eq(m->states[0].n_transitions, 3);
     cr_assert_eq(t[0].on, CUE_ON_EVENT);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define COUNT(a) (sizeof(a) / sizeof *(a))
 
@@ -593,4 +594,80 @@ Test(metrics, the_validator_rejects_bad_text)
                                "h_bucket{le=\"+Inf\"} 2\nh_sum -Inf\nh_count 2\n";
     cr_expect(validate(v, good, strlen(good)), "the good text: %s", v->why);
     free(v);
+}
+
+/* ---- build and process --------------------------------------------------- */
+
+Test(metrics, build_info)
+{
+    cue_buf b;
+    cue_buf_init(&b, 0);
+    cr_assert_eq(cue_prom_build_info(&b, "0.1.0", "dd35c200b37a"), 0);
+    expect_text(&b,
+                "# HELP cuepoint_build_info Always 1; the labels name the version and the git "
+                "commit built.\n"
+                "# TYPE cuepoint_build_info gauge\n"
+                "cuepoint_build_info{version=\"0.1.0\",commit=\"dd35c200b37a\"} 1\n",
+                "build info");
+    expect_valid(&b, "build info");
+    cue_buf_reset(&b);
+    cr_assert_eq(cue_prom_build_info(&b, "1\"x", "unknown"), 0);
+    cr_expect(strstr(b.data, "version=\"1\\\"x\",commit=\"unknown\"") != NULL, "%s", b.data);
+    expect_valid(&b, "build info with a quote");
+    cue_buf_deinit(&b);
+}
+
+/* What this very process reads about itself: its own pid's figures, which
+ * the test can check against what it does (opening files, allocating). */
+Test(metrics, process_reads_this_process)
+{
+    cue_process_stats s0, s1;
+    cr_assert_eq(cue_process_stats_read(&s0), 0);
+    FILE *extra[3];
+    for (size_t i = 0; i < COUNT(extra); i++)
+        cr_assert_not_null(extra[i] = fopen("/proc/self/stat", "r"));
+    /* Touch 64 MiB so the resident size must grow by at least most of it. */
+    size_t big = 64u << 20;
+    char *mem = malloc(big);
+    cr_assert_not_null(mem);
+    memset(mem, 1, big);
+    /* Burn a little CPU so the counter cannot go backwards unnoticed. */
+    volatile double x = 0;
+    for (int i = 0; i < 20 * 1000 * 1000; i++)
+        x += i * 0.5;
+    cr_assert_eq(cue_process_stats_read(&s1), 0);
+    cr_expect_eq(s1.open_fds, s0.open_fds + COUNT(extra), "open fds %llu then %llu",
+                 (unsigned long long)s0.open_fds, (unsigned long long)s1.open_fds);
+    cr_expect(s1.resident_bytes >= s0.resident_bytes + big / 2, "rss %llu then %llu",
+              (unsigned long long)s0.resident_bytes, (unsigned long long)s1.resident_bytes);
+    cr_expect(s1.virtual_bytes >= s1.resident_bytes);
+    cr_expect(s1.cpu_seconds >= s0.cpu_seconds && s1.cpu_seconds > 0);
+    cr_expect(s1.max_fds >= s1.open_fds);
+    double now = (double)time(NULL);
+    cr_expect(s1.start_time_seconds > now - 3600 && s1.start_time_seconds <= now + 1,
+              "start time %.0f, now %.0f", s1.start_time_seconds, now);
+    cr_expect_eq(s1.start_time_seconds, s0.start_time_seconds);
+    free(mem);
+    for (size_t i = 0; i < COUNT(extra); i++)
+        fclose(extra[i]);
+
+    cue_buf b;
+    cue_buf_init(&b, 0);
+    cr_assert_eq(cue_prom_process(&b, &s1), 0);
+    expect_valid(&b, "process families");
+    static const char *const names[] = {"process_cpu_seconds_total",
+                                        "process_resident_memory_bytes",
+                                        "process_virtual_memory_bytes",
+                                        "process_open_fds",
+                                        "process_max_fds",
+                                        "process_start_time_seconds"};
+    for (size_t i = 0; i < COUNT(names); i++) {
+        char line[128];
+        snprintf(line, sizeof line, "\n%s ", names[i]);
+        cr_expect(strstr(b.data, line) != NULL, "no sample of %s in\n%s", names[i], b.data);
+    }
+    char want[64];
+    snprintf(want, sizeof want, "\nprocess_open_fds %llu\n", (unsigned long long)s1.open_fds);
+    cr_expect(strstr(b.data, want) != NULL, "%s", b.data);
+    cue_buf_deinit(&b);
 }

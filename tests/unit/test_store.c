@@ -265,6 +265,57 @@ Test(store, a_timer_run_waits_until_it_is_put)
     remove_tree(dir);
 }
 
+/* A store knows whose it is: the first pipeline to open it is kept, and
+ * another application or input is refused with both named, also after a
+ * partition reset (outside the partitions' ranges) and a reopen. */
+Test(store, a_store_belongs_to_one_application_and_input)
+{
+    char dir[64];
+    temp_dir(dir);
+    cue_store *s = open_dir(dir, false);
+    cue_err err = {0};
+    cr_assert(cue_store_owner_check(s, "app-a", "events", &err) == 0, "%s", err.msg);
+    cr_assert(cue_store_owner_check(s, "app-a", "events", &err) == 0, "%s", err.msg);
+    cue_store_meta empty = {.changelog_offset = -1, .stream_time_ms = INT64_MIN};
+    cr_assert(cue_store_partition_reset(s, 0, true, &empty, "", &err) == 0, "%s", err.msg);
+    cue_store_close(s);
+    s = open_dir(dir, true);
+    cr_expect(cue_store_owner_check(s, "app-a", "events", &err) == 0, "%s", err.msg);
+    cr_expect_eq(cue_store_owner_check(s, "app-a", "clicks", &err), CUE_ECONFIG);
+    cr_expect(strstr(err.msg, "\"app-a\" reading \"events\"") && strstr(err.msg, "\"clicks\""),
+              "%s", err.msg);
+    cr_expect_eq(cue_store_owner_check(s, "app-b", "events", &err), CUE_ECONFIG);
+    cr_expect_eq(cue_store_owner_check(s, "app-a", "event", &err), CUE_ECONFIG, "a prefix");
+    cue_store_close(s);
+    /* A read-only store that records nothing takes nothing. */
+    char other[64];
+    temp_dir(other);
+    s = open_dir(other, false);
+    cue_store_close(s);
+    s = open_dir(other, true);
+    cr_expect(cue_store_owner_check(s, "x", "y", &err) == 0);
+    cue_store_close(s);
+    s = open_dir(other, false);
+    cr_expect(cue_store_owner_check(s, "z", "y", &err) == 0, "nothing was recorded read-only");
+    cue_store_close(s);
+    remove_tree(other);
+    remove_tree(dir);
+}
+
+/* A second process on a directory hears that it is in use, not about a LOCK file. */
+Test(store, a_directory_in_use_is_named_as_such)
+{
+    char dir[64];
+    temp_dir(dir);
+    cue_store *s = open_dir(dir, false);
+    cue_store *again = NULL;
+    cue_err err = {0};
+    cr_assert_eq(cue_store_open(&again, dir, &(cue_store_opts){0}, &err), CUE_ESTORE);
+    cr_expect(strstr(err.msg, "in use by another cuepoint process") != NULL, "%s", err.msg);
+    cue_store_close(s);
+    remove_tree(dir);
+}
+
 /* Found by fuzzing (tests/fuzz/fuzz_restore.c): a changelog record with a
  * key longer than a user id overflowed the key builders' stack buffer
  * (ASan: stack-buffer-overflow; a release build crashed on a 5,000-byte

@@ -24,6 +24,7 @@ typedef struct harness {
     cue_task *task;
     cue_buf log; /* "nudge:user@ms;" per trigger, "dead:reason@offset;" per dead letter */
     size_t triggers, dead;
+    char last_dead[256]; /* the last dead letter's message */
 } harness;
 
 static void on_trigger(const cue_trigger *t, const char *rec, size_t len, void *ctx)
@@ -38,6 +39,7 @@ static void on_dead(const cue_dead_letter *dl, void *ctx)
 {
     harness *h = ctx;
     cue_buf_printf(&h->log, "dead:%s@%lld;", cue_reason_name(dl->reason), (long long)dl->offset);
+    snprintf(h->last_dead, sizeof h->last_dead, "%s", dl->message);
     h->dead++;
 }
 
@@ -62,6 +64,7 @@ static void setup(harness *h)
     memset(h, 0, sizeof *h);
     temp_dir(h->dir);
     cue_config_defaults(&h->cfg);
+    h->cfg.event_time_min_ms = 0; /* the cases count time from 0 */
     h->ms = compile_text(nudge_machine);
     cue_buf_init(&h->log, 1024);
     open_task(h);
@@ -75,11 +78,24 @@ static void teardown(harness *h)
     remove_tree(h->dir);
 }
 
+/* One record as a file or a topic offers it (key NULL: none; ts: its Kafka
+ * timestamp or CUE_NO_TIMESTAMP). */
+static int process(harness *h, const char *line, int64_t offset, const char *key, int64_t ts,
+                   cue_err *err)
+{
+    cue_record rec = {.value = line,
+                      .value_len = strlen(line),
+                      .key = key,
+                      .key_len = key ? strlen(key) : 0,
+                      .offset = offset,
+                      .timestamp_ms = ts};
+    return cue_task_process(h->task, &rec, err);
+}
+
 static void feed(harness *h, const char *line)
 {
     cue_err err = {0};
-    cr_assert(cue_task_process(h->task, line, strlen(line), cue_task_next_offset(h->task), NULL, 0,
-                               &err) == 0,
+    cr_assert(process(h, line, cue_task_next_offset(h->task), NULL, CUE_NO_TIMESTAMP, &err) == 0,
               "%s", err.msg);
 }
 
@@ -146,8 +162,8 @@ Test(task, a_redelivered_record_is_skipped)
     setup(&h);
     const char *line = "{\"user_id\":\"a\",\"type\":\"begin\",\"ts\":1,\"due\":10}";
     cue_err err = {0};
-    cr_assert(cue_task_process(h.task, line, strlen(line), 5, NULL, 0, &err) == 0);
-    cr_assert(cue_task_process(h.task, line, strlen(line), 5, NULL, 0, &err) == 0);
+    cr_assert(process(&h, line, 5, NULL, CUE_NO_TIMESTAMP, &err) == 0);
+    cr_assert(process(&h, line, 5, NULL, CUE_NO_TIMESTAMP, &err) == 0);
     cr_assert_eq(cue_task_stats_get(h.task)->duplicates, 1);
     cr_assert_eq(cue_task_stats_get(h.task)->applied, 1);
     cr_assert(cue_task_advance(h.task, 100, &err) == 0);
@@ -199,7 +215,7 @@ Test(task, lateness_policy_and_key_mismatch)
     feed(&h, "{\"user_id\":\"a\",\"type\":\"x\",\"ts\":1000}");    /* far too late */
     cue_err err = {0};
     const char *line = "{\"user_id\":\"a\",\"type\":\"x\",\"ts\":10000000}";
-    cr_assert(cue_task_process(h.task, line, strlen(line), 3, "b", 1, &err) == 0);
+    cr_assert(process(&h, line, 3, "b", CUE_NO_TIMESTAMP, &err) == 0);
     cr_assert_str_eq(h.log.data, "dead:late@2;dead:key_mismatch@3;");
     close_task(&h, true); /* stream time is kept with the commit */
     h.cfg.late_policy = CUE_LATE_APPLY;
@@ -412,5 +428,189 @@ Test(task, a_rollback_returns_to_the_last_commit_and_a_second_pass_equals_a_clea
     cue_buf_deinit(&got);
     cue_buf_deinit(&want);
     teardown(&clean);
+    teardown(&h);
+}
+
+/* An event from a device whose clock is years ahead is refused before it can
+ * move stream time or arm a timer, so the good events after it are not late;
+ * the reference is the record's Kafka timestamp, else the reader's clock. */
+Test(task, an_event_from_the_future_moves_no_time)
+{
+    harness h;
+    setup(&h);
+    const int64_t now = 1772438400000; /* 2026-03-02 */
+    const char *good1 =
+        "{\"user_id\":\"a\",\"type\":\"begin\",\"ts\":1772438400000,\"due\":1772442000000}";
+    const char *year9999 = "{\"user_id\":\"b\",\"type\":\"begin\",\"ts\":\"9999-12-31T23:59:59Z\","
+                           "\"due\":1772442000000}";
+    const char *ahead2h = "{\"user_id\":\"c\",\"type\":\"begin\",\"ts\":1772445600001,\"due\":1}";
+    const char *within = "{\"user_id\":\"d\",\"type\":\"x\",\"ts\":1772441900000}";
+    const char *good2 = "{\"user_id\":\"a\",\"type\":\"stop\",\"ts\":1772438460000}";
+    cue_err err = {0};
+    cr_assert(process(&h, good1, 0, NULL, now, &err) == 0, "%s", err.msg);
+    cr_assert(process(&h, year9999, 1, NULL, now, &err) == 0, "%s", err.msg);
+    cr_assert(process(&h, ahead2h, 2, NULL, now, &err) == 0, "%s", err.msg);
+    cr_assert(process(&h, within, 3, NULL, now, &err) == 0, "%s", err.msg); /* 58 min ahead */
+    cr_expect_eq(cue_task_stream_time(h.task), 1772441900000);
+    cr_assert(process(&h, good2, 4, NULL, now, &err) == 0, "%s", err.msg);
+    cr_assert_str_eq(h.log.data, "dead:future_time@1;dead:future_time@2;");
+    const cue_task_stats *s = cue_task_stats_get(h.task);
+    cr_expect_eq(s->applied, 3);
+    cr_expect_eq(s->dead_by_reason[CUE_REASON_FUTURE_TIME], 2);
+    /* Without a Kafka timestamp, the reader's clock is the reference; with
+     * neither, nothing is checked. */
+    cue_buf_reset(&h.log);
+    cr_assert(process(&h, year9999, 5, NULL, CUE_NO_TIMESTAMP, &err) == 0);
+    cr_expect_eq(cue_task_stream_time(h.task), 253402300799000,
+                 "no reference: applied, time moved");
+    cr_expect_eq(h.dead, 2);
+    teardown(&h);
+    setup(&h);
+    cue_task_set_clock(h.task, now);
+    cr_assert(process(&h, year9999, 0, NULL, CUE_NO_TIMESTAMP, &err) == 0);
+    cr_assert(process(&h, good1, 1, NULL, CUE_NO_TIMESTAMP, &err) == 0);
+    cr_expect_str_eq(h.log.data, "dead:future_time@0;");
+    cr_expect_eq(cue_task_stream_time(h.task), now);
+    teardown(&h);
+}
+
+/* The message says how far ahead, of what, and names the setting. */
+Test(task, a_future_time_dead_letter_says_by_how_much)
+{
+    harness h;
+    setup(&h);
+    cue_err err = {0};
+    const char *y2030 = "{\"user_id\":\"a\",\"type\":\"x\",\"ts\":\"2026-03-12T00:00:00Z\"}";
+    cr_assert(process(&h, y2030, 0, NULL, 1772409600000, &err) == 0);
+    cr_expect_str_eq(h.log.data, "dead:future_time@0;");
+    cr_expect_str_eq(h.last_dead,
+                     "event time 2026-03-12T00:00:00.000Z is 10.0 days ahead of the record's Kafka "
+                     "timestamp 2026-03-02T00:00:00.000Z, more than event.time.max.future.ms "
+                     "(3600000 ms): a device clock set ahead?");
+    teardown(&h);
+}
+
+/* A store whose stream time an older version let a future event move is
+ * brought back, and stays back after a rollback and a restart. */
+Test(task, a_poisoned_stream_time_is_repaired)
+{
+    harness h;
+    setup(&h);
+    feed(&h, "{\"user_id\":\"a\",\"type\":\"x\",\"ts\":\"9999-12-31T23:59:59Z\"}");
+    close_task(&h, true);
+    open_task(&h);
+    cr_assert_eq(cue_task_stream_time(h.task), 253402300799000);
+    cr_expect_eq(cue_task_repair_stream_time(h.task, 1772438400000), 253402300799000);
+    cr_expect_eq(cue_task_stream_time(h.task), 1772438400000);
+    cue_err err = {0};
+    cr_assert(cue_task_rollback(h.task, &err) == 0, "%s", err.msg);
+    cr_expect_eq(cue_task_stream_time(h.task), 1772438400000, "the repair outlives a rollback");
+    feed(&h, "{\"user_id\":\"b\",\"type\":\"x\",\"ts\":1772438000000}"); /* not late now */
+    cr_expect_eq(cue_task_stats_get(h.task)->applied, 1);
+    cr_expect_eq(h.dead, 0);
+    close_task(&h, true);
+    open_task(&h);
+    cr_expect_eq(cue_task_stream_time(h.task), 1772438400000, "and is committed");
+    cr_expect_eq(cue_task_repair_stream_time(h.task, 1772438400000), INT64_MIN, "nothing to do");
+    teardown(&h);
+}
+
+/* A re-sent event (the same event id at a new position: a producer's retry,
+ * a file sent again) is a duplicate: not applied, no trigger, no new id. */
+Test(task, an_event_sent_again_under_a_new_position_is_a_duplicate)
+{
+    harness h;
+    setup(&h);
+    const char *begin =
+        "{\"user_id\":\"a\",\"type\":\"begin\",\"ts\":1000,\"due\":5000,\"event_id\":\"e1\"}";
+    const char *tick = "{\"user_id\":\"b\",\"type\":\"x\",\"ts\":6000,\"event_id\":\"e2\"}";
+    feed(&h, begin);
+    feed(&h, tick); /* fires a's nudge at 5000 */
+    feed(&h, begin);
+    feed(&h, begin);
+    feed(&h, tick);
+    const cue_task_stats *s = cue_task_stats_get(h.task);
+    cr_expect_eq(s->applied, 2);
+    cr_expect_eq(s->duplicates, 3);
+    cr_expect_str_eq(h.log.data, "nudge:a@5000;");
+    /* The ids outlive a commit and a restart. */
+    close_task(&h, true);
+    open_task(&h);
+    feed(&h, begin);
+    cr_expect_eq(cue_task_stats_get(h.task)->duplicates, 1);
+    cr_expect_str_eq(h.log.data, "nudge:a@5000;", "no second nudge: %s", h.log.data);
+    /* The same id at another time is another event (a client that sends a
+     * constant id); without an id, or with the check off, a new position is
+     * a new event. */
+    feed(&h, "{\"user_id\":\"c\",\"type\":\"x\",\"ts\":7000,\"event_id\":\"undefined\"}");
+    feed(&h, "{\"user_id\":\"c\",\"type\":\"x\",\"ts\":7001,\"event_id\":\"undefined\"}");
+    cr_expect_eq(cue_task_stats_get(h.task)->applied, 2, "a constant id at two times");
+    feed(&h, "{\"user_id\":\"c\",\"type\":\"x\",\"ts\":7000}");
+    feed(&h, "{\"user_id\":\"c\",\"type\":\"x\",\"ts\":7000}");
+    cr_expect_eq(cue_task_stats_get(h.task)->applied, 4);
+    close_task(&h, true);
+    h.cfg.event_id_dedup_max = 0;
+    open_task(&h);
+    feed(&h, tick);
+    cr_expect_eq(cue_task_stats_get(h.task)->applied, 1, "dedup off: applied again");
+    teardown(&h);
+}
+
+/* Ids are kept for events within allowed.lateness.ms of stream time (an
+ * older copy is late), at most event.id.dedup.max of them, oldest out. */
+Test(task, event_ids_are_kept_within_the_lateness_and_the_bound)
+{
+    harness h;
+    setup(&h);
+    h.cfg.event_id_dedup_max = 3;
+    close_task(&h, false);
+    open_task(&h);
+    char line[160];
+    for (int i = 1; i <= 4; i++) {
+        snprintf(line, sizeof line,
+                 "{\"user_id\":\"a\",\"type\":\"x\",\"ts\":%d000,\"event_id\":\"e%d\"}", i, i);
+        feed(&h, line);
+    }
+    /* e1 fell out of the three kept: its copy cannot be told from a new
+     * event, and is refused as late for this user; e4..e2 are duplicates. */
+    for (int i = 4; i >= 1; i--) {
+        snprintf(line, sizeof line,
+                 "{\"user_id\":\"a\",\"type\":\"x\",\"ts\":%d000,\"event_id\":\"e%d\"}", i, i);
+        feed(&h, line);
+    }
+    const cue_task_stats *s = cue_task_stats_get(h.task);
+    cr_expect_eq(s->applied, 4);
+    cr_expect_eq(s->duplicates, 3);
+    cr_expect_str_eq(h.log.data, "dead:late@7;");
+    /* Before the dropped ids' time: unsure, refused; after: new. */
+    feed(&h, "{\"user_id\":\"a\",\"type\":\"x\",\"ts\":500,\"event_id\":\"e7\"}");
+    cr_expect_str_eq(h.log.data, "dead:late@7;dead:late@8;");
+    feed(&h, "{\"user_id\":\"a\",\"type\":\"x\",\"ts\":1500,\"event_id\":\"e8\"}");
+    cr_expect_eq(s->applied, 5, "after the floor: new");
+    /* Past the lateness, a copy is late, and its id is no longer kept. */
+    feed(&h, "{\"user_id\":\"a\",\"type\":\"x\",\"ts\":7200000,\"event_id\":\"e9\"}");
+    feed(&h, "{\"user_id\":\"a\",\"type\":\"x\",\"ts\":4000,\"event_id\":\"e4\"}");
+    cr_expect_str_eq(h.log.data, "dead:late@7;dead:late@8;dead:late@11;");
+    cr_expect_eq(s->records, s->applied + s->duplicates + s->dead_letters,
+                 "every record counted once");
+    teardown(&h);
+}
+
+/* A rollback long after a partition opened does not pull its stream time
+ * back to the repair limit of the open: only a repair not yet committed is
+ * made again. */
+Test(task, a_rollback_keeps_an_honest_stream_time)
+{
+    harness h;
+    setup(&h);
+    cr_expect_eq(cue_task_repair_stream_time(h.task, 39600000), INT64_MIN, "nothing to repair");
+    feed(&h, "{\"user_id\":\"a\",\"type\":\"x\",\"ts\":54000000}");
+    cue_err err = {0};
+    cr_assert(cue_task_commit(h.task, &err) == 0, "%s", err.msg);
+    feed(&h, "{\"user_id\":\"a\",\"type\":\"x\",\"ts\":54060000}");
+    cr_assert(cue_task_rollback(h.task, &err) == 0, "%s", err.msg);
+    cr_expect_eq(cue_task_stream_time(h.task), 54000000);
+    feed(&h, "{\"user_id\":\"b\",\"type\":\"x\",\"ts\":43200000}");
+    cr_expect_str_eq(h.log.data, "dead:late@1;", "3 h behind stream time is late");
     teardown(&h);
 }

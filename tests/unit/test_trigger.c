@@ -27,6 +27,7 @@ Test(trigger, cloudevents_shape)
         "\"missing\":{\"event\":\"/nope\"},\"n\":1.5}}]},\"initial\":\"a\",\"states\":{\"a\":{}}}");
     cue_config cfg;
     cue_config_defaults(&cfg);
+    cfg.event_time_min_ms = 0; /* the cases count time from 0 */
     cue_event_decoder *d;
     cue_err err;
     cue_event_decoder_new(&d, &cfg, &err);
@@ -39,7 +40,7 @@ Test(trigger, cloudevents_shape)
     cue_user_init(&u, ev.user_id, ev.user_id_len);
     cue_step_stats st = {0};
     last[0] = '\0';
-    cue_engine_apply(ms, &u, &ev, keep, NULL, &st);
+    cue_engine_apply(ms, &u, &ev, NULL, keep, NULL, &st);
     cr_assert_eq(st.triggers, 1);
     json_error_t jerr;
     json_t *j = json_loads(last, 0, &jerr);
