@@ -235,8 +235,8 @@ int main(int argc, char **argv)
         double t0 = now_s();
         for (size_t i = 0; i < c.n && rc == 0; i++) {
             const rec *x = &c.recs[i];
-            cue_restore_apply(&r, s, c.bytes + x->key_off, x->key_len, c.bytes + x->val_off,
-                              x->val_len);
+            rc = cue_restore_apply(&r, s, c.bytes + x->key_off, x->key_len, c.bytes + x->val_off,
+                                   x->val_len, &err);
             if (cue_store_batch_count(s) >= RESTORE_BATCH)
                 rc = cue_store_batch_commit(s, false, &err);
         }

@@ -4,8 +4,10 @@
 #
 #   scripts/deps.sh          what the build and the demo need
 #   scripts/deps.sh --test   also what the tests of shipping it need (the
-#                            package, the image, Kubernetes, Prometheus);
-#                            scripts/test.sh passes it
+#                            package, the image, Kubernetes, Prometheus) and
+#                            the fuzz build; scripts/test.sh passes it
+#   scripts/deps.sh --fuzz   what the build needs and the fuzz build (clang,
+#                            libFuzzer); scripts/fuzz.sh passes it
 set -euo pipefail
 
 # libglib2.0-dev: the tz module's time zones (GLib's GTimeZone, which reads the
@@ -40,6 +42,18 @@ packages=(build-essential cmake pkg-config librdkafka-dev librocksdb-dev libjans
 if [ "${1:-}" = --test ]; then
     packages+=(dpkg-dev file lintian systemd mmdebstrap umoci skopeo prometheus jq python3-yaml)
     command -v kubectl >/dev/null || packages+=(kubernetes-client)
+fi
+# The fuzz build, with --fuzz (scripts/fuzz.sh) and with --test (scripts/test.sh
+# fuzzes after the suites):
+# clang: libFuzzer is clang's, and clang's UBSan sees what gcc's does not
+#   (NULL + 0, for one).
+# libclang-rt-14-dev: clang 14's runtime libraries, libFuzzer among them
+#   (libclang_rt.fuzzer-x86_64.a); clang only recommends it, and recommends
+#   are not installed here.
+# llvm: llvm-symbolizer, for the fuzzers' stack traces with file and line, and
+#   llvm-cov and llvm-profdata for scripts/fuzz.sh --coverage.
+if [ "${1:-}" = --test ] || [ "${1:-}" = --fuzz ]; then
+    packages+=(clang libclang-rt-14-dev llvm)
 fi
 
 missing=()

@@ -328,9 +328,10 @@ static int kafka_prop(cue_config *c, int clients, const char *key, json_t *v, co
         if (strcmp(key, owned_props[k].key) == 0)
             return cue_err_set(err, CUE_ECONFIG, "%s: set by cuepoint; use %s", path,
                                owned_props[k].instead);
+    bool name = key[0] != '\0';
     for (const char *p = key; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' || *p == '_'))
-            return cue_err_set(err, CUE_ECONFIG, "%s: not a librdkafka property name", path);
+        name &= (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' || *p == '_';
+    if (!name) return cue_err_set(err, CUE_ECONFIG, "%s: not a librdkafka property name", path);
     char text[8192];
     int rc = 0;
     int kind = CUE_KAFKA_TEXT;
@@ -604,6 +605,26 @@ static void dir_of(const char *path, char *out, size_t cap)
     snprintf(out, cap, "%.*s", (int)n, path);
 }
 
+/* Applies the parsed file `root` (taken: released here); `path` names it,
+ * and relative paths in it are resolved against `dir` (NULL: as given). */
+static int config_apply(cue_config *c, json_t *root, const char *path, const char *dir,
+                        cue_err *err)
+{
+    int rc = 0;
+    if (!json_is_object(root)) rc = cue_err_set(err, CUE_ECONFIG, "$: must be a JSON object");
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v)
+    {
+        char p[300];
+        snprintf(p, sizeof p, "$.%.200s", key);
+        if (rc == 0) rc = apply_key(c, key, v, p, dir, err);
+    }
+    json_decref(root);
+    if (rc != 0) cue_err_prefix(err, "%s", path);
+    return rc == 0 ? 0 : CUE_ECONFIG;
+}
+
 int cue_config_load(cue_config *c, const char *path, cue_err *err)
 {
     /* Opened here, not by jansson, so that a missing file is told apart
@@ -619,19 +640,19 @@ int cue_config_load(cue_config *c, const char *path, cue_err *err)
                            jerr.column, jerr.text);
     char dir[CUE_PATH_MAX];
     dir_of(path, dir, sizeof dir);
-    int rc = 0;
-    if (!json_is_object(root)) rc = cue_err_set(err, CUE_ECONFIG, "$: must be a JSON object");
-    const char *key;
-    json_t *v;
-    json_object_foreach(root, key, v)
-    {
-        char p[300];
-        snprintf(p, sizeof p, "$.%.200s", key);
-        if (rc == 0) rc = apply_key(c, key, v, p, dir, err);
-    }
-    json_decref(root);
-    if (rc != 0) cue_err_prefix(err, "%s", path);
-    return rc == 0 ? 0 : CUE_ECONFIG;
+    return config_apply(c, root, path, dir, err);
+}
+
+int cue_config_load_text(cue_config *c, const char *name, const char *text, size_t len,
+                         cue_err *err)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL)
+        return cue_err_set(err, CUE_ECONFIG, "%s: line %d, column %d: %s", name, jerr.line,
+                           jerr.column, jerr.text);
+    /* No file, no directory: paths are taken as given, as with --set. */
+    return config_apply(c, root, name, NULL, err);
 }
 
 int cue_config_set(cue_config *c, const char *key, const char *value, cue_err *err)

@@ -336,6 +336,13 @@ static void do_start_timer(step *s, const cue_machine *m, cue_instance *in, cons
     cue_value seen;
     switch (timer_due(s, m, in, a, NULL, 0, &due, &bad, &seen)) {
     case DUE_OK:
+        /* In a timer's step, a time not after the step's own would come due
+         * at once, fire the same transition, and start it again, for ever:
+         * the partition would never get past it. Refused and counted. */
+        if (s->ev == NULL && due <= s->now_ms) {
+            s->st->timers_refused++;
+            break;
+        }
         /* A time already past fires at once, just after this step, with its
          * own due time as the trigger's time (README "Timers"). */
         s->st->timers_past += due < s->now_ms;
@@ -353,6 +360,15 @@ static void do_start_timer(step *s, const cue_machine *m, cue_instance *in, cons
     }
 }
 
+/* Counters stop at the 64-bit bounds rather than wrap (a wrap is undefined,
+ * and would turn "many" into "very few"). */
+static int64_t add_saturating(int64_t a, int64_t b)
+{
+    int64_t sum;
+    if (!__builtin_add_overflow(a, b, &sum)) return sum;
+    return b > 0 ? INT64_MAX : INT64_MIN;
+}
+
 static void run_actions(step *s, const cue_machine *m, cue_instance *in, const cue_transition *t)
 {
     const cue_action *acts = cue_machines_actions(s->ms) + t->first_action;
@@ -362,7 +378,9 @@ static void run_actions(step *s, const cue_machine *m, cue_instance *in, const c
         case CUE_ACT_EMIT: do_emit(s, m, in, a, t); break;
         case CUE_ACT_SET: do_set(s, m, in, a); break;
         case CUE_ACT_UNSET: in->vars[a->target].type = CUE_VAL_ABSENT; break;
-        case CUE_ACT_INCREMENT: in->counters[a->target] += a->amount; break;
+        case CUE_ACT_INCREMENT:
+            in->counters[a->target] = add_saturating(in->counters[a->target], a->amount);
+            break;
         case CUE_ACT_RESET: in->counters[a->target] = 0; break;
         case CUE_ACT_START_TIMER: do_start_timer(s, m, in, a); break;
         default: in->timers[a->target] = CUE_TIMER_NONE; break;

@@ -450,11 +450,13 @@ void cue_filemode_summary(FILE *f, const cue_filemode_opts *o, const cue_filemod
                 (unsigned long long)c->dropped_instances, (unsigned long long)c->timers_moved,
                 (unsigned long long)c->timers_dropped, (unsigned long long)s->migrated_users);
     const cue_step_stats *e = &s->engine;
-    if (e->timers_past || e->timers_past_skipped)
+    if (e->timers_past || e->timers_past_skipped || e->timers_refused)
         fprintf(f,
                 "  timers: %llu started at a time already past (fired at once), %llu not started "
-                "(if_past: skip)\n",
-                (unsigned long long)e->timers_past, (unsigned long long)e->timers_past_skipped);
+                "(if_past: skip), %llu refused (a timer's transition starting one at or before "
+                "its own time)\n",
+                (unsigned long long)e->timers_past, (unsigned long long)e->timers_past_skipped,
+                (unsigned long long)e->timers_refused);
     if (e->instance_limit || e->bad_key || e->bad_timer_value || e->value_truncated)
         fprintf(f,
                 "  warnings: %llu starts refused at max_instances, %llu bad instance keys, "

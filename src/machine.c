@@ -743,6 +743,9 @@ static int duration_of(ctx *c, json_t *v, const char *path, bool sign, int64_t *
     return 0;
 }
 
+/* 2^53 - 1: the largest integer a double (and so any JSON reader) holds exactly. */
+#define INCREMENT_MAX 9007199254740991LL
+
 /* The offset of a term: `after` (later) or `before` (earlier), or 0. */
 static int term_offset(ctx *c, json_t *obj, const char *path, int64_t *out)
 {
@@ -966,8 +969,12 @@ static int action_from_json(ctx *c, json_t *a, cue_action *out, const char *path
     case CUE_ACT_INCREMENT: {
         json_t *by = json_object_get(a, "by");
         subpath(p, sizeof p, path, "by");
-        if (by && !json_is_integer(by)) err_at(c, "wrong-type", p, "must be an integer");
         out->amount = by ? json_integer_value(by) : 1;
+        if (by && !json_is_integer(by))
+            err_at(c, "wrong-type", p, "must be an integer");
+        else if (out->amount > INCREMENT_MAX || out->amount < -INCREMENT_MAX)
+            err_at(c, "bad-value", p, "must be from -%lld to %lld (counters stop at 64-bit bounds)",
+                   (long long)INCREMENT_MAX, (long long)INCREMENT_MAX);
         return 0;
     }
     case CUE_ACT_START_TIMER: return timer_when(c, a, out, path);
@@ -1570,8 +1577,10 @@ void cue_machines_free(cue_machines *ms)
     free(ms);
 }
 
-/* Compiles `file` as the next machine of `ms`; diagnostics go to `d`. */
-static int compile_into(cue_machines *ms, const char *file, cue_diags *d)
+/* Compiles `file` as the next machine of `ms`, from `text` (`len` bytes)
+ * when it is not NULL, else from the file itself; diagnostics go to `d`. */
+static int compile_into(cue_machines *ms, const char *file, const char *text, size_t len,
+                        cue_diags *d)
 {
     size_t errors_before = d->errors;
     if (ms->n_m >= CUE_MACHINES_MAX) {
@@ -1579,7 +1588,8 @@ static int compile_into(cue_machines *ms, const char *file, cue_diags *d)
         return CUE_ELIMIT;
     }
     json_error_t jerr;
-    json_t *root = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = text ? json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr)
+                        : json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         cue_diags_add(d, CUE_DIAG_ERROR, "bad-json", "$", "line %d, column %d: %s", jerr.line,
                       jerr.column, jerr.text);
@@ -1608,18 +1618,30 @@ static int compile_into(cue_machines *ms, const char *file, cue_diags *d)
     return 0;
 }
 
-int cue_machines_compile_file(cue_machines **out, const char *file, cue_diags *d)
+static int compile_one(cue_machines **out, const char *file, const char *text, size_t len,
+                       cue_diags *d)
 {
     *out = NULL;
     cue_machines *ms;
     if (set_new(&ms) != 0) return CUE_ENOMEM;
-    int rc = compile_into(ms, file, d);
+    int rc = compile_into(ms, file, text, len, d);
     if (rc != 0) {
         cue_machines_free(ms);
         return rc;
     }
     *out = ms;
     return 0;
+}
+
+int cue_machines_compile_file(cue_machines **out, const char *file, cue_diags *d)
+{
+    return compile_one(out, file, NULL, 0, d);
+}
+
+int cue_machines_compile_text(cue_machines **out, const char *name, const char *text, size_t len,
+                              cue_diags *d)
+{
+    return compile_one(out, name, text, len, d);
 }
 
 static int first_error(const cue_diags *d, const char *file, cue_err *err)
@@ -1640,7 +1662,7 @@ int cue_machines_load_files(cue_machines **out, const char *const *files, size_t
     for (size_t i = 0; i < n_files; i++) {
         cue_diags d;
         cue_diags_init(&d);
-        int rc = compile_into(ms, files[i], &d);
+        int rc = compile_into(ms, files[i], NULL, 0, &d);
         if (rc != 0) first_error(&d, files[i], err);
         cue_diags_deinit(&d);
         if (rc != 0) {
@@ -1774,24 +1796,37 @@ int32_t cue_machines_type_id(const cue_machines *ms, const char *type, size_t le
     return type_lookup(ms, type, len);
 }
 
+/* A set whose machines have no guards (or actions, transitions, fields,
+ * timer times, migration rules) has
+ * no table for them; callers still add a range's first index, which is
+ * undefined on a null pointer even when it is 0. So an empty table is a
+ * real, empty, array. */
+static const cue_guard no_guards[1];
+static const cue_action no_actions[1];
+static const cue_transition no_transitions[1];
+static const cue_emit_field no_fields[1];
+static const cue_time_term no_terms[1];
+static const cue_mig_rule no_rules[1];
+static const cue_mig_timer no_mtimers[1];
+
 const cue_guard *cue_machines_guards(const cue_machines *ms)
 {
-    return ms->guards;
+    return ms->guards ? ms->guards : no_guards;
 }
 
 const cue_action *cue_machines_actions(const cue_machines *ms)
 {
-    return ms->actions;
+    return ms->actions ? ms->actions : no_actions;
 }
 
 const cue_transition *cue_machines_transitions(const cue_machines *ms)
 {
-    return ms->trans;
+    return ms->trans ? ms->trans : no_transitions;
 }
 
 const cue_emit_field *cue_machines_fields(const cue_machines *ms)
 {
-    return ms->fields;
+    return ms->fields ? ms->fields : no_fields;
 }
 
 const cue_json_ptr *cue_machines_ptr(const cue_machines *ms, uint16_t i)
@@ -1808,17 +1843,17 @@ const char *cue_machines_type_name(const cue_machines *ms, int32_t type_id)
 
 const cue_time_term *cue_machines_time_terms(const cue_machines *ms)
 {
-    return ms->terms;
+    return ms->terms ? ms->terms : no_terms;
 }
 
 const cue_mig_rule *cue_machines_mig_rules(const cue_machines *ms)
 {
-    return ms->rules;
+    return ms->rules ? ms->rules : no_rules;
 }
 
 const cue_mig_timer *cue_machines_mig_timers(const cue_machines *ms)
 {
-    return ms->mtimers;
+    return ms->mtimers ? ms->mtimers : no_mtimers;
 }
 
 bool cue_machines_use_local_time(const cue_machines *ms)

@@ -919,15 +919,17 @@ static void compile_root(cc *c, json_t *root, cue_tz *tz)
     check_zones(c, tz);
 }
 
-/* Reads and compiles the file at `path`. Returns how many errors it has
+/* Reads and compiles the file at `path`, or `len` bytes of `text` when it
+ * is not NULL (`path` then names it). Returns how many errors it has
  * (the first CUE_POLICY_ERRORS_MAX in `d`), with `*out` the policy when none,
  * or SIZE_MAX when it could not be read or parsed, or memory ran out (`err`
  * says why, in the parser's "FILE:LINE:COL: ..." for bad JSON). */
-static size_t compile(const char *path, const cue_machines *ms, cue_diags *d, cue_policy **out,
-                      cue_err *err)
+static size_t compile(const char *path, const char *text, size_t len, const cue_machines *ms,
+                      cue_diags *d, cue_policy **out, cue_err *err)
 {
     json_error_t je;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = text ? json_loadb(text, len, JSON_REJECT_DUPLICATES, &je)
+                        : json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (root == NULL) {
         cue_diags_add(d, CUE_DIAG_ERROR, "policy", "$", "not JSON: line %d, column %d: %s", je.line,
                       je.column, je.text);
@@ -954,11 +956,12 @@ static size_t compile(const char *path, const cue_machines *ms, cue_diags *d, cu
     return c.errors;
 }
 
-int cue_policy_load(cue_policy **out, const char *path, const cue_machines *ms, cue_err *err)
+static int load(cue_policy **out, const char *path, const char *text, size_t text_len,
+                const cue_machines *ms, cue_err *err)
 {
     cue_diags d;
     cue_diags_init(&d);
-    size_t errors = compile(path, ms, &d, out, err);
+    size_t errors = compile(path, text, text_len, ms, &d, out, err);
     if (errors == SIZE_MAX) {
         cue_diags_deinit(&d);
         return err && err->code ? err->code : CUE_ECONFIG;
@@ -990,11 +993,22 @@ int cue_policy_load(cue_policy **out, const char *path, const cue_machines *ms, 
     return cue_err_set(err, CUE_ECONFIG, "%s: %s", path, msg);
 }
 
+int cue_policy_load(cue_policy **out, const char *path, const cue_machines *ms, cue_err *err)
+{
+    return load(out, path, NULL, 0, ms, err);
+}
+
+int cue_policy_load_text(cue_policy **out, const char *name, const char *text, size_t len,
+                         const cue_machines *ms, cue_err *err)
+{
+    return load(out, name, text, len, ms, err);
+}
+
 size_t cue_policy_check(const char *path, const cue_machines *ms, cue_diags *d)
 {
     cue_policy *p = NULL;
     cue_err err = {0};
-    size_t errors = compile(path, ms, d, &p, &err);
+    size_t errors = compile(path, NULL, 0, ms, d, &p, &err);
     cue_policy_free(p);
     if (errors != SIZE_MAX) return errors;
     if (err.code != CUE_ECONFIG) cue_diags_add(d, CUE_DIAG_ERROR, "policy", "$", "%s", err.msg);

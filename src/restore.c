@@ -2,6 +2,7 @@
 #include "cuepoint/restore.h"
 
 #include "cuepoint/codec.h"
+#include "cuepoint/limits.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -11,7 +12,7 @@ void cue_restore_init(cue_restore *r, uint32_t partition, const cue_store_meta *
     r->partition = partition;
     r->input_offset = base ? base->input_offset : 0;
     r->stream_time_ms = base ? base->stream_time_ms : INT64_MIN;
-    r->records = r->bytes = 0;
+    r->records = r->bytes = r->skipped = 0;
     r->hold = hold;
     r->held.n = 0;
     cue_buf_reset(&r->held.keys);
@@ -23,41 +24,65 @@ void cue_restore_deinit(cue_restore *r)
 }
 
 /* {"input_offset":N,"stream_time_ms":T|null}, as the task writes it. */
-static void position_record(cue_restore *r, const char *val, size_t len)
+static int position_record(cue_restore *r, const char *val, size_t len, cue_err *err)
 {
     char buf[128];
     size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
-    memcpy(buf, val, n);
+    if (n) memcpy(buf, val, n);
     buf[n] = '\0';
-    long long in = 0, st = 0;
-    if (sscanf(buf, "{\"input_offset\":%lld,\"stream_time_ms\":%lld}", &in, &st) == 2) {
+    long long in = -1, st = 0;
+    if (sscanf(buf, "{\"input_offset\":%lld,\"stream_time_ms\":%lld}", &in, &st) == 2 && in >= 0) {
         r->input_offset = in;
         r->stream_time_ms = st;
-    } else if (sscanf(buf, "{\"input_offset\":%lld,\"stream_time_ms\":null}", &in) == 1) {
+        return 0;
+    }
+    in = -1;
+    if (sscanf(buf, "{\"input_offset\":%lld,\"stream_time_ms\":null}", &in) == 1 && in >= 0) {
         r->input_offset = in;
         r->stream_time_ms = INT64_MIN;
+        return 0;
     }
+    return cue_err_set(err, CUE_EPARSE,
+                       "a position record (empty key) whose value of %zu bytes is not "
+                       "{\"input_offset\":N,\"stream_time_ms\":T}",
+                       len);
 }
 
-void cue_restore_apply(cue_restore *r, cue_store *s, const char *key, size_t key_len,
-                       const void *val, size_t len)
+/* Why a record's key cannot be a user's, or 0 when it can. */
+static int user_key_check(const char *key, size_t key_len, cue_err *err)
+{
+    if (key == NULL) return cue_err_set(err, CUE_EPARSE, "a record without a key");
+    if (key_len > CUE_USER_ID_BYTES_MAX)
+        return cue_err_set(err, CUE_ELIMIT, "a key of %zu bytes, longer than a user id (%d)",
+                           key_len, CUE_USER_ID_BYTES_MAX);
+    return 0;
+}
+
+int cue_restore_apply(cue_restore *r, cue_store *s, const char *key, size_t key_len,
+                      const void *val, size_t len, cue_err *err)
 {
     r->records++;
     r->bytes += key_len + len;
-    if (key == NULL) return; /* not a record of ours: each has a key */
-    if (key_len == 0) {
-        position_record(r, val, len);
-    } else if (val == NULL || len == 0) {
-        cue_store_batch_user_delete(s, r->partition, key, key_len);
+    int rc = user_key_check(key, key_len, err);
+    if (rc == 0 && key_len == 0) rc = position_record(r, val, len, err);
+    if (rc != 0 || key_len == 0) {
+        r->skipped += rc != 0;
+        return rc;
+    }
+    if (val == NULL || len == 0) {
+        rc = cue_store_batch_user_delete(s, r->partition, key, key_len);
     } else {
-        cue_store_batch_user_put(s, r->partition, key, key_len, val, len);
+        rc = cue_store_batch_user_put(s, r->partition, key, key_len, val, len);
         /* The timer index is derived: each user's entry is in their record. */
         int64_t due;
-        if (cue_codec_peek_indexed_due(val, len, &due) != 0 || due == CUE_TIMER_NONE) return;
-        /* Out of memory while holding: into the store's own run. */
-        if (!r->hold || cue_timer_run_add(&r->held, r->partition, due, key, key_len) != 0)
-            cue_store_batch_timer_put_bulk(s, r->partition, due, key, key_len);
+        if (rc == 0 && cue_codec_peek_indexed_due(val, len, &due) == 0 && due != CUE_TIMER_NONE &&
+            /* Out of memory while holding: into the store's own run. */
+            (!r->hold || cue_timer_run_add(&r->held, r->partition, due, key, key_len) != 0))
+            rc = cue_store_batch_timer_put_bulk(s, r->partition, due, key, key_len);
     }
+    /* The key was checked: the store has no other reason to refuse it. */
+    CUE_ASSERT(rc == 0);
+    return 0;
 }
 
 void cue_restore_finish(cue_restore *r, cue_store *s, int64_t changelog_end, int64_t synced_ms)

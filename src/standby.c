@@ -79,6 +79,15 @@ static void forget(cue_members *m, member *x)
     *x = m->m[--m->n];
 }
 
+/* Live while its last record is younger than its ttl; a record from ahead
+ * of this clock (clocks apart) is live. ts_ms is whatever a record said,
+ * INT64_MIN included, so the age is taken without overflow. */
+static bool live(const member *x, int64_t now_ms)
+{
+    if (x->ts_ms >= now_ms) return true;
+    return (uint64_t)now_ms - (uint64_t)x->ts_ms < (uint64_t)x->ttl_ms;
+}
+
 /* The record's fields, checked, before the view changes. */
 static int parse(cue_members *m, const char *key, size_t key_len, const char *val, size_t len,
                  int64_t offset, int64_t *ts, int64_t *ttl, uint8_t *bits, cue_err *err)
@@ -131,10 +140,12 @@ static int parse(cue_members *m, const char *key, size_t key_len, const char *va
 int cue_members_apply(cue_members *m, const char *key, size_t key_len, const char *val, size_t len,
                       int64_t offset, cue_err *err)
 {
-    if (key == NULL || key_len == 0 || key_len >= CUE_MEMBER_NAME_BYTES_MAX)
+    /* Names are kept as C strings: one with a NUL byte is none of ours. */
+    if (key == NULL || key_len == 0 || key_len >= CUE_MEMBER_NAME_BYTES_MAX ||
+        memchr(key, '\0', key_len) != NULL)
         return cue_err_set(err, CUE_EPARSE,
                            "members record at offset %lld: the key must be an instance name of "
-                           "1 to %d bytes",
+                           "1 to %d bytes (no NUL)",
                            (long long)offset, CUE_MEMBER_NAME_BYTES_MAX - 1);
     member *x = find(m, key, key_len);
     if (val == NULL || len == 0) { /* a member that left */
@@ -150,7 +161,7 @@ int cue_members_apply(cue_members *m, const char *key, size_t key_len, const cha
          * killed, restarted, killed...): one whose record had expired by
          * this record's time makes room; all such go. */
         for (size_t i = 0; i < m->n;)
-            if (ts - m->m[i].ts_ms >= m->m[i].ttl_ms)
+            if (!live(&m->m[i], ts))
                 forget(m, &m->m[i]); /* the last one moves into i */
             else
                 i++;
@@ -202,11 +213,6 @@ int cue_members_encode(const char *self, const int32_t *owned, size_t n_owned, i
         rc = cue_buf_printf(out, "],\"ts_ms\":%lld,\"ttl_ms\":%lld}", (long long)now_ms,
                             (long long)ttl_ms);
     return rc;
-}
-
-static bool live(const member *x, int64_t now_ms)
-{
-    return now_ms - x->ts_ms < x->ttl_ms;
 }
 
 size_t cue_members_live(const cue_members *m, int64_t now_ms)

@@ -70,20 +70,31 @@ static uint64_t due_bits(int64_t due)
     return (uint64_t)due ^ (1ULL << 63);
 }
 
-static size_t user_key(unsigned char *k, uint32_t partition, const char *uid, size_t len)
+/* Keys are built in buffers of KEY_MAX bytes on the stack. A user id comes
+ * from an event (checked by the decoder) or from a changelog record, which
+ * anything that can write the topic can make: so the bound is checked here,
+ * where it protects the buffer, and the caller gets CUE_ELIMIT. */
+static int user_key(unsigned char k[KEY_MAX], size_t *klen, uint32_t partition, const char *uid,
+                    size_t len)
 {
+    if (len == 0) return CUE_EINVAL;
+    if (len > CUE_USER_ID_BYTES_MAX) return CUE_ELIMIT;
     put_be32(k, partition);
     memcpy(k + 4, uid, len);
-    return 4 + len;
+    *klen = 4 + len;
+    return 0;
 }
 
-static size_t timer_key(unsigned char *k, uint32_t partition, int64_t due, const char *uid,
-                        size_t len)
+/* An empty user id is allowed here: a scan starts from (due, ""). */
+static int timer_key(unsigned char k[KEY_MAX], size_t *klen, uint32_t partition, int64_t due,
+                     const char *uid, size_t len)
 {
+    if (len > CUE_USER_ID_BYTES_MAX) return CUE_ELIMIT;
     put_be32(k, partition);
     put_be64(k + 4, due_bits(due));
-    memcpy(k + 12, uid, len);
-    return 12 + len;
+    if (len) memcpy(k + 12, uid, len);
+    *klen = 12 + len;
+    return 0;
 }
 
 /* Translates RocksDB's error string at this edge, and frees it. */
@@ -222,8 +233,9 @@ int cue_store_user_get(cue_store *s, uint32_t partition, const char *uid, size_t
                        cue_buf *out, cue_err *err)
 {
     unsigned char k[KEY_MAX];
-    CUE_ASSERT(uid_len <= CUE_USER_ID_BYTES_MAX);
-    size_t klen = user_key(k, partition, uid, uid_len);
+    size_t klen;
+    int rc = user_key(k, &klen, partition, uid, uid_len);
+    if (rc != 0) return cue_err_set(err, rc, "a user id of %zu bytes", uid_len);
     char *e = NULL;
     rocksdb_pinnableslice_t *ps =
         rocksdb_get_pinned_cf(s->db, s->ro, s->cf[CF_USERS], (const char *)k, klen, &e);
@@ -232,7 +244,7 @@ int cue_store_user_get(cue_store *s, uint32_t partition, const char *uid, size_t
     size_t vlen;
     const char *v = rocksdb_pinnableslice_value(ps, &vlen);
     cue_buf_reset(out);
-    int rc = cue_buf_append(out, v, vlen);
+    rc = cue_buf_append(out, v, vlen);
     rocksdb_pinnableslice_destroy(ps);
     return rc;
 }
@@ -276,30 +288,39 @@ int cue_store_meta_get(cue_store *s, uint32_t partition, cue_store_meta *out, cu
 
 /* ---- the batch --------------------------------------------------------- */
 
-void cue_store_batch_user_put(cue_store *s, uint32_t partition, const char *uid, size_t uid_len,
-                              const void *val, size_t val_len)
+int cue_store_batch_user_put(cue_store *s, uint32_t partition, const char *uid, size_t uid_len,
+                             const void *val, size_t val_len)
 {
     unsigned char k[KEY_MAX];
-    size_t klen = user_key(k, partition, uid, uid_len);
+    size_t klen;
+    int rc = user_key(k, &klen, partition, uid, uid_len);
+    if (rc != 0) return rc;
     rocksdb_writebatch_put_cf(s->batch, s->cf[CF_USERS], (const char *)k, klen, val, val_len);
     s->batch_count++;
+    return 0;
 }
 
-void cue_store_batch_user_delete(cue_store *s, uint32_t partition, const char *uid, size_t uid_len)
+int cue_store_batch_user_delete(cue_store *s, uint32_t partition, const char *uid, size_t uid_len)
 {
     unsigned char k[KEY_MAX];
-    size_t klen = user_key(k, partition, uid, uid_len);
+    size_t klen;
+    int rc = user_key(k, &klen, partition, uid, uid_len);
+    if (rc != 0) return rc;
     rocksdb_writebatch_delete_cf(s->batch, s->cf[CF_USERS], (const char *)k, klen);
     s->batch_count++;
+    return 0;
 }
 
-void cue_store_batch_timer_put(cue_store *s, uint32_t partition, int64_t due_ms, const char *uid,
-                               size_t uid_len)
+int cue_store_batch_timer_put(cue_store *s, uint32_t partition, int64_t due_ms, const char *uid,
+                              size_t uid_len)
 {
     unsigned char k[KEY_MAX];
-    size_t klen = timer_key(k, partition, due_ms, uid, uid_len);
+    size_t klen;
+    int rc = timer_key(k, &klen, partition, due_ms, uid, uid_len);
+    if (rc != 0) return rc;
     rocksdb_writebatch_put_cf(s->batch, s->cf[CF_TIMERS], (const char *)k, klen, "", 0);
     s->batch_count++;
+    return 0;
 }
 
 /* ---- timer runs ------------------------------------------------------------ */
@@ -316,7 +337,9 @@ int cue_timer_run_add(cue_timer_run *run, uint32_t partition, int64_t due_ms, co
                       size_t uid_len)
 {
     unsigned char k[2 + KEY_MAX];
-    size_t klen = timer_key(k + 2, partition, due_ms, uid, uid_len);
+    size_t klen;
+    int rc = timer_key(k + 2, &klen, partition, due_ms, uid, uid_len);
+    if (rc != 0) return rc;
     k[0] = (unsigned char)(klen >> 8);
     k[1] = (unsigned char)klen;
     if (run->n == run->cap) {
@@ -359,21 +382,25 @@ void cue_store_batch_timer_run(cue_store *s, cue_timer_run *run)
     cue_buf_reset(&run->keys);
 }
 
-void cue_store_batch_timer_put_bulk(cue_store *s, uint32_t partition, int64_t due_ms,
-                                    const char *uid, size_t uid_len)
+int cue_store_batch_timer_put_bulk(cue_store *s, uint32_t partition, int64_t due_ms,
+                                   const char *uid, size_t uid_len)
 {
+    int rc = cue_timer_run_add(&s->bulk, partition, due_ms, uid, uid_len);
     /* Out of memory: unsorted, but not lost. */
-    if (cue_timer_run_add(&s->bulk, partition, due_ms, uid, uid_len) != 0)
-        cue_store_batch_timer_put(s, partition, due_ms, uid, uid_len);
+    if (rc == CUE_ENOMEM) rc = cue_store_batch_timer_put(s, partition, due_ms, uid, uid_len);
+    return rc;
 }
 
-void cue_store_batch_timer_delete(cue_store *s, uint32_t partition, int64_t due_ms, const char *uid,
-                                  size_t uid_len)
+int cue_store_batch_timer_delete(cue_store *s, uint32_t partition, int64_t due_ms, const char *uid,
+                                 size_t uid_len)
 {
     unsigned char k[KEY_MAX];
-    size_t klen = timer_key(k, partition, due_ms, uid, uid_len);
+    size_t klen;
+    int rc = timer_key(k, &klen, partition, due_ms, uid, uid_len);
+    if (rc != 0) return rc;
     rocksdb_writebatch_delete_cf(s->batch, s->cf[CF_TIMERS], (const char *)k, klen);
     s->batch_count++;
+    return 0;
 }
 
 void cue_store_batch_timers_delete_upto(cue_store *s, uint32_t partition, int64_t due_ms)
@@ -452,7 +479,9 @@ int cue_store_timers_scan(cue_store *s, uint32_t partition, int64_t from_due_ms,
                           void *ctx)
 {
     unsigned char lo[KEY_MAX], hi[4];
-    size_t lo_len = timer_key(lo, partition, from_due_ms, from_uid, from_uid_len);
+    size_t lo_len;
+    if (timer_key(lo, &lo_len, partition, from_due_ms, from_uid, from_uid_len) != 0)
+        return CUE_ELIMIT;
     put_be32(hi, partition + 1);
     rocksdb_readoptions_t *ro;
     /* partition + 1 wraps for the last partition: then scan to the end instead. */
@@ -462,7 +491,9 @@ int cue_store_timers_scan(cue_store *s, uint32_t partition, int64_t from_due_ms,
     for (; rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen;
         const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
-        if (klen < 12) continue; /* not a timer key: ignore rather than misread */
+        /* Not a timer key (or one an earlier release let in from a changelog
+         * record): ignore rather than misread. */
+        if (klen < 12 || klen - 12 > CUE_USER_ID_BYTES_MAX) continue;
         int64_t due = (int64_t)(get_be64(k + 4) ^ (1ULL << 63));
         rc = fn(due, (const char *)k + 12, klen - 12, ctx);
     }
@@ -485,7 +516,7 @@ int cue_store_users_scan(cue_store *s, int64_t partition, cue_store_user_fn fn, 
         size_t klen, vlen;
         const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
         const char *v = rocksdb_iter_value(it, &vlen);
-        if (klen < 4) continue;
+        if (klen <= 4 || klen - 4 > CUE_USER_ID_BYTES_MAX) continue; /* as for timers */
         uint32_t p = (uint32_t)k[0] << 24 | (uint32_t)k[1] << 16 | (uint32_t)k[2] << 8 | k[3];
         rc = fn(p, (const char *)k + 4, klen - 4, v, vlen, ctx);
     }

@@ -233,6 +233,7 @@ void cue_task_stats_add(cue_task_stats *sum, const cue_task_stats *s)
     sum->engine.value_truncated += s->engine.value_truncated;
     sum->engine.timers_past += s->engine.timers_past;
     sum->engine.timers_past_skipped += s->engine.timers_past_skipped;
+    sum->engine.timers_refused += s->engine.timers_refused;
     cue_codec_stats_add(&sum->codec, &s->codec);
     for (int k = 0; k < CUE_OUTCOME_COUNT; k++)
         sum->decisions[k] += s->decisions[k];

@@ -132,7 +132,11 @@ int cue_time_parse_rfc3339(const char *s, size_t len, int64_t *ms_out)
     }
     int64_t days = cue_time_days_from_civil(y, (unsigned)mo, (unsigned)d);
     int64_t local = days * MS_PER_DAY + h * MS_PER_HOUR + mi * MS_PER_MIN + sec * MS_PER_SEC + ms;
-    *ms_out = local - off * MS_PER_MIN;
+    int64_t utc = local - off * MS_PER_MIN;
+    /* An offset can take the first and last hours of the range outside it;
+     * those instants have no text in UTC (the formatter would write another). */
+    if (utc < TIME_MS_MIN || utc > TIME_MS_MAX) return CUE_EPARSE;
+    *ms_out = utc;
     return 0;
 }
 

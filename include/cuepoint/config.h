@@ -141,6 +141,9 @@ void cue_config_defaults(cue_config *c);
  * JSON path on a bad value; CUE_ENOTFOUND, naming the path, when the file
  * cannot be opened (missing or unreadable). */
 int cue_config_load(cue_config *c, const char *path, cue_err *err);
+/* The same from `len` bytes of JSON text; `name` stands for the file. */
+int cue_config_load_text(cue_config *c, const char *name, const char *text, size_t len,
+                         cue_err *err);
 
 /* The rules between settings that no single key can check (exactly-once
  * and standby replicas need the changelog, ...): CUE_ECONFIG naming the key.

@@ -78,6 +78,7 @@ typedef struct cue_step_stats {
     uint64_t value_truncated;     /* a variable set to a string over the limit */
     uint64_t timers_past;         /* started at a time already past: they fire at once */
     uint64_t timers_past_skipped; /* ... and not started, by "if_past": "skip" */
+    uint64_t timers_refused;      /* a timer's step starting one at or before its own time */
 } cue_step_stats;
 
 /* Why cue_engine_check refused an event: the first timer it would start at a

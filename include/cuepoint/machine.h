@@ -305,7 +305,7 @@ int cue_machines_find_trigger(const cue_machines *ms, uint32_t machine_hash, uin
  * it (the event can still match "*" transitions). */
 int32_t cue_machines_type_id(const cue_machines *ms, const char *type, size_t len);
 
-/* Tables that compiled transitions index into. */
+/* Tables that compiled transitions index into; never NULL, even empty. */
 const cue_guard *cue_machines_guards(const cue_machines *ms);
 const cue_action *cue_machines_actions(const cue_machines *ms);
 const cue_transition *cue_machines_transitions(const cue_machines *ms);
@@ -351,6 +351,10 @@ void cue_diags_add(cue_diags *d, cue_diag_level level, const char *code, const c
  * (which may already hold diagnostics of other files). On success (no error)
  * `*out` is the one-machine set, owned by the caller; otherwise NULL. */
 int cue_machines_compile_file(cue_machines **out, const char *file, cue_diags *d);
+/* The same from `len` bytes of JSON text (a machine that is not a file: the
+ * fuzz targets'); `name` stands for the file in the set and its messages. */
+int cue_machines_compile_text(cue_machines **out, const char *name, const char *text, size_t len,
+                              cue_diags *d);
 
 /* The nearest of `candidates` to `name` by edit distance, or NULL when none is
  * close enough to be a plausible typo. */

@@ -57,6 +57,9 @@ typedef struct cue_policy cue_policy;
  * a misspelt key, machine, trigger, class or channel with the nearest known
  * name. Caller owns `*out`. */
 int cue_policy_load(cue_policy **out, const char *path, const cue_machines *ms, cue_err *err);
+/* The same from `len` bytes of JSON text; `name` stands for the file. */
+int cue_policy_load_text(cue_policy **out, const char *name, const char *text, size_t len,
+                         const cue_machines *ms, cue_err *err);
 
 /* Checks the file as cue_policy_load does, for `cuepoint check`: returns how
  * many errors it has (0: it loads), the first CUE_POLICY_ERRORS_MAX of them

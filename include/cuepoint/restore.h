@@ -21,6 +21,7 @@ typedef struct cue_restore {
     int64_t input_offset;   /* from the last position record seen */
     int64_t stream_time_ms; /* ... */
     uint64_t records, bytes;
+    uint64_t skipped; /* records not applied: see cue_restore_apply */
     /* With `hold`, the timer index entries wait here until
      * cue_restore_finish, which puts all of them in key order: one sorted
      * run for the whole restore costs a fraction of sorted runs per commit.
@@ -38,9 +39,14 @@ void cue_restore_init(cue_restore *r, uint32_t partition, const cue_store_meta *
 /* Releases the held entries' memory (the restore may be started again). */
 void cue_restore_deinit(cue_restore *r);
 
-/* Applies one changelog record to the store's batch. */
-void cue_restore_apply(cue_restore *r, cue_store *s, const char *key, size_t key_len,
-                       const void *val, size_t len);
+/* Applies one changelog record to the store's batch. Anything that can write
+ * the changelog topic can put records there, so a record that is not one of
+ * the owner's is skipped, counted in `skipped`, and named in `err` for the
+ * caller to log with its topic, partition and offset: one without a key
+ * (CUE_EPARSE), one whose key is longer than a user id (CUE_ELIMIT), and a
+ * position record (empty key) whose value does not read (CUE_EPARSE). */
+int cue_restore_apply(cue_restore *r, cue_store *s, const char *key, size_t key_len,
+                      const void *val, size_t len, cue_err *err);
 
 /* Puts the held timer entries and the partition's meta (input offset,
  * stream time, changelog_offset = `changelog_end`, synced_ms: a wall-clock

@@ -53,17 +53,21 @@ int cue_store_dir_create(const char *dir, cue_err *err);
 int cue_store_open(cue_store **out, const char *dir, const cue_store_opts *opts, cue_err *err);
 void cue_store_close(cue_store *s);
 
+/* A user id in a key is 1 to CUE_USER_ID_BYTES_MAX bytes: every function
+ * that takes one refuses another with CUE_EINVAL (empty) or CUE_ELIMIT (too
+ * long) and changes nothing. (A timer scan may start from an empty one.) */
+
 /* Reads a user's encoded state into `out` (replacing its contents).
  * CUE_ENOTFOUND when there is none; CUE_ESTORE on a read error. */
 int cue_store_user_get(cue_store *s, uint32_t partition, const char *uid, size_t uid_len,
                        cue_buf *out, cue_err *err);
 
 /* Batch writes: queued in the store's batch until commit. */
-void cue_store_batch_user_put(cue_store *s, uint32_t partition, const char *uid, size_t uid_len,
-                              const void *val, size_t val_len);
-void cue_store_batch_user_delete(cue_store *s, uint32_t partition, const char *uid, size_t uid_len);
-void cue_store_batch_timer_put(cue_store *s, uint32_t partition, int64_t due_ms, const char *uid,
-                               size_t uid_len);
+int cue_store_batch_user_put(cue_store *s, uint32_t partition, const char *uid, size_t uid_len,
+                             const void *val, size_t val_len);
+int cue_store_batch_user_delete(cue_store *s, uint32_t partition, const char *uid, size_t uid_len);
+int cue_store_batch_timer_put(cue_store *s, uint32_t partition, int64_t due_ms, const char *uid,
+                              size_t uid_len);
 /* Timer index entries collected to go into a batch in key order. A
  * restore's entries come in due-time order, which is random, and inserting
  * them so into RocksDB's memtable skip list cost more than the rest of the
@@ -75,7 +79,8 @@ typedef struct cue_timer_run {
     const unsigned char **at; /* owned: the entries, to sort */
     size_t n, cap;
 } cue_timer_run;
-/* CUE_ENOMEM when it cannot grow (the entry is then not added). */
+/* CUE_ENOMEM when it cannot grow, CUE_ELIMIT for a user id over the bound
+ * (the entry is then not added). */
 int cue_timer_run_add(cue_timer_run *run, uint32_t partition, int64_t due_ms, const char *uid,
                       size_t uid_len);
 void cue_timer_run_deinit(cue_timer_run *run);
@@ -86,10 +91,10 @@ void cue_store_batch_timer_run(cue_store *s, cue_timer_run *run);
  * store's own run and put in key order when the batch commits, so the
  * order of the calls does not matter. Only for entries no other operation
  * of the same batch touches (they would be reordered around it). */
-void cue_store_batch_timer_put_bulk(cue_store *s, uint32_t partition, int64_t due_ms,
-                                    const char *uid, size_t uid_len);
-void cue_store_batch_timer_delete(cue_store *s, uint32_t partition, int64_t due_ms, const char *uid,
-                                  size_t uid_len);
+int cue_store_batch_timer_put_bulk(cue_store *s, uint32_t partition, int64_t due_ms,
+                                   const char *uid, size_t uid_len);
+int cue_store_batch_timer_delete(cue_store *s, uint32_t partition, int64_t due_ms, const char *uid,
+                                 size_t uid_len);
 /* Deletes every timer index entry of `partition` due at or before `due_ms`. */
 void cue_store_batch_timers_delete_upto(cue_store *s, uint32_t partition, int64_t due_ms);
 void cue_store_batch_meta_put(cue_store *s, uint32_t partition, const cue_store_meta *meta);
@@ -144,7 +149,7 @@ int cue_store_reset_marker_get(cue_store *s, uint32_t partition, char *out, size
 /* Visits committed timers of `partition` whose key (due_ms, user id) is at or
  * after (from_due_ms, from_uid) in key order (due time, then user id bytes). The callback returns 0
  * to go on, non-zero to stop (that value is then returned). Data passed to it is borrowed for the
- * call. */
+ * call. CUE_ELIMIT for a from_uid over the bound. */
 typedef int (*cue_store_timer_fn)(int64_t due_ms, const char *uid, size_t uid_len, void *ctx);
 int cue_store_timers_scan(cue_store *s, uint32_t partition, int64_t from_due_ms,
                           const char *from_uid, size_t from_uid_len, cue_store_timer_fn fn,

@@ -12,7 +12,8 @@
 /* "2026-03-01T10:00:00Z", "2026-03-01t10:00:00.5+02:00", "2026-03-01 10:00:00-07:30":
  * date, 'T' (or 't' or ' '), time with optional fraction (kept to the millisecond,
  * truncated), then 'Z', 'z' or a numeric offset. Fields are range-checked (Feb 30
- * fails); a leap second :60 is read as :59.999. Returns 0 or CUE_EPARSE. */
+ * fails); a leap second :60 is read as :59.999. The instant must lie in years
+ * 0000 to 9999 in UTC too (an offset can move it out). Returns 0 or CUE_EPARSE. */
 int cue_time_parse_rfc3339(const char *s, size_t len, int64_t *ms_out);
 
 /* Writes "YYYY-MM-DDTHH:MM:SS.mmmZ" (24 bytes plus NUL) and returns its length. */

@@ -235,6 +235,11 @@ static void render_state(rt *r, cue_buf *b, const cue_cache_stats *cache)
     metrics_gauge(b, "cuepoint_restoring_partitions",
                   "Partitions rebuilding their state from the changelog (not ready meanwhile).",
                   (double)r->reader.restoring);
+    if (r->reader.k)
+        metrics_counter(b, "cuepoint_changelog_records_skipped_total",
+                        "Changelog records a restore or standby skipped: not a user's state "
+                        "or position (see the log).",
+                        (double)r->reader.skipped);
     if (r->mem.view) {
         metrics_gauge(b, "cuepoint_standby_partitions",
                       "Partitions this instance keeps as standby replicas.",

@@ -46,6 +46,22 @@ static void restore_finish(rt *r, int32_t id)
             "i:input_offset", p->rs.input_offset, NULL);
 }
 
+/* Applies one changelog record for a restore or a standby. A record that is
+ * not the owner's (cue_restore_apply says which) is skipped, counted and
+ * logged with where it is, and the partition goes on: anything that can
+ * write the topic can put one there. False when it was skipped. */
+static bool changelog_apply(rt *r, cue_restore *rs, const cue_kafka_msg *m)
+{
+    cue_err err = {0};
+    if (cue_restore_apply(rs, r->store, m->key, m->key_len, m->value_len ? m->value : NULL,
+                          m->value_len, &err) == 0)
+        return true;
+    r->reader.skipped++;
+    cue_log(CUE_LOG_WARN, "changelog record skipped", "s:topic", r->reader.cfg.input_topic,
+            "i:partition", (int64_t)m->partition, "i:offset", m->offset, "s:reason", err.msg, NULL);
+    return false;
+}
+
 static void on_restore_message(const cue_kafka_msg *m, void *ctx)
 {
     rt *r = ctx;
@@ -59,8 +75,7 @@ static void on_restore_message(const cue_kafka_msg *m, void *ctx)
         restore_finish(r, m->partition);
         return;
     }
-    cue_restore_apply(&p->rs, r->store, m->key, m->key_len, m->value_len ? m->value : NULL,
-                      m->value_len);
+    changelog_apply(r, &p->rs, m);
     p->restore_pos = m->offset + 1;
     if (cue_store_batch_count(r->store) >= RESTORE_BATCH) rt_batch_commit(r);
     if (p->restore_pos >= p->restore_end) restore_finish(r, m->partition);
@@ -309,11 +324,10 @@ void rt_standby_update(rt *r)
 static void standby_apply(rt *r, part *p, const cue_kafka_msg *m)
 {
     if (m->offset < p->restore_pos) return;
-    cue_restore_apply(&p->sb, r->store, m->key, m->key_len, m->value_len ? m->value : NULL,
-                      m->value_len);
+    bool applied = changelog_apply(r, &p->sb, m);
     p->restore_pos = m->offset + 1;
     /* The owner wrote the position record before any record past it. */
-    if (m->key != NULL && m->key_len == 0)
+    if (applied && m->key != NULL && m->key_len == 0)
         cue_restore_finish(&p->sb, r->store, p->restore_pos,
                            m->timestamp_ms > 0 ? m->timestamp_ms : 0);
     if (cue_store_batch_count(r->store) >= RESTORE_BATCH) rt_batch_commit(r);

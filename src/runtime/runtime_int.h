@@ -96,6 +96,7 @@ typedef struct rt_reader {
     rt_client client;
     size_t restoring; /* partitions being restored */
     size_t standbys;  /* partitions kept here as standby replicas */
+    uint64_t skipped; /* changelog records restores and standbys did not apply */
 } rt_reader;
 
 /* Standby replicas' placement (members.c): the members topic's reader and

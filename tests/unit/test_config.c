@@ -39,6 +39,10 @@ static const config_case cases[] = {
     {"{\"kafka\":{\"producer\":{\"acks\":1}}}", CUE_ECONFIG, "acks=all"},
     {"{\"kafka\":{\"consumer\":5}}", CUE_ECONFIG, "$.kafka.consumer"},
     {"{\"kafka\":{\"Bad Name\":\"x\"}}", CUE_ECONFIG, "not a librdkafka property name"},
+    /* Found by fuzzing: an empty name passed, and librdkafka refused it only at start. */
+    {"{\"kafka\":{\"consumer\":{\"\":5}}}", CUE_ECONFIG,
+     "$.kafka.consumer.: not a librdkafka property name"},
+    {"{\"kafka\":{\"\":\"x\"}}", CUE_ECONFIG, "$.kafka.: not a librdkafka property name"},
     {"{\"kafka\":{\"socket.timeout.ms\":100,\"consumer\":{\"fetch.wait.max.ms\":10},"
      "\"producer\":{\"linger.ms\":\"2\",\"enable.gapless.guarantee\":true}}}",
      0, NULL},

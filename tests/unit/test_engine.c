@@ -396,3 +396,87 @@ Test(engine, check_refuses_an_event_whose_timer_time_does_not_read)
         cue_machines_free(ms);
     }
 }
+
+/* Found by fuzzing (tests/fuzz/fuzz_machine.c): `counters += by` overflowed
+ * for "by": 9223372036854775807. The compiler now bounds `by` at 2^53 - 1,
+ * and counters stop at the 64-bit bounds, whatever a stored state held. */
+Test(engine, counters_stop_at_the_64_bit_bounds)
+{
+    static const char machine[] =
+        "{\"name\":\"c\",\"version\":1,\"start\":{\"event\":\"go\"},\"initial\":\"a\",\"states\":{"
+        "\"a\":{\"on\":[{\"event\":\"up\",\"do\":[{\"increment\":\"n\",\"by\":9007199254740991},"
+        "{\"emit\":\"n\",\"data\":{\"n\":{\"counter\":\"n\"}}}]},"
+        "{\"event\":\"down\",\"do\":[{\"increment\":\"n\",\"by\":-9007199254740991},"
+        "{\"emit\":\"n\",\"data\":{\"n\":{\"counter\":\"n\"}}}]}]}}}";
+    cue_machines *ms = compile_text(machine);
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cfg.event_time_min_ms = 0; /* the cases count time from 0 */
+    cue_event_decoder *dec;
+    cue_err err;
+    cr_assert(cue_event_decoder_new(&dec, &cfg, &err) == 0);
+    cue_user *u = malloc(sizeof *u);
+    cue_user_init(u, "u1", 2);
+    cue_step_stats st = {0};
+    collected got;
+    memset(&got, 0, sizeof got);
+    const char *steps[] = {EV("go", 1, ""), EV("up", 2, ""), EV("down", 3, ""), EV("up", 4, "")};
+    int64_t before[] = {0, INT64_MAX - 5, INT64_MIN + 5, INT64_MAX};
+    for (int i = 0; i < 4; i++) {
+        if (i > 0) u->inst[0].counters[0] = before[i];
+        cue_event ev;
+        cue_reason reason;
+        cr_assert(cue_event_decode(dec, steps[i], strlen(steps[i]), &ev, &reason, &err) == 0);
+        cue_engine_apply(ms, u, &ev, NULL, collect, &got, &st);
+    }
+    cr_assert_str_eq(got.text, "n@2{n=9223372036854775807};n@3{n=-9223372036854775808};"
+                               "n@4{n=9223372036854775807};");
+    free(u);
+    cue_event_decoder_free(dec);
+    cue_machines_free(ms);
+}
+
+/* Found while fuzzing the journey compiler: a timer's transition that
+ * starts a timer "at" a time already past (a literal, or a variable) made it
+ * due again at once, and `cuepoint file` emitted the same trigger for ever.
+ * In a timer's step such a start is refused and counted; in an event's step
+ * a past time still fires at once, after the event. */
+Test(engine, a_timer_step_cannot_start_a_timer_at_or_before_its_own_time)
+{
+    engine_case c = {
+        "re-arm in the past",
+        "{\"name\":\"l\",\"version\":1,\"start\":{\"event\":\"go\",\"do\":[{\"start_timer\":\"t\","
+        "\"after\":\"1h\"},{\"start_timer\":\"u\",\"at\":\"1970-01-01T00:00:00Z\"}]},\"initial\":\"a\",\"states\":{\"a\":{"
+        "\"on\":[{\"timer\":\"t\",\"do\":[{\"emit\":\"tick\"},{\"start_timer\":\"t\",\"at\":"
+        "\"1970-01-01T00:30:00Z\"},{\"start_timer\":\"u\",\"at\":\"1970-01-01T01:00:00Z\"}]},"
+        "{\"timer\":\"u\",\"do\":[{\"emit\":\"past\"}]}]}}}",
+        {EV("go", 0, ""), "@0", "@3600000", "@3600000"},
+        "past@0{};tick@3600000{};"};
+    collected got;
+    run_script(&c, &got);
+    cr_assert_str_eq(got.text, c.expected);
+    /* And nothing is left armed: the refused starts did not move anything. */
+    cue_machines *ms = compile_text(c.machine);
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cfg.event_time_min_ms = 0; /* the cases count time from 0 */
+    cue_event_decoder *dec;
+    cue_err err;
+    cr_assert(cue_event_decoder_new(&dec, &cfg, &err) == 0);
+    cue_user *u = malloc(sizeof *u);
+    cue_user_init(u, "u1", 2);
+    cue_step_stats st = {0};
+    cue_event ev;
+    cue_reason reason;
+    cr_assert(cue_event_decode(dec, c.steps[0], strlen(c.steps[0]), &ev, &reason, &err) == 0);
+    cue_engine_apply(ms, u, &ev, NULL, collect, &got, &st);
+    cr_assert_eq(cue_user_next_due(u), 0, "an event's step may start a timer in the past");
+    cue_engine_fire(ms, u, 0, NULL, collect, &got, &st);
+    cue_engine_fire(ms, u, 3600000, NULL, collect, &got, &st);
+    cr_assert_eq(cue_user_next_due(u), CUE_TIMER_NONE);
+    cr_assert_eq(st.timers_refused, 2);
+    cr_assert_eq(st.bad_timer_value, 0);
+    free(u);
+    cue_event_decoder_free(dec);
+    cue_machines_free(ms);
+}

@@ -106,6 +106,19 @@ static const compile_case cases[] = {
      "{\"name\":\"t\",\"version\":1,\"start\":{\"timer\":\"w\"},\"initial\":\"a\",\"states\":{"
      "\"a\":{}}}",
      "bad-transition", "$.start", NULL},
+    {"increment by what a double holds exactly",
+     "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\",\"do\":[{\"increment\":\"n\","
+     "\"by\":-9007199254740991}]},\"initial\":\"a\",\"states\":{\"a\":{}}}",
+     NULL, NULL, NULL},
+    /* Found by fuzzing: the engine's `counters += by` overflowed. */
+    {"increment by more",
+     "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\",\"do\":[{\"increment\":\"n\","
+     "\"by\":9223372036854775807}]},\"initial\":\"a\",\"states\":{\"a\":{}}}",
+     "bad-value", "$.start.do[0].by", "9007199254740991"},
+    {"increment by a fraction",
+     "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\",\"do\":[{\"increment\":\"n\","
+     "\"by\":1.5}]},\"initial\":\"a\",\"states\":{\"a\":{}}}",
+     "wrong-type", "$.start.do[0].by", NULL},
     {"empty states",
      "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\"},\"initial\":\"a\","
      "\"states\":{}}",
@@ -296,4 +309,24 @@ Test(machine, values_compare_by_kind)
     cr_assert_eq(cue_value_cmp(&i3, &s), 2, "a number and a string are not comparable");
     cr_assert_eq(cue_value_cmp(&a, &ab), -1);
     cr_assert_eq(cue_value_cmp(&absent, &absent), 2);
+}
+
+/* Found by fuzzing (clang's UBSan on deploy/machines/onboarding.json): a set
+ * with no guards had a NULL guard table, and the engine and the lints added
+ * a range's first index to it, which is undefined even for 0. */
+Test(machine, empty_tables_are_arrays_not_null)
+{
+    static const char text[] = "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"go\"},"
+                               "\"initial\":\"a\",\"states\":{\"a\":{}}}";
+    cue_diags d;
+    cue_diags_init(&d);
+    cue_machines *ms = NULL;
+    cr_assert(cue_machines_compile_text(&ms, "t.json", text, strlen(text), &d) == 0);
+    cr_assert_str_eq(cue_machines_get(ms, 0)->file, "t.json");
+    cr_assert_not_null(cue_machines_guards(ms));
+    cr_assert_not_null(cue_machines_actions(ms));
+    cr_assert_not_null(cue_machines_transitions(ms));
+    cr_assert_not_null(cue_machines_fields(ms));
+    cue_machines_free(ms);
+    cue_diags_deinit(&d);
 }

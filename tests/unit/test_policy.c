@@ -391,3 +391,26 @@ Test(policy, consent_defaults_for_users_without_a_region)
     }
     cue_machines_free(ms);
 }
+
+/* Found by fuzzing (clang's UBSan): a holdout share out of range was refused,
+ * but converted to basis points first, which does not fit a uint32_t. */
+Test(policy, a_holdout_out_of_range_is_refused_before_it_is_converted)
+{
+    cue_machines *ms = compile_text(machine);
+    static const char *const shares[] = {"1e300", "-1e300", "4294967296", "1.0001", "-0.5"};
+    for (size_t i = 0; i < sizeof shares / sizeof *shares; i++) {
+        char text[256];
+        int n =
+            snprintf(text, sizeof text,
+                     "{\"experiments\":[{\"name\":\"x\",\"holdout\":%s,\"variants\":{\"a\":1}}]}",
+                     shares[i]);
+        cue_policy *p = NULL;
+        cue_err err = {0};
+        cr_assert_eq(cue_policy_load_text(&p, "p.json", text, (size_t)n, ms, &err), CUE_ECONFIG,
+                     "holdout %s loaded", shares[i]);
+        cr_assert(strstr(err.msg, "p.json") && strstr(err.msg, "holdout") &&
+                      strstr(err.msg, "a share from 0 to 1"),
+                  "holdout %s: %s", shares[i], err.msg);
+    }
+    cue_machines_free(ms);
+}

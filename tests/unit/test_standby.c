@@ -180,12 +180,17 @@ Test(standby, bad_records_are_refused_and_change_nothing)
         {"a", "{\"v\":1,\"instance\":\"a\",\"owned\":{},\"ts_ms\":1,\"ttl_ms\":1}", "$.owned"},
         {"a", "{\"v\":1,\"instance\":\"a\",\"owned\":[],\"ts_ms\":1,\"ttl_ms\":0}", "$.ttl_ms"},
         {"", "{}", "key"},
+        /* A name with a NUL byte would be kept cut short, and never found again. */
+        {"a\0b", "{\"v\":1,\"instance\":\"a\\u0000b\",\"owned\":[],\"ts_ms\":1,\"ttl_ms\":1}",
+         "no NUL"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cue_err e = {0};
-        cr_assert_eq(cue_members_apply(m, bad[i].key, strlen(bad[i].key), bad[i].val,
-                                       strlen(bad[i].val), 7, &e),
-                     CUE_EPARSE, "record %zu accepted", i);
+        size_t key_len = strlen(bad[i].key);
+        if (strcmp(bad[i].says, "no NUL") == 0) key_len = 3;
+        cr_assert_eq(
+            cue_members_apply(m, bad[i].key, key_len, bad[i].val, strlen(bad[i].val), 7, &e),
+            CUE_EPARSE, "record %zu accepted", i);
         cr_assert(strstr(e.msg, bad[i].says), "record %zu: '%s' does not name '%s'", i, e.msg,
                   bad[i].says);
         cr_assert_str_eq(cue_members_owner(m, 1, NOW), "a", "record %zu changed the view", i);
@@ -216,5 +221,27 @@ Test(standby, a_full_view_makes_room_from_members_gone)
     put(m, "owner", all, 4, NOW + 10000, 6001);
     bool want[4];
     cr_assert_eq(cue_members_standbys(m, NOW + 10000, 1, want), 4);
+    cue_members_free(m);
+}
+
+/* Found by fuzzing: `now - ts_ms < ttl_ms` overflowed for a record with
+ * ts_ms = INT64_MIN, and the wrapped age made a dead member look live. */
+Test(standby, a_member_from_the_far_past_is_dead_not_live)
+{
+    cue_members *m = NULL;
+    cue_err err = {0};
+    cr_assert_eq(cue_members_new(&m, 4, "a", &err), 0);
+    static const char rec[] =
+        "{\"v\":1,\"instance\":\"old\",\"owned\":[1],\"ts_ms\":-9223372036854775808,"
+        "\"ttl_ms\":9223372036854775807}";
+    cr_assert_eq(cue_members_apply(m, "old", 3, rec, strlen(rec), 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(cue_members_live(m, NOW), 0);
+    cr_assert_null(cue_members_owner(m, 1, NOW));
+    /* At the far end, a record from ahead of the reader's clock is live. */
+    static const char ahead[] = "{\"v\":1,\"instance\":\"new\",\"owned\":[2],"
+                                "\"ts_ms\":9223372036854775807,\"ttl_ms\":1}";
+    cr_assert_eq(cue_members_apply(m, "new", 3, ahead, strlen(ahead), 2, &err), 0, "%s", err.msg);
+    cr_assert_eq(cue_members_live(m, NOW), 1);
+    cr_assert_str_eq(cue_members_owner(m, 2, NOW), "new");
     cue_members_free(m);
 }

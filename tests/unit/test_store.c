@@ -315,3 +315,49 @@ Test(store, a_directory_in_use_is_named_as_such)
     cue_store_close(s);
     remove_tree(dir);
 }
+
+/* Found by fuzzing (tests/fuzz/fuzz_restore.c): a changelog record with a
+ * key longer than a user id overflowed the key builders' stack buffer
+ * (ASan: stack-buffer-overflow; a release build crashed on a 5,000-byte
+ * key). Every function that takes a user id now refuses one out of bounds
+ * and writes nothing. */
+Test(store, a_user_id_out_of_bounds_is_refused_and_nothing_is_written)
+{
+    char dir[64];
+    temp_dir(dir);
+    cue_store *s = open_dir(dir, false);
+    cue_err err = {0};
+    static char big[5000];
+    memset(big, 'k', sizeof big);
+    size_t lens[] = {CUE_USER_ID_BYTES_MAX + 1, 140, sizeof big};
+    cue_buf v;
+    cue_buf_init(&v, 16);
+    cue_timer_run run = {0};
+    for (size_t i = 0; i < 3; i++) {
+        size_t n = lens[i];
+        cr_assert_eq(cue_store_batch_user_put(s, 0, big, n, "st", 2), CUE_ELIMIT, "%zu", n);
+        cr_assert_eq(cue_store_batch_user_delete(s, 0, big, n), CUE_ELIMIT);
+        cr_assert_eq(cue_store_batch_timer_put(s, 0, 5, big, n), CUE_ELIMIT);
+        cr_assert_eq(cue_store_batch_timer_put_bulk(s, 0, 5, big, n), CUE_ELIMIT);
+        cr_assert_eq(cue_store_batch_timer_delete(s, 0, 5, big, n), CUE_ELIMIT);
+        cr_assert_eq(cue_timer_run_add(&run, 0, 5, big, n), CUE_ELIMIT);
+        cr_assert_eq(cue_store_user_get(s, 0, big, n, &v, &err), CUE_ELIMIT);
+        cr_assert_eq(cue_store_timers_scan(s, 0, 5, big, n, collect_timer, &(seen){""}),
+                     CUE_ELIMIT);
+    }
+    cr_assert_eq(cue_store_batch_user_put(s, 0, "", 0, "st", 2), CUE_EINVAL);
+    cr_assert_eq(cue_store_batch_user_delete(s, 0, NULL, 0), CUE_EINVAL);
+    cr_assert_eq(cue_store_batch_count(s), 0);
+    cr_assert_eq(run.n, 0);
+    /* The bound itself is a user id. */
+    cr_assert_eq(cue_store_batch_user_put(s, 0, big, CUE_USER_ID_BYTES_MAX, "st", 2), 0);
+    cr_assert_eq(cue_store_batch_timer_put(s, 0, 5, big, CUE_USER_ID_BYTES_MAX), 0);
+    cr_assert(cue_store_batch_commit(s, false, &err) == 0, "%s", err.msg);
+    cr_assert_eq(cue_store_user_get(s, 0, big, CUE_USER_ID_BYTES_MAX, &v, &err), 0);
+    seen got = {""};
+    cr_assert_eq(cue_store_timers_scan(s, 0, INT64_MIN, NULL, 0, collect_timer, &got), 0);
+    cr_assert(strncmp(got.text, "5:kkk", 5) == 0, "%s", got.text);
+    cue_buf_deinit(&v);
+    cue_store_close(s);
+    remove_tree(dir);
+}

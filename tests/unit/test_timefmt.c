@@ -67,6 +67,8 @@ Test(timefmt, rfc3339_valid_table)
         {"0001-01-01T00:00:00Z", -62135596800000},
         {"0000-01-01T00:00:00Z", T_MIN},
         {"9999-12-31T23:59:59.999Z", T_MAX},
+        {"0000-01-01T02:00:00+02:00", T_MIN},
+        {"9999-12-31T21:59:59.999-02:00", T_MAX},
         {"2038-01-19T03:14:08Z", 2147483648000},
         /* a leap second is the last millisecond of its minute */
         {"2016-12-31T23:59:60Z", 1483228799999},
@@ -135,6 +137,12 @@ Test(timefmt, rfc3339_invalid_table)
         "2026-+3-02T08:00:00Z",
         "2026-03-02T08:00:0xZ",
         "1772438400000",
+        /* Found by fuzzing: an offset took these past the instants RFC 3339
+         * text can name, so they formatted as another time. */
+        "0000-01-01T00:00:00.5+02:00",
+        "0000-01-01T01:59:59.999+02:00",
+        "9999-12-31T23:59:59-00:01",
+        "9999-12-31T22:00:00-02:00",
     };
     for (size_t i = 0; i < COUNT(cases); i++)
         expect_parse(cases[i], CUE_EPARSE, 0);

@@ -1,0 +1,118 @@
+/* Restoring a partition from its changelog: the owner's records land in the
+ * store as they came, the timer index is re-derived, the position record
+ * moves the input position, and anything else is skipped and counted. */
+#include "cuepoint/restore.h"
+
+#include "cuepoint/codec.h"
+
+#include "testutil.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+typedef struct seen {
+    char text[1024];
+} seen;
+
+static int collect_user(uint32_t p, const char *uid, size_t len, const void *v, size_t vlen,
+                        void *ctx)
+{
+    seen *s = ctx;
+    char one[64];
+    snprintf(one, sizeof one, "%u/%.*s;", p, (int)len, uid);
+    strcat(s->text, one);
+    return 0;
+}
+
+static int collect_timer(int64_t due, const char *uid, size_t len, void *ctx)
+{
+    seen *s = ctx;
+    char one[64];
+    snprintf(one, sizeof one, "%lld:%.*s;", (long long)due, (int)len, uid);
+    strcat(s->text, one);
+    return 0;
+}
+
+/* A sealed state record of user `uid` whose timer index entry is `due`. */
+static void state_record(const char *uid, int64_t due, cue_buf *out)
+{
+    cue_machines *ms = compile_text("{\"name\":\"m\",\"version\":1,\"start\":{\"event\":\"go\"},"
+                                    "\"initial\":\"a\",\"states\":{\"a\":{}}}");
+    cue_user *u = malloc(sizeof *u);
+    cue_user_init(u, uid, strlen(uid));
+    u->indexed_due = due;
+    cr_assert_eq(cue_codec_encode(u, ms, out), 0);
+    free(u);
+    cue_machines_free(ms);
+}
+
+/* Found by fuzzing (tests/fuzz/fuzz_restore.c): a key longer than a user id
+ * overflowed the store's key buffer (anything that can write the changelog
+ * topic reached it, during a restore or a standby's apply), and an empty key
+ * without a value copied from a null pointer. Each such record is now
+ * skipped, counted and named; the partition goes on. */
+Test(restore, records_that_are_not_the_owners_are_skipped_and_counted)
+{
+    char dir[64];
+    temp_dir(dir);
+    cue_store *s = NULL;
+    cue_err err = {0};
+    cr_assert_eq(cue_store_open(&s, dir, &(cue_store_opts){0}, &err), 0, "%s", err.msg);
+    cue_buf ann;
+    cue_buf_init(&ann, 64);
+    state_record("ann", 5000, &ann);
+    static char big[5000];
+    memset(big, 'k', sizeof big);
+    static const char pos[] = "{\"input_offset\":42,\"stream_time_ms\":7}";
+    static const char neg[] = "{\"input_offset\":-3,\"stream_time_ms\":7}";
+    const struct {
+        const char *key;
+        size_t key_len;
+        const char *val;
+        size_t len;
+        int rc;
+        const char *says;
+    } recs[] = {
+        {"ann", 3, ann.data, ann.len, 0, NULL},
+        {big, sizeof big, ann.data, ann.len, CUE_ELIMIT, "key of 5000 bytes"},
+        {big, sizeof big, NULL, 0, CUE_ELIMIT, "key of 5000 bytes"},
+        {big, CUE_USER_ID_BYTES_MAX + 1, ann.data, ann.len, CUE_ELIMIT, "key of 129 bytes"},
+        {NULL, 0, ann.data, ann.len, CUE_EPARSE, "without a key"},
+        {"", 0, NULL, 0, CUE_EPARSE, "position record"},
+        {"", 0, "garbage", 7, CUE_EPARSE, "position record"},
+        {"", 0, neg, sizeof neg - 1, CUE_EPARSE, "position record"},
+        {"", 0, pos, sizeof pos - 1, 0, NULL},
+    };
+    size_t n = sizeof recs / sizeof *recs;
+    for (int hold = 0; hold < 2; hold++) {
+        cue_restore r = {0};
+        cue_restore_init(&r, 3, NULL, hold);
+        for (size_t i = 0; i < n; i++) {
+            cue_err e = {0};
+            int rc = cue_restore_apply(&r, s, recs[i].key, recs[i].key_len, recs[i].val,
+                                       recs[i].len, &e);
+            cr_assert_eq(rc, recs[i].rc, "record %zu: %d (%s)", i, rc, e.msg);
+            if (recs[i].says)
+                cr_assert(strstr(e.msg, recs[i].says), "record %zu: '%s' lacks '%s'", i, e.msg,
+                          recs[i].says);
+        }
+        cr_assert_eq(r.records, n);
+        cr_assert_eq(r.skipped, 7);
+        cr_assert_eq(r.input_offset, 42);
+        cr_assert_eq(r.stream_time_ms, 7);
+        cue_restore_finish(&r, s, 100, 1);
+        cr_assert_eq(cue_store_batch_commit(s, false, &err), 0, "%s", err.msg);
+        cue_restore_deinit(&r);
+        seen users = {""}, timers = {""};
+        cr_assert_eq(cue_store_users_scan(s, -1, collect_user, &users), 0);
+        cr_assert_str_eq(users.text, "3/ann;");
+        cr_assert_eq(cue_store_timers_scan(s, 3, INT64_MIN, "", 0, collect_timer, &timers), 0);
+        cr_assert_str_eq(timers.text, "5000:ann;");
+        cue_store_meta meta;
+        cr_assert_eq(cue_store_meta_get(s, 3, &meta, &err), 0);
+        cr_assert(meta.input_offset == 42 && meta.changelog_offset == 100);
+    }
+    cue_buf_deinit(&ann);
+    cue_store_close(s);
+    remove_tree(dir);
+}
