@@ -220,13 +220,13 @@ static const char file_help[] =
     "  --machines DIR       journey files (default deploy/machines, or machines.dir)\n"
     "  --only NAME          run just the machine called NAME\n"
     "  --policies FILE      apply the message policies in FILE (caps, quiet hours,\n"
-    "                       consent, experiments; see README \"Message policies\")\n"
+    "                       consent, experiments; see docs/policies.md)\n"
     "  --decisions FILE     with policies, where each trigger's decision goes, appended\n"
     "                       (default <state-dir>/decisions.jsonl)\n"
     "  --state-dir DIR      state directory (default ./state, or state.dir)\n"
     "  --until TIME         at the end, advance time to TIME (RFC 3339 or epoch ms)\n"
     "                       so that timers due by then fire\n"
-    "  --config FILE        configuration file (see README, \"Configuration\")\n"
+    "  --config FILE        configuration file (see docs/configuration.md)\n"
     "  --set KEY=VALUE      override one configuration setting (repeatable)\n"
     "  --resume             continue the same --input after an interruption: its\n"
     "                       lines already committed are skipped\n"
@@ -1275,7 +1275,7 @@ static const char main_help[] =
     "  generate    write a synthetic event stream as JSON lines\n"
     "  version     print the version\n"
     "\n"
-    "`cuepoint COMMAND --help` describes each command. Documentation: README.md.\n";
+    "`cuepoint COMMAND --help` describes each command. Documentation: README.md and docs/.\n";
 
 int cue_cli_main(int argc, char **argv)
 {

@@ -49,7 +49,7 @@ static const char run_help[] =
     "signal exits at once (the last commit is on disk, nothing is lost).\n"
     "\n"
     "Options:\n"
-    "  --config FILE          the configuration (README \"Configuration\"), required;\n"
+    "  --config FILE          the configuration (docs/configuration.md), required;\n"
     "                         relative paths in it are taken from its directory\n"
     "  --set KEY=VALUE        override one setting (repeatable)\n"
     "  --state-dir DIR        same as --set state.dir=DIR\n"
@@ -173,8 +173,8 @@ int cli_cmd_run(int argc, char **argv)
      * start on them and wait for a broker that is not there. */
     if (!a.config_seen)
         return cli_usage_error("run", "%s",
-                               "--config FILE is required (settings still default to README "
-                               "\"Configuration\" for every key the file leaves out)");
+                               "--config FILE is required (settings still default to "
+                               "docs/configuration.md for every key the file leaves out)");
     cue_machines *ms = NULL;
     cue_policy *pol = NULL;
     cue_runtime_opts o = {

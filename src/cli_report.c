@@ -37,7 +37,7 @@ static const char report_help[] =
     "onboarding and the messages they follow, each experiment's lift over its\n"
     "holdout with a sample-ratio check, messages per user per week, retention by\n"
     "cohort. Writes a self-contained HTML page (no script, nothing fetched) and\n"
-    "the same numbers as JSON. See README \"Measuring what the journeys do\".\n"
+    "the same numbers as JSON. See docs/report.md.\n"
     "\n"
     "History (decisions and triggers as `cuepoint file` or `replay` wrote them):\n"
     "  --events FILE           the input events, JSON lines ('-' is stdin)\n"

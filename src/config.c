@@ -298,7 +298,7 @@ static const struct {
     {"message.timeout.ms", "delivery.timeout.ms"},
     {"delivery.timeout.ms", "the top-level delivery.timeout.ms"},
     /* One id per instance, stable across restarts, is what fences a zombie:
-     * cuepoint derives it (README, "Exactly-once"). A user-chosen one could
+     * cuepoint derives it (docs/operations.md, "Exactly-once"). A user-chosen one could
      * be shared by two instances, which would then fence each other. */
     {"transactional.id",
      "processing.guarantee; the id is <application.id>-<group.instance.id, or the "

@@ -344,7 +344,7 @@ static void do_start_timer(step *s, const cue_machine *m, cue_instance *in, cons
             break;
         }
         /* A time already past fires at once, just after this step, with its
-         * own due time as the trigger's time (README "Timers"). */
+         * own due time as the trigger's time (docs/journeys.md, "Timers"). */
         s->st->timers_past += due < s->now_ms;
         in->timers[a->target] = due;
         break;

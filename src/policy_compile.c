@@ -496,7 +496,7 @@ static bool scope_list(cc *c, json_t *o, const char *key, size_t max, const char
 }
 
 /* machines, triggers, classes: which triggers a cap or experiment covers
- * (README "Message policies": each list given narrows it). */
+ * (docs/policies.md: each list given narrows it). */
 static void compile_scope(cc *c, json_t *o, scope *sc)
 {
     const cue_machines *ms = c->p->ms;

@@ -51,8 +51,8 @@ void cue_report_config_defaults(cue_report_config *c)
     add_goal(c, "user_reactivated_30d", "user_reactivated", 30, false);
     add_goal(c, "not_dormant_30d", "user_dormant", 30, true);
     c->onboarding_goal = 0;
-    /* The consent events deploy/policies.json reads (README "Message
-     * policies"): a withdrawal and a mute. */
+    /* The consent events deploy/policies.json reads (docs/policies.md): a
+     * withdrawal and a mute. */
     add_optout(c, "consent_changed", "/props/granted", false);
     add_optout(c, "channel_muted", "/props/muted", true);
     c->optout_window_ms = 2 * DAY_MS;

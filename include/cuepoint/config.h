@@ -3,7 +3,7 @@
  *
  * Names follow Kafka Streams where the concept matches (application.id,
  * state.dir, commit.interval.ms, statestore.cache.max.bytes). Every key is
- * optional; defaults are in cue_config_defaults and in README "Configuration".
+ * optional; defaults are in cue_config_defaults and in docs/configuration.md.
  * Unknown keys and wrong types are errors naming the JSON path and, for a
  * misspelt key, the nearest known one: a typo must not silently fall back to a
  * default. Start-up only; the struct is then read-only and owned by the caller.

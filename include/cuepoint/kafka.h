@@ -179,7 +179,7 @@ typedef struct cue_kafka_dead {
 /* Produces a dead letter: the original key and value, the original
  * timestamp, and Kafka Streams' dead-letter headers
  * (__streams.errors.exception = the reason, .message, .topic, .partition,
- * .offset). One that would not fit is cut to fit (README). */
+ * .offset). One that would not fit is cut to fit (docs/kafka.md, "Dead letters"). */
 int cue_kafka_produce_dead_letter(cue_kafka *k, const cue_kafka_dead *d);
 
 /* Produces a record to trigger.topic with the given key and timestamp, the

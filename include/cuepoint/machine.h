@@ -8,7 +8,7 @@
  * variable) is checked, with errors naming the file and the JSON path and
  * suggesting the nearest known name. The engine then runs on indices only.
  *
- * Semantics, in short (README "Writing a journey" has the long form):
+ * Semantics, in short (docs/journeys.md has the long form):
  * - `start` names the event type ("*" = any) that creates an instance, with
  *   optional guards (`when`) and actions (`do`); the instance enters `initial`.
  * - With `instance_key` (a JSON Pointer into the event) a user has one instance
@@ -135,7 +135,7 @@ typedef struct cue_emit_field {
     cue_operand src;
 } cue_emit_field;
 
-/* When a timer is due, as a journey writes it (README "Timers"): one or more
+/* When a timer is due, as a journey writes it (docs/journeys.md, "Timers"): one or more
  * terms, each a base time plus an offset, of which the earliest or latest
  * counts, then optionally moved to a clock time of that local day:
  *   {"after": "72h"}                         now + 72h

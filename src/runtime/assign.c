@@ -144,8 +144,8 @@ int rt_on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
             snprintf(msg, sizeof msg,
                      "partition %d of %s assigned, but the topic had %d partitions at start: "
                      "users now map to other partitions than their state; a deployment's input "
-                     "cannot change its partition count (README: \"Changing the partition "
-                     "count\")",
+                     "cannot change its partition count (docs/operations.md: \"Changing the "
+                     "partition count\")",
                      (int)ids[i], r->cfg->input_topic, (int)r->input_parts);
             rt_fatal(r, CUE_ECONFIG, msg);
             return CUE_ECONFIG;

@@ -54,8 +54,8 @@ int rt_partition_count_check(rt *r, int32_t partitions, cue_err *err)
     return cue_err_set(err, CUE_ECONFIG,
                        "input topic %s has %d partitions and state.dir %s was built for %d: users "
                        "would map to other partitions than their state; a deployment's input "
-                       "cannot change its partition count (README: \"Changing the partition "
-                       "count\")",
+                       "cannot change its partition count (docs/operations.md: \"Changing the "
+                       "partition count\")",
                        r->cfg->input_topic, (int)partitions, r->cfg->state_dir, (int)kept);
 }
 
