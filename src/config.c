@@ -655,6 +655,22 @@ int cue_config_load_text(cue_config *c, const char *name, const char *text, size
     return config_apply(c, root, name, NULL, err);
 }
 
+/* `--set kafka.PROP=V` (both clients), `kafka.consumer.PROP=V` or
+ * `kafka.producer.PROP=V`: the file's "kafka" object, one property at a
+ * time, so a librdkafka setting does not need a config file of its own. */
+static int kafka_set(cue_config *c, const char *prop, json_t *v, const char *path, cue_err *err)
+{
+    int clients = CUE_KAFKA_BOTH;
+    if (strncmp(prop, "consumer.", 9) == 0) {
+        clients = CUE_KAFKA_CONSUMER;
+        prop += 9;
+    } else if (strncmp(prop, "producer.", 9) == 0) {
+        clients = CUE_KAFKA_PRODUCER;
+        prop += 9;
+    }
+    return kafka_prop(c, clients, prop, v, path, NULL, err);
+}
+
 int cue_config_set(cue_config *c, const char *key, const char *value, cue_err *err)
 {
     /* A value that reads as JSON (numbers, objects) is taken as such; anything
@@ -665,7 +681,8 @@ int cue_config_set(cue_config *c, const char *key, const char *value, cue_err *e
     if (v == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
     char p[300];
     snprintf(p, sizeof p, "$.%.200s", key);
-    int rc = apply_key(c, key, v, p, NULL, err);
+    int rc = strncmp(key, "kafka.", 6) == 0 ? kafka_set(c, key + 6, v, p, err)
+                                            : apply_key(c, key, v, p, NULL, err);
     json_decref(v);
     return rc == 0 ? 0 : CUE_ECONFIG;
 }

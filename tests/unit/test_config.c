@@ -111,6 +111,30 @@ Test(config, overrides_and_defaults)
     cr_assert(cue_config_set(&cfg, "no.such.key", "1", &err) != 0);
 }
 
+/* librdkafka properties through --set: kafka.PROP for both clients,
+ * kafka.consumer.PROP and kafka.producer.PROP for one; cuepoint's own are
+ * refused as in the file. */
+Test(config, set_kafka_properties)
+{
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cue_err err = {0};
+    cr_assert(cue_config_set(&cfg, "kafka.fetch.wait.max.ms", "10", &err) == 0, "%s", err.msg);
+    cr_assert(cue_config_set(&cfg, "kafka.consumer.fetch.min.bytes", "1", &err) == 0, "%s",
+              err.msg);
+    cr_assert(cue_config_set(&cfg, "kafka.producer.linger.ms", "5", &err) == 0, "%s", err.msg);
+    cr_assert_eq(cfg.kafka_len, 3);
+    cr_assert_str_eq(cue_config_kafka_key(&cfg, 0), "fetch.wait.max.ms");
+    cr_assert_str_eq(cue_config_kafka_value(&cfg, 0), "10");
+    cr_assert_eq(cfg.kafka[0].clients, CUE_KAFKA_BOTH);
+    cr_assert_str_eq(cue_config_kafka_key(&cfg, 1), "fetch.min.bytes");
+    cr_assert_eq(cfg.kafka[1].clients, CUE_KAFKA_CONSUMER);
+    cr_assert_str_eq(cue_config_kafka_key(&cfg, 2), "linger.ms");
+    cr_assert_eq(cfg.kafka[2].clients, CUE_KAFKA_PRODUCER);
+    cr_assert(cue_config_set(&cfg, "kafka.group.id", "x", &err) != 0);
+    cr_assert(strstr(err.msg, "$.kafka.group.id: set by cuepoint") != NULL, "%s", err.msg);
+}
+
 Test(config, kafka_passthrough_and_secrets)
 {
     setenv("CUE_TEST_SECRET", "hunter2-very-secret", 1);
