@@ -315,8 +315,15 @@ static int plan(session *s, const cue_reset_spec *spec, cue_err *err)
         if (rc == 0)
             rc = cue_kafka_group_offsets_for_time(s->k, ids, (size_t)s->n, spec->time_ms, ans,
                                                   s->cfg.startup_timeout_ms, err);
-        for (int32_t i = 0; i < s->n && rc == 0; i++)
+        bool any = false, all = true;
+        for (int32_t i = 0; i < s->n && rc == 0; i++) {
             s->rows[i].bk.time_answer = ans[i];
+            if (s->rows[i].bk.high <= s->rows[i].bk.log_start) continue;
+            any = true;
+            all &= ans[i] < 0;
+        }
+        if (rc == 0 && any && all)
+            cue_log(CUE_LOG_WARN, CUE_KAFKA_NO_TIME_HINT, "s:topic", s->cfg.input_topic, NULL);
         free(ids);
         free(ans);
         if (rc != 0) return rc;

@@ -325,6 +325,20 @@ static int lookup_time(void *ctx, int32_t partition, int64_t ts_ms, int64_t *off
                                      err);
 }
 
+/* True when every selected partition with records found none at or after
+ * --from-time or --to-time (false without either: no_time stays unset). */
+static bool all_no_time(const rp *r, int32_t n)
+{
+    bool any = false;
+    for (int32_t i = 0; i < n; i++) {
+        const cue_replay_part *p = &r->slots[i].plan;
+        if (!p->selected || p->high <= p->low) continue;
+        if (!p->no_time) return false;
+        any = true;
+    }
+    return any;
+}
+
 static int topic_plan(rp *r, cue_err *err)
 {
     int32_t n = 0;
@@ -355,6 +369,8 @@ static int topic_plan(rp *r, cue_err *err)
                     s->plan.end, NULL);
     }
     free(parts);
+    if (rc == 0 && all_no_time(r, n))
+        cue_log(CUE_LOG_WARN, CUE_KAFKA_NO_TIME_HINT, "s:topic", r->o->cfg->input_topic, NULL);
     return rc;
 }
 

@@ -64,6 +64,12 @@ read -r h0 h1 h2 h3 <<< "$highs"
 t0=$((h0 / 2)); t1=$((h1 / 3)); t2=0; t3=$((h3 - 5))
 off reset --config "$tmp/a.json" --to-offset "0:$t0,1:$t1,2:$t2,3:$t3" --dry-run > "$tmp/r.dry" 2>&1 || bad "dry run: exit $?"
 grep -q "dry run" "$tmp/r.dry" && ok || bad "dry run: no plan"
+# A reset to a time on the dev broker: the mock answers no offset for any time,
+# and the tool says so rather than moving every partition to its end silently.
+off reset --config "$tmp/a.json" --to-time 2026-01-01T00:00:00Z --dry-run > "$tmp/r.time" 2>&1 \
+    || bad "--to-time dry run: exit $?"
+grep -q "mock cluster (cuepoint dev-broker) answers every time this way" "$tmp/r.time" && ok \
+    || { bad "--to-time on the dev broker: no hint that the mock cannot look records up by time"; cat "$tmp/r.time"; }
 off show --config "$tmp/a.json" --json > "$tmp/show.3" 2>/dev/null
 cmp -s "$tmp/show.1" "$tmp/show.3" && ok || bad "a dry run moved something"
 off reset --config "$tmp/a.json" --to-offset "0:$t0,1:$t1,2:$t2,3:$t3" > "$tmp/r.back" 2> "$tmp/r.back.err"

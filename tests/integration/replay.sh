@@ -123,6 +123,8 @@ grep -o '"source":"cuepoint/replay-live/[a-z]*"' "$tmp/r9.out" | sort -u | grep 
     > "$tmp/r10.out" 2> "$tmp/r10.log" || bad "--from-time replay exit $?"
 [ ! -s "$tmp/r10.out" ] && grep -q "no record at or after the time" "$tmp/r10.log" && grep -q "0 events read" "$tmp/r10.log" && ok \
     || bad "--from-time with a broker answering -1 replayed something"
+grep -q "mock cluster (cuepoint dev-broker) answers every time this way" "$tmp/r10.log" && ok \
+    || bad "--from-time on the dev broker: no hint that the mock cannot look records up by time"
 
 # 7. Beside a live instance (last: it adds events to the topic): nothing of the live pipeline moves.
 more=$tmp/more.jsonl
