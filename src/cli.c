@@ -23,6 +23,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +60,7 @@ bool cli_opt_value(args *a, const char *name, const char **out)
         return true;
     }
     if (a->i + 1 >= a->argc) {
-        fprintf(stderr, "cuepoint %s: %s needs a value (see --help)\n", a->cmd, name);
+        cli_error(a->cmd, "EUSAGE", "%s needs a value (see 'cuepoint %s --help')", name, a->cmd);
         a->bad = true;
         return true;
     }
@@ -67,11 +68,32 @@ bool cli_opt_value(args *a, const char *name, const char **out)
     return true;
 }
 
+const char *cli_err_name(const cue_err *err)
+{
+    return err->code != 0 ? cue_err_name(err->code) : NULL;
+}
+
+void cli_error(const char *cmd, const char *code, const char *fmt, ...)
+{
+    char msg[CUE_ERR_MSG_MAX + 256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (cue_log_is_text())
+        fprintf(stderr, "cuepoint %s: %s\n", cmd, msg);
+    else
+        cue_log(CUE_LOG_ERROR, msg, "s:command", cmd, code ? "s:error" : NULL, code, NULL);
+}
+
 int cli_usage_error(const char *cmd, const char *fmt, const char *what)
 {
-    fprintf(stderr, "cuepoint %s: ", cmd);
-    fprintf(stderr, fmt, what);
-    fprintf(stderr, " (see 'cuepoint %s --help')\n", cmd);
+    char msg[CUE_ERR_MSG_MAX];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    snprintf(msg, sizeof msg, fmt, what);
+#pragma GCC diagnostic pop
+    cli_error(cmd, "EUSAGE", "%s (see 'cuepoint %s --help')", msg, cmd);
     return EX_USAGE;
 }
 
@@ -138,7 +160,7 @@ int cli_exit_for(int code)
 
 int cli_fail(const char *cmd, int code, const cue_err *err)
 {
-    cue_log(CUE_LOG_ERROR, err->msg, "s:command", cmd, "s:error", cue_err_name(code), NULL);
+    cli_error(cmd, cue_err_name(code), "%s", err->msg);
     return cli_exit_for(code);
 }
 
@@ -148,12 +170,13 @@ int cli_fail(const char *cmd, int code, const cue_err *err)
  * was one of them, 0 when not, and a negative exit code on a bad value. */
 /* The outcome of one config option: 1, or the logged error's exit code
  * (66 for a config file that is not there, 78 for a bad value), negated. The
- * log level follows the config as soon as it is read, so what comes next
- * already logs at the level asked for. */
+ * log level and format follow the config as soon as it is read, so what
+ * comes next already logs as asked. */
 static int config_applied(args *a, cue_config *cfg, int rc, const cue_err *err)
 {
     if (rc != 0) return -cli_fail(a->cmd, rc, err);
     cue_log_set_level(cfg->log_level);
+    cue_log_set_format(cfg->log_format);
     return 1;
 }
 
@@ -370,7 +393,7 @@ static int cmd_file(int argc, char **argv)
     int rc = file_parse(&a, &cfg, &fa, &err);
     if (rc != 0) return rc;
     rc = file_run(&cfg, &fa, &err);
-    if (rc != 0 && err.msg[0]) cue_log(CUE_LOG_ERROR, err.msg, "s:command", "file", NULL);
+    if (rc != 0 && err.msg[0]) cli_error("file", cli_err_name(&err), "%s", err.msg);
     return rc;
 }
 
@@ -618,7 +641,7 @@ static int cmd_graph(int argc, char **argv)
     }
     if (argc != 3) return cli_usage_error("graph", "%s", "takes exactly one FILE");
     if (access(argv[2], R_OK) != 0) {
-        fprintf(stderr, "cuepoint graph: cannot read %s: %s\n", argv[2], strerror(errno));
+        cli_error("graph", "ENOTFOUND", "cannot read %s: %s", argv[2], strerror(errno));
         return EX_NOINPUT;
     }
     cue_diags d;
@@ -711,7 +734,7 @@ static int state_run(const cue_config *cfg, const char *uid, int64_t partition, 
     if (s.user == NULL || rc < 0) return EX_SOFTWARE;
     if (s.corrupt) return EX_DATAERR;
     if (uid && s.found == 0) {
-        fprintf(stderr, "cuepoint state: no user '%s' in %s\n", uid, cfg->state_dir);
+        cli_error("state", "ENOTFOUND", "no user '%s' in %s", uid, cfg->state_dir);
         return 1;
     }
     return 0;
@@ -777,7 +800,7 @@ static int cmd_erase(int argc, char **argv)
     if (uid == NULL || uid[0] == '\0') return cli_usage_error("erase", "%s", "give a USER");
     struct stat st;
     if (stat(cfg.state_dir, &st) != 0) {
-        fprintf(stderr, "cuepoint erase: no state directory '%s'\n", cfg.state_dir);
+        cli_error("erase", "ENOTFOUND", "no state directory '%s'", cfg.state_dir);
         return EX_NOINPUT;
     }
     cue_store *store = NULL;
@@ -793,7 +816,7 @@ static int cmd_erase(int argc, char **argv)
     for (size_t i = 0; i < e.n; i++)
         printf("{\"outcome\":\"erased\",\"partition\":%u,\"offline\":true}\n", e.parts[i]);
     if (e.n == 0) {
-        fprintf(stderr, "cuepoint erase: no such user in %s\n", cfg.state_dir);
+        cli_error("erase", "ENOTFOUND", "no such user in %s", cfg.state_dir);
         return 1;
     }
     return 0;
@@ -834,8 +857,7 @@ static int cmd_state(int argc, char **argv)
     if (a.bad) return EX_USAGE;
     if (get && uid == NULL) return cli_usage_error("state", "%s", "get needs a USER");
     int rc = state_run(&cfg, uid, partition, &err);
-    if (rc != 0 && rc != 1 && err.msg[0])
-        cue_log(CUE_LOG_ERROR, err.msg, "s:command", "state", NULL);
+    if (rc != 0 && rc != 1 && err.msg[0]) cli_error("state", cli_err_name(&err), "%s", err.msg);
     return rc;
 }
 
@@ -1231,8 +1253,7 @@ int cli_demo_file(int argc, char **argv)
     char dir[CUE_PATH_MAX];
     snprintf(dir, sizeof dir, "%s/cuepoint-demo-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (mkdtemp(dir) == NULL) {
-        fprintf(stderr, "cuepoint demo: cannot create a temporary directory: %s\n",
-                strerror(errno));
+        cli_error("demo", "EIO", "cannot create a temporary directory: %s", strerror(errno));
         return EX_CANTCREAT;
     }
     demo_ctx d = {.sample_max = sample};
@@ -1240,7 +1261,7 @@ int cli_demo_file(int argc, char **argv)
     cue_err err = {0};
     int rc = demo_run(dir, machines, &g, &d, &err);
     cue_buf_deinit(&d.line);
-    if (rc != 0) cue_log(CUE_LOG_ERROR, err.msg, "s:command", "demo", NULL);
+    if (rc != 0) cli_error("demo", cli_err_name(&err), "%s", err.msg);
     if (keep)
         printf("\nState, triggers.jsonl and dead-letters.jsonl are in %s\n", dir);
     else
@@ -1307,7 +1328,7 @@ int cue_cli_main(int argc, char **argv)
                            "generate", "version", "run",   "dev-broker", "replay",
                            "offsets",  "erase",   "report"};
     const char *near = cue_nearest_name(cmd, names, sizeof names / sizeof *names);
-    fprintf(stderr, "cuepoint: unknown command '%s'%s%s%s; see 'cuepoint --help'\n", cmd,
-            near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+    cli_error(cmd, "EUSAGE", "unknown command '%s'%s%s%s; see 'cuepoint --help'", cmd,
+              near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
     return EX_USAGE;
 }

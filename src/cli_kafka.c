@@ -643,8 +643,7 @@ int cli_cmd_demo(int argc, char **argv)
     char dir[CUE_PATH_MAX];
     snprintf(dir, sizeof dir, "%s/cuepoint-demo-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (mkdtemp(dir) == NULL) {
-        fprintf(stderr, "cuepoint demo: cannot create a temporary directory: %s\n",
-                strerror(errno));
+        cli_error("demo", "EIO", "cannot create a temporary directory: %s", strerror(errno));
         return EX_CANTCREAT;
     }
     demo_ctx dc = {.sample_max = d.sample};
@@ -652,7 +651,7 @@ int cli_cmd_demo(int argc, char **argv)
     cue_err err = {0};
     rc = demo_kafka(dir, &d, &dc, &err);
     cue_buf_deinit(&dc.line);
-    if (rc != 0) cue_log(CUE_LOG_ERROR, err.msg, "s:command", "demo", NULL);
+    if (rc != 0) cli_error("demo", cli_err_name(&err), "%s", err.msg);
     if (d.keep)
         printf("\nState is in %s\n", dir);
     else

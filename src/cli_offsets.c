@@ -291,14 +291,14 @@ static int check_named(const session *s, const cue_reset_spec *spec)
         if (spec->offset_parts[i] >= s->n) {
             char b[64];
             snprintf(b, sizeof b, "%d", (int)spec->offset_parts[i]);
-            fprintf(stderr, "cuepoint offsets: %s has %d partitions, not partition %s\n",
-                    s->cfg.input_topic, (int)s->n, b);
+            cli_error("offsets", "EUSAGE", "%s has %d partitions, not partition %s",
+                      s->cfg.input_topic, (int)s->n, b);
             return EX_USAGE;
         }
     for (size_t i = 0; i < spec->n_only; i++)
         if (spec->only[i] >= s->n) {
-            fprintf(stderr, "cuepoint offsets: %s has %d partitions, not partition %d\n",
-                    s->cfg.input_topic, (int)s->n, (int)spec->only[i]);
+            cli_error("offsets", "EUSAGE", "%s has %d partitions, not partition %d",
+                      s->cfg.input_topic, (int)s->n, (int)spec->only[i]);
             return EX_USAGE;
         }
     return 0;
@@ -461,8 +461,7 @@ static int reset_run(session *s, reset_args *ra, cue_err *err)
         }
     }
     if (rc == GROUP_ACTIVE) {
-        fprintf(stderr, "cuepoint offsets reset: refused: %s\n", err->msg);
-        cue_log(CUE_LOG_ERROR, err->msg, "s:command", "offsets", "s:error", "group_active", NULL);
+        cli_error("offsets reset", "EUNAVAILABLE", "refused: %s", err->msg);
         return EX_TEMPFAIL;
     }
     return rc == 0 ? 0 : cli_fail("offsets", rc, err);
@@ -496,7 +495,7 @@ int cli_cmd_offsets(int argc, char **argv)
          * also tells whether an instance is running on it. */
         int orc = session_open(&s, !reset || ra.dry_run, &err);
         if (orc == GROUP_ACTIVE) {
-            fprintf(stderr, "cuepoint offsets reset: refused: %s\n", err.msg);
+            cli_error("offsets reset", "EUNAVAILABLE", "refused: %s", err.msg);
             rc = EX_TEMPFAIL;
         } else if (orc != 0) {
             rc = cli_fail("offsets", orc, &err);

@@ -171,8 +171,8 @@ static int time_opt(args *a, const char *name, int64_t *out, bool allow_now, boo
     if (!*matched || a->bad) return 0;
     if (allow_now && strcmp(v, "now") == 0) return now_ms(out);
     if (cli_parse_time(v, out) != 0) {
-        fprintf(stderr, "cuepoint replay: %s: '%s' is not an RFC 3339 time or epoch ms%s\n", name,
-                v, allow_now ? " or 'now'" : "");
+        cli_error("replay", "EUSAGE", "%s: '%s' is not an RFC 3339 time or epoch ms%s", name, v,
+                  allow_now ? " or 'now'" : "");
         return EX_USAGE;
     }
     return 0;

@@ -487,8 +487,7 @@ int cli_cmd_report(int argc, char **argv)
     if (rc == 0) {
         rc = report_run(&ra, cfg, &err);
         if (rc != 0) {
-            cue_log(CUE_LOG_ERROR, err.msg, "s:command", "report", "s:error", cue_err_name(rc),
-                    NULL);
+            cli_error("report", cue_err_name(rc), "%s", err.msg);
             rc = rc == CUE_EIO ? EX_CANTCREAT : cli_exit_for(rc);
         }
     }

@@ -457,7 +457,21 @@ static const char *const keys[] = {"$schema",
                                    "event.time.max.future.ms",
                                    "event.time.min",
                                    "event.id.dedup.max",
-                                   "log.level"};
+                                   "log.level",
+                                   "log.format"};
+
+static const char *const log_formats[] = {"auto", "json", "text"};
+
+static int log_format_value(cue_config *c, json_t *v, const char *path, cue_err *err)
+{
+    const char *s = json_string_value(v);
+    for (int f = 0; s && f < 3; f++)
+        if (strcmp(s, log_formats[f]) == 0) {
+            c->log_format = (cue_log_format)f;
+            return 0;
+        }
+    return cue_err_set(err, CUE_ECONFIG, "%s: must be \"auto\", \"json\" or \"text\"", path);
+}
 
 static int guarantee_value(cue_config *c, json_t *v, const char *path, cue_err *err)
 {
@@ -588,6 +602,8 @@ static int apply_key(cue_config *c, const char *key, json_t *v, const char *path
         rc = kafka_value(c, v, path, dir, err);
     } else if (strcmp(key, "log.level") == 0) {
         rc = log_level_value(c, v, path, err);
+    } else if (strcmp(key, "log.format") == 0) {
+        rc = log_format_value(c, v, path, err);
     } else {
         const char *near = cue_nearest_name(key, keys, sizeof keys / sizeof *keys);
         rc = cue_err_set(err, CUE_ECONFIG, "%s: unknown setting%s%s%s", path,
@@ -759,6 +775,7 @@ int cue_config_dump(const cue_config *c, cue_buf *b)
     S("admin.listen", c->admin_listen);
     S("admin.users.token", c->admin_users_token[0] ? "[redacted]" : "");
     S("log.level", log_levels[c->log_level]);
+    S("log.format", log_formats[c->log_format]);
     I("statestore.cache.max.bytes", c->cache_max_bytes);
     I("commit.interval.ms", c->commit_interval_ms);
     I("commit.records", c->commit_records);

@@ -1,4 +1,4 @@
-/* JSON-lines logging to stderr. */
+/* Logging to stderr: JSON lines, or text lines at a terminal. */
 #include "cuepoint/log.h"
 
 #include "cuepoint/buf.h"
@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 static cue_log_level min_level = CUE_LOG_INFO;
+static cue_log_format format = CUE_LOG_FORMAT_AUTO;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void cue_log_set_level(cue_log_level level)
@@ -19,12 +20,59 @@ void cue_log_set_level(cue_log_level level)
     min_level = level;
 }
 
-static void add_field(cue_buf *b, const char *key, va_list *ap)
+void cue_log_set_format(cue_log_format f)
 {
-    cue_buf_append_char(b, ',');
+    format = f;
+}
+
+bool cue_log_is_text(void)
+{
+    static int tty = -1; /* stderr does not change what it is */
+    if (format != CUE_LOG_FORMAT_AUTO) return format == CUE_LOG_FORMAT_TEXT;
+    if (tty < 0) tty = isatty(STDERR_FILENO);
+    return tty == 1;
+}
+
+/* A text line's string: bare when it reads as one word, else quoted and
+ * escaped as JSON, so a value can never end the line or fake a field. */
+static void append_text_str(cue_buf *b, const char *s, size_t n)
+{
+    bool bare = n > 0;
+    for (size_t i = 0; i < n && bare; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bare = c > ' ' && c != '"' && c != '=' && c != '\\' && c != 0x7f;
+    }
+    if (bare)
+        cue_buf_append(b, s, n);
+    else
+        cue_buf_append_json_str(b, s, n);
+}
+
+/* A text line's message as it is, but for control bytes (escaped), so the
+ * entry stays one line whatever a caller passes. */
+static void append_text_msg(cue_buf *b, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < ' ' || c == 0x7f)
+            cue_buf_printf(b, "\\x%02x", c);
+        else
+            cue_buf_append_char(b, (char)c);
+    }
+}
+
+static void add_field(cue_buf *b, bool text, const char *key, va_list *ap)
+{
     const char *name = strlen(key) > 2 && key[1] == ':' ? key + 2 : key;
-    cue_buf_append_json_str(b, name, strlen(name));
-    cue_buf_append_char(b, ':');
+    if (text) {
+        cue_buf_append_char(b, ' ');
+        cue_buf_append_str(b, name);
+        cue_buf_append_char(b, '=');
+    } else {
+        cue_buf_append_char(b, ',');
+        cue_buf_append_json_str(b, name, strlen(name));
+        cue_buf_append_char(b, ':');
+    }
     switch (key[0]) {
     case 'i': cue_buf_append_i64(b, va_arg(*ap, int64_t)); break;
     case 't': {
@@ -40,7 +88,9 @@ static void add_field(cue_buf *b, const char *key, va_list *ap)
     case 'b': cue_buf_append_str(b, va_arg(*ap, int) ? "true" : "false"); break;
     default: {
         const char *s = va_arg(*ap, const char *);
-        if (s)
+        if (s && text)
+            append_text_str(b, s, strlen(s));
+        else if (s)
             cue_buf_append_json_str(b, s, strlen(s));
         else
             cue_buf_append_str(b, "null");
@@ -57,14 +107,20 @@ void cue_log(cue_log_level level, const char *msg, ...)
     clock_gettime(CLOCK_REALTIME, &now);
     char ts[CUE_TIME_TEXT_MAX];
     cue_time_format_rfc3339((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, ts);
-    cue_buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", ts, level_names[level]);
-    cue_buf_append_json_str(&b, msg, strlen(msg));
+    bool text = cue_log_is_text();
+    if (text) {
+        cue_buf_printf(&b, "%s %s ", ts, level_names[level]);
+        append_text_msg(&b, msg, strlen(msg));
+    } else {
+        cue_buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", ts, level_names[level]);
+        cue_buf_append_json_str(&b, msg, strlen(msg));
+    }
     va_list ap;
     va_start(ap, msg);
     for (const char *key; (key = va_arg(ap, const char *)) != NULL;)
-        add_field(&b, key, &ap);
+        add_field(&b, text, key, &ap);
     va_end(ap);
-    cue_buf_append_str(&b, "}\n");
+    cue_buf_append_str(&b, text ? "\n" : "}\n");
     /* One write per line, so lines from several threads never interleave. */
     ssize_t w = write(STDERR_FILENO, b.data, b.len);
     (void)w;

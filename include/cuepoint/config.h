@@ -55,7 +55,8 @@ typedef struct cue_config {
     char machines_dir[CUE_PATH_MAX];             /* "deploy/machines" */
     /* The policy file (policy.h); "" runs without the policy stage. */
     char policies[CUE_PATH_MAX];
-    cue_log_level log_level; /* log.level: "info" (debug, info, warn, error) */
+    cue_log_level log_level;   /* log.level: "info" (debug, info, warn, error) */
+    cue_log_format log_format; /* log.format: "auto" (text at a terminal), json, text */
     /* decisions.topic: "" means <application.id>-decisions. */
     char decisions_topic[CUE_TOPIC_BYTES_MAX + 1];
     size_t cache_max_bytes;     /* statestore.cache.max.bytes: 64 MiB */

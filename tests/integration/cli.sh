@@ -66,6 +66,25 @@ expect_exit 0 "state dump" "$cuepoint" state dump --state-dir st --machines "$ro
 [ "$(wc -l < "$tmp/out")" -eq 50 ] && passed=$((passed+1)) || { failed=$((failed+1)); echo "FAIL state dump: $(wc -l < "$tmp/out") users, expected 50"; }
 expect_exit 66 "state without a directory" "$cuepoint" state dump --state-dir nowhere --machines "$root/deploy/machines"
 
+# One command's errors read alike, usage errors included: JSON lines when
+# stderr is not a terminal, text at a terminal (log.format auto) or when asked.
+expect_exit 64 "usage error as JSON" "$cuepoint" file --bogus
+expect_in "$tmp/err" '"level":"error","msg":"unknown option' "usage error is a JSON log line"
+expect_in "$tmp/err" '"command":"file","error":"EUSAGE"' "usage error names command and code"
+expect_exit 78 "config error as JSON" "$cuepoint" file --machines /nonexistent --input gen1.jsonl
+expect_in "$tmp/err" '"level":"error","msg":"cannot open machines directory' "run error is a JSON log line"
+expect_exit 64 "usage error as text" "$cuepoint" file --set log.format=text --bogus
+expect_in "$tmp/err" "cuepoint file: unknown option '--bogus'" "usage error as text when asked"
+expect_exit 78 "config error as text" "$cuepoint" file --set log.format=text --machines /nonexistent --input gen1.jsonl
+expect_in "$tmp/err" "cuepoint file: cannot open machines directory" "run error as text when asked"
+expect_exit 78 "bad log.format" "$cuepoint" file --set log.format=xml --input gen1.jsonl
+expect_in "$tmp/err" 'log.format: must be' "log.format is checked"
+if command -v script > /dev/null; then
+    script -qec "'$cuepoint' file --bogus" /dev/null > tty.out 2>&1
+    grep -q "^cuepoint file: unknown option '--bogus'" tty.out && passed=$((passed+1)) \
+        || { failed=$((failed+1)); echo "FAIL at a terminal a usage error is not text: $(cat tty.out)"; }
+fi
+
 # The demo needs nothing but the binary.
 expect_exit 0 "demo" "$cuepoint" demo --users 300
 expect_in "$tmp/out" "Summary:" "demo prints a summary"
