@@ -223,10 +223,16 @@ void rt_part_release(rt *r, int32_t id, bool lost, bool sync)
      * new owner (at least once). */
     if (r->fatal_rc == 0 && !r->cfg->exactly_once && !lost) {
         cue_err err = {0};
-        if (cue_task_commit(p->task, &err) != 0)
+        if (cue_task_commit(p->task, &err) != 0) {
             rt_fatal(r, err.code, err.msg);
-        else if (!p->group_unread)
-            cue_kafka_group_commit(r->k, id, cue_task_next_offset(p->task), p->marker, sync, NULL);
+        } else {
+            rt_step(r, RT_STEP_STORED, id);
+            if (!p->group_unread) {
+                cue_kafka_group_commit(r->k, id, cue_task_next_offset(p->task), p->marker, sync,
+                                       NULL);
+                rt_step(r, RT_STEP_GROUP_COMMITTED, id);
+            }
+        }
     }
     cue_cache_stats cs;
     cue_task_cache_stats(p->task, &cs);

@@ -139,7 +139,17 @@ typedef struct rt_stage1 {
     bool assigned_once;
     uint64_t repartitioned;
 } rt_stage1;
-typedef struct rt {
+/* The commit cycle's steps, in their order for each partition: its records
+ * acknowledged (the producer flushed), its store batch written (state,
+ * timers and the input offset together), its offset committed to the group. */
+typedef enum rt_step_id { RT_STEP_ACKED, RT_STEP_STORED, RT_STEP_GROUP_COMMITTED } rt_step_id;
+
+typedef struct rt rt;
+/* Told each step as it is done (a seam for the unit suites; NULL in a run).
+ * `partition` is -1 for a step of the whole producer (acknowledgements). */
+typedef void (*rt_probe_fn)(rt *r, rt_step_id step, int32_t partition, void *ctx);
+
+struct rt {
     const cue_runtime_opts *o;
     /* The pipeline's config: the caller's, or with repartition its copy whose
      * input is <application.id>-repartition. */
@@ -183,9 +193,22 @@ typedef struct rt {
     /* Transactions aborted since the last one committed: a record that
      * fails the same way each time would otherwise be redone for ever. */
     int aborts_in_row;
-} rt;
+    bool started; /* the loop's handles are open (rt_start) */
+    rt_probe_fn probe;
+    void *probe_ctx;
+};
 
-/* loop.c: the loop, the clocks, the commit cycle, stopping. */
+/* loop.c: the loop, the clocks, the commit cycle, stopping. A run is
+ * rt_new, rt_open, rt_start, the loop until it stops, rt_end (the unit
+ * suites drive the loop themselves between rt_start and rt_end). */
+rt *rt_new(const cue_runtime_opts *o, cue_runtime_result *res); /* NULL: out of memory */
+int rt_open(rt *r, cue_err *err); /* opens everything and subscribes */
+void rt_start(rt *r);             /* the loop's handles: clients, timers, signals */
+/* Closes the handles, commits what is left unless the run failed, closes
+ * everything and frees `r`; returns the run's status. */
+int rt_end(rt *r, int rc, cue_err *err);
+void rt_begin_commit(rt *r);                             /* a commit cycle starts: intake stops */
+void rt_step(rt *r, rt_step_id step, int32_t partition); /* tells the probe */
 int64_t rt_wall_ms(rt *r); /* the runtime's clock: injected (CUEPOINT_CLOCK) or real */
 int64_t rt_real_ms(void);  /* the real one, compared with other processes' and brokers' */
 /* Ends the run without another commit: whatever was not committed is made
