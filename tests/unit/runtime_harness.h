@@ -159,19 +159,6 @@ static inline void harness_send(harness *h, int32_t partition, const char *prefi
     cr_assert(cue_kafka_loader_flush(h->loader, 10000, &err) == 0, "%s", err.msg);
 }
 
-/* Opens the runtime (store, clients, group) and starts its loop handles. */
-static inline void harness_open(harness *h)
-{
-    cue_err err = {0};
-    h->o = (cue_runtime_opts){.cfg = &h->cfg, .ms = h->ms};
-    h->r = rt_new(&h->o, &h->res);
-    cr_assert(h->r != NULL);
-    h->r->probe = harness_probe;
-    h->r->probe_ctx = h;
-    cr_assert(rt_open(h->r, &err) == 0, "%s", err.msg);
-    rt_start(h->r);
-}
-
 typedef bool (*harness_pred)(harness *h);
 
 /* Turns the loop until `done` holds; fails the test after `timeout_ms`. */
@@ -183,6 +170,27 @@ static inline void harness_until(harness *h, harness_pred done, int64_t timeout_
         cr_assert(harness_ms() < end, "timed out waiting for %s", what);
         uv_run(&h->r->loop, UV_RUN_ONCE); /* the 250 ms clock bounds each turn */
     }
+}
+
+static inline bool assigned(harness *h)
+{
+    return h->r->assigned_once;
+}
+
+/* Opens the runtime (store, clients, group) and starts its loop handles. */
+static inline void harness_open(harness *h)
+{
+    cue_err err = {0};
+    h->o = (cue_runtime_opts){.cfg = &h->cfg, .ms = h->ms};
+    h->r = rt_new(&h->o, &h->res);
+    cr_assert(h->r != NULL);
+    h->r->probe = harness_probe;
+    h->r->probe_ctx = h;
+    cr_assert(rt_open(h->r, &err) == 0, "%s", err.msg);
+    rt_start(h->r);
+    /* Joined before the test goes on: a member closed before its first
+     * assignment is left to the process's exit (cue_kafka_close). */
+    harness_until(h, assigned, 20000, "the group's first assignment");
 }
 
 static inline bool consumed_enough(harness *h)
@@ -209,12 +217,66 @@ static inline void harness_commit(harness *h)
     harness_until(h, cycle_done, 15000, "the commit cycle to end");
 }
 
+/* Records read back from a topic's partition 0 (copies). */
+#define READ_MAX 64
+typedef struct read_rec {
+    char key[64], value[512];
+    bool has_key;
+    int64_t offset, timestamp_ms;
+} read_rec;
+typedef struct topic_read {
+    read_rec recs[READ_MAX];
+    size_t n;
+    bool end;
+} topic_read;
+
+static void read_message(const cue_kafka_msg *m, void *ctx)
+{
+    topic_read *t = ctx;
+    if (t->n == READ_MAX) return;
+    read_rec *rr = &t->recs[t->n++];
+    rr->has_key = m->key != NULL;
+    snprintf(rr->key, sizeof rr->key, "%.*s", (int)m->key_len, m->key ? m->key : "");
+    snprintf(rr->value, sizeof rr->value, "%.*s", (int)m->value_len, m->value);
+    rr->offset = m->offset;
+    rr->timestamp_ms = m->timestamp_ms;
+}
+
+static void read_end(int32_t partition, int64_t offset, void *ctx)
+{
+    ((topic_read *)ctx)->end = true;
+}
+
+/* Reads partition 0 of `topic` from its start to its end, outside any group. */
+static inline void harness_read(harness *h, const char *topic, topic_read *out)
+{
+    memset(out, 0, sizeof *out);
+    cue_config c = h->cfg;
+    snprintf(c.input_topic, sizeof c.input_topic, "%s", topic);
+    cue_kafka_handler kh = {.message = read_message, .end = read_end, .ctx = out};
+    cue_kafka *k = NULL;
+    cue_err err = {0};
+    cr_assert(cue_kafka_open_replay(&k, &c, &kh, "unit-read", NULL, &err) == 0, "%s", err.msg);
+    cr_assert(cue_kafka_assign_one(k, 0, CUE_KAFKA_OFFSET_BEGINNING, &err) == 0, "%s", err.msg);
+    int64_t end = harness_ms() + 10000;
+    while (!out->end) {
+        cr_assert(harness_ms() < end, "timed out reading %s", topic);
+        if (cue_kafka_consume(k, 64) == 0) usleep(10000);
+    }
+    cue_kafka_close(k, 0);
+}
+
 /* Ends the run (rt_end commits unless it failed) and removes everything;
  * returns rt_end's status. */
 static inline int harness_close(harness *h, cue_err *err)
 {
     int rc = 0;
-    if (h->r) rc = rt_end(h->r, 0, err);
+    if (h->r) {
+        /* A stop the test caused outside the loop (rt_fatal) is still
+         * pending: a turn takes it, as the run's loop would have. */
+        uv_run(&h->r->loop, UV_RUN_NOWAIT);
+        rc = rt_end(h->r, 0, err);
+    }
     h->r = NULL;
     cue_kafka_loader_free(h->loader);
     cue_kafka_mock_stop(h->mock);
