@@ -116,58 +116,57 @@ static void error_cb(rd_kafka_t *rk, int code, const char *raw, void *opaque)
             rd_kafka_err2name((rd_kafka_resp_err_t)code), NULL);
 }
 
-/* Defaults first, then the passthrough for this client, so a user's property wins. */
-rd_kafka_conf_t *kafka_conf_new(cue_kafka *k, int client, cue_err *err)
+/* The consumer's defaults. A replay reads outside the live group: it never
+ * subscribes (the partitions are assigned) and never commits, under a group
+ * id of its own because librdkafka's consumer queue needs one. */
+static int consumer_defaults(const cue_kafka *k, rd_kafka_conf_t *conf, cue_err *err)
 {
     const cue_config *c = k->cfg;
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char n[64];
-    int rc = kafka_conf_set(conf, "bootstrap.servers", c->bootstrap_servers, err);
-    snprintf(n, sizeof n, "%s", client == CUE_KAFKA_CONSUMER ? "cuepoint-consumer" : "cuepoint");
-    if (rc == 0) rc = kafka_conf_set(conf, "client.id", n, err);
-    if (client == CUE_KAFKA_CONSUMER) {
-        /* A replay reads outside the live group: it never subscribes (the
-         * partitions are assigned) and never commits, under a group id of
-         * its own because librdkafka's consumer queue needs one. */
-        char group[CUE_NAME_BYTES_MAX + 160];
-        snprintf(group, sizeof group, "%s%s%s", c->application_id, k->replay_id ? "-" : "",
-                 k->replay_id ? k->replay_id : "");
-        if (rc == 0) rc = kafka_conf_set(conf, "group.id", group, err);
-        if (rc == 0 && k->replay_id) rc = kafka_conf_set(conf, "enable.partition.eof", "true", err);
-        if (rc == 0) rc = kafka_conf_set(conf, "enable.auto.commit", "false", err);
-        if (rc == 0) rc = kafka_conf_set(conf, "enable.auto.offset.store", "false", err);
-        if (rc == 0) rc = kafka_conf_set(conf, "auto.offset.reset", "earliest", err);
-        if (rc == 0)
-            rc = kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err);
-        if (rc == 0) rc = kafka_conf_set(conf, "fetch.wait.max.ms", "100", err);
-        /* librdkafka 2.0.2 weighs each partition's prefetch against the one
-         * consumer queue all partitions share: with the default (100000), one
-         * fetch over many partitions stops them all until the next wake-up,
-         * and the pipeline idles half the time (bench/pipeline.sh). The
-         * queue stays bounded by queued.max.messages.kbytes (64 MiB). */
-        if (rc == 0) rc = kafka_conf_set(conf, "queued.min.messages", "1000000", err);
-    } else {
-        char v[32];
-        snprintf(v, sizeof v, "%lld", (long long)c->delivery_timeout_ms);
-        if (rc == 0) rc = kafka_conf_set(conf, "enable.idempotence", "true", err);
-        if (rc == 0) rc = kafka_conf_set(conf, "acks", "all", err);
-        if (rc == 0) rc = kafka_conf_set(conf, "message.timeout.ms", v, err);
-        if (rc == 0) rc = kafka_conf_set(conf, "linger.ms", "5", err);
-        if (rc == 0) rc = kafka_conf_set(conf, "compression.type", "lz4", err);
-        /* Room for a dead letter that carries a whole maximum-size event. */
-        snprintf(v, sizeof v, "%zu", c->event_bytes_max + 64 * 1024);
-        if (rc == 0 && c->event_bytes_max + 64 * 1024 > 1000000)
-            rc = kafka_conf_set(conf, "message.max.bytes", v, err);
-    }
-    for (size_t i = 0; rc == 0 && i < c->kafka_len; i++)
-        if (c->kafka[i].clients & client)
-            rc =
-                kafka_conf_set(conf, cue_config_kafka_key(c, i), cue_config_kafka_value(c, i), err);
-    /* Exactly-once reads only committed records (the input and, for a
-     * restore, the changelog), whatever the passthrough says: after it. The
-     * pipeline's producer (not a replay's) is transactional, which implies
-     * enable.idempotence. */
-    if (rc == 0 && c->exactly_once && client == CUE_KAFKA_CONSUMER)
+    char group[CUE_NAME_BYTES_MAX + 160];
+    snprintf(group, sizeof group, "%s%s%s", c->application_id, k->replay_id ? "-" : "",
+             k->replay_id ? k->replay_id : "");
+    int rc = kafka_conf_set(conf, "group.id", group, err);
+    if (rc == 0 && k->replay_id) rc = kafka_conf_set(conf, "enable.partition.eof", "true", err);
+    if (rc == 0) rc = kafka_conf_set(conf, "enable.auto.commit", "false", err);
+    if (rc == 0) rc = kafka_conf_set(conf, "enable.auto.offset.store", "false", err);
+    if (rc == 0) rc = kafka_conf_set(conf, "auto.offset.reset", "earliest", err);
+    if (rc == 0)
+        rc = kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err);
+    if (rc == 0) rc = kafka_conf_set(conf, "fetch.wait.max.ms", "100", err);
+    /* librdkafka 2.0.2 weighs each partition's prefetch against the one
+     * consumer queue all partitions share: with the default (100000), one
+     * fetch over many partitions stops them all until the next wake-up,
+     * and the pipeline idles half the time (bench/pipeline.sh). The
+     * queue stays bounded by queued.max.messages.kbytes (64 MiB). */
+    if (rc == 0) rc = kafka_conf_set(conf, "queued.min.messages", "1000000", err);
+    return rc;
+}
+
+static int producer_defaults(const cue_config *c, rd_kafka_conf_t *conf, cue_err *err)
+{
+    char v[32];
+    snprintf(v, sizeof v, "%lld", (long long)c->delivery_timeout_ms);
+    int rc = kafka_conf_set(conf, "enable.idempotence", "true", err);
+    if (rc == 0) rc = kafka_conf_set(conf, "acks", "all", err);
+    if (rc == 0) rc = kafka_conf_set(conf, "message.timeout.ms", v, err);
+    if (rc == 0) rc = kafka_conf_set(conf, "linger.ms", "5", err);
+    if (rc == 0) rc = kafka_conf_set(conf, "compression.type", "lz4", err);
+    /* Room for a dead letter that carries a whole maximum-size event. */
+    snprintf(v, sizeof v, "%zu", c->event_bytes_max + 64 * 1024);
+    if (rc == 0 && c->event_bytes_max + 64 * 1024 > 1000000)
+        rc = kafka_conf_set(conf, "message.max.bytes", v, err);
+    return rc;
+}
+
+/* What no passthrough property may change, set after it. Exactly-once reads
+ * only committed records (the input and, for a restore, the changelog). The
+ * pipeline's producer (not a replay's) is transactional, which implies
+ * enable.idempotence. */
+static int enforced(cue_kafka *k, int client, rd_kafka_conf_t *conf, cue_err *err)
+{
+    const cue_config *c = k->cfg;
+    int rc = 0;
+    if (c->exactly_once && client == CUE_KAFKA_CONSUMER)
         rc = kafka_conf_set(conf, "isolation.level", "read_committed", err);
     if (rc == 0 && client == CUE_KAFKA_CONSUMER && k->h.out_of_range)
         rc = kafka_conf_set(conf, "auto.offset.reset", "error", err);
@@ -181,6 +180,26 @@ rd_kafka_conf_t *kafka_conf_new(cue_kafka *k, int client, cue_err *err)
         if (rc == 0) rc = kafka_conf_set(conf, "transaction.timeout.ms", v, err);
         k->transactional = rc == 0;
     }
+    return rc;
+}
+
+/* Defaults first, then the passthrough for this client, so a user's property wins. */
+rd_kafka_conf_t *kafka_conf_new(cue_kafka *k, int client, cue_err *err)
+{
+    const cue_config *c = k->cfg;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    int rc = kafka_conf_set(conf, "bootstrap.servers", c->bootstrap_servers, err);
+    if (rc == 0)
+        rc = kafka_conf_set(conf, "client.id",
+                            client == CUE_KAFKA_CONSUMER ? "cuepoint-consumer" : "cuepoint", err);
+    if (rc == 0)
+        rc = client == CUE_KAFKA_CONSUMER ? consumer_defaults(k, conf, err)
+                                          : producer_defaults(c, conf, err);
+    for (size_t i = 0; rc == 0 && i < c->kafka_len; i++)
+        if (c->kafka[i].clients & client)
+            rc =
+                kafka_conf_set(conf, cue_config_kafka_key(c, i), cue_config_kafka_value(c, i), err);
+    if (rc == 0) rc = enforced(k, client, conf, err);
     if (rc != 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
