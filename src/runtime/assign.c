@@ -5,11 +5,6 @@
  * transaction for every task and its rollback. */
 #include "runtime_int.h"
 
-part *rt_part_get(rt *r, int32_t p)
-{
-    return p >= 0 && p < r->n_parts ? &r->parts[p] : NULL;
-}
-
 int rt_parts_reserve(rt *r, int32_t p)
 {
     if (p < r->n_parts) return 0;
@@ -282,12 +277,6 @@ void rt_on_message(const cue_kafka_msg *m, void *ctx)
         rt_eos_rollback(r, err.msg);
     else if (rc < 0)
         rt_fatal(r, rc, err.msg);
-}
-
-void rt_on_fatal(const char *why, void *ctx)
-{
-    rt *r = ctx;
-    rt_fatal(r, r->k && cue_kafka_fenced(r->k) ? CUE_EFENCED : CUE_EUNAVAILABLE, why);
 }
 
 /* One transaction for every task of the instance: their changelogs, then

@@ -17,55 +17,6 @@ static void request_stop(rt *r, int sig);
 /* How often caught-up partitions follow the wall clock and stop_at_end looks. */
 #define CLOCK_TICK_MS 250
 
-int64_t rt_wall_ms(rt *r)
-{
-    if (r->o->now_ms) return r->o->now_ms(r->o->now_ctx);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Ends the run without another commit: whatever was not committed is made
- * again by the next run, with the same ids. */
-void rt_fatal(rt *r, int rc, const char *msg)
-{
-    if (rc == CUE_EFENCED && !r->fenced) {
-        /* Kafka Streams closes its tasks dirty and rejoins; its
-         * transactional.id has a random per-process part, so a fence there
-         * means the tasks moved. Ours is stable per instance, so a fence
-         * means another live process has this instance's identity: going on
-         * (a new producer) would fence it in turn, and the two would abort
-         * each other's transactions for ever. So: no commit, not ready, exit
-         * 75; whatever was not committed is redone by the survivor. */
-        r->fenced = true;
-        cue_log(CUE_LOG_ERROR,
-                "fenced: another producer registered this transactional.id; exiting 75 without "
-                "committing (is a second instance running with the same group.instance.id or "
-                "state.dir?)",
-                "s:transactional_id", r->cfg->transactional_id, "s:error", msg, NULL);
-    }
-    if (r->fatal_rc == 0) {
-        r->fatal_rc = rc;
-        cue_err_set(&r->fatal_err, rc, "%s", msg);
-        cue_log(CUE_LOG_ERROR, "stopping without committing", "s:error", msg, NULL);
-    }
-    uv_stop(&r->loop);
-}
-
-/* The wall clock, never an injected one: it is compared with other
- * processes' clocks and with the broker's retention. */
-int64_t rt_real_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void rt_step(rt *r, rt_step_id step, int32_t partition)
-{
-    if (r->probe) r->probe(r, step, partition, r->probe_ctx);
-}
-
 static void finish_commit(rt *r)
 {
     if (r->cfg->exactly_once) rt_eos_cycle(r);
@@ -119,7 +70,7 @@ static void on_commit_timer(uv_timer_t *h)
 
 /* Delivery reports came (the main producer's or the repartition stage's):
  * a cycle waiting for them may end. */
-void rt_on_produced(void *ctx)
+static void on_produced(void *ctx)
 {
     rt_check_commit(ctx);
 }
@@ -150,7 +101,7 @@ static bool all_caught_up(rt *r)
 
 /* Records are taken between commit cycles only (and not once the run is
  * failing): the intake of the main consumer and the repartition stage. */
-bool rt_serving(void *ctx)
+static bool serving(void *ctx)
 {
     const rt *r = ctx;
     return r->state == RUNNING && r->fatal_rc == 0;
@@ -262,7 +213,7 @@ void rt_start(rt *r)
     for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
         hs[i]->data = r;
     r->main = (rt_client){
-        .batch = CONSUME_BATCH, .may_serve = rt_serving, .produced = rt_on_produced, .ctx = r};
+        .batch = CONSUME_BATCH, .may_serve = serving, .produced = on_produced, .ctx = r};
     rt_client_start(&r->main, &r->loop, r->k, true);
     rt_stage1_start(r);
     rt_reader_start(r);
