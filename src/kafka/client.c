@@ -8,20 +8,10 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A consumer deliberately not destroyed (see cue_kafka_close); a global, so
- * that leak checkers see it as still reachable at exit. */
-static rd_kafka_t *left_to_exit;
-
-int kafka_pipe_open(int fds[2], cue_err *err)
-{
-    if (pipe(fds) != 0)
-        return cue_err_set(err, CUE_EIO, "cannot create a pipe: %s", strerror(errno));
-    for (int i = 0; i < 2; i++) {
-        fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
-        fcntl(fds[i], F_SETFD, FD_CLOEXEC);
-    }
-    return 0;
-}
+/* A client whose consumer is deliberately not destroyed (see
+ * cue_kafka_close); a global, so that leak checkers see it as still
+ * reachable at exit. */
+static cue_kafka *left_to_exit;
 
 static int open_clients(cue_kafka **out, const cue_config *cfg, const cue_kafka_handler *h,
                         const char *replay_id, const char *output_topic, cue_err *err)
@@ -135,19 +125,12 @@ int cue_kafka_open_replay(cue_kafka **out, const cue_config *cfg, const cue_kafk
     return open_clients(out, cfg, h, replay_id, output_topic, err);
 }
 
-int64_t kafka_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void cue_kafka_close(cue_kafka *k, int64_t timeout_ms)
 {
     if (k == NULL) return;
     k->closing = true;
     if (k->consumer) {
-        if (timeout_ms > 0 && k->replay_id == NULL) kafka_consumer_leave(k, timeout_ms);
+        if (timeout_ms > 0 && k->leave) k->leave(k, timeout_ms);
         for (int32_t p = 0; p < CUE_KAFKA_SPLIT_MAX; p++)
             kafka_split_close(k, p);
         if (k->cq) rd_kafka_queue_destroy(k->cq);
@@ -156,7 +139,7 @@ void cue_kafka_close(cue_kafka *k, int64_t timeout_ms)
              * joined but never received an assignment is destroyed
              * (librdkafka issue #4312, fixed in 2.3.0): such a consumer is
              * left to the process's exit, which follows. Kept reachable. */
-            left_to_exit = k->consumer;
+            left_to_exit = k;
             cue_log(CUE_LOG_INFO, "stopped before the group's first assignment", NULL);
         } else {
             rd_kafka_destroy_flags(k->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
@@ -176,10 +159,22 @@ void cue_kafka_close(cue_kafka *k, int64_t timeout_ms)
         rd_kafka_destroy(k->producer);
     }
     free(k->changelog_next);
+    k->changelog_next = NULL;
     for (int i = 0; i < 2; i++) {
-        if (k->cpipe[i] >= 0) close(k->cpipe[i]);
         if (k->ppipe[i] >= 0) close(k->ppipe[i]);
+        k->ppipe[i] = -1;
     }
+    if (left_to_exit == k) {
+        /* The consumer left to the exit still runs its threads: they log
+         * through `k` (its opaque) and the config, whose owner may free it
+         * first, and may write the consumer's pipe. Those stay with it. */
+        cue_config *own = malloc(sizeof *own);
+        if (own) *own = *k->cfg;
+        if (own) k->cfg = own;
+        return;
+    }
+    for (int i = 0; i < 2; i++)
+        if (k->cpipe[i] >= 0) close(k->cpipe[i]);
     free(k);
 }
 

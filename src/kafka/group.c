@@ -71,6 +71,7 @@ int cue_kafka_subscribe(cue_kafka *k, cue_err *err)
     rd_kafka_resp_err_t e = rd_kafka_subscribe(k->consumer, l);
     rd_kafka_topic_partition_list_destroy(l);
     k->subscribed = e == RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (k->subscribed) k->leave = kafka_consumer_leave;
     if (e) return cue_err_set(err, CUE_EUNAVAILABLE, "subscribe: %s", rd_kafka_err2str(e));
     return 0;
 }

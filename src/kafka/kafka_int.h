@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct cue_kafka {
     const cue_config *cfg;     /* borrowed */
@@ -47,6 +48,9 @@ struct cue_kafka {
     bool fatal_raised;
     bool closing;    /* purged records' reports are expected, not failures */
     bool subscribed; /* the consumer joined (or is joining) the group */
+    /* Set with the subscription (group.c): how cue_kafka_close leaves the
+     * group, so the client's close does not reach into the group's code. */
+    void (*leave)(cue_kafka *k, int64_t timeout_ms);
     /* Exactly-once: the producer is transactional; a transaction is open
      * from the first record of a cycle to its commit or abort; a delivery
      * failed inside it (the commit will be refused: abort instead); the
@@ -80,9 +84,16 @@ void kafka_plain_log_cb(const rd_kafka_t *rk, int level, const char *fac, const 
 /* The errors that say another producer took over this transactional.id. */
 bool kafka_is_fencing(rd_kafka_resp_err_t e);
 
-/* client.c */
+/* loop.c: a wake-up pipe, both ends non-blocking and close-on-exec. */
 int kafka_pipe_open(int fds[2], cue_err *err);
-int64_t kafka_mono_ms(void);
+
+/* A monotonic clock for the clients' own deadlines. */
+static inline int64_t kafka_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* group.c */
 void kafka_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t code,

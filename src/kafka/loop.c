@@ -3,7 +3,21 @@
  * blocking, and what the loop asks of the consumer's view. */
 #include "kafka_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
 #include <unistd.h>
+
+int kafka_pipe_open(int fds[2], cue_err *err)
+{
+    if (pipe(fds) != 0)
+        return cue_err_set(err, CUE_EIO, "cannot create a pipe: %s", strerror(errno));
+    for (int i = 0; i < 2; i++) {
+        fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+        fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+    }
+    return 0;
+}
 
 int cue_kafka_consumer_fd(const cue_kafka *k)
 {
