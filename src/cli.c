@@ -294,61 +294,70 @@ static int file_parse(args *a, cue_config *cfg, file_args *fa, cue_err *err)
     return a->bad ? EX_USAGE : 0;
 }
 
-static int file_run(const cue_config *cfg, const file_args *fa, cue_err *err)
+/* The files a file-mode run reads and writes. */
+typedef struct file_files {
+    FILE *in, *out, *dead, *decisions;
+    char dead_path[CUE_PATH_MAX + 32], dec_path[CUE_PATH_MAX + 32];
+} file_files;
+
+/* The input, the state directory, the output, the dead letters and, with a
+ * policy, the decisions; an exit status on failure. */
+static int open_files(const cue_config *cfg, const file_args *fa, bool policy, file_files *f,
+                      cue_err *err)
 {
-    cue_machines *ms = NULL;
-    cue_line_source *src = NULL;
-    FILE *in = stdin, *out = NULL, *dead = NULL;
-    char dead_path[CUE_PATH_MAX + 32];
-    cue_policy *pol = NULL;
-    FILE *decisions = NULL;
-    char dec_path[CUE_PATH_MAX + 32];
-    int rc = cue_machines_load(&ms, cfg->machines_dir, fa->only, err);
-    if (rc != 0) return cli_exit_for(rc);
-    if (cfg->policies[0] && (rc = cue_policy_load(&pol, cfg->policies, ms, err)) != 0) {
-        rc = cli_exit_for(rc);
-        goto free_machines;
-    }
-    if (strcmp(fa->input, "-") != 0 && (in = fopen(fa->input, "r")) == NULL) {
+    f->in = stdin;
+    if (strcmp(fa->input, "-") != 0 && (f->in = fopen(fa->input, "r")) == NULL) {
         cue_err_set(err, CUE_ENOTFOUND, "cannot open input '%s': %s", fa->input, strerror(errno));
-        rc = EX_NOINPUT;
-        goto free_machines;
+        return EX_NOINPUT;
     }
-    if (cue_store_dir_create(cfg->state_dir, err) != 0) {
-        rc = EX_CANTCREAT;
-        goto close_in;
-    }
-    snprintf(dead_path, sizeof dead_path, "%s/dead-letters.jsonl", cfg->state_dir);
-    out = open_out(fa->output, "w", "output", err);
-    dead = out ? open_out(fa->dead ? fa->dead : dead_path, "a", "dead-letter file", err) : NULL;
-    snprintf(dec_path, sizeof dec_path, "%s/decisions.jsonl", cfg->state_dir);
-    if (out && dead && pol)
-        decisions = open_out(fa->decisions ? fa->decisions : dec_path, "a", "decisions file", err);
-    if (out == NULL || dead == NULL || (pol && decisions == NULL)) {
-        rc = EX_CANTCREAT;
-        goto close_out;
-    }
-    rc = cue_line_source_new(&src, in, cfg->event_bytes_max, err);
-    if (rc != 0) {
-        rc = EX_SOFTWARE;
-        goto close_out;
-    }
+    if (cue_store_dir_create(cfg->state_dir, err) != 0) return EX_CANTCREAT;
+    snprintf(f->dead_path, sizeof f->dead_path, "%s/dead-letters.jsonl", cfg->state_dir);
+    f->out = open_out(fa->output, "w", "output", err);
+    f->dead =
+        f->out ? open_out(fa->dead ? fa->dead : f->dead_path, "a", "dead-letter file", err) : NULL;
+    snprintf(f->dec_path, sizeof f->dec_path, "%s/decisions.jsonl", cfg->state_dir);
+    if (f->out && f->dead && policy)
+        f->decisions =
+            open_out(fa->decisions ? fa->decisions : f->dec_path, "a", "decisions file", err);
+    if (f->out == NULL || f->dead == NULL || (policy && f->decisions == NULL)) return EX_CANTCREAT;
+    return 0;
+}
+
+static void close_files(file_files *f)
+{
+    if (f->decisions && f->decisions != stdout) fclose(f->decisions);
+    if (f->dead && f->dead != stdout) fclose(f->dead);
+    if (f->out && f->out != stdout)
+        fclose(f->out);
+    else if (f->out)
+        fflush(f->out);
+    if (f->in && f->in != stdin) fclose(f->in);
+}
+
+/* The run itself, its files open: runs it, says how it went (summary,
+ * --stats) and returns the exit status. */
+static int file_files_run(const cue_config *cfg, const file_args *fa, const cue_machines *ms,
+                          const cue_policy *pol, const file_files *f, cue_err *err)
+{
+    cue_line_source *src = NULL;
+    int rc = cue_line_source_new(&src, f->in, cfg->event_bytes_max, err);
+    if (rc != 0) return EX_SOFTWARE;
     cue_filemode_opts o = {.cfg = cfg,
                            .ms = ms,
                            .source = cue_line_source_next,
                            .source_ctx = src,
                            .source_name = fa->input,
-                           .fingerprint = cue_filemode_fingerprint(in),
-                           .out = out,
-                           .dead = dead,
+                           .fingerprint = cue_filemode_fingerprint(f->in),
+                           .out = f->out,
+                           .dead = f->dead,
                            .policy = pol,
-                           .decisions = decisions,
+                           .decisions = f->decisions,
                            .until_ms = fa->until_ms,
                            .resume = fa->resume};
     rc = cli_reader_clock(&o.clock_ms, err);
     if (rc != 0) {
-        rc = EX_USAGE;
-        goto close_out;
+        cue_line_source_free(src);
+        return EX_USAGE;
     }
     cue_filemode_result res;
     rc = cue_filemode_run(&o, &res, err);
@@ -361,18 +370,25 @@ static int file_run(const cue_config *cfg, const file_args *fa, cue_err *err)
         }
     }
     if (res.task.dead_letters && !fa->quiet)
-        fprintf(stderr, "  dead letters written to %s\n", fa->dead ? fa->dead : dead_path);
-    rc = rc == 0 ? 0 : cli_exit_for(rc);
+        fprintf(stderr, "  dead letters written to %s\n", fa->dead ? fa->dead : f->dead_path);
     cue_line_source_free(src);
-close_out:
-    if (decisions && decisions != stdout) fclose(decisions);
-    if (dead && dead != stdout) fclose(dead);
-    if (out && out != stdout)
-        fclose(out);
-    else if (out)
-        fflush(out);
-close_in:
-    if (in != stdin) fclose(in);
+    return rc == 0 ? 0 : cli_exit_for(rc);
+}
+
+static int file_run(const cue_config *cfg, const file_args *fa, cue_err *err)
+{
+    cue_machines *ms = NULL;
+    cue_policy *pol = NULL;
+    file_files f = {0};
+    int rc = cue_machines_load(&ms, cfg->machines_dir, fa->only, err);
+    if (rc != 0) return cli_exit_for(rc);
+    if (cfg->policies[0] && (rc = cue_policy_load(&pol, cfg->policies, ms, err)) != 0) {
+        rc = cli_exit_for(rc);
+        goto free_machines;
+    }
+    rc = open_files(cfg, fa, pol != NULL, &f, err);
+    if (rc == 0) rc = file_files_run(cfg, fa, ms, pol, &f, err);
+    close_files(&f);
 free_machines:
     cue_policy_free(pol);
     cue_machines_free(ms);

@@ -354,56 +354,61 @@ static int broker_loop(cue_kafka_mock *m, forwarder *f)
     return 0;
 }
 
-int cli_cmd_dev_broker(int argc, char **argv)
-{
-    if (cli_wants_help(argc, argv)) {
-        fputs(broker_help, stdout);
-        return 0;
-    }
-    args a = {.argc = argc, .argv = argv, .cmd = "dev-broker"};
-    size_t partitions = 4, brokers = 1, port = 0;
+typedef struct broker_args {
+    size_t partitions, brokers, port;
     const char *topics[32];
-    size_t n_topics = 0;
+    size_t n_topics;
+} broker_args;
+
+/* The options after `dev-broker`; an exit status when they are wrong. */
+static int broker_args_parse(int argc, char **argv, broker_args *b)
+{
+    args a = {.argc = argc, .argv = argv, .cmd = "dev-broker"};
+    *b = (broker_args){.partitions = 4, .brokers = 1};
     for (a.i = 2; a.i < argc; a.i++) {
         bool m = false;
         const char *v = NULL;
-        int rc = cli_size_opt(&a, "--partitions", &partitions, &m);
-        if (!m) rc = cli_size_opt(&a, "--brokers", &brokers, &m);
-        if (!m) rc = cli_size_opt(&a, "--port", &port, &m);
+        int rc = cli_size_opt(&a, "--partitions", &b->partitions, &m);
+        if (!m) rc = cli_size_opt(&a, "--brokers", &b->brokers, &m);
+        if (!m) rc = cli_size_opt(&a, "--port", &b->port, &m);
         if (rc != 0 || a.bad) return EX_USAGE;
         if (m) continue;
         if (cli_opt_value(&a, "--topic", &v)) {
             if (a.bad) return EX_USAGE;
-            if (n_topics == 32) return cli_usage_error("dev-broker", "%s", "at most 32 --topic");
-            topics[n_topics++] = v;
+            if (b->n_topics == 32) return cli_usage_error("dev-broker", "%s", "at most 32 --topic");
+            b->topics[b->n_topics++] = v;
             continue;
         }
         return cli_usage_error("dev-broker", "unknown option '%s'", argv[a.i]);
     }
-    if (partitions < 1 || partitions > 1000 || brokers < 1 || brokers > 9 || port > 65535)
+    if (b->partitions < 1 || b->partitions > 1000 || b->brokers < 1 || b->brokers > 9 ||
+        b->port > 65535)
         return cli_usage_error("dev-broker", "%s",
                                "--partitions 1-1000, --brokers 1-9, --port 0-65535");
-    if (n_topics == 0) {
-        topics[n_topics++] = "events";
-        topics[n_topics++] = "triggers";
-        topics[n_topics++] = "cuepoint-dead-letters";
+    if (b->n_topics == 0) {
+        b->topics[b->n_topics++] = "events";
+        b->topics[b->n_topics++] = "triggers";
+        b->topics[b->n_topics++] = "cuepoint-dead-letters";
     }
+    return 0;
+}
+
+/* Creates each topic (NAME or NAME:PARTITIONS); stops the cluster and
+ * returns an exit status when one cannot be. */
+static int broker_topics(cue_kafka_mock *m, const broker_args *b)
+{
     cue_err err = {0};
-    cue_kafka_mock *m = NULL;
-    if (cue_kafka_mock_start(&m, (int)brokers, &err) != 0)
-        return cli_fail("dev-broker", err.code, &err);
-    for (size_t i = 0; i < n_topics; i++) {
-        /* NAME or NAME:PARTITIONS */
+    for (size_t i = 0; i < b->n_topics; i++) {
         char name[CUE_TOPIC_BYTES_MAX + 1];
-        snprintf(name, sizeof name, "%s", topics[i]);
+        snprintf(name, sizeof name, "%s", b->topics[i]);
         char *colon = strrchr(name, ':');
-        size_t count = partitions;
+        size_t count = b->partitions;
         if (colon) {
             *colon = '\0';
             if (cli_parse_size(colon + 1, &count) != 0 || count < 1 || count > 1000) {
                 cue_kafka_mock_stop(m);
-                return cli_usage_error("dev-broker",
-                                       "--topic '%s': NAME or NAME:PARTITIONS (1-1000)", topics[i]);
+                return cli_usage_error(
+                    "dev-broker", "--topic '%s': NAME or NAME:PARTITIONS (1-1000)", b->topics[i]);
             }
         }
         if (cue_kafka_mock_topic_create(m, name, (int)count, &err) != 0) {
@@ -411,9 +416,26 @@ int cli_cmd_dev_broker(int argc, char **argv)
             return cli_fail("dev-broker", err.code, &err);
         }
     }
+    return 0;
+}
+
+int cli_cmd_dev_broker(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        fputs(broker_help, stdout);
+        return 0;
+    }
+    broker_args b;
+    int rc = broker_args_parse(argc, argv, &b);
+    if (rc != 0) return rc;
+    cue_err err = {0};
+    cue_kafka_mock *m = NULL;
+    if (cue_kafka_mock_start(&m, (int)b.brokers, &err) != 0)
+        return cli_fail("dev-broker", err.code, &err);
+    if ((rc = broker_topics(m, &b)) != 0) return rc;
     forwarder fw;
-    bool forwarding = port != 0;
-    if (forwarding && forwarder_open(&fw, (int)port, cue_kafka_mock_bootstraps(m), &err) != 0) {
+    bool forwarding = b.port != 0;
+    if (forwarding && forwarder_open(&fw, (int)b.port, cue_kafka_mock_bootstraps(m), &err) != 0) {
         cue_kafka_mock_stop(m);
         return cli_fail("dev-broker", CUE_EUSAGE, &err);
     }
@@ -422,12 +444,12 @@ int cli_cmd_dev_broker(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     if (forwarding)
-        printf("127.0.0.1:%zu\n", port);
+        printf("127.0.0.1:%zu\n", b.port);
     else
         printf("%s\n", cue_kafka_mock_bootstraps(m));
     fflush(stdout);
     cue_log(CUE_LOG_INFO, "mock cluster up", "s:bootstrap_servers", cue_kafka_mock_bootstraps(m),
-            "i:brokers", (int64_t)brokers, "i:partitions", (int64_t)partitions, NULL);
+            "i:brokers", (int64_t)b.brokers, "i:partitions", (int64_t)b.partitions, NULL);
     broker_loop(m, forwarding ? &fw : NULL);
     cue_log(CUE_LOG_INFO, "mock cluster stopping", "i:signal", (int64_t)broker_stop, NULL);
     if (forwarding) close(fw.listen_fd);

@@ -369,13 +369,117 @@ static void summary(const replay_args *ra, const cue_config *cfg, const cue_mach
                 cfg->state_dir, cfg->state_dir);
 }
 
+/* The files a replay reads and writes. */
+typedef struct replay_files {
+    FILE *in, *out, *dead, *decisions;
+    char dead_path[CUE_PATH_MAX + 32], dec_path[CUE_PATH_MAX + 32];
+} replay_files;
+
+/* The input file, when the replay reads one; an exit status on failure. */
+static int open_input(const cue_config *cfg, replay_args *ra, replay_files *f, cue_err *err)
+{
+    if (ra->input == NULL) return 0;
+    f->in = strcmp(ra->input, "-") == 0 ? stdin : fopen(ra->input, "r");
+    if (f->in == NULL) {
+        cue_err_set(err, CUE_ENOTFOUND, "cannot open input '%s': %s", ra->input, strerror(errno));
+        return cli_fail("replay", CUE_ENOTFOUND, err);
+    }
+    if (!ra->file_partitions_set) ra->file_partitions = (size_t)topic_partitions(cfg);
+    return 0;
+}
+
+/* The state directory, the output, the dead letters and, with a policy,
+ * the decisions; an exit status on failure. */
+static int open_outputs(const cue_config *cfg, const replay_args *ra, bool policy, replay_files *f,
+                        cue_err *err)
+{
+    if (cue_store_dir_create(cfg->state_dir, err) != 0) {
+        cli_fail("replay", CUE_EIO, err);
+        return EX_CANTCREAT;
+    }
+    snprintf(f->dead_path, sizeof f->dead_path, "%s/dead-letters.jsonl", cfg->state_dir);
+    if (ra->dead) snprintf(f->dead_path, sizeof f->dead_path, "%s", ra->dead);
+    f->out = ra->output_topic || strcmp(ra->output ? ra->output : "-", "-") == 0
+                 ? stdout
+                 : fopen(ra->output, "w");
+    f->dead = fopen(f->dead_path, "a");
+    snprintf(f->dec_path, sizeof f->dec_path, "%s/decisions.jsonl", cfg->state_dir);
+    if (ra->decisions) snprintf(f->dec_path, sizeof f->dec_path, "%s", ra->decisions);
+    if (policy && f->out && f->dead && (f->decisions = fopen(f->dec_path, "a")) == NULL) {
+        cue_err_set(err, CUE_EIO, "cannot open %s: %s", f->dec_path, strerror(errno));
+        cli_fail("replay", CUE_EIO, err);
+        return EX_CANTCREAT;
+    }
+    if (f->out == NULL || f->dead == NULL) {
+        cue_err_set(err, CUE_EIO, "cannot open %s: %s", f->out ? f->dead_path : ra->output,
+                    strerror(errno));
+        cli_fail("replay", CUE_EIO, err);
+        return EX_CANTCREAT;
+    }
+    return 0;
+}
+
+static void close_files(replay_files *f)
+{
+    if (f->decisions) fclose(f->decisions);
+    if (f->dead) fclose(f->dead);
+    if (f->out && f->out != stdout)
+        fclose(f->out);
+    else if (f->out)
+        fflush(f->out);
+    if (f->in && f->in != stdin) fclose(f->in);
+}
+
+/* The replay itself, its files open: runs it, says how it went (summary,
+ * --stats) and returns the exit status. */
+static int replay_files_run(cue_config *cfg, const replay_args *ra, const char *replay_id,
+                            const cue_machines *ms, const cue_policy *pol, int partitioner,
+                            const replay_files *f, cue_err *err)
+{
+    struct sigaction sa = {.sa_handler = on_replay_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    cue_replay_opts o = {.cfg = cfg,
+                         .ms = ms,
+                         .policy = pol,
+                         .decisions = f->decisions,
+                         .replay_id = replay_id,
+                         .in = f->in,
+                         .input_name = ra->input,
+                         .file_partitions = (int32_t)ra->file_partitions,
+                         .partitioner = partitioner,
+                         .range = ra->range,
+                         .out = f->out,
+                         .output_topic = ra->output_topic,
+                         .dead = f->dead,
+                         .since_ms = ra->since_ms,
+                         .advance_to_ms = ra->advance_ms,
+                         .progress_tty = !ra->quiet && isatty(2),
+                         .quiet = ra->quiet,
+                         .stop = &replay_signal};
+    int rc = cli_reader_clock(&o.clock_ms, err);
+    if (rc != 0) return cli_fail("replay", rc, err);
+    cue_replay_result res;
+    rc = cue_replay_run(&o, &res, err);
+    if (!ra->quiet) summary(ra, cfg, ms, &res, replay_id, f->dead_path);
+    if (ra->stats) {
+        cue_filemode_opts fo = {.cfg = cfg, .ms = ms};
+        FILE *sf = fopen(ra->stats, "w");
+        if (sf) {
+            cue_filemode_summary_json(sf, &fo, &res.sum);
+            fclose(sf);
+        }
+    }
+    if (rc != 0) return cli_fail("replay", rc, err);
+    return res.stopped ? 128 + (int)replay_signal : 0;
+}
+
 static int replay_run(const cue_config *live, cue_config *cfg, replay_args *ra,
                       const char *replay_id, cue_err *err)
 {
     cue_machines *ms = NULL;
     cue_policy *pol = NULL;
-    FILE *in = NULL, *out = NULL, *dead = NULL, *decisions = NULL;
-    char dead_path[CUE_PATH_MAX + 32], dec_path[CUE_PATH_MAX + 32];
+    replay_files f = {0};
     int rc = check_safety(live, cfg, ra);
     if (rc != 0) return rc;
     rc = cue_machines_load(&ms, cfg->machines_dir, ra->only, err);
@@ -390,92 +494,10 @@ static int replay_run(const cue_config *live, cue_config *cfg, replay_args *ra,
         rc = cli_usage_error("replay", "--partitioner: unknown '%s'", ra->partitioner);
         goto free_machines;
     }
-    if (ra->input) {
-        in = strcmp(ra->input, "-") == 0 ? stdin : fopen(ra->input, "r");
-        if (in == NULL) {
-            cue_err_set(err, CUE_ENOTFOUND, "cannot open input '%s': %s", ra->input,
-                        strerror(errno));
-            rc = cli_fail("replay", CUE_ENOTFOUND, err);
-            goto free_machines;
-        }
-        if (!ra->file_partitions_set) ra->file_partitions = (size_t)topic_partitions(cfg);
-    }
-    if (cue_store_dir_create(cfg->state_dir, err) != 0) {
-        cli_fail("replay", CUE_EIO, err);
-        rc = EX_CANTCREAT;
-        goto close_in;
-    }
-    snprintf(dead_path, sizeof dead_path, "%s/dead-letters.jsonl", cfg->state_dir);
-    if (ra->dead) snprintf(dead_path, sizeof dead_path, "%s", ra->dead);
-    out = ra->output_topic || strcmp(ra->output ? ra->output : "-", "-") == 0
-              ? stdout
-              : fopen(ra->output, "w");
-    dead = fopen(dead_path, "a");
-    snprintf(dec_path, sizeof dec_path, "%s/decisions.jsonl", cfg->state_dir);
-    if (ra->decisions) snprintf(dec_path, sizeof dec_path, "%s", ra->decisions);
-    if (pol && out && dead && (decisions = fopen(dec_path, "a")) == NULL) {
-        cue_err_set(err, CUE_EIO, "cannot open %s: %s", dec_path, strerror(errno));
-        cli_fail("replay", CUE_EIO, err);
-        rc = EX_CANTCREAT;
-        goto close_out;
-    }
-    if (out == NULL || dead == NULL) {
-        cue_err_set(err, CUE_EIO, "cannot open %s: %s", out ? dead_path : ra->output,
-                    strerror(errno));
-        cli_fail("replay", CUE_EIO, err);
-        rc = EX_CANTCREAT;
-        goto close_out;
-    }
-    struct sigaction sa = {.sa_handler = on_replay_signal};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    cue_replay_opts o = {.cfg = cfg,
-                         .ms = ms,
-                         .policy = pol,
-                         .decisions = decisions,
-                         .replay_id = replay_id,
-                         .in = in,
-                         .input_name = ra->input,
-                         .file_partitions = (int32_t)ra->file_partitions,
-                         .partitioner = partitioner,
-                         .range = ra->range,
-                         .out = out,
-                         .output_topic = ra->output_topic,
-                         .dead = dead,
-                         .since_ms = ra->since_ms,
-                         .advance_to_ms = ra->advance_ms,
-                         .progress_tty = !ra->quiet && isatty(2),
-                         .quiet = ra->quiet,
-                         .stop = &replay_signal};
-    rc = cli_reader_clock(&o.clock_ms, err);
-    if (rc != 0) {
-        rc = cli_fail("replay", rc, err);
-        goto close_out;
-    }
-    cue_replay_result res;
-    rc = cue_replay_run(&o, &res, err);
-    if (!ra->quiet) summary(ra, cfg, ms, &res, replay_id, dead_path);
-    if (ra->stats) {
-        cue_filemode_opts fo = {.cfg = cfg, .ms = ms};
-        FILE *sf = fopen(ra->stats, "w");
-        if (sf) {
-            cue_filemode_summary_json(sf, &fo, &res.sum);
-            fclose(sf);
-        }
-    }
-    if (rc != 0)
-        rc = cli_fail("replay", rc, err);
-    else if (res.stopped)
-        rc = 128 + (int)replay_signal;
-close_out:
-    if (decisions) fclose(decisions);
-    if (dead) fclose(dead);
-    if (out && out != stdout)
-        fclose(out);
-    else if (out)
-        fflush(out);
-close_in:
-    if (in && in != stdin) fclose(in);
+    rc = open_input(cfg, ra, &f, err);
+    if (rc == 0) rc = open_outputs(cfg, ra, pol != NULL, &f, err);
+    if (rc == 0) rc = replay_files_run(cfg, ra, replay_id, ms, pol, partitioner, &f, err);
+    close_files(&f);
 free_machines:
     cue_policy_free(pol);
     cue_machines_free(ms);

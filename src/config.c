@@ -512,14 +512,15 @@ static int log_level_value(cue_config *c, json_t *v, const char *path, cue_err *
                        path);
 }
 
-/* Applies one top-level key. `path` is "$.key" for messages; `dir` is the
- * config file's directory, or NULL for a command-line value. */
-static int apply_key(cue_config *c, const char *key, json_t *v, const char *path, const char *dir,
-                     cue_err *err)
+/* What an apply_*_key returns for a key of another group. */
+#define NOT_MINE 1
+
+/* The engine's own settings: identity, directories, the commit and the cache. */
+static int apply_core_key(cue_config *c, const char *key, json_t *v, const char *path,
+                          const char *dir, cue_err *err)
 {
     int64_t n = 0;
     int rc = 0;
-    if (strcmp(key, "$schema") == 0) return 0;
     if (strcmp(key, "application.id") == 0) {
         rc = string_value(v, path, dir, c->application_id, sizeof c->application_id, err);
         if (rc == 0 && c->application_id[0] == '\0')
@@ -539,7 +540,19 @@ static int apply_key(cue_config *c, const char *key, json_t *v, const char *path
         rc = int_value(v, path, 1, 3600 * 1000, &c->commit_interval_ms, err);
     } else if (strcmp(key, "commit.records") == 0) {
         rc = int_value(v, path, 1, 10 * 1000 * 1000, &c->commit_records, err);
-    } else if (strcmp(key, "event.user_id") == 0) {
+    } else {
+        return NOT_MINE;
+    }
+    return rc;
+}
+
+/* How events are read: fields, sizes, time and lateness, timers. */
+static int apply_event_key(cue_config *c, const char *key, json_t *v, const char *path,
+                           const char *dir, cue_err *err)
+{
+    int64_t n = 0;
+    int rc = 0;
+    if (strcmp(key, "event.user_id") == 0) {
         rc = ptr_value(v, path, dir, &c->ptr_user_id, err);
     } else if (strcmp(key, "event.type") == 0) {
         rc = ptr_value(v, path, dir, &c->ptr_type, err);
@@ -566,7 +579,18 @@ static int apply_key(cue_config *c, const char *key, json_t *v, const char *path
     } else if (strcmp(key, "event.id.dedup.max") == 0) {
         rc = int_value(v, path, 0, CUE_EVENT_IDS_MAX, &n, err);
         c->event_id_dedup_max = rc == 0 ? (uint32_t)n : c->event_id_dedup_max;
-    } else if (strcmp(key, "bootstrap.servers") == 0) {
+    } else {
+        return NOT_MINE;
+    }
+    return rc;
+}
+
+/* Kafka, the runtime and its admin endpoint. */
+static int apply_kafka_key(cue_config *c, const char *key, json_t *v, const char *path,
+                           const char *dir, cue_err *err)
+{
+    int rc = 0;
+    if (strcmp(key, "bootstrap.servers") == 0) {
         rc = string_value(v, path, dir, c->bootstrap_servers, sizeof c->bootstrap_servers, err);
         if (rc == 0 && c->bootstrap_servers[0] == '\0')
             rc = cue_err_set(err, CUE_ECONFIG, "%s: must not be empty", path);
@@ -600,16 +624,27 @@ static int apply_key(cue_config *c, const char *key, json_t *v, const char *path
         rc = int_value(v, path, 1000, 24 * 3600 * 1000, &c->delivery_timeout_ms, err);
     } else if (strcmp(key, "kafka") == 0) {
         rc = kafka_value(c, v, path, dir, err);
-    } else if (strcmp(key, "log.level") == 0) {
-        rc = log_level_value(c, v, path, err);
-    } else if (strcmp(key, "log.format") == 0) {
-        rc = log_format_value(c, v, path, err);
     } else {
-        const char *near = cue_nearest_name(key, keys, sizeof keys / sizeof *keys);
-        rc = cue_err_set(err, CUE_ECONFIG, "%s: unknown setting%s%s%s", path,
-                         near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+        return NOT_MINE;
     }
     return rc;
+}
+
+/* Applies one top-level key. `path` is "$.key" for messages; `dir` is the
+ * config file's directory, or NULL for a command-line value. */
+static int apply_key(cue_config *c, const char *key, json_t *v, const char *path, const char *dir,
+                     cue_err *err)
+{
+    if (strcmp(key, "$schema") == 0) return 0;
+    if (strcmp(key, "log.level") == 0) return log_level_value(c, v, path, err);
+    if (strcmp(key, "log.format") == 0) return log_format_value(c, v, path, err);
+    int rc = apply_core_key(c, key, v, path, dir, err);
+    if (rc == NOT_MINE) rc = apply_event_key(c, key, v, path, dir, err);
+    if (rc == NOT_MINE) rc = apply_kafka_key(c, key, v, path, dir, err);
+    if (rc != NOT_MINE) return rc;
+    const char *near = cue_nearest_name(key, keys, sizeof keys / sizeof *keys);
+    return cue_err_set(err, CUE_ECONFIG, "%s: unknown setting%s%s%s", path,
+                       near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
 }
 
 /* The directory part of `path`, for resolve(): "" when it has none (the

@@ -5,11 +5,6 @@
  * transaction for every task and its rollback. */
 #include "runtime_int.h"
 
-part *rt_part_get(rt *r, int32_t p)
-{
-    return p >= 0 && p < r->n_parts ? &r->parts[p] : NULL;
-}
-
 int rt_parts_reserve(rt *r, int32_t p)
 {
     if (p < r->n_parts) return 0;
@@ -223,10 +218,16 @@ void rt_part_release(rt *r, int32_t id, bool lost, bool sync)
      * new owner (at least once). */
     if (r->fatal_rc == 0 && !r->cfg->exactly_once && !lost) {
         cue_err err = {0};
-        if (cue_task_commit(p->task, &err) != 0)
+        if (cue_task_commit(p->task, &err) != 0) {
             rt_fatal(r, err.code, err.msg);
-        else if (!p->group_unread)
-            cue_kafka_group_commit(r->k, id, cue_task_next_offset(p->task), p->marker, sync, NULL);
+        } else {
+            rt_step(r, RT_STEP_STORED, id);
+            if (!p->group_unread) {
+                cue_kafka_group_commit(r->k, id, cue_task_next_offset(p->task), p->marker, sync,
+                                       NULL);
+                rt_step(r, RT_STEP_GROUP_COMMITTED, id);
+            }
+        }
     }
     cue_cache_stats cs;
     cue_task_cache_stats(p->task, &cs);
@@ -276,12 +277,6 @@ void rt_on_message(const cue_kafka_msg *m, void *ctx)
         rt_eos_rollback(r, err.msg);
     else if (rc < 0)
         rt_fatal(r, rc, err.msg);
-}
-
-void rt_on_fatal(const char *why, void *ctx)
-{
-    rt *r = ctx;
-    rt_fatal(r, r->k && cue_kafka_fenced(r->k) ? CUE_EFENCED : CUE_EUNAVAILABLE, why);
 }
 
 /* One transaction for every task of the instance: their changelogs, then

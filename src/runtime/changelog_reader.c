@@ -12,15 +12,6 @@ static void standby_apply(rt *r, part *p, const cue_kafka_msg *m);
  * HTTP, timers) runs between turns, so a restore blocks nothing else. */
 #define RESTORE_BATCH 20000
 
-/* Commits the store's shared batch: what restores and standbys applied
- * (tasks commit theirs within their own cycle). A store that cannot write
- * stops the run. */
-void rt_batch_commit(rt *r)
-{
-    cue_err err = {0};
-    if (cue_store_batch_commit(r->store, false, &err) != 0) rt_fatal(r, err.code, err.msg);
-}
-
 /* The partition is rebuilt: its meta goes in with the last records, the
  * task loads from the store, and its input starts where the state ends. */
 static void restore_finish(rt *r, int32_t id)
@@ -31,7 +22,7 @@ static void restore_finish(rt *r, int32_t id)
     cue_err err = {0};
     int rc = cue_store_batch_commit(r->store, false, &err);
     cue_restore_deinit(&p->rs); /* the held entries' memory; its counts stay */
-    if (rc == 0) rc = rt_task_open(r, id, &err);
+    if (rc == 0) rc = r->reader.open_task(r, id, &err);
     if (rc != 0) {
         rt_fatal(r, rc, err.msg);
         return;
@@ -277,7 +268,7 @@ static void on_restore_out_of_range(int32_t partition, int64_t offset, void *ctx
         rc = rt_restore_plan(r, partition, &needed, &err);
     }
     if (rc == 0 && !needed) {
-        rc = rt_task_open(r, partition, &err);
+        rc = r->reader.open_task(r, partition, &err);
         if (rc == 0) {
             p->position = cue_task_next_offset(p->task);
             cue_kafka_seek_resume(r->k, partition, p->position);

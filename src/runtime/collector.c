@@ -74,7 +74,9 @@ static int sink_flush(void *ctx, cue_err *err)
     if (r->fatal_rc) return cue_err_set(err, r->fatal_rc, "%s", r->fatal_err.msg);
     /* Exactly-once: the records become durable with their transaction. */
     if (r->cfg->exactly_once) return 0;
-    return cue_kafka_flush(r->k, r->cfg->delivery_timeout_ms, err);
+    int rc = cue_kafka_flush(r->k, r->cfg->delivery_timeout_ms, err);
+    if (rc == 0) rt_step(r, RT_STEP_ACKED, -1);
+    return rc;
 }
 
 /* A task's own commit (exactly-once): every task goes in the transaction. */

@@ -17,50 +17,6 @@ static void request_stop(rt *r, int sig);
 /* How often caught-up partitions follow the wall clock and stop_at_end looks. */
 #define CLOCK_TICK_MS 250
 
-int64_t rt_wall_ms(rt *r)
-{
-    if (r->o->now_ms) return r->o->now_ms(r->o->now_ctx);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Ends the run without another commit: whatever was not committed is made
- * again by the next run, with the same ids. */
-void rt_fatal(rt *r, int rc, const char *msg)
-{
-    if (rc == CUE_EFENCED && !r->fenced) {
-        /* Kafka Streams closes its tasks dirty and rejoins; its
-         * transactional.id has a random per-process part, so a fence there
-         * means the tasks moved. Ours is stable per instance, so a fence
-         * means another live process has this instance's identity: going on
-         * (a new producer) would fence it in turn, and the two would abort
-         * each other's transactions for ever. So: no commit, not ready, exit
-         * 75; whatever was not committed is redone by the survivor. */
-        r->fenced = true;
-        cue_log(CUE_LOG_ERROR,
-                "fenced: another producer registered this transactional.id; exiting 75 without "
-                "committing (is a second instance running with the same group.instance.id or "
-                "state.dir?)",
-                "s:transactional_id", r->cfg->transactional_id, "s:error", msg, NULL);
-    }
-    if (r->fatal_rc == 0) {
-        r->fatal_rc = rc;
-        cue_err_set(&r->fatal_err, rc, "%s", msg);
-        cue_log(CUE_LOG_ERROR, "stopping without committing", "s:error", msg, NULL);
-    }
-    uv_stop(&r->loop);
-}
-
-/* The wall clock, never an injected one: it is compared with other
- * processes' clocks and with the broker's retention. */
-int64_t rt_real_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void finish_commit(rt *r)
 {
     if (r->cfg->exactly_once) rt_eos_cycle(r);
@@ -72,8 +28,11 @@ static void finish_commit(rt *r)
             rt_fatal(r, err.code, err.msg);
             return;
         }
-        if (!p->group_unread)
+        rt_step(r, RT_STEP_STORED, i);
+        if (!p->group_unread) {
             cue_kafka_group_commit(r->k, i, cue_task_next_offset(p->task), p->marker, false, NULL);
+            rt_step(r, RT_STEP_GROUP_COMMITTED, i);
+        }
     }
     rt_stage1_commit(r, false);
     r->res->commits++;
@@ -95,7 +54,7 @@ void rt_check_commit(rt *r)
     }
 }
 
-static void begin_commit(rt *r)
+void rt_begin_commit(rt *r)
 {
     if (r->state != RUNNING || r->fatal_rc) return;
     r->state = COMMITTING;
@@ -106,12 +65,12 @@ static void begin_commit(rt *r)
 
 static void on_commit_timer(uv_timer_t *h)
 {
-    begin_commit(h->data);
+    rt_begin_commit(h->data);
 }
 
 /* Delivery reports came (the main producer's or the repartition stage's):
  * a cycle waiting for them may end. */
-void rt_on_produced(void *ctx)
+static void on_produced(void *ctx)
 {
     rt_check_commit(ctx);
 }
@@ -142,7 +101,7 @@ static bool all_caught_up(rt *r)
 
 /* Records are taken between commit cycles only (and not once the run is
  * failing): the intake of the main consumer and the repartition stage. */
-bool rt_serving(void *ctx)
+static bool serving(void *ctx)
 {
     const rt *r = ctx;
     return r->state == RUNNING && r->fatal_rc == 0;
@@ -202,7 +161,7 @@ static void request_stop(rt *r, int sig)
     r->res->signal = sig;
     cue_log(CUE_LOG_INFO, "stopping: finishing the commit cycle", "i:signal", (int64_t)sig, NULL);
     uv_timer_start(&r->stop_timer, on_stop_timeout, (uint64_t)r->cfg->shutdown_timeout_ms, 0);
-    if (r->state == RUNNING) begin_commit(r);
+    if (r->state == RUNNING) rt_begin_commit(r);
 }
 
 static void on_signal(uv_signal_t *h, int sig)
@@ -240,8 +199,9 @@ static void teardown_watchdog(int rc, int64_t timeout_ms)
     alarm((unsigned)(timeout_ms / 1000) + 2);
 }
 
-static void start_handles(rt *r)
+void rt_start(rt *r)
 {
+    r->started = true;
     uv_timer_init(&r->loop, &r->commit_timer);
     uv_timer_init(&r->loop, &r->clock_timer);
     uv_timer_init(&r->loop, &r->stop_timer);
@@ -253,7 +213,7 @@ static void start_handles(rt *r)
     for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
         hs[i]->data = r;
     r->main = (rt_client){
-        .batch = CONSUME_BATCH, .may_serve = rt_serving, .produced = rt_on_produced, .ctx = r};
+        .batch = CONSUME_BATCH, .may_serve = serving, .produced = on_produced, .ctx = r};
     rt_client_start(&r->main, &r->loop, r->k, true);
     rt_stage1_start(r);
     rt_reader_start(r);
@@ -268,6 +228,8 @@ static void start_handles(rt *r)
 
 static void close_handles(rt *r)
 {
+    if (!r->started) return;
+    r->started = false;
     uv_handle_t *hs[] = {(uv_handle_t *)&r->commit_timer, (uv_handle_t *)&r->clock_timer,
                          (uv_handle_t *)&r->stop_timer, (uv_handle_t *)&r->sigterm,
                          (uv_handle_t *)&r->sigint};
@@ -313,10 +275,10 @@ static int stop_all(rt *r, int rc, cue_err *err)
     return rc;
 }
 
-int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err *err)
+rt *rt_new(const cue_runtime_opts *o, cue_runtime_result *res)
 {
     rt *r = calloc(1, sizeof *r);
-    if (r == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
+    if (r == NULL) return NULL;
     r->cfg = o->cfg;
     memset(res, 0, sizeof *res);
     r->o = o;
@@ -328,17 +290,22 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
     cue_histogram_init(&r->commit_hist, bounds, sizeof bounds / sizeof *bounds);
     cue_buf_init(&r->labels, 256);
     uv_loop_init(&r->loop);
+    return r;
+}
+
+int rt_open(rt *r, cue_err *err)
+{
     int rc = rt_open_all(r, err);
     if (rc == 0) rc = cue_kafka_subscribe(r->k, err);
     if (rc == 0 && r->s1.k) rc = cue_kafka_subscribe(r->s1.k, err);
-    if (rc == 0) {
-        start_handles(r);
-        uv_run(&r->loop, UV_RUN_DEFAULT);
-        rc = r->fatal_rc;
-        if (rc != 0) *err = r->fatal_err;
-        close_handles(r);
-    }
+    return rc;
+}
+
+int rt_end(rt *r, int rc, cue_err *err)
+{
+    close_handles(r);
     rc = stop_all(r, rc, err);
+    cue_runtime_result *res = r->res;
     res->seconds = (double)(uv_hrtime() - r->started_ns) / 1e9;
     res->active_seconds = (double)(r->last_record_ns - r->first_record_ns) / 1e9;
     res->applied = r->retired.applied;
@@ -354,4 +321,18 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
     free(r->parts);
     free(r);
     return rc;
+}
+
+int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err *err)
+{
+    rt *r = rt_new(o, res);
+    if (r == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
+    int rc = rt_open(r, err);
+    if (rc == 0) {
+        rt_start(r);
+        uv_run(&r->loop, UV_RUN_DEFAULT);
+        rc = r->fatal_rc;
+        if (rc != 0) *err = r->fatal_err;
+    }
+    return rt_end(r, rc, err);
 }

@@ -219,8 +219,9 @@ void rt_stage1_start(rt *r)
     if (r->s1.k == NULL) return;
     r->s1.client = (rt_client){.batch = STAGE1_BATCH,
                                .serve = stage1_serve,
-                               .may_serve = rt_serving,
-                               .produced = rt_on_produced,
+                               /* intake and acknowledgements as the loop's */
+                               .may_serve = r->main.may_serve,
+                               .produced = r->main.produced,
                                .ctx = r};
     rt_client_start(&r->s1.client, &r->loop, r->s1.k, true);
     rt_client_resume(&r->s1.client);

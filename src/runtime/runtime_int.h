@@ -31,6 +31,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+typedef struct rt rt; /* the runtime: defined below, after its parts' structs */
+
 /* A librdkafka client's queues on the libuv loop (client.c): its consumer's
  * pipe watched, and its producer's when it produces; served a batch per turn,
  * the rest on the next turn. */
@@ -97,6 +99,10 @@ typedef struct rt_reader {
     size_t restoring; /* partitions being restored */
     size_t standbys;  /* partitions kept here as standby replicas */
     uint64_t skipped; /* changelog records restores and standbys did not apply */
+    /* Assignment's (set by setup.c): opens the task of a partition whose
+     * state is whole again. Through this, a finished restore reaches the
+     * assignment without the reader calling into it. */
+    int (*open_task)(rt *r, int32_t partition, cue_err *err);
 } rt_reader;
 
 /* Standby replicas' placement (members.c): the members topic's reader and
@@ -140,7 +146,16 @@ typedef struct rt_stage1 {
     bool assigned_once;
     uint64_t repartitioned;
 } rt_stage1;
-typedef struct rt {
+/* The commit cycle's steps, in their order for each partition: its records
+ * acknowledged (the producer flushed), its store batch written (state,
+ * timers and the input offset together), its offset committed to the group. */
+typedef enum rt_step_id { RT_STEP_ACKED, RT_STEP_STORED, RT_STEP_GROUP_COMMITTED } rt_step_id;
+
+/* Told each step as it is done (a seam for the unit suites; NULL in a run).
+ * `partition` is -1 for a step of the whole producer (acknowledgements). */
+typedef void (*rt_probe_fn)(rt *r, rt_step_id step, int32_t partition, void *ctx);
+
+struct rt {
     const cue_runtime_opts *o;
     /* The pipeline's config: the caller's, or with repartition its copy whose
      * input is <application.id>-repartition. */
@@ -184,38 +199,55 @@ typedef struct rt {
     /* Transactions aborted since the last one committed: a record that
      * fails the same way each time would otherwise be redone for ever. */
     int aborts_in_row;
-} rt;
+    bool started; /* the loop's handles are open (rt_start) */
+    rt_probe_fn probe;
+    void *probe_ctx;
+};
 
-/* loop.c: the loop, the clocks, the commit cycle, stopping. */
+/* loop.c: the loop, the clocks, the commit cycle, stopping. A run is
+ * rt_new, rt_open, rt_start, the loop until it stops, rt_end (the unit
+ * suites drive the loop themselves between rt_start and rt_end). */
+rt *rt_new(const cue_runtime_opts *o, cue_runtime_result *res); /* NULL: out of memory */
+int rt_open(rt *r, cue_err *err); /* opens everything and subscribes */
+void rt_start(rt *r);             /* the loop's handles: clients, timers, signals */
+/* Closes the handles, commits what is left unless the run failed, closes
+ * everything and frees `r`; returns the run's status. */
+int rt_end(rt *r, int rc, cue_err *err);
+void rt_begin_commit(rt *r); /* a commit cycle starts: intake stops */
+void rt_check_commit(rt *r); /* ends a commit cycle once its records are acknowledged */
+
+/* core.c: what every part uses and none owns; it calls no other part, so
+ * the parts' calls among themselves stay one-way (loop and setup on top,
+ * core at the bottom). */
+void rt_step(rt *r, rt_step_id step, int32_t partition); /* tells the probe */
 int64_t rt_wall_ms(rt *r); /* the runtime's clock: injected (CUEPOINT_CLOCK) or real */
 int64_t rt_real_ms(void);  /* the real one, compared with other processes' and brokers' */
 /* Ends the run without another commit: whatever was not committed is made
  * again by the next run, with the same ids. */
 void rt_fatal(rt *r, int rc, const char *msg);
-bool rt_serving(void *ctx);     /* records are taken now (rt_client.may_serve) */
-void rt_on_produced(void *ctx); /* delivery reports came (rt_client.produced) */
-void rt_check_commit(rt *r);    /* ends a commit cycle once its records are acknowledged */
+part *rt_part_get(rt *r, int32_t p);
+void rt_on_fatal(const char *why, void *ctx); /* a Kafka client's fatal error */
+void rt_batch_commit(rt *r);                  /* the store's shared batch (restores, standbys) */
 
 /* setup.c: opening everything, in order, and the checks before. */
 int rt_open_all(rt *r, cue_err *err);
+/* The input's partition count against the one state.dir was built for. */
+int rt_partition_count_check(rt *r, int32_t partitions, cue_err *err);
 
 /* collector.c: the tasks' sink onto the producer. */
 cue_task_sink rt_collector(rt *r);
 
 /* assign.c: the partition table, assignment and revocation, a record's way
  * to its task, exactly-once's commit and rollback. */
-part *rt_part_get(rt *r, int32_t p);
 int rt_parts_reserve(rt *r, int32_t p);
 int rt_task_open(rt *r, int32_t id, cue_err *err);
 void rt_part_release(rt *r, int32_t id, bool lost, bool sync);
 int rt_on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx);
 void rt_on_revoked(const int32_t *ids, size_t n, bool lost, void *ctx);
 void rt_on_message(const cue_kafka_msg *m, void *ctx);
-void rt_on_fatal(const char *why, void *ctx);
 int rt_eos_commit(rt *r, cue_err *err);
 void rt_eos_rollback(rt *r, const char *why);
 void rt_eos_cycle(rt *r);
-int rt_partition_count_check(rt *r, int32_t partitions, cue_err *err);
 
 /* changelog_reader.c: restores and standby replicas from the changelog. */
 int rt_changelog_open(rt *r, int32_t partitions, cue_err *err);
@@ -226,7 +258,6 @@ void rt_reader_start(rt *r);
 int rt_restore_plan(rt *r, int32_t id, bool *needed, cue_err *err);
 void rt_standby_stop(rt *r, int32_t id, const char *why);
 void rt_standby_update(rt *r);
-void rt_batch_commit(rt *r); /* the store's shared batch: what restores and standbys applied */
 
 /* members.c: the members topic and the instance id. */
 int rt_members_open(rt *r, int32_t partitions, cue_err *err);

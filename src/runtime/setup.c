@@ -104,6 +104,7 @@ int rt_open_all(rt *r, cue_err *err)
         return cue_err_set(err, CUE_ENOMEM, "out of memory");
     if (cfg->changelog && (rc = rt_changelog_open(r, partitions, err)) != 0) return rc;
     if (r->o->policy) decisions_open(r, partitions);
+    r->reader.open_task = rt_task_open;
     if (cfg->changelog && (rc = rt_reader_open(r, err)) != 0) return rc;
     if (cfg->standby_replicas > 0) {
         /* Standbys speed fail-overs up; without them the pipeline still runs. */

@@ -1,9 +1,5 @@
 /* The consumer group's offsets and membership: reads without joining, and a
  * probe member that joins to commit. */
-#include "cuepoint/kafka_group.h"
-
-#include "cuepoint/log.h"
-
 #include "kafka_int.h"
 
 #include <poll.h>
@@ -24,9 +20,9 @@ static rd_kafka_topic_partition_list_t *parts_list(const char *topic, const int3
 int cue_kafka_group_committed(cue_kafka *k, const int32_t *parts, size_t n, int64_t *offsets,
                               char (*meta)[CUE_KAFKA_META_MAX], int64_t timeout_ms, cue_err *err)
 {
-    const cue_config *cfg = cue_kafka_config(k);
+    const cue_config *cfg = k->cfg;
     rd_kafka_topic_partition_list_t *l = parts_list(cfg->input_topic, parts, n);
-    rd_kafka_resp_err_t e = rd_kafka_committed(cue_kafka_consumer_handle(k), l, (int)timeout_ms);
+    rd_kafka_resp_err_t e = rd_kafka_committed(k->consumer, l, (int)timeout_ms);
     int rc = 0;
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
         rc = cue_err_set(
@@ -52,7 +48,7 @@ int cue_kafka_group_committed(cue_kafka *k, const int32_t *parts, size_t n, int6
 int cue_kafka_group_commit(cue_kafka *k, int32_t partition, int64_t offset, const char *meta,
                            bool sync, cue_err *err)
 {
-    const cue_config *cfg = cue_kafka_config(k);
+    const cue_config *cfg = k->cfg;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_t *t =
         rd_kafka_topic_partition_list_add(l, cfg->input_topic, partition);
@@ -64,7 +60,7 @@ int cue_kafka_group_commit(cue_kafka *k, int32_t partition, int64_t offset, cons
         CUE_ASSERT(t->metadata != NULL);
         memcpy(t->metadata, meta, t->metadata_size);
     }
-    rd_kafka_resp_err_t e = rd_kafka_commit(cue_kafka_consumer_handle(k), l, sync ? 0 : 1);
+    rd_kafka_resp_err_t e = rd_kafka_commit(k->consumer, l, sync ? 0 : 1);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR && sync && l->elems[0].err) e = l->elems[0].err;
     rd_kafka_topic_partition_list_destroy(l);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR || e == RD_KAFKA_RESP_ERR__NO_OFFSET) return 0;
@@ -84,10 +80,9 @@ int cue_kafka_group_commit(cue_kafka *k, int32_t partition, int64_t offset, cons
 int cue_kafka_group_watermarks(cue_kafka *k, int32_t partition, int64_t *log_start, int64_t *high,
                                int64_t timeout_ms, cue_err *err)
 {
-    const cue_config *cfg = cue_kafka_config(k);
-    rd_kafka_resp_err_t e =
-        rd_kafka_query_watermark_offsets(cue_kafka_consumer_handle(k), cfg->input_topic, partition,
-                                         log_start, high, (int)timeout_ms);
+    const cue_config *cfg = k->cfg;
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
+        k->consumer, cfg->input_topic, partition, log_start, high, (int)timeout_ms);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
     return cue_err_set(err, CUE_EUNAVAILABLE, "%s partition %d: watermarks: %s", cfg->input_topic,
                        (int)partition, rd_kafka_err2str(e));
@@ -96,12 +91,11 @@ int cue_kafka_group_watermarks(cue_kafka *k, int32_t partition, int64_t *log_sta
 int cue_kafka_group_offsets_for_time(cue_kafka *k, const int32_t *parts, size_t n, int64_t time_ms,
                                      int64_t *answers, int64_t timeout_ms, cue_err *err)
 {
-    const cue_config *cfg = cue_kafka_config(k);
+    const cue_config *cfg = k->cfg;
     rd_kafka_topic_partition_list_t *l = parts_list(cfg->input_topic, parts, n);
     for (int i = 0; i < l->cnt; i++)
         l->elems[i].offset = time_ms;
-    rd_kafka_resp_err_t e =
-        rd_kafka_offsets_for_times(cue_kafka_consumer_handle(k), l, (int)timeout_ms);
+    rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(k->consumer, l, (int)timeout_ms);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         rd_kafka_resp_err_t pe = e ? e : l->elems[i].err;
@@ -123,11 +117,11 @@ int cue_kafka_group_offsets_for_time(cue_kafka *k, const int32_t *parts, size_t 
 int cue_kafka_group_members(cue_kafka *k, cue_kafka_member *out, size_t cap, size_t *n,
                             int64_t timeout_ms, cue_err *err)
 {
-    const cue_config *cfg = cue_kafka_config(k);
+    const cue_config *cfg = k->cfg;
     *n = 0;
     const struct rd_kafka_group_list *gl = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_list_groups(cue_kafka_consumer_handle(k), cfg->application_id,
-                                                 &gl, (int)timeout_ms);
+    rd_kafka_resp_err_t e =
+        rd_kafka_list_groups(k->consumer, cfg->application_id, &gl, (int)timeout_ms);
     int rc = 0;
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR && gl && gl->group_cnt == 1 && gl->groups[0].err)
         e = gl->groups[0].err;

@@ -1,0 +1,170 @@
+/* The loop's side: the wake-up pipes, serving the consumer's queue (or
+ * each partition's, split) and the producer's delivery reports without
+ * blocking, and what the loop asks of the consumer's view. */
+#include "kafka_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+int kafka_pipe_open(int fds[2], cue_err *err)
+{
+    if (pipe(fds) != 0)
+        return cue_err_set(err, CUE_EIO, "cannot create a pipe: %s", strerror(errno));
+    for (int i = 0; i < 2; i++) {
+        fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+        fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+    }
+    return 0;
+}
+
+int cue_kafka_consumer_fd(const cue_kafka *k)
+{
+    return k->cpipe[0];
+}
+int cue_kafka_producer_fd(const cue_kafka *k)
+{
+    return k->ppipe[0];
+}
+
+void cue_kafka_drain_fd(int fd)
+{
+    char b[256];
+    while (read(fd, b, sizeof b) > 0) {}
+}
+
+/* A record as the handler sees it; everything borrowed from `m`. */
+static cue_kafka_msg msg_of(const rd_kafka_message_t *m)
+{
+    rd_kafka_timestamp_type_t tt;
+    return (cue_kafka_msg){.topic = rd_kafka_topic_name(m->rkt),
+                           .partition = m->partition,
+                           .offset = m->offset,
+                           .timestamp_ms = rd_kafka_message_timestamp(m, &tt),
+                           .key = m->key,
+                           .key_len = m->key_len,
+                           .value = m->payload ? m->payload : "",
+                           .value_len = m->len};
+}
+
+void kafka_split_open(cue_kafka *k, int32_t p)
+{
+    if (p < 0 || p >= CUE_KAFKA_SPLIT_MAX || k->partq[p]) return;
+    k->partq[p] = rd_kafka_queue_get_partition(k->consumer, k->cfg->input_topic, p);
+    if (k->partq[p] == NULL) return;
+    rd_kafka_queue_forward(k->partq[p], NULL); /* its records stay here */
+    rd_kafka_queue_io_event_enable(k->partq[p], k->cpipe[1], "1", 1);
+}
+
+void kafka_split_close(cue_kafka *k, int32_t p)
+{
+    if (p < 0 || p >= CUE_KAFKA_SPLIT_MAX) return;
+    if (k->head[p]) rd_kafka_message_destroy(k->head[p]);
+    k->head[p] = NULL;
+    if (k->partq[p]) rd_kafka_queue_destroy(k->partq[p]);
+    k->partq[p] = NULL;
+}
+
+void cue_kafka_split_partitions(cue_kafka *k)
+{
+    k->split = true;
+}
+
+const cue_kafka_msg *cue_kafka_peek(cue_kafka *k, int32_t p)
+{
+    if (p < 0 || p >= CUE_KAFKA_SPLIT_MAX || k->partq[p] == NULL) return NULL;
+    while (k->head[p] == NULL) {
+        rd_kafka_message_t *m = rd_kafka_consume_queue(k->partq[p], 0);
+        if (m == NULL) return NULL;
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                k->stats.consumer_errors++;
+                cue_log(CUE_LOG_WARN, rd_kafka_message_errstr(m), "s:topic", k->cfg->input_topic,
+                        "i:partition", (int64_t)p, "s:error", rd_kafka_err2name(m->err), NULL);
+            }
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        k->head[p] = m;
+        k->headmsg[p] = msg_of(m);
+    }
+    return &k->headmsg[p];
+}
+
+void cue_kafka_take(cue_kafka *k, int32_t p)
+{
+    if (p < 0 || p >= CUE_KAFKA_SPLIT_MAX || k->head[p] == NULL) return;
+    rd_kafka_message_destroy(k->head[p]);
+    k->head[p] = NULL;
+}
+
+size_t cue_kafka_consume(cue_kafka *k, size_t max)
+{
+    size_t served = 0;
+    while (served < max) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(k->consumer, 0);
+        if (m == NULL) break;
+        served++;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (k->h.end) k->h.end(m->partition, m->offset, k->h.ctx);
+        } else if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET && k->h.out_of_range) {
+            cue_log(CUE_LOG_WARN, "position no longer in the log", "s:topic",
+                    m->rkt ? rd_kafka_topic_name(m->rkt) : "", "i:partition", (int64_t)m->partition,
+                    "i:offset", m->offset, "s:error", rd_kafka_message_errstr(m), NULL);
+            k->h.out_of_range(m->partition, m->offset, k->h.ctx);
+        } else if (m->err) {
+            k->stats.consumer_errors++;
+            cue_log(CUE_LOG_WARN, rd_kafka_message_errstr(m), "s:topic",
+                    m->rkt ? rd_kafka_topic_name(m->rkt) : "", "i:partition", (int64_t)m->partition,
+                    "s:error", rd_kafka_err2name(m->err), NULL);
+        } else {
+            cue_kafka_msg msg = msg_of(m);
+            k->h.message(&msg, k->h.ctx);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    return served;
+}
+
+void cue_kafka_serve_producer(cue_kafka *k)
+{
+    if (k->producer) rd_kafka_poll(k->producer, 0);
+}
+
+size_t cue_kafka_in_flight(const cue_kafka *k)
+{
+    return k->in_flight;
+}
+
+int cue_kafka_flush(cue_kafka *k, int64_t timeout_ms, cue_err *err)
+{
+    if (k->producer == NULL) return 0;
+    rd_kafka_flush(k->producer, (int)timeout_ms);
+    rd_kafka_poll(k->producer, 0);
+    if (k->fatal_raised) return cue_err_set(err, CUE_EIO, "a delivery failed");
+    if (k->in_flight > 0)
+        return cue_err_set(err, CUE_EUNAVAILABLE, "%zu records not yet acknowledged after %lld ms",
+                           k->in_flight, (long long)timeout_ms);
+    return 0;
+}
+
+int64_t cue_kafka_position(cue_kafka *k, int32_t partition)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, k->cfg->input_topic, partition);
+    int64_t pos = -1;
+    if (rd_kafka_position(k->consumer, l) == RD_KAFKA_RESP_ERR_NO_ERROR && l->elems[0].offset >= 0)
+        pos = l->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    return pos;
+}
+
+int64_t cue_kafka_high_watermark(cue_kafka *k, int32_t partition)
+{
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_get_watermark_offsets(k->consumer, k->cfg->input_topic, partition, &lo, &hi) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR)
+        return -1;
+    return hi;
+}

@@ -1,0 +1,134 @@
+/* The commit cycle (src/runtime/loop.c) on the mock cluster: for each
+ * partition its records acknowledged, then one store batch with its state,
+ * timers and input offset, then the group's offset; intake stopped while a
+ * cycle waits for acknowledgements; and a failed delivery that commits
+ * nothing past it. */
+#include "runtime_harness.h"
+
+/* Each step checks what must already be true when it is done. */
+static void check_step(harness *h, const step_seen *s)
+{
+    switch (s->step) {
+    case RT_STEP_ACKED:
+        cr_expect_eq(s->in_flight, 0, "records still in flight after the flush");
+        break;
+    case RT_STEP_STORED:
+        cr_expect_eq(s->in_flight, 0, "partition %d stored with %zu records unacknowledged",
+                     (int)s->partition, s->in_flight);
+        cr_expect_eq(s->stored_offset, s->task_offset,
+                     "partition %d: the store says %lld, the task %lld", (int)s->partition,
+                     (long long)s->stored_offset, (long long)s->task_offset);
+        break;
+    case RT_STEP_GROUP_COMMITTED:
+        /* The group never gets ahead of the store: a restart resumes from
+         * the store, and a new owner from the group. */
+        cr_expect_eq(s->stored_offset, s->task_offset,
+                     "partition %d: group offset %lld committed while the store holds %lld",
+                     (int)s->partition, (long long)s->task_offset, (long long)s->stored_offset);
+        break;
+    }
+}
+
+/* The group's committed offset of `p`, waited for (commits at the end of a
+ * cycle are asynchronous). */
+static int64_t group_offset(harness *h, int32_t p, int64_t want)
+{
+    int64_t off = -1, end = harness_ms() + 10000;
+    char meta[1][CUE_KAFKA_META_MAX];
+    while (harness_ms() < end) {
+        cue_err err = {0};
+        if (cue_kafka_group_committed(h->r->k, &p, 1, &off, meta, 5000, &err) == 0 && off == want)
+            break;
+        uv_run(&h->r->loop, UV_RUN_NOWAIT);
+    }
+    return off;
+}
+
+Test(runtime_commit, acknowledged_then_stored_then_committed_to_the_group, .timeout = 90)
+{
+    harness h;
+    harness_init(&h, 2);
+    harness_send(&h, 0, "a", 5, 1000);
+    harness_send(&h, 1, "b", 3, 1000);
+    h.on_step = check_step;
+    harness_open(&h);
+    harness_consumed(&h, 8);
+    cr_expect_eq(h.res.triggers, 8);
+    harness_commit(&h);
+
+    char trace[512];
+    steps_text(&h, trace, sizeof trace);
+    const char *want = "acked stored:0 group:0 acked stored:1 group:1";
+    cr_expect_str_eq(trace, want, "the commit cycle's steps:\n  were     %s\n  expected %s", trace,
+                     want);
+    cr_expect_eq(h.res.commits, 1);
+    cr_expect_eq(stored_offset(h.r, 0), 5);
+    cr_expect_eq(stored_offset(h.r, 1), 3);
+    cr_expect_eq(group_offset(&h, 0, 5), 5);
+    cr_expect_eq(group_offset(&h, 1, 3), 3);
+    cue_err err = {0};
+    cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
+}
+
+/* No record is taken while a cycle waits for acknowledgements; the ones
+ * that came meanwhile are taken after it. */
+Test(runtime_commit, intake_stops_during_a_cycle, .timeout = 90)
+{
+    harness h;
+    harness_init(&h, 1);
+    harness_send(&h, 0, "a", 4, 1000);
+    harness_open(&h);
+    harness_consumed(&h, 4);
+    /* Acknowledgements held up: the cycle waits for them on the loop. */
+    cue_err err = {0};
+    cr_assert_eq(cue_kafka_mock_command(h.mock, "rtt 1 400", &err), 0, "%s", err.msg);
+    harness_send(&h, 0, "b", 3, 2000);
+    harness_consumed(&h, 7);
+    rt_begin_commit(h.r);
+    cr_expect_eq(h.r->state, COMMITTING);
+    cr_expect_gt(cue_kafka_in_flight(h.r->k), 0, "nothing in flight: the test shows nothing");
+    harness_send(&h, 0, "c", 2, 3000); /* records that come during the cycle */
+    while (h.r->state == COMMITTING) {
+        uv_run(&h.r->loop, UV_RUN_ONCE);
+        if (h.r->state == COMMITTING)
+            cr_assert_eq(h.res.consumed, 7, "a record taken in the middle of a cycle");
+    }
+    cr_expect_eq(cue_kafka_in_flight(h.r->k), 0);
+    cr_assert_eq(cue_kafka_mock_command(h.mock, "rtt 1 0", &err), 0, "%s", err.msg);
+    harness_consumed(&h, 9);
+    harness_commit(&h);
+    cr_expect_eq(stored_offset(h.r, 0), 9);
+    cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
+}
+
+static bool failed(harness *h)
+{
+    return h->r->fatal_rc != 0;
+}
+
+/* A trigger that cannot be delivered stops the run: nothing after the last
+ * cycle is stored or committed, so the next run makes the trigger again. */
+Test(runtime_commit, a_failed_delivery_commits_nothing_past_it, .timeout = 90)
+{
+    harness h;
+    harness_init(&h, 1);
+    harness_send(&h, 0, "a", 4, 1000);
+    h.cfg.delivery_timeout_ms = 1000;
+    harness_open(&h);
+    harness_consumed(&h, 4);
+    harness_commit(&h);
+    cr_assert_eq(stored_offset(h.r, 0), 4);
+    size_t steps_before = h.n_steps;
+
+    harness_send(&h, 0, "b", 3, 2000);
+    cue_err err = {0};
+    cr_assert_eq(cue_kafka_mock_command(h.mock, "errors Produce MSG_SIZE_TOO_LARGE 100", &err), 0,
+                 "%s", err.msg);
+    harness_until(&h, failed, 20000, "the failed delivery to stop the run");
+    rt_begin_commit(h.r); /* a cycle after the failure does nothing */
+    cr_expect_eq(h.n_steps, steps_before, "a step after the failed delivery");
+    cr_expect_eq(stored_offset(h.r, 0), 4);
+    cr_expect_eq(group_offset(&h, 0, 4), 4);
+    cr_expect_neq(harness_close(&h, &err), 0, "the run ended as if it had succeeded");
+    cr_expect(strstr(err.msg, "Broker: Message size too large") != NULL, "error: %s", err.msg);
+}
