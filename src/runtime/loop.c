@@ -328,7 +328,9 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
     cue_histogram_init(&r->commit_hist, bounds, sizeof bounds / sizeof *bounds);
     cue_buf_init(&r->labels, 256);
     uv_loop_init(&r->loop);
-    int rc = rt_open_all(r, err);
+    int rc = cue_journey_counts_new(&r->journeys_retired, o->ms, err);
+    if (rc == 0) rc = cue_journey_counts_new(&r->journeys_sum, o->ms, err);
+    if (rc == 0) rc = rt_open_all(r, err);
     if (rc == 0) rc = cue_kafka_subscribe(r->k, err);
     if (rc == 0 && r->s1.k) rc = cue_kafka_subscribe(r->s1.k, err);
     if (rc == 0) {
@@ -344,6 +346,8 @@ int cue_runtime_run(const cue_runtime_opts *o, cue_runtime_result *res, cue_err 
     res->applied = r->retired.applied;
     res->duplicates = r->retired.duplicates;
     cue_buf_deinit(&r->labels);
+    cue_journey_counts_free(r->journeys_retired);
+    cue_journey_counts_free(r->journeys_sum);
     free(r->txn_parts);
     free(r->txn_offsets);
     free(r->txn_meta);

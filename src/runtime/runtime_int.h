@@ -8,6 +8,7 @@
 #include "cuepoint/runtime.h"
 #include "cuepoint/buf.h"
 #include "cuepoint/http.h"
+#include "cuepoint/journey_counts.h"
 #include "cuepoint/kafka.h"
 #include "cuepoint/kafka_group.h"
 #include "cuepoint/log.h"
@@ -174,6 +175,10 @@ typedef struct rt {
     cue_task_stats retired; /* summed from tasks already freed, so counters only grow */
     cue_cache_stats retired_cache;
     cue_buf labels; /* owned: a metric's label list, rebuilt per sample */
+    /* Live journey counts (journey_counts.h): the edge totals of partitions
+     * no longer here, so counters only grow, and a scrape's sum. */
+    cue_journey_counts *journeys_retired, *journeys_sum; /* owned */
+    uint64_t recount_ns, recounts; /* journey recounts at task open: time taken, how many */
     /* Exactly-once: the offsets handed to each transaction (owned, n_parts
      * long, grown with it) and whether the producer was fenced. */
     int32_t *txn_parts;
