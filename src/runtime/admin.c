@@ -1,4 +1,4 @@
-/* Admin HTTP on the loop: /healthz (the loop answers: it makes progress),
+/* Admin HTTP on the loop: the console (console.c), /healthz (the loop answers: it makes progress),
  * /readyz (false while restoring, rebalancing, stopping or fenced),
  * /metrics (Prometheus text: partitions, records, output, state, the admin
  * port itself, build and process) and /v1/users/{id} (personal data: behind
@@ -262,7 +262,7 @@ static void render_state(rt *r, cue_buf *b, const cue_cache_stats *cache)
 
 /* The journeys' counts over the partitions here now, with the edge totals
  * of those that left (the users per state are only the ones here). */
-static const cue_journey_counts *journeys_sum(rt *r)
+const cue_journey_counts *rt_journeys_sum(rt *r)
 {
     cue_journey_counts_clear(r->journeys_sum);
     cue_journey_counts_add(r->journeys_sum, r->journeys_retired, false);
@@ -274,7 +274,7 @@ static const cue_journey_counts *journeys_sum(rt *r)
 
 static void render_journeys(rt *r, cue_buf *b)
 {
-    cue_journey_counts_prometheus(journeys_sum(r), b, &r->labels);
+    cue_journey_counts_prometheus(rt_journeys_sum(r), b, &r->labels);
     metrics_counter(b, "cuepoint_journey_recounts_total",
                     "Partitions whose journey counts were recounted from the store on opening.",
                     (double)r->recounts);
@@ -398,8 +398,11 @@ static int on_http(const cue_http_request *req, cue_http_reply *reply, void *ctx
                                      : "state could not be read");
         return status;
     }
-    cue_buf_append_str(body, "{\"error\":\"not found\",\"paths\":[\"/healthz\",\"/readyz\","
-                             "\"/metrics\",\"/v1/users/{id}\"]}\n");
+    int status = rt_console_http(r, path, reply);
+    if (status != 0) return status;
+    cue_buf_append_str(body, "{\"error\":\"not found\",\"paths\":[\"/\",\"/healthz\",\"/readyz\","
+                             "\"/metrics\",\"/v1/journeys\",\"/v1/partitions\",\"/v1/activity\","
+                             "\"/v1/users/{id}\"]}\n");
     return 404;
 }
 

@@ -153,6 +153,7 @@ bool rt_serving(void *ctx)
 static void on_clock(uv_timer_t *h)
 {
     rt *r = h->data;
+    rt_activity_tick(r);
     rt_client_pump(&r->s1.client); /* the merge may be waiting for a partition */
     if (r->state != RUNNING || r->fatal_rc) return;
     bool caught_up = all_caught_up(r);
