@@ -1,5 +1,6 @@
-/* Admin HTTP on the loop: the console (console.c), /healthz (the loop answers: it makes progress),
- * /readyz (false while restoring, rebalancing, stopping or fenced),
+/* Admin HTTP on the loop: the console (console.c), /healthz (the loop
+ * answers: it makes progress), /readyz (false while restoring, rebalancing,
+ * stopping or fenced),
  * /metrics (Prometheus text: partitions, records, output, state, the admin
  * port itself, build and process) and /v1/users/{id} (personal data: behind
  * admin.users.token, or on a loopback address only). */

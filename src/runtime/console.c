@@ -136,9 +136,9 @@ int rt_console_http(rt *r, const char *path, cue_http_reply *reply)
         return 200;
     }
     if (strcmp(path, "/v1/journeys") == 0) {
+        /* This instance's view: the partitions it holds. */
         cue_journey_counts_json(rt_journeys_sum(r), body);
-        /* The instance's own view: its partitions only. */
-        cue_buf_printf(body, "\n");
+        cue_buf_append_char(body, '\n');
         return 200;
     }
     if (strcmp(path, "/v1/partitions") == 0) {
