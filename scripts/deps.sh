@@ -39,8 +39,11 @@ packages=(build-essential cmake pkg-config librdkafka-dev librocksdb-dev libjans
 #   kubectl; a machine with another kubectl package (the Kubernetes project's
 #   own, or the cloud SDK's) already has the command, and the two packages
 #   both own /usr/bin/kubectl.
+# chromium: the console on the admin port is loaded in headless Chromium,
+#   its DOM checked against /metrics and a screenshot taken
+#   (tests/integration/console.sh).
 if [ "${1:-}" = --test ]; then
-    packages+=(dpkg-dev file lintian systemd mmdebstrap umoci skopeo prometheus jq python3-yaml)
+    packages+=(dpkg-dev file lintian systemd mmdebstrap umoci skopeo prometheus jq python3-yaml chromium)
     command -v kubectl >/dev/null || packages+=(kubernetes-client)
 fi
 # The fuzz build, with --fuzz (scripts/fuzz.sh) and with --test (scripts/test.sh

@@ -392,10 +392,22 @@ static void run_actions(step *s, const cue_machine *m, cue_instance *in, const c
 static bool take(step *s, const cue_machine *m, size_t i, const cue_transition *t)
 {
     cue_instance *in = &s->u->inst[i];
+    int16_t from = t == &m->start ? -1 : (int16_t)in->state;
+    uint64_t made = s->st->triggers;
     run_actions(s, m, in, t);
     in->updated_ms = s->now_ms;
     s->st->transitions++;
     if (t->go >= 0) in->state = (uint16_t)t->go;
+    if (s->env && s->env->taken) {
+        cue_take tk = {.machine = in->machine,
+                       .from = from,
+                       .to = in->state,
+                       .final = m->states[in->state].final,
+                       .triggers = (uint32_t)(s->st->triggers - made),
+                       .started_ms = in->started_ms,
+                       .at_ms = s->now_ms};
+        s->env->taken(&tk, s->env->taken_ctx);
+    }
     if (!m->states[in->state].final) return true;
     /* A finished journey keeps no timers: nothing may fire for it later. */
     in->finished = true;

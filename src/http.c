@@ -706,13 +706,14 @@ static bool target_intact(const slot *s, const char *url, const char *version)
  * built. */
 static enum MHD_Result respond(struct MHD_Connection *conn, int status, const char *data,
                                size_t len, const char *content_type, const char *header,
-                               const char *value)
+                               const char *value, const char *csp)
 {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
     if (r == NULL) return MHD_NO;
     enum MHD_Result ok = MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     if (ok == MHD_YES && header && value) ok = MHD_add_response_header(r, header, value);
+    if (ok == MHD_YES && csp) ok = MHD_add_response_header(r, "Content-Security-Policy", csp);
     if (ok == MHD_YES) ok = MHD_queue_response(conn, (unsigned)status, r);
     MHD_destroy_response(r);
     return ok;
@@ -744,7 +745,7 @@ static enum MHD_Result answer(cue_http *h, struct MHD_Connection *conn, const ch
         CUE_ASSERT(reply.content_type != NULL);
     }
     return respond(conn, status, h->body.data, h->body.len, reply.content_type,
-                   MHD_HTTP_HEADER_WWW_AUTHENTICATE, reply.www_authenticate);
+                   MHD_HTTP_HEADER_WWW_AUTHENTICATE, reply.www_authenticate, reply.security_policy);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -763,7 +764,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!target_intact(s, url, version)) {
             h->stats.bad_paths++;
             return respond(conn, MHD_HTTP_BAD_REQUEST, nul, sizeof nul - 1, DEFAULT_CONTENT_TYPE,
-                           NULL, NULL);
+                           NULL, NULL, NULL);
         }
     }
     bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
@@ -771,7 +772,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* Answered on the first call, before any body is read: libmicrohttpd
          * then discards the body and closes the connection. */
         return respond(conn, MHD_HTTP_METHOD_NOT_ALLOWED, not_allowed, sizeof not_allowed - 1,
-                       DEFAULT_CONTENT_TYPE, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+                       DEFAULT_CONTENT_TYPE, MHD_HTTP_HEADER_ALLOW, "GET, HEAD", NULL);
     /* The first call comes after the headers; answering then would leave the
      * request incomplete and cost the keep-alive connection. Answer on the call
      * that says the request is complete. A GET that carries a body is not

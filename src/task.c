@@ -3,6 +3,7 @@
 
 #include "cuepoint/cache.h"
 #include "cuepoint/codec.h"
+#include "cuepoint/journey_counts.h"
 #include "cuepoint/migrate.h"
 #include "cuepoint/policy.h"
 #include "cuepoint/timefmt.h"
@@ -85,6 +86,8 @@ struct cue_task {
     uint64_t bad_zones[8]; /* hashes of zone names found not to be zones; 0 = free */
     unsigned next_bad_zone;
     cue_task_stats stats;
+
+    cue_journey_counts *journeys; /* owned once counted (cue_task_count_journeys) */
 };
 
 int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, cue_store *store,
@@ -174,6 +177,7 @@ void cue_task_free(cue_task *t)
     cue_timers_free(t->timers);
     cue_cache_free(t->cache);
     cue_event_decoder_free(t->dec);
+    cue_journey_counts_free(t->journeys);
     free(t->user);
     free(t);
 }
@@ -468,7 +472,10 @@ static void on_cancelled(const cue_deferred *x, const cue_decision *d, void *ctx
  * are remembered: each look-up of one would read the disk. */
 static cue_step_env step_env(cue_task *t, const cue_event *ev)
 {
-    cue_step_env env = {.tz = t->jtz, .zone = -1};
+    cue_step_env env = {.tz = t->jtz,
+                        .zone = -1,
+                        .taken = t->journeys ? cue_journey_counts_taken : NULL,
+                        .taken_ctx = t->journeys};
     if (t->jtz == NULL) return env;
     bool from_ev = ev && ev->attr[CUE_ATTR_TIMEZONE];
     const char *name = from_ev ? ev->attr[CUE_ATTR_TIMEZONE] : t->user->attrs[CUE_ATTR_TIMEZONE];
@@ -628,7 +635,9 @@ static int fire_entry(cue_task *t, int64_t due, cue_err *err)
      * The user may have no timer due now: the entry was a lower bound. */
     t->user->indexed_due = CUE_TIMER_NONE;
     cue_step_env env = step_env(t, NULL);
+    if (t->journeys) cue_journey_counts_leave(t->journeys, t->user);
     cue_engine_fire(t->ms, t->user, due, &env, on_trigger, t, &t->stats.engine);
+    if (t->journeys) cue_journey_counts_enter(t->journeys, t->user);
     if (t->policy) {
         release_deferred(t, due);
         step_decide(t);
@@ -727,6 +736,7 @@ static int erase_user(cue_task *t, const cue_event *ev, cue_err *err)
         if (rc == 0) rc = cue_cache_put(t->cache, ev->user_id, ev->user_id_len, NULL, 0, true);
     }
     if (rc != 0) return err && err->code ? rc : cue_err_set(err, rc, "cannot erase a user");
+    if (t->journeys && t->user_loaded) cue_journey_counts_leave(t->journeys, t->user);
     t->stats.erasures++;
     t->stats.applied++; /* consumed = applied + duplicates + dead letters */
     if (t->sink.decision == NULL) return 0;
@@ -847,7 +857,9 @@ static int apply_event(cue_task *t, cue_event *ev, cue_err *err)
             return 0;
         }
     }
+    if (t->journeys) cue_journey_counts_leave(t->journeys, t->user);
     cue_engine_apply(t->ms, t->user, ev, &env, on_trigger, t, &t->stats.engine);
+    if (t->journeys) cue_journey_counts_enter(t->journeys, t->user);
     if (t->policy) step_decide(t);
     if (ev->event_id && t->cfg->event_id_dedup_max > 0) remember_id(t, ev, id_hash);
     t->stats.applied++;
@@ -1128,6 +1140,7 @@ int cue_task_commit_finish(cue_task *t, cue_err *err)
     int rc = cue_store_batch_commit(t->store, false, err);
     if (rc != 0) return rc;
     t->repair_from = INT64_MIN; /* a repair is in the store now */
+    if (t->journeys) cue_journey_counts_mark(t->journeys);
     t->stats.commits++;
     t->since_commit = 0;
     return 0;
@@ -1162,6 +1175,10 @@ int cue_task_rollback(cue_task *t, cue_err *err)
     *t = *fresh;
     t->stats = old.stats;
     t->clock_ms = old.clock_ms;
+    /* The counts go back to the last commit with the store. */
+    t->journeys = old.journeys;
+    old.journeys = NULL;
+    if (t->journeys) cue_journey_counts_rollback(t->journeys);
     /* A repair not committed yet is undone with the rest: made again, but
      * only over the poisoned time it replaced (since then, time may have
      * moved past the limit honestly). */
@@ -1184,4 +1201,22 @@ int cue_task_user_json(cue_task *t, const char *uid, size_t uid_len, cue_buf *ou
     rc = user_decode(t, uid, uid_len, rec, rlen, own, err);
     if (rc != 0) return rc;
     return cue_user_to_json(t->user, t->ms, out);
+}
+
+int cue_task_count_journeys(cue_task *t, cue_err *err)
+{
+    if (t->journeys) return 0;
+    int rc = cue_journey_counts_new(&t->journeys, t->ms, err);
+    /* t->user is free between steps: the recount decodes into it. */
+    if (rc == 0) rc = cue_journey_counts_recount(t->journeys, t->store, t->partition, t->user, err);
+    if (rc != 0) {
+        cue_journey_counts_free(t->journeys);
+        t->journeys = NULL;
+    }
+    return rc;
+}
+
+const cue_journey_counts *cue_task_journeys(const cue_task *t)
+{
+    return t->journeys;
 }

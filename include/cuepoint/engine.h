@@ -40,10 +40,25 @@
 
 struct cue_tz;
 
+/* A transition an instance took, as told to cue_step_env.taken. */
+typedef struct cue_take {
+    uint16_t machine;   /* index in the machine set */
+    int16_t from;       /* state index, or -1: the journey's start */
+    uint16_t to;        /* state index (the same as `from` when it stays) */
+    bool final;         /* `to` is a final state: the journey is over */
+    uint32_t triggers;  /* triggers the transition emitted */
+    int64_t started_ms; /* when the instance started (event time) */
+    int64_t at_ms;      /* the step's time */
+} cue_take;
+
 /* What a step may know beyond the user, the event and the machines. */
 typedef struct cue_step_env {
     struct cue_tz *tz; /* borrowed: the zones `zone` is found in; NULL: none */
     int zone;          /* the user's zone (cue_tz_find), or -1: local times in UTC */
+    /* Told of each transition taken, after its actions (NULL: no one). An
+     * observer only: it may not change the user, and the step stays pure. */
+    void (*taken)(const cue_take *tk, void *ctx);
+    void *taken_ctx;
 } cue_step_env;
 
 typedef struct cue_trigger {

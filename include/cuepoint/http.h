@@ -120,6 +120,8 @@ typedef struct cue_http_reply {
      * (with a 401), which starts NULL. */
     const char *content_type;
     const char *www_authenticate;
+    /* A Content-Security-Policy header to send (NULL: none), for a page. */
+    const char *security_policy;
 } cue_http_reply;
 
 /* Answers one request: fills `reply` and returns the status code (100..599).

@@ -185,6 +185,15 @@ const cue_task_stats *cue_task_stats_get(const cue_task *t);
 void cue_task_stats_add(cue_task_stats *sum, const cue_task_stats *s);
 void cue_task_cache_stats(const cue_task *t, cue_cache_stats *out);
 
+/* Keeps live journey counts for this partition (journey_counts.h): recounted
+ * now from the store, then kept in step with each user's changes, marked at
+ * each commit and rolled back with the task. Costs a pass over the
+ * partition's stored users; the file mode and replays go without. */
+struct cue_journey_counts;
+int cue_task_count_journeys(cue_task *t, cue_err *err);
+/* NULL until cue_task_count_journeys. */
+const struct cue_journey_counts *cue_task_journeys(const cue_task *t);
+
 /* Writes the user's current state as JSON (cache, then store) into `out`.
  * CUE_ENOTFOUND when the user has none. */
 int cue_task_user_json(cue_task *t, const char *uid, size_t uid_len, cue_buf *out, cue_err *err);

@@ -1,5 +1,6 @@
-/* Admin HTTP on the loop: /healthz (the loop answers: it makes progress),
- * /readyz (false while restoring, rebalancing, stopping or fenced),
+/* Admin HTTP on the loop: the console (console.c), /healthz (the loop
+ * answers: it makes progress), /readyz (false while restoring, rebalancing,
+ * stopping or fenced),
  * /metrics (Prometheus text: partitions, records, output, state, the admin
  * port itself, build and process) and /v1/users/{id} (personal data: behind
  * admin.users.token, or on a loopback address only). */
@@ -265,6 +266,29 @@ static void render_state(rt *r, cue_buf *b, const cue_cache_stats *cache)
     metrics_gauge(b, "cuepoint_rocksdb_memtable_bytes", "Bytes in RocksDB memtables.", (double)mem);
 }
 
+/* The journeys' counts over the partitions here now, with the edge totals
+ * of those that left (the users per state are only the ones here). */
+const cue_journey_counts *rt_journeys_sum(rt *r)
+{
+    cue_journey_counts_clear(r->journeys_sum);
+    cue_journey_counts_add(r->journeys_sum, r->journeys_retired, false);
+    for (int32_t i = 0; i < r->n_parts; i++)
+        if (r->parts[i].task && cue_task_journeys(r->parts[i].task))
+            cue_journey_counts_add(r->journeys_sum, cue_task_journeys(r->parts[i].task), false);
+    return r->journeys_sum;
+}
+
+static void render_journeys(rt *r, cue_buf *b)
+{
+    cue_journey_counts_prometheus(rt_journeys_sum(r), b, &r->labels);
+    metrics_counter(b, "cuepoint_journey_recounts_total",
+                    "Partitions whose journey counts were recounted from the store on opening.",
+                    (double)r->recounts);
+    metrics_counter(b, "cuepoint_journey_recount_seconds_total",
+                    "Time spent recounting journey counts from the store on opening partitions.",
+                    (double)r->recount_ns / 1e9);
+}
+
 static void render_metrics(rt *r, cue_buf *b)
 {
     cue_task_stats sum = r->retired;
@@ -273,6 +297,7 @@ static void render_metrics(rt *r, cue_buf *b)
     render_partitions(r, b, &sum, &cache);
     render_restores(r, b);
     render_records(r, b, &sum);
+    render_journeys(r, b);
     render_output(r, b);
     render_state(r, b, &cache);
     if (r->http) render_admin(r, b, cue_http_stats_get(r->http));
@@ -379,8 +404,11 @@ static int on_http(const cue_http_request *req, cue_http_reply *reply, void *ctx
                                      : "state could not be read");
         return status;
     }
-    cue_buf_append_str(body, "{\"error\":\"not found\",\"paths\":[\"/healthz\",\"/readyz\","
-                             "\"/metrics\",\"/v1/users/{id}\"]}\n");
+    int status = rt_console_http(r, path, reply);
+    if (status != 0) return status;
+    cue_buf_append_str(body, "{\"error\":\"not found\",\"paths\":[\"/\",\"/healthz\",\"/readyz\","
+                             "\"/metrics\",\"/v1/journeys\",\"/v1/partitions\",\"/v1/activity\","
+                             "\"/v1/users/{id}\"]}\n");
     return 404;
 }
 

@@ -94,6 +94,10 @@ int rt_task_open(rt *r, int32_t id, cue_err *err)
     if (r->cfg->changelog) cue_kafka_changelog_forget(r->k, id);
     int rc = cue_task_new(&p->task, &r->task_cfg, r->o->ms, r->store, (uint32_t)id, &r->sink, err);
     if (rc == 0) rc = cue_task_set_policy(p->task, r->o->policy, err);
+    uint64_t t0 = uv_hrtime();
+    if (rc == 0) rc = cue_task_count_journeys(p->task, err);
+    r->recount_ns += uv_hrtime() - t0;
+    r->recounts++;
     if (rc != 0) {
         cue_task_free(p->task);
         p->task = NULL;
@@ -235,6 +239,8 @@ void rt_part_release(rt *r, int32_t id, bool lost, bool sync)
     r->retired_cache.misses += cs.misses;
     r->retired_cache.evictions += cs.evictions;
     cue_task_stats_add(&r->retired, cue_task_stats_get(p->task));
+    if (cue_task_journeys(p->task))
+        cue_journey_counts_add(r->journeys_retired, cue_task_journeys(p->task), true);
     cue_task_free(p->task);
     p->task = NULL;
 }

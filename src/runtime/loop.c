@@ -112,6 +112,7 @@ static bool serving(void *ctx)
 static void on_clock(uv_timer_t *h)
 {
     rt *r = h->data;
+    rt_activity_tick(r);
     rt_client_pump(&r->s1.client); /* the merge may be waiting for a partition */
     if (r->state != RUNNING || r->fatal_rc) return;
     bool caught_up = all_caught_up(r);
@@ -295,7 +296,9 @@ rt *rt_new(const cue_runtime_opts *o, cue_runtime_result *res)
 
 int rt_open(rt *r, cue_err *err)
 {
-    int rc = rt_open_all(r, err);
+    int rc = cue_journey_counts_new(&r->journeys_retired, r->o->ms, err);
+    if (rc == 0) rc = cue_journey_counts_new(&r->journeys_sum, r->o->ms, err);
+    if (rc == 0) rc = rt_open_all(r, err);
     if (rc == 0) rc = cue_kafka_subscribe(r->k, err);
     if (rc == 0 && r->s1.k) rc = cue_kafka_subscribe(r->s1.k, err);
     return rc;
@@ -311,6 +314,8 @@ int rt_end(rt *r, int rc, cue_err *err)
     res->applied = r->retired.applied;
     res->duplicates = r->retired.duplicates;
     cue_buf_deinit(&r->labels);
+    cue_journey_counts_free(r->journeys_retired);
+    cue_journey_counts_free(r->journeys_sum);
     free(r->txn_parts);
     free(r->txn_offsets);
     free(r->txn_meta);

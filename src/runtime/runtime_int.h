@@ -8,6 +8,7 @@
 #include "cuepoint/runtime.h"
 #include "cuepoint/buf.h"
 #include "cuepoint/http.h"
+#include "cuepoint/journey_counts.h"
 #include "cuepoint/kafka.h"
 #include "cuepoint/kafka_group.h"
 #include "cuepoint/log.h"
@@ -155,6 +156,16 @@ typedef enum rt_step_id { RT_STEP_ACKED, RT_STEP_STORED, RT_STEP_GROUP_COMMITTED
  * `partition` is -1 for a step of the whole producer (acknowledgements). */
 typedef void (*rt_probe_fn)(rt *r, rt_step_id step, int32_t partition, void *ctx);
 
+/* The console's recent activity (console.c): running totals sampled every
+ * ACTIVITY_EVERY_MS, the last ACTIVITY_SAMPLES of them (ten minutes). */
+#define ACTIVITY_EVERY_MS 5000
+#define ACTIVITY_SAMPLES  120
+typedef struct rt_activity {
+    int64_t time_ms; /* the real clock */
+    uint64_t records, triggers, produced, dead_letters;
+    uint64_t decisions[CUE_OUTCOME_COUNT];
+} rt_activity;
+
 struct rt {
     const cue_runtime_opts *o;
     /* The pipeline's config: the caller's, or with repartition its copy whose
@@ -190,6 +201,13 @@ struct rt {
     cue_task_stats retired; /* summed from tasks already freed, so counters only grow */
     cue_cache_stats retired_cache;
     cue_buf labels; /* owned: a metric's label list, rebuilt per sample */
+    /* Live journey counts (journey_counts.h): the edge totals of partitions
+     * no longer here, so counters only grow, and a scrape's sum. */
+    cue_journey_counts *journeys_retired, *journeys_sum; /* owned */
+    uint64_t recount_ns, recounts; /* journey recounts at task open: time taken, how many */
+    rt_activity activity[ACTIVITY_SAMPLES]; /* a ring: activity_n samples before activity_head */
+    size_t activity_head, activity_n;
+    uint64_t activity_last_ms; /* the loop's clock at the last sample */
     /* Exactly-once: the offsets handed to each transaction (owned, n_parts
      * long, grown with it) and whether the producer was fenced. */
     int32_t *txn_parts;
@@ -278,5 +296,14 @@ bool rt_repartition_drained(rt *r);
 /* admin.c: admin HTTP and /metrics. */
 int rt_check_admin(const char *listen, cue_err *err);
 int rt_open_admin(rt *r, cue_err *err);
+/* The journey counts of the partitions here (and the edge totals of those
+ * gone), summed into r->journeys_sum; borrowed until the next call. */
+const cue_journey_counts *rt_journeys_sum(rt *r);
+
+/* console.c: the console page and its JSON. */
+/* Answers `path` if it is the console's (returns the status), else 0. */
+int rt_console_http(rt *r, const char *path, cue_http_reply *reply);
+/* Samples the activity totals when one is due (called by the clock). */
+void rt_activity_tick(rt *r);
 
 #endif
