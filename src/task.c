@@ -75,6 +75,7 @@ struct cue_task {
     cue_buf decision;         /* owned: one decision record */
     cue_deferred *released;   /* owned, with a policy: a deferred trigger being decided again */
     bool user_loaded;         /* t->user holds the current event's user */
+    bool saving;              /* t->user is being saved: the cache may hold an older copy */
     int64_t clock_ms;         /* the reader's clock (cue_task_set_clock), or INT64_MIN */
     const cue_record *in;     /* the record being processed (borrowed for the call) */
     /* A repair not committed yet: the poisoned stream time it replaced and
@@ -219,6 +220,7 @@ void cue_task_stats_add(cue_task_stats *sum, const cue_task_stats *s)
     sum->commits += s->commits;
     sum->state_writes += s->state_writes;
     sum->timer_writes += s->timer_writes;
+    sum->timer_dropped += s->timer_dropped;
     sum->timer_loads += s->timer_loads;
     sum->timer_checks += s->timer_checks;
     sum->timer_stale += s->timer_stale;
@@ -572,8 +574,11 @@ static int user_save(cue_task *t, cue_err *err)
          * step ends; should_flush then commits. */
         rc = cue_cache_put_over(t->cache, t->user->id, t->user->id_len, t->enc.data, t->enc.len);
     } else if (rc == CUE_EFULL) {
-        /* The dirty share outgrew the cache: commit, which makes room. */
+        /* The dirty share outgrew the cache: commit, which makes room. The
+         * index entry just made is t->user's own (see live_due). */
+        t->saving = true;
         rc = self_commit(t, err);
+        t->saving = false;
         if (rc == 0)
             rc = cue_cache_put(t->cache, t->user->id, t->user->id_len, t->enc.data, t->enc.len,
                                true);
@@ -1007,9 +1012,35 @@ static int item_order(const void *a, const void *b)
     return op_order(OP_OF(*(const cue_sort_item *)a), OP_OF(*(const cue_sort_item *)b));
 }
 
-/* Writes the pending index entries into the batch in key order, each once:
- * a radix sort by due time, then the runs due at the same millisecond by
- * user id. */
+/* The due time of the index entry the user's state names (its live entry),
+ * or INT64_MAX when that cannot be told here (the entry is then written). */
+static int64_t live_due(const cue_task *t, const char *uid, size_t len)
+{
+    if (t->saving && len == t->user->id_len && memcmp(uid, t->user->id, len) == 0)
+        return t->user->indexed_due;
+    const void *rec;
+    size_t rlen;
+    int64_t due;
+    if (cue_cache_peek(t->cache, uid, len, &rec, &rlen) != 0) return INT64_MAX;
+    if (rec == NULL) return CUE_TIMER_NONE; /* erased */
+    return cue_codec_peek_indexed_due(rec, rlen, &due) == 0 ? due : INT64_MAX;
+}
+
+/* Whether a pending index entry is still needed: it is the one its user's
+ * state names. The others were superseded within the cycle (the user's
+ * earliest timer moved earlier, or the entry came up and the user was
+ * indexed again) and would only come up stale; most entries made in a cycle
+ * are such. Every pending entry's user is dirty in the cache (or being
+ * saved), so its state is at hand. */
+static bool op_live(const cue_task *t, const timer_op *op)
+{
+    int64_t due = live_due(t, op->key, op->key_len);
+    return due == INT64_MAX || due == op->due;
+}
+
+/* Writes the pending index entries that are still live into the batch in
+ * key order, each once: a radix sort by due time, then the runs due at the
+ * same millisecond by user id. */
 static void timer_ops_flush(cue_task *t)
 {
     timer_op *ops = (timer_op *)t->timer_ops.data;
@@ -1036,6 +1067,10 @@ static void timer_ops_flush(cue_task *t)
     for (size_t i = 0; i < n; i++) {
         const timer_op *op = OP_OF(items[i]);
         if (i + 1 < n && op_order(op, OP_OF(items[i + 1])) == 0) continue;
+        if (!op_live(t, op)) {
+            t->stats.timer_dropped++;
+            continue;
+        }
         t->stats.timer_writes++;
         cue_store_batch_timer_put(t->store, t->partition, op->due, op->key, op->key_len);
     }

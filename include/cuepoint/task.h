@@ -92,11 +92,12 @@ typedef struct cue_task_stats {
     uint64_t corrupt_states; /* stored states that did not decode (user left as is) */
     uint64_t dead_by_reason[CUE_REASON_COUNT];
     uint64_t commits;
-    uint64_t state_writes; /* user records written to the store */
-    uint64_t timer_writes; /* timer index entries put or deleted */
-    uint64_t timer_loads;  /* slices read back from the store */
-    uint64_t timer_checks; /* index entries that came up (a user looked at) */
-    uint64_t timer_stale;  /* ... of which the user had nothing due then */
+    uint64_t state_writes;  /* user records written to the store */
+    uint64_t timer_writes;  /* timer index entries put or deleted */
+    uint64_t timer_dropped; /* index entries superseded before their commit: not written */
+    uint64_t timer_loads;   /* slices read back from the store */
+    uint64_t timer_checks;  /* index entries that came up (a user looked at) */
+    uint64_t timer_stale;   /* ... of which the user had nothing due then */
     cue_step_stats engine;
     cue_codec_stats codec;
     uint64_t decisions[CUE_OUTCOME_COUNT]; /* by the policy stage, by outcome */
