@@ -121,13 +121,22 @@ Test(task, timers_fire_in_due_then_user_order_before_the_passing_event)
     teardown(&h);
 }
 
-Test(task, the_timer_window_spills_to_the_store_and_keeps_order)
+static int count_timer(int64_t due, const char *uid, size_t len, void *ctx)
+{
+    (void)due, (void)uid, (void)len;
+    ++*(size_t *)ctx;
+    return 0;
+}
+
+/* 300 users through a 16-timer window, committing every `commit_records`
+ * records: the triggers come in (due, user) order all the same. */
+static void spill_case(int64_t commit_records)
 {
     harness h;
     setup(&h);
     close_task(&h, false);
     h.cfg.timers_memory_max = 16;
-    h.cfg.commit_records = 7;
+    h.cfg.commit_records = commit_records;
     open_task(&h);
     /* 300 users, due times with many ties, armed in an order unlike due order. */
     char expected[300][32];
@@ -152,8 +161,25 @@ Test(task, the_timer_window_spills_to_the_store_and_keeps_order)
     cr_assert_eq(h.triggers, 300);
     cr_assert_str_eq(h.log.data, want.data);
     cr_assert_gt(cue_task_stats_get(h.task)->timer_loads, 1, "the window never spilled");
+    if (cue_task_stats_get(h.task)->commits == 0) {
+        /* The window reloaded from the entries pending in memory: nothing
+         * was written to the store while the records were processed. */
+        size_t stored = 0;
+        cr_assert(cue_store_timers_scan(h.store, 0, INT64_MIN, "", 0, count_timer, &stored) == 0);
+        cr_assert_eq(stored, 0, "%zu index entries written before the commit", stored);
+    }
     cue_buf_deinit(&want);
     teardown(&h);
+}
+
+Test(task, the_timer_window_spills_to_the_store_and_keeps_order)
+{
+    spill_case(7);
+}
+
+Test(task, the_timer_window_reloads_from_pending_entries_without_writing)
+{
+    spill_case(1000000);
 }
 
 Test(task, a_redelivered_record_is_skipped)
