@@ -15,9 +15,13 @@
  *
  * cue_task_commit is the commit cycle: the sink's flush (triggers durable
  * first: promise 3), then one store batch with the used timer index range
- * deleted, the new index entries, the dirty users and the partition's meta
- * (next input offset, stream time). The task also commits by itself when
- * commit.records records have passed or the cache's dirty share is high.
+ * deleted, the index entries made in the cycle that are still live (each
+ * user's current one; superseded ones are dropped), the dirty users and the
+ * partition's meta (next input offset, stream time). Nothing else writes to
+ * the store while records are processed: the timer window refills from the
+ * store's index merged with the entries pending in memory. The task also
+ * commits by itself when commit.records records have passed or the cache's
+ * dirty share is high.
  * One thread. The task borrows the config, machines, store and sink.
  */
 #ifndef CUEPOINT_TASK_H
