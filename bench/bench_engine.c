@@ -257,9 +257,12 @@ static int run_file(const opts *o, cue_config *cfg, const cue_machines *ms)
     int rc = cue_filemode_run(&fo, &res, &err);
     if (rc != 0) fprintf(stderr, "bench: %s\n", err.msg);
     report(o, res.seconds, res.task.records, res.triggers);
-    fprintf(stderr, "file: state writes %llu timer writes %llu timer checks %llu (stale %llu)\n",
+    fprintf(stderr,
+            "file: state writes %llu timer writes %llu (superseded, not written %llu) timer "
+            "checks %llu (stale %llu)\n",
             (unsigned long long)res.task.state_writes, (unsigned long long)res.task.timer_writes,
-            (unsigned long long)res.task.timer_checks, (unsigned long long)res.task.timer_stale);
+            (unsigned long long)res.task.timer_dropped, (unsigned long long)res.task.timer_checks,
+            (unsigned long long)res.task.timer_stale);
     fprintf(stderr,
             "file: applied %llu dead %llu timers fired %llu commits %llu timer loads %llu\n",
             (unsigned long long)res.task.applied, (unsigned long long)res.task.dead_letters,

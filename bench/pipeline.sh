@@ -21,6 +21,14 @@
 # outside cross-check, bench/metrics_watch polling /metrics every 20 ms, is
 # printed as metrics_rate (it errs low by up to one interval).
 #
+# What each CPU figure covers: the CPU time (user + system, every thread) of
+# the whole process, start to exit, from the shell's own accounting of the
+# children it waited for (bash's `times`, i.e. getrusage RUSAGE_CHILDREN,
+# read before and after each program), as cpu_s_per_M: CPU-seconds per
+# million records. For cuepoint that includes opening the state store,
+# joining the group and the final commit; for the bare consumer its
+# metadata look-ups. The target is cuepoint <= 3x the bare consumer's.
+#
 # Both consumers get the same librdkafka consumer properties ($CONSUMER_PROPS;
 # passed to cuepoint through the config's kafka.consumer object):
 #   fetch.max.bytes, max.partition.fetch.bytes   raised, as the issue asks;
@@ -52,7 +60,8 @@
 # the figure would be the mock's.
 #
 # Prints one line per case ("bench=pipeline case=..."), then the summary with
-# the medians and their ratio (target: cuepoint >= 50% of the bare consumer).
+# the medians and their ratios (targets: cuepoint >= 50% of the bare
+# consumer's rate, <= 3x its CPU per record).
 # Exits non-zero when records are missing or a trigger is wrong, not for a
 # missed target. KEEP=1 keeps the work directory (logs, configs, and
 # latency.trace: each trigger's cause time and latency).
@@ -150,18 +159,37 @@ json_num() { # json-line key
     sed -nE "s/.*\"$2\":([0-9.eE+-]+).*/\1/p" <<< "$1" | head -n1
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# CPU accounting: `times` (a builtin, so no child of its own) writes the
+# user and system time of this shell's waited-for children on its second
+# line; cpu_mark saves it, cpu_since sets cpu (the seconds added since) and
+# cpu_m (per million of `records`). Both run in this shell, never in a
+# subshell, whose own accounting starts from zero.
+cpu_mark() { times > "$work/cpu.mark"; }
+cpu_since() { # records
+    times > "$work/cpu.now"
+    local out
+    out=$(awk -v n="$1" 'function s(t) { split(t, a, "m"); return a[1] * 60 + a[2] }
+        FNR == 2 { c[FILENAME == ARGV[1]] = s($1) + s($2) }
+        END { d = c[0] - c[1]; printf "%.3f %.3f", d, d / n * 1e6 }' "$work/cpu.mark" "$work/cpu.now")
+    read -r cpu cpu_m <<< "$out"
+}
 
 # ---- throughput rounds ---------------------------------------------------
 bare_rates=()
 cue_rates=()
+bare_cpus=()
+cue_cpus=()
 for round in $(seq "$RUNS"); do
+    cpu_mark
     line=$("$BIN_DIR/bench/bare_consumer" --bootstrap "$bootstrap" --topic events "${bare_sets[@]}") ||
         fail "bare consumer: $line"
+    cpu_since "$EVENTS"
     records=$(field "$line" records)
     [ "$records" -eq "$EVENTS" ] || fail "bare consumer read $records records, $EVENTS produced"
     bare_rates+=("$(field "$line" rate)")
+    bare_cpus+=("$cpu_m")
     echo "bench=pipeline case=bare round=$round records=$records seconds=$(field "$line" seconds)" \
-         "rate=$(field "$line" rate) interval=first_record_to_last"
+         "rate=$(field "$line" rate) interval=first_record_to_last cpu_seconds=$cpu cpu_s_per_M=$cpu_m"
 
     app="bench-run-$round"
     config "$work/$app.json" "$app" events "$app-triggers" "$work/$app.state" "$json_props"
@@ -169,8 +197,11 @@ for round in $(seq "$RUNS"); do
         --interval-ms 20 > "$work/$app.watch" 2>&1 &
     watch_pid=$!
     pids+=("$watch_pid")
+    cpu_mark
     "$cuepoint" run --config "$work/$app.json" --stop-at-end --admin-addr-file "$work/$app.addr" \
         2> "$work/$app.log" || fail "cuepoint run exit $? (see $work/$app.log; KEEP=1 keeps it)"
+    cpu_since "$EVENTS" # before metrics_watch is waited for
+    cue_cpus+=("$cpu_m")
     wait "$watch_pid" || true
     stopped=$(grep '"msg":"stopped"' "$work/$app.log" | tail -n1)
     consumed=$(json_num "$stopped" consumed)
@@ -188,14 +219,21 @@ for round in $(seq "$RUNS"); do
     cue_rates+=("$rate")
     echo "bench=pipeline case=cuepoint round=$round records=$consumed seconds=$secs rate=$rate" \
          "interval=first_record_to_last triggers=$(json_num "$stopped" triggers)" \
-         "wall_seconds=$(json_num "$stopped" seconds) metrics_rate=${mrate:-na}"
+         "wall_seconds=$(json_num "$stopped" seconds) metrics_rate=${mrate:-na}" \
+         "cpu_seconds=$cpu cpu_s_per_M=$cpu_m"
 done
 bare_med=$(printf '%s\n' "${bare_rates[@]}" | median)
 cue_med=$(printf '%s\n' "${cue_rates[@]}" | median)
 ratio=$(awk -v c="$cue_med" -v b="$bare_med" 'BEGIN { printf "%.3f", c / b }')
 meets=$(awk -v r="$ratio" 'BEGIN { print (r >= 0.5) ? "yes" : "no" }')
+bare_cpu_med=$(printf '%s\n' "${bare_cpus[@]}" | median)
+cue_cpu_med=$(printf '%s\n' "${cue_cpus[@]}" | median)
+cpu_ratio=$(awk -v c="$cue_cpu_med" -v b="$bare_cpu_med" 'BEGIN { printf "%.2f", (b > 0 ? c / b : 0) }')
+cpu_meets=$(awk -v r="$cpu_ratio" 'BEGIN { print (r > 0 && r <= 3) ? "yes" : "no" }')
 echo "bench=pipeline case=summary runs=$RUNS bare_rate_median=$(printf %.0f "$bare_med")" \
-     "cuepoint_rate_median=$(printf %.0f "$cue_med") ratio=$ratio target_ratio=0.50 meets_target=$meets"
+     "cuepoint_rate_median=$(printf %.0f "$cue_med") ratio=$ratio target_ratio=0.50 meets_target=$meets" \
+     "bare_cpu_s_per_M_median=$bare_cpu_med cuepoint_cpu_s_per_M_median=$cue_cpu_med" \
+     "cpu_ratio=$cpu_ratio target_cpu_ratio=3 meets_cpu_target=$cpu_meets"
 
 # ---- latency -----------------------------------------------------------------
 # A broker of its own, with fewer partitions (see the top).

@@ -99,12 +99,30 @@ int cue_buf_printf(cue_buf *b, const char *fmt, ...)
     return 0;
 }
 
+/* Whether eight bytes (as a little- or big-endian word, either way) are all
+ * printable ASCII other than '"' and '\\': no byte below 0x20 or from 0x80
+ * up, none equal to either (the classic "has a zero byte" tests). */
+static bool plain8(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t quote = w ^ (ones * '"'), bslash = w ^ (ones * '\\');
+    uint64_t bad = (w - ones * 0x20) | (quote - ones) | (bslash - ones);
+    bad &= ~w; /* a byte with its high bit set is caught below, not here */
+    return ((bad | w) & highs) == 0;
+}
+
 /* Bytes at s that go out as they are: printable ASCII other than '"' and
- * '\\', and whole well-formed UTF-8 sequences. */
+ * '\\', and whole well-formed UTF-8 sequences. Plain ASCII is checked eight
+ * bytes at a time: escaping is on the path of every trigger. */
 static size_t plain_run(const unsigned char *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
+        uint64_t w;
+        if (n - i >= 8 && (memcpy(&w, s + i, 8), plain8(w))) {
+            i += 8;
+            continue;
+        }
         unsigned char c = s[i];
         if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
             i++;

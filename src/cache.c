@@ -244,6 +244,16 @@ int cue_cache_get(cue_cache *c, const char *uid, size_t uid_len, const void **va
     return 0;
 }
 
+int cue_cache_peek(const cue_cache *c, const char *uid, size_t uid_len, const void **val,
+                   size_t *val_len)
+{
+    entry *e = c->table[slot_of(c, cue_hash64(uid, uid_len, 0), uid, uid_len)];
+    if (e == NULL) return CUE_ENOTFOUND;
+    *val = e->tomb ? NULL : e->data + e->key_len;
+    *val_len = e->tomb ? 0 : e->val_len;
+    return 0;
+}
+
 /* Drops the least recently used clean entry (not `keep`); false when none. */
 static bool evict_one(cue_cache *c, const entry *keep)
 {

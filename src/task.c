@@ -37,6 +37,11 @@ typedef struct pending {
     char id[CUE_HASH_HEX_LEN + 1];
 } pending;
 
+/* Pending index entries are compacted (superseded ones dropped) when they
+ * reach twice what the last compaction kept, and never below this many
+ * (24 bytes and a user id each), so that compacting costs O(1) per entry. */
+#define OPS_COMPACT_MIN 65536
+
 /* How close to coming up a lower-bound index entry must be for an event of its
  * user to move it (see timers_sync). */
 #define REINDEX_AHEAD_MS (2 * 86400000LL)
@@ -63,6 +68,7 @@ struct cue_task {
     cue_buf timer_ops;        /* owned: timer_op array, index entries not yet written */
     cue_buf timer_keys;       /* owned: the user ids those ops name, back to back */
     cue_buf timer_sort;       /* owned: sort items and scratch for timer_ops_flush */
+    size_t ops_compact_at;    /* timer_ops entries that make timer_op_add compact them */
     const cue_policy *policy; /* borrowed; NULL: every trigger goes out as made */
     cue_policy_tz *tz;        /* owned, with a policy */
     int64_t now_ms;           /* stream time of the current step: its triggers go out then */
@@ -76,6 +82,7 @@ struct cue_task {
     cue_buf decision;         /* owned: one decision record */
     cue_deferred *released;   /* owned, with a policy: a deferred trigger being decided again */
     bool user_loaded;         /* t->user holds the current event's user */
+    bool saving;              /* t->user is being saved: the cache may hold an older copy */
     int64_t clock_ms;         /* the reader's clock (cue_task_set_clock), or INT64_MIN */
     const cue_record *in;     /* the record being processed (borrowed for the call) */
     /* A repair not committed yet: the poisoned stream time it replaced and
@@ -134,6 +141,7 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
     t->synced_ms = meta.synced_ms;
     t->fired_upto = INT64_MIN;
     t->purged_upto = INT64_MIN;
+    t->ops_compact_at = OPS_COMPACT_MIN;
     t->clock_ms = INT64_MIN;
     t->repair_from = INT64_MIN;
     t->repair_ms = INT64_MAX;
@@ -223,6 +231,7 @@ void cue_task_stats_add(cue_task_stats *sum, const cue_task_stats *s)
     sum->commits += s->commits;
     sum->state_writes += s->state_writes;
     sum->timer_writes += s->timer_writes;
+    sum->timer_dropped += s->timer_dropped;
     sum->timer_loads += s->timer_loads;
     sum->timer_checks += s->timer_checks;
     sum->timer_stale += s->timer_stale;
@@ -530,8 +539,11 @@ static int user_load(cue_task *t, const char *uid, size_t len, cue_err *err)
     return rc != 0 ? rc : user_decode(t, uid, len, rec, rlen, own, err);
 }
 
+static void ops_compact(cue_task *t);
+
 static void timer_op_add(cue_task *t, int64_t due)
 {
+    if (t->timer_ops.len / sizeof(timer_op) >= t->ops_compact_at) ops_compact(t);
     timer_op op = {.due = due, .key_off = (uint32_t)t->timer_keys.len, .key_len = t->user->id_len};
     /* Growth failures need an allocation failure on a buffer that is reused
      * every cycle; the entry is then missing from the store but still in the
@@ -580,8 +592,11 @@ static int user_save(cue_task *t, cue_err *err)
          * step ends; should_flush then commits. */
         rc = cue_cache_put_over(t->cache, t->user->id, t->user->id_len, t->enc.data, t->enc.len);
     } else if (rc == CUE_EFULL) {
-        /* The dirty share outgrew the cache: commit, which makes room. */
+        /* The dirty share outgrew the cache: commit, which makes room. The
+         * index entry just made is t->user's own (see live_due). */
+        t->saving = true;
         rc = self_commit(t, err);
+        t->saving = false;
         if (rc == 0)
             rc = cue_cache_put(t->cache, t->user->id, t->user->id_len, t->enc.data, t->enc.len,
                                true);
@@ -594,7 +609,131 @@ static int user_save(cue_task *t, cue_err *err)
 
 /* ---- timers ------------------------------------------------------------ */
 
-static void timer_ops_flush(cue_task *t);
+#define OP_OF(item) ((const timer_op *)(uintptr_t)(item).val)
+
+static int op_order(const timer_op *x, const timer_op *y)
+{
+    if (x->due != y->due) return x->due < y->due ? -1 : 1;
+    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int c = memcmp(x->key, y->key, n);
+    if (c != 0) return c;
+    return (x->key_len > y->key_len) - (x->key_len < y->key_len);
+}
+
+static int item_order(const void *a, const void *b)
+{
+    return op_order(OP_OF(*(const cue_sort_item *)a), OP_OF(*(const cue_sort_item *)b));
+}
+
+/* The due time of the index entry the user's state names (its live entry),
+ * or INT64_MAX when that cannot be told here (the entry is then written). */
+static int64_t live_due(const cue_task *t, const char *uid, size_t len)
+{
+    if (t->saving && len == t->user->id_len && memcmp(uid, t->user->id, len) == 0)
+        return t->user->indexed_due;
+    const void *rec;
+    size_t rlen;
+    int64_t due;
+    if (cue_cache_peek(t->cache, uid, len, &rec, &rlen) != 0) return INT64_MAX;
+    if (rec == NULL) return CUE_TIMER_NONE; /* erased */
+    return cue_codec_peek_indexed_due(rec, rlen, &due) == 0 ? due : INT64_MAX;
+}
+
+/* Whether a pending index entry is still needed: it is the one its user's
+ * state names. The others were superseded within the cycle (the user's
+ * earliest timer moved earlier, or the entry came up and the user was
+ * indexed again) and would only come up stale; most entries made in a cycle
+ * are such. Every pending entry's user is dirty in the cache (or being
+ * saved), so its state is at hand. */
+static bool op_live(const cue_task *t, const timer_op *op)
+{
+    int64_t due = live_due(t, op->key, op->key_len);
+    return due == INT64_MAX || due == op->due;
+}
+
+/* Drops the pending entries superseded since they were made (op_live), so
+ * that between commits they number about the dirty users with a timer,
+ * which the cache's budget bounds, and not the records processed: the
+ * window reloads from them without writing them to the store. */
+static void ops_compact(cue_task *t)
+{
+    timer_op *ops = (timer_op *)t->timer_ops.data;
+    size_t n = t->timer_ops.len / sizeof *ops, kept = 0, keys = 0;
+    for (size_t i = 0; i < n; i++) {
+        timer_op op = ops[i];
+        op.key = t->timer_keys.data + op.key_off;
+        if (!op_live(t, &op)) {
+            t->stats.timer_dropped++;
+            continue;
+        }
+        /* Kept keys move down, never over one not yet read: keys <= key_off. */
+        memmove(t->timer_keys.data + keys, op.key, op.key_len);
+        op.key_off = (uint32_t)keys;
+        keys += op.key_len;
+        ops[kept++] = op;
+    }
+    t->timer_ops.len = kept * sizeof *ops;
+    t->timer_keys.len = keys;
+    t->ops_compact_at = 2 * kept > OPS_COMPACT_MIN ? 2 * kept : OPS_COMPACT_MIN;
+}
+
+/* Sorts the pending index entries into key order: a radix sort by due
+ * time, then the runs due at the same millisecond by user id. *items (in
+ * t->timer_sort, pointing into t->timer_ops) is valid until either changes;
+ * equal entries end up next to each other. False when there is no memory to
+ * sort with. */
+static bool ops_sort(cue_task *t, const cue_sort_item **items_out, size_t *n_out)
+{
+    timer_op *ops = (timer_op *)t->timer_ops.data;
+    size_t n = t->timer_ops.len / sizeof *ops;
+    *items_out = NULL;
+    *n_out = 0;
+    cue_buf_reset(&t->timer_sort);
+    if (n == 0) return true;
+    if (cue_buf_reserve(&t->timer_sort, 2 * n * sizeof(cue_sort_item)) != 0) return false;
+    cue_sort_item *items = (cue_sort_item *)t->timer_sort.data, *tmp = items + n;
+    for (size_t i = 0; i < n; i++) {
+        ops[i].key = t->timer_keys.data + ops[i].key_off;
+        items[i] =
+            (cue_sort_item){.key = (uint64_t)ops[i].due ^ (1ULL << 63), .val = (uintptr_t)&ops[i]};
+    }
+    cue_sort_items(items, tmp, n);
+    for (size_t i = 0, j; i < n; i = j) {
+        for (j = i + 1; j < n && items[j].key == items[i].key; j++) {}
+        if (j - i > 1) qsort(items + i, j - i, sizeof *items, item_order);
+    }
+    *items_out = items;
+    *n_out = n;
+    return true;
+}
+
+/* Writes the pending index entries that are still live into the batch in
+ * key order, each once, and forgets them. */
+static void timer_ops_flush(cue_task *t)
+{
+    const cue_sort_item *items;
+    size_t n;
+    if (!ops_sort(t, &items, &n)) {
+        /* No memory to sort with: write them as they came (slower, as correct). */
+        timer_op *ops = (timer_op *)t->timer_ops.data;
+        for (size_t i = 0; i < t->timer_ops.len / sizeof *ops; i++)
+            cue_store_batch_timer_put(t->store, t->partition, ops[i].due,
+                                      t->timer_keys.data + ops[i].key_off, ops[i].key_len);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const timer_op *op = OP_OF(items[i]);
+        if (i + 1 < n && op_order(op, OP_OF(items[i + 1])) == 0) continue;
+        if (!op_live(t, op)) {
+            t->stats.timer_dropped++;
+            continue;
+        }
+        t->stats.timer_writes++;
+        cue_store_batch_timer_put(t->store, t->partition, op->due, op->key, op->key_len);
+    }
+    cue_buf_reset(&t->timer_ops);
+    cue_buf_reset(&t->timer_keys);
+    t->ops_compact_at = OPS_COMPACT_MIN;
+}
 
 /* Fires the entry at the front of the window, if the user still has it. */
 static int fire_entry(cue_task *t, int64_t due, cue_err *err)
@@ -645,44 +784,89 @@ static int fire_entry(cue_task *t, int64_t due, cue_err *err)
     return user_save(t, err);
 }
 
+/* A slice being loaded: the store's entries merged with the pending ones. */
 typedef struct load_ctx {
-    cue_timers *timers;
+    cue_task *t;
+    const cue_sort_item *ops; /* pending entries in key order (ops_sort) */
+    size_t n_ops, next_op;    /* ... and the next one not looked at */
     bool stopped;
     int64_t next_due;
     char next_uid[CUE_USER_ID_BYTES_MAX];
     size_t next_len;
 } load_ctx;
 
-static int load_one(int64_t due, const char *uid, size_t len, void *ctx)
+/* Offers one entry to the window; false (and the slice ends before it) when
+ * the window has taken its share. */
+static bool load_key(load_ctx *lc, int64_t due, const char *uid, size_t len)
 {
-    load_ctx *lc = ctx;
-    if (cue_timers_load(lc->timers, due, uid, len)) return 0;
+    if (cue_timers_load(lc->t->timers, due, uid, len)) return true;
     lc->stopped = true;
     lc->next_due = due;
     lc->next_len = len < sizeof lc->next_uid ? len : sizeof lc->next_uid;
     memcpy(lc->next_uid, uid, lc->next_len);
-    return 1;
+    return false;
 }
 
-/* Reads the next slice of timers from the store, from the window's horizon. */
+/* Offers the pending entries that sort before `bound` (all of them when
+ * `bound` is NULL), each once; one equal to `bound` is the store's too. */
+static bool load_ops_before(load_ctx *lc, const timer_op *bound)
+{
+    for (; lc->next_op < lc->n_ops; lc->next_op++) {
+        const timer_op *op = OP_OF(lc->ops[lc->next_op]);
+        int c = bound ? op_order(op, bound) : -1;
+        if (c > 0) return true;
+        bool dup =
+            c == 0 || (lc->next_op > 0 && op_order(op, OP_OF(lc->ops[lc->next_op - 1])) == 0);
+        if (dup || !op_live(lc->t, op)) continue;
+        if (!load_key(lc, op->due, op->key, op->key_len)) return false;
+    }
+    return true;
+}
+
+static int load_one(int64_t due, const char *uid, size_t len, void *ctx)
+{
+    load_ctx *lc = ctx;
+    timer_op here = {.due = due, .key = uid, .key_len = (uint8_t)len};
+    if (!load_ops_before(lc, &here)) return 1;
+    return load_key(lc, due, uid, len) ? 0 : 1;
+}
+
+/* Reads the next slice of timers from the window's horizon on: the store's
+ * index merged with the entries made since the last commit, which stay
+ * pending (the commit writes them, with the users they belong to), so that
+ * no record's processing writes to the store. */
 static int timers_reload(cue_task *t, cue_err *err)
 {
-    /* The store must hold every entry the window lacks, so pending entries are
-     * written now, on their own, without a full commit: an entry that outlives
-     * a crash is only a lower bound that comes up stale. */
-    timer_ops_flush(t);
-    int rc = cue_store_batch_commit(t->store, false, err);
-    if (rc != 0) return rc;
     int64_t hdue;
     const char *huid;
     size_t hlen;
     cue_timers_horizon(t->timers, &hdue, &huid, &hlen);
     char from[CUE_USER_ID_BYTES_MAX];
     memcpy(from, huid, hlen);
-    load_ctx lc = {.timers = t->timers};
-    rc = cue_store_timers_scan(t->store, t->partition, hdue, from, hlen, load_one, &lc);
+    load_ctx lc = {.t = t};
+    if (!ops_sort(t, &lc.ops, &lc.n_ops)) {
+        /* No memory to sort with: the pending entries go to the store first,
+         * as they are (an entry that outlives a crash is only a lower bound
+         * that comes up stale). */
+        timer_ops_flush(t);
+        int rc = cue_store_batch_commit(t->store, false, err);
+        if (rc != 0) return rc;
+    }
+    /* Pending entries before the horizon are in the window or used up. */
+    timer_op h = {.due = hdue, .key = from, .key_len = (uint8_t)hlen};
+    size_t lo = 0, hi = lc.n_ops;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (op_order(OP_OF(lc.ops[mid]), &h) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    lc.next_op = lo;
+    int rc = cue_store_timers_scan(t->store, t->partition, hdue, from, hlen, load_one, &lc);
     if (rc < 0)
         return cue_err_set(err, rc, "partition %u: cannot read the timer index", t->partition);
+    if (!lc.stopped) load_ops_before(&lc, NULL);
     cue_timers_load_end(t->timers, !lc.stopped, lc.next_due, lc.next_uid, lc.next_len);
     t->stats.timer_loads++;
     return 0;
@@ -1002,58 +1186,6 @@ static int flush_user(const char *uid, size_t len, const void *val, size_t vlen,
     cue_codec_seal(t->sealed.data, t->sealed.len);
     cue_store_batch_user_put(t->store, t->partition, uid, len, t->sealed.data, t->sealed.len);
     return 0;
-}
-
-#define OP_OF(item) ((const timer_op *)(uintptr_t)(item).val)
-
-static int op_order(const timer_op *x, const timer_op *y)
-{
-    if (x->due != y->due) return x->due < y->due ? -1 : 1;
-    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
-    int c = memcmp(x->key, y->key, n);
-    if (c != 0) return c;
-    return (x->key_len > y->key_len) - (x->key_len < y->key_len);
-}
-
-static int item_order(const void *a, const void *b)
-{
-    return op_order(OP_OF(*(const cue_sort_item *)a), OP_OF(*(const cue_sort_item *)b));
-}
-
-/* Writes the pending index entries into the batch in key order, each once:
- * a radix sort by due time, then the runs due at the same millisecond by
- * user id. */
-static void timer_ops_flush(cue_task *t)
-{
-    timer_op *ops = (timer_op *)t->timer_ops.data;
-    size_t n = t->timer_ops.len / sizeof *ops;
-    cue_buf_reset(&t->timer_sort);
-    if (n && cue_buf_reserve(&t->timer_sort, 2 * n * sizeof(cue_sort_item)) != 0) {
-        /* No memory to sort with: write them as they came (slower, as correct). */
-        for (size_t i = 0; i < n; i++)
-            cue_store_batch_timer_put(t->store, t->partition, ops[i].due,
-                                      t->timer_keys.data + ops[i].key_off, ops[i].key_len);
-        n = 0;
-    }
-    cue_sort_item *items = (cue_sort_item *)t->timer_sort.data, *tmp = items + n;
-    for (size_t i = 0; i < n; i++) {
-        ops[i].key = t->timer_keys.data + ops[i].key_off;
-        items[i] =
-            (cue_sort_item){.key = (uint64_t)ops[i].due ^ (1ULL << 63), .val = (uintptr_t)&ops[i]};
-    }
-    cue_sort_items(items, tmp, n);
-    for (size_t i = 0, j; i < n; i = j) {
-        for (j = i + 1; j < n && items[j].key == items[i].key; j++) {}
-        if (j - i > 1) qsort(items + i, j - i, sizeof *items, item_order);
-    }
-    for (size_t i = 0; i < n; i++) {
-        const timer_op *op = OP_OF(items[i]);
-        if (i + 1 < n && op_order(op, OP_OF(items[i + 1])) == 0) continue;
-        t->stats.timer_writes++;
-        cue_store_batch_timer_put(t->store, t->partition, op->due, op->key, op->key_len);
-    }
-    cue_buf_reset(&t->timer_ops);
-    cue_buf_reset(&t->timer_keys);
 }
 
 static int changelog_user(const char *uid, size_t len, const void *val, size_t vlen, void *ctx)

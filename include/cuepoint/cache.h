@@ -38,6 +38,11 @@ void cue_cache_free(cue_cache *c);
  * and *val_len 0. CUE_ENOTFOUND on a miss. */
 int cue_cache_get(cue_cache *c, const char *uid, size_t uid_len, const void **val, size_t *val_len);
 
+/* cue_cache_get without counting a hit or a miss and without touching the
+ * recency order: for the owner's own bookkeeping, not for a user's step. */
+int cue_cache_peek(const cue_cache *c, const char *uid, size_t uid_len, const void **val,
+                   size_t *val_len);
+
 /* Inserts or replaces a user's state (copied). `val` NULL records a deletion
  * (it must be dirty). Evicts clean entries as needed. CUE_EFULL when the entry
  * cannot fit without evicting dirty ones: flush, then put again. */

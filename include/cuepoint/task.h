@@ -15,9 +15,13 @@
  *
  * cue_task_commit is the commit cycle: the sink's flush (triggers durable
  * first: promise 3), then one store batch with the used timer index range
- * deleted, the new index entries, the dirty users and the partition's meta
- * (next input offset, stream time). The task also commits by itself when
- * commit.records records have passed or the cache's dirty share is high.
+ * deleted, the index entries made in the cycle that are still live (each
+ * user's current one; superseded ones are dropped), the dirty users and the
+ * partition's meta (next input offset, stream time). Nothing else writes to
+ * the store while records are processed: the timer window refills from the
+ * store's index merged with the entries pending in memory. The task also
+ * commits by itself when commit.records records have passed or the cache's
+ * dirty share is high.
  * One thread. The task borrows the config, machines, store and sink.
  */
 #ifndef CUEPOINT_TASK_H
@@ -92,11 +96,12 @@ typedef struct cue_task_stats {
     uint64_t corrupt_states; /* stored states that did not decode (user left as is) */
     uint64_t dead_by_reason[CUE_REASON_COUNT];
     uint64_t commits;
-    uint64_t state_writes; /* user records written to the store */
-    uint64_t timer_writes; /* timer index entries put or deleted */
-    uint64_t timer_loads;  /* slices read back from the store */
-    uint64_t timer_checks; /* index entries that came up (a user looked at) */
-    uint64_t timer_stale;  /* ... of which the user had nothing due then */
+    uint64_t state_writes;  /* user records written to the store */
+    uint64_t timer_writes;  /* timer index entries put or deleted */
+    uint64_t timer_dropped; /* index entries superseded before their commit: not written */
+    uint64_t timer_loads;   /* slices read back from the store */
+    uint64_t timer_checks;  /* index entries that came up (a user looked at) */
+    uint64_t timer_stale;   /* ... of which the user had nothing due then */
     cue_step_stats engine;
     cue_codec_stats codec;
     uint64_t decisions[CUE_OUTCOME_COUNT]; /* by the policy stage, by outcome */

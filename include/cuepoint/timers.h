@@ -6,8 +6,9 @@
  * each cost a bounded amount of RAM. The window keeps one promise, its
  * invariant: every pending timer whose key (due_ms, user_id) sorts before the
  * horizon key is in the window. Timers at or past the horizon are only in the
- * store, and the owner loads the
- * next slice (cue_timers_load_*) when stream time reaches the horizon.
+ * store (or in the owner's entries not yet committed to it), and the owner
+ * loads the next slice (cue_timers_load_*) when stream time reaches the
+ * horizon.
  *
  * Entries are (due_ms, user_id) and are ordered by due time, then user id bytes:
  * the same order as the store's keys, so firing order does not depend on what
@@ -35,9 +36,10 @@ void cue_timers_free(cue_timers *t);
 /* Empties the window; horizon back to (INT64_MIN, ""). */
 void cue_timers_reset(cue_timers *t);
 
-/* Records a timer the owner also wrote to the store. Kept only if its key sorts
- * before the horizon; when the window is full it keeps its earliest half and
- * lowers the horizon to the earliest entry it let go (those stay in the store). */
+/* Records a timer the owner also keeps for the store (written at its
+ * commit). Kept only if its key sorts before the horizon; when the window is
+ * full it keeps its earliest half and lowers the horizon to the earliest
+ * entry it let go (those stay with the owner and the store). */
 void cue_timers_arm(cue_timers *t, int64_t due_ms, const char *uid, size_t uid_len);
 
 /* The earliest entry, borrowed until the next change. CUE_ENOTFOUND if empty. */
@@ -52,7 +54,8 @@ void cue_timers_horizon(const cue_timers *t, int64_t *due_ms, const char **uid, 
 size_t cue_timers_count(const cue_timers *t);
 size_t cue_timers_capacity(const cue_timers *t);
 
-/* Loading the next slice from the store, which the owner scans in key order
+/* Loading the next slice from the store (merged by the owner with its
+ * uncommitted entries), which the owner scans in key order
  * starting at the horizon key (inclusive): load() each entry until it returns
  * false (the window took half its capacity in this slice), then end().
  * `complete` says the scan reached the end of the partition's timers (the

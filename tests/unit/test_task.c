@@ -121,13 +121,22 @@ Test(task, timers_fire_in_due_then_user_order_before_the_passing_event)
     teardown(&h);
 }
 
-Test(task, the_timer_window_spills_to_the_store_and_keeps_order)
+static int count_timer(int64_t due, const char *uid, size_t len, void *ctx)
+{
+    (void)due, (void)uid, (void)len;
+    ++*(size_t *)ctx;
+    return 0;
+}
+
+/* 300 users through a 16-timer window, committing every `commit_records`
+ * records: the triggers come in (due, user) order all the same. */
+static void spill_case(int64_t commit_records)
 {
     harness h;
     setup(&h);
     close_task(&h, false);
     h.cfg.timers_memory_max = 16;
-    h.cfg.commit_records = 7;
+    h.cfg.commit_records = commit_records;
     open_task(&h);
     /* 300 users, due times with many ties, armed in an order unlike due order. */
     char expected[300][32];
@@ -152,8 +161,25 @@ Test(task, the_timer_window_spills_to_the_store_and_keeps_order)
     cr_assert_eq(h.triggers, 300);
     cr_assert_str_eq(h.log.data, want.data);
     cr_assert_gt(cue_task_stats_get(h.task)->timer_loads, 1, "the window never spilled");
+    if (cue_task_stats_get(h.task)->commits == 0) {
+        /* The window reloaded from the entries pending in memory: nothing
+         * was written to the store while the records were processed. */
+        size_t stored = 0;
+        cr_assert(cue_store_timers_scan(h.store, 0, INT64_MIN, "", 0, count_timer, &stored) == 0);
+        cr_assert_eq(stored, 0, "%zu index entries written before the commit", stored);
+    }
     cue_buf_deinit(&want);
     teardown(&h);
+}
+
+Test(task, the_timer_window_spills_to_the_store_and_keeps_order)
+{
+    spill_case(7);
+}
+
+Test(task, the_timer_window_reloads_from_pending_entries_without_writing)
+{
+    spill_case(1000000);
 }
 
 Test(task, a_redelivered_record_is_skipped)
@@ -612,5 +638,104 @@ Test(task, a_rollback_keeps_an_honest_stream_time)
     cr_expect_eq(cue_task_stream_time(h.task), 54000000);
     feed(&h, "{\"user_id\":\"b\",\"type\":\"x\",\"ts\":43200000}");
     cr_expect_str_eq(h.log.data, "dead:late@1;", "3 h behind stream time is late");
+    teardown(&h);
+}
+
+/* The nudge, but a `move` event arms its timer again at the event's due
+ * and keeps its note (which makes the state larger). */
+static const char move_machine[] =
+    "{\"name\":\"n\",\"version\":1,\"start\":{\"event\":\"begin\",\"do\":[{\"start_timer\":"
+    "\"t\",\"at\":{\"event\":\"/due\"}}]},\"initial\":\"w\",\"final\":[\"done\"],\"states\":{"
+    "\"w\":{\"on\":[{\"event\":\"move\",\"do\":[{\"set\":\"note\",\"from\":{\"event\":"
+    "\"/note\"}},{\"start_timer\":\"t\",\"at\":{\"event\":\"/"
+    "due\"}}]},{\"timer\":\"t\",\"do\":[{\"emit\":\"nudge\"}],\"goto\":\"done\"}]},"
+    "\"done\":{}}}";
+
+static void move_to(harness *h, const char *user, long long ts, long long due)
+{
+    char line[256];
+    snprintf(line, sizeof line,
+             "{\"user_id\":\"%s\",\"type\":\"move\",\"ts\":%lld,\"due\":%lld,\"note\":"
+             "\"moved, with a note long enough to take the state into a larger size class\"}",
+             user, ts, due);
+    feed(h, line);
+}
+
+static void use_machine(harness *h, const char *text)
+{
+    close_task(h, false);
+    cue_machines_free(h->ms);
+    h->ms = compile_text(text);
+    open_task(h);
+}
+
+/* A user whose earliest timer moves earlier twice in a cycle leaves two
+ * superseded index entries behind; the commit writes only the live one, so
+ * after a restart (the window read back from the store) nothing stale comes
+ * up, and the timer fires once, at its last time. */
+Test(task, only_the_live_timer_index_entry_is_written)
+{
+    harness h;
+    setup(&h);
+    use_machine(&h, move_machine);
+    begin(&h, "a", 0, 1000);
+    move_to(&h, "a", 1, 500);
+    move_to(&h, "a", 2, 200);
+    close_task(&h, true);
+    open_task(&h);
+    cue_err err = {0};
+    cr_assert(cue_task_advance(h.task, 5000, &err) == 0, "%s", err.msg);
+    cr_assert_str_eq(h.log.data, "nudge:a@200;");
+    const cue_task_stats *s = cue_task_stats_get(h.task);
+    cr_expect_eq(s->timer_checks, 1, "stale index entries came up: %llu",
+                 (unsigned long long)s->timer_checks);
+    teardown(&h);
+}
+
+/* A nudge that, when it fires, arms a second one an hour later and makes
+ * the state several times larger (three long notes). */
+#define BIG                                                                                        \
+    "a note of a hundred bytes, to make the state larger: "                                        \
+    "........................................"
+static const char chain_machine[] =
+    "{\"name\":\"n\",\"version\":1,\"start\":{\"event\":\"begin\",\"do\":[{\"start_timer\":"
+    "\"t\",\"at\":{\"event\":\"/due\"}}]},\"initial\":\"w\",\"final\":[\"done\"],\"states\":{"
+    "\"w\":{\"on\":[{\"timer\":\"t\",\"do\":[{\"emit\":\"nudge\"},{\"start_timer\":\"u\","
+    "\"after\":\"1h\"},{\"set\":\"a\",\"from\":\"" BIG "\"},{\"set\":\"b\",\"from\":\"" BIG
+    "\"},{\"set\":\"c\",\"from\":\"" BIG
+    "\"}],\"goto\":\"w2\"}]},\"w2\":{\"on\":[{\"timer\":\"u\",\"do\":[{\"emit\":"
+    "\"again\"}],\"goto\":\"done\"}]},\"done\":{}}}";
+
+/* Timers firing together fill a small cache within one step, so it commits
+ * while a user is being saved: that user's new index entry is live although
+ * the cache still holds its older state, and must reach the store, or its
+ * second timer is lost after a restart. */
+Test(task, a_commit_while_saving_a_user_keeps_its_new_index_entry)
+{
+    harness h;
+    setup(&h);
+    use_machine(&h, chain_machine);
+    close_task(&h, false);
+    h.cfg.cache_max_bytes = CUE_CACHE_BYTES_MIN;
+    open_task(&h);
+    /* Few enough that their states stay dirty in the cache until they fire
+     * (under half of it), many enough that they outgrow it when they do. */
+    enum { USERS = 3000 };
+    for (int i = 0; i < USERS; i++) {
+        char user[16];
+        snprintf(user, sizeof user, "user-%05d", i);
+        begin(&h, user, i, 100000);
+    }
+    cue_err err = {0};
+    cr_assert_eq(cue_task_stats_get(h.task)->commits, 0);
+    size_t commits = cue_task_stats_get(h.task)->commits;
+    cr_assert(cue_task_advance(h.task, 100000, &err) == 0, "%s", err.msg);
+    cr_assert_gt(cue_task_stats_get(h.task)->commits, commits, "no commit while firing");
+    cr_assert_eq(h.triggers, USERS);
+    close_task(&h, true);
+    open_task(&h);
+    cr_assert(cue_task_advance(h.task, 100000 + 3600000, &err) == 0, "%s", err.msg);
+    cr_assert_eq(h.triggers, 2 * USERS, "%zu of %d second timers fired after the restart",
+                 h.triggers - USERS, USERS);
     teardown(&h);
 }
