@@ -54,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 /* The bound address as text: "[" an IPv6 address with its zone "]:65535". */
@@ -478,16 +479,26 @@ static uint16_t client_ref(cue_http *h, const struct sockaddr *sa)
     return (uint16_t)free_at;
 }
 
+/* True when the connection's socket holds bytes libmicrohttpd has not read
+ * yet: a request that has arrived whole (a probe's) may wait there for a run
+ * that has not come, and closing it would turn away the client that behaved. */
+static bool request_waiting(const slot *s)
+{
+    int n = 0;
+    return ioctl(s->fd, FIONREAD, &n) == 0 && n > 0;
+}
+
 /* The waiting connection of client `ci` (any client if -1) that gives way
  * first: the one idle longest among those answered already, which had
- * their turn; else the oldest of those without a whole request yet, which
- * may be probes whose requests are on their way. */
+ * their turn; else the oldest of those without a whole request yet. Those
+ * with a request waiting in the socket go last. */
 static slot *next_victim(cue_http *h, int ci)
 {
     slot_list *lists[2] = {&h->idle, &h->fresh};
-    for (int k = 0; k < 2; k++)
-        for (slot *s = lists[k]->head; s; s = s->next)
-            if (ci < 0 || s->client == ci) return s;
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = 0; k < 2; k++)
+            for (slot *s = lists[k]->head; s; s = s->next)
+                if ((ci < 0 || s->client == ci) && (pass == 1 || !request_waiting(s))) return s;
     return NULL;
 }
 
