@@ -80,10 +80,16 @@ void cli_error(const char *cmd, const char *code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (cue_log_is_text())
-        fprintf(stderr, "cuepoint %s: %s\n", cmd, msg);
-    else
+    if (cue_log_is_text()) {
+        /* One line whatever the message holds (a user's argument may). */
+        for (char *c = msg; *c; c++)
+            if ((unsigned char)*c < ' ' || *c == 0x7f) *c = '?';
+        fprintf(stderr, "cuepoint%s%s: %s\n", cmd ? " " : "", cmd ? cmd : "", msg);
+    } else if (cmd) {
         cue_log(CUE_LOG_ERROR, msg, "s:command", cmd, code ? "s:error" : NULL, code, NULL);
+    } else {
+        cue_log(CUE_LOG_ERROR, msg, code ? "s:error" : NULL, code, NULL);
+    }
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, const char *what)
@@ -1325,6 +1331,7 @@ int cue_cli_main(int argc, char **argv)
                 {"run", cli_cmd_run},       {"dev-broker", cli_cmd_dev_broker},
                 {"replay", cli_cmd_replay}, {"offsets", cli_cmd_offsets},
                 {"erase", cmd_erase},       {"report", cli_cmd_report}};
+    cue_log_set_format(CUE_LOG_FORMAT_AUTO); /* before any thread logs */
     if (argc < 2) {
         fputs(main_help, stderr);
         return EX_USAGE;
@@ -1344,7 +1351,7 @@ int cue_cli_main(int argc, char **argv)
                            "generate", "version", "run",   "dev-broker", "replay",
                            "offsets",  "erase",   "report"};
     const char *near = cue_nearest_name(cmd, names, sizeof names / sizeof *names);
-    cli_error(cmd, "EUSAGE", "unknown command '%s'%s%s%s; see 'cuepoint --help'", cmd,
+    cli_error(NULL, "EUSAGE", "unknown command '%s'%s%s%s; see 'cuepoint --help'", cmd,
               near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
     return EX_USAGE;
 }

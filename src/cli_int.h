@@ -30,8 +30,9 @@ bool cli_opt_value(args *a, const char *name, const char **out);
 int cli_usage_error(const char *cmd, const char *fmt, const char *what);
 /* The name of err's code ("ECONFIG"), NULL when it has none. */
 const char *cli_err_name(const cue_err *err);
-/* An error of command `cmd` on stderr in the log's format: as text
- * "cuepoint CMD: MESSAGE", as JSON an error line with "command" and, when
+/* An error of command `cmd` (NULL: of none, such as an unknown command) on
+ * stderr in the log's format: as text "cuepoint CMD: MESSAGE" on one line,
+ * as JSON an error line with "command" and, when
  * `code` is not NULL, "error" (an error code's name such as "ECONFIG"), so
  * one command's errors all read alike whichever way they arise. */
 void cli_error(const char *cmd, const char *code, const char *fmt, ...)

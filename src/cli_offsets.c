@@ -461,7 +461,7 @@ static int reset_run(session *s, reset_args *ra, cue_err *err)
         }
     }
     if (rc == GROUP_ACTIVE) {
-        cli_error("offsets reset", "EUNAVAILABLE", "refused: %s", err->msg);
+        cli_error("offsets", "EUNAVAILABLE", "refused: %s", err->msg);
         return EX_TEMPFAIL;
     }
     return rc == 0 ? 0 : cli_fail("offsets", rc, err);
@@ -495,7 +495,7 @@ int cli_cmd_offsets(int argc, char **argv)
          * also tells whether an instance is running on it. */
         int orc = session_open(&s, !reset || ra.dry_run, &err);
         if (orc == GROUP_ACTIVE) {
-            cli_error("offsets reset", "EUNAVAILABLE", "refused: %s", err.msg);
+            cli_error("offsets", "EUNAVAILABLE", "refused: %s", err.msg);
             rc = EX_TEMPFAIL;
         } else if (orc != 0) {
             rc = cli_fail("offsets", orc, &err);

@@ -338,6 +338,9 @@ static int kafka_prop(cue_config *c, int clients, const char *key, json_t *v, co
     if (json_is_integer(v)) {
         snprintf(text, sizeof text, "%lld", (long long)json_integer_value(v));
         kind = CUE_KAFKA_NUMBER;
+    } else if (json_is_real(v)) { /* linger.ms and a few others take fractions */
+        snprintf(text, sizeof text, "%.17g", json_real_value(v));
+        kind = CUE_KAFKA_TEXT;
     } else if (json_is_boolean(v)) {
         snprintf(text, sizeof text, "%s", json_is_true(v) ? "true" : "false");
         kind = CUE_KAFKA_BOOL;
@@ -711,6 +714,9 @@ int cue_config_load_text(cue_config *c, const char *name, const char *text, size
  * time, so a librdkafka setting does not need a config file of its own. */
 static int kafka_set(cue_config *c, const char *prop, json_t *v, const char *path, cue_err *err)
 {
+    if (strcmp(prop, "consumer") == 0 || strcmp(prop, "producer") == 0)
+        return cue_err_set(err, CUE_ECONFIG,
+                           "%s: set one property at a time: --set kafka.%s.PROP=VALUE", path, prop);
     int clients = CUE_KAFKA_BOTH;
     if (strncmp(prop, "consumer.", 9) == 0) {
         clients = CUE_KAFKA_CONSUMER;

@@ -13,6 +13,7 @@
 
 static cue_log_level min_level = CUE_LOG_INFO;
 static cue_log_format format = CUE_LOG_FORMAT_AUTO;
+static bool as_text; /* the format resolved: read by every thread, written before any */
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void cue_log_set_level(cue_log_level level)
@@ -23,14 +24,12 @@ void cue_log_set_level(cue_log_level level)
 void cue_log_set_format(cue_log_format f)
 {
     format = f;
+    as_text = f == CUE_LOG_FORMAT_TEXT || (f == CUE_LOG_FORMAT_AUTO && isatty(STDERR_FILENO));
 }
 
 bool cue_log_is_text(void)
 {
-    static int tty = -1; /* stderr does not change what it is */
-    if (format != CUE_LOG_FORMAT_AUTO) return format == CUE_LOG_FORMAT_TEXT;
-    if (tty < 0) tty = isatty(STDERR_FILENO);
-    return tty == 1;
+    return as_text;
 }
 
 /* A text line's string: bare when it reads as one word, else quoted and

@@ -71,9 +71,10 @@ static int bound_offset(cue_replay_bound b, int64_t ts, const cue_replay_point *
         int rc = lookup(ctx, p->partition, ts, &v, err);
         if (rc != 0) return rc;
         if (v < 0) {
-            /* No record at or after the time: from there, nothing. */
+            /* No record at or after the time: from there, nothing; up to
+             * there, everything (an end past the last record is the end). */
             v = p->high;
-            p->no_time = true;
+            if (!is_end) p->no_time = true;
         }
     }
     *out = clamp(p, v, lo);
@@ -326,7 +327,7 @@ static int lookup_time(void *ctx, int32_t partition, int64_t ts_ms, int64_t *off
 }
 
 /* True when every selected partition with records found none at or after
- * --from-time or --to-time (false without either: no_time stays unset). */
+ * --from-time (false without it: no_time stays unset). */
 static bool all_no_time(const rp *r, int32_t n)
 {
     bool any = false;

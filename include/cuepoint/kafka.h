@@ -283,15 +283,14 @@ void cue_kafka_seek_resume(cue_kafka *k, int32_t partition, int64_t offset);
 /* Asks the partition's leader for its log start and high watermark. */
 int cue_kafka_watermarks(cue_kafka *k, int32_t partition, int64_t timeout_ms, int64_t *low,
                          int64_t *high, cue_err *err);
-/* The first offset whose record timestamp is at or after `ts_ms`, or -1 when
- * there is none (Kafka's ListOffsets by time; the mock broker always answers -1). */
 /* What to tell a user when no partition with records has one at or after a
  * time: true of a time past the end, and of every time on the dev broker. */
 #define CUE_KAFKA_NO_TIME_HINT                                                                     \
-    "no partition with records has one at or after the time: as a start it leaves nothing to "     \
-    "read, as an end it bounds nothing; librdkafka's mock cluster (cuepoint dev-broker) "          \
-    "answers every time this way: it cannot look records up by time"
-
+    "no partition with records has one at or after the time, so nothing is read from there "       \
+    "(or each moves to its end); librdkafka's mock cluster (cuepoint dev-broker) answers "         \
+    "every time this way: it cannot look records up by time"
+/* The first offset whose record timestamp is at or after `ts_ms`, or -1 when
+ * there is none (Kafka's ListOffsets by time; the mock broker always answers -1). */
 int cue_kafka_offset_for_time(cue_kafka *k, int32_t partition, int64_t ts_ms, int64_t timeout_ms,
                               int64_t *offset, cue_err *err);
 

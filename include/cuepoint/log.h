@@ -33,7 +33,8 @@ typedef enum cue_log_format {
     CUE_LOG_FORMAT_TEXT,
 } cue_log_format;
 
-/* How lines are written from now on (default AUTO). */
+/* How lines are written from now on. Call it once at start (AUTO) before
+ * any other thread logs: until then lines are JSON. Not thread-safe. */
 void cue_log_set_format(cue_log_format format);
 /* True when lines are written as text (AUTO resolved). */
 bool cue_log_is_text(void);

@@ -65,7 +65,7 @@ typedef struct cue_replay_part {
     int64_t start, end; /* replay [start, end) */
     bool selected;
     bool clamped; /* an asked-for offset was outside [low, high] */
-    bool no_time; /* offsets-for-times found no record at or after the time */
+    bool no_time; /* no record at or after --from-time: the range is empty */
 } cue_replay_part;
 
 /* The broker's offsets-for-times answer for one partition: the first offset

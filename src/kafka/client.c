@@ -8,10 +8,30 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A client whose consumer is deliberately not destroyed (see
- * cue_kafka_close); a global, so that leak checkers see it as still
- * reachable at exit. */
-static cue_kafka *left_to_exit;
+/* Clients whose consumers are deliberately not destroyed (see
+ * cue_kafka_close): the pipeline's and the repartition stage's at most;
+ * globals, so that leak checkers see them as still reachable at exit. */
+#define LEFT_TO_EXIT_MAX 4
+static cue_kafka *left_to_exit[LEFT_TO_EXIT_MAX];
+
+/* The consumer left to the exit still runs its threads: they log through
+ * `k` (its opaque) and the config, whose owner may free it first, and may
+ * write the consumer's pipe. Those stay with it; `k` is closed for good. */
+static void keep_for_exit(cue_kafka *k)
+{
+    cue_config *own = malloc(sizeof *own);
+    if (own) {
+        *own = *k->cfg;
+        k->cfg = own;
+    } else {
+        cue_log(CUE_LOG_WARN, "out of memory keeping a consumer's config to the exit", NULL);
+    }
+    for (int i = 0; i < LEFT_TO_EXIT_MAX; i++)
+        if (left_to_exit[i] == NULL) {
+            left_to_exit[i] = k;
+            return;
+        }
+}
 
 static int open_clients(cue_kafka **out, const cue_config *cfg, const cue_kafka_handler *h,
                         const char *replay_id, const char *output_topic, cue_err *err)
@@ -127,7 +147,7 @@ int cue_kafka_open_replay(cue_kafka **out, const cue_config *cfg, const cue_kafk
 
 void cue_kafka_close(cue_kafka *k, int64_t timeout_ms)
 {
-    if (k == NULL) return;
+    if (k == NULL || k->kept) return; /* a kept one was closed already */
     k->closing = true;
     if (k->consumer) {
         if (timeout_ms > 0 && k->leave) k->leave(k, timeout_ms);
@@ -139,7 +159,7 @@ void cue_kafka_close(cue_kafka *k, int64_t timeout_ms)
              * joined but never received an assignment is destroyed
              * (librdkafka issue #4312, fixed in 2.3.0): such a consumer is
              * left to the process's exit, which follows. Kept reachable. */
-            left_to_exit = k;
+            k->kept = true;
             cue_log(CUE_LOG_INFO, "stopped before the group's first assignment", NULL);
         } else {
             rd_kafka_destroy_flags(k->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
@@ -164,13 +184,8 @@ void cue_kafka_close(cue_kafka *k, int64_t timeout_ms)
         if (k->ppipe[i] >= 0) close(k->ppipe[i]);
         k->ppipe[i] = -1;
     }
-    if (left_to_exit == k) {
-        /* The consumer left to the exit still runs its threads: they log
-         * through `k` (its opaque) and the config, whose owner may free it
-         * first, and may write the consumer's pipe. Those stay with it. */
-        cue_config *own = malloc(sizeof *own);
-        if (own) *own = *k->cfg;
-        if (own) k->cfg = own;
+    if (k->kept) {
+        keep_for_exit(k);
         return;
     }
     for (int i = 0; i < 2; i++)

@@ -47,6 +47,7 @@ struct cue_kafka {
     size_t in_flight;
     bool fatal_raised;
     bool closing;    /* purged records' reports are expected, not failures */
+    bool kept;       /* closed, its consumer left to the exit (cue_kafka_close) */
     bool subscribed; /* the consumer joined (or is joining) the group */
     /* Set with the subscription (group.c): how cue_kafka_close leaves the
      * group, so the client's close does not reach into the group's code. */

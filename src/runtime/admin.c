@@ -266,18 +266,6 @@ static void render_state(rt *r, cue_buf *b, const cue_cache_stats *cache)
     metrics_gauge(b, "cuepoint_rocksdb_memtable_bytes", "Bytes in RocksDB memtables.", (double)mem);
 }
 
-/* The journeys' counts over the partitions here now, with the edge totals
- * of those that left (the users per state are only the ones here). */
-const cue_journey_counts *rt_journeys_sum(rt *r)
-{
-    cue_journey_counts_clear(r->journeys_sum);
-    cue_journey_counts_add(r->journeys_sum, r->journeys_retired, false);
-    for (int32_t i = 0; i < r->n_parts; i++)
-        if (r->parts[i].task && cue_task_journeys(r->parts[i].task))
-            cue_journey_counts_add(r->journeys_sum, cue_task_journeys(r->parts[i].task), false);
-    return r->journeys_sum;
-}
-
 static void render_journeys(rt *r, cue_buf *b)
 {
     cue_journey_counts_prometheus(rt_journeys_sum(r), b, &r->labels);

@@ -1,6 +1,6 @@
 /* What every part of the runtime uses and none of them owns: the clocks,
  * ending the run on a fatal error, the partition table's look-up, the
- * store's shared batch and the test probe. It calls no other part, so
+ * store's shared batch, the journeys' counts summed and the test probe. It calls no other part, so
  * every part may call it and the parts' calls stay one-way. */
 #include "runtime_int.h"
 
@@ -71,4 +71,16 @@ void rt_batch_commit(rt *r)
 {
     cue_err err = {0};
     if (cue_store_batch_commit(r->store, false, &err) != 0) rt_fatal(r, err.code, err.msg);
+}
+
+/* The journeys' counts over the partitions here now, with the edge totals
+ * of those that left (the users per state are only the ones here). */
+const cue_journey_counts *rt_journeys_sum(rt *r)
+{
+    cue_journey_counts_clear(r->journeys_sum);
+    cue_journey_counts_add(r->journeys_sum, r->journeys_retired, false);
+    for (int32_t i = 0; i < r->n_parts; i++)
+        if (r->parts[i].task && cue_task_journeys(r->parts[i].task))
+            cue_journey_counts_add(r->journeys_sum, cue_task_journeys(r->parts[i].task), false);
+    return r->journeys_sum;
 }

@@ -217,6 +217,7 @@ static size_t stage1_serve(void *ctx)
 void rt_stage1_start(rt *r)
 {
     if (r->s1.k == NULL) return;
+    CUE_ASSERT(r->main.may_serve != NULL); /* rt_start set the main client up first */
     r->s1.client = (rt_client){.batch = STAGE1_BATCH,
                                .serve = stage1_serve,
                                /* intake and acknowledgements as the loop's */

@@ -246,6 +246,9 @@ void rt_fatal(rt *r, int rc, const char *msg);
 part *rt_part_get(rt *r, int32_t p);
 void rt_on_fatal(const char *why, void *ctx); /* a Kafka client's fatal error */
 void rt_batch_commit(rt *r);                  /* the store's shared batch (restores, standbys) */
+/* The journey counts of the partitions here (and the edge totals of those
+ * gone), summed into r->journeys_sum; borrowed until the next call. */
+const cue_journey_counts *rt_journeys_sum(rt *r);
 
 /* setup.c: opening everything, in order, and the checks before. */
 int rt_open_all(rt *r, cue_err *err);
@@ -296,9 +299,6 @@ bool rt_repartition_drained(rt *r);
 /* admin.c: admin HTTP and /metrics. */
 int rt_check_admin(const char *listen, cue_err *err);
 int rt_open_admin(rt *r, cue_err *err);
-/* The journey counts of the partitions here (and the edge totals of those
- * gone), summed into r->journeys_sum; borrowed until the next call. */
-const cue_journey_counts *rt_journeys_sum(rt *r);
 
 /* console.c: the console page and its JSON. */
 /* Answers `path` if it is the console's (returns the status), else 0. */

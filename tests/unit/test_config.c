@@ -131,6 +131,10 @@ Test(config, set_kafka_properties)
     cr_assert_eq(cfg.kafka[1].clients, CUE_KAFKA_CONSUMER);
     cr_assert_str_eq(cue_config_kafka_key(&cfg, 2), "linger.ms");
     cr_assert_eq(cfg.kafka[2].clients, CUE_KAFKA_PRODUCER);
+    cr_assert(cue_config_set(&cfg, "kafka.producer.linger.ms", "0.5", &err) == 0, "%s", err.msg);
+    cr_assert_str_eq(cue_config_kafka_value(&cfg, 3), "0.5");
+    cr_assert(cue_config_set(&cfg, "kafka.consumer", "{}", &err) != 0);
+    cr_assert(strstr(err.msg, "one property at a time") != NULL, "%s", err.msg);
     cr_assert(cue_config_set(&cfg, "kafka.group.id", "x", &err) != 0);
     cr_assert(strstr(err.msg, "$.kafka.group.id: set by cuepoint") != NULL, "%s", err.msg);
 }

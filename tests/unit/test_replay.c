@@ -125,6 +125,7 @@ Test(replay_plan, a_time_past_the_last_record_is_the_end)
     cr_assert_eq(cue_replay_plan(&r, p, NP, fake_lookup, &calls, NULL), 0);
     cr_assert_eq(p[0].start, 10);
     cr_assert_eq(p[0].end, 100);
+    cr_assert(!p[0].no_time, "an end past the last record leaves the range whole");
 }
 
 Test(replay_plan, errors_name_the_partition)
