@@ -164,7 +164,7 @@ mapfile -t labels < <(
     label org.opencontainers.image.revision "$commit"
     label org.opencontainers.image.created "$created"
     label org.opencontainers.image.base.name "debian:$suite (mmdebstrap --variant=essential)"
-    label org.opencontainers.image.documentation "/usr/share/doc/cuepoint/deploy.md")
+    label org.opencontainers.image.documentation "/usr/share/doc/cuepoint/docs/deploy.md")
 umoci config --image "$layout:$tag" --created "$created" --architecture amd64 --os linux \
     --history.created "$created" --history.created_by "scripts/image.sh: umoci config" \
     --config.user 10001:10001 --config.entrypoint /usr/bin/cuepoint --config.cmd demo \

@@ -46,7 +46,8 @@ dpkg-deb -c "$deb" | awk '{ print $6 }' > "$tmp/files"
 for f in ./usr/bin/cuepoint ./etc/cuepoint/cuepoint.json ./lib/systemd/system/cuepoint.service \
          ./lib/systemd/system/cuepoint@.service ./usr/share/cuepoint/policies.json \
          ./usr/share/cuepoint/machines/onboarding.json ./usr/share/cuepoint/schemas/machine.schema.json \
-         ./usr/share/man/man1/cuepoint.1.gz ./usr/share/doc/cuepoint/deploy.md; do
+         ./usr/share/man/man1/cuepoint.1.gz ./usr/share/doc/cuepoint/README.md \
+         ./usr/share/doc/cuepoint/docs/deploy.md ./usr/share/doc/cuepoint/docs/console.png; do
     grep -qx "$f" "$tmp/files" && ok || bad "the package lacks $f"
 done
 
