@@ -138,15 +138,7 @@ static bool guard_holds(const step *s, const cue_machine *m, const cue_instance 
         return found == (g->op == CUE_OP_IN);
     }
     cue_value r = resolve(s, m, in, &g->rhs);
-    int c = cue_value_cmp(&l, &r);
-    switch (g->op) {
-    case CUE_OP_EQ: return c == 0;
-    case CUE_OP_NE: return c != 0;
-    case CUE_OP_LT: return c == -1;
-    case CUE_OP_LTE: return c == -1 || c == 0;
-    case CUE_OP_GT: return c == 1;
-    default: return c == 1 || c == 0;
-    }
+    return cue_op_holds(g->op, cue_value_cmp(&l, &r));
 }
 
 static bool guards_hold(const step *s, const cue_machine *m, const cue_instance *in,

@@ -65,6 +65,18 @@ static bool is_number(const cue_value *v)
     return v->type == CUE_VAL_INT || v->type == CUE_VAL_DOUBLE;
 }
 
+bool cue_op_holds(cue_op op, int c)
+{
+    switch (op) {
+    case CUE_OP_EQ: return c == 0;
+    case CUE_OP_NE: return c != 0;
+    case CUE_OP_LT: return c == -1;
+    case CUE_OP_LTE: return c == -1 || c == 0;
+    case CUE_OP_GT: return c == 1;
+    default: return c == 1 || c == 0;
+    }
+}
+
 int cue_value_cmp(const cue_value *a, const cue_value *b)
 {
     if (is_number(a) && is_number(b)) {
@@ -1877,13 +1889,5 @@ bool cue_guard_eval(const cue_guard *g, cue_operand_fn get, void *arg)
         return found == (g->op == CUE_OP_IN);
     }
     cue_value r = get(&g->rhs, arg);
-    int c = cue_value_cmp(&l, &r);
-    switch (g->op) {
-    case CUE_OP_EQ: return c == 0;
-    case CUE_OP_NE: return c != 0;
-    case CUE_OP_LT: return c == -1;
-    case CUE_OP_LTE: return c == -1 || c == 0;
-    case CUE_OP_GT: return c == 1;
-    default: return c == 1 || c == 0;
-    }
+    return cue_op_holds(g->op, cue_value_cmp(&l, &r));
 }

@@ -111,6 +111,9 @@ typedef enum cue_op {
     CUE_OP_COUNT
 } cue_op;
 extern const char *const cue_op_names[CUE_OP_COUNT];
+/* Whether a comparison operator (EQ .. GTE) holds for cue_value_cmp's
+ * result `c`; 2 (not comparable) holds only for NE. */
+bool cue_op_holds(cue_op op, int c);
 
 typedef struct cue_guard {
     cue_operand lhs;

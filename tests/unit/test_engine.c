@@ -446,7 +446,8 @@ Test(engine, a_timer_step_cannot_start_a_timer_at_or_before_its_own_time)
     engine_case c = {
         "re-arm in the past",
         "{\"name\":\"l\",\"version\":1,\"start\":{\"event\":\"go\",\"do\":[{\"start_timer\":\"t\","
-        "\"after\":\"1h\"},{\"start_timer\":\"u\",\"at\":\"1970-01-01T00:00:00Z\"}]},\"initial\":\"a\",\"states\":{\"a\":{"
+        "\"after\":\"1h\"},{\"start_timer\":\"u\",\"at\":\"1970-01-01T00:00:00Z\"}]},\"initial\":"
+        "\"a\",\"states\":{\"a\":{"
         "\"on\":[{\"timer\":\"t\",\"do\":[{\"emit\":\"tick\"},{\"start_timer\":\"t\",\"at\":"
         "\"1970-01-01T00:30:00Z\"},{\"start_timer\":\"u\",\"at\":\"1970-01-01T01:00:00Z\"}]},"
         "{\"timer\":\"u\",\"do\":[{\"emit\":\"past\"}]}]}}}",
