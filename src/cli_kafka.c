@@ -121,6 +121,9 @@ static int run_pipeline(cue_runtime_opts *o, cue_err *err)
     cue_runtime_result res;
     int rc = cue_runtime_run(o, &res, err);
     if (rc == 0 || res.consumed > 0) run_summary(&res);
+    /* A failure met while running was logged when it stopped the run, at
+     * the time it happened; once is enough. */
+    if (rc != 0 && res.error_logged) return cli_exit_for(rc);
     return rc == 0 ? 0 : cli_fail("run", rc, err);
 }
 

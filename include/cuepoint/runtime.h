@@ -65,6 +65,9 @@ typedef struct cue_runtime_result {
     double seconds;        /* the whole run, start-up and group join included */
     double active_seconds; /* from the first record consumed to the last */
     int signal;            /* the signal that stopped the run, or 0 */
+    /* The returned error was logged when the run stopped for it ("stopping
+     * without committing"), so a caller need not log it again. */
+    bool error_logged;
 } cue_runtime_result;
 
 /* What cue_runtime_run would refuse before it reaches a broker or the

@@ -313,6 +313,7 @@ int rt_end(rt *r, int rc, cue_err *err)
     res->active_seconds = (double)(r->last_record_ns - r->first_record_ns) / 1e9;
     res->applied = r->retired.applied;
     res->duplicates = r->retired.duplicates;
+    res->error_logged = rc != 0 && rc == r->fatal_rc && strcmp(err->msg, r->fatal_err.msg) == 0;
     cue_buf_deinit(&r->labels);
     cue_journey_counts_free(r->journeys_retired);
     cue_journey_counts_free(r->journeys_sum);

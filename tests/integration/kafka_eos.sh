@@ -150,6 +150,8 @@ rc=$?
 [ "$rc" -eq 75 ] && ok || { bad "fence: exit $rc, 75 expected"; tail -5 fence.1.log; }
 grep -q '"msg":"fenced: another producer' fence.1.log && ok || bad "fence: no fenced log line"
 grep -q '"msg":"stopping without committing"' fence.1.log && ok || bad "fence: it did not stop without committing"
+# The reason was logged when the run stopped; the command does not log it again.
+[ "$(grep -c '"command":"run"' fence.1.log)" -eq 0 ] && ok || bad "fence: the error was logged twice"
 fenced_triggers=$(sed -nE 's/.*"msg":"stopped".*"triggers":([0-9]+).*/\1/p' fence.1.log)
 for i in 2 3 4; do produce "fence-events.chunk.0$i" fence-events || exit 1; done
 start_run fence fence.2.log --stop-at-end
