@@ -74,7 +74,9 @@ typedef struct cue_kafka_probe {
 } cue_kafka_probe;
 
 /* Joins (subscribing to input.topic, cooperative-sticky like the pipeline)
- * and waits up to `timeout_ms` for the first assignment. It fetches nothing.
+ * and waits for the first assignment: up to `timeout_ms`, or longer than
+ * the consumer's session.timeout.ms when that is longer (a member that just
+ * stopped or died counts in the group until then). It fetches nothing.
  * CUE_EUNAVAILABLE when no assignment came in time (e.g. the group waits for
  * a member that died without leaving); the probe must be left either way. */
 int cue_kafka_probe_join(cue_kafka_probe *p, const cue_config *cfg, int64_t timeout_ms,

@@ -168,6 +168,17 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The consumer's session.timeout.ms as librdkafka resolved it (the
+ * configured value or its default), or 0 when it cannot say. */
+static int64_t session_timeout_ms(rd_kafka_t *rk)
+{
+    char v[32];
+    size_t len = sizeof v;
+    if (rd_kafka_conf_get(rd_kafka_conf(rk), "session.timeout.ms", v, &len) != RD_KAFKA_CONF_OK)
+        return 0;
+    return strtoll(v, NULL, 10);
+}
+
 int cue_kafka_probe_join(cue_kafka_probe *p, const cue_config *cfg, int64_t timeout_ms,
                          cue_err *err)
 {
@@ -177,6 +188,19 @@ int cue_kafka_probe_join(cue_kafka_probe *p, const cue_config *cfg, int64_t time
     int rc = cue_kafka_open_consumer(&p->k, cfg, &h, err);
     if (rc == 0) rc = cue_kafka_subscribe(p->k, err);
     if (rc != 0) return rc;
+    /* A member that stopped a moment ago may still count in the group until
+     * session.timeout.ms has passed (one that died always does; the dev
+     * broker keeps even one that left): the join completes only then. A
+     * probe that gave up before would leave one more rebalance behind it,
+     * and its retry would wait again, so it waits that long at least. */
+    int64_t session = session_timeout_ms(p->k->consumer);
+    if (session + 5000 > timeout_ms) {
+        cue_log(CUE_LOG_INFO,
+                "joining the group; a member that stopped within session.timeout.ms "
+                "still counts in it, so this may take that long",
+                "i:session_timeout_ms", session, NULL);
+        timeout_ms = session + 5000;
+    }
     int64_t until = now_ms() + timeout_ms;
     while (!p->got_assignment && now_ms() < until) {
         struct pollfd pfd = {.fd = cue_kafka_consumer_fd(p->k), .events = POLLIN};
@@ -187,8 +211,7 @@ int cue_kafka_probe_join(cue_kafka_probe *p, const cue_config *cfg, int64_t time
     if (p->got_assignment) return 0;
     return cue_err_set(err, CUE_EUNAVAILABLE,
                        "group %s assigned nothing to a probe within %lld ms: a member is in it "
-                       "(still rebalancing), or one died without leaving (the group waits "
-                       "session.timeout.ms for it); try again later",
+                       "and the group is still rebalancing; try again when it is stopped",
                        cfg->application_id, (long long)timeout_ms);
 }
 

@@ -132,6 +132,18 @@ grep -q '"msg":"stopped","consumed":0,"triggers":0' "$tmp/a.3.log" && ok \
 "$cuepoint" state dump --machines "$machines" --state-dir "$tmp/a.state" | sort > "$tmp/a.3.state"
 cmp -s "$tmp/a.3.state" "$tmp/a.2.state" && ok || bad "a forward reset changed the users' state"
 
+# ---- a reset right after a stop, with the default session.timeout.ms -----------
+# The group counts a member that just stopped for up to session.timeout.ms
+# (the dev broker always does): the probe waits through it rather than
+# refusing, and leaving another rebalance behind, before it is over.
+config s slow events triggers
+start_run s "$tmp/s.log" --stop-at-end
+wait_run 60 || bad "run of group slow: exit $?"
+"$cuepoint" offsets reset --config "$tmp/s.json" --to-earliest > "$tmp/r.slow" 2> "$tmp/r.slow.err"
+rc=$?
+[ "$rc" -eq 0 ] && [ "$(grep -c 'backward, [0-9]* users dropped' "$tmp/r.slow")" -eq 4 ] && ok \
+    || { bad "reset right after a stop: exit $rc"; cat "$tmp/r.slow" "$tmp/r.slow.err"; }
+
 # ---- usage -----------------------------------------------------------------------
 "$cuepoint" offsets reset --config "$tmp/a.json" > /dev/null 2>&1
 [ $? -eq 64 ] && ok || bad "reset without a --to-* option: not 64"
