@@ -11,11 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-size_t report_by_len(const cue_report *r)
-{
-    return r->n_cohorts + 1 + r->rc.n_attrs * CUE_REPORT_VALUES_MAX;
-}
-
 size_t report_by_index(const cue_report *r, size_t dim, size_t value)
 {
     if (dim == 0) return value;

@@ -206,7 +206,12 @@ static inline size_t by_values(const cue_report *r, size_t dim)
 size_t report_value_at(const cue_report *r, size_t dim, size_t i);
 /* The position of (dim, value) in a [dims][values] table. */
 size_t report_by_index(const cue_report *r, size_t dim, size_t value);
-size_t report_by_len(const cue_report *r);
+/* Entries in a table over every breakdown: the cohorts, "(none)", then each
+ * attribute's values. Sized by report.c, filled by report_finish.c. */
+static inline size_t report_by_len(const cue_report *r)
+{
+    return r->n_cohorts + 1 + r->rc.n_attrs * CUE_REPORT_VALUES_MAX;
+}
 /* The name of a breakdown and of one of its values ("2026-01-05" for a
  * cohort: its Monday), into `out`. */
 const char *report_dim_name(const cue_report *r, size_t dim);
