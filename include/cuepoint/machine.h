@@ -25,6 +25,7 @@
 #ifndef CUEPOINT_MACHINE_H
 #define CUEPOINT_MACHINE_H
 
+#include "cuepoint/diag.h"
 #include "cuepoint/err.h"
 #include "cuepoint/json.h"
 #include "cuepoint/limits.h"
@@ -328,28 +329,6 @@ bool cue_machines_use_local_time(const cue_machines *ms);
 typedef cue_value (*cue_operand_fn)(const cue_operand *o, void *ctx);
 bool cue_guard_eval(const cue_guard *g, cue_operand_fn get, void *arg);
 
-/* Diagnostics from compiling, for `cuepoint check`: every error, not just the
- * first. Each has a JSON path ($.states.x.on[2].goto) and a message with the
- * nearest known name where one is close. check.h adds the lints. */
-typedef enum cue_diag_level { CUE_DIAG_ERROR = 0, CUE_DIAG_WARNING } cue_diag_level;
-typedef struct cue_diag {
-    uint8_t level;
-    char code[32]; /* stable id: "unknown-state", "unreachable-state", ... */
-    char path[256];
-    char msg[384];
-} cue_diag;
-
-typedef struct cue_diags {
-    cue_diag *items; /* owned */
-    size_t n, cap;
-    size_t errors, warnings;
-} cue_diags;
-
-void cue_diags_init(cue_diags *d);
-void cue_diags_deinit(cue_diags *d);
-void cue_diags_add(cue_diags *d, cue_diag_level level, const char *code, const char *path,
-                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
 /* Compiles one file into a set of its own, collecting every error into `d`
  * (which may already hold diagnostics of other files). On success (no error)
  * `*out` is the one-machine set, owned by the caller; otherwise NULL. */
@@ -358,9 +337,5 @@ int cue_machines_compile_file(cue_machines **out, const char *file, cue_diags *d
  * fuzz targets'); `name` stands for the file in the set and its messages. */
 int cue_machines_compile_text(cue_machines **out, const char *name, const char *text, size_t len,
                               cue_diags *d);
-
-/* The nearest of `candidates` to `name` by edit distance, or NULL when none is
- * close enough to be a plausible typo. */
-const char *cue_nearest_name(const char *name, const char *const *candidates, size_t n);
 
 #endif
