@@ -1230,8 +1230,10 @@ static inline uint16_t scan_element(const scanner *sc, const scan_level *l, uint
 /* Opens the container at i as level `l` (its node `node`, which becomes that
  * of its first value). Returns the byte to read the first value at, or 0 to
  * give up; *empty when it closed at once (i is then past it). */
-static inline size_t scan_open(scanner *sc, scan_level *l, size_t i, uint16_t *node, uint32_t *toks,
-                               uint32_t tok_cap, bool *empty)
+__attribute__((always_inline)) static inline size_t scan_open(scanner *sc, scan_level *l, size_t i,
+                                                              uint16_t *node, uint32_t *toks,
+                                                              uint32_t tok_cap, bool counting,
+                                                              bool *empty)
 {
     const cue_json_fields *f = sc->f;
     bool object = sc->s[i] == '{';
@@ -1247,7 +1249,7 @@ static inline size_t scan_open(scanner *sc, scan_level *l, size_t i, uint16_t *n
         *node = scan_element(sc, l, 0);
         return at;
     }
-    if (++*toks > tok_cap) return 0;
+    if (counting && ++*toks > tok_cap) return 0;
     return scan_key(sc, l, at, node);
 }
 
@@ -1255,9 +1257,9 @@ static inline size_t scan_open(scanner *sc, scan_level *l, size_t i, uint16_t *n
  * object's next key, or finds an array element's node) or closes containers
  * until one continues. Returns the byte of the next value, or 0 when the
  * document ends (*done: well) or the scan gives up. */
-static inline size_t scan_after(scanner *sc, scan_level *lv, uint32_t *depth, size_t i,
-                                uint16_t *node, uint32_t *toks, uint32_t tok_cap, cue_json_tok *out,
-                                bool *done)
+__attribute__((always_inline)) static inline size_t
+scan_after(scanner *sc, scan_level *lv, uint32_t *depth, size_t i, uint16_t *node, uint32_t *toks,
+           uint32_t tok_cap, bool counting, cue_json_tok *out, bool *done)
 {
     const unsigned char *s = sc->s;
     size_t n = sc->n;
@@ -1271,7 +1273,7 @@ static inline size_t scan_after(scanner *sc, scan_level *lv, uint32_t *depth, si
                 *node = scan_element(sc, l, l->count);
                 return i + 1;
             }
-            if (++*toks > tok_cap) return 0;
+            if (counting && ++*toks > tok_cap) return 0;
             return scan_key(sc, l, i + 1, node);
         }
         if (s[i] != (l->object ? '}' : ']')) return 0;
@@ -1312,12 +1314,12 @@ static inline size_t scan_scalar(const scanner *sc, size_t i, uint8_t *type, uin
     }
 }
 
-bool cue_json_scan(const cue_json_fields *f, const char *src, size_t len, uint32_t tok_cap,
-                   cue_json_tok *out)
+/* The scan, with the token limit checked (`counting`) or not. */
+__attribute__((always_inline)) static inline bool scan_doc(const cue_json_fields *f,
+                                                           const char *src, size_t len,
+                                                           uint32_t tok_cap, bool counting,
+                                                           cue_json_tok *out)
 {
-    for (uint16_t k = 0; k < f->n_slots; k++)
-        out[k].type = CUE_JSON_NONE;
-    if (len > UINT32_MAX) return false;
     scanner sc;
     sc.s = (const unsigned char *)src;
     sc.n = len;
@@ -1329,7 +1331,7 @@ bool cue_json_scan(const cue_json_fields *f, const char *src, size_t len, uint32
     size_t i = 0;
     for (;;) {
         if (i < len && is_ws(sc.s[i])) i = scan_ws(sc.s, i, len);
-        if (i >= len || ++toks > tok_cap) return false;
+        if (i >= len || (counting && ++toks > tok_cap)) return false;
         int16_t slot = node != SCAN_NO_NODE ? f->node[node].slot : -1;
         size_t start = i;
         uint8_t type, flags = 0;
@@ -1337,7 +1339,7 @@ bool cue_json_scan(const cue_json_fields *f, const char *src, size_t len, uint32
             if (depth >= CUE_JSON_DEPTH_MAX) return false;
             bool empty;
             type = sc.s[i] == '{' ? CUE_JSON_OBJECT : CUE_JSON_ARRAY;
-            i = scan_open(&sc, &lv[depth], i, &node, &toks, tok_cap, &empty);
+            i = scan_open(&sc, &lv[depth], i, &node, &toks, tok_cap, counting, &empty);
             if (i == 0) return false;
             if (!empty) {
                 depth++;
@@ -1354,7 +1356,19 @@ bool cue_json_scan(const cue_json_fields *f, const char *src, size_t len, uint32
                                        .len = (uint32_t)(i - start - 2 * str)};
         }
         bool done = false;
-        i = scan_after(&sc, lv, &depth, i, &node, &toks, tok_cap, out, &done);
+        i = scan_after(&sc, lv, &depth, i, &node, &toks, tok_cap, counting, out, &done);
         if (i == 0) return done;
     }
+}
+
+bool cue_json_scan(const cue_json_fields *f, const char *src, size_t len, uint32_t tok_cap,
+                   cue_json_tok *out)
+{
+    for (uint16_t k = 0; k < f->n_slots; k++)
+        out[k].type = CUE_JSON_NONE;
+    if (len > UINT32_MAX) return false;
+    /* Each token starts at a byte of its own: a document of at most tok_cap
+     * bytes cannot have more tokens, and (an event's case) needs no count. */
+    return len <= tok_cap ? scan_doc(f, src, len, tok_cap, false, out)
+                          : scan_doc(f, src, len, tok_cap, true, out);
 }
