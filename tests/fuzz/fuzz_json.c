@@ -75,6 +75,12 @@ static void check_scan(const char *src, size_t len, int parse_rc, const cue_json
     }
     cue_json_fields f = fields;
     int extra = ptr_ok ? cue_json_fields_add(&f, ptr) : -1;
+    /* A small token limit, so that the scan counts tokens as it goes. */
+    static cue_json_tok few[16];
+    cue_json_doc small;
+    if (cue_json_scan(&f, src, len, 16, found) &&
+        cue_json_parse(&small, src, len, few, 16, NULL) != 0)
+        abort();
     if (!cue_json_scan(&f, src, len, TOKS, found)) return;
     if (parse_rc != 0) abort();
     for (int i = 0; i < 7; i++) {
