@@ -1,4 +1,6 @@
-/* Event decoding: tokenize once, resolve a handful of pointers, no allocation. */
+/* Event decoding: one scan of the record that validates it whole and keeps
+ * the declared fields; the tokenizer only for records the scan leaves to it
+ * (bad ones, to say why) and for pointers nobody declared. No allocation. */
 #include "cuepoint/event.h"
 
 #include "cuepoint/timefmt.h"
@@ -9,8 +11,25 @@
 /* Unescaped strings of one event (escaped values only; most borrow the record). */
 #define SCRATCH_BYTES (2 * CUE_EVENT_BYTES_MAX)
 
+/* Declared pointers by address (open addressing, at most half full). */
+#define KNOWN_SLOTS 128
+
 struct cue_event_decoder {
     const cue_config *cfg; /* borrowed */
+    cue_json_fields fields;
+    const cue_json_ptr *field_ptr[CUE_EVENT_FIELDS_MAX]; /* borrowed: one per slot */
+    struct {
+        const cue_json_ptr *p; /* borrowed; NULL: free */
+        int16_t slot;
+    } known[KNOWN_SLOTS];
+    unsigned n_known;
+    int16_t slot_user_id, slot_type, slot_time, slot_event_id;
+    int16_t slot_attr[CUE_ATTR_COUNT];        /* -1: the attribute is not configured */
+    cue_json_tok field[CUE_EVENT_FIELDS_MAX]; /* the current event's */
+    /* The tokens of the current record, when the scan left it to the
+     * tokenizer or an undeclared pointer was read (doc_ready). */
+    bool doc_ready;
+    cue_json_doc doc;
     cue_json_tok toks[CUE_EVENT_TOKENS_MAX];
     char user_id[CUE_USER_ID_BYTES_MAX + 1];
     char type[CUE_NAME_BYTES_MAX + 1];
@@ -30,12 +49,63 @@ const char *cue_reason_name(cue_reason r)
     return (unsigned)r < CUE_REASON_COUNT ? names[r] : "unknown";
 }
 
+static size_t known_hash(const cue_json_ptr *p)
+{
+    return (size_t)(((uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15ULL) >> 57) & (KNOWN_SLOTS - 1);
+}
+
+/* The slot of declared pointer `p`, or -1. */
+static int known_slot(const cue_event_decoder *d, const cue_json_ptr *p)
+{
+    for (size_t h = known_hash(p);; h = (h + 1) & (KNOWN_SLOTS - 1)) {
+        if (d->known[h].p == p) return d->known[h].slot;
+        if (d->known[h].p == NULL) return -1;
+    }
+}
+
+int cue_event_decoder_want(cue_event_decoder *d, const cue_json_ptr *p)
+{
+    if (known_slot(d, p) >= 0) return 0;
+    if (d->n_known >= KNOWN_SLOTS / 2) return CUE_EFULL;
+    int slot = cue_json_fields_add(&d->fields, p);
+    if (slot < 0) return slot;
+    if (d->field_ptr[slot] == NULL) d->field_ptr[slot] = p;
+    size_t h = known_hash(p);
+    while (d->known[h].p != NULL)
+        h = (h + 1) & (KNOWN_SLOTS - 1);
+    d->known[h].p = p;
+    d->known[h].slot = (int16_t)slot;
+    d->n_known++;
+    return 0;
+}
+
+/* Declares one of the configuration's pointers; there is room for them all. */
+static int16_t want_config(cue_event_decoder *d, const cue_json_ptr *p)
+{
+    int rc = cue_event_decoder_want(d, p);
+    CUE_ASSERT(rc == 0);
+    return (int16_t)known_slot(d, p);
+}
+
 int cue_event_decoder_new(cue_event_decoder **out, const cue_config *cfg, cue_err *err)
 {
-    *out = malloc(sizeof **out);
-    if (*out == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory for the event decoder");
-    (*out)->cfg = cfg;
-    (*out)->scratch_used = 0;
+    cue_event_decoder *d = malloc(sizeof *d);
+    *out = d;
+    if (d == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory for the event decoder");
+    d->cfg = cfg;
+    d->scratch_used = 0;
+    d->doc_ready = false;
+    d->n_known = 0;
+    memset(d->known, 0, sizeof d->known);
+    memset(d->field_ptr, 0, sizeof d->field_ptr);
+    cue_json_fields_init(&d->fields);
+    d->slot_user_id = want_config(d, &cfg->ptr_user_id);
+    d->slot_type = want_config(d, &cfg->ptr_type);
+    d->slot_time = want_config(d, &cfg->ptr_time);
+    d->slot_event_id = want_config(d, &cfg->ptr_event_id);
+    for (int a = 0; a < CUE_ATTR_COUNT; a++)
+        d->slot_attr[a] =
+            cfg->ptr_attr[a].source[0] == '\0' ? -1 : want_config(d, &cfg->ptr_attr[a]);
     return 0;
 }
 
@@ -50,12 +120,11 @@ void cue_event_decoder_free(cue_event_decoder *d)
  * CUE_EINVAL (other type), CUE_ELIMIT (longer than cap) or CUE_EENCODING (it
  * holds \u0000: ids and names are compared and stored as bytes, and a NUL
  * would end them early wherever they become C strings). */
-static int text_field(const cue_event *ev, const cue_json_ptr *p, bool numbers, char *buf,
-                      size_t cap, const char **s, size_t *len)
+static int text_field(const cue_event *ev, int16_t slot, bool numbers, char *buf, size_t cap,
+                      const char **s, size_t *len)
 {
-    int32_t t = cue_json_find(&ev->doc, p);
-    if (t < 0 || ev->doc.toks[t].type == CUE_JSON_NULL) return CUE_ENOTFOUND;
-    const cue_json_tok *tok = &ev->doc.toks[t];
+    const cue_json_tok *tok = &ev->fields[slot];
+    if (tok->type == CUE_JSON_NONE || tok->type == CUE_JSON_NULL) return CUE_ENOTFOUND;
     if ((numbers && tok->type == CUE_JSON_NUMBER) ||
         (tok->type == CUE_JSON_STRING && !tok->escaped)) {
         if (tok->len > cap) return CUE_ELIMIT;
@@ -65,7 +134,7 @@ static int text_field(const cue_event *ev, const cue_json_ptr *p, bool numbers, 
     }
     if (tok->type != CUE_JSON_STRING) return CUE_EINVAL;
     if (tok->escaped & CUE_JSON_TOK_NUL) return CUE_EENCODING;
-    int rc = cue_json_string(&ev->doc, (uint32_t)t, buf, cap + 1, len);
+    int rc = cue_json_tok_string(ev->raw, tok, buf, cap + 1, len);
     *s = buf;
     return rc;
 }
@@ -95,7 +164,7 @@ static int field_fail(cue_reason *reason, cue_reason r, cue_err *err, const char
 static int decode_ids(cue_event_decoder *d, cue_event *ev, cue_reason *reason, cue_err *err)
 {
     const cue_config *c = d->cfg;
-    int rc = text_field(ev, &c->ptr_user_id, true, d->user_id, CUE_USER_ID_BYTES_MAX, &ev->user_id,
+    int rc = text_field(ev, d->slot_user_id, true, d->user_id, CUE_USER_ID_BYTES_MAX, &ev->user_id,
                         &ev->user_id_len);
     if (rc == CUE_ENOTFOUND)
         return fail(reason, CUE_REASON_NO_USER, err, CUE_EPARSE, "no user id", &c->ptr_user_id);
@@ -105,7 +174,7 @@ static int decode_ids(cue_event_decoder *d, cue_event *ev, cue_reason *reason, c
                                                ? "is longer than 128 bytes"
                                                : "is not a non-empty string or number"),
                           &c->ptr_user_id);
-    rc = text_field(ev, &c->ptr_type, false, d->type, CUE_NAME_BYTES_MAX, &ev->type, &ev->type_len);
+    rc = text_field(ev, d->slot_type, false, d->type, CUE_NAME_BYTES_MAX, &ev->type, &ev->type_len);
     if (rc == CUE_ENOTFOUND)
         return fail(reason, CUE_REASON_NO_TYPE, err, CUE_EPARSE, "no event type", &c->ptr_type);
     if (rc != 0 || ev->type_len == 0)
@@ -113,7 +182,7 @@ static int decode_ids(cue_event_decoder *d, cue_event *ev, cue_reason *reason, c
                           text_problem(rc, "is not a string of 1 to 64 bytes"), &c->ptr_type);
     ev->event_id = NULL;
     ev->event_id_len = 0;
-    rc = text_field(ev, &c->ptr_event_id, true, d->event_id, CUE_KEY_BYTES_MAX, &ev->event_id,
+    rc = text_field(ev, d->slot_event_id, true, d->event_id, CUE_KEY_BYTES_MAX, &ev->event_id,
                     &ev->event_id_len);
     if (rc == CUE_ENOTFOUND || (rc == 0 && ev->event_id_len == 0))
         ev->event_id = NULL; /* "" names no event: it is not an id */
@@ -194,16 +263,18 @@ static int bad_time(cue_reason *reason, cue_err *err, const cue_value *v, const 
                        at);
 }
 
+static cue_value tok_value(const cue_event *ev, const cue_json_tok *tok);
+
 static int decode_time_attrs(cue_event_decoder *d, cue_event *ev, cue_reason *reason, cue_err *err)
 {
     const cue_config *c = d->cfg;
     /* Present but unreadable (a number too large for a double, say) is a bad
      * time, not a missing one. */
-    int32_t tt = cue_json_find(&ev->doc, &c->ptr_time);
-    if (tt < 0 || ev->doc.toks[tt].type == CUE_JSON_NULL)
+    const cue_json_tok *tt = &ev->fields[d->slot_time];
+    if (tt->type == CUE_JSON_NONE || tt->type == CUE_JSON_NULL)
         return fail(reason, CUE_REASON_NO_TIME, err, CUE_EPARSE, "no event time", &c->ptr_time);
-    cue_value tv = cue_event_value(ev, &c->ptr_time);
-    if (ev->doc.toks[tt].type == CUE_JSON_NUMBER && tv.type == CUE_VAL_ABSENT)
+    cue_value tv = tok_value(ev, tt);
+    if (tt->type == CUE_JSON_NUMBER && tv.type == CUE_VAL_ABSENT)
         return fail(reason, CUE_REASON_BAD_TIME, err, CUE_EPARSE,
                     "event time is a number out of range", &c->ptr_time);
     if (cue_event_time_of(&tv, &ev->ts_ms) != 0) return bad_time(reason, err, &tv, &c->ptr_time);
@@ -220,8 +291,8 @@ static int decode_time_attrs(cue_event_decoder *d, cue_event *ev, cue_reason *re
     for (int a = 0; a < CUE_ATTR_COUNT; a++) {
         ev->attr[a] = NULL;
         ev->attr_len[a] = 0;
-        if (c->ptr_attr[a].source[0] == '\0') continue;
-        int rc = text_field(ev, &c->ptr_attr[a], false, d->attr[a], CUE_ATTR_BYTES_MAX,
+        if (d->slot_attr[a] < 0) continue;
+        int rc = text_field(ev, d->slot_attr[a], false, d->attr[a], CUE_ATTR_BYTES_MAX,
                             &ev->attr[a], &ev->attr_len[a]);
         if (rc == CUE_ENOTFOUND)
             ev->attr[a] = NULL;
@@ -233,45 +304,82 @@ static int decode_time_attrs(cue_event_decoder *d, cue_event *ev, cue_reason *re
     return 0;
 }
 
+/* The record as tokens, for the tokenizer's path and undeclared pointers:
+ * once per record. */
+static int tokenize(cue_event_decoder *d, const char *raw, size_t len, cue_err *err)
+{
+    if (d->doc_ready && d->doc.src == raw && d->doc.src_len == len) return 0;
+    int rc = cue_json_parse(&d->doc, raw, len, d->toks, CUE_EVENT_TOKENS_MAX, err);
+    d->doc_ready = rc == 0;
+    return rc;
+}
+
+/* The declared fields of a record the scan left to the tokenizer, which
+ * accepted it. */
+static void fields_from_tokens(cue_event_decoder *d)
+{
+    for (uint16_t k = 0; k < d->fields.n_slots; k++) {
+        int32_t t = cue_json_find(&d->doc, d->field_ptr[k]);
+        if (t >= 0)
+            d->field[k] = d->doc.toks[t];
+        else
+            d->field[k].type = CUE_JSON_NONE;
+    }
+}
+
 int cue_event_decode(cue_event_decoder *d, const char *raw, size_t len, cue_event *ev,
                      cue_reason *reason, cue_err *err)
 {
     *reason = CUE_REASON_NONE;
     d->scratch_used = 0;
+    d->doc_ready = false; /* the buffer may be the last record's, rewritten */
     ev->raw = raw;
     ev->raw_len = len;
     ev->dec = d;
+    ev->fields = d->field;
+    ev->n_fields = d->fields.n_slots;
     if (len > d->cfg->event_bytes_max) {
         *reason = CUE_REASON_TOO_LARGE;
         return cue_err_set(err, CUE_ELIMIT, "record of %zu bytes is over event.max.bytes (%zu)",
                            len, d->cfg->event_bytes_max);
     }
-    int rc = cue_json_parse(&ev->doc, raw, len, d->toks, CUE_EVENT_TOKENS_MAX, err);
-    if (rc != 0) {
-        *reason = rc == CUE_EENCODING    ? CUE_REASON_BAD_ENCODING
-                  : rc == CUE_EDUPLICATE ? CUE_REASON_DUPLICATE_KEY
-                                         : CUE_REASON_NOT_JSON;
-        cue_err_prefix(err, rc == CUE_EENCODING    ? "not UTF-8 text"
-                            : rc == CUE_EDUPLICATE ? "ambiguous JSON"
-                                                   : "not JSON");
-        return CUE_EPARSE;
+    bool root_object;
+    if (cue_json_scan(&d->fields, raw, len, CUE_EVENT_TOKENS_MAX, d->field)) {
+        /* A valid document's first byte past whitespace says what it is. */
+        size_t i = 0;
+        while (raw[i] == ' ' || raw[i] == '\n' || raw[i] == '\r' || raw[i] == '\t')
+            i++;
+        root_object = raw[i] == '{';
+    } else {
+        int rc = tokenize(d, raw, len, err);
+        if (rc != 0) {
+            *reason = rc == CUE_EENCODING    ? CUE_REASON_BAD_ENCODING
+                      : rc == CUE_EDUPLICATE ? CUE_REASON_DUPLICATE_KEY
+                                             : CUE_REASON_NOT_JSON;
+            cue_err_prefix(err, rc == CUE_EENCODING    ? "not UTF-8 text"
+                                : rc == CUE_EDUPLICATE ? "ambiguous JSON"
+                                                       : "not JSON");
+            return CUE_EPARSE;
+        }
+        fields_from_tokens(d);
+        root_object = d->doc.toks[0].type == CUE_JSON_OBJECT;
     }
-    if (ev->doc.toks[0].type != CUE_JSON_OBJECT) {
+    if (!root_object) {
         *reason = CUE_REASON_NOT_OBJECT;
         return cue_err_set(err, CUE_EPARSE, "the record is JSON but not an object");
     }
-    rc = decode_ids(d, ev, reason, err);
+    int rc = decode_ids(d, ev, reason, err);
     if (rc == 0) rc = decode_time_attrs(d, ev, reason, err);
     return rc;
 }
 
 /* Copies an escaped string into the scratch; it is reset at every decode. */
-static cue_value scratch_string(cue_event_decoder *d, const cue_event *ev, uint32_t t)
+static cue_value scratch_string(cue_event_decoder *d, const cue_event *ev, const cue_json_tok *t)
 {
     cue_value v = {.type = CUE_VAL_ABSENT};
     size_t room = SCRATCH_BYTES - d->scratch_used, n = 0;
     char *dst = d->scratch + d->scratch_used;
-    if (cue_json_string(&ev->doc, t, dst, room, &n) != 0) return v;
+    if (cue_json_tok_string(ev->raw, t, dst, room, &n) != 0) return v;
     d->scratch_used += n + 1;
     v.type = CUE_VAL_STRING;
     v.s = dst;
@@ -279,13 +387,11 @@ static cue_value scratch_string(cue_event_decoder *d, const cue_event *ev, uint3
     return v;
 }
 
-cue_value cue_event_value(const cue_event *ev, const cue_json_ptr *p)
+static cue_value tok_value(const cue_event *ev, const cue_json_tok *tok)
 {
     cue_value v = {.type = CUE_VAL_ABSENT};
-    int32_t t = cue_json_find(&ev->doc, p);
-    if (t < 0) return v;
-    const cue_json_tok *tok = &ev->doc.toks[t];
     switch (tok->type) {
+    case CUE_JSON_NONE: break;
     case CUE_JSON_NULL: v.type = CUE_VAL_NULL; break;
     case CUE_JSON_TRUE:
     case CUE_JSON_FALSE:
@@ -293,13 +399,13 @@ cue_value cue_event_value(const cue_event *ev, const cue_json_ptr *p)
         v.b = tok->type == CUE_JSON_TRUE;
         break;
     case CUE_JSON_NUMBER:
-        if (cue_json_int64(&ev->doc, (uint32_t)t, &v.i) == 0)
+        if (cue_json_tok_int64(ev->raw, tok, &v.i) == 0)
             v.type = CUE_VAL_INT;
-        else if (cue_json_double(&ev->doc, (uint32_t)t, &v.d) == 0)
+        else if (cue_json_tok_double(ev->raw, tok, &v.d) == 0)
             v.type = CUE_VAL_DOUBLE;
         break;
     case CUE_JSON_STRING:
-        if (tok->escaped) return scratch_string(ev->dec, ev, (uint32_t)t);
+        if (tok->escaped) return scratch_string(ev->dec, ev, tok);
         v.type = CUE_VAL_STRING;
         v.s = ev->raw + tok->start;
         v.len = tok->len;
@@ -310,4 +416,17 @@ cue_value cue_event_value(const cue_event *ev, const cue_json_ptr *p)
         v.len = tok->len;
     }
     return v;
+}
+
+cue_value cue_event_value(const cue_event *ev, const cue_json_ptr *p)
+{
+    cue_event_decoder *d = ev->dec;
+    int slot = known_slot(d, p);
+    if (slot >= 0 && (uint32_t)slot < ev->n_fields) return tok_value(ev, &ev->fields[slot]);
+    /* Not declared (or declared after this event was decoded). The record
+     * was valid, so it tokenizes. */
+    cue_value absent = {.type = CUE_VAL_ABSENT};
+    if (tokenize(d, ev->raw, ev->raw_len, NULL) != 0) return absent;
+    int32_t t = cue_json_find(&d->doc, p);
+    return t < 0 ? absent : tok_value(ev, &d->doc.toks[t]);
 }

@@ -22,6 +22,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define STR_(x) #x
 #define STR(x)  STR_(x)
@@ -196,38 +199,53 @@ __attribute__((cold)) static int fail_encoding(parser *p, size_t i, const char *
     return fail(p, CUE_EENCODING, what);
 }
 
-/* What ends a plain run inside string `t` at byte i (not a quote): a UTF-8
- * sequence or an escape, checked and stepped over; or an error. Returns the
- * next byte to scan, or 0 with p->rc set. Kept out of string() so that its
- * loop over plain bytes stays small. */
+/* What string_step found wrong. */
+enum { STEP_BAD = 1, STEP_BAD_UTF8, STEP_BAD_SURROGATE };
+
+/* What ends a plain run inside a string at byte i (not its closing quote): a
+ * UTF-8 sequence or an escape, checked and stepped over, its CUE_JSON_TOK_*
+ * bits added to *flags. Returns the next byte to scan, or 0 with *why set.
+ * The tokenizer and the scanner share it, so they accept the same strings. */
+static inline size_t string_step(const unsigned char *s, size_t n, size_t i, uint8_t *flags,
+                                 int *why)
+{
+    *why = STEP_BAD;
+    if (i >= n) return 0;
+    if (s[i] >= 0x80) {
+        size_t k = cue_utf8_len(s + i, n - i);
+        if (k == 0) *why = STEP_BAD_UTF8;
+        return k ? i + k : 0;
+    }
+    const char *c = (const char *)s;
+    size_t k = s[i] == '\\' ? escape_len(c, i, n) : 0;
+    if (k == 0) return 0;
+    if (s[i + 1] == 'u') {
+        k = unicode_escape_len(c, i, n);
+        if (k == 0) {
+            *why = STEP_BAD_SURROGATE;
+            return 0;
+        }
+        if (memcmp(c + i + 2, "0000", 4) == 0) *flags |= CUE_JSON_TOK_NUL;
+    }
+    *flags |= CUE_JSON_TOK_ESCAPED;
+    return i + k;
+}
+
+/* string_step for the tokenizer, with its errors. Returns the next byte to
+ * scan, or 0 with p->rc set. Kept out of string() so that its loop over plain
+ * bytes stays small. */
 __attribute__((noinline)) static size_t string_special(parser *p, cue_json_tok *t, size_t open,
                                                        size_t i)
 {
-    const unsigned char *s = (const unsigned char *)p->s;
-    size_t n = p->len;
-    if (i >= n) goto bad;
-    if (s[i] >= 0x80) {
-        size_t k = cue_utf8_len(s + i, n - i);
-        if (k == 0) {
-            p->rc = fail_encoding(p, i, "invalid UTF-8 in a string");
-            return 0;
-        }
-        return i + k;
-    }
-    size_t k = s[i] == '\\' ? escape_len(p->s, i, n) : 0;
-    if (k == 0) goto bad;
-    if (p->s[i + 1] == 'u') {
-        k = unicode_escape_len(p->s, i, n);
-        if (k == 0) {
-            p->rc = fail_encoding(p, i, "a \\u escape of an unpaired surrogate");
-            return 0;
-        }
-        if (memcmp(p->s + i + 2, "0000", 4) == 0) t->escaped |= CUE_JSON_TOK_NUL;
-    }
-    t->escaped |= CUE_JSON_TOK_ESCAPED;
-    return i + k;
-bad:
-    p->rc = fail_string(p, open, i);
+    int why;
+    size_t next = string_step((const unsigned char *)p->s, p->len, i, &t->escaped, &why);
+    if (next != 0) return next;
+    if (why == STEP_BAD_UTF8)
+        p->rc = fail_encoding(p, i, "invalid UTF-8 in a string");
+    else if (why == STEP_BAD_SURROGATE)
+        p->rc = fail_encoding(p, i, "a \\u escape of an unpaired surrogate");
+    else
+        p->rc = fail_string(p, open, i);
     return 0;
 }
 
@@ -249,43 +267,55 @@ static int string(parser *p)
     return STEP_VALUE_DONE;
 }
 
-/* RFC 8259: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
-static int number(parser *p)
+/* RFC 8259: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+ * The end of the number at s[i], or 0 with *at and *what saying where and
+ * what is wrong. Shared by the tokenizer and the scanner. */
+static inline size_t number_end(const char *s, size_t n, size_t i, size_t *at, const char **what)
 {
-    const char *s = p->s, *what = "expected a digit after '-'";
-    size_t i = p->i, n = p->len, start = p->i;
+    *what = "expected a digit after '-'";
     if (s[i] == '-') i++;
     if (i >= n || s[i] < '0' || s[i] > '9') goto no_digit;
     if (s[i] == '0') {
         if (++i < n && s[i] >= '0' && s[i] <= '9') {
-            p->i = i;
-            return fail(p, CUE_EPARSE, "leading zero in a number");
+            *what = "leading zero in a number";
+            goto no_digit;
         }
     } else {
         while (i < n && s[i] >= '0' && s[i] <= '9')
             i++;
     }
     if (i < n && s[i] == '.') {
-        what = "expected a digit after '.'";
+        *what = "expected a digit after '.'";
         if (++i >= n || s[i] < '0' || s[i] > '9') goto no_digit;
         while (i < n && s[i] >= '0' && s[i] <= '9')
             i++;
     }
     if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        what = "expected a digit in the exponent";
+        *what = "expected a digit in the exponent";
         if (++i < n && (s[i] == '+' || s[i] == '-')) i++;
         if (i >= n || s[i] < '0' || s[i] > '9') goto no_digit;
         while (i < n && s[i] >= '0' && s[i] <= '9')
             i++;
     }
+    return i;
+no_digit:
+    *at = i;
+    return 0;
+}
+
+static int number(parser *p)
+{
+    const char *what;
+    size_t start = p->i, at = 0, end = number_end(p->s, p->len, start, &at, &what);
+    if (end == 0) {
+        p->i = at;
+        return fail(p, CUE_EPARSE, what);
+    }
     cue_json_tok *t = new_tok(p, CUE_JSON_NUMBER, start);
     if (t == NULL) return CUE_ELIMIT;
-    t->len = (uint32_t)(i - start);
-    p->i = i;
+    t->len = (uint32_t)(end - start);
+    p->i = end;
     return STEP_VALUE_DONE;
-no_digit:
-    p->i = i;
-    return fail(p, CUE_EPARSE, what);
 }
 
 static int literal(parser *p, const char *word, size_t n, cue_json_type type)
@@ -701,8 +731,12 @@ static bool is_string(const cue_json_doc *doc, uint32_t t)
 int cue_json_string(const cue_json_doc *doc, uint32_t t, char *out, size_t cap, size_t *len)
 {
     if (!is_string(doc, t)) return CUE_EINVAL;
-    const cue_json_tok *k = &doc->toks[t];
-    const char *s = doc->src;
+    return cue_json_tok_string(doc->src, &doc->toks[t], out, cap, len);
+}
+
+int cue_json_tok_string(const char *s, const cue_json_tok *k, char *out, size_t cap, size_t *len)
+{
+    if (k->type != CUE_JSON_STRING) return CUE_EINVAL;
     size_t i = k->start, end = (size_t)k->start + k->len, n = 0;
     while (i < end) {
         /* Unescaped runs are copied whole; only escapes are decoded. */
@@ -832,9 +866,33 @@ static int num_digit(const num_parts *np, size_t k)
 
 int cue_json_int64(const cue_json_doc *doc, uint32_t t, int64_t *out)
 {
-    if (t >= doc->n || doc->toks[t].type != CUE_JSON_NUMBER) return CUE_EINVAL;
+    if (t >= doc->n) return CUE_EINVAL;
+    return cue_json_tok_int64(doc->src, &doc->toks[t], out);
+}
+
+/* Up to 18 digits, with no fraction or exponent, cannot overflow: the common
+ * case (epoch milliseconds, counts, ids) needs none of num_split's work.
+ * The tokenizer has checked the grammar: no leading zero, digits only. */
+static bool int_plain(const char *s, uint32_t n, int64_t *out)
+{
+    bool neg = n > 0 && s[0] == '-';
+    if (n - neg == 0 || n - neg > 18) return false;
+    int64_t v = 0;
+    for (uint32_t i = neg; i < n; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (d > 9) return false;
+        v = v * 10 + (int64_t)d;
+    }
+    *out = neg ? -v : v;
+    return true;
+}
+
+int cue_json_tok_int64(const char *src, const cue_json_tok *tok, int64_t *out)
+{
+    if (tok->type != CUE_JSON_NUMBER) return CUE_EINVAL;
+    if (int_plain(src + tok->start, tok->len, out)) return 0;
     num_parts np;
-    num_split(doc->src + doc->toks[t].start, doc->toks[t].len, &np);
+    num_split(src + tok->start, tok->len, &np);
     /* value = digits[first..last] * 10^e once trailing zeros are moved into e:
      * exact integer arithmetic, so "1.0" and "25e-1" are told apart without
      * rounding through a double. */
@@ -866,16 +924,451 @@ int cue_json_int64(const cue_json_doc *doc, uint32_t t, int64_t *out)
 
 int cue_json_double(const cue_json_doc *doc, uint32_t t, double *out)
 {
-    if (t >= doc->n || doc->toks[t].type != CUE_JSON_NUMBER) return CUE_EINVAL;
+    if (t >= doc->n) return CUE_EINVAL;
+    return cue_json_tok_double(doc->src, &doc->toks[t], out);
+}
+
+int cue_json_tok_double(const char *src, const cue_json_tok *k, double *out)
+{
+    if (k->type != CUE_JSON_NUMBER) return CUE_EINVAL;
     /* strtod needs a terminator the source does not have. Numbers longer than
      * this carry more digits than a double holds; they are refused, not cut. */
     char buf[128];
-    const cue_json_tok *k = &doc->toks[t];
     if (k->len >= sizeof buf) return CUE_ELIMIT;
-    memcpy(buf, doc->src + k->start, k->len);
+    memcpy(buf, src + k->start, k->len);
     buf[k->len] = '\0';
     double d = strtod(buf, NULL);
     if (isinf(d)) return CUE_ELIMIT; /* JSON has no infinity: this is overflow */
     *out = d;
     return 0;
+}
+
+/* ---- scanning for known fields ------------------------------------------ */
+
+/* A key's first eight bytes as one word, zero past its end: with its length
+ * it compares most keys whole (those of events are short). The word is the
+ * bytes' image in memory, the same on either byte order. `avail` is how many
+ * bytes may be read at k (the key is followed by at least its quote). */
+static inline uint64_t key_head_of(uint64_t w, size_t len)
+{
+    static const unsigned char ones[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    uint64_t m;
+    memcpy(&m, ones + 8 - (len < 8 ? len : 8), 8);
+    return w & m;
+}
+
+static inline uint64_t key_head(const unsigned char *k, size_t len, size_t avail)
+{
+    uint64_t w = 0;
+    if (avail >= 8) {
+        memcpy(&w, k, 8);
+    } else {
+        unsigned char b[8] = {0};
+        memcpy(b, k, len < 8 ? len : 8);
+        memcpy(&w, b, 8);
+    }
+    return key_head_of(w, len);
+}
+
+void cue_json_fields_init(cue_json_fields *f)
+{
+    f->n_slots = 0;
+    f->n_nodes = 1;
+    f->text_used = 0;
+    f->node[0] = (struct cue_json_field_node){.slot = -1, .index = -1};
+}
+
+/* The child of `node` whose segment is key `k` (`head` its key_head), or 0
+ * (the root is no child). */
+static inline uint16_t child_key(const cue_json_fields *f, uint16_t node, const char *k, size_t len,
+                                 uint64_t head)
+{
+    for (uint16_t c = f->node[node].child; c != 0; c = f->node[c].sibling) {
+        const struct cue_json_field_node *x = &f->node[c];
+        if (x->head == head && x->key_len == len &&
+            (len <= 8 || memcmp(f->text + x->key_off + 8, k + 8, len - 8) == 0))
+            return c;
+    }
+    return 0;
+}
+
+/* The child of `node` that is element `index` of an array, or 0. */
+static uint16_t child_index(const cue_json_fields *f, uint16_t node, uint32_t index)
+{
+    for (uint16_t c = f->node[node].child; c != 0; c = f->node[c].sibling)
+        if ((uint32_t)f->node[c].index == index) return c;
+    return 0;
+}
+
+static uint64_t seg_head(const cue_json_ptr *p, uint8_t s)
+{
+    const char *k = p->text + p->seg[s].off;
+    return key_head((const unsigned char *)k, p->seg[s].len, p->seg[s].len);
+}
+
+int cue_json_fields_add(cue_json_fields *f, const cue_json_ptr *p)
+{
+    uint16_t node = 0;
+    uint8_t s = 0;
+    for (uint16_t c; s < p->n; s++, node = c)
+        if ((c = child_key(f, node, p->text + p->seg[s].off, p->seg[s].len, seg_head(p, s))) == 0)
+            break;
+    if (s == p->n && f->node[node].slot >= 0) return f->node[node].slot;
+    size_t text = 0;
+    for (uint8_t k = s; k < p->n; k++)
+        text += p->seg[k].len;
+    /* Nodes cannot run out: each field adds at most CUE_JSON_PTR_SEGS_MAX. */
+    if (f->n_slots >= CUE_EVENT_FIELDS_MAX || f->text_used + text > sizeof f->text)
+        return CUE_EFULL;
+    for (; s < p->n; s++) {
+        uint16_t c = f->n_nodes++;
+        CUE_ASSERT(c < sizeof f->node / sizeof f->node[0]);
+        f->node[c] = (struct cue_json_field_node){.head = seg_head(p, s),
+                                                  .sibling = f->node[node].child,
+                                                  .slot = -1,
+                                                  .key_off = f->text_used,
+                                                  .key_len = p->seg[s].len,
+                                                  .index = p->seg[s].index};
+        memcpy(f->text + f->text_used, p->text + p->seg[s].off, p->seg[s].len);
+        f->text_used = (uint16_t)(f->text_used + p->seg[s].len);
+        f->node[node].child = c;
+        node = c;
+    }
+    f->node[node].slot = (int16_t)f->n_slots;
+    return f->n_slots++;
+}
+
+/* The scanner does in one pass what cue_json_parse and cue_json_find do in
+ * two, without a token per value: the same grammar (number_end, string_step
+ * and the same limits), the same duplicate-key rule (over keys kept per open
+ * object instead of key tokens) and the same pointer semantics (children by
+ * key in objects, by index in arrays). It gives up, leaving the document to
+ * the tokenizer, on anything it does not need to be fast at: errors (the
+ * tokenizer says what is wrong), escaped keys (compared unescaped there) and
+ * objects of many keys (its hash table). */
+
+#define SCAN_NO_NODE         0xffffu
+#define SCAN_KEYS_MAX        256 /* keys of all open objects */
+#define SCAN_OBJECT_KEYS_MAX 32  /* keys of one object, compared on a filter hit */
+
+typedef struct scan_level {
+    uint64_t filter;  /* objects: one bit per key so far (scan_key_new) */
+    uint32_t count;   /* members or elements so far */
+    uint32_t keys_at; /* objects: its first key in scanner.keys */
+    uint32_t start;   /* its opening bracket */
+    uint16_t node;    /* its node in the fields, SCAN_NO_NODE if no field is inside */
+    int16_t slot;     /* the field it is, or -1 */
+    bool object;
+} scan_level;
+
+typedef struct scan_key_rec {
+    uint64_t head;
+    uint32_t start, len;
+} scan_key_rec;
+
+typedef struct scanner {
+    const unsigned char *s;
+    size_t n;
+    const cue_json_fields *f;
+    uint32_t n_keys;
+    scan_key_rec keys[SCAN_KEYS_MAX];
+} scanner;
+
+#define ONES  0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* The high bit of each byte of x that a string cannot hold as it is: '"',
+ * '\\', a control character, or a byte >= 0x80 (checked as UTF-8). The lowest
+ * bit set is exact: a borrow can only mark bytes above a true one. */
+static inline uint64_t special8(uint64_t x)
+{
+    uint64_t q = x ^ (ONES * '"'), b = x ^ (ONES * '\\');
+    return (((q - ONES) & ~q) | ((b - ONES) & ~b) | ((x - ONES * 0x20) & ~x) | x) & HIGHS;
+}
+
+#ifdef __SSE2__
+/* special8 for sixteen bytes, a byte of 0xff for each. */
+static inline __m128i special16(__m128i x)
+{
+    /* Signed: bytes >= 0x80 are negative, so "less than ' '" takes them with
+     * the control characters. */
+    return _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))),
+        _mm_cmplt_epi8(x, _mm_set1_epi8(' ')));
+}
+#endif
+
+/* The first byte at or after i that is not plain string text, or n:
+ * sixteen bytes a step where SSE2 is (every x86-64), else eight (special8);
+ * the table for the last few. */
+static inline size_t plain_run(const unsigned char *s, size_t i, size_t n)
+{
+#ifdef __SSE2__
+    while (i + 16 <= n) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        unsigned bits = (unsigned)_mm_movemask_epi8(special16(x));
+        if (bits != 0) return i + (size_t)__builtin_ctz(bits);
+        i += 16;
+    }
+#endif
+    while (i + 8 <= n) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        uint64_t m = special8(x);
+        if (m != 0) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            return i + ((size_t)__builtin_ctzll(m) >> 3);
+#else
+            break; /* the first byte in memory is the most significant */
+#endif
+        }
+        i += 8;
+    }
+    while (i < n && str_plain[s[i]])
+        i++;
+    return i;
+}
+
+/* The closing quote of the string whose text starts at i, its
+ * CUE_JSON_TOK_* bits added to *flags; 0 when it is not a valid string. */
+static inline size_t scan_string(const unsigned char *s, size_t i, size_t n, uint8_t *flags)
+{
+    for (;;) {
+        i = plain_run(s, i, n);
+        if (i < n && s[i] == '"') return i;
+        int why;
+        if ((i = string_step(s, n, i, flags, &why)) == 0) return 0;
+    }
+}
+
+static inline bool is_ws(unsigned char c)
+{
+    return c <= ' ' && (c == ' ' || c == '\n' || c == '\r' || c == '\t');
+}
+
+static inline size_t scan_ws(const unsigned char *s, size_t i, size_t n)
+{
+    while (i < n && is_ws(s[i]))
+        i++;
+    return i;
+}
+
+/* Whether key k (unescaped, `head` its key_head) is new in object `l`;
+ * false too when the object has more keys than the scanner compares. The
+ * filter works as key_seen's: on a miss, no comparison. */
+static inline bool scan_key_new(scanner *sc, scan_level *l, uint32_t start, uint32_t len,
+                                uint64_t head)
+{
+    if (l->count >= SCAN_OBJECT_KEYS_MAX || sc->n_keys >= SCAN_KEYS_MAX) return false;
+    uint64_t bit = 1ULL << (((head ^ len) * 0x9e3779b97f4a7c15ULL) >> 58);
+    if (l->filter & bit)
+        for (uint32_t j = l->keys_at; j < sc->n_keys; j++) {
+            const scan_key_rec *r = &sc->keys[j];
+            if (r->head == head && r->len == len &&
+                (len <= 8 || memcmp(sc->s + r->start + 8, sc->s + start + 8, len - 8) == 0))
+                return false;
+        }
+    l->filter |= bit;
+    sc->keys[sc->n_keys++] = (scan_key_rec){.head = head, .start = start, .len = len};
+    return true;
+}
+
+/* A member's key at i, checked against its object's earlier keys, and its
+ * ':'. *node becomes the node of the member's value. Returns the byte after
+ * the ':', or 0 to give up. */
+__attribute__((always_inline)) static inline size_t scan_key(scanner *sc, scan_level *l, size_t i,
+                                                             uint16_t *node)
+{
+    const unsigned char *s = sc->s;
+    size_t n = sc->n;
+    if (i < n && s[i] != '"') i = scan_ws(s, i, n);
+    if (i >= n || s[i] != '"') return 0;
+    size_t start = i + 1, end, len;
+    uint64_t head;
+#ifdef __SSE2__
+    /* Most keys are plain and shorter than 16 bytes: one load finds the
+     * closing quote and holds the head. */
+    if (start + 16 <= n) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + start));
+        unsigned bits = (unsigned)_mm_movemask_epi8(special16(x));
+        if (bits != 0 && s[start + (size_t)__builtin_ctz(bits)] == '"') {
+            len = (size_t)__builtin_ctz(bits);
+            end = start + len;
+            head = key_head_of((uint64_t)_mm_cvtsi128_si64(x), len);
+            goto have_key;
+        }
+    }
+#endif
+    uint8_t flags = 0;
+    end = scan_string(s, start, n, &flags);
+    len = end - start;
+    if (end == 0 || flags != 0) return 0; /* escaped: equal keys may be spelt apart */
+    head = key_head(s + start, len, n - start);
+#ifdef __SSE2__
+have_key:
+#endif
+    if (!scan_key_new(sc, l, (uint32_t)start, (uint32_t)len, head)) return 0;
+    *node = SCAN_NO_NODE;
+    if (l->node != SCAN_NO_NODE) {
+        uint16_t c = child_key(sc->f, l->node, (const char *)s + start, len, head);
+        if (c != 0) *node = c;
+    }
+    i = end + 1;
+    if (i < n && s[i] != ':') i = scan_ws(s, i, n);
+    if (i >= n || s[i] != ':') return 0;
+    return i + 1;
+}
+
+/* The node of element `index` of array `l`. */
+static inline uint16_t scan_element(const scanner *sc, const scan_level *l, uint32_t index)
+{
+    if (l->node == SCAN_NO_NODE) return SCAN_NO_NODE;
+    uint16_t c = child_index(sc->f, l->node, index);
+    return c ? c : SCAN_NO_NODE;
+}
+
+/* Opens the container at i as level `l` (its node `node`, which becomes that
+ * of its first value). Returns the byte to read the first value at, or 0 to
+ * give up; *empty when it closed at once (i is then past it). */
+__attribute__((always_inline)) static inline size_t scan_open(scanner *sc, scan_level *l, size_t i,
+                                                              uint16_t *node, uint32_t *toks,
+                                                              uint32_t tok_cap, bool counting,
+                                                              bool *empty)
+{
+    const cue_json_fields *f = sc->f;
+    bool object = sc->s[i] == '{';
+    size_t at = scan_ws(sc->s, i + 1, sc->n);
+    *empty = at < sc->n && sc->s[at] == (object ? '}' : ']');
+    if (*empty) return at + 1;
+    *l = (scan_level){.keys_at = sc->n_keys,
+                      .start = (uint32_t)i,
+                      .node = *node != SCAN_NO_NODE && f->node[*node].child ? *node : SCAN_NO_NODE,
+                      .slot = *node != SCAN_NO_NODE ? f->node[*node].slot : -1,
+                      .object = object};
+    if (!object) {
+        *node = scan_element(sc, l, 0);
+        return at;
+    }
+    if (counting && ++*toks > tok_cap) return 0;
+    return scan_key(sc, l, at, node);
+}
+
+/* After a value: counts it in its container, then reads ',' (and an
+ * object's next key, or finds an array element's node) or closes containers
+ * until one continues. Returns the byte of the next value, or 0 when the
+ * document ends (*done: well) or the scan gives up. */
+__attribute__((always_inline)) static inline size_t
+scan_after(scanner *sc, scan_level *lv, uint32_t *depth, size_t i, uint16_t *node, uint32_t *toks,
+           uint32_t tok_cap, bool counting, cue_json_tok *out, bool *done)
+{
+    const unsigned char *s = sc->s;
+    size_t n = sc->n;
+    while (*depth > 0) {
+        scan_level *l = &lv[*depth - 1];
+        l->count++;
+        if (i < n && is_ws(s[i])) i = scan_ws(s, i, n);
+        if (i >= n) return 0;
+        if (s[i] == ',') {
+            if (!l->object) {
+                *node = scan_element(sc, l, l->count);
+                return i + 1;
+            }
+            if (counting && ++*toks > tok_cap) return 0;
+            return scan_key(sc, l, i + 1, node);
+        }
+        if (s[i] != (l->object ? '}' : ']')) return 0;
+        i++;
+        if (l->object) sc->n_keys = l->keys_at;
+        if (l->slot >= 0)
+            out[l->slot] = (cue_json_tok){.type = l->object ? CUE_JSON_OBJECT : CUE_JSON_ARRAY,
+                                          .start = l->start,
+                                          .len = (uint32_t)(i - l->start)};
+        (*depth)--;
+    }
+    *done = scan_ws(s, i, n) == n;
+    return 0;
+}
+
+/* One scalar value at i (not a container): its type, its end (0: give up)
+ * and, for a string, its flags. The token's text is [start, end). */
+static inline size_t scan_scalar(const scanner *sc, size_t i, uint8_t *type, uint8_t *flags)
+{
+    const unsigned char *s = sc->s;
+    size_t n = sc->n, at;
+    const char *what;
+    switch (s[i]) {
+    case '"': {
+        size_t end = scan_string(s, i + 1, n, flags);
+        *type = CUE_JSON_STRING;
+        return end ? end + 1 : 0;
+    }
+    case 't': *type = CUE_JSON_TRUE; return n - i >= 4 && memcmp(s + i, "true", 4) == 0 ? i + 4 : 0;
+    case 'f':
+        *type = CUE_JSON_FALSE;
+        return n - i >= 5 && memcmp(s + i, "false", 5) == 0 ? i + 5 : 0;
+    case 'n': *type = CUE_JSON_NULL; return n - i >= 4 && memcmp(s + i, "null", 4) == 0 ? i + 4 : 0;
+    default:
+        if (s[i] != '-' && (s[i] < '0' || s[i] > '9')) return 0;
+        *type = CUE_JSON_NUMBER;
+        return number_end((const char *)s, n, i, &at, &what);
+    }
+}
+
+/* The scan, with the token limit checked (`counting`) or not. */
+__attribute__((always_inline)) static inline bool scan_doc(const cue_json_fields *f,
+                                                           const char *src, size_t len,
+                                                           uint32_t tok_cap, bool counting,
+                                                           cue_json_tok *out)
+{
+    scanner sc;
+    sc.s = (const unsigned char *)src;
+    sc.n = len;
+    sc.f = f;
+    sc.n_keys = 0;
+    scan_level lv[CUE_JSON_DEPTH_MAX]; /* not zeroed: a level is set when opened */
+    uint32_t depth = 0, toks = 0;
+    uint16_t node = 0; /* the node of the value about to be read */
+    size_t i = 0;
+    for (;;) {
+        if (i < len && is_ws(sc.s[i])) i = scan_ws(sc.s, i, len);
+        if (i >= len || (counting && ++toks > tok_cap)) return false;
+        int16_t slot = node != SCAN_NO_NODE ? f->node[node].slot : -1;
+        size_t start = i;
+        uint8_t type, flags = 0;
+        if (sc.s[i] == '{' || sc.s[i] == '[') {
+            if (depth >= CUE_JSON_DEPTH_MAX) return false;
+            bool empty;
+            type = sc.s[i] == '{' ? CUE_JSON_OBJECT : CUE_JSON_ARRAY;
+            i = scan_open(&sc, &lv[depth], i, &node, &toks, tok_cap, counting, &empty);
+            if (i == 0) return false;
+            if (!empty) {
+                depth++;
+                continue;
+            }
+        } else {
+            if ((i = scan_scalar(&sc, i, &type, &flags)) == 0) return false;
+        }
+        if (slot >= 0) {
+            bool str = type == CUE_JSON_STRING; /* its token is the text between the quotes */
+            out[slot] = (cue_json_tok){.type = type,
+                                       .escaped = flags,
+                                       .start = (uint32_t)(start + str),
+                                       .len = (uint32_t)(i - start - 2 * str)};
+        }
+        bool done = false;
+        i = scan_after(&sc, lv, &depth, i, &node, &toks, tok_cap, counting, out, &done);
+        if (i == 0) return done;
+    }
+}
+
+bool cue_json_scan(const cue_json_fields *f, const char *src, size_t len, uint32_t tok_cap,
+                   cue_json_tok *out)
+{
+    for (uint16_t k = 0; k < f->n_slots; k++)
+        out[k].type = CUE_JSON_NONE;
+    if (len > UINT32_MAX) return false;
+    /* Each token starts at a byte of its own: a document of at most tok_cap
+     * bytes cannot have more tokens, and (an event's case) needs no count. */
+    return len <= tok_cap ? scan_doc(f, src, len, tok_cap, false, out)
+                          : scan_doc(f, src, len, tok_cap, true, out);
 }

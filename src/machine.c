@@ -1772,6 +1772,11 @@ const cue_json_ptr *cue_machines_ptr(const cue_machines *ms, uint16_t i)
     return &ms->ptrs[i];
 }
 
+uint16_t cue_machines_ptr_count(const cue_machines *ms)
+{
+    return (uint16_t)ms->n_ptrs;
+}
+
 const char *cue_machines_type_name(const cue_machines *ms, int32_t type_id)
 {
     CUE_ASSERT(type_id >= 0 && (size_t)type_id < ms->n_types);

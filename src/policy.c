@@ -489,6 +489,16 @@ static bool flag_of(const cue_event *ev, const cue_json_ptr *ptr, bool *out)
     return true;
 }
 
+const cue_json_ptr *cue_policy_event_ptr(const cue_policy *p, size_t i)
+{
+    const cue_json_ptr *consent[] = {&p->consent_channel, &p->consent_granted};
+    const cue_json_ptr *mute[] = {&p->mute_channel, &p->mute_muted};
+    /* Only those of configured events: the others are never read. */
+    if (p->consent_event[0] && i < 2) return consent[i];
+    if (p->consent_event[0]) i -= 2;
+    return p->mute_event[0] && i < 2 ? mute[i] : NULL;
+}
+
 bool cue_policy_is_erasure(const cue_policy *p, const cue_event *ev)
 {
     return type_is(ev, p->erase_event);

@@ -110,6 +110,10 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
     t->user = malloc(sizeof *t->user);
     int rc = t->user ? 0 : cue_err_set(err, CUE_ENOMEM, "out of memory for a task");
     if (rc == 0) rc = cue_event_decoder_new(&t->dec, cfg, err);
+    /* The fields the journeys read, found in the decoder's one pass; one it
+     * has no room for (CUE_EFULL) is read by a second pass instead. */
+    for (uint16_t i = 0; rc == 0 && i < cue_machines_ptr_count(ms); i++)
+        (void)cue_event_decoder_want(t->dec, cue_machines_ptr(ms, i));
     if (rc == 0) rc = cue_cache_new(&t->cache, cfg->cache_max_bytes, err);
     if (rc == 0) rc = cue_timers_new(&t->timers, cfg->timers_memory_max, err);
     if (rc == 0 && cue_machines_use_local_time(ms)) rc = cue_tz_new(&t->jtz, CUE_TZ_ZONES_MAX, err);
@@ -200,6 +204,8 @@ int cue_task_set_policy(cue_task *t, const struct cue_policy *p, cue_err *err)
                     cue_buf_init(&t->decision, 1024)))
         rc = cue_err_set(err, CUE_ENOMEM, "out of memory for a task");
     if (rc == 0) t->policy = p;
+    for (size_t i = 0; rc == 0 && cue_policy_event_ptr(p, i) != NULL; i++)
+        (void)cue_event_decoder_want(t->dec, cue_policy_event_ptr(p, i)); /* as the journeys' */
     return rc;
 }
 

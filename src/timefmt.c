@@ -75,11 +75,16 @@ static bool digits(cursor *c, int n, int *out)
     return true;
 }
 
+/* Sets are a few characters: a loop, not a call to strchr (per event time). */
 static bool one_of(cursor *c, const char *set)
 {
-    if (c->i >= c->len || c->s[c->i] == '\0' || strchr(set, c->s[c->i]) == NULL) return false;
-    c->i++;
-    return true;
+    if (c->i >= c->len) return false;
+    for (; *set != '\0'; set++)
+        if (c->s[c->i] == *set) {
+            c->i++;
+            return true;
+        }
+    return false;
 }
 
 /* The optional fraction after the seconds, in milliseconds: digits beyond the

@@ -3,10 +3,17 @@
  * without allocating: the tokenizer indexes the bytes, and the few fields the
  * engine reads are resolved through the configured JSON Pointers.
  *
- * A decoder is one task's reusable scratch (tokens, unescaped strings); an
- * event it produces borrows from the decoder and from the record bytes, and is
- * valid until the next decode. A record that cannot be decoded gets a reason
- * (a stable name for the dead-letter topic and metrics) and a message.
+ * A decoder is one task's reusable scratch (field values, tokens, unescaped
+ * strings); an event it produces borrows from the decoder and from the record
+ * bytes, and is valid until the next decode. A record that cannot be decoded
+ * gets a reason (a stable name for the dead-letter topic and metrics) and a
+ * message.
+ *
+ * The fields a reader needs are declared to the decoder up front (the
+ * configuration's at cue_event_decoder_new, the journeys' and the policy's
+ * with cue_event_decoder_want), so that decoding is one pass over the record
+ * that validates all of it and keeps only those fields (cue_json_scan). A
+ * pointer not declared is still answered, by tokenizing the record again.
  */
 #ifndef CUEPOINT_EVENT_H
 #define CUEPOINT_EVENT_H
@@ -52,7 +59,10 @@ const char *cue_reason_name(cue_reason r);
 typedef struct cue_event {
     const char *raw; /* borrowed record bytes */
     size_t raw_len;
-    cue_json_doc doc; /* tokens borrowed from the decoder */
+    /* The declared fields' tokens (type CUE_JSON_NONE: absent), borrowed
+     * from the decoder: n_fields of them, indexed by the decoder's slots. */
+    const cue_json_tok *fields;
+    uint32_t n_fields;
     const char *user_id;
     size_t user_id_len;
     const char *type;
@@ -72,13 +82,22 @@ typedef struct cue_event_decoder cue_event_decoder;
 int cue_event_decoder_new(cue_event_decoder **out, const cue_config *cfg, cue_err *err);
 void cue_event_decoder_free(cue_event_decoder *d);
 
+/* Declares that `p` will be read with cue_event_value, so that decoding
+ * finds it in its one pass. The decoder borrows `p` (it must outlive the
+ * decoder) and knows it by its address. 0, or CUE_EFULL when the decoder
+ * holds CUE_EVENT_FIELDS_MAX fields already: `p` is then read the slower
+ * way, by tokenizing the record again. */
+int cue_event_decoder_want(cue_event_decoder *d, const cue_json_ptr *p);
+
 /* Decodes `raw` into `ev`. On failure returns CUE_EPARSE (or CUE_ELIMIT) with
  * `*reason` set and a message in `err` that names the field. */
 int cue_event_decode(cue_event_decoder *d, const char *raw, size_t len, cue_event *ev,
                      cue_reason *reason, cue_err *err);
 
 /* Resolves a compiled pointer in the event to a value (strings borrowed from
- * the event or the decoder's scratch, valid until the next decode). */
+ * the event or the decoder's scratch, valid until the next decode). A
+ * pointer declared to the decoder costs a look-up; any other, a tokenizing
+ * of the record (once per event). */
 cue_value cue_event_value(const cue_event *ev, const cue_json_ptr *p);
 
 /* Reads an event time value: epoch milliseconds (an integer) or an RFC 3339

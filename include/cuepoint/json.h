@@ -101,4 +101,50 @@ int cue_json_int64(const cue_json_doc *doc, uint32_t t, int64_t *out);
 /* Number token `t` as a double. */
 int cue_json_double(const cue_json_doc *doc, uint32_t t, double *out);
 
+/* The same three readers for a token on its own (one from cue_json_scan):
+ * `src` is the document it was read from. */
+int cue_json_tok_string(const char *src, const cue_json_tok *t, char *out, size_t cap, size_t *len);
+int cue_json_tok_int64(const char *src, const cue_json_tok *t, int64_t *out);
+int cue_json_tok_double(const char *src, const cue_json_tok *t, double *out);
+
+/* ---- scanning for known fields ------------------------------------------
+ *
+ * A reader that needs a few values of every document (an event's user id,
+ * type, time and the fields its journeys read) does not need a token per
+ * value: cue_json_scan validates the document exactly as cue_json_parse
+ * does, and keeps only the values a set of pointers names. */
+
+/* Pointers compiled into a tree of their segments (node 0 is the document),
+ * so that one pass finds them all. Caller's storage, ~16 KiB. */
+typedef struct cue_json_fields {
+    uint16_t n_slots, n_nodes, text_used;
+    struct cue_json_field_node {
+        uint64_t head;             /* the segment's first 8 bytes, zero-padded */
+        uint16_t child;            /* first child node; 0: none */
+        uint16_t sibling;          /* next child of the same parent; 0: none */
+        int16_t slot;              /* the field this node is, or -1 */
+        uint16_t key_off, key_len; /* the segment (unescaped) in text */
+        int32_t index;             /* the segment as an array index, or -1 */
+    } node[1 + CUE_EVENT_FIELDS_MAX * CUE_JSON_PTR_SEGS_MAX];
+    char text[CUE_EVENT_FIELDS_TEXT_MAX];
+} cue_json_fields;
+
+void cue_json_fields_init(cue_json_fields *f);
+
+/* Adds pointer `p` and returns its slot (0, 1, ...), the slot of an equal
+ * pointer added before, or CUE_EFULL when CUE_EVENT_FIELDS_MAX fields (or
+ * their text) fill the set. */
+int cue_json_fields_add(cue_json_fields *f, const cue_json_ptr *p);
+
+/* Scans `src` (`len` bytes) in one pass. True: the document is one that
+ * cue_json_parse accepts with at most `tok_cap` tokens, and out[slot] (one
+ * per slot of `f`) is the token of each field, type CUE_JSON_NONE when the
+ * document has none there (its `next` and `size` are not set). False: the
+ * scan cannot vouch for it, because it is not valid JSON or is of a shape
+ * left to the tokenizer (an escaped key, an object of many keys, ...): the
+ * caller parses it with cue_json_parse, which says what is wrong if anything
+ * is. */
+bool cue_json_scan(const cue_json_fields *f, const char *src, size_t len, uint32_t tok_cap,
+                   cue_json_tok *out);
+
 #endif

@@ -26,6 +26,15 @@
 /* Bytes of a JSON Pointer's text. */
 #define CUE_JSON_PTR_BYTES_MAX 256
 
+/* Distinct event fields (JSON Pointers) the decoder resolves in its one pass
+ * over a record: the configuration's, the journeys' and the policy's. The
+ * example journeys and policy read 14; a field past the bound is still read,
+ * by a second pass over the record. */
+#define CUE_EVENT_FIELDS_MAX 64
+
+/* Segment text of those fields, shared where they share a prefix. */
+#define CUE_EVENT_FIELDS_TEXT_MAX 4096
+
 /* User ids are keys in RocksDB and Kafka: 128 bytes covers UUIDs, emails and
  * prefixed ids with room to spare. */
 #define CUE_USER_ID_BYTES_MAX 128

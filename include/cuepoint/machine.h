@@ -315,6 +315,8 @@ const cue_action *cue_machines_actions(const cue_machines *ms);
 const cue_transition *cue_machines_transitions(const cue_machines *ms);
 const cue_emit_field *cue_machines_fields(const cue_machines *ms);
 const cue_json_ptr *cue_machines_ptr(const cue_machines *ms, uint16_t i);
+/* How many event pointers the set reads (cue_machines_ptr's indexes). */
+uint16_t cue_machines_ptr_count(const cue_machines *ms);
 const char *cue_machines_type_name(const cue_machines *ms, int32_t type_id);
 const cue_time_term *cue_machines_time_terms(const cue_machines *ms);
 const cue_mig_rule *cue_machines_mig_rules(const cue_machines *ms);

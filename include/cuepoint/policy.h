@@ -124,6 +124,10 @@ typedef enum {
     CUE_POLICY_EVENT_BAD      /* a consent or mute event without a known channel or flag */
 } cue_policy_event;
 
+/* The event pointers the policy reads (consent and mute events), for the
+ * decoder to find in its pass: the i-th, or NULL past the last. */
+const cue_json_ptr *cue_policy_event_ptr(const cue_policy *p, size_t i);
+
 /* True for the policy's erasure event type (the caller deletes the user). */
 bool cue_policy_is_erasure(const cue_policy *p, const cue_event *ev);
 

@@ -10,6 +10,7 @@
 static cue_config cfg;
 static cue_event_decoder *dec;
 static cue_json_ptr extra[4];
+static cue_json_ptr copy[4]; /* the same pointers, not declared: read by tokenizing */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -20,7 +21,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     static const char *const ptrs[] = {"/props/project_id", "/props/due_at", "/props",
                                        "/props/items/0"};
     for (int i = 0; i < 4; i++)
-        if (cue_json_ptr_compile(&extra[i], ptrs[i], &err) != 0) abort();
+        if (cue_json_ptr_compile(&extra[i], ptrs[i], &err) != 0 ||
+            cue_json_ptr_compile(&copy[i], ptrs[i], &err) != 0)
+            abort();
+    /* Three declared, found by the scan; the last one left to the tokenizer. */
+    for (int i = 0; i < 3; i++)
+        if (cue_event_decoder_want(dec, &extra[i]) != 0) abort();
     return 0;
 }
 
@@ -44,6 +50,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             int64_t ms;
             (void)cue_event_time_of(&v, &ms);
+            /* Found by the scan or by the tokenizer, the same value. */
+            cue_value w = cue_event_value(&ev, &copy[i]);
+            if (v.type != w.type || v.b != w.b || v.len != w.len ||
+                (v.type == CUE_VAL_INT && v.i != w.i) ||
+                (v.type == CUE_VAL_DOUBLE && memcmp(&v.d, &w.d, sizeof v.d) != 0) ||
+                ((v.type == CUE_VAL_STRING || v.type == CUE_VAL_JSON) &&
+                 memcmp(v.s, w.s, v.len) != 0))
+                abort();
         }
     } else if (reason == CUE_REASON_NONE || err.msg[0] == '\0') {
         abort(); /* a failure always has a reason and a message */

@@ -56,6 +56,46 @@ static void check_members(const cue_json_doc *doc, uint32_t obj)
     }
 }
 
+/* The scanner against the tokenizer: what it accepts, the tokenizer
+ * accepts, and each field is the token cue_json_find names. */
+static cue_json_fields fields;
+static cue_json_ptr fixed[6];
+static cue_json_tok found[CUE_EVENT_FIELDS_MAX];
+
+static void check_scan(const char *src, size_t len, int parse_rc, const cue_json_doc *doc,
+                       const cue_json_ptr *ptr, bool ptr_ok)
+{
+    static const char *const texts[] = {"/user_id", "/props", "/props/items/0", "/a/0/b", "", "/0"};
+    if (fields.n_nodes == 0) {
+        cue_json_fields_init(&fields);
+        for (int i = 0; i < 6; i++)
+            if (cue_json_ptr_compile(&fixed[i], texts[i], NULL) != 0 ||
+                cue_json_fields_add(&fields, &fixed[i]) != i)
+                abort();
+    }
+    cue_json_fields f = fields;
+    int extra = ptr_ok ? cue_json_fields_add(&f, ptr) : -1;
+    /* A small token limit, so that the scan counts tokens as it goes. */
+    static cue_json_tok few[16];
+    cue_json_doc small;
+    if (cue_json_scan(&f, src, len, 16, found) &&
+        cue_json_parse(&small, src, len, few, 16, NULL) != 0)
+        abort();
+    if (!cue_json_scan(&f, src, len, TOKS, found)) return;
+    if (parse_rc != 0) abort();
+    for (int i = 0; i < 7; i++) {
+        const cue_json_ptr *p = i < 6 ? &fixed[i] : ptr;
+        int slot = i < 6 ? i : extra;
+        if (slot < 0) continue;
+        int32_t t = cue_json_find(doc, p);
+        const cue_json_tok *a = &found[slot], *b = t >= 0 ? &doc->toks[t] : NULL;
+        if (b == NULL ? a->type != CUE_JSON_NONE
+                      : a->type != b->type || a->escaped != b->escaped || a->start != b->start ||
+                            a->len != b->len)
+            abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const uint8_t *nl = memchr(data, '\n', size < 300 ? size : 300);
@@ -86,6 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                rc != CUE_EDUPLICATE) {
         abort();
     }
+    check_scan(src ? src : "", size - skip, rc, &doc, &ptr, prc == 0);
     free(src);
     return 0;
 }

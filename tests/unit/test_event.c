@@ -3,6 +3,7 @@
 #include "cuepoint/event.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef struct event_case {
@@ -270,4 +271,85 @@ Test(event, times_before_event_time_min_are_refused)
               err.msg);
     cr_assert_eq(cfg.event_time_min_ms, 0);
     cr_expect_eq(cue_config_set(&cfg, "event.time.min", "soon", &err), CUE_ECONFIG);
+}
+
+static bool same_value(const cue_value *a, const cue_value *b)
+{
+    if (a->type != b->type || a->b != b->b || a->len != b->len) return false;
+    if (a->type == CUE_VAL_INT) return a->i == b->i;
+    if (a->type == CUE_VAL_DOUBLE) return a->d == b->d;
+    return a->len == 0 || memcmp(a->s, b->s, a->len) == 0;
+}
+
+/* A declared pointer is found by the decoder's scan, any other by tokenizing
+ * the record: the same values either way, also for records the scan leaves
+ * to the tokenizer (an escaped key) and in their dead letters. */
+Test(event, declared_and_undeclared_fields_agree)
+{
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cfg.event_time_min_ms = 0;
+    cue_event_decoder *d;
+    cue_err err = {0};
+    cr_assert(cue_event_decoder_new(&d, &cfg, &err) == 0);
+    static const char *const ptrs[] = {"/props/x", "/props/list/1", "/props", "/props/s",
+                                       "/props/n", "/props/absent", "/ts"};
+    enum { N = sizeof ptrs / sizeof *ptrs };
+    cue_json_ptr declared[N], copy[N];
+    for (int i = 0; i < N; i++) {
+        cr_assert(cue_json_ptr_compile(&declared[i], ptrs[i], NULL) == 0);
+        cr_assert(cue_json_ptr_compile(&copy[i], ptrs[i], NULL) == 0);
+        cr_assert_eq(cue_event_decoder_want(d, &declared[i]), 0);
+    }
+    static const char *const records[] = {
+        "{\"user_id\":\"u\",\"type\":\"a\",\"ts\":1000,\"props\":{\"x\":1.5,\"list\":[true,"
+        "{\"k\":null}],\"s\":\"caf\\u00e9\",\"n\":-12}}",
+        /* escaped keys: the tokenizer's path */
+        "{\"\\u0075ser_id\":\"u\",\"type\":\"a\",\"ts\":1000,\"props\":{\"\\u0078\":\"y\","
+        "\"list\":[1,2]}}",
+        "{\"user_id\":\"u\",\"type\":\"a\",\"ts\":\"1970-01-01T00:00:01Z\",\"props\":[]}",
+    };
+    for (size_t r = 0; r < sizeof records / sizeof *records; r++) {
+        cue_event ev;
+        cue_reason reason;
+        int rc = cue_event_decode(d, records[r], strlen(records[r]), &ev, &reason, &err);
+        cr_assert_eq(rc, 0, "%s: %s", records[r], err.msg);
+        cr_expect(same("u", ev.user_id, ev.user_id_len), "%s: user id", records[r]);
+        cr_expect_eq(ev.ts_ms, 1000);
+        for (int i = 0; i < N; i++) {
+            cue_value a = cue_event_value(&ev, &declared[i]);
+            cue_value b = cue_event_value(&ev, &copy[i]);
+            cr_expect(same_value(&a, &b), "%s at %s: types %d and %d", records[r], ptrs[i], a.type,
+                      b.type);
+        }
+    }
+    cue_event_decoder_free(d);
+}
+
+/* Past CUE_EVENT_FIELDS_MAX declared fields, a pointer is refused (and read
+ * by tokenizing, still right). */
+Test(event, declared_fields_are_bounded)
+{
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cue_event_decoder *d;
+    cr_assert(cue_event_decoder_new(&d, &cfg, NULL) == 0);
+    static cue_json_ptr p[CUE_EVENT_FIELDS_MAX + 1];
+    int full = -1;
+    for (int i = 0; i <= CUE_EVENT_FIELDS_MAX; i++) {
+        char text[32];
+        snprintf(text, sizeof text, "/props/f%d", i);
+        cue_json_ptr_compile(&p[i], text, NULL);
+        if (cue_event_decoder_want(d, &p[i]) == CUE_EFULL && full < 0) full = i;
+    }
+    cr_expect(full > 0 && full < CUE_EVENT_FIELDS_MAX, "full at %d", full);
+    const char *raw = "{\"user_id\":\"u\",\"type\":\"a\",\"ts\":1000000000000,"
+                      "\"props\":{\"f1\":1,\"f64\":64}}";
+    cue_event ev;
+    cue_reason reason;
+    cr_assert(cue_event_decode(d, raw, strlen(raw), &ev, &reason, NULL) == 0);
+    cue_value v1 = cue_event_value(&ev, &p[1]), v64 = cue_event_value(&ev, &p[64]);
+    cr_expect(v1.type == CUE_VAL_INT && v1.i == 1);
+    cr_expect(v64.type == CUE_VAL_INT && v64.i == 64);
+    cue_event_decoder_free(d);
 }

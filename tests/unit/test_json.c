@@ -789,3 +789,158 @@ Test(json, long_escaped_keys_compare_whole)
     snprintf(doc, sizeof doc, "{\"\\u0061%s\":1,\"a\\u0062%s\":2}", key, key + 1);
     cr_expect_eq(cue_json_parse(&d, doc, strlen(doc), toks, COUNT(toks), &err), 0, "%s", err.msg);
 }
+
+/* ---- scanning for known fields ----------------------------------------- */
+
+static const char *const scan_ptrs[] = {
+    "",
+    "/user_id",
+    "/type",
+    "/props",
+    "/props/items/0",
+    "/props/items/1/x",
+    "/arr/1",
+    "/0",
+    "/k\xc3\xa9y",
+    "/props/n",
+    "/t",
+    "/f",
+    "/e",
+    "/a~1b",
+    "/m~0n",
+    "/props/items/9",
+    "/arr/x",
+    "/user_id/x",
+    "/longer_than_eight_bytes",
+    "/longer_than_eight_bytez",
+};
+
+static const struct {
+    const char *doc;
+    bool scans; /* false: left to the tokenizer */
+} scan_docs[] = {
+    {"{\"user_id\":\"u1\",\"type\":\"a\",\"ts\":1}", true},
+    {" {\"props\":{\"items\":[1,{\"x\":\"y\"},3],\"n\":null},\"t\":true,\"f\":false} ", true},
+    {"{\"arr\":[[],{}, \"s\\n\"],\"e\":-1.5e+3,\"a/b\":\"slash\",\"m~n\":\"tilde\"}", true},
+    {"{\"k\xc3\xa9y\":\"v\xe2\x82\xac\",\"0\":\"zero\"}", true},
+    {"{\"longer_than_eight_bytes\":1,\"longer_than_eight_bytez\":2}", true},
+    {"[{\"0\":1}]", true},
+    {"\"just a string\"", true},
+    {"\t{ \"user_id\" : \"u\\u0000\" ,\n\"type\":{ } }\r\n", true},
+    {"{\"user_id\":\"0123456789abcdef0123456789\\\"quoted\\\"\xf0\x9f\x98\x80\"}", true},
+    /* the tokenizer's to judge */
+    {"{\"\\u0075ser_id\":\"u\"}", false},
+    {"{\"a\":1,\"a\":2}", false},
+    {"{\"props\":{\"longer_than_eight_bytes\":1,\"longer_than_eight_bytes\":2}}", false},
+    {"{\"user_id\":\"v\xff\"}", false},
+    {"{\"user_id\":\"\xc0\xaf\"}", false},
+    {"{\"user_id\":\"\xed\xa0\x80\"}", false},
+    {"{\"user_id\":\"u\\ud800\"}", false},
+    {"{\"user_id\":\"u\\x\"}", false},
+    {"{\"x\":01}", false},
+    {"{\"x\":1.}", false},
+    {"{\"x\":1,}", false},
+    {"[1,]", false},
+    {"{\"x\":tru}", false},
+    {"{} x", false},
+    {"", false},
+    {"{\"x\":\"\x01\"}", false},
+    {"{\"x\":\"open", false},
+    {"{\"x\" 1}", false},
+    {"{\"x\":[1}", false},
+};
+
+static void scan_fields(cue_json_fields *f, cue_json_ptr *p, size_t n)
+{
+    cue_json_fields_init(f);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(cue_json_ptr_compile(&p[i], scan_ptrs[i], NULL), 0, "%s", scan_ptrs[i]);
+        cr_assert_eq(cue_json_fields_add(f, &p[i]), (int)i, "%s", scan_ptrs[i]);
+    }
+}
+
+/* What the scan accepts the tokenizer accepts, and each field is the token
+ * cue_json_find names there. */
+Test(json, scan_agrees_with_the_tokenizer)
+{
+    static cue_json_fields f;
+    cue_json_ptr p[COUNT(scan_ptrs)];
+    scan_fields(&f, p, COUNT(scan_ptrs));
+    cue_json_tok out[COUNT(scan_ptrs)];
+    for (size_t i = 0; i < COUNT(scan_docs); i++) {
+        const char *doc = scan_docs[i].doc;
+        bool scans = cue_json_scan(&f, doc, strlen(doc), COUNT(toks), out);
+        cr_expect_eq(scans, scan_docs[i].scans, "%s: scan %d", doc, scans);
+        cue_json_doc d;
+        int rc = cue_json_parse(&d, doc, strlen(doc), toks, COUNT(toks), NULL);
+        if (!scans) continue;
+        cr_assert_eq(rc, 0, "%s: scanned, but the tokenizer says %d", doc, rc);
+        for (size_t k = 0; k < COUNT(scan_ptrs); k++) {
+            int32_t t = cue_json_find(&d, &p[k]);
+            if (t < 0) {
+                cr_expect_eq(out[k].type, CUE_JSON_NONE, "%s at '%s'", doc, scan_ptrs[k]);
+                continue;
+            }
+            cr_expect(out[k].type == d.toks[t].type && out[k].escaped == d.toks[t].escaped &&
+                          out[k].start == d.toks[t].start && out[k].len == d.toks[t].len,
+                      "%s at '%s': type %d start %u len %u, expected %d %u %u", doc, scan_ptrs[k],
+                      out[k].type, out[k].start, out[k].len, d.toks[t].type, d.toks[t].start,
+                      d.toks[t].len);
+        }
+    }
+}
+
+/* Limits as the tokenizer's: tokens, depth; and shapes left to it. */
+Test(json, scan_limits)
+{
+    static cue_json_fields f;
+    cue_json_fields_init(&f);
+    cue_json_tok out[1];
+    cr_expect(cue_json_scan(&f, "[1,2,3]", 7, 4, out));
+    cr_expect(!cue_json_scan(&f, "[1,2,3]", 7, 3, out), "five tokens over a limit of four");
+    cr_expect(!cue_json_scan(&f, "{\"a\":1}", 7, 2, out));
+    char deep[2 * CUE_JSON_DEPTH_MAX + 3];
+    for (int i = 0; i <= CUE_JSON_DEPTH_MAX; i++) {
+        deep[i] = '[';
+        deep[2 * CUE_JSON_DEPTH_MAX + 1 - i] = ']';
+    }
+    cr_expect(!cue_json_scan(&f, deep, 2 * CUE_JSON_DEPTH_MAX + 2, 4096, out), "65 levels");
+    cr_expect(cue_json_scan(&f, deep + 1, 2 * CUE_JSON_DEPTH_MAX, 4096, out), "64 levels");
+    /* An object of many keys is the tokenizer's (its hash table), duplicate
+     * or not; up to 32, the scan compares them itself. */
+    char doc[1024];
+    size_t n = (size_t)snprintf(doc, sizeof doc, "{");
+    for (int i = 0; i < 32; i++)
+        n += (size_t)snprintf(doc + n, sizeof doc - n, "%s\"key%d\":%d", i ? "," : "", i, i);
+    snprintf(doc + n, sizeof doc - n, "}");
+    cr_expect(cue_json_scan(&f, doc, strlen(doc), 4096, out), "32 keys");
+    snprintf(doc + n, sizeof doc - n, ",\"key17\":1}");
+    cr_expect(!cue_json_scan(&f, doc, strlen(doc), 4096, out), "a repeated key");
+    snprintf(doc + n, sizeof doc - n, ",\"key32\":1}");
+    cr_expect(!cue_json_scan(&f, doc, strlen(doc), 4096, out), "33 keys");
+    cue_json_doc d;
+    cr_expect_eq(cue_json_parse(&d, doc, strlen(doc), toks, COUNT(toks), NULL), 0);
+}
+
+Test(json, fields_share_slots_and_fill_up)
+{
+    static cue_json_fields f;
+    cue_json_fields_init(&f);
+    cue_json_ptr a, b, c;
+    cue_json_ptr_compile(&a, "/props/x", NULL);
+    cue_json_ptr_compile(&b, "/props/x", NULL);
+    cue_json_ptr_compile(&c, "/props", NULL);
+    cr_expect_eq(cue_json_fields_add(&f, &a), 0);
+    cr_expect_eq(cue_json_fields_add(&f, &b), 0, "an equal pointer is the same field");
+    cr_expect_eq(cue_json_fields_add(&f, &c), 1, "a prefix is a field of its own");
+    char text[32];
+    int rc = 0;
+    for (int i = 2; rc >= 0; i++) {
+        snprintf(text, sizeof text, "/f%d", i);
+        cue_json_ptr_compile(&a, text, NULL);
+        rc = cue_json_fields_add(&f, &a);
+        if (rc >= 0) cr_expect_eq(rc, i);
+    }
+    cr_expect_eq(rc, CUE_EFULL);
+    cr_expect_eq(f.n_slots, CUE_EVENT_FIELDS_MAX);
+}
