@@ -80,6 +80,7 @@ struct cue_task {
     cue_buf pend;             /* owned: pending array of this step */
     cue_buf pend_recs;        /* owned: their encoded records, back to back */
     cue_buf decision;         /* owned: one decision record */
+    cue_buf erased;           /* owned: ids erased since the commit, each after its length */
     cue_deferred *released;   /* owned, with a policy: a deferred trigger being decided again */
     bool user_loaded;         /* t->user holds the current event's user */
     bool saving;              /* t->user is being saved: the cache may hold an older copy */
@@ -171,6 +172,7 @@ void cue_task_free(cue_task *t)
     if (t == NULL) return;
     free(t->released);
     cue_buf_deinit(&t->decision);
+    cue_buf_deinit(&t->erased);
     cue_buf_deinit(&t->pend_recs);
     cue_buf_deinit(&t->pend);
     cue_policy_tz_free(t->tz);
@@ -920,6 +922,15 @@ static int erase_user(cue_task *t, const cue_event *ev, cue_err *err)
         if (rc == 0) rc = cue_cache_put(t->cache, ev->user_id, ev->user_id_len, NULL, 0, true);
     }
     if (rc != 0) return err && err->code ? rc : cue_err_set(err, rc, "cannot erase a user");
+    /* The commit makes it physical (cue_store_batch_users_erase). A growth
+     * failure of a buffer kept across cycles leaves the erasure logical
+     * only: said, since the promise is broken. */
+    size_t mark = t->erased.len;
+    if (cue_buf_append_char(&t->erased, (char)ev->user_id_len) != 0 ||
+        cue_buf_append(&t->erased, ev->user_id, ev->user_id_len) != 0) {
+        t->erased.len = mark;
+        return cue_err_set(err, CUE_ENOMEM, "out of memory noting an erasure");
+    }
     if (t->journeys && t->user_loaded) cue_journey_counts_leave(t->journeys, t->user);
     t->stats.erasures++;
     t->stats.applied++; /* consumed = applied + duplicates + dead letters */
@@ -1254,6 +1265,13 @@ int cue_task_commit_finish(cue_task *t, cue_err *err)
         if (next >= 0) t->changelog_next = next;
         if (t->logged_now) t->logged_ms = t->synced_ms;
         t->logged_now = false;
+    }
+    /* Erasures go first: a user erased and back within the cycle keeps
+     * what was written for it since (its state, its new index entries). */
+    if (t->erased.len) {
+        int rc = cue_store_batch_users_erase(t->store, t->partition, &t->erased, err);
+        if (rc != 0) return rc;
+        cue_buf_reset(&t->erased);
     }
     /* The range delete goes first: entries written after it in this batch are
      * kept even when they are due in the range (a late event's timer that has
