@@ -253,6 +253,8 @@ void cue_task_stats_add(cue_task_stats *sum, const cue_task_stats *s)
     for (int k = 0; k < CUE_OUTCOME_COUNT; k++)
         sum->decisions[k] += s->decisions[k];
     sum->erasures += s->erasures;
+    sum->expired_users += s->expired_users;
+    sum->engine.instances_expired += s->engine.instances_expired;
     sum->changelog_records += s->changelog_records;
     sum->migrated_users += s->migrated_users;
 }
@@ -564,7 +566,11 @@ static void timer_op_add(cue_task *t, int64_t due)
 static void timers_sync(cue_task *t)
 {
     cue_user *u = t->user;
+    /* The index holds the user's expiry too (state TTL): the earlier of it
+     * and the earliest timer, so expiring needs no scan of the users. */
     int64_t want = cue_user_next_due(u);
+    int64_t expiry = cue_engine_expiry(t->ms, u, t->cfg->state_ttl_ms);
+    if (want == CUE_TIMER_NONE || (expiry != CUE_TIMER_NONE && expiry < want)) want = expiry;
     if (want == CUE_TIMER_NONE) return;
     if (u->indexed_due != CUE_TIMER_NONE && u->indexed_due <= want) {
         /* Still a valid lower bound. But if it is about to come up while the
@@ -607,6 +613,30 @@ static int user_save(cue_task *t, cue_err *err)
         cue_err_set(err, rc, "cannot cache the state of user %.*s", (int)t->user->id_len,
                     t->user->id);
     return rc;
+}
+
+/* Deletes t->user, whose state expired (state TTL): as an erasure does,
+ * through the cache, so the commit deletes the record and the changelog
+ * gets its tombstone; but not physically (no flush or compaction: expiry is
+ * housekeeping, and frequent). Any index entry of the user left behind finds
+ * no user and is skipped; a user with the same id later starts afresh. */
+static int user_expire(cue_task *t, cue_err *err)
+{
+    cue_user *u = t->user;
+    int rc = cue_cache_put(t->cache, u->id, u->id_len, NULL, 0, true);
+    if (rc == CUE_EFULL && t->sink.commit)
+        rc = cue_cache_put_over(t->cache, u->id, u->id_len, NULL, 0);
+    else if (rc == CUE_EFULL) {
+        rc = self_commit(t, err);
+        if (rc == 0) rc = cue_cache_put(t->cache, u->id, u->id_len, NULL, 0, true);
+    }
+    if (rc != 0)
+        return err && err->code
+                   ? rc
+                   : cue_err_set(err, rc, "cannot delete the expired state of user %.*s",
+                                 (int)u->id_len, u->id);
+    t->stats.expired_users++;
+    return 0;
 }
 
 /* ---- timers ------------------------------------------------------------ */
@@ -778,11 +808,14 @@ static int fire_entry(cue_task *t, int64_t due, cue_err *err)
     cue_step_env env = step_env(t, NULL);
     if (t->journeys) cue_journey_counts_leave(t->journeys, t->user);
     cue_engine_fire(t->ms, t->user, due, &env, on_trigger, t, &t->stats.engine);
-    if (t->journeys) cue_journey_counts_enter(t->journeys, t->user);
     if (t->policy) {
         release_deferred(t, due);
         step_decide(t);
     }
+    /* After the step: what it left armed or deferred keeps the user. */
+    if (cue_engine_expire(t->ms, t->user, due, t->cfg->state_ttl_ms, &t->stats.engine))
+        return user_expire(t, err);
+    if (t->journeys) cue_journey_counts_enter(t->journeys, t->user);
     return user_save(t, err);
 }
 

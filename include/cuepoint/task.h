@@ -106,6 +106,7 @@ typedef struct cue_task_stats {
     cue_codec_stats codec;
     uint64_t decisions[CUE_OUTCOME_COUNT]; /* by the policy stage, by outcome */
     uint64_t erasures;
+    uint64_t expired_users;     /* deleted by state TTL (engine.h) */
     uint64_t changelog_records; /* user records written to the changelog */
     uint64_t migrated_users;    /* users rewritten by the migration pass (migrate.h) */
 } cue_task_stats;
