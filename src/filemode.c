@@ -441,6 +441,9 @@ void cue_filemode_summary(FILE *f, const cue_filemode_opts *o, const cue_filemod
         fprintf(f, "  state TTL: %llu users expired, %llu journey instances expired\n",
                 (unsigned long long)s->expired_users,
                 (unsigned long long)s->engine.instances_expired);
+    if (s->ttl_indexed_users)
+        fprintf(f, "  state TTL: %llu users stored before it was set given an expiry\n",
+                (unsigned long long)s->ttl_indexed_users);
     if (s->corrupt_states)
         fprintf(f, "  %llu stored states did not decode (their events are dead letters)\n",
                 (unsigned long long)s->corrupt_states);

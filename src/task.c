@@ -98,6 +98,72 @@ struct cue_task {
     cue_journey_counts *journeys; /* owned once counted (cue_task_count_journeys) */
 };
 
+/* ---- state TTL for users stored before it was set ------------------------ */
+
+/* Users rewritten between two batch commits of the pass. */
+#define TTL_PASS_BATCH_USERS 1024
+
+static bool ttl_needed(const cue_config *cfg, const cue_machines *ms)
+{
+    /* With machines set aside (--only), a user written back would lose the
+     * instances of the others. */
+    if (cue_machines_set_aside(ms) > 0) return false;
+    if (cfg->state_ttl_ms > 0) return true;
+    for (size_t i = 0; i < cue_machines_count(ms); i++)
+        if (cue_machines_get(ms, i)->state_ttl_ms > 0) return true;
+    return false;
+}
+
+typedef struct ttl_pass {
+    cue_task *t;
+    size_t pending;
+    int rc;
+    cue_err *err;
+} ttl_pass;
+
+/* A user with no index entry (nothing was pending when it was last
+ * written, before state TTL was set) gets one at its expiry. Users with an
+ * entry are passed over from the record's header: when it comes up, the
+ * user is indexed again, expiry included. */
+static int ttl_pass_user(uint32_t partition, const char *uid, size_t len, const void *val,
+                         size_t vlen, void *ctx)
+{
+    ttl_pass *p = ctx;
+    cue_task *t = p->t;
+    int64_t due;
+    if (cue_codec_peek_indexed_due(val, vlen, &due) != 0 || due != CUE_TIMER_NONE) return 0;
+    if (cue_codec_decode(val, vlen, t->ms, t->user, &t->stats.codec, NULL) != 0) return 0;
+    due = cue_engine_expiry(t->ms, t->user, t->cfg->state_ttl_ms);
+    if (due == CUE_TIMER_NONE) return 0;
+    t->user->indexed_due = due;
+    if (cue_codec_encode(t->user, t->ms, &t->enc) != 0) {
+        p->rc = cue_err_set(p->err, CUE_ENOMEM, "out of memory indexing a user's expiry");
+        return 1;
+    }
+    cue_store_batch_timer_put(t->store, partition, due, uid, len);
+    cue_store_batch_user_put(t->store, partition, uid, len, t->enc.data, t->enc.len);
+    t->stats.ttl_indexed_users++;
+    if (++p->pending < TTL_PASS_BATCH_USERS) return 0;
+    p->pending = 0;
+    p->rc = cue_store_batch_commit(t->store, false, p->err);
+    return p->rc != 0;
+}
+
+/* At a partition's opening, with state TTL set: a read of every stored
+ * user's header, so that users written before state TTL was set expire
+ * too. Writes go straight to the store, as the migration pass's do: an
+ * instance that restores the old records indexes them the same way. */
+static int ttl_index_pass(cue_task *t, cue_err *err)
+{
+    ttl_pass p = {.t = t, .err = err};
+    int rc = cue_store_users_scan(t->store, t->partition, ttl_pass_user, &p);
+    if (rc < 0)
+        return cue_err_set(err, rc, "partition %u: cannot read the users to index their expiry",
+                           t->partition);
+    if (p.rc != 0) return p.rc;
+    return cue_store_batch_commit(t->store, false, err);
+}
+
 int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, cue_store *store,
                  uint32_t partition, const cue_task_sink *sink, cue_err *err)
 {
@@ -129,6 +195,7 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
     if (rc == 0 && cue_migrate_needed(ms))
         rc = cue_migrate_partition(store, partition, ms, &t->stats.codec, &t->stats.migrated_users,
                                    err);
+    if (rc == 0 && ttl_needed(cfg, ms)) rc = ttl_index_pass(t, err);
     if (rc != 0) {
         cue_task_free(t);
         return rc;
@@ -254,6 +321,7 @@ void cue_task_stats_add(cue_task_stats *sum, const cue_task_stats *s)
         sum->decisions[k] += s->decisions[k];
     sum->erasures += s->erasures;
     sum->expired_users += s->expired_users;
+    sum->ttl_indexed_users += s->ttl_indexed_users;
     sum->engine.instances_expired += s->engine.instances_expired;
     sum->changelog_records += s->changelog_records;
     sum->migrated_users += s->migrated_users;

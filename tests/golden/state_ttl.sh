@@ -54,6 +54,16 @@ has "$st" a && grep -q "\"started\":\"$(day 16 | sed 's/Z$/.000Z/')\"" "$tmp/use
 file_run "$tmp/keep.state" "$tmp/g1.events" 15 --stats "$tmp/keep.stats" > /dev/null
 [ "$(expired "$tmp/keep.stats")" = "0 0" ] && has "$tmp/keep.state" a && ok || bad "state.ttl off: a user expired"
 
+# Users stored before state.ttl was set expire too: the store above, run
+# without it to day 15, then with it over no new events.
+: > "$tmp/none.events"
+"$cuepoint" file --machines "$machines" --input "$tmp/none.events" --state-dir "$tmp/keep.state" \
+    "${ttl[@]}" --until "$(day 30)" --stats "$tmp/late.stats" > /dev/null 2> "$tmp/late.err" \
+    || bad "late TTL: exit $?"
+[ "$(expired "$tmp/late.stats")" = "4 0" ] && ok || bad "users stored before state.ttl: $(expired "$tmp/late.stats") expired, 4 expected"
+grep -q "state TTL: 4 users stored before it was set given an expiry" "$tmp/late.err" && ok \
+    || { bad "late TTL: summary"; cat "$tmp/late.err"; }
+
 # One run equals two: the same triggers, the same store.
 file_run "$tmp/one.state" <(cat "$tmp/g1.events" "$tmp/g2.events") 15 "${ttl[@]}" > "$tmp/one.out"
 cat "$tmp/g1.out" "$tmp/g2.out" | cmp -s - "$tmp/one.out" && ok || bad "one run and two runs: triggers differ"
