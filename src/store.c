@@ -35,9 +35,9 @@ struct cue_store {
     /* Timer index entries put in bulk (a standby's), put in key order at
      * the commit (cue_timer_run says why). */
     cue_timer_run bulk;
-    /* Users erased in the batch (cue_store_batch_user_erase), as user keys
-     * (partition | id) each after a 1-byte length: their timer index entries
-     * go at the commit, and the commit makes their deletion physical. */
+    /* Users erased in the batch (cue_store_batch_users_erase), as user keys
+     * (partition | id) each after a 1-byte length: the commit makes their
+     * deletion physical (scrub). */
     cue_buf erased;
     size_t n_erased;
     uint64_t scrubs; /* commits that made erasures physical */
@@ -566,8 +566,9 @@ static int compact(cue_store *s, int cf, const unsigned char *lo, size_t lo_len,
     rocksdb_compactoptions_t *co = rocksdb_compactoptions_create();
     rocksdb_compactoptions_set_bottommost_level_compaction(co, 2 /* kForce */);
     rocksdb_compactoptions_set_exclusive_manual_compaction(co, 0);
+    /* hi NULL: to the end of the column family. */
     rocksdb_compact_range_cf_opt(s->db, s->cf[cf], co, (const char *)lo, lo_len, (const char *)hi,
-                                 hi_len);
+                                 hi ? hi_len : 0);
     rocksdb_compactoptions_destroy(co);
     (void)err; /* RocksDB's C API reports no error from a manual compaction */
     return 0;
@@ -600,10 +601,17 @@ static int scrub(cue_store *s, cue_err *err)
     while (rc == 0 && (k = erased_next(s, &at, &klen)) != NULL) {
         rc = compact(s, CF_USERS, k, klen, k, klen, err);
         uint32_t p = get_be32(k);
+        /* Each partition's timer index once, at its first erased key. */
+        const unsigned char *j;
+        size_t at2 = 0, jlen;
+        bool done = false;
+        while (!done && (j = erased_next(s, &at2, &jlen)) != k)
+            done = get_be32(j) == p;
+        if (done || rc != 0) continue;
         unsigned char lo[4], hi[4];
         put_be32(lo, p);
         put_be32(hi, p + 1);
-        if (rc == 0) rc = compact(s, CF_TIMERS, lo, 4, hi, p == UINT32_MAX ? 0 : 4, err);
+        rc = compact(s, CF_TIMERS, lo, 4, p == UINT32_MAX ? NULL : hi, 4, err);
     }
     if (rc != 0) return rc;
     static const char marker[] = "erasure";
