@@ -770,7 +770,10 @@ static const char erase_help[] =
     "Deletes a user's state from a state directory, offline: journeys, consent,\n"
     "sent and deferred triggers, decisions, in every partition that holds the user\n"
     "(the whole directory is scanned, so this takes a few seconds per million\n"
-    "users). Prints one record per partition erased, without the user id:\n"
+    "users). Erasure is physical: afterwards no file of the directory holds the\n"
+    "id (a flush and a compaction of RocksDB; see docs/operations.md for the\n"
+    "copies outside cuepoint). Prints one record per partition erased, without\n"
+    "the user id:\n"
     "  {\"outcome\":\"erased\",\"partition\":N,\"offline\":true}\n"
     "A running instance holds its state directory: erase through the input topic\n"
     "instead, with the policy file's erasure event (e.g. user_erased), which\n"
@@ -830,9 +833,18 @@ static int cmd_erase(int argc, char **argv)
         return cli_fail("erase", CUE_EIO, &err);
     erase_ctx e = {.uid = uid};
     int rc = cue_store_users_scan(store, -1, erase_visit, &e);
+    /* Its timer index entries go too, and the commit leaves the id and the
+     * state in no file of the directory (cue_store_batch_users_erase). */
+    cue_buf ids = {0};
+    size_t n = strlen(uid);
+    if (rc >= 0 && e.n &&
+        (n > CUE_USER_ID_BYTES_MAX || cue_buf_append_char(&ids, (char)n) != 0 ||
+         cue_buf_append(&ids, uid, n) != 0))
+        rc = cue_err_set(&err, CUE_ENOMEM, "out of memory erasing a user");
     for (size_t i = 0; rc >= 0 && i < e.n; i++)
-        cue_store_batch_user_delete(store, e.parts[i], uid, strlen(uid));
+        rc = cue_store_batch_users_erase(store, e.parts[i], &ids, &err);
     if (rc >= 0 && e.n) rc = cue_store_batch_commit(store, true, &err);
+    cue_buf_deinit(&ids);
     cue_store_close(store);
     if (rc < 0) return cli_fail("erase", CUE_EIO, &err);
     for (size_t i = 0; i < e.n; i++)

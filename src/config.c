@@ -254,6 +254,25 @@ static int lateness_value(json_t *v, const char *path, int64_t *out, cue_err *er
     return int_value(v, path, 0, INT64_MAX / 2, out, err);
 }
 
+/* 0 (off), or a duration of at least a minute and at most a century: a
+ * shorter one would delete users between two of their events. */
+static int ttl_value(json_t *v, const char *path, int64_t *out, cue_err *err)
+{
+    int64_t ms = -1;
+    if (json_is_string(v) &&
+        cue_duration_parse(json_string_value(v), json_string_length(v), &ms) != 0)
+        ms = -1;
+    if (json_is_integer(v)) ms = json_integer_value(v);
+    if (ms == 0 || (ms >= 60000 && ms <= 100LL * 366 * 86400000)) {
+        *out = ms;
+        return 0;
+    }
+    return cue_err_set(err, CUE_ECONFIG,
+                       "%s: must be 0 (off) or a duration from 1 minute to 100 years, such as "
+                       "\"90d\" or milliseconds",
+                       path);
+}
+
 static int attrs_value(cue_config *c, json_t *v, const char *path, const char *dir, cue_err *err)
 {
     if (!json_is_object(v))
@@ -460,6 +479,7 @@ static const char *const keys[] = {"$schema",
                                    "event.time.max.future.ms",
                                    "event.time.min",
                                    "event.id.dedup.max",
+                                   "state.ttl",
                                    "log.level",
                                    "log.format"};
 
@@ -582,6 +602,8 @@ static int apply_event_key(cue_config *c, const char *key, json_t *v, const char
     } else if (strcmp(key, "event.id.dedup.max") == 0) {
         rc = int_value(v, path, 0, CUE_EVENT_IDS_MAX, &n, err);
         c->event_id_dedup_max = rc == 0 ? (uint32_t)n : c->event_id_dedup_max;
+    } else if (strcmp(key, "state.ttl") == 0) {
+        rc = ttl_value(v, path, &c->state_ttl_ms, err);
     } else {
         return NOT_MINE;
     }
@@ -832,6 +854,7 @@ int cue_config_dump(const cue_config *c, cue_buf *b)
     I("event.time.max.future.ms", c->event_max_future_ms);
     I("event.time.min", c->event_time_min_ms);
     I("event.id.dedup.max", c->event_id_dedup_max);
+    I("state.ttl", c->state_ttl_ms);
     B("wall.clock.advance", c->wall_clock);
     B("changelog.enabled", c->changelog);
     I("changelog.delete.retention.ms", c->changelog_delete_retention_ms);

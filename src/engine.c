@@ -736,3 +736,61 @@ void cue_engine_fire(const cue_machines *ms, cue_user *u, int64_t due_ms, const 
         if (kept) i++;
     }
 }
+
+/* ---- state TTL --------------------------------------------------------- */
+
+static bool timer_armed(const cue_instance *in)
+{
+    for (size_t t = 0; t < CUE_MACHINE_TIMERS_MAX; t++)
+        if (in->timers[t] != CUE_TIMER_NONE) return true;
+    return false;
+}
+
+/* When instance `in` will have been idle for its journey's state_ttl, or
+ * CUE_TIMER_NONE when it does not expire (no TTL, or a timer armed). */
+static int64_t instance_expiry(const cue_machines *ms, const cue_instance *in)
+{
+    const cue_machine *m = cue_machines_get(ms, in->machine);
+    if (m->state_ttl_ms <= 0 || in->updated_ms == INT64_MIN || timer_armed(in))
+        return CUE_TIMER_NONE;
+    /* Both within years of the epoch: no overflow. */
+    return in->updated_ms + m->state_ttl_ms;
+}
+
+static bool user_waits(const cue_user *u)
+{
+    return u->policy.n_deferred > 0 || cue_user_next_due(u) != CUE_TIMER_NONE;
+}
+
+int64_t cue_engine_expiry(const cue_machines *ms, const cue_user *u, int64_t ttl_ms)
+{
+    int64_t at = CUE_TIMER_NONE;
+    for (size_t i = 0; i < u->n_instances; i++) {
+        int64_t e = instance_expiry(ms, &u->inst[i]);
+        if (e != CUE_TIMER_NONE && (at == CUE_TIMER_NONE || e < at)) at = e;
+    }
+    if (ttl_ms > 0 && u->last_event_ms != INT64_MIN && !user_waits(u)) {
+        int64_t e = u->last_event_ms + ttl_ms;
+        if (at == CUE_TIMER_NONE || e < at) at = e;
+    }
+    return at;
+}
+
+bool cue_engine_expire(const cue_machines *ms, cue_user *u, int64_t now_ms, int64_t ttl_ms,
+                       cue_step_stats *st)
+{
+    size_t had = u->n_instances;
+    for (size_t i = 0; i < u->n_instances;) {
+        int64_t e = instance_expiry(ms, &u->inst[i]);
+        if (e != CUE_TIMER_NONE && e <= now_ms) {
+            cue_user_remove_instance(u, i);
+            st->instances_expired++;
+            continue;
+        }
+        i++;
+    }
+    if (user_waits(u)) return false;
+    if (ttl_ms > 0 && u->last_event_ms != INT64_MIN && u->last_event_ms + ttl_ms <= now_ms)
+        return true;
+    return had > 0 && u->n_instances == 0;
+}

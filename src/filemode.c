@@ -437,6 +437,13 @@ void cue_filemode_summary(FILE *f, const cue_filemode_opts *o, const cue_filemod
                 (unsigned long long)s->decisions[CUE_OUTCOME_SUPPRESSED],
                 (unsigned long long)s->decisions[CUE_OUTCOME_CANCELLED],
                 (unsigned long long)s->erasures);
+    if (s->expired_users || s->engine.instances_expired)
+        fprintf(f, "  state TTL: %llu users expired, %llu journey instances expired\n",
+                (unsigned long long)s->expired_users,
+                (unsigned long long)s->engine.instances_expired);
+    if (s->ttl_indexed_users)
+        fprintf(f, "  state TTL: %llu users stored before it was set given an expiry\n",
+                (unsigned long long)s->ttl_indexed_users);
     if (s->corrupt_states)
         fprintf(f, "  %llu stored states did not decode (their events are dead letters)\n",
                 (unsigned long long)s->corrupt_states);
@@ -472,7 +479,8 @@ void cue_filemode_summary_json(FILE *f, const cue_filemode_opts *o, const cue_fi
             "{\"records\":%llu,\"applied\":%llu,\"dead_letters\":%llu,\"duplicates\":%llu,"
             "\"late_applied\":%llu,\"triggers\":%llu,\"seconds\":%.6f,\"timers_fired\":%llu,"
             "\"commits\":%llu,\"decisions\":{\"sent\":%llu,\"deferred\":%llu,\"suppressed\":%llu,"
-            "\"cancelled\":%llu},\"erasures\":%llu,\"migration\":{\"migrated\":%llu,"
+            "\"cancelled\":%llu},\"erasures\":%llu,\"expired\":{\"users\":%llu,"
+            "\"instances\":%llu},\"migration\":{\"migrated\":%llu,"
             "\"moved\":%llu,\"finished\":%llu,\"stranded\":%llu,\"dropped\":%llu,"
             "\"timers_moved\":%llu,\"timers_dropped\":%llu,\"users_rewritten\":%llu},"
             "\"timers_past\":%llu,\"dead_by_reason\":{",
@@ -484,7 +492,8 @@ void cue_filemode_summary_json(FILE *f, const cue_filemode_opts *o, const cue_fi
             (unsigned long long)s->decisions[CUE_OUTCOME_DEFERRED],
             (unsigned long long)s->decisions[CUE_OUTCOME_SUPPRESSED],
             (unsigned long long)s->decisions[CUE_OUTCOME_CANCELLED],
-            (unsigned long long)s->erasures, (unsigned long long)s->codec.migrated,
+            (unsigned long long)s->erasures, (unsigned long long)s->expired_users,
+            (unsigned long long)s->engine.instances_expired, (unsigned long long)s->codec.migrated,
             (unsigned long long)s->codec.moved, (unsigned long long)s->codec.finished,
             (unsigned long long)s->codec.stranded, (unsigned long long)s->codec.dropped_instances,
             (unsigned long long)s->codec.timers_moved, (unsigned long long)s->codec.timers_dropped,

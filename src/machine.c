@@ -1158,6 +1158,9 @@ static void machine_header(ctx *c, json_t *root)
         else
             m->on_version_change = (uint8_t)r;
     }
+    v = json_object_get(root, "state_ttl");
+    m->state_ttl_ms = 0;
+    if (v) duration_of(c, v, "$.state_ttl", false, &m->state_ttl_ms);
 }
 
 static void machine_key(ctx *c, json_t *root)
@@ -1266,9 +1269,9 @@ static void note_time_type(cue_machine *m, const cue_transition *t)
 }
 
 static const char *const machine_keys[] = {
-    "$schema", "name",   "version",      "description",   "start",  "initial",
-    "final",   "states", "instance_key", "max_instances", "repeat", "on_version_change",
-    "migrate"};
+    "$schema", "name",     "version",      "description",   "start",  "initial",
+    "final",   "states",   "instance_key", "max_instances", "repeat", "on_version_change",
+    "migrate", "state_ttl"};
 
 /* ---- migration --------------------------------------------------------- */
 

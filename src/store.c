@@ -35,6 +35,12 @@ struct cue_store {
     /* Timer index entries put in bulk (a standby's), put in key order at
      * the commit (cue_timer_run says why). */
     cue_timer_run bulk;
+    /* Users erased in the batch (cue_store_batch_users_erase), as user keys
+     * (partition | id) each after a 1-byte length: the commit makes their
+     * deletion physical (scrub). */
+    cue_buf erased;
+    size_t n_erased;
+    uint64_t scrubs; /* commits that made erasures physical */
 };
 
 /* ---- keys -------------------------------------------------------------- */
@@ -130,6 +136,24 @@ static int mkdir_p(const char *dir)
     return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* What makes an erasure physical possible (see scrub): a WAL file, once
+ * obsolete, is deleted rather than archived (WAL_ttl_seconds and
+ * WAL_size_limit_MB 0) or reused with its old bytes inside (recycling); the
+ * MANIFEST, which names each table file's smallest and largest key, is
+ * rewritten from the live files at every change instead of growing (a few
+ * hundred bytes per table file, written at each flush and compaction); and
+ * RocksDB's own LOG stays at warnings, because at the info level it prints
+ * a manual compaction's range, which is the erased user's key. */
+static void set_erasure_options(rocksdb_options_t *o)
+{
+    rocksdb_options_set_WAL_ttl_seconds(o, 0);
+    rocksdb_options_set_WAL_size_limit_MB(o, 0);
+    rocksdb_options_set_recycle_log_file_num(o, 0);
+    rocksdb_options_set_max_manifest_file_size(o, 0);
+    rocksdb_options_set_info_log_level(o, 2 /* WARN_LEVEL */);
+    rocksdb_options_set_keep_log_file_num(o, 4);
+}
+
 static void set_options(cue_store *s, const cue_store_opts *o)
 {
     s->opts = rocksdb_options_create();
@@ -168,6 +192,7 @@ static void set_options(cue_store *s, const cue_store_opts *o)
     s->wo_sync = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(s->wo_sync, 1);
     s->batch = rocksdb_writebatch_create();
+    set_erasure_options(s->opts);
 }
 
 int cue_store_open(cue_store **out, const char *dir, const cue_store_opts *opts, cue_err *err)
@@ -218,6 +243,7 @@ void cue_store_close(cue_store *s)
     }
     rocksdb_writebatch_destroy(s->batch);
     cue_timer_run_deinit(&s->bulk);
+    cue_buf_deinit(&s->erased);
     rocksdb_readoptions_destroy(s->ro);
     rocksdb_writeoptions_destroy(s->wo);
     rocksdb_writeoptions_destroy(s->wo_sync);
@@ -308,6 +334,36 @@ int cue_store_batch_user_delete(cue_store *s, uint32_t partition, const char *ui
     if (rc != 0) return rc;
     rocksdb_writebatch_delete_cf(s->batch, s->cf[CF_USERS], (const char *)k, klen);
     s->batch_count++;
+    return 0;
+}
+
+static int erased_timers_delete(cue_store *s, uint32_t partition, const cue_buf *ids, cue_err *err);
+
+int cue_store_batch_users_erase(cue_store *s, uint32_t partition, const cue_buf *ids, cue_err *err)
+{
+    size_t mark = s->erased.len, n = 0;
+    for (size_t at = 0; at < ids->len; at += 1 + (unsigned char)ids->data[at], n++) {
+        unsigned char k[1 + KEY_MAX];
+        size_t klen, len = (unsigned char)ids->data[at];
+        CUE_ASSERT(at + 1 + len <= ids->len);
+        int rc = user_key(k + 1, &klen, partition, ids->data + at + 1, len);
+        if (rc == 0) {
+            k[0] = (unsigned char)klen;
+            rc = cue_buf_append(&s->erased, k, 1 + klen);
+        }
+        if (rc != 0) {
+            s->erased.len = mark;
+            return cue_err_set(err, rc, "partition %u: cannot note an erasure", partition);
+        }
+    }
+    int rc = erased_timers_delete(s, partition, ids, err);
+    if (rc != 0) {
+        s->erased.len = mark;
+        return rc;
+    }
+    for (size_t at = 0; at < ids->len; at += 1 + (unsigned char)ids->data[at])
+        cue_store_batch_user_delete(s, partition, ids->data + at + 1, (unsigned char)ids->data[at]);
+    s->n_erased += n;
     return 0;
 }
 
@@ -432,6 +488,8 @@ size_t cue_store_batch_count(const cue_store *s)
     return s->batch_count + s->bulk.n;
 }
 
+static int scrub(cue_store *s, cue_err *err);
+
 int cue_store_batch_commit(cue_store *s, bool sync, cue_err *err)
 {
     cue_store_batch_timer_run(s, &s->bulk); /* kept in the batch if the write fails */
@@ -441,7 +499,128 @@ int cue_store_batch_commit(cue_store *s, bool sync, cue_err *err)
     if (e != NULL) return store_error(e, err, "writing the state batch");
     rocksdb_writebatch_clear(s->batch);
     s->batch_count = 0;
+    if (s->n_erased == 0) return 0;
+    int rc = scrub(s, err);
+    cue_buf_reset(&s->erased);
+    s->n_erased = 0;
+    return rc;
+}
+
+uint64_t cue_store_scrubs(const cue_store *s)
+{
+    return s->scrubs;
+}
+
+/* ---- erasure that is physical ------------------------------------------ */
+
+/* The next erased key in s->erased from *at on: its bytes and length. */
+static const unsigned char *erased_next(const cue_store *s, size_t *at, size_t *klen)
+{
+    if (*at >= s->erased.len) return NULL;
+    const unsigned char *p = (const unsigned char *)s->erased.data + *at;
+    *klen = p[0];
+    *at += 1 + *klen;
+    return p + 1;
+}
+
+typedef struct erase_scan {
+    cue_store *s;
+    uint32_t partition;
+    const cue_buf *ids;
+} erase_scan;
+
+/* Deletes an index entry if its user is one of those erased. */
+static int erase_timer(int64_t due, const char *uid, size_t len, void *ctx)
+{
+    erase_scan *es = ctx;
+    const cue_buf *ids = es->ids;
+    for (size_t at = 0; at < ids->len; at += 1 + (unsigned char)ids->data[at]) {
+        if ((unsigned char)ids->data[at] != len || memcmp(ids->data + at + 1, uid, len) != 0)
+            continue;
+        return cue_store_batch_timer_delete(es->s, es->partition, due, uid, len) == 0 ? 0 : 1;
+    }
     return 0;
+}
+
+/* An erased user's timer index entries hold its id in their keys. Which due
+ * times they have is not known (stale lower bounds stay until they come up),
+ * so the partition's index is read once for all the users erased at once.
+ * The deletions go into the batch before anything the caller puts after
+ * them (a user erased and back within one commit keeps its new entries). */
+static int erased_timers_delete(cue_store *s, uint32_t partition, const cue_buf *ids, cue_err *err)
+{
+    erase_scan es = {.s = s, .partition = partition, .ids = ids};
+    int rc = cue_store_timers_scan(s, partition, INT64_MIN, "", 0, erase_timer, &es);
+    if (rc != 0)
+        return cue_err_set(err, CUE_ESTORE,
+                           "partition %u: cannot read the timer index to erase users' entries",
+                           partition);
+    return 0;
+}
+
+/* Compacts [lo, hi] of one column family down to its last level, where a
+ * deletion drops every older copy of its key and then itself. */
+static int compact(cue_store *s, int cf, const unsigned char *lo, size_t lo_len,
+                   const unsigned char *hi, size_t hi_len, cue_err *err)
+{
+    rocksdb_compactoptions_t *co = rocksdb_compactoptions_create();
+    rocksdb_compactoptions_set_bottommost_level_compaction(co, 2 /* kForce */);
+    rocksdb_compactoptions_set_exclusive_manual_compaction(co, 0);
+    /* hi NULL: to the end of the column family. */
+    rocksdb_compact_range_cf_opt(s->db, s->cf[cf], co, (const char *)lo, lo_len, (const char *)hi,
+                                 hi ? hi_len : 0);
+    rocksdb_compactoptions_destroy(co);
+    (void)err; /* RocksDB's C API reports no error from a manual compaction */
+    return 0;
+}
+
+static int flush_all(cue_store *s, cue_err *err)
+{
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    char *e = NULL;
+    for (int c = 0; c < CF_COUNT && e == NULL; c++)
+        rocksdb_flush_cf(s->db, fo, s->cf[c], &e);
+    rocksdb_flushoptions_destroy(fo);
+    return e ? store_error(e, err, "flushing the state after an erasure") : 0;
+}
+
+/* After a batch with erasures: the erased users' ids and states leave every
+ * live file of the state directory. A flush of every column family moves
+ * the memtables (and so the WAL's contents) into table files, which makes
+ * every WAL written so far obsolete and deleted; compacting each erased
+ * user's key, and each partition's timer index, to the last level drops the
+ * deletions and all they shadow; and the MANIFEST, rewritten at each change
+ * (set_erasure_options), is written once more after the compactions, by a
+ * last flush of a marker, so it names none of the files they replaced. */
+static int scrub(cue_store *s, cue_err *err)
+{
+    int rc = flush_all(s, err);
+    const unsigned char *k;
+    size_t at = 0, klen;
+    while (rc == 0 && (k = erased_next(s, &at, &klen)) != NULL) {
+        rc = compact(s, CF_USERS, k, klen, k, klen, err);
+        uint32_t p = get_be32(k);
+        /* Each partition's timer index once, at its first erased key. */
+        const unsigned char *j;
+        size_t at2 = 0, jlen;
+        bool done = false;
+        while (!done && (j = erased_next(s, &at2, &jlen)) != k)
+            done = get_be32(j) == p;
+        if (done || rc != 0) continue;
+        unsigned char lo[4], hi[4];
+        put_be32(lo, p);
+        put_be32(hi, p + 1);
+        rc = compact(s, CF_TIMERS, lo, 4, p == UINT32_MAX ? NULL : hi, 4, err);
+    }
+    if (rc != 0) return rc;
+    static const char marker[] = "erasure";
+    char *e = NULL;
+    rocksdb_put_cf(s->db, s->wo, s->cf[CF_DEFAULT], marker, sizeof marker - 1, "", 0, &e);
+    if (e != NULL) return store_error(e, err, "writing the state after an erasure");
+    rc = flush_all(s, err);
+    if (rc == 0) s->scrubs++;
+    return rc;
 }
 
 /* ---- scans ------------------------------------------------------------- */

@@ -80,6 +80,7 @@ struct cue_task {
     cue_buf pend;             /* owned: pending array of this step */
     cue_buf pend_recs;        /* owned: their encoded records, back to back */
     cue_buf decision;         /* owned: one decision record */
+    cue_buf erased;           /* owned: ids erased since the commit, each after its length */
     cue_deferred *released;   /* owned, with a policy: a deferred trigger being decided again */
     bool user_loaded;         /* t->user holds the current event's user */
     bool saving;              /* t->user is being saved: the cache may hold an older copy */
@@ -96,6 +97,72 @@ struct cue_task {
 
     cue_journey_counts *journeys; /* owned once counted (cue_task_count_journeys) */
 };
+
+/* ---- state TTL for users stored before it was set ------------------------ */
+
+/* Users rewritten between two batch commits of the pass. */
+#define TTL_PASS_BATCH_USERS 1024
+
+static bool ttl_needed(const cue_config *cfg, const cue_machines *ms)
+{
+    /* With machines set aside (--only), a user written back would lose the
+     * instances of the others. */
+    if (cue_machines_set_aside(ms) > 0) return false;
+    if (cfg->state_ttl_ms > 0) return true;
+    for (size_t i = 0; i < cue_machines_count(ms); i++)
+        if (cue_machines_get(ms, i)->state_ttl_ms > 0) return true;
+    return false;
+}
+
+typedef struct ttl_pass {
+    cue_task *t;
+    size_t pending;
+    int rc;
+    cue_err *err;
+} ttl_pass;
+
+/* A user with no index entry (nothing was pending when it was last
+ * written, before state TTL was set) gets one at its expiry. Users with an
+ * entry are passed over from the record's header: when it comes up, the
+ * user is indexed again, expiry included. */
+static int ttl_pass_user(uint32_t partition, const char *uid, size_t len, const void *val,
+                         size_t vlen, void *ctx)
+{
+    ttl_pass *p = ctx;
+    cue_task *t = p->t;
+    int64_t due;
+    if (cue_codec_peek_indexed_due(val, vlen, &due) != 0 || due != CUE_TIMER_NONE) return 0;
+    if (cue_codec_decode(val, vlen, t->ms, t->user, &t->stats.codec, NULL) != 0) return 0;
+    due = cue_engine_expiry(t->ms, t->user, t->cfg->state_ttl_ms);
+    if (due == CUE_TIMER_NONE) return 0;
+    t->user->indexed_due = due;
+    if (cue_codec_encode(t->user, t->ms, &t->enc) != 0) {
+        p->rc = cue_err_set(p->err, CUE_ENOMEM, "out of memory indexing a user's expiry");
+        return 1;
+    }
+    cue_store_batch_timer_put(t->store, partition, due, uid, len);
+    cue_store_batch_user_put(t->store, partition, uid, len, t->enc.data, t->enc.len);
+    t->stats.ttl_indexed_users++;
+    if (++p->pending < TTL_PASS_BATCH_USERS) return 0;
+    p->pending = 0;
+    p->rc = cue_store_batch_commit(t->store, false, p->err);
+    return p->rc != 0;
+}
+
+/* At a partition's opening, with state TTL set: a read of every stored
+ * user's header, so that users written before state TTL was set expire
+ * too. Writes go straight to the store, as the migration pass's do: an
+ * instance that restores the old records indexes them the same way. */
+static int ttl_index_pass(cue_task *t, cue_err *err)
+{
+    ttl_pass p = {.t = t, .err = err};
+    int rc = cue_store_users_scan(t->store, t->partition, ttl_pass_user, &p);
+    if (rc < 0)
+        return cue_err_set(err, rc, "partition %u: cannot read the users to index their expiry",
+                           t->partition);
+    if (p.rc != 0) return p.rc;
+    return cue_store_batch_commit(t->store, false, err);
+}
 
 int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, cue_store *store,
                  uint32_t partition, const cue_task_sink *sink, cue_err *err)
@@ -132,6 +199,7 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
     if (rc == 0 && cue_migrate_needed(ms))
         rc = cue_migrate_partition(store, partition, ms, &t->stats.codec, &t->stats.migrated_users,
                                    err);
+    if (rc == 0 && ttl_needed(cfg, ms)) rc = ttl_index_pass(t, err);
     if (rc != 0) {
         cue_task_free(t);
         return rc;
@@ -175,6 +243,7 @@ void cue_task_free(cue_task *t)
     if (t == NULL) return;
     free(t->released);
     cue_buf_deinit(&t->decision);
+    cue_buf_deinit(&t->erased);
     cue_buf_deinit(&t->pend_recs);
     cue_buf_deinit(&t->pend);
     cue_policy_tz_free(t->tz);
@@ -257,6 +326,9 @@ void cue_task_stats_add(cue_task_stats *sum, const cue_task_stats *s)
     for (int k = 0; k < CUE_OUTCOME_COUNT; k++)
         sum->decisions[k] += s->decisions[k];
     sum->erasures += s->erasures;
+    sum->expired_users += s->expired_users;
+    sum->ttl_indexed_users += s->ttl_indexed_users;
+    sum->engine.instances_expired += s->engine.instances_expired;
     sum->changelog_records += s->changelog_records;
     sum->migrated_users += s->migrated_users;
 }
@@ -568,7 +640,11 @@ static void timer_op_add(cue_task *t, int64_t due)
 static void timers_sync(cue_task *t)
 {
     cue_user *u = t->user;
+    /* The index holds the user's expiry too (state TTL): the earlier of it
+     * and the earliest timer, so expiring needs no scan of the users. */
     int64_t want = cue_user_next_due(u);
+    int64_t expiry = cue_engine_expiry(t->ms, u, t->cfg->state_ttl_ms);
+    if (want == CUE_TIMER_NONE || (expiry != CUE_TIMER_NONE && expiry < want)) want = expiry;
     if (want == CUE_TIMER_NONE) return;
     if (u->indexed_due != CUE_TIMER_NONE && u->indexed_due <= want) {
         /* Still a valid lower bound. But if it is about to come up while the
@@ -611,6 +687,30 @@ static int user_save(cue_task *t, cue_err *err)
         cue_err_set(err, rc, "cannot cache the state of user %.*s", (int)t->user->id_len,
                     t->user->id);
     return rc;
+}
+
+/* Deletes t->user, whose state expired (state TTL): as an erasure does,
+ * through the cache, so the commit deletes the record and the changelog
+ * gets its tombstone; but not physically (no flush or compaction: expiry is
+ * housekeeping, and frequent). Any index entry of the user left behind finds
+ * no user and is skipped; a user with the same id later starts afresh. */
+static int user_expire(cue_task *t, cue_err *err)
+{
+    cue_user *u = t->user;
+    int rc = cue_cache_put(t->cache, u->id, u->id_len, NULL, 0, true);
+    if (rc == CUE_EFULL && t->sink.commit)
+        rc = cue_cache_put_over(t->cache, u->id, u->id_len, NULL, 0);
+    else if (rc == CUE_EFULL) {
+        rc = self_commit(t, err);
+        if (rc == 0) rc = cue_cache_put(t->cache, u->id, u->id_len, NULL, 0, true);
+    }
+    if (rc != 0)
+        return err && err->code
+                   ? rc
+                   : cue_err_set(err, rc, "cannot delete the expired state of user %.*s",
+                                 (int)u->id_len, u->id);
+    t->stats.expired_users++;
+    return 0;
 }
 
 /* ---- timers ------------------------------------------------------------ */
@@ -782,11 +882,14 @@ static int fire_entry(cue_task *t, int64_t due, cue_err *err)
     cue_step_env env = step_env(t, NULL);
     if (t->journeys) cue_journey_counts_leave(t->journeys, t->user);
     cue_engine_fire(t->ms, t->user, due, &env, on_trigger, t, &t->stats.engine);
-    if (t->journeys) cue_journey_counts_enter(t->journeys, t->user);
     if (t->policy) {
         release_deferred(t, due);
         step_decide(t);
     }
+    /* After the step: what it left armed or deferred keeps the user. */
+    if (cue_engine_expire(t->ms, t->user, due, t->cfg->state_ttl_ms, &t->stats.engine))
+        return user_expire(t, err);
+    if (t->journeys) cue_journey_counts_enter(t->journeys, t->user);
     return user_save(t, err);
 }
 
@@ -926,6 +1029,15 @@ static int erase_user(cue_task *t, const cue_event *ev, cue_err *err)
         if (rc == 0) rc = cue_cache_put(t->cache, ev->user_id, ev->user_id_len, NULL, 0, true);
     }
     if (rc != 0) return err && err->code ? rc : cue_err_set(err, rc, "cannot erase a user");
+    /* The commit makes it physical (cue_store_batch_users_erase). A growth
+     * failure of a buffer kept across cycles leaves the erasure logical
+     * only: said, since the promise is broken. */
+    size_t mark = t->erased.len;
+    if (cue_buf_append_char(&t->erased, (char)ev->user_id_len) != 0 ||
+        cue_buf_append(&t->erased, ev->user_id, ev->user_id_len) != 0) {
+        t->erased.len = mark;
+        return cue_err_set(err, CUE_ENOMEM, "out of memory noting an erasure");
+    }
     if (t->journeys && t->user_loaded) cue_journey_counts_leave(t->journeys, t->user);
     t->stats.erasures++;
     t->stats.applied++; /* consumed = applied + duplicates + dead letters */
@@ -1260,6 +1372,13 @@ int cue_task_commit_finish(cue_task *t, cue_err *err)
         if (next >= 0) t->changelog_next = next;
         if (t->logged_now) t->logged_ms = t->synced_ms;
         t->logged_now = false;
+    }
+    /* Erasures go first: a user erased and back within the cycle keeps
+     * what was written for it since (its state, its new index entries). */
+    if (t->erased.len) {
+        int rc = cue_store_batch_users_erase(t->store, t->partition, &t->erased, err);
+        if (rc != 0) return rc;
+        cue_buf_reset(&t->erased);
     }
     /* The range delete goes first: entries written after it in this batch are
      * kept even when they are due in the range (a late event's timer that has

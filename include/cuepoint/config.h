@@ -87,6 +87,11 @@ typedef struct cue_config {
      * within allowed.lateness.ms of stream time) to skip a re-sent event; 0
      * switches it off. At most CUE_EVENT_IDS_MAX. */
     uint32_t event_id_dedup_max;
+    /* state.ttl: 0 (off). A user with no event for this long, no timer and
+     * no deferred trigger is deleted, by stream time (a journey's own
+     * `state_ttl` drops its instances: machine.h). A number of ms or a
+     * duration like "90d". */
+    int64_t state_ttl_ms;
 
     /* The Kafka pipeline (`cuepoint run`). */
     char bootstrap_servers[CUE_PATH_MAX];            /* "localhost:9092" */

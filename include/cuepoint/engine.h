@@ -94,6 +94,7 @@ typedef struct cue_step_stats {
     uint64_t timers_past;         /* started at a time already past: they fire at once */
     uint64_t timers_past_skipped; /* ... and not started, by "if_past": "skip" */
     uint64_t timers_refused;      /* a timer's step starting one at or before its own time */
+    uint64_t instances_expired;   /* dropped by their journey's state_ttl */
 } cue_step_stats;
 
 /* Why cue_engine_check refused an event: the first timer it would start at a
@@ -132,5 +133,27 @@ void cue_engine_apply(const cue_machines *ms, cue_user *u, const cue_event *ev,
  * in order. The caller fires due times in ascending order. */
 void cue_engine_fire(const cue_machines *ms, cue_user *u, int64_t due_ms, const cue_step_env *env,
                      cue_emit_fn emit, void *ctx, cue_step_stats *st);
+
+/* ---- state TTL -----------------------------------------------------------
+ *
+ * What goes, by stream time, with nothing pending:
+ * - an instance of a journey with `state_ttl`, no transition for that long
+ *   and no timer of its own armed: dropped, as if never started (its start
+ *   event begins it afresh, even without `repeat`);
+ * - the whole user, when `ttl_ms` (state.ttl) is set and the user has had
+ *   no event for that long, or when the last of its instances went the
+ *   first way; in both cases only with no timer armed and no deferred
+ *   trigger waiting. The caller deletes the user's record.
+ * An instance of a journey without `state_ttl`, or a user with no
+ * instances and no state.ttl, stays. */
+
+/* The earliest time at which something of `u` will have expired if nothing
+ * happens before, or CUE_TIMER_NONE. */
+int64_t cue_engine_expiry(const cue_machines *ms, const cue_user *u, int64_t ttl_ms);
+
+/* Drops what has expired at `now_ms` (counted in `st`); true when the
+ * whole user has. */
+bool cue_engine_expire(const cue_machines *ms, cue_user *u, int64_t now_ms, int64_t ttl_ms,
+                       cue_step_stats *st);
 
 #endif

@@ -261,6 +261,7 @@ typedef struct cue_machine {
     uint16_t first_mtimer, n_mtimers; /* `migrate.timers`: range in the set's timer rules */
     uint16_t key_ptr;                 /* keyed: pointer table index */
     uint16_t max_instances;
+    int64_t state_ttl_ms; /* `state_ttl`: an instance idle this long goes; 0: never */
     uint16_t initial;
     cue_transition start; /* on: EVENT or ANY; go = initial */
     uint16_t n_states, n_timers, n_counters, n_vars, n_triggers;

@@ -66,6 +66,18 @@ int cue_store_user_get(cue_store *s, uint32_t partition, const char *uid, size_t
 int cue_store_batch_user_put(cue_store *s, uint32_t partition, const char *uid, size_t uid_len,
                              const void *val, size_t val_len);
 int cue_store_batch_user_delete(cue_store *s, uint32_t partition, const char *uid, size_t uid_len);
+/* Erasure that is physical. `ids` holds user ids of `partition`, each
+ * after a 1-byte length. Queues, in this order, the deletion of every timer
+ * index entry of theirs (one read of the partition's index) and of their
+ * states; the commit then, once the batch is written, makes sure neither
+ * their ids nor their states are left in any live file of the state
+ * directory (WAL, table files, MANIFEST; RocksDB's LOG is kept at
+ * warnings): a flush of every column family and a compaction of their keys
+ * and of their partitions' timer indexes down to the last level. That is
+ * done once per commit however many users it erases (erasures are rare:
+ * it costs a flush and a compaction). CUE_ENOMEM or CUE_ESTORE: nothing
+ * queued. An id over the bound is a caller's bug. */
+int cue_store_batch_users_erase(cue_store *s, uint32_t partition, const cue_buf *ids, cue_err *err);
 int cue_store_batch_timer_put(cue_store *s, uint32_t partition, int64_t due_ms, const char *uid,
                               size_t uid_len);
 /* Timer index entries collected to go into a batch in key order. A
@@ -105,6 +117,9 @@ size_t cue_store_batch_count(const cue_store *s);
 /* Writes the batch atomically (fsync'd WAL when `sync`) and empties it.
  * CUE_ESTORE on failure; the batch is then kept so the caller may retry. */
 int cue_store_batch_commit(cue_store *s, bool sync, cue_err *err);
+
+/* Commits that made erasures physical since the store was opened. */
+uint64_t cue_store_scrubs(const cue_store *s);
 
 /* Bytes RocksDB holds: SST files on disk and memtables in memory, summed over
  * the column families (for /metrics). */

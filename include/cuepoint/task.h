@@ -106,6 +106,8 @@ typedef struct cue_task_stats {
     cue_codec_stats codec;
     uint64_t decisions[CUE_OUTCOME_COUNT]; /* by the policy stage, by outcome */
     uint64_t erasures;
+    uint64_t expired_users;     /* deleted by state TTL (engine.h) */
+    uint64_t ttl_indexed_users; /* stored before state TTL was set: indexed at opening */
     uint64_t changelog_records; /* user records written to the changelog */
     uint64_t migrated_users;    /* users rewritten by the migration pass (migrate.h) */
 } cue_task_stats;
@@ -115,6 +117,9 @@ typedef struct cue_task cue_task;
 /* Opens partition `partition`'s task: reads its meta (next offset, stream time)
  * from the store and, when a machine has a `migrate` map, migrates the
  * partition's stored users (cue_migrate_partition; counted in the stats).
+ * With state TTL set (state.ttl or a journey's state_ttl), reads every
+ * stored user's record header, and gives those with no timer index entry
+ * (written before state TTL was set) one at their expiry.
  * Caller owns `*out`. */
 int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, cue_store *store,
                  uint32_t partition, const cue_task_sink *sink, cue_err *err);

@@ -196,6 +196,12 @@ static void render_records(rt *r, cue_buf *b, const cue_task_stats *sum)
     }
     metrics_counter(b, "cuepoint_users_erased_total", "Users erased by an erasure event.",
                     (double)sum->erasures);
+    metrics_counter(b, "cuepoint_users_expired_total",
+                    "Users deleted by state TTL (state.ttl, or a journey's state_ttl).",
+                    (double)sum->expired_users);
+    metrics_counter(b, "cuepoint_journey_instances_expired_total",
+                    "Journey instances dropped by their journey's state_ttl.",
+                    (double)sum->engine.instances_expired);
 }
 
 /* The commit cycle and what the producer did with its records. */

@@ -19,6 +19,10 @@ static const config_case cases[] = {
     {"{}", 0, NULL},
     {"{\"application.id\":\"app\",\"state.dir\":\"/tmp/s\",\"allowed.lateness.ms\":\"2h\"}", 0,
      NULL},
+    {"{\"state.ttl\":\"90d\"}", 0, NULL},
+    {"{\"state.ttl\":0}", 0, NULL},
+    {"{\"state.ttl\":\"30s\"}", CUE_ECONFIG, "$.state.ttl: must be 0 (off) or a duration"},
+    {"{\"state.ttl\":\"soon\"}", CUE_ECONFIG, "$.state.ttl"},
     {"{\"aplication.id\":\"x\"}", CUE_ECONFIG, "did you mean 'application.id'"},
     {"{\"state.dir\":5}", CUE_ECONFIG, "$.state.dir"},
     {"{\"statestore.cache.max.bytes\":10}", CUE_ECONFIG, "$.statestore.cache.max.bytes"},
@@ -109,6 +113,9 @@ Test(config, overrides_and_defaults)
     cr_assert(cue_config_set(&cfg, "late.policy", "apply", &err) == 0, "%s", err.msg);
     cr_assert_eq(cfg.late_policy, CUE_LATE_APPLY);
     cr_assert(cue_config_set(&cfg, "no.such.key", "1", &err) != 0);
+    cr_assert_eq(cfg.state_ttl_ms, 0, "state.ttl is off by default");
+    cr_assert(cue_config_set(&cfg, "state.ttl", "90d", &err) == 0, "%s", err.msg);
+    cr_assert_eq(cfg.state_ttl_ms, 90LL * 86400000);
 }
 
 /* librdkafka properties through --set: kafka.PROP for both clients,

@@ -481,3 +481,85 @@ Test(engine, a_timer_step_cannot_start_a_timer_at_or_before_its_own_time)
     cue_event_decoder_free(dec);
     cue_machines_free(ms);
 }
+
+/* ---- state TTL ---------------------------------------------------------- */
+
+#define HOUR 3600000LL
+
+/* A journey with a state_ttl of 2 h: `begin` starts it with a 1 h timer,
+ * `step` moves on without one. */
+static const char ttl_machine[] =
+    "{\"name\":\"t\",\"version\":1,\"state_ttl\":\"2h\",\"start\":{\"event\":\"begin\",\"do\":["
+    "{\"start_timer\":\"nudge\",\"after\":\"1h\"}]},\"initial\":\"waiting\",\"states\":{"
+    "\"waiting\":{\"on\":[{\"event\":\"step\"},{\"timer\":\"nudge\",\"do\":[{\"emit\":"
+    "\"stalled\"}]}]}}}";
+
+/* The same journey without a state_ttl. */
+static const char no_ttl_machine[] =
+    "{\"name\":\"t\",\"version\":1,\"start\":{\"event\":\"begin\",\"do\":["
+    "{\"start_timer\":\"nudge\",\"after\":\"1h\"}]},\"initial\":\"waiting\",\"states\":{"
+    "\"waiting\":{\"on\":[{\"event\":\"step\"},{\"timer\":\"nudge\",\"do\":[{\"emit\":"
+    "\"stalled\"}]}]}}}";
+
+static void apply_line(const cue_machines *ms, cue_user *u, cue_event_decoder **dec,
+                       const char *line, cue_step_stats *st)
+{
+    collected out = {0};
+    cue_event ev = decode_one(dec, line);
+    cue_engine_apply(ms, u, &ev, NULL, collect, &out, st);
+}
+
+Test(engine, state_ttl_global_waits_for_timers_then_counts_from_the_last_event)
+{
+    cue_machines *ms = compile_text(no_ttl_machine);
+    cue_event_decoder *dec = NULL;
+    cue_user *u = malloc(sizeof *u);
+    cue_user_init(u, "u1", 2);
+    cue_step_stats st = {0};
+    collected out = {0};
+    int64_t ttl = 24 * HOUR;
+    cr_expect_eq(cue_engine_expiry(ms, u, ttl), CUE_TIMER_NONE, "a user with no event");
+    apply_line(ms, u, &dec, EV("begin", 0, ""), &st);
+    /* A timer is pending: nothing expires, whatever the time. */
+    cr_expect_eq(cue_engine_expiry(ms, u, ttl), CUE_TIMER_NONE);
+    cr_expect_not(cue_engine_expire(ms, u, 100 * HOUR, ttl, &st));
+    cue_engine_fire(ms, u, HOUR, NULL, collect, &out, &st);
+    /* Nothing pending now: the last event's time plus the TTL. */
+    cr_expect_eq(cue_engine_expiry(ms, u, ttl), ttl);
+    apply_line(ms, u, &dec, EV("step", 7200000, ""), &st);
+    cr_expect_eq(cue_engine_expiry(ms, u, ttl), 2 * HOUR + ttl, "an event moves it");
+    cr_expect_not(cue_engine_expire(ms, u, 2 * HOUR + ttl - 1, ttl, &st));
+    cr_expect(cue_engine_expire(ms, u, 2 * HOUR + ttl, ttl, &st), "due at exactly the TTL");
+    cr_expect_eq(cue_engine_expiry(ms, u, 0), CUE_TIMER_NONE, "state.ttl off: never");
+    cr_expect_not(cue_engine_expire(ms, u, INT64_MAX / 2, 0, &st));
+    cr_expect_eq(st.instances_expired, 0);
+    free(u);
+    cue_event_decoder_free(dec);
+    cue_machines_free(ms);
+}
+
+Test(engine, state_ttl_of_a_journey_drops_the_idle_instance_and_then_the_user)
+{
+    cue_machines *ms = compile_text(ttl_machine);
+    cue_event_decoder *dec = NULL;
+    cue_user *u = malloc(sizeof *u);
+    cue_user_init(u, "u1", 2);
+    cue_step_stats st = {0};
+    collected out = {0};
+    apply_line(ms, u, &dec, EV("begin", 0, ""), &st);
+    cr_expect_eq(cue_engine_expiry(ms, u, 0), CUE_TIMER_NONE, "its timer keeps it");
+    cue_engine_fire(ms, u, HOUR, NULL, collect, &out, &st);
+    /* Idle since its last transition (the timer's, at 1 h). */
+    cr_expect_eq(cue_engine_expiry(ms, u, 0), 3 * HOUR);
+    apply_line(ms, u, &dec, EV("step", 5400000, ""), &st); /* a transition at 1.5 h */
+    cr_expect_eq(cue_engine_expiry(ms, u, 0), 7 * HOUR / 2);
+    cr_expect_not(cue_engine_expire(ms, u, 7 * HOUR / 2 - 1, 0, &st));
+    cr_expect_eq(u->n_instances, 1);
+    /* The global TTL, longer, is not waited for: the last instance went. */
+    cr_expect(cue_engine_expire(ms, u, 7 * HOUR / 2, 100 * HOUR, &st));
+    cr_expect_eq(u->n_instances, 0);
+    cr_expect_eq(st.instances_expired, 1);
+    free(u);
+    cue_event_decoder_free(dec);
+    cue_machines_free(ms);
+}

@@ -739,3 +739,51 @@ Test(task, a_commit_while_saving_a_user_keeps_its_new_index_entry)
                  h.triggers - USERS, USERS);
     teardown(&h);
 }
+
+/* State TTL through the task: the user's timer index entry is its expiry
+ * once nothing is pending, so the user goes when stream time passes it (no
+ * scan): its record leaves the store, the changelog gets its tombstone, and
+ * the user's next event starts afresh. */
+Test(task, state_ttl_deletes_through_the_timer_index_with_a_tombstone)
+{
+    harness h;
+    setup(&h);
+    close_task(&h, false);
+    h.cfg.state_ttl_ms = 100;
+    order_log ol = {.now_ms = 1700000000000};
+    cue_buf_init(&ol.log, 256);
+    cue_task_sink sink = {.trigger = ol_trigger,
+                          .dead_letter = ol_dead,
+                          .changelog = ol_changelog,
+                          .changelog_next = ol_next,
+                          .flush = ol_flush,
+                          .ctx = &ol};
+    cue_err err = {0};
+    cr_assert(cue_store_open(&h.store, h.dir, &(cue_store_opts){0}, &err) == 0, "%s", err.msg);
+    cr_assert(cue_task_new(&h.task, &h.cfg, h.ms, h.store, 0, &sink, &err) == 0, "%s", err.msg);
+    begin(&h, "a", 0, 50); /* its timer keeps it until 50, then 0 + 100 */
+    begin(&h, "b", 60, 70);
+    cr_assert(cue_task_advance(h.task, 99, &err) == 0);
+    cr_assert(cue_task_commit(h.task, &err) == 0, "%s", err.msg);
+    cr_assert_eq(cue_task_stats_get(h.task)->expired_users, 0);
+    cue_buf_reset(&ol.log);
+    cr_assert(cue_task_advance(h.task, 100, &err) == 0);
+    cr_assert(cue_task_commit(h.task, &err) == 0, "%s", err.msg);
+    cr_assert_eq(cue_task_stats_get(h.task)->expired_users, 1);
+    cr_assert_str_eq(ol.log.data, "F;X;P;F;", "a's tombstone, then the position");
+    cue_buf state;
+    cue_buf_init(&state, 256);
+    cr_assert_eq(cue_store_user_get(h.store, 0, "a", 1, &state, &err), CUE_ENOTFOUND);
+    cr_assert_eq(cue_store_user_get(h.store, 0, "b", 1, &state, &err), 0, "b goes at 160");
+    /* Back after expiring: a new user, whose journey starts again. */
+    begin(&h, "a", 150, 155);
+    cr_assert(cue_task_advance(h.task, 156, &err) == 0);
+    cr_assert_eq(cue_task_stats_get(h.task)->engine.starts, 3);
+    cr_assert(cue_task_advance(h.task, 1000, &err) == 0);
+    cr_assert(cue_task_commit(h.task, &err) == 0, "%s", err.msg);
+    cr_assert_eq(cue_task_stats_get(h.task)->expired_users, 3);
+    cr_assert_eq(cue_store_user_get(h.store, 0, "b", 1, &state, &err), CUE_ENOTFOUND);
+    cue_buf_deinit(&state);
+    cue_buf_deinit(&ol.log);
+    teardown(&h);
+}
