@@ -80,6 +80,12 @@ void cli_remove_store(const char *dir);
 /* The file-mode demo (`cuepoint demo --file`). */
 int cli_demo_file(int argc, char **argv);
 
+int cli_cmd_file(int argc, char **argv);     /* cli_file.c */
+int cli_cmd_check(int argc, char **argv);    /* cli_check.c */
+int cli_cmd_graph(int argc, char **argv);    /* cli_check.c */
+int cli_cmd_state(int argc, char **argv);    /* cli_state.c */
+int cli_cmd_erase(int argc, char **argv);    /* cli_state.c */
+int cli_cmd_generate(int argc, char **argv); /* cli_generate.c */
 int cli_cmd_run(int argc, char **argv);
 int cli_cmd_dev_broker(int argc, char **argv);
 int cli_cmd_demo(int argc, char **argv);
