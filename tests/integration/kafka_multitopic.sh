@@ -18,7 +18,7 @@
 set -uo pipefail
 
 broker_start --partitions 4 --topic events --topic web --topic mobile --topic triggers \
-    --topic billing:8
+    --topic web2 --topic mobile2 --topic triggers2 --topic mt-app-changelog --topic billing:8
 "$cuepoint" generate --users 300 --events 3000 --seed 11 > "$tmp/all.jsonl"
 total=$(wc -l < "$tmp/all.jsonl")
 
@@ -26,73 +26,82 @@ total=$(wc -l < "$tmp/all.jsonl")
 produce "$tmp/all.jsonl" events || exit 1
 reference events "$total" mt-app one
 
-config mt mt-app web triggers
-# input.topics instead of input.topic
-sed -i 's/"input.topic": "web"/"input.topics": ["web", "mobile"]/' "$tmp/mt.json"
-
 chunks=6
 per=$(((total + chunks - 1) / chunks))
 split -l "$per" -d -a 1 "$tmp/all.jsonl" "$tmp/chunk."
-# feed FROM TO: produces chunks FROM..TO (even ones to web, odd ones to
-# mobile), each once the run consumed everything before it.
-sent=0
-feed() {
-    local i
-    for i in $(seq "$1" "$2"); do
-        local topic=web
-        [ $((i % 2)) -eq 1 ] && topic=mobile
-        produce "$tmp/chunk.$i" "$topic" || return 1
-        sent=$((sent + $(wc -l < "$tmp/chunk.$i")))
-        wait_metric mt cuepoint_records_consumed_total $((sent - base)) 60 \
-            || { bad "chunk $i: the run consumed $(metric mt cuepoint_records_consumed_total) of $((sent - base))"; return 1; }
-    done
-}
-
-base=0
-start_run mt "$tmp/mt.1.log"
-[ "$(wait_assigned "$tmp/mt.1.log" 4)" -ge 0 ] && ok || { bad "no assignment"; tail -5 "$tmp/mt.1.log"; }
-for _ in $(seq 100); do [ -s "$tmp/mt.admin" ] && break; sleep 0.1; done
-feed 0 2
-# Lag per topic and partition: both topics' four partitions are labelled.
-addr=$(cat "$tmp/mt.admin")
-curl -s "http://$addr/metrics" > "$tmp/metrics.txt"
-for t in web mobile; do
-    n=$(grep -c "^cuepoint_consumer_lag_records{topic=\"$t\",partition=\"[0-3]\"}" "$tmp/metrics.txt")
-    [ "$n" -eq 4 ] && ok || bad "/metrics: $n lag samples for topic $t, 4 expected"
-done
-kill -TERM "$run_pid"
-wait_run 60 && ok || bad "the first run did not stop cleanly: exit $?"
-balanced "$tmp/mt.1.log" "first run"
-grep -q '"partition assigned".*"partition":0' "$tmp/mt.1.log" || bad "no partition assigned"
-
-# A restart: both topics resume where the store says, and nothing is applied
-# again (no duplicate in the counts, no trigger twice on the topic).
-base=$sent
-start_run mt "$tmp/mt.2.log"
-[ "$(wait_assigned "$tmp/mt.2.log" 4)" -gt 0 ] && ok || { bad "the restart resumed at nothing"; tail -5 "$tmp/mt.2.log"; }
-for _ in $(seq 100); do [ -s "$tmp/mt.admin" ] && break; sleep 0.1; done
-feed 3 $((chunks - 1))
-kill -TERM "$run_pid"
-wait_run 60 && ok || bad "the second run did not stop cleanly: exit $?"
-balanced "$tmp/mt.2.log" "second run"
-c=$(grep '"msg":"stopped"' "$tmp/mt.2.log" | grep -o '"consumed":[0-9]*' | cut -d: -f2)
-d=$(grep '"msg":"stopped"' "$tmp/mt.2.log" | grep -o '"duplicates":[0-9]*' | cut -d: -f2)
-[ "${c:-0}" -eq $((total - base)) ] && [ "${d:-1}" -eq 0 ] && ok \
-    || bad "the restart read ${c:-?} records (${d:-?} duplicates); $((total - base)) new ones were produced"
-
-# The same triggers as the single topic's, by id and byte for byte, each once.
-kcat -b "$bootstrap" -C -t triggers -o beginning -e -q -f '%s\n' 2>/dev/null > "$tmp/mt.topic"
 ids() { grep -o '^{"specversion":"1.0","id":"[0-9a-f]*"' "$1" | sed 's/.*"id":"//; s/"$//'; }
 ids "$tmp/one.ref.triggers" | sort > "$tmp/one.ids"
-ids "$tmp/mt.topic" | sort > "$tmp/mt.ids"
-n=$(wc -l < "$tmp/one.ids")
-[ "$n" -gt 0 ] && cmp -s "$tmp/one.ids" "$tmp/mt.ids" && ok \
-    || { bad "trigger ids differ from the single topic's ($n there, $(wc -l < "$tmp/mt.ids") here)";
-         diff "$tmp/one.ids" "$tmp/mt.ids" | head -4; }
-sort "$tmp/mt.topic" | cmp -s - "$tmp/one.ref.triggers" && ok \
-    || bad "the trigger records differ from the single topic's"
-[ "$(sort -u "$tmp/mt.ids" | wc -l)" -eq "$(wc -l < "$tmp/mt.ids")" ] && ok || bad "a trigger was produced twice"
-echo "multi-topic: $(wc -l < "$tmp/mt.ids") triggers over web and mobile, $n from the single topic"
+
+# multi NAME TOPIC-A TOPIC-B TRIGGERS [JSON members]: runs NAME over two
+# topics, the chunks produced in turn (even ones to A, odd ones to B), each
+# once the run consumed everything before it, with a clean restart half way;
+# then checks the triggers against the single topic's.
+multi() {
+    local name=$1 ta=$2 tb=$3 out=$4 extra=${5:-}
+    config "$name" mt-app "$ta" "$out"
+    sed -i "s/\"input.topic\": \"$ta\"/\"input.topics\": [\"$ta\", \"$tb\"]${extra:+, $extra}/" "$tmp/$name.json"
+    sent=0 base=0
+    feed() {
+        local i topic
+        for i in $(seq "$1" "$2"); do
+            topic=$ta
+            [ $((i % 2)) -eq 1 ] && topic=$tb
+            produce "$tmp/chunk.$i" "$topic" || return 1
+            sent=$((sent + $(wc -l < "$tmp/chunk.$i")))
+            wait_metric "$name" cuepoint_records_consumed_total $((sent - base)) 60 \
+                || { bad "$name: chunk $i: the run consumed $(metric "$name" cuepoint_records_consumed_total) of $((sent - base))"; return 1; }
+        done
+    }
+    start_run "$name" "$tmp/$name.1.log"
+    [ "$(wait_assigned "$tmp/$name.1.log" 4)" -ge 0 ] && ok || { bad "$name: no assignment"; tail -5 "$tmp/$name.1.log"; }
+    for _ in $(seq 100); do [ -s "$tmp/$name.admin" ] && break; sleep 0.1; done
+    feed 0 2
+    # Lag per topic and partition: both topics' four partitions are labelled.
+    curl -s "http://$(cat "$tmp/$name.admin")/metrics" > "$tmp/$name.metrics"
+    local t n c d
+    for t in "$ta" "$tb"; do
+        n=$(grep -c "^cuepoint_consumer_lag_records{topic=\"$t\",partition=\"[0-3]\"}" "$tmp/$name.metrics")
+        [ "$n" -eq 4 ] && ok || bad "$name: /metrics has $n lag samples for topic $t, 4 expected"
+    done
+    curl -s "http://$(cat "$tmp/$name.admin")/v1/partitions" | grep -q "\"topics\":\[\"$ta\",\"$tb\"\]" \
+        && ok || bad "$name: /v1/partitions does not list both topics"
+    kill -TERM "$run_pid"
+    wait_run 60 && ok || bad "$name: the first run did not stop cleanly: exit $?"
+    balanced "$tmp/$name.1.log" "$name, first run"
+
+    # A restart: both topics resume where the store says, and nothing is
+    # applied again (no duplicate in the counts, no trigger twice).
+    base=$sent
+    start_run "$name" "$tmp/$name.2.log"
+    [ "$(wait_assigned "$tmp/$name.2.log" 4)" -gt 0 ] && ok || { bad "$name: the restart resumed at nothing"; tail -5 "$tmp/$name.2.log"; }
+    for _ in $(seq 100); do [ -s "$tmp/$name.admin" ] && break; sleep 0.1; done
+    feed 3 $((chunks - 1))
+    kill -TERM "$run_pid"
+    wait_run 60 && ok || bad "$name: the second run did not stop cleanly: exit $?"
+    balanced "$tmp/$name.2.log" "$name, second run"
+    c=$(grep '"msg":"stopped"' "$tmp/$name.2.log" | grep -o '"consumed":[0-9]*' | cut -d: -f2)
+    d=$(grep '"msg":"stopped"' "$tmp/$name.2.log" | grep -o '"duplicates":[0-9]*' | cut -d: -f2)
+    [ "${c:-0}" -eq $((total - base)) ] && [ "${d:-1}" -eq 0 ] && ok \
+        || bad "$name: the restart read ${c:-?} records (${d:-?} duplicates); $((total - base)) new ones were produced"
+
+    # The same triggers as the single topic's, by id and byte for byte, each once.
+    kcat -b "$bootstrap" -C -t "$out" -o beginning -e -q -f '%s\n' -X isolation.level=read_committed \
+        2>/dev/null > "$tmp/$name.topic"
+    ids "$tmp/$name.topic" | sort > "$tmp/$name.ids"
+    n=$(wc -l < "$tmp/one.ids")
+    [ "$n" -gt 0 ] && cmp -s "$tmp/one.ids" "$tmp/$name.ids" && ok \
+        || { bad "$name: trigger ids differ from the single topic's ($n there, $(wc -l < "$tmp/$name.ids") here)";
+             diff "$tmp/one.ids" "$tmp/$name.ids" | head -4; }
+    sort "$tmp/$name.topic" | cmp -s - "$tmp/one.ref.triggers" && ok \
+        || bad "$name: the trigger records differ from the single topic's"
+    echo "$name: $(wc -l < "$tmp/$name.ids") triggers over $ta and $tb, $n from the single topic"
+}
+
+multi mt web mobile triggers
+# Exactly-once: the transaction carries both topics' offsets (and the store
+# too: the mock keeps no transactional offset commit).
+multi eos web2 mobile2 triggers2 '"processing.guarantee": "exactly_once_v2", "changelog.enabled": true'
+[ "$(grep -c '"partition assigned"' "$tmp/eos.2.log")" -ge 4 ] && ok || bad "eos: the restart took no partition"
 
 # The state directory records its topics: the first topic alone is refused.
 sed 's/"input.topics": \["web", "mobile"\]/"input.topic": "web"/' "$tmp/mt.json" > "$tmp/web.json"
