@@ -237,11 +237,11 @@ int cue_event_decode(cue_event_decoder *d, const char *raw, size_t len, cue_even
                      cue_reason *reason, cue_err *err)
 {
     *reason = CUE_REASON_NONE;
+    ev->topic = 0; /* the caller sets it (and the offset) when there are several */
     d->scratch_used = 0;
     ev->raw = raw;
     ev->raw_len = len;
     ev->dec = d;
-    ev->topic = 0; /* the caller sets it (and the offset) when there are several */
     if (len > d->cfg->event_bytes_max) {
         *reason = CUE_REASON_TOO_LARGE;
         return cue_err_set(err, CUE_ELIMIT, "record of %zu bytes is over event.max.bytes (%zu)",
