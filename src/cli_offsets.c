@@ -132,7 +132,9 @@ static int session_open(session *s, bool read_only, cue_err *err)
 {
     cue_kafka_handler h = {
         .assigned = noop_assigned, .revoked = noop_revoked, .message = noop_message, .ctx = s};
-    int rc = cue_kafka_open_consumer(&s->k, &s->cfg, &h, err);
+    /* Never the first topic's partitions alone, as if they were all. */
+    int rc = cue_config_one_input(&s->cfg, "cuepoint offsets", err);
+    if (rc == 0) rc = cue_kafka_open_consumer(&s->k, &s->cfg, &h, err);
     int32_t n = 0;
     if (rc == 0) rc = cue_kafka_wait_ready(s->k, s->cfg.startup_timeout_ms, &n, err);
     if (rc != 0) return rc;

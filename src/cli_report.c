@@ -233,7 +233,7 @@ static int read_topic(feed *f, const cue_config *base, const char *topic, cue_er
     cue_config *cfg = malloc(sizeof *cfg);
     if (cfg == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
     *cfg = *base;
-    snprintf(cfg->input_topic, sizeof cfg->input_topic, "%s", topic);
+    cue_config_set_input_topic(cfg, topic);
     char id[64];
     snprintf(id, sizeof id, "report-%ld", (long)getpid());
     cue_kafka_handler h = {.message = on_message, .fatal = on_fatal, .end = on_end, .ctx = f};

@@ -50,6 +50,8 @@ void cue_user_init(cue_user *u, const char *id, size_t id_len)
     memcpy(u->id, id, id_len);
     memset(u->attr_len, 0, sizeof u->attr_len);
     u->last_offset = CUE_OFFSET_NONE;
+    for (size_t i = 0; i < CUE_INPUT_TOPICS_MAX - 1; i++)
+        u->more_offsets[i] = CUE_OFFSET_NONE;
     u->last_event_ms = INT64_MIN;
     u->indexed_due = CUE_TIMER_NONE;
     u->n_instances = 0;
@@ -289,16 +291,34 @@ static void put_seen(uint8_t **p, const cue_user *u)
     }
 }
 
+/* How many further input topics' offsets the user holds (the last set one). */
+static size_t more_offsets_len(const cue_user *u)
+{
+    size_t n = CUE_INPUT_TOPICS_MAX - 1;
+    while (n > 0 && u->more_offsets[n - 1] == CUE_OFFSET_NONE)
+        n--;
+    return n;
+}
+
+static void put_more_offsets(uint8_t **p, const cue_user *u, size_t n)
+{
+    put_varint(p, n);
+    for (size_t i = 0; i < n; i++)
+        put_zigzag(p, u->more_offsets[i]);
+}
+
 int cue_codec_encode_unsealed(const cue_user *u, const cue_machines *ms, cue_buf *out)
 {
-    bool ids = u->n_seen > 0 || u->seen_floor_ms != INT64_MIN;
+    size_t more = more_offsets_len(u);
+    bool ids = more > 0 || u->n_seen > 0 || u->seen_floor_ms != INT64_MIN;
     bool plain = !ids && cue_user_policy_empty(&u->policy);
-    uint8_t format = ids     ? CUE_CODEC_VERSION_IDS
+    uint8_t format = more    ? CUE_CODEC_VERSION_TOPICS
+                     : ids   ? CUE_CODEC_VERSION_IDS
                      : plain ? CUE_CODEC_VERSION_PLAIN
                              : CUE_CODEC_VERSION_POLICY;
     size_t bound = 64 + CUE_USER_ID_BYTES_MAX + CUE_ATTR_COUNT * (CUE_ATTR_BYTES_MAX + 2) +
                    u->n_instances * instance_bound() + (plain ? 0 : policy_bound(&u->policy)) +
-                   (ids ? 20 + u->n_seen * 18u : 0);
+                   (ids ? 20 + u->n_seen * 18u : 0) + (more ? 2 + more * 10u : 0);
     cue_buf_reset(out);
     if (cue_buf_reserve(out, bound) != 0) return CUE_ENOMEM;
     uint8_t *start = (uint8_t *)out->data, *p = start;
@@ -316,6 +336,7 @@ int cue_codec_encode_unsealed(const cue_user *u, const cue_machines *ms, cue_buf
         put_instance(&p, &u->inst[i], cue_machines_get(ms, u->inst[i].machine));
     if (!plain) put_policy(&p, &u->policy);
     if (ids) put_seen(&p, u);
+    if (more) put_more_offsets(&p, u, more);
     put_u32(&p, 0); /* the checksum: cue_codec_seal */
     out->len = (size_t)(p - start);
     CUE_ASSERT(out->len <= bound);
@@ -625,6 +646,14 @@ static int decode_body(reader *r, const cue_machines *ms, cue_user *u, cue_codec
     u->n_seen = 0;
     u->seen_floor_ms = INT64_MIN;
     if (format >= CUE_CODEC_VERSION_IDS) get_seen(r, u);
+    for (size_t i = 0; i < CUE_INPUT_TOPICS_MAX - 1; i++)
+        u->more_offsets[i] = CUE_OFFSET_NONE;
+    if (format >= CUE_CODEC_VERSION_TOPICS) {
+        uint64_t m = get_varint(r, "input topic count");
+        if (m == 0 || m > CUE_INPUT_TOPICS_MAX - 1) bad(r, "input topic count");
+        for (uint64_t i = 0; i < m && !r->bad; i++)
+            u->more_offsets[i] = get_zigzag(r, "input topic offset");
+    }
     if (!r->bad && r->p != r->end) {
         r->bad = true;
         r->what = "trailing bytes";
@@ -852,6 +881,19 @@ int cue_user_to_json(const cue_user *u, const cue_machines *ms, cue_buf *out)
         cue_buf_append_str(out, "null");
     else
         cue_buf_append_i64(out, u->last_offset);
+    size_t more = more_offsets_len(u);
+    if (more) {
+        /* Only with several input topics: the next topics' offsets, in order. */
+        cue_buf_append_str(out, ",\"more_offsets\":[");
+        for (size_t i = 0; i < more; i++) {
+            if (i) cue_buf_append_char(out, ',');
+            if (u->more_offsets[i] == CUE_OFFSET_NONE)
+                cue_buf_append_str(out, "null");
+            else
+                cue_buf_append_i64(out, u->more_offsets[i]);
+        }
+        cue_buf_append_char(out, ']');
+    }
     json_time(out, "last_event", u->last_event_ms);
     json_time(out, "next_timer_check", u->indexed_due);
     cue_buf_append_str(out, ",\"instances\":[");

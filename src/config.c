@@ -39,7 +39,7 @@ void cue_config_defaults(cue_config *c)
     c->event_id_dedup_max = 32;
     c->late_policy = CUE_LATE_DEAD_LETTER;
     snprintf(c->bootstrap_servers, sizeof c->bootstrap_servers, "localhost:9092");
-    snprintf(c->input_topic, sizeof c->input_topic, "events");
+    cue_config_set_input_topic(c, "events");
     snprintf(c->trigger_topic, sizeof c->trigger_topic, "triggers");
     snprintf(c->admin_listen, sizeof c->admin_listen, "127.0.0.1:9464");
     c->wall_clock = true;
@@ -434,6 +434,95 @@ static int topic_value(json_t *v, const char *path, const char *dir, char *out, 
     return 0;
 }
 
+/* input.topic and input.topics say the same thing; both given would leave
+ * one silently ignored. */
+static int input_keys_check(cue_config *c, uint8_t bit, const char *path, cue_err *err)
+{
+    c->input_keys_given |= bit;
+    if (c->input_keys_given != 3) return 0;
+    return cue_err_set(err, CUE_ECONFIG,
+                       "%s: give either input.topic (one topic) or input.topics (a list), not "
+                       "both",
+                       path);
+}
+
+static int input_topic_value(cue_config *c, json_t *v, const char *path, const char *dir,
+                             cue_err *err)
+{
+    char t[CUE_TOPIC_BYTES_MAX + 1];
+    int rc = input_keys_check(c, 1, path, err);
+    if (rc == 0) rc = topic_value(v, path, dir, t, sizeof t, err);
+    if (rc == 0) cue_config_set_input_topic(c, t);
+    return rc;
+}
+
+static int input_topics_value(cue_config *c, json_t *v, const char *path, const char *dir,
+                              cue_err *err)
+{
+    int rc = input_keys_check(c, 2, path, err);
+    if (rc != 0) return rc;
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return cue_err_set(err, CUE_ECONFIG, "%s: must be a non-empty list of topic names", path);
+    if (json_array_size(v) > CUE_INPUT_TOPICS_MAX)
+        return cue_err_set(err, CUE_ECONFIG, "%s: %zu topics, more than the limit of %d", path,
+                           json_array_size(v), CUE_INPUT_TOPICS_MAX);
+    char topics[CUE_INPUT_TOPICS_MAX][CUE_TOPIC_BYTES_MAX + 1];
+    size_t n = json_array_size(v);
+    for (size_t i = 0; i < n; i++) {
+        char p[300];
+        snprintf(p, sizeof p, "%.250s[%zu]", path, i);
+        rc = topic_value(json_array_get(v, i), p, dir, topics[i], sizeof topics[i], err);
+        if (rc != 0) return rc;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(topics[i], topics[j]) == 0)
+                return cue_err_set(err, CUE_ECONFIG, "%s: topic '%s' is listed twice", p,
+                                   topics[i]);
+    }
+    cue_config_set_input_topic(c, topics[0]);
+    for (size_t i = 1; i < n; i++)
+        memcpy(c->input_topics[i], topics[i], sizeof topics[i]);
+    c->input_topic_count = (uint32_t)n;
+    return 0;
+}
+
+void cue_config_set_input_topic(cue_config *c, const char *topic)
+{
+    CUE_ASSERT(strlen(topic) <= CUE_TOPIC_BYTES_MAX);
+    snprintf(c->input_topic, sizeof c->input_topic, "%s", topic);
+    memcpy(c->input_topics[0], c->input_topic, sizeof c->input_topic);
+    c->input_topic_count = 1;
+}
+
+int cue_config_input_topic_index(const cue_config *c, const char *topic)
+{
+    for (uint32_t i = 0; i < c->input_topic_count; i++)
+        if (strcmp(c->input_topics[i], topic) == 0) return (int)i;
+    return -1;
+}
+
+void cue_config_input_topics_join(const cue_config *c, char *out, size_t cap)
+{
+    size_t at = 0;
+    out[0] = '\0';
+    for (uint32_t i = 0; i < c->input_topic_count && at < cap; i++) {
+        int n = snprintf(out + at, cap - at, "%s%s", i ? "," : "", c->input_topics[i]);
+        if (n < 0) break;
+        at += (size_t)n;
+    }
+}
+
+int cue_config_one_input(const cue_config *c, const char *what, cue_err *err)
+{
+    if (c->input_topic_count <= 1) return 0;
+    char list[CUE_INPUT_TOPICS_MAX * (CUE_TOPIC_BYTES_MAX + 1)];
+    cue_config_input_topics_join(c, list, sizeof list);
+    return cue_err_set(err, CUE_ECONFIG,
+                       "%s reads one input topic, and input.topics lists %u (%.300s): not "
+                       "supported with several input topics yet (docs/kafka.md, \"Several input "
+                       "topics\")",
+                       what, (unsigned)c->input_topic_count, list);
+}
+
 static int bool_value(json_t *v, const char *path, bool *out, cue_err *err)
 {
     if (!json_is_boolean(v))
@@ -445,6 +534,7 @@ static int bool_value(json_t *v, const char *path, bool *out, cue_err *err)
 static const char *const keys[] = {"$schema",
                                    "bootstrap.servers",
                                    "input.topic",
+                                   "input.topics",
                                    "trigger.topic",
                                    "errors.dead.letter.queue.topic.name",
                                    "admin.listen",
@@ -620,7 +710,9 @@ static int apply_kafka_key(cue_config *c, const char *key, json_t *v, const char
         if (rc == 0 && c->bootstrap_servers[0] == '\0')
             rc = cue_err_set(err, CUE_ECONFIG, "%s: must not be empty", path);
     } else if (strcmp(key, "input.topic") == 0) {
-        rc = topic_value(v, path, dir, c->input_topic, sizeof c->input_topic, err);
+        rc = input_topic_value(c, v, path, dir, err);
+    } else if (strcmp(key, "input.topics") == 0) {
+        rc = input_topics_value(c, v, path, dir, err);
     } else if (strcmp(key, "trigger.topic") == 0) {
         rc = topic_value(v, path, dir, c->trigger_topic, sizeof c->trigger_topic, err);
     } else if (strcmp(key, "errors.dead.letter.queue.topic.name") == 0) {
@@ -760,6 +852,9 @@ int cue_config_set(cue_config *c, const char *key, const char *value, cue_err *e
     if (v == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
     char p[300];
     snprintf(p, sizeof p, "$.%.200s", key);
+    /* Either key on the command line replaces the input, whichever the file gave. */
+    if (strcmp(key, "input.topic") == 0 || strcmp(key, "input.topics") == 0)
+        c->input_keys_given = 0;
     int rc = strncmp(key, "kafka.", 6) == 0 ? kafka_set(c, key + 6, v, p, err)
                                             : apply_key(c, key, v, p, NULL, err);
     json_decref(v);
@@ -768,6 +863,12 @@ int cue_config_set(cue_config *c, const char *key, const char *value, cue_err *e
 
 int cue_config_check(const cue_config *c, cue_err *err)
 {
+    if (c->repartition && c->input_topic_count > 1)
+        return cue_err_set(err, CUE_ECONFIG,
+                           "$.repartition: the repartition stage reads one input topic, and "
+                           "input.topics lists %u; several input topics must be keyed by user id "
+                           "and co-partitioned",
+                           (unsigned)c->input_topic_count);
     if (c->exactly_once && c->repartition)
         return cue_err_set(err, CUE_ECONFIG,
                            "$.processing.guarantee: exactly_once_v2 does not cover the repartition "
@@ -828,7 +929,14 @@ int cue_config_dump(const cue_config *c, cue_buf *b)
 #define B(k, v) json_object_set_new(o, k, json_boolean(v))
     S("application.id", c->application_id);
     S("bootstrap.servers", c->bootstrap_servers);
-    S("input.topic", c->input_topic);
+    if (c->input_topic_count > 1) {
+        json_t *l = json_array();
+        for (uint32_t i = 0; l && i < c->input_topic_count; i++)
+            json_array_append_new(l, json_string(c->input_topics[i]));
+        json_object_set_new(o, "input.topics", l);
+    } else {
+        S("input.topic", c->input_topic);
+    }
     S("trigger.topic", c->trigger_topic);
     S("errors.dead.letter.queue.topic.name", cue_config_dead_letter_topic(c));
     S("state.dir", c->state_dir);

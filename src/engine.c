@@ -689,7 +689,11 @@ void cue_engine_apply(const cue_machines *ms, cue_user *u, const cue_event *ev,
     int32_t type_id = cue_machines_type_id(ms, ev->type, ev->type_len);
     for (size_t mi = 0; mi < cue_machines_count(ms); mi++)
         apply_machine(&s, (uint16_t)mi, type_id);
-    u->last_offset = ev->offset;
+    CUE_ASSERT(ev->topic < CUE_INPUT_TOPICS_MAX);
+    if (ev->topic == 0)
+        u->last_offset = ev->offset;
+    else
+        u->more_offsets[ev->topic - 1] = ev->offset;
     if (ev->ts_ms > u->last_event_ms) u->last_event_ms = ev->ts_ms;
 }
 

@@ -331,6 +331,7 @@ int cue_event_decode(cue_event_decoder *d, const char *raw, size_t len, cue_even
                      cue_reason *reason, cue_err *err)
 {
     *reason = CUE_REASON_NONE;
+    ev->topic = 0; /* the caller sets it (and the offset) when there are several */
     d->scratch_used = 0;
     d->doc_ready = false; /* the buffer may be the last record's, rewritten */
     ev->raw = raw;

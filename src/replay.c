@@ -509,7 +509,10 @@ int cue_replay_run(const cue_replay_opts *o, cue_replay_result *res, cue_err *er
                              .flush = sink_flush,
                              .ctx = &r};
     uint64_t t0 = mono_ns();
-    int rc = cue_buf_init(&r.dl, 4096) ? cue_err_set(err, CUE_ENOMEM, "out of memory") : 0;
+    /* Never the first topic alone, as if it were the whole input. */
+    int rc = cue_config_one_input(o->cfg, "cuepoint replay", err);
+    if (rc != 0) return rc;
+    rc = cue_buf_init(&r.dl, 4096) ? cue_err_set(err, CUE_ENOMEM, "out of memory") : 0;
     if (rc == 0) rc = cue_store_dir_create(o->cfg->state_dir, err);
     if (rc == 0) rc = cue_store_open(&r.store, o->cfg->state_dir, &(cue_store_opts){0}, err);
     /* A seeded directory is for the live pipeline: it must say so. */

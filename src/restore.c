@@ -4,13 +4,18 @@
 #include "cuepoint/codec.h"
 #include "cuepoint/limits.h"
 
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void cue_restore_init(cue_restore *r, uint32_t partition, const cue_store_meta *base, bool hold)
 {
     r->partition = partition;
     r->input_offset = base ? base->input_offset : 0;
+    r->n_more = base ? base->n_more : 0;
+    for (size_t i = 0; i < r->n_more; i++)
+        r->more_offsets[i] = base->more_offsets[i];
     r->stream_time_ms = base ? base->stream_time_ms : INT64_MIN;
     r->records = r->bytes = r->skipped = 0;
     r->hold = hold;
@@ -23,21 +28,46 @@ void cue_restore_deinit(cue_restore *r)
     cue_timer_run_deinit(&r->held);
 }
 
-/* {"input_offset":N,"stream_time_ms":T|null}, as the task writes it. */
+/* The further input topics' offsets: ,"more_offsets":[N,...] (several input
+ * topics) or nothing, then the closing brace. False when it is neither. */
+static bool more_offsets(cue_restore *r, const char *s)
+{
+    r->n_more = 0;
+    if (strcmp(s, "}") == 0) return true;
+    const char *open = ",\"more_offsets\":[";
+    if (strncmp(s, open, strlen(open)) != 0) return false;
+    s += strlen(open);
+    for (;;) {
+        char *end = NULL;
+        long long v = strtoll(s, &end, 10);
+        if (end == s || v < 0 || r->n_more == CUE_INPUT_TOPICS_MAX - 1) return false;
+        r->more_offsets[r->n_more++] = v;
+        if (*end == ']') return strcmp(end, "]}") == 0;
+        if (*end != ',') return false;
+        s = end + 1;
+    }
+}
+
+/* {"input_offset":N,"stream_time_ms":T|null[,"more_offsets":[...]]}, as the
+ * task writes it. */
 static int position_record(cue_restore *r, const char *val, size_t len, cue_err *err)
 {
-    char buf[128];
+    char buf[CUE_POSITION_TEXT_BYTES_MAX];
     size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
     if (n) memcpy(buf, val, n);
     buf[n] = '\0';
     long long in = -1, st = 0;
-    if (sscanf(buf, "{\"input_offset\":%lld,\"stream_time_ms\":%lld}", &in, &st) == 2 && in >= 0) {
+    int at = 0;
+    if (sscanf(buf, "{\"input_offset\":%lld,\"stream_time_ms\":%lld%n", &in, &st, &at) == 2 &&
+        in >= 0 && at > 0 && more_offsets(r, buf + at)) {
         r->input_offset = in;
         r->stream_time_ms = st;
         return 0;
     }
     in = -1;
-    if (sscanf(buf, "{\"input_offset\":%lld,\"stream_time_ms\":null}", &in) == 1 && in >= 0) {
+    at = 0;
+    if (sscanf(buf, "{\"input_offset\":%lld,\"stream_time_ms\":null%n", &in, &at) == 1 && in >= 0 &&
+        at > 0 && more_offsets(r, buf + at)) {
         r->input_offset = in;
         r->stream_time_ms = INT64_MIN;
         return 0;
@@ -91,6 +121,9 @@ void cue_restore_finish(cue_restore *r, cue_store *s, int64_t changelog_end, int
     cue_store_meta meta = {.input_offset = r->input_offset,
                            .changelog_offset = changelog_end,
                            .stream_time_ms = r->stream_time_ms,
-                           .synced_ms = synced_ms};
+                           .synced_ms = synced_ms,
+                           .n_more = r->n_more};
+    for (size_t i = 0; i < r->n_more; i++)
+        meta.more_offsets[i] = r->more_offsets[i];
     cue_store_batch_meta_put(s, r->partition, &meta);
 }

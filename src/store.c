@@ -14,12 +14,15 @@
 enum { CF_DEFAULT = 0, CF_USERS, CF_TIMERS, CF_META, CF_COUNT };
 static const char *const cf_names[CF_COUNT] = {"default", "users", "timers", "meta"};
 
-#define META_VERSION    2 /* 1: without synced_ms, still read */
-#define WRITE_BUFFER_MB 4
-#define BLOCK_CACHE_MB  8
-#define META_BYTES      (1 + 4 * 8)
-#define META_V1_BYTES   (1 + 3 * 8)
-#define KEY_MAX         (4 + 8 + CUE_USER_ID_BYTES_MAX)
+#define META_VERSION 2 /* 1: without synced_ms, still read */
+/* Version 3: version 2's fields, then a count and the next offsets of the
+ * further input topics (input.topics). Written only with some. */
+#define META_VERSION_TOPICS 3
+#define WRITE_BUFFER_MB     4
+#define BLOCK_CACHE_MB      8
+#define META_BYTES          (1 + 4 * 8)
+#define META_V1_BYTES       (1 + 3 * 8)
+#define KEY_MAX             (4 + 8 + CUE_USER_ID_BYTES_MAX)
 
 struct cue_store {
     rocksdb_t *db;                                /* owned */
@@ -275,13 +278,22 @@ int cue_store_user_get(cue_store *s, uint32_t partition, const char *uid, size_t
     return rc;
 }
 
-static void meta_encode(unsigned char *p, const cue_store_meta *m)
+#define META_BYTES_MAX (META_BYTES + 1 + (CUE_INPUT_TOPICS_MAX - 1) * 8)
+
+/* Returns the record's length. */
+static size_t meta_encode(unsigned char *p, const cue_store_meta *m)
 {
-    p[0] = META_VERSION;
+    CUE_ASSERT(m->n_more < CUE_INPUT_TOPICS_MAX);
+    p[0] = m->n_more ? META_VERSION_TOPICS : META_VERSION;
     put_be64(p + 1, (uint64_t)m->input_offset);
     put_be64(p + 9, (uint64_t)m->changelog_offset);
     put_be64(p + 17, (uint64_t)m->stream_time_ms);
     put_be64(p + 25, (uint64_t)m->synced_ms);
+    if (m->n_more == 0) return META_BYTES;
+    p[META_BYTES] = m->n_more;
+    for (size_t i = 0; i < m->n_more; i++)
+        put_be64(p + META_BYTES + 1 + 8 * i, (uint64_t)m->more_offsets[i]);
+    return META_BYTES + 1 + 8 * (size_t)m->n_more;
 }
 
 int cue_store_meta_get(cue_store *s, uint32_t partition, cue_store_meta *out, cue_err *err)
@@ -296,11 +308,16 @@ int cue_store_meta_get(cue_store *s, uint32_t partition, cue_store_meta *out, cu
     const unsigned char *p = (const unsigned char *)v;
     int rc = 0;
     bool v1 = vlen == META_V1_BYTES && p[0] == 1;
-    if (!v1 && (vlen != META_BYTES || p[0] != META_VERSION)) {
+    bool v3 = vlen > META_BYTES && p[0] == META_VERSION_TOPICS && p[META_BYTES] > 0 &&
+              p[META_BYTES] < CUE_INPUT_TOPICS_MAX && vlen == META_BYTES + 1 + 8u * p[META_BYTES];
+    out->n_more = v3 ? p[META_BYTES] : 0;
+    for (size_t i = 0; i < out->n_more; i++)
+        out->more_offsets[i] = (int64_t)get_be64(p + META_BYTES + 1 + 8 * i);
+    if (!v1 && !v3 && (vlen != META_BYTES || p[0] != META_VERSION)) {
         rc = cue_err_set(err, CUE_ECORRUPT,
                          "partition %u: meta record of %zu bytes, version %u; this build reads "
                          "versions 1 to %d",
-                         partition, vlen, vlen ? p[0] : 0, META_VERSION);
+                         partition, vlen, vlen ? p[0] : 0, META_VERSION_TOPICS);
     } else {
         out->input_offset = (int64_t)get_be64(p + 1);
         out->changelog_offset = (int64_t)get_be64(p + 9);
@@ -475,11 +492,10 @@ void cue_store_batch_timers_delete_upto(cue_store *s, uint32_t partition, int64_
 
 void cue_store_batch_meta_put(cue_store *s, uint32_t partition, const cue_store_meta *meta)
 {
-    unsigned char k[4], v[META_BYTES];
+    unsigned char k[4], v[META_BYTES_MAX];
     put_be32(k, partition);
-    meta_encode(v, meta);
-    rocksdb_writebatch_put_cf(s->batch, s->cf[CF_META], (const char *)k, 4, (const char *)v,
-                              META_BYTES);
+    size_t vlen = meta_encode(v, meta);
+    rocksdb_writebatch_put_cf(s->batch, s->cf[CF_META], (const char *)k, 4, (const char *)v, vlen);
     s->batch_count++;
 }
 
@@ -741,10 +757,10 @@ int cue_store_partition_reset(cue_store *s, uint32_t partition, bool drop,
             rocksdb_writebatch_delete_range_cf(b, s->cf[cf], (const char *)lo, 4, (const char *)hi,
                                                4);
     }
-    unsigned char k[9], v[META_BYTES];
+    unsigned char k[9], v[META_BYTES_MAX];
     put_be32(k, partition);
-    meta_encode(v, meta);
-    rocksdb_writebatch_put_cf(b, s->cf[CF_META], (const char *)k, 4, (const char *)v, META_BYTES);
+    size_t vlen = meta_encode(v, meta);
+    rocksdb_writebatch_put_cf(b, s->cf[CF_META], (const char *)k, 4, (const char *)v, vlen);
     reset_key(k, partition);
     rocksdb_writebatch_put_cf(b, s->cf[CF_META], (const char *)k, 9, marker, mlen);
     char *e = NULL;
@@ -775,6 +791,22 @@ int cue_store_reset_marker_get(cue_store *s, uint32_t partition, char *out, size
 static const char owner_key[] = "\xff\xff\xff\xff"
                                 "owner";
 
+/* Whether the recorded owner `v` is `want` with fewer input topics: the
+ * same application.id, and a list that the wanted one continues after a ','. */
+static bool owner_extended(const char *v, size_t vlen, const char *want, size_t n)
+{
+    return vlen < n && memcmp(v, want, vlen) == 0 && memchr(v, '\0', vlen) != NULL &&
+           want[vlen] == ',';
+}
+
+static int owner_put(cue_store *s, const char *want, size_t n, cue_err *err)
+{
+    if (s->read_only) return 0;
+    char *e = NULL;
+    rocksdb_put_cf(s->db, s->wo_sync, s->cf[CF_META], owner_key, sizeof owner_key - 1, want, n, &e);
+    return e ? store_error(e, err, "writing whose state this is") : 0;
+}
+
 int cue_store_owner_check(cue_store *s, const char *app_id, const char *topic, cue_err *err)
 {
     char *e = NULL;
@@ -785,14 +817,12 @@ int cue_store_owner_check(cue_store *s, const char *app_id, const char *topic, c
     char want[2 * CUE_OWNER_NAME_MAX + 2];
     int n = snprintf(want, sizeof want, "%s%c%s", app_id, '\0', topic);
     CUE_ASSERT(n > 0 && (size_t)n < sizeof want);
-    if (v == NULL) {
-        if (s->read_only) return 0;
-        rocksdb_put_cf(s->db, s->wo_sync, s->cf[CF_META], owner_key, sizeof owner_key - 1, want,
-                       (size_t)n, &e);
-        return e ? store_error(e, err, "writing whose state this is") : 0;
-    }
+    if (v == NULL) return owner_put(s, want, (size_t)n, err);
     int rc = 0;
-    if (vlen != (size_t)n || memcmp(v, want, vlen) != 0) {
+    if (owner_extended(v, vlen, want, (size_t)n)) {
+        /* Input topics added after the ones the store was built from. */
+        rc = owner_put(s, want, (size_t)n, err);
+    } else if (vlen != (size_t)n || memcmp(v, want, vlen) != 0) {
         const char *sep = memchr(v, '\0', vlen);
         int app_len = sep ? (int)(sep - v) : (int)vlen;
         int topic_len = sep ? (int)(vlen - (size_t)app_len - 1) : 0;
@@ -800,7 +830,8 @@ int cue_store_owner_check(cue_store *s, const char *app_id, const char *topic, c
                          "state.dir belongs to application.id \"%.*s\" reading \"%.*s\", not to "
                          "application.id \"%s\" reading \"%s\": its positions and users are "
                          "another pipeline's; use that pipeline's configuration, or another "
-                         "state.dir",
+                         "state.dir (input topics may only be added at the end of "
+                         "input.topics)",
                          app_len > 200 ? 200 : app_len, v, topic_len > 200 ? 200 : topic_len,
                          sep ? sep + 1 : "", app_id, topic);
     }

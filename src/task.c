@@ -52,7 +52,8 @@ struct cue_task {
     cue_store *store;       /* borrowed */
     cue_task_sink sink;     /* copied; its ctx is borrowed */
     uint32_t partition;
-    int64_t next_offset;
+    /* Per input topic (input.topics' order): the next offset to read. */
+    int64_t next[CUE_INPUT_TOPICS_MAX];
     int64_t stream_ms;
     int64_t since_commit;
     int64_t fired_upto;       /* every index entry due at or before this has been used */
@@ -72,20 +73,22 @@ struct cue_task {
     const cue_policy *policy; /* borrowed; NULL: every trigger goes out as made */
     cue_policy_tz *tz;        /* owned, with a policy */
     int64_t now_ms;           /* stream time of the current step: its triggers go out then */
-    int64_t logged_offset;    /* the input offset in the last changelog meta record */
-    int64_t logged_ms;        /* ... and about when it was written (synced_ms then) */
-    bool logged_now;          /* ... in this cycle */
-    int64_t changelog_next;   /* the partition's changelog position, from its meta */
-    int64_t synced_ms;        /* ... and when the store was last in line with it */
-    cue_buf pend;             /* owned: pending array of this step */
-    cue_buf pend_recs;        /* owned: their encoded records, back to back */
-    cue_buf decision;         /* owned: one decision record */
-    cue_buf erased;           /* owned: ids erased since the commit, each after its length */
-    cue_deferred *released;   /* owned, with a policy: a deferred trigger being decided again */
-    bool user_loaded;         /* t->user holds the current event's user */
-    bool saving;              /* t->user is being saved: the cache may hold an older copy */
-    int64_t clock_ms;         /* the reader's clock (cue_task_set_clock), or INT64_MIN */
-    const cue_record *in;     /* the record being processed (borrowed for the call) */
+    /* The input offsets in the last changelog meta record; logged[0] = -1:
+     * write one at the next commit. */
+    int64_t logged[CUE_INPUT_TOPICS_MAX];
+    int64_t logged_ms;      /* ... and about when it was written (synced_ms then) */
+    bool logged_now;        /* ... in this cycle */
+    int64_t changelog_next; /* the partition's changelog position, from its meta */
+    int64_t synced_ms;      /* ... and when the store was last in line with it */
+    cue_buf pend;           /* owned: pending array of this step */
+    cue_buf pend_recs;      /* owned: their encoded records, back to back */
+    cue_buf decision;       /* owned: one decision record */
+    cue_buf erased;         /* owned: ids erased since the commit, each after its length */
+    cue_deferred *released; /* owned, with a policy: a deferred trigger being decided again */
+    bool user_loaded;       /* t->user holds the current event's user */
+    bool saving;            /* t->user is being saved: the cache may hold an older copy */
+    int64_t clock_ms;       /* the reader's clock (cue_task_set_clock), or INT64_MIN */
+    const cue_record *in;   /* the record being processed (borrowed for the call) */
     /* A repair not committed yet: the poisoned stream time it replaced and
      * its limit, to repair again if a rollback reloads that time. */
     int64_t repair_from, repair_ms;
@@ -204,9 +207,13 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
         cue_task_free(t);
         return rc;
     }
-    t->next_offset = meta.input_offset;
+    /* A topic the meta has no offset for was added to input.topics since:
+     * it is read from its start. */
+    t->next[0] = meta.input_offset;
+    for (size_t i = 1; i < CUE_INPUT_TOPICS_MAX; i++)
+        t->next[i] = i - 1 < meta.n_more ? meta.more_offsets[i - 1] : 0;
     t->stream_ms = meta.stream_time_ms;
-    t->logged_offset = meta.input_offset;
+    memcpy(t->logged, t->next, sizeof t->logged);
     /* logged_ms stays 0: when the last position record was written is not
      * kept, so an idle partition writes one soon after it opens. */
     t->changelog_next = meta.changelog_offset;
@@ -234,7 +241,7 @@ int64_t cue_task_repair_stream_time(cue_task *t, int64_t limit_ms)
     t->repair_ms = limit_ms;
     t->stream_ms = limit_ms;
     /* The changelog's position record carries stream time: write it again. */
-    t->logged_offset = -1;
+    t->logged[0] = -1;
     return was;
 }
 
@@ -280,7 +287,13 @@ int cue_task_set_policy(cue_task *t, const struct cue_policy *p, cue_err *err)
 
 int64_t cue_task_next_offset(const cue_task *t)
 {
-    return t->next_offset;
+    return t->next[0];
+}
+
+int64_t cue_task_next_offset_of(const cue_task *t, uint8_t topic)
+{
+    CUE_ASSERT(topic < CUE_INPUT_TOPICS_MAX);
+    return t->next[topic];
 }
 
 int64_t cue_task_stream_time(const cue_task *t)
@@ -1127,7 +1140,9 @@ static int apply_event(cue_task *t, cue_event *ev, cue_err *err)
     if (rc != 0) return cue_err_set(err, rc, "%s", uerr.msg);
     uint64_t id_hash = 0;
     id_seen seen = ID_NEW;
-    if ((t->user->last_offset != CUE_OFFSET_NONE && ev->offset <= t->user->last_offset) ||
+    /* Offsets of different input topics do not compare: each has its own. */
+    int64_t last = ev->topic == 0 ? t->user->last_offset : t->user->more_offsets[ev->topic - 1];
+    if ((last != CUE_OFFSET_NONE && ev->offset <= last) ||
         (seen = event_id_seen(t, ev, &id_hash)) == ID_RESENT) {
         t->stats.duplicates++;
         return 0;
@@ -1230,6 +1245,7 @@ int cue_task_process(cue_task *t, const cue_record *rec, cue_err *err)
     } else {
         t->stats.late_applied += is_late(t, ev.ts_ms);
         ev.offset = offset;
+        ev.topic = rec->topic;
         int64_t now = ev.ts_ms > t->stream_ms ? ev.ts_ms : t->stream_ms;
         t->now_ms = now;
         /* Timers that time has now passed fire first; one due at exactly the
@@ -1242,7 +1258,7 @@ int cue_task_process(cue_task *t, const cue_record *rec, cue_err *err)
     }
     t->in = NULL;
     if (rc != 0) return rc;
-    t->next_offset = offset + 1;
+    t->next[rec->topic] = offset + 1;
     if (++t->since_commit >= t->cfg->commit_records || cue_cache_should_flush(t->cache))
         return self_commit(t, err);
     return 0;
@@ -1250,7 +1266,8 @@ int cue_task_process(cue_task *t, const cue_record *rec, cue_err *err)
 
 int cue_task_offer(cue_task *t, const cue_record *rec, cue_err *err)
 {
-    if (rec->offset < t->next_offset) {
+    CUE_ASSERT(rec->topic < CUE_INPUT_TOPICS_MAX);
+    if (rec->offset < t->next[rec->topic]) {
         cue_task_skip(t);
         return 1;
     }
@@ -1274,7 +1291,7 @@ int cue_task_reject(cue_task *t, const cue_record *rec, cue_reason reason, const
     t->in = rec;
     dead_letter(t, reason, msg, rec->value, rec->value_len, rec->offset);
     t->in = NULL;
-    t->next_offset = rec->offset + 1;
+    t->next[rec->topic] = rec->offset + 1;
     if (++t->since_commit >= t->cfg->commit_records) return self_commit(t, err);
     return 0;
 }
@@ -1322,6 +1339,25 @@ static int changelog_user(const char *uid, size_t len, const void *val, size_t v
     return 0;
 }
 
+/* The changelog's position record: {"input_offset":N,"stream_time_ms":T|null}
+ * and, with several input topics, "more_offsets":[the next topics' offsets].
+ * Returns its length. */
+static size_t position_text(const cue_task *t, char *out, size_t cap)
+{
+    int n = t->stream_ms == INT64_MIN
+                ? snprintf(out, cap, "{\"input_offset\":%lld,\"stream_time_ms\":null",
+                           (long long)t->next[0])
+                : snprintf(out, cap, "{\"input_offset\":%lld,\"stream_time_ms\":%lld",
+                           (long long)t->next[0], (long long)t->stream_ms);
+    size_t at = (size_t)n;
+    for (uint32_t i = 1; i < t->cfg->input_topic_count; i++)
+        at += (size_t)snprintf(out + at, cap - at, "%s%lld", i == 1 ? ",\"more_offsets\":[" : ",",
+                               (long long)t->next[i]);
+    at += (size_t)snprintf(out + at, cap - at, "%s}", t->cfg->input_topic_count > 1 ? "]" : "");
+    CUE_ASSERT(at < cap);
+    return at;
+}
+
 /* Writes the cycle's changelog: the changed users, then where the partition's
  * input stands, so a restore knows where to resume. Nothing when nothing moved. */
 static int changelog_write(cue_task *t)
@@ -1334,19 +1370,15 @@ static int changelog_write(cue_task *t)
      * applied, and one older than the changelog's delete.retention.ms is
      * restored in full when it takes over. */
     int64_t refresh_ms = t->cfg->changelog_delete_retention_ms / 10;
-    if (cs.dirty_bytes == 0 && t->next_offset == t->logged_offset &&
+    if (cs.dirty_bytes == 0 && memcmp(t->next, t->logged, sizeof t->next) == 0 &&
         t->synced_ms - t->logged_ms < refresh_ms)
         return 0;
     int rc = cue_cache_visit_dirty(t->cache, changelog_user, t);
     if (rc != 0) return rc;
-    char meta[96];
-    int n = t->stream_ms == INT64_MIN
-                ? snprintf(meta, sizeof meta, "{\"input_offset\":%lld,\"stream_time_ms\":null}",
-                           (long long)t->next_offset)
-                : snprintf(meta, sizeof meta, "{\"input_offset\":%lld,\"stream_time_ms\":%lld}",
-                           (long long)t->next_offset, (long long)t->stream_ms);
-    t->sink.changelog(t->partition, "", 0, meta, (size_t)n, t->sink.ctx);
-    t->logged_offset = t->next_offset;
+    char meta[CUE_POSITION_TEXT_BYTES_MAX];
+    size_t n = position_text(t, meta, sizeof meta);
+    t->sink.changelog(t->partition, "", 0, meta, n, t->sink.ctx);
+    memcpy(t->logged, t->next, sizeof t->logged);
     t->logged_now = true;
     return 0;
 }
@@ -1389,10 +1421,13 @@ int cue_task_commit_finish(cue_task *t, cue_err *err)
     }
     timer_ops_flush(t);
     cue_cache_flush(t->cache, flush_user, t);
-    cue_store_meta meta = {.input_offset = t->next_offset,
+    cue_store_meta meta = {.input_offset = t->next[0],
                            .changelog_offset = t->changelog_next,
                            .stream_time_ms = t->stream_ms,
                            .synced_ms = t->synced_ms};
+    meta.n_more = t->cfg->input_topic_count > 1 ? (uint8_t)(t->cfg->input_topic_count - 1) : 0;
+    for (size_t i = 0; i < meta.n_more; i++)
+        meta.more_offsets[i] = t->next[i + 1];
     cue_store_batch_meta_put(t->store, t->partition, &meta);
     int rc = cue_store_batch_commit(t->store, false, err);
     if (rc != 0) return rc;

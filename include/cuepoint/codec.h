@@ -34,9 +34,11 @@
 
 /* Format 1: no policy state. Format 2 adds the policy section. Format 3 adds
  * the event ids after it (the policy section is then always there, empty or
- * not). Each user is written in the smallest format that holds it, and all
- * three are read. */
-#define CUE_CODEC_VERSION        3
+ * not). Format 4 adds, after the event ids, the last applied offsets of the
+ * input topics after the first (input.topics). Each user is written in the
+ * smallest format that holds it, and all four are read. */
+#define CUE_CODEC_VERSION        4
+#define CUE_CODEC_VERSION_TOPICS 4
 #define CUE_CODEC_VERSION_IDS    3
 #define CUE_CODEC_VERSION_POLICY 2
 #define CUE_CODEC_VERSION_PLAIN  1
@@ -169,7 +171,10 @@ typedef struct cue_user {
     char id[CUE_USER_ID_BYTES_MAX];
     uint8_t attr_len[CUE_ATTR_COUNT];
     char attrs[CUE_ATTR_COUNT][CUE_ATTR_BYTES_MAX];
-    int64_t last_offset;   /* input position of the last applied record */
+    int64_t last_offset; /* input position of the last applied record (first input topic) */
+    /* ... of each further input topic (input.topics[1..]), CUE_OFFSET_NONE
+     * when none: offsets of different topics cannot be compared. */
+    int64_t more_offsets[CUE_INPUT_TOPICS_MAX - 1];
     int64_t last_event_ms; /* event time of the last applied event */
     int64_t indexed_due;   /* this user's entry in the timer index, or CUE_TIMER_NONE */
     uint16_t n_instances;

@@ -94,8 +94,15 @@ typedef struct cue_config {
     int64_t state_ttl_ms;
 
     /* The Kafka pipeline (`cuepoint run`). */
-    char bootstrap_servers[CUE_PATH_MAX];            /* "localhost:9092" */
-    char input_topic[CUE_TOPIC_BYTES_MAX + 1];       /* input.topic: "events" */
+    char bootstrap_servers[CUE_PATH_MAX];      /* "localhost:9092" */
+    char input_topic[CUE_TOPIC_BYTES_MAX + 1]; /* input.topic: "events" */
+    /* input.topics: the input topics read as one stream, partition N of each
+     * going to the same task (co-partitioned). input.topic is the list of
+     * one; input_topics[0] is always input_topic. Giving both keys is an
+     * error. */
+    char input_topics[CUE_INPUT_TOPICS_MAX][CUE_TOPIC_BYTES_MAX + 1];
+    uint32_t input_topic_count;
+    uint8_t input_keys_given;                        /* bit 0: input.topic, bit 1: input.topics */
     char trigger_topic[CUE_TOPIC_BYTES_MAX + 1];     /* trigger.topic: "triggers" */
     char dead_letter_topic[CUE_TOPIC_BYTES_MAX + 1]; /* errors.dead.letter.queue.topic.name:
                                                       * "<application.id>-dead-letters" */
@@ -179,6 +186,17 @@ const char *cue_config_repartition_topic(const cue_config *c);
 const char *cue_config_members_topic(const cue_config *c);
 /* The decisions topic: the configured one, or "<application.id>-decisions". */
 const char *cue_config_decisions_topic(const cue_config *c);
+
+/* Makes `topic` the only input topic (a reader of another topic: the
+ * changelog, the repartition topic). `topic` is at most CUE_TOPIC_BYTES_MAX. */
+void cue_config_set_input_topic(cue_config *c, const char *topic);
+/* The index of `topic` in input.topics, or -1. */
+int cue_config_input_topic_index(const cue_config *c, const char *topic);
+/* The input topics joined by ',' into `out` (cut to `cap`). */
+void cue_config_input_topics_join(const cue_config *c, char *out, size_t cap);
+/* For a tool that reads one input topic (`what` names it): CUE_ECONFIG
+ * naming input.topics and its topics when there are several. */
+int cue_config_one_input(const cue_config *c, const char *what, cue_err *err);
 
 /* Writes the effective configuration as JSON to `out` (two-space indent,
  * numbers and booleans as JSON numbers and booleans, readable back as a config

@@ -73,6 +73,7 @@ typedef struct cue_event {
     const char *attr[CUE_ATTR_COUNT]; /* NULL when absent */
     size_t attr_len[CUE_ATTR_COUNT];
     int64_t offset;                /* input position, set by the caller */
+    uint8_t topic;                 /* ... in this input topic (input.topics index) */
     struct cue_event_decoder *dec; /* the decoder it borrows from */
 } cue_event;
 

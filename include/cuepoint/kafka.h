@@ -42,6 +42,7 @@ typedef struct cue_kafka cue_kafka;
 /* One consumed record; everything borrowed for the handler call. */
 typedef struct cue_kafka_msg {
     const char *topic;
+    uint8_t topic_index; /* in input.topics (0 for any other topic) */
     int32_t partition;
     int64_t offset;
     int64_t timestamp_ms; /* the record's timestamp, or -1 */
@@ -60,13 +61,17 @@ static inline cue_record cue_kafka_record(const cue_kafka_msg *m)
                         .key = m->key ? m->key : "",
                         .key_len = m->key ? m->key_len : 0,
                         .offset = m->offset,
+                        .topic = m->topic_index,
                         .timestamp_ms = m->timestamp_ms};
 }
 
 typedef struct cue_kafka_handler {
-    /* Partitions joining this member. For each, the handler loads its task and
-     * sets start[i] to the offset to read from (an offset, or one of the
-     * CUE_KAFKA_OFFSET_* values). Non-zero fails the run (fatal is called). */
+    /* Partitions joining this member, each number once: with several input
+     * topics (input.topics) partition N of each is one partition here. For
+     * each, the handler loads its task and sets start[i * T + t] (T the
+     * number of input topics, t a topic's index) to the offset to read
+     * topic t's partition from (an offset, or one of the CUE_KAFKA_OFFSET_*
+     * values). Non-zero fails the run (fatal is called). */
     int (*assigned)(const int32_t *parts, int64_t *start, size_t n, void *ctx);
     /* Partitions leaving this member. `lost` when the group took them away
      * already (session timeout): committing them could clobber a new owner's work. */
@@ -112,11 +117,16 @@ int cue_kafka_open_replay(cue_kafka **out, const cue_config *cfg, const cue_kafk
  * `timeout_ms` for outstanding deliveries, and frees everything. */
 void cue_kafka_close(cue_kafka *k, int64_t timeout_ms);
 
-/* Waits up to `timeout_ms` for the brokers to answer with the input topic's
+/* Waits up to `timeout_ms` for the brokers to answer with the input topics'
  * metadata; sets `*partitions`. CUE_EUNAVAILABLE when no broker answers in
- * time, CUE_ENOTFOUND when the topic does not exist. */
+ * time, CUE_ENOTFOUND when a topic does not exist, CUE_ECONFIG naming each
+ * topic and its count when input.topics' counts differ (they are read as
+ * one stream per partition number). */
 int cue_kafka_wait_ready(cue_kafka *k, int64_t timeout_ms, int32_t *partitions, cue_err *err);
 
+/* Joins the group on every input topic. With several (input.topics) the
+ * group uses the range assignor, which gives partition N of every topic to
+ * the same member (cooperative-sticky does not). */
 int cue_kafka_subscribe(cue_kafka *k, cue_err *err);
 
 /* A topic's partition count, 0 when it does not exist. With `auto_create`
@@ -219,6 +229,8 @@ void cue_kafka_changelog_forget(cue_kafka *k, int32_t partition);
 /* Commits `offset` (the next to read) for `partition` to the group; waits
  * for the answer only when `sync` (a partition being given up). */
 void cue_kafka_commit(cue_kafka *k, int32_t partition, int64_t offset, bool sync);
+/* Which input topic a topic name is (its index in input.topics), or -1. */
+int cue_kafka_topic_index(const cue_kafka *k, const char *topic);
 
 /* ---- exactly-once (processing.guarantee = exactly_once_v2) ------------- */
 
@@ -228,9 +240,10 @@ void cue_kafka_commit(cue_kafka *k, int32_t partition, int64_t offset, bool sync
  * only. A transaction opens by itself before the first record produced after
  * the last commit or abort. */
 
-/* Ends the open transaction: the input offsets (`n` partitions of
- * input.topic, `offsets` the next to read, `meta` each one's commit metadata
- * or NULL) go in with the consumer's group metadata, then the transaction
+/* Ends the open transaction: the input offsets (`n` partitions, of input
+ * topic topics[i] (an index in input.topics; NULL: all of the first),
+ * `offsets` the next to read, `meta` each one's commit metadata or NULL) go
+ * in with the consumer's group metadata, then the transaction
  * commits; with nothing produced and no offsets, nothing happens. Blocks up
  * to `timeout_ms` in all, retrying what librdkafka calls retriable (and an
  * abort that follows up to `timeout_ms` more).
@@ -238,8 +251,9 @@ void cue_kafka_commit(cue_kafka *k, int32_t partition, int64_t offset, bool sync
  * rolls its state back to the last commit); CUE_EFENCED: another producer
  * has this transactional.id, and this one must stop producing for good;
  * CUE_EUNAVAILABLE otherwise. */
-int cue_kafka_txn_commit(cue_kafka *k, const int32_t *parts, const int64_t *offsets,
-                         const char *const *meta, size_t n, int64_t timeout_ms, cue_err *err);
+int cue_kafka_txn_commit(cue_kafka *k, const uint8_t *topics, const int32_t *parts,
+                         const int64_t *offsets, const char *const *meta, size_t n,
+                         int64_t timeout_ms, cue_err *err);
 /* Aborts the open transaction, if any, within `timeout_ms` (CUE_EFENCED as
  * above). */
 int cue_kafka_txn_abort(cue_kafka *k, int64_t timeout_ms, cue_err *err);
@@ -266,13 +280,15 @@ int64_t cue_kafka_position(cue_kafka *k, int32_t partition);
 
 /* The partition's high watermark as last seen by the consumer, or -1. */
 int64_t cue_kafka_high_watermark(cue_kafka *k, int32_t partition);
+/* ... of input topic `topic` (an index in input.topics). */
+int64_t cue_kafka_high_watermark_of(cue_kafka *k, uint8_t topic, int32_t partition);
 
 /* ---- a replay's reads (cue_kafka_open_replay) ------------------------ */
 
 /* Reads input.topic's partitions from the given offsets (or CUE_KAFKA_OFFSET_*). */
 int cue_kafka_assign(cue_kafka *k, const int32_t *parts, const int64_t *start, size_t n,
                      cue_err *err);
-/* Stops fetching a partition that reached its end. */
+/* Stops fetching a partition that reached its end (of every input topic). */
 void cue_kafka_pause(cue_kafka *k, int32_t partition);
 /* Adds or removes one partition of a consumer outside any group (a restore
  * of the changelog reads partitions as they are assigned elsewhere). */
@@ -280,6 +296,8 @@ int cue_kafka_assign_one(cue_kafka *k, int32_t partition, int64_t offset, cue_er
 void cue_kafka_unassign_one(cue_kafka *k, int32_t partition);
 /* Starts a held partition (CUE_KAFKA_OFFSET_HOLD) at `offset`. */
 void cue_kafka_seek_resume(cue_kafka *k, int32_t partition, int64_t offset);
+/* ... of every input topic, `offsets[t]` for topic t (input.topics' order). */
+void cue_kafka_seek_resume_all(cue_kafka *k, int32_t partition, const int64_t *offsets);
 /* Asks the partition's leader for its log start and high watermark. */
 int cue_kafka_watermarks(cue_kafka *k, int32_t partition, int64_t timeout_ms, int64_t *low,
                          int64_t *high, cue_err *err);

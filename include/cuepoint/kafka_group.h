@@ -43,6 +43,10 @@ int cue_kafka_group_committed(cue_kafka *k, const int32_t *parts, size_t n, int6
  * naming the partition if it failed; otherwise failures are logged. */
 int cue_kafka_group_commit(cue_kafka *k, int32_t partition, int64_t offset, const char *meta,
                            bool sync, cue_err *err);
+/* The same for partition `partition` of every input topic (input.topics),
+ * `offsets[t]` for topic t; `meta` goes with the first topic's. */
+int cue_kafka_group_commit_all(cue_kafka *k, int32_t partition, const int64_t *offsets,
+                               const char *meta, bool sync, cue_err *err);
 
 /* The partition's first retained offset and high watermark, asked of the leader. */
 int cue_kafka_group_watermarks(cue_kafka *k, int32_t partition, int64_t *log_start, int64_t *high,

@@ -42,6 +42,15 @@
 /* A Kafka topic name: Kafka's own limit is 249 bytes. */
 #define CUE_TOPIC_BYTES_MAX 249
 
+/* Input topics read as one stream (input.topics): a product's sources (web,
+ * mobile, billing, ...). Each user's state keeps one applied offset per topic
+ * and each partition's meta one position per topic, so the bound keeps both
+ * small; eight is more sources than any product we have seen. */
+#define CUE_INPUT_TOPICS_MAX 8
+/* A changelog position record's text at most (task, restore): its keys,
+ * a stream time and one offset (20 digits and a comma) per input topic. */
+#define CUE_POSITION_TEXT_BYTES_MAX (64 + 21 * CUE_INPUT_TOPICS_MAX)
+
 /* librdkafka properties passed through from the config's "kafka" object: more
  * than librdkafka's ~150 properties would mean a config generated wrong, and the
  * text (keys and values, certificates included) fits a fixed arena. */

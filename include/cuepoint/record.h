@@ -21,7 +21,8 @@ typedef struct cue_record {
     size_t value_len;
     const char *key; /* NULL: records carry no key (files) */
     size_t key_len;
-    int64_t offset;       /* >= the task's next offset */
+    int64_t offset;       /* >= the task's next offset in its topic */
+    uint8_t topic;        /* index in input.topics; 0 for files */
     int64_t timestamp_ms; /* CUE_NO_TIMESTAMP when it has none */
 } cue_record;
 

@@ -18,7 +18,10 @@
 
 typedef struct cue_restore {
     uint32_t partition;
-    int64_t input_offset;   /* from the last position record seen */
+    int64_t input_offset; /* from the last position record seen */
+    /* ... and the further input topics' (input.topics), n_more of them */
+    uint8_t n_more;
+    int64_t more_offsets[CUE_INPUT_TOPICS_MAX - 1];
     int64_t stream_time_ms; /* ... */
     uint64_t records, bytes;
     uint64_t skipped; /* records not applied: see cue_restore_apply */

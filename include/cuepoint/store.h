@@ -9,7 +9,8 @@
  *           user with timers, an entry no later than its earliest timer, plus
  *           stale ones the task skips; due_ms is big-endian with the sign bit
  *           flipped so keys sort by time)
- *   meta:   partition                      -> input offset, changelog offset, stream time
+ *   meta:   partition                      -> input offset (one per input topic),
+ *                                             changelog offset, stream time
  * Writes go into one reused WriteBatch and reach the database only at
  * cue_store_batch_commit, atomically. Reads see committed data only.
  * One thread at a time per store. The store owns its RocksDB handles.
@@ -19,6 +20,7 @@
 
 #include "cuepoint/buf.h"
 #include "cuepoint/err.h"
+#include "cuepoint/limits.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,7 +35,12 @@ typedef struct cue_store_opts {
 
 /* A partition's progress, written in the same batch as the users it covers. */
 typedef struct cue_store_meta {
-    int64_t input_offset;     /* next input offset to read (last applied + 1) */
+    int64_t input_offset; /* next input offset to read (last applied + 1) */
+    /* With several input topics (input.topics), the next offsets of the
+     * topics after the first, in the list's order; topics past n_more have
+     * none yet (read from their start). Zero-initialised: one topic. */
+    uint8_t n_more;
+    int64_t more_offsets[CUE_INPUT_TOPICS_MAX - 1];
     int64_t changelog_offset; /* next changelog offset to read; -1 when none */
     int64_t stream_time_ms;   /* largest event time seen; INT64_MIN when none */
     /* Wall-clock ms no later than the writing of any changelog record at or
@@ -128,12 +135,16 @@ void cue_store_bytes(cue_store *s, uint64_t *sst_bytes, uint64_t *memtable_bytes
 /* A partition's progress. CUE_ENOTFOUND when the partition has never committed. */
 int cue_store_meta_get(cue_store *s, uint32_t partition, cue_store_meta *out, cue_err *err);
 
-/* Whose state this is: the application.id and the input topic that built it
- * (their positions and users mean nothing to another pipeline). A store that
- * records none takes these (unless read-only). CUE_ECONFIG, naming both, when
- * it records others. Names longer than CUE_OWNER_NAME_MAX are a caller's bug. */
-#define CUE_OWNER_NAME_MAX 256
-int cue_store_owner_check(cue_store *s, const char *app_id, const char *topic, cue_err *err);
+/* Whose state this is: the application.id and the input topics that built it
+ * (their positions and users mean nothing to another pipeline); `topics` is
+ * the list joined by ','. A store that records none takes these (unless
+ * read-only). Topics added at the end of the list are accepted and recorded
+ * (the positions of the first ones stay theirs; the new ones start with
+ * none): a store of `events` opens with "events,billing", not with
+ * "billing,events" nor "billing". CUE_ECONFIG, naming both, otherwise.
+ * Names longer than CUE_OWNER_NAME_MAX are a caller's bug. */
+#define CUE_OWNER_NAME_MAX (CUE_INPUT_TOPICS_MAX * (CUE_TOPIC_BYTES_MAX + 1))
+int cue_store_owner_check(cue_store *s, const char *app_id, const char *topics, cue_err *err);
 
 /* The input's partition count this store's partitions were built for: a
  * user's partition depends on it, so state kept under one count is wrong

@@ -189,6 +189,8 @@ int cue_task_commit_finish(cue_task *t, cue_err *err);
 int cue_task_rollback(cue_task *t, cue_err *err);
 
 int64_t cue_task_next_offset(const cue_task *t);
+/* ... in input topic `topic` (its index in input.topics); topic 0 is the above. */
+int64_t cue_task_next_offset_of(const cue_task *t, uint8_t topic);
 int64_t cue_task_stream_time(const cue_task *t);
 const cue_task_stats *cue_task_stats_get(const cue_task *t);
 /* Adds every counter of `s` into `sum` (partitions' stats into a run's). */

@@ -3,9 +3,11 @@
  * through the admin API. */
 #include "kafka_int.h"
 
-int cue_kafka_wait_ready(cue_kafka *k, int64_t timeout_ms, int32_t *partitions, cue_err *err)
+/* One input topic's partition count from the brokers. */
+static int input_partitions(cue_kafka *k, const char *topic, int64_t timeout_ms, int32_t *n,
+                            cue_err *err)
 {
-    rd_kafka_topic_t *t = rd_kafka_topic_new(k->consumer, k->cfg->input_topic, NULL);
+    rd_kafka_topic_t *t = rd_kafka_topic_new(k->consumer, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t e = rd_kafka_metadata(k->consumer, 0, t, &md, (int)timeout_ms);
     rd_kafka_topic_destroy(t);
@@ -17,12 +19,42 @@ int cue_kafka_wait_ready(cue_kafka *k, int64_t timeout_ms, int32_t *partitions, 
     int rc = 0;
     if (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR ||
         md->topics[0].partition_cnt == 0)
-        rc = cue_err_set(err, CUE_ENOTFOUND, "input topic %s: %s", k->cfg->input_topic,
+        rc = cue_err_set(err, CUE_ENOTFOUND, "input topic %s: %s", topic,
                          md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "not in metadata");
     else
-        *partitions = md->topics[0].partition_cnt;
+        *n = md->topics[0].partition_cnt;
     rd_kafka_metadata_destroy(md);
     return rc;
+}
+
+int cue_kafka_wait_ready(cue_kafka *k, int64_t timeout_ms, int32_t *partitions, cue_err *err)
+{
+    const cue_config *c = k->cfg;
+    uint32_t topics = c->input_topic_count ? c->input_topic_count : 1;
+    int32_t counts[CUE_INPUT_TOPICS_MAX];
+    bool differ = false;
+    for (uint32_t i = 0; i < topics; i++) {
+        int rc = input_partitions(k, i ? c->input_topics[i] : c->input_topic, timeout_ms,
+                                  &counts[i], err);
+        if (rc != 0) return rc;
+        differ |= counts[i] != counts[0];
+    }
+    if (differ) {
+        /* Partition N of each topic goes to one task: with other counts a
+         * user's events would be in partitions of different numbers. */
+        char list[CUE_ERR_MSG_MAX];
+        size_t at = 0;
+        for (uint32_t i = 0; i < topics && at < sizeof list; i++)
+            at += (size_t)snprintf(list + at, sizeof list - at, "%s%s has %d", i ? ", " : "",
+                                   c->input_topics[i], (int)counts[i]);
+        return cue_err_set(err, CUE_ECONFIG,
+                           "the input topics have different partition counts (%s): input.topics "
+                           "are read as one stream per partition number and must be "
+                           "co-partitioned (the same count, keyed by user id)",
+                           list);
+    }
+    *partitions = counts[0];
+    return 0;
 }
 
 int cue_kafka_topic_partitions(cue_kafka *k, const char *topic, bool auto_create,

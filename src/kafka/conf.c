@@ -130,8 +130,13 @@ static int consumer_defaults(const cue_kafka *k, rd_kafka_conf_t *conf, cue_err 
     if (rc == 0) rc = kafka_conf_set(conf, "enable.auto.commit", "false", err);
     if (rc == 0) rc = kafka_conf_set(conf, "enable.auto.offset.store", "false", err);
     if (rc == 0) rc = kafka_conf_set(conf, "auto.offset.reset", "earliest", err);
+    /* Several input topics are co-partitioned only if partition N of each
+     * goes to the same member: the range assignor does that (for topics of
+     * equal partition counts); cooperative-sticky balances each partition
+     * on its own. The price is eager rebalances (docs/kafka.md). */
     if (rc == 0)
-        rc = kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err);
+        rc = kafka_conf_set(conf, "partition.assignment.strategy",
+                            c->input_topic_count > 1 ? "range" : "cooperative-sticky", err);
     if (rc == 0) rc = kafka_conf_set(conf, "fetch.wait.max.ms", "100", err);
     /* librdkafka 2.0.2 weighs each partition's prefetch against the one
      * consumer queue all partitions share: with the default (100000), one

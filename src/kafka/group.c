@@ -3,11 +3,35 @@
  * (cue_kafka_open_consumer) that joins only when subscribed. */
 #include "kafka_int.h"
 
+/* The partition numbers in `l`, each once: partition N of several input
+ * topics is one partition to the handler. */
 static void parts_of(const rd_kafka_topic_partition_list_t *l, int32_t *out, size_t *n)
 {
     *n = 0;
-    for (int i = 0; i < l->cnt; i++)
-        out[(*n)++] = l->elems[i].partition;
+    for (int i = 0; i < l->cnt; i++) {
+        size_t j = 0;
+        while (j < *n && out[j] != l->elems[i].partition)
+            j++;
+        if (j == *n) out[(*n)++] = l->elems[i].partition;
+    }
+}
+
+/* Where the handler put the start of `t` (an element of the assignment):
+ * start[i * T + topic]. */
+static int64_t start_of(const cue_kafka *k, const rd_kafka_topic_partition_t *t, const int32_t *ids,
+                        const int64_t *start, size_t n)
+{
+    int topic = cue_kafka_topic_index(k, t->topic);
+    uint32_t topics = k->cfg->input_topic_count ? k->cfg->input_topic_count : 1;
+    for (size_t i = 0; i < n && topic >= 0; i++)
+        if (ids[i] == t->partition) return start[i * topics + (uint32_t)topic];
+    return CUE_KAFKA_OFFSET_GROUP;
+}
+
+int cue_kafka_topic_index(const cue_kafka *k, const char *topic)
+{
+    if (k->cfg->input_topic_count == 0) return strcmp(topic, k->cfg->input_topic) == 0 ? 0 : -1;
+    return cue_config_input_topic_index(k->cfg, topic);
 }
 
 /* A rebalance met while leaving: the handler hears of a revocation as usual
@@ -66,8 +90,10 @@ void kafka_consumer_leave(cue_kafka *k, int64_t timeout_ms)
 
 int cue_kafka_subscribe(cue_kafka *k, cue_err *err)
 {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, k->cfg->input_topic, RD_KAFKA_PARTITION_UA);
+    uint32_t n = k->cfg->input_topic_count ? k->cfg->input_topic_count : 1;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+    for (uint32_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(l, k->cfg->input_topics[i], RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(k->consumer, l);
     rd_kafka_topic_partition_list_destroy(l);
     k->subscribed = e == RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -82,18 +108,24 @@ void kafka_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t code,
     cue_kafka *k = opaque;
     bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     size_t n = 0;
+    uint32_t topics = k->cfg->input_topic_count ? k->cfg->input_topic_count : 1;
     int32_t *ids = calloc((size_t)parts->cnt + 1, sizeof *ids);
-    int64_t *start = calloc((size_t)parts->cnt + 1, sizeof *start);
+    int64_t *start = calloc(((size_t)parts->cnt + 1) * topics, sizeof *start);
     CUE_ASSERT(ids && start); /* rebalances are rare; a failed small calloc is not survivable */
     parts_of(parts, ids, &n);
+    for (size_t i = 0; i < n * topics; i++)
+        start[i] = CUE_KAFKA_OFFSET_GROUP;
     if (code == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         k->assigned = true;
         int rc = k->h.assigned(ids, start, n, k->h.ctx);
-        for (int i = 0; i < parts->cnt; i++)
-            parts->elems[i].offset =
-                start[i] == CUE_KAFKA_OFFSET_GROUP || start[i] == CUE_KAFKA_OFFSET_HOLD
-                    ? RD_KAFKA_OFFSET_INVALID
-                    : start[i];
+        bool held = false;
+        for (int i = 0; i < parts->cnt; i++) {
+            int64_t s = start_of(k, &parts->elems[i], ids, start, n);
+            held |= s == CUE_KAFKA_OFFSET_HOLD;
+            parts->elems[i].offset = s == CUE_KAFKA_OFFSET_GROUP || s == CUE_KAFKA_OFFSET_HOLD
+                                         ? RD_KAFKA_OFFSET_INVALID
+                                         : s;
+        }
         if (rc == 0) {
             rd_kafka_error_t *e = NULL;
             if (coop)
@@ -104,8 +136,8 @@ void kafka_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t code,
                 cue_log(CUE_LOG_ERROR, "assign failed", "s:error", rd_kafka_error_string(e), NULL);
                 rd_kafka_error_destroy(e);
             }
-            for (int i = 0; i < parts->cnt; i++)
-                if (start[i] == CUE_KAFKA_OFFSET_HOLD)
+            for (int i = 0; held && i < parts->cnt; i++)
+                if (start_of(k, &parts->elems[i], ids, start, n) == CUE_KAFKA_OFFSET_HOLD)
                     cue_kafka_pause(k, parts->elems[i].partition);
             for (int i = 0; k->split && i < parts->cnt; i++)
                 kafka_split_open(k, parts->elems[i].partition);

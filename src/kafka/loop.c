@@ -35,10 +35,14 @@ void cue_kafka_drain_fd(int fd)
 }
 
 /* A record as the handler sees it; everything borrowed from `m`. */
-static cue_kafka_msg msg_of(const rd_kafka_message_t *m)
+static cue_kafka_msg msg_of(const cue_kafka *k, const rd_kafka_message_t *m)
 {
     rd_kafka_timestamp_type_t tt;
-    return (cue_kafka_msg){.topic = rd_kafka_topic_name(m->rkt),
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    /* A few short names at most (CUE_INPUT_TOPICS_MAX): cheaper than a lookup. */
+    int index = k->cfg->input_topic_count > 1 ? cue_kafka_topic_index(k, topic) : 0;
+    return (cue_kafka_msg){.topic = topic,
+                           .topic_index = index > 0 ? (uint8_t)index : 0,
                            .partition = m->partition,
                            .offset = m->offset,
                            .timestamp_ms = rd_kafka_message_timestamp(m, &tt),
@@ -87,7 +91,7 @@ const cue_kafka_msg *cue_kafka_peek(cue_kafka *k, int32_t p)
             continue;
         }
         k->head[p] = m;
-        k->headmsg[p] = msg_of(m);
+        k->headmsg[p] = msg_of(k, m);
     }
     return &k->headmsg[p];
 }
@@ -119,7 +123,7 @@ size_t cue_kafka_consume(cue_kafka *k, size_t max)
                     m->rkt ? rd_kafka_topic_name(m->rkt) : "", "i:partition", (int64_t)m->partition,
                     "s:error", rd_kafka_err2name(m->err), NULL);
         } else {
-            cue_kafka_msg msg = msg_of(m);
+            cue_kafka_msg msg = msg_of(k, m);
             k->h.message(&msg, k->h.ctx);
         }
         rd_kafka_message_destroy(m);
@@ -162,8 +166,15 @@ int64_t cue_kafka_position(cue_kafka *k, int32_t partition)
 
 int64_t cue_kafka_high_watermark(cue_kafka *k, int32_t partition)
 {
+    return cue_kafka_high_watermark_of(k, 0, partition);
+}
+
+int64_t cue_kafka_high_watermark_of(cue_kafka *k, uint8_t topic, int32_t partition)
+{
+    const char *name = topic == 0 ? k->cfg->input_topic : k->cfg->input_topics[topic];
+    CUE_ASSERT(topic == 0 || topic < k->cfg->input_topic_count);
     int64_t lo = -1, hi = -1;
-    if (rd_kafka_get_watermark_offsets(k->consumer, k->cfg->input_topic, partition, &lo, &hi) !=
+    if (rd_kafka_get_watermark_offsets(k->consumer, name, partition, &lo, &hi) !=
         RD_KAFKA_RESP_ERR_NO_ERROR)
         return -1;
     return hi;

@@ -45,14 +45,31 @@ int cue_kafka_group_committed(cue_kafka *k, const int32_t *parts, size_t n, int6
     return rc;
 }
 
+static int group_commit(cue_kafka *k, int32_t partition, const int64_t *offsets, uint32_t topics,
+                        const char *meta, bool sync, cue_err *err);
+
 int cue_kafka_group_commit(cue_kafka *k, int32_t partition, int64_t offset, const char *meta,
                            bool sync, cue_err *err)
 {
+    return group_commit(k, partition, &offset, 1, meta, sync, err);
+}
+
+int cue_kafka_group_commit_all(cue_kafka *k, int32_t partition, const int64_t *offsets,
+                               const char *meta, bool sync, cue_err *err)
+{
+    return group_commit(k, partition, offsets, k->cfg->input_topic_count, meta, sync, err);
+}
+
+/* Commits partition `partition` of the first `topics` input topics. */
+static int group_commit(cue_kafka *k, int32_t partition, const int64_t *offsets, uint32_t topics,
+                        const char *meta, bool sync, cue_err *err)
+{
     const cue_config *cfg = k->cfg;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_t *t =
-        rd_kafka_topic_partition_list_add(l, cfg->input_topic, partition);
-    t->offset = offset;
+    CUE_ASSERT(topics >= 1 && topics <= cfg->input_topic_count);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)topics);
+    for (uint32_t i = 0; i < topics; i++)
+        rd_kafka_topic_partition_list_add(l, cfg->input_topics[i], partition)->offset = offsets[i];
+    rd_kafka_topic_partition_t *t = &l->elems[0];
     if (meta && *meta) {
         /* The list owns and frees its elements' metadata. */
         t->metadata_size = strlen(meta);
@@ -61,7 +78,9 @@ int cue_kafka_group_commit(cue_kafka *k, int32_t partition, int64_t offset, cons
         memcpy(t->metadata, meta, t->metadata_size);
     }
     rd_kafka_resp_err_t e = rd_kafka_commit(k->consumer, l, sync ? 0 : 1);
-    if (e == RD_KAFKA_RESP_ERR_NO_ERROR && sync && l->elems[0].err) e = l->elems[0].err;
+    for (int i = 0; e == RD_KAFKA_RESP_ERR_NO_ERROR && sync && i < l->cnt; i++)
+        e = l->elems[i].err;
+    int64_t offset = offsets[0];
     rd_kafka_topic_partition_list_destroy(l);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR || e == RD_KAFKA_RESP_ERR__NO_OFFSET) return 0;
     /* Refused because the group is between generations: the store holds the

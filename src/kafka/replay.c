@@ -18,8 +18,11 @@ int cue_kafka_assign(cue_kafka *k, const int32_t *parts, const int64_t *start, s
 
 void cue_kafka_pause(cue_kafka *k, int32_t partition)
 {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    uint32_t n = k->cfg->input_topic_count ? k->cfg->input_topic_count : 1;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
     rd_kafka_topic_partition_list_add(l, k->cfg->input_topic, partition);
+    for (uint32_t i = 1; i < n; i++)
+        rd_kafka_topic_partition_list_add(l, k->cfg->input_topics[i], partition);
     rd_kafka_pause_partitions(k->consumer, l);
     rd_kafka_topic_partition_list_destroy(l);
 }
@@ -46,11 +49,26 @@ void cue_kafka_unassign_one(cue_kafka *k, int32_t partition)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+static void seek_resume(cue_kafka *k, int32_t partition, const int64_t *offsets, uint32_t n);
+
 void cue_kafka_seek_resume(cue_kafka *k, int32_t partition, int64_t offset)
 {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, k->cfg->input_topic, partition)->offset =
-        offset > 0 ? offset : RD_KAFKA_OFFSET_BEGINNING;
+    seek_resume(k, partition, &offset, 1);
+}
+
+void cue_kafka_seek_resume_all(cue_kafka *k, int32_t partition, const int64_t *offsets)
+{
+    seek_resume(k, partition, offsets, k->cfg->input_topic_count ? k->cfg->input_topic_count : 1);
+}
+
+/* Seeks partition `partition` of the first `n` input topics, then resumes them. */
+static void seek_resume(cue_kafka *k, int32_t partition, const int64_t *offsets, uint32_t n)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+    for (uint32_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(l, i ? k->cfg->input_topics[i] : k->cfg->input_topic,
+                                          partition)
+            ->offset = offsets[i] > 0 ? offsets[i] : RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_error_t *e = rd_kafka_seek_partitions(k->consumer, l, 0);
     if (e) {
         cue_log(CUE_LOG_WARN, "seek failed", "s:topic", k->cfg->input_topic, "i:partition",

@@ -83,13 +83,15 @@ int cue_kafka_txn_abort(cue_kafka *k, int64_t timeout_ms, cue_err *err)
     return 0;
 }
 
-static int txn_offsets(cue_kafka *k, const int32_t *parts, const int64_t *offsets,
-                       const char *const *meta, size_t n, int64_t end_ms, cue_err *err)
+static int txn_offsets(cue_kafka *k, const uint8_t *topics, const int32_t *parts,
+                       const int64_t *offsets, const char *const *meta, size_t n, int64_t end_ms,
+                       cue_err *err)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
     for (size_t i = 0; i < n; i++) {
-        rd_kafka_topic_partition_t *t =
-            rd_kafka_topic_partition_list_add(l, k->cfg->input_topic, parts[i]);
+        CUE_ASSERT(topics == NULL || topics[i] < k->cfg->input_topic_count);
+        const char *topic = topics ? k->cfg->input_topics[topics[i]] : k->cfg->input_topic;
+        rd_kafka_topic_partition_t *t = rd_kafka_topic_partition_list_add(l, topic, parts[i]);
         t->offset = offsets[i];
         if (meta && meta[i] && *meta[i]) {
             /* The list owns and frees its elements' metadata. */
@@ -113,8 +115,9 @@ static int txn_offsets(cue_kafka *k, const int32_t *parts, const int64_t *offset
     return e ? txn_error(k, e, "send_offsets_to_transaction", err) : 0;
 }
 
-int cue_kafka_txn_commit(cue_kafka *k, const int32_t *parts, const int64_t *offsets,
-                         const char *const *meta, size_t n, int64_t timeout_ms, cue_err *err)
+int cue_kafka_txn_commit(cue_kafka *k, const uint8_t *topics, const int32_t *parts,
+                         const int64_t *offsets, const char *const *meta, size_t n,
+                         int64_t timeout_ms, cue_err *err)
 {
     CUE_ASSERT(k->transactional);
     if (!k->txn_open && n == 0) return 0;
@@ -126,7 +129,7 @@ int cue_kafka_txn_commit(cue_kafka *k, const int32_t *parts, const int64_t *offs
         rc = cue_err_set(err, CUE_EABORTED, "a record of the transaction was not delivered");
     } else {
         int64_t end = kafka_mono_ms() + timeout_ms; /* offsets and commit share it */
-        if (n > 0) rc = txn_offsets(k, parts, offsets, meta, n, end, err);
+        if (n > 0) rc = txn_offsets(k, topics, parts, offsets, meta, n, end, err);
         rd_kafka_error_t *e = NULL;
         while (rc == 0) {
             e = rd_kafka_commit_transaction(k->producer, (int)txn_left_ms(end));

@@ -8,13 +8,21 @@
 
 static bool is_ready(rt *r);
 
-static void label_part(rt *r, int32_t p)
+/* Labels of partition `p` of input topic `t` (index in input.topics). */
+static void label_topic_part(rt *r, uint32_t t, int32_t p)
 {
     cue_buf_reset(&r->labels);
     char v[16];
     snprintf(v, sizeof v, "%d", (int)p);
-    cue_prom_label(&r->labels, "topic", r->cfg->input_topic, strlen(r->cfg->input_topic));
+    const char *topic = t == 0 ? r->cfg->input_topic : r->cfg->input_topics[t];
+    cue_prom_label(&r->labels, "topic", topic, strlen(topic));
     cue_prom_label(&r->labels, "partition", v, strlen(v));
+}
+
+/* A task's partition: labelled with the first input topic. */
+static void label_part(rt *r, int32_t p)
+{
+    label_topic_part(r, 0, p);
 }
 
 static void metrics_counter(cue_buf *b, const char *name, const char *help, double v)
@@ -34,15 +42,19 @@ static void metrics_gauge(cue_buf *b, const char *name, const char *help, double
 static void render_partitions(rt *r, cue_buf *b, cue_task_stats *sum, cue_cache_stats *cache)
 {
     cue_prom_family(b, "cuepoint_consumer_lag_records", "gauge",
-                    "High watermark minus the next offset to process, per assigned partition.");
+                    "High watermark minus the next offset to process, per assigned partition "
+                    "of each input topic.");
     for (int32_t i = 0; i < r->n_parts; i++) {
         part *p = &r->parts[i];
         if (p->task == NULL) continue;
-        /* Read, not stored: a scrape must not change what the clock sees. */
-        int64_t high = cue_kafka_high_watermark(r->k, i);
-        label_part(r, i);
-        cue_prom_sample(b, "cuepoint_consumer_lag_records", r->labels.data,
-                        high > p->position ? (double)(high - p->position) : 0.0);
+        for (uint32_t t = 0; t < rt_topics(r); t++) {
+            /* Read, not stored: a scrape must not change what the clock sees. */
+            int64_t high = cue_kafka_high_watermark_of(r->k, (uint8_t)t, i);
+            int64_t pos = t == 0 ? p->position : p->more_position[t - 1];
+            label_topic_part(r, t, i);
+            cue_prom_sample(b, "cuepoint_consumer_lag_records", r->labels.data,
+                            high > pos ? (double)(high - pos) : 0.0);
+        }
         cue_task_stats_add(sum, cue_task_stats_get(p->task));
         cue_cache_stats cs;
         cue_task_cache_stats(p->task, &cs);

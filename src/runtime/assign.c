@@ -5,6 +5,36 @@
  * transaction for every task and its rollback. */
 #include "runtime_int.h"
 
+uint32_t rt_topics(const rt *r)
+{
+    return r->cfg->input_topic_count ? r->cfg->input_topic_count : 1;
+}
+
+void rt_task_offsets(const part *p, uint32_t topics, int64_t *out)
+{
+    for (uint32_t t = 0; t < topics; t++)
+        out[t] = cue_task_next_offset_of(p->task, (uint8_t)t);
+}
+
+void rt_part_positions_reset(rt *r, part *p)
+{
+    p->position = cue_task_next_offset(p->task);
+    for (uint32_t t = 1; t < rt_topics(r); t++)
+        p->more_position[t - 1] = cue_task_next_offset_of(p->task, (uint8_t)t);
+}
+
+bool rt_part_caught_up(rt *r, int32_t id, bool refresh)
+{
+    part *p = &r->parts[id];
+    if (refresh) p->high = cue_kafka_high_watermark(r->k, id);
+    bool up = p->high >= 0 && p->position >= p->high;
+    for (uint32_t t = 1; t < rt_topics(r); t++) {
+        if (refresh) p->more_high[t - 1] = cue_kafka_high_watermark_of(r->k, (uint8_t)t, id);
+        up = up && p->more_high[t - 1] >= 0 && p->more_position[t - 1] >= p->more_high[t - 1];
+    }
+    return up;
+}
+
 int rt_parts_reserve(rt *r, int32_t p)
 {
     if (p < r->n_parts) return 0;
@@ -12,13 +42,17 @@ int rt_parts_reserve(rt *r, int32_t p)
     if (np == NULL) return CUE_ENOMEM;
     r->parts = np;
     if (r->cfg->exactly_once) {
-        int32_t *tp = realloc(r->txn_parts, (size_t)(p + 1) * sizeof *tp);
+        /* One entry per partition of every input topic. */
+        size_t cap = (size_t)(p + 1) * rt_topics(r);
+        int32_t *tp = realloc(r->txn_parts, cap * sizeof *tp);
         if (tp) r->txn_parts = tp;
-        int64_t *to = realloc(r->txn_offsets, (size_t)(p + 1) * sizeof *to);
+        int64_t *to = realloc(r->txn_offsets, cap * sizeof *to);
         if (to) r->txn_offsets = to;
-        const char **tm = realloc(r->txn_meta, (size_t)(p + 1) * sizeof *tm);
+        const char **tm = realloc(r->txn_meta, cap * sizeof *tm);
         if (tm) r->txn_meta = tm;
-        if (tp == NULL || to == NULL || tm == NULL) return CUE_ENOMEM;
+        uint8_t *tt = realloc(r->txn_topics, cap * sizeof *tt);
+        if (tt) r->txn_topics = tt;
+        if (tp == NULL || to == NULL || tm == NULL || tt == NULL) return CUE_ENOMEM;
     }
     memset(np + r->n_parts, 0, (size_t)(p + 1 - r->n_parts) * sizeof *np);
     r->parts = np;
@@ -90,7 +124,8 @@ int rt_task_open(rt *r, int32_t id, cue_err *err)
 {
     part *p = &r->parts[id];
     if (p->task) return 0;
-    p->txn_sent = -1;
+    for (size_t t = 0; t < CUE_INPUT_TOPICS_MAX; t++)
+        p->txn_sent[t] = -1;
     if (r->cfg->changelog) cue_kafka_changelog_forget(r->k, id);
     int rc = cue_task_new(&p->task, &r->task_cfg, r->o->ms, r->store, (uint32_t)id, &r->sink, err);
     if (rc == 0) rc = cue_task_set_policy(p->task, r->o->policy, err);
@@ -128,10 +163,11 @@ int rt_on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
 {
     rt *r = ctx;
     r->res->rebalances++;
+    uint32_t topics = rt_topics(r);
     if (r->stop_requested || r->store == NULL) {
         /* Assigned while leaving (a rebalance that was under way): there is
          * no store to load from any more, and nothing will be consumed. */
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n * topics; i++)
             start[i] = CUE_KAFKA_OFFSET_GROUP;
         return 0;
     }
@@ -168,17 +204,23 @@ int rt_on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
             rt_fatal(r, err.code, err.msg);
             return err.code;
         }
+        p->high = -1;
+        for (uint32_t t = 1; t < topics; t++)
+            p->more_high[t - 1] = -1;
         if (p->restoring) {
             /* Held until its state is back: readiness is false meanwhile. */
-            start[i] = CUE_KAFKA_OFFSET_HOLD;
-            p->high = -1;
+            for (uint32_t t = 0; t < topics; t++)
+                start[i * topics + t] = CUE_KAFKA_OFFSET_HOLD;
             continue;
         }
-        int64_t next = cue_task_next_offset(p->task);
-        /* The store, not the group, says where this partition's state ends. */
-        start[i] = next > 0 ? next : CUE_KAFKA_OFFSET_BEGINNING;
-        p->position = next;
-        p->high = -1;
+        /* The store, not the group, says where this partition's state ends
+         * (in each input topic). */
+        for (uint32_t t = 0; t < topics; t++) {
+            int64_t at = cue_task_next_offset_of(p->task, (uint8_t)t);
+            start[i * topics + t] = at > 0 ? at : CUE_KAFKA_OFFSET_BEGINNING;
+        }
+        rt_part_positions_reset(r, p);
+        int64_t next = p->position;
         cue_log(CUE_LOG_INFO, "partition assigned", "s:topic", r->cfg->input_topic, "i:partition",
                 (int64_t)ids[i], "i:offset", next, "t:stream_time_ms",
                 cue_task_stream_time(p->task), NULL);
@@ -227,8 +269,9 @@ void rt_part_release(rt *r, int32_t id, bool lost, bool sync)
         } else {
             rt_step(r, RT_STEP_STORED, id);
             if (!p->group_unread) {
-                cue_kafka_group_commit(r->k, id, cue_task_next_offset(p->task), p->marker, sync,
-                                       NULL);
+                int64_t offsets[CUE_INPUT_TOPICS_MAX];
+                rt_task_offsets(p, rt_topics(r), offsets);
+                cue_kafka_group_commit_all(r->k, id, offsets, p->marker, sync, NULL);
                 rt_step(r, RT_STEP_GROUP_COMMITTED, id);
             }
         }
@@ -278,7 +321,10 @@ void rt_on_message(const cue_kafka_msg *m, void *ctx)
     cue_record rec = cue_kafka_record(m);
     int rc = cue_task_offer(p->task, &rec, &err);
     if (rc == 1) return; /* applied before: already committed in the store */
-    p->position = m->offset + 1;
+    if (m->topic_index == 0)
+        p->position = m->offset + 1;
+    else
+        p->more_position[m->topic_index - 1] = m->offset + 1;
     if (rc == CUE_EABORTED) /* a task's own commit, under exactly-once */
         rt_eos_rollback(r, err.msg);
     else if (rc < 0)
@@ -297,25 +343,31 @@ void rt_on_message(const cue_kafka_msg *m, void *ctx)
 int rt_eos_commit(rt *r, cue_err *err)
 {
     size_t n = 0;
+    uint32_t topics = rt_topics(r);
     for (int32_t i = 0; i < r->n_parts; i++) {
         part *p = &r->parts[i];
         if (p->task == NULL) continue;
         int rc = cue_task_commit_prepare(p->task, err);
         if (rc != 0) return rc;
-        /* Unmoved since the last transaction, or see part.group_unread. */
-        if (p->group_unread || cue_task_next_offset(p->task) == p->txn_sent) continue;
-        r->txn_parts[n] = i;
-        r->txn_offsets[n] = cue_task_next_offset(p->task);
-        r->txn_meta[n] = p->marker;
-        n++;
+        if (p->group_unread) continue; /* see part.group_unread */
+        for (uint32_t t = 0; t < topics; t++) {
+            int64_t next = cue_task_next_offset_of(p->task, (uint8_t)t);
+            if (next == p->txn_sent[t]) continue; /* unmoved since the last transaction */
+            r->txn_topics[n] = (uint8_t)t;
+            r->txn_parts[n] = i;
+            r->txn_offsets[n] = next;
+            /* The reset marker goes with the first topic's offset, as in group commits. */
+            r->txn_meta[n] = t == 0 ? p->marker : NULL;
+            n++;
+        }
     }
     uint64_t committed = cue_kafka_stats_get(r->k)->txn_committed;
-    int rc = cue_kafka_txn_commit(r->k, r->txn_parts, r->txn_offsets, r->txn_meta, n,
+    int rc = cue_kafka_txn_commit(r->k, r->txn_topics, r->txn_parts, r->txn_offsets, r->txn_meta, n,
                                   r->cfg->delivery_timeout_ms, err);
     if (rc != 0) return rc;
     if (cue_kafka_stats_get(r->k)->txn_committed > committed) r->aborts_in_row = 0;
     for (size_t j = 0; j < n; j++)
-        r->parts[r->txn_parts[j]].txn_sent = r->txn_offsets[j];
+        r->parts[r->txn_parts[j]].txn_sent[r->txn_topics[j]] = r->txn_offsets[j];
     /* The input offsets also go in the store: the group's may be missing
      * (the mock broker does not keep transactional offset commits), and on
      * assignment the store says where each partition resumes. */
@@ -357,8 +409,10 @@ void rt_eos_rollback(rt *r, const char *why)
             rt_fatal(r, err.code, err.msg);
             return;
         }
-        p->position = cue_task_next_offset(p->task);
-        cue_kafka_seek_resume(r->k, i, p->position);
+        rt_part_positions_reset(r, p);
+        int64_t offsets[CUE_INPUT_TOPICS_MAX];
+        rt_task_offsets(p, rt_topics(r), offsets);
+        cue_kafka_seek_resume_all(r->k, i, offsets);
     }
 }
 

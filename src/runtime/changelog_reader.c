@@ -29,8 +29,11 @@ static void restore_finish(rt *r, int32_t id)
     }
     p->restoring = false;
     r->reader.restoring--;
-    p->position = p->rs.input_offset;
-    cue_kafka_seek_resume(r->k, id, p->rs.input_offset);
+    /* The task was opened from the restored meta: it has every topic's offset. */
+    rt_part_positions_reset(r, p);
+    int64_t offsets[CUE_INPUT_TOPICS_MAX];
+    rt_task_offsets(p, rt_topics(r), offsets);
+    cue_kafka_seek_resume_all(r->k, id, offsets);
     double secs = (double)(uv_hrtime() - p->restore_started_ns) / 1e9;
     cue_log(CUE_LOG_INFO, "restore finished", "s:topic", r->reader.cfg.input_topic, "i:partition",
             (int64_t)id, "u:records", p->rs.records, "u:bytes", p->rs.bytes, "d:seconds", secs,
@@ -270,8 +273,10 @@ static void on_restore_out_of_range(int32_t partition, int64_t offset, void *ctx
     if (rc == 0 && !needed) {
         rc = r->reader.open_task(r, partition, &err);
         if (rc == 0) {
-            p->position = cue_task_next_offset(p->task);
-            cue_kafka_seek_resume(r->k, partition, p->position);
+            rt_part_positions_reset(r, p);
+            int64_t offsets[CUE_INPUT_TOPICS_MAX];
+            rt_task_offsets(p, rt_topics(r), offsets);
+            cue_kafka_seek_resume_all(r->k, partition, offsets);
         }
     }
     if (rc != 0) rt_fatal(r, rc, err.msg);
@@ -405,8 +410,7 @@ int rt_changelog_open(rt *r, int32_t partitions, cue_err *err)
 int rt_reader_open(rt *r, cue_err *err)
 {
     r->reader.cfg = *r->cfg;
-    snprintf(r->reader.cfg.input_topic, sizeof r->reader.cfg.input_topic, "%s",
-             cue_config_changelog_topic(r->cfg));
+    cue_config_set_input_topic(&r->reader.cfg, cue_config_changelog_topic(r->cfg));
     cue_kafka_handler h = {.message = on_restore_message,
                            .fatal = rt_on_fatal,
                            .end = on_restore_end,

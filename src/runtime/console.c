@@ -72,7 +72,23 @@ static void activity_json(rt *r, cue_buf *b)
     cue_buf_printf(b, "],\"policy\":%s}\n", r->o->policy ? "true" : "false");
 }
 
-/* One partition's figures; `high` -1 when not known yet. */
+/* A task's lag summed over its input topics, or -1 while a topic's high
+ * watermark is not known yet. */
+static int64_t part_lag(rt *r, int32_t i)
+{
+    const part *p = &r->parts[i];
+    int64_t lag = 0;
+    for (uint32_t t = 0; t < rt_topics(r); t++) {
+        int64_t high = cue_kafka_high_watermark_of(r->k, (uint8_t)t, i);
+        int64_t pos = t == 0 ? p->position : p->more_position[t - 1];
+        if (high < 0) return -1;
+        lag += high > pos ? high - pos : 0;
+    }
+    return lag;
+}
+
+/* One partition's figures (position and high watermark of the first input
+ * topic; the lag of all); `high` -1 when not known yet. */
 static void partition_json(rt *r, int32_t i, cue_buf *b)
 {
     part *p = &r->parts[i];
@@ -83,8 +99,9 @@ static void partition_json(rt *r, int32_t i, cue_buf *b)
         int64_t st = cue_task_stream_time(p->task);
         cue_buf_printf(b, ",\"position\":%lld,\"high_watermark\":%lld,\"lag\":",
                        (long long)p->position, (long long)high);
-        if (high >= 0)
-            cue_buf_printf(b, "%lld", (long long)(high > p->position ? high - p->position : 0));
+        int64_t lag = part_lag(r, i);
+        if (lag >= 0)
+            cue_buf_printf(b, "%lld", (long long)lag);
         else
             cue_buf_append_str(b, "null");
         if (st == INT64_MIN)
@@ -113,6 +130,14 @@ static void partitions_json(rt *r, cue_buf *b)
 {
     cue_buf_printf(b, "{\"topic\":");
     cue_buf_append_json_str(b, r->cfg->input_topic, strlen(r->cfg->input_topic));
+    /* Several input topics: the first is "topic" (as before), all are here. */
+    cue_buf_append_str(b, ",\"topics\":[");
+    for (uint32_t t = 0; t < rt_topics(r); t++) {
+        const char *name = t == 0 ? r->cfg->input_topic : r->cfg->input_topics[t];
+        if (t) cue_buf_append_char(b, ',');
+        cue_buf_append_json_str(b, name, strlen(name));
+    }
+    cue_buf_append_char(b, ']');
     cue_buf_printf(b, ",\"time_ms\":%lld,\"restoring\":%zu,\"standbys\":%zu,\"partitions\":[",
                    (long long)rt_real_ms(), r->reader.restoring, r->reader.standbys);
     bool first = true;

@@ -30,7 +30,9 @@ static void finish_commit(rt *r)
         }
         rt_step(r, RT_STEP_STORED, i);
         if (!p->group_unread) {
-            cue_kafka_group_commit(r->k, i, cue_task_next_offset(p->task), p->marker, false, NULL);
+            int64_t offsets[CUE_INPUT_TOPICS_MAX];
+            rt_task_offsets(p, rt_topics(r), offsets);
+            cue_kafka_group_commit_all(r->k, i, offsets, p->marker, false, NULL);
             rt_step(r, RT_STEP_GROUP_COMMITTED, i);
         }
     }
@@ -89,8 +91,7 @@ static bool all_caught_up(rt *r)
         }
         if (p->task == NULL) continue;
         owned++;
-        p->high = cue_kafka_high_watermark(r->k, i);
-        if (p->high < 0 || p->position < p->high) behind++;
+        if (!rt_part_caught_up(r, i, true)) behind++;
     }
     for (int32_t i = 0; r->s1.k && i < r->s1.n; i++) {
         if (!r->s1.owned[i]) continue;
@@ -122,7 +123,7 @@ static void on_clock(uv_timer_t *h)
     if (r->cfg->wall_clock) {
         for (int32_t i = 0; i < r->n_parts; i++) {
             part *p = &r->parts[i];
-            if (p->task == NULL || p->high < 0 || p->position < p->high) continue;
+            if (p->task == NULL || !rt_part_caught_up(r, i, false)) continue;
             cue_err err = {0};
             int rc = cue_task_advance(p->task, now, &err);
             if (rc == CUE_EABORTED) { /* a task's own commit, under exactly-once */
@@ -320,6 +321,7 @@ int rt_end(rt *r, int rc, cue_err *err)
     free(r->txn_parts);
     free(r->txn_offsets);
     free(r->txn_meta);
+    free(r->txn_topics);
     for (int32_t i = 0; i < r->n_parts; i++) {
         cue_restore_deinit(&r->parts[i].rs);
         cue_restore_deinit(&r->parts[i].sb);

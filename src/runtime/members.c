@@ -117,7 +117,7 @@ int rt_members_open(rt *r, int32_t partitions, cue_err *err)
     rc = cue_members_new(&r->mem.view, partitions, r->mem.name, err);
     if (rc != 0) return rc;
     r->mem.cfg = *cfg;
-    snprintf(r->mem.cfg.input_topic, sizeof r->mem.cfg.input_topic, "%s", topic);
+    cue_config_set_input_topic(&r->mem.cfg, topic);
     cue_kafka_handler h = {
         .message = on_member_message, .fatal = on_members_fatal, .end = on_members_end, .ctx = r};
     rc = cue_kafka_open_replay(&r->mem.k, &r->mem.cfg, &h, "members", topic, err);

@@ -271,7 +271,7 @@ int rt_stage1_open(rt *r, cue_err *err)
     if (rc == 0) {
         /* The pipeline reads the repartition topic. */
         r->cfg_main = *cfg;
-        snprintf(r->cfg_main.input_topic, sizeof r->cfg_main.input_topic, "%s", topic);
+        cue_config_set_input_topic(&r->cfg_main, topic);
         r->cfg = &r->cfg_main;
         cue_log(CUE_LOG_INFO, "repartitioning", "s:from", cfg->input_topic, "i:partitions",
                 (int64_t)n, "s:to", topic, "i:to_partitions", (int64_t)have, NULL);

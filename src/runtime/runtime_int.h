@@ -62,6 +62,9 @@ typedef struct part {
     cue_task *task;   /* owned while assigned; NULL otherwise */
     int64_t position; /* next offset to process */
     int64_t high;     /* the high watermark last seen, or -1 */
+    /* The same for the further input topics (input.topics[1..]). */
+    int64_t more_position[CUE_INPUT_TOPICS_MAX - 1];
+    int64_t more_high[CUE_INPUT_TOPICS_MAX - 1];
     uint64_t consumed;
     /* The partition's reset marker, carried forward in every group commit
      * so the reset reaches stores that have not seen it (offsets.h). Group
@@ -84,9 +87,10 @@ typedef struct part {
     cue_restore sb;
     uint64_t sb_records_before; /* applied by this partition's earlier standbys */
     uint64_t standby_retry_ns;  /* a failed start is not tried again before this */
-    /* Exactly-once: the input offset the last committed transaction sent
-     * (-1: none since the assignment), so an idle cycle sends nothing. */
-    int64_t txn_sent;
+    /* Exactly-once: the input offsets (per input topic) the last committed
+     * transaction sent (-1: none since the assignment), so an idle cycle
+     * sends nothing. */
+    int64_t txn_sent[CUE_INPUT_TOPICS_MAX];
 } part;
 enum { RUNNING = 0, COMMITTING };
 
@@ -212,6 +216,7 @@ struct rt {
      * long, grown with it) and whether the producer was fenced. */
     int32_t *txn_parts;
     int64_t *txn_offsets;
+    uint8_t *txn_topics;
     const char **txn_meta;
     bool fenced;
     /* Transactions aborted since the last one committed: a record that
@@ -261,6 +266,15 @@ cue_task_sink rt_collector(rt *r);
 /* assign.c: the partition table, assignment and revocation, a record's way
  * to its task, exactly-once's commit and rollback. */
 int rt_parts_reserve(rt *r, int32_t p);
+/* The number of input topics (input.topics; 1 with input.topic). */
+uint32_t rt_topics(const rt *r);
+/* The task's next input offsets, one per input topic, into `out`. */
+void rt_task_offsets(const part *p, uint32_t topics, int64_t *out);
+/* Whether the partition's position in every input topic is at the high
+ * watermark last seen (refreshed first when `refresh`). */
+bool rt_part_caught_up(rt *r, int32_t id, bool refresh);
+/* Sets the partition's positions from its task's next offsets. */
+void rt_part_positions_reset(rt *r, part *p);
 int rt_task_open(rt *r, int32_t id, cue_err *err);
 void rt_part_release(rt *r, int32_t id, bool lost, bool sync);
 int rt_on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx);

@@ -51,12 +51,15 @@ int rt_partition_count_check(rt *r, int32_t partitions, cue_err *err)
                            "recreate it with %d",
                            r->cfg->input_topic, (int)partitions, r->cfg->state_dir, (int)kept,
                            (int)kept, r->cfg->input_topic, (int)kept);
+    char topics[CUE_OWNER_NAME_MAX];
+    cue_config_input_topics_join(r->cfg, topics, sizeof topics);
     return cue_err_set(err, CUE_ECONFIG,
-                       "input topic %s has %d partitions and state.dir %s was built for %d: users "
-                       "would map to other partitions than their state; a deployment's input "
-                       "cannot change its partition count (docs/operations.md: \"Changing the "
-                       "partition count\")",
-                       r->cfg->input_topic, (int)partitions, r->cfg->state_dir, (int)kept);
+                       "input topic%s %.200s ha%s %d partitions and state.dir %s was built for %d: "
+                       "users would map to other partitions than their state; a deployment's "
+                       "input cannot change its partition count (docs/operations.md: \"Changing "
+                       "the partition count\")",
+                       rt_topics(r) > 1 ? "s" : "", topics, rt_topics(r) > 1 ? "ve" : "s",
+                       (int)partitions, r->cfg->state_dir, (int)kept);
 }
 
 int rt_open_all(rt *r, cue_err *err)
@@ -79,8 +82,9 @@ int rt_open_all(rt *r, cue_err *err)
     int rc = cue_store_dir_create(cfg->state_dir, err);
     cue_store_opts so = {.block_cache_bytes = 0};
     if (rc == 0) rc = cue_store_open(&r->store, cfg->state_dir, &so, err);
-    if (rc == 0 &&
-        (rc = cue_store_owner_check(r->store, cfg->application_id, cfg->input_topic, err)) != 0)
+    char topics[CUE_OWNER_NAME_MAX];
+    cue_config_input_topics_join(cfg, topics, sizeof topics);
+    if (rc == 0 && (rc = cue_store_owner_check(r->store, cfg->application_id, topics, err)) != 0)
         cue_err_prefix(err, "%s", cfg->state_dir);
     if (rc != 0) return rc;
     cue_kafka_handler h = {.assigned = rt_on_assigned,
@@ -116,7 +120,6 @@ int rt_open_all(rt *r, cue_err *err)
         }
     }
     cue_log(CUE_LOG_INFO, "connected", "s:bootstrap_servers", cfg->bootstrap_servers, "s:topic",
-            cfg->input_topic, "i:partitions", (int64_t)partitions, "s:group", cfg->application_id,
-            NULL);
+            topics, "i:partitions", (int64_t)partitions, "s:group", cfg->application_id, NULL);
     return rt_open_admin(r, err);
 }

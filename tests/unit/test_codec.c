@@ -324,6 +324,37 @@ Test(codec, event_ids_round_trip_in_format_3)
     cue_machines_free(ms);
 }
 
+/* Several input topics: the offsets of the topics after the first travel in
+ * format 4; a user who has none stays in the smaller formats. */
+Test(codec, offsets_of_further_input_topics_round_trip_in_format_4)
+{
+    cue_machines *ms = compile_text(v1);
+    static cue_user a, b;
+    fill(&a);
+    cr_assert_eq(a.more_offsets[0], CUE_OFFSET_NONE, "cue_user_init leaves them unset");
+    a.more_offsets[1] = 77;
+    cue_buf rec;
+    cue_buf_init(&rec, 64);
+    cr_assert(cue_codec_encode(&a, ms, &rec) == 0);
+    cr_assert_eq(((uint8_t *)rec.data)[2], CUE_CODEC_VERSION_TOPICS);
+    cue_err err;
+    cr_assert(cue_codec_decode(rec.data, rec.len, ms, &b, NULL, &err) == 0, "%s", err.msg);
+    cr_expect_eq(b.last_offset, 41);
+    cr_expect_eq(b.more_offsets[0], CUE_OFFSET_NONE);
+    cr_expect_eq(b.more_offsets[1], 77);
+    cr_expect_eq(b.more_offsets[2], CUE_OFFSET_NONE);
+    cue_buf j;
+    cue_buf_init(&j, 256);
+    cr_assert(cue_user_to_json(&b, ms, &j) == 0);
+    cr_expect(strstr(j.data, "\"more_offsets\":[null,77]") != NULL, "%.*s", (int)j.len, j.data);
+    a.more_offsets[1] = CUE_OFFSET_NONE;
+    cr_assert(cue_codec_encode(&a, ms, &rec) == 0);
+    cr_expect_eq(((uint8_t *)rec.data)[2], CUE_CODEC_VERSION_PLAIN);
+    cue_buf_deinit(&j);
+    cue_buf_deinit(&rec);
+    cue_machines_free(ms);
+}
+
 /* A deferred trigger's late mark (issue 14: it was lost while the trigger
  * waited) rides in the byte that the policy section wrote as the timer
  * boolean, so records written before it still read, and no format changes. */

@@ -35,6 +35,16 @@ static const config_case cases[] = {
     {"[]", CUE_ECONFIG, "must be a JSON object"},
     {"{\"input.topic\":\"ev ents\"}", CUE_ECONFIG, "$.input.topic"},
     {"{\"trigger.topic\":\"\"}", CUE_ECONFIG, "must not be empty"},
+    {"{\"input.topics\":[\"web\",\"mobile\"]}", 0, NULL},
+    {"{\"input.topic\":\"web\",\"input.topics\":[\"web\",\"mobile\"]}", CUE_ECONFIG,
+     "give either input.topic (one topic) or input.topics (a list), not both"},
+    {"{\"input.topics\":[]}", CUE_ECONFIG, "$.input.topics: must be a non-empty list"},
+    {"{\"input.topics\":\"web\"}", CUE_ECONFIG, "$.input.topics: must be a non-empty list"},
+    {"{\"input.topics\":[\"web\",\"we b\"]}", CUE_ECONFIG, "$.input.topics[1]"},
+    {"{\"input.topics\":[\"web\",\"web\"]}", CUE_ECONFIG,
+     "$.input.topics[1]: topic 'web' is listed twice"},
+    {"{\"input.topics\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\"]}", CUE_ECONFIG,
+     "9 topics, more than the limit of 8"},
     {"{\"wall.clock.advance\":\"yes\"}", CUE_ECONFIG, "true or false"},
     {"{\"kafka\":{\"group.id\":\"x\"}}", CUE_ECONFIG,
      "$.kafka.group.id: set by cuepoint; use application.id"},
@@ -75,6 +85,47 @@ Test(config, table_of_files)
                       cases[i].text, err.msg, cases[i].in_message);
         unlink(path);
     }
+}
+
+/* input.topics is the list; input.topic the list of one, kept in both forms. */
+Test(config, input_topics)
+{
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cr_assert_eq(cfg.input_topic_count, 1);
+    cr_assert_str_eq(cfg.input_topics[0], "events");
+    cue_err err = {0};
+    const char *text = "{\"input.topics\":[\"web\",\"billing\"]}";
+    cr_assert(cue_config_load_text(&cfg, "t", text, strlen(text), &err) == 0, "%s", err.msg);
+    cr_assert_eq(cfg.input_topic_count, 2);
+    cr_assert_str_eq(cfg.input_topic, "web");
+    cr_assert_str_eq(cfg.input_topics[1], "billing");
+    cr_assert_eq(cue_config_input_topic_index(&cfg, "billing"), 1);
+    cr_assert_eq(cue_config_input_topic_index(&cfg, "events"), -1);
+    char list[64];
+    cue_config_input_topics_join(&cfg, list, sizeof list);
+    cr_assert_str_eq(list, "web,billing");
+    cr_assert_eq(cue_config_one_input(&cfg, "offsets", &err), CUE_ECONFIG);
+    cr_assert(strstr(err.msg, "input.topics lists 2 (web,billing)") != NULL, "%s", err.msg);
+    /* The dump reads back as the same list. */
+    cue_buf b;
+    cr_assert(cue_buf_init(&b, 256) == 0);
+    cr_assert(cue_config_dump(&cfg, &b) == 0);
+    cr_assert(strstr(b.data, "\"input.topics\"") != NULL, "%.*s", (int)b.len, b.data);
+    cue_config back;
+    cue_config_defaults(&back);
+    cr_assert(cue_config_load_text(&back, "dump", b.data, b.len, &err) == 0, "%s", err.msg);
+    cr_assert_eq(back.input_topic_count, 2);
+    cr_assert_str_eq(back.input_topics[1], "billing");
+    cue_buf_deinit(&b);
+    /* On the command line either key replaces the file's input. */
+    cr_assert(cue_config_set(&cfg, "input.topic", "events", &err) == 0, "%s", err.msg);
+    cr_assert_eq(cfg.input_topic_count, 1);
+    cr_assert_eq(cue_config_one_input(&cfg, "offsets", &err), 0);
+    cr_assert(cue_config_set(&cfg, "input.topics", "[\"a\",\"b\",\"c\"]", &err) == 0, "%s",
+              err.msg);
+    cr_assert_eq(cfg.input_topic_count, 3);
+    cr_assert_str_eq(cfg.input_topic, "a");
 }
 
 Test(config, values_from_env_and_file_never_logged)

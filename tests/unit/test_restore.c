@@ -51,6 +51,34 @@ static void state_record(const char *uid, int64_t due, cue_buf *out)
  * topic reached it, during a restore or a standby's apply), and an empty key
  * without a value copied from a null pointer. Each such record is now
  * skipped, counted and named; the partition goes on. */
+/* With several input topics the position record carries the further
+ * topics' offsets, and they reach the meta. */
+Test(restore, a_position_record_of_several_input_topics)
+{
+    char dir[64];
+    temp_dir(dir);
+    cue_store *s = NULL;
+    cue_err err = {0};
+    cr_assert_eq(cue_store_open(&s, dir, &(cue_store_opts){0}, &err), 0, "%s", err.msg);
+    static const char pos[] =
+        "{\"input_offset\":42,\"stream_time_ms\":null,\"more_offsets\":[7,0]}";
+    static const char bad[] = "{\"input_offset\":42,\"stream_time_ms\":3,\"more_offsets\":[7,]}";
+    cue_restore r = {0};
+    cue_restore_init(&r, 1, NULL, false);
+    cr_assert_eq(cue_restore_apply(&r, s, "", 0, bad, sizeof bad - 1, &err), CUE_EPARSE);
+    cr_assert_eq(cue_restore_apply(&r, s, "", 0, pos, sizeof pos - 1, &err), 0, "%s", err.msg);
+    cr_assert(r.input_offset == 42 && r.stream_time_ms == INT64_MIN && r.n_more == 2);
+    cue_restore_finish(&r, s, 10, 1);
+    cr_assert_eq(cue_store_batch_commit(s, false, &err), 0, "%s", err.msg);
+    cue_restore_deinit(&r);
+    cue_store_meta m;
+    cr_assert(cue_store_meta_get(s, 1, &m, &err) == 0, "%s", err.msg);
+    cr_expect(m.input_offset == 42 && m.n_more == 2 && m.more_offsets[0] == 7 &&
+              m.more_offsets[1] == 0);
+    cue_store_close(s);
+    remove_tree(dir);
+}
+
 Test(restore, records_that_are_not_the_owners_are_skipped_and_counted)
 {
     char dir[64];

@@ -302,6 +302,54 @@ Test(store, a_store_belongs_to_one_application_and_input)
     remove_tree(dir);
 }
 
+/* Input topics may be added at the end of input.topics (the store then
+ * records the longer list); any other change of the list is refused. */
+Test(store, input_topics_may_be_added_at_the_end_only)
+{
+    char dir[64];
+    temp_dir(dir);
+    cue_store *s = open_dir(dir, false);
+    cue_err err = {0};
+    cr_assert(cue_store_owner_check(s, "app", "events", &err) == 0, "%s", err.msg);
+    cr_expect_eq(cue_store_owner_check(s, "app", "billing,events", &err), CUE_ECONFIG);
+    cr_expect_eq(cue_store_owner_check(s, "app", "eventsx,billing", &err), CUE_ECONFIG);
+    cr_expect_eq(cue_store_owner_check(s, "other", "events,billing", &err), CUE_ECONFIG);
+    cr_assert(cue_store_owner_check(s, "app", "events,billing", &err) == 0, "%s", err.msg);
+    /* Recorded: the single topic alone is now another pipeline's input. */
+    cr_expect_eq(cue_store_owner_check(s, "app", "events", &err), CUE_ECONFIG);
+    cr_expect(strstr(err.msg, "reading \"events,billing\"") != NULL, "%s", err.msg);
+    cr_expect(cue_store_owner_check(s, "app", "events,billing,mobile", &err) == 0, "%s", err.msg);
+    cue_store_close(s);
+    remove_tree(dir);
+}
+
+/* The meta of a partition read from several input topics keeps one offset
+ * per topic (version 3); with one topic it stays version 2. */
+Test(store, meta_keeps_an_offset_per_input_topic)
+{
+    char dir[64];
+    temp_dir(dir);
+    cue_store *s = open_dir(dir, false);
+    cue_err err = {0};
+    cue_store_meta m = {.input_offset = 5,
+                        .changelog_offset = -1,
+                        .stream_time_ms = 9,
+                        .n_more = 2,
+                        .more_offsets = {17, 0}};
+    cue_store_batch_meta_put(s, 1, &m);
+    cue_store_meta one = {.input_offset = 3, .changelog_offset = -1, .stream_time_ms = 1};
+    cue_store_batch_meta_put(s, 2, &one);
+    cr_assert(cue_store_batch_commit(s, false, &err) == 0, "%s", err.msg);
+    cue_store_meta back;
+    cr_assert(cue_store_meta_get(s, 1, &back, &err) == 0, "%s", err.msg);
+    cr_expect(back.input_offset == 5 && back.stream_time_ms == 9 && back.n_more == 2 &&
+              back.more_offsets[0] == 17 && back.more_offsets[1] == 0);
+    cr_assert(cue_store_meta_get(s, 2, &back, &err) == 0, "%s", err.msg);
+    cr_expect(back.input_offset == 3 && back.n_more == 0);
+    cue_store_close(s);
+    remove_tree(dir);
+}
+
 /* A second process on a directory hears that it is in use, not about a LOCK file. */
 Test(store, a_directory_in_use_is_named_as_such)
 {
