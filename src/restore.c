@@ -23,8 +23,8 @@ void cue_restore_deinit(cue_restore *r)
     cue_timer_run_deinit(&r->held);
 }
 
-/* {"input_offset":N,"stream_time_ms":T|null}, as the task writes it. */
-static int position_record(cue_restore *r, const char *val, size_t len, cue_err *err)
+int cue_restore_position_parse(const void *val, size_t len, int64_t *input_offset,
+                               int64_t *stream_time_ms)
 {
     char buf[128];
     size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
@@ -32,16 +32,33 @@ static int position_record(cue_restore *r, const char *val, size_t len, cue_err 
     buf[n] = '\0';
     long long in = -1, st = 0;
     if (sscanf(buf, "{\"input_offset\":%lld,\"stream_time_ms\":%lld}", &in, &st) == 2 && in >= 0) {
-        r->input_offset = in;
-        r->stream_time_ms = st;
+        *input_offset = in;
+        *stream_time_ms = st;
         return 0;
     }
     in = -1;
     if (sscanf(buf, "{\"input_offset\":%lld,\"stream_time_ms\":null}", &in) == 1 && in >= 0) {
-        r->input_offset = in;
-        r->stream_time_ms = INT64_MIN;
+        *input_offset = in;
+        *stream_time_ms = INT64_MIN;
         return 0;
     }
+    return CUE_EPARSE;
+}
+
+int cue_restore_position_format(char *out, size_t cap, int64_t input_offset, int64_t stream_time_ms)
+{
+    int n = stream_time_ms == INT64_MIN
+                ? snprintf(out, cap, "{\"input_offset\":%lld,\"stream_time_ms\":null}",
+                           (long long)input_offset)
+                : snprintf(out, cap, "{\"input_offset\":%lld,\"stream_time_ms\":%lld}",
+                           (long long)input_offset, (long long)stream_time_ms);
+    CUE_ASSERT(n > 0 && (size_t)n < cap);
+    return n;
+}
+
+static int position_record(cue_restore *r, const char *val, size_t len, cue_err *err)
+{
+    if (cue_restore_position_parse(val, len, &r->input_offset, &r->stream_time_ms) == 0) return 0;
     return cue_err_set(err, CUE_EPARSE,
                        "a position record (empty key) whose value of %zu bytes is not "
                        "{\"input_offset\":N,\"stream_time_ms\":T}",
