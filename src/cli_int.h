@@ -10,6 +10,8 @@
 #include "cuepoint/config.h"
 #include "cuepoint/engine.h"
 #include "cuepoint/err.h"
+#include "cuepoint/kafka_group.h"
+#include "cuepoint/store.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -92,5 +94,57 @@ int cli_cmd_demo(int argc, char **argv);
 int cli_cmd_replay(int argc, char **argv);
 int cli_cmd_offsets(int argc, char **argv);
 int cli_cmd_report(int argc, char **argv);
+
+/* ---- the changelog behind offline commands (cli_changelog.c) ---------- */
+
+/* Rewrites <application.id>-changelog so that a restore gives the state an
+ * offline command made (replay --seed-state, offsets reset). Only while the
+ * group is inactive: cli_group_hold keeps it so meanwhile. Under
+ * exactly-once the rewrite is one transaction; otherwise a rewrite cut
+ * short leaves part of it in the changelog, and the command, which then
+ * fails, must be run again before the group starts. */
+typedef struct cli_changelog cli_changelog;
+
+/* What becomes of the users a partition's changelog holds: kept as they
+ * are, all tombstoned, or replaced by the users of a store's partition
+ * (tombstones for the others). */
+typedef enum { CLI_CHANGELOG_KEEP, CLI_CHANGELOG_EMPTY, CLI_CHANGELOG_STORE } cli_changelog_users;
+
+/* Connects, and creates the topic when missing (as `run` does). `cfg` is
+ * copied; `partitions` is the input's count. Close even on failure. */
+int cli_changelog_open(cli_changelog **out, const cue_config *cfg, int32_t partitions,
+                       cue_err *err);
+void cli_changelog_close(cli_changelog *c);
+/* Reads the partitions `selected` (NULL: all) to their ends: the users each
+ * holds and its last position. */
+int cli_changelog_read(cli_changelog *c, const bool *selected, cue_err *err);
+/* The last position record read in `partition`; false when there was none. */
+bool cli_changelog_position(const cli_changelog *c, int32_t partition, int64_t *input_offset,
+                            int64_t *stream_time_ms);
+/* Produces the partition's new state after what was read: the users as
+ * `users` says (`store`, borrowed, for CLI_CHANGELOG_STORE), then a position
+ * record (input offset, stream time or INT64_MIN). */
+int cli_changelog_put(cli_changelog *c, int32_t partition, cli_changelog_users users,
+                      cue_store *store, int64_t input_offset, int64_t stream_time_ms, cue_err *err);
+/* Waits until everything put is acknowledged (committed, under
+ * exactly-once), then asks each partition read for its new end. */
+int cli_changelog_commit(cli_changelog *c, cue_err *err);
+/* After the commit: the changelog's end (the offset a store in line with it
+ * records), and the tombstones written. */
+int64_t cli_changelog_end(const cli_changelog *c, int32_t partition);
+uint64_t cli_changelog_tombstones(const cli_changelog *c, int32_t partition);
+
+/* Not an error code: the group is active, so a command is refused (exit 75). */
+#define CLI_GROUP_ACTIVE 1
+/* CLI_GROUP_ACTIVE (naming them) while the group has members the cluster
+ * can name, without joining; CUE_EVERSION when it cannot describe groups
+ * (the mock). `k` is a consumer that never subscribed. */
+int cli_group_members_check(cue_kafka *k, const cue_config *cfg, cue_err *err);
+/* Joins the live group as a probe and keeps it: CLI_GROUP_ACTIVE (with the
+ * reason) unless the probe was assigned every partition of input.topic,
+ * whose count goes in *partitions (may be NULL). While the probe holds them,
+ * no instance of the group can start processing. Leave the probe
+ * (cue_kafka_probe_leave) whatever this returns. */
+int cli_group_hold(cue_kafka_probe *p, const cue_config *cfg, int32_t *partitions, cue_err *err);
 
 #endif

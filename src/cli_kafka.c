@@ -608,9 +608,13 @@ static int demo_kafka(const char *dir, const demo_opts *d, demo_ctx *dc, cue_err
     if (rc != 0) return rc;
     cue_kafka_mock *m = NULL;
     rc = cue_kafka_mock_start(&m, 1, err);
-    const char *topics[] = {"events", "triggers", "cuepoint-demo-dead-letters"};
-    for (size_t i = 0; rc == 0 && i < 3; i++)
-        rc = cue_kafka_mock_topic_create(m, topics[i], i == 0 ? (int)d->partitions : 4, err);
+    /* The changelog has the input's count: the mock would make it with 4
+     * on first use, and cuepoint cannot create topics there. */
+    const char *topics[] = {"events", "triggers", "cuepoint-demo-dead-letters",
+                            cue_config_changelog_topic(&cfg)};
+    for (size_t i = 0; rc == 0 && i < 4; i++)
+        rc = cue_kafka_mock_topic_create(m, topics[i], i == 0 || i == 3 ? (int)d->partitions : 4,
+                                         err);
     int64_t last_ms = 0;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);

@@ -17,10 +17,8 @@
 #include <sys/stat.h>
 #include <sysexits.h>
 
-/* Members named in a refusal; the rest are counted. */
-#define MEMBERS_SHOWN 16
 /* Not an error code: the group is active, so the reset is refused (exit 75). */
-#define GROUP_ACTIVE 1
+#define GROUP_ACTIVE CLI_GROUP_ACTIVE
 /* How long leaving the group may take at the end. */
 #define LEAVE_TIMEOUT_MS 10000
 
@@ -54,8 +52,12 @@ static const char offsets_help[] =
     "and rebuilt by the next run, which reprocesses from the new offset (a user's\n"
     "state skips records at or before the last it applied, so it cannot be kept).\n"
     "Instances with other state directories apply the same reset, the same way,\n"
-    "when the group next assigns them the partition. --dry-run prints the plan and\n"
-    "changes nothing.\n"
+    "when the group next assigns them the partition. With changelog.enabled (the\n"
+    "default) the reset goes to <application.id>-changelog first, so that a\n"
+    "restore from it, on any instance, starts from the reset: backward from the\n"
+    "changelog's position, a tombstone for every user it holds and the new\n"
+    "position; forward, the new position only. --dry-run prints the plan and\n"
+    "changes nothing (the changelog's part is decided when the reset runs).\n"
     "\n"
     "Options:\n"
     "  --config FILE, --set KEY=VALUE, --state-dir DIR   as for `cuepoint run`\n"
@@ -74,6 +76,11 @@ typedef struct row {
     int64_t stored; /* -1 when no store or no meta */
     cue_offsets_target target;
     uint64_t users;
+    /* With the changelog: its position before the reset (-1: none), and
+     * what the reset wrote there. */
+    bool cl_written, cl_dropped;
+    int64_t cl_from;
+    uint64_t cl_tombstones;
 } row;
 
 typedef struct session {
@@ -356,6 +363,15 @@ static void plan_print(const session *s, bool dry_run)
             printf(" (asked %lld; clamped to the retained range [%lld, %lld])",
                    (long long)r->target.requested, (long long)r->bk.log_start,
                    (long long)r->bk.high);
+        if (r->cl_written) {
+            printf("; changelog at ");
+            print_num("%s", r->cl_from);
+            if (r->cl_dropped)
+                printf(": backward, %llu users tombstoned", (unsigned long long)r->cl_tombstones);
+            else
+                printf(": %s, users kept",
+                       r->cl_from == r->target.offset ? "unchanged" : "forward");
+        }
         if (s->store == NULL) {
             printf("; no local store\n");
             continue;
@@ -373,38 +389,63 @@ static void plan_print(const session *s, bool dry_run)
     }
 }
 
-/* Refuses (CUE_EUNAVAILABLE with the reason) while the group has members the
- * cluster can name. CUE_EVERSION when it cannot describe groups. */
-static int members_check(session *s, cue_err *err)
+/* The stream time a partition's position keeps when the changelog has no
+ * position record: the local store's, else none. */
+static int64_t local_stream_time(session *s, int32_t id)
 {
-    cue_kafka_member m[MEMBERS_SHOWN];
-    size_t n = 0;
-    int rc = cue_kafka_group_members(s->k, m, MEMBERS_SHOWN, &n, s->cfg.startup_timeout_ms, err);
-    if (rc != 0 || n == 0) return rc;
-    char list[CUE_ERR_MSG_MAX / 2] = "";
-    size_t used = 0;
-    for (size_t i = 0; i < n && i < MEMBERS_SHOWN && used < sizeof list; i++)
-        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s@%s", i ? ", " : "",
-                                 m[i].client_id, m[i].host);
-    return cue_err_set(err, GROUP_ACTIVE,
-                       "group %s is active with %zu member(s): %s; stop them and try again",
-                       s->cfg.application_id, n, list);
+    cue_store_meta m = {.stream_time_ms = INT64_MIN};
+    cue_err err = {0};
+    if (s->store == NULL || cue_store_meta_get(s->store, (uint32_t)id, &m, &err) != 0)
+        return INT64_MIN;
+    return m.stream_time_ms;
 }
 
-/* Joins as a member; commits the selected partitions' new offsets with the
- * reset's marker only if no other member holds any partition. */
+/* With the changelog the reset goes there too, before the group's offsets:
+ * a restore, here or on any instance, must give the state the reset leaves,
+ * not undo it. The changelog's own position says backward or forward (it
+ * is at or ahead of every store's, the cycle writes it first): backward,
+ * every user it holds is tombstoned and the position starts again at the
+ * new offset with no stream time, as a store's drop does; forward, the
+ * users stay and only the position moves. */
+static int reset_changelog(session *s, cue_err *err)
+{
+    cli_changelog *c = NULL;
+    bool *sel = calloc((size_t)s->n, sizeof *sel);
+    int rc = sel ? cli_changelog_open(&c, &s->cfg, s->n, err)
+                 : cue_err_set(err, CUE_ENOMEM, "out of memory");
+    for (int32_t i = 0; sel && i < s->n; i++)
+        sel[i] = s->rows[i].target.selected;
+    if (rc == 0) rc = cli_changelog_read(c, sel, err);
+    for (int32_t i = 0; i < s->n && rc == 0; i++) {
+        row *r = &s->rows[i];
+        if (!r->target.selected) continue;
+        int64_t stream = INT64_MIN;
+        r->cl_from = r->stored;
+        if (!cli_changelog_position(c, i, &r->cl_from, &stream)) stream = local_stream_time(s, i);
+        r->cl_dropped = cue_offsets_decide(r->cl_from, r->target.offset) == CUE_OFFSETS_DROP;
+        rc = cli_changelog_put(c, i, r->cl_dropped ? CLI_CHANGELOG_EMPTY : CLI_CHANGELOG_KEEP, NULL,
+                               r->target.offset, r->cl_dropped ? INT64_MIN : stream, err);
+        r->cl_tombstones = cli_changelog_tombstones(c, i);
+    }
+    if (rc == 0) rc = cli_changelog_commit(c, err);
+    for (int32_t i = 0; i < s->n && rc == 0; i++)
+        s->rows[i].cl_written = s->rows[i].target.selected;
+    cli_changelog_close(c);
+    free(sel);
+    if (rc != 0 && rc != GROUP_ACTIVE)
+        cue_err_prefix(err, "%s: the group's offsets were not moved (run the reset again)",
+                       cue_config_changelog_topic(&s->cfg));
+    return rc;
+}
+
+/* Joins as a member; with the changelog, writes the reset there; then
+ * commits the selected partitions' new offsets with the reset's marker,
+ * all only if no other member holds any partition. */
 static int commit_as_member(session *s, const char *id, cue_err *err)
 {
     cue_kafka_probe p;
-    int rc = cue_kafka_probe_join(&p, &s->cfg, s->cfg.startup_timeout_ms, err);
-    if (rc == CUE_EUNAVAILABLE && p.k != NULL) rc = GROUP_ACTIVE;
-    if (rc == 0 && p.assigned < (size_t)s->n)
-        rc = cue_err_set(err, GROUP_ACTIVE,
-                         "group %s is active: other members hold %zu of %s's %d partitions; stop "
-                         "them and try again (this check joined the group, which cost it one "
-                         "rebalance)",
-                         s->cfg.application_id, (size_t)s->n - p.assigned, s->cfg.input_topic,
-                         (int)s->n);
+    int rc = cli_group_hold(&p, &s->cfg, NULL, err);
+    if (rc == 0 && s->cfg.changelog) rc = reset_changelog(s, err);
     for (int32_t i = 0; i < s->n && rc == 0; i++) {
         row *r = &s->rows[i];
         if (!r->target.selected) continue;
@@ -445,7 +486,7 @@ static int reset_run(session *s, reset_args *ra, cue_err *err)
         plan_print(s, true);
         return 0;
     }
-    rc = members_check(s, err);
+    rc = cli_group_members_check(s->k, &s->cfg, err);
     if (rc == CUE_EVERSION) {
         /* The probe below finds out, at the cost of a rebalance. */
         cue_log(CUE_LOG_INFO, "joining the group to check that no other member is in it", "s:group",
@@ -487,13 +528,6 @@ int cli_cmd_offsets(int argc, char **argv)
     if (ra.spec == NULL) return EX_OSERR;
     args a = {.argc = argc, .argv = argv, .cmd = "offsets"};
     int rc = parse_opts(&a, &s, &ra, reset, &err);
-    if (rc == 0 && reset && s.cfg.changelog) {
-        /* A restore from the changelog would bring back the state and the
-         * position the reset moved away from. */
-        rc = cli_usage_error("offsets", "%s",
-                             "reset with changelog.enabled is not supported yet: a restore from "
-                             "the changelog would undo it");
-    }
     if (rc == 0) {
         /* A dry run or show only reads the store; a reset locks it, which
          * also tells whether an instance is running on it. */

@@ -6,6 +6,7 @@
 
 #include "cuepoint/config.h"
 #include "cuepoint/kafka.h"
+#include "cuepoint/kafka_group.h"
 #include "cuepoint/log.h"
 #include "cuepoint/machine.h"
 #include "cuepoint/policy.h"
@@ -95,7 +96,11 @@ static const char replay_help[] =
     "                          decisions files kept when not empty)\n"
     "  --seed-state DIR        replay every partition of the topic into DIR, for a\n"
     "                          live instance to start from (state.dir=DIR): after a\n"
-    "                          bad deploy, the state rebuilt with fixed journeys\n"
+    "                          bad deploy, the state rebuilt with fixed journeys.\n"
+    "                          With changelog.enabled the seeded state is also\n"
+    "                          written to the changelog (users it no longer has\n"
+    "                          tombstoned), so instances restoring from it get it;\n"
+    "                          refused while the live group is active\n"
     "  --config FILE, --set KEY=VALUE   as for 'cuepoint run'\n"
     "\n"
     "Times are RFC 3339 or epoch ms. A progress line goes to stderr when it is a\n"
@@ -104,7 +109,8 @@ static const char replay_help[] =
     "Exit status: 0 done (dead letters included), 64 usage (also a state dir that\n"
     "is not empty, or the live trigger topic without --allow-live-topic), 66 input\n"
     "missing, 69 no broker answered or a delivery failed, 73/74 state or output\n"
-    "not writable, 78 configuration or machines, 130/143 stopped by a signal\n"
+    "not writable, 75 --seed-state refused: the live group is active, 78\n"
+    "configuration or machines, 130/143 stopped by a signal\n"
     "(what was replayed so far is committed in the state directory).\n";
 
 typedef struct replay_args {
@@ -302,16 +308,108 @@ static int check_safety(const cue_config *live, const cue_config *cfg, const rep
             return cli_usage_error("replay", "%s",
                                    "--seed-state needs the topic as source: a live instance "
                                    "resumes at the topic's offsets, which a file does not have");
-        if (live->changelog)
-            return cli_usage_error("replay", "%s",
-                                   "--seed-state with changelog.enabled is not supported yet: the "
-                                   "seeded state is not written to the changelog, and a live "
-                                   "instance would restore the old changelog over it");
         if (ra->range.n_only || ra->range.from != CUE_REPLAY_BEGINNING || ra->only)
             return cli_usage_error("replay", "%s",
                                    "--seed-state rebuilds every partition from the beginning "
                                    "with every machine: drop --partitions, --from-* and --only");
     }
+    return 0;
+}
+
+/* How long leaving the group after a check may take. */
+#define LEAVE_TIMEOUT_MS 10000
+
+/* Refused (EX_TEMPFAIL) while the live group is active: a seed written to
+ * the changelog under a running instance would be mixed with its records.
+ * Asked before the replay, so that a long one is not wasted, of a cluster
+ * that can describe groups (joining here would make the join that holds
+ * the group while the changelog is written wait for this member's
+ * departure on the mock); checked for sure by that join (seed_changelog). */
+static int seed_group_check(const cue_config *cfg, cue_err *err)
+{
+    cue_kafka *k = NULL;
+    cue_kafka_handler h = {0};
+    int rc = cue_kafka_open_consumer(&k, cfg, &h, err);
+    if (rc == 0) rc = cli_group_members_check(k, cfg, err);
+    cue_kafka_close(k, 0);
+    if (rc == CUE_EVERSION) {
+        cue_log(CUE_LOG_INFO, "the group's members are checked when the changelog is written",
+                "s:group", cfg->application_id, "s:why", err->msg, NULL);
+        return 0;
+    }
+    if (rc == CLI_GROUP_ACTIVE) {
+        cli_error("replay", "EUNAVAILABLE", "refused: --seed-state rewrites the changelog: %s",
+                  err->msg);
+        return EX_TEMPFAIL;
+    }
+    return rc == 0 ? 0 : cli_fail("replay", rc, err);
+}
+
+/* Puts each partition's changelog position in the seeded store: in line
+ * with the changelog's new end, an instance on it restores nothing. */
+static int seed_meta(cue_store *store, const cli_changelog *c, int32_t n, cue_err *err)
+{
+    int64_t now;
+    now_ms(&now);
+    for (int32_t i = 0; i < n; i++) {
+        cue_store_meta m = {.input_offset = 0, .changelog_offset = -1, .stream_time_ms = INT64_MIN};
+        int rc = cue_store_meta_get(store, (uint32_t)i, &m, err);
+        if (rc != 0 && rc != CUE_ENOTFOUND) return rc;
+        m.changelog_offset = cli_changelog_end(c, i);
+        m.synced_ms = now;
+        cue_store_batch_meta_put(store, (uint32_t)i, &m);
+    }
+    cue_err_clear(err);
+    return cue_store_batch_commit(store, true, err);
+}
+
+/* Writes the seeded state to the changelog (cli_changelog.c) with the group
+ * held, so that an instance restoring from it, on any machine, gets the
+ * seeded state and not the one it replaces. An exit status. */
+static int seed_changelog(const cue_config *cfg, bool quiet, cue_err *err)
+{
+    cue_kafka_probe probe = {0};
+    cli_changelog *c = NULL;
+    cue_store *store = NULL;
+    int32_t n = 0;
+    uint64_t tombstones = 0;
+    int rc = cli_group_hold(&probe, cfg, &n, err);
+    if (rc == 0) rc = cue_store_open(&store, cfg->state_dir, &(cue_store_opts){0}, err);
+    if (rc == 0) rc = cli_changelog_open(&c, cfg, n, err);
+    if (rc == 0) rc = cli_changelog_read(c, NULL, err);
+    for (int32_t i = 0; i < n && rc == 0; i++) {
+        cue_store_meta m = {.input_offset = 0, .changelog_offset = -1, .stream_time_ms = INT64_MIN};
+        rc = cue_store_meta_get(store, (uint32_t)i, &m, err);
+        if (rc == CUE_ENOTFOUND) rc = 0;
+        if (rc == 0)
+            rc = cli_changelog_put(c, i, CLI_CHANGELOG_STORE, store, m.input_offset,
+                                   m.stream_time_ms, err);
+        if (rc == 0) tombstones += cli_changelog_tombstones(c, i);
+    }
+    if (rc == 0) rc = cli_changelog_commit(c, err);
+    if (rc == 0) rc = seed_meta(store, c, n, err);
+    cli_changelog_close(c);
+    cue_store_close(store);
+    if (probe.k) cue_kafka_probe_leave(&probe, LEAVE_TIMEOUT_MS);
+    if (rc == CLI_GROUP_ACTIVE) {
+        cli_error("replay", "EUNAVAILABLE",
+                  "refused: %s; the seeded state directory is kept, but the changelog is not "
+                  "written: run the seed again with the group stopped",
+                  err->msg);
+        return EX_TEMPFAIL;
+    }
+    if (rc != 0) {
+        cue_err_prefix(err,
+                       "writing the seeded state to %s (run the seed again before starting "
+                       "the group)",
+                       cue_config_changelog_topic(cfg));
+        return cli_fail("replay", rc, err);
+    }
+    if (!quiet)
+        fprintf(stderr,
+                "  changelog %s rewritten with the seeded state (%llu users removed from it): "
+                "instances restoring from it get the seeded state\n",
+                cue_config_changelog_topic(cfg), (unsigned long long)tombstones);
     return 0;
 }
 
@@ -481,6 +579,7 @@ static int replay_run(const cue_config *live, cue_config *cfg, replay_args *ra,
     cue_policy *pol = NULL;
     replay_files f = {0};
     int rc = check_safety(live, cfg, ra);
+    if (rc == 0 && ra->seed && cfg->changelog) rc = seed_group_check(cfg, err);
     if (rc != 0) return rc;
     rc = cue_machines_load(&ms, cfg->machines_dir, ra->only, err);
     if (rc != 0) return cli_fail("replay", rc, err);
@@ -498,6 +597,7 @@ static int replay_run(const cue_config *live, cue_config *cfg, replay_args *ra,
     if (rc == 0) rc = open_outputs(cfg, ra, pol != NULL, &f, err);
     if (rc == 0) rc = replay_files_run(cfg, ra, replay_id, ms, pol, partitioner, &f, err);
     close_files(&f);
+    if (rc == 0 && ra->seed && cfg->changelog) rc = seed_changelog(cfg, ra->quiet, err);
 free_machines:
     cue_policy_free(pol);
     cue_machines_free(ms);

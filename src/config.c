@@ -17,6 +17,9 @@ void cue_config_defaults(cue_config *c)
     snprintf(c->machines_dir, sizeof c->machines_dir, "deploy/machines");
     c->cache_max_bytes = 64u << 20;
     c->commit_interval_ms = 1000;
+    /* On: partitions can move between instances (scaling out, a pod on
+     * another node) without losing state, as in Kafka Streams. */
+    c->changelog = true;
     c->changelog_delete_retention_ms = 86400000;
     /* Each commit rewrites every user changed since the last one, so fewer
      * commits mean fewer writes; a crash costs re-reading up to this many

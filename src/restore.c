@@ -30,9 +30,9 @@ void cue_restore_deinit(cue_restore *r)
 
 /* The further input topics' offsets: ,"more_offsets":[N,...] (several input
  * topics) or nothing, then the closing brace. False when it is neither. */
-static bool more_offsets(cue_restore *r, const char *s)
+static bool more_offsets(const char *s, int64_t *more, uint8_t *n_more)
 {
-    r->n_more = 0;
+    *n_more = 0;
     if (strcmp(s, "}") == 0) return true;
     const char *open = ",\"more_offsets\":[";
     if (strncmp(s, open, strlen(open)) != 0) return false;
@@ -40,41 +40,63 @@ static bool more_offsets(cue_restore *r, const char *s)
     for (;;) {
         char *end = NULL;
         long long v = strtoll(s, &end, 10);
-        if (end == s || v < 0 || r->n_more == CUE_INPUT_TOPICS_MAX - 1) return false;
-        r->more_offsets[r->n_more++] = v;
+        if (end == s || v < 0 || *n_more == CUE_INPUT_TOPICS_MAX - 1) return false;
+        more[(*n_more)++] = v;
         if (*end == ']') return strcmp(end, "]}") == 0;
         if (*end != ',') return false;
         s = end + 1;
     }
 }
 
-/* {"input_offset":N,"stream_time_ms":T|null[,"more_offsets":[...]]}, as the
- * task writes it. */
-static int position_record(cue_restore *r, const char *val, size_t len, cue_err *err)
+int cue_restore_position_parse(const void *val, size_t len, int64_t *input_offset,
+                               int64_t *stream_time_ms, int64_t *more, uint8_t *n_more)
 {
     char buf[CUE_POSITION_TEXT_BYTES_MAX];
     size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
     if (n) memcpy(buf, val, n);
     buf[n] = '\0';
     long long in = -1, st = 0;
+    int64_t more_local[CUE_INPUT_TOPICS_MAX - 1];
+    uint8_t n_local = 0;
+    if (more == NULL) more = more_local;
+    if (n_more == NULL) n_more = &n_local;
     int at = 0;
     if (sscanf(buf, "{\"input_offset\":%lld,\"stream_time_ms\":%lld%n", &in, &st, &at) == 2 &&
-        in >= 0 && at > 0 && more_offsets(r, buf + at)) {
-        r->input_offset = in;
-        r->stream_time_ms = st;
+        in >= 0 && at > 0 && more_offsets(buf + at, more, n_more)) {
+        *input_offset = in;
+        *stream_time_ms = st;
         return 0;
     }
     in = -1;
     at = 0;
     if (sscanf(buf, "{\"input_offset\":%lld,\"stream_time_ms\":null%n", &in, &at) == 1 && in >= 0 &&
-        at > 0 && more_offsets(r, buf + at)) {
-        r->input_offset = in;
-        r->stream_time_ms = INT64_MIN;
+        at > 0 && more_offsets(buf + at, more, n_more)) {
+        *input_offset = in;
+        *stream_time_ms = INT64_MIN;
         return 0;
     }
+    return CUE_EPARSE;
+}
+
+int cue_restore_position_format(char *out, size_t cap, int64_t input_offset, int64_t stream_time_ms)
+{
+    int n = stream_time_ms == INT64_MIN
+                ? snprintf(out, cap, "{\"input_offset\":%lld,\"stream_time_ms\":null}",
+                           (long long)input_offset)
+                : snprintf(out, cap, "{\"input_offset\":%lld,\"stream_time_ms\":%lld}",
+                           (long long)input_offset, (long long)stream_time_ms);
+    CUE_ASSERT(n > 0 && (size_t)n < cap);
+    return n;
+}
+
+static int position_record(cue_restore *r, const char *val, size_t len, cue_err *err)
+{
+    if (cue_restore_position_parse(val, len, &r->input_offset, &r->stream_time_ms, r->more_offsets,
+                                   &r->n_more) == 0)
+        return 0;
     return cue_err_set(err, CUE_EPARSE,
                        "a position record (empty key) whose value of %zu bytes is not "
-                       "{\"input_offset\":N,\"stream_time_ms\":T}",
+                       "{\"input_offset\":N,\"stream_time_ms\":T[,\"more_offsets\":[N,...]]}",
                        len);
 }
 

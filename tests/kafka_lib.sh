@@ -154,17 +154,23 @@ wait_run() {
     return $rc
 }
 
-# wait_assigned LOG N: waits (60 s at most) until N partitions are assigned;
-# prints the sum of their starting offsets (what the store had committed).
+# wait_assigned LOG N: waits (60 s at most) until N partitions are assigned
+# (or, where the changelog was ahead of the local store, restored: such a
+# partition starts after its restore, at the restored input offset); prints
+# the sum of their starting offsets (what the store had committed).
+starts() {
+    grep -e '"partition assigned"' -e '"restore finished"' "$1" |
+        sed -nE -e 's/.*"partition assigned".*"partition":([0-9]+),"offset":(-?[0-9]+).*/\1 \2/p' \
+                -e 's/.*"restore finished".*"partition":([0-9]+),.*"input_offset":(-?[0-9]+).*/\1 \2/p'
+}
 wait_assigned() {
     local log=$1 n=$2
     for _ in $(seq 600); do
-        [ "$(grep -c '"partition assigned"' "$log")" -ge "$n" ] && break
+        [ "$(starts "$log" | awk '!seen[$1]++' | wc -l)" -ge "$n" ] && break
         kill -0 "$run_pid" 2>/dev/null || break
         sleep 0.1
     done
-    grep '"partition assigned"' "$log" |
-        sed -E 's/.*"partition":([0-9]+),"offset":(-?[0-9]+).*/\1 \2/' |
+    starts "$log" |
         awk -v n="$n" '!seen[$1]++ { k++; s += ($2 > 0 ? $2 : 0) } END { print (k >= n ? s : -1) }'
 }
 

@@ -111,7 +111,7 @@ typedef struct cue_config {
      * none. A secret: never in a log, an error or a dump. */
     char admin_users_token[CUE_TOKEN_BYTES_MAX + 1];
     bool wall_clock; /* wall.clock.advance: true */
-    /* changelog.enabled: false. Each commit also writes the changed users to
+    /* changelog.enabled: true. Each commit also writes the changed users to
      * <application.id>-changelog, so another instance can rebuild a partition. */
     bool changelog;
     /* changelog.delete.retention.ms: 86400000 (Kafka's default). How long the

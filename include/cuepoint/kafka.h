@@ -113,6 +113,17 @@ int cue_kafka_open(cue_kafka **out, const cue_config *cfg, const cue_kafka_handl
 int cue_kafka_open_replay(cue_kafka **out, const cue_config *cfg, const cue_kafka_handler *h,
                           const char *replay_id, const char *output_topic, cue_err *err);
 
+/* The clients of an offline command that rewrites the changelog (`replay
+ * --seed-state`, `offsets reset`): a consumer outside any group that reads
+ * cfg->input_topic (the caller's copy of the config names the changelog
+ * there) and reports partition ends, and a producer whose output topic is
+ * <application.id>-changelog. Under exactly-once the producer is
+ * transactional with cfg->transactional_id (which the caller sets), so what
+ * it writes becomes visible to read_committed readers all at once, at
+ * cue_kafka_txn_commit. `cfg` is borrowed for the object's life. */
+int cue_kafka_open_changelog_writer(cue_kafka **out, const cue_config *cfg,
+                                    const cue_kafka_handler *h, cue_err *err);
+
 /* Leaves the group (after the caller committed what it had), waits up to
  * `timeout_ms` for outstanding deliveries, and frees everything. */
 void cue_kafka_close(cue_kafka *k, int64_t timeout_ms);
@@ -214,6 +225,14 @@ int cue_kafka_produce_decision(cue_kafka *k, const char *key, size_t key_len, co
 /* Starts producing to <application.id>-changelog, `partitions` of them (the
  * input topic's count). */
 int cue_kafka_changelog_open(cue_kafka *k, int32_t partitions, cue_err *err);
+/* Makes sure <application.id>-changelog exists: created compacted, with
+ * changelog.delete.retention.ms, when missing; where the cluster cannot
+ * create it (the mock), asked for through the producer so that automatic
+ * creation applies (*described is then false: the cluster will not describe
+ * it either). CUE_ECONFIG, naming `input_topic`, when its partition count
+ * is not `partitions`. */
+int cue_kafka_changelog_ensure(cue_kafka *k, int32_t partitions, const char *input_topic,
+                               bool *described, cue_err *err);
 /* One changelog record to `partition` (the input partition's number): a
  * user's state, a tombstone (`val` NULL), or the meta record (empty key).
  * Counted in flight like triggers. */

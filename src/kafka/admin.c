@@ -174,3 +174,43 @@ int cue_kafka_topic_config(cue_kafka *k, const char *topic, const char *name, ch
     rd_kafka_ConfigResource_destroy(res);
     return rc;
 }
+
+int cue_kafka_changelog_ensure(cue_kafka *k, int32_t partitions, const char *input_topic,
+                               bool *described, cue_err *err)
+{
+    const cue_config *cfg = k->cfg;
+    const char *topic = cue_config_changelog_topic(cfg);
+    int32_t n = 0;
+    *described = true;
+    int rc = cue_kafka_topic_partitions(k, topic, false, cfg->startup_timeout_ms, &n, err);
+    if (rc == 0 && n == 0) {
+        cue_err cerr = {0};
+        char retention[24];
+        snprintf(retention, sizeof retention, "%lld",
+                 (long long)cfg->changelog_delete_retention_ms);
+        const char *const configs[] = {"cleanup.policy", "compact", "delete.retention.ms",
+                                       retention, NULL};
+        if (cue_kafka_create_topic(k, topic, partitions, configs, cfg->startup_timeout_ms, &cerr) ==
+            0) {
+            cue_log(CUE_LOG_INFO, "changelog topic created", "s:topic", topic, "i:partitions",
+                    (int64_t)partitions, NULL);
+            n = partitions;
+        } else {
+            /* A broker without CreateTopics (the mock) may still create it on
+             * first use, with its own default count: check what it made. */
+            cue_log(CUE_LOG_WARN,
+                    "cannot create the changelog topic; relying on the cluster's automatic "
+                    "creation (not compacted)",
+                    "s:topic", topic, "s:error", cerr.msg, NULL);
+            rc = cue_kafka_topic_partitions(k, topic, true, cfg->startup_timeout_ms, &n, err);
+            *described = false; /* nor will it describe the topic: no waiting for that */
+        }
+    }
+    if (rc == 0 && n > 0 && n != partitions)
+        return cue_err_set(err, CUE_ECONFIG,
+                           "changelog topic %s has %d partitions and input topic %s has %d: they "
+                           "must be equal (each partition's state goes to the partition of the "
+                           "same number); create %s with %d partitions",
+                           topic, (int)n, input_topic, (int)partitions, topic, (int)partitions);
+    return rc;
+}

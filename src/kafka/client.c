@@ -34,13 +34,14 @@ static void keep_for_exit(cue_kafka *k)
 }
 
 static int open_clients(cue_kafka **out, const cue_config *cfg, const cue_kafka_handler *h,
-                        const char *replay_id, const char *output_topic, cue_err *err)
+                        const char *replay_id, const char *output_topic, bool writer, cue_err *err)
 {
     cue_kafka *k = calloc(1, sizeof *k);
     if (k == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
     k->cfg = cfg;
     k->h = *h;
     k->replay_id = replay_id;
+    k->writer = writer;
     k->cpipe[0] = k->cpipe[1] = k->ppipe[0] = k->ppipe[1] = -1;
     char why[512];
     rd_kafka_conf_t *cc = NULL, *pc = NULL;
@@ -135,14 +136,22 @@ int cue_kafka_check(const cue_config *cfg, cue_err *err)
 
 int cue_kafka_open(cue_kafka **out, const cue_config *cfg, const cue_kafka_handler *h, cue_err *err)
 {
-    return open_clients(out, cfg, h, NULL, cfg->trigger_topic, err);
+    return open_clients(out, cfg, h, NULL, cfg->trigger_topic, false, err);
 }
 
 int cue_kafka_open_replay(cue_kafka **out, const cue_config *cfg, const cue_kafka_handler *h,
                           const char *replay_id, const char *output_topic, cue_err *err)
 {
     CUE_ASSERT(replay_id != NULL);
-    return open_clients(out, cfg, h, replay_id, output_topic, err);
+    return open_clients(out, cfg, h, replay_id, output_topic, false, err);
+}
+
+int cue_kafka_open_changelog_writer(cue_kafka **out, const cue_config *cfg,
+                                    const cue_kafka_handler *h, cue_err *err)
+{
+    CUE_ASSERT(!cfg->exactly_once || cfg->transactional_id[0] != '\0');
+    return open_clients(out, cfg, h, "changelog-writer", cue_config_changelog_topic(cfg), true,
+                        err);
 }
 
 void cue_kafka_close(cue_kafka *k, int64_t timeout_ms)

@@ -165,8 +165,8 @@ static int producer_defaults(const cue_config *c, rd_kafka_conf_t *conf, cue_err
 
 /* What no passthrough property may change, set after it. Exactly-once reads
  * only committed records (the input and, for a restore, the changelog). The
- * pipeline's producer (not a replay's) is transactional, which implies
- * enable.idempotence. */
+ * pipeline's producer and the changelog writer's (not a replay's) are
+ * transactional, which implies enable.idempotence. */
 static int enforced(cue_kafka *k, int client, rd_kafka_conf_t *conf, cue_err *err)
 {
     const cue_config *c = k->cfg;
@@ -175,7 +175,8 @@ static int enforced(cue_kafka *k, int client, rd_kafka_conf_t *conf, cue_err *er
         rc = kafka_conf_set(conf, "isolation.level", "read_committed", err);
     if (rc == 0 && client == CUE_KAFKA_CONSUMER && k->h.out_of_range)
         rc = kafka_conf_set(conf, "auto.offset.reset", "error", err);
-    if (rc == 0 && c->exactly_once && client == CUE_KAFKA_PRODUCER && k->replay_id == NULL) {
+    if (rc == 0 && c->exactly_once && client == CUE_KAFKA_PRODUCER &&
+        (k->replay_id == NULL || k->writer)) {
         CUE_ASSERT(c->transactional_id[0] != '\0'); /* the runtime derives it */
         rc = kafka_conf_set(conf, "transactional.id", c->transactional_id, err);
         /* librdkafka wants a record's delivery timeout within its

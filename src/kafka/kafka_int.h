@@ -68,7 +68,10 @@ struct cue_kafka {
     /* A replay's clients (cue_kafka_open_replay): no group, and the
      * replay's id on every record produced. NULL for the live pipeline. */
     const char *replay_id; /* borrowed */
-    size_t message_max;    /* the producer's message.max.bytes */
+    /* cue_kafka_open_changelog_writer's: transactional under exactly-once
+     * like the pipeline's producer, though outside the group. */
+    bool writer;
+    size_t message_max; /* the producer's message.max.bytes */
     cue_kafka_stats stats;
 };
 

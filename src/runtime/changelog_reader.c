@@ -366,42 +366,9 @@ static void changelog_retention(rt *r, const char *topic, bool ask)
 
 int rt_changelog_open(rt *r, int32_t partitions, cue_err *err)
 {
-    const cue_config *cfg = r->cfg;
-    const char *topic = cue_config_changelog_topic(cfg);
-    int32_t n = 0;
-    bool admin = true;
-    int rc = cue_kafka_topic_partitions(r->k, topic, false, cfg->startup_timeout_ms, &n, err);
-    if (rc == 0 && n == 0) {
-        cue_err cerr = {0};
-        char retention[24];
-        snprintf(retention, sizeof retention, "%lld",
-                 (long long)cfg->changelog_delete_retention_ms);
-        const char *const configs[] = {"cleanup.policy", "compact", "delete.retention.ms",
-                                       retention, NULL};
-        if (cue_kafka_create_topic(r->k, topic, partitions, configs, cfg->startup_timeout_ms,
-                                   &cerr) == 0) {
-            cue_log(CUE_LOG_INFO, "changelog topic created", "s:topic", topic, "i:partitions",
-                    (int64_t)partitions, NULL);
-            n = partitions;
-        } else {
-            /* A broker without CreateTopics (the mock) may still create it on
-             * first use, with its own default count: check what it made. */
-            cue_log(CUE_LOG_WARN,
-                    "cannot create the changelog topic; relying on the cluster's automatic "
-                    "creation (not compacted)",
-                    "s:topic", topic, "s:error", cerr.msg, NULL);
-            rc = cue_kafka_topic_partitions(r->k, topic, true, cfg->startup_timeout_ms, &n, err);
-            admin = false; /* nor will it describe the topic: no waiting for that */
-        }
-    }
-    if (rc == 0 && n > 0 && n != partitions)
-        return cue_err_set(err, CUE_ECONFIG,
-                           "changelog topic %s has %d partitions and input topic %s has %d: they "
-                           "must be equal (each partition's state goes to the partition of the "
-                           "same number); create %s with %d partitions",
-                           topic, (int)n, cfg->input_topic, (int)partitions, topic,
-                           (int)partitions);
-    if (rc == 0) changelog_retention(r, topic, admin);
+    bool described = true;
+    int rc = cue_kafka_changelog_ensure(r->k, partitions, r->cfg->input_topic, &described, err);
+    if (rc == 0) changelog_retention(r, cue_config_changelog_topic(r->cfg), described);
     return rc == 0 ? cue_kafka_changelog_open(r->k, partitions, err) : rc;
 }
 

@@ -72,7 +72,10 @@ echo "demo: $(grep -o '[0-9]* triggers produced' "$tmp/demo.out")"
 (cd / && cuepoint run --config /etc/cuepoint/cuepoint.json --print-config > "$tmp/print.json" 2> "$tmp/print.err") && ok \
     || bad "the installed config fails --print-config: $(cat "$tmp/print.err")"
 grep -q '"machines.dir": "/usr/share/cuepoint/machines"' "$tmp/print.json" && ok || bad "installed machines.dir: $(grep machines.dir "$tmp/print.json")"
-cuepoint dev-broker --partitions 2 > "$tmp/broker.txt" 2> "$tmp/broker.log" &
+# The changelog (on by default) needs the input's partition count; the dev
+# broker would create it on first use with 4: named here.
+cuepoint dev-broker --partitions 2 --topic events --topic triggers --topic cuepoint-dead-letters \
+    --topic cuepoint-changelog > "$tmp/broker.txt" 2> "$tmp/broker.log" &
 broker_pid=$!
 for _ in $(seq 100); do [ -s "$tmp/broker.txt" ] && break; sleep 0.1; done
 cuepoint generate --users 200 --events 2000 --seed 3 | sed -E 's/^(.*"user_id":"([^"]*)".*)$/\2\t\1/' \

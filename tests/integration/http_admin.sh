@@ -17,7 +17,10 @@
 . "$(dirname "$0")/../kafka_lib.sh"
 set -uo pipefail
 
-broker_start --partitions 2 --topic events --topic triggers --topic dead
+# The changelog (on by default) needs the input's partition count; the dev
+# broker would create it on first use with 4: named here.
+broker_start --partitions 2 --topic events --topic triggers --topic dead \
+    --topic v6-changelog --topic open-changelog --topic tok-changelog --topic name-changelog
 "$cuepoint" generate --users 50 --events 500 --seed 9 > "$tmp/a.jsonl"
 produce "$tmp/a.jsonl" events
 user=$(grep -o '"user_id":"[^"]*"' "$tmp/a.jsonl" | head -1 | sed 's/.*:"//; s/"$//')

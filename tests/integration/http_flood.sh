@@ -19,7 +19,9 @@ helper="$(dirname "$0")/http_flood.py"
 ulimit -n 4096 2>/dev/null || true
 [ "$(ulimit -n)" -ge 1200 ] || { echo "FAIL open files limit $(ulimit -n), 1200 needed"; exit 1; }
 
-broker_start --partitions 2 --topic events --topic triggers --topic dead
+# The changelog (on by default) needs the input's partition count; the dev
+# broker would create it on first use with 4: named here.
+broker_start --partitions 2 --topic events --topic triggers --topic dead --topic flood-changelog
 "$cuepoint" generate --users 200 --events 2000 --seed 3 > "$tmp/a.jsonl"
 "$cuepoint" generate --users 200 --events 2000 --seed 4 > "$tmp/b.jsonl"
 produce "$tmp/a.jsonl" events

@@ -15,11 +15,11 @@ echo '{"kafka": {"consumer": {"enable.auto.commit": true}}}' > "$tmp/owned.json"
 expect_exit 78 "owned property" "$cuepoint" run --config "$tmp/owned.json"
 grep -q '\$.kafka.consumer.enable.auto.commit' "$tmp/err" && ok || bad "the error does not name the JSON path"
 
-# Standby replicas are kept from the changelog: without it, a config error.
-echo '{"num.standby.replicas": 1}' > "$tmp/standby.json"
+# Standby replicas are kept from the changelog: turned off, a config error.
+echo '{"num.standby.replicas": 1, "changelog.enabled": false}' > "$tmp/standby.json"
 expect_exit 78 "standby without changelog" "$cuepoint" run --config "$tmp/standby.json" --state-dir "$tmp/s0" --machines "$root/deploy/machines"
 grep -qF '$.num.standby.replicas: 1 needs \"changelog.enabled\": true' "$tmp/err" && ok || { bad "standby without changelog: $(cat "$tmp/err")"; }
-echo '{"processing.guarantee": "exactly_once_v2"}' > "$tmp/eos.json"
+echo '{"processing.guarantee": "exactly_once_v2", "changelog.enabled": false}' > "$tmp/eos.json"
 expect_exit 78 "exactly-once without changelog" "$cuepoint" run --config "$tmp/eos.json" --state-dir "$tmp/s0" --machines "$root/deploy/machines"
 grep -qF '$.processing.guarantee: exactly_once_v2 needs \"changelog.enabled\": true' "$tmp/err" && ok || bad "exactly-once without changelog: $(cat "$tmp/err")"
 echo '{"num.standby.replicas": -1}' > "$tmp/standby.json"

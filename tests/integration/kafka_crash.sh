@@ -25,7 +25,10 @@ parts=16 # the mock keeps ~5 MB per partition: 16 hold 200k events of ~175 bytes
 echo "seed $seed, $users users, $events events, $kills kills"
 
 "$cuepoint" generate --users "$users" --events "$events" --seed "$seed" > events.jsonl
-broker_start --partitions "$parts" --topic events --topic kill-triggers --topic term-triggers
+# The changelog (on by default) needs the input's partition count; the dev
+# broker would create it on first use with 4: named here.
+broker_start --partitions "$parts" --topic events --topic kill-triggers --topic term-triggers \
+    --topic crash-kill-changelog --topic crash-term-changelog
 # Batches of 5 records: the mock serves one batch per partition per fetch, so
 # the stream takes a few seconds to consume instead of under one, and a kill
 # at a random moment lands in the middle of it, between and inside commits.

@@ -40,7 +40,9 @@ echo "seed $seed, $users users, $events events"
 
 "$cuepoint" generate --users "$users" --events "$events" --seed "$seed" > events.jsonl
 split -n l/5 -d events.jsonl chunk. # chunk.00 .. chunk.04, one per phase
-broker_start --brokers 3 --partitions "$parts" --topic events --topic triggers
+# The changelog (on by default) needs the input's partition count; the dev
+# broker would create it on first use with 4: named here.
+broker_start --brokers 3 --partitions "$parts" --topic events --topic triggers --topic "$app-changelog"
 config faults "$app" events triggers "" '"max.in.flight.requests.per.connection": 1'
 
 alive() { # PHASE: the run must live through every fault

@@ -9,7 +9,9 @@
 . "$(dirname "$0")/../kafka_lib.sh"
 set -uo pipefail
 
-broker_start --partitions 3 --topic events --topic triggers --topic dead
+# The changelog (on by default) needs the input's partition count; the dev
+# broker would create it on first use with 4: named here.
+broker_start --partitions 3 --topic events --topic triggers --topic dead --topic http-changelog
 
 "$cuepoint" generate --users 300 --events 3000 --seed 5 \
     | sed -E 's/^(.*"user_id":"([^"]*)".*)$/\2\t\1/' > "$tmp/events.tsv"

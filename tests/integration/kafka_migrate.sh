@@ -8,7 +8,9 @@
 set -uo pipefail
 here=$root/tests/integration/migrate
 st=$tmp/mig.state
-broker_start --partitions 1 --topic events --topic triggers --topic mig-dead
+# The changelog (on by default) needs the input's partition count; the dev
+# broker would create it on first use with 4: named here.
+broker_start --partitions 1 --topic events --topic triggers --topic mig-dead --topic mig-changelog
 
 # config NAME MACHINES CLOCK-ADVANCE
 mig_config() {

@@ -13,7 +13,9 @@
 set -uo pipefail
 
 broker_start --partitions 4 --topic events --topic triggers
-broker2_start --partitions 8 --topic events --topic triggers
+# The changelog (on by default) needs the input's partition count; the dev
+# broker would create it on first use with 4: named here.
+broker2_start --partitions 8 --topic events --topic triggers --topic pc-app-changelog
 "$cuepoint" generate --users 300 --events 3000 --seed 5 > "$tmp/a.jsonl"
 produce "$tmp/a.jsonl" events || exit 1
 b4=$bootstrap

@@ -12,8 +12,10 @@
 . "$(dirname "$0")/../kafka_lib.sh"
 set -uo pipefail
 
+# The changelog (on by default) needs the input's partition count; the dev
+# broker would create it on first use with 4: the 1-partition ones named here.
 broker_start --partitions 4 --topic keyed --topic keyed1:1 --topic raw1:1 --topic raw4 \
-    --topic rp1-repartition:1 --topic rp4-repartition --topic trig-k --topic trig-k1 --topic trig-1 \
+    --topic rk1-changelog:1 --topic rp1-changelog:1 --topic rp1-repartition:1 --topic rp4-repartition --topic trig-k --topic trig-k1 --topic trig-1 \
     --topic trig-4 --topic gkeyed --topic graw4 --topic graw8:8 --topic trig-gk --topic trig-g
 "$cuepoint" generate --users 2000 --events 20000 --seed 41 > "$tmp/events.jsonl"
 # Bad records too: the first stage dead-letters what has no user id.

@@ -7,12 +7,17 @@
 . "$(dirname "$0")/../kafka_lib.sh"
 set -uo pipefail
 
-broker_start --partitions 2 --topic events --topic other --topic triggers
+# The changelog (on by default) needs the input's partition count; the dev
+# broker would create it on first use with 4: named here.
+broker_start --partitions 2 --topic events --topic other --topic triggers --topic app-a-changelog
 "$cuepoint" generate --users 50 --events 300 --seed 3 > "$tmp/e.jsonl"
 produce "$tmp/e.jsonl" events
 produce "$tmp/e.jsonl" other
 
-config a app-a events triggers
+# A seed joins the group to hold it while it writes the changelog; the dev
+# broker keeps a departed member for session.timeout.ms before the next join
+# completes: kept short.
+config a app-a events triggers '"session.timeout.ms": 6000'
 start_run a "$tmp/a.log" --stop-at-end
 wait_run 120 && ok || bad "first run exit $?"
 

@@ -7,7 +7,9 @@
 . "$(dirname "$0")/../kafka_lib.sh"
 set -uo pipefail
 cd "$tmp"
-broker_start --partitions 2 --topic events --topic stop-triggers
+# The changelog (on by default) needs the input's partition count; the dev
+# broker would create it on first use with 4: named here.
+broker_start --partitions 2 --topic events --topic stop-triggers --topic stop-app-changelog
 "$cuepoint" generate --users 300 --events 3000 --seed 9 > events.jsonl
 produce events.jsonl events || exit 1
 reference events 3000 stop-app stop

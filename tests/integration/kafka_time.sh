@@ -9,7 +9,9 @@ set -uo pipefail
 
 mkfifo "$tmp/faults"
 exec 3<> "$tmp/faults"
-"$cuepoint" dev-broker --partitions 2 --topic events --topic triggers --topic dead \
+# The changelog (on by default) needs the input's partition count; the dev
+# broker would create it on first use with 4: named here.
+"$cuepoint" dev-broker --partitions 2 --topic events --topic triggers --topic dead --topic time-changelog \
     < "$tmp/faults" > "$tmp/broker.txt" 2> "$tmp/broker.log" &
 broker_pid=$!
 run_pid=

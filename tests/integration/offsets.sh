@@ -5,7 +5,9 @@
 # by joining); a backward reset drops the state and the next run rebuilds it
 # to exactly the file mode's state over the records from the new offsets; a
 # second state directory that never saw the reset applies its marker on
-# assignment; a forward reset skips records and keeps the users.
+# assignment; the reset is written to the changelog (on by default), so an
+# instance with an empty state directory restores the reset, not the state
+# before it; a forward reset skips records and keeps the users.
 . "$(dirname "$0")/../lib.sh" "$1"
 . "$(dirname "$0")/../kafka_lib.sh"
 set -uo pipefail
@@ -18,6 +20,7 @@ produce "$tmp/events.jsonl" events || exit 1
 fast='"session.timeout.ms": 4000, "heartbeat.interval.ms": 500'
 config a off events triggers "$fast"
 config b off events triggers "$fast"
+config c off events triggers "$fast"
 off() { "$cuepoint" offsets "$@" --set startup.timeout.ms=15000; }
 
 # ---- show after a run to the end ---------------------------------------------
@@ -77,6 +80,8 @@ rc=$?
 [ "$rc" -eq 0 ] && ok || { bad "backward reset: exit $rc"; cat "$tmp/r.back.err"; }
 cat "$tmp/r.back"
 [ "$(grep -c 'backward, [0-9]* users dropped' "$tmp/r.back")" -eq 4 ] && ok || bad "backward reset: not 4 partitions dropped"
+[ "$(grep -c 'changelog at [0-9]*: backward, [0-9]* users tombstoned' "$tmp/r.back")" -eq 4 ] && ok \
+    || bad "backward reset: not 4 partitions' users tombstoned in the changelog"
 off show --config "$tmp/a.json" --json > "$tmp/show.4" 2>/dev/null
 want="$t0 $t1 $t2 $t3 "
 got_c=$(sed -E 's/.*"committed":([0-9]+).*/\1/' "$tmp/show.4" | tr '\n' ' ')
@@ -97,6 +102,20 @@ for p in 0 1 2 3; do
     rm "$tmp/events.split/$p.all"
 done
 reference events 3000 off back
+# A fresh instance (empty state directory) restores the reset from the
+# changelog: no users, each partition at its new offset, from where it
+# rebuilds the state exactly like the file mode.
+start_run c "$tmp/c.log" --stop-at-end
+wait_run 60 || bad "fresh instance after the reset: exit $?"
+[ "$(grep -c '"restore finished"' "$tmp/c.log")" -eq 4 ] && ok || bad "the fresh instance did not restore 4 partitions"
+"$cuepoint" state dump --machines "$machines" --state-dir "$tmp/c.state" | sort > "$tmp/c.state.dump"
+[ -s "$tmp/c.state.dump" ] && cmp -s "$tmp/c.state.dump" "$tmp/back.ref.state" && ok \
+    || { bad "a fresh instance after the reset: the state is not the file mode's from the new offsets";
+         diff "$tmp/back.ref.state" "$tmp/c.state.dump" | head -4 | cut -c1-300; }
+read -r h0 h1 h2 h3 <<< "$highs"
+want_n=$((h0 - t0 + h1 - t1 + h2 - t2 + h3 - t3))
+grep -q "\"msg\":\"stopped\",\"consumed\":$want_n," "$tmp/c.log" && ok \
+    || { bad "the fresh instance did not read exactly the $want_n records after the reset"; grep '"stopped"' "$tmp/c.log"; }
 start_run a "$tmp/a.2.log" --stop-at-end
 wait_run 60 || bad "run after the reset: exit $?"
 "$cuepoint" state dump --machines "$machines" --state-dir "$tmp/a.state" | sort > "$tmp/a.2.state"

@@ -7,12 +7,14 @@
 # group, offsets, readiness and trigger topic); the live trigger topic needs
 # --allow-live-topic; --output-topic records carry the replay's id; changed
 # journeys (--machines) show in the summary; --from-time through a broker
-# that answers -1 replays nothing.
+# that answers -1 replays nothing; --seed-state writes the changelog (on by
+# default), so an instance with an empty state directory restores the
+# seeded state from it, not the state it replaced.
 . "$(dirname "$0")/../lib.sh" "$1"
 . "$(dirname "$0")/../kafka_lib.sh"
 set -uo pipefail
 
-broker_start --partitions 4 --topic ev --topic trig
+broker_start --partitions 4 --topic ev --topic trig --topic ev-old
 clock=2026-03-20T00:00:00Z
 
 "$cuepoint" generate --users 1500 --events 15000 --seed 11 > "$tmp/events.jsonl"
@@ -59,7 +61,10 @@ grep -q '"source":"ev".*"partition":[0-9]*,"offset":[0-9]*' "$tmp/r1/dead-letter
 # at the end of what was replayed: nothing applied or sent twice. (Another
 # application than the live one, so that no group offsets help: the store's
 # positions alone must do it. The seeded directory records that application.)
-config seeded replay-seeded ev trig-seeded
+# (The seed joins the group to hold it while it writes the changelog; the
+# dev broker keeps a departed member for session.timeout.ms before the next
+# join completes: kept short.)
+config seeded replay-seeded ev trig-seeded '"session.timeout.ms": 6000'
 "$cuepoint" replay --config "$tmp/seeded.json" --seed-state "$tmp/seed" --advance-to $clock \
     > /dev/null 2> "$tmp/seed.log" || bad "--seed-state exit $?"
 grep -q "start 'cuepoint run' with state.dir=$tmp/seed" "$tmp/seed.log" && ok || bad "--seed-state does not say how to use it"
@@ -69,6 +74,49 @@ grep -q '"msg":"stopped".*"consumed":0,"triggers":0' "$tmp/seeded.log" && ok \
     || { bad "a live run on the seeded state read or sent again"; grep '"stopped"' "$tmp/seeded.log"; }
 "$cuepoint" state dump --machines "$machines" --state-dir "$tmp/seed" | sort | cmp -s - "$tmp/live.dump" && ok \
     || bad "the seeded state is not the live state"
+grep -q '"restore started"' "$tmp/seeded.log" && bad "the seeded directory was restored from the changelog" || ok
+
+# 1c. The seed replaces what the changelog held. An application whose
+# changelog has other states of the same users, and users the seed does not
+# have (a run over another topic, ev-old), is seeded from ev; an instance with
+# an empty state directory then restores exactly the seeded state from the
+# changelog (the others tombstoned) and resumes where the seed ended.
+"$cuepoint" generate --users 1800 --events 4000 --seed 99 > "$tmp/old.jsonl"
+produce "$tmp/old.jsonl" ev-old || exit 1
+config ghost replay-ghost ev-old trig-ghost '"session.timeout.ms": 6000'
+CUEPOINT_CLOCK=$clock timeout 120 "$cuepoint" run --config "$tmp/ghost.json" --stop-at-end 2> "$tmp/ghost.log" \
+    || { bad "run over ev-old exit $?"; tail -3 "$tmp/ghost.log"; }
+old_users=$("$cuepoint" state dump --machines "$machines" --state-dir "$tmp/ghost.state" | wc -l)
+sed -i 's|"input.topic": "ev-old"|"input.topic": "ev"|' "$tmp/ghost.json"
+"$cuepoint" replay --config "$tmp/ghost.json" --seed-state "$tmp/gseed" --advance-to $clock \
+    > /dev/null 2> "$tmp/gseed.log" || { bad "--seed-state over a changelog exit $?"; tail -3 "$tmp/gseed.log"; }
+removed=$(sed -nE 's/.*changelog replay-ghost-changelog rewritten with the seeded state \(([0-9]+) users removed.*/\1/p' "$tmp/gseed.log")
+[ "${removed:-0}" -gt 0 ] && ok || { bad "the seed removed no user from the changelog ($old_users there)"; tail -3 "$tmp/gseed.log"; }
+echo "changelog before the seed: $old_users users; $removed tombstoned"
+sed -i "s|\"state.dir\": \"[^\"]*\"|\"state.dir\": \"$tmp/gfresh\"|" "$tmp/ghost.json"
+timeout 60 "$cuepoint" run --config "$tmp/ghost.json" --stop-at-end 2> "$tmp/gfresh.log" || bad "fresh run after the seed exit $?"
+[ "$(grep -c '"restore finished"' "$tmp/gfresh.log")" -eq 4 ] && ok || bad "the fresh instance did not restore 4 partitions"
+grep -q '"msg":"stopped".*"consumed":0,"triggers":0' "$tmp/gfresh.log" && ok \
+    || { bad "the fresh instance read or sent again after restoring the seed"; grep '"stopped"' "$tmp/gfresh.log"; }
+"$cuepoint" state dump --machines "$machines" --state-dir "$tmp/gfresh" | sort > "$tmp/gfresh.dump"
+cmp -s "$tmp/gfresh.dump" "$tmp/live.dump" && ok \
+    || { bad "the state restored from the changelog is not the seeded state ($(wc -l < "$tmp/gfresh.dump") users, $(wc -l < "$tmp/live.dump") seeded)";
+         diff "$tmp/live.dump" "$tmp/gfresh.dump" | head -4 | cut -c1-200; }
+
+# 1d. Under exactly-once the seed goes to the changelog in one transaction
+# of its own (not any instance's transactional.id); an instance with an
+# empty state directory, reading committed records only, restores it.
+config eos replay-eos ev trig-eos '"session.timeout.ms": 6000'
+sed -i 's/"wall.clock.advance": false/"wall.clock.advance": false, "processing.guarantee": "exactly_once_v2"/' "$tmp/eos.json"
+"$cuepoint" replay --config "$tmp/eos.json" --seed-state "$tmp/eseed" --advance-to $clock \
+    > /dev/null 2> "$tmp/eseed.log" || { bad "--seed-state under exactly-once exit $?"; tail -3 "$tmp/eseed.log"; }
+grep -q '"transactional_id":"replay-eos-changelog-writer"' "$tmp/eseed.log" && ok || bad "the seed's changelog writer was not transactional"
+sed -i "s|\"state.dir\": \"[^\"]*\"|\"state.dir\": \"$tmp/efresh\"|" "$tmp/eos.json"
+timeout 60 "$cuepoint" run --config "$tmp/eos.json" --stop-at-end 2> "$tmp/efresh.log" || bad "exactly-once run after the seed exit $?"
+grep -q '"msg":"stopped".*"consumed":0,"triggers":0' "$tmp/efresh.log" && ok \
+    || { bad "exactly-once: the fresh instance read or sent again after restoring the seed"; grep '"stopped"' "$tmp/efresh.log"; }
+"$cuepoint" state dump --machines "$machines" --state-dir "$tmp/efresh" | sort | cmp -s - "$tmp/live.dump" && ok \
+    || bad "exactly-once: the state restored from the changelog is not the seeded state"
 
 # 2. From the file the topic was loaded from: placed like kcat placed them.
 "$cuepoint" replay --config "$tmp/live.json" --input "$tmp/events.jsonl" --state-dir "$tmp/r2" \

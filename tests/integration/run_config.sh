@@ -78,7 +78,7 @@ grep -q 'socket.timeout.ms' "$tmp/err" && ok || bad "the error does not name soc
 [ "$(same "a combination rd_kafka_new refuses" "$(cfg v2 '{"kafka": {"consumer": {"fetch.max.bytes": 1000, "message.max.bytes": 2000000}}}')" --machines "$m")" = 78 ] \
     && ok || bad "fetch.max.bytes < message.max.bytes is not 78"
 [ "$(same "an admin port out of range" "$(cfg v3 '{"admin.listen": "127.0.0.1:70000"}')" --machines "$m")" = 78 ] && ok || bad "admin port 70000 is not 78"
-[ "$(same "standby without changelog" "$(cfg v4 '{"num.standby.replicas": 1}')" --machines "$m")" = 78 ] && ok || bad "standby without changelog is not 78"
+[ "$(same "standby without changelog" "$(cfg v4 '{"num.standby.replicas": 1, "changelog.enabled": false}')" --machines "$m")" = 78 ] && ok || bad "standby without changelog is not 78"
 [ "$(same "missing machines" "$(cfg v5 '{"machines.dir": "no-such-dir"}')")" != 0 ] && ok || bad "a missing machines.dir passes --print-config"
 [ "$(same "missing policy file" "$(cfg v6 '{"policies": "no-such.json"}')" --machines "$m")" != 0 ] && ok || bad "a missing policy file passes --print-config"
 [ "$(same "a good config" "$(cfg v7 '{"admin.listen": "127.0.0.1:0", "kafka": {"consumer": {"fetch.wait.max.ms": 10}}}')" --machines "$m")" = 0 ] \

@@ -144,3 +144,32 @@ Test(restore, records_that_are_not_the_owners_are_skipped_and_counted)
     cue_store_close(s);
     remove_tree(dir);
 }
+
+/* The position record the offline commands write (cli_changelog.c) is the
+ * one the task writes, and reads back to what went in, null included. */
+Test(restore, position_record_round_trip)
+{
+    static const struct {
+        int64_t in, st;
+        const char *text;
+    } cases[] = {
+        {0, INT64_MIN, "{\"input_offset\":0,\"stream_time_ms\":null}"},
+        {42, 7, "{\"input_offset\":42,\"stream_time_ms\":7}"},
+        {9000000000LL, -5, "{\"input_offset\":9000000000,\"stream_time_ms\":-5}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char buf[CUE_RESTORE_POSITION_MAX];
+        int n = cue_restore_position_format(buf, sizeof buf, cases[i].in, cases[i].st);
+        cr_assert_str_eq(buf, cases[i].text);
+        cr_assert_eq((size_t)n, strlen(cases[i].text));
+        int64_t in = -1, st = 0;
+        cr_assert_eq(cue_restore_position_parse(buf, (size_t)n, &in, &st, NULL, NULL), 0,
+                     "case %zu", i);
+        cr_assert(in == cases[i].in && st == cases[i].st, "case %zu: %lld %lld", i, (long long)in,
+                  (long long)st);
+    }
+    int64_t in = 5, st = 5;
+    const char *neg = "{\"input_offset\":-1,\"stream_time_ms\":3}";
+    cr_assert_eq(cue_restore_position_parse(neg, strlen(neg), &in, &st, NULL, NULL), CUE_EPARSE);
+    cr_assert(in == 5 && st == 5, "a refused record changed the outputs");
+}
