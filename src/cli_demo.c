@@ -59,6 +59,15 @@ void cli_demo_trigger(const cue_trigger *t, const char *rec, size_t len, void *c
            d->line.data);
 }
 
+int cli_demo_dir(char *dir, size_t cap)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, cap, "%s/cuepoint-demo-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (mkdtemp(dir) != NULL) return 0;
+    cli_error("demo", "EIO", "cannot create a temporary directory: %s", strerror(errno));
+    return -1;
+}
+
 int cli_write_embedded(const char *dir)
 {
     if (cue_store_dir_create(dir, NULL) != 0) return -1;
@@ -187,13 +196,8 @@ int cli_demo_file(int argc, char **argv)
         if (a.bad) return EX_USAGE;
         first = a.i + 1;
     }
-    const char *tmp = getenv("TMPDIR");
     char dir[CUE_PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/cuepoint-demo-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (mkdtemp(dir) == NULL) {
-        cli_error("demo", "EIO", "cannot create a temporary directory: %s", strerror(errno));
-        return EX_CANTCREAT;
-    }
+    if (cli_demo_dir(dir, sizeof dir) != 0) return EX_CANTCREAT;
     demo_ctx d = {.sample_max = sample};
     cue_buf_init(&d.line, 256);
     cue_err err = {0};

@@ -74,6 +74,9 @@ typedef struct demo_ctx {
 /* Prints the first few triggers of each name (ctx is a demo_ctx). */
 void cli_demo_trigger(const cue_trigger *t, const char *rec, size_t len, void *ctx);
 /* Writes the built-in example machines into `dir`. */
+/* A fresh directory for the demo's files under $TMPDIR (or /tmp), into
+ * `dir`; -1, the error logged, when none can be made. */
+int cli_demo_dir(char *dir, size_t cap);
 int cli_write_embedded(const char *dir);
 void cli_remove_tree(const char *dir);
 /* Removes a store from `dir` but keeps its dead-letters.jsonl and

@@ -669,13 +669,8 @@ int cli_cmd_demo(int argc, char **argv)
     if (rc != 0) return rc;
     if (d.partitions < 1 || d.partitions > 256)
         return cli_usage_error("demo", "%s", "--partitions takes 1 to 256");
-    const char *tmp = getenv("TMPDIR");
     char dir[CUE_PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/cuepoint-demo-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (mkdtemp(dir) == NULL) {
-        cli_error("demo", "EIO", "cannot create a temporary directory: %s", strerror(errno));
-        return EX_CANTCREAT;
-    }
+    if (cli_demo_dir(dir, sizeof dir) != 0) return EX_CANTCREAT;
     demo_ctx dc = {.sample_max = d.sample};
     cue_buf_init(&dc.line, 256);
     cue_err err = {0};
