@@ -137,6 +137,25 @@ int cue_restore_apply(cue_restore *r, cue_store *s, const char *key, size_t key_
     return 0;
 }
 
+int cue_restore_apply_erasure(cue_restore *r, cue_store *s, const char *key, size_t key_len,
+                              cue_err *err)
+{
+    r->records++;
+    r->bytes += key_len;
+    int rc = user_key_check(key, key_len, err);
+    if (rc == 0 && key_len == 0)
+        rc = cue_err_set(err, CUE_EPARSE, "an erasure's tombstone without a user id");
+    if (rc != 0) {
+        r->skipped++;
+        return rc;
+    }
+    char id[1 + CUE_USER_ID_BYTES_MAX];
+    id[0] = (char)key_len;
+    memcpy(id + 1, key, key_len);
+    const cue_buf ids = {.data = id, .len = 1 + key_len, .cap = sizeof id};
+    return cue_store_batch_users_erase(s, r->partition, &ids, err);
+}
+
 void cue_restore_finish(cue_restore *r, cue_store *s, int64_t changelog_end, int64_t synced_ms)
 {
     cue_store_batch_timer_run(s, &r->held);

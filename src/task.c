@@ -1323,11 +1323,23 @@ static int flush_user(const char *uid, size_t len, const void *val, size_t vlen,
     return 0;
 }
 
+/* Whether `uid` was erased in this cycle (t->erased: ids after their length). */
+static bool erased_now(const cue_task *t, const char *uid, size_t len)
+{
+    const char *e = t->erased.data;
+    for (size_t at = 0; at < t->erased.len; at += 1 + (unsigned char)e[at])
+        if ((unsigned char)e[at] == len && memcmp(e + at + 1, uid, len) == 0) return true;
+    return false;
+}
+
 static int changelog_user(const char *uid, size_t len, const void *val, size_t vlen, void *ctx)
 {
     cue_task *t = ctx;
     if (val == NULL) {
-        t->sink.changelog(t->partition, uid, len, NULL, 0, t->sink.ctx);
+        if (t->sink.changelog_erasure && erased_now(t, uid, len))
+            t->sink.changelog_erasure(t->partition, uid, len, t->sink.ctx);
+        else
+            t->sink.changelog(t->partition, uid, len, NULL, 0, t->sink.ctx);
         return 0;
     }
     /* The same sealed bytes the store gets: a restore writes them as they are. */

@@ -50,6 +50,7 @@ typedef struct cue_kafka_msg {
     size_t key_len;
     const char *value;
     size_t value_len;
+    bool erasure; /* a tombstone marked CUE_KAFKA_ERASURE_HEADER */
 } cue_kafka_msg;
 
 /* The record a task is offered (record.h): a record without a key is not
@@ -233,11 +234,17 @@ int cue_kafka_changelog_open(cue_kafka *k, int32_t partitions, cue_err *err);
  * is not `partitions`. */
 int cue_kafka_changelog_ensure(cue_kafka *k, int32_t partitions, const char *input_topic,
                                bool *described, cue_err *err);
+/* The header that marks an erased user's tombstone on the changelog. */
+#define CUE_KAFKA_ERASURE_HEADER "cuepoint.erasure"
+
 /* One changelog record to `partition` (the input partition's number): a
  * user's state, a tombstone (`val` NULL), or the meta record (empty key).
  * Counted in flight like triggers. */
 int cue_kafka_produce_changelog(cue_kafka *k, int32_t partition, const char *key, size_t key_len,
                                 const void *val, size_t len);
+/* An erased user's tombstone, marked with CUE_KAFKA_ERASURE_HEADER. */
+int cue_kafka_produce_changelog_erasure(cue_kafka *k, int32_t partition, const char *key,
+                                        size_t key_len);
 /* The offset after the last acknowledged changelog record of `partition`,
  * or -1 before any. */
 int64_t cue_kafka_changelog_next(const cue_kafka *k, int32_t partition);

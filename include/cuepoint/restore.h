@@ -50,6 +50,11 @@ void cue_restore_deinit(cue_restore *r);
  * position record (empty key) whose value does not read (CUE_EPARSE). */
 int cue_restore_apply(cue_restore *r, cue_store *s, const char *key, size_t key_len,
                       const void *val, size_t len, cue_err *err);
+/* An erased user's tombstone (marked on the changelog): deleted as the
+ * owner deleted it, physically (cue_store_batch_users_erase: the commit of
+ * the store's batch then leaves the id in no file). Errors as above. */
+int cue_restore_apply_erasure(cue_restore *r, cue_store *s, const char *key, size_t key_len,
+                              cue_err *err);
 
 /* A position record's value, {"input_offset":N,"stream_time_ms":T|null}
  * with ,"more_offsets":[N,...] before the brace for several input topics,

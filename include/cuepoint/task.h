@@ -70,6 +70,10 @@ typedef struct cue_task_sink {
      * borrowed for the call. */
     void (*changelog)(uint32_t partition, const char *key, size_t key_len, const void *val,
                       size_t len, void *ctx);
+    /* The tombstone of a user erased in the cycle (NULL: a plain one through
+     * `changelog`): marked, so that the copies a restore or a standby makes
+     * erase it physically too, which a state TTL's tombstone does not need. */
+    void (*changelog_erasure)(uint32_t partition, const char *key, size_t key_len, void *ctx);
     /* After the flush: the changelog offset after the last acknowledged
      * record of `partition`, kept in the partition's meta; -1 when unknown.
      * *synced_ms gets the wall-clock time, which no record past that offset

@@ -34,6 +34,17 @@ void cue_kafka_drain_fd(int fd)
     while (read(fd, b, sizeof b) > 0) {}
 }
 
+/* A tombstone marked as an erasure's (only tombstones are asked: a header
+ * look-up per record would cost every input record). */
+static bool erasure_marked(const rd_kafka_message_t *m)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v = NULL;
+    size_t n = 0;
+    return m->len == 0 && m->key_len > 0 && rd_kafka_message_headers(m, &h) == 0 &&
+           rd_kafka_header_get_last(h, CUE_KAFKA_ERASURE_HEADER, &v, &n) == 0;
+}
+
 /* A record as the handler sees it; everything borrowed from `m`. */
 static cue_kafka_msg msg_of(const cue_kafka *k, const rd_kafka_message_t *m)
 {
@@ -49,7 +60,8 @@ static cue_kafka_msg msg_of(const cue_kafka *k, const rd_kafka_message_t *m)
                            .key = m->key,
                            .key_len = m->key_len,
                            .value = m->payload ? m->payload : "",
-                           .value_len = m->len};
+                           .value_len = m->len,
+                           .erasure = erasure_marked(m)};
 }
 
 void kafka_split_open(cue_kafka *k, int32_t p)

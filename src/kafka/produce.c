@@ -102,6 +102,14 @@ int cue_kafka_produce_changelog(cue_kafka *k, int32_t partition, const char *key
     return produce_to(k, k->changelog, partition, REC_CHANGELOG, key, key_len, val, len, NULL, 0);
 }
 
+int cue_kafka_produce_changelog_erasure(cue_kafka *k, int32_t partition, const char *key,
+                                        size_t key_len)
+{
+    rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+    rd_kafka_header_add(h, CUE_KAFKA_ERASURE_HEADER, -1, "true", -1);
+    return produce_to(k, k->changelog, partition, REC_CHANGELOG, key, key_len, NULL, 0, h, 0);
+}
+
 int64_t cue_kafka_changelog_next(const cue_kafka *k, int32_t partition)
 {
     return partition >= 0 && partition < k->changelog_parts ? k->changelog_next[partition] : -1;

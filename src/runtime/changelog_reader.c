@@ -47,9 +47,10 @@ static void restore_finish(rt *r, int32_t id)
 static bool changelog_apply(rt *r, cue_restore *rs, const cue_kafka_msg *m)
 {
     cue_err err = {0};
-    if (cue_restore_apply(rs, r->store, m->key, m->key_len, m->value_len ? m->value : NULL,
-                          m->value_len, &err) == 0)
-        return true;
+    int rc = m->erasure ? cue_restore_apply_erasure(rs, r->store, m->key, m->key_len, &err)
+                        : cue_restore_apply(rs, r->store, m->key, m->key_len,
+                                            m->value_len ? m->value : NULL, m->value_len, &err);
+    if (rc == 0) return true;
     r->reader.skipped++;
     cue_log(CUE_LOG_WARN, "changelog record skipped", "s:topic", r->reader.cfg.input_topic,
             "i:partition", (int64_t)m->partition, "i:offset", m->offset, "s:reason", err.msg, NULL);

@@ -56,6 +56,12 @@ static void sink_changelog(uint32_t partition, const char *key, size_t key_len, 
     cue_kafka_produce_changelog(r->k, (int32_t)partition, key, key_len, val, len);
 }
 
+static void sink_changelog_erasure(uint32_t partition, const char *key, size_t key_len, void *ctx)
+{
+    rt *r = ctx;
+    cue_kafka_produce_changelog_erasure(r->k, (int32_t)partition, key, key_len);
+}
+
 static int64_t sink_changelog_next(uint32_t partition, int64_t *synced_ms, void *ctx)
 {
     rt *r = ctx;
@@ -92,6 +98,7 @@ cue_task_sink rt_collector(rt *r)
                            .dead_letter = sink_dead,
                            .decision = sink_decision,
                            .changelog = c->changelog ? sink_changelog : NULL,
+                           .changelog_erasure = c->changelog ? sink_changelog_erasure : NULL,
                            .changelog_next = c->changelog ? sink_changelog_next : NULL,
                            .flush = sink_flush,
                            .commit = c->exactly_once ? sink_commit : NULL,

@@ -42,4 +42,19 @@ else ok; fi
 kcat -b "$bootstrap" -C -t er-app-changelog -o beginning -e -q -f '%k\t%S\n' 2>/dev/null |
     awk -F '\t' -v k="$gone" '$1 == k { last = $2 } END { print last }' > last
 [ "$(cat last)" = "-1" ] && ok || bad "no tombstone for the user on the changelog (last value size: $(cat last))"
+# ... marked as an erasure's, so that the copies made from the changelog
+# erase the user physically too.
+kcat -b "$bootstrap" -C -t er-app-changelog -o beginning -e -q -f '%k\t%h\n' 2>/dev/null |
+    awk -F '\t' -v k="$gone" '$1 == k { last = $2 } END { print last }' > last.h
+grep -q "cuepoint.erasure=true" last.h && ok || bad "the tombstone is not marked as an erasure's: '$(cat last.h)'"
+
+# A fresh instance restores the partition from the changelog: the user's old
+# records, then the marked tombstone. Its copy holds the id in no file either.
+mv er.state er.state.owner
+start_run er er.3.log --stop-at-end
+wait_run 90 || { bad "restoring run: exit $?"; tail -3 er.3.log; }
+grep -q '"restore finished"' er.3.log && ok || bad "the fresh instance restored nothing"
+if grep -r -a -l -F "$gone" er.state > where 2>/dev/null; then
+    bad "the restored copy still holds the erased id in: $(tr '\n' ' ' < where)"
+else ok; fi
 finish

@@ -173,3 +173,48 @@ Test(restore, position_record_round_trip)
     cr_assert_eq(cue_restore_position_parse(neg, strlen(neg), &in, &st, NULL, NULL), CUE_EPARSE);
     cr_assert(in == 5 && st == 5, "a refused record changed the outputs");
 }
+
+/* A user erased by its owner reaches a restore or a standby as a marked
+ * tombstone: the copy is erased physically too (no file of the directory
+ * holds the id after the commit), where a plain tombstone (a state TTL's)
+ * only deletes, and the id stays in the WAL until compactions reach it. */
+Test(restore, a_marked_tombstone_erases_the_copy_physically)
+{
+    static const char gone[] = "zq-restored-then-erased-93";
+    for (int marked = 0; marked < 2; marked++) {
+        char dir[64];
+        temp_dir(dir);
+        cue_store *s = NULL;
+        cue_err err = {0};
+        cr_assert_eq(cue_store_open(&s, dir, &(cue_store_opts){0}, &err), 0, "%s", err.msg);
+        cue_buf rec = {0};
+        state_record(gone, 5000, &rec);
+        cue_restore r = {0};
+        cue_restore_init(&r, 1, NULL, false);
+        cr_assert_eq(cue_restore_apply(&r, s, gone, strlen(gone), rec.data, rec.len, &err), 0);
+        cr_assert_eq(cue_store_batch_commit(s, false, &err), 0, "%s", err.msg);
+        int rc = marked ? cue_restore_apply_erasure(&r, s, gone, strlen(gone), &err)
+                        : cue_restore_apply(&r, s, gone, strlen(gone), NULL, 0, &err);
+        cr_assert_eq(rc, 0, "%s", err.msg);
+        cue_restore_finish(&r, s, 10, 1);
+        cr_assert_eq(cue_store_batch_commit(s, false, &err), 0, "%s", err.msg);
+        cr_assert_eq(cue_store_scrubs(s), (uint64_t)marked);
+        if (marked)
+            cr_assert_not(test_dir_holds(dir, gone), "the erased id is still in a file of %s", dir);
+        else
+            cr_assert(test_dir_holds(dir, gone), "control: a plain tombstone leaves the id");
+        seen users = {""}, timers = {""};
+        cr_assert_eq(cue_store_users_scan(s, -1, collect_user, &users), 0);
+        cr_assert_str_eq(users.text, "");
+        cr_assert_eq(cue_store_timers_scan(s, 1, INT64_MIN, "", 0, collect_timer, &timers), 0);
+        if (marked) /* a plain tombstone's entry stays, to find no user when it comes up */
+            cr_assert_str_eq(timers.text, "", "the index entry goes with the erasure: %s",
+                             timers.text);
+        cr_assert_eq(cue_restore_apply_erasure(&r, s, "", 0, &err), CUE_EPARSE);
+        cr_assert_eq(r.skipped, 1);
+        cue_restore_deinit(&r);
+        cue_buf_deinit(&rec);
+        cue_store_close(s);
+        remove_tree(dir);
+    }
+}

@@ -412,43 +412,6 @@ Test(store, a_user_id_out_of_bounds_is_refused_and_nothing_is_written)
 
 /* ---- erasure that is physical ------------------------------------------ */
 
-#include <dirent.h>
-#include <stdio.h>
-#include <stdlib.h>
-
-static bool holds(const char *hay, size_t n, const char *needle)
-{
-    size_t m = strlen(needle);
-    for (size_t i = 0; i + m <= n; i++)
-        if (memcmp(hay + i, needle, m) == 0) return true;
-    return false;
-}
-
-/* Whether any file of `dir` holds the bytes of `needle`. */
-static bool dir_holds(const char *dir, const char *needle)
-{
-    DIR *d = opendir(dir);
-    cr_assert(d != NULL);
-    bool found = false;
-    struct dirent *e;
-    while (!found && (e = readdir(d)) != NULL) {
-        char path[512];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        FILE *f = fopen(path, "rb");
-        if (f == NULL) continue;
-        cue_buf b = {0};
-        char chunk[65536];
-        size_t n;
-        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-            cue_buf_append(&b, chunk, n);
-        fclose(f);
-        found = holds(b.data, b.len, needle);
-        cue_buf_deinit(&b);
-    }
-    closedir(d);
-    return found;
-}
-
 Test(store, an_erasure_leaves_the_id_in_no_file_and_takes_every_index_entry)
 {
     char dir[64];
@@ -471,7 +434,7 @@ Test(store, an_erasure_leaves_the_id_in_no_file_and_takes_every_index_entry)
             s = open_dir(dir, false);
         }
     }
-    cr_assert(dir_holds(dir, gone), "control: the id is in the directory before");
+    cr_assert(test_dir_holds(dir, gone), "control: the id is in the directory before");
     cue_buf ids = {0};
     cue_buf_append_char(&ids, (char)strlen(gone));
     cue_buf_append(&ids, gone, strlen(gone));
@@ -479,7 +442,7 @@ Test(store, an_erasure_leaves_the_id_in_no_file_and_takes_every_index_entry)
     cr_assert_eq(cue_store_scrubs(s), 0, "nothing happens before the commit");
     cr_assert(cue_store_batch_commit(s, false, &err) == 0, "%s", err.msg);
     cr_assert_eq(cue_store_scrubs(s), 1);
-    cr_assert_not(dir_holds(dir, gone), "the erased id is still in a file of %s", dir);
+    cr_assert_not(test_dir_holds(dir, gone), "the erased id is still in a file of %s", dir);
     cue_buf v = {0};
     cr_assert_eq(cue_store_user_get(s, 2, gone, strlen(gone), &v, &err), CUE_ENOTFOUND);
     cr_assert(cue_store_user_get(s, 2, other, strlen(other), &v, &err) == 0);

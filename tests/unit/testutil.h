@@ -6,6 +6,7 @@
 #include "cuepoint/machine.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,46 @@ static inline void remove_tree(const char *path)
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
     cr_assert(system(cmd) == 0);
+}
+
+static inline bool test_holds(const char *hay, size_t n, const char *needle)
+{
+    size_t m = strlen(needle);
+    for (size_t i = 0; i + m <= n; i++)
+        if (memcmp(hay + i, needle, m) == 0) return true;
+    return false;
+}
+
+/* Whether any file of `dir` holds the bytes of `needle` (erasure tests). */
+static inline bool test_dir_holds(const char *dir, const char *needle)
+{
+    DIR *d = opendir(dir);
+    cr_assert(d != NULL);
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "rb");
+        if (f == NULL) continue;
+        char *data = NULL;
+        size_t len = 0, cap = 0, n;
+        char chunk[65536];
+        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+            if (len + n > cap) {
+                cap = (len + n) * 2;
+                data = realloc(data, cap);
+                cr_assert(data != NULL);
+            }
+            memcpy(data + len, chunk, n);
+            len += n;
+        }
+        fclose(f);
+        found = test_holds(data, len, needle);
+        free(data);
+    }
+    closedir(d);
+    return found;
 }
 
 #endif
