@@ -349,8 +349,8 @@ int cli_changelog_put(cli_changelog *c, int32_t id, cli_changelog_users users, c
     }
     if (rc != 0) return rc;
     /* Last: a restore that reads it has every user before it. */
-    char pos[CUE_RESTORE_POSITION_MAX];
-    int n = cue_restore_position_format(pos, sizeof pos, input_offset, stream_time_ms);
+    char pos[CUE_POSITION_TEXT_BYTES_MAX];
+    int n = cue_restore_position_format(pos, sizeof pos, input_offset, stream_time_ms, NULL, 0);
     rc = cue_kafka_produce_changelog(c->k, id, "", 0, pos, (size_t)n);
     if (rc != 0)
         return cue_err_set(err, rc, "%s [%d]: producing the position failed", c->cfg.input_topic,

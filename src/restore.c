@@ -78,15 +78,21 @@ int cue_restore_position_parse(const void *val, size_t len, int64_t *input_offse
     return CUE_EPARSE;
 }
 
-int cue_restore_position_format(char *out, size_t cap, int64_t input_offset, int64_t stream_time_ms)
+int cue_restore_position_format(char *out, size_t cap, int64_t input_offset, int64_t stream_time_ms,
+                                const int64_t *more, size_t n_more)
 {
     int n = stream_time_ms == INT64_MIN
-                ? snprintf(out, cap, "{\"input_offset\":%lld,\"stream_time_ms\":null}",
+                ? snprintf(out, cap, "{\"input_offset\":%lld,\"stream_time_ms\":null",
                            (long long)input_offset)
-                : snprintf(out, cap, "{\"input_offset\":%lld,\"stream_time_ms\":%lld}",
+                : snprintf(out, cap, "{\"input_offset\":%lld,\"stream_time_ms\":%lld",
                            (long long)input_offset, (long long)stream_time_ms);
-    CUE_ASSERT(n > 0 && (size_t)n < cap);
-    return n;
+    size_t at = (size_t)n;
+    for (size_t i = 0; i < n_more && at < cap; i++)
+        at += (size_t)snprintf(out + at, cap - at, "%s%lld", i == 0 ? ",\"more_offsets\":[" : ",",
+                               (long long)more[i]);
+    if (at < cap) at += (size_t)snprintf(out + at, cap - at, "%s}", n_more ? "]" : "");
+    CUE_ASSERT(n > 0 && at < cap);
+    return (int)at;
 }
 
 static int position_record(cue_restore *r, const char *val, size_t len, cue_err *err)

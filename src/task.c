@@ -6,6 +6,7 @@
 #include "cuepoint/journey_counts.h"
 #include "cuepoint/migrate.h"
 #include "cuepoint/policy.h"
+#include "cuepoint/restore.h"
 #include "cuepoint/timefmt.h"
 #include "cuepoint/sort.h"
 #include "cuepoint/timers.h"
@@ -1351,25 +1352,6 @@ static int changelog_user(const char *uid, size_t len, const void *val, size_t v
     return 0;
 }
 
-/* The changelog's position record: {"input_offset":N,"stream_time_ms":T|null}
- * and, with several input topics, "more_offsets":[the next topics' offsets].
- * Returns its length. */
-static size_t position_text(const cue_task *t, char *out, size_t cap)
-{
-    int n = t->stream_ms == INT64_MIN
-                ? snprintf(out, cap, "{\"input_offset\":%lld,\"stream_time_ms\":null",
-                           (long long)t->next[0])
-                : snprintf(out, cap, "{\"input_offset\":%lld,\"stream_time_ms\":%lld",
-                           (long long)t->next[0], (long long)t->stream_ms);
-    size_t at = (size_t)n;
-    for (uint32_t i = 1; i < t->cfg->input_topic_count; i++)
-        at += (size_t)snprintf(out + at, cap - at, "%s%lld", i == 1 ? ",\"more_offsets\":[" : ",",
-                               (long long)t->next[i]);
-    at += (size_t)snprintf(out + at, cap - at, "%s}", t->cfg->input_topic_count > 1 ? "]" : "");
-    CUE_ASSERT(at < cap);
-    return at;
-}
-
 /* Writes the cycle's changelog: the changed users, then where the partition's
  * input stands, so a restore knows where to resume. Nothing when nothing moved. */
 static int changelog_write(cue_task *t)
@@ -1387,8 +1369,11 @@ static int changelog_write(cue_task *t)
         return 0;
     int rc = cue_cache_visit_dirty(t->cache, changelog_user, t);
     if (rc != 0) return rc;
+    /* Where the partition's input stands, every topic's next offset. */
     char meta[CUE_POSITION_TEXT_BYTES_MAX];
-    size_t n = position_text(t, meta, sizeof meta);
+    size_t n = (size_t)cue_restore_position_format(
+        meta, sizeof meta, t->next[0], t->stream_ms, t->next + 1,
+        t->cfg->input_topic_count > 1 ? t->cfg->input_topic_count - 1 : 0);
     t->sink.changelog(t->partition, "", 0, meta, n, t->sink.ctx);
     memcpy(t->logged, t->next, sizeof t->logged);
     t->logged_now = true;

@@ -57,17 +57,17 @@ int cue_restore_apply_erasure(cue_restore *r, cue_store *s, const char *key, siz
                               cue_err *err);
 
 /* A position record's value, {"input_offset":N,"stream_time_ms":T|null}
- * with ,"more_offsets":[N,...] before the brace for several input topics,
- * as the task writes it: parsed (CUE_EPARSE when it is not one; stream
- * time INT64_MIN for null; the further offsets into `more`, up to
- * CUE_INPUT_TOPICS_MAX - 1, when it is not NULL), and the single-topic form
- * formatted into `out` (room for
- * CUE_RESTORE_POSITION_MAX bytes), returning its length. */
-#define CUE_RESTORE_POSITION_MAX 96
+ * with ,"more_offsets":[N,...] before the brace for several input topics
+ * (the further topics' next offsets, `n_more` of them): parsed (CUE_EPARSE
+ * when it is not one; stream time INT64_MIN for null; the further offsets
+ * into `more`, up to CUE_INPUT_TOPICS_MAX - 1, when it is not NULL), and
+ * formatted into `out` (room for CUE_POSITION_TEXT_BYTES_MAX bytes),
+ * returning its length. The task writes it, and so do the commands that
+ * rewrite the changelog. */
 int cue_restore_position_parse(const void *val, size_t len, int64_t *input_offset,
                                int64_t *stream_time_ms, int64_t *more, uint8_t *n_more);
-int cue_restore_position_format(char *out, size_t cap, int64_t input_offset,
-                                int64_t stream_time_ms);
+int cue_restore_position_format(char *out, size_t cap, int64_t input_offset, int64_t stream_time_ms,
+                                const int64_t *more, size_t n_more);
 
 /* Puts the held timer entries and the partition's meta (input offset,
  * stream time, changelog_offset = `changelog_end`, synced_ms: a wall-clock

@@ -97,7 +97,10 @@ multi() {
     echo "$name: $(wc -l < "$tmp/$name.ids") triggers over $ta and $tb, $n from the single topic"
 }
 
-multi mt web mobile triggers
+# Both runs are application mt-app (a trigger record names its application,
+# and they are compared byte for byte with the reference's), so only the
+# second keeps the changelog: the first one's would be restored under it.
+multi mt web mobile triggers '"changelog.enabled": false'
 # Exactly-once: the transaction carries both topics' offsets (and the store
 # too: the mock keeps no transactional offset commit).
 multi eos web2 mobile2 triggers2 '"processing.guarantee": "exactly_once_v2", "changelog.enabled": true'

@@ -158,8 +158,8 @@ Test(restore, position_record_round_trip)
         {9000000000LL, -5, "{\"input_offset\":9000000000,\"stream_time_ms\":-5}"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        char buf[CUE_RESTORE_POSITION_MAX];
-        int n = cue_restore_position_format(buf, sizeof buf, cases[i].in, cases[i].st);
+        char buf[CUE_POSITION_TEXT_BYTES_MAX];
+        int n = cue_restore_position_format(buf, sizeof buf, cases[i].in, cases[i].st, NULL, 0);
         cr_assert_str_eq(buf, cases[i].text);
         cr_assert_eq((size_t)n, strlen(cases[i].text));
         int64_t in = -1, st = 0;
@@ -172,6 +172,15 @@ Test(restore, position_record_round_trip)
     const char *neg = "{\"input_offset\":-1,\"stream_time_ms\":3}";
     cr_assert_eq(cue_restore_position_parse(neg, strlen(neg), &in, &st, NULL, NULL), CUE_EPARSE);
     cr_assert(in == 5 && st == 5, "a refused record changed the outputs");
+    /* With several input topics: the further topics' offsets, back as written. */
+    const int64_t more[2] = {7, 0};
+    char buf[CUE_POSITION_TEXT_BYTES_MAX];
+    int n = cue_restore_position_format(buf, sizeof buf, 42, INT64_MIN, more, 2);
+    cr_assert_str_eq(buf, "{\"input_offset\":42,\"stream_time_ms\":null,\"more_offsets\":[7,0]}");
+    int64_t got[CUE_INPUT_TOPICS_MAX - 1];
+    uint8_t n_got = 0;
+    cr_assert_eq(cue_restore_position_parse(buf, (size_t)n, &in, &st, got, &n_got), 0);
+    cr_assert(in == 42 && st == INT64_MIN && n_got == 2 && got[0] == 7 && got[1] == 0);
 }
 
 /* A user erased by its owner reaches a restore or a standby as a marked
