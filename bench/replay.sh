@@ -45,7 +45,13 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "replay.sh: $*" >&2; exit 1; }
 
-"$cuepoint" dev-broker --partitions "$PARTITIONS" --topic events > "$work/broker.txt" 2> "$work/broker.log" &
+# The live runs keep the changelog (the default); the mock cluster cannot
+# create a topic on request, so each round's is made here with the input's
+# partition count (an auto-created one would have 4, and be refused).
+changelogs=()
+for round in $(seq "$RUNS"); do changelogs+=(--topic "bench-replay-$round-changelog"); done
+"$cuepoint" dev-broker --partitions "$PARTITIONS" --topic events "${changelogs[@]}" \
+    > "$work/broker.txt" 2> "$work/broker.log" &
 broker_pid=$!
 for _ in $(seq 100); do [ -s "$work/broker.txt" ] && break; sleep 0.1; done
 bootstrap=$(head -n1 "$work/broker.txt")
