@@ -159,6 +159,8 @@ int cue_restore_apply_erasure(cue_restore *r, cue_store *s, const char *key, siz
     id[0] = (char)key_len;
     memcpy(id + 1, key, key_len);
     const cue_buf ids = {.data = id, .len = 1 + key_len, .cap = sizeof id};
+    /* Entries held for the end of the restore would put the id back. */
+    cue_timer_run_drop_user(&r->held, r->partition, key, key_len);
     return cue_store_batch_users_erase(s, r->partition, &ids, err);
 }
 

@@ -378,8 +378,14 @@ int cue_store_batch_users_erase(cue_store *s, uint32_t partition, const cue_buf 
         s->erased.len = mark;
         return rc;
     }
-    for (size_t at = 0; at < ids->len; at += 1 + (unsigned char)ids->data[at])
-        cue_store_batch_user_delete(s, partition, ids->data + at + 1, (unsigned char)ids->data[at]);
+    for (size_t at = 0; at < ids->len; at += 1 + (unsigned char)ids->data[at]) {
+        const char *uid = ids->data + at + 1;
+        size_t len = (unsigned char)ids->data[at];
+        /* Entries put in bulk earlier in this batch (a standby's) are not in
+         * the index the scan read: they would be written after the erasure. */
+        cue_timer_run_drop_user(&s->bulk, partition, uid, len);
+        cue_store_batch_user_delete(s, partition, uid, len);
+    }
     s->n_erased += n;
     return 0;
 }
@@ -428,6 +434,21 @@ int cue_timer_run_add(cue_timer_run *run, uint32_t partition, int64_t due_ms, co
     if (cue_buf_append(&run->keys, k, 2 + klen) != 0) return CUE_ENOMEM;
     run->off[run->n++] = start;
     return 0;
+}
+
+void cue_timer_run_drop_user(cue_timer_run *run, uint32_t partition, const char *uid,
+                             size_t uid_len)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < run->n; i++) {
+        const unsigned char *e = (const unsigned char *)run->keys.data + run->off[i];
+        size_t klen = (size_t)e[0] << 8 | e[1];
+        /* partition (4) | due (8) | user id: the id is what follows. */
+        bool theirs = klen == 12 + uid_len && get_be32(e + 2) == partition &&
+                      memcmp(e + 2 + 12, uid, uid_len) == 0;
+        if (!theirs) run->off[kept++] = run->off[i];
+    }
+    run->n = kept; /* their bytes stay in `keys` until the run is emptied */
 }
 
 static int run_cmp(const void *x, const void *y)

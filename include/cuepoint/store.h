@@ -103,6 +103,10 @@ typedef struct cue_timer_run {
 int cue_timer_run_add(cue_timer_run *run, uint32_t partition, int64_t due_ms, const char *uid,
                       size_t uid_len);
 void cue_timer_run_deinit(cue_timer_run *run);
+/* Drops the run's entries of user `uid` of `partition` (an erasure: they
+ * must not reach the store after it). */
+void cue_timer_run_drop_user(cue_timer_run *run, uint32_t partition, const char *uid,
+                             size_t uid_len);
 /* Puts the run's entries into the batch in key order and empties the run
  * (keeping its memory). */
 void cue_store_batch_timer_run(cue_store *s, cue_timer_run *run);

@@ -227,3 +227,39 @@ Test(restore, a_marked_tombstone_erases_the_copy_physically)
         remove_tree(dir);
     }
 }
+
+/* A user's record and its erasure within one batch (a standby reading both
+ * between two commits), or before the end of a restore that holds the index
+ * entries back: the entry derived from the record must not reach the store
+ * after the erasure (its key holds the id). */
+Test(restore, an_erasure_drops_the_index_entries_not_yet_written)
+{
+    static const char gone[] = "zq-held-then-erased-17";
+    for (int hold = 0; hold < 2; hold++) {
+        char dir[64];
+        temp_dir(dir);
+        cue_store *s = NULL;
+        cue_err err = {0};
+        cr_assert_eq(cue_store_open(&s, dir, &(cue_store_opts){0}, &err), 0, "%s", err.msg);
+        cue_buf rec = {0}, keep = {0};
+        state_record(gone, 5000, &rec);
+        state_record("kept", 6000, &keep);
+        cue_restore r = {0};
+        cue_restore_init(&r, 2, NULL, hold);
+        cr_assert_eq(cue_restore_apply(&r, s, "kept", 4, keep.data, keep.len, &err), 0);
+        cr_assert_eq(cue_restore_apply(&r, s, gone, strlen(gone), rec.data, rec.len, &err), 0);
+        cr_assert_eq(cue_restore_apply_erasure(&r, s, gone, strlen(gone), &err), 0, "%s", err.msg);
+        cue_restore_finish(&r, s, 10, 1);
+        cr_assert_eq(cue_store_batch_commit(s, false, &err), 0, "%s", err.msg);
+        seen timers = {""};
+        cr_assert_eq(cue_store_timers_scan(s, 2, INT64_MIN, "", 0, collect_timer, &timers), 0);
+        cr_assert_str_eq(timers.text, "6000:kept;", "hold %d", hold);
+        cr_assert_not(test_dir_holds(dir, gone), "hold %d: the erased id is in a file of %s", hold,
+                      dir);
+        cue_restore_deinit(&r);
+        cue_buf_deinit(&rec);
+        cue_buf_deinit(&keep);
+        cue_store_close(s);
+        remove_tree(dir);
+    }
+}
