@@ -203,7 +203,7 @@ static int run_engine(const opts *o, const cue_config *cfg, const cue_machines *
         const cue_event *ev = &d[i].ev;
         const void *val;
         size_t len;
-        if (cue_cache_get(cache, ev->user_id, ev->user_id_len, &val, &len) == 0)
+        if (cue_cache_get(cache, ev->user_id, ev->user_id_len, &val, &len, NULL) == 0)
             cue_codec_decode_own(val, len, ms, u, &err);
         else
             cue_user_init(u, ev->user_id, ev->user_id_len);
@@ -211,11 +211,11 @@ static int run_engine(const opts *o, const cue_config *cfg, const cue_machines *
         cue_codec_encode_unsealed(u, ms, &enc);
         /* As in the task: states are put dirty, and the dirty set is flushed
          * (here to nowhere) when the cache asks or every commit.records. */
-        if (cue_cache_put(cache, ev->user_id, ev->user_id_len, enc.data, enc.len, true) ==
+        if (cue_cache_put(cache, ev->user_id, ev->user_id_len, enc.data, enc.len, 0, true) ==
                 CUE_EFULL ||
             cue_cache_should_flush(cache) || (i + 1) % (size_t)cfg->commit_records == 0) {
             cue_cache_flush(cache, discard_dirty, NULL);
-            cue_cache_put(cache, ev->user_id, ev->user_id_len, enc.data, enc.len, true);
+            cue_cache_put(cache, ev->user_id, ev->user_id_len, enc.data, enc.len, 0, true);
         }
     }
     report(o, now_s() - t0, c.n, n.triggers);

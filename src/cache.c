@@ -15,6 +15,7 @@ typedef struct entry {
     uint64_t hash;
     uint32_t val_len;
     uint32_t dirty_idx; /* position in the dirty list while dirty */
+    uint32_t aux;       /* the owner's word (cue_cache_put); 0 once flushed clean */
     uint8_t key_len;
     uint8_t cls; /* size class (class_bytes) */
     uint8_t dirty;
@@ -227,7 +228,8 @@ void cue_cache_free(cue_cache *c)
 
 /* ---- get and put ------------------------------------------------------- */
 
-int cue_cache_get(cue_cache *c, const char *uid, size_t uid_len, const void **val, size_t *val_len)
+int cue_cache_get(cue_cache *c, const char *uid, size_t uid_len, const void **val, size_t *val_len,
+                  uint32_t *aux)
 {
     entry *e = c->table[slot_of(c, cue_hash64(uid, uid_len, 0), uid, uid_len)];
     if (e == NULL) {
@@ -241,16 +243,18 @@ int cue_cache_get(cue_cache *c, const char *uid, size_t uid_len, const void **va
     }
     *val = e->tomb ? NULL : e->data + e->key_len;
     *val_len = e->tomb ? 0 : e->val_len;
+    if (aux) *aux = e->aux;
     return 0;
 }
 
 int cue_cache_peek(const cue_cache *c, const char *uid, size_t uid_len, const void **val,
-                   size_t *val_len)
+                   size_t *val_len, uint32_t *aux)
 {
     entry *e = c->table[slot_of(c, cue_hash64(uid, uid_len, 0), uid, uid_len)];
     if (e == NULL) return CUE_ENOTFOUND;
     *val = e->tomb ? NULL : e->data + e->key_len;
     *val_len = e->tomb ? 0 : e->val_len;
+    if (aux) *aux = e->aux;
     return 0;
 }
 
@@ -333,22 +337,22 @@ static void relocate(cue_cache *c, entry *old, entry *e, size_t slot)
 }
 
 static int put(cue_cache *c, const char *uid, size_t uid_len, const void *val, size_t val_len,
-               bool dirty, bool over);
+               uint32_t aux, bool dirty, bool over);
 
 int cue_cache_put(cue_cache *c, const char *uid, size_t uid_len, const void *val, size_t val_len,
-                  bool dirty)
+                  uint32_t aux, bool dirty)
 {
-    return put(c, uid, uid_len, val, val_len, dirty, false);
+    return put(c, uid, uid_len, val, val_len, aux, dirty, false);
 }
 
 int cue_cache_put_over(cue_cache *c, const char *uid, size_t uid_len, const void *val,
-                       size_t val_len)
+                       size_t val_len, uint32_t aux)
 {
-    return put(c, uid, uid_len, val, val_len, true, true);
+    return put(c, uid, uid_len, val, val_len, aux, true, true);
 }
 
 static int put(cue_cache *c, const char *uid, size_t uid_len, const void *val, size_t val_len,
-               bool dirty, bool over)
+               uint32_t aux, bool dirty, bool over)
 {
     CUE_ASSERT(uid_len <= CUE_USER_ID_BYTES_MAX && (val != NULL || dirty));
     uint64_t hash = cue_hash64(uid, uid_len, 0);
@@ -384,6 +388,7 @@ static int put(cue_cache *c, const char *uid, size_t uid_len, const void *val, s
     e->key_len = (uint8_t)uid_len;
     memcpy(e->data, uid, uid_len);
     e->tomb = val == NULL;
+    e->aux = aux;
     e->val_len = (uint32_t)val_len;
     if (val) memcpy(e->data + uid_len, val, val_len);
     if (dirty && mark_dirty(c, e) != 0) return CUE_ENOMEM;
@@ -442,6 +447,7 @@ int cue_cache_flush(cue_cache *c, cue_cache_dirty_fn fn, void *ctx)
     for (size_t i = 0; i < c->n_dirty; i++) {
         entry *e = DIRTY_ENTRY(c->dirty[i]);
         e->dirty = 0;
+        e->aux = 0;
         if (e->tomb) {
             table_remove(c, slot_of(c, e->hash, e->data, e->key_len));
             blob_release(c, e);

@@ -20,7 +20,7 @@
 /* A new timer index entry, held until commit (or a timer reload) so that the
  * batch gets them sorted, which RocksDB inserts far faster, and each once. */
 typedef struct timer_op {
-    int64_t due;
+    int64_t due;      /* CUE_TIMER_NONE: it came up, or its user went (not written) */
     const char *key;  /* set just before sorting: timer_keys may move while it grows */
     uint32_t key_off; /* into timer_keys */
     uint8_t key_len;
@@ -37,11 +37,6 @@ typedef struct pending {
     uint32_t rec_off, rec_len;
     char id[CUE_HASH_HEX_LEN + 1];
 } pending;
-
-/* Pending index entries are compacted (superseded ones dropped) when they
- * reach twice what the last compaction kept, and never below this many
- * (24 bytes and a user id each), so that compacting costs O(1) per entry. */
-#define OPS_COMPACT_MIN 65536
 
 /* How close to coming up a lower-bound index entry must be for an event of its
  * user to move it (see timers_sync). */
@@ -70,7 +65,12 @@ struct cue_task {
     cue_buf timer_ops;        /* owned: timer_op array, index entries not yet written */
     cue_buf timer_keys;       /* owned: the user ids those ops name, back to back */
     cue_buf timer_sort;       /* owned: sort items and scratch for timer_ops_flush */
-    size_t ops_compact_at;    /* timer_ops entries that make timer_op_add compact them */
+    /* t->user's pending index entry: its index in timer_ops plus one, or 0.
+     * Kept with the user's cache entry (its owner's word, which the cache's
+     * flush clears as the commit empties timer_ops), so that a user has one
+     * pending entry, moved in place, and nothing reads the cache again to
+     * tell which of a user's entries is live. */
+    uint32_t user_op;
     const cue_policy *policy; /* borrowed; NULL: every trigger goes out as made */
     cue_policy_tz *tz;        /* owned, with a policy */
     int64_t now_ms;           /* stream time of the current step: its triggers go out then */
@@ -87,7 +87,6 @@ struct cue_task {
     cue_buf erased;         /* owned: ids erased since the commit, each after its length */
     cue_deferred *released; /* owned, with a policy: a deferred trigger being decided again */
     bool user_loaded;       /* t->user holds the current event's user */
-    bool saving;            /* t->user is being saved: the cache may hold an older copy */
     int64_t clock_ms;       /* the reader's clock (cue_task_set_clock), or INT64_MIN */
     const cue_record *in;   /* the record being processed (borrowed for the call) */
     /* A repair not committed yet: the poisoned stream time it replaced and
@@ -221,7 +220,6 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
     t->synced_ms = meta.synced_ms;
     t->fired_upto = INT64_MIN;
     t->purged_upto = INT64_MIN;
-    t->ops_compact_at = OPS_COMPACT_MIN;
     t->clock_ms = INT64_MIN;
     t->repair_from = INT64_MIN;
     t->repair_ms = INT64_MAX;
@@ -599,7 +597,8 @@ static int user_find(cue_task *t, const char *uid, size_t len, const void **rec,
                      bool *own, cue_err *err)
 {
     *own = true;
-    if (cue_cache_get(t->cache, uid, len, rec, rlen) == 0) return 0;
+    t->user_op = 0;
+    if (cue_cache_get(t->cache, uid, len, rec, rlen, &t->user_op) == 0) return 0;
     *own = false;
     int rc = cue_store_user_get(t->store, t->partition, uid, len, &t->loaded, err);
     *rec = rc == 0 ? t->loaded.data : NULL;
@@ -631,17 +630,41 @@ static int user_load(cue_task *t, const char *uid, size_t len, cue_err *err)
     return rc != 0 ? rc : user_decode(t, uid, len, rec, rlen, own, err);
 }
 
-static void ops_compact(cue_task *t);
+/* t->user's pending index entry, or NULL. */
+static timer_op *user_op(cue_task *t)
+{
+    size_t n = t->timer_ops.len / sizeof(timer_op);
+    return t->user_op && t->user_op <= n ? &((timer_op *)t->timer_ops.data)[t->user_op - 1] : NULL;
+}
 
+/* t->user's index entry is now at `due`: its pending entry moves there (what
+ * it held was superseded: it would only come up stale), or one is made. So
+ * pending entries number the dirty users with a timer at most, which the
+ * cache's budget bounds, and not the records processed. */
 static void timer_op_add(cue_task *t, int64_t due)
 {
-    if (t->timer_ops.len / sizeof(timer_op) >= t->ops_compact_at) ops_compact(t);
+    timer_op *mine = user_op(t);
+    if (mine) {
+        if (mine->due != CUE_TIMER_NONE) t->stats.timer_dropped++;
+        mine->due = due;
+        return;
+    }
+    size_t n = t->timer_ops.len / sizeof(timer_op);
     timer_op op = {.due = due, .key_off = (uint32_t)t->timer_keys.len, .key_len = t->user->id_len};
     /* Growth failures need an allocation failure on a buffer that is reused
      * every cycle; the entry is then missing from the store but still in the
      * window, so it fires unless the process also crashes before then. */
-    if (cue_buf_append(&t->timer_keys, t->user->id, t->user->id_len) == 0)
-        cue_buf_append(&t->timer_ops, &op, sizeof op);
+    if (cue_buf_append(&t->timer_keys, t->user->id, t->user->id_len) == 0 &&
+        cue_buf_append(&t->timer_ops, &op, sizeof op) == 0)
+        t->user_op = (uint32_t)n + 1;
+}
+
+/* t->user's pending entry is not to be written: it came up (`due`, the entry
+ * used), or the user went (CUE_TIMER_NONE). */
+static void timer_op_kill(cue_task *t, int64_t due)
+{
+    timer_op *mine = user_op(t);
+    if (mine && (due == CUE_TIMER_NONE || mine->due == due)) mine->due = CUE_TIMER_NONE;
 }
 
 /* Keeps the timer index in step with the user. The index holds, per user, an
@@ -680,22 +703,22 @@ static int user_save(cue_task *t, cue_err *err)
     timers_sync(t);
     if (cue_codec_encode_unsealed(t->user, t->ms, &t->enc) != 0)
         return cue_err_set(err, CUE_ENOMEM, "out of memory encoding a state");
-    int rc = cue_cache_put(t->cache, t->user->id, t->user->id_len, t->enc.data, t->enc.len, true);
+    int rc = cue_cache_put(t->cache, t->user->id, t->user->id_len, t->enc.data, t->enc.len,
+                           t->user_op, true);
     if (rc == CUE_EFULL && t->sink.commit) {
         /* Exactly-once: a commit now would put this step's triggers in the
          * transaction without the state that made them, and a later abort
          * would make them again. The cache runs over its budget until the
          * step ends; should_flush then commits. */
-        rc = cue_cache_put_over(t->cache, t->user->id, t->user->id_len, t->enc.data, t->enc.len);
+        rc = cue_cache_put_over(t->cache, t->user->id, t->user->id_len, t->enc.data, t->enc.len,
+                                t->user_op);
     } else if (rc == CUE_EFULL) {
-        /* The dirty share outgrew the cache: commit, which makes room. The
-         * index entry just made is t->user's own (see live_due). */
-        t->saving = true;
+        /* The dirty share outgrew the cache: commit, which makes room and
+         * writes the index entry just made (t->user_op is then 0). */
         rc = self_commit(t, err);
-        t->saving = false;
         if (rc == 0)
             rc = cue_cache_put(t->cache, t->user->id, t->user->id_len, t->enc.data, t->enc.len,
-                               true);
+                               t->user_op, true);
     }
     if (rc != 0 && err && err->code == 0)
         cue_err_set(err, rc, "cannot cache the state of user %.*s", (int)t->user->id_len,
@@ -711,12 +734,13 @@ static int user_save(cue_task *t, cue_err *err)
 static int user_expire(cue_task *t, cue_err *err)
 {
     cue_user *u = t->user;
-    int rc = cue_cache_put(t->cache, u->id, u->id_len, NULL, 0, true);
+    timer_op_kill(t, CUE_TIMER_NONE);
+    int rc = cue_cache_put(t->cache, u->id, u->id_len, NULL, 0, t->user_op, true);
     if (rc == CUE_EFULL && t->sink.commit)
-        rc = cue_cache_put_over(t->cache, u->id, u->id_len, NULL, 0);
+        rc = cue_cache_put_over(t->cache, u->id, u->id_len, NULL, 0, t->user_op);
     else if (rc == CUE_EFULL) {
         rc = self_commit(t, err);
-        if (rc == 0) rc = cue_cache_put(t->cache, u->id, u->id_len, NULL, 0, true);
+        if (rc == 0) rc = cue_cache_put(t->cache, u->id, u->id_len, NULL, 0, t->user_op, true);
     }
     if (rc != 0)
         return err && err->code
@@ -745,56 +769,10 @@ static int item_order(const void *a, const void *b)
     return op_order(OP_OF(*(const cue_sort_item *)a), OP_OF(*(const cue_sort_item *)b));
 }
 
-/* The due time of the index entry the user's state names (its live entry),
- * or INT64_MAX when that cannot be told here (the entry is then written). */
-static int64_t live_due(const cue_task *t, const char *uid, size_t len)
+/* Whether a pending index entry is to be written (timer_op_kill). */
+static bool op_live(const timer_op *op)
 {
-    if (t->saving && len == t->user->id_len && memcmp(uid, t->user->id, len) == 0)
-        return t->user->indexed_due;
-    const void *rec;
-    size_t rlen;
-    int64_t due;
-    if (cue_cache_peek(t->cache, uid, len, &rec, &rlen) != 0) return INT64_MAX;
-    if (rec == NULL) return CUE_TIMER_NONE; /* erased */
-    return cue_codec_peek_indexed_due(rec, rlen, &due) == 0 ? due : INT64_MAX;
-}
-
-/* Whether a pending index entry is still needed: it is the one its user's
- * state names. The others were superseded within the cycle (the user's
- * earliest timer moved earlier, or the entry came up and the user was
- * indexed again) and would only come up stale; most entries made in a cycle
- * are such. Every pending entry's user is dirty in the cache (or being
- * saved), so its state is at hand. */
-static bool op_live(const cue_task *t, const timer_op *op)
-{
-    int64_t due = live_due(t, op->key, op->key_len);
-    return due == INT64_MAX || due == op->due;
-}
-
-/* Drops the pending entries superseded since they were made (op_live), so
- * that between commits they number about the dirty users with a timer,
- * which the cache's budget bounds, and not the records processed: the
- * window reloads from them without writing them to the store. */
-static void ops_compact(cue_task *t)
-{
-    timer_op *ops = (timer_op *)t->timer_ops.data;
-    size_t n = t->timer_ops.len / sizeof *ops, kept = 0, keys = 0;
-    for (size_t i = 0; i < n; i++) {
-        timer_op op = ops[i];
-        op.key = t->timer_keys.data + op.key_off;
-        if (!op_live(t, &op)) {
-            t->stats.timer_dropped++;
-            continue;
-        }
-        /* Kept keys move down, never over one not yet read: keys <= key_off. */
-        memmove(t->timer_keys.data + keys, op.key, op.key_len);
-        op.key_off = (uint32_t)keys;
-        keys += op.key_len;
-        ops[kept++] = op;
-    }
-    t->timer_ops.len = kept * sizeof *ops;
-    t->timer_keys.len = keys;
-    t->ops_compact_at = 2 * kept > OPS_COMPACT_MIN ? 2 * kept : OPS_COMPACT_MIN;
+    return op->due != CUE_TIMER_NONE;
 }
 
 /* Sorts the pending index entries into key order: a radix sort by due
@@ -829,7 +807,7 @@ static bool ops_sort(cue_task *t, const cue_sort_item **items_out, size_t *n_out
 
 /* Writes the pending index entries that are still live into the batch in
  * key order, each once, and forgets them. */
-static void timer_ops_flush(cue_task *t)
+static void timer_ops_write(cue_task *t, bool count)
 {
     const cue_sort_item *items;
     size_t n;
@@ -837,22 +815,30 @@ static void timer_ops_flush(cue_task *t)
         /* No memory to sort with: write them as they came (slower, as correct). */
         timer_op *ops = (timer_op *)t->timer_ops.data;
         for (size_t i = 0; i < t->timer_ops.len / sizeof *ops; i++)
-            cue_store_batch_timer_put(t->store, t->partition, ops[i].due,
-                                      t->timer_keys.data + ops[i].key_off, ops[i].key_len);
+            if (op_live(&ops[i]))
+                cue_store_batch_timer_put(t->store, t->partition, ops[i].due,
+                                          t->timer_keys.data + ops[i].key_off, ops[i].key_len);
     }
     for (size_t i = 0; i < n; i++) {
         const timer_op *op = OP_OF(items[i]);
         if (i + 1 < n && op_order(op, OP_OF(items[i + 1])) == 0) continue;
-        if (!op_live(t, op)) {
-            t->stats.timer_dropped++;
+        if (!op_live(op)) {
+            if (count) t->stats.timer_dropped++;
             continue;
         }
-        t->stats.timer_writes++;
+        if (count) t->stats.timer_writes++;
         cue_store_batch_timer_put(t->store, t->partition, op->due, op->key, op->key_len);
     }
+}
+
+/* At commit: the pending entries go into the batch, and are forgotten (as
+ * the cache's flush forgets which was whose). */
+static void timer_ops_flush(cue_task *t)
+{
+    timer_ops_write(t, true);
     cue_buf_reset(&t->timer_ops);
     cue_buf_reset(&t->timer_keys);
-    t->ops_compact_at = OPS_COMPACT_MIN;
+    t->user_op = 0;
 }
 
 /* Fires the entry at the front of the window, if the user still has it. */
@@ -893,6 +879,7 @@ static int fire_entry(cue_task *t, int64_t due, cue_err *err)
     /* The entry is used up; timers_sync indexes the user's next timer, if any.
      * The user may have no timer due now: the entry was a lower bound. */
     t->user->indexed_due = CUE_TIMER_NONE;
+    timer_op_kill(t, due);
     cue_step_env env = step_env(t, NULL);
     if (t->journeys) cue_journey_counts_leave(t->journeys, t->user);
     cue_engine_fire(t->ms, t->user, due, &env, on_trigger, t, &t->stats.engine);
@@ -940,7 +927,7 @@ static bool load_ops_before(load_ctx *lc, const timer_op *bound)
         if (c > 0) return true;
         bool dup =
             c == 0 || (lc->next_op > 0 && op_order(op, OP_OF(lc->ops[lc->next_op - 1])) == 0);
-        if (dup || !op_live(lc->t, op)) continue;
+        if (dup || !op_live(op)) continue;
         if (!load_key(lc, op->due, op->key, op->key_len)) return false;
     }
     return true;
@@ -970,8 +957,9 @@ static int timers_reload(cue_task *t, cue_err *err)
     if (!ops_sort(t, &lc.ops, &lc.n_ops)) {
         /* No memory to sort with: the pending entries go to the store first,
          * as they are (an entry that outlives a crash is only a lower bound
-         * that comes up stale). */
-        timer_ops_flush(t);
+         * that comes up stale). They stay pending, each still its user's:
+         * the commit writes them again, as they are then. */
+        timer_ops_write(t, false);
         int rc = cue_store_batch_commit(t->store, false, err);
         if (rc != 0) return rc;
     }
@@ -1035,12 +1023,16 @@ static bool is_late(const cue_task *t, int64_t ts)
  * id: the input topic's partition and offset say which event asked for it. */
 static int erase_user(cue_task *t, const cue_event *ev, cue_err *err)
 {
-    int rc = cue_cache_put(t->cache, ev->user_id, ev->user_id_len, NULL, 0, true);
+    /* t->user_op is the user's (user_find), even when its state did not
+     * decode: the commit's erasure must find no entry written after it. */
+    timer_op_kill(t, CUE_TIMER_NONE);
+    int rc = cue_cache_put(t->cache, ev->user_id, ev->user_id_len, NULL, 0, t->user_op, true);
     if (rc == CUE_EFULL) {
         /* Nothing of this step is out yet: a commit (with every task's,
          * under exactly-once) is consistent here. */
         rc = self_commit(t, err);
-        if (rc == 0) rc = cue_cache_put(t->cache, ev->user_id, ev->user_id_len, NULL, 0, true);
+        if (rc == 0)
+            rc = cue_cache_put(t->cache, ev->user_id, ev->user_id_len, NULL, 0, t->user_op, true);
     }
     if (rc != 0) return err && err->code ? rc : cue_err_set(err, rc, "cannot erase a user");
     /* The commit makes it physical (cue_store_batch_users_erase). A growth

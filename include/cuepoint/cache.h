@@ -35,25 +35,31 @@ void cue_cache_free(cue_cache *c);
 
 /* Looks a user up. On a hit, `*val`/`*val_len` borrow the cached bytes until the
  * next call that changes the cache; a cached deletion is a hit with *val NULL
- * and *val_len 0. CUE_ENOTFOUND on a miss. */
-int cue_cache_get(cue_cache *c, const char *uid, size_t uid_len, const void **val, size_t *val_len);
+ * and *val_len 0; `*aux` (when not NULL) gets the entry's owner's word.
+ * CUE_ENOTFOUND on a miss. */
+int cue_cache_get(cue_cache *c, const char *uid, size_t uid_len, const void **val, size_t *val_len,
+                  uint32_t *aux);
 
 /* cue_cache_get without counting a hit or a miss and without touching the
  * recency order: for the owner's own bookkeeping, not for a user's step. */
 int cue_cache_peek(const cue_cache *c, const char *uid, size_t uid_len, const void **val,
-                   size_t *val_len);
+                   size_t *val_len, uint32_t *aux);
 
 /* Inserts or replaces a user's state (copied). `val` NULL records a deletion
- * (it must be dirty). Evicts clean entries as needed. CUE_EFULL when the entry
- * cannot fit without evicting dirty ones: flush, then put again. */
+ * (it must be dirty). `aux` is a word the owner keeps with the entry (the
+ * task: where the user's pending timer index entry is), read back by get and
+ * peek; a flush sets it to 0 as it marks the entry clean, since what the
+ * owner noted about a cycle ends with it. Evicts clean entries as needed.
+ * CUE_EFULL when the entry cannot fit without evicting dirty ones: flush,
+ * then put again. */
 int cue_cache_put(cue_cache *c, const char *uid, size_t uid_len, const void *val, size_t val_len,
-                  bool dirty);
+                  uint32_t aux, bool dirty);
 
 /* A dirty put that may take the cache past its budget when only dirty
  * entries are left to evict: for a caller that cannot commit at this point
  * (exactly-once, in the middle of a step) and commits as soon as it can. */
 int cue_cache_put_over(cue_cache *c, const char *uid, size_t uid_len, const void *val,
-                       size_t val_len);
+                       size_t val_len, uint32_t aux);
 
 /* True once dirty bytes pass half the budget: a good moment to commit. */
 bool cue_cache_should_flush(const cue_cache *c);

@@ -39,13 +39,13 @@ Test(cache, hits_misses_and_flush_order)
     cr_assert(cue_cache_new(&c, CUE_CACHE_BYTES_MIN, &err) == 0);
     const void *v;
     size_t n;
-    cr_assert_eq(cue_cache_get(c, "a", 1, &v, &n), CUE_ENOTFOUND);
-    cr_assert(cue_cache_put(c, "c", 1, "3", 1, true) == 0);
-    cr_assert(cue_cache_put(c, "a", 1, "1", 1, true) == 0);
-    cr_assert(cue_cache_put(c, "b", 1, "2", 1, false) == 0);
-    cr_assert(cue_cache_put(c, "ab", 2, NULL, 0, true) == 0);
-    cr_assert(cue_cache_get(c, "ab", 2, &v, &n) == 0 && v == NULL, "a deletion is a hit");
-    cr_assert(cue_cache_put(c, "a", 1, "one-but-longer-than-before", 26, true) == 0);
+    cr_assert_eq(cue_cache_get(c, "a", 1, &v, &n, NULL), CUE_ENOTFOUND);
+    cr_assert(cue_cache_put(c, "c", 1, "3", 1, 0, true) == 0);
+    cr_assert(cue_cache_put(c, "a", 1, "1", 1, 0, true) == 0);
+    cr_assert(cue_cache_put(c, "b", 1, "2", 1, 0, false) == 0);
+    cr_assert(cue_cache_put(c, "ab", 2, NULL, 0, 0, true) == 0);
+    cr_assert(cue_cache_get(c, "ab", 2, &v, &n, NULL) == 0 && v == NULL, "a deletion is a hit");
+    cr_assert(cue_cache_put(c, "a", 1, "one-but-longer-than-before", 26, 0, true) == 0);
     flushed f = {.stop_after = 2};
     cr_assert_eq(cue_cache_flush(c, on_dirty, &f), 7, "a failing callback stops the flush");
     memset(&f, 0, sizeof f);
@@ -54,8 +54,8 @@ Test(cache, hits_misses_and_flush_order)
     memset(&f, 0, sizeof f);
     cr_assert(cue_cache_flush(c, on_dirty, &f) == 0);
     cr_assert_str_eq(f.text, "", "flushed entries are clean");
-    cr_assert_eq(cue_cache_get(c, "ab", 2, &v, &n), CUE_ENOTFOUND, "a flushed deletion is gone");
-    cr_assert(cue_cache_get(c, "b", 1, &v, &n) == 0 && n == 1 && memcmp(v, "2", 1) == 0);
+    cr_assert_eq(cue_cache_get(c, "ab", 2, &v, &n, NULL), CUE_ENOTFOUND, "a flushed deletion is gone");
+    cr_assert(cue_cache_get(c, "b", 1, &v, &n, NULL) == 0 && n == 1 && memcmp(v, "2", 1) == 0);
     cue_cache_stats st;
     cue_cache_stats_get(c, &st);
     cr_assert_eq(st.entries, 3);
@@ -66,6 +66,30 @@ Test(cache, hits_misses_and_flush_order)
 /* Random puts, gets and flushes against a model: everything dirty or
  * recently read is still there, bytes never pass the budget, and a full cache
  * says so instead of dropping dirty data. */
+Test(cache, the_owners_word_lasts_until_the_entry_is_flushed)
+{
+    cue_cache *c;
+    cue_err err;
+    cr_assert(cue_cache_new(&c, CUE_CACHE_BYTES_MIN, &err) == 0);
+    const void *v;
+    size_t n;
+    uint32_t aux = 99;
+    cr_assert(cue_cache_put(c, "u", 1, "1", 1, 7, true) == 0);
+    cr_assert(cue_cache_get(c, "u", 1, &v, &n, &aux) == 0 && aux == 7);
+    /* A value of another size class moves the entry to another blob. */
+    char big[1500];
+    memset(big, 'x', sizeof big);
+    cr_assert(cue_cache_put(c, "u", 1, big, sizeof big, 8, true) == 0);
+    cr_assert(cue_cache_peek(c, "u", 1, &v, &n, &aux) == 0 && aux == 8 && n == sizeof big);
+    cr_assert(cue_cache_put(c, "u", 1, NULL, 0, 9, true) == 0);
+    cr_assert(cue_cache_get(c, "u", 1, &v, &n, &aux) == 0 && v == NULL && aux == 9,
+              "a deletion keeps it too");
+    cr_assert(cue_cache_put(c, "w", 1, "2", 1, 5, true) == 0);
+    cr_assert(cue_cache_flush(c, count_dirty, &n) == 0);
+    cr_assert(cue_cache_get(c, "w", 1, &v, &n, &aux) == 0 && aux == 0, "flushed clean: %u", aux);
+    cue_cache_free(c);
+}
+
 Test(cache, model_check_with_a_fixed_seed)
 {
     cue_cache *c;
@@ -85,13 +109,13 @@ Test(cache, model_check_with_a_fixed_seed)
         int klen = snprintf(key, sizeof key, "user-%d", u);
         if (op < 6) {
             size_t vlen = 50 + (seed >> 20) % 2000;
-            int rc = cue_cache_put(c, key, (size_t)klen, val, vlen, true);
+            int rc = cue_cache_put(c, key, (size_t)klen, val, vlen, 0, true);
             if (rc == CUE_EFULL) {
                 fulls++;
                 size_t n = 0;
                 cr_assert(cue_cache_flush(c, count_dirty, &n) == 0);
                 memset(dirty, 0, sizeof dirty);
-                rc = cue_cache_put(c, key, (size_t)klen, val, vlen, true);
+                rc = cue_cache_put(c, key, (size_t)klen, val, vlen, 0, true);
             }
             cr_assert(rc == 0, "put after flush failed: %d", rc);
             model[u] = (int)vlen;
@@ -99,7 +123,7 @@ Test(cache, model_check_with_a_fixed_seed)
         } else if (op < 15) {
             const void *v;
             size_t n;
-            int rc = cue_cache_get(c, key, (size_t)klen, &v, &n);
+            int rc = cue_cache_get(c, key, (size_t)klen, &v, &n, NULL);
             if (dirty[u]) cr_assert(rc == 0 && (int)n == model[u], "dirty entry %d lost", u);
             if (rc == 0)
                 cr_assert_eq((int)n, model[u], "entry %d has a stale value", u);
@@ -133,19 +157,19 @@ Test(cache, put_over_goes_past_a_full_budget_until_the_flush)
     int n = 0, rc = 0;
     for (; n < 100000; n++) {
         int klen = snprintf(key, sizeof key, "user-%d", n);
-        if ((rc = cue_cache_put(c, key, (size_t)klen, val, sizeof val, true)) != 0) break;
+        if ((rc = cue_cache_put(c, key, (size_t)klen, val, sizeof val, 0, true)) != 0) break;
     }
     cr_assert_eq(rc, CUE_EFULL, "a budget of dirty entries never filled (%d puts)", n);
     int klen = snprintf(key, sizeof key, "user-%d", n);
     cue_cache_stats before, after;
     cue_cache_stats_get(c, &before);
-    cr_assert_eq(cue_cache_put_over(c, key, (size_t)klen, val, sizeof val), 0);
+    cr_assert_eq(cue_cache_put_over(c, key, (size_t)klen, val, sizeof val, 0), 0);
     cue_cache_stats_get(c, &after);
     cr_assert_gt(after.dirty_bytes, before.dirty_bytes, "the put did not add to a full budget");
     cr_assert_eq(after.entries, before.entries + 1, "the put evicted or replaced an entry");
     const void *got = NULL;
     size_t got_len = 0;
-    cr_assert_eq(cue_cache_get(c, key, (size_t)klen, &got, &got_len), 0);
+    cr_assert_eq(cue_cache_get(c, key, (size_t)klen, &got, &got_len, NULL), 0);
     cr_assert_eq(got_len, sizeof val);
     cue_cache_free(c);
 }
