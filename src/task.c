@@ -52,19 +52,19 @@ struct cue_task {
     int64_t next[CUE_INPUT_TOPICS_MAX];
     int64_t stream_ms;
     int64_t since_commit;
-    int64_t fired_upto;       /* every index entry due at or before this has been used */
-    int64_t purged_upto;      /* ... and is deleted from the store up to here */
-    cue_event_decoder *dec;   /* owned */
-    cue_cache *cache;         /* owned */
-    cue_timers *timers;       /* owned */
-    cue_user *user;           /* owned scratch: the user being stepped */
-    cue_buf enc;              /* owned: encoded state */
-    cue_buf sealed;           /* owned: a state on its way to the store, with checksum */
-    cue_buf rec;              /* owned: encoded trigger */
-    cue_buf loaded;           /* owned: a state read from the store */
-    cue_buf timer_ops;        /* owned: timer_op array, index entries not yet written */
-    cue_buf timer_keys;       /* owned: the user ids those ops name, back to back */
-    cue_buf timer_sort;       /* owned: sort items and scratch for timer_ops_flush */
+    int64_t fired_upto;     /* every index entry due at or before this has been used */
+    int64_t purged_upto;    /* ... and is deleted from the store up to here */
+    cue_event_decoder *dec; /* owned */
+    cue_cache *cache;       /* owned */
+    cue_timers *timers;     /* owned */
+    cue_user *user;         /* owned scratch: the user being stepped */
+    cue_buf enc;            /* owned: encoded state */
+    cue_buf sealed;         /* owned: a state on its way to the store, with checksum */
+    cue_buf rec;            /* owned: encoded trigger */
+    cue_buf loaded;         /* owned: a state read from the store */
+    cue_buf timer_ops;      /* owned: timer_op array, index entries not yet written */
+    cue_buf timer_keys;     /* owned: the user ids those ops name, back to back */
+    cue_buf timer_sort;     /* owned: sort items and scratch for timer_ops_flush */
     /* t->user's pending index entry: its index in timer_ops plus one, or 0.
      * Kept with the user's cache entry (its owner's word, which the cache's
      * flush clears as the commit empties timer_ops), so that a user has one

@@ -54,7 +54,8 @@ Test(cache, hits_misses_and_flush_order)
     memset(&f, 0, sizeof f);
     cr_assert(cue_cache_flush(c, on_dirty, &f) == 0);
     cr_assert_str_eq(f.text, "", "flushed entries are clean");
-    cr_assert_eq(cue_cache_get(c, "ab", 2, &v, &n, NULL), CUE_ENOTFOUND, "a flushed deletion is gone");
+    cr_assert_eq(cue_cache_get(c, "ab", 2, &v, &n, NULL), CUE_ENOTFOUND,
+                 "a flushed deletion is gone");
     cr_assert(cue_cache_get(c, "b", 1, &v, &n, NULL) == 0 && n == 1 && memcmp(v, "2", 1) == 0);
     cue_cache_stats st;
     cue_cache_stats_get(c, &st);
