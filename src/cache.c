@@ -258,6 +258,30 @@ int cue_cache_peek(const cue_cache *c, const char *uid, size_t uid_len, const vo
     return 0;
 }
 
+void cue_cache_prefetch(const cue_cache *c, const char *uid, size_t uid_len, int stage)
+{
+    uint64_t hash = cue_hash64(uid, uid_len, 0);
+    size_t mask = c->table_cap - 1, i = hash & mask;
+    if (stage == 0) {
+        __builtin_prefetch(&c->tags[i]);
+        __builtin_prefetch(&c->table[i]);
+        return;
+    }
+    /* The table is at most half full: the run ends soon. A tag that matches
+     * another key only wastes the hint. */
+    uint8_t tag = tag_of(hash);
+    for (;; i = (i + 1) & mask) {
+        const entry *e = c->table[i];
+        if (e == NULL) return;
+        if (c->tags[i] == tag) {
+            /* The header and key, then the state's first lines. */
+            for (size_t off = 0; off < 256 && off < class_bytes(e->cls); off += 64)
+                __builtin_prefetch((const char *)e + off);
+            return;
+        }
+    }
+}
+
 /* Drops the least recently used clean entry (not `keep`); false when none. */
 static bool evict_one(cue_cache *c, const entry *keep)
 {

@@ -1257,6 +1257,12 @@ int cue_task_process(cue_task *t, const cue_record *rec, cue_err *err)
     return 0;
 }
 
+void cue_task_prefetch(const cue_task *t, const char *uid, size_t uid_len, int stage)
+{
+    if (uid && uid_len > 0 && uid_len <= CUE_USER_ID_BYTES_MAX)
+        cue_cache_prefetch(t->cache, uid, uid_len, stage);
+}
+
 int cue_task_offer(cue_task *t, const cue_record *rec, cue_err *err)
 {
     CUE_ASSERT(rec->topic < CUE_INPUT_TOPICS_MAX);

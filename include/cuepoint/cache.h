@@ -45,6 +45,11 @@ int cue_cache_get(cue_cache *c, const char *uid, size_t uid_len, const void **va
 int cue_cache_peek(const cue_cache *c, const char *uid, size_t uid_len, const void **val,
                    size_t *val_len, uint32_t *aux);
 
+/* A hint that `uid` is looked up soon, so that the look-up finds it in the
+ * CPU's caches: stage 0 starts reading its table slot; stage 1, some work
+ * later, its entry. Changes nothing (not even the recency order). */
+void cue_cache_prefetch(const cue_cache *c, const char *uid, size_t uid_len, int stage);
+
 /* Inserts or replaces a user's state (copied). `val` NULL records a deletion
  * (it must be dirty). `aux` is a word the owner keeps with the entry (the
  * task: where the user's pending timer index entry is), read back by get and

@@ -78,6 +78,11 @@ typedef struct cue_kafka_handler {
      * already (session timeout): committing them could clobber a new owner's work. */
     void (*revoked)(const int32_t *parts, size_t n, bool lost, void *ctx);
     void (*message)(const cue_kafka_msg *m, void *ctx);
+    /* Optional: a record's message() is coming, in the same order, a few
+     * records later (stage 0), then nearer (stage 1): a chance to start
+     * fetching what it will need into the CPU's caches while the records
+     * before it are handled. A hint only: it must change nothing. */
+    void (*prefetch)(const cue_kafka_msg *m, int stage, void *ctx);
     /* The consumer or producer cannot go on (a fatal client error, a failed
      * delivery); the message names the cause. */
     void (*fatal)(const char *why, void *ctx);

@@ -162,6 +162,11 @@ int64_t cue_task_repair_stream_time(cue_task *t, int64_t limit_ms);
  * processed. 0, or what cue_task_process returns. */
 int cue_task_offer(cue_task *t, const cue_record *rec, cue_err *err);
 
+/* A hint that a record of user `uid` (a record's key, which must be its user
+ * id) comes soon: its cached state is fetched into the CPU's caches (stage 0
+ * its slot, stage 1 later its entry; cue_cache_prefetch). Changes nothing. */
+void cue_task_prefetch(const cue_task *t, const char *uid, size_t uid_len, int stage);
+
 /* Counts a record the caller skips because it is below cue_task_next_offset
  * (applied and committed before: a redelivery) as a duplicate, so that
  * every record read is counted once: applied, duplicate or dead letter. */

@@ -106,6 +106,9 @@ void kafka_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t code,
                         rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     cue_kafka *k = opaque;
+    /* Records polled before the rebalance are handled before it, as when
+     * none was held ahead: a partition revoked must not apply them after. */
+    kafka_ahead_drain(k);
     bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     size_t n = 0;
     uint32_t topics = k->cfg->input_topic_count ? k->cfg->input_topic_count : 1;

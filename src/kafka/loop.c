@@ -115,6 +115,61 @@ void cue_kafka_take(cue_kafka *k, int32_t p)
     k->head[p] = NULL;
 }
 
+/* Hands one polled message (a record or an event) to the handler, and frees it. */
+static void deliver(cue_kafka *k, rd_kafka_message_t *m)
+{
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (k->h.end) k->h.end(m->partition, m->offset, k->h.ctx);
+    } else if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET && k->h.out_of_range) {
+        cue_log(CUE_LOG_WARN, "position no longer in the log", "s:topic",
+                m->rkt ? rd_kafka_topic_name(m->rkt) : "", "i:partition", (int64_t)m->partition,
+                "i:offset", m->offset, "s:error", rd_kafka_message_errstr(m), NULL);
+        k->h.out_of_range(m->partition, m->offset, k->h.ctx);
+    } else if (m->err) {
+        k->stats.consumer_errors++;
+        cue_log(CUE_LOG_WARN, rd_kafka_message_errstr(m), "s:topic",
+                m->rkt ? rd_kafka_topic_name(m->rkt) : "", "i:partition", (int64_t)m->partition,
+                "s:error", rd_kafka_err2name(m->err), NULL);
+    } else {
+        cue_kafka_msg msg = msg_of(k, m);
+        k->h.message(&msg, k->h.ctx);
+    }
+    rd_kafka_message_destroy(m);
+}
+
+void kafka_ahead_drain(cue_kafka *k)
+{
+    /* Taken off before it is handled: a handler that drains again (from a
+     * rebalance it causes) goes on with the next. */
+    while (k->ahead_n > 0) {
+        rd_kafka_message_t *m = k->ahead[k->ahead_first];
+        k->ahead_first = (k->ahead_first + 1) % KAFKA_AHEAD;
+        k->ahead_n--;
+        deliver(k, m);
+    }
+}
+
+/* Holds a record ahead (prefetch stage 0), handing over the oldest when the
+ * ring is full; the one half the ring behind it gets stage 1. */
+static void hold_ahead(cue_kafka *k, rd_kafka_message_t *m)
+{
+    cue_kafka_msg msg = msg_of(k, m);
+    k->h.prefetch(&msg, 0, k->h.ctx);
+    if (k->ahead_n == KAFKA_AHEAD) {
+        rd_kafka_message_t *old = k->ahead[k->ahead_first];
+        k->ahead_first = (k->ahead_first + 1) % KAFKA_AHEAD;
+        k->ahead_n--;
+        deliver(k, old);
+    }
+    k->ahead[(k->ahead_first + k->ahead_n) % KAFKA_AHEAD] = m;
+    k->ahead_n++;
+    if (k->ahead_n > KAFKA_AHEAD / 2) {
+        size_t near = (k->ahead_first + k->ahead_n - 1 - KAFKA_AHEAD / 2) % KAFKA_AHEAD;
+        msg = msg_of(k, k->ahead[near]);
+        k->h.prefetch(&msg, 1, k->h.ctx);
+    }
+}
+
 size_t cue_kafka_consume(cue_kafka *k, size_t max)
 {
     size_t served = 0;
@@ -122,24 +177,17 @@ size_t cue_kafka_consume(cue_kafka *k, size_t max)
         rd_kafka_message_t *m = rd_kafka_consumer_poll(k->consumer, 0);
         if (m == NULL) break;
         served++;
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            if (k->h.end) k->h.end(m->partition, m->offset, k->h.ctx);
-        } else if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET && k->h.out_of_range) {
-            cue_log(CUE_LOG_WARN, "position no longer in the log", "s:topic",
-                    m->rkt ? rd_kafka_topic_name(m->rkt) : "", "i:partition", (int64_t)m->partition,
-                    "i:offset", m->offset, "s:error", rd_kafka_message_errstr(m), NULL);
-            k->h.out_of_range(m->partition, m->offset, k->h.ctx);
-        } else if (m->err) {
-            k->stats.consumer_errors++;
-            cue_log(CUE_LOG_WARN, rd_kafka_message_errstr(m), "s:topic",
-                    m->rkt ? rd_kafka_topic_name(m->rkt) : "", "i:partition", (int64_t)m->partition,
-                    "s:error", rd_kafka_err2name(m->err), NULL);
-        } else {
-            cue_kafka_msg msg = msg_of(k, m);
-            k->h.message(&msg, k->h.ctx);
+        if (m->err == 0 && k->h.prefetch) {
+            hold_ahead(k, m);
+            continue;
         }
-        rd_kafka_message_destroy(m);
+        /* An end, a reset or an error comes after the records before it. */
+        kafka_ahead_drain(k);
+        deliver(k, m);
     }
+    /* Nothing stays held between calls: the caller's checks (a commit
+     * cycle, a pause, the end) see every record polled. */
+    kafka_ahead_drain(k);
     return served;
 }
 

@@ -308,6 +308,15 @@ void rt_on_revoked(const int32_t *ids, size_t n, bool lost, void *ctx)
     if (eos && lost) rt_eos_rollback(r, "partitions lost");
 }
 
+/* The record's key is its user id (a record whose key is not is a dead
+ * letter), so its user's cached state can be fetched early. */
+void rt_on_prefetch(const cue_kafka_msg *m, int stage, void *ctx)
+{
+    rt *r = ctx;
+    part *p = rt_part_get(r, m->partition);
+    if (p && p->task && m->key) cue_task_prefetch(p->task, m->key, m->key_len, stage);
+}
+
 void rt_on_message(const cue_kafka_msg *m, void *ctx)
 {
     rt *r = ctx;

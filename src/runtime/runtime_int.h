@@ -280,6 +280,7 @@ void rt_part_release(rt *r, int32_t id, bool lost, bool sync);
 int rt_on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx);
 void rt_on_revoked(const int32_t *ids, size_t n, bool lost, void *ctx);
 void rt_on_message(const cue_kafka_msg *m, void *ctx);
+void rt_on_prefetch(const cue_kafka_msg *m, int stage, void *ctx);
 int rt_eos_commit(rt *r, cue_err *err);
 void rt_eos_rollback(rt *r, const char *why);
 void rt_eos_cycle(rt *r);

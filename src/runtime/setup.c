@@ -90,6 +90,7 @@ int rt_open_all(rt *r, cue_err *err)
     cue_kafka_handler h = {.assigned = rt_on_assigned,
                            .revoked = rt_on_revoked,
                            .message = rt_on_message,
+                           .prefetch = rt_on_prefetch,
                            .fatal = rt_on_fatal,
                            .ctx = r};
     rc = cue_kafka_open(&r->k, cfg, &h, err);

@@ -91,6 +91,49 @@ Test(cache, the_owners_word_lasts_until_the_entry_is_flushed)
     cue_cache_free(c);
 }
 
+Test(cache, a_prefetch_changes_nothing)
+{
+    cue_cache *c;
+    cue_err err;
+    cr_assert(cue_cache_new(&c, CUE_CACHE_BYTES_MIN, &err) == 0);
+    char key[16], val[200];
+    memset(val, 'v', sizeof val);
+    size_t fits = 0;
+    /* Clean entries until the first eviction: the LRU order is then in use. */
+    for (int i = 0;; i++) {
+        int klen = snprintf(key, sizeof key, "u%d", i);
+        cr_assert(cue_cache_put(c, key, (size_t)klen, val, sizeof val, 0, false) == 0);
+        cue_cache_stats st;
+        cue_cache_stats_get(c, &st);
+        if (st.evictions > 0) {
+            fits = (size_t)i;
+            break;
+        }
+    }
+    cue_cache_stats before, after;
+    cue_cache_stats_get(c, &before);
+    /* The oldest left, and keys never put: a prefetch must not make the
+     * oldest recent (it would be evicted next, as before) nor count. */
+    for (int stage = 0; stage < 2; stage++) {
+        for (size_t i = 0; i <= fits; i++) {
+            int klen = snprintf(key, sizeof key, "u%zu", i);
+            cue_cache_prefetch(c, key, (size_t)klen, stage);
+        }
+        cue_cache_prefetch(c, "absent", 6, stage);
+    }
+    cue_cache_stats_get(c, &after);
+    cr_assert(after.hits == before.hits && after.misses == before.misses &&
+              after.entries == before.entries && after.evictions == before.evictions);
+    const void *v;
+    size_t n;
+    /* u0 was evicted; u1 is the least recent: the next put evicts it. */
+    cr_assert(cue_cache_peek(c, "u1", 2, &v, &n, NULL) == 0);
+    cr_assert(cue_cache_put(c, "new", 3, val, sizeof val, 0, false) == 0);
+    cr_assert_eq(cue_cache_peek(c, "u1", 2, &v, &n, NULL), CUE_ENOTFOUND,
+                 "the prefetch touched the recency order");
+    cue_cache_free(c);
+}
+
 Test(cache, model_check_with_a_fixed_seed)
 {
     cue_cache *c;
