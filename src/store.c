@@ -19,14 +19,24 @@ static const char *const cf_names[CF_COUNT] = {"default", "users", "timers", "me
  * further input topics (input.topics). Written only with some. */
 #define META_VERSION_TOPICS 3
 #define WRITE_BUFFER_MB     4
-#define BLOCK_CACHE_MB      8
-#define META_BYTES          (1 + 4 * 8)
-#define META_V1_BYTES       (1 + 3 * 8)
-#define KEY_MAX             (4 + 8 + CUE_USER_ID_BYTES_MAX)
+/* The users' column family gets larger memtables: every commit rewrites its
+ * dirty users, so most of a memtable's states are overwritten before it is
+ * flushed when it holds several commits' worth, and each flush feeds
+ * compactions that rewrite the whole family again. 4 MiB memtables made
+ * RocksDB's background threads ~17% of the pipeline's CPU; 16 MiB, at most
+ * three, cut the pipeline's CPU per record by ~10% (bench/pipeline.sh's
+ * records, docs/benchmarks.md). */
+#define USERS_WRITE_BUFFER_MB 16
+#define USERS_WRITE_BUFFERS   3
+#define BLOCK_CACHE_MB        8
+#define META_BYTES            (1 + 4 * 8)
+#define META_V1_BYTES         (1 + 3 * 8)
+#define KEY_MAX               (4 + 8 + CUE_USER_ID_BYTES_MAX)
 
 struct cue_store {
     rocksdb_t *db;                                /* owned */
     rocksdb_options_t *opts;                      /* owned */
+    rocksdb_options_t *users_opts;                /* owned: opts, but the users' memtables */
     rocksdb_block_based_table_options_t *table;   /* owned */
     rocksdb_cache_t *cache;                       /* owned, may be NULL */
     rocksdb_column_family_handle_t *cf[CF_COUNT]; /* owned */
@@ -163,7 +173,15 @@ static void set_options(cue_store *s, const cue_store_opts *o)
     rocksdb_options_set_create_if_missing(s->opts, 1);
     rocksdb_options_set_create_missing_column_families(s->opts, 1);
     rocksdb_options_increase_parallelism(s->opts, 2);
-    rocksdb_options_set_compression(s->opts, rocksdb_lz4_compression);
+    /* Level 0 is written by memtable flushes and read once by the next
+     * compaction: LZ4 there was a fifth of the flush threads' time for
+     * files that live seconds. The levels below, which hold the store at
+     * rest, stay compressed. */
+    int per_level[7] = {rocksdb_no_compression};
+    for (size_t i = 1; i < sizeof per_level / sizeof *per_level; i++)
+        per_level[i] = rocksdb_lz4_compression;
+    rocksdb_options_set_compression_per_level(s->opts, per_level,
+                                              sizeof per_level / sizeof *per_level);
     /* Small memtables: inserting into a skiplist that fits the CPU caches was
      * twice as fast here (8 MiB vs the 64 MiB default, sorted 250-byte puts),
      * and flushing and compacting them runs on the other core. */
@@ -196,6 +214,9 @@ static void set_options(cue_store *s, const cue_store_opts *o)
     rocksdb_writeoptions_set_sync(s->wo_sync, 1);
     s->batch = rocksdb_writebatch_create();
     set_erasure_options(s->opts);
+    s->users_opts = rocksdb_options_create_copy(s->opts);
+    rocksdb_options_set_write_buffer_size(s->users_opts, (size_t)USERS_WRITE_BUFFER_MB << 20);
+    rocksdb_options_set_max_write_buffer_number(s->users_opts, USERS_WRITE_BUFFERS);
 }
 
 int cue_store_open(cue_store **out, const char *dir, const cue_store_opts *opts, cue_err *err)
@@ -206,7 +227,7 @@ int cue_store_open(cue_store **out, const char *dir, const cue_store_opts *opts,
     if (s == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory for the store");
     set_options(s, opts);
     s->read_only = opts->read_only;
-    const rocksdb_options_t *cf_opts[CF_COUNT] = {s->opts, s->opts, s->opts, s->opts};
+    const rocksdb_options_t *cf_opts[CF_COUNT] = {s->opts, s->users_opts, s->opts, s->opts};
     char *e = NULL;
     if (opts->read_only)
         s->db = rocksdb_open_for_read_only_column_families(s->opts, dir, CF_COUNT, cf_names,
@@ -251,6 +272,7 @@ void cue_store_close(cue_store *s)
     rocksdb_writeoptions_destroy(s->wo);
     rocksdb_writeoptions_destroy(s->wo_sync);
     rocksdb_options_destroy(s->opts);
+    if (s->users_opts) rocksdb_options_destroy(s->users_opts);
     rocksdb_block_based_options_destroy(s->table);
     if (s->cache) rocksdb_cache_destroy(s->cache);
     free(s);
