@@ -488,17 +488,28 @@ static bool request_waiting(const slot *s)
     return ioctl(s->fd, FIONREAD, &n) == 0 && n > 0;
 }
 
+/* A connection accepted this long ago or less has not had time to send its
+ * request: a probe's arrives a moment after its connect, later when the
+ * machine is loaded, and slow clients that just sent a byte would
+ * otherwise outlast it. */
+#define FRESH_GRACE_MS 250
+
 /* The waiting connection of client `ci` (any client if -1) that gives way
  * first: the one idle longest among those answered already, which had
  * their turn; else the oldest of those without a whole request yet. Those
- * with a request waiting in the socket go last. */
+ * with a request waiting in the socket, and those just accepted, go last. */
 static slot *next_victim(cue_http *h, int ci)
 {
     slot_list *lists[2] = {&h->idle, &h->fresh};
+    uint64_t now = uv_now(h->loop);
     for (int pass = 0; pass < 2; pass++)
         for (int k = 0; k < 2; k++)
-            for (slot *s = lists[k]->head; s; s = s->next)
-                if ((ci < 0 || s->client == ci) && (pass == 1 || !request_waiting(s))) return s;
+            for (slot *s = lists[k]->head; s; s = s->next) {
+                if (ci >= 0 && s->client != ci) continue;
+                bool spared = request_waiting(s) ||
+                              (s->state == SLOT_FRESH && s->since_ms + FRESH_GRACE_MS > now);
+                if (pass == 1 || !spared) return s;
+            }
     return NULL;
 }
 
