@@ -736,6 +736,45 @@ Test(task, only_the_live_timer_index_entry_is_written)
     teardown(&h);
 }
 
+/* Users whose timers move within a cycle keep one pending index entry each,
+ * moved in place: the superseded ones are counted and never written, two
+ * users' moves interleaved never take one's entry for the other's, and an
+ * entry that came up before the commit is not written either. After a
+ * restart each timer fires once, at its last time, and nothing stale comes
+ * up. */
+Test(task, each_user_has_one_pending_index_entry_moved_in_place)
+{
+    harness h;
+    setup(&h);
+    use_machine(&h, move_machine);
+    begin(&h, "a", 0, 100000);
+    begin(&h, "b", 0, 100000);
+    begin(&h, "c", 0, 150);
+    for (int i = 1; i <= 5; i++) {
+        move_to(&h, "a", i, 100000 - i * 1000);
+        move_to(&h, "b", i, 100000 - i * 1500);
+    }
+    move_to(&h, "a", 200, 90000); /* time passes c's timer */
+    cr_assert_str_eq(h.log.data, "nudge:c@150;");
+    const cue_task_stats *s = cue_task_stats_get(h.task);
+    uint64_t writes = s->timer_writes, dropped = s->timer_dropped;
+    cue_err err = {0};
+    cr_assert(cue_task_commit(h.task, &err) == 0, "%s", err.msg);
+    s = cue_task_stats_get(h.task);
+    cr_expect_eq(s->timer_writes - writes, 2, "a's and b's entries only, written %llu",
+                 (unsigned long long)(s->timer_writes - writes));
+    /* a: 6 moves, b: 5 (counted as they happen); c's, used up: 1 (at the commit). */
+    cr_expect_eq(s->timer_dropped, 12, "%llu", (unsigned long long)s->timer_dropped);
+    cr_expect_eq(dropped, 11);
+    close_task(&h, false);
+    open_task(&h);
+    cr_assert(cue_task_advance(h.task, 200000, &err) == 0, "%s", err.msg);
+    cr_assert_str_eq(h.log.data, "nudge:c@150;nudge:a@90000;nudge:b@92500;");
+    cr_expect_eq(cue_task_stats_get(h.task)->timer_checks, 2, "stale index entries came up: %llu",
+                 (unsigned long long)cue_task_stats_get(h.task)->timer_checks);
+    teardown(&h);
+}
+
 /* A nudge that, when it fires, arms a second one an hour later and makes
  * the state several times larger (three long notes). */
 #define BIG                                                                                        \
