@@ -274,8 +274,11 @@ void cue_cache_prefetch(const cue_cache *c, const char *uid, size_t uid_len, int
         const entry *e = c->table[i];
         if (e == NULL) return;
         if (c->tags[i] == tag) {
-            /* The header and key, then the state's first lines. */
-            for (size_t off = 0; off < 256 && off < class_bytes(e->cls); off += 64)
+            /* The header and key, then the state's first lines. Not
+             * bounded by the blob's size: reading it would wait for the
+             * very line being fetched, and a prefetch past a blob's end
+             * does no harm. */
+            for (size_t off = 0; off < 256; off += 64)
                 __builtin_prefetch((const char *)e + off);
             return;
         }
