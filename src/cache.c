@@ -487,6 +487,11 @@ int cue_cache_flush(cue_cache *c, cue_cache_dirty_fn fn, void *ctx)
     return 0;
 }
 
+uint64_t cue_cache_evictions(const cue_cache *c)
+{
+    return c->evictions;
+}
+
 void cue_cache_stats_get(const cue_cache *c, cue_cache_stats *out)
 {
     out->hits = c->hits;

@@ -5,6 +5,7 @@
 #include "cuepoint/limits.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,18 @@ static const char *const cf_names[CF_COUNT] = {"default", "users", "timers", "me
 #define META_BYTES            (1 + 4 * 8)
 #define META_V1_BYTES         (1 + 3 * 8)
 #define KEY_MAX               (4 + 8 + CUE_USER_ID_BYTES_MAX)
+/* Batches handed to the writer thread and not yet reaped: a few cycles'
+ * worth (each task hands one per cycle); a caller past it waits. */
+#define WRITES_MAX 256
+#define SPARES_MAX 16
+
+/* A batch on its way to the store (cue_store_batch_commit_async). */
+typedef struct pending_write {
+    rocksdb_writebatch_t *batch; /* owned by the queue */
+    cue_store_written_fn fn;
+    void *ctx;
+    char *error; /* RocksDB's message, owned (rocksdb_free); NULL: written */
+} pending_write;
 
 struct cue_store {
     rocksdb_t *db;                                /* owned */
@@ -48,6 +61,22 @@ struct cue_store {
     /* Timer index entries put in bulk (a standby's), put in key order at
      * the commit (cue_timer_run says why). */
     cue_timer_run bulk;
+    /* The writer thread, started by the first batch handed over. Under `mu`:
+     * the ring q[q_head .. q_head + q_len), of which the first q_done are
+     * written; `stopping` ends the thread; `held` pauses it (tests). */
+    pthread_t writer;
+    bool writer_started, stopping, held;
+    /* A written batch's fn is running: a read it makes waits for the
+     * writes but calls no fn itself, so fns run one at a time, in order. */
+    bool reaping;
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+    pending_write q[WRITES_MAX];
+    size_t q_head, q_len, q_done;
+    rocksdb_writebatch_t *spare[SPARES_MAX]; /* owned: emptied batches to reuse */
+    size_t n_spare;
+    void (*notify)(void *ctx);
+    void *notify_ctx;
     /* Users erased in the batch (cue_store_batch_users_erase), as user keys
      * (partition | id) each after a 1-byte length: the commit makes their
      * deletion physical (scrub). */
@@ -225,6 +254,9 @@ int cue_store_open(cue_store **out, const char *dir, const cue_store_opts *opts,
     if (!opts->read_only && cue_store_dir_create(dir, err) != 0) return CUE_EIO;
     cue_store *s = calloc(1, sizeof *s);
     if (s == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory for the store");
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->work, NULL);
+    pthread_cond_init(&s->done, NULL);
     set_options(s, opts);
     s->read_only = opts->read_only;
     const rocksdb_options_t *cf_opts[CF_COUNT] = {s->opts, s->users_opts, s->opts, s->opts};
@@ -257,9 +289,12 @@ int cue_store_open(cue_store **out, const char *dir, const cue_store_opts *opts,
     return 0;
 }
 
+static void writer_stop(cue_store *s);
+
 void cue_store_close(cue_store *s)
 {
     if (s == NULL) return;
+    writer_stop(s);
     if (s->db) {
         for (int i = 0; i < CF_COUNT; i++)
             if (s->cf[i]) rocksdb_column_family_handle_destroy(s->cf[i]);
@@ -275,13 +310,171 @@ void cue_store_close(cue_store *s)
     if (s->users_opts) rocksdb_options_destroy(s->users_opts);
     rocksdb_block_based_options_destroy(s->table);
     if (s->cache) rocksdb_cache_destroy(s->cache);
+    pthread_cond_destroy(&s->work);
+    pthread_cond_destroy(&s->done);
+    pthread_mutex_destroy(&s->mu);
     free(s);
+}
+
+/* ---- the writer thread -------------------------------------------------- */
+
+static void *writer_main(void *arg)
+{
+    cue_store *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->stopping && (s->q_done == s->q_len || s->held))
+            pthread_cond_wait(&s->work, &s->mu);
+        if (s->q_done == s->q_len) break; /* stopping, and nothing left */
+        pending_write *w = &s->q[(s->q_head + s->q_done) % WRITES_MAX];
+        pthread_mutex_unlock(&s->mu);
+        char *e = NULL;
+        rocksdb_write(s->db, s->wo, w->batch, &e);
+        pthread_mutex_lock(&s->mu);
+        w->error = e;
+        s->q_done++;
+        pthread_cond_broadcast(&s->done);
+        if (s->notify) s->notify(s->notify_ctx);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+void cue_store_set_notify(cue_store *s, void (*notify)(void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&s->mu);
+    s->notify = notify;
+    s->notify_ctx = ctx;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void cue_store_writer_hold(cue_store *s, bool hold)
+{
+    pthread_mutex_lock(&s->mu);
+    s->held = hold;
+    pthread_cond_signal(&s->work);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void cue_store_reap(cue_store *s)
+{
+    if (!s->writer_started || s->reaping) return;
+    s->reaping = true;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        if (s->q_done == 0) {
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
+        pending_write w = s->q[s->q_head];
+        s->q_head = (s->q_head + 1) % WRITES_MAX;
+        s->q_len--;
+        s->q_done--;
+        pthread_mutex_unlock(&s->mu);
+        cue_err err = {0};
+        int rc = 0;
+        if (w.error) {
+            rc = store_error(w.error, &err, "writing the state batch");
+        }
+        rocksdb_writebatch_clear(w.batch);
+        /* A few emptied batches are kept for reuse (each keeps the room it
+         * grew to); the rest are freed, so memory follows the dirty users. */
+        if (s->n_spare < SPARES_MAX)
+            s->spare[s->n_spare++] = w.batch;
+        else
+            rocksdb_writebatch_destroy(w.batch);
+        /* Called last: it may hand over another batch or read the store. */
+        if (w.fn) w.fn(rc, rc ? &err : NULL, w.ctx);
+    }
+    s->reaping = false;
+}
+
+void cue_store_settle(cue_store *s)
+{
+    if (!s->writer_started) return;
+    pthread_mutex_lock(&s->mu);
+    while (s->q_done < s->q_len)
+        pthread_cond_wait(&s->done, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    cue_store_reap(s);
+}
+
+static void writer_stop(cue_store *s)
+{
+    if (!s->writer_started) return;
+    cue_store_settle(s);
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    s->held = false;
+    pthread_cond_signal(&s->work);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->writer, NULL);
+    s->writer_started = false;
+    for (size_t i = 0; i < s->n_spare; i++)
+        rocksdb_writebatch_destroy(s->spare[i]);
+    s->n_spare = 0;
+}
+
+int cue_store_batch_commit_async(cue_store *s, cue_store_written_fn fn, void *ctx, cue_err *err)
+{
+    if (s->n_erased > 0) {
+        /* Erasures are scrubbed right after their write (a restore's may
+         * share the batch): written here, after those handed over. */
+        int rc = cue_store_batch_commit(s, false, err);
+        fn(rc, rc ? err : NULL, ctx);
+        return rc;
+    }
+    /* A full queue is made room in by reaping, which a fn cannot do. */
+    CUE_ASSERT(!s->reaping);
+    if (!s->writer_started) {
+        s->q_head = s->q_len = s->q_done = 0;
+        s->stopping = false;
+        if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
+            /* No thread: written here, as cue_store_batch_commit would. */
+            int rc = cue_store_batch_commit(s, false, err);
+            fn(rc, rc ? err : NULL, ctx);
+            return rc;
+        }
+        s->writer_started = true;
+    }
+    cue_store_batch_timer_run(s, &s->bulk);
+    rocksdb_writebatch_t *next = s->n_spare ? s->spare[--s->n_spare] : rocksdb_writebatch_create();
+    pthread_mutex_lock(&s->mu);
+    while (s->q_len == WRITES_MAX) {
+        pthread_mutex_unlock(&s->mu);
+        cue_store_settle(s);
+        pthread_mutex_lock(&s->mu);
+    }
+    s->q[(s->q_head + s->q_len) % WRITES_MAX] =
+        (pending_write){.batch = s->batch, .fn = fn, .ctx = ctx};
+    s->q_len++;
+    pthread_cond_signal(&s->work);
+    pthread_mutex_unlock(&s->mu);
+    s->batch = next;
+    s->batch_count = 0;
+    return 0;
 }
 
 /* ---- reads ------------------------------------------------------------- */
 
 int cue_store_user_get(cue_store *s, uint32_t partition, const char *uid, size_t uid_len,
                        cue_buf *out, cue_err *err)
+{
+    cue_store_settle(s); /* reads and writes see the batches handed over */
+    return cue_store_user_get_unsettled(s, partition, uid, uid_len, out, err);
+}
+
+bool cue_store_writes_pending(cue_store *s)
+{
+    if (!s->writer_started) return false;
+    pthread_mutex_lock(&s->mu);
+    bool pending = s->q_len > 0;
+    pthread_mutex_unlock(&s->mu);
+    return pending;
+}
+
+int cue_store_user_get_unsettled(cue_store *s, uint32_t partition, const char *uid, size_t uid_len,
+                                 cue_buf *out, cue_err *err)
 {
     unsigned char k[KEY_MAX];
     size_t klen;
@@ -320,6 +513,7 @@ static size_t meta_encode(unsigned char *p, const cue_store_meta *m)
 
 int cue_store_meta_get(cue_store *s, uint32_t partition, cue_store_meta *out, cue_err *err)
 {
+    cue_store_settle(s); /* reads and writes see the batches handed over */
     unsigned char k[4];
     put_be32(k, partition);
     char *e = NULL;
@@ -551,6 +745,7 @@ static int scrub(cue_store *s, cue_err *err);
 
 int cue_store_batch_commit(cue_store *s, bool sync, cue_err *err)
 {
+    cue_store_settle(s);                    /* reads and writes see the batches handed over */
     cue_store_batch_timer_run(s, &s->bulk); /* kept in the batch if the write fails */
     if (s->batch_count == 0) return 0;
     char *e = NULL;
@@ -689,6 +884,7 @@ static rocksdb_iterator_t *range(cue_store *s, int cf, rocksdb_readoptions_t **r
                                  const unsigned char *lo, size_t lo_len, const unsigned char *hi,
                                  size_t hi_len)
 {
+    cue_store_settle(s);
     *ro = rocksdb_readoptions_create();
     if (hi) rocksdb_readoptions_set_iterate_upper_bound(*ro, (const char *)hi, hi_len);
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, *ro, s->cf[cf]);
@@ -787,6 +983,7 @@ static void reset_key(unsigned char k[9], uint32_t partition)
 int cue_store_partition_reset(cue_store *s, uint32_t partition, bool drop,
                               const cue_store_meta *meta, const char *marker, cue_err *err)
 {
+    cue_store_settle(s);
     CUE_ASSERT(!s->read_only);
     CUE_ASSERT(partition < UINT32_MAX); /* partition + 1 is the range's end */
     size_t mlen = strlen(marker);
@@ -816,6 +1013,7 @@ int cue_store_partition_reset(cue_store *s, uint32_t partition, bool drop,
 int cue_store_reset_marker_get(cue_store *s, uint32_t partition, char *out, size_t cap,
                                cue_err *err)
 {
+    cue_store_settle(s);
     CUE_ASSERT(cap > 0);
     unsigned char k[9];
     reset_key(k, partition);
@@ -852,6 +1050,7 @@ static int owner_put(cue_store *s, const char *want, size_t n, cue_err *err)
 
 int cue_store_owner_check(cue_store *s, const char *app_id, const char *topic, cue_err *err)
 {
+    cue_store_settle(s);
     char *e = NULL;
     size_t vlen = 0;
     char *v =
@@ -891,6 +1090,7 @@ static const char count_key[] = "\xff\xff\xff\xff"
 
 int cue_store_partition_count_get(cue_store *s, int32_t *n, cue_err *err)
 {
+    cue_store_settle(s);
     char *e = NULL;
     size_t vlen = 0;
     char *v =
@@ -909,6 +1109,7 @@ int cue_store_partition_count_get(cue_store *s, int32_t *n, cue_err *err)
 
 int cue_store_partition_count_put(cue_store *s, int32_t n, cue_err *err)
 {
+    cue_store_settle(s);
     CUE_ASSERT(!s->read_only && n > 0);
     unsigned char v[4];
     put_be32(v, (uint32_t)n);

@@ -71,6 +71,11 @@ struct cue_task {
      * pending entry, moved in place, and nothing reads the cache again to
      * tell which of a user's entries is live. */
     uint32_t user_op;
+    /* The cache's evictions when the store last had no batch of ours
+     * waiting and one was handed over: a user missing from the cache with
+     * no eviction since is in no batch still being written, and is read
+     * without waiting for them. */
+    uint64_t evict_mark;
     const cue_policy *policy; /* borrowed; NULL: every trigger goes out as made */
     cue_policy_tz *tz;        /* owned, with a policy */
     int64_t now_ms;           /* stream time of the current step: its triggers go out then */
@@ -600,7 +605,9 @@ static int user_find(cue_task *t, const char *uid, size_t len, const void **rec,
     t->user_op = 0;
     if (cue_cache_get(t->cache, uid, len, rec, rlen, &t->user_op) == 0) return 0;
     *own = false;
-    int rc = cue_store_user_get(t->store, t->partition, uid, len, &t->loaded, err);
+    int rc = cue_store_writes_pending(t->store) && cue_cache_evictions(t->cache) != t->evict_mark
+                 ? cue_store_user_get(t->store, t->partition, uid, len, &t->loaded, err)
+                 : cue_store_user_get_unsettled(t->store, t->partition, uid, len, &t->loaded, err);
     *rec = rc == 0 ? t->loaded.data : NULL;
     *rlen = rc == 0 ? t->loaded.len : 0;
     return rc == CUE_ENOTFOUND ? 0 : rc;
@@ -1392,7 +1399,9 @@ int cue_task_commit_prepare(cue_task *t, cue_err *err)
     return 0;
 }
 
-int cue_task_commit_finish(cue_task *t, cue_err *err)
+/* Everything of a commit but the write: erasures, the range delete, the
+ * pending index entries, the dirty users and the position, into the batch. */
+static int commit_build(cue_task *t, cue_err *err)
 {
     if (t->sink.changelog_next) {
         int64_t next = t->sink.changelog_next(t->partition, &t->synced_ms, t->sink.ctx);
@@ -1424,12 +1433,39 @@ int cue_task_commit_finish(cue_task *t, cue_err *err)
     for (size_t i = 0; i < meta.n_more; i++)
         meta.more_offsets[i] = t->next[i + 1];
     cue_store_batch_meta_put(t->store, t->partition, &meta);
-    int rc = cue_store_batch_commit(t->store, false, err);
-    if (rc != 0) return rc;
+    return 0;
+}
+
+static void commit_done(cue_task *t)
+{
     t->repair_from = INT64_MIN; /* a repair is in the store now */
     if (t->journeys) cue_journey_counts_mark(t->journeys);
     t->stats.commits++;
     t->since_commit = 0;
+}
+
+int cue_task_commit_finish(cue_task *t, cue_err *err)
+{
+    int rc = commit_build(t, err);
+    if (rc == 0) rc = cue_store_batch_commit(t->store, false, err);
+    if (rc != 0) return rc;
+    commit_done(t);
+    return 0;
+}
+
+int cue_task_commit_finish_async(cue_task *t, cue_store_written_fn fn, void *ctx, cue_err *err)
+{
+    /* Reads of the store wait for the batch (cue_store_batch_commit_async),
+     * so a user evicted from the cache before it is written reads right. */
+    if (!cue_store_writes_pending(t->store)) t->evict_mark = cue_cache_evictions(t->cache);
+    int rc = commit_build(t, err);
+    if (rc != 0) {
+        fn(rc, err, ctx);
+        return rc;
+    }
+    rc = cue_store_batch_commit_async(t->store, fn, ctx, err); /* calls fn on failure */
+    if (rc != 0) return rc;
+    commit_done(t);
     return 0;
 }
 

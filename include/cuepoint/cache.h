@@ -86,4 +86,7 @@ void cue_cache_clear(cue_cache *c);
 
 void cue_cache_stats_get(const cue_cache *c, cue_cache_stats *out);
 
+/* Entries evicted since the cache was made. */
+uint64_t cue_cache_evictions(const cue_cache *c);
+
 #endif

@@ -129,6 +129,47 @@ size_t cue_store_batch_count(const cue_store *s);
  * CUE_ESTORE on failure; the batch is then kept so the caller may retry. */
 int cue_store_batch_commit(cue_store *s, bool sync, cue_err *err);
 
+/* Written: the batch handed over by cue_store_batch_commit_async is in the
+ * store (rc 0), or could not be written (rc CUE_ESTORE, `err` says why). */
+typedef void (*cue_store_written_fn)(int rc, const cue_err *err, void *ctx);
+
+/* Hands the batch to the store's writer thread and starts an empty one, so
+ * the caller goes on while RocksDB inserts it. Batches are written in the
+ * order handed over, and their `fn` called in that order, one at a time, on
+ * the caller's thread, by cue_store_reap or by any call that must see them
+ * first: every read of the store and every synchronous commit waits for the
+ * batches handed over before it (so reads are exact), and calls their `fn`
+ * first unless it is made from within one. `fn` may read the store and
+ * commit synchronously, never hand a batch over. `notify`
+ * (cue_store_set_notify) is how the writer thread says a batch is written.
+ * A batch with erasures is written in place, after those handed over (its
+ * scrub follows its write), and `fn` called before this returns. */
+int cue_store_batch_commit_async(cue_store *s, cue_store_written_fn fn, void *ctx, cue_err *err);
+
+/* Called by the writer thread each time a batch is written: it must only
+ * wake the caller's thread (uv_async_send), which then calls cue_store_reap. */
+void cue_store_set_notify(cue_store *s, void (*notify)(void *ctx), void *ctx);
+
+/* True while a batch handed over is not yet reaped. */
+bool cue_store_writes_pending(cue_store *s);
+
+/* cue_store_user_get without waiting for the batches handed over: for a
+ * caller that knows the user is in none of them. */
+int cue_store_user_get_unsettled(cue_store *s, uint32_t partition, const char *uid, size_t uid_len,
+                                 cue_buf *out, cue_err *err);
+
+/* Calls `fn` of the batches written so far, in order; nothing when called
+ * from within one (the outer call goes on with the rest). */
+void cue_store_reap(cue_store *s);
+
+/* Waits for every batch handed over to be written, and reaps them. */
+void cue_store_settle(cue_store *s);
+
+/* For tests: the writer thread writes nothing more while held (so a test
+ * can see what happens before a batch is in the store). Nothing may wait
+ * for the writes meanwhile (a read, a settle): it would wait for ever. */
+void cue_store_writer_hold(cue_store *s, bool hold);
+
 /* Commits that made erasures physical since the store was opened. */
 uint64_t cue_store_scrubs(const cue_store *s);
 

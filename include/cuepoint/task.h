@@ -189,6 +189,12 @@ int cue_task_commit(cue_task *t, cue_err *err);
  * the store before finish. */
 int cue_task_commit_prepare(cue_task *t, cue_err *err);
 int cue_task_commit_finish(cue_task *t, cue_err *err);
+/* finish, but the batch goes to the store's writer thread
+ * (cue_store_batch_commit_async) and `fn` is called once it is written:
+ * the caller goes on processing meanwhile, and commits the group's
+ * offsets (those of this commit: cue_task_next_offset_of now) in `fn`.
+ * `fn` is called exactly once, with the error too when this fails. */
+int cue_task_commit_finish_async(cue_task *t, cue_store_written_fn fn, void *ctx, cue_err *err);
 
 /* Drops every change not yet in the store (dirty and clean cached users,
  * timers in memory and not yet indexed, deferrals, the position) and reloads

@@ -136,6 +136,7 @@ int rt_task_open(rt *r, int32_t id, cue_err *err)
     if (rc != 0) {
         cue_task_free(p->task);
         p->task = NULL;
+        p->gen++;
         return rc;
     }
     int64_t wall = rt_wall_ms(r), real = rt_real_ms();
@@ -286,6 +287,7 @@ void rt_part_release(rt *r, int32_t id, bool lost, bool sync)
         cue_journey_counts_add(r->journeys_retired, cue_task_journeys(p->task), true);
     cue_task_free(p->task);
     p->task = NULL;
+    p->gen++;
 }
 
 void rt_on_revoked(const int32_t *ids, size_t n, bool lost, void *ctx)

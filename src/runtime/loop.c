@@ -17,12 +17,82 @@ static void request_stop(rt *r, int sig);
 /* How often caught-up partitions follow the wall clock and stop_at_end looks. */
 #define CLOCK_TICK_MS 250
 
+/* A task's batch handed to the store's writer thread, and what its group
+ * commit needs once it is written: the offsets and marker of the commit. */
+typedef struct written {
+    rt *r;
+    int32_t partition;
+    uint32_t gen;
+    bool group_unread;
+    int64_t offsets[CUE_INPUT_TOPICS_MAX];
+    char marker[CUE_KAFKA_META_MAX];
+} written;
+
+/* The batch is in the store: the group may now hear of its offsets (the
+ * promise's order), unless the partition went meanwhile (a lost one may
+ * have a new owner whose offsets this would overwrite). */
+static void on_written(int rc, const cue_err *err, void *ctx)
+{
+    written *w = ctx;
+    rt *r = w->r;
+    part *p = rt_part_get(r, w->partition);
+    if (rc != 0)
+        rt_fatal(r, rc, err ? err->msg : "cannot write the state batch");
+    else if (r->fatal_rc == 0 && p && p->task && p->gen == w->gen) {
+        rt_step(r, RT_STEP_STORED, w->partition);
+        if (!w->group_unread) {
+            cue_kafka_group_commit_all(r->k, w->partition, w->offsets, w->marker, false, NULL);
+            rt_step(r, RT_STEP_GROUP_COMMITTED, w->partition);
+        }
+    }
+    free(w);
+}
+
+static void on_store_wake(uv_async_t *h)
+{
+    rt *r = h->data;
+    if (r->store) cue_store_reap(r->store);
+}
+
+/* From the store's writer thread. */
+static void store_wake(void *ctx)
+{
+    uv_async_send(&((rt *)ctx)->store_wake);
+}
+
+/* Hands the task's batch to the store's writer thread: intake resumes while
+ * RocksDB inserts it (most of a cycle's time). False when it could not be
+ * handed over (no memory): the caller commits it in place. */
+static bool commit_async(rt *r, int32_t i)
+{
+    part *p = &r->parts[i];
+    written *w = malloc(sizeof *w);
+    if (w == NULL) return false;
+    *w = (written){.r = r, .partition = i, .gen = p->gen, .group_unread = p->group_unread};
+    rt_task_offsets(p, rt_topics(r), w->offsets);
+    memcpy(w->marker, p->marker, sizeof w->marker);
+    cue_err err = {0};
+    int rc = cue_task_commit_prepare(p->task, &err);
+    if (rc != 0) {
+        free(w);
+        rt_fatal(r, err.code, err.msg);
+        return true;
+    }
+    /* On failure on_written has been called: it stops the run and frees w. */
+    (void)cue_task_commit_finish_async(p->task, on_written, w, &err);
+    return true;
+}
+
 static void finish_commit(rt *r)
 {
     if (r->cfg->exactly_once) rt_eos_cycle(r);
+    /* The last cycle of a run writes in place: its group commits must be
+     * done before the consumer leaves. */
+    bool async = r->store && !r->stop_requested;
     for (int32_t i = 0; i < r->n_parts && r->fatal_rc == 0 && !r->cfg->exactly_once; i++) {
         part *p = &r->parts[i];
         if (p->task == NULL) continue;
+        if (async && commit_async(r, i)) continue;
         cue_err err = {0};
         if (cue_task_commit(p->task, &err) != 0) {
             rt_fatal(r, err.code, err.msg);
@@ -209,11 +279,13 @@ void rt_start(rt *r)
     uv_timer_init(&r->loop, &r->stop_timer);
     uv_signal_init(&r->loop, &r->sigterm);
     uv_signal_init(&r->loop, &r->sigint);
+    uv_async_init(&r->loop, &r->store_wake, on_store_wake);
     uv_handle_t *hs[] = {(uv_handle_t *)&r->commit_timer, (uv_handle_t *)&r->clock_timer,
-                         (uv_handle_t *)&r->stop_timer, (uv_handle_t *)&r->sigterm,
-                         (uv_handle_t *)&r->sigint};
+                         (uv_handle_t *)&r->stop_timer,   (uv_handle_t *)&r->sigterm,
+                         (uv_handle_t *)&r->sigint,       (uv_handle_t *)&r->store_wake};
     for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
         hs[i]->data = r;
+    if (r->store) cue_store_set_notify(r->store, store_wake, r);
     r->main = (rt_client){
         .batch = CONSUME_BATCH, .may_serve = serving, .produced = on_produced, .ctx = r};
     rt_client_start(&r->main, &r->loop, r->k, true);
@@ -232,9 +304,12 @@ static void close_handles(rt *r)
 {
     if (!r->started) return;
     r->started = false;
+    /* The writer thread wakes the loop no more (writes still queued are
+     * waited for, and their group commits made, by the stores' settles). */
+    if (r->store) cue_store_set_notify(r->store, NULL, NULL);
     uv_handle_t *hs[] = {(uv_handle_t *)&r->commit_timer, (uv_handle_t *)&r->clock_timer,
-                         (uv_handle_t *)&r->stop_timer, (uv_handle_t *)&r->sigterm,
-                         (uv_handle_t *)&r->sigint};
+                         (uv_handle_t *)&r->stop_timer,   (uv_handle_t *)&r->sigterm,
+                         (uv_handle_t *)&r->sigint,       (uv_handle_t *)&r->store_wake};
     for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
         if (!uv_is_closing(hs[i])) uv_close(hs[i], NULL);
     rt_client_close(&r->main);

@@ -73,6 +73,9 @@ typedef struct part {
      * this instance never saw. */
     char marker[CUE_KAFKA_META_MAX];
     bool group_unread;
+    /* Changes each time the partition's task goes: a store write handed
+     * over before (loop.c's on_written) commits no group offset after it. */
+    uint32_t gen;
     /* Rebuilding the partition's state from the changelog before it
      * processes input (held meanwhile): records [restore_from, restore_end). */
     bool restoring;
@@ -181,6 +184,7 @@ struct rt {
     uv_loop_t loop;
     rt_client main; /* the pipeline's consumer of the input, and its producer */
     uv_timer_t commit_timer, clock_timer, stop_timer;
+    uv_async_t store_wake; /* the store's writer thread wrote a batch */
     uv_signal_t sigterm, sigint;
     cue_store *store;    /* owned */
     cue_kafka *k;        /* owned */

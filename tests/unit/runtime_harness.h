@@ -214,11 +214,19 @@ static inline bool cycle_done(harness *h)
     return h->r->state == RUNNING;
 }
 
-/* One commit cycle, started now and waited for. */
+/* The state batches handed to the store's writer thread are written, and
+ * the steps that follow each (stored, group) are taken, in order. */
+static inline void harness_settle(harness *h)
+{
+    if (h->r->store) cue_store_settle(h->r->store);
+}
+
+/* One commit cycle, started now and waited for, its writes included. */
 static inline void harness_commit(harness *h)
 {
     rt_begin_commit(h->r);
     harness_until(h, cycle_done, 15000, "the commit cycle to end");
+    harness_settle(h);
 }
 
 /* Records read back from a topic's partition 0 (copies). */

@@ -41,6 +41,7 @@ Test(runtime_assign, a_revocation_mid_cycle_commits_the_partition_before_it_goes
 
     cr_assert_eq(cue_kafka_mock_command(h.mock, "rtt 1 0", &err), 0, "%s", err.msg);
     harness_until(&h, cycle_done, 15000, "the cycle to end");
+    harness_settle(&h);
     steps_text(&h, trace, sizeof trace);
     cr_expect_str_eq(trace, "acked stored:0 group:0 acked stored:1 group:1",
                      "the cycle after the revocation: %s", trace);

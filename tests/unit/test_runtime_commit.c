@@ -1,8 +1,9 @@
 /* The commit cycle (src/runtime/loop.c) on the mock cluster: for each
  * partition its records acknowledged, then one store batch with its state,
  * timers and input offset, then the group's offset; intake stopped while a
- * cycle waits for acknowledgements; and a failed delivery that commits
- * nothing past it. */
+ * cycle waits for acknowledgements, not while the batches are written (and
+ * the group then hears of the offsets the batch holds, not of later ones);
+ * and a failed delivery that commits nothing past it. */
 #include "runtime_harness.h"
 
 /* Each step checks what must already be true when it is done. */
@@ -56,9 +57,12 @@ Test(runtime_commit, acknowledged_then_stored_then_committed_to_the_group, .time
     cr_expect_eq(h.res.triggers, 8);
     harness_commit(&h);
 
+    /* Each task waits for the acknowledgements (its flush) before it hands
+     * its batch to the store's writer thread; the writes, and the group
+     * commits that follow each, come in the order handed over. */
     char trace[512];
     steps_text(&h, trace, sizeof trace);
-    const char *want = "acked stored:0 group:0 acked stored:1 group:1";
+    const char *want = "acked acked stored:0 group:0 stored:1 group:1";
     cr_expect_str_eq(trace, want, "the commit cycle's steps:\n  were     %s\n  expected %s", trace,
                      want);
     cr_expect_eq(h.res.commits, 1);
@@ -98,6 +102,44 @@ Test(runtime_commit, intake_stops_during_a_cycle, .timeout = 90)
     harness_consumed(&h, 9);
     harness_commit(&h);
     cr_expect_eq(stored_offset(h.r, 0), 9);
+    cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
+}
+
+/* The cycle's batch is being written (the writer thread held here): the
+ * records that come meanwhile are taken and processed, the store and the
+ * group end at the cycle's offset, and the next cycle takes them in. */
+Test(runtime_commit, intake_goes_on_while_the_batch_is_written, .timeout = 90)
+{
+    harness h;
+    harness_init(&h, 1);
+    harness_send(&h, 0, "a", 4, 1000);
+    harness_open(&h);
+    harness_consumed(&h, 4);
+    cue_store_writer_hold(h.r->store, true);
+    rt_begin_commit(h.r);
+    harness_until(&h, cycle_done, 15000, "the commit cycle to end");
+    char trace[512];
+    steps_text(&h, trace, sizeof trace);
+    cr_expect_str_eq(trace, "acked", "steps before the batch is written: %s", trace);
+
+    harness_send(&h, 0, "b", 3, 2000);
+    harness_consumed(&h, 7);
+    cr_expect_eq(h.res.triggers, 7, "records taken during the write were not processed");
+    steps_text(&h, trace, sizeof trace);
+    cr_expect_str_eq(trace, "acked", "a step before the batch was written: %s", trace);
+
+    cue_store_writer_hold(h.r->store, false);
+    harness_settle(&h);
+    steps_text(&h, trace, sizeof trace);
+    cr_expect_str_eq(trace, "acked stored:0 group:0", "%s", trace);
+    cr_expect_eq(stored_offset(h.r, 0), 4, "the store holds %lld",
+                 (long long)stored_offset(h.r, 0));
+    cr_expect_eq(group_offset(&h, 0, 4), 4, "the group got ahead of the cycle's batch");
+
+    harness_commit(&h);
+    cr_expect_eq(stored_offset(h.r, 0), 7);
+    cr_expect_eq(group_offset(&h, 0, 7), 7);
+    cue_err err = {0};
     cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
 }
 

@@ -458,3 +458,65 @@ Test(store, an_erasure_leaves_the_id_in_no_file_and_takes_every_index_entry)
     cue_buf_deinit(&ids);
     remove_tree(dir);
 }
+
+typedef struct writes_seen {
+    char order[64];
+    int calls;
+} writes_seen;
+
+static void on_written_a(int rc, const cue_err *err, void *ctx)
+{
+    writes_seen *w = ctx;
+    cr_assert_eq(rc, 0, "%s", err ? err->msg : "");
+    strcat(w->order, "a");
+    w->calls++;
+}
+
+static void on_written_b(int rc, const cue_err *err, void *ctx)
+{
+    writes_seen *w = ctx;
+    cr_assert_eq(rc, 0, "%s", err ? err->msg : "");
+    strcat(w->order, "b");
+    w->calls++;
+}
+
+/* Batches handed to the writer thread: written in order, their callbacks
+ * called in that order and only on the caller's thread (reap, or a read or
+ * a commit that must see them); a read waits for them, and the batch the
+ * caller fills meanwhile is another one. */
+Test(store, batches_handed_over_are_written_in_order_and_reads_see_them)
+{
+    char dir[64];
+    temp_dir(dir);
+    cue_store *s = open_dir(dir, false);
+    cue_buf v;
+    cue_buf_init(&v, 16);
+    cue_err err = {0};
+    writes_seen w = {0};
+    cue_store_batch_user_put(s, 0, "ann", 3, "first", 5);
+    cr_assert(cue_store_batch_commit_async(s, on_written_a, &w, &err) == 0, "%s", err.msg);
+    cr_assert_eq(cue_store_batch_count(s), 0, "a fresh batch to fill");
+    cue_store_batch_user_put(s, 0, "ann", 3, "second", 6);
+    cue_store_batch_user_put(s, 0, "bob", 3, "bob's", 5);
+    cr_assert(cue_store_batch_commit_async(s, on_written_b, &w, &err) == 0, "%s", err.msg);
+    cue_store_batch_user_put(s, 0, "cat", 3, "not yet", 7);
+    /* The read waits for both, and calls back first. */
+    cr_assert(cue_store_user_get(s, 0, "ann", 3, &v, &err) == 0, "%s", err.msg);
+    cr_assert_str_eq(v.data, "second");
+    cr_assert_str_eq(w.order, "ab");
+    cr_assert_eq(w.calls, 2);
+    cr_assert(!cue_store_writes_pending(s));
+    cr_assert(cue_store_user_get(s, 0, "bob", 3, &v, &err) == 0);
+    cr_assert_eq(cue_store_user_get(s, 0, "cat", 3, &v, &err), CUE_ENOTFOUND,
+                 "the batch being filled is not written");
+    /* Closing waits for what was handed over. */
+    cr_assert(cue_store_batch_commit_async(s, on_written_a, &w, &err) == 0);
+    cue_store_close(s);
+    cr_assert_str_eq(w.order, "aba");
+    s = open_dir(dir, true);
+    cr_assert(cue_store_user_get(s, 0, "cat", 3, &v, &err) == 0);
+    cr_assert_str_eq(v.data, "not yet");
+    cue_store_close(s);
+    cue_buf_deinit(&v);
+    remove_tree(dir);
+}
