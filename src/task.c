@@ -1385,18 +1385,21 @@ static int changelog_write(cue_task *t)
     return 0;
 }
 
+int cue_task_commit_log(cue_task *t, cue_err *err)
+{
+    int rc = changelog_write(t);
+    return rc ? cue_err_set(err, rc, "out of memory writing the changelog") : 0;
+}
+
 int cue_task_commit_prepare(cue_task *t, cue_err *err)
 {
     /* Triggers are durable before any changelog record of the cycle: a
      * restored user who applied a record never skips it with its trigger
      * unsent (promise 3 across instances). Then the changelog, then the store. */
     int rc = t->sink.flush ? t->sink.flush(t->sink.ctx, err) : 0;
-    if (rc != 0) return rc;
-    rc = changelog_write(t);
-    if (rc != 0) return cue_err_set(err, rc, "out of memory writing the changelog");
-    if (t->sink.changelog && t->sink.flush && (rc = t->sink.flush(t->sink.ctx, err)) != 0)
-        return rc;
-    return 0;
+    if (rc == 0) rc = cue_task_commit_log(t, err);
+    if (rc == 0 && t->sink.changelog && t->sink.flush) rc = t->sink.flush(t->sink.ctx, err);
+    return rc;
 }
 
 /* Everything of a commit but the write: erasures, the range delete, the

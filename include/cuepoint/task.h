@@ -188,6 +188,11 @@ int cue_task_commit(cue_task *t, cue_err *err);
  * once the caller made them durable, writes the store batch. Nothing reaches
  * the store before finish. */
 int cue_task_commit_prepare(cue_task *t, cue_err *err);
+/* prepare without its waits: the changelog records produced. The caller
+ * makes the sink's records durable before (the triggers) and after (these),
+ * once for every task (a wait per task costs a round trip each), then
+ * calls finish. */
+int cue_task_commit_log(cue_task *t, cue_err *err);
 int cue_task_commit_finish(cue_task *t, cue_err *err);
 /* finish, but the batch goes to the store's writer thread
  * (cue_store_batch_commit_async) and `fn` is called once it is written:

@@ -237,6 +237,17 @@ int rt_on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
  * has its group offset committed before it goes (`sync`); at a stop the
  * store already holds it, and a coordinator that is down must not hold the
  * exit up. */
+void rt_part_committed(rt *r, int32_t id, bool sync)
+{
+    part *p = &r->parts[id];
+    rt_step(r, RT_STEP_STORED, id);
+    if (p->group_unread) return;
+    int64_t offsets[CUE_INPUT_TOPICS_MAX];
+    rt_task_offsets(p, rt_topics(r), offsets);
+    cue_kafka_group_commit_all(r->k, id, offsets, p->marker, sync, NULL);
+    rt_step(r, RT_STEP_GROUP_COMMITTED, id);
+}
+
 void rt_part_release(rt *r, int32_t id, bool lost, bool sync)
 {
     part *p = rt_part_get(r, id);
@@ -265,17 +276,10 @@ void rt_part_release(rt *r, int32_t id, bool lost, bool sync)
      * new owner (at least once). */
     if (r->fatal_rc == 0 && !r->cfg->exactly_once && !lost) {
         cue_err err = {0};
-        if (cue_task_commit(p->task, &err) != 0) {
+        if (cue_task_commit(p->task, &err) != 0)
             rt_fatal(r, err.code, err.msg);
-        } else {
-            rt_step(r, RT_STEP_STORED, id);
-            if (!p->group_unread) {
-                int64_t offsets[CUE_INPUT_TOPICS_MAX];
-                rt_task_offsets(p, rt_topics(r), offsets);
-                cue_kafka_group_commit_all(r->k, id, offsets, p->marker, sync, NULL);
-                rt_step(r, RT_STEP_GROUP_COMMITTED, id);
-            }
-        }
+        else
+            rt_part_committed(r, id, sync);
     }
     cue_cache_stats cs;
     cue_task_cache_stats(p->task, &cs);

@@ -76,7 +76,11 @@ static int64_t sink_changelog_next(uint32_t partition, int64_t *synced_ms, void 
 
 static int sink_flush(void *ctx, cue_err *err)
 {
-    rt *r = ctx;
+    return rt_flush(ctx, err);
+}
+
+int rt_flush(rt *r, cue_err *err)
+{
     if (r->fatal_rc) return cue_err_set(err, r->fatal_rc, "%s", r->fatal_err.msg);
     /* Exactly-once: the records become durable with their transaction. */
     if (r->cfg->exactly_once) return 0;

@@ -60,9 +60,10 @@ static void store_wake(void *ctx)
     uv_async_send(&((rt *)ctx)->store_wake);
 }
 
-/* Hands the task's batch to the store's writer thread: intake resumes while
- * RocksDB inserts it (most of a cycle's time). False when it could not be
- * handed over (no memory): the caller commits it in place. */
+/* Hands the task's batch, its changelog records acknowledged, to the
+ * store's writer thread: intake resumes while RocksDB inserts it (most of a
+ * cycle's time). False when it could not be handed over (no memory): the
+ * caller commits it in place. */
 static bool commit_async(rt *r, int32_t i)
 {
     part *p = &r->parts[i];
@@ -72,40 +73,40 @@ static bool commit_async(rt *r, int32_t i)
     rt_task_offsets(p, rt_topics(r), w->offsets);
     memcpy(w->marker, p->marker, sizeof w->marker);
     cue_err err = {0};
-    int rc = cue_task_commit_prepare(p->task, &err);
-    if (rc != 0) {
-        free(w);
-        rt_fatal(r, err.code, err.msg);
-        return true;
-    }
     /* On failure on_written has been called: it stops the run and frees w. */
     (void)cue_task_commit_finish_async(p->task, on_written, w, &err);
     return true;
 }
 
+/* The triggers acknowledged (the cycle waited for them), every task's
+ * changelog records produced, then waited for at once (a wait per task
+ * costs a round trip each), then the batches written: in place, or handed
+ * to the store's writer thread (`async`). */
+static int commit_all(rt *r, bool async)
+{
+    cue_err err = {0};
+    int rc = rt_flush(r, &err);
+    for (int32_t i = 0; i < r->n_parts && rc == 0; i++)
+        if (r->parts[i].task) rc = cue_task_commit_log(r->parts[i].task, &err);
+    if (rc == 0 && r->cfg->changelog) rc = rt_flush(r, &err);
+    for (int32_t i = 0; i < r->n_parts && rc == 0 && r->fatal_rc == 0; i++) {
+        part *p = &r->parts[i];
+        if (p->task == NULL || (async && commit_async(r, i))) continue;
+        rc = cue_task_commit_finish(p->task, &err);
+        if (rc == 0) rt_part_committed(r, i, false);
+    }
+    if (rc != 0) rt_fatal(r, err.code, err.msg);
+    return rc;
+}
+
 static void finish_commit(rt *r)
 {
-    if (r->cfg->exactly_once) rt_eos_cycle(r);
     /* The last cycle of a run writes in place: its group commits must be
      * done before the consumer leaves. */
-    bool async = r->store && !r->stop_requested;
-    for (int32_t i = 0; i < r->n_parts && r->fatal_rc == 0 && !r->cfg->exactly_once; i++) {
-        part *p = &r->parts[i];
-        if (p->task == NULL) continue;
-        if (async && commit_async(r, i)) continue;
-        cue_err err = {0};
-        if (cue_task_commit(p->task, &err) != 0) {
-            rt_fatal(r, err.code, err.msg);
-            return;
-        }
-        rt_step(r, RT_STEP_STORED, i);
-        if (!p->group_unread) {
-            int64_t offsets[CUE_INPUT_TOPICS_MAX];
-            rt_task_offsets(p, rt_topics(r), offsets);
-            cue_kafka_group_commit_all(r->k, i, offsets, p->marker, false, NULL);
-            rt_step(r, RT_STEP_GROUP_COMMITTED, i);
-        }
-    }
+    if (r->cfg->exactly_once)
+        rt_eos_cycle(r);
+    else if (commit_all(r, r->store && !r->stop_requested) != 0)
+        return;
     rt_stage1_commit(r, false);
     r->res->commits++;
     cue_histogram_observe(&r->commit_hist, (double)(uv_hrtime() - r->commit_started_ns) / 1e9);

@@ -255,6 +255,8 @@ void rt_fatal(rt *r, int rc, const char *msg);
 part *rt_part_get(rt *r, int32_t p);
 void rt_on_fatal(const char *why, void *ctx); /* a Kafka client's fatal error */
 void rt_batch_commit(rt *r);                  /* the store's shared batch (restores, standbys) */
+int rt_flush(rt *r,
+             cue_err *err); /* every record produced so far acknowledged (not exactly-once) */
 /* The journey counts of the partitions here (and the edge totals of those
  * gone), summed into r->journeys_sum; borrowed until the next call. */
 const cue_journey_counts *rt_journeys_sum(rt *r);
@@ -281,6 +283,9 @@ bool rt_part_caught_up(rt *r, int32_t id, bool refresh);
 void rt_part_positions_reset(rt *r, part *p);
 int rt_task_open(rt *r, int32_t id, cue_err *err);
 void rt_part_release(rt *r, int32_t id, bool lost, bool sync);
+/* The partition's task has just committed in place: the steps, and its
+ * offsets to the group (waited for when `sync`). */
+void rt_part_committed(rt *r, int32_t id, bool sync);
 int rt_on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx);
 void rt_on_revoked(const int32_t *ids, size_t n, bool lost, void *ctx);
 void rt_on_message(const cue_kafka_msg *m, void *ctx);
