@@ -34,6 +34,14 @@ int cue_kafka_topic_index(const cue_kafka *k, const char *topic)
     return cue_config_input_topic_index(k->cfg, topic);
 }
 
+/* librdkafka answers NULL when the member has no protocol (seen while
+ * closing mid-rebalance): acknowledged then as an eager rebalance. */
+static bool cooperative(rd_kafka_t *rk)
+{
+    const char *p = rd_kafka_rebalance_protocol(rk);
+    return p != NULL && strcmp(p, "COOPERATIVE") == 0;
+}
+
 /* A rebalance met while leaving: the handler hears of a revocation as usual
  * (the runtime has nothing left to commit by then), and either kind is
  * acknowledged so the close can finish. */
@@ -41,7 +49,7 @@ static void acknowledge_rebalance(cue_kafka *k, rd_kafka_event_t *ev)
 {
     rd_kafka_t *rk = k->consumer;
     const rd_kafka_topic_partition_list_t *parts = rd_kafka_event_topic_partition_list(ev);
-    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    bool coop = cooperative(rk);
     rd_kafka_error_t *e = NULL;
     if (rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         int32_t *ids = calloc((size_t)parts->cnt + 1, sizeof *ids);
@@ -109,7 +117,7 @@ void kafka_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t code,
     /* Records polled before the rebalance are handled before it, as when
      * none was held ahead: a partition revoked must not apply them after. */
     kafka_ahead_drain(k);
-    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    bool coop = cooperative(rk);
     size_t n = 0;
     uint32_t topics = k->cfg->input_topic_count ? k->cfg->input_topic_count : 1;
     int32_t *ids = calloc((size_t)parts->cnt + 1, sizeof *ids);
