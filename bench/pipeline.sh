@@ -262,7 +262,12 @@ lat_rc=0
 line=$("$BIN_DIR/bench/latency" --bootstrap "$bootstrap" --events-topic lat-events \
         --triggers-topic lat-triggers --rate "$lat_rate" --seconds "$LAT_SECONDS" \
         --set fetch.wait.max.ms=10 --trace "$work/latency.trace") || lat_rc=$?
+# The commit cycles' stops (intake stands still in each): what the tail is made of.
+cycles=$(curl -sf "http://$(head -n1 "$work/$app.addr")/metrics" |
+    awk '$1 == "cuepoint_commit_duration_seconds_sum" { s = $2 }
+         $1 == "cuepoint_commit_duration_seconds_count" { n = $2 }
+         END { if (n > 0) printf " commit_cycles=%d commit_stop_avg_ms=%.1f", n, s * 1000 / n }')
 kill -TERM "$run_pid"
 wait "$run_pid" || fail "cuepoint run (latency) exit $? after SIGTERM"
-echo "bench=pipeline case=$line"
+echo "bench=pipeline case=$line$cycles"
 [ "$lat_rc" -eq 0 ] || fail "latency: triggers missing or wrong (exit $lat_rc)"
