@@ -34,13 +34,17 @@ static const char *const cf_names[CF_COUNT] = {"default", "users", "timers", "me
 #define META_V1_BYTES         (1 + 3 * 8)
 #define KEY_MAX               (4 + 8 + CUE_USER_ID_BYTES_MAX)
 /* Batches handed to the writer thread and not yet reaped: a few cycles'
- * worth (each task hands one per cycle); a caller past it waits. */
-#define WRITES_MAX 256
-#define SPARES_MAX 16
+ * worth (each task hands one per cycle), and at most WRITES_BYTES_MAX of
+ * them; a caller past either waits, so memory stays bounded when the disk
+ * falls behind. */
+#define WRITES_MAX       256
+#define WRITES_BYTES_MAX (64u << 20)
+#define SPARES_MAX       16
 
 /* A batch on its way to the store (cue_store_batch_commit_async). */
 typedef struct pending_write {
     rocksdb_writebatch_t *batch; /* owned by the queue */
+    size_t bytes;
     cue_store_written_fn fn;
     void *ctx;
     char *error; /* RocksDB's message, owned (rocksdb_free); NULL: written */
@@ -73,6 +77,7 @@ struct cue_store {
     pthread_cond_t work, done;
     pending_write q[WRITES_MAX];
     size_t q_head, q_len, q_done;
+    size_t q_bytes; /* of the batches not yet reaped; the caller's thread only */
     rocksdb_writebatch_t *spare[SPARES_MAX]; /* owned: emptied batches to reuse */
     size_t n_spare;
     void (*notify)(void *ctx);
@@ -371,6 +376,7 @@ void cue_store_reap(cue_store *s)
         s->q_len--;
         s->q_done--;
         pthread_mutex_unlock(&s->mu);
+        s->q_bytes -= w.bytes;
         cue_err err = {0};
         int rc = 0;
         if (w.error) {
@@ -383,7 +389,7 @@ void cue_store_reap(cue_store *s)
             s->spare[s->n_spare++] = w.batch;
         else
             rocksdb_writebatch_destroy(w.batch);
-        /* Called last: it may hand over another batch or read the store. */
+        /* Called last: it may read the store. */
         if (w.fn) w.fn(rc, rc ? &err : NULL, w.ctx);
     }
     s->reaping = false;
@@ -438,6 +444,9 @@ int cue_store_batch_commit_async(cue_store *s, cue_store_written_fn fn, void *ct
         s->writer_started = true;
     }
     cue_store_batch_timer_run(s, &s->bulk);
+    size_t bytes = 0;
+    rocksdb_writebatch_data(s->batch, &bytes);
+    if (s->q_bytes > 0 && s->q_bytes + bytes > WRITES_BYTES_MAX) cue_store_settle(s);
     rocksdb_writebatch_t *next = s->n_spare ? s->spare[--s->n_spare] : rocksdb_writebatch_create();
     pthread_mutex_lock(&s->mu);
     while (s->q_len == WRITES_MAX) {
@@ -446,8 +455,9 @@ int cue_store_batch_commit_async(cue_store *s, cue_store_written_fn fn, void *ct
         pthread_mutex_lock(&s->mu);
     }
     s->q[(s->q_head + s->q_len) % WRITES_MAX] =
-        (pending_write){.batch = s->batch, .fn = fn, .ctx = ctx};
+        (pending_write){.batch = s->batch, .bytes = bytes, .fn = fn, .ctx = ctx};
     s->q_len++;
+    s->q_bytes += bytes;
     pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->mu);
     s->batch = next;
