@@ -232,11 +232,6 @@ int rt_on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx)
     return 0;
 }
 
-/* Finishes a partition: commits it (unless the run is failing or the
- * partition was `lost`) and drops it. A partition handed to another member
- * has its group offset committed before it goes (`sync`); at a stop the
- * store already holds it, and a coordinator that is down must not hold the
- * exit up. */
 void rt_part_committed(rt *r, int32_t id, bool sync)
 {
     part *p = &r->parts[id];
@@ -248,6 +243,11 @@ void rt_part_committed(rt *r, int32_t id, bool sync)
     rt_step(r, RT_STEP_GROUP_COMMITTED, id);
 }
 
+/* Finishes a partition: commits it (unless the run is failing or the
+ * partition was `lost`) and drops it. A partition handed to another member
+ * has its group offset committed before it goes (`sync`); at a stop the
+ * store already holds it, and a coordinator that is down must not hold the
+ * exit up. */
 void rt_part_release(rt *r, int32_t id, bool lost, bool sync)
 {
     part *p = rt_part_get(r, id);
