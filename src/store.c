@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 
 enum { CF_DEFAULT = 0, CF_USERS, CF_TIMERS, CF_META, CF_COUNT };
@@ -47,8 +48,16 @@ typedef struct pending_write {
     size_t bytes;
     cue_store_written_fn fn;
     void *ctx;
-    char *error; /* RocksDB's message, owned (rocksdb_free); NULL: written */
+    char *error;    /* RocksDB's message, owned (rocksdb_free); NULL: written */
+    double seconds; /* the write's */
 } pending_write;
+
+static double mono_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 struct cue_store {
     rocksdb_t *db;                                /* owned */
@@ -334,9 +343,12 @@ static void *writer_main(void *arg)
         pending_write *w = &s->q[(s->q_head + s->q_done) % WRITES_MAX];
         pthread_mutex_unlock(&s->mu);
         char *e = NULL;
+        double t0 = mono_seconds();
         rocksdb_write(s->db, s->wo, w->batch, &e);
+        double took = mono_seconds() - t0;
         pthread_mutex_lock(&s->mu);
         w->error = e;
+        w->seconds = took;
         s->q_done++;
         pthread_cond_broadcast(&s->done);
         if (s->notify) s->notify(s->notify_ctx);
@@ -390,7 +402,7 @@ void cue_store_reap(cue_store *s)
         else
             rocksdb_writebatch_destroy(w.batch);
         /* Called last: it may read the store. */
-        if (w.fn) w.fn(rc, rc ? &err : NULL, w.ctx);
+        if (w.fn) w.fn(rc, rc ? &err : NULL, w.seconds, w.ctx);
     }
     s->reaping = false;
 }
@@ -421,14 +433,22 @@ static void writer_stop(cue_store *s)
     s->n_spare = 0;
 }
 
+/* A batch that cannot go to the writer thread, written here and told of
+ * as one written there would be. */
+static int commit_in_place(cue_store *s, cue_store_written_fn fn, void *ctx, cue_err *err)
+{
+    double t0 = mono_seconds();
+    int rc = cue_store_batch_commit(s, false, err);
+    fn(rc, rc ? err : NULL, mono_seconds() - t0, ctx);
+    return rc;
+}
+
 int cue_store_batch_commit_async(cue_store *s, cue_store_written_fn fn, void *ctx, cue_err *err)
 {
     if (s->n_erased > 0) {
         /* Erasures are scrubbed right after their write (a restore's may
          * share the batch): written here, after those handed over. */
-        int rc = cue_store_batch_commit(s, false, err);
-        fn(rc, rc ? err : NULL, ctx);
-        return rc;
+        return commit_in_place(s, fn, ctx, err);
     }
     /* A full queue is made room in by reaping, which a fn cannot do. */
     CUE_ASSERT(!s->reaping);
@@ -437,9 +457,7 @@ int cue_store_batch_commit_async(cue_store *s, cue_store_written_fn fn, void *ct
         s->stopping = false;
         if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
             /* No thread: written here, as cue_store_batch_commit would. */
-            int rc = cue_store_batch_commit(s, false, err);
-            fn(rc, rc ? err : NULL, ctx);
-            return rc;
+            return commit_in_place(s, fn, ctx, err);
         }
         s->writer_started = true;
     }

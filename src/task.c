@@ -1463,7 +1463,7 @@ int cue_task_commit_finish_async(cue_task *t, cue_store_written_fn fn, void *ctx
     if (!cue_store_writes_pending(t->store)) t->evict_mark = cue_cache_evictions(t->cache);
     int rc = commit_build(t, err);
     if (rc != 0) {
-        fn(rc, err, ctx);
+        fn(rc, err, 0, ctx);
         return rc;
     }
     rc = cue_store_batch_commit_async(t->store, fn, ctx, err); /* calls fn on failure */

@@ -130,8 +130,9 @@ size_t cue_store_batch_count(const cue_store *s);
 int cue_store_batch_commit(cue_store *s, bool sync, cue_err *err);
 
 /* Written: the batch handed over by cue_store_batch_commit_async is in the
- * store (rc 0), or could not be written (rc CUE_ESTORE, `err` says why). */
-typedef void (*cue_store_written_fn)(int rc, const cue_err *err, void *ctx);
+ * store (rc 0), or could not be written (rc CUE_ESTORE, `err` says why);
+ * `seconds` is how long the write took. */
+typedef void (*cue_store_written_fn)(int rc, const cue_err *err, double seconds, void *ctx);
 
 /* Hands the batch to the store's writer thread and starts an empty one, so
  * the caller goes on while RocksDB inserts it. Batches are written in the

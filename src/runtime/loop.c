@@ -31,10 +31,11 @@ typedef struct written {
 /* The batch is in the store: the group may now hear of its offsets (the
  * promise's order), unless the partition went meanwhile (a lost one may
  * have a new owner whose offsets this would overwrite). */
-static void on_written(int rc, const cue_err *err, void *ctx)
+static void on_written(int rc, const cue_err *err, double seconds, void *ctx)
 {
     written *w = ctx;
     rt *r = w->r;
+    cue_histogram_observe(&r->write_hist, seconds);
     part *p = rt_part_get(r, w->partition);
     if (rc != 0)
         rt_fatal(r, rc, err ? err->msg : "cannot write the state batch");
@@ -366,6 +367,7 @@ rt *rt_new(const cue_runtime_opts *o, cue_runtime_result *res)
     static const double bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                     0.25,  0.5,    1,     2.5,  5,     10};
     cue_histogram_init(&r->commit_hist, bounds, sizeof bounds / sizeof *bounds);
+    cue_histogram_init(&r->write_hist, bounds, sizeof bounds / sizeof *bounds);
     cue_buf_init(&r->labels, 256);
     uv_loop_init(&r->loop);
     return r;

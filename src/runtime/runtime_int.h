@@ -206,7 +206,8 @@ struct rt {
     cue_err fatal_err;
     uint64_t commit_started_ns, started_ns, first_record_ns, last_record_ns;
     cue_histogram commit_hist;
-    cue_task_stats retired; /* summed from tasks already freed, so counters only grow */
+    cue_histogram write_hist; /* a task's state batch written on the store's thread */
+    cue_task_stats retired;   /* summed from tasks already freed, so counters only grow */
     cue_cache_stats retired_cache;
     cue_buf labels; /* owned: a metric's label list, rebuilt per sample */
     /* Live journey counts (journey_counts.h): the edge totals of partitions

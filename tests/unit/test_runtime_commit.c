@@ -66,6 +66,8 @@ Test(runtime_commit, acknowledged_then_stored_then_committed_to_the_group, .time
     cr_expect_str_eq(trace, want, "the commit cycle's steps:\n  were     %s\n  expected %s", trace,
                      want);
     cr_expect_eq(h.res.commits, 1);
+    cr_expect_eq(h.r->write_hist.count, 2, "state batch writes timed: %llu",
+                 (unsigned long long)h.r->write_hist.count);
     cr_expect_eq(stored_offset(h.r, 0), 5);
     cr_expect_eq(stored_offset(h.r, 1), 3);
     cr_expect_eq(group_offset(&h, 0, 5), 5);

@@ -464,18 +464,20 @@ typedef struct writes_seen {
     int calls;
 } writes_seen;
 
-static void on_written_a(int rc, const cue_err *err, void *ctx)
+static void on_written_a(int rc, const cue_err *err, double seconds, void *ctx)
 {
     writes_seen *w = ctx;
     cr_assert_eq(rc, 0, "%s", err ? err->msg : "");
+    cr_assert(seconds >= 0 && seconds < 60, "the write took %g s", seconds);
     strcat(w->order, "a");
     w->calls++;
 }
 
-static void on_written_b(int rc, const cue_err *err, void *ctx)
+static void on_written_b(int rc, const cue_err *err, double seconds, void *ctx)
 {
     writes_seen *w = ctx;
     cr_assert_eq(rc, 0, "%s", err ? err->msg : "");
+    cr_assert(seconds >= 0 && seconds < 60, "the write took %g s", seconds);
     strcat(w->order, "b");
     w->calls++;
 }
