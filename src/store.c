@@ -76,7 +76,9 @@ struct cue_store {
     cue_timer_run bulk;
     /* The writer thread, started by the first batch handed over. Under `mu`:
      * the ring q[q_head .. q_head + q_len), of which the first q_done are
-     * written; `stopping` ends the thread; `held` pauses it (tests). */
+     * written; `stopping` ends the thread; `held` pauses it (tests).
+     * q_len is changed by the caller's thread only, which may read it
+     * without the lock. */
     pthread_t writer;
     bool writer_started, stopping, held;
     /* A written batch's fn is running: a read it makes waits for the
@@ -492,13 +494,11 @@ int cue_store_user_get(cue_store *s, uint32_t partition, const char *uid, size_t
     return cue_store_user_get_unsettled(s, partition, uid, uid_len, out, err);
 }
 
-bool cue_store_writes_pending(cue_store *s)
+bool cue_store_writes_pending(const cue_store *s)
 {
-    if (!s->writer_started) return false;
-    pthread_mutex_lock(&s->mu);
-    bool pending = s->q_len > 0;
-    pthread_mutex_unlock(&s->mu);
-    return pending;
+    /* No lock: q_len changes only on the caller's thread (hand-over and
+     * reap), and a cache miss asks this. */
+    return s->writer_started && s->q_len > 0;
 }
 
 int cue_store_user_get_unsettled(cue_store *s, uint32_t partition, const char *uid, size_t uid_len,

@@ -605,7 +605,14 @@ static int user_find(cue_task *t, const char *uid, size_t len, const void **rec,
     t->user_op = 0;
     if (cue_cache_get(t->cache, uid, len, rec, rlen, &t->user_op) == 0) return 0;
     *own = false;
-    int rc = cue_store_writes_pending(t->store) && cue_cache_evictions(t->cache) != t->evict_mark
+    /* Only a user evicted since a batch was handed over can be in a batch
+     * not yet written; with none queued, no eviction so far can. */
+    bool settle = cue_cache_evictions(t->cache) != t->evict_mark;
+    if (settle && !cue_store_writes_pending(t->store)) {
+        t->evict_mark = cue_cache_evictions(t->cache);
+        settle = false;
+    }
+    int rc = settle
                  ? cue_store_user_get(t->store, t->partition, uid, len, &t->loaded, err)
                  : cue_store_user_get_unsettled(t->store, t->partition, uid, len, &t->loaded, err);
     *rec = rc == 0 ? t->loaded.data : NULL;

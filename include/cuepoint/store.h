@@ -152,7 +152,7 @@ int cue_store_batch_commit_async(cue_store *s, cue_store_written_fn fn, void *ct
 void cue_store_set_notify(cue_store *s, void (*notify)(void *ctx), void *ctx);
 
 /* True while a batch handed over is not yet reaped. */
-bool cue_store_writes_pending(cue_store *s);
+bool cue_store_writes_pending(const cue_store *s);
 
 /* cue_store_user_get without waiting for the batches handed over: for a
  * caller that knows the user is in none of them. */

@@ -37,9 +37,12 @@ static void on_written(int rc, const cue_err *err, double seconds, void *ctx)
     rt *r = w->r;
     cue_histogram_observe(&r->write_hist, seconds);
     part *p = rt_part_get(r, w->partition);
-    if (rc != 0)
-        rt_fatal(r, rc, err ? err->msg : "cannot write the state batch");
-    else if (r->fatal_rc == 0 && p && p->task && p->gen == w->gen) {
+    if (rc != 0) {
+        char msg[CUE_ERR_MSG_MAX + 32];
+        snprintf(msg, sizeof msg, "partition %d: %s", (int)w->partition,
+                 err ? err->msg : "cannot write the state batch");
+        rt_fatal(r, rc, msg);
+    } else if (r->fatal_rc == 0 && p && p->task && p->gen == w->gen) {
         rt_step(r, RT_STEP_STORED, w->partition);
         if (!w->group_unread) {
             cue_kafka_group_commit_all(r->k, w->partition, w->offsets, w->marker, false, NULL);
@@ -94,7 +97,10 @@ static int commit_all(rt *r, bool async)
         part *p = &r->parts[i];
         if (p->task == NULL || (async && commit_async(r, i))) continue;
         rc = cue_task_commit_finish(p->task, &err);
-        if (rc == 0) rt_part_committed(r, i, false);
+        if (rc == 0)
+            rt_part_committed(r, i, false);
+        else
+            cue_err_prefix(&err, "partition %d", (int)i);
     }
     if (rc != 0) rt_fatal(r, err.code, err.msg);
     return rc;

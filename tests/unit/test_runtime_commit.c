@@ -145,6 +145,35 @@ Test(runtime_commit, intake_goes_on_while_the_batch_is_written, .timeout = 90)
     cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
 }
 
+/* A partition lost while its batch waits for the writer: the batch is
+ * written (it is the cycle's, sealed before the loss), but the group hears
+ * nothing of it, since a new owner may already have committed further. */
+Test(runtime_commit, a_partition_lost_during_the_write_gets_no_group_commit, .timeout = 90)
+{
+    harness h;
+    harness_init(&h, 2);
+    harness_send(&h, 0, "a", 4, 1000);
+    harness_send(&h, 1, "b", 3, 1000);
+    harness_open(&h);
+    harness_consumed(&h, 7);
+    cue_store_writer_hold(h.r->store, true);
+    rt_begin_commit(h.r);
+    harness_until(&h, cycle_done, 15000, "the commit cycle to end");
+    int32_t gone = 1;
+    rt_on_revoked(&gone, 1, true, h.r);
+    cr_assert_null(h.r->parts[1].task, "the lost partition's task is still open");
+
+    cue_store_writer_hold(h.r->store, false);
+    harness_settle(&h);
+    char trace[512];
+    steps_text(&h, trace, sizeof trace);
+    cr_expect_str_eq(trace, "acked stored:0 group:0", "%s", trace);
+    cr_expect_eq(group_offset(&h, 0, 4), 4);
+    cr_expect_eq(group_offset(&h, 1, -1), -1, "the lost partition's offset reached the group");
+    cue_err err = {0};
+    cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
+}
+
 static bool failed(harness *h)
 {
     return h->r->fatal_rc != 0;
