@@ -327,6 +327,46 @@ static void fields_from_tokens(cue_event_decoder *d)
     }
 }
 
+static const char *skip_space(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+bool cue_event_peek_user_id(const cue_config *cfg, const char *raw, size_t len, const char **id,
+                            size_t *id_len)
+{
+    const cue_json_ptr *ptr = &cfg->ptr_user_id;
+    if (ptr->n != 1 || ptr->seg[0].len == 0) return false;
+    const char *key = ptr->text + ptr->seg[0].off, *end = raw + len, *at = raw;
+    size_t klen = ptr->seg[0].len;
+    const char *k;
+    /* Each quote that starts the key: memchr is fast, and keys are short. */
+    while ((k = memchr(at, '"', (size_t)(end - at))) != NULL) {
+        at = k + 1;
+        if ((size_t)(end - at) < klen + 1 || memcmp(at, key, klen) != 0 || at[klen] != '"')
+            continue;
+        at += klen + 1;
+        const char *v = skip_space(at, end);
+        if (v >= end || *v != ':') continue;
+        v = skip_space(v + 1, end);
+        const char *e = v;
+        if (v < end && *v == '"') {
+            v++;
+            e = memchr(v, '"', (size_t)(end - v));
+            if (e == NULL || memchr(v, '\\', (size_t)(e - v)) != NULL) return false;
+        } else {
+            while (e < end && strchr("0123456789+-.eE", *e) != NULL && *e != '\0')
+                e++;
+        }
+        *id = v;
+        *id_len = (size_t)(e - v);
+        return *id_len > 0 && *id_len <= CUE_USER_ID_BYTES_MAX;
+    }
+    return false;
+}
+
 int cue_event_decode(cue_event_decoder *d, const char *raw, size_t len, cue_event *ev,
                      cue_reason *reason, cue_err *err)
 {

@@ -2,6 +2,7 @@
 #include "cuepoint/filemode.h"
 
 #include "cuepoint/buf.h"
+#include "cuepoint/event.h"
 #include "cuepoint/hash.h"
 #include "cuepoint/log.h"
 #include "cuepoint/store.h"
@@ -330,15 +331,85 @@ static int source_base(const cue_filemode_opts *o, int64_t next, uint64_t fp, in
     return source_note(o, next, fp, name, err);
 }
 
-static int feed(run *r, cue_task *task, cue_err *err)
+/* Records read ahead of the one processed, so that each one's user is
+ * fetched into the CPU's caches while the records before it are processed
+ * (cue_task_prefetch): a random user among many costs a DRAM miss or more.
+ * Records longer than AHEAD_BYTES are not held (the ring stays small). */
+#define AHEAD       16
+#define AHEAD_BYTES 4096
+
+typedef struct held {
+    char *text; /* owned by the ring: AHEAD_BYTES */
+    size_t len;
+    int64_t line, offset;
+    bool oversize;
+    const char *uid; /* the user id peeked from text, or NULL */
+    size_t uid_len;
+} held;
+
+typedef struct ring {
+    held h[AHEAD];
+    size_t first, n;
+} ring;
+
+static int feed_one(run *r, cue_task *task, const char *rec, size_t len, int64_t line,
+                    int64_t offset, bool oversize, cue_err *err)
+{
+    if (offset < cue_task_next_offset(task)) {
+        r->res->resumed++; /* committed by the interrupted run */
+        return 0;
+    }
+    r->line = line;
+    r->truncated = oversize;
+    cue_record one = {
+        .value = rec, .value_len = len, .offset = offset, .timestamp_ms = CUE_NO_TIMESTAMP};
+    return oversize
+               ? cue_task_reject(task, &one, CUE_REASON_TOO_LARGE,
+                                 "line is longer than event.max.bytes (raw is its beginning)", err)
+               : cue_task_process(task, &one, err);
+}
+
+static int ring_pop(run *r, cue_task *task, ring *q, cue_err *err)
+{
+    held *h = &q->h[q->first];
+    q->first = (q->first + 1) % AHEAD;
+    q->n--;
+    return feed_one(r, task, h->text, h->len, h->line, h->offset, h->oversize, err);
+}
+
+static int ring_drain(run *r, cue_task *task, ring *q, cue_err *err)
+{
+    int rc = 0;
+    while (q->n > 0 && rc == 0)
+        rc = ring_pop(r, task, q, err);
+    return rc;
+}
+
+/* Holds a record: its user's slot is fetched now (stage 0), and the entry
+ * of the one held half a ring before it (stage 1), as the Kafka loop does. */
+static void ring_push(run *r, cue_task *task, ring *q, const char *rec, size_t len, int64_t line,
+                      int64_t offset, bool oversize)
+{
+    held *h = &q->h[(q->first + q->n++) % AHEAD];
+    memcpy(h->text, rec, len);
+    *h = (held){.text = h->text, .len = len, .line = line, .offset = offset, .oversize = oversize};
+    if (!oversize && cue_event_peek_user_id(r->o->cfg, h->text, len, &h->uid, &h->uid_len))
+        cue_task_prefetch(task, h->uid, h->uid_len, 0);
+    if (q->n > AHEAD / 2) {
+        const held *near = &q->h[(q->first + q->n - 1 - AHEAD / 2) % AHEAD];
+        if (near->uid) cue_task_prefetch(task, near->uid, near->uid_len, 1);
+    }
+}
+
+static int feed(run *r, cue_task *task, ring *q, cue_err *err)
 {
     const char *rec;
     size_t len;
     bool oversize;
-    int64_t base = 0, seq = 0;
+    int64_t base = 0, seq = 0, line;
     int rc;
     bool first = true;
-    while ((rc = r->o->source(r->o->source_ctx, &rec, &len, &r->line, &oversize, err)) > 0) {
+    while ((rc = r->o->source(r->o->source_ctx, &rec, &len, &line, &oversize, err)) > 0) {
         if (first) {
             uint64_t fp = r->o->fingerprint ? r->o->fingerprint : cue_hash64(rec, len, 0);
             rc = source_base(r->o, cue_task_next_offset(task), fp, &base, err);
@@ -346,20 +417,19 @@ static int feed(run *r, cue_task *task, cue_err *err)
             first = false;
         }
         int64_t offset = base + seq++;
-        if (offset < cue_task_next_offset(task)) {
-            r->res->resumed++; /* committed by the interrupted run */
-            continue;
+        if (len > AHEAD_BYTES) {
+            /* In order: what is held goes first. */
+            rc = ring_drain(r, task, q, err);
+            if (rc == 0) rc = feed_one(r, task, rec, len, line, offset, oversize, err);
+        } else {
+            rc = q->n == AHEAD ? ring_pop(r, task, q, err) : 0;
+            if (rc == 0) ring_push(r, task, q, rec, len, line, offset, oversize);
         }
-        r->truncated = oversize;
-        cue_record line = {
-            .value = rec, .value_len = len, .offset = offset, .timestamp_ms = CUE_NO_TIMESTAMP};
-        rc =
-            oversize
-                ? cue_task_reject(task, &line, CUE_REASON_TOO_LARGE,
-                                  "line is longer than event.max.bytes (raw is its beginning)", err)
-                : cue_task_process(task, &line, err);
         if (rc != 0) return rc;
     }
+    /* The records read before the end (or a read error) are processed. */
+    int drc = ring_drain(r, task, q, err);
+    if (rc == 0) rc = drc;
     /* An empty input is checked like any other (a resume of nothing). */
     if (rc == 0 && first && r->o->resume) rc = source_base(r->o, 0, 0, &base, err);
     return rc;
@@ -385,7 +455,11 @@ int cue_filemode_run(const cue_filemode_opts *o, cue_filemode_result *res, cue_e
     /* The reader's clock for the future-time check. A stream time past it is
      * left alone here: --until may have put it there on purpose. */
     if (rc == 0 && o->clock_ms > 0) cue_task_set_clock(task, o->clock_ms);
-    if (rc == 0) rc = feed(&r, task, err);
+    ring q = {0};
+    for (size_t i = 0; i < AHEAD && rc == 0; i++)
+        if ((q.h[i].text = malloc(AHEAD_BYTES)) == NULL)
+            rc = cue_err_set(err, CUE_ENOMEM, "out of memory");
+    if (rc == 0) rc = feed(&r, task, &q, err);
     if (rc == 0 && o->until_ms != INT64_MIN) rc = cue_task_advance(task, o->until_ms, err);
     if (rc == 0 && o->linger_ms > 0 && cue_task_stream_time(task) != INT64_MIN)
         rc = cue_task_advance(task, cue_task_stream_time(task) + o->linger_ms, err);
@@ -397,6 +471,8 @@ int cue_filemode_run(const cue_filemode_opts *o, cue_filemode_result *res, cue_e
     cue_task_free(task);
     cue_store_close(store);
     cue_buf_deinit(&r.dl);
+    for (size_t i = 0; i < AHEAD; i++)
+        free(q.h[i].text);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     res->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     return rc;

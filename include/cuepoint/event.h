@@ -95,6 +95,14 @@ int cue_event_decoder_want(cue_event_decoder *d, const cue_json_ptr *p);
 int cue_event_decode(cue_event_decoder *d, const char *raw, size_t len, cue_event *ev,
                      cue_reason *reason, cue_err *err);
 
+/* A guess at a record's user id without decoding it, for a prefetch hint:
+ * the first `"key": "text"` (or a number) whose key is event.user_id's when
+ * that is a single segment. True with `*id` borrowed from `raw`; false when
+ * it cannot tell cheaply (an escape, a nested pointer). Never trusted: it
+ * may find a nested key of the same name. */
+bool cue_event_peek_user_id(const cue_config *cfg, const char *raw, size_t len, const char **id,
+                            size_t *id_len);
+
 /* Resolves a compiled pointer in the event to a value (strings borrowed from
  * the event or the decoder's scratch, valid until the next decode). A
  * pointer declared to the decoder costs a look-up; any other, a tokenizing

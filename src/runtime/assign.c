@@ -315,12 +315,18 @@ void rt_on_revoked(const int32_t *ids, size_t n, bool lost, void *ctx)
 }
 
 /* The record's key is its user id (a record whose key is not is a dead
- * letter), so its user's cached state can be fetched early. */
+ * letter), so its user's cached state can be fetched early; a record
+ * without a key has its user id guessed from its value. */
 void rt_on_prefetch(const cue_kafka_msg *m, int stage, void *ctx)
 {
     rt *r = ctx;
     part *p = rt_part_get(r, m->partition);
-    if (p && p->task && m->key) cue_task_prefetch(p->task, m->key, m->key_len, stage);
+    if (p == NULL || p->task == NULL) return;
+    const char *uid = m->key;
+    size_t len = m->key_len;
+    if ((uid && len) ||
+        (m->value && cue_event_peek_user_id(r->cfg, m->value, m->value_len, &uid, &len)))
+        cue_task_prefetch(p->task, uid, len, stage);
 }
 
 void rt_on_message(const cue_kafka_msg *m, void *ctx)

@@ -353,3 +353,42 @@ Test(event, declared_fields_are_bounded)
     cr_expect(v64.type == CUE_VAL_INT && v64.i == 64);
     cue_event_decoder_free(d);
 }
+
+/* The prefetch hint's guess at the user id: right on plain records, and
+ * silent (false) where it cannot tell cheaply; never a wrong length. */
+Test(event, the_user_id_peeked_for_a_prefetch)
+{
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    static const struct {
+        const char *raw, *want; /* want NULL: no guess */
+    } peeks[] = {
+        {"{\"user_id\":\"u1\",\"type\":\"a\"}", "u1"},
+        {"{\"type\":\"user_id\",\"ts\":1, \"user_id\" :\t\"abc\"}", "abc"},
+        {"{\"user_id\":42,\"type\":\"a\"}", "42"},
+        {"{\"user_id\":-4.2e3}", "-4.2e3"},
+        {"{\"user_id\":\"u\\u00e9\"}", NULL},
+        {"{\"user_id\":\"\"}", NULL},
+        {"{\"user_id\":null}", NULL},
+        {"{\"user_id\":\"unterminated", NULL},
+        {"{\"user_idx\":\"a\",\"xuser_id\":\"b\"}", NULL},
+        {"{\"type\":\"a\"}", NULL},
+    };
+    for (size_t i = 0; i < sizeof peeks / sizeof *peeks; i++) {
+        const char *id = NULL;
+        size_t n = 0;
+        bool got = cue_event_peek_user_id(&cfg, peeks[i].raw, strlen(peeks[i].raw), &id, &n);
+        if (peeks[i].want == NULL) {
+            cr_expect(!got, "%s: guessed '%.*s'", peeks[i].raw, (int)n, id);
+        } else {
+            cr_expect(got && n == strlen(peeks[i].want) && memcmp(id, peeks[i].want, n) == 0,
+                      "%s: got '%.*s'", peeks[i].raw, got ? (int)n : 0, got ? id : "");
+        }
+    }
+    /* A nested pointer is not guessed at. */
+    cue_err err;
+    cr_assert_eq(cue_json_ptr_compile(&cfg.ptr_user_id, "/user/id", &err), 0);
+    const char *id;
+    size_t n;
+    cr_expect(!cue_event_peek_user_id(&cfg, "{\"user\":{\"id\":\"u\"}}", 20, &id, &n));
+}

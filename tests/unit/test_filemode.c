@@ -2,6 +2,8 @@
  * line without a newline, and oversize lines cut but never lost. */
 #include "cuepoint/filemode.h"
 
+#include "testutil.h"
+
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
@@ -75,4 +77,104 @@ Test(filemode, many_lines_across_read_boundaries)
     cr_assert_eq(seen, lines);
     cue_line_source_free(s);
     fclose(f);
+}
+
+/* ---- the run: records read ahead stay in order ---------------------------- */
+
+/* A trigger on every `e` event. */
+static const char every_machine[] =
+    "{\"name\":\"m\",\"version\":1,\"start\":{\"event\":\"e\"},\"initial\":\"s\",\"states\":{"
+    "\"s\":{\"on\":[{\"event\":\"e\",\"do\":[{\"emit\":\"hit\"}]}]}}}";
+
+typedef struct mem_source {
+    char **lines;
+    size_t n, next, line_max;
+} mem_source;
+
+static int mem_next(void *ctx, const char **rec, size_t *len, int64_t *line, bool *oversize,
+                    cue_err *err)
+{
+    (void)err;
+    mem_source *m = ctx;
+    if (m->next == m->n) return 0;
+    *rec = m->lines[m->next];
+    *len = strlen(*rec);
+    *oversize = *len > m->line_max;
+    if (*oversize) *len = m->line_max;
+    *line = (int64_t)++m->next;
+    return 1;
+}
+
+/* Short records, records longer than the read-ahead ring holds (processed
+ * without it, after what it holds), a cut one and a broken one: every
+ * trigger comes out in input order, and each dead letter names its line. */
+Test(filemode, records_read_ahead_are_processed_in_order_with_their_lines)
+{
+    enum { N = 120 };
+    char *lines[N];
+    mem_source src = {.lines = lines, .n = N, .line_max = 16384};
+    for (size_t i = 0; i < N; i++) {
+        size_t pad = i % 7 == 3 ? 6000 : i % 11 == 5 ? 12000 : 8;
+        lines[i] = malloc(pad + 128);
+        cr_assert(lines[i] != NULL);
+        int n =
+            snprintf(lines[i], 128, "{\"user_id\":\"u%zu\",\"type\":\"e\",\"ts\":%zu,\"pad\":\"",
+                     i % 13, 1000 + i);
+        memset(lines[i] + n, 'x', pad);
+        strcpy(lines[i] + n + pad, "\"}");
+    }
+    strcpy(lines[40], "{\"user_id\":\"u1\",\"type\":"); /* line 41: not JSON */
+    char *big = malloc(20000);                          /* line 100: longer than the limit */
+    cr_assert(big != NULL);
+    memset(big, 'z', 19999);
+    big[19999] = '\0';
+    free(lines[99]);
+    lines[99] = big;
+
+    char dir[64];
+    temp_dir(dir);
+    cue_config cfg;
+    cue_config_defaults(&cfg);
+    cfg.event_time_min_ms = 0;
+    snprintf(cfg.state_dir, sizeof cfg.state_dir, "%s", dir);
+    cue_machines *ms = compile_text(every_machine);
+    char *out_text = NULL, *dead_text = NULL;
+    size_t out_len = 0, dead_len = 0;
+    FILE *out = open_memstream(&out_text, &out_len), *dead = open_memstream(&dead_text, &dead_len);
+    cue_filemode_opts o = {.cfg = &cfg,
+                           .ms = ms,
+                           .source = mem_next,
+                           .source_ctx = &src,
+                           .source_name = "mem",
+                           .out = out,
+                           .dead = dead,
+                           .until_ms = INT64_MIN};
+    cue_filemode_result res;
+    cue_err err = {0};
+    cr_assert_eq(cue_filemode_run(&o, &res, &err), 0, "%s", err.msg);
+    fclose(out);
+    fclose(dead);
+
+    /* Triggers: one per good record but each user's first (which starts
+     * the journey), in the order of their times (one format: text order). */
+    size_t seen = 0;
+    char last[32] = "";
+    for (const char *p = out_text; (p = strstr(p, "\"time\":\"")) != NULL; p++) {
+        char t[32];
+        snprintf(t, sizeof t, "%.24s", p + 8);
+        cr_expect_gt(strcmp(t, last), 0, "trigger %zu at %s after %s", seen, t, last);
+        memcpy(last, t, sizeof last);
+        seen++;
+    }
+    cr_expect_eq(seen, N - 2 - 13, "%zu triggers", seen);
+    cr_expect(strstr(dead_text, "\"line\":41") != NULL, "dead letters: %s", dead_text);
+    cr_expect(strstr(dead_text, "\"line\":100") != NULL, "dead letters: %s", dead_text);
+    cr_expect_eq(res.task.dead_letters, 2);
+
+    free(out_text);
+    free(dead_text);
+    for (size_t i = 0; i < N; i++)
+        free(lines[i]);
+    cue_machines_free(ms);
+    remove_tree(dir);
 }
