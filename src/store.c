@@ -1,5 +1,6 @@
-/* cuepoint's state in RocksDB: the only file that includes RocksDB's header. */
-#include "cuepoint/store.h"
+/* cuepoint's state in RocksDB: with store_writer.c, the only files that
+ * include RocksDB's header. */
+#include "store_int.h"
 
 #include "cuepoint/buf.h"
 #include "cuepoint/limits.h"
@@ -13,7 +14,6 @@
 #include <time.h>
 #include <sys/stat.h>
 
-enum { CF_DEFAULT = 0, CF_USERS, CF_TIMERS, CF_META, CF_COUNT };
 static const char *const cf_names[CF_COUNT] = {"default", "users", "timers", "meta"};
 
 #define META_VERSION 2 /* 1: without synced_ms, still read */
@@ -34,73 +34,6 @@ static const char *const cf_names[CF_COUNT] = {"default", "users", "timers", "me
 #define META_BYTES            (1 + 4 * 8)
 #define META_V1_BYTES         (1 + 3 * 8)
 #define KEY_MAX               (4 + 8 + CUE_USER_ID_BYTES_MAX)
-/* Batches handed to the writer thread and not yet reaped: a few cycles'
- * worth (each task hands one per cycle), and at most WRITES_BYTES_MAX of
- * them; a caller past either waits, so memory stays bounded when the disk
- * falls behind. */
-#define WRITES_MAX       256
-#define WRITES_BYTES_MAX (64u << 20)
-#define SPARES_MAX       16
-
-/* A batch on its way to the store (cue_store_batch_commit_async). */
-typedef struct pending_write {
-    rocksdb_writebatch_t *batch; /* owned by the queue */
-    size_t bytes;
-    cue_store_written_fn fn;
-    void *ctx;
-    char *error;    /* RocksDB's message, owned (rocksdb_free); NULL: written */
-    double seconds; /* the write's */
-} pending_write;
-
-static double mono_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-struct cue_store {
-    rocksdb_t *db;                                /* owned */
-    rocksdb_options_t *opts;                      /* owned */
-    rocksdb_options_t *users_opts;                /* owned: opts, but the users' memtables */
-    rocksdb_block_based_table_options_t *table;   /* owned */
-    rocksdb_cache_t *cache;                       /* owned, may be NULL */
-    rocksdb_column_family_handle_t *cf[CF_COUNT]; /* owned */
-    rocksdb_writebatch_t *batch;                  /* owned, reused across commits */
-    rocksdb_readoptions_t *ro;                    /* owned, reused for point reads */
-    rocksdb_writeoptions_t *wo, *wo_sync;         /* owned */
-    size_t batch_count;
-    bool read_only;
-    /* Timer index entries put in bulk (a standby's), put in key order at
-     * the commit (cue_timer_run says why). */
-    cue_timer_run bulk;
-    /* The writer thread, started by the first batch handed over. Under `mu`:
-     * the ring q[q_head .. q_head + q_len), of which the first q_done are
-     * written; `stopping` ends the thread; `held` pauses it (tests).
-     * q_len is changed by the caller's thread only, which may read it
-     * without the lock. */
-    pthread_t writer;
-    bool writer_started, stopping, held;
-    /* A written batch's fn is running: a read it makes waits for the
-     * writes but calls no fn itself, so fns run one at a time, in order. */
-    bool reaping;
-    pthread_mutex_t mu;
-    pthread_cond_t work, done;
-    pending_write q[WRITES_MAX];
-    size_t q_head, q_len, q_done;
-    size_t q_bytes; /* of the batches not yet reaped; the caller's thread only */
-    rocksdb_writebatch_t *spare[SPARES_MAX]; /* owned: emptied batches to reuse */
-    size_t n_spare;
-    void (*notify)(void *ctx);
-    void *notify_ctx;
-    /* Users erased in the batch (cue_store_batch_users_erase), as user keys
-     * (partition | id) each after a 1-byte length: the commit makes their
-     * deletion physical (scrub). */
-    cue_buf erased;
-    size_t n_erased;
-    uint64_t scrubs; /* commits that made erasures physical */
-};
-
 /* ---- keys -------------------------------------------------------------- */
 
 static void put_be32(unsigned char *p, uint32_t v)
@@ -161,8 +94,7 @@ static int timer_key(unsigned char k[KEY_MAX], size_t *klen, uint32_t partition,
     return 0;
 }
 
-/* Translates RocksDB's error string at this edge, and frees it. */
-static int store_error(char *errptr, cue_err *err, const char *what)
+int cue_store_rocks_error(char *errptr, cue_err *err, const char *what)
 {
     cue_err_set(err, CUE_ESTORE, "%s: %s", what, errptr ? errptr : "unknown RocksDB error");
     rocksdb_free(errptr);
@@ -296,7 +228,7 @@ int cue_store_open(cue_store **out, const char *dir, const cue_store_opts *opts,
     if (e != NULL || s->db == NULL) {
         char what[1024];
         snprintf(what, sizeof what, "cannot open state directory '%.900s'", dir);
-        store_error(e, err, what);
+        cue_store_rocks_error(e, err, what);
         s->db = NULL;
         cue_store_close(s);
         return CUE_ESTORE;
@@ -305,12 +237,10 @@ int cue_store_open(cue_store **out, const char *dir, const cue_store_opts *opts,
     return 0;
 }
 
-static void writer_stop(cue_store *s);
-
 void cue_store_close(cue_store *s)
 {
     if (s == NULL) return;
-    writer_stop(s);
+    cue_store_writer_stop(s);
     if (s->db) {
         for (int i = 0; i < CF_COUNT; i++)
             if (s->cf[i]) rocksdb_column_family_handle_destroy(s->cf[i]);
@@ -332,159 +262,6 @@ void cue_store_close(cue_store *s)
     free(s);
 }
 
-/* ---- the writer thread -------------------------------------------------- */
-
-static void *writer_main(void *arg)
-{
-    cue_store *s = arg;
-    pthread_mutex_lock(&s->mu);
-    for (;;) {
-        while (!s->stopping && (s->q_done == s->q_len || s->held))
-            pthread_cond_wait(&s->work, &s->mu);
-        if (s->q_done == s->q_len) break; /* stopping, and nothing left */
-        pending_write *w = &s->q[(s->q_head + s->q_done) % WRITES_MAX];
-        pthread_mutex_unlock(&s->mu);
-        char *e = NULL;
-        double t0 = mono_seconds();
-        rocksdb_write(s->db, s->wo, w->batch, &e);
-        double took = mono_seconds() - t0;
-        pthread_mutex_lock(&s->mu);
-        w->error = e;
-        w->seconds = took;
-        s->q_done++;
-        pthread_cond_broadcast(&s->done);
-        if (s->notify) s->notify(s->notify_ctx);
-    }
-    pthread_mutex_unlock(&s->mu);
-    return NULL;
-}
-
-void cue_store_set_notify(cue_store *s, void (*notify)(void *ctx), void *ctx)
-{
-    pthread_mutex_lock(&s->mu);
-    s->notify = notify;
-    s->notify_ctx = ctx;
-    pthread_mutex_unlock(&s->mu);
-}
-
-void cue_store_writer_hold(cue_store *s, bool hold)
-{
-    pthread_mutex_lock(&s->mu);
-    s->held = hold;
-    pthread_cond_signal(&s->work);
-    pthread_mutex_unlock(&s->mu);
-}
-
-void cue_store_reap(cue_store *s)
-{
-    if (!s->writer_started || s->reaping) return;
-    s->reaping = true;
-    for (;;) {
-        pthread_mutex_lock(&s->mu);
-        if (s->q_done == 0) {
-            pthread_mutex_unlock(&s->mu);
-            break;
-        }
-        pending_write w = s->q[s->q_head];
-        s->q_head = (s->q_head + 1) % WRITES_MAX;
-        s->q_len--;
-        s->q_done--;
-        pthread_mutex_unlock(&s->mu);
-        s->q_bytes -= w.bytes;
-        cue_err err = {0};
-        int rc = 0;
-        if (w.error) {
-            rc = store_error(w.error, &err, "writing the state batch");
-        }
-        rocksdb_writebatch_clear(w.batch);
-        /* A few emptied batches are kept for reuse (each keeps the room it
-         * grew to); the rest are freed, so memory follows the dirty users. */
-        if (s->n_spare < SPARES_MAX)
-            s->spare[s->n_spare++] = w.batch;
-        else
-            rocksdb_writebatch_destroy(w.batch);
-        /* Called last: it may read the store. */
-        if (w.fn) w.fn(rc, rc ? &err : NULL, w.seconds, w.ctx);
-    }
-    s->reaping = false;
-}
-
-void cue_store_settle(cue_store *s)
-{
-    if (!s->writer_started) return;
-    pthread_mutex_lock(&s->mu);
-    while (s->q_done < s->q_len)
-        pthread_cond_wait(&s->done, &s->mu);
-    pthread_mutex_unlock(&s->mu);
-    cue_store_reap(s);
-}
-
-static void writer_stop(cue_store *s)
-{
-    if (!s->writer_started) return;
-    cue_store_settle(s);
-    pthread_mutex_lock(&s->mu);
-    s->stopping = true;
-    s->held = false;
-    pthread_cond_signal(&s->work);
-    pthread_mutex_unlock(&s->mu);
-    pthread_join(s->writer, NULL);
-    s->writer_started = false;
-    for (size_t i = 0; i < s->n_spare; i++)
-        rocksdb_writebatch_destroy(s->spare[i]);
-    s->n_spare = 0;
-}
-
-/* A batch that cannot go to the writer thread, written here and told of
- * as one written there would be. */
-static int commit_in_place(cue_store *s, cue_store_written_fn fn, void *ctx, cue_err *err)
-{
-    double t0 = mono_seconds();
-    int rc = cue_store_batch_commit(s, false, err);
-    fn(rc, rc ? err : NULL, mono_seconds() - t0, ctx);
-    return rc;
-}
-
-int cue_store_batch_commit_async(cue_store *s, cue_store_written_fn fn, void *ctx, cue_err *err)
-{
-    if (s->n_erased > 0) {
-        /* Erasures are scrubbed right after their write (a restore's may
-         * share the batch): written here, after those handed over. */
-        return commit_in_place(s, fn, ctx, err);
-    }
-    /* A full queue is made room in by reaping, which a fn cannot do. */
-    CUE_ASSERT(!s->reaping);
-    if (!s->writer_started) {
-        s->q_head = s->q_len = s->q_done = 0;
-        s->stopping = false;
-        if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
-            /* No thread: written here, as cue_store_batch_commit would. */
-            return commit_in_place(s, fn, ctx, err);
-        }
-        s->writer_started = true;
-    }
-    cue_store_batch_timer_run(s, &s->bulk);
-    size_t bytes = 0;
-    rocksdb_writebatch_data(s->batch, &bytes);
-    if (s->q_bytes > 0 && s->q_bytes + bytes > WRITES_BYTES_MAX) cue_store_settle(s);
-    rocksdb_writebatch_t *next = s->n_spare ? s->spare[--s->n_spare] : rocksdb_writebatch_create();
-    pthread_mutex_lock(&s->mu);
-    while (s->q_len == WRITES_MAX) {
-        pthread_mutex_unlock(&s->mu);
-        cue_store_settle(s);
-        pthread_mutex_lock(&s->mu);
-    }
-    s->q[(s->q_head + s->q_len) % WRITES_MAX] =
-        (pending_write){.batch = s->batch, .bytes = bytes, .fn = fn, .ctx = ctx};
-    s->q_len++;
-    s->q_bytes += bytes;
-    pthread_cond_signal(&s->work);
-    pthread_mutex_unlock(&s->mu);
-    s->batch = next;
-    s->batch_count = 0;
-    return 0;
-}
-
 /* ---- reads ------------------------------------------------------------- */
 
 int cue_store_user_get(cue_store *s, uint32_t partition, const char *uid, size_t uid_len,
@@ -492,13 +269,6 @@ int cue_store_user_get(cue_store *s, uint32_t partition, const char *uid, size_t
 {
     cue_store_settle(s); /* reads and writes see the batches handed over */
     return cue_store_user_get_unsettled(s, partition, uid, uid_len, out, err);
-}
-
-bool cue_store_writes_pending(const cue_store *s)
-{
-    /* No lock: q_len changes only on the caller's thread (hand-over and
-     * reap), and a cache miss asks this. */
-    return s->writer_started && s->q_len > 0;
 }
 
 int cue_store_user_get_unsettled(cue_store *s, uint32_t partition, const char *uid, size_t uid_len,
@@ -511,7 +281,7 @@ int cue_store_user_get_unsettled(cue_store *s, uint32_t partition, const char *u
     char *e = NULL;
     rocksdb_pinnableslice_t *ps =
         rocksdb_get_pinned_cf(s->db, s->ro, s->cf[CF_USERS], (const char *)k, klen, &e);
-    if (e != NULL) return store_error(e, err, "reading a user's state");
+    if (e != NULL) return cue_store_rocks_error(e, err, "reading a user's state");
     if (ps == NULL) return CUE_ENOTFOUND;
     size_t vlen;
     const char *v = rocksdb_pinnableslice_value(ps, &vlen);
@@ -547,7 +317,7 @@ int cue_store_meta_get(cue_store *s, uint32_t partition, cue_store_meta *out, cu
     char *e = NULL;
     size_t vlen = 0;
     char *v = rocksdb_get_cf(s->db, s->ro, s->cf[CF_META], (const char *)k, 4, &vlen, &e);
-    if (e != NULL) return store_error(e, err, "reading a partition's meta");
+    if (e != NULL) return cue_store_rocks_error(e, err, "reading a partition's meta");
     if (v == NULL) return CUE_ENOTFOUND;
     const unsigned char *p = (const unsigned char *)v;
     int rc = 0;
@@ -778,7 +548,7 @@ int cue_store_batch_commit(cue_store *s, bool sync, cue_err *err)
     if (s->batch_count == 0) return 0;
     char *e = NULL;
     rocksdb_write(s->db, sync ? s->wo_sync : s->wo, s->batch, &e);
-    if (e != NULL) return store_error(e, err, "writing the state batch");
+    if (e != NULL) return cue_store_rocks_error(e, err, "writing the state batch");
     rocksdb_writebatch_clear(s->batch);
     s->batch_count = 0;
     if (s->n_erased == 0) return 0;
@@ -864,7 +634,7 @@ static int flush_all(cue_store *s, cue_err *err)
     for (int c = 0; c < CF_COUNT && e == NULL; c++)
         rocksdb_flush_cf(s->db, fo, s->cf[c], &e);
     rocksdb_flushoptions_destroy(fo);
-    return e ? store_error(e, err, "flushing the state after an erasure") : 0;
+    return e ? cue_store_rocks_error(e, err, "flushing the state after an erasure") : 0;
 }
 
 /* After a batch with erasures: the erased users' ids and states leave every
@@ -899,7 +669,7 @@ static int scrub(cue_store *s, cue_err *err)
     static const char marker[] = "erasure";
     char *e = NULL;
     rocksdb_put_cf(s->db, s->wo, s->cf[CF_DEFAULT], marker, sizeof marker - 1, "", 0, &e);
-    if (e != NULL) return store_error(e, err, "writing the state after an erasure");
+    if (e != NULL) return cue_store_rocks_error(e, err, "writing the state after an erasure");
     rc = flush_all(s, err);
     if (rc == 0) s->scrubs++;
     return rc;
@@ -1034,7 +804,7 @@ int cue_store_partition_reset(cue_store *s, uint32_t partition, bool drop,
     char *e = NULL;
     rocksdb_write(s->db, s->wo_sync, b, &e);
     rocksdb_writebatch_destroy(b);
-    if (e != NULL) return store_error(e, err, "writing a partition's reset");
+    if (e != NULL) return cue_store_rocks_error(e, err, "writing a partition's reset");
     return 0;
 }
 
@@ -1048,7 +818,7 @@ int cue_store_reset_marker_get(cue_store *s, uint32_t partition, char *out, size
     char *e = NULL;
     size_t vlen = 0;
     char *v = rocksdb_get_cf(s->db, s->ro, s->cf[CF_META], (const char *)k, 9, &vlen, &e);
-    if (e != NULL) return store_error(e, err, "reading a partition's applied reset");
+    if (e != NULL) return cue_store_rocks_error(e, err, "reading a partition's applied reset");
     out[0] = '\0';
     if (v != NULL) snprintf(out, cap, "%.*s", (int)vlen, v);
     rocksdb_free(v);
@@ -1073,7 +843,7 @@ static int owner_put(cue_store *s, const char *want, size_t n, cue_err *err)
     if (s->read_only) return 0;
     char *e = NULL;
     rocksdb_put_cf(s->db, s->wo_sync, s->cf[CF_META], owner_key, sizeof owner_key - 1, want, n, &e);
-    return e ? store_error(e, err, "writing whose state this is") : 0;
+    return e ? cue_store_rocks_error(e, err, "writing whose state this is") : 0;
 }
 
 int cue_store_owner_check(cue_store *s, const char *app_id, const char *topic, cue_err *err)
@@ -1083,7 +853,7 @@ int cue_store_owner_check(cue_store *s, const char *app_id, const char *topic, c
     size_t vlen = 0;
     char *v =
         rocksdb_get_cf(s->db, s->ro, s->cf[CF_META], owner_key, sizeof owner_key - 1, &vlen, &e);
-    if (e != NULL) return store_error(e, err, "reading whose state this is");
+    if (e != NULL) return cue_store_rocks_error(e, err, "reading whose state this is");
     char want[2 * CUE_OWNER_NAME_MAX + 2];
     int n = snprintf(want, sizeof want, "%s%c%s", app_id, '\0', topic);
     CUE_ASSERT(n > 0 && (size_t)n < sizeof want);
@@ -1123,7 +893,7 @@ int cue_store_partition_count_get(cue_store *s, int32_t *n, cue_err *err)
     size_t vlen = 0;
     char *v =
         rocksdb_get_cf(s->db, s->ro, s->cf[CF_META], count_key, sizeof count_key - 1, &vlen, &e);
-    if (e != NULL) return store_error(e, err, "reading the partition count");
+    if (e != NULL) return cue_store_rocks_error(e, err, "reading the partition count");
     if (v == NULL) return CUE_ENOTFOUND;
     int rc = 0;
     if (vlen != 4)
@@ -1144,6 +914,6 @@ int cue_store_partition_count_put(cue_store *s, int32_t n, cue_err *err)
     char *e = NULL;
     rocksdb_put_cf(s->db, s->wo_sync, s->cf[CF_META], count_key, sizeof count_key - 1,
                    (const char *)v, 4, &e);
-    if (e != NULL) return store_error(e, err, "writing the partition count");
+    if (e != NULL) return cue_store_rocks_error(e, err, "writing the partition count");
     return 0;
 }

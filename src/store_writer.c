@@ -1,0 +1,171 @@
+/* The store's writer thread: batches handed over by the caller's thread
+ * (cue_store_batch_commit_async) are written here in order, and their
+ * callbacks run back on the caller's thread when it reaps them. */
+#include "store_int.h"
+
+#include <time.h>
+
+static double mono_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *writer_main(void *arg)
+{
+    cue_store *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->stopping && (s->q_done == s->q_len || s->held))
+            pthread_cond_wait(&s->work, &s->mu);
+        if (s->q_done == s->q_len) break; /* stopping, and nothing left */
+        pending_write *w = &s->q[(s->q_head + s->q_done) % WRITES_MAX];
+        pthread_mutex_unlock(&s->mu);
+        char *e = NULL;
+        double t0 = mono_seconds();
+        rocksdb_write(s->db, s->wo, w->batch, &e);
+        double took = mono_seconds() - t0;
+        pthread_mutex_lock(&s->mu);
+        w->error = e;
+        w->seconds = took;
+        s->q_done++;
+        pthread_cond_broadcast(&s->done);
+        if (s->notify) s->notify(s->notify_ctx);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+void cue_store_set_notify(cue_store *s, void (*notify)(void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&s->mu);
+    s->notify = notify;
+    s->notify_ctx = ctx;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void cue_store_writer_hold(cue_store *s, bool hold)
+{
+    pthread_mutex_lock(&s->mu);
+    s->held = hold;
+    pthread_cond_signal(&s->work);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void cue_store_reap(cue_store *s)
+{
+    if (!s->writer_started || s->reaping) return;
+    s->reaping = true;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        if (s->q_done == 0) {
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
+        pending_write w = s->q[s->q_head];
+        s->q_head = (s->q_head + 1) % WRITES_MAX;
+        s->q_len--;
+        s->q_done--;
+        pthread_mutex_unlock(&s->mu);
+        s->q_bytes -= w.bytes;
+        cue_err err = {0};
+        int rc = 0;
+        if (w.error) {
+            rc = cue_store_rocks_error(w.error, &err, "writing the state batch");
+        }
+        rocksdb_writebatch_clear(w.batch);
+        /* A few emptied batches are kept for reuse (each keeps the room it
+         * grew to); the rest are freed, so memory follows the dirty users. */
+        if (s->n_spare < SPARES_MAX)
+            s->spare[s->n_spare++] = w.batch;
+        else
+            rocksdb_writebatch_destroy(w.batch);
+        /* Called last: it may read the store. */
+        if (w.fn) w.fn(rc, rc ? &err : NULL, w.seconds, w.ctx);
+    }
+    s->reaping = false;
+}
+
+void cue_store_settle(cue_store *s)
+{
+    if (!s->writer_started) return;
+    pthread_mutex_lock(&s->mu);
+    while (s->q_done < s->q_len)
+        pthread_cond_wait(&s->done, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    cue_store_reap(s);
+}
+
+void cue_store_writer_stop(cue_store *s)
+{
+    if (!s->writer_started) return;
+    cue_store_settle(s);
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    s->held = false;
+    pthread_cond_signal(&s->work);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->writer, NULL);
+    s->writer_started = false;
+    for (size_t i = 0; i < s->n_spare; i++)
+        rocksdb_writebatch_destroy(s->spare[i]);
+    s->n_spare = 0;
+}
+
+/* A batch that cannot go to the writer thread, written here and told of
+ * as one written there would be. */
+static int commit_in_place(cue_store *s, cue_store_written_fn fn, void *ctx, cue_err *err)
+{
+    double t0 = mono_seconds();
+    int rc = cue_store_batch_commit(s, false, err);
+    fn(rc, rc ? err : NULL, mono_seconds() - t0, ctx);
+    return rc;
+}
+
+int cue_store_batch_commit_async(cue_store *s, cue_store_written_fn fn, void *ctx, cue_err *err)
+{
+    if (s->n_erased > 0) {
+        /* Erasures are scrubbed right after their write (a restore's may
+         * share the batch): written here, after those handed over. */
+        return commit_in_place(s, fn, ctx, err);
+    }
+    /* A full queue is made room in by reaping, which a fn cannot do. */
+    CUE_ASSERT(!s->reaping);
+    if (!s->writer_started) {
+        s->q_head = s->q_len = s->q_done = 0;
+        s->stopping = false;
+        if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
+            /* No thread: written here, as cue_store_batch_commit would. */
+            return commit_in_place(s, fn, ctx, err);
+        }
+        s->writer_started = true;
+    }
+    cue_store_batch_timer_run(s, &s->bulk);
+    size_t bytes = 0;
+    rocksdb_writebatch_data(s->batch, &bytes);
+    if (s->q_bytes > 0 && s->q_bytes + bytes > WRITES_BYTES_MAX) cue_store_settle(s);
+    rocksdb_writebatch_t *next = s->n_spare ? s->spare[--s->n_spare] : rocksdb_writebatch_create();
+    pthread_mutex_lock(&s->mu);
+    while (s->q_len == WRITES_MAX) {
+        pthread_mutex_unlock(&s->mu);
+        cue_store_settle(s);
+        pthread_mutex_lock(&s->mu);
+    }
+    s->q[(s->q_head + s->q_len) % WRITES_MAX] =
+        (pending_write){.batch = s->batch, .bytes = bytes, .fn = fn, .ctx = ctx};
+    s->q_len++;
+    s->q_bytes += bytes;
+    pthread_cond_signal(&s->work);
+    pthread_mutex_unlock(&s->mu);
+    s->batch = next;
+    s->batch_count = 0;
+    return 0;
+}
+
+bool cue_store_writes_pending(const cue_store *s)
+{
+    /* No lock: q_len changes only on the caller's thread (hand-over and
+     * reap), and a cache miss asks this. */
+    return s->writer_started && s->q_len > 0;
+}
