@@ -149,6 +149,7 @@ static int demo_run(const char *dir, const char *machines, const gen_args *g, de
         cue_filemode_opts o = {.cfg = &cfg,
                                .ms = ms,
                                .source = gen_source_next,
+                               .read_ahead = true,
                                .source_ctx = &src,
                                .source_name = "generator",
                                .out = out,

@@ -144,6 +144,7 @@ static int file_files_run(const cue_config *cfg, const file_args *fa, const cue_
     cue_filemode_opts o = {.cfg = cfg,
                            .ms = ms,
                            .source = cue_line_source_next,
+                           .read_ahead = true,
                            .source_ctx = src,
                            .source_name = fa->input,
                            .fingerprint = cue_filemode_fingerprint(f->in),

@@ -334,7 +334,8 @@ static int source_base(const cue_filemode_opts *o, int64_t next, uint64_t fp, in
 /* Records read ahead of the one processed, so that each one's user is
  * fetched into the CPU's caches while the records before it are processed
  * (cue_task_prefetch): a random user among many costs a DRAM miss or more.
- * Records longer than AHEAD_BYTES are not held (the ring stays small). */
+ * Records longer than AHEAD_BYTES are not held (the ring stays small), nor
+ * any from a source that did not ask for it (cue_filemode_opts.read_ahead). */
 #define AHEAD       16
 #define AHEAD_BYTES 4096
 
@@ -417,7 +418,7 @@ static int feed(run *r, cue_task *task, ring *q, cue_err *err)
             first = false;
         }
         int64_t offset = base + seq++;
-        if (len > AHEAD_BYTES) {
+        if (len > AHEAD_BYTES || !r->o->read_ahead) {
             /* In order: what is held goes first. */
             rc = ring_drain(r, task, q, err);
             if (rc == 0) rc = feed_one(r, task, rec, len, line, offset, oversize, err);

@@ -41,6 +41,11 @@ typedef struct cue_filemode_opts {
     const cue_machines *ms; /* borrowed */
     cue_source_fn source;
     void *source_ctx;
+    /* The source may be read up to 16 records ahead of the record being
+     * processed (their users are prefetched meanwhile). False for a source
+     * whose owner relies on a record being processed before the next is
+     * read (one that tracks "the record being processed", say). */
+    bool read_ahead;
     const char *source_name;         /* for dead letters and messages */
     FILE *out;                       /* triggers; borrowed */
     FILE *dead;                      /* dead letters; borrowed */

@@ -65,7 +65,14 @@ EOF
 # ---- a SIGKILL in the middle, then to the end ------------------------------
 start_run live "$tmp/run1.log"
 [ "$(wait_assigned "$tmp/run1.log" 4)" -ge 0 ] || { bad "run 1: partitions not assigned"; finish; exit 1; }
-sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 0.3 + (r % 500) / 1000 }')"
+# After the first batch is written (its group commit then goes out: a fixed
+# sleep was too short on a loaded machine, and run 2 found nothing
+# committed), at a random moment while records are still coming.
+for _ in $(seq 400); do
+    [ "$(metric live cuepoint_store_write_duration_seconds_count)" -ge 1 ] && break
+    sleep 0.05
+done
+sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 0.1 + (r % 300) / 1000 }')"
 lag=$(metric live cuepoint_consumer_lag_records)
 { kill -9 "$run_pid"; wait_run 10; } 2> /dev/null
 [ "$lag" -gt 0 ] && ok || bad "the kill came after the end of the stream (lag $lag)"
