@@ -676,9 +676,11 @@ static int decode(const void *rec, size_t len, const cue_machines *ms, cue_user 
     if (len > CUE_STATE_BYTES_MAX)
         return cue_err_set(err, CUE_ECORRUPT, "state record: %zu bytes, over the %d limit", len,
                            CUE_STATE_BYTES_MAX);
+    /* Only a record read back is verified: reading the checksum of one this
+     * process encoded would touch its last line early, a cache miss for a
+     * record longer than the lines the cache prefetched. */
     reader r = {.p = b + len - 4, .end = b + len};
-    uint32_t sum = get_u32(&r, "checksum");
-    if (verify && sum != cue_hash32(b, len - 4))
+    if (verify && get_u32(&r, "checksum") != cue_hash32(b, len - 4))
         return cue_err_set(err, CUE_ECORRUPT, "state record: checksum mismatch");
     r = (reader){.p = b + 3, .end = b + len - 4};
     if (decode_body(&r, ms, u, st, b[2], tr) != 0)
