@@ -190,6 +190,22 @@ int cue_timers_peek(const cue_timers *t, int64_t *due_ms, const char **uid, size
     return 0;
 }
 
+void cue_timers_near(const cue_timers *t, size_t i, int64_t *due_ms, const char **uid,
+                     size_t *uid_len)
+{
+    CUE_ASSERT(i < t->n);
+    const entry *e = &t->slots[t->heap[i].slot];
+    *due_ms = e->due;
+    *uid = e->uid;
+    *uid_len = e->len;
+}
+
+void cue_timers_prefetch_near(const cue_timers *t, size_t from, size_t to)
+{
+    for (size_t i = from; i < to && i < t->n; i++)
+        __builtin_prefetch(&t->slots[t->heap[i].slot]);
+}
+
 void cue_timers_pop(cue_timers *t)
 {
     if (t->n == 0) return;

@@ -45,6 +45,15 @@ void cue_timers_arm(cue_timers *t, int64_t due_ms, const char *uid, size_t uid_l
 /* The earliest entry, borrowed until the next change. CUE_ENOTFOUND if empty. */
 int cue_timers_peek(const cue_timers *t, int64_t *due_ms, const char **uid, size_t *uid_len);
 
+/* Entries likely to come up soon, for prefetch hints: the `i`th in the
+ * window's own order (i < count; 0 is the earliest, and the next few after
+ * it are near the front but not sorted). Borrowed until the next change.
+ * cue_timers_prefetch_near fetches the entries from `from` on into the
+ * CPU's caches, so that reading their ids later does not wait. */
+void cue_timers_near(const cue_timers *t, size_t i, int64_t *due_ms, const char **uid,
+                     size_t *uid_len);
+void cue_timers_prefetch_near(const cue_timers *t, size_t from, size_t to);
+
 /* Removes the earliest entry (no-op when empty). */
 void cue_timers_pop(cue_timers *t);
 

@@ -98,3 +98,37 @@ Test(timers, model_with_spills_and_reloads)
     cr_assert_leq(cue_timers_count(t), cue_timers_capacity(t));
     cue_timers_free(t);
 }
+
+/* The entries near the front, for prefetch hints: the first is the one
+ * peek gives, and every one the window holds is reachable, each once. */
+Test(timers, entries_near_the_front)
+{
+    cue_timers *t;
+    cue_err err;
+    cr_assert(cue_timers_new(&t, 64, &err) == 0);
+    cue_timers_load_end(t, true, 0, "", 0);
+    int64_t sum = 0;
+    for (int i = 0; i < 40; i++) {
+        char uid[8];
+        int n = snprintf(uid, sizeof uid, "u%d", (i * 17) % 40);
+        int64_t due = 1000 + (i * 7919) % 97;
+        cue_timers_arm(t, due, uid, (size_t)n);
+        sum += due;
+    }
+    cr_assert_eq(cue_timers_count(t), 40);
+    int64_t due0, due;
+    const char *uid0, *uid;
+    size_t len0, len;
+    cr_assert_eq(cue_timers_peek(t, &due0, &uid0, &len0), 0);
+    cue_timers_near(t, 0, &due, &uid, &len);
+    cr_expect(due == due0 && uid == uid0 && len == len0, "near(0) is not the earliest");
+    int64_t got = 0;
+    for (size_t i = 0; i < cue_timers_count(t); i++) {
+        cue_timers_near(t, i, &due, &uid, &len);
+        cr_expect_geq(due, due0, "entry %zu is due before the earliest", i);
+        got += due;
+    }
+    cr_expect_eq(got, sum, "the entries near the front are not the window's");
+    cue_timers_prefetch_near(t, 7, 1000); /* past the count: a hint, no read */
+    cue_timers_free(t);
+}
