@@ -4,7 +4,8 @@
  *   decode   events decoded only (the tokenizer and pointer look-ups)
  *   engine   the engine alone: events already decoded, user state as encoded
  *            records in the in-memory cache (decode state, step, encode state,
- *            put); timers are armed but not fired (firing needs the timer
+ *            put), each user prefetched 16 events ahead as the file mode
+ *            does; timers are armed but not fired (firing needs the timer
  *            index, which is the file case's job)
  *   file     the whole file mode: read lines, decode, engine, cache, RocksDB,
  *            timer index, trigger encoding (to /dev/null); with --input FILE
@@ -181,6 +182,9 @@ static int run_decode(const opts *o, const cue_config *cfg, const cue_machines *
     return ok == c.n ? 0 : 1;
 }
 
+/* How far ahead the engine case prefetches users (the file mode's ring). */
+#define AHEAD 16
+
 static int run_engine(const opts *o, const cue_config *cfg, const cue_machines *ms)
 {
     corpus c;
@@ -200,6 +204,13 @@ static int run_engine(const opts *o, const cue_config *cfg, const cue_machines *
     cue_step_stats st = {0};
     double t0 = now_s();
     for (size_t i = 0; i < c.n; i++) {
+        /* As the file mode's ring does: the user AHEAD events on has its
+         * cache slot fetched, the one half as far its entry. */
+        if (i + AHEAD < c.n)
+            cue_cache_prefetch(cache, d[i + AHEAD].ev.user_id, d[i + AHEAD].ev.user_id_len, 0);
+        if (i + AHEAD / 2 < c.n)
+            cue_cache_prefetch(cache, d[i + AHEAD / 2].ev.user_id, d[i + AHEAD / 2].ev.user_id_len,
+                               1);
         const cue_event *ev = &d[i].ev;
         const void *val;
         size_t len;
@@ -261,6 +272,7 @@ static int run_file(const opts *o, cue_config *cfg, const cue_machines *ms)
     cue_filemode_opts fo = {.cfg = cfg,
                             .ms = ms,
                             .source = cue_line_source_next,
+                            .read_ahead = true,
                             .source_ctx = src,
                             .source_name = path,
                             .out = out,
