@@ -6,7 +6,9 @@
 
 #include <criterion/criterion.h>
 #include <rocksdb/c.h>
+#include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 static cue_store *open_dir(const char *dir, bool read_only)
 {
@@ -460,26 +462,25 @@ Test(store, an_erasure_leaves_the_id_in_no_file_and_takes_every_index_entry)
 }
 
 typedef struct writes_seen {
-    char order[64];
+    char order[512];
     int calls;
 } writes_seen;
 
-static void on_written_a(int rc, const cue_err *err, double seconds, void *ctx)
-{
-    writes_seen *w = ctx;
-    cr_assert_eq(rc, 0, "%s", err ? err->msg : "");
-    cr_assert(seconds >= 0 && seconds < 60, "the write took %g s", seconds);
-    strcat(w->order, "a");
-    w->calls++;
-}
+/* A hand-over's context: where it is told, and its letter there. */
+typedef struct written_tag {
+    writes_seen *w;
+    char letter;
+} written_tag;
 
-static void on_written_b(int rc, const cue_err *err, double seconds, void *ctx)
+static void on_written(int rc, const cue_err *err, double seconds, void *ctx)
 {
-    writes_seen *w = ctx;
+    const written_tag *tag = ctx;
     cr_assert_eq(rc, 0, "%s", err ? err->msg : "");
     cr_assert(seconds >= 0 && seconds < 60, "the write took %g s", seconds);
-    strcat(w->order, "b");
-    w->calls++;
+    size_t n = strlen(tag->w->order);
+    cr_assert(n + 1 < sizeof tag->w->order);
+    tag->w->order[n] = tag->letter;
+    tag->w->calls++;
 }
 
 /* Batches handed to the writer thread: written in order, their callbacks
@@ -495,12 +496,13 @@ Test(store, batches_handed_over_are_written_in_order_and_reads_see_them)
     cue_buf_init(&v, 16);
     cue_err err = {0};
     writes_seen w = {0};
+    written_tag a = {&w, 'a'}, b = {&w, 'b'};
     cue_store_batch_user_put(s, 0, "ann", 3, "first", 5);
-    cr_assert(cue_store_batch_commit_async(s, on_written_a, &w, &err) == 0, "%s", err.msg);
+    cr_assert(cue_store_batch_commit_async(s, on_written, &a, &err) == 0, "%s", err.msg);
     cr_assert_eq(cue_store_batch_count(s), 0, "a fresh batch to fill");
     cue_store_batch_user_put(s, 0, "ann", 3, "second", 6);
     cue_store_batch_user_put(s, 0, "bob", 3, "bob's", 5);
-    cr_assert(cue_store_batch_commit_async(s, on_written_b, &w, &err) == 0, "%s", err.msg);
+    cr_assert(cue_store_batch_commit_async(s, on_written, &b, &err) == 0, "%s", err.msg);
     cue_store_batch_user_put(s, 0, "cat", 3, "not yet", 7);
     /* The read waits for both, and calls back first. */
     cr_assert(cue_store_user_get(s, 0, "ann", 3, &v, &err) == 0, "%s", err.msg);
@@ -512,7 +514,7 @@ Test(store, batches_handed_over_are_written_in_order_and_reads_see_them)
     cr_assert_eq(cue_store_user_get(s, 0, "cat", 3, &v, &err), CUE_ENOTFOUND,
                  "the batch being filled is not written");
     /* Closing waits for what was handed over. */
-    cr_assert(cue_store_batch_commit_async(s, on_written_a, &w, &err) == 0);
+    cr_assert(cue_store_batch_commit_async(s, on_written, &a, &err) == 0);
     cue_store_close(s);
     cr_assert_str_eq(w.order, "aba");
     s = open_dir(dir, true);
@@ -520,5 +522,103 @@ Test(store, batches_handed_over_are_written_in_order_and_reads_see_them)
     cr_assert_str_eq(v.data, "not yet");
     cue_store_close(s);
     cue_buf_deinit(&v);
+    remove_tree(dir);
+}
+
+typedef struct release_later {
+    cue_store *s;
+    int ms;
+    volatile bool released;
+} release_later;
+
+static void *release_after(void *arg)
+{
+    release_later *r = arg;
+    struct timespec ts = {.tv_sec = r->ms / 1000, .tv_nsec = (long)(r->ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    r->released = true;
+    cue_store_writer_hold(r->s, false);
+    return NULL;
+}
+
+/* Hands over one batch (told of to `last`, which outlives it) with the
+ * writer held, past one of the queue's bounds: the hand-over may only
+ * return once the writer ran again and the batches before it were written
+ * and told of. */
+static void expect_hand_over_waits(cue_store *s, written_tag *last, int before)
+{
+    writes_seen *w = last->w;
+    release_later r = {.s = s, .ms = 300};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, release_after, &r), 0);
+    cue_err err = {0};
+    cr_assert(cue_store_batch_commit_async(s, on_written, last, &err) == 0, "%s", err.msg);
+    cr_expect(r.released, "the hand-over past the bound returned while the writer was held");
+    cr_expect_geq(w->calls, before, "%d of the %d batches before it told of", w->calls, before);
+    pthread_join(th, NULL);
+}
+
+/* The writer thread starts with the first batch handed over: one, written. */
+static void start_writer(cue_store *s, written_tag *tag)
+{
+    cue_err err = {0};
+    cue_store_batch_user_put(s, 0, "ann", 3, "x", 1);
+    cr_assert(cue_store_batch_commit_async(s, on_written, tag, &err) == 0, "%s", err.msg);
+    cue_store_settle(s);
+}
+
+/* The queue of handed-over batches is bounded in bytes (64 MiB): a
+ * hand-over that would go past it waits for the writer, so memory stays
+ * bounded when the disk falls behind. */
+Test(store, batches_queued_past_64_mib_wait_for_the_writer, .timeout = 60)
+{
+    char dir[64];
+    temp_dir(dir);
+    cue_store *s = open_dir(dir, false);
+    writes_seen w = {0};
+    written_tag a = {&w, 'a'};
+    size_t big = 40u << 20;
+    char *v = malloc(big);
+    cr_assert(v != NULL);
+    memset(v, 'v', big);
+    cue_err err = {0};
+    start_writer(s, &a);
+    cue_store_writer_hold(s, true);
+    cue_store_batch_user_put(s, 0, "ann", 3, v, big);
+    cr_assert(cue_store_batch_commit_async(s, on_written, &a, &err) == 0, "%s", err.msg);
+    cue_store_batch_user_put(s, 0, "bob", 3, v, 30u << 20); /* 70 MiB queued with it */
+    written_tag z = {&w, 'z'};
+    expect_hand_over_waits(s, &z, 2);
+    cue_store_settle(s);
+    cr_expect_str_eq(w.order, "aaz");
+    free(v);
+    cue_store_close(s);
+    remove_tree(dir);
+}
+
+/* ... and in count (256 batches). */
+Test(store, a_257th_queued_batch_waits_for_the_writer, .timeout = 60)
+{
+    char dir[64];
+    temp_dir(dir);
+    cue_store *s = open_dir(dir, false);
+    writes_seen w = {0};
+    written_tag a = {&w, 'a'};
+    cue_err err = {0};
+    start_writer(s, &a);
+    w.calls = 0;
+    w.order[0] = '\0';
+    cue_store_writer_hold(s, true);
+    for (int i = 0; i < 256; i++) {
+        cue_store_batch_user_put(s, 0, "ann", 3, "y", 1);
+        cr_assert(cue_store_batch_commit_async(s, on_written, &a, &err) == 0, "%s", err.msg);
+    }
+    cr_expect_eq(w.calls, 0, "told of a batch the held writer cannot have written");
+    cue_store_batch_user_put(s, 0, "ann", 3, "z", 1);
+    written_tag z = {&w, 'z'};
+    expect_hand_over_waits(s, &z, 1);
+    cue_store_settle(s);
+    cr_expect_eq(w.calls, 257);
+    cue_store_close(s);
     remove_tree(dir);
 }
