@@ -63,22 +63,31 @@ static void config_for(cue_config *c, const char *bootstrap, const char *app)
     cr_assert(cue_config_set(c, "kafka", "{\"consumer\": {\"fetch.wait.max.ms\": 10}}", NULL) == 0);
 }
 
-Test(kafka, consumes_through_the_pipe_and_produces_with_reports, .timeout = 60)
+/* A mock cluster whose topic "events" has `parts` partitions and `n`
+ * records ("record-<i>", key "k", round robin over the partitions). */
+static cue_kafka_mock *mock_with_records(int parts, int n)
 {
     cue_err err = {0};
     cue_kafka_mock *m = NULL;
     cr_assert(cue_kafka_mock_start(&m, 1, &err) == 0, "%s", err.msg);
-    cr_assert(cue_kafka_mock_topic_create(m, "events", 3, &err) == 0, "%s", err.msg);
+    cr_assert(cue_kafka_mock_topic_create(m, "events", parts, &err) == 0, "%s", err.msg);
     cue_kafka_loader *l = NULL;
     cr_assert(cue_kafka_loader_new(&l, cue_kafka_mock_bootstraps(m), NULL, 0, &err) == 0, "%s",
               err.msg);
-    for (int i = 0; i < 30; i++) {
+    for (int i = 0; i < n; i++) {
         char v[32];
         snprintf(v, sizeof v, "record-%d", i);
-        cr_assert(cue_kafka_loader_send(l, "events", i % 3, "k", 1, v, strlen(v), &err) == 0);
+        cr_assert(cue_kafka_loader_send(l, "events", i % parts, "k", 1, v, strlen(v), &err) == 0);
     }
     cr_assert(cue_kafka_loader_flush(l, 10000, &err) == 0, "%s", err.msg);
     cue_kafka_loader_free(l);
+    return m;
+}
+
+Test(kafka, consumes_through_the_pipe_and_produces_with_reports, .timeout = 60)
+{
+    cue_err err = {0};
+    cue_kafka_mock *m = mock_with_records(3, 30);
 
     cue_config cfg;
     config_for(&cfg, cue_kafka_mock_bootstraps(m), "unit");
@@ -258,19 +267,7 @@ static void serve_members(cue_kafka *ka, ahead_member *a, cue_kafka **others, in
 Test(kafka, held_records_are_handed_over_before_a_revocation, .timeout = 90)
 {
     cue_err err = {0};
-    cue_kafka_mock *m = NULL;
-    cr_assert(cue_kafka_mock_start(&m, 1, &err) == 0, "%s", err.msg);
-    cr_assert(cue_kafka_mock_topic_create(m, "events", 4, &err) == 0, "%s", err.msg);
-    cue_kafka_loader *l = NULL;
-    cr_assert(cue_kafka_loader_new(&l, cue_kafka_mock_bootstraps(m), NULL, 0, &err) == 0, "%s",
-              err.msg);
-    for (int i = 0; i < 4000; i++) {
-        char v[32];
-        snprintf(v, sizeof v, "record-%d", i);
-        cr_assert(cue_kafka_loader_send(l, "events", i % 4, "k", 1, v, strlen(v), &err) == 0);
-    }
-    cr_assert(cue_kafka_loader_flush(l, 10000, &err) == 0, "%s", err.msg);
-    cue_kafka_loader_free(l);
+    cue_kafka_mock *m = mock_with_records(4, 4000);
 
     cue_config cfg;
     config_for(&cfg, cue_kafka_mock_bootstraps(m), "ahead");
