@@ -1,0 +1,99 @@
+/* task's inside: the task that task.c (a record's or a timer's step, the
+ * commit, the firing of timers) and task_timers.c (the timer index entries
+ * made while processing, the window's refill) share. */
+#ifndef CUEPOINT_TASK_INT_H
+#define CUEPOINT_TASK_INT_H
+
+#include "cuepoint/task.h"
+
+#include "cuepoint/cache.h"
+#include "cuepoint/codec.h"
+#include "cuepoint/journey_counts.h"
+#include "cuepoint/policy.h"
+#include "cuepoint/timers.h"
+#include "cuepoint/tz.h"
+
+/* A new timer index entry, held until commit (or a timer reload) so that the
+ * batch gets them sorted, which RocksDB inserts far faster, and each once. */
+typedef struct timer_op {
+    int64_t due;      /* CUE_TIMER_NONE: it came up, or its user went (not written) */
+    const char *key;  /* set just before sorting: timer_keys may move while it grows */
+    uint32_t key_off; /* into timer_keys */
+    uint8_t key_len;
+} timer_op;
+
+struct cue_task {
+    const cue_config *cfg;  /* borrowed */
+    const cue_machines *ms; /* borrowed */
+    cue_store *store;       /* borrowed */
+    cue_task_sink sink;     /* copied; its ctx is borrowed */
+    uint32_t partition;
+    /* Per input topic (input.topics' order): the next offset to read. */
+    int64_t next[CUE_INPUT_TOPICS_MAX];
+    int64_t stream_ms;
+    int64_t since_commit;
+    int64_t fired_upto;     /* every index entry due at or before this has been used */
+    int64_t purged_upto;    /* ... and is deleted from the store up to here */
+    cue_event_decoder *dec; /* owned */
+    cue_cache *cache;       /* owned */
+    cue_timers *timers;     /* owned */
+    cue_user *user;         /* owned scratch: the user being stepped */
+    cue_buf enc;            /* owned: encoded state */
+    cue_buf sealed;         /* owned: a state on its way to the store, with checksum */
+    cue_buf rec;            /* owned: encoded trigger */
+    cue_buf loaded;         /* owned: a state read from the store */
+    cue_buf timer_ops;      /* owned: timer_op array, index entries not yet written */
+    cue_buf timer_keys;     /* owned: the user ids those ops name, back to back */
+    cue_buf timer_sort;     /* owned: sort items and scratch for cue_task_index_flush */
+    /* t->user's pending index entry: its index in timer_ops plus one, or 0.
+     * Kept with the user's cache entry (its owner's word, which the cache's
+     * flush clears as the commit empties timer_ops), so that a user has one
+     * pending entry, moved in place, and nothing reads the cache again to
+     * tell which of a user's entries is live. */
+    uint32_t user_op;
+    /* The cache's evictions when the store last had no batch of ours
+     * waiting and one was handed over: a user missing from the cache with
+     * no eviction since is in no batch still being written, and is read
+     * without waiting for them. */
+    uint64_t evict_mark;
+    const cue_policy *policy; /* borrowed; NULL: every trigger goes out as made */
+    cue_policy_tz *tz;        /* owned, with a policy */
+    int64_t now_ms;           /* stream time of the current step: its triggers go out then */
+    /* The input offsets in the last changelog meta record; logged[0] = -1:
+     * write one at the next commit. */
+    int64_t logged[CUE_INPUT_TOPICS_MAX];
+    int64_t logged_ms;      /* ... and about when it was written (synced_ms then) */
+    bool logged_now;        /* ... in this cycle */
+    int64_t changelog_next; /* the partition's changelog position, from its meta */
+    int64_t synced_ms;      /* ... and when the store was last in line with it */
+    cue_buf pend;           /* owned: pending array of this step */
+    cue_buf pend_recs;      /* owned: their encoded records, back to back */
+    cue_buf decision;       /* owned: one decision record */
+    cue_buf erased;         /* owned: ids erased since the commit, each after its length */
+    cue_deferred *released; /* owned, with a policy: a deferred trigger being decided again */
+    bool user_loaded;       /* t->user holds the current event's user */
+    int64_t clock_ms;       /* the reader's clock (cue_task_set_clock), or INT64_MIN */
+    const cue_record *in;   /* the record being processed (borrowed for the call) */
+    /* A repair not committed yet: the poisoned stream time it replaced and
+     * its limit, to repair again if a rollback reloads that time. */
+    int64_t repair_from, repair_ms;
+    char msg[512];         /* a dead letter's message that needs formatting */
+    cue_tz *jtz;           /* owned when journeys use local clock times: users' zones */
+    uint64_t bad_zones[8]; /* hashes of zone names found not to be zones; 0 = free */
+    unsigned next_bad_zone;
+    cue_task_stats stats;
+
+    cue_journey_counts *journeys; /* owned once counted (cue_task_count_journeys) */
+};
+
+/* task_timers.c: t->user's index entry kept in step with its timers (a
+ * lower bound, written at the commit); its pending entry dropped, having
+ * come up at `due` or its user gone (CUE_TIMER_NONE); the pending entries
+ * into the commit's batch; the window's next slice read from the store's
+ * index merged with the pending entries. */
+void cue_task_index_sync(cue_task *t);
+void cue_task_index_kill(cue_task *t, int64_t due);
+void cue_task_index_flush(cue_task *t);
+int cue_task_timers_reload(cue_task *t, cue_err *err);
+
+#endif
