@@ -497,18 +497,21 @@ static bool request_waiting(const slot *s)
 /* The waiting connection of client `ci` (any client if -1) that gives way
  * first: the one idle longest among those answered already, which had
  * their turn; else the oldest of those without a whole request yet. Those
- * with a request waiting in the socket, and those just accepted, go last. */
+ * just accepted go after them, and those with a request waiting in the
+ * socket last of all: in a burst of connections all younger than the
+ * grace, oldest first would close a probe whose request is there, merely
+ * because more of the burst came after it. */
 static slot *next_victim(cue_http *h, int ci)
 {
     slot_list *lists[2] = {&h->idle, &h->fresh};
     uint64_t now = uv_now(h->loop);
-    for (int pass = 0; pass < 2; pass++)
+    for (int pass = 0; pass < 3; pass++)
         for (int k = 0; k < 2; k++)
             for (slot *s = lists[k]->head; s; s = s->next) {
                 if (ci >= 0 && s->client != ci) continue;
-                bool spared = request_waiting(s) ||
-                              (s->state == SLOT_FRESH && s->since_ms + FRESH_GRACE_MS > now);
-                if (pass == 1 || !spared) return s;
+                bool young = s->state == SLOT_FRESH && s->since_ms + FRESH_GRACE_MS > now;
+                int spared = request_waiting(s) ? 2 : young ? 1 : 0;
+                if (spared <= pass) return s;
             }
     return NULL;
 }

@@ -676,6 +676,42 @@ Test(http, a_table_full_of_silent_and_slow_connections_still_answers)
     fixture_stop(&f);
 }
 
+/* A burst from the probe's own address, all accepted in one run: six
+ * silent connections, the probe with its whole request, eighteen more. */
+static conn burst[24], burst_probe;
+
+static void burst_script(fixture *f)
+{
+    read_response(&burst_probe, false, &f->r[0]);
+    close(burst_probe.fd);
+    for (size_t i = 0; i < COUNT(burst); i++)
+        close(burst[i].fd);
+}
+
+Test(http, a_probe_inside_a_burst_is_answered_though_more_came_after_it)
+{
+    fixture f;
+    cue_http_opts opts = {.connections_max = 8,
+                          .client_connections_max = 4,
+                          .request_timeout_ms = 60000,
+                          .idle_timeout_ms = 60000};
+    fixture_start_opts(&f, &opts);
+    /* Made before the loop runs, so the server meets them together: all
+     * within the grace of the just accepted, the probe's request unread. */
+    for (size_t i = 0; i < COUNT(burst); i++) {
+        cr_assert(conn_open(&burst[i], "127.0.0.1", f.port));
+        if (i == 5) {
+            cr_assert(conn_open(&burst_probe, "127.0.0.1", f.port));
+            cr_assert(conn_send(&burst_probe, healthz));
+        }
+    }
+    drive(&f, burst_script);
+    expect_response(&f.r[0], 200, "text/plain; charset=utf-8", "ok\n", "the probe");
+    const cue_http_stats *st = cue_http_stats_get(f.http);
+    cr_expect_gt(st->closed_client_limit, 0, "nothing gave way");
+    fixture_stop(&f);
+}
+
 static void slow_head_script(fixture *f)
 {
     conn c;
