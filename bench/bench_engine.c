@@ -2,8 +2,8 @@
  * bench_engine: events/s, triggers and peak RSS for one case per process.
  *
  *   decode   events decoded only (the tokenizer and pointer look-ups)
- *   engine   the engine alone: events already decoded, user state as encoded
- *            records in the in-memory cache (decode state, step, encode state,
+ *   engine   the engine alone: events already decoded, user state as images
+ *            in the in-memory cache, as the task keeps them (load, step, save,
  *            put), each user prefetched 16 events ahead as the file mode
  *            does; timers are armed but not fired (firing needs the timer
  *            index, which is the file case's job)
@@ -215,11 +215,11 @@ static int run_engine(const opts *o, const cue_config *cfg, const cue_machines *
         const void *val;
         size_t len;
         if (cue_cache_get(cache, ev->user_id, ev->user_id_len, &val, &len, NULL) == 0)
-            cue_codec_decode_own(val, len, ms, u, &err);
+            cue_codec_image_load(val, len, ms, u);
         else
             cue_user_init(u, ev->user_id, ev->user_id_len);
         cue_engine_apply(ms, u, ev, NULL, count_trigger, &n, &st);
-        cue_codec_encode_unsealed(u, ms, &enc);
+        cue_codec_image_save(u, ms, &enc);
         /* As in the task: states are put dirty, and the dirty set is flushed
          * (here to nowhere) when the cache asks or every commit.records. */
         if (cue_cache_put(cache, ev->user_id, ev->user_id_len, enc.data, enc.len, 0, true) ==
@@ -232,9 +232,9 @@ static int run_engine(const opts *o, const cue_config *cfg, const cue_machines *
     report(o, now_s() - t0, c.n, n.triggers);
     cue_cache_stats cs;
     cue_cache_stats_get(cache, &cs);
-    fprintf(stderr, "engine: cache hits %llu misses %llu evictions %llu\n",
+    fprintf(stderr, "engine: cache hits %llu misses %llu evictions %llu, %zu users in %zu bytes\n",
             (unsigned long long)cs.hits, (unsigned long long)cs.misses,
-            (unsigned long long)cs.evictions);
+            (unsigned long long)cs.evictions, cs.entries, cs.bytes);
     for (size_t i = 0; i < c.n; i++)
         free(d[i].fields);
     free(d);

@@ -215,13 +215,6 @@ void cue_codec_seal(void *rec, size_t len)
         b[len - 4 + i] = (uint8_t)(sum >> (8 * i));
 }
 
-int cue_codec_encode(const cue_user *u, const cue_machines *ms, cue_buf *out)
-{
-    int rc = cue_codec_encode_unsealed(u, ms, out);
-    if (rc == 0) cue_codec_seal(out->data, out->len);
-    return rc;
-}
-
 /* A deferred trigger's flags byte. */
 enum { DEFERRED_TIMER = 1, DEFERRED_LATE = 2 };
 
@@ -291,8 +284,7 @@ static void put_seen(uint8_t **p, const cue_user *u)
     }
 }
 
-/* How many further input topics' offsets the user holds (the last set one). */
-static size_t more_offsets_len(const cue_user *u)
+size_t cue_codec_more_offsets_len(const cue_user *u)
 {
     size_t n = CUE_INPUT_TOPICS_MAX - 1;
     while (n > 0 && u->more_offsets[n - 1] == CUE_OFFSET_NONE)
@@ -307,9 +299,9 @@ static void put_more_offsets(uint8_t **p, const cue_user *u, size_t n)
         put_zigzag(p, u->more_offsets[i]);
 }
 
-int cue_codec_encode_unsealed(const cue_user *u, const cue_machines *ms, cue_buf *out)
+int cue_codec_encode(const cue_user *u, const cue_machines *ms, cue_buf *out)
 {
-    size_t more = more_offsets_len(u);
+    size_t more = cue_codec_more_offsets_len(u);
     bool ids = more > 0 || u->n_seen > 0 || u->seen_floor_ms != INT64_MIN;
     bool plain = !ids && cue_user_policy_empty(&u->policy);
     uint8_t format = more    ? CUE_CODEC_VERSION_TOPICS
@@ -337,9 +329,10 @@ int cue_codec_encode_unsealed(const cue_user *u, const cue_machines *ms, cue_buf
     if (!plain) put_policy(&p, &u->policy);
     if (ids) put_seen(&p, u);
     if (more) put_more_offsets(&p, u, more);
-    put_u32(&p, 0); /* the checksum: cue_codec_seal */
+    put_u32(&p, 0); /* the checksum */
     out->len = (size_t)(p - start);
     CUE_ASSERT(out->len <= bound);
+    cue_codec_seal(out->data, out->len);
     return 0;
 }
 
@@ -662,7 +655,7 @@ static int decode_body(reader *r, const cue_machines *ms, cue_user *u, cue_codec
 }
 
 static int decode(const void *rec, size_t len, const cue_machines *ms, cue_user *u,
-                  cue_codec_stats *stats, bool verify, const cue_mig_trace *tr, cue_err *err)
+                  cue_codec_stats *stats, const cue_mig_trace *tr, cue_err *err)
 {
     cue_codec_stats scratch = {0};
     cue_codec_stats *st = stats ? stats : &scratch;
@@ -676,11 +669,8 @@ static int decode(const void *rec, size_t len, const cue_machines *ms, cue_user 
     if (len > CUE_STATE_BYTES_MAX)
         return cue_err_set(err, CUE_ECORRUPT, "state record: %zu bytes, over the %d limit", len,
                            CUE_STATE_BYTES_MAX);
-    /* Only a record read back is verified: reading the checksum of one this
-     * process encoded would touch its last line early, a cache miss for a
-     * record longer than the lines the cache prefetched. */
     reader r = {.p = b + len - 4, .end = b + len};
-    if (verify && get_u32(&r, "checksum") != cue_hash32(b, len - 4))
+    if (get_u32(&r, "checksum") != cue_hash32(b, len - 4))
         return cue_err_set(err, CUE_ECORRUPT, "state record: checksum mismatch");
     r = (reader){.p = b + 3, .end = b + len - 4};
     if (decode_body(&r, ms, u, st, b[2], tr) != 0)
@@ -690,6 +680,10 @@ static int decode(const void *rec, size_t len, const cue_machines *ms, cue_user 
 
 int cue_codec_peek_indexed_due(const void *rec, size_t len, int64_t *out)
 {
+    if (cue_codec_is_image(rec, len)) {
+        *out = cue_codec_image_indexed_due(rec);
+        return 0;
+    }
     const uint8_t *b = rec;
     if (len < 7 || b[0] != 'C' || b[1] != 'U' || b[2] < CUE_CODEC_VERSION_PLAIN ||
         b[2] > CUE_CODEC_VERSION)
@@ -707,20 +701,14 @@ int cue_codec_peek_indexed_due(const void *rec, size_t len, int64_t *out)
 int cue_codec_decode(const void *rec, size_t len, const cue_machines *ms, cue_user *u,
                      cue_codec_stats *stats, cue_err *err)
 {
-    return decode(rec, len, ms, u, stats, true, NULL, err);
+    return decode(rec, len, ms, u, stats, NULL, err);
 }
 
 int cue_codec_decode_traced(const void *rec, size_t len, const cue_machines *ms, cue_user *u,
                             cue_codec_stats *stats, cue_migration_fn fn, void *ctx, cue_err *err)
 {
     cue_mig_trace tr = {.fn = fn, .ctx = ctx};
-    return decode(rec, len, ms, u, stats, true, &tr, err);
-}
-
-int cue_codec_decode_own(const void *rec, size_t len, const cue_machines *ms, cue_user *u,
-                         cue_err *err)
-{
-    return decode(rec, len, ms, u, NULL, false, NULL, err);
+    return decode(rec, len, ms, u, stats, &tr, err);
 }
 
 /* ---- JSON view --------------------------------------------------------- */
@@ -883,7 +871,7 @@ int cue_user_to_json(const cue_user *u, const cue_machines *ms, cue_buf *out)
         cue_buf_append_str(out, "null");
     else
         cue_buf_append_i64(out, u->last_offset);
-    size_t more = more_offsets_len(u);
+    size_t more = cue_codec_more_offsets_len(u);
     if (more) {
         /* Only with several input topics: the next topics' offsets, in order. */
         cue_buf_append_str(out, ",\"more_offsets\":[");

@@ -1,4 +1,5 @@
-/* codec's inside: what the record reader hands to migration (codec_migrate.c). */
+/* codec's inside: what the record reader hands to migration (codec_migrate.c),
+ * and what the image (codec_image.c) shares with the record. */
 #ifndef CUEPOINT_CODEC_INT_H
 #define CUEPOINT_CODEC_INT_H
 
@@ -25,5 +26,8 @@ typedef struct cue_mig_trace {
 bool cue_codec_settle(const cue_machine *m, uint16_t mi, const cue_machines *ms, const cue_user *u,
                       cue_instance *in, uint32_t state_hash, const cue_old_timer *olds,
                       uint8_t n_olds, cue_codec_stats *st, const cue_mig_trace *tr);
+
+/* How many further input topics' offsets the user holds (up to the last set). */
+size_t cue_codec_more_offsets_len(const cue_user *u);
 
 #endif

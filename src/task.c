@@ -111,8 +111,8 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
     if (rc == 0 && cue_machines_use_local_time(ms)) rc = cue_tz_new(&t->jtz, CUE_TZ_ZONES_MAX, err);
     if (rc == 0 && (cue_buf_init(&t->enc, 4096) || cue_buf_init(&t->rec, 4096) ||
                     cue_buf_init(&t->loaded, 4096) || cue_buf_init(&t->sealed, 4096) ||
-                    cue_buf_init(&t->timer_ops, 4096) || cue_buf_init(&t->timer_keys, 4096) ||
-                    cue_buf_init(&t->timer_sort, 4096)))
+                    cue_buf_init(&t->recs, 4096) || cue_buf_init(&t->timer_ops, 4096) ||
+                    cue_buf_init(&t->timer_keys, 4096) || cue_buf_init(&t->timer_sort, 4096)))
         rc = cue_err_set(err, CUE_ENOMEM, "out of memory for a task");
     cue_store_meta meta = {.input_offset = 0, .changelog_offset = -1, .stream_time_ms = INT64_MIN};
     if (rc == 0) {
@@ -180,6 +180,7 @@ void cue_task_free(cue_task *t)
     cue_buf_deinit(&t->timer_keys);
     cue_buf_deinit(&t->timer_ops);
     cue_buf_deinit(&t->sealed);
+    cue_buf_deinit(&t->recs);
     cue_buf_deinit(&t->loaded);
     cue_buf_deinit(&t->rec);
     cue_buf_deinit(&t->enc);
@@ -188,6 +189,7 @@ void cue_task_free(cue_task *t)
     cue_event_decoder_free(t->dec);
     cue_journey_counts_free(t->journeys);
     free(t->user);
+    free(t->flushing);
     free(t);
 }
 
@@ -512,9 +514,9 @@ static cue_step_env step_env(cue_task *t, const cue_event *ev)
     return env;
 }
 
-/* Finds a user's record: in the cache (`*own` set: this process encoded it)
- * or the store (into t->loaded). `*rec` is NULL for a user with no state.
- * The record is borrowed until the cache or t->loaded changes. */
+/* Finds a user's state: its image in the cache (`*own` set) or its record
+ * in the store (into t->loaded). `*rec` is NULL for a user with no state.
+ * It is borrowed until the cache or t->loaded changes. */
 static int user_find(cue_task *t, const char *uid, size_t len, const void **rec, size_t *rlen,
                      bool *own, cue_err *err)
 {
@@ -545,8 +547,10 @@ static int user_decode(cue_task *t, const char *uid, size_t len, const void *rec
         cue_user_init(t->user, uid, len);
         return 0;
     }
-    /* What this process encoded has no checksum to verify yet. */
-    if (own) return cue_codec_decode_own(rec, rlen, t->ms, t->user, err);
+    if (own) {
+        cue_codec_image_load(rec, rlen, t->ms, t->user);
+        return 0;
+    }
     return cue_codec_decode(rec, rlen, t->ms, t->user, &t->stats.codec, err);
 }
 
@@ -562,12 +566,14 @@ static int user_load(cue_task *t, const char *uid, size_t len, cue_err *err)
 }
 
 static int self_commit(cue_task *t, cue_err *err);
+static void recs_drop(cue_task *t);
 
 static int user_save(cue_task *t, cue_err *err)
 {
+    if (t->recs_ok) recs_drop(t); /* made before this step changed a user */
     cue_task_index_sync(t);
-    if (cue_codec_encode_unsealed(t->user, t->ms, &t->enc) != 0)
-        return cue_err_set(err, CUE_ENOMEM, "out of memory encoding a state");
+    if (cue_codec_image_save(t->user, t->ms, &t->enc) != 0)
+        return cue_err_set(err, CUE_ENOMEM, "out of memory keeping a state");
     int rc = cue_cache_put(t->cache, t->user->id, t->user->id_len, t->enc.data, t->enc.len,
                            t->user_op, true);
     if (rc == CUE_EFULL && t->sink.commit) {
@@ -599,6 +605,7 @@ static int user_save(cue_task *t, cue_err *err)
 static int user_expire(cue_task *t, cue_err *err)
 {
     cue_user *u = t->user;
+    if (t->recs_ok) recs_drop(t);
     cue_task_index_kill(t, CUE_TIMER_NONE);
     int rc = cue_cache_put(t->cache, u->id, u->id_len, NULL, 0, t->user_op, true);
     if (rc == CUE_EFULL && t->sink.commit)
@@ -731,6 +738,7 @@ static int erase_user(cue_task *t, const cue_event *ev, cue_err *err)
 {
     /* t->user_op is the user's (user_find), even when its state did not
      * decode: the commit's erasure must find no entry written after it. */
+    if (t->recs_ok) recs_drop(t);
     cue_task_index_kill(t, CUE_TIMER_NONE);
     int rc = cue_cache_put(t->cache, ev->user_id, ev->user_id_len, NULL, 0, t->user_op, true);
     if (rc == CUE_EFULL) {
@@ -1012,6 +1020,75 @@ int cue_task_advance(cue_task *t, int64_t until_ms, cue_err *err)
 
 /* ---- commit ------------------------------------------------------------ */
 
+/* The record of a cached user's image, with its checksum, into t->sealed. */
+static int seal_user(cue_task *t, const void *img, size_t len)
+{
+    if (t->flushing == NULL && (t->flushing = malloc(sizeof *t->flushing)) == NULL)
+        return CUE_ENOMEM;
+    cue_codec_image_load(img, len, t->ms, t->flushing);
+    return cue_codec_encode(t->flushing, t->ms, &t->sealed);
+}
+
+/* ---- the cycle's records: each changed user encoded once ---------------- */
+
+static void recs_drop(cue_task *t)
+{
+    cue_buf_reset(&t->recs);
+    t->recs_ok = false;
+    t->recs_log_at = t->recs_flush_at = 0;
+}
+
+static int recs_add(const char *uid, size_t len, const void *val, size_t vlen, void *ctx)
+{
+    cue_task *t = ctx;
+    if (val == NULL) return 0;
+    int rc = seal_user(t, val, vlen);
+    if (rc != 0) return rc;
+    uint8_t ulen = (uint8_t)len;
+    uint32_t n = (uint32_t)t->sealed.len;
+    if (cue_buf_append(&t->recs, &ulen, 1) != 0 || cue_buf_append(&t->recs, uid, len) != 0 ||
+        cue_buf_append(&t->recs, &n, sizeof n) != 0 ||
+        cue_buf_append(&t->recs, t->sealed.data, t->sealed.len) != 0)
+        return CUE_ENOMEM;
+    return 0;
+}
+
+int cue_task_commit_encode(cue_task *t, cue_err *err)
+{
+    if (t->recs_ok) return 0;
+    recs_drop(t);
+    int rc = cue_cache_visit_dirty(t->cache, recs_add, t);
+    if (rc != 0) {
+        recs_drop(t);
+        return cue_err_set(err, rc, "partition %u: out of memory encoding the states",
+                           t->partition);
+    }
+    t->recs_ok = true;
+    return 0;
+}
+
+/* The record of `uid` (whose image is `val`): the next of the cycle's
+ * records from `*at` when they were made and it is that user's (the cache
+ * visits the same changed users in the same order each time), else encoded
+ * now into t->sealed. */
+static int recs_take(cue_task *t, size_t *at, const char *uid, size_t len, const void *val,
+                     size_t vlen, const void **rec, size_t *rlen)
+{
+    const uint8_t *b = (const uint8_t *)t->recs.data + *at;
+    if (t->recs_ok && *at < t->recs.len && b[0] == len && memcmp(b + 1, uid, len) == 0) {
+        uint32_t n;
+        memcpy(&n, b + 1 + len, sizeof n);
+        *rec = b + 1 + len + sizeof n;
+        *rlen = n;
+        *at += 1 + len + sizeof n + n;
+        return 0;
+    }
+    int rc = seal_user(t, val, vlen);
+    *rec = t->sealed.data;
+    *rlen = t->sealed.len;
+    return rc;
+}
+
 static int flush_user(const char *uid, size_t len, const void *val, size_t vlen, void *ctx)
 {
     cue_task *t = ctx;
@@ -1020,11 +1097,11 @@ static int flush_user(const char *uid, size_t len, const void *val, size_t vlen,
         cue_store_batch_user_delete(t->store, t->partition, uid, len);
         return 0;
     }
-    /* The cache holds unsealed records; the copy for the store gets its checksum. */
-    cue_buf_reset(&t->sealed);
-    if (cue_buf_append(&t->sealed, val, vlen) != 0) return CUE_ENOMEM;
-    cue_codec_seal(t->sealed.data, t->sealed.len);
-    cue_store_batch_user_put(t->store, t->partition, uid, len, t->sealed.data, t->sealed.len);
+    const void *rec;
+    size_t rlen;
+    int rc = recs_take(t, &t->recs_flush_at, uid, len, val, vlen, &rec, &rlen);
+    if (rc != 0) return rc;
+    cue_store_batch_user_put(t->store, t->partition, uid, len, rec, rlen);
     return 0;
 }
 
@@ -1048,10 +1125,11 @@ static int changelog_user(const char *uid, size_t len, const void *val, size_t v
         return 0;
     }
     /* The same sealed bytes the store gets: a restore writes them as they are. */
-    cue_buf_reset(&t->sealed);
-    if (cue_buf_append(&t->sealed, val, vlen) != 0) return CUE_ENOMEM;
-    cue_codec_seal(t->sealed.data, t->sealed.len);
-    t->sink.changelog(t->partition, uid, len, t->sealed.data, t->sealed.len, t->sink.ctx);
+    const void *rec;
+    size_t rlen;
+    int rc = recs_take(t, &t->recs_log_at, uid, len, val, vlen, &rec, &rlen);
+    if (rc != 0) return rc;
+    t->sink.changelog(t->partition, uid, len, rec, rlen, t->sink.ctx);
     t->stats.changelog_records++;
     return 0;
 }
@@ -1071,6 +1149,10 @@ static int changelog_write(cue_task *t)
     if (cs.dirty_bytes == 0 && memcmp(t->next, t->logged, sizeof t->next) == 0 &&
         t->synced_ms - t->logged_ms < refresh_ms)
         return 0;
+    /* Encoded once, for the changelog and the store batch alike. */
+    cue_err err;
+    if (cue_task_commit_encode(t, &err) != 0) return err.code;
+    t->recs_log_at = 0;
     int rc = cue_cache_visit_dirty(t->cache, changelog_user, t);
     if (rc != 0) return rc;
     /* Where the partition's input stands, every topic's next offset. */
@@ -1126,7 +1208,11 @@ static int commit_build(cue_task *t, cue_err *err)
         t->purged_upto = t->fired_upto;
     }
     cue_task_index_flush(t);
-    cue_cache_flush(t->cache, flush_user, t);
+    t->recs_flush_at = 0;
+    int rc = cue_cache_flush(t->cache, flush_user, t);
+    recs_drop(t);
+    if (rc != 0)
+        return cue_err_set(err, rc, "partition %u: out of memory writing the states", t->partition);
     cue_store_meta meta = {.input_offset = t->next[0],
                            .changelog_offset = t->changelog_next,
                            .stream_time_ms = t->stream_ms,
@@ -1222,7 +1308,6 @@ int cue_task_user_json(cue_task *t, const char *uid, size_t uid_len, cue_buf *ou
     int rc = user_find(t, uid, uid_len, &rec, &rlen, &own, err);
     if (rc != 0) return rc;
     if (rec == NULL) return CUE_ENOTFOUND;
-    /* Cached records are this process's own (unsealed); stored ones carry a checksum. */
     rc = user_decode(t, uid, uid_len, rec, rlen, own, err);
     if (rc != 0) return rc;
     return cue_user_to_json(t->user, t->ms, out);

@@ -38,13 +38,26 @@ struct cue_task {
     cue_cache *cache;       /* owned */
     cue_timers *timers;     /* owned */
     cue_user *user;         /* owned scratch: the user being stepped */
-    cue_buf enc;            /* owned: encoded state */
+    cue_buf enc;            /* owned: the stepped user's image, for the cache */
     cue_buf sealed;         /* owned: a state on its way to the store, with checksum */
-    cue_buf rec;            /* owned: encoded trigger */
-    cue_buf loaded;         /* owned: a state read from the store */
-    cue_buf timer_ops;      /* owned: timer_op array, index entries not yet written */
-    cue_buf timer_keys;     /* owned: the user ids those ops name, back to back */
-    cue_buf timer_sort;     /* owned: sort items and scratch for cue_task_index_flush */
+    /* Owned: the cycle's changed users as records (cue_task_commit_encode),
+     * each as (id length, id, record length, record) in the cache's dirty
+     * order, for the changelog and the store batch, which take them in that
+     * order from their own positions. `recs_ok`: made, and no step has
+     * changed a user since. */
+    cue_buf recs;
+    bool recs_ok;
+    size_t recs_log_at, recs_flush_at;
+    /* Owned scratch, made at the first commit: a cached user read back from
+     * its image to be encoded as a record (the commit can come in the middle
+     * of a step, while t->user is in use). Only the instances a user has
+     * are written, so its untouched pages cost no memory. */
+    cue_user *flushing;
+    cue_buf rec;        /* owned: encoded trigger */
+    cue_buf loaded;     /* owned: a state read from the store */
+    cue_buf timer_ops;  /* owned: timer_op array, index entries not yet written */
+    cue_buf timer_keys; /* owned: the user ids those ops name, back to back */
+    cue_buf timer_sort; /* owned: sort items and scratch for cue_task_index_flush */
     /* t->user's pending index entry: its index in timer_ops plus one, or 0.
      * Kept with the user's cache entry (its owner's word, which the cache's
      * flush clears as the commit empties timer_ops), so that a user has one

@@ -1,7 +1,8 @@
 /*
- * cache: the bounded in-memory cache of hot users' encoded states, in front of
- * the store. Its size in bytes comes from `statestore.cache.max.bytes`, so
- * memory is bounded by configuration and not by the number of users.
+ * cache: the bounded in-memory cache of hot users' states (as bytes: the task
+ * keeps images, codec.h), in front of the store. Its size in bytes comes from
+ * `statestore.cache.max.bytes`, so memory is bounded by configuration and not
+ * by the number of users.
  *
  * Entries are clean (equal to the store) or dirty (changed since the last
  * commit). Clean entries are evicted least-recently-used first; dirty entries

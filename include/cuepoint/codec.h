@@ -4,7 +4,8 @@
  * The in-memory form (cue_user) has fixed capacities from limits.h, so the
  * engine changes it without allocating; it is large (~100 KiB) and meant to be
  * a reused scratch, one per task. The record form is compact (varints, only
- * what is set) and is what the cache and RocksDB hold:
+ * what is set) and is what RocksDB and the changelog hold (the cache holds
+ * images, below):
  *
  *   "CU" | format version (1 byte) | body | XXH32 of everything before (4 bytes LE)
  *
@@ -261,11 +262,6 @@ void cue_user_remove_instance(cue_user *u, size_t i);
 /* Encodes `u` into `out` (replacing its contents). CUE_ENOMEM only. */
 int cue_codec_encode(const cue_user *u, const cue_machines *ms, cue_buf *out);
 
-/* Encodes without computing the checksum, for records that stay in this
- * process's memory (the state cache) until cue_codec_seal is applied to the
- * copy that goes to disk: a user changes many times between two commits. */
-int cue_codec_encode_unsealed(const cue_user *u, const cue_machines *ms, cue_buf *out);
-
 /* Writes the checksum of an encoded record into its last four bytes. */
 void cue_codec_seal(void *rec, size_t len);
 
@@ -280,19 +276,34 @@ int cue_codec_decode(const void *rec, size_t len, const cue_machines *ms, cue_us
 int cue_codec_decode_traced(const void *rec, size_t len, const cue_machines *ms, cue_user *u,
                             cue_codec_stats *stats, cue_migration_fn fn, void *ctx, cue_err *err);
 
-/* Decodes a record this process encoded itself (the state cache's): the same
- * checks, but the checksum, which guards what comes from disk, is not
- * recomputed. */
-int cue_codec_decode_own(const void *rec, size_t len, const cue_machines *ms, cue_user *u,
-                         cue_err *err);
+/* ---- the state cache's form: an image (codec_image.c) ----
+ *
+ * Written and read by plain copies, for the cache that holds users between
+ * commits: no name look-ups, no varints, no bounds to check, so a cached
+ * user costs a few hundred instructions a step instead of a record's decode
+ * and encode. Valid only in this process and with the machine set that wrote
+ * it (machine, state and timer indices); the commit makes the record from it
+ * (cue_codec_image_load, then cue_codec_encode). Never leaves memory. */
+
+/* Writes `u`'s image into `out` (replacing its contents). CUE_ENOMEM only. */
+int cue_codec_image_save(const cue_user *u, const cue_machines *ms, cue_buf *out);
+
+/* True when `val` is an image (else it is a record, or not a state). */
+bool cue_codec_is_image(const void *val, size_t len);
+
+/* Reads an image this process saved with the same machine set into `u`. */
+void cue_codec_image_load(const void *img, size_t len, const cue_machines *ms, cue_user *u);
+
+/* The indexed due time an image holds (cue_codec_is_image must be true). */
+int64_t cue_codec_image_indexed_due(const void *img);
 
 /* The earliest due time of any armed timer or deferred trigger in `u`, or
  * CUE_TIMER_NONE. The timer index holds this one time per user. */
 int64_t cue_user_next_due(const cue_user *u);
 
-/* Reads just the indexed due time from a record's header, without decoding
- * the rest (nor verifying the checksum). CUE_ECORRUPT if the header does not
- * read. */
+/* Reads just the indexed due time from a record's header (or an image's),
+ * without decoding the rest (nor verifying the checksum). CUE_ECORRUPT if
+ * the header does not read. */
 int cue_codec_peek_indexed_due(const void *rec, size_t len, int64_t *out);
 
 /* Writes `u` as one JSON object (for `cuepoint state`, /v1/users and tests). */

@@ -193,6 +193,12 @@ int cue_task_commit_prepare(cue_task *t, cue_err *err);
  * once for every task (a wait per task costs a round trip each), then
  * calls finish. */
 int cue_task_commit_log(cue_task *t, cue_err *err);
+/* Encodes the cycle's changed users as records now, for the commit to come
+ * (the changelog's and the store batch's), so that a caller that waits for
+ * the triggers' acknowledgements first does this meanwhile. Optional: a
+ * commit encodes what was not, and a step after this makes it encode again.
+ * CUE_ENOMEM only. */
+int cue_task_commit_encode(cue_task *t, cue_err *err);
 int cue_task_commit_finish(cue_task *t, cue_err *err);
 /* finish, but the batch goes to the store's writer thread
  * (cue_store_batch_commit_async) and `fn` is called once it is written:

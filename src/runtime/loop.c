@@ -140,6 +140,14 @@ void rt_begin_commit(rt *r)
     r->state = COMMITTING;
     r->commit_started_ns = uv_hrtime(); /* intake stops: see serving() */
     cue_kafka_serve_producer(r->k);
+    /* The changed users' records are made while the triggers' acknowledgements
+     * come back, rather than after them. */
+    cue_err err = {0};
+    for (int32_t i = 0; i < r->n_parts; i++)
+        if (r->parts[i].task && cue_task_commit_encode(r->parts[i].task, &err) != 0) {
+            rt_fatal(r, err.code, err.msg);
+            return;
+        }
     rt_check_commit(r);
 }
 
