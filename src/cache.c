@@ -278,7 +278,7 @@ void cue_cache_prefetch(const cue_cache *c, const char *uid, size_t uid_len, int
              * bounded by the blob's size: reading it would wait for the
              * very line being fetched, and a prefetch past a blob's end
              * does no harm. */
-            for (size_t off = 0; off < 256; off += 64)
+            for (size_t off = 0; off < 512; off += 64)
                 __builtin_prefetch((const char *)e + off);
             return;
         }

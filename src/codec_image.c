@@ -12,14 +12,15 @@
  *
  * Layout ('M' 'I', then the indexed due time at a fixed place, for
  * cue_codec_peek_indexed_due):
- *   "MI" | indexed_due | last_offset | last_event_ms | seen_floor_ms
+ *   "MI" | indexed_due | last_offset | last_event_ms | has floor [| seen_floor_ms]
  *   | id_len | attr_len[] | n_more | n_seen | n_instances | policy counts (3)
  *   | consent[] | muted | id | attrs | more_offsets[] | seen[] | sent[]
  *   | deferred (head, rec) ... | decided[] | instances ...
  * an instance:
- *   machine | state | version | once | finished | key_len | counter, timer,
- *   variable masks | started | updated | key | counters set | timers set
- *   | variables set (type, then its value)
+ *   machine | state | flags | key_len | counter, timer, variable masks
+ *   | started [| updated] [| version] [| once] | key | counters set
+ *   | timers set | variables set (type, then its value)
+ * (an image is about the size of the record, so the cache holds as many).
  */
 #include "cuepoint/codec.h"
 
@@ -34,7 +35,9 @@
 _Static_assert(CUE_MACHINE_COUNTERS_MAX <= 8 && CUE_MACHINE_TIMERS_MAX <= 8 &&
                    CUE_MACHINE_VARS_MAX <= 8,
                "masks are one byte");
-_Static_assert(CUE_USER_INSTANCES_MAX <= 255 && CUE_INPUT_TOPICS_MAX <= 256, "counts are one byte");
+_Static_assert(CUE_USER_INSTANCES_MAX <= 255 && CUE_INPUT_TOPICS_MAX <= 256 &&
+                   CUE_MACHINES_MAX <= 256 && CUE_MACHINE_STATES_MAX <= 256,
+               "counts and indices are one byte");
 
 typedef struct writer {
     uint8_t *p;
@@ -107,6 +110,14 @@ static void get_var(reader *r, cue_var *v)
     }
 }
 
+/* An instance's flags: what it has that most do not, and what is written. */
+enum {
+    INST_FINISHED = 1,
+    INST_ONCE = 2,        /* once bits, else none */
+    INST_OLD_VERSION = 4, /* a version other than its machine's, written */
+    INST_UPDATED = 8,     /* updated_ms other than started_ms, written */
+};
+
 /* Only the machine's own counters, timers and variables can be set (the
  * engine and the record reader touch no others). */
 static void put_instance(writer *w, const cue_instance *in, const cue_machine *m)
@@ -118,17 +129,20 @@ static void put_instance(writer *w, const cue_instance *in, const cue_machine *m
         timers |= (uint8_t)((in->timers[i] != CUE_TIMER_NONE) << i);
     for (unsigned i = 0; i < m->n_vars; i++)
         vars |= (uint8_t)((in->vars[i].type != CUE_VAL_ABSENT) << i);
-    W_FIXED(w, in->machine);
-    W_FIXED(w, in->state);
-    W_FIXED(w, in->version);
-    W_FIXED(w, in->once);
-    w_u8(w, in->finished);
+    uint8_t flags = (uint8_t)((in->finished ? INST_FINISHED : 0) | (in->once ? INST_ONCE : 0) |
+                              (in->version != m->version ? INST_OLD_VERSION : 0) |
+                              (in->updated_ms != in->started_ms ? INST_UPDATED : 0));
+    w_u8(w, (uint8_t)in->machine);
+    w_u8(w, (uint8_t)in->state);
+    w_u8(w, flags);
     w_u8(w, in->key_len);
     w_u8(w, counters);
     w_u8(w, timers);
     w_u8(w, vars);
     W_FIXED(w, in->started_ms);
-    W_FIXED(w, in->updated_ms);
+    if (flags & INST_UPDATED) W_FIXED(w, in->updated_ms);
+    if (flags & INST_OLD_VERSION) W_FIXED(w, in->version);
+    if (flags & INST_ONCE) W_FIXED(w, in->once);
     w_bytes(w, in->key, in->key_len);
     for (unsigned i = 0; i < m->n_counters; i++)
         if (counters & (1u << i)) W_FIXED(w, in->counters[i]);
@@ -140,19 +154,20 @@ static void put_instance(writer *w, const cue_instance *in, const cue_machine *m
 
 static void get_instance(reader *r, const cue_machines *ms, cue_instance *in)
 {
-    uint16_t mi;
-    R_FIXED(r, mi);
+    uint16_t mi = r_u8(r);
     CUE_ASSERT(mi < cue_machines_count(ms));
     const cue_machine *m = cue_machines_get(ms, mi);
-    cue_instance_init(in, m, mi, 0);
-    R_FIXED(r, in->state);
-    R_FIXED(r, in->version);
-    R_FIXED(r, in->once);
-    in->finished = r_u8(r) != 0;
+    cue_instance_init(in, m, mi, 0); /* its version is the machine's */
+    in->state = r_u8(r);
+    uint8_t flags = r_u8(r);
+    in->finished = (flags & INST_FINISHED) != 0;
     in->key_len = r_u8(r);
     uint8_t counters = r_u8(r), timers = r_u8(r), vars = r_u8(r);
     R_FIXED(r, in->started_ms);
-    R_FIXED(r, in->updated_ms);
+    in->updated_ms = in->started_ms;
+    if (flags & INST_UPDATED) R_FIXED(r, in->updated_ms);
+    if (flags & INST_OLD_VERSION) R_FIXED(r, in->version);
+    if (flags & INST_ONCE) R_FIXED(r, in->once);
     r_bytes(r, in->key, in->key_len);
     for (unsigned i = 0; i < m->n_counters; i++)
         if (counters & (1u << i)) R_FIXED(r, in->counters[i]);
@@ -181,7 +196,8 @@ int cue_codec_image_save(const cue_user *u, const cue_machines *ms, cue_buf *out
     W_FIXED(&w, u->indexed_due);
     W_FIXED(&w, u->last_offset);
     W_FIXED(&w, u->last_event_ms);
-    W_FIXED(&w, u->seen_floor_ms);
+    w_u8(&w, u->seen_floor_ms != INT64_MIN);
+    if (u->seen_floor_ms != INT64_MIN) W_FIXED(&w, u->seen_floor_ms);
     w_u8(&w, u->id_len);
     w_bytes(&w, u->attr_len, sizeof u->attr_len);
     w_u8(&w, (uint8_t)more);
@@ -231,7 +247,8 @@ void cue_codec_image_load(const void *img, size_t len, const cue_machines *ms, c
     R_FIXED(&r, u->indexed_due);
     R_FIXED(&r, u->last_offset);
     R_FIXED(&r, u->last_event_ms);
-    R_FIXED(&r, u->seen_floor_ms);
+    u->seen_floor_ms = INT64_MIN;
+    if (r_u8(&r)) R_FIXED(&r, u->seen_floor_ms);
     u->id_len = r_u8(&r);
     r_bytes(&r, u->attr_len, sizeof u->attr_len);
     size_t more = r_u8(&r);

@@ -569,6 +569,7 @@ Test(codec, an_image_gives_back_the_user_its_record_holds)
             cue_instance *in = &a.inst[1];
             cue_instance_init(in, cue_machines_get(ms, 0), 0, 1772438400000);
             in->finished = true;
+            in->version = 9; /* saved under another version than the machine's */
             in->key_len = 3;
             memcpy(in->key, "k-1", 3);
             in->vars[4] = (cue_var){.type = CUE_VAL_NULL};
