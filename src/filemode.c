@@ -428,9 +428,18 @@ static int feed(run *r, cue_task *task, ring *q, cue_err *err)
         }
         if (rc != 0) return rc;
     }
-    /* The records read before the end (or a read error) are processed. */
-    int drc = ring_drain(r, task, q, err);
-    if (rc == 0) rc = drc;
+    /* The records read before the end (or a read error) are processed; if
+     * one of them fails after a read error, the message names both. */
+    cue_err derr = {0};
+    int drc = ring_drain(r, task, q, &derr);
+    if (rc == 0 && drc != 0) {
+        rc = drc;
+        *err = derr;
+    } else if (drc != 0) {
+        char read_msg[CUE_ERR_MSG_MAX];
+        snprintf(read_msg, sizeof read_msg, "%s", err->msg);
+        cue_err_set(err, rc, "%s; and a record read before it failed: %s", read_msg, derr.msg);
+    }
     /* An empty input is checked like any other (a resume of nothing). */
     if (rc == 0 && first && r->o->resume) rc = source_base(r->o, 0, 0, &base, err);
     return rc;
