@@ -680,10 +680,6 @@ static int decode(const void *rec, size_t len, const cue_machines *ms, cue_user 
 
 int cue_codec_peek_indexed_due(const void *rec, size_t len, int64_t *out)
 {
-    if (cue_codec_is_image(rec, len)) {
-        *out = cue_codec_image_indexed_due(rec);
-        return 0;
-    }
     const uint8_t *b = rec;
     if (len < 7 || b[0] != 'C' || b[1] != 'U' || b[2] < CUE_CODEC_VERSION_PLAIN ||
         b[2] > CUE_CODEC_VERSION)

@@ -1,9 +1,9 @@
-/* One partition's loop: decode, time, engine, state, timers, commit (the
- * timer index entries and the window's refill: task_timers.c). */
+/* One partition's loop: decode, time, engine, state, timers (the timer
+ * index entries and the window's refill: task_timers.c; the commit:
+ * task_commit.c). */
 #include "task_int.h"
 
 #include "cuepoint/migrate.h"
-#include "cuepoint/restore.h"
 #include "cuepoint/timefmt.h"
 #include "cuepoint/trigger.h"
 
@@ -565,12 +565,9 @@ static int user_load(cue_task *t, const char *uid, size_t len, cue_err *err)
     return rc != 0 ? rc : user_decode(t, uid, len, rec, rlen, own, err);
 }
 
-static int self_commit(cue_task *t, cue_err *err);
-static void recs_drop(cue_task *t);
-
 static int user_save(cue_task *t, cue_err *err)
 {
-    if (t->recs_ok) recs_drop(t); /* made before this step changed a user */
+    if (t->recs_ok) cue_task_recs_drop(t); /* made before this step changed a user */
     cue_task_index_sync(t);
     if (cue_codec_image_save(t->user, t->ms, &t->enc) != 0)
         return cue_err_set(err, CUE_ENOMEM, "out of memory keeping a state");
@@ -586,7 +583,7 @@ static int user_save(cue_task *t, cue_err *err)
     } else if (rc == CUE_EFULL) {
         /* The dirty share outgrew the cache: commit, which makes room and
          * writes the index entry just made (t->user_op is then 0). */
-        rc = self_commit(t, err);
+        rc = cue_task_self_commit(t, err);
         if (rc == 0)
             rc = cue_cache_put(t->cache, t->user->id, t->user->id_len, t->enc.data, t->enc.len,
                                t->user_op, true);
@@ -605,13 +602,13 @@ static int user_save(cue_task *t, cue_err *err)
 static int user_expire(cue_task *t, cue_err *err)
 {
     cue_user *u = t->user;
-    if (t->recs_ok) recs_drop(t);
+    if (t->recs_ok) cue_task_recs_drop(t);
     cue_task_index_kill(t, CUE_TIMER_NONE);
     int rc = cue_cache_put(t->cache, u->id, u->id_len, NULL, 0, t->user_op, true);
     if (rc == CUE_EFULL && t->sink.commit)
         rc = cue_cache_put_over(t->cache, u->id, u->id_len, NULL, 0, t->user_op);
     else if (rc == CUE_EFULL) {
-        rc = self_commit(t, err);
+        rc = cue_task_self_commit(t, err);
         if (rc == 0) rc = cue_cache_put(t->cache, u->id, u->id_len, NULL, 0, t->user_op, true);
     }
     if (rc != 0)
@@ -644,8 +641,12 @@ static int fire_entry(cue_task *t, int64_t due, cue_err *err)
     /* Not the user's entry (a second copy of one already used, or one left
      * behind when the user's earliest timer moved earlier): the record's
      * header says so without decoding the rest. */
-    int64_t indexed;
-    if (rec == NULL || (cue_codec_peek_indexed_due(rec, rlen, &indexed) == 0 && indexed != due)) {
+    int64_t indexed = CUE_TIMER_NONE;
+    if (rec && own)
+        indexed = cue_codec_image_indexed_due(rec);
+    else if (rec && cue_codec_peek_indexed_due(rec, rlen, &indexed) != 0)
+        indexed = due; /* does not read: decoding says why */
+    if (rec == NULL || indexed != due) {
         t->stats.timer_stale++;
         return 0;
     }
@@ -708,7 +709,7 @@ static int fire_due(cue_task *t, int64_t limit, cue_err *err)
             /* Exactly-once lets the cache run over its budget within a step
              * (user_save); between two timers' steps it may commit again. */
             if (rc == 0 && t->sink.commit && cue_cache_should_flush(t->cache))
-                rc = self_commit(t, err);
+                rc = cue_task_self_commit(t, err);
             if (rc != 0) return rc;
             continue;
         }
@@ -738,13 +739,13 @@ static int erase_user(cue_task *t, const cue_event *ev, cue_err *err)
 {
     /* t->user_op is the user's (user_find), even when its state did not
      * decode: the commit's erasure must find no entry written after it. */
-    if (t->recs_ok) recs_drop(t);
+    if (t->recs_ok) cue_task_recs_drop(t);
     cue_task_index_kill(t, CUE_TIMER_NONE);
     int rc = cue_cache_put(t->cache, ev->user_id, ev->user_id_len, NULL, 0, t->user_op, true);
     if (rc == CUE_EFULL) {
         /* Nothing of this step is out yet: a commit (with every task's,
          * under exactly-once) is consistent here. */
-        rc = self_commit(t, err);
+        rc = cue_task_self_commit(t, err);
         if (rc == 0)
             rc = cue_cache_put(t->cache, ev->user_id, ev->user_id_len, NULL, 0, t->user_op, true);
     }
@@ -967,7 +968,7 @@ int cue_task_process(cue_task *t, const cue_record *rec, cue_err *err)
     if (rc != 0) return rc;
     t->next[rec->topic] = offset + 1;
     if (++t->since_commit >= t->cfg->commit_records || cue_cache_should_flush(t->cache))
-        return self_commit(t, err);
+        return cue_task_self_commit(t, err);
     return 0;
 }
 
@@ -1005,7 +1006,7 @@ int cue_task_reject(cue_task *t, const cue_record *rec, cue_reason reason, const
     dead_letter(t, reason, msg, rec->value, rec->value_len, rec->offset);
     t->in = NULL;
     t->next[rec->topic] = rec->offset + 1;
-    if (++t->since_commit >= t->cfg->commit_records) return self_commit(t, err);
+    if (++t->since_commit >= t->cfg->commit_records) return cue_task_self_commit(t, err);
     return 0;
 }
 
@@ -1016,258 +1017,6 @@ int cue_task_advance(cue_task *t, int64_t until_ms, cue_err *err)
     int rc = fire_due(t, until_ms, err);
     if (rc == 0) t->stream_ms = until_ms;
     return rc;
-}
-
-/* ---- commit ------------------------------------------------------------ */
-
-/* The record of a cached user's image, with its checksum, into t->sealed. */
-static int seal_user(cue_task *t, const void *img, size_t len)
-{
-    if (t->flushing == NULL && (t->flushing = malloc(sizeof *t->flushing)) == NULL)
-        return CUE_ENOMEM;
-    cue_codec_image_load(img, len, t->ms, t->flushing);
-    return cue_codec_encode(t->flushing, t->ms, &t->sealed);
-}
-
-/* ---- the cycle's records: each changed user encoded once ---------------- */
-
-static void recs_drop(cue_task *t)
-{
-    cue_buf_reset(&t->recs);
-    t->recs_ok = false;
-    t->recs_log_at = t->recs_flush_at = 0;
-}
-
-static int recs_add(const char *uid, size_t len, const void *val, size_t vlen, void *ctx)
-{
-    cue_task *t = ctx;
-    if (val == NULL) return 0;
-    int rc = seal_user(t, val, vlen);
-    if (rc != 0) return rc;
-    uint8_t ulen = (uint8_t)len;
-    uint32_t n = (uint32_t)t->sealed.len;
-    if (cue_buf_append(&t->recs, &ulen, 1) != 0 || cue_buf_append(&t->recs, uid, len) != 0 ||
-        cue_buf_append(&t->recs, &n, sizeof n) != 0 ||
-        cue_buf_append(&t->recs, t->sealed.data, t->sealed.len) != 0)
-        return CUE_ENOMEM;
-    return 0;
-}
-
-int cue_task_commit_encode(cue_task *t, cue_err *err)
-{
-    if (t->recs_ok) return 0;
-    recs_drop(t);
-    int rc = cue_cache_visit_dirty(t->cache, recs_add, t);
-    if (rc != 0) {
-        recs_drop(t);
-        return cue_err_set(err, rc, "partition %u: out of memory encoding the states",
-                           t->partition);
-    }
-    t->recs_ok = true;
-    return 0;
-}
-
-/* The record of `uid` (whose image is `val`): the next of the cycle's
- * records from `*at` when they were made and it is that user's (the cache
- * visits the same changed users in the same order each time), else encoded
- * now into t->sealed. */
-static int recs_take(cue_task *t, size_t *at, const char *uid, size_t len, const void *val,
-                     size_t vlen, const void **rec, size_t *rlen)
-{
-    const uint8_t *b = (const uint8_t *)t->recs.data + *at;
-    if (t->recs_ok && *at < t->recs.len && b[0] == len && memcmp(b + 1, uid, len) == 0) {
-        uint32_t n;
-        memcpy(&n, b + 1 + len, sizeof n);
-        *rec = b + 1 + len + sizeof n;
-        *rlen = n;
-        *at += 1 + len + sizeof n + n;
-        return 0;
-    }
-    int rc = seal_user(t, val, vlen);
-    *rec = t->sealed.data;
-    *rlen = t->sealed.len;
-    return rc;
-}
-
-static int flush_user(const char *uid, size_t len, const void *val, size_t vlen, void *ctx)
-{
-    cue_task *t = ctx;
-    t->stats.state_writes++;
-    if (val == NULL) {
-        cue_store_batch_user_delete(t->store, t->partition, uid, len);
-        return 0;
-    }
-    const void *rec;
-    size_t rlen;
-    int rc = recs_take(t, &t->recs_flush_at, uid, len, val, vlen, &rec, &rlen);
-    if (rc != 0) return rc;
-    cue_store_batch_user_put(t->store, t->partition, uid, len, rec, rlen);
-    return 0;
-}
-
-/* Whether `uid` was erased in this cycle (t->erased: ids after their length). */
-static bool erased_now(const cue_task *t, const char *uid, size_t len)
-{
-    const char *e = t->erased.data;
-    for (size_t at = 0; at < t->erased.len; at += 1 + (unsigned char)e[at])
-        if ((unsigned char)e[at] == len && memcmp(e + at + 1, uid, len) == 0) return true;
-    return false;
-}
-
-static int changelog_user(const char *uid, size_t len, const void *val, size_t vlen, void *ctx)
-{
-    cue_task *t = ctx;
-    if (val == NULL) {
-        if (t->sink.changelog_erasure && erased_now(t, uid, len))
-            t->sink.changelog_erasure(t->partition, uid, len, t->sink.ctx);
-        else
-            t->sink.changelog(t->partition, uid, len, NULL, 0, t->sink.ctx);
-        return 0;
-    }
-    /* The same sealed bytes the store gets: a restore writes them as they are. */
-    const void *rec;
-    size_t rlen;
-    int rc = recs_take(t, &t->recs_log_at, uid, len, val, vlen, &rec, &rlen);
-    if (rc != 0) return rc;
-    t->sink.changelog(t->partition, uid, len, rec, rlen, t->sink.ctx);
-    t->stats.changelog_records++;
-    return 0;
-}
-
-/* Writes the cycle's changelog: the changed users, then where the partition's
- * input stands, so a restore knows where to resume. Nothing when nothing moved. */
-static int changelog_write(cue_task *t)
-{
-    if (t->sink.changelog == NULL) return 0;
-    cue_cache_stats cs;
-    cue_cache_stats_get(t->cache, &cs);
-    /* An idle partition's position is written again now and then all the
-     * same: a standby's copy is as old as the last position record it
-     * applied, and one older than the changelog's delete.retention.ms is
-     * restored in full when it takes over. */
-    int64_t refresh_ms = t->cfg->changelog_delete_retention_ms / 10;
-    if (cs.dirty_bytes == 0 && memcmp(t->next, t->logged, sizeof t->next) == 0 &&
-        t->synced_ms - t->logged_ms < refresh_ms)
-        return 0;
-    /* Encoded once, for the changelog and the store batch alike. */
-    cue_err err;
-    if (cue_task_commit_encode(t, &err) != 0) return err.code;
-    t->recs_log_at = 0;
-    int rc = cue_cache_visit_dirty(t->cache, changelog_user, t);
-    if (rc != 0) return rc;
-    /* Where the partition's input stands, every topic's next offset. */
-    char meta[CUE_POSITION_TEXT_BYTES_MAX];
-    size_t n = (size_t)cue_restore_position_format(
-        meta, sizeof meta, t->next[0], t->stream_ms, t->next + 1,
-        t->cfg->input_topic_count > 1 ? t->cfg->input_topic_count - 1 : 0);
-    t->sink.changelog(t->partition, "", 0, meta, n, t->sink.ctx);
-    memcpy(t->logged, t->next, sizeof t->logged);
-    t->logged_now = true;
-    return 0;
-}
-
-int cue_task_commit_log(cue_task *t, cue_err *err)
-{
-    int rc = changelog_write(t);
-    return rc ? cue_err_set(err, rc, "out of memory writing the changelog") : 0;
-}
-
-int cue_task_commit_prepare(cue_task *t, cue_err *err)
-{
-    /* Triggers are durable before any changelog record of the cycle: a
-     * restored user who applied a record never skips it with its trigger
-     * unsent (promise 3 across instances). Then the changelog, then the store. */
-    int rc = t->sink.flush ? t->sink.flush(t->sink.ctx, err) : 0;
-    if (rc == 0) rc = cue_task_commit_log(t, err);
-    if (rc == 0 && t->sink.changelog && t->sink.flush) rc = t->sink.flush(t->sink.ctx, err);
-    return rc;
-}
-
-/* Everything of a commit but the write: erasures, the range delete, the
- * pending index entries, the dirty users and the position, into the batch. */
-static int commit_build(cue_task *t, cue_err *err)
-{
-    if (t->sink.changelog_next) {
-        int64_t next = t->sink.changelog_next(t->partition, &t->synced_ms, t->sink.ctx);
-        if (next >= 0) t->changelog_next = next;
-        if (t->logged_now) t->logged_ms = t->synced_ms;
-        t->logged_now = false;
-    }
-    /* Erasures go first: a user erased and back within the cycle keeps
-     * what was written for it since (its state, its new index entries). */
-    if (t->erased.len) {
-        int rc = cue_store_batch_users_erase(t->store, t->partition, &t->erased, err);
-        if (rc != 0) return rc;
-        cue_buf_reset(&t->erased);
-    }
-    /* The range delete goes first: entries written after it in this batch are
-     * kept even when they are due in the range (a late event's timer that has
-     * not fired yet when a full cache forces a commit mid-step). */
-    if (t->fired_upto > t->purged_upto) {
-        cue_store_batch_timers_delete_upto(t->store, t->partition, t->fired_upto);
-        t->purged_upto = t->fired_upto;
-    }
-    cue_task_index_flush(t);
-    t->recs_flush_at = 0;
-    int rc = cue_cache_flush(t->cache, flush_user, t);
-    recs_drop(t);
-    if (rc != 0)
-        return cue_err_set(err, rc, "partition %u: out of memory writing the states", t->partition);
-    cue_store_meta meta = {.input_offset = t->next[0],
-                           .changelog_offset = t->changelog_next,
-                           .stream_time_ms = t->stream_ms,
-                           .synced_ms = t->synced_ms};
-    meta.n_more = t->cfg->input_topic_count > 1 ? (uint8_t)(t->cfg->input_topic_count - 1) : 0;
-    for (size_t i = 0; i < meta.n_more; i++)
-        meta.more_offsets[i] = t->next[i + 1];
-    cue_store_batch_meta_put(t->store, t->partition, &meta);
-    return 0;
-}
-
-static void commit_done(cue_task *t)
-{
-    t->repair_from = INT64_MIN; /* a repair is in the store now */
-    if (t->journeys) cue_journey_counts_mark(t->journeys);
-    t->stats.commits++;
-    t->since_commit = 0;
-}
-
-int cue_task_commit_finish(cue_task *t, cue_err *err)
-{
-    int rc = commit_build(t, err);
-    if (rc == 0) rc = cue_store_batch_commit(t->store, false, err);
-    if (rc != 0) return rc;
-    commit_done(t);
-    return 0;
-}
-
-int cue_task_commit_finish_async(cue_task *t, cue_store_written_fn fn, void *ctx, cue_err *err)
-{
-    /* Reads of the store wait for the batch (cue_store_batch_commit_async),
-     * so a user evicted from the cache before it is written reads right. */
-    if (!cue_store_writes_pending(t->store)) t->evict_mark = cue_cache_evictions(t->cache);
-    int rc = commit_build(t, err);
-    if (rc != 0) {
-        fn(rc, err, 0, ctx);
-        return rc;
-    }
-    rc = cue_store_batch_commit_async(t->store, fn, ctx, err); /* calls fn on failure */
-    if (rc != 0) return rc;
-    commit_done(t);
-    return 0;
-}
-
-int cue_task_commit(cue_task *t, cue_err *err)
-{
-    int rc = cue_task_commit_prepare(t, err);
-    return rc != 0 ? rc : cue_task_commit_finish(t, err);
-}
-
-/* The task's own commits: alone, or with every task when a transaction
- * spans them (the sink's commit). */
-static int self_commit(cue_task *t, cue_err *err)
-{
-    return t->sink.commit ? t->sink.commit(t->sink.ctx, err) : cue_task_commit(t, err);
 }
 
 int cue_task_rollback(cue_task *t, cue_err *err)

@@ -1,6 +1,6 @@
 /* task's inside: the task that task.c (a record's or a timer's step, the
- * commit, the firing of timers) and task_timers.c (the timer index entries
- * made while processing, the window's refill) share. */
+ * firing of timers), task_timers.c (the timer index entries made while
+ * processing, the window's refill) and task_commit.c (the commit) share. */
 #ifndef CUEPOINT_TASK_INT_H
 #define CUEPOINT_TASK_INT_H
 
@@ -108,5 +108,11 @@ void cue_task_index_sync(cue_task *t);
 void cue_task_index_kill(cue_task *t, int64_t due);
 void cue_task_index_flush(cue_task *t);
 int cue_task_timers_reload(cue_task *t, cue_err *err);
+
+/* task_commit.c: the task's own commit (alone, or every task's when a
+ * transaction spans them: the sink's), and the cycle's records dropped
+ * (cue_task_commit_encode) when a step changes a user after them. */
+int cue_task_self_commit(cue_task *t, cue_err *err);
+void cue_task_recs_drop(cue_task *t);
 
 #endif

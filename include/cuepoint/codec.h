@@ -301,9 +301,9 @@ int64_t cue_codec_image_indexed_due(const void *img);
  * CUE_TIMER_NONE. The timer index holds this one time per user. */
 int64_t cue_user_next_due(const cue_user *u);
 
-/* Reads just the indexed due time from a record's header (or an image's),
- * without decoding the rest (nor verifying the checksum). CUE_ECORRUPT if
- * the header does not read. */
+/* Reads just the indexed due time from a record's header, without decoding
+ * the rest (nor verifying the checksum). CUE_ECORRUPT if the header does not
+ * read. (An image's: cue_codec_image_indexed_due.) */
 int cue_codec_peek_indexed_due(const void *rec, size_t len, int64_t *out);
 
 /* Writes `u` as one JSON object (for `cuepoint state`, /v1/users and tests). */
