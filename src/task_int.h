@@ -1,6 +1,7 @@
 /* task's inside: the task that task.c (a record's or a timer's step, the
- * firing of timers), task_timers.c (the timer index entries made while
- * processing, the window's refill) and task_commit.c (the commit) share. */
+ * firing of timers), task_policy.c (the step's triggers and the policy
+ * stage), task_timers.c (the timer index entries made while processing,
+ * the window's refill) and task_commit.c (the commit) share. */
 #ifndef CUEPOINT_TASK_INT_H
 #define CUEPOINT_TASK_INT_H
 
@@ -108,6 +109,17 @@ void cue_task_index_sync(cue_task *t);
 void cue_task_index_kill(cue_task *t, int64_t due);
 void cue_task_index_flush(cue_task *t);
 int cue_task_timers_reload(cue_task *t, cue_err *err);
+
+/* task_policy.c: the engine's trigger callback (held for the policy, or
+ * sent); the step's held triggers decided; the user's deferred triggers
+ * due by `due` decided again; the policy's callback for a deferred trigger
+ * that an event cancels; an erased user's deferred triggers ended with
+ * their decisions, and the erasure's own. */
+void cue_task_on_trigger(const cue_trigger *tr, void *ctx);
+void cue_task_decide_step(cue_task *t);
+void cue_task_release_deferred(cue_task *t, int64_t due);
+void cue_task_on_cancelled(const cue_deferred *x, const cue_decision *d, void *ctx);
+void cue_task_decide_erased(cue_task *t, const cue_event *ev);
 
 /* task_commit.c: the task's own commit (alone, or every task's when a
  * transaction spans them: the sink's), and the cycle's records dropped
