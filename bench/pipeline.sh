@@ -49,15 +49,21 @@
 # with small batches the mock itself is the bottleneck (~20k records/s).
 #
 # Latency: a fresh dev-broker with LAT_PARTITIONS (default 4) partitions per
-# topic, `cuepoint run` on it (no --stop-at-end; fetch.wait.max.ms=10, the
-# other consumer properties as above) while bench/latency produces at
+# topic, `cuepoint run` on it (no --stop-at-end; fetch.wait.max.ms of
+# LAT_FETCH_WAIT_MS, the other consumer properties as above) while
+# bench/latency produces at
 # LAT_RATE (default: half the median cuepoint rate) for LAT_SECONDS, each
 # event's "ts" being its produce time, and reads the trigger topic: latency =
 # receive wall time - the trigger's record timestamp, which must equal the
 # causing event's ts (checked). Then SIGTERM. Few partitions because the
 # latency producer sends small batches (linger.ms=1): over 64 partitions at
 # ~100k records/s the mock's linear batch look-ups make it fall behind, and
-# the figure would be the mock's.
+# the figure would be the mock's. LAT_FETCH_WAIT_MS (default 1) is the
+# fetch.wait.max.ms of cuepoint's consumer and of the client reading the
+# triggers: a real broker answers a waiting fetch as soon as a record comes,
+# but the mock answers a fetch that found nothing only once the whole wait
+# has passed, records or not, so each of the two hops would add up to the
+# wait to the figure (LAT_FETCH_WAIT_MS=10 shows it: ~6 ms more at the p50).
 #
 # Prints one line per case ("bench=pipeline case=..."), then the summary with
 # the medians and their ratios (targets: cuepoint >= 50% of the bare
@@ -77,6 +83,7 @@ PARTITIONS=${PARTITIONS:-64}
 LAT_SECONDS=${LAT_SECONDS:-15}
 LAT_RATE=${LAT_RATE:-}
 LAT_PARTITIONS=${LAT_PARTITIONS:-4}
+LAT_FETCH_WAIT_MS=${LAT_FETCH_WAIT_MS:-1}
 # CHANGELOG=1: the cuepoint rounds also write the changelog (changelog.enabled),
 # to show what it costs; the changelog topics are created with PARTITIONS.
 CHANGELOG=${CHANGELOG:-0}
@@ -241,7 +248,7 @@ kill "$broker_pid"
 wait "$broker_pid" 2>/dev/null || true
 start_broker lat-broker "$LAT_PARTITIONS" lat-events lat-triggers
 lat_rate=${LAT_RATE:-$(awk -v c="$cue_med" 'BEGIN { printf "%.0f", c / 2 }')}
-lat_props=$(json_props_of $(tr ' ' '\n' <<< "$CONSUMER_PROPS" | grep -v '^fetch.wait.max.ms=') fetch.wait.max.ms=10)
+lat_props=$(json_props_of $(tr ' ' '\n' <<< "$CONSUMER_PROPS" | grep -v '^fetch.wait.max.ms=') "fetch.wait.max.ms=$LAT_FETCH_WAIT_MS")
 app=bench-latency
 config "$work/$app.json" "$app" lat-events lat-triggers "$work/$app.state" "$lat_props"
 "$cuepoint" run --config "$work/$app.json" --admin-addr-file "$work/$app.addr" 2> "$work/$app.log" &
@@ -261,7 +268,7 @@ done
 lat_rc=0
 line=$("$BIN_DIR/bench/latency" --bootstrap "$bootstrap" --events-topic lat-events \
         --triggers-topic lat-triggers --rate "$lat_rate" --seconds "$LAT_SECONDS" \
-        --set fetch.wait.max.ms=10 --trace "$work/latency.trace") || lat_rc=$?
+        --set "fetch.wait.max.ms=$LAT_FETCH_WAIT_MS" --trace "$work/latency.trace") || lat_rc=$?
 # The commit cycles' stops (intake stands still in each): what the tail is made of.
 cycles=$(curl -sf "http://$(head -n1 "$work/$app.addr")/metrics" |
     awk '$1 == "cuepoint_commit_duration_seconds_sum" { s = $2 }

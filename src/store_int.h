@@ -59,6 +59,12 @@ struct cue_store {
     pthread_cond_t work, done;
     pending_write q[WRITES_MAX];
     size_t q_head, q_len, q_done;
+    /* The gate (cue_store_gate_close): the writer writes the first q_open
+     * of the ring only; the rest wait for their cycle's acknowledgements. */
+    size_t q_open;
+    bool gated;
+    int (*opener)(void *ctx);
+    void *opener_ctx;
     size_t q_bytes; /* of the batches not yet reaped; the caller's thread only */
     rocksdb_writebatch_t *spare[SPARES_MAX]; /* owned: emptied batches to reuse */
     size_t n_spare;

@@ -17,9 +17,9 @@ static void *writer_main(void *arg)
     cue_store *s = arg;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (!s->stopping && (s->q_done == s->q_len || s->held))
+        while (!s->stopping && (s->q_done == s->q_open || s->held))
             pthread_cond_wait(&s->work, &s->mu);
-        if (s->q_done == s->q_len) break; /* stopping, and nothing left */
+        if (s->q_done == s->q_open) break; /* stopping, and nothing open left */
         pending_write *w = &s->q[(s->q_head + s->q_done) % WRITES_MAX];
         pthread_mutex_unlock(&s->mu);
         char *e = NULL;
@@ -66,6 +66,7 @@ void cue_store_reap(cue_store *s)
         pending_write w = s->q[s->q_head];
         s->q_head = (s->q_head + 1) % WRITES_MAX;
         s->q_len--;
+        s->q_open--;
         s->q_done--;
         pthread_mutex_unlock(&s->mu);
         s->q_bytes -= w.bytes;
@@ -87,9 +88,60 @@ void cue_store_reap(cue_store *s)
     s->reaping = false;
 }
 
+void cue_store_set_gate_opener(cue_store *s, int (*opener)(void *ctx), void *ctx)
+{
+    s->opener = opener;
+    s->opener_ctx = ctx;
+}
+
+void cue_store_gate_close(cue_store *s)
+{
+    s->gated = true;
+}
+
+void cue_store_gate_open(cue_store *s)
+{
+    s->gated = false;
+    pthread_mutex_lock(&s->mu);
+    s->q_open = s->q_len;
+    pthread_cond_signal(&s->work);
+    pthread_mutex_unlock(&s->mu);
+}
+
+bool cue_store_gate_waiting(const cue_store *s)
+{
+    return s->gated && s->writer_started && s->q_open < s->q_len;
+}
+
+void cue_store_gate_drop(cue_store *s)
+{
+    s->gated = false;
+    if (!s->writer_started) return;
+    /* The writer touches only the open part: the rest is this thread's. */
+    while (s->q_len > s->q_open) {
+        pthread_mutex_lock(&s->mu);
+        s->q_len--;
+        pending_write w = s->q[(s->q_head + s->q_len) % WRITES_MAX];
+        pthread_mutex_unlock(&s->mu);
+        s->q_bytes -= w.bytes;
+        rocksdb_writebatch_destroy(w.batch);
+        cue_err err = {0};
+        cue_err_set(&err, CUE_EABORTED,
+                    "the state batch was not written: its cycle's records "
+                    "were not all acknowledged");
+        if (w.fn) w.fn(CUE_EABORTED, &err, 0, w.ctx);
+    }
+}
+
 void cue_store_settle(cue_store *s)
 {
     if (!s->writer_started) return;
+    if (cue_store_gate_waiting(s)) {
+        if (s->opener && s->opener(s->opener_ctx) != 0)
+            cue_store_gate_drop(s);
+        else
+            cue_store_gate_open(s);
+    }
     pthread_mutex_lock(&s->mu);
     while (s->q_done < s->q_len)
         pthread_cond_wait(&s->done, &s->mu);
@@ -133,7 +185,7 @@ int cue_store_batch_commit_async(cue_store *s, cue_store_written_fn fn, void *ct
     /* A full queue is made room in by reaping, which a fn cannot do. */
     CUE_ASSERT(!s->reaping);
     if (!s->writer_started) {
-        s->q_head = s->q_len = s->q_done = 0;
+        s->q_head = s->q_len = s->q_done = s->q_open = 0;
         s->stopping = false;
         if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
             /* No thread: written here, as cue_store_batch_commit would. */
@@ -155,6 +207,7 @@ int cue_store_batch_commit_async(cue_store *s, cue_store_written_fn fn, void *ct
     s->q[(s->q_head + s->q_len) % WRITES_MAX] =
         (pending_write){.batch = s->batch, .bytes = bytes, .fn = fn, .ctx = ctx};
     s->q_len++;
+    if (!s->gated) s->q_open = s->q_len;
     s->q_bytes += bytes;
     pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->mu);

@@ -183,6 +183,16 @@ int cue_kafka_flush(cue_kafka *k, int64_t timeout_ms, cue_err *err);
 /* Records produced and not yet acknowledged. */
 size_t cue_kafka_in_flight(const cue_kafka *k);
 
+/* Seals a commit cycle: the records produced so far are the sealed cycle's,
+ * those produced from now on the next one's. Call only when the cycle sealed
+ * before has none in flight (cue_kafka_in_flight_sealed is 0): two cycles
+ * are told apart, not three. */
+void cue_kafka_seal(cue_kafka *k);
+
+/* The last sealed cycle's records not yet acknowledged (a delivery that
+ * failed counts as done: it stops the run). */
+size_t cue_kafka_in_flight_sealed(const cue_kafka *k);
+
 /* Produces a trigger record to the trigger topic, keyed by the user id, with
  * the headers ce_id (the trigger id), ce_type (its name) and content-type,
  * and its time as the record's timestamp. The bytes are copied. Waits

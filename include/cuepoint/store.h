@@ -166,6 +166,21 @@ void cue_store_reap(cue_store *s);
 /* Waits for every batch handed over to be written, and reaps them. */
 void cue_store_settle(cue_store *s);
 
+/* The gate, for a commit cycle whose batches are built before its records
+ * are acknowledged (promise 3): batches handed over while the gate is closed
+ * wait in the queue, unwritten, until cue_store_gate_open. Anything that must
+ * see them first (a settle: every read and synchronous commit) calls the
+ * `opener` given here, which returns once the records are acknowledged (0:
+ * the gate opens) or cannot be (non-zero: the waiting batches are dropped,
+ * never written, and their `fn` told so with CUE_EABORTED). */
+void cue_store_set_gate_opener(cue_store *s, int (*opener)(void *ctx), void *ctx);
+void cue_store_gate_close(cue_store *s);
+void cue_store_gate_open(cue_store *s);
+/* Drops the batches waiting at the gate (the cycle failed) and opens it. */
+void cue_store_gate_drop(cue_store *s);
+/* True while batches wait at the closed gate. */
+bool cue_store_gate_waiting(const cue_store *s);
+
 /* For tests: the writer thread writes nothing more while held (so a test
  * can see what happens before a batch is in the store). Nothing may wait
  * for the writes meanwhile (a read, a settle): it would wait for ever. */

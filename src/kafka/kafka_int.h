@@ -50,6 +50,12 @@ struct cue_kafka {
     int32_t changelog_parts;
     int cpipe[2], ppipe[2];
     size_t in_flight;
+    /* Commit cycles: records produced since the last seal carry `epoch`'s
+     * low bit in their opaque (REC_EPOCH); in_flight_of counts each half, so
+     * a sealed cycle knows when its own records are acknowledged while the
+     * next cycle's are still being produced (cue_kafka_seal). */
+    uint32_t epoch;
+    size_t in_flight_of[2];
     bool fatal_raised;
     bool closing;    /* purged records' reports are expected, not failures */
     bool kept;       /* closed, its consumer left to the exit (cue_kafka_close) */
@@ -90,6 +96,9 @@ void kafka_ahead_drain(cue_kafka *k);
 
 /* Opaque tags on produced records, so a delivery report knows what it was. */
 enum { REC_TRIGGER = 1, REC_DEAD_LETTER = 2, REC_DECISION = 3, REC_CHANGELOG = 4 };
+/* The opaque's bit for the record's cycle (kafka_int's epoch), above the tag. */
+#define REC_EPOCH   0x100
+#define REC_TAG(op) ((int)((intptr_t)(op)&0xff))
 
 /* conf.c */
 int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *val, cue_err *err);

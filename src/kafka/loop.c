@@ -201,6 +201,17 @@ size_t cue_kafka_in_flight(const cue_kafka *k)
     return k->in_flight;
 }
 
+void cue_kafka_seal(cue_kafka *k)
+{
+    CUE_ASSERT(k->in_flight_of[(k->epoch + 1) & 1] == 0);
+    k->epoch++;
+}
+
+size_t cue_kafka_in_flight_sealed(const cue_kafka *k)
+{
+    return k->in_flight_of[(k->epoch + 1) & 1];
+}
+
 int cue_kafka_flush(cue_kafka *k, int64_t timeout_ms, cue_err *err)
 {
     if (k->producer == NULL) return 0;

@@ -28,15 +28,17 @@ static int produce_to(cue_kafka *k, rd_kafka_topic_t *topic, int32_t partition, 
         if (hdrs) rd_kafka_headers_destroy(hdrs);
         return CUE_EIO;
     }
+    int op = tag | ((k->epoch & 1) ? REC_EPOCH : 0);
     for (;;) {
         rd_kafka_resp_err_t e =
             rd_kafka_producev(k->producer, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(partition),
                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                               RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)val, len),
                               RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_TIMESTAMP(ts_ms > 0 ? ts_ms : 0),
-                              RD_KAFKA_V_OPAQUE((void *)(intptr_t)tag), RD_KAFKA_V_END);
+                              RD_KAFKA_V_OPAQUE((void *)(intptr_t)op), RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
             k->in_flight++;
+            k->in_flight_of[k->epoch & 1]++;
             k->stats.produced++;
             if (tag == REC_TRIGGER) k->txn_triggers++;
             return 0;
@@ -193,7 +195,7 @@ int cue_kafka_produce_decision(cue_kafka *k, const char *key, size_t key_len, co
  * still not pass it until the copy is acknowledged. */
 static bool retry_truncated(cue_kafka *k, const rd_kafka_message_t *m)
 {
-    if ((intptr_t)m->_private != REC_DEAD_LETTER ||
+    if (REC_TAG(m->_private) != REC_DEAD_LETTER ||
         (m->err != RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE &&
          m->err != RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE))
         return false;
@@ -207,13 +209,22 @@ static bool retry_truncated(cue_kafka *k, const rd_kafka_message_t *m)
     size_t len = m->len < 65536 ? m->len : 65536;
     size_t key_len = m->key_len < 256 ? m->key_len : 256;
     k->stats.dead_letters_truncated++;
-    return produce(k, k->dead, REC_DEAD_LETTER, m->key, key_len, m->payload, len, h, 0) == 0;
+    /* The copy belongs to the original's cycle: that cycle's offsets wait for it. */
+    uint32_t epoch = k->epoch;
+    k->epoch = ((intptr_t)m->_private & REC_EPOCH) ? 1 : 0;
+    int rc = produce(k, k->dead, REC_DEAD_LETTER, m->key, key_len, m->payload, len, h, 0);
+    k->epoch = epoch;
+    return rc == 0;
 }
 
 void kafka_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     cue_kafka *k = opaque;
-    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && (intptr_t)m->_private == REC_CHANGELOG &&
+    /* Counted out before a truncated copy (retry_truncated) is counted in. */
+    size_t *of = &k->in_flight_of[((intptr_t)m->_private & REC_EPOCH) ? 1 : 0];
+    CUE_ASSERT(*of > 0);
+    (*of)--;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && REC_TAG(m->_private) == REC_CHANGELOG &&
         m->partition >= 0 && m->partition < k->changelog_parts &&
         m->offset + 1 > k->changelog_next[m->partition])
         k->changelog_next[m->partition] = m->offset + 1;

@@ -1,9 +1,13 @@
 /* The loop and the commit cycle. One libuv loop runs everything: the
  * pipeline's consumer and producer (rt_client), the changelog reader, the
  * members topic, the repartition stage, admin HTTP, the clocks and signals.
- * Every commit.interval.ms a cycle stops intake, waits for the producer's
- * acknowledgements (promise 3), commits every task's store batch and the
- * group's offsets, and resumes. Caught-up partitions follow the wall clock
+ * Every commit.interval.ms a cycle commits every task's store batch and the
+ * group's offsets, after the producer's acknowledgements (promise 3). At
+ * least once, without a changelog or a repartition stage, the cycle is
+ * sealed (seal_cycle): its batches are built at once and wait at the store's
+ * gate for the acknowledgements while intake goes on. Otherwise (exactly
+ * once's transaction, the changelog's order, the last cycle of a run) it
+ * stops intake while it waits. Caught-up partitions follow the wall clock
  * (on_clock); SIGTERM finishes the cycle under way, within
  * shutdown.timeout.ms. */
 #include "runtime_int.h"
@@ -122,8 +126,70 @@ static void finish_commit(rt *r)
     if (r->stop_requested) uv_stop(&r->loop);
 }
 
+/* The sealed cycle's records are acknowledged: its batches may be written. */
+static void open_gate(rt *r)
+{
+    r->sealed = false;
+    cue_histogram_observe(&r->ack_hist, (double)(uv_hrtime() - r->commit_started_ns) / 1e9);
+    rt_step(r, RT_STEP_ACKED, -1);
+    cue_store_gate_open(r->store);
+}
+
+/* The store must see the sealed cycle's batches now (a read of a user
+ * evicted since, a synchronous commit, the close): its records are waited
+ * for here. Non-zero drops the batches: the run is failing. */
+static int gate_opener(void *ctx)
+{
+    rt *r = ctx;
+    if (r->fatal_rc == 0 && r->sealed) {
+        cue_err err = {0};
+        if (cue_kafka_flush(r->k, r->cfg->delivery_timeout_ms, &err) != 0)
+            rt_fatal(r, err.code, err.msg);
+    }
+    if (r->fatal_rc) {
+        r->sealed = false;
+        return r->fatal_rc;
+    }
+    if (r->sealed) open_gate(r);
+    return 0;
+}
+
+/* Whether this cycle is sealed rather than stopping intake (the top says when). */
+static bool may_seal(const rt *r)
+{
+    return r->store && !r->cfg->exactly_once && !r->cfg->changelog && r->s1.k == NULL &&
+           !r->stop_requested;
+}
+
+/* Every task's batch built now, with its state and offsets as they are, and
+ * handed to the store behind the closed gate; the records produced so far
+ * are the sealed cycle's (cue_kafka_seal). Intake stops only while the
+ * batches are built. */
+static void seal_cycle(rt *r)
+{
+    cue_kafka_serve_producer(r->k);
+    cue_store_gate_close(r->store);
+    for (int32_t i = 0; i < r->n_parts && r->fatal_rc == 0; i++) {
+        part *p = &r->parts[i];
+        if (p->task == NULL || commit_async(r, i)) continue;
+        cue_err err = {0}; /* no memory for its hand-over: written in place, after the acks */
+        if (cue_task_commit_finish(p->task, &err) != 0) {
+            cue_err_prefix(&err, "partition %d", (int)i);
+            rt_fatal(r, err.code, err.msg);
+        } else {
+            rt_part_committed(r, i, false);
+        }
+    }
+    if (r->fatal_rc) return;
+    cue_kafka_seal(r->k);
+    r->sealed = true;
+    r->res->commits++;
+    cue_histogram_observe(&r->commit_hist, (double)(uv_hrtime() - r->commit_started_ns) / 1e9);
+}
+
 void rt_check_commit(rt *r)
 {
+    if (r->sealed && r->fatal_rc == 0 && cue_kafka_in_flight_sealed(r->k) == 0) open_gate(r);
     if (r->state != COMMITTING || r->fatal_rc) return;
     if (cue_kafka_in_flight(r->k) > 0) return; /* the producer's fd wakes us */
     if (r->s1.k && cue_kafka_in_flight(r->s1.k) > 0) return;
@@ -137,6 +203,16 @@ void rt_check_commit(rt *r)
 void rt_begin_commit(rt *r)
 {
     if (r->state != RUNNING || r->fatal_rc) return;
+    rt_check_commit(r);
+    if (may_seal(r)) {
+        /* One sealed cycle waits at a time: a cycle whose acknowledgements
+         * take longer than commit.interval.ms makes the next one later. */
+        if (r->sealed) return;
+        r->commit_started_ns = uv_hrtime();
+        seal_cycle(r);
+        rt_check_commit(r); /* its records may be acknowledged already */
+        return;
+    }
     r->state = COMMITTING;
     r->commit_started_ns = uv_hrtime(); /* intake stops: see serving() */
     cue_kafka_serve_producer(r->k);
@@ -301,7 +377,10 @@ void rt_start(rt *r)
                          (uv_handle_t *)&r->sigint,       (uv_handle_t *)&r->store_wake};
     for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
         hs[i]->data = r;
-    if (r->store) cue_store_set_notify(r->store, store_wake, r);
+    if (r->store) {
+        cue_store_set_notify(r->store, store_wake, r);
+        cue_store_set_gate_opener(r->store, gate_opener, r);
+    }
     r->main = (rt_client){
         .batch = CONSUME_BATCH, .may_serve = serving, .produced = on_produced, .ctx = r};
     rt_client_start(&r->main, &r->loop, r->k, true);
@@ -382,6 +461,7 @@ rt *rt_new(const cue_runtime_opts *o, cue_runtime_result *res)
                                     0.25,  0.5,    1,     2.5,  5,     10};
     cue_histogram_init(&r->commit_hist, bounds, sizeof bounds / sizeof *bounds);
     cue_histogram_init(&r->write_hist, bounds, sizeof bounds / sizeof *bounds);
+    cue_histogram_init(&r->ack_hist, bounds, sizeof bounds / sizeof *bounds);
     cue_buf_init(&r->labels, 256);
     uv_loop_init(&r->loop);
     return r;

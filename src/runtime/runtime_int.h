@@ -198,6 +198,9 @@ struct rt {
     part *parts; /* owned; n_parts of them, indexed by partition */
     int32_t n_parts;
     int state;
+    /* A sealed cycle's batches wait at the store's gate for its records'
+     * acknowledgements (loop.c's seal_cycle) while intake goes on. */
+    bool sealed;
     bool stop_requested, assigned_once;
     /* Between a revocation and the assignment that ends that rebalance
      * (cooperative rebalances end with an assignment, empty or not). */
@@ -207,6 +210,7 @@ struct rt {
     uint64_t commit_started_ns, started_ns, first_record_ns, last_record_ns;
     cue_histogram commit_hist;
     cue_histogram write_hist; /* a task's state batch written on the store's thread */
+    cue_histogram ack_hist;   /* a sealed cycle: from the seal to its records acknowledged */
     cue_task_stats retired;   /* summed from tasks already freed, so counters only grow */
     cue_cache_stats retired_cache;
     cue_buf labels; /* owned: a metric's label list, rebuilt per sample */

@@ -30,6 +30,7 @@ typedef struct step_seen {
      * acknowledged, the store's input offset for the partition, the task's
      * next offset. */
     size_t in_flight;
+    size_t in_flight_sealed; /* of the last sealed cycle */
     int64_t stored_offset, task_offset;
 } step_seen;
 
@@ -80,6 +81,7 @@ static void harness_probe(rt *r, rt_step_id step, int32_t partition, void *ctx)
     *s = (step_seen){.step = step,
                      .partition = partition,
                      .in_flight = cue_kafka_in_flight(r->k),
+                     .in_flight_sealed = cue_kafka_in_flight_sealed(r->k),
                      .stored_offset = stored_offset(r, partition),
                      .task_offset = p && p->task ? cue_task_next_offset(p->task) : -1};
     if (h->on_step) h->on_step(h, s);
@@ -101,14 +103,15 @@ static inline void steps_text(const harness *h, char *out, size_t cap)
     }
 }
 
-/* A mock cluster with the input topic (`partitions`) and the output topics,
- * and a config for it; the test may change the config before harness_open. */
-static inline void harness_init(harness *h, int partitions)
+/* A mock cluster of `brokers` with the input topic (`partitions`) and the
+ * output topics, and a config for it; the test may change the config before
+ * harness_open. */
+static inline void harness_init_brokers(harness *h, int partitions, int brokers)
 {
     memset(h, 0, sizeof *h);
     cue_err err = {0};
     temp_dir(h->dir);
-    cr_assert(cue_kafka_mock_start(&h->mock, 1, &err) == 0, "%s", err.msg);
+    cr_assert(cue_kafka_mock_start(&h->mock, brokers, &err) == 0, "%s", err.msg);
     const char *topics[] = {"events", "triggers", "dead-letters", "cuepoint-decisions"};
     for (size_t i = 0; i < sizeof topics / sizeof *topics; i++)
         cr_assert(cue_kafka_mock_topic_create(h->mock, topics[i], i == 0 ? partitions : 1, &err) ==
@@ -140,6 +143,11 @@ static inline void harness_init(harness *h, int partitions)
                              &err) == 0,
               "%s", err.msg);
     h->ms = compile_text(harness_machine);
+}
+
+static inline void harness_init(harness *h, int partitions)
+{
+    harness_init_brokers(h, partitions, 1);
 }
 
 /* Event times are HARNESS_T0 + the test's ms (2026-01-01, past
@@ -209,9 +217,11 @@ static inline void harness_consumed(harness *h, uint64_t n)
     harness_until(h, consumed_enough, 20000, "records to be consumed");
 }
 
+/* The cycle's records are acknowledged and its batches handed to the
+ * store's writer: it stopped intake (COMMITTING) or was sealed. */
 static inline bool cycle_done(harness *h)
 {
-    return h->r->state == RUNNING;
+    return h->r->state == RUNNING && !h->r->sealed;
 }
 
 /* The state batches handed to the store's writer thread are written, and

@@ -1,11 +1,19 @@
 /* Assignment (src/runtime/assign.c) on the mock cluster: a partition revoked
  * in the middle of a commit cycle is committed whole before it goes and the
- * cycle goes on without it; a lost one is dropped without a commit; a
+ * cycle goes on without it (a cycle that stops intake, with the changelog;
+ * a sealed one, whose batches are written first); a lost one is dropped without a commit; a
  * partition the input did not have at start stops the run; records of a
  * partition not owned here are not taken; a partition assigned again
  * resumes where its store ends. The rebalance callbacks are called as
  * librdkafka would call them (through cue_kafka_consume, on the loop). */
 #include "runtime_harness.h"
+
+static void two_partitions_sent(harness *h)
+{
+    harness_init(h, 2);
+    harness_send(h, 0, "a", 5, 1000);
+    harness_send(h, 1, "b", 3, 1000);
+}
 
 static void two_partitions_consumed(harness *h)
 {
@@ -19,8 +27,12 @@ static void two_partitions_consumed(harness *h)
 Test(runtime_assign, a_revocation_mid_cycle_commits_the_partition_before_it_goes, .timeout = 90)
 {
     harness h;
-    two_partitions_consumed(&h);
+    two_partitions_sent(&h);
     cue_err err = {0};
+    cr_assert(cue_kafka_mock_topic_create(h.mock, "unit-changelog", 2, &err) == 0, "%s", err.msg);
+    h.cfg.changelog = true; /* a cycle that stops intake */
+    harness_open(&h);
+    harness_consumed(&h, 8);
     /* Records in flight when the cycle starts: it waits on the loop. */
     cr_assert_eq(cue_kafka_mock_command(h.mock, "rtt 1 400", &err), 0, "%s", err.msg);
     harness_send(&h, 0, "c", 2, 2000);
@@ -33,7 +45,8 @@ Test(runtime_assign, a_revocation_mid_cycle_commits_the_partition_before_it_goes
     rt_on_revoked(&gone, 1, false, h.r);
     char trace[512];
     steps_text(&h, trace, sizeof trace);
-    cr_expect_str_eq(trace, "acked stored:0 group:0", "steps at the revocation: %s", trace);
+    /* Acknowledged twice: the triggers, then the changelog's records. */
+    cr_expect_str_eq(trace, "acked acked stored:0 group:0", "steps at the revocation: %s", trace);
     cr_expect_null(h.r->parts[0].task, "the revoked partition's task is still open");
     cr_expect_eq(stored_offset(h.r, 0), 7, "partition 0 stored at %lld",
                  (long long)stored_offset(h.r, 0));
@@ -43,8 +56,58 @@ Test(runtime_assign, a_revocation_mid_cycle_commits_the_partition_before_it_goes
     harness_until(&h, cycle_done, 15000, "the cycle to end");
     harness_settle(&h);
     steps_text(&h, trace, sizeof trace);
-    cr_expect_str_eq(trace, "acked stored:0 group:0 acked stored:1 group:1",
+    cr_expect_str_eq(trace, "acked acked stored:0 group:0 acked acked stored:1 group:1",
                      "the cycle after the revocation: %s", trace);
+    cr_expect_eq(stored_offset(h.r, 1), 3);
+    cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
+}
+
+/* A partition revoked while a sealed cycle's batches wait for their
+ * acknowledgements: they are waited for, the batches written (the revoked
+ * partition's and the other's, in order), then the partition is committed
+ * with what came after the seal, before it goes. */
+Test(runtime_assign, a_revocation_during_a_sealed_cycle_writes_its_batches_first, .timeout = 90)
+{
+    harness h;
+    two_partitions_consumed(&h);
+    cue_err err = {0};
+    cr_assert_eq(cue_kafka_mock_command(h.mock, "rtt 1 400", &err), 0, "%s", err.msg);
+    harness_send(&h, 0, "c", 2, 2000);
+    harness_consumed(&h, 10);
+    rt_begin_commit(h.r);
+    cr_assert(h.r->sealed, "the cycle was not sealed");
+    cr_assert_gt(cue_kafka_in_flight_sealed(h.r->k), 0,
+                 "nothing in flight: the test shows nothing");
+    cr_assert_eq(cue_kafka_mock_command(h.mock, "rtt 1 0", &err), 0, "%s", err.msg);
+    harness_send(&h, 0, "d", 1, 3000); /* after the seal: in the revocation's commit only */
+    harness_consumed(&h, 11);
+
+    int32_t gone = 0;
+    rt_on_revoked(&gone, 1, false, h.r);
+    char trace[512], writes[512];
+    steps_text(&h, trace, sizeof trace);
+    /* The sealed batches, then partition 0's own commit, each after an
+     * acknowledgement (the gate's may come before the revocation or with
+     * its flush: the acknowledgements race the test). */
+    size_t n = 0;
+    for (const char *t = trace; *t;) {
+        size_t len = strcspn(t, " ");
+        if (!(len == 5 && strncmp(t, "acked", 5) == 0))
+            n += (size_t)snprintf(writes + n, sizeof writes - n, "%s%.*s", n ? " " : "", (int)len,
+                                  t);
+        t += len + (t[len] == ' ');
+    }
+    writes[n] = '\0';
+    cr_expect(strncmp(trace, "acked", 5) == 0, "steps at the revocation: %s", trace);
+    cr_expect_str_eq(writes, "stored:0 group:0 stored:1 group:1 stored:0 group:0",
+                     "steps at the revocation: %s", trace);
+    cr_expect(strstr(trace, "group:1 acked stored:0") != NULL ||
+                  strstr(trace, "acked acked stored:0 group:0 stored:1") != NULL,
+              "partition 0's commit without its flush: %s", trace);
+    cr_expect_null(h.r->parts[0].task, "the revoked partition's task is still open");
+    cr_expect(!h.r->sealed);
+    cr_expect_eq(stored_offset(h.r, 0), 8, "partition 0 stored at %lld",
+                 (long long)stored_offset(h.r, 0));
     cr_expect_eq(stored_offset(h.r, 1), 3);
     cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
 }

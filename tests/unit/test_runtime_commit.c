@@ -1,9 +1,11 @@
 /* The commit cycle (src/runtime/loop.c) on the mock cluster: for each
  * partition its records acknowledged, then one store batch with its state,
- * timers and input offset, then the group's offset; intake stopped while a
- * cycle waits for acknowledgements, not while the batches are written (and
- * the group then hears of the offsets the batch holds, not of later ones);
- * and a failed delivery that commits nothing past it. */
+ * timers and input offset, then the group's offset; a sealed cycle's batches
+ * built at the seal and written only once the records produced before it are
+ * acknowledged, while intake goes on; intake stopped while a cycle with the
+ * changelog waits; not while the batches are written (and the group then
+ * hears of the offsets the batch holds, not of later ones); and a failed
+ * delivery that commits nothing past it. */
 #include "runtime_harness.h"
 
 /* Each step checks what must already be true when it is done. */
@@ -11,11 +13,11 @@ static void check_step(harness *h, const step_seen *s)
 {
     switch (s->step) {
     case RT_STEP_ACKED:
-        cr_expect_eq(s->in_flight, 0, "records still in flight after the flush");
+        cr_expect_eq(s->in_flight_sealed, 0, "the cycle's records still in flight");
         break;
     case RT_STEP_STORED:
-        cr_expect_eq(s->in_flight, 0, "partition %d stored with %zu records unacknowledged",
-                     (int)s->partition, s->in_flight);
+        cr_expect_eq(s->in_flight_sealed, 0, "partition %d stored with %zu records unacknowledged",
+                     (int)s->partition, s->in_flight_sealed);
         cr_expect_eq(s->stored_offset, s->task_offset,
                      "partition %d: the store says %lld, the task %lld", (int)s->partition,
                      (long long)s->stored_offset, (long long)s->task_offset);
@@ -76,12 +78,110 @@ Test(runtime_commit, acknowledged_then_stored_then_committed_to_the_group, .time
     cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
 }
 
-/* No record is taken while a cycle waits for acknowledgements; the ones
- * that came meanwhile are taken after it. */
-Test(runtime_commit, intake_stops_during_a_cycle, .timeout = 90)
+static bool unsealed(harness *h)
+{
+    return !h->r->sealed;
+}
+
+/* The sealed cycle of the test below: its own records acknowledged at each
+ * step (the next cycle's may not be), and the seal's offset stored. */
+static void check_sealed_step(harness *h, const step_seen *s)
+{
+    (void)h;
+    cr_expect_eq(s->in_flight_sealed, 0, "step %s with %zu of the cycle's records in flight",
+                 step_name(s->step), s->in_flight_sealed);
+    if (s->step != RT_STEP_ACKED)
+        cr_expect_eq(s->stored_offset, 7, "step %s: the store holds %lld, not the seal's 7",
+                     step_name(s->step), (long long)s->stored_offset);
+}
+
+/* A sealed cycle: its batch is built at the seal and waits at the store's
+ * gate while the triggers produced before the seal are acknowledged (held
+ * up: the triggers' leader answers slowly); records that come meanwhile are
+ * taken and processed; then the batch, with the seal's offset and not a
+ * later one, is stored and the group hears of it. */
+Test(runtime_commit, a_sealed_cycle_waits_for_its_acknowledgements_while_intake_goes_on,
+     .timeout = 90)
+{
+    harness h;
+    harness_init_brokers(&h, 1, 2);
+    cue_err err = {0};
+    cr_assert_eq(cue_kafka_mock_command(h.mock, "leader events 0 1", &err), 0, "%s", err.msg);
+    cr_assert_eq(cue_kafka_mock_command(h.mock, "leader triggers 0 2", &err), 0, "%s", err.msg);
+    harness_send(&h, 0, "a", 4, 1000);
+    h.on_step = check_sealed_step;
+    harness_open(&h);
+    harness_consumed(&h, 4);
+    cr_assert_eq(cue_kafka_mock_command(h.mock, "rtt 2 3000", &err), 0, "%s", err.msg);
+    harness_send(&h, 0, "b", 3, 2000);
+    harness_consumed(&h, 7);
+    rt_begin_commit(h.r);
+    cr_expect_eq(h.r->state, RUNNING, "a sealed cycle stopped intake");
+    cr_assert(h.r->sealed, "the cycle was not sealed");
+    cr_assert_gt(cue_kafka_in_flight_sealed(h.r->k), 0,
+                 "nothing in flight: the test shows nothing");
+    cr_expect_eq(h.res.commits, 1);
+
+    harness_send(&h, 0, "c", 2, 3000); /* records that come during the cycle */
+    harness_consumed(&h, 9);
+    cr_expect(h.r->sealed, "the acknowledgements came before the records: the test shows nothing");
+    cr_expect_eq(h.res.triggers, 9, "records taken during the cycle were not processed");
+    char trace[512];
+    steps_text(&h, trace, sizeof trace);
+    cr_expect_str_eq(trace, "", "a step before the cycle's records were acknowledged: %s", trace);
+
+    cr_assert_eq(cue_kafka_mock_command(h.mock, "rtt 2 0", &err), 0, "%s", err.msg);
+    harness_until(&h, unsealed, 15000, "the sealed cycle's acknowledgements");
+    harness_settle(&h);
+    h.on_step = NULL;
+    steps_text(&h, trace, sizeof trace);
+    cr_expect_str_eq(trace, "acked stored:0 group:0", "%s", trace);
+    cr_expect_eq(stored_offset(h.r, 0), 7, "the store holds %lld, not the seal's 7",
+                 (long long)stored_offset(h.r, 0));
+    cr_expect_eq(group_offset(&h, 0, 7), 7, "the group got other than the seal's offset");
+
+    harness_commit(&h);
+    cr_expect_eq(stored_offset(h.r, 0), 9);
+    cr_expect_eq(group_offset(&h, 0, 9), 9);
+    cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
+}
+
+/* A user read from the store while the sealed cycle's batch waits (here: a
+ * read of the store, as a cache miss of a user evicted since makes) waits
+ * for the acknowledgements and the batch first, so it reads the cycle's state. */
+Test(runtime_commit, a_read_during_a_sealed_cycle_sees_its_batch, .timeout = 90)
+{
+    harness h;
+    harness_init_brokers(&h, 1, 2);
+    cue_err err = {0};
+    cr_assert_eq(cue_kafka_mock_command(h.mock, "leader events 0 1", &err), 0, "%s", err.msg);
+    cr_assert_eq(cue_kafka_mock_command(h.mock, "leader triggers 0 2", &err), 0, "%s", err.msg);
+    harness_send(&h, 0, "a", 4, 1000);
+    harness_open(&h);
+    harness_consumed(&h, 4);
+    cr_assert_eq(cue_kafka_mock_command(h.mock, "rtt 2 1000", &err), 0, "%s", err.msg);
+    harness_send(&h, 0, "b", 3, 2000);
+    harness_consumed(&h, 7);
+    rt_begin_commit(h.r);
+    cr_assert(h.r->sealed && cue_kafka_in_flight_sealed(h.r->k) > 0,
+              "nothing waits at the gate: the test shows nothing");
+    cr_expect_eq(stored_offset(h.r, 0), 7, "the read did not see the sealed batch");
+    cr_expect(!h.r->sealed, "the read went past the gate");
+    cr_expect_eq(cue_kafka_in_flight_sealed(h.r->k), 0,
+                 "stored before its records were acknowledged");
+    cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
+}
+
+/* With the changelog a cycle stops intake while it waits for the
+ * acknowledgements (its records are produced after the triggers'); the
+ * records that came meanwhile are taken after it. */
+Test(runtime_commit, with_the_changelog_intake_stops_during_a_cycle, .timeout = 90)
 {
     harness h;
     harness_init(&h, 1);
+    cue_err err0 = {0};
+    cr_assert(cue_kafka_mock_topic_create(h.mock, "unit-changelog", 1, &err0) == 0, "%s", err0.msg);
+    h.cfg.changelog = true;
     harness_send(&h, 0, "a", 4, 1000);
     harness_open(&h);
     harness_consumed(&h, 4);
