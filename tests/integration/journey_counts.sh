@@ -15,8 +15,9 @@ command -v python3 > /dev/null || { echo "python3 is not installed (scripts/deps
 broker_start --partitions 4 --topic events --topic triggers
 "$cuepoint" generate --users 2000 --events 30000 --seed 31 > "$tmp/a.jsonl"
 "$cuepoint" generate --users 2000 --events 5000 --seed 32 --start 2026-02-15T00:00:00Z > "$tmp/b.jsonl"
-# Small batches: the stream takes a few seconds, so the kill lands inside it.
-produce "$tmp/a.jsonl" events -X batch.num.messages=5 || exit 1
+# Batches of 2 (the mock returns one batch per partition per fetch): the
+# stream takes long enough, on a fast machine too, for the kill to land inside it.
+produce "$tmp/a.jsonl" events -X batch.num.messages=2 || exit 1
 config live jc-app events triggers '"session.timeout.ms": 3000, "heartbeat.interval.ms": 500'
 sed -i 's/"wall.clock.advance": false/"wall.clock.advance": false, "changelog.enabled": true/' "$tmp/live.json"
 
@@ -65,14 +66,21 @@ EOF
 # ---- a SIGKILL in the middle, then to the end ------------------------------
 start_run live "$tmp/run1.log"
 [ "$(wait_assigned "$tmp/run1.log" 4)" -ge 0 ] || { bad "run 1: partitions not assigned"; finish; exit 1; }
-# After the first batch is written (its group commit then goes out: a fixed
-# sleep was too short on a loaded machine, and run 2 found nothing
-# committed), at a random moment while records are still coming.
+# After a batch with records in it is written (its group commit then goes
+# out: a fixed sleep was too short on a loaded machine, and run 2 found
+# nothing committed; the first cycle may come before any record), at a
+# random moment soon after, while records are still coming (on a fast
+# machine the stream ends within a second of the first write).
 for _ in $(seq 400); do
-    [ "$(metric live cuepoint_store_write_duration_seconds_count)" -ge 1 ] && break
-    sleep 0.05
+    [ "$(metric live cuepoint_records_consumed_total)" -ge 1 ] && break
+    sleep 0.02
 done
-sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 0.1 + (r % 300) / 1000 }')"
+writes=$(metric live cuepoint_store_write_duration_seconds_count)
+for _ in $(seq 400); do
+    [ "$(metric live cuepoint_store_write_duration_seconds_count)" -gt "${writes:-0}" ] && break
+    sleep 0.02
+done
+sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", (r % 100) / 1000 }')"
 lag=$(metric live cuepoint_consumer_lag_records)
 { kill -9 "$run_pid"; wait_run 10; } 2> /dev/null
 [ "$lag" -gt 0 ] && ok || bad "the kill came after the end of the stream (lag $lag)"
