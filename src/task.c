@@ -424,7 +424,8 @@ static int fire_entry(cue_task *t, int64_t due, cue_err *err)
     char id[CUE_USER_ID_BYTES_MAX];
     memcpy(id, uid, len);
     cue_timers_pop(t->timers);
-    cue_err uerr = {0};
+    cue_err uerr; /* cleared, not zeroed (516 bytes): once per timer */
+    cue_err_clear(&uerr);
     const void *rec;
     size_t rlen;
     bool own;
@@ -604,7 +605,8 @@ static void remember_id(cue_task *t, const cue_event *ev, uint64_t hash)
 
 static int apply_event(cue_task *t, cue_event *ev, cue_err *err)
 {
-    cue_err uerr = {0};
+    cue_err uerr; /* cleared, not zeroed (516 bytes): once per event */
+    cue_err_clear(&uerr);
     int rc = user_load(t, ev->user_id, ev->user_id_len, &uerr);
     t->user_loaded = rc == 0;
     /* An erasure goes through whatever the stored state holds, even a
@@ -709,7 +711,8 @@ int cue_task_process(cue_task *t, const cue_record *rec, cue_err *err)
     t->stats.records++;
     cue_event ev;
     cue_reason reason;
-    cue_err derr = {0};
+    cue_err derr; /* cleared, not zeroed (516 bytes): once per record */
+    cue_err_clear(&derr);
     int rc = 0;
     if (cue_event_decode(t->dec, raw, len, &ev, &reason, &derr) != 0) {
         dead_letter(t, reason, derr.msg, raw, len, offset);

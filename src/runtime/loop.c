@@ -270,6 +270,22 @@ static bool serving(void *ctx)
     return r->state == RUNNING && r->fatal_rc == 0;
 }
 
+/* The pipeline's records, a batch at a time. The first record's and the
+ * last one's times (for active_seconds) are read once a batch, before and
+ * after it: a clock read per record was 2% of the pipeline's CPU. */
+static size_t serve_main(void *ctx)
+{
+    rt *r = ctx;
+    uint64_t before = r->first_record_ns ? 0 : uv_hrtime();
+    r->took_records = false;
+    size_t n = cue_kafka_consume(r->k, CONSUME_BATCH);
+    if (r->took_records) {
+        r->last_record_ns = uv_hrtime();
+        if (r->first_record_ns == 0) r->first_record_ns = before;
+    }
+    return n;
+}
+
 /* Caught-up partitions follow the wall clock; lagging ones never do, so a
  * backlog of progress is applied before any "stalled" timer can fire. */
 static void on_clock(uv_timer_t *h)
@@ -381,8 +397,11 @@ void rt_start(rt *r)
         cue_store_set_notify(r->store, store_wake, r);
         cue_store_set_gate_opener(r->store, gate_opener, r);
     }
-    r->main = (rt_client){
-        .batch = CONSUME_BATCH, .may_serve = serving, .produced = on_produced, .ctx = r};
+    r->main = (rt_client){.batch = CONSUME_BATCH,
+                          .may_serve = serving,
+                          .serve = serve_main,
+                          .produced = on_produced,
+                          .ctx = r};
     rt_client_start(&r->main, &r->loop, r->k, true);
     rt_stage1_start(r);
     rt_reader_start(r);

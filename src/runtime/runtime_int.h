@@ -208,6 +208,7 @@ struct rt {
     int fatal_rc;
     cue_err fatal_err;
     uint64_t commit_started_ns, started_ns, first_record_ns, last_record_ns;
+    bool took_records; /* a record was taken in the consume batch under way */
     cue_histogram commit_hist;
     cue_histogram write_hist; /* a task's state batch written on the store's thread */
     cue_histogram ack_hist;   /* a sealed cycle: from the seal to its records acknowledged */
