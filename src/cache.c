@@ -34,6 +34,10 @@ typedef struct entry {
  * it at flush seldom touches the entries (a cache miss each). */
 #define DIRTY_ENTRY(item) ((entry *)(uintptr_t)(item).val)
 
+/* The filter of who left (8 KiB): a few thousand leave while a cycle's
+ * batch waits to be written, for a false "maybe" well under 1%. */
+#define LEFT_BITS (1u << 16)
+
 struct cue_cache {
     size_t max_bytes;
     size_t held; /* live blobs + free blobs + table + dirty list */
@@ -48,7 +52,37 @@ struct cue_cache {
     size_t n_dirty, dirty_cap;
     entry *free[CLASSES]; /* owned free lists, linked through `next` */
     uint64_t hits, misses, evictions;
+    /* Who left the cache (evicted, a deletion flushed) since
+     * cue_cache_left_forget: two bits of the key's hash each, a Bloom
+     * filter; `left_all` after a clear. */
+    uint64_t left[LEFT_BITS / 64];
+    size_t n_left;
+    bool left_all;
 };
+
+static void left_mark(cue_cache *c, uint64_t hash)
+{
+    uint32_t a = (uint32_t)hash & (LEFT_BITS - 1), b = (uint32_t)(hash >> 32) & (LEFT_BITS - 1);
+    c->left[a / 64] |= UINT64_C(1) << (a % 64);
+    c->left[b / 64] |= UINT64_C(1) << (b % 64);
+    c->n_left++;
+}
+
+bool cue_cache_left_maybe(const cue_cache *c, const char *uid, size_t uid_len)
+{
+    if (c->left_all) return true;
+    if (c->n_left == 0) return false;
+    uint64_t hash = cue_hash64(uid, uid_len, 0);
+    uint32_t a = (uint32_t)hash & (LEFT_BITS - 1), b = (uint32_t)(hash >> 32) & (LEFT_BITS - 1);
+    return (c->left[a / 64] >> (a % 64) & 1) && (c->left[b / 64] >> (b % 64) & 1);
+}
+
+void cue_cache_left_forget(cue_cache *c)
+{
+    if (c->n_left) memset(c->left, 0, sizeof c->left);
+    c->n_left = 0;
+    c->left_all = false;
+}
 
 static size_t class_bytes(uint8_t cls)
 {
@@ -212,6 +246,7 @@ void cue_cache_clear(cue_cache *c)
     c->lru_head = c->lru_tail = NULL;
     c->n_dirty = 0;
     c->dirty_bytes = 0;
+    c->left_all = true;
 }
 
 void cue_cache_free(cue_cache *c)
@@ -293,6 +328,7 @@ static bool evict_one(cue_cache *c, const entry *keep)
     if (e == NULL) return false;
     lru_unlink(c, e);
     table_remove(c, slot_of(c, e->hash, e->data, e->key_len));
+    left_mark(c, e->hash);
     blob_release(c, e);
     c->evictions++;
     return true;
@@ -477,6 +513,7 @@ int cue_cache_flush(cue_cache *c, cue_cache_dirty_fn fn, void *ctx)
         e->aux = 0;
         if (e->tomb) {
             table_remove(c, slot_of(c, e->hash, e->data, e->key_len));
+            left_mark(c, e->hash); /* the store may hold the user until its batch is written */
             blob_release(c, e);
         } else {
             lru_push_head(c, e);

@@ -317,13 +317,16 @@ static int user_find(cue_task *t, const char *uid, size_t len, const void **rec,
     t->user_op = 0;
     if (cue_cache_get(t->cache, uid, len, rec, rlen, &t->user_op) == 0) return 0;
     *own = false;
-    /* Only a user evicted since a batch was handed over can be in a batch
-     * not yet written; with none queued, no eviction so far can. */
-    bool settle = cue_cache_evictions(t->cache) != t->evict_mark;
-    if (settle && !cue_store_writes_pending(t->store)) {
-        t->evict_mark = cue_cache_evictions(t->cache);
-        settle = false;
-    }
+    /* Only a user that left the cache (evicted, its deletion flushed) since a
+     * batch was handed over can be in a batch not yet written: that one
+     * waits for the writes (and, for a sealed cycle's, its acknowledgements);
+     * a user new to the cache, the usual miss, does not. With none pending,
+     * everything that left so far is in the store. */
+    bool settle = false;
+    if (!cue_store_writes_pending(t->store))
+        cue_cache_left_forget(t->cache);
+    else
+        settle = cue_cache_left_maybe(t->cache, uid, len);
     int rc = settle
                  ? cue_store_user_get(t->store, t->partition, uid, len, &t->loaded, err)
                  : cue_store_user_get_unsettled(t->store, t->partition, uid, len, &t->loaded, err);

@@ -232,8 +232,8 @@ int cue_task_commit_finish(cue_task *t, cue_err *err)
 int cue_task_commit_finish_async(cue_task *t, cue_store_written_fn fn, void *ctx, cue_err *err)
 {
     /* Reads of the store wait for the batch (cue_store_batch_commit_async),
-     * so a user evicted from the cache before it is written reads right. */
-    if (!cue_store_writes_pending(t->store)) t->evict_mark = cue_cache_evictions(t->cache);
+     * so a user that leaves the cache before it is written reads right
+     * (user_find asks the cache who left). */
     int rc = commit_build(t, err);
     if (rc != 0) {
         fn(rc, err, 0, ctx);

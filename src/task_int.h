@@ -65,11 +65,6 @@ struct cue_task {
      * pending entry, moved in place, and nothing reads the cache again to
      * tell which of a user's entries is live. */
     uint32_t user_op;
-    /* The cache's evictions when the store last had no batch of ours
-     * waiting and one was handed over: a user missing from the cache with
-     * no eviction since is in no batch still being written, and is read
-     * without waiting for them. */
-    uint64_t evict_mark;
     const cue_policy *policy; /* borrowed; NULL: every trigger goes out as made */
     cue_policy_tz *tz;        /* owned, with a policy */
     int64_t now_ms;           /* stream time of the current step: its triggers go out then */

@@ -90,4 +90,13 @@ void cue_cache_stats_get(const cue_cache *c, cue_cache_stats *out);
 /* Entries evicted since the cache was made. */
 uint64_t cue_cache_evictions(const cue_cache *c);
 
+/* Whether `uid` may have left the cache since cue_cache_left_forget: evicted,
+ * its deletion flushed, or dropped by cue_cache_clear. A filter: a "maybe"
+ * may be false, a "no" never is. A user that left while a batch holding it
+ * was not yet written must be read after that write; others need not wait. */
+bool cue_cache_left_maybe(const cue_cache *c, const char *uid, size_t uid_len);
+
+/* Forgets who left: for when the store holds everything flushed so far. */
+void cue_cache_left_forget(cue_cache *c);
+
 #endif

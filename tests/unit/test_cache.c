@@ -1,5 +1,6 @@
 /* The state cache: a bound in bytes, LRU eviction of clean entries only, dirty
- * entries flushed in key order, checked against a simple model. */
+ * entries flushed in key order, checked against a simple model; and who left
+ * it (evicted, a deletion flushed, a clear) remembered until forgotten. */
 #include "cuepoint/cache.h"
 
 #include "cuepoint/limits.h"
@@ -215,5 +216,54 @@ Test(cache, put_over_goes_past_a_full_budget_until_the_flush)
     size_t got_len = 0;
     cr_assert_eq(cue_cache_get(c, key, (size_t)klen, &got, &got_len, NULL), 0);
     cr_assert_eq(got_len, sizeof val);
+    cue_cache_free(c);
+}
+
+/* Who left since the last forget: every evicted key and every flushed
+ * deletion says "maybe"; keys that never left seldom do (a filter); a clear
+ * makes every key "maybe"; a forget none. */
+Test(cache, who_left_is_remembered_until_forgotten)
+{
+    cue_cache *c;
+    cue_err err;
+    cr_assert(cue_cache_new(&c, CUE_CACHE_BYTES_MIN, &err) == 0);
+    cr_assert(!cue_cache_left_maybe(c, "x", 1), "an empty cache says someone left");
+    char val[1000], key[32];
+    memset(val, 'v', sizeof val);
+    size_t n_put = 0;
+    while (cue_cache_evictions(c) < 50) { /* clean entries, pushed out by later ones */
+        int len = snprintf(key, sizeof key, "user-%zu", n_put++);
+        cr_assert(cue_cache_put(c, key, (size_t)len, val, sizeof val, 0, false) == 0);
+    }
+    size_t evicted = 0;
+    for (size_t i = 0; i < n_put; i++) {
+        int len = snprintf(key, sizeof key, "user-%zu", i);
+        const void *v;
+        size_t vlen;
+        if (cue_cache_get(c, key, (size_t)len, &v, &vlen, NULL) == 0) continue;
+        evicted++;
+        cr_expect(cue_cache_left_maybe(c, key, (size_t)len), "%s was evicted: no 'maybe'", key);
+    }
+    cr_assert_eq(evicted, cue_cache_evictions(c));
+    size_t false_maybe = 0;
+    for (int i = 0; i < 1000; i++) {
+        int len = snprintf(key, sizeof key, "never-%d", i);
+        false_maybe += cue_cache_left_maybe(c, key, (size_t)len);
+    }
+    cr_expect_leq(false_maybe, 5, "%zu of 1000 keys that never left say 'maybe'", false_maybe);
+
+    cue_cache_left_forget(c);
+    cr_expect(!cue_cache_left_maybe(c, "user-0", 6), "forgotten, user-0 still 'maybe'");
+    cr_assert(cue_cache_put(c, "gone", 4, "1", 1, 0, true) == 0);
+    cr_assert(cue_cache_put(c, "gone", 4, NULL, 0, 0, true) == 0);
+    cr_expect(!cue_cache_left_maybe(c, "gone", 4), "a deletion not yet flushed has not left");
+    size_t visits = 0;
+    cr_assert(cue_cache_flush(c, count_dirty, &visits) == 0);
+    cr_expect(cue_cache_left_maybe(c, "gone", 4), "a flushed deletion left the cache");
+    cue_cache_left_forget(c);
+    cue_cache_clear(c);
+    cr_expect(cue_cache_left_maybe(c, "anyone", 6), "after a clear, anyone may have left");
+    cue_cache_left_forget(c);
+    cr_expect(!cue_cache_left_maybe(c, "anyone", 6));
     cue_cache_free(c);
 }

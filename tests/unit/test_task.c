@@ -871,6 +871,64 @@ Test(task, state_ttl_deletes_through_the_timer_index_with_a_tombstone)
     teardown(&h);
 }
 
+static void on_gated_write(int rc, const cue_err *err, double seconds, void *ctx)
+{
+    (void)err;
+    (void)seconds;
+    *(int *)ctx = rc == 0 ? 1 : -1;
+}
+
+static int opened;
+
+static int open_gate(void *ctx)
+{
+    (void)ctx;
+    opened++;
+    return 0;
+}
+
+/* A user whose state expired, its deletion in a batch handed over and not
+ * yet written (waiting at the store's gate, as a sealed cycle's does), left
+ * the cache with the flush: an event for it then waits for that batch
+ * rather than reading the record the store still holds, and starts afresh. */
+Test(task, a_deletion_not_yet_written_is_not_read_around)
+{
+    harness h;
+    setup(&h);
+    close_task(&h, false);
+    h.cfg.state_ttl_ms = 100;
+    order_log ol = {.now_ms = 1700000000000};
+    cue_buf_init(&ol.log, 256);
+    cue_task_sink sink = {.trigger = ol_trigger, .dead_letter = ol_dead, .ctx = &ol};
+    cue_err err = {0};
+    cr_assert(cue_store_open(&h.store, h.dir, &(cue_store_opts){0}, &err) == 0, "%s", err.msg);
+    cr_assert(cue_task_new(&h.task, &h.cfg, h.ms, h.store, 0, &sink, &err) == 0, "%s", err.msg);
+    begin(&h, "a", 0, 50);
+    cr_assert(cue_task_advance(h.task, 99, &err) == 0);
+    cr_assert(cue_task_commit(h.task, &err) == 0, "%s", err.msg);
+    uint64_t starts = cue_task_stats_get(h.task)->engine.starts;
+    cr_assert(cue_task_advance(h.task, 100, &err) == 0);
+    cr_assert_eq(cue_task_stats_get(h.task)->expired_users, 1);
+
+    opened = 0;
+    int written = 0;
+    cue_store_set_gate_opener(h.store, open_gate, NULL);
+    cue_store_gate_close(h.store);
+    cr_assert(cue_task_commit_finish_async(h.task, on_gated_write, &written, &err) == 0, "%s",
+              err.msg);
+    cr_assert(cue_store_gate_waiting(h.store), "the batch went past the gate");
+    cr_assert_eq(written, 0);
+
+    begin(&h, "a", 150, 155); /* a miss: the cache dropped a's tombstone with the flush */
+    cr_expect_eq(opened, 1, "the miss read around the batch that deletes a");
+    cue_store_reap(h.store);
+    cr_expect_eq(written, 1, "the batch was not written before the read");
+    cr_expect_eq(cue_task_stats_get(h.task)->engine.starts, starts + 1,
+                 "a came back with its expired state instead of afresh");
+    cue_buf_deinit(&ol.log);
+    teardown(&h);
+}
+
 /* The cycle's records made ahead of the commit (while a cycle waits for its
  * triggers' acknowledgements) are what the commit writes, unless a step
  * changed a user after them: then the store gets the user as it is, not as
