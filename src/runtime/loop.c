@@ -135,13 +135,15 @@ static void open_gate(rt *r)
     cue_store_gate_open(r->store);
 }
 
-/* The store must see the sealed cycle's batches now (a read of a user
- * evicted since, a synchronous commit, the close): its records are waited
- * for here. Non-zero drops the batches: the run is failing. */
+/* The store must see the batches at its gate now (a read of a user who
+ * left the cache since, a synchronous commit, the close): every record
+ * produced so far is waited for here, the sealed cycle's among them (also
+ * while seal_cycle is still handing batches over, when one is written in
+ * place). Non-zero drops the batches: the run is failing. */
 static int gate_opener(void *ctx)
 {
     rt *r = ctx;
-    if (r->fatal_rc == 0 && r->sealed) {
+    if (r->fatal_rc == 0) {
         cue_err err = {0};
         if (cue_kafka_flush(r->k, r->cfg->delivery_timeout_ms, &err) != 0)
             rt_fatal(r, err.code, err.msg);
