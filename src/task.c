@@ -98,8 +98,9 @@ int cue_task_new(cue_task **out, const cue_config *cfg, const cue_machines *ms, 
     if (rc == 0 && cue_machines_use_local_time(ms)) rc = cue_tz_new(&t->jtz, CUE_TZ_ZONES_MAX, err);
     if (rc == 0 && (cue_buf_init(&t->enc, 4096) || cue_buf_init(&t->rec, 4096) ||
                     cue_buf_init(&t->loaded, 4096) || cue_buf_init(&t->sealed, 4096) ||
-                    cue_buf_init(&t->recs, 4096) || cue_buf_init(&t->timer_ops, 4096) ||
-                    cue_buf_init(&t->timer_keys, 4096) || cue_buf_init(&t->timer_sort, 4096)))
+                    cue_buf_init(&t->recs, 4096) || cue_buf_init(&t->log_held, 256) ||
+                    cue_buf_init(&t->timer_ops, 4096) || cue_buf_init(&t->timer_keys, 4096) ||
+                    cue_buf_init(&t->timer_sort, 4096)))
         rc = cue_err_set(err, CUE_ENOMEM, "out of memory for a task");
     cue_store_meta meta = {.input_offset = 0, .changelog_offset = -1, .stream_time_ms = INT64_MIN};
     if (rc == 0) {
@@ -158,6 +159,7 @@ void cue_task_free(cue_task *t)
     if (t == NULL) return;
     free(t->released);
     cue_buf_deinit(&t->decision);
+    cue_buf_deinit(&t->log_held);
     cue_buf_deinit(&t->erased);
     cue_buf_deinit(&t->pend_recs);
     cue_buf_deinit(&t->pend);

@@ -102,14 +102,52 @@ static bool erased_now(const cue_task *t, const char *uid, size_t len)
     return false;
 }
 
+/* ---- the changelog: produced, or held until the triggers are acknowledged */
+
+enum { LOG_PUT = 0, LOG_TOMBSTONE = 1, LOG_ERASURE = 2 };
+
+/* One changelog record to the sink, or into t->log_held while holding. */
+static void log_emit(cue_task *t, uint8_t kind, const char *key, size_t key_len, const void *val,
+                     size_t len)
+{
+    if (t->log_holding) {
+        uint8_t head[2] = {kind, (uint8_t)key_len};
+        uint32_t n = (uint32_t)len;
+        if (cue_buf_append(&t->log_held, head, sizeof head) != 0 ||
+            cue_buf_append(&t->log_held, key, key_len) != 0 ||
+            cue_buf_append(&t->log_held, &n, sizeof n) != 0 ||
+            (len && cue_buf_append(&t->log_held, val, len) != 0))
+            t->log_hold_failed = true;
+        return;
+    }
+    if (kind == LOG_ERASURE)
+        t->sink.changelog_erasure(t->partition, key, key_len, t->sink.ctx);
+    else
+        t->sink.changelog(t->partition, key, key_len, kind == LOG_TOMBSTONE ? NULL : val, len,
+                          t->sink.ctx);
+}
+
+void cue_task_commit_release_log(cue_task *t)
+{
+    const uint8_t *p = (const uint8_t *)t->log_held.data, *end = p + t->log_held.len;
+    while (p < end) {
+        uint8_t kind = p[0], key_len = p[1];
+        const char *key = (const char *)p + 2;
+        uint32_t n;
+        memcpy(&n, p + 2 + key_len, sizeof n);
+        const void *val = p + 2 + key_len + sizeof n;
+        log_emit(t, kind, key, key_len, val, n);
+        p += 2 + key_len + sizeof n + n;
+    }
+    cue_buf_reset(&t->log_held);
+}
+
 static int changelog_user(const char *uid, size_t len, const void *val, size_t vlen, void *ctx)
 {
     cue_task *t = ctx;
     if (val == NULL) {
-        if (t->sink.changelog_erasure && erased_now(t, uid, len))
-            t->sink.changelog_erasure(t->partition, uid, len, t->sink.ctx);
-        else
-            t->sink.changelog(t->partition, uid, len, NULL, 0, t->sink.ctx);
+        bool erasure = t->sink.changelog_erasure && erased_now(t, uid, len);
+        log_emit(t, erasure ? LOG_ERASURE : LOG_TOMBSTONE, uid, len, NULL, 0);
         return 0;
     }
     /* The same sealed bytes the store gets: a restore writes them as they are. */
@@ -117,7 +155,7 @@ static int changelog_user(const char *uid, size_t len, const void *val, size_t v
     size_t rlen;
     int rc = recs_take(t, &t->recs_log_at, uid, len, val, vlen, &rec, &rlen);
     if (rc != 0) return rc;
-    t->sink.changelog(t->partition, uid, len, rec, rlen, t->sink.ctx);
+    log_emit(t, LOG_PUT, uid, len, rec, rlen);
     t->stats.changelog_records++;
     return 0;
 }
@@ -127,6 +165,10 @@ static int changelog_user(const char *uid, size_t len, const void *val, size_t v
 static int changelog_write(cue_task *t)
 {
     if (t->sink.changelog == NULL) return 0;
+    /* A sealed cycle's records go before any later one's (a restore keeps
+     * the last record of a user); whoever writes the changelog now has made
+     * the triggers before it durable. */
+    if (!t->log_holding && t->log_held.len) cue_task_commit_release_log(t);
     cue_cache_stats cs;
     cue_cache_stats_get(t->cache, &cs);
     /* An idle partition's position is written again now and then all the
@@ -148,7 +190,7 @@ static int changelog_write(cue_task *t)
     size_t n = (size_t)cue_restore_position_format(
         meta, sizeof meta, t->next[0], t->stream_ms, t->next + 1,
         t->cfg->input_topic_count > 1 ? t->cfg->input_topic_count - 1 : 0);
-    t->sink.changelog(t->partition, "", 0, meta, n, t->sink.ctx);
+    log_emit(t, LOG_PUT, "", 0, meta, n);
     memcpy(t->logged, t->next, sizeof t->logged);
     t->logged_now = true;
     return 0;
@@ -158,6 +200,23 @@ int cue_task_commit_log(cue_task *t, cue_err *err)
 {
     int rc = changelog_write(t);
     return rc ? cue_err_set(err, rc, "out of memory writing the changelog") : 0;
+}
+
+int cue_task_commit_hold_log(cue_task *t, cue_err *err)
+{
+    if (t->sink.changelog == NULL) return 0;
+    if (t->log_held.len) cue_task_commit_release_log(t); /* the caller made them durable */
+    t->log_holding = true;
+    t->log_hold_failed = false;
+    int rc = changelog_write(t);
+    t->log_holding = false;
+    if (rc == 0 && t->log_hold_failed) rc = CUE_ENOMEM;
+    if (rc != 0) {
+        cue_buf_reset(&t->log_held);
+        return cue_err_set(err, rc, "partition %u: out of memory holding the changelog",
+                           t->partition);
+    }
+    return 0;
 }
 
 int cue_task_commit_prepare(cue_task *t, cue_err *err)

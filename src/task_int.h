@@ -49,6 +49,12 @@ struct cue_task {
     cue_buf recs;
     bool recs_ok;
     size_t recs_log_at, recs_flush_at;
+    /* Owned: a sealed cycle's changelog records, held from the seal until
+     * its triggers are acknowledged (cue_task_commit_hold_log), each as
+     * (kind, key length, key, value length, value); `log_holding` while they
+     * are being made, `log_hold_failed` when one did not fit in memory. */
+    cue_buf log_held;
+    bool log_holding, log_hold_failed;
     /* Owned scratch, made at the first commit: a cached user read back from
      * its image to be encoded as a record (the commit can come in the middle
      * of a step, while t->user is in use). Only the instances a user has

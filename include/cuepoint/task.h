@@ -193,6 +193,13 @@ int cue_task_commit_prepare(cue_task *t, cue_err *err);
  * once for every task (a wait per task costs a round trip each), then
  * calls finish. */
 int cue_task_commit_log(cue_task *t, cue_err *err);
+/* cue_task_commit_log for a sealed cycle: the records are made now, from
+ * the cycle's state, and held in the task until the caller has the
+ * triggers before them acknowledged; then cue_task_commit_release_log
+ * produces them (any later changelog write of the task does so first).
+ * CUE_ENOMEM only. */
+int cue_task_commit_hold_log(cue_task *t, cue_err *err);
+void cue_task_commit_release_log(cue_task *t);
 /* Encodes the cycle's changed users as records now, for the commit to come
  * (the changelog's and the store batch's), so that a caller that waits for
  * the triggers' acknowledgements first does this meanwhile. Optional: a

@@ -221,8 +221,9 @@ static void render_output(rt *r, cue_buf *b)
 {
     cue_prom_family(b, "cuepoint_commit_duration_seconds", "histogram",
                     "Commit cycle: from stopping intake to resuming it (a sealed cycle: while its "
-                    "state batches are built; with exactly-once, the changelog or a repartition "
-                    "stage: the wait for acknowledgements too; at a run's end: the writes too).");
+                    "changelog records are made and its state batches built; with exactly-once or "
+                    "a repartition stage: the wait for acknowledgements too; at a run's end: the "
+                    "writes too).");
     cue_prom_histogram(b, "cuepoint_commit_duration_seconds", NULL, &r->commit_hist);
     cue_prom_family(b, "cuepoint_store_write_duration_seconds", "histogram",
                     "A task's state batch written to RocksDB on the store's thread, intake going "
@@ -230,8 +231,8 @@ static void render_output(rt *r, cue_buf *b)
     cue_prom_histogram(b, "cuepoint_store_write_duration_seconds", NULL, &r->write_hist);
     cue_prom_family(b, "cuepoint_commit_ack_wait_seconds", "histogram",
                     "A sealed commit cycle: from the seal to the acknowledgement of every record "
-                    "produced before it, intake going on meanwhile; its state batches are written "
-                    "after it.");
+                    "produced before it (then of its changelog records), intake going on "
+                    "meanwhile; its state batches are written after it.");
     cue_prom_histogram(b, "cuepoint_commit_ack_wait_seconds", NULL, &r->ack_hist);
     metrics_counter(b, "cuepoint_rebalances_total", "Partition assignments and revocations.",
                     (double)r->res->rebalances);

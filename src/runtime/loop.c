@@ -3,11 +3,13 @@
  * members topic, the repartition stage, admin HTTP, the clocks and signals.
  * Every commit.interval.ms a cycle commits every task's store batch and the
  * group's offsets, after the producer's acknowledgements (promise 3). At
- * least once, without a changelog or a repartition stage, the cycle is
- * sealed (seal_cycle): its batches are built at once and wait at the store's
- * gate for the acknowledgements while intake goes on. Otherwise (exactly
- * once's transaction, the changelog's order, the last cycle of a run) it
- * stops intake while it waits. Caught-up partitions follow the wall clock
+ * least once, without a repartition stage, the cycle is sealed (seal_cycle):
+ * its batches are built at once and wait at the store's gate for the
+ * acknowledgements while intake goes on (with the changelog, its records
+ * are made at the seal, produced once the triggers are acknowledged, and
+ * the gate opens once they are too). Otherwise (exactly once's transaction,
+ * the repartition stage, the last cycle of a run) it stops intake while it
+ * waits. Caught-up partitions follow the wall clock
  * (on_clock); SIGTERM finishes the cycle under way, within
  * shutdown.timeout.ms. */
 #include "runtime_int.h"
@@ -126,6 +128,16 @@ static void finish_commit(rt *r)
     if (r->stop_requested) uv_stop(&r->loop);
 }
 
+/* The sealed cycle's triggers are acknowledged: its changelog records,
+ * held in the tasks since the seal, go out, and the gate waits for them. */
+static void release_logs(rt *r)
+{
+    r->log_held = false;
+    rt_step(r, RT_STEP_ACKED, -1);
+    for (int32_t i = 0; i < r->n_parts; i++)
+        if (r->parts[i].task) cue_task_commit_release_log(r->parts[i].task);
+}
+
 /* The sealed cycle's records are acknowledged: its batches may be written. */
 static void open_gate(rt *r)
 {
@@ -143,10 +155,14 @@ static void open_gate(rt *r)
 static int gate_opener(void *ctx)
 {
     rt *r = ctx;
-    if (r->fatal_rc == 0) {
+    for (int pass = 0; pass < 2 && r->fatal_rc == 0; pass++) {
         cue_err err = {0};
         if (cue_kafka_flush(r->k, r->cfg->delivery_timeout_ms, &err) != 0)
             rt_fatal(r, err.code, err.msg);
+        else if (r->log_held)
+            release_logs(r); /* then waited for by the second pass */
+        else
+            break;
     }
     if (r->fatal_rc) {
         r->sealed = false;
@@ -159,8 +175,8 @@ static int gate_opener(void *ctx)
 /* Whether this cycle is sealed rather than stopping intake (the top says when). */
 static bool may_seal(const rt *r)
 {
-    return r->store && !r->cfg->exactly_once && !r->cfg->changelog && r->s1.k == NULL &&
-           !r->stop_requested;
+    return r->store && !r->cfg->exactly_once && r->s1.k == NULL && !r->stop_requested &&
+           !r->no_seal;
 }
 
 /* Every task's batch built now, with its state and offsets as they are, and
@@ -173,7 +189,16 @@ static void seal_cycle(rt *r)
     cue_store_gate_close(r->store);
     for (int32_t i = 0; i < r->n_parts && r->fatal_rc == 0; i++) {
         part *p = &r->parts[i];
-        if (p->task == NULL || commit_async(r, i)) continue;
+        if (p->task == NULL) continue;
+        if (r->cfg->changelog) {
+            cue_err err = {0};
+            if (cue_task_commit_hold_log(p->task, &err) != 0) {
+                rt_fatal(r, err.code, err.msg);
+                break;
+            }
+            r->log_held = true;
+        }
+        if (commit_async(r, i)) continue;
         cue_err err = {0}; /* no memory for its hand-over: written in place, after the acks */
         if (cue_task_commit_finish(p->task, &err) != 0) {
             cue_err_prefix(&err, "partition %d", (int)i);
@@ -191,7 +216,15 @@ static void seal_cycle(rt *r)
 
 void rt_check_commit(rt *r)
 {
-    if (r->sealed && r->fatal_rc == 0 && cue_kafka_in_flight_sealed(r->k) == 0) open_gate(r);
+    if (r->sealed && r->fatal_rc == 0 && cue_kafka_in_flight_sealed(r->k) == 0) {
+        if (r->log_held) {
+            /* Its changelog records now, then wait for them as a cycle of their own. */
+            release_logs(r);
+            cue_kafka_seal(r->k);
+        } else {
+            open_gate(r);
+        }
+    }
     if (r->state != COMMITTING || r->fatal_rc) return;
     if (cue_kafka_in_flight(r->k) > 0) return; /* the producer's fd wakes us */
     if (r->s1.k && cue_kafka_in_flight(r->s1.k) > 0) return;

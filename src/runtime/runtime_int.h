@@ -199,8 +199,13 @@ struct rt {
     int32_t n_parts;
     int state;
     /* A sealed cycle's batches wait at the store's gate for its records'
-     * acknowledgements (loop.c's seal_cycle) while intake goes on. */
-    bool sealed;
+     * acknowledgements (loop.c's seal_cycle) while intake goes on;
+     * `log_held`: with the changelog, its records are still held in the
+     * tasks, to be produced once the triggers are acknowledged. */
+    bool sealed, log_held;
+    /* Tests: cycles that stop intake, as exactly-once's and the repartition
+     * stage's do, without setting either up. */
+    bool no_seal;
     bool stop_requested, assigned_once;
     /* Between a revocation and the assignment that ends that rebalance
      * (cooperative rebalances end with an assignment, empty or not). */
