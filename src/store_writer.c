@@ -113,7 +113,8 @@ bool cue_store_gate_waiting(const cue_store *s)
     return s->gated && s->writer_started && s->q_open < s->q_len;
 }
 
-void cue_store_gate_drop(cue_store *s)
+/* Drops the batches waiting at the gate (their cycle failed) and opens it. */
+static void gate_drop(cue_store *s)
 {
     s->gated = false;
     if (!s->writer_started) return;
@@ -138,7 +139,7 @@ void cue_store_settle(cue_store *s)
     if (!s->writer_started) return;
     if (cue_store_gate_waiting(s)) {
         if (s->opener && s->opener(s->opener_ctx) != 0)
-            cue_store_gate_drop(s);
+            gate_drop(s);
         else
             cue_store_gate_open(s);
     }

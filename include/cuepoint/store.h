@@ -176,8 +176,6 @@ void cue_store_settle(cue_store *s);
 void cue_store_set_gate_opener(cue_store *s, int (*opener)(void *ctx), void *ctx);
 void cue_store_gate_close(cue_store *s);
 void cue_store_gate_open(cue_store *s);
-/* Drops the batches waiting at the gate (the cycle failed) and opens it. */
-void cue_store_gate_drop(cue_store *s);
 /* True while batches wait at the closed gate. */
 bool cue_store_gate_waiting(const cue_store *s);
 

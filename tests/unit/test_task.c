@@ -823,6 +823,16 @@ Test(task, a_commit_while_saving_a_user_keeps_its_new_index_entry)
     teardown(&h);
 }
 
+/* The task again, with state TTL (100 ms) and `sink`, on a store of its own. */
+static void ttl_task(harness *h, const cue_task_sink *sink)
+{
+    close_task(h, false);
+    h->cfg.state_ttl_ms = 100;
+    cue_err err = {0};
+    cr_assert(cue_store_open(&h->store, h->dir, &(cue_store_opts){0}, &err) == 0, "%s", err.msg);
+    cr_assert(cue_task_new(&h->task, &h->cfg, h->ms, h->store, 0, sink, &err) == 0, "%s", err.msg);
+}
+
 /* State TTL through the task: the user's timer index entry is its expiry
  * once nothing is pending, so the user goes when stream time passes it (no
  * scan): its record leaves the store, the changelog gets its tombstone, and
@@ -831,8 +841,6 @@ Test(task, state_ttl_deletes_through_the_timer_index_with_a_tombstone)
 {
     harness h;
     setup(&h);
-    close_task(&h, false);
-    h.cfg.state_ttl_ms = 100;
     order_log ol = {.now_ms = 1700000000000};
     cue_buf_init(&ol.log, 256);
     cue_task_sink sink = {.trigger = ol_trigger,
@@ -841,9 +849,8 @@ Test(task, state_ttl_deletes_through_the_timer_index_with_a_tombstone)
                           .changelog_next = ol_next,
                           .flush = ol_flush,
                           .ctx = &ol};
+    ttl_task(&h, &sink);
     cue_err err = {0};
-    cr_assert(cue_store_open(&h.store, h.dir, &(cue_store_opts){0}, &err) == 0, "%s", err.msg);
-    cr_assert(cue_task_new(&h.task, &h.cfg, h.ms, h.store, 0, &sink, &err) == 0, "%s", err.msg);
     begin(&h, "a", 0, 50); /* its timer keeps it until 50, then 0 + 100 */
     begin(&h, "b", 60, 70);
     cr_assert(cue_task_advance(h.task, 99, &err) == 0);
@@ -895,14 +902,11 @@ Test(task, a_deletion_not_yet_written_is_not_read_around)
 {
     harness h;
     setup(&h);
-    close_task(&h, false);
-    h.cfg.state_ttl_ms = 100;
     order_log ol = {.now_ms = 1700000000000};
     cue_buf_init(&ol.log, 256);
     cue_task_sink sink = {.trigger = ol_trigger, .dead_letter = ol_dead, .ctx = &ol};
+    ttl_task(&h, &sink);
     cue_err err = {0};
-    cr_assert(cue_store_open(&h.store, h.dir, &(cue_store_opts){0}, &err) == 0, "%s", err.msg);
-    cr_assert(cue_task_new(&h.task, &h.cfg, h.ms, h.store, 0, &sink, &err) == 0, "%s", err.msg);
     begin(&h, "a", 0, 50);
     cr_assert(cue_task_advance(h.task, 99, &err) == 0);
     cr_assert(cue_task_commit(h.task, &err) == 0, "%s", err.msg);
