@@ -249,6 +249,7 @@ void cue_store_close(cue_store *s)
     rocksdb_writebatch_destroy(s->batch);
     cue_timer_run_deinit(&s->bulk);
     cue_buf_deinit(&s->erased);
+    free(s->fill_scratch);
     rocksdb_readoptions_destroy(s->ro);
     rocksdb_writeoptions_destroy(s->wo);
     rocksdb_writeoptions_destroy(s->wo_sync);
@@ -355,6 +356,28 @@ int cue_store_batch_user_put(cue_store *s, uint32_t partition, const char *uid, 
     rocksdb_writebatch_put_cf(s->batch, s->cf[CF_USERS], (const char *)k, klen, val, val_len);
     s->batch_count++;
     return 0;
+}
+
+int cue_store_filler_user_put(cue_store_filler *f, uint32_t partition, const char *uid,
+                              size_t uid_len, const void *val, size_t val_len)
+{
+    unsigned char k[KEY_MAX];
+    size_t klen;
+    int rc = user_key(k, &klen, partition, uid, uid_len);
+    if (rc != 0) return rc;
+    rocksdb_writebatch_put_cf(f->batch, f->s->cf[CF_USERS], (const char *)k, klen, val, val_len);
+    return 0;
+}
+
+void *cue_store_filler_scratch(cue_store_filler *f, size_t bytes)
+{
+    cue_store *s = f->s;
+    if (bytes > s->fill_scratch_bytes) {
+        free(s->fill_scratch);
+        s->fill_scratch = malloc(bytes);
+        s->fill_scratch_bytes = s->fill_scratch ? bytes : 0;
+    }
+    return s->fill_scratch;
 }
 
 int cue_store_batch_user_delete(cue_store *s, uint32_t partition, const char *uid, size_t uid_len)

@@ -26,9 +26,17 @@ typedef struct pending_write {
     size_t bytes;
     cue_store_written_fn fn;
     void *ctx;
-    char *error;    /* RocksDB's message, owned (rocksdb_free); NULL: written */
-    double seconds; /* the write's */
+    char *error;         /* RocksDB's message, owned (rocksdb_free); NULL: written */
+    double seconds;      /* the write's */
+    cue_store_fill fill; /* fn NULL: none (or it ran) */
+    int fill_rc;         /* the fill's error: the batch was not written */
 } pending_write;
+
+/* The batch a fill puts into, and the store it belongs to. */
+struct cue_store_filler {
+    cue_store *s;
+    rocksdb_writebatch_t *batch;
+};
 
 struct cue_store {
     rocksdb_t *db;                                /* owned */
@@ -75,6 +83,10 @@ struct cue_store {
      * deletion physical (scrub). */
     cue_buf erased;
     size_t n_erased;
+    /* cue_store_filler_scratch's memory: the writer's, or the caller's
+     * while no batch is handed over (a fill in place). Owned. */
+    void *fill_scratch;
+    size_t fill_scratch_bytes;
     uint64_t scrubs; /* commits that made erasures physical */
 };
 

@@ -24,7 +24,12 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&s->mu);
         char *e = NULL;
         double t0 = mono_seconds();
-        rocksdb_write(s->db, s->wo, w->batch, &e);
+        if (w->fill.fn) {
+            cue_store_filler f = {.s = s, .batch = w->batch};
+            w->fill_rc = w->fill.fn(&f, w->fill.ctx);
+            w->fill.fn = NULL;
+        }
+        if (w->fill_rc == 0) rocksdb_write(s->db, s->wo, w->batch, &e);
         double took = mono_seconds() - t0;
         pthread_mutex_lock(&s->mu);
         w->error = e;
@@ -74,6 +79,8 @@ void cue_store_reap(cue_store *s)
         int rc = 0;
         if (w.error) {
             rc = cue_store_rocks_error(w.error, &err, "writing the state batch");
+        } else if (w.fill_rc) {
+            rc = cue_err_set(&err, w.fill_rc, "out of memory making the states of the batch");
         }
         rocksdb_writebatch_clear(w.batch);
         /* A few emptied batches are kept for reuse (each keeps the room it
@@ -126,6 +133,7 @@ static void gate_drop(cue_store *s)
         pthread_mutex_unlock(&s->mu);
         s->q_bytes -= w.bytes;
         rocksdb_writebatch_destroy(w.batch);
+        if (w.fill.fn) w.fill.fn(NULL, w.fill.ctx);
         cue_err err = {0};
         cue_err_set(&err, CUE_EABORTED,
                     "the state batch was not written: its cycle's records "
@@ -168,20 +176,34 @@ void cue_store_writer_stop(cue_store *s)
 
 /* A batch that cannot go to the writer thread, written here and told of
  * as one written there would be. */
-static int commit_in_place(cue_store *s, cue_store_written_fn fn, void *ctx, cue_err *err)
+static int commit_in_place(cue_store *s, const cue_store_fill *fill, cue_store_written_fn fn,
+                           void *ctx, cue_err *err)
 {
     double t0 = mono_seconds();
-    int rc = cue_store_batch_commit(s, false, err);
+    int rc = 0;
+    if (fill) {
+        /* Filled here once the writer is idle: its scratch is free. */
+        cue_store_settle(s);
+        cue_store_filler f = {.s = s, .batch = s->batch};
+        rc = fill->fn(&f, fill->ctx);
+        if (rc != 0)
+            cue_err_set(err, rc, "out of memory making the states of the batch");
+        else
+            s->batch_count++;
+    }
+    if (rc == 0) rc = cue_store_batch_commit(s, false, err);
     fn(rc, rc ? err : NULL, mono_seconds() - t0, ctx);
     return rc;
 }
 
-int cue_store_batch_commit_async(cue_store *s, cue_store_written_fn fn, void *ctx, cue_err *err)
+int cue_store_batch_commit_async(cue_store *s, const cue_store_fill *fill, cue_store_written_fn fn,
+                                 void *ctx, cue_err *err)
 {
+    if (fill && fill->fn == NULL) fill = NULL;
     if (s->n_erased > 0) {
         /* Erasures are scrubbed right after their write (a restore's may
          * share the batch): written here, after those handed over. */
-        return commit_in_place(s, fn, ctx, err);
+        return commit_in_place(s, fill, fn, ctx, err);
     }
     /* A full queue is made room in by reaping, which a fn cannot do. */
     CUE_ASSERT(!s->reaping);
@@ -190,13 +212,14 @@ int cue_store_batch_commit_async(cue_store *s, cue_store_written_fn fn, void *ct
         s->stopping = false;
         if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
             /* No thread: written here, as cue_store_batch_commit would. */
-            return commit_in_place(s, fn, ctx, err);
+            return commit_in_place(s, fill, fn, ctx, err);
         }
         s->writer_started = true;
     }
     cue_store_batch_timer_run(s, &s->bulk);
     size_t bytes = 0;
     rocksdb_writebatch_data(s->batch, &bytes);
+    if (fill) bytes += fill->bytes;
     if (s->q_bytes > 0 && s->q_bytes + bytes > WRITES_BYTES_MAX) cue_store_settle(s);
     rocksdb_writebatch_t *next = s->n_spare ? s->spare[--s->n_spare] : rocksdb_writebatch_create();
     pthread_mutex_lock(&s->mu);
@@ -206,7 +229,11 @@ int cue_store_batch_commit_async(cue_store *s, cue_store_written_fn fn, void *ct
         pthread_mutex_lock(&s->mu);
     }
     s->q[(s->q_head + s->q_len) % WRITES_MAX] =
-        (pending_write){.batch = s->batch, .bytes = bytes, .fn = fn, .ctx = ctx};
+        (pending_write){.batch = s->batch,
+                        .bytes = bytes,
+                        .fn = fn,
+                        .ctx = ctx,
+                        .fill = fill ? *fill : (cue_store_fill){0}};
     s->q_len++;
     if (!s->gated) s->q_open = s->q_len;
     s->q_bytes += bytes;

@@ -93,6 +93,73 @@ static int flush_user(const char *uid, size_t len, const void *val, size_t vlen,
     return 0;
 }
 
+/* ---- records made on the store's writer thread ------------------------- */
+
+/* A sealed batch's changed users, as their images (copied at the seal), for
+ * the writer thread to encode into the batch (cue_store_fill): encoding is
+ * most of a seal's time, and intake stands still while it lasts. */
+typedef struct fill_job {
+    const cue_machines *ms; /* outlives the store's writer */
+    uint32_t partition;
+    cue_buf imgs; /* owned: per user its id's length (1 byte), the id, the
+                     image's length (4 bytes), the image; in key order */
+    cue_buf rec;  /* owned: the record being made */
+} fill_job;
+
+static void fill_job_free(fill_job *j)
+{
+    cue_buf_deinit(&j->imgs);
+    cue_buf_deinit(&j->rec);
+    free(j);
+}
+
+/* On the writer thread (or with f NULL, to let go of a batch never written). */
+static int fill_users(cue_store_filler *f, void *ctx)
+{
+    fill_job *j = ctx;
+    int rc = 0;
+    cue_user *u = f ? cue_store_filler_scratch(f, sizeof *u) : NULL;
+    if (f && u == NULL) rc = CUE_ENOMEM;
+    const uint8_t *p = (const uint8_t *)j->imgs.data, *end = p + j->imgs.len;
+    while (f && rc == 0 && p < end) {
+        uint8_t len = p[0];
+        const char *uid = (const char *)p + 1;
+        uint32_t n;
+        memcpy(&n, p + 1 + len, sizeof n);
+        const uint8_t *img = p + 1 + len + sizeof n;
+        cue_codec_image_load(img, n, j->ms, u);
+        rc = cue_codec_encode(u, j->ms, &j->rec);
+        if (rc == 0)
+            rc = cue_store_filler_user_put(f, j->partition, uid, len, j->rec.data, j->rec.len);
+        p = img + n;
+    }
+    fill_job_free(j);
+    return rc;
+}
+
+/* The cache's flush callback while a fill job is being made (t->filling):
+ * images are copied for it, deletions go into the batch now. */
+static int fill_user(const char *uid, size_t len, const void *val, size_t vlen, void *ctx)
+{
+    cue_task *t = ctx;
+    t->stats.state_writes++;
+    if (val == NULL) {
+        cue_store_batch_user_delete(t->store, t->partition, uid, len);
+        return 0;
+    }
+    cue_buf *b = &t->filling->imgs;
+    uint32_t n = (uint32_t)vlen;
+    if (cue_buf_reserve(b, 1 + len + sizeof n + vlen) != 0) return CUE_ENOMEM;
+    char *p = b->data + b->len;
+    p[0] = (char)(uint8_t)len;
+    memcpy(p + 1, uid, len);
+    memcpy(p + 1 + len, &n, sizeof n);
+    memcpy(p + 1 + len + sizeof n, val, vlen);
+    b->len += 1 + len + sizeof n + vlen;
+    b->data[b->len] = '\0'; /* as cue_buf_append leaves it */
+    return 0;
+}
+
 /* Whether `uid` was erased in this cycle (t->erased: ids after their length). */
 static bool erased_now(const cue_task *t, const char *uid, size_t len)
 {
@@ -256,7 +323,7 @@ static int commit_build(cue_task *t, cue_err *err)
     }
     cue_task_index_flush(t);
     t->recs_flush_at = 0;
-    int rc = cue_cache_flush(t->cache, flush_user, t);
+    int rc = cue_cache_flush(t->cache, t->filling ? fill_user : flush_user, t);
     cue_task_recs_drop(t);
     if (rc != 0)
         return cue_err_set(err, rc, "partition %u: out of memory writing the states", t->partition);
@@ -288,17 +355,45 @@ int cue_task_commit_finish(cue_task *t, cue_err *err)
     return 0;
 }
 
+/* A fill job for the changed users' images, sized for them; NULL when
+ * their records are made already (the changelog's), or without memory
+ * (they are then made here). */
+static fill_job *fill_job_new(cue_task *t)
+{
+    if (t->recs_ok) return NULL;
+    cue_cache_stats cs;
+    cue_cache_stats_get(t->cache, &cs);
+    fill_job *j = calloc(1, sizeof *j);
+    if (j == NULL || cue_buf_init(&j->imgs, cs.dirty_bytes + 64) != 0) {
+        free(j);
+        return NULL;
+    }
+    j->ms = t->ms;
+    j->partition = t->partition;
+    return j;
+}
+
 int cue_task_commit_finish_async(cue_task *t, cue_store_written_fn fn, void *ctx, cue_err *err)
 {
     /* Reads of the store wait for the batch (cue_store_batch_commit_async),
      * so a user that leaves the cache before it is written reads right
      * (user_find asks the cache who left). */
+    t->filling = fill_job_new(t);
     int rc = commit_build(t, err);
+    fill_job *job = t->filling;
+    t->filling = NULL;
     if (rc != 0) {
+        if (job) fill_job_free(job);
         fn(rc, err, 0, ctx);
         return rc;
     }
-    rc = cue_store_batch_commit_async(t->store, fn, ctx, err); /* calls fn on failure */
+    cue_store_fill fill = {0};
+    if (job && job->imgs.len > 0)
+        fill = (cue_store_fill){.fn = fill_users, .ctx = job, .bytes = job->imgs.len};
+    else if (job)
+        fill_job_free(job);
+    /* Calls fn on failure; the fill is called (and lets go of the job) either way. */
+    rc = cue_store_batch_commit_async(t->store, &fill, fn, ctx, err);
     if (rc != 0) return rc;
     commit_done(t);
     return 0;

@@ -60,6 +60,10 @@ struct cue_task {
      * of a step, while t->user is in use). Only the instances a user has
      * are written, so its untouched pages cost no memory. */
     cue_user *flushing;
+    /* While a batch for the store's writer is being built: the images of
+     * its changed users, which the writer encodes (task_commit.c). Owned
+     * until handed over with the batch; NULL otherwise. */
+    struct fill_job *filling;
     cue_buf rec;        /* owned: encoded trigger */
     cue_buf loaded;     /* owned: a state read from the store */
     cue_buf timer_ops;  /* owned: timer_op array, index entries not yet written */

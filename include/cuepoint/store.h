@@ -134,6 +134,29 @@ int cue_store_batch_commit(cue_store *s, bool sync, cue_err *err);
  * `seconds` is how long the write took. */
 typedef void (*cue_store_written_fn)(int rc, const cue_err *err, double seconds, void *ctx);
 
+/* Users' records that the writer thread adds to a handed-over batch just
+ * before writing it (cue_store_batch_commit_async's `fill`), so that the
+ * caller need not make them itself: a fill copies what it needs at the
+ * hand-over and encodes it there. `fn` is called exactly once: with a
+ * filler to put with (on the writer thread, or the caller's when the batch
+ * is written in place), or with NULL when the batch will never be written
+ * (dropped at the gate), only to let go of `ctx`. It returns 0, or an
+ * error code that stops the write (the batch's `written` gets it). */
+typedef struct cue_store_filler cue_store_filler;
+typedef struct cue_store_fill {
+    int (*fn)(cue_store_filler *f, void *ctx);
+    void *ctx;
+    size_t bytes; /* what the fill holds, counted with the batch's own */
+} cue_store_fill;
+
+/* For a fill: a user's record put into the batch being filled. */
+int cue_store_filler_user_put(cue_store_filler *f, uint32_t partition, const char *uid,
+                              size_t uid_len, const void *val, size_t val_len);
+/* For a fill: `bytes` of memory of the writer's own, kept from fill to fill
+ * (one fill runs at a time) and freed with the store; NULL when there is
+ * none. Its contents are undefined at each fill. */
+void *cue_store_filler_scratch(cue_store_filler *f, size_t bytes);
+
 /* Hands the batch to the store's writer thread and starts an empty one, so
  * the caller goes on while RocksDB inserts it. Batches are written in the
  * order handed over, and their `fn` called in that order, one at a time, on
@@ -144,8 +167,10 @@ typedef void (*cue_store_written_fn)(int rc, const cue_err *err, double seconds,
  * commit synchronously, never hand a batch over. `notify`
  * (cue_store_set_notify) is how the writer thread says a batch is written.
  * A batch with erasures is written in place, after those handed over (its
- * scrub follows its write), and `fn` called before this returns. */
-int cue_store_batch_commit_async(cue_store *s, cue_store_written_fn fn, void *ctx, cue_err *err);
+ * scrub follows its write), and `fn` called before this returns. `fill`
+ * (may be NULL) adds users' records to the batch before it is written. */
+int cue_store_batch_commit_async(cue_store *s, const cue_store_fill *fill, cue_store_written_fn fn,
+                                 void *ctx, cue_err *err);
 
 /* Called by the writer thread each time a batch is written: it must only
  * wake the caller's thread (uv_async_send), which then calls cue_store_reap. */

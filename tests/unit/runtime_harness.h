@@ -72,6 +72,27 @@ static inline int64_t stored_offset(rt *r, int32_t partition)
     return m.input_offset;
 }
 
+/* The input offset of the last record applied to user `uid` as the store
+ * holds it (not the cache): -1 when the store has no such user, -2 when its
+ * record does not read. */
+static inline int64_t stored_user_offset(rt *r, int32_t partition, const char *uid)
+{
+    cue_buf rec;
+    cue_err err = {0};
+    cue_buf_init(&rec, 256);
+    int64_t out = -1;
+    int rc = cue_store_user_get(r->store, (uint32_t)partition, uid, strlen(uid), &rec, &err);
+    if (rc == 0) {
+        cue_user *u = malloc(sizeof *u);
+        out = u && cue_codec_decode(rec.data, rec.len, r->o->ms, u, NULL, &err) == 0
+                  ? u->last_offset
+                  : -2;
+        free(u);
+    }
+    cue_buf_deinit(&rec);
+    return out;
+}
+
 static void harness_probe(rt *r, rt_step_id step, int32_t partition, void *ctx)
 {
     harness *h = ctx;

@@ -163,9 +163,16 @@ Test(runtime_commit, a_sealed_cycle_waits_for_its_acknowledgements_while_intake_
     cr_expect_eq(stored_offset(h.r, 0), 7, "the store holds %lld, not the seal's 7",
                  (long long)stored_offset(h.r, 0));
     cr_expect_eq(group_offset(&h, 0, 7), 7, "the group got other than the seal's offset");
+    /* The batch holds the users as they were at the seal (their records made
+     * on the store's writer thread), and none of those that came after it. */
+    cr_expect_eq(stored_user_offset(h.r, 0, "a0"), 0);
+    cr_expect_eq(stored_user_offset(h.r, 0, "b2"), 6, "b2 is stored as %lld",
+                 (long long)stored_user_offset(h.r, 0, "b2"));
+    cr_expect_eq(stored_user_offset(h.r, 0, "c0"), -1, "a user of the next cycle is stored");
 
     harness_commit(&h);
     cr_expect_eq(stored_offset(h.r, 0), 9);
+    cr_expect_eq(stored_user_offset(h.r, 0, "c1"), 8);
     cr_expect_eq(group_offset(&h, 0, 9), 9);
     cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
 }

@@ -498,11 +498,11 @@ Test(store, batches_handed_over_are_written_in_order_and_reads_see_them)
     writes_seen w = {0};
     written_tag a = {&w, 'a'}, b = {&w, 'b'};
     cue_store_batch_user_put(s, 0, "ann", 3, "first", 5);
-    cr_assert(cue_store_batch_commit_async(s, on_written, &a, &err) == 0, "%s", err.msg);
+    cr_assert(cue_store_batch_commit_async(s, NULL, on_written, &a, &err) == 0, "%s", err.msg);
     cr_assert_eq(cue_store_batch_count(s), 0, "a fresh batch to fill");
     cue_store_batch_user_put(s, 0, "ann", 3, "second", 6);
     cue_store_batch_user_put(s, 0, "bob", 3, "bob's", 5);
-    cr_assert(cue_store_batch_commit_async(s, on_written, &b, &err) == 0, "%s", err.msg);
+    cr_assert(cue_store_batch_commit_async(s, NULL, on_written, &b, &err) == 0, "%s", err.msg);
     cue_store_batch_user_put(s, 0, "cat", 3, "not yet", 7);
     /* The read waits for both, and calls back first. */
     cr_assert(cue_store_user_get(s, 0, "ann", 3, &v, &err) == 0, "%s", err.msg);
@@ -514,7 +514,7 @@ Test(store, batches_handed_over_are_written_in_order_and_reads_see_them)
     cr_assert_eq(cue_store_user_get(s, 0, "cat", 3, &v, &err), CUE_ENOTFOUND,
                  "the batch being filled is not written");
     /* Closing waits for what was handed over. */
-    cr_assert(cue_store_batch_commit_async(s, on_written, &a, &err) == 0);
+    cr_assert(cue_store_batch_commit_async(s, NULL, on_written, &a, &err) == 0);
     cue_store_close(s);
     cr_assert_str_eq(w.order, "aba");
     s = open_dir(dir, true);
@@ -552,7 +552,7 @@ static void expect_hand_over_waits(cue_store *s, written_tag *last, int before)
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, release_after, &r), 0);
     cue_err err = {0};
-    cr_assert(cue_store_batch_commit_async(s, on_written, last, &err) == 0, "%s", err.msg);
+    cr_assert(cue_store_batch_commit_async(s, NULL, on_written, last, &err) == 0, "%s", err.msg);
     cr_expect(r.released, "the hand-over past the bound returned while the writer was held");
     cr_expect_geq(w->calls, before, "%d of the %d batches before it told of", w->calls, before);
     pthread_join(th, NULL);
@@ -563,7 +563,7 @@ static void start_writer(cue_store *s, written_tag *tag)
 {
     cue_err err = {0};
     cue_store_batch_user_put(s, 0, "ann", 3, "x", 1);
-    cr_assert(cue_store_batch_commit_async(s, on_written, tag, &err) == 0, "%s", err.msg);
+    cr_assert(cue_store_batch_commit_async(s, NULL, on_written, tag, &err) == 0, "%s", err.msg);
     cue_store_settle(s);
 }
 
@@ -585,7 +585,7 @@ Test(store, batches_queued_past_64_mib_wait_for_the_writer, .timeout = 60)
     start_writer(s, &a);
     cue_store_writer_hold(s, true);
     cue_store_batch_user_put(s, 0, "ann", 3, v, big);
-    cr_assert(cue_store_batch_commit_async(s, on_written, &a, &err) == 0, "%s", err.msg);
+    cr_assert(cue_store_batch_commit_async(s, NULL, on_written, &a, &err) == 0, "%s", err.msg);
     cue_store_batch_user_put(s, 0, "bob", 3, v, 30u << 20); /* 70 MiB queued with it */
     written_tag z = {&w, 'z'};
     expect_hand_over_waits(s, &z, 2);
@@ -611,7 +611,7 @@ Test(store, a_257th_queued_batch_waits_for_the_writer, .timeout = 60)
     cue_store_writer_hold(s, true);
     for (int i = 0; i < 256; i++) {
         cue_store_batch_user_put(s, 0, "ann", 3, "y", 1);
-        cr_assert(cue_store_batch_commit_async(s, on_written, &a, &err) == 0, "%s", err.msg);
+        cr_assert(cue_store_batch_commit_async(s, NULL, on_written, &a, &err) == 0, "%s", err.msg);
     }
     cr_expect_eq(w.calls, 0, "told of a batch the held writer cannot have written");
     cue_store_batch_user_put(s, 0, "ann", 3, "z", 1);
@@ -620,5 +620,103 @@ Test(store, a_257th_queued_batch_waits_for_the_writer, .timeout = 60)
     cue_store_settle(s);
     cr_expect_eq(w.calls, 257);
     cue_store_close(s);
+    remove_tree(dir);
+}
+
+/* A fill (cue_store_fill): what it saw, and the user it puts. */
+typedef struct fill_seen {
+    pthread_t caller;
+    const char *uid; /* put with the value "filled" */
+    int calls, dropped;
+    bool on_caller, scratch;
+} fill_seen;
+
+static int fill_one(cue_store_filler *f, void *ctx)
+{
+    fill_seen *fs = ctx;
+    if (f == NULL) {
+        fs->dropped++;
+        return 0;
+    }
+    fs->calls++;
+    fs->on_caller = pthread_equal(pthread_self(), fs->caller);
+    char *room = cue_store_filler_scratch(f, 4096);
+    fs->scratch = room != NULL;
+    if (room) memset(room, 'x', 4096);
+    return cue_store_filler_user_put(f, 0, fs->uid, strlen(fs->uid), "filled", 6);
+}
+
+static int refuse_to_open(void *ctx)
+{
+    (void)ctx;
+    return CUE_EABORTED;
+}
+
+static void on_dropped(int rc, const cue_err *err, double seconds, void *ctx)
+{
+    (void)err;
+    (void)seconds;
+    *(int *)ctx = rc;
+}
+
+/* A batch's fill puts its users on the writer thread, before the write;
+ * a batch dropped at the gate lets go of its fill without filling; a batch
+ * written in place (an erasure's) is filled on the caller's thread. */
+Test(store, a_fill_runs_before_its_batch_is_written_or_is_let_go)
+{
+    char dir[64];
+    temp_dir(dir);
+    cue_store *s = open_dir(dir, false);
+    cue_buf v;
+    cue_buf_init(&v, 16);
+    cue_err err = {0};
+    writes_seen w = {0};
+    written_tag a = {&w, 'a'};
+
+    fill_seen one = {.caller = pthread_self(), .uid = "dan"};
+    cue_store_fill fill = {.fn = fill_one, .ctx = &one, .bytes = 6};
+    cue_store_batch_user_put(s, 0, "ann", 3, "put", 3);
+    cr_assert(cue_store_batch_commit_async(s, &fill, on_written, &a, &err) == 0, "%s", err.msg);
+    cr_assert(cue_store_user_get(s, 0, "dan", 3, &v, &err) == 0, "the fill's user is not stored");
+    cr_expect_str_eq(v.data, "filled");
+    cr_expect_eq(one.calls, 1);
+    cr_expect_eq(one.dropped, 0);
+    cr_expect(!one.on_caller, "filled on the caller's thread, not the writer's");
+    cr_expect(one.scratch, "no scratch for the fill");
+    cr_expect_str_eq(w.order, "a");
+
+    /* Dropped at the gate: never filled, let go of. */
+    fill_seen two = {.caller = pthread_self(), .uid = "eve"};
+    fill.ctx = &two;
+    int dropped_rc = 0;
+    cue_store_set_gate_opener(s, refuse_to_open, NULL);
+    cue_store_gate_close(s);
+    cue_store_batch_user_put(s, 0, "ann", 3, "dropped", 7);
+    cr_assert(cue_store_batch_commit_async(s, &fill, on_dropped, &dropped_rc, &err) == 0, "%s",
+              err.msg);
+    cue_store_settle(s);
+    cr_expect_eq(dropped_rc, CUE_EABORTED);
+    cr_expect_eq(two.calls, 0, "a dropped batch was filled");
+    cr_expect_eq(two.dropped, 1, "a dropped batch's fill was not let go of");
+    cr_expect_eq(cue_store_user_get(s, 0, "eve", 3, &v, &err), CUE_ENOTFOUND);
+    cr_assert(cue_store_user_get(s, 0, "ann", 3, &v, &err) == 0);
+    cr_expect_str_eq(v.data, "put");
+    cue_store_set_gate_opener(s, NULL, NULL);
+
+    /* With an erasure the batch is written in place: filled here. */
+    fill_seen three = {.caller = pthread_self(), .uid = "fay"};
+    fill.ctx = &three;
+    cue_buf ids;
+    cue_buf_init(&ids, 16);
+    cue_buf_append(&ids, "\3bob", 4);
+    cr_assert(cue_store_batch_users_erase(s, 0, &ids, &err) == 0, "%s", err.msg);
+    cr_assert(cue_store_batch_commit_async(s, &fill, on_written, &a, &err) == 0, "%s", err.msg);
+    cr_expect_eq(three.calls, 1);
+    cr_expect(three.on_caller, "an in-place batch filled on another thread");
+    cr_assert(cue_store_user_get(s, 0, "fay", 3, &v, &err) == 0, "the in-place fill's user");
+    cr_expect_str_eq(v.data, "filled");
+    cue_buf_deinit(&ids);
+    cue_store_close(s);
+    cue_buf_deinit(&v);
     remove_tree(dir);
 }
