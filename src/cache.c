@@ -489,18 +489,41 @@ static void sort_dirty(cue_cache *c)
     }
 }
 
+/* How many dirty entries ahead a visit fetches: they lie anywhere in memory,
+ * and a cycle's seal visits tens of thousands while intake stands still. */
+#define VISIT_AHEAD 8
+
+/* Fetches the header line of dirty entry i (stage 0) or, some entries
+ * later, the rest of its blob (stage 1: the header says how long). */
+static void visit_prefetch(const cue_cache *c, size_t i, int stage)
+{
+    if (i >= c->n_dirty) return;
+    const entry *e = DIRTY_ENTRY(c->dirty[i]);
+    if (stage == 0) {
+        __builtin_prefetch(e);
+        return;
+    }
+    size_t end = sizeof *e + e->key_len + (e->tomb ? 0 : e->val_len);
+    for (size_t off = 64; off < end; off += 64)
+        __builtin_prefetch((const char *)e + off);
+}
+
 int cue_cache_visit_dirty(cue_cache *c, cue_cache_dirty_fn fn, void *ctx)
 {
     if (c->n_dirty == 0) return 0;
     sort_dirty(c);
-    for (size_t i = 0; i < c->n_dirty; i++)
-        DIRTY_ENTRY(c->dirty[i])->dirty_idx = (uint32_t)i;
+    int rc = 0;
     for (size_t i = 0; i < c->n_dirty; i++) {
         entry *e = DIRTY_ENTRY(c->dirty[i]);
-        int rc = fn(e->data, e->key_len, e->tomb ? NULL : e->data + e->key_len, e->val_len, ctx);
-        if (rc != 0) return rc;
+        /* Numbered in the new order as they come (every one, even after a
+         * failure): a relocation finds its place in the list by it. */
+        e->dirty_idx = (uint32_t)i;
+        if (rc != 0) continue;
+        visit_prefetch(c, i + VISIT_AHEAD, 0);
+        visit_prefetch(c, i + VISIT_AHEAD / 2, 1);
+        rc = fn(e->data, e->key_len, e->tomb ? NULL : e->data + e->key_len, e->val_len, ctx);
     }
-    return 0;
+    return rc;
 }
 
 int cue_cache_flush(cue_cache *c, cue_cache_dirty_fn fn, void *ctx)
