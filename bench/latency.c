@@ -3,8 +3,8 @@
  * reading the trigger it caused, for bench/pipeline.sh.
  *
  *   latency --bootstrap HOST:PORT --events-topic T --triggers-topic T2 --rate R
- *           [--seconds D] [--warmup-s W] [--drain-s S] [--window U] [--trace PATH]
- *           [--set k=v]...
+ *           [--seconds D] [--warmup-s W] [--drain-s S] [--window U] [--rounds]
+ *           [--trace PATH] [--set k=v]...
  *
  * A producer thread paces events at R records/s for D seconds (linger.ms=1,
  * no compression), keyed by user id, each with "ts" = the wall-clock time
@@ -14,8 +14,13 @@
  * deadline_set, then five project_delivered (the fifth causes
  * fifth_project_delivered); the lifecycle journey sees them all. U users
  * (default 10,000) are in flight at once, round robin, so a user's events are
- * U records apart and triggers come evenly through the run (U is smaller
- * when the run is too short for every user to finish).
+ * U records apart (U is smaller when the run is too short for every user to
+ * finish). The users in flight are at different steps: slot s starts its
+ * first user s mod 10 rounds late, so every stretch of records holds every
+ * step alike and a fifth of them cause a trigger, evenly through the run.
+ * --rounds keeps the slots in step instead: every user in flight is at the
+ * same step, so two rounds in ten (U records each) all cause a trigger and
+ * the other eight none, the burst that shape makes.
  *
  * The main thread reads the trigger topic (assigned, from the beginning; it
  * must exist before) and for each trigger takes receive wall time minus the
@@ -29,9 +34,9 @@
  * latency (ms), one per line, to PATH, to see when the slow ones came.
  * --set passes librdkafka properties to both clients (e.g. fetch.wait.max.ms).
  * Prints one line:
- *   latency target_rate=R produce_rate=R2 produced=N seconds=D triggers=T expected=E
- *     samples=S p50_ms=.. p99_ms=.. max_ms=.. ts_mismatch=M
- * Exit 0 when every expected trigger came and none mismatched, 1 otherwise.
+ *   latency shape=staggered|rounds target_rate=R produce_rate=R2 produced=N seconds=D triggers=T
+ * expected=E samples=S p50_ms=.. p99_ms=.. max_ms=.. ts_mismatch=M Exit 0 when every expected
+ * trigger came and none mismatched, 1 otherwise.
  */
 #define _GNU_SOURCE
 #include <librdkafka/rdkafka.h>
@@ -53,6 +58,7 @@ typedef struct opts {
     const char *bootstrap, *events_topic, *triggers_topic;
     double rate, seconds, warmup, drain;
     int64_t window;
+    bool rounds;       /* every slot at the same step (the bursty shape) */
     const char *trace; /* every sampled trigger: cause time (s from start), latency (ms) */
     char *props[MAX_PROPS];
     int n_props;
@@ -116,12 +122,17 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     if (m->err) fprintf(stderr, "latency: delivery failed: %s\n", rd_kafka_err2str(m->err));
 }
 
-/* The j-th event of the stream: its user and step. */
-static void event_of(const opts *o, int64_t j, int64_t *user, int *step)
+/* The j-th event of the stream: its user and step; false when its slot
+ * has not started yet (no event: the slot's first user starts late, so
+ * that the slots are at different steps). */
+static bool event_of(const opts *o, int64_t j, int64_t *user, int *step)
 {
     int64_t slot = j % o->window, round = j / o->window;
-    *step = (int)(round % STEPS);
-    *user = (round / STEPS) * o->window + slot;
+    int64_t late = o->rounds ? 0 : slot % STEPS;
+    if (round < late) return false;
+    *step = (int)((round - late) % STEPS);
+    *user = ((round - late) / STEPS) * o->window + slot;
+    return true;
 }
 
 static size_t event_json(char *b, size_t cap, int64_t j, int64_t u, int step, int64_t ts)
@@ -172,16 +183,17 @@ static void *producer_main(void *arg)
     char buf[512], key[32];
     double t0 = mono_s();
     start_ms = wall_ms();
-    int64_t j = 0, total = (int64_t)(o->rate * o->seconds);
+    int64_t j = 0, total = (int64_t)(o->rate * o->seconds), sent = 0;
     uint64_t causes = 0;
-    while (j < total) {
+    /* Paced by the events sent: a slot not started yet sends none. */
+    while (sent < total) {
         double el = mono_s() - t0;
         int64_t due = (int64_t)(el * o->rate);
         if (due > total) due = total;
-        for (; j < due; j++) {
+        for (; sent < due; j++) {
             int64_t u;
             int step;
-            event_of(o, j, &u, &step);
+            if (!event_of(o, j, &u, &step)) continue;
             if (u >= max_users) break;
             int64_t ts = wall_ms();
             size_t len = event_json(buf, sizeof buf, j, u, step, ts);
@@ -201,13 +213,14 @@ static void *producer_main(void *arg)
                 rd_kafka_poll(rk, 1);
             }
             if (step == 3 || step == 9) causes++;
+            sent++;
         }
         rd_kafka_poll(rk, 0);
         struct timespec ms = {0, 1000000};
         nanosleep(&ms, NULL);
     }
     produce_seconds = mono_s() - t0;
-    atomic_store(&produced, (uint64_t)j);
+    atomic_store(&produced, (uint64_t)sent);
     atomic_store(&expected_triggers, causes);
     rd_kafka_flush(rk, 30000);
     rd_kafka_topic_destroy(t);
@@ -246,7 +259,7 @@ static void usage(void)
 {
     fputs("usage: latency --bootstrap HOST:PORT --events-topic T --triggers-topic T2 --rate R\n"
           "       [--seconds D=15] [--warmup-s W=2] [--drain-s S=30] [--window U=10000]\n"
-          "       [--trace PATH] [--set key=value]...\n",
+          "       [--rounds] [--trace PATH] [--set key=value]...\n",
           stderr);
     exit(2);
 }
@@ -255,6 +268,10 @@ int main(int argc, char **argv)
 {
     opts o = {.seconds = 15, .warmup = -1, .drain = 30, .window = -1};
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--rounds") == 0) {
+            o.rounds = true;
+            continue;
+        }
         if (i + 1 >= argc) usage();
         const char *a = argv[i], *v = argv[++i];
         if (strcmp(a, "--bootstrap") == 0)
@@ -387,11 +404,12 @@ int main(int argc, char **argv)
     rd_kafka_destroy(rk);
     qsort(lat, n_lat, sizeof *lat, cmp_double);
     uint64_t n = atomic_load(&produced), exp = atomic_load(&expected_triggers);
-    printf("latency target_rate=%.0f produce_rate=%.0f produced=%" PRIu64 " seconds=%.1f "
+    printf("latency shape=%s target_rate=%.0f produce_rate=%.0f produced=%" PRIu64 " seconds=%.1f "
            "triggers=%" PRIu64 " expected=%" PRIu64 " samples=%zu warmup_s=%.1f p50_ms=%.1f "
            "p99_ms=%.1f max_ms=%.1f ts_mismatch=%" PRIu64 " unknown=%" PRIu64 "\n",
-           o.rate, produce_seconds > 0 ? (double)n / produce_seconds : 0.0, n, produce_seconds,
-           triggers, exp, n_lat, o.warmup, pct(lat, n_lat, 0.50), pct(lat, n_lat, 0.99),
+           o.rounds ? "rounds" : "staggered", o.rate,
+           produce_seconds > 0 ? (double)n / produce_seconds : 0.0, n, produce_seconds, triggers,
+           exp, n_lat, o.warmup, pct(lat, n_lat, 0.50), pct(lat, n_lat, 0.99),
            n_lat ? lat[n_lat - 1] : 0.0, mismatch, unknown);
     free(lat);
     free(cause_onboarding);

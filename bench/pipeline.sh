@@ -64,6 +64,11 @@
 # but the mock answers a fetch that found nothing only once the whole wait
 # has passed, records or not, so each of the two hops would add up to the
 # wait to the figure (LAT_FETCH_WAIT_MS=10 shows it: ~6 ms more at the p50).
+# The latency stream's users in flight are at different steps, so a fifth
+# of any stretch of records causes a trigger; LAT_SHAPE=rounds keeps them in
+# step instead (bench/latency --rounds): then two rounds of 10,000 records
+# in ten all cause a trigger and the rest none, a burst that shows the cost
+# of triggers produced back to back.
 #
 # Prints one line per case ("bench=pipeline case=..."), then the summary with
 # the medians and their ratios (targets: cuepoint >= 50% of the bare
@@ -84,6 +89,8 @@ LAT_SECONDS=${LAT_SECONDS:-15}
 LAT_RATE=${LAT_RATE:-}
 LAT_PARTITIONS=${LAT_PARTITIONS:-4}
 LAT_FETCH_WAIT_MS=${LAT_FETCH_WAIT_MS:-1}
+LAT_SHAPE=${LAT_SHAPE:-staggered}
+case "$LAT_SHAPE" in staggered | rounds) ;; *) echo "pipeline.sh: LAT_SHAPE is staggered or rounds" >&2; exit 2 ;; esac
 # CHANGELOG=1: the cuepoint rounds also write the changelog (changelog.enabled),
 # to show what it costs; the changelog topics are created with PARTITIONS.
 CHANGELOG=${CHANGELOG:-0}
@@ -266,7 +273,9 @@ for _ in $(seq 300); do
 done
 [ "$ready" = 1 ] || fail "cuepoint run (latency) did not become ready (see $work/$app.log)"
 lat_rc=0
-line=$("$BIN_DIR/bench/latency" --bootstrap "$bootstrap" --events-topic lat-events \
+lat_shape=()
+[ "$LAT_SHAPE" = rounds ] && lat_shape=(--rounds)
+line=$("$BIN_DIR/bench/latency" "${lat_shape[@]}" --bootstrap "$bootstrap" --events-topic lat-events \
         --triggers-topic lat-triggers --rate "$lat_rate" --seconds "$LAT_SECONDS" \
         --set "fetch.wait.max.ms=$LAT_FETCH_WAIT_MS" --trace "$work/latency.trace") || lat_rc=$?
 # The commit cycles' stops (intake stands still in each): what the tail is made of.
