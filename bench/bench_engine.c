@@ -5,8 +5,9 @@
  *   engine   the engine alone: events already decoded, user state as images
  *            in the in-memory cache, as the task keeps them (load, step, save,
  *            put), each user prefetched 16 events ahead as the file mode
- *            does; timers are armed but not fired (firing needs the timer
- *            index, which is the file case's job)
+ *            does (and each decoded event 32 ahead, as it would be fresh
+ *            from the decoder in the task); timers are armed but not fired
+ *            (firing needs the timer index, which is the file case's job)
  *   file     the whole file mode: read lines, decode, engine, cache, RocksDB,
  *            timer index, trigger encoding (to /dev/null); with --input FILE
  *            it reads that file, so the peak RSS is the file mode's alone
@@ -206,6 +207,14 @@ static int run_engine(const opts *o, const cue_config *cfg, const cue_machines *
     for (size_t i = 0; i < c.n; i++) {
         /* As the file mode's ring does: the user AHEAD events on has its
          * cache slot fetched, the one half as far its entry. */
+        /* The events were decoded long before, not just now as in the
+         * task: their tokens and text are fetched first (the id's bytes are
+         * hashed on the next line's stage), or each would be a miss the
+         * pipeline does not have. */
+        if (i + 2 * AHEAD < c.n) {
+            __builtin_prefetch(d[i + 2 * AHEAD].fields);
+            __builtin_prefetch(d[i + 2 * AHEAD].ev.user_id);
+        }
         if (i + AHEAD < c.n)
             cue_cache_prefetch(cache, d[i + AHEAD].ev.user_id, d[i + AHEAD].ev.user_id_len, 0);
         if (i + AHEAD / 2 < c.n)

@@ -345,7 +345,9 @@ bool cue_event_peek_user_id(const cue_config *cfg, const char *raw, size_t len, 
     /* Each quote that starts the key: memchr is fast, and keys are short. */
     while ((k = memchr(at, '"', (size_t)(end - at))) != NULL) {
         at = k + 1;
-        if ((size_t)(end - at) < klen + 1 || memcmp(at, key, klen) != 0 || at[klen] != '"')
+        /* The first byte first: most quotes open another key or a value. */
+        if ((size_t)(end - at) < klen + 1 || at[0] != key[0] || at[klen] != '"' ||
+            memcmp(at, key, klen) != 0)
             continue;
         at += klen + 1;
         const char *v = skip_space(at, end);
