@@ -478,14 +478,49 @@ static int key_order(const void *a, const void *b)
     return c != 0 ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
 }
 
+/* Sorts items[0..n) by key: insertion for the short runs most are, else
+ * the radix sort (scratch: n items). */
+static void sort_run(cue_sort_item *items, cue_sort_item *scratch, size_t n)
+{
+    if (n > 32) {
+        cue_sort_items(items, scratch, n);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        cue_sort_item x = items[i];
+        size_t k = i;
+        for (; k > 0 && items[k - 1].key > x.key; k--)
+            items[k] = items[k - 1];
+        items[k] = x;
+    }
+}
+
 /* Key order: a radix sort on the first eight bytes, then the runs that share
- * them (longer ids with a common prefix) by their whole key. */
+ * them (ids with a common prefix, as generated ids have) by the next eight,
+ * then what still ties by the whole key. A comparison sort of the runs
+ * read each entry (a cache miss) several times; this reads it once. */
 static void sort_dirty(cue_cache *c)
 {
     cue_sort_items(c->dirty, c->dirty_tmp, c->n_dirty);
     for (size_t i = 0, j; i < c->n_dirty; i = j) {
         for (j = i + 1; j < c->n_dirty && c->dirty[j].key == c->dirty[i].key; j++) {}
-        if (j - i > 1) qsort(c->dirty + i, j - i, sizeof *c->dirty, key_order);
+        if (j - i == 1) continue;
+        uint64_t head = c->dirty[i].key;
+        for (size_t k = i; k < j; k++) {
+            if (k + 4 < j) __builtin_prefetch(DIRTY_ENTRY(c->dirty[k + 4]));
+            const entry *e = DIRTY_ENTRY(c->dirty[k]);
+            c->dirty[k].key =
+                e->key_len > 8 ? cue_sort_prefix(e->data + 8, (size_t)e->key_len - 8) : 0;
+        }
+        sort_run(c->dirty + i, c->dirty_tmp + i, j - i);
+        for (size_t a = i, b; a < j; a = b) {
+            for (b = a + 1; b < j && c->dirty[b].key == c->dirty[a].key; b++) {}
+            if (b - a > 1) qsort(c->dirty + a, b - a, sizeof *c->dirty, key_order);
+        }
+        /* The list keeps each entry's first eight bytes (it is sorted again
+         * at the next visit). */
+        for (size_t k = i; k < j; k++)
+            c->dirty[k].key = head;
     }
 }
 

@@ -267,3 +267,60 @@ Test(cache, who_left_is_remembered_until_forgotten)
     cr_expect(!cue_cache_left_maybe(c, "anyone", 6));
     cue_cache_free(c);
 }
+
+/* The visit of the changed users, for the order test below: each key after
+ * the one before it (user id bytes, a shorter prefix first). */
+typedef struct order_seen {
+    char last[64];
+    size_t last_len, n;
+    bool ordered;
+    uint64_t sum; /* of the keys' first bytes and lengths, to compare two visits */
+} order_seen;
+
+static int check_order(const char *uid, size_t len, const void *val, size_t vlen, void *ctx)
+{
+    (void)val;
+    (void)vlen;
+    order_seen *o = ctx;
+    if (o->n > 0) {
+        size_t m = len < o->last_len ? len : o->last_len;
+        int c = memcmp(o->last, uid, m);
+        if (c > 0 || (c == 0 && o->last_len >= len)) o->ordered = false;
+    }
+    memcpy(o->last, uid, len);
+    o->last_len = len;
+    o->n++;
+    o->sum = o->sum * 31 + (unsigned char)uid[len - 1] + len;
+    return 0;
+}
+
+/* Ids that share their first eight bytes or more (generated ids do), of
+ * every length around 8 and 16, some with NUL bytes: visited in key order,
+ * the same order twice (a visit, then the flush's). */
+Test(cache, changed_users_with_common_prefixes_are_visited_in_key_order)
+{
+    cue_cache *c;
+    cue_err err;
+    cr_assert(cue_cache_new(&c, 64u << 20, &err) == 0);
+    unsigned seed = 7;
+    for (int i = 0; i < 3000; i++) {
+        seed = seed * 1103515245 + 12345;
+        char key[32] = "lu000000";
+        size_t len = 6 + (seed >> 8) % 14; /* 6 .. 19 bytes */
+        for (size_t k = 6; k < len; k++)
+            key[k] = (char)((seed >> (k % 24)) % 3 == 0 ? '\0' : '0' + (seed >> (k + 3)) % 4);
+        cr_assert(cue_cache_put(c, key, len, "v", 1, 0, true) == 0);
+    }
+    cue_cache_stats st;
+    cue_cache_stats_get(c, &st);
+    cr_assert_gt(st.entries, 500, "too few distinct ids: %zu", st.entries);
+    order_seen a = {.ordered = true}, b = {.ordered = true};
+    cr_assert(cue_cache_visit_dirty(c, check_order, &a) == 0);
+    cr_expect(a.ordered, "the visit is not in key order");
+    cr_expect_eq(a.n, st.entries);
+    cr_assert(cue_cache_flush(c, check_order, &b) == 0);
+    cr_expect(b.ordered, "the flush is not in key order");
+    cr_expect_eq(b.n, a.n);
+    cr_expect_eq(b.sum, a.sum, "the flush visited in another order than the visit");
+    cue_cache_free(c);
+}
