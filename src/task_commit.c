@@ -194,11 +194,10 @@ static void log_emit(cue_task *t, uint8_t kind, const char *key, size_t key_len,
                           t->sink.ctx);
 }
 
-bool cue_task_commit_release_log_some(cue_task *t, size_t max)
+void cue_task_commit_release_log(cue_task *t)
 {
-    const uint8_t *base = (const uint8_t *)t->log_held.data, *end = base + t->log_held.len;
-    const uint8_t *p = base + t->log_held_at;
-    for (size_t done = 0; p < end && done < max; done++) {
+    const uint8_t *p = (const uint8_t *)t->log_held.data, *end = p + t->log_held.len;
+    while (p < end) {
         uint8_t kind = p[0], key_len = p[1];
         const char *key = (const char *)p + 2;
         uint32_t n;
@@ -207,16 +206,7 @@ bool cue_task_commit_release_log_some(cue_task *t, size_t max)
         log_emit(t, kind, key, key_len, val, n);
         p += 2 + key_len + sizeof n + n;
     }
-    t->log_held_at = (size_t)(p - base);
-    if (p < end) return true;
     cue_buf_reset(&t->log_held);
-    t->log_held_at = 0;
-    return false;
-}
-
-void cue_task_commit_release_log(cue_task *t)
-{
-    cue_task_commit_release_log_some(t, SIZE_MAX);
 }
 
 static int changelog_user(const char *uid, size_t len, const void *val, size_t vlen, void *ctx)
@@ -290,7 +280,6 @@ int cue_task_commit_hold_log(cue_task *t, cue_err *err)
     if (rc == 0 && t->log_hold_failed) rc = CUE_ENOMEM;
     if (rc != 0) {
         cue_buf_reset(&t->log_held);
-        t->log_held_at = 0;
         return cue_err_set(err, rc, "partition %u: out of memory holding the changelog",
                            t->partition);
     }

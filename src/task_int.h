@@ -54,7 +54,6 @@ struct cue_task {
      * (kind, key length, key, value length, value); `log_holding` while they
      * are being made, `log_hold_failed` when one did not fit in memory. */
     cue_buf log_held;
-    size_t log_held_at; /* the first byte of log_held not produced yet */
     bool log_holding, log_hold_failed;
     /* Owned scratch, made at the first commit: a cached user read back from
      * its image to be encoded as a record (the commit can come in the middle

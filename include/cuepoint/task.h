@@ -200,10 +200,6 @@ int cue_task_commit_log(cue_task *t, cue_err *err);
  * CUE_ENOMEM only. */
 int cue_task_commit_hold_log(cue_task *t, cue_err *err);
 void cue_task_commit_release_log(cue_task *t);
-/* cue_task_commit_release_log, at most `max` records now (in order, from
- * where the last call stopped): the caller spreads a cycle's records over
- * several turns of its loop. True while some are still held. */
-bool cue_task_commit_release_log_some(cue_task *t, size_t max);
 /* Encodes the cycle's changed users as records now, for the commit to come
  * (the changelog's and the store batch's), so that a caller that waits for
  * the triggers' acknowledgements first does this meanwhile. Optional: a

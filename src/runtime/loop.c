@@ -128,29 +128,14 @@ static void finish_commit(rt *r)
     if (r->stop_requested) uv_stop(&r->loop);
 }
 
-/* Changelog records produced per call while a sealed cycle's go out: tens
- * of thousands at once held the loop for over 10 ms, and records that
- * came meanwhile waited. */
-#define RELEASE_SLICE 2048
-
 /* The sealed cycle's triggers are acknowledged: its changelog records,
- * held in the tasks since the seal, go out, at most `max` of them now (in
- * each task's order, one task after another); true once all have. The
- * caller then seals them (the gate waits for their acknowledgements). */
-static bool release_logs(rt *r, size_t max)
+ * held in the tasks since the seal, go out, and the gate waits for them. */
+static void release_logs(rt *r)
 {
-    if (!r->log_releasing) {
-        r->log_releasing = true;
-        r->release_next = 0;
-        rt_step(r, RT_STEP_ACKED, -1);
-    }
-    for (; r->release_next < r->n_parts; r->release_next++) {
-        cue_task *t = r->parts[r->release_next].task;
-        if (t && cue_task_commit_release_log_some(t, max)) return false;
-    }
-    r->log_releasing = false;
     r->log_held = false;
-    return true;
+    rt_step(r, RT_STEP_ACKED, -1);
+    for (int32_t i = 0; i < r->n_parts; i++)
+        if (r->parts[i].task) cue_task_commit_release_log(r->parts[i].task);
 }
 
 /* The sealed cycle's records are acknowledged: its batches may be written. */
@@ -175,7 +160,7 @@ static int gate_opener(void *ctx)
         if (cue_kafka_flush(r->k, r->cfg->delivery_timeout_ms, &err) != 0)
             rt_fatal(r, err.code, err.msg);
         else if (r->log_held)
-            release_logs(r, SIZE_MAX); /* then waited for by the second pass */
+            release_logs(r); /* then waited for by the second pass */
         else
             break;
     }
@@ -233,10 +218,9 @@ void rt_check_commit(rt *r)
 {
     if (r->sealed && r->fatal_rc == 0 && cue_kafka_in_flight_sealed(r->k) == 0) {
         if (r->log_held) {
-            /* Its changelog records now (a slice a call: the loop's turns
-             * come between, as its producer's reports and records do),
-             * then wait for them as a cycle of their own. */
-            if (release_logs(r, RELEASE_SLICE)) cue_kafka_seal(r->k);
+            /* Its changelog records now, then wait for them as a cycle of their own. */
+            release_logs(r);
+            cue_kafka_seal(r->k);
         } else {
             open_gate(r);
         }
@@ -334,9 +318,6 @@ static size_t serve_main(void *ctx)
         r->last_record_ns = uv_hrtime();
         if (r->first_record_ns == 0) r->first_record_ns = before;
     }
-    /* A sealed cycle's changelog going out a slice at a time: the next one
-     * after each batch of records, whether or not reports came meanwhile. */
-    if (r->log_releasing) rt_check_commit(r);
     return n;
 }
 

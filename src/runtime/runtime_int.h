@@ -203,10 +203,6 @@ struct rt {
      * `log_held`: with the changelog, its records are still held in the
      * tasks, to be produced once the triggers are acknowledged. */
     bool sealed, log_held;
-    /* ... being produced, a slice at a time: partitions before
-     * `release_next` are done (loop.c's release_logs). */
-    bool log_releasing;
-    int32_t release_next;
     /* Tests: cycles that stop intake, as exactly-once's and the repartition
      * stage's do, without setting either up. */
     bool no_seal;

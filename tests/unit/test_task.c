@@ -384,45 +384,6 @@ static int ol_flush(void *ctx, cue_err *err)
     return 0;
 }
 
-/* A sealed cycle's changelog records, held, go out a slice at a time, in
- * order; a changelog write of the task before the last slice sends the
- * rest first, so a user's records keep their order. */
-Test(task, held_changelog_records_go_out_in_slices_and_before_later_ones)
-{
-    harness h;
-    setup(&h);
-    close_task(&h, false);
-    order_log ol = {.now_ms = 1700000000000};
-    cue_buf_init(&ol.log, 256);
-    cue_task_sink sink = {.trigger = ol_trigger,
-                          .dead_letter = ol_dead,
-                          .changelog = ol_changelog,
-                          .changelog_next = ol_next,
-                          .ctx = &ol};
-    cue_err err = {0};
-    cr_assert(cue_store_open(&h.store, h.dir, &(cue_store_opts){0}, &err) == 0, "%s", err.msg);
-    cr_assert(cue_task_new(&h.task, &h.cfg, h.ms, h.store, 0, &sink, &err) == 0, "%s", err.msg);
-    begin(&h, "a", 0, 500);
-    begin(&h, "b", 1, 500);
-    begin(&h, "c", 2, 500);
-    cue_buf_reset(&ol.log);
-    cr_assert(cue_task_commit_hold_log(h.task, &err) == 0, "%s", err.msg);
-    cr_assert(cue_task_commit_finish(h.task, &err) == 0, "%s", err.msg);
-    cr_assert_str_eq(ol.log.data, "", "held records went out: %s", ol.log.data);
-    cr_expect(cue_task_commit_release_log_some(h.task, 2));
-    cr_expect_str_eq(ol.log.data, "U;U;", "a slice of two gave %s", ol.log.data);
-    cr_expect(cue_task_commit_release_log_some(h.task, 1));
-    cr_expect_str_eq(ol.log.data, "U;U;U;");
-    /* The position is still held: the next changelog write sends it first. */
-    begin(&h, "d", 3, 500);
-    cr_assert(cue_task_commit_log(h.task, &err) == 0, "%s", err.msg);
-    cr_expect_str_eq(ol.log.data, "U;U;U;P;U;P;", "out of order: %s", ol.log.data);
-    cr_expect(!cue_task_commit_release_log_some(h.task, 5), "records still held");
-    cr_expect_str_eq(ol.log.data, "U;U;U;P;U;P;");
-    cue_buf_deinit(&ol.log);
-    teardown(&h);
-}
-
 Test(task, triggers_are_flushed_before_the_changelog_and_the_changelog_before_the_store)
 {
     harness h;
