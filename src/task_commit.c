@@ -17,6 +17,48 @@ static int seal_user(cue_task *t, const void *img, size_t len)
     return cue_codec_encode(t->flushing, t->ms, &t->sealed);
 }
 
+/* ---- users back to back: the cycle's records, a fill job's images ------ */
+
+/* One user's bytes appended to `b`: the id's length (1 byte), the id, the
+ * bytes' length (4 bytes), the bytes. */
+static int user_bytes_append(cue_buf *b, const char *uid, size_t len, const void *val, size_t vlen)
+{
+    uint32_t n = (uint32_t)vlen;
+    if (cue_buf_reserve(b, 1 + len + sizeof n + vlen) != 0) return CUE_ENOMEM;
+    char *p = b->data + b->len;
+    p[0] = (char)(uint8_t)len;
+    memcpy(p + 1, uid, len);
+    memcpy(p + 1 + len, &n, sizeof n);
+    memcpy(p + 1 + len + sizeof n, val, vlen);
+    b->len += 1 + len + sizeof n + vlen;
+    b->data[b->len] = '\0'; /* as cue_buf_append leaves it */
+    return 0;
+}
+
+/* The user at `p` (user_bytes_append's layout): its id and bytes, and
+ * where the next one starts. */
+static const uint8_t *user_bytes_read(const uint8_t *p, const char **uid, size_t *len,
+                                      const uint8_t **val, size_t *vlen)
+{
+    uint32_t n;
+    *len = p[0];
+    *uid = (const char *)p + 1;
+    memcpy(&n, p + 1 + *len, sizeof n);
+    *val = p + 1 + *len + sizeof n;
+    *vlen = n;
+    return *val + n;
+}
+
+/* A sealed batch's changed users, as their images (copied at the seal), for
+ * the writer thread to encode into the batch (cue_store_fill): encoding is
+ * most of a seal's time, and intake stands still while it lasts. */
+typedef struct fill_job {
+    const cue_machines *ms; /* outlives the store's writer */
+    uint32_t partition;
+    cue_buf imgs; /* owned: the images (user_bytes_append), in key order */
+    cue_buf rec;  /* owned: the record being made */
+} fill_job;
+
 /* ---- the cycle's records: each changed user encoded once ---------------- */
 
 void cue_task_recs_drop(cue_task *t)
@@ -31,14 +73,7 @@ static int recs_add(const char *uid, size_t len, const void *val, size_t vlen, v
     cue_task *t = ctx;
     if (val == NULL) return 0;
     int rc = seal_user(t, val, vlen);
-    if (rc != 0) return rc;
-    uint8_t ulen = (uint8_t)len;
-    uint32_t n = (uint32_t)t->sealed.len;
-    if (cue_buf_append(&t->recs, &ulen, 1) != 0 || cue_buf_append(&t->recs, uid, len) != 0 ||
-        cue_buf_append(&t->recs, &n, sizeof n) != 0 ||
-        cue_buf_append(&t->recs, t->sealed.data, t->sealed.len) != 0)
-        return CUE_ENOMEM;
-    return 0;
+    return rc != 0 ? rc : user_bytes_append(&t->recs, uid, len, t->sealed.data, t->sealed.len);
 }
 
 int cue_task_commit_encode(cue_task *t, cue_err *err)
@@ -64,11 +99,11 @@ static int recs_take(cue_task *t, size_t *at, const char *uid, size_t len, const
 {
     const uint8_t *b = (const uint8_t *)t->recs.data + *at;
     if (t->recs_ok && *at < t->recs.len && b[0] == len && memcmp(b + 1, uid, len) == 0) {
-        uint32_t n;
-        memcpy(&n, b + 1 + len, sizeof n);
-        *rec = b + 1 + len + sizeof n;
-        *rlen = n;
-        *at += 1 + len + sizeof n + n;
+        const char *id;
+        size_t id_len;
+        const uint8_t *r;
+        *at = (size_t)(user_bytes_read(b, &id, &id_len, &r, rlen) - (const uint8_t *)t->recs.data);
+        *rec = r;
         return 0;
     }
     int rc = seal_user(t, val, vlen);
@@ -85,6 +120,8 @@ static int flush_user(const char *uid, size_t len, const void *val, size_t vlen,
         cue_store_batch_user_delete(t->store, t->partition, uid, len);
         return 0;
     }
+    /* For a fill job (t->filling): the image, encoded by the writer. */
+    if (t->filling) return user_bytes_append(&t->filling->imgs, uid, len, val, vlen);
     const void *rec;
     size_t rlen;
     int rc = recs_take(t, &t->recs_flush_at, uid, len, val, vlen, &rec, &rlen);
@@ -94,17 +131,6 @@ static int flush_user(const char *uid, size_t len, const void *val, size_t vlen,
 }
 
 /* ---- records made on the store's writer thread ------------------------- */
-
-/* A sealed batch's changed users, as their images (copied at the seal), for
- * the writer thread to encode into the batch (cue_store_fill): encoding is
- * most of a seal's time, and intake stands still while it lasts. */
-typedef struct fill_job {
-    const cue_machines *ms; /* outlives the store's writer */
-    uint32_t partition;
-    cue_buf imgs; /* owned: per user its id's length (1 byte), the id, the
-                     image's length (4 bytes), the image; in key order */
-    cue_buf rec;  /* owned: the record being made */
-} fill_job;
 
 static void fill_job_free(fill_job *j)
 {
@@ -122,42 +148,17 @@ static int fill_users(cue_store_filler *f, void *ctx)
     if (f && u == NULL) rc = CUE_ENOMEM;
     const uint8_t *p = (const uint8_t *)j->imgs.data, *end = p + j->imgs.len;
     while (f && rc == 0 && p < end) {
-        uint8_t len = p[0];
-        const char *uid = (const char *)p + 1;
-        uint32_t n;
-        memcpy(&n, p + 1 + len, sizeof n);
-        const uint8_t *img = p + 1 + len + sizeof n;
+        const char *uid;
+        size_t len, n;
+        const uint8_t *img;
+        p = user_bytes_read(p, &uid, &len, &img, &n);
         cue_codec_image_load(img, n, j->ms, u);
         rc = cue_codec_encode(u, j->ms, &j->rec);
         if (rc == 0)
             rc = cue_store_filler_user_put(f, j->partition, uid, len, j->rec.data, j->rec.len);
-        p = img + n;
     }
     fill_job_free(j);
     return rc;
-}
-
-/* The cache's flush callback while a fill job is being made (t->filling):
- * images are copied for it, deletions go into the batch now. */
-static int fill_user(const char *uid, size_t len, const void *val, size_t vlen, void *ctx)
-{
-    cue_task *t = ctx;
-    t->stats.state_writes++;
-    if (val == NULL) {
-        cue_store_batch_user_delete(t->store, t->partition, uid, len);
-        return 0;
-    }
-    cue_buf *b = &t->filling->imgs;
-    uint32_t n = (uint32_t)vlen;
-    if (cue_buf_reserve(b, 1 + len + sizeof n + vlen) != 0) return CUE_ENOMEM;
-    char *p = b->data + b->len;
-    p[0] = (char)(uint8_t)len;
-    memcpy(p + 1, uid, len);
-    memcpy(p + 1 + len, &n, sizeof n);
-    memcpy(p + 1 + len + sizeof n, val, vlen);
-    b->len += 1 + len + sizeof n + vlen;
-    b->data[b->len] = '\0'; /* as cue_buf_append leaves it */
-    return 0;
 }
 
 /* Whether `uid` was erased in this cycle (t->erased: ids after their length). */
@@ -323,7 +324,7 @@ static int commit_build(cue_task *t, cue_err *err)
     }
     cue_task_index_flush(t);
     t->recs_flush_at = 0;
-    int rc = cue_cache_flush(t->cache, t->filling ? fill_user : flush_user, t);
+    int rc = cue_cache_flush(t->cache, flush_user, t);
     cue_task_recs_drop(t);
     if (rc != 0)
         return cue_err_set(err, rc, "partition %u: out of memory writing the states", t->partition);
