@@ -104,6 +104,18 @@ static void slow_triggers_init(harness *h, bool changelog)
     mock(h, "leader triggers 0 2");
 }
 
+/* What the sealed-cycle tests start from: a0..a3 taken, the triggers'
+ * leader slowed by `rtt` ("rtt 2 <ms>"), then b0..b2 taken. */
+static void slowed_after_four(harness *h, const char *rtt)
+{
+    harness_send(h, 0, "a", 4, 1000);
+    harness_open(h);
+    harness_consumed(h, 4);
+    mock(h, rtt);
+    harness_send(h, 0, "b", 3, 2000);
+    harness_consumed(h, 7);
+}
+
 static bool unsealed(harness *h)
 {
     return !h->r->sealed;
@@ -132,13 +144,8 @@ Test(runtime_commit, a_sealed_cycle_waits_for_its_acknowledgements_while_intake_
     harness h;
     slow_triggers_init(&h, false);
     cue_err err = {0};
-    harness_send(&h, 0, "a", 4, 1000);
     h.on_step = check_sealed_step;
-    harness_open(&h);
-    harness_consumed(&h, 4);
-    cr_assert_eq(cue_kafka_mock_command(h.mock, "rtt 2 3000", &err), 0, "%s", err.msg);
-    harness_send(&h, 0, "b", 3, 2000);
-    harness_consumed(&h, 7);
+    slowed_after_four(&h, "rtt 2 3000");
     rt_begin_commit(h.r);
     cr_expect_eq(h.r->state, RUNNING, "a sealed cycle stopped intake");
     cr_assert(h.r->sealed, "the cycle was not sealed");
@@ -200,12 +207,7 @@ Test(runtime_commit, a_sealed_cycle_with_the_changelog_produces_it_after_the_tri
     harness h;
     slow_triggers_init(&h, true);
     cue_err err = {0};
-    harness_send(&h, 0, "a", 4, 1000);
-    harness_open(&h);
-    harness_consumed(&h, 4);
-    cr_assert_eq(cue_kafka_mock_command(h.mock, "rtt 2 2000", &err), 0, "%s", err.msg);
-    harness_send(&h, 0, "b", 3, 2000);
-    harness_consumed(&h, 7);
+    slowed_after_four(&h, "rtt 2 2000");
     n_acked = 0;
     h.on_step = note_acked;
     produced_at_seal = cue_kafka_stats_get(h.r->k)->produced;
@@ -248,12 +250,7 @@ Test(runtime_commit, a_read_during_a_sealed_cycle_sees_its_batch, .timeout = 90)
     harness h;
     slow_triggers_init(&h, false);
     cue_err err = {0};
-    harness_send(&h, 0, "a", 4, 1000);
-    harness_open(&h);
-    harness_consumed(&h, 4);
-    cr_assert_eq(cue_kafka_mock_command(h.mock, "rtt 2 1000", &err), 0, "%s", err.msg);
-    harness_send(&h, 0, "b", 3, 2000);
-    harness_consumed(&h, 7);
+    slowed_after_four(&h, "rtt 2 1000");
     rt_begin_commit(h.r);
     cr_assert(h.r->sealed && cue_kafka_in_flight_sealed(h.r->k) > 0,
               "nothing waits at the gate: the test shows nothing");
