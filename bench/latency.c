@@ -194,7 +194,11 @@ static void *producer_main(void *arg)
             int64_t u;
             int step;
             if (!event_of(o, j, &u, &step)) continue;
-            if (u >= max_users) break;
+            if (u >= max_users) {
+                fprintf(stderr, "latency: user %" PRId64 " is past the %" PRId64 " sized for\n", u,
+                        max_users);
+                exit(2);
+            }
             int64_t ts = wall_ms();
             size_t len = event_json(buf, sizeof buf, j, u, step, ts);
             int kl = snprintf(key, sizeof key, "lu%07" PRId64, u);
@@ -305,7 +309,9 @@ int main(int argc, char **argv)
         o.window = o.window > 10000 ? 10000 : o.window < 1 ? 1 : o.window;
     }
     if (o.warmup < 0) o.warmup = o.seconds / 4 < 2 ? o.seconds / 4 : 2;
-    max_users = (int64_t)(o.rate * o.seconds) / STEPS + o.window + 1;
+    /* A user's slot starts up to STEPS - 1 rounds late (event_of), so the
+     * last round's users reach one window past the rounds' own count. */
+    max_users = (int64_t)(o.rate * o.seconds) / STEPS + 2 * o.window + 1;
     cause_onboarding = calloc((size_t)max_users, sizeof *cause_onboarding);
     cause_fifth = calloc((size_t)max_users, sizeof *cause_fifth);
     size_t cap = (size_t)(o.rate * o.seconds) / 4 + 1024, n_lat = 0;
