@@ -328,6 +328,11 @@ static void on_clock(uv_timer_t *h)
     rt *r = h->data;
     rt_activity_tick(r);
     rt_client_pump(&r->s1.client); /* the merge may be waiting for a partition */
+    /* librdkafka takes a group member that has not polled its consumer for
+     * max.poll.interval.ms out of the group, and the pipe wakes the loop
+     * only when something comes: an input idle for five minutes would
+     * cost a rebalance every five minutes. */
+    rt_client_pump(&r->main);
     if (r->state != RUNNING || r->fatal_rc) return;
     bool caught_up = all_caught_up(r);
     int64_t now = rt_wall_ms(r);

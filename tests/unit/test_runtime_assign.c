@@ -4,7 +4,8 @@
  * batches are written first); a lost one is dropped without a commit; a
  * partition the input did not have at start stops the run; records of a
  * partition not owned here are not taken; a partition assigned again
- * resumes where its store ends. The rebalance callbacks are called as
+ * resumes where its store ends; an idle input keeps its member in the
+ * group past max.poll.interval.ms. The rebalance callbacks are called as
  * librdkafka would call them (through cue_kafka_consume, on the loop). */
 #include "runtime_harness.h"
 
@@ -167,5 +168,41 @@ Test(runtime_assign, assigned_again_it_resumes_where_its_store_ends, .timeout = 
     cr_expect_not_null(h.r->parts[0].task);
     cr_expect_eq(h.r->parts[0].position, 5);
     cue_err err = {0};
+    cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
+}
+
+static int64_t idle_until;
+
+static bool idle_passed(harness *h)
+{
+    (void)h;
+    return harness_ms() >= idle_until;
+}
+
+/* Nothing comes for longer than max.poll.interval.ms: the consumer is
+ * polled all the same (librdkafka would take the member out of the group,
+ * and its partitions with it). */
+Test(runtime_assign, an_idle_input_keeps_its_member_in_the_group, .timeout = 90)
+{
+    harness h;
+    harness_init(&h, 2);
+    cue_err err = {0};
+    cr_assert(cue_config_set(&h.cfg, "kafka",
+                             "{\"consumer\": {\"fetch.wait.max.ms\": 10, \"session.timeout.ms\": "
+                             "6000, \"max.poll.interval.ms\": 6000}, \"producer\": "
+                             "{\"linger.ms\": 0}}",
+                             &err) == 0,
+              "%s", err.msg);
+    harness_send(&h, 0, "a", 2, 1000);
+    harness_open(&h);
+    harness_consumed(&h, 2);
+    uint64_t rebalances = h.res.rebalances;
+    idle_until = harness_ms() + 9000;
+    harness_until(&h, idle_passed, 15000, "the idle time");
+    cr_expect_eq(h.res.rebalances, rebalances, "%llu rebalances while the input was idle",
+                 (unsigned long long)(h.res.rebalances - rebalances));
+    cr_expect_not_null(h.r->parts[0].task, "partition 0 went while the input was idle");
+    harness_send(&h, 0, "b", 1, 2000);
+    harness_consumed(&h, 3);
     cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
 }
