@@ -205,6 +205,13 @@ static inline void harness_until(harness *h, harness_pred done, int64_t timeout_
     }
 }
 
+/* Turns the loop for `ms` milliseconds (and up to a clock tick more). */
+static inline void harness_run_for(harness *h, int64_t ms)
+{
+    for (int64_t end = harness_ms() + ms; harness_ms() < end;)
+        uv_run(&h->r->loop, UV_RUN_ONCE);
+}
+
 static inline bool assigned(harness *h)
 {
     return h->r->assigned_once;
