@@ -3,26 +3,7 @@
  * callbacks run back on the caller's thread when it reaps them. */
 #include "store_int.h"
 
-#include <errno.h>
-#include <sys/resource.h>
 #include <time.h>
-
-/* How much nicer than the thread that starts it the writer runs. Its work
- * (encoding a sealed cycle's users, RocksDB's inserts and log) comes in
- * bursts of tens of milliseconds once a cycle and only delays the group
- * commit; on a machine with no core to spare, the processing thread that
- * competes with it holds every record's latency. When the writer falls
- * behind anyway, the queue's bound makes the caller wait for it. */
-#define WRITER_NICE 10
-
-/* Linux gives each thread its own nice value: PRIO_PROCESS 0 is this thread. */
-static void writer_nicer(void)
-{
-    errno = 0;
-    int now = getpriority(PRIO_PROCESS, 0);
-    if (now == -1 && errno != 0) return;
-    (void)setpriority(PRIO_PROCESS, 0, now + WRITER_NICE > 19 ? 19 : now + WRITER_NICE);
-}
 
 static double mono_seconds(void)
 {
@@ -34,7 +15,6 @@ static double mono_seconds(void)
 static void *writer_main(void *arg)
 {
     cue_store *s = arg;
-    writer_nicer();
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->stopping && (s->q_done == s->q_open || s->held))
