@@ -179,91 +179,39 @@ static bool may_seal(const rt *r)
            !r->no_seal;
 }
 
-/* Partition i's batch built now, with its state and offsets as they are,
- * and handed to the store behind the closed gate (with the changelog, its
- * records made and held). */
-static void seal_part(rt *r, int32_t i)
+/* Every task's batch built now, with its state and offsets as they are, and
+ * handed to the store behind the closed gate; the records produced so far
+ * are the sealed cycle's (cue_kafka_seal). Intake stops only while the
+ * batches are built. */
+static void seal_cycle(rt *r)
 {
-    part *p = &r->parts[i];
-    if (r->cfg->changelog) {
-        cue_err err = {0};
-        if (cue_task_commit_hold_log(p->task, &err) != 0) {
-            rt_fatal(r, err.code, err.msg);
-            return;
-        }
-        r->log_held = true;
-    }
-    if (commit_async(r, i)) return;
-    cue_err err = {0}; /* no memory for its hand-over: written in place, after the acks */
-    if (cue_task_commit_finish(p->task, &err) != 0) {
-        cue_err_prefix(&err, "partition %d", (int)i);
-        rt_fatal(r, err.code, err.msg);
-    } else {
-        rt_part_committed(r, i, false);
-    }
-}
-
-static void on_seal_more(uv_idle_t *h);
-
-/* The seal's next slice: partitions sealed one after another until
- * seal_slice_ns has passed (one at least), then intake goes on until the
- * loop's next turn. A partition's batch is its state as of its own seal;
- * the records produced so far when the last one is sealed are the sealed
- * cycle's (cue_kafka_seal): those of partitions sealed earlier, made since
- * their seal, are waited for too, which costs nothing but a little wait. */
-static void seal_step(rt *r)
-{
-    uint64_t start = uv_hrtime();
-    /* A settle since the last slice (a read of a user who left the cache,
-     * a task's own commit) opened the gate after waiting for every record
-     * produced until then; the records since are not acknowledged. */
+    cue_kafka_serve_producer(r->k);
     cue_store_gate_close(r->store);
-    bool sealed_one = false;
-    while (r->seal_next < r->n_parts && r->fatal_rc == 0) {
-        if (sealed_one && uv_hrtime() - start >= r->seal_slice_ns) break;
-        int32_t i = r->seal_next++;
-        if (r->parts[i].task == NULL) continue;
-        seal_part(r, i);
-        sealed_one = true;
+    for (int32_t i = 0; i < r->n_parts && r->fatal_rc == 0; i++) {
+        part *p = &r->parts[i];
+        if (p->task == NULL) continue;
+        if (r->cfg->changelog) {
+            cue_err err = {0};
+            if (cue_task_commit_hold_log(p->task, &err) != 0) {
+                rt_fatal(r, err.code, err.msg);
+                break;
+            }
+            r->log_held = true;
+        }
+        if (commit_async(r, i)) continue;
+        cue_err err = {0}; /* no memory for its hand-over: written in place, after the acks */
+        if (cue_task_commit_finish(p->task, &err) != 0) {
+            cue_err_prefix(&err, "partition %d", (int)i);
+            rt_fatal(r, err.code, err.msg);
+        } else {
+            rt_part_committed(r, i, false);
+        }
     }
-    if (sealed_one) cue_histogram_observe(&r->commit_hist, (double)(uv_hrtime() - start) / 1e9);
-    if (r->fatal_rc == 0 && r->seal_next < r->n_parts) {
-        if (!uv_is_active((uv_handle_t *)&r->seal_more)) uv_idle_start(&r->seal_more, on_seal_more);
-        return;
-    }
-    uv_idle_stop(&r->seal_more);
-    r->sealing = false;
     if (r->fatal_rc) return;
     cue_kafka_seal(r->k);
     r->sealed = true;
     r->res->commits++;
-    rt_check_commit(r); /* its records may be acknowledged already */
-}
-
-static void on_seal_more(uv_idle_t *h)
-{
-    rt *r = h->data;
-    if (r->sealing) seal_step(r);
-}
-
-/* A seal under way sealed to its end now: a synchronous commit, a stop. */
-static void seal_finish(rt *r)
-{
-    uint64_t slice = r->seal_slice_ns;
-    r->seal_slice_ns = UINT64_MAX;
-    while (r->sealing)
-        seal_step(r);
-    r->seal_slice_ns = slice;
-}
-
-/* The cycle sealed, a slice at a time (seal_step): intake stops only while
- * a slice's batches are built. */
-static void seal_cycle(rt *r)
-{
-    cue_kafka_serve_producer(r->k);
-    r->sealing = true;
-    r->seal_next = 0;
-    seal_step(r);
+    cue_histogram_observe(&r->commit_hist, (double)(uv_hrtime() - r->commit_started_ns) / 1e9);
 }
 
 void rt_check_commit(rt *r)
@@ -290,16 +238,14 @@ void rt_check_commit(rt *r)
 void rt_begin_commit(rt *r)
 {
     if (r->state != RUNNING || r->fatal_rc) return;
-    /* A seal slower than commit.interval.ms ends now; one that stops
-     * intake (a stop) starts from a whole sealed cycle, as ever. */
-    if (r->sealing) seal_finish(r);
     rt_check_commit(r);
     if (may_seal(r)) {
         /* One sealed cycle waits at a time: a cycle whose acknowledgements
          * take longer than commit.interval.ms makes the next one later. */
-        if (r->sealed || r->sealing) return;
+        if (r->sealed) return;
         r->commit_started_ns = uv_hrtime();
         seal_cycle(r);
+        rt_check_commit(r); /* its records may be acknowledged already */
         return;
     }
     r->state = COMMITTING;
@@ -482,11 +428,9 @@ void rt_start(rt *r)
     uv_signal_init(&r->loop, &r->sigterm);
     uv_signal_init(&r->loop, &r->sigint);
     uv_async_init(&r->loop, &r->store_wake, on_store_wake);
-    uv_idle_init(&r->loop, &r->seal_more);
     uv_handle_t *hs[] = {(uv_handle_t *)&r->commit_timer, (uv_handle_t *)&r->clock_timer,
                          (uv_handle_t *)&r->stop_timer,   (uv_handle_t *)&r->sigterm,
-                         (uv_handle_t *)&r->sigint,       (uv_handle_t *)&r->store_wake,
-                         (uv_handle_t *)&r->seal_more};
+                         (uv_handle_t *)&r->sigint,       (uv_handle_t *)&r->store_wake};
     for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
         hs[i]->data = r;
     if (r->store) {
@@ -519,8 +463,7 @@ static void close_handles(rt *r)
     if (r->store) cue_store_set_notify(r->store, NULL, NULL);
     uv_handle_t *hs[] = {(uv_handle_t *)&r->commit_timer, (uv_handle_t *)&r->clock_timer,
                          (uv_handle_t *)&r->stop_timer,   (uv_handle_t *)&r->sigterm,
-                         (uv_handle_t *)&r->sigint,       (uv_handle_t *)&r->store_wake,
-                         (uv_handle_t *)&r->seal_more};
+                         (uv_handle_t *)&r->sigint,       (uv_handle_t *)&r->store_wake};
     for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
         if (!uv_is_closing(hs[i])) uv_close(hs[i], NULL);
     rt_client_close(&r->main);
@@ -572,10 +515,6 @@ rt *rt_new(const cue_runtime_opts *o, cue_runtime_result *res)
     r->o = o;
     r->res = res;
     r->started_ns = uv_hrtime();
-    /* A slice of the seal: ~26k changed users take ~9 ms to seal; a slice
-     * of a millisecond or so (a partition at least) keeps intake's stops
-     * short on an instance with several partitions. */
-    r->seal_slice_ns = 1000000;
     r->sink = rt_collector(r);
     static const double bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                     0.25,  0.5,    1,     2.5,  5,     10};

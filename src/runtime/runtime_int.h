@@ -203,14 +203,6 @@ struct rt {
      * `log_held`: with the changelog, its records are still held in the
      * tasks, to be produced once the triggers are acknowledged. */
     bool sealed, log_held;
-    /* A seal under way (loop.c's seal_step): partitions from seal_next on
-     * are still to be sealed, a slice of at least one at a time, intake
-     * going on between slices; seal_slice_ns is a slice's length (tests:
-     * UINT64_MAX seals every partition at once). */
-    bool sealing;
-    int32_t seal_next;
-    uint64_t seal_slice_ns;
-    uv_idle_t seal_more;
     /* Tests: cycles that stop intake, as exactly-once's and the repartition
      * stage's do, without setting either up. */
     bool no_seal;

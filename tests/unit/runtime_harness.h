@@ -224,9 +224,6 @@ static inline void harness_open(harness *h)
     h->o = (cue_runtime_opts){.cfg = &h->cfg, .ms = h->ms};
     h->r = rt_new(&h->o, &h->res);
     cr_assert(h->r != NULL);
-    /* A seal in one slice, as the tests' checks right after it expect
-     * (test_runtime_commit.c's sliced seal sets its own). */
-    h->r->seal_slice_ns = UINT64_MAX;
     h->r->probe = harness_probe;
     h->r->probe_ctx = h;
     cr_assert(rt_open(h->r, &err) == 0, "%s", err.msg);

@@ -261,66 +261,6 @@ Test(runtime_commit, a_read_during_a_sealed_cycle_sees_its_batch, .timeout = 90)
     cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
 }
 
-/* Stored only once every record produced before its seal is acknowledged. */
-static void check_stored_after_acks(harness *h, const step_seen *s)
-{
-    (void)h;
-    if (s->step != RT_STEP_GROUP_COMMITTED)
-        cr_expect_eq(s->in_flight_sealed, 0, "step %s of partition %d with %zu records in flight",
-                     step_name(s->step), (int)s->partition, s->in_flight_sealed);
-}
-
-/* A seal in slices (a partition each here): intake goes on between them, so
- * a partition sealed later has triggers made after the first slice, and its
- * batch waits for those too; a settle between slices (a read of a user who
- * left the cache) opens the gate, and the next slice closes it again. */
-Test(runtime_commit, a_seal_in_slices_waits_for_the_records_taken_between_them, .timeout = 90)
-{
-    harness h;
-    harness_init_brokers(&h, 2, 2);
-    mock(&h, "leader events 0 1");
-    mock(&h, "leader events 1 1");
-    mock(&h, "leader triggers 0 2");
-    cue_err err = {0};
-    harness_send(&h, 0, "a", 4, 1000);
-    harness_send(&h, 1, "b", 4, 1000);
-    harness_open(&h);
-    h.r->seal_slice_ns = 0; /* one partition a slice */
-    harness_consumed(&h, 8);
-    mock(&h, "rtt 2 1000");
-    h.on_step = check_stored_after_acks;
-    rt_begin_commit(h.r);
-    cr_assert(h.r->sealing && !h.r->sealed && h.r->seal_next == 1,
-              "the first slice did not stop after partition 0");
-    /* The test holds the seal here (the loop would take the next slice at
-     * its next turn), takes a record, and settles. */
-    uv_idle_stop(&h.r->seal_more);
-    harness_send(&h, 1, "c", 1, 2000);
-    harness_consumed(&h, 9);
-    harness_settle(&h);
-    cr_expect_eq(stored_offset(h.r, 0), 4, "partition 0's batch was not written at the settle");
-    harness_send(&h, 1, "d", 1, 3000);
-    harness_consumed(&h, 10);
-    rt_begin_commit(h.r); /* a cycle's start ends a seal under way */
-    cr_assert(!h.r->sealing && h.r->sealed, "the seal did not end");
-    cr_assert_gt(cue_kafka_in_flight_sealed(h.r->k), 0,
-                 "d0's trigger is not in flight: the test shows nothing");
-    char trace[512];
-    steps_text(&h, trace, sizeof trace);
-    cr_expect_str_eq(trace, "stored:0 group:0", "partition 1 went past the gate: %s", trace);
-
-    mock(&h, "rtt 2 0");
-    harness_until(&h, unsealed, 15000, "the sealed cycle's acknowledgements");
-    harness_settle(&h);
-    steps_text(&h, trace, sizeof trace);
-    cr_expect_str_eq(trace, "stored:0 group:0 acked stored:1 group:1", "%s", trace);
-    cr_expect_eq(stored_offset(h.r, 1), 6, "partition 1's batch holds %lld, not its seal's 6",
-                 (long long)stored_offset(h.r, 1));
-    cr_expect_eq(h.res.triggers, 10);
-    h.on_step = NULL;
-    cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
-}
-
 /* A cycle that is not sealed (exactly-once's, the repartition stage's; here
  * through the runtime's test switch) stops intake while it waits for the
  * acknowledgements; the records that came meanwhile are taken after it. */
