@@ -384,6 +384,40 @@ static int ol_flush(void *ctx, cue_err *err)
     return 0;
 }
 
+/* A sealed cycle's changelog records are held until the caller releases
+ * them; a changelog write of the task before that sends them first, so a
+ * user's records keep their order (a restore keeps a user's last one). */
+Test(task, held_changelog_records_go_out_before_later_ones)
+{
+    harness h;
+    setup(&h);
+    close_task(&h, false);
+    order_log ol = {.now_ms = 1700000000000};
+    cue_buf_init(&ol.log, 256);
+    cue_task_sink sink = {.trigger = ol_trigger,
+                          .dead_letter = ol_dead,
+                          .changelog = ol_changelog,
+                          .changelog_next = ol_next,
+                          .ctx = &ol};
+    cue_err err = {0};
+    cr_assert(cue_store_open(&h.store, h.dir, &(cue_store_opts){0}, &err) == 0, "%s", err.msg);
+    cr_assert(cue_task_new(&h.task, &h.cfg, h.ms, h.store, 0, &sink, &err) == 0, "%s", err.msg);
+    begin(&h, "a", 0, 500);
+    begin(&h, "b", 1, 500);
+    cue_buf_reset(&ol.log);
+    cr_assert(cue_task_commit_hold_log(h.task, &err) == 0, "%s", err.msg);
+    cr_assert(cue_task_commit_finish(h.task, &err) == 0, "%s", err.msg);
+    cr_assert_str_eq(ol.log.data, "", "held records went out: %s", ol.log.data);
+    /* Not released yet: the next changelog write sends them first. */
+    begin(&h, "c", 2, 500);
+    cr_assert(cue_task_commit_log(h.task, &err) == 0, "%s", err.msg);
+    cr_expect_str_eq(ol.log.data, "U;U;P;U;P;", "out of order: %s", ol.log.data);
+    cue_task_commit_release_log(h.task);
+    cr_expect_str_eq(ol.log.data, "U;U;P;U;P;", "held records went out twice: %s", ol.log.data);
+    cue_buf_deinit(&ol.log);
+    teardown(&h);
+}
+
 Test(task, triggers_are_flushed_before_the_changelog_and_the_changelog_before_the_store)
 {
     harness h;
