@@ -51,23 +51,13 @@ int cue_buf_reserve(cue_buf *b, size_t extra)
     return 0;
 }
 
-int cue_buf_append(cue_buf *b, const void *p, size_t n)
+int cue_buf_append_grow(cue_buf *b, const void *p, size_t n)
 {
     if (cue_buf_reserve(b, n) != 0) return CUE_ENOMEM;
     if (n) memcpy(b->data + b->len, p, n);
     b->len += n;
     b->data[b->len] = '\0';
     return 0;
-}
-
-int cue_buf_append_str(cue_buf *b, const char *s)
-{
-    return cue_buf_append(b, s, strlen(s));
-}
-
-int cue_buf_append_char(cue_buf *b, char c)
-{
-    return cue_buf_append(b, &c, 1);
 }
 
 int cue_buf_append_i64(cue_buf *b, int64_t v)

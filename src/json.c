@@ -270,7 +270,8 @@ static int string(parser *p)
 /* RFC 8259: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
  * The end of the number at s[i], or 0 with *at and *what saying where and
  * what is wrong. Shared by the tokenizer and the scanner. */
-static inline size_t number_end(const char *s, size_t n, size_t i, size_t *at, const char **what)
+__attribute__((always_inline)) static inline size_t number_end(const char *s, size_t n, size_t i,
+                                                               size_t *at, const char **what)
 {
     *what = "expected a digit after '-'";
     if (s[i] == '-') i++;
@@ -1156,8 +1157,8 @@ static inline size_t scan_ws(const unsigned char *s, size_t i, size_t n)
 /* Whether key k (unescaped, `head` its key_head) is new in object `l`;
  * false too when the object has more keys than the scanner compares. The
  * filter works as key_seen's: on a miss, no comparison. */
-static inline bool scan_key_new(scanner *sc, scan_level *l, uint32_t start, uint32_t len,
-                                uint64_t head)
+__attribute__((always_inline)) static inline bool
+scan_key_new(scanner *sc, scan_level *l, uint32_t start, uint32_t len, uint64_t head)
 {
     if (l->count >= SCAN_OBJECT_KEYS_MAX || sc->n_keys >= SCAN_KEYS_MAX) return false;
     uint64_t bit = 1ULL << (((head ^ len) * 0x9e3779b97f4a7c15ULL) >> 58);

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct cue_buf {
     char *data; /* owned; NUL-terminated after every append (not counted in len) */
@@ -29,10 +30,32 @@ static inline void cue_buf_reset(cue_buf *b)
 /* Makes room for `extra` more bytes. CUE_ENOMEM on failure; contents kept. */
 int cue_buf_reserve(cue_buf *b, size_t extra);
 
-/* Appends; each returns 0 or CUE_ENOMEM. */
-int cue_buf_append(cue_buf *b, const void *p, size_t n);
-int cue_buf_append_str(cue_buf *b, const char *s);
-int cue_buf_append_char(cue_buf *b, char c);
+/* The appends' way when the buffer must grow (or was never allocated). */
+int cue_buf_append_grow(cue_buf *b, const void *p, size_t n);
+
+/* Appends; each returns 0 or CUE_ENOMEM. Inline when there is room: a
+ * trigger's record is some thirty appends, most of a literal whose length
+ * the compiler then knows, and a call each (with a strlen) was a tenth of
+ * encoding it. */
+static inline int cue_buf_append(cue_buf *b, const void *p, size_t n)
+{
+    if (b->data == NULL || n >= b->cap - b->len) return cue_buf_append_grow(b, p, n);
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+static inline int cue_buf_append_str(cue_buf *b, const char *s)
+{
+    return cue_buf_append(b, s, strlen(s));
+}
+
+static inline int cue_buf_append_char(cue_buf *b, char c)
+{
+    return cue_buf_append(b, &c, 1);
+}
+
 int cue_buf_append_i64(cue_buf *b, int64_t v);
 int cue_buf_printf(cue_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
