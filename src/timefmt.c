@@ -117,15 +117,39 @@ static bool offset(cursor *c, int *minutes)
     return true;
 }
 
+/* The two digits at s as a number, or -1 when either is not a digit. */
+static inline int two_digits(const char *s)
+{
+    unsigned a = (unsigned)(unsigned char)s[0] - '0', b = (unsigned)(unsigned char)s[1] - '0';
+    return a <= 9 && b <= 9 ? (int)(a * 10 + b) : -1;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS", the part every time has at fixed places, read at
+ * once (an event's time is parsed per event; byte by byte through the
+ * cursor it cost some 800 instructions). False when it is not that shape. */
+static bool fixed_part(const char *s, size_t len, int *y, int *mo, int *d, int *h, int *mi,
+                       int *sec)
+{
+    if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        s[13] != ':' || s[16] != ':')
+        return false;
+    int y1 = two_digits(s), y2 = two_digits(s + 2);
+    *mo = two_digits(s + 5);
+    *d = two_digits(s + 8);
+    *h = two_digits(s + 11);
+    *mi = two_digits(s + 14);
+    *sec = two_digits(s + 17);
+    if ((y1 | y2 | *mo | *d | *h | *mi | *sec) < 0) return false;
+    *y = y1 * 100 + y2;
+    return true;
+}
+
 int cue_time_parse_rfc3339(const char *s, size_t len, int64_t *ms_out)
 {
-    cursor c = {s, len, 0};
+    cursor c = {s, len, 19};
     int y, mo, d, h, mi, sec, ms, off;
-    if (!digits(&c, 4, &y) || !one_of(&c, "-") || !digits(&c, 2, &mo) || !one_of(&c, "-") ||
-        !digits(&c, 2, &d) || !one_of(&c, "Tt "))
-        return CUE_EPARSE;
-    if (!digits(&c, 2, &h) || !one_of(&c, ":") || !digits(&c, 2, &mi) || !one_of(&c, ":") ||
-        !digits(&c, 2, &sec) || !fraction(&c, &ms) || !offset(&c, &off) || c.i != len)
+    if (!fixed_part(s, len, &y, &mo, &d, &h, &mi, &sec) || !fraction(&c, &ms) ||
+        !offset(&c, &off) || c.i != len)
         return CUE_EPARSE;
     if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60)
         return CUE_EPARSE;
