@@ -977,20 +977,30 @@ void cue_json_fields_init(cue_json_fields *f)
     f->n_nodes = 1;
     f->text_used = 0;
     f->node[0] = (struct cue_json_field_node){.slot = -1, .index = -1};
+    memset(f->by_key, 0, sizeof f->by_key);
+}
+
+/* Where a child of `node` with key head `head` and length `len` starts its
+ * probe in by_key. */
+static inline size_t field_slot(uint16_t node, uint64_t head, size_t len)
+{
+    uint64_t h = (head ^ len ^ (uint64_t)node << 48) * 0x9e3779b97f4a7c15ULL;
+    return (size_t)(h >> 53) & (CUE_JSON_FIELDS_TABLE - 1);
 }
 
 /* The child of `node` whose segment is key `k` (`head` its key_head), or 0
  * (the root is no child). */
-static inline uint16_t child_key(const cue_json_fields *f, uint16_t node, const char *k, size_t len,
-                                 uint64_t head)
+__attribute__((always_inline)) static inline uint16_t
+child_key(const cue_json_fields *f, uint16_t node, const char *k, size_t len, uint64_t head)
 {
-    for (uint16_t c = f->node[node].child; c != 0; c = f->node[c].sibling) {
+    for (size_t i = field_slot(node, head, len);; i = (i + 1) & (CUE_JSON_FIELDS_TABLE - 1)) {
+        uint16_t c = f->by_key[i];
+        if (c == 0) return 0;
         const struct cue_json_field_node *x = &f->node[c];
-        if (x->head == head && x->key_len == len &&
+        if (x->head == head && x->parent == node && x->key_len == len &&
             (len <= 8 || memcmp(f->text + x->key_off + 8, k + 8, len - 8) == 0))
             return c;
     }
-    return 0;
 }
 
 /* The child of `node` that is element `index` of an array, or 0. */
@@ -1023,13 +1033,18 @@ int cue_json_fields_add(cue_json_fields *f, const cue_json_ptr *p)
         return CUE_EFULL;
     for (; s < p->n; s++) {
         uint16_t c = f->n_nodes++;
-        CUE_ASSERT(c < sizeof f->node / sizeof f->node[0]);
+        CUE_ASSERT(c < CUE_JSON_FIELDS_NODES && CUE_JSON_FIELDS_NODES * 2 <= CUE_JSON_FIELDS_TABLE);
         f->node[c] = (struct cue_json_field_node){.head = seg_head(p, s),
                                                   .sibling = f->node[node].child,
+                                                  .parent = node,
                                                   .slot = -1,
                                                   .key_off = f->text_used,
                                                   .key_len = p->seg[s].len,
                                                   .index = p->seg[s].index};
+        size_t i = field_slot(node, f->node[c].head, p->seg[s].len);
+        while (f->by_key[i] != 0)
+            i = (i + 1) & (CUE_JSON_FIELDS_TABLE - 1);
+        f->by_key[i] = c;
         memcpy(f->text + f->text_used, p->text + p->seg[s].off, p->seg[s].len);
         f->text_used = (uint16_t)(f->text_used + p->seg[s].len);
         f->node[node].child = c;

@@ -115,17 +115,24 @@ int cue_json_tok_double(const char *src, const cue_json_tok *t, double *out);
  * does, and keeps only the values a set of pointers names. */
 
 /* Pointers compiled into a tree of their segments (node 0 is the document),
- * so that one pass finds them all. Caller's storage, ~16 KiB. */
+ * so that one pass finds them all. Caller's storage, ~20 KiB. */
+#define CUE_JSON_FIELDS_NODES (1 + CUE_EVENT_FIELDS_MAX * CUE_JSON_PTR_SEGS_MAX)
+#define CUE_JSON_FIELDS_TABLE 2048 /* a power of two, over twice the nodes */
 typedef struct cue_json_fields {
     uint16_t n_slots, n_nodes, text_used;
     struct cue_json_field_node {
         uint64_t head;             /* the segment's first 8 bytes, zero-padded */
         uint16_t child;            /* first child node; 0: none */
         uint16_t sibling;          /* next child of the same parent; 0: none */
+        uint16_t parent;           /* the node it is a child of */
         int16_t slot;              /* the field this node is, or -1 */
         uint16_t key_off, key_len; /* the segment (unescaped) in text */
         int32_t index;             /* the segment as an array index, or -1 */
-    } node[1 + CUE_EVENT_FIELDS_MAX * CUE_JSON_PTR_SEGS_MAX];
+    } node[CUE_JSON_FIELDS_NODES];
+    /* The nodes by (parent, key), open addressing; 0: empty. A key of a
+     * document is looked up with one probe or two, where walking the
+     * parent's children compared it with half of them on average. */
+    uint16_t by_key[CUE_JSON_FIELDS_TABLE];
     char text[CUE_EVENT_FIELDS_TEXT_MAX];
 } cue_json_fields;
 
