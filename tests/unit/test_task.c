@@ -384,6 +384,30 @@ static int ol_flush(void *ctx, cue_err *err)
     return 0;
 }
 
+/* A sink that logs each call into `ol` (its flushes too when `flush`), and
+ * `ol` set up at a fixed wall clock; the caller deinits ol->log. */
+static cue_task_sink logged_sink(order_log *ol, bool flush)
+{
+    *ol = (order_log){.now_ms = 1700000000000};
+    cue_buf_init(&ol->log, 256);
+    return (cue_task_sink){.trigger = ol_trigger,
+                           .dead_letter = ol_dead,
+                           .changelog = ol_changelog,
+                           .changelog_next = ol_next,
+                           .flush = flush ? ol_flush : NULL,
+                           .ctx = ol};
+}
+
+/* h's task again, on a store of its own, with a logged sink. */
+static void logged_task(harness *h, order_log *ol, bool flush)
+{
+    close_task(h, false);
+    cue_task_sink sink = logged_sink(ol, flush);
+    cue_err err = {0};
+    cr_assert(cue_store_open(&h->store, h->dir, &(cue_store_opts){0}, &err) == 0, "%s", err.msg);
+    cr_assert(cue_task_new(&h->task, &h->cfg, h->ms, h->store, 0, &sink, &err) == 0, "%s", err.msg);
+}
+
 /* A sealed cycle's changelog records are held until the caller releases
  * them; a changelog write of the task before that sends them first, so a
  * user's records keep their order (a restore keeps a user's last one). */
@@ -391,17 +415,9 @@ Test(task, held_changelog_records_go_out_before_later_ones)
 {
     harness h;
     setup(&h);
-    close_task(&h, false);
-    order_log ol = {.now_ms = 1700000000000};
-    cue_buf_init(&ol.log, 256);
-    cue_task_sink sink = {.trigger = ol_trigger,
-                          .dead_letter = ol_dead,
-                          .changelog = ol_changelog,
-                          .changelog_next = ol_next,
-                          .ctx = &ol};
+    order_log ol;
+    logged_task(&h, &ol, false);
     cue_err err = {0};
-    cr_assert(cue_store_open(&h.store, h.dir, &(cue_store_opts){0}, &err) == 0, "%s", err.msg);
-    cr_assert(cue_task_new(&h.task, &h.cfg, h.ms, h.store, 0, &sink, &err) == 0, "%s", err.msg);
     begin(&h, "a", 0, 500);
     begin(&h, "b", 1, 500);
     cue_buf_reset(&ol.log);
@@ -422,18 +438,9 @@ Test(task, triggers_are_flushed_before_the_changelog_and_the_changelog_before_th
 {
     harness h;
     setup(&h);
-    close_task(&h, false);
-    order_log ol = {.now_ms = 1700000000000};
-    cue_buf_init(&ol.log, 256);
-    cue_task_sink sink = {.trigger = ol_trigger,
-                          .dead_letter = ol_dead,
-                          .changelog = ol_changelog,
-                          .changelog_next = ol_next,
-                          .flush = ol_flush,
-                          .ctx = &ol};
+    order_log ol;
+    logged_task(&h, &ol, true);
     cue_err err = {0};
-    cr_assert(cue_store_open(&h.store, h.dir, &(cue_store_opts){0}, &err) == 0, "%s", err.msg);
-    cr_assert(cue_task_new(&h.task, &h.cfg, h.ms, h.store, 0, &sink, &err) == 0, "%s", err.msg);
     begin(&h, "a", 0, 5);
     cr_assert(cue_task_advance(h.task, 10, &err) == 0);
     cr_assert(cue_task_commit(h.task, &err) == 0, "%s", err.msg);
@@ -875,14 +882,8 @@ Test(task, state_ttl_deletes_through_the_timer_index_with_a_tombstone)
 {
     harness h;
     setup(&h);
-    order_log ol = {.now_ms = 1700000000000};
-    cue_buf_init(&ol.log, 256);
-    cue_task_sink sink = {.trigger = ol_trigger,
-                          .dead_letter = ol_dead,
-                          .changelog = ol_changelog,
-                          .changelog_next = ol_next,
-                          .flush = ol_flush,
-                          .ctx = &ol};
+    order_log ol;
+    cue_task_sink sink = logged_sink(&ol, true);
     ttl_task(&h, &sink);
     cue_err err = {0};
     begin(&h, "a", 0, 50); /* its timer keeps it until 50, then 0 + 100 */
