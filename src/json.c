@@ -14,6 +14,16 @@
  * two readers of one record could see two different users). These checks
  * run in the same pass as the grammar: ASCII stays on the fast path, and
  * only bytes >= 0x80, escapes and keys that might repeat take a slower one.
+ *
+ * The file's parts, top down: the tokenizer (cue_json_parse), pointers,
+ * reading strings and numbers out of tokens, finding by pointer, and last
+ * the field scanner (cue_json_scan), a second reader of the same grammar
+ * that keeps only the fields asked for. The two must accept exactly the
+ * same documents: the scanner reuses the tokenizer's grammar pieces
+ * (number_end, string_step, str_plain) rather than spelling them again, and
+ * gives up to the tokenizer on whatever it does not handle fast. A change to
+ * the grammar goes in those pieces; json/scan_agrees_with_the_tokenizer and
+ * the json fuzz target hold the two readers to each other.
  */
 #include "cuepoint/json.h"
 
