@@ -250,6 +250,8 @@ void cue_store_close(cue_store *s)
     cue_timer_run_deinit(&s->bulk);
     cue_buf_deinit(&s->erased);
     free(s->fill_scratch);
+    for (size_t i = 0; i < s->n_fill_bufs; i++)
+        cue_buf_deinit(&s->fill_bufs[i]);
     rocksdb_readoptions_destroy(s->ro);
     rocksdb_writeoptions_destroy(s->wo);
     rocksdb_writeoptions_destroy(s->wo_sync);

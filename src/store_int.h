@@ -19,6 +19,7 @@ enum { CF_DEFAULT = 0, CF_USERS, CF_TIMERS, CF_META, CF_COUNT };
 #define WRITES_MAX       256
 #define WRITES_BYTES_MAX (64u << 20)
 #define SPARES_MAX       16
+#define FILL_BUFS_MAX    WRITES_MAX
 
 /* A batch on its way to the store (cue_store_batch_commit_async). */
 typedef struct pending_write {
@@ -76,6 +77,10 @@ struct cue_store {
     size_t q_bytes; /* of the batches not yet reaped; the caller's thread only */
     rocksdb_writebatch_t *spare[SPARES_MAX]; /* owned: emptied batches to reuse */
     size_t n_spare;
+    /* Fills' buffers given back (cue_store_fill_buf_give), under `mu`:
+     * owned, n_fill_bufs of them holding fill_bufs_bytes. */
+    cue_buf fill_bufs[FILL_BUFS_MAX];
+    size_t n_fill_bufs, fill_bufs_bytes;
     void (*notify)(void *ctx);
     void *notify_ctx;
     /* Users erased in the batch (cue_store_batch_users_erase), as user keys

@@ -244,6 +244,47 @@ int cue_store_batch_commit_async(cue_store *s, const cue_store_fill *fill, cue_s
     return 0;
 }
 
+int cue_store_fill_buf_take(cue_store *s, size_t bytes, cue_buf *out)
+{
+    *out = (cue_buf){0};
+    pthread_mutex_lock(&s->mu);
+    /* The smallest kept one with room enough, else the largest (grown). */
+    size_t pick = s->n_fill_bufs;
+    for (size_t i = 0; i < s->n_fill_bufs; i++) {
+        size_t cap = s->fill_bufs[i].cap;
+        if (pick == s->n_fill_bufs) {
+            pick = i;
+            continue;
+        }
+        size_t best = s->fill_bufs[pick].cap;
+        if (best > bytes ? cap > bytes && cap < best : cap > best) pick = i;
+    }
+    if (pick < s->n_fill_bufs) {
+        *out = s->fill_bufs[pick];
+        s->fill_bufs_bytes -= out->cap;
+        s->fill_bufs[pick] = s->fill_bufs[--s->n_fill_bufs];
+    }
+    pthread_mutex_unlock(&s->mu);
+    cue_buf_reset(out);
+    return cue_buf_reserve(out, bytes);
+}
+
+void cue_store_fill_buf_give(cue_store *s, cue_buf *b)
+{
+    bool kept = false;
+    if (b->data) {
+        pthread_mutex_lock(&s->mu);
+        if (s->n_fill_bufs < FILL_BUFS_MAX && s->fill_bufs_bytes + b->cap <= WRITES_BYTES_MAX) {
+            s->fill_bufs[s->n_fill_bufs++] = *b;
+            s->fill_bufs_bytes += b->cap;
+            kept = true;
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    if (!kept) cue_buf_deinit(b);
+    *b = (cue_buf){0};
+}
+
 bool cue_store_writes_pending(const cue_store *s)
 {
     /* No lock: q_len changes only on the caller's thread (hand-over and

@@ -54,8 +54,10 @@ static const uint8_t *user_bytes_read(const uint8_t *p, const char **uid, size_t
  * most of a seal's time, and intake stands still while it lasts. */
 typedef struct fill_job {
     const cue_machines *ms; /* outlives the store's writer */
+    cue_store *store;       /* outlives the job: its writer's queue holds it */
     uint32_t partition;
-    cue_buf imgs; /* owned: the images (user_bytes_append), in key order */
+    cue_buf imgs; /* owned (the store's again at the end): the images
+                   * (user_bytes_append), in key order */
     cue_buf rec;  /* owned: the record being made */
 } fill_job;
 
@@ -134,7 +136,7 @@ static int flush_user(const char *uid, size_t len, const void *val, size_t vlen,
 
 static void fill_job_free(fill_job *j)
 {
-    cue_buf_deinit(&j->imgs);
+    cue_store_fill_buf_give(j->store, &j->imgs);
     cue_buf_deinit(&j->rec);
     free(j);
 }
@@ -365,8 +367,10 @@ static fill_job *fill_job_new(cue_task *t)
     cue_cache_stats cs;
     cue_cache_stats_get(t->cache, &cs);
     fill_job *j = calloc(1, sizeof *j);
-    if (j == NULL || cue_buf_init(&j->imgs, cs.dirty_bytes + 64) != 0) {
-        free(j);
+    if (j == NULL) return NULL;
+    j->store = t->store;
+    if (cue_store_fill_buf_take(t->store, cs.dirty_bytes + 64, &j->imgs) != 0) {
+        fill_job_free(j);
         return NULL;
     }
     j->ms = t->ms;

@@ -156,6 +156,16 @@ int cue_store_filler_user_put(cue_store_filler *f, uint32_t partition, const cha
  * (one fill runs at a time) and freed with the store; NULL when there is
  * none. Its contents are undefined at each fill. */
 void *cue_store_filler_scratch(cue_store_filler *f, size_t bytes);
+/* A buffer for what a fill copies at the hand-over: one given back before
+ * (cue_store_fill_buf_give) when there is one, so that a cycle's copies go
+ * to memory touched before instead of fresh pages, whose faults would add
+ * to the time intake stands still. `*out` is empty with room for `bytes`;
+ * the caller owns it until it gives it back (or deinits it). CUE_ENOMEM. */
+int cue_store_fill_buf_take(cue_store *s, size_t bytes, cue_buf *out);
+/* Gives a fill's buffer back, from any thread: kept for a later fill while
+ * those kept hold no more than the writer's queue may (64 MiB), else freed.
+ * `*b` is left empty. */
+void cue_store_fill_buf_give(cue_store *s, cue_buf *b);
 
 /* Hands the batch to the store's writer thread and starts an empty one, so
  * the caller goes on while RocksDB inserts it. Batches are written in the

@@ -720,3 +720,37 @@ Test(store, a_fill_runs_before_its_batch_is_written_or_is_let_go)
     cue_buf_deinit(&v);
     remove_tree(dir);
 }
+
+Test(store, fill_buffers_given_back_are_taken_again_best_fit_first)
+{
+    char dir[64];
+    temp_dir(dir);
+    cue_store *s = open_dir(dir, false);
+    cue_buf small, big, b;
+    cr_assert(cue_store_fill_buf_take(s, 1000, &small) == 0);
+    cr_assert(cue_store_fill_buf_take(s, 100000, &big) == 0);
+    cr_assert(small.cap > 1000 && big.cap > 100000);
+    cue_buf_append(&small, "abc", 3);
+    const char *small_at = small.data, *big_at = big.data;
+    cue_store_fill_buf_give(s, &big);
+    cue_store_fill_buf_give(s, &small);
+    cr_expect(small.data == NULL && small.cap == 0, "a buffer given back is left empty");
+
+    /* The smallest one with room: a small need does not take the big one. */
+    cr_assert(cue_store_fill_buf_take(s, 500, &b) == 0);
+    cr_expect(b.data == small_at, "the small buffer was not taken again");
+    cr_expect_eq(b.len, 0, "a buffer taken again is not empty");
+    cue_store_fill_buf_give(s, &b);
+    cr_assert(cue_store_fill_buf_take(s, 50000, &b) == 0);
+    cr_expect(b.data == big_at, "the big buffer was not taken for a need only it has room for");
+    cue_store_fill_buf_give(s, &b);
+
+    /* Past what the writer's queue may hold they are freed, not kept: no
+     * leak either way (the sanitizer build checks). */
+    cue_buf huge[2];
+    for (int i = 0; i < 2; i++)
+        cr_assert(cue_store_fill_buf_take(s, 40u << 20, &huge[i]) == 0);
+    cue_store_fill_buf_give(s, &huge[0]);
+    cue_store_fill_buf_give(s, &huge[1]);
+    cue_store_close(s); /* frees those kept (ASan would say otherwise) */
+}
