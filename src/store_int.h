@@ -18,7 +18,7 @@ enum { CF_DEFAULT = 0, CF_USERS, CF_TIMERS, CF_META, CF_COUNT };
  * falls behind. */
 #define WRITES_MAX       256
 #define WRITES_BYTES_MAX (64u << 20)
-#define SPARES_MAX       16
+#define SPARES_MAX       WRITES_MAX
 #define FILL_BUFS_MAX    WRITES_MAX
 
 /* A batch on its way to the store (cue_store_batch_commit_async). */
@@ -75,8 +75,13 @@ struct cue_store {
     int (*opener)(void *ctx);
     void *opener_ctx;
     size_t q_bytes; /* of the batches not yet reaped; the caller's thread only */
-    rocksdb_writebatch_t *spare[SPARES_MAX]; /* owned: emptied batches to reuse */
-    size_t n_spare;
+    /* Emptied batches to reuse (owned), each with the bytes it grew to, at
+     * most WRITES_BYTES_MAX of them in all: every task hands one over per
+     * cycle, and a fresh one grows through pages that fault in, some of it
+     * while intake stands still (the seal's timer entries). */
+    rocksdb_writebatch_t *spare[SPARES_MAX];
+    size_t spare_bytes[SPARES_MAX];
+    size_t n_spare, spares_bytes;
     /* Fills' buffers given back (cue_store_fill_buf_give), under `mu`:
      * owned, n_fill_bufs of them holding fill_bufs_bytes. */
     cue_buf fill_bufs[FILL_BUFS_MAX];

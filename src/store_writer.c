@@ -82,13 +82,19 @@ void cue_store_reap(cue_store *s)
         } else if (w.fill_rc) {
             rc = cue_err_set(&err, w.fill_rc, "out of memory making the states of the batch");
         }
+        /* Emptied batches are kept for reuse (each keeps the room it grew
+         * to) up to the queue's own bound; the rest are freed, so memory
+         * follows the dirty users. */
+        size_t grew = 0;
+        rocksdb_writebatch_data(w.batch, &grew);
         rocksdb_writebatch_clear(w.batch);
-        /* A few emptied batches are kept for reuse (each keeps the room it
-         * grew to); the rest are freed, so memory follows the dirty users. */
-        if (s->n_spare < SPARES_MAX)
+        if (s->n_spare < SPARES_MAX && s->spares_bytes + grew <= WRITES_BYTES_MAX) {
+            s->spare_bytes[s->n_spare] = grew;
             s->spare[s->n_spare++] = w.batch;
-        else
+            s->spares_bytes += grew;
+        } else {
             rocksdb_writebatch_destroy(w.batch);
+        }
         /* Called last: it may read the store. */
         if (w.fn) w.fn(rc, rc ? &err : NULL, w.seconds, w.ctx);
     }
@@ -171,7 +177,7 @@ void cue_store_writer_stop(cue_store *s)
     s->writer_started = false;
     for (size_t i = 0; i < s->n_spare; i++)
         rocksdb_writebatch_destroy(s->spare[i]);
-    s->n_spare = 0;
+    s->n_spare = s->spares_bytes = 0;
 }
 
 /* A batch that cannot go to the writer thread, written here and told of
@@ -221,7 +227,13 @@ int cue_store_batch_commit_async(cue_store *s, const cue_store_fill *fill, cue_s
     rocksdb_writebatch_data(s->batch, &bytes);
     if (fill) bytes += fill->bytes;
     if (s->q_bytes > 0 && s->q_bytes + bytes > WRITES_BYTES_MAX) cue_store_settle(s);
-    rocksdb_writebatch_t *next = s->n_spare ? s->spare[--s->n_spare] : rocksdb_writebatch_create();
+    rocksdb_writebatch_t *next = NULL;
+    if (s->n_spare) {
+        next = s->spare[--s->n_spare];
+        s->spares_bytes -= s->spare_bytes[s->n_spare];
+    } else {
+        next = rocksdb_writebatch_create();
+    }
     pthread_mutex_lock(&s->mu);
     while (s->q_len == WRITES_MAX) {
         pthread_mutex_unlock(&s->mu);
