@@ -155,12 +155,12 @@ static cue_kafka_msg ahead_msg(const cue_kafka *k, size_t back)
     return msg_of(k, k->ahead[(k->ahead_first + k->ahead_n - 1 - back) % KAFKA_AHEAD]);
 }
 
-/* Holds a record ahead, handing over the oldest when the ring is full: its
- * key and the start of its value (what an event's decoding reads) are
- * fetched now (the user id is read from
- * one of them a third of the ring later, and hashing it was the first touch
- * of librdkafka's buffer: a miss in the middle of the look-up); the record a
- * third behind gets prefetch stage 0, the one two thirds behind stage 1. */
+/* Holds a record ahead, handing over the oldest when the ring is full. Its
+ * key and the start of its value (what decoding reads) are fetched now: the
+ * user id is read from one of them a third of the ring later, and hashing
+ * it had been the first touch of librdkafka's buffer, a miss in the middle
+ * of the look-up. The record a third behind gets prefetch stage 0, the one
+ * two thirds behind stage 1. */
 static void hold_ahead(cue_kafka *k, rd_kafka_message_t *m)
 {
     if (m->key) __builtin_prefetch(m->key);
