@@ -479,13 +479,20 @@ static uint16_t client_ref(cue_http *h, const struct sockaddr *sa)
     return (uint16_t)free_at;
 }
 
-/* True when the connection's socket holds bytes libmicrohttpd has not read
- * yet: a request that has arrived whole (a probe's) may wait there for a run
- * that has not come, and closing it would turn away the client that behaved. */
+/* The shortest whole request, "GET / HTTP/1.0\r\n\r\n". */
+#define REQUEST_BYTES_MIN 18
+
+/* True when the connection's socket holds a request's worth of bytes
+ * libmicrohttpd has not read yet: a request that has arrived whole (a
+ * probe's) may wait there for a run that has not come, and closing it would
+ * turn away the client that behaved. A byte or two is a slow client's
+ * dribble, not a request: counted as one, a burst of slow clients accepted
+ * together outranked a probe a few ms younger whose request had not arrived
+ * yet, and the probe was closed first (CI, on a loaded machine). */
 static bool request_waiting(const slot *s)
 {
     int n = 0;
-    return ioctl(s->fd, FIONREAD, &n) == 0 && n > 0;
+    return ioctl(s->fd, FIONREAD, &n) == 0 && n >= REQUEST_BYTES_MIN;
 }
 
 /* A connection accepted this long ago or less has not had time to send its
