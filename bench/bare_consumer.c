@@ -15,6 +15,8 @@
  * max.partition.fetch.bytes, fetch.wait.max.ms, ...); pipeline.sh gives the
  * same ones to cuepoint's consumer. Prints one line:
  *   bare_consumer records=N bytes=B partitions=P seconds=S rate=R interval=first_record_to_last
+ *                 peak_rss_mb=M
+ * (M: the process's peak resident memory, read before it closes.)
  * Exit 0 when every partition was read to its high watermark, 1 otherwise.
  */
 #include <librdkafka/rdkafka.h>
@@ -24,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -158,9 +161,11 @@ int main(int argc, char **argv)
         rd_kafka_message_destroy(m);
     }
     double secs = last - first;
+    struct rusage ru;
+    double rss_mb = getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : 0.0;
     printf("bare_consumer records=%" PRIu64 " bytes=%" PRIu64 " partitions=%d seconds=%.3f "
-           "rate=%.0f interval=first_record_to_last\n",
-           records, bytes, np, secs, secs > 0 ? (double)records / secs : 0.0);
+           "rate=%.0f interval=first_record_to_last peak_rss_mb=%.1f\n",
+           records, bytes, np, secs, secs > 0 ? (double)records / secs : 0.0, rss_mb);
     fflush(stdout);
     if (remaining > 0)
         fprintf(stderr,

@@ -29,6 +29,11 @@
 # joining the group and the final commit; for the bare consumer its
 # metadata look-ups. The target is cuepoint <= 3x the bare consumer's.
 #
+# peak_rss_mb: each process's peak resident memory (getrusage's ru_maxrss,
+# the bare consumer's own line, cuepoint's "stopped" line). Both read a
+# backlog here, so librdkafka's prefetch fills to its bounds in cuepoint,
+# which reads slower (docs/architecture.md#memory says what the rest is).
+#
 # Both consumers get the same librdkafka consumer properties ($CONSUMER_PROPS;
 # passed to cuepoint through the config's kafka.consumer object):
 #   fetch.max.bytes, max.partition.fetch.bytes   raised, as the issue asks;
@@ -193,6 +198,8 @@ bare_rates=()
 cue_rates=()
 bare_cpus=()
 cue_cpus=()
+bare_rss=()
+cue_rss=()
 for round in $(seq "$RUNS"); do
     cpu_mark
     line=$("$BIN_DIR/bench/bare_consumer" --bootstrap "$bootstrap" --topic events "${bare_sets[@]}") ||
@@ -202,8 +209,10 @@ for round in $(seq "$RUNS"); do
     [ "$records" -eq "$EVENTS" ] || fail "bare consumer read $records records, $EVENTS produced"
     bare_rates+=("$(field "$line" rate)")
     bare_cpus+=("$cpu_m")
+    bare_rss+=("$(field "$line" peak_rss_mb)")
     echo "bench=pipeline case=bare round=$round records=$records seconds=$(field "$line" seconds)" \
-         "rate=$(field "$line" rate) interval=first_record_to_last cpu_seconds=$cpu cpu_s_per_M=$cpu_m"
+         "rate=$(field "$line" rate) interval=first_record_to_last cpu_seconds=$cpu cpu_s_per_M=$cpu_m" \
+         "peak_rss_mb=$(field "$line" peak_rss_mb)"
 
     app="bench-run-$round"
     config "$work/$app.json" "$app" events "$app-triggers" "$work/$app.state" "$json_props"
@@ -231,10 +240,13 @@ for round in $(seq "$RUNS"); do
         secs=$(field "$watch" seconds)
     fi
     cue_rates+=("$rate")
+    rss=$(json_num "$stopped" peak_rss_bytes)
+    rss_mb=$([ -n "$rss" ] && awk -v b="$rss" 'BEGIN { printf "%.1f", b / 1048576 }' || echo na)
+    cue_rss+=("$rss_mb")
     echo "bench=pipeline case=cuepoint round=$round records=$consumed seconds=$secs rate=$rate" \
          "interval=first_record_to_last triggers=$(json_num "$stopped" triggers)" \
          "wall_seconds=$(json_num "$stopped" seconds) metrics_rate=${mrate:-na}" \
-         "cpu_seconds=$cpu cpu_s_per_M=$cpu_m"
+         "cpu_seconds=$cpu cpu_s_per_M=$cpu_m peak_rss_mb=$rss_mb"
 done
 bare_med=$(printf '%s\n' "${bare_rates[@]}" | median)
 cue_med=$(printf '%s\n' "${cue_rates[@]}" | median)
@@ -247,7 +259,9 @@ cpu_meets=$(awk -v r="$cpu_ratio" 'BEGIN { print (r > 0 && r <= 3) ? "yes" : "no
 echo "bench=pipeline case=summary runs=$RUNS bare_rate_median=$(printf %.0f "$bare_med")" \
      "cuepoint_rate_median=$(printf %.0f "$cue_med") ratio=$ratio target_ratio=0.50 meets_target=$meets" \
      "bare_cpu_s_per_M_median=$bare_cpu_med cuepoint_cpu_s_per_M_median=$cue_cpu_med" \
-     "cpu_ratio=$cpu_ratio target_cpu_ratio=3 meets_cpu_target=$cpu_meets"
+     "cpu_ratio=$cpu_ratio target_cpu_ratio=3 meets_cpu_target=$cpu_meets" \
+     "bare_peak_rss_mb_median=$(printf '%s\n' "${bare_rss[@]}" | median)" \
+     "cuepoint_peak_rss_mb_median=$(printf '%s\n' "${cue_rss[@]}" | grep -v '^na$' | median)"
 
 # ---- latency -----------------------------------------------------------------
 # A broker of its own, with fewer partitions (see the top).

@@ -187,6 +187,15 @@ balanced() {
         || bad "$2: consumed ${c:-?} != applied ${a:-?} + duplicates ${d:-?} + dead letters ${x:-?}"
 }
 
+# peak_rss_said LOG: the run's "stopped" line gives its peak resident
+# memory, within what a run of a test can take (1 MiB to 16 GiB).
+peak_rss_said() {
+    local b
+    b=$(grep '"msg":"stopped"' "$1" | tail -n1 | grep -o '"peak_rss_bytes":[0-9]*' | cut -d: -f2)
+    [ -n "$b" ] && [ "$b" -ge 1048576 ] && [ "$b" -le 17179869184 ] && ok \
+        || bad "the stopped line's peak_rss_bytes is ${b:-missing}"
+}
+
 # metric NAME: the sum of a metric's samples on the running instance; -1
 # when a sample is NaN (unknown, e.g. a lag not measured yet)
 metric() {

@@ -56,6 +56,7 @@ dead=$(awk '$1 ~ /^cuepoint_dead_letters_total/ { s += $2 } END { print s + 0 }'
 kill -TERM $run_pid; wait $run_pid; rc=$?; run_pid=
 [ $rc -eq 0 ] && ok || bad "run exit $rc after SIGTERM"
 balanced "$tmp/run.log" "the poisoned run"
+peak_rss_said "$tmp/run.log"
 
 # The dead-letter topic: six records, each naming its reason and where it came from.
 kcat -b "$bootstrap" -C -t dead -o beginning -e -q -f '%k|%S|%h\n' > "$tmp/dead.tsv" 2>/dev/null
