@@ -712,6 +712,50 @@ Test(http, a_probe_inside_a_burst_is_answered_though_more_came_after_it)
     fixture_stop(&f);
 }
 
+/* A burst of slow clients from the probe's address, each with one byte
+ * sent, then the probe, whose request comes only after the server has
+ * accepted it and made room: few enough that the server accepts them all
+ * in one run (it takes about a dozen a run) and makes room among them
+ * while each slow client's byte is still unread. */
+static conn dribble[6], dribble_probe;
+
+static void dribble_script(fixture *f)
+{
+    /* Past the run that accepts and the room made after it, well within
+     * the grace of the just accepted. */
+    struct timespec pause = {.tv_nsec = 100 * 1000000};
+    nanosleep(&pause, NULL);
+    if (conn_send(&dribble_probe, healthz)) read_response(&dribble_probe, false, &f->r[0]);
+    close(dribble_probe.fd);
+    for (size_t i = 0; i < COUNT(dribble); i++)
+        close(dribble[i].fd);
+}
+
+/* A byte waiting in a socket is no request: counted as one, the burst's
+ * older connections outranked the younger probe, and it was closed before
+ * its request arrived (the admin flood test's slow clients, on a loaded
+ * machine). */
+Test(http, a_probe_younger_than_a_burst_of_one_byte_clients_is_answered)
+{
+    fixture f;
+    cue_http_opts opts = {.connections_max = 8,
+                          .client_connections_max = 4,
+                          .request_timeout_ms = 60000,
+                          .idle_timeout_ms = 60000};
+    fixture_start_opts(&f, &opts);
+    for (size_t i = 0; i < COUNT(dribble); i++) {
+        cr_assert(conn_open(&dribble[i], "127.0.0.1", f.port));
+        cr_assert(conn_send(&dribble[i], "G"));
+    }
+    cr_assert(conn_open(&dribble_probe, "127.0.0.1", f.port));
+    drive(&f, dribble_script);
+    expect_response(&f.r[0], 200, "text/plain; charset=utf-8", "ok\n", "the probe");
+    const cue_http_stats *st = cue_http_stats_get(f.http);
+    cr_expect_geq(st->closed_client_limit, COUNT(dribble) + 1 - 4, "only %llu gave way",
+                  (unsigned long long)st->closed_client_limit);
+    fixture_stop(&f);
+}
+
 static void slow_head_script(fixture *f)
 {
     conn c;
