@@ -477,6 +477,7 @@ static int fire_entry(cue_task *t, int64_t due, cue_err *err)
      * The user may have no timer due now: the entry was a lower bound. */
     t->user->indexed_due = CUE_TIMER_NONE;
     cue_task_index_kill(t, due);
+    bool deferring = t->user->policy.n_deferred > 0;
     cue_step_env env = step_env(t, NULL);
     if (t->journeys) cue_journey_counts_leave(t->journeys, t->user);
     cue_engine_fire(t->ms, t->user, due, &env, cue_task_on_trigger, t, &t->stats.engine);
@@ -484,8 +485,12 @@ static int fire_entry(cue_task *t, int64_t due, cue_err *err)
         cue_task_release_deferred(t, due);
         cue_task_decide_step(t);
     }
-    /* After the step: what it left armed or deferred keeps the user. */
-    if (cue_engine_expire(t->ms, t->user, due, t->cfg->state_ttl_ms, &t->stats.engine))
+    /* After the step: what it left armed or deferred keeps the user. One
+     * whose journeys all went while a trigger of theirs waited (quiet hours,
+     * a cap) goes when the last such trigger is let out, as it would have
+     * gone with its last journey: nothing else would ever fire for it. */
+    if (cue_engine_expire(t->ms, t->user, due, t->cfg->state_ttl_ms, &t->stats.engine) ||
+        (deferring && t->user->n_instances == 0 && t->user->policy.n_deferred == 0))
         return user_expire(t, err);
     if (t->journeys) cue_journey_counts_enter(t->journeys, t->user);
     return user_save(t, err);

@@ -1,5 +1,6 @@
 /* The task over a real store: timer order across users, the timer window
  * spilling to RocksDB, duplicates skipped, restarts, lateness, forced commits. */
+#include "cuepoint/policy.h"
 #include "cuepoint/store.h"
 #include "cuepoint/task.h"
 
@@ -911,6 +912,62 @@ Test(task, state_ttl_deletes_through_the_timer_index_with_a_tombstone)
     cue_buf_deinit(&state);
     cue_buf_deinit(&ol.log);
     teardown(&h);
+}
+
+/* A journey that ends by its state_ttl (30 minutes idle) and emits on
+ * every `ping`; quiet hours from 21:00 to 08:00 UTC hold what it emits at
+ * night. */
+static const char ping_machine[] =
+    "{\"name\":\"p\",\"version\":1,\"state_ttl\":\"30m\",\"start\":{\"event\":\"begin\"},"
+    "\"initial\":\"open\",\"states\":{\"open\":{\"on\":[{\"event\":\"ping\",\"do\":[{"
+    "\"emit\":\"pinged\"}]}]}}}";
+static const char quiet_policy[] = "{\"version\":1,\"defaults\":{\"channels\":[\"push\"],"
+                                   "\"max_age\":\"3d\"},\"quiet_hours\":{\"start\":\"21:00\","
+                                   "\"end\":\"08:00\"}}";
+
+/* The user's journey goes (its state_ttl) while the trigger it made waits
+ * for the night to end: the user stays for that trigger, and then goes
+ * with it, rather than staying for ever with nothing left. */
+Test(task, a_user_whose_journeys_went_while_a_trigger_waited_goes_when_it_is_let_out)
+{
+    harness h;
+    memset(&h, 0, sizeof h);
+    temp_dir(h.dir);
+    cue_config_defaults(&h.cfg);
+    h.ms = compile_text(ping_machine);
+    cue_buf_init(&h.log, 1024);
+    open_task(&h);
+    cue_err err = {0};
+    cue_policy *p = NULL;
+    cr_assert_eq(
+        cue_policy_load_text(&p, "p.json", quiet_policy, sizeof quiet_policy - 1, h.ms, &err), 0,
+        "%s", err.msg);
+    cr_assert_eq(cue_task_set_policy(h.task, p, &err), 0, "%s", err.msg);
+    int64_t night = 1781125200000; /* 2026-06-10T21:00:00Z */
+    char line[160];
+    snprintf(line, sizeof line, "{\"user_id\":\"u1\",\"type\":\"begin\",\"ts\":%lld}",
+             (long long)night);
+    feed(&h, line);
+    snprintf(line, sizeof line, "{\"user_id\":\"u1\",\"type\":\"ping\",\"ts\":%lld}",
+             (long long)(night + 600000));
+    feed(&h, line);
+    cr_assert_eq(h.triggers, 0, "held by the quiet hours");
+    /* Past the journey's end (21:40), still night: the user stays. */
+    cr_assert(cue_task_advance(h.task, night + 3600000, &err) == 0, "%s", err.msg);
+    const cue_task_stats *st = cue_task_stats_get(h.task);
+    cr_assert_eq(st->engine.instances_expired, 1);
+    cr_assert_eq(st->expired_users, 0, "its trigger still waits");
+    /* 08:00: the trigger goes out, and the user with it. */
+    cr_assert(cue_task_advance(h.task, night + 12 * 3600000, &err) == 0, "%s", err.msg);
+    cr_assert(cue_task_commit(h.task, &err) == 0, "%s", err.msg);
+    cr_assert_eq(h.triggers, 1, "%s", h.log.data);
+    cr_assert_eq(st->expired_users, 1);
+    cue_buf state;
+    cue_buf_init(&state, 256);
+    cr_assert_eq(cue_store_user_get(h.store, 0, "u1", 2, &state, &err), CUE_ENOTFOUND);
+    cue_buf_deinit(&state);
+    teardown(&h);
+    cue_policy_free(p);
 }
 
 static void on_gated_write(int rc, const cue_err *err, double seconds, void *ctx)
