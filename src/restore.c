@@ -19,6 +19,7 @@ void cue_restore_init(cue_restore *r, uint32_t partition, const cue_store_meta *
     r->stream_time_ms = base ? base->stream_time_ms : INT64_MIN;
     r->records = r->bytes = r->skipped = 0;
     r->hold = hold;
+    r->ttl_mark_cleared = false;
     r->held.n = 0;
     cue_buf_reset(&r->held.keys);
 }
@@ -132,11 +133,18 @@ int cue_restore_apply(cue_restore *r, cue_store *s, const char *key, size_t key_
     } else {
         rc = cue_store_batch_user_put(s, r->partition, key, key_len, val, len);
         /* The timer index is derived: each user's entry is in their record. */
-        int64_t due;
-        if (rc == 0 && cue_codec_peek_indexed_due(val, len, &due) == 0 && due != CUE_TIMER_NONE &&
+        int64_t due = CUE_TIMER_NONE;
+        bool indexed = cue_codec_peek_indexed_due(val, len, &due) == 0 && due != CUE_TIMER_NONE;
+        if (rc == 0 && indexed &&
             /* Out of memory while holding: into the store's own run. */
             (!r->hold || cue_timer_run_add(&r->held, r->partition, due, key, key_len) != 0))
             rc = cue_store_batch_timer_put_bulk(s, r->partition, due, key, key_len);
+        /* A user without an entry (its owner ran without state TTL): the
+         * state-TTL pass must look at the partition again. */
+        if (rc == 0 && !indexed && !r->ttl_mark_cleared) {
+            cue_store_batch_ttl_mark_put(s, r->partition, 0);
+            r->ttl_mark_cleared = true;
+        }
     }
     /* The key was checked: the store has no other reason to refuse it. */
     CUE_ASSERT(rc == 0);

@@ -850,6 +850,43 @@ int cue_store_reset_marker_get(cue_store *s, uint32_t partition, char *out, size
     return 0;
 }
 
+/* ---- the state-TTL pass's mark ------------------------------------------- */
+
+/* partition | "ttl": read by its exact key, as the reset's marker is. */
+static void ttl_mark_key(unsigned char k[7], uint32_t partition)
+{
+    put_be32(k, partition);
+    memcpy(k + 4, "ttl", 3);
+}
+
+int cue_store_ttl_mark_get(cue_store *s, uint32_t partition, uint64_t *mark, cue_err *err)
+{
+    cue_store_settle(s);
+    unsigned char k[7];
+    ttl_mark_key(k, partition);
+    char *e = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_get_cf(s->db, s->ro, s->cf[CF_META], (const char *)k, sizeof k, &vlen, &e);
+    if (e != NULL) return cue_store_rocks_error(e, err, "reading a partition's state-TTL mark");
+    *mark = 0;
+    if (v != NULL && vlen == 8) *mark = get_be64((const unsigned char *)v);
+    rocksdb_free(v);
+    return 0;
+}
+
+void cue_store_batch_ttl_mark_put(cue_store *s, uint32_t partition, uint64_t mark)
+{
+    unsigned char k[7], v[8];
+    ttl_mark_key(k, partition);
+    if (mark == 0) {
+        rocksdb_writebatch_delete_cf(s->batch, s->cf[CF_META], (const char *)k, sizeof k);
+        return;
+    }
+    put_be64(v, mark);
+    rocksdb_writebatch_put_cf(s->batch, s->cf[CF_META], (const char *)k, sizeof k, (const char *)v,
+                              sizeof v);
+}
+
 /* ---- whose state this is ----------------------------------------------------- */
 
 static const char owner_key[] = "\xff\xff\xff\xff"

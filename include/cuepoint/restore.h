@@ -32,6 +32,9 @@ typedef struct cue_restore {
      * meta either, so a restore cut short starts again from the same place. */
     bool hold;
     cue_timer_run held; /* owned; released by cue_restore_deinit */
+    /* A user record without a timer index entry cleared the partition's
+     * state-TTL mark (cue_store_ttl_mark_get) in the batch already. */
+    bool ttl_mark_cleared;
 } cue_restore;
 
 /* Starts a restore that builds on `base` (the local meta), or on nothing;

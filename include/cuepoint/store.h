@@ -266,6 +266,15 @@ int cue_store_partition_reset(cue_store *s, uint32_t partition, bool drop,
 int cue_store_reset_marker_get(cue_store *s, uint32_t partition, char *out, size_t cap,
                                cue_err *err);
 
+/* Whether the state-TTL pass (task.c: every stored user without a timer
+ * index entry gets one at its expiry) has run over `partition` under the
+ * TTL settings whose fingerprint is `*mark` (0: never, or since a change
+ * that may have written users without one). Kept in `meta` inside the
+ * partition's key range, so a drop takes it too. CUE_ESTORE on a read error. */
+int cue_store_ttl_mark_get(cue_store *s, uint32_t partition, uint64_t *mark, cue_err *err);
+/* Puts the mark into the batch; 0 deletes it. */
+void cue_store_batch_ttl_mark_put(cue_store *s, uint32_t partition, uint64_t mark);
+
 /* Visits committed timers of `partition` whose key (due_ms, user id) is at or
  * after (from_due_ms, from_uid) in key order (due time, then user id bytes). The callback returns 0
  * to go on, non-zero to stop (that value is then returned). Data passed to it is borrowed for the

@@ -1,6 +1,8 @@
 /* The task over a real store: timer order across users, the timer window
  * spilling to RocksDB, duplicates skipped, restarts, lateness, forced commits. */
+#include "cuepoint/codec.h"
 #include "cuepoint/policy.h"
+#include "cuepoint/restore.h"
 #include "cuepoint/store.h"
 #include "cuepoint/task.h"
 
@@ -968,6 +970,66 @@ Test(task, a_user_whose_journeys_went_while_a_trigger_waited_goes_when_it_is_let
     cue_buf_deinit(&state);
     teardown(&h);
     cue_policy_free(p);
+}
+
+/* Reopens the task over the same store with state TTL `ttl_ms` (0: off);
+ * returns how many users the opening indexed for it. */
+static uint64_t reopen_ttl(harness *h, int64_t ttl_ms)
+{
+    close_task(h, true);
+    h->cfg.state_ttl_ms = ttl_ms;
+    open_task(h);
+    return cue_task_stats_get(h->task)->ttl_indexed_users;
+}
+
+/* A user stored without a timer index entry (as a run without state TTL
+ * writes one once its journeys have nothing pending), put straight into the
+ * store or through a changelog restore. */
+static void put_unindexed(harness *h, const char *id, bool restore)
+{
+    cue_user *u = malloc(sizeof *u);
+    cr_assert(u != NULL);
+    cue_user_init(u, id, strlen(id));
+    u->last_event_ms = 5;
+    cue_buf rec;
+    cue_buf_init(&rec, 256);
+    cr_assert_eq(cue_codec_encode(u, h->ms, &rec), 0);
+    cue_err err = {0};
+    if (restore) {
+        static cue_restore r;
+        cue_restore_init(&r, 0, NULL, false);
+        cr_assert_eq(cue_restore_apply(&r, h->store, id, strlen(id), rec.data, rec.len, &err), 0);
+        cue_restore_deinit(&r);
+    } else {
+        cr_assert_eq(cue_store_batch_user_put(h->store, 0, id, strlen(id), rec.data, rec.len), 0);
+    }
+    cr_assert_eq(cue_store_batch_commit(h->store, false, &err), 0, "%s", err.msg);
+    cue_buf_deinit(&rec);
+    free(u);
+}
+
+/* The opening pass that indexes users stored before state TTL was set reads
+ * every user: it runs once per settings, not at every opening. A run
+ * without state TTL, or a restore that brings a user without an entry,
+ * makes the next opening with it look again. */
+Test(task, the_state_ttl_pass_runs_once_until_users_without_an_entry_may_have_come)
+{
+    harness h;
+    setup(&h);
+    cue_err err = {0};
+    begin(&h, "a", 0, 10); /* nudged at 10 and done: nothing pending, no entry */
+    cr_assert(cue_task_advance(h.task, 20, &err) == 0, "%s", err.msg);
+    cr_assert_eq(reopen_ttl(&h, 1000), 1, "a, stored before state TTL was set");
+    cr_assert_eq(reopen_ttl(&h, 1000), 0);
+    put_unindexed(&h, "b", false);
+    cr_assert_eq(reopen_ttl(&h, 2000), 0, "the same settings (a length is not one): not read");
+    cr_assert_eq(reopen_ttl(&h, 0), 0, "without state TTL");
+    cr_assert_eq(reopen_ttl(&h, 1000), 1, "b: a run without state TTL may have stored it");
+    cr_assert_eq(reopen_ttl(&h, 1000), 0);
+    put_unindexed(&h, "c", true);
+    cr_assert_eq(reopen_ttl(&h, 1000), 1, "c, restored from the changelog without an entry");
+    cr_assert_eq(reopen_ttl(&h, 1000), 0);
+    teardown(&h);
 }
 
 static void on_gated_write(int rc, const cue_err *err, double seconds, void *ctx)
