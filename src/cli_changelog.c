@@ -65,6 +65,8 @@ typedef struct cl_part {
 
 struct cli_changelog {
     cue_config cfg; /* the caller's, reading the changelog as input.topic */
+    /* The caller's input topics, which the position records name. */
+    cue_position_topics topics;
     cue_kafka *k;
     int32_t n;
     cl_part *parts;
@@ -156,7 +158,7 @@ static void on_message(const cue_kafka_msg *m, void *ctx)
     c->read++;
     if (m->key != NULL && m->key_len == 0) {
         int64_t in = 0, st = 0;
-        if (cue_restore_position_parse(m->value, m->value_len, &in, &st, NULL, NULL) == 0) {
+        if (cue_restore_position_parse(m->value, m->value_len, &in, &st, NULL, NULL, NULL) == 0) {
             p->positioned = true;
             p->input_offset = in;
             p->stream_time_ms = st;
@@ -189,6 +191,8 @@ int cli_changelog_open(cli_changelog **out, const cue_config *cfg, int32_t parti
     if (c == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
     *out = c;
     c->cfg = *cfg;
+    c->topics.n = cfg->input_topic_count ? cfg->input_topic_count : 1;
+    c->topics.hash = cue_config_input_topics_hash(cfg, c->topics.n);
     c->n = partitions;
     snprintf(c->cfg.input_topic, sizeof c->cfg.input_topic, "%s", cue_config_changelog_topic(cfg));
     /* Its own transactional.id: the instances' are derived from their
@@ -350,7 +354,8 @@ int cli_changelog_put(cli_changelog *c, int32_t id, cli_changelog_users users, c
     if (rc != 0) return rc;
     /* Last: a restore that reads it has every user before it. */
     char pos[CUE_POSITION_TEXT_BYTES_MAX];
-    int n = cue_restore_position_format(pos, sizeof pos, input_offset, stream_time_ms, NULL, 0);
+    int n = cue_restore_position_format(pos, sizeof pos, input_offset, stream_time_ms, NULL, 0,
+                                        &c->topics);
     rc = cue_kafka_produce_changelog(c->k, id, "", 0, pos, (size_t)n);
     if (rc != 0)
         return cue_err_set(err, rc, "%s [%d]: producing the position failed", c->cfg.input_topic,

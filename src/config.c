@@ -1,6 +1,7 @@
 /* The configuration file: defaults, then the file, then command-line overrides. */
 #include "cuepoint/config.h"
 
+#include "cuepoint/hash.h"
 #include "cuepoint/timefmt.h"
 
 #include <errno.h>
@@ -512,6 +513,15 @@ void cue_config_input_topics_join(const cue_config *c, char *out, size_t cap)
         if (n < 0) break;
         at += (size_t)n;
     }
+}
+
+uint64_t cue_config_input_topics_hash(const cue_config *c, uint32_t n)
+{
+    CUE_ASSERT(n <= c->input_topic_count);
+    uint64_t h = 0x746f70696373ULL; /* "topics" */
+    for (uint32_t i = 0; i < n; i++)
+        h = cue_hash64(c->input_topics[i], strlen(c->input_topics[i]) + 1, h); /* with its NUL */
+    return h | 1;
 }
 
 int cue_config_one_input(const cue_config *c, const char *what, cue_err *err)

@@ -20,6 +20,7 @@ void cue_restore_init(cue_restore *r, uint32_t partition, const cue_store_meta *
     r->records = r->bytes = r->skipped = 0;
     r->hold = hold;
     r->ttl_mark_cleared = false;
+    r->last_topics = (cue_position_topics){0};
     r->held.n = 0;
     cue_buf_reset(&r->held.keys);
 }
@@ -29,29 +30,55 @@ void cue_restore_deinit(cue_restore *r)
     cue_timer_run_deinit(&r->held);
 }
 
-/* The further input topics' offsets: ,"more_offsets":[N,...] (several input
- * topics) or nothing, then the closing brace. False when it is neither. */
-static bool more_offsets(const char *s, int64_t *more, uint8_t *n_more)
+/* What follows the stream time: the further input topics' offsets,
+ * ,"more_offsets":[N,...] (several input topics), then which topics,
+ * ,"topics":{"count":N,"hash":"<16 hex>"}, each optional, then the closing
+ * brace. False when it is not that. */
+static bool position_tail(const char *s, int64_t *more, uint8_t *n_more, cue_position_topics *tp)
 {
     *n_more = 0;
-    if (strcmp(s, "}") == 0) return true;
+    *tp = (cue_position_topics){0};
     const char *open = ",\"more_offsets\":[";
-    if (strncmp(s, open, strlen(open)) != 0) return false;
-    s += strlen(open);
-    for (;;) {
-        char *end = NULL;
-        long long v = strtoll(s, &end, 10);
-        if (end == s || v < 0 || *n_more == CUE_INPUT_TOPICS_MAX - 1) return false;
-        more[(*n_more)++] = v;
-        if (*end == ']') return strcmp(end, "]}") == 0;
-        if (*end != ',') return false;
-        s = end + 1;
+    if (strncmp(s, open, strlen(open)) == 0) {
+        s += strlen(open);
+        for (;;) {
+            char *end = NULL;
+            long long v = strtoll(s, &end, 10);
+            if (end == s || v < 0 || *n_more == CUE_INPUT_TOPICS_MAX - 1) return false;
+            more[(*n_more)++] = v;
+            s = end + 1;
+            if (*end == ']') break;
+            if (*end != ',') return false;
+        }
     }
+    const char *topics = ",\"topics\":{\"count\":";
+    if (strncmp(s, topics, strlen(topics)) == 0) {
+        s += strlen(topics);
+        if (*s < '1' || *s > '9') return false;
+        char *end = NULL;
+        unsigned long n = strtoul(s, &end, 10);
+        const char *hash = ",\"hash\":\"";
+        if (n > CUE_INPUT_TOPICS_MAX || strncmp(end, hash, strlen(hash)) != 0) return false;
+        s = end + strlen(hash);
+        uint64_t h = 0;
+        for (int i = 0; i < 16; i++, s++) {
+            int d = *s >= '0' && *s <= '9' ? *s - '0' : *s >= 'a' && *s <= 'f' ? *s - 'a' + 10 : -1;
+            if (d < 0) return false;
+            h = h << 4 | (uint64_t)d;
+        }
+        if (strncmp(s, "\"}", 2) != 0) return false;
+        s += 2;
+        *tp = (cue_position_topics){.n = (uint32_t)n, .hash = h};
+    }
+    return strcmp(s, "}") == 0;
 }
 
 int cue_restore_position_parse(const void *val, size_t len, int64_t *input_offset,
-                               int64_t *stream_time_ms, int64_t *more, uint8_t *n_more)
+                               int64_t *stream_time_ms, int64_t *more, uint8_t *n_more,
+                               cue_position_topics *topics)
 {
+    cue_position_topics topics_local;
+    if (topics == NULL) topics = &topics_local;
     char buf[CUE_POSITION_TEXT_BYTES_MAX];
     size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
     if (n) memcpy(buf, val, n);
@@ -63,7 +90,7 @@ int cue_restore_position_parse(const void *val, size_t len, int64_t *input_offse
     if (n_more == NULL) n_more = &n_local;
     int at = 0;
     if (sscanf(buf, "{\"input_offset\":%lld,\"stream_time_ms\":%lld%n", &in, &st, &at) == 2 &&
-        in >= 0 && at > 0 && more_offsets(buf + at, more, n_more)) {
+        in >= 0 && at > 0 && position_tail(buf + at, more, n_more, topics)) {
         *input_offset = in;
         *stream_time_ms = st;
         return 0;
@@ -71,7 +98,7 @@ int cue_restore_position_parse(const void *val, size_t len, int64_t *input_offse
     in = -1;
     at = 0;
     if (sscanf(buf, "{\"input_offset\":%lld,\"stream_time_ms\":null%n", &in, &at) == 1 && in >= 0 &&
-        at > 0 && more_offsets(buf + at, more, n_more)) {
+        at > 0 && position_tail(buf + at, more, n_more, topics)) {
         *input_offset = in;
         *stream_time_ms = INT64_MIN;
         return 0;
@@ -80,7 +107,8 @@ int cue_restore_position_parse(const void *val, size_t len, int64_t *input_offse
 }
 
 int cue_restore_position_format(char *out, size_t cap, int64_t input_offset, int64_t stream_time_ms,
-                                const int64_t *more, size_t n_more)
+                                const int64_t *more, size_t n_more,
+                                const cue_position_topics *topics)
 {
     int n = stream_time_ms == INT64_MIN
                 ? snprintf(out, cap, "{\"input_offset\":%lld,\"stream_time_ms\":null",
@@ -91,7 +119,12 @@ int cue_restore_position_format(char *out, size_t cap, int64_t input_offset, int
     for (size_t i = 0; i < n_more && at < cap; i++)
         at += (size_t)snprintf(out + at, cap - at, "%s%lld", i == 0 ? ",\"more_offsets\":[" : ",",
                                (long long)more[i]);
-    if (at < cap) at += (size_t)snprintf(out + at, cap - at, "%s}", n_more ? "]" : "");
+    if (at < cap && n_more) at += (size_t)snprintf(out + at, cap - at, "]");
+    if (at < cap && topics && topics->n)
+        at +=
+            (size_t)snprintf(out + at, cap - at, ",\"topics\":{\"count\":%u,\"hash\":\"%016llx\"}",
+                             (unsigned)topics->n, (unsigned long long)topics->hash);
+    if (at < cap) at += (size_t)snprintf(out + at, cap - at, "}");
     CUE_ASSERT(n > 0 && at < cap);
     return (int)at;
 }
@@ -99,12 +132,29 @@ int cue_restore_position_format(char *out, size_t cap, int64_t input_offset, int
 static int position_record(cue_restore *r, const char *val, size_t len, cue_err *err)
 {
     if (cue_restore_position_parse(val, len, &r->input_offset, &r->stream_time_ms, r->more_offsets,
-                                   &r->n_more) == 0)
+                                   &r->n_more, &r->last_topics) == 0)
         return 0;
     return cue_err_set(err, CUE_EPARSE,
                        "a position record (empty key) whose value of %zu bytes is not "
-                       "{\"input_offset\":N,\"stream_time_ms\":T[,\"more_offsets\":[N,...]]}",
+                       "{\"input_offset\":N,\"stream_time_ms\":T[,\"more_offsets\":[N,...]]"
+                       "[,\"topics\":{...}]}",
                        len);
+}
+
+int cue_restore_topics_check(const cue_restore *r, const cue_config *cfg, cue_err *err)
+{
+    const cue_position_topics *tp = &r->last_topics;
+    if (tp->n == 0) return 0; /* not said */
+    if (tp->n <= cfg->input_topic_count && cue_config_input_topics_hash(cfg, tp->n) == tp->hash)
+        return 0;
+    char list[CUE_INPUT_TOPICS_MAX * (CUE_TOPIC_BYTES_MAX + 1)];
+    cue_config_input_topics_join(cfg, list, sizeof list);
+    return cue_err_set(err, CUE_ECONFIG,
+                       "the changelog's position was written reading %u input topic%s that "
+                       "input.topics \"%.300s\" does not begin with: its users and positions "
+                       "belong to another input and are not restored (use that pipeline's "
+                       "input.topics, only adding topics at the end, or another application.id)",
+                       (unsigned)tp->n, tp->n == 1 ? "" : "s", list);
 }
 
 /* Why a record's key cannot be a user's, or 0 when it can. */

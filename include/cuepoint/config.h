@@ -194,6 +194,10 @@ void cue_config_set_input_topic(cue_config *c, const char *topic);
 int cue_config_input_topic_index(const cue_config *c, const char *topic);
 /* The input topics joined by ',' into `out` (cut to `cap`). */
 void cue_config_input_topics_join(const cue_config *c, char *out, size_t cap);
+/* A hash of the first `n` input topics' names, in order (at most
+ * input_topic_count): what the changelog's position records carry, so that a
+ * restore can tell a changelog written reading other topics. Never 0. */
+uint64_t cue_config_input_topics_hash(const cue_config *c, uint32_t n);
 /* For a tool that reads one input topic (`what` names it): CUE_ECONFIG
  * naming input.topics and its topics when there are several. */
 int cue_config_one_input(const cue_config *c, const char *what, cue_err *err);

@@ -48,8 +48,9 @@
  * small; eight is more sources than any product we have seen. */
 #define CUE_INPUT_TOPICS_MAX 8
 /* A changelog position record's text at most (task, restore): its keys,
- * a stream time and one offset (20 digits and a comma) per input topic. */
-#define CUE_POSITION_TEXT_BYTES_MAX (64 + 21 * CUE_INPUT_TOPICS_MAX)
+ * a stream time, one offset (20 digits and a comma) per input topic, and
+ * which topics they are (a count and a hash). */
+#define CUE_POSITION_TEXT_BYTES_MAX (64 + 21 * CUE_INPUT_TOPICS_MAX + 48)
 
 /* librdkafka properties passed through from the config's "kafka" object: more
  * than librdkafka's ~150 properties would mean a config generated wrong, and the

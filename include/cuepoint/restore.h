@@ -11,10 +11,19 @@
 #ifndef CUEPOINT_RESTORE_H
 #define CUEPOINT_RESTORE_H
 
+#include "cuepoint/config.h"
 #include "cuepoint/store.h"
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* Which input topics a position record was written reading: how many, and
+ * cue_config_input_topics_hash of them; n 0 when the record does not say
+ * (written before positions carried it). */
+typedef struct cue_position_topics {
+    uint32_t n;
+    uint64_t hash;
+} cue_position_topics;
 
 typedef struct cue_restore {
     uint32_t partition;
@@ -35,6 +44,9 @@ typedef struct cue_restore {
     /* A user record without a timer index entry cleared the partition's
      * state-TTL mark (cue_store_ttl_mark_get) in the batch already. */
     bool ttl_mark_cleared;
+    /* ... and which input topics the last position record was written
+     * reading (cue_restore_topics_check). */
+    cue_position_topics last_topics;
 } cue_restore;
 
 /* Starts a restore that builds on `base` (the local meta), or on nothing;
@@ -44,6 +56,14 @@ typedef struct cue_restore {
 void cue_restore_init(cue_restore *r, uint32_t partition, const cue_store_meta *base, bool hold);
 /* Releases the held entries' memory (the restore may be started again). */
 void cue_restore_deinit(cue_restore *r);
+/* CUE_ECONFIG, naming `cfg`'s input topics, when the last position record
+ * applied was written reading input topics that `cfg`'s input.topics does
+ * not begin with (topics may be added at the end, as the store allows):
+ * the state restored so far is then another input's, and must not be
+ * taken. Only the last counts: an older one of another input (before the
+ * changelog was rewritten for this one, e.g. by `replay --seed-state`) is
+ * superseded by what follows it. 0 when it matches or does not say. */
+int cue_restore_topics_check(const cue_restore *r, const cue_config *cfg, cue_err *err);
 
 /* Applies one changelog record to the store's batch. Anything that can write
  * the changelog topic can put records there, so a record that is not one of
@@ -61,16 +81,21 @@ int cue_restore_apply_erasure(cue_restore *r, cue_store *s, const char *key, siz
 
 /* A position record's value, {"input_offset":N,"stream_time_ms":T|null}
  * with ,"more_offsets":[N,...] before the brace for several input topics
- * (the further topics' next offsets, `n_more` of them): parsed (CUE_EPARSE
- * when it is not one; stream time INT64_MIN for null; the further offsets
- * into `more`, up to CUE_INPUT_TOPICS_MAX - 1, when it is not NULL), and
- * formatted into `out` (room for CUE_POSITION_TEXT_BYTES_MAX bytes),
+ * (the further topics' next offsets, `n_more` of them), then
+ * ,"topics":{"count":N,"hash":"<16 hex digits>"} saying which topics
+ * (older records have none): parsed (CUE_EPARSE when it is not one; stream
+ * time INT64_MIN for null; the further offsets into `more`, up to
+ * CUE_INPUT_TOPICS_MAX - 1, and the topics into `topics`, each when it is
+ * not NULL), and formatted into `out` (room for
+ * CUE_POSITION_TEXT_BYTES_MAX bytes; `topics` NULL or n 0 writes none),
  * returning its length. The task writes it, and so do the commands that
  * rewrite the changelog. */
 int cue_restore_position_parse(const void *val, size_t len, int64_t *input_offset,
-                               int64_t *stream_time_ms, int64_t *more, uint8_t *n_more);
+                               int64_t *stream_time_ms, int64_t *more, uint8_t *n_more,
+                               cue_position_topics *topics);
 int cue_restore_position_format(char *out, size_t cap, int64_t input_offset, int64_t stream_time_ms,
-                                const int64_t *more, size_t n_more);
+                                const int64_t *more, size_t n_more,
+                                const cue_position_topics *topics);
 
 /* Puts the held timer entries and the partition's meta (input offset,
  * stream time, changelog_offset = `changelog_end`, synced_ms: a wall-clock

@@ -18,8 +18,16 @@ static void restore_finish(rt *r, int32_t id)
 {
     part *p = &r->parts[id];
     cue_kafka_unassign_one(r->reader.k, id);
-    cue_restore_finish(&p->rs, r->store, p->restore_end, p->restore_synced_ms);
     cue_err err = {0};
+    if (cue_restore_topics_check(&p->rs, r->cfg, &err) != 0) {
+        /* Another input's changelog: no position of it is written, and
+         * no task opens on it. */
+        cue_log(CUE_LOG_ERROR, "changelog of another input", "s:topic", r->reader.cfg.input_topic,
+                "i:partition", (int64_t)id, "s:error", err.msg, NULL);
+        rt_fatal(r, err.code, err.msg);
+        return;
+    }
+    cue_restore_finish(&p->rs, r->store, p->restore_end, p->restore_synced_ms);
     int rc = cue_store_batch_commit(r->store, false, &err);
     cue_restore_deinit(&p->rs); /* the held entries' memory; its counts stay */
     if (rc == 0) rc = r->reader.open_task(r, id, &err);
@@ -323,8 +331,12 @@ static void standby_apply(rt *r, part *p, const cue_kafka_msg *m)
     if (m->offset < p->restore_pos) return;
     bool applied = changelog_apply(r, &p->sb, m);
     p->restore_pos = m->offset + 1;
-    /* The owner wrote the position record before any record past it. */
-    if (applied && m->key != NULL && m->key_len == 0)
+    /* The owner wrote the position record before any record past it. One
+     * of another input is not kept as the copy's position: a promotion then
+     * restores from the last one that was this input's, and meets it. */
+    cue_err err = {0};
+    if (applied && m->key != NULL && m->key_len == 0 &&
+        cue_restore_topics_check(&p->sb, r->cfg, &err) == 0)
         cue_restore_finish(&p->sb, r->store, p->restore_pos,
                            m->timestamp_ms > 0 ? m->timestamp_ms : 0);
     if (cue_store_batch_count(r->store) >= RESTORE_BATCH) rt_batch_commit(r);

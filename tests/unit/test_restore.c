@@ -159,28 +159,111 @@ Test(restore, position_record_round_trip)
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char buf[CUE_POSITION_TEXT_BYTES_MAX];
-        int n = cue_restore_position_format(buf, sizeof buf, cases[i].in, cases[i].st, NULL, 0);
+        int n =
+            cue_restore_position_format(buf, sizeof buf, cases[i].in, cases[i].st, NULL, 0, NULL);
         cr_assert_str_eq(buf, cases[i].text);
         cr_assert_eq((size_t)n, strlen(cases[i].text));
         int64_t in = -1, st = 0;
-        cr_assert_eq(cue_restore_position_parse(buf, (size_t)n, &in, &st, NULL, NULL), 0,
+        cr_assert_eq(cue_restore_position_parse(buf, (size_t)n, &in, &st, NULL, NULL, NULL), 0,
                      "case %zu", i);
         cr_assert(in == cases[i].in && st == cases[i].st, "case %zu: %lld %lld", i, (long long)in,
                   (long long)st);
     }
     int64_t in = 5, st = 5;
     const char *neg = "{\"input_offset\":-1,\"stream_time_ms\":3}";
-    cr_assert_eq(cue_restore_position_parse(neg, strlen(neg), &in, &st, NULL, NULL), CUE_EPARSE);
+    cr_assert_eq(cue_restore_position_parse(neg, strlen(neg), &in, &st, NULL, NULL, NULL),
+                 CUE_EPARSE);
     cr_assert(in == 5 && st == 5, "a refused record changed the outputs");
     /* With several input topics: the further topics' offsets, back as written. */
     const int64_t more[2] = {7, 0};
     char buf[CUE_POSITION_TEXT_BYTES_MAX];
-    int n = cue_restore_position_format(buf, sizeof buf, 42, INT64_MIN, more, 2);
+    int n = cue_restore_position_format(buf, sizeof buf, 42, INT64_MIN, more, 2, NULL);
     cr_assert_str_eq(buf, "{\"input_offset\":42,\"stream_time_ms\":null,\"more_offsets\":[7,0]}");
     int64_t got[CUE_INPUT_TOPICS_MAX - 1];
     uint8_t n_got = 0;
-    cr_assert_eq(cue_restore_position_parse(buf, (size_t)n, &in, &st, got, &n_got), 0);
+    cr_assert_eq(cue_restore_position_parse(buf, (size_t)n, &in, &st, got, &n_got, NULL), 0);
     cr_assert(in == 42 && st == INT64_MIN && n_got == 2 && got[0] == 7 && got[1] == 0);
+}
+
+/* Position records say which input topics they were written reading; the
+ * last one a restore applied must be of the configuration's topics or the
+ * first of them (topics are added at the end), else the state is another
+ * input's (CUE_ECONFIG). Only the last counts: a changelog rewritten for
+ * this input (replay --seed-state) holds the other input's older ones.
+ * Records that do not say are taken, as before. */
+Test(restore, a_position_written_reading_other_input_topics_is_refused)
+{
+    cue_config *now = malloc(sizeof *now), *was = malloc(sizeof *was);
+    cr_assert(now && was);
+    cue_config_defaults(now);
+    cue_err err = {0};
+    cr_assert_eq(cue_config_set(now, "input.topics", "[\"web\", \"mobile\"]", &err), 0, "%s",
+                 err.msg);
+    char dir[64];
+    temp_dir(dir);
+    cue_store *s = NULL;
+    cr_assert_eq(cue_store_open(&s, dir, &(cue_store_opts){0}, &err), 0, "%s", err.msg);
+    static const struct {
+        const char *topics; /* what the writer read; NULL: an older record */
+        int want;
+    } cases[] = {
+        {"[\"web\", \"mobile\"]", 0},
+        {"[\"web\"]", 0},
+        {NULL, 0},
+        {"[\"mobile\", \"web\"]", CUE_ECONFIG},
+        {"[\"web\", \"billing\"]", CUE_ECONFIG},
+        {"[\"web\", \"mobile\", \"billing\"]", CUE_ECONFIG},
+        {"[\"events\"]", CUE_ECONFIG},
+    };
+    char pos[sizeof cases / sizeof *cases][CUE_POSITION_TEXT_BYTES_MAX];
+    int len[sizeof cases / sizeof *cases];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        cue_position_topics tp = {0};
+        if (cases[i].topics) {
+            cue_config_defaults(was);
+            cr_assert_eq(cue_config_set(was, "input.topics", cases[i].topics, &err), 0, "%s",
+                         err.msg);
+            tp.n = was->input_topic_count;
+            tp.hash = cue_config_input_topics_hash(was, tp.n);
+        }
+        int64_t more[1] = {3};
+        len[i] =
+            cue_restore_position_format(pos[i], sizeof pos[i], 10 + (int64_t)i, 20, more, 1, &tp);
+        cue_position_topics back;
+        int64_t in, st;
+        cr_assert_eq(
+            cue_restore_position_parse(pos[i], (size_t)len[i], &in, &st, NULL, NULL, &back), 0,
+            "%s", pos[i]);
+        cr_assert(back.n == tp.n && back.hash == tp.hash, "case %zu: %s", i, pos[i]);
+        static cue_restore r;
+        cue_restore_init(&r, 0, NULL, false);
+        cr_assert_eq(cue_restore_apply(&r, s, "", 0, pos[i], (size_t)len[i], &err), 0, "%s",
+                     err.msg);
+        cr_assert(r.input_offset == 10 + (int64_t)i && r.n_more == 1 && r.more_offsets[0] == 3);
+        cue_err_clear(&err);
+        cr_assert_eq(cue_restore_topics_check(&r, now, &err), cases[i].want, "case %zu (%s): %s", i,
+                     cases[i].topics ? cases[i].topics : "none", err.msg);
+        if (cases[i].want) cr_assert(strstr(err.msg, "web,mobile") != NULL, "%s", err.msg);
+        cue_restore_deinit(&r);
+    }
+    /* Another input's positions, then this one's: the state is this one's. */
+    static cue_restore r;
+    cue_restore_init(&r, 0, NULL, false);
+    cr_assert_eq(cue_restore_apply(&r, s, "", 0, pos[6], (size_t)len[6], &err), 0);
+    cr_assert_eq(cue_restore_apply(&r, s, "", 0, pos[0], (size_t)len[0], &err), 0);
+    cr_assert_eq(cue_restore_topics_check(&r, now, &err), 0, "%s", err.msg);
+    cr_assert_eq(cue_restore_apply(&r, s, "", 0, pos[4], (size_t)len[4], &err), 0);
+    cr_assert_eq(cue_restore_topics_check(&r, now, &err), CUE_ECONFIG);
+    cue_restore_deinit(&r);
+    const char *bad = "{\"input_offset\":1,\"stream_time_ms\":2,\"topics\":{\"count\":0,\"hash\":"
+                      "\"0123456789abcdef\"}}";
+    int64_t in, st;
+    cr_assert_eq(cue_restore_position_parse(bad, strlen(bad), &in, &st, NULL, NULL, NULL),
+                 CUE_EPARSE, "a count of 0");
+    cue_store_close(s);
+    remove_tree(dir);
+    free(now);
+    free(was);
 }
 
 /* A user erased by its owner reaches a restore or a standby as a marked

@@ -74,3 +74,31 @@ Test(runtime_changelog, a_current_store_needs_no_restore, .timeout = 120)
     cue_err err = {0};
     cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
 }
+
+static bool failed(harness *h)
+{
+    return h->r->fatal_rc != 0;
+}
+
+/* The same application.id on a new disk, reading another topic: the
+ * changelog's users and positions are the first input's, and taking them
+ * would resume "other" at "events"' offsets with users it never saw. The
+ * restore ends on a position record of that input: the run stops with a
+ * configuration error, no position is written and no task opens. */
+Test(runtime_changelog, a_changelog_written_reading_other_topics_is_not_restored, .timeout = 120)
+{
+    harness h;
+    changelog_init(&h);
+    first_run(&h);
+    cue_err err = {0};
+    cr_assert(cue_kafka_mock_topic_create(h.mock, "other", 1, &err) == 0, "%s", err.msg);
+    snprintf(h.cfg.state_dir, sizeof h.cfg.state_dir, "%s/state-other", h.dir);
+    cue_config_set_input_topic(&h.cfg, "other");
+    harness_open(&h);
+    harness_until(&h, failed, 20000, "the restore to refuse the changelog");
+    cr_expect_eq(h.r->fatal_rc, CUE_ECONFIG);
+    cr_expect(strstr(h.r->fatal_err.msg, "another input") != NULL, "%s", h.r->fatal_err.msg);
+    part *p = rt_part_get(h.r, 0);
+    cr_expect(p != NULL && p->task == NULL, "a task opened on another input's state");
+    cr_expect_neq(harness_close(&h, &err), 0, "the run ended well");
+}
