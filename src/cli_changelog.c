@@ -191,8 +191,8 @@ int cli_changelog_open(cli_changelog **out, const cue_config *cfg, int32_t parti
     if (c == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
     *out = c;
     c->cfg = *cfg;
-    c->topics.n = cfg->input_topic_count ? cfg->input_topic_count : 1;
-    c->topics.hash = cue_config_input_topics_hash(cfg, c->topics.n);
+    c->topics.n = cfg->input_topic_count;
+    c->topics.hash = c->topics.n ? cue_config_input_topics_hash(cfg, c->topics.n) : 0;
     c->n = partitions;
     snprintf(c->cfg.input_topic, sizeof c->cfg.input_topic, "%s", cue_config_changelog_topic(cfg));
     /* Its own transactional.id: the instances' are derived from their

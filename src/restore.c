@@ -77,33 +77,35 @@ int cue_restore_position_parse(const void *val, size_t len, int64_t *input_offse
                                int64_t *stream_time_ms, int64_t *more, uint8_t *n_more,
                                cue_position_topics *topics)
 {
-    cue_position_topics topics_local;
-    if (topics == NULL) topics = &topics_local;
     char buf[CUE_POSITION_TEXT_BYTES_MAX];
     size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
     if (n) memcpy(buf, val, n);
     buf[n] = '\0';
+    /* Read into these, and handed out only when the whole record reads: a
+     * refused one changes nothing (a restore keeps its last good position). */
     long long in = -1, st = 0;
-    int64_t more_local[CUE_INPUT_TOPICS_MAX - 1];
-    uint8_t n_local = 0;
-    if (more == NULL) more = more_local;
-    if (n_more == NULL) n_more = &n_local;
+    int64_t more_read[CUE_INPUT_TOPICS_MAX - 1];
+    uint8_t n_read = 0;
+    cue_position_topics tp;
     int at = 0;
+    bool ok = false;
     if (sscanf(buf, "{\"input_offset\":%lld,\"stream_time_ms\":%lld%n", &in, &st, &at) == 2 &&
-        in >= 0 && at > 0 && position_tail(buf + at, more, n_more, topics)) {
-        *input_offset = in;
-        *stream_time_ms = st;
-        return 0;
+        in >= 0 && at > 0 && position_tail(buf + at, more_read, &n_read, &tp)) {
+        ok = true;
+    } else {
+        in = -1;
+        at = 0;
+        st = INT64_MIN;
+        ok = sscanf(buf, "{\"input_offset\":%lld,\"stream_time_ms\":null%n", &in, &at) == 1 &&
+             in >= 0 && at > 0 && position_tail(buf + at, more_read, &n_read, &tp);
     }
-    in = -1;
-    at = 0;
-    if (sscanf(buf, "{\"input_offset\":%lld,\"stream_time_ms\":null%n", &in, &at) == 1 && in >= 0 &&
-        at > 0 && position_tail(buf + at, more, n_more, topics)) {
-        *input_offset = in;
-        *stream_time_ms = INT64_MIN;
-        return 0;
-    }
-    return CUE_EPARSE;
+    if (!ok) return CUE_EPARSE;
+    *input_offset = in;
+    *stream_time_ms = st;
+    if (more) memcpy(more, more_read, n_read * sizeof more_read[0]);
+    if (n_more) *n_more = n_read;
+    if (topics) *topics = tp;
+    return 0;
 }
 
 int cue_restore_position_format(char *out, size_t cap, int64_t input_offset, int64_t stream_time_ms,

@@ -257,10 +257,11 @@ static int changelog_write(cue_task *t)
     if (rc != 0) return rc;
     /* Where the partition's input stands, every topic's next offset. */
     char meta[CUE_POSITION_TEXT_BYTES_MAX];
-    uint32_t topics = t->cfg->input_topic_count ? t->cfg->input_topic_count : 1;
-    cue_position_topics tp = {.n = topics, .hash = cue_config_input_topics_hash(t->cfg, topics)};
+    uint32_t topics = t->cfg->input_topic_count;
+    cue_position_topics tp = {.n = topics,
+                              .hash = topics ? cue_config_input_topics_hash(t->cfg, topics) : 0};
     size_t n = (size_t)cue_restore_position_format(meta, sizeof meta, t->next[0], t->stream_ms,
-                                                   t->next + 1, topics - 1, &tp);
+                                                   t->next + 1, topics > 1 ? topics - 1 : 0, &tp);
     log_emit(t, LOG_PUT, "", 0, meta, n);
     memcpy(t->logged, t->next, sizeof t->logged);
     t->logged_now = true;

@@ -254,6 +254,11 @@ Test(restore, a_position_written_reading_other_input_topics_is_refused)
     cr_assert_eq(cue_restore_topics_check(&r, now, &err), 0, "%s", err.msg);
     cr_assert_eq(cue_restore_apply(&r, s, "", 0, pos[4], (size_t)len[4], &err), 0);
     cr_assert_eq(cue_restore_topics_check(&r, now, &err), CUE_ECONFIG);
+    /* A position record that does not read is skipped and changes nothing. */
+    static const char torn[] = "{\"input_offset\":99,\"stream_time_ms\":1,\"more_offsets\":[5,";
+    cr_assert_eq(cue_restore_apply(&r, s, "", 0, torn, sizeof torn - 1, &err), CUE_EPARSE);
+    cr_assert_eq(cue_restore_topics_check(&r, now, &err), CUE_ECONFIG, "the last good one counts");
+    cr_assert(r.input_offset == 14 && r.n_more == 1 && r.more_offsets[0] == 3 && r.skipped == 1);
     cue_restore_deinit(&r);
     const char *bad = "{\"input_offset\":1,\"stream_time_ms\":2,\"topics\":{\"count\":0,\"hash\":"
                       "\"0123456789abcdef\"}}";
