@@ -87,7 +87,8 @@ static uint64_t ttl_fingerprint(const cue_config *cfg, const cue_machines *ms)
  * openings skip it (a read of every user, ~0.3 s a million on this
  * machine, at every start and every assignment): users written since were
  * indexed as they were saved. A run without state TTL, and a restore or a
- * standby that applies changelog records, clear the mark. */
+ * standby that applies a user record without a timer index entry (restore.c),
+ * clear the mark. */
 static int ttl_index_pass(cue_task *t, cue_err *err)
 {
     uint64_t want = ttl_fingerprint(t->cfg, t->ms), have = 0;
