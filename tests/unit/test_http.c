@@ -676,6 +676,23 @@ Test(http, a_table_full_of_silent_and_slow_connections_still_answers)
     fixture_stop(&f);
 }
 
+/* The bursts below: four connections a client, eight in all, deadlines far
+ * beyond the tests, so only giving way can make room. */
+static void burst_start(fixture *f)
+{
+    cue_http_opts opts = {.connections_max = 8,
+                          .client_connections_max = 4,
+                          .request_timeout_ms = 60000,
+                          .idle_timeout_ms = 60000};
+    fixture_start_opts(f, &opts);
+}
+
+static void close_all(conn *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        close(c[i].fd);
+}
+
 /* A burst from the probe's own address, all accepted in one run: six
  * silent connections, the probe with its whole request, eighteen more. */
 static conn burst[24], burst_probe;
@@ -684,18 +701,13 @@ static void burst_script(fixture *f)
 {
     read_response(&burst_probe, false, &f->r[0]);
     close(burst_probe.fd);
-    for (size_t i = 0; i < COUNT(burst); i++)
-        close(burst[i].fd);
+    close_all(burst, COUNT(burst));
 }
 
 Test(http, a_probe_inside_a_burst_is_answered_though_more_came_after_it)
 {
     fixture f;
-    cue_http_opts opts = {.connections_max = 8,
-                          .client_connections_max = 4,
-                          .request_timeout_ms = 60000,
-                          .idle_timeout_ms = 60000};
-    fixture_start_opts(&f, &opts);
+    burst_start(&f);
     /* Made before the loop runs, so the server meets them together: all
      * within the grace of the just accepted, the probe's request unread. */
     for (size_t i = 0; i < COUNT(burst); i++) {
@@ -727,8 +739,7 @@ static void dribble_script(fixture *f)
     nanosleep(&pause, NULL);
     if (conn_send(&dribble_probe, healthz)) read_response(&dribble_probe, false, &f->r[0]);
     close(dribble_probe.fd);
-    for (size_t i = 0; i < COUNT(dribble); i++)
-        close(dribble[i].fd);
+    close_all(dribble, COUNT(dribble));
 }
 
 /* A byte waiting in a socket is no request: counted as one, the burst's
@@ -738,11 +749,7 @@ static void dribble_script(fixture *f)
 Test(http, a_probe_younger_than_a_burst_of_one_byte_clients_is_answered)
 {
     fixture f;
-    cue_http_opts opts = {.connections_max = 8,
-                          .client_connections_max = 4,
-                          .request_timeout_ms = 60000,
-                          .idle_timeout_ms = 60000};
-    fixture_start_opts(&f, &opts);
+    burst_start(&f);
     for (size_t i = 0; i < COUNT(dribble); i++) {
         cr_assert(conn_open(&dribble[i], "127.0.0.1", f.port));
         cr_assert(conn_send(&dribble[i], "G"));
