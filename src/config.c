@@ -1,4 +1,16 @@
-/* The configuration file: defaults, then the file, then command-line overrides. */
+/* The configuration file: defaults, then the file, then command-line overrides.
+ *
+ * Its parts, top down: the defaults and the names derived from settings
+ * (internal topics, secret keys); the readers of one value each (strings,
+ * paths, numbers, durations, attributes, librdkafka properties); the input
+ * topics (input.topic / input.topics, and what other modules ask of the
+ * list: its index, its text, the hash the changelog's positions carry); the
+ * key tables that map each setting to its reader (apply_*_key); loading a
+ * file or text and `--set`; the checks across settings (cue_config_check);
+ * and the dump for `--print-config`. A new setting is a field in config.h,
+ * its default here, one line in an apply_*_key table, its line in the dump
+ * and its row in docs/configuration.md (tests/integration/docs_config.sh
+ * holds the last two together). */
 #include "cuepoint/config.h"
 
 #include "cuepoint/hash.h"
