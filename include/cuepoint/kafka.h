@@ -173,6 +173,20 @@ void cue_kafka_drain_fd(int fd);
  * empty and the consumer fd will wake the caller again. */
 size_t cue_kafka_consume(cue_kafka *k, size_t max);
 
+/* As cue_kafka_consume, but records come to `fn` in batches of up to `max`
+ * (the runtime's stream threads take one apart by partition), the handler's
+ * message callback is not called, and no record is held ahead (prefetching
+ * is the batch handler's). Anything else the consumer reports (an end, a
+ * reset, an error, a rebalance) comes after the batch of records polled
+ * before it. The records are borrowed until `fn` returns. */
+typedef void (*cue_kafka_batch_fn)(const cue_kafka_msg *msgs, size_t n, void *ctx);
+size_t cue_kafka_consume_batch(cue_kafka *k, size_t max, cue_kafka_batch_fn fn, void *ctx);
+
+/* From now on, records may be produced from several threads at once (the
+ * stream threads): producing and the delivery reports it serves when the
+ * queue is full take a lock. Everything else stays the caller's thread's. */
+void cue_kafka_produce_shared(cue_kafka *k);
+
 /* Serves the producer's delivery reports without blocking. */
 void cue_kafka_serve_producer(cue_kafka *k);
 

@@ -189,6 +189,13 @@ void cue_kafka_close(cue_kafka *k, int64_t timeout_ms)
     }
     free(k->changelog_next);
     k->changelog_next = NULL;
+    free(k->batch);
+    free(k->batch_view);
+    k->batch = NULL;
+    k->batch_view = NULL;
+    k->batch_n = k->batch_cap = 0;
+    if (k->shared) pthread_mutex_destroy(&k->produce_mu);
+    k->shared = false;
     for (int i = 0; i < 2; i++) {
         if (k->ppipe[i] >= 0) close(k->ppipe[i]);
         k->ppipe[i] = -1;

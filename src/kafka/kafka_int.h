@@ -23,6 +23,7 @@
 #include "cuepoint/log.h"
 
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,17 @@ struct cue_kafka {
      * before anything else the consumer reports (kafka_ahead_drain). */
     rd_kafka_message_t *ahead[KAFKA_AHEAD]; /* owned */
     size_t ahead_first, ahead_n;
+    /* cue_kafka_consume_batch's records not yet handed over (owned, bcap
+     * long, with their views), and where they go. */
+    rd_kafka_message_t **batch;
+    cue_kafka_msg *batch_view;
+    size_t batch_n, batch_cap;
+    cue_kafka_batch_fn batch_fn;
+    void *batch_ctx;
+    /* cue_kafka_produce_shared: producing takes `produce_mu` (recursive: a
+     * delivery report served while producing may produce a cut copy). */
+    bool shared;
+    pthread_mutex_t produce_mu;
 };
 
 /* Hands the records held ahead to the handler, oldest first. */

@@ -137,8 +137,20 @@ static void deliver(cue_kafka *k, rd_kafka_message_t *m)
     rd_kafka_message_destroy(m);
 }
 
+/* Hands the batch polled so far to its handler, and frees it. */
+static void batch_hand(cue_kafka *k)
+{
+    size_t n = k->batch_n;
+    if (n == 0) return;
+    k->batch_n = 0;
+    k->batch_fn(k->batch_view, n, k->batch_ctx);
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_message_destroy(k->batch[i]);
+}
+
 void kafka_ahead_drain(cue_kafka *k)
 {
+    batch_hand(k);
     /* Taken off before it is handled: a handler that drains again (from a
      * rebalance it causes) goes on with the next. */
     while (k->ahead_n > 0) {
@@ -202,6 +214,44 @@ size_t cue_kafka_consume(cue_kafka *k, size_t max)
     /* Nothing stays held between calls: the caller's checks (a commit
      * cycle, a pause, the end) see every record polled. */
     kafka_ahead_drain(k);
+    return served;
+}
+
+size_t cue_kafka_consume_batch(cue_kafka *k, size_t max, cue_kafka_batch_fn fn, void *ctx)
+{
+    if (k->batch_cap < max) {
+        rd_kafka_message_t **b = realloc(k->batch, max * sizeof *b);
+        if (b) k->batch = b;
+        cue_kafka_msg *v = b ? realloc(k->batch_view, max * sizeof *v) : NULL;
+        if (v) k->batch_view = v;
+        if (b && v) k->batch_cap = max;
+    }
+    k->batch_fn = fn;
+    k->batch_ctx = ctx;
+    size_t served = 0;
+    while (served < max) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(k->consumer, 0);
+        if (m == NULL) break;
+        served++;
+        if (m->err == 0 && k->batch_cap > 0) {
+            if (k->batch_n == k->batch_cap) batch_hand(k);
+            k->batch[k->batch_n] = m;
+            k->batch_view[k->batch_n] = msg_of(k, m);
+            k->batch_n++;
+            continue;
+        }
+        /* An end, a reset or an error comes after the records before it;
+         * without room for a batch, records go one at a time. */
+        batch_hand(k);
+        if (m->err == 0) {
+            cue_kafka_msg one = msg_of(k, m);
+            fn(&one, 1, ctx);
+            rd_kafka_message_destroy(m);
+        } else {
+            deliver(k, m);
+        }
+    }
+    batch_hand(k);
     return served;
 }
 

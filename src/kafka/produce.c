@@ -18,11 +18,46 @@
  * and refused again for ever. */
 #define DEAD_RECORD_BYTES_MAX 1000000
 
+void cue_kafka_produce_shared(cue_kafka *k)
+{
+    if (k->shared) return;
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&k->produce_mu, &a);
+    pthread_mutexattr_destroy(&a);
+    k->shared = true;
+}
+
+static void produce_lock(cue_kafka *k)
+{
+    if (k->shared) pthread_mutex_lock(&k->produce_mu);
+}
+
+static void produce_unlock(cue_kafka *k)
+{
+    if (k->shared) pthread_mutex_unlock(&k->produce_mu);
+}
+
+static int produce_to_locked(cue_kafka *k, rd_kafka_topic_t *topic, int32_t partition, int tag,
+                             const char *key, size_t key_len, const char *val, size_t len,
+                             rd_kafka_headers_t *hdrs, int64_t ts_ms);
+
 /* Produces, waiting while the local queue is full: backpressure on the
  * consumer side instead of unbounded memory. */
 static int produce_to(cue_kafka *k, rd_kafka_topic_t *topic, int32_t partition, int tag,
                       const char *key, size_t key_len, const char *val, size_t len,
                       rd_kafka_headers_t *hdrs, int64_t ts_ms)
+{
+    produce_lock(k);
+    int rc = produce_to_locked(k, topic, partition, tag, key, key_len, val, len, hdrs, ts_ms);
+    produce_unlock(k);
+    return rc;
+}
+
+static int produce_to_locked(cue_kafka *k, rd_kafka_topic_t *topic, int32_t partition, int tag,
+                             const char *key, size_t key_len, const char *val, size_t len,
+                             rd_kafka_headers_t *hdrs, int64_t ts_ms)
 {
     if (k->transactional && !k->txn_open && kafka_txn_begin(k) != 0) {
         if (hdrs) rd_kafka_headers_destroy(hdrs);
@@ -165,7 +200,9 @@ int cue_kafka_produce_dead_letter(cue_kafka *k, const cue_kafka_dead *d)
         rd_kafka_header_add(h, "cuepoint.errors.value.bytes", -1, n, -1);
         snprintf(n, sizeof n, "%zu", d->key_len);
         rd_kafka_header_add(h, "cuepoint.errors.key.bytes", -1, n, -1);
+        produce_lock(k);
         k->stats.dead_letters_truncated++;
+        produce_unlock(k);
     }
     return produce(k, k->dead, REC_DEAD_LETTER, d->key, key_len, d->value, len, h, d->timestamp_ms);
 }
