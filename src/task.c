@@ -378,9 +378,14 @@ static int user_find(cue_task *t, const char *uid, size_t len, const void **rec,
         cue_cache_left_forget(t->cache);
     else
         settle = cue_cache_left_maybe(t->cache, uid, len);
-    int rc = settle
-                 ? cue_store_user_get(t->store, t->partition, uid, len, &t->loaded, err)
-                 : cue_store_user_get_unsettled(t->store, t->partition, uid, len, &t->loaded, err);
+    int rc;
+    if (settle) {
+        cue_task_exclusive(t, true);
+        rc = cue_store_user_get(t->store, t->partition, uid, len, &t->loaded, err);
+        cue_task_exclusive(t, false);
+    } else {
+        rc = cue_store_user_get_unsettled(t->store, t->partition, uid, len, &t->loaded, err);
+    }
     *rec = rc == 0 ? t->loaded.data : NULL;
     *rlen = rc == 0 ? t->loaded.len : 0;
     return rc == CUE_ENOTFOUND ? 0 : rc;
@@ -581,7 +586,9 @@ static int fire_due(cue_task *t, int64_t limit, cue_err *err)
             if (limit > t->fired_upto) t->fired_upto = limit;
             return 0;
         }
+        cue_task_exclusive(t, true);
         int rc = cue_task_timers_reload(t, err);
+        cue_task_exclusive(t, false);
         if (rc != 0) return rc;
     }
 }

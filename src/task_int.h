@@ -132,4 +132,10 @@ void cue_task_decide_erased(cue_task *t, const cue_event *ev);
 int cue_task_self_commit(cue_task *t, cue_err *err);
 void cue_task_recs_drop(cue_task *t);
 
+/* Around what touches things every task shares (cue_task_sink's exclusive). */
+static inline void cue_task_exclusive(cue_task *t, bool enter)
+{
+    if (t->sink.exclusive) t->sink.exclusive(enter, t->sink.ctx);
+}
+
 #endif

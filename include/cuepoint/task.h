@@ -88,6 +88,12 @@ typedef struct cue_task_sink {
      * cue_task_commit_finish on each). Non-zero is returned by the call
      * that committed; CUE_EABORTED means the caller rolls the tasks back. */
     int (*commit)(void *ctx, cue_err *err);
+    /* With several stream threads (NULL otherwise): called with true before
+     * and false after what a task does to things every task shares, the
+     * store's batch and its writer's queue and the producer's flush (its own
+     * commit, a read that waits for the writer, a refill of its timers from
+     * the store), so that no other task is processing meanwhile. */
+    void (*exclusive)(bool enter, void *ctx);
     void *ctx;
 } cue_task_sink;
 
