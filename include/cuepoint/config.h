@@ -128,6 +128,10 @@ typedef struct cue_config {
      * instances keep current from its changelog (needs changelog.enabled), so
      * a fail-over restores only the tail (standby.h says where they go). */
     int64_t standby_replicas;
+    /* num.stream.threads: 1. Threads that process the input's records: an
+     * instance's partitions are spread over them, each partition's records
+     * in order on one thread (runtime.h, "stream threads"). */
+    int64_t stream_threads;
     /* processing.guarantee: "at_least_once". "exactly_once_v2" puts each
      * commit cycle's triggers, dead letters, decisions, changelog records and
      * input offsets in one Kafka transaction (see cue_kafka_txn_commit). */

@@ -47,6 +47,11 @@
  * and each partition's meta one position per topic, so the bound keeps both
  * small; eight is more sources than any product we have seen. */
 #define CUE_INPUT_TOPICS_MAX 8
+
+/* Processing threads of one instance (num.stream.threads): beyond this a
+ * machine is better served by more instances (each with its own consumer
+ * and producer) than by more threads sharing one. */
+#define CUE_STREAM_THREADS_MAX 64
 /* A changelog position record's text at most (task, restore): its keys,
  * a stream time, one offset (20 digits and a comma) per input topic, and
  * which topics they are (a count and a hash). */

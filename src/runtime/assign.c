@@ -329,23 +329,36 @@ void rt_on_prefetch(const cue_kafka_msg *m, int stage, void *ctx)
         cue_task_prefetch(p->task, uid, len, stage);
 }
 
-void rt_on_message(const cue_kafka_msg *m, void *ctx)
+part *rt_record_part(rt *r, const cue_kafka_msg *m)
 {
-    rt *r = ctx;
     part *p = rt_part_get(r, m->partition);
-    if (p == NULL || p->task == NULL || r->fatal_rc) return;
+    if (p == NULL || p->task == NULL || r->fatal_rc) return NULL;
     r->res->consumed++;
     p->consumed++;
     r->took_records = true; /* timed once a batch (serve_main) */
-    cue_err err;            /* cleared, not zeroed: 516 bytes a record */
-    cue_err_clear(&err);
+    return p;
+}
+
+int rt_record_apply(part *p, const cue_kafka_msg *m, cue_err *err)
+{
     cue_record rec = cue_kafka_record(m);
-    int rc = cue_task_offer(p->task, &rec, &err);
-    if (rc == 1) return; /* applied before: already committed in the store */
+    int rc = cue_task_offer(p->task, &rec, err);
+    if (rc == 1) return 0; /* applied before: already committed in the store */
     if (m->topic_index == 0)
         p->position = m->offset + 1;
     else
         p->more_position[m->topic_index - 1] = m->offset + 1;
+    return rc < 0 ? rc : 0;
+}
+
+void rt_on_message(const cue_kafka_msg *m, void *ctx)
+{
+    rt *r = ctx;
+    part *p = rt_record_part(r, m);
+    if (p == NULL) return;
+    cue_err err; /* cleared, not zeroed: 516 bytes a record */
+    cue_err_clear(&err);
+    int rc = rt_record_apply(p, m, &err);
     if (rc == CUE_EABORTED) /* a task's own commit, under exactly-once */
         rt_eos_rollback(r, err.msg);
     else if (rc < 0)

@@ -15,16 +15,22 @@ static void sink_trigger(const cue_trigger *t, const char *rec, size_t len, void
     if (cue_kafka_produce_trigger(r->k, t->user->id, t->user->id_len, t->id, t->name, t->time_ms,
                                   rec, len) != 0)
         return; /* the failure stopped the run already */
-    r->res->triggers++;
-    r->res->by_trigger[t->machine_index][t->trigger_index]++;
-    if (r->o->on_trigger) r->o->on_trigger(t, rec, len, r->o->on_trigger_ctx);
+    /* Atomic: with stream threads, tasks on several threads count here. */
+    __atomic_fetch_add(&r->res->triggers, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&r->res->by_trigger[t->machine_index][t->trigger_index], 1,
+                       __ATOMIC_RELAXED);
+    if (r->o->on_trigger) {
+        rt_workers_serial(r, true);
+        r->o->on_trigger(t, rec, len, r->o->on_trigger_ctx);
+        rt_workers_serial(r, false);
+    }
 }
 
 static void sink_dead(const cue_dead_letter *dl, void *ctx)
 {
     rt *r = ctx;
-    uint64_t n = ++r->res->dead_letters;
-    r->res->dead_by_reason[dl->reason]++;
+    uint64_t n = __atomic_add_fetch(&r->res->dead_letters, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&r->res->dead_by_reason[dl->reason], 1, __ATOMIC_RELAXED);
     const char *topic = r->cfg->input_topic;
     if (n <= DEAD_LOG_FIRST || n % 10000 == 0)
         cue_log(CUE_LOG_WARN, "dead letter", "s:reason", cue_reason_name(dl->reason), "s:error",
@@ -106,5 +112,6 @@ cue_task_sink rt_collector(rt *r)
                            .changelog_next = c->changelog ? sink_changelog_next : NULL,
                            .flush = sink_flush,
                            .commit = c->exactly_once ? sink_commit : NULL,
+                           .exclusive = c->stream_threads > 1 ? rt_workers_exclusive : NULL,
                            .ctx = r};
 }

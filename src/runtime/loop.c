@@ -313,7 +313,8 @@ static size_t serve_main(void *ctx)
     rt *r = ctx;
     uint64_t before = r->first_record_ns ? 0 : uv_hrtime();
     r->took_records = false;
-    size_t n = cue_kafka_consume(r->k, CONSUME_BATCH);
+    size_t n = r->workers ? cue_kafka_consume_batch(r->k, CONSUME_BATCH, rt_workers_batch, r)
+                          : cue_kafka_consume(r->k, CONSUME_BATCH);
     if (r->took_records) {
         r->last_record_ns = uv_hrtime();
         if (r->first_record_ns == 0) r->first_record_ns = before;
@@ -540,6 +541,7 @@ int rt_end(rt *r, int rc, cue_err *err)
 {
     close_handles(r);
     rc = stop_all(r, rc, err);
+    rt_workers_close(r);
     cue_runtime_result *res = r->res;
     res->seconds = (double)(uv_hrtime() - r->started_ns) / 1e9;
     res->active_seconds = (double)(r->last_record_ns - r->first_record_ns) / 1e9;

@@ -240,6 +240,7 @@ struct rt {
     bool started; /* the loop's handles are open (rt_start) */
     rt_probe_fn probe;
     void *probe_ctx;
+    struct rt_workers *workers; /* owned; NULL with one stream thread */
 };
 
 /* loop.c: the loop, the clocks, the commit cycle, stopping. A run is
@@ -300,6 +301,12 @@ void rt_part_committed(rt *r, int32_t id, bool sync);
 int rt_on_assigned(const int32_t *ids, int64_t *start, size_t n, void *ctx);
 void rt_on_revoked(const int32_t *ids, size_t n, bool lost, void *ctx);
 void rt_on_message(const cue_kafka_msg *m, void *ctx);
+/* rt_on_message's two halves: the record counted and its partition found
+ * (NULL: none here, or the run is stopping), on the loop's thread; then
+ * offered to the partition's task, on whichever thread has the partition.
+ * Returns 0, or what stops the run (err says why). */
+part *rt_record_part(rt *r, const cue_kafka_msg *m);
+int rt_record_apply(part *p, const cue_kafka_msg *m, cue_err *err);
 void rt_on_prefetch(const cue_kafka_msg *m, int stage, void *ctx);
 int rt_eos_commit(rt *r, cue_err *err);
 void rt_eos_rollback(rt *r, const char *why);
@@ -314,6 +321,18 @@ void rt_reader_start(rt *r);
 int rt_restore_plan(rt *r, int32_t id, bool *needed, cue_err *err);
 void rt_standby_stop(rt *r, int32_t id, const char *why);
 void rt_standby_update(rt *r);
+
+/* workers.c: the stream threads (num.stream.threads above 1). */
+int rt_workers_open(rt *r, uint32_t n, cue_err *err);
+void rt_workers_close(rt *r);
+/* The main consumer's batch handler: the records spread over the threads
+ * by partition, processed, and waited for (cue_kafka_batch_fn). */
+void rt_workers_batch(const cue_kafka_msg *msgs, size_t n, void *ctx);
+/* cue_task_sink's exclusive. */
+void rt_workers_exclusive(bool enter, void *ctx);
+/* Around what only one thread at a time may call (the caller's
+ * on_trigger); nothing without stream threads. */
+void rt_workers_serial(rt *r, bool enter);
 
 /* members.c: the members topic and the instance id. */
 int rt_members_open(rt *r, int32_t partitions, cue_err *err);

@@ -94,6 +94,7 @@ int rt_open_all(rt *r, cue_err *err)
                            .fatal = rt_on_fatal,
                            .ctx = r};
     rc = cue_kafka_open(&r->k, cfg, &h, err);
+    if (rc == 0) rc = rt_workers_open(r, (uint32_t)cfg->stream_threads, err);
     if (rc != 0) return rc;
     int32_t partitions = 0;
     rc = cue_kafka_wait_ready(r->k, cfg->startup_timeout_ms, &partitions, err);
