@@ -75,6 +75,11 @@
 # in ten all cause a trigger and the rest none, a burst that shows the cost
 # of triggers produced back to back.
 #
+# THREADS (default 1): cuepoint's num.stream.threads, or several counts
+# ("1 2"): each round then runs cuepoint once per count, the summary is the
+# first count's, and a line per count gives its medians and its rate against
+# the first's (case=threads), measured in the same rounds.
+#
 # Prints one line per case ("bench=pipeline case=..."), then the summary with
 # the medians and their ratios (targets: cuepoint >= 50% of the bare
 # consumer's rate, <= 3x its CPU per record).
@@ -96,6 +101,14 @@ LAT_PARTITIONS=${LAT_PARTITIONS:-4}
 LAT_FETCH_WAIT_MS=${LAT_FETCH_WAIT_MS:-1}
 LAT_SHAPE=${LAT_SHAPE:-staggered}
 case "$LAT_SHAPE" in staggered | rounds) ;; *) echo "pipeline.sh: LAT_SHAPE is staggered or rounds" >&2; exit 2 ;; esac
+THREADS=${THREADS:-1}
+for t in $THREADS; do
+    [[ "$t" =~ ^[0-9]+$ ]] && [ "$t" -ge 1 ] || { echo "pipeline.sh: THREADS is a list of thread counts" >&2; exit 2; }
+done
+first_threads=${THREADS%% *}
+# The application id of a round's run with t threads (the first count's keeps
+# the name it always had).
+app_of() { [ "$2" = "$first_threads" ] && echo "bench-run-$1" || echo "bench-run-$1-t$2"; }
 # CHANGELOG=1: the cuepoint rounds also write the changelog (changelog.enabled),
 # to show what it costs; the changelog topics are created with PARTITIONS.
 CHANGELOG=${CHANGELOG:-0}
@@ -135,7 +148,9 @@ start_broker() { # name partitions topics...: sets broker_pid and bootstrap
 }
 changelogs=()
 if [ "$CHANGELOG" = 1 ]; then
-    for round in $(seq "$RUNS"); do changelogs+=("bench-run-$round-changelog"); done
+    for round in $(seq "$RUNS"); do
+        for t in $THREADS; do changelogs+=("$(app_of "$round" "$t")-changelog"); done
+    done
 fi
 start_broker broker "$PARTITIONS" events "${changelogs[@]}"
 
@@ -160,9 +175,9 @@ json_props_of() { # props...: "k": "v", ...
 for kv in $CONSUMER_PROPS; do bare_sets+=(--set "$kv"); done
 json_props=$(json_props_of $CONSUMER_PROPS)
 
-config() { # file app_id input_topic trigger_topic state_dir consumer_json
+config() { # file app_id input_topic trigger_topic state_dir consumer_json [threads]
     cat > "$1" <<EOF
-{"application.id": "$2", "bootstrap.servers": "$bootstrap",
+{"application.id": "$2", "bootstrap.servers": "$bootstrap", "num.stream.threads": ${7:-$first_threads},
  "input.topic": "$3", "trigger.topic": "$4",
  "errors.dead.letter.queue.topic.name": "$2-dead", "state.dir": "$5",
  "machines.dir": "$root/deploy/machines", "admin.listen": "127.0.0.1:0",
@@ -200,6 +215,7 @@ bare_cpus=()
 cue_cpus=()
 bare_rss=()
 cue_rss=()
+declare -A t_rates t_cpus
 for round in $(seq "$RUNS"); do
     cpu_mark
     line=$("$BIN_DIR/bench/bare_consumer" --bootstrap "$bootstrap" --topic events "${bare_sets[@]}") ||
@@ -214,8 +230,9 @@ for round in $(seq "$RUNS"); do
          "rate=$(field "$line" rate) interval=first_record_to_last cpu_seconds=$cpu cpu_s_per_M=$cpu_m" \
          "peak_rss_mb=$(field "$line" peak_rss_mb)"
 
-    app="bench-run-$round"
-    config "$work/$app.json" "$app" events "$app-triggers" "$work/$app.state" "$json_props"
+  for t in $THREADS; do
+    app=$(app_of "$round" "$t")
+    config "$work/$app.json" "$app" events "$app-triggers" "$work/$app.state" "$json_props" "$t"
     "$BIN_DIR/bench/metrics_watch" --addr-file "$work/$app.addr" --target "$EVENTS" \
         --interval-ms 20 > "$work/$app.watch" 2>&1 &
     watch_pid=$!
@@ -224,7 +241,6 @@ for round in $(seq "$RUNS"); do
     "$cuepoint" run --config "$work/$app.json" --stop-at-end --admin-addr-file "$work/$app.addr" \
         2> "$work/$app.log" || fail "cuepoint run exit $? (see $work/$app.log; KEEP=1 keeps it)"
     cpu_since "$EVENTS" # before metrics_watch is waited for
-    cue_cpus+=("$cpu_m")
     wait "$watch_pid" || true
     stopped=$(grep '"msg":"stopped"' "$work/$app.log" | tail -n1)
     consumed=$(json_num "$stopped" consumed)
@@ -239,14 +255,20 @@ for round in $(seq "$RUNS"); do
         rate=$mrate
         secs=$(field "$watch" seconds)
     fi
-    cue_rates+=("$rate")
     rss=$(json_num "$stopped" peak_rss_bytes)
     rss_mb=$([ -n "$rss" ] && awk -v b="$rss" 'BEGIN { printf "%.1f", b / 1048576 }' || echo na)
-    cue_rss+=("$rss_mb")
-    echo "bench=pipeline case=cuepoint round=$round records=$consumed seconds=$secs rate=$rate" \
+    if [ "$t" = "$first_threads" ]; then
+        cue_rates+=("$rate")
+        cue_cpus+=("$cpu_m")
+        cue_rss+=("$rss_mb")
+    fi
+    t_rates[$t]+="$rate "
+    t_cpus[$t]+="$cpu_m "
+    echo "bench=pipeline case=cuepoint round=$round threads=$t records=$consumed seconds=$secs rate=$rate" \
          "interval=first_record_to_last triggers=$(json_num "$stopped" triggers)" \
          "wall_seconds=$(json_num "$stopped" seconds) metrics_rate=${mrate:-na}" \
          "cpu_seconds=$cpu cpu_s_per_M=$cpu_m peak_rss_mb=$rss_mb"
+  done
 done
 bare_med=$(printf '%s\n' "${bare_rates[@]}" | median)
 cue_med=$(printf '%s\n' "${cue_rates[@]}" | median)
@@ -262,6 +284,14 @@ echo "bench=pipeline case=summary runs=$RUNS bare_rate_median=$(printf %.0f "$ba
      "cpu_ratio=$cpu_ratio target_cpu_ratio=3 meets_cpu_target=$cpu_meets" \
      "bare_peak_rss_mb_median=$(printf '%s\n' "${bare_rss[@]}" | median)" \
      "cuepoint_peak_rss_mb_median=$(printf '%s\n' "${cue_rss[@]}" | grep -v '^na$' | median)"
+
+for t in $THREADS; do
+    [ "$t" = "$first_threads" ] && [ "$THREADS" = "$first_threads" ] && break
+    t_rate=$(tr ' ' '\n' <<< "${t_rates[$t]}" | grep . | median)
+    t_cpu=$(tr ' ' '\n' <<< "${t_cpus[$t]}" | grep . | median)
+    echo "bench=pipeline case=threads threads=$t rate_median=$(printf %.0f "$t_rate")" \
+         "cpu_s_per_M_median=$t_cpu rate_vs_${first_threads}_threads=$(awk -v a="$t_rate" -v b="$cue_med" 'BEGIN { printf "%.2f", a / b }')"
+done
 
 # ---- latency -----------------------------------------------------------------
 # A broker of its own, with fewer partitions (see the top).
