@@ -8,9 +8,9 @@
  * queue that writes to a pipe when it goes from empty to non-empty, so the
  * runtime's event loop sleeps until there is work (cue_kafka_consumer_fd,
  * cue_kafka_producer_fd). Rebalances, messages and client errors reach the
- * caller through the handler, from inside cue_kafka_consume; delivery reports
- * are counted inside cue_kafka_serve_producer. librdkafka's own threads only
- * log (through cue_log).
+ * caller through the handler, from inside cue_kafka_consume (or _batch);
+ * delivery reports are counted inside cue_kafka_serve_producer. librdkafka's
+ * own threads only log (through cue_log).
  *
  * Also the mock cluster (librdkafka's rdkafka_mock) for `cuepoint dev-broker`,
  * the demo and tests.

@@ -52,6 +52,7 @@
  * machine is better served by more instances (each with its own consumer
  * and producer) than by more threads sharing one. */
 #define CUE_STREAM_THREADS_MAX 64
+
 /* A changelog position record's text at most (task, restore): its keys,
  * a stream time, one offset (20 digits and a comma) per input topic, and
  * which topics they are (a count and a hash). */

@@ -92,8 +92,8 @@ struct cue_kafka {
      * before anything else the consumer reports (kafka_ahead_drain). */
     rd_kafka_message_t *ahead[KAFKA_AHEAD]; /* owned */
     size_t ahead_first, ahead_n;
-    /* cue_kafka_consume_batch's records not yet handed over (owned, bcap
-     * long, with their views), and where they go. */
+    /* cue_kafka_consume_batch's records not yet handed over (owned,
+     * batch_cap long, with their views), and where they go. */
     rd_kafka_message_t **batch;
     cue_kafka_msg *batch_view;
     size_t batch_n, batch_cap;
