@@ -307,6 +307,33 @@ static void render_journeys(rt *r, cue_buf *b)
                     (double)r->recount_ns / 1e9);
 }
 
+/* The stream threads: how many, and with several, each one's share of the
+ * records and the time each stood still while another ran alone. */
+static void render_threads(rt *r, cue_buf *b)
+{
+    uint32_t n = rt_workers_count(r);
+    metrics_gauge(b, "cuepoint_stream_threads", "Threads processing records (num.stream.threads).",
+                  (double)n);
+    if (r->workers == NULL) return;
+    cue_prom_family(b, "cuepoint_stream_thread_records_total", "counter",
+                    "Records processed, per stream thread.");
+    uint64_t paused = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t recs, ns;
+        rt_workers_stats(r, i, &recs, &ns);
+        paused += ns;
+        char v[16];
+        snprintf(v, sizeof v, "%u", i);
+        cue_buf_reset(&r->labels);
+        cue_prom_label(&r->labels, "thread", v, strlen(v));
+        cue_prom_sample(b, "cuepoint_stream_thread_records_total", r->labels.data, (double)recs);
+    }
+    metrics_counter(b, "cuepoint_stream_thread_paused_seconds_total",
+                    "Time stream threads stood still while another ran alone (a task's own "
+                    "commit, a read waiting for the store's writer, a timer refill), summed.",
+                    (double)paused / 1e9);
+}
+
 static void render_metrics(rt *r, cue_buf *b)
 {
     cue_task_stats sum = r->retired;
@@ -318,6 +345,7 @@ static void render_metrics(rt *r, cue_buf *b)
     render_journeys(r, b);
     render_output(r, b);
     render_state(r, b, &cache);
+    render_threads(r, b);
     if (r->http) render_admin(r, b, cue_http_stats_get(r->http));
     cue_prom_build_info(b, cue_version, cue_commit);
     /* Without /proc (not Linux) the process families are left out rather

@@ -333,6 +333,11 @@ void rt_workers_exclusive(bool enter, void *ctx);
 /* Around what only one thread at a time may call (the caller's
  * on_trigger); nothing without stream threads. */
 void rt_workers_serial(rt *r, bool enter);
+/* The stream threads (1 without workers), and thread i's records processed
+ * and time stood still for another's exclusive section (with workers only;
+ * between batches). */
+uint32_t rt_workers_count(const rt *r);
+void rt_workers_stats(const rt *r, uint32_t i, uint64_t *records, uint64_t *paused_ns);
 
 /* members.c: the members topic and the instance id. */
 int rt_members_open(rt *r, int32_t partitions, cue_err *err);

@@ -37,6 +37,9 @@ typedef struct worker {
     size_t n, cap;
     int rc;      /* the first failure of the batch, or 0 */
     cue_err err; /* ... its message */
+    /* For /metrics, read by the loop between batches: records processed,
+     * and time stood still while another thread ran alone. */
+    uint64_t records, paused_ns;
 } worker;
 
 typedef struct rt_workers {
@@ -63,16 +66,25 @@ typedef struct rt_workers {
  * any other thread, and on the loop's outside a batch. */
 static _Thread_local int self = -1;
 
-/* Between two records: waits while another thread runs alone. */
-static void safe_point(rt_workers *ws, int me)
+/* Stands thread `me` still (ws->mu held) until no other thread runs alone. */
+static void park(rt_workers *ws, int me)
 {
-    pthread_mutex_lock(&ws->mu);
+    if (ws->owner < 0 || ws->owner == me) return;
+    uint64_t t0 = uv_hrtime();
     while (ws->owner >= 0 && ws->owner != me) {
         ws->parked++;
         pthread_cond_broadcast(&ws->changed);
         pthread_cond_wait(&ws->world, &ws->mu);
         ws->parked--;
     }
+    ws->w[me].paused_ns += uv_hrtime() - t0;
+}
+
+/* Between two records: waits while another thread runs alone. */
+static void safe_point(rt_workers *ws, int me)
+{
+    pthread_mutex_lock(&ws->mu);
+    park(ws, me);
     pthread_mutex_unlock(&ws->mu);
 }
 
@@ -99,12 +111,7 @@ void rt_workers_exclusive(bool enter, void *ctx)
         return;
     }
     /* Another owner first: this thread counts as stopped meanwhile. */
-    while (ws->owner >= 0) {
-        ws->parked++;
-        pthread_cond_broadcast(&ws->changed);
-        pthread_cond_wait(&ws->world, &ws->mu);
-        ws->parked--;
-    }
+    park(ws, me);
     ws->owner = me;
     ws->depth = 1;
     atomic_store(&ws->want, true);
@@ -148,6 +155,7 @@ static void run_part(rt_workers *ws, worker *w)
         const cue_kafka_msg *m = &msgs[w->recs[j]];
         cue_err_clear(&w->err);
         int rc = rt_record_apply(rt_part_get(r, m->partition), m, &w->err);
+        w->records++;
         if (rc != 0) {
             w->rc = rc;
             atomic_store(&ws->stop, true);
@@ -221,6 +229,18 @@ void rt_workers_batch(const cue_kafka_msg *msgs, size_t n, void *ctx)
         rt_fatal(r, ws->w[i].rc, ws->w[i].err.msg);
         break;
     }
+}
+
+uint32_t rt_workers_count(const rt *r)
+{
+    return r->workers ? r->workers->n : 1;
+}
+
+void rt_workers_stats(const rt *r, uint32_t i, uint64_t *records, uint64_t *paused_ns)
+{
+    const worker *w = &r->workers->w[i];
+    *records = w->records;
+    *paused_ns = w->paused_ns;
 }
 
 int rt_workers_open(rt *r, uint32_t n, cue_err *err)

@@ -75,6 +75,11 @@ for _ in $(seq 600); do
     sleep 0.2
 done
 [ "$held" = 1 ] && ok || bad "b and c never held all $parts partitions with no lag: b $(ready b), c $(ready c)"
+# /metrics says how many threads and what each did.
+busy=$(curl -s --max-time 2 "http://$(cat "$tmp/b.admin")/metrics" |
+       awk '$1 ~ /^cuepoint_stream_thread_records_total\{thread="[0-9]+"\}$/ && $2 > 0 { n++ } END { print n + 0 }')
+[ "$(metric b cuepoint_stream_threads)" -eq 3 ] && [ "$busy" -eq 3 ] && ok \
+    || bad "b's /metrics: cuepoint_stream_threads $(metric b cuepoint_stream_threads), $busy of 3 threads with records"
 sleep 1 # past a commit interval
 parts_b=$(held_by b); parts_c=$(held_by c)
 echo "b holds: $parts_b; c holds: $parts_c"
