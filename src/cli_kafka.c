@@ -48,7 +48,7 @@ static const char run_help[] =
     "copies of each partition current on other instances (placed through\n"
     "<application.id>-members), so a fail-over restores only the tail.\n"
     "num.stream.threads=N processes the partitions on N threads (each\n"
-    "partition's records in order on one; not with exactly_once_v2 yet).\n"
+    "partition's records in order on one).\n"
     "SIGTERM or SIGINT: finish the commit cycle, leave the group, exit 0; a second\n"
     "signal exits at once (the last commit is on disk, nothing is lost).\n"
     "\n"

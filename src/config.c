@@ -912,14 +912,6 @@ int cue_config_check(const cue_config *c, cue_err *err)
                            "$.processing.guarantee: exactly_once_v2 needs \"changelog.enabled\": "
                            "true (after a crash between a transaction's commit and the local "
                            "store's write, the state is restored from the changelog)");
-    /* A task's commit inside a transaction commits every task's work
-     * (rt_eos_commit), which the other threads' steps would be in the
-     * middle of. */
-    if (c->exactly_once && c->stream_threads > 1)
-        return cue_err_set(err, CUE_ECONFIG,
-                           "$.num.stream.threads: %lld with exactly_once_v2 is not supported yet; "
-                           "use 1 thread with exactly_once_v2, or at_least_once",
-                           (long long)c->stream_threads);
     if (c->standby_replicas > 0 && !c->changelog)
         return cue_err_set(err, CUE_ECONFIG,
                            "$.num.standby.replicas: %lld needs \"changelog.enabled\": true (a "

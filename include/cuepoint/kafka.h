@@ -182,6 +182,13 @@ size_t cue_kafka_consume(cue_kafka *k, size_t max);
 typedef void (*cue_kafka_batch_fn)(const cue_kafka_msg *msgs, size_t n, void *ctx);
 size_t cue_kafka_consume_batch(cue_kafka *k, size_t max, cue_kafka_batch_fn fn, void *ctx);
 
+/* Drops the records polled and not yet handed over (the ring held ahead of
+ * the handler), and any the poll under way took before now: for a caller
+ * that has just sought every assigned partition back (exactly-once's
+ * rollback), they came from before the seek, and the consumer delivers them
+ * again from the positions sought. */
+void cue_kafka_drop_held(cue_kafka *k);
+
 /* From now on, records may be produced from several threads at once (the
  * stream threads): producing and the delivery reports it serves when the
  * queue is full take a lock. Everything else stays the caller's thread's. */
@@ -310,8 +317,13 @@ int cue_kafka_txn_commit(cue_kafka *k, const uint8_t *topics, const int32_t *par
                          const int64_t *offsets, const char *const *meta, size_t n,
                          int64_t timeout_ms, cue_err *err);
 /* Aborts the open transaction, if any, within `timeout_ms` (CUE_EFENCED as
- * above). */
+ * above). Ends a hold (cue_kafka_txn_hold). */
 int cue_kafka_txn_abort(cue_kafka *k, int64_t timeout_ms, cue_err *err);
+/* A transaction aborted and the caller will roll back, but other threads
+ * may still produce before it does (stream threads): until the next
+ * cue_kafka_txn_abort, records are dropped instead of opening a transaction
+ * that could only carry work to be redone. */
+void cue_kafka_txn_hold(cue_kafka *k);
 /* The producer was fenced (its fatal error, however it surfaced). */
 bool cue_kafka_fenced(const cue_kafka *k);
 

@@ -71,6 +71,7 @@ struct cue_kafka {
      * failed inside it (the commit will be refused: abort instead); the
      * producer was fenced (another one has this transactional.id). */
     bool transactional, txn_open, txn_failed, fenced;
+    bool txn_hold; /* cue_kafka_txn_hold: records dropped until the next abort */
     uint64_t txn_triggers; /* trigger records produced in the open transaction */
     /* cue_kafka_split_partitions: each assigned partition's records wait in
      * a queue of their own, read one head at a time by the caller. */
@@ -92,6 +93,7 @@ struct cue_kafka {
      * before anything else the consumer reports (kafka_ahead_drain). */
     rd_kafka_message_t *ahead[KAFKA_AHEAD]; /* owned */
     size_t ahead_first, ahead_n;
+    uint64_t drops; /* cue_kafka_drop_held calls: a record polled before one is stale */
     /* cue_kafka_consume_batch's records not yet handed over (owned,
      * batch_cap long, with their views), and where they go. */
     rd_kafka_message_t **batch;

@@ -182,7 +182,12 @@ static void hold_ahead(cue_kafka *k, rd_kafka_message_t *m)
         rd_kafka_message_t *old = k->ahead[k->ahead_first];
         k->ahead_first = (k->ahead_first + 1) % KAFKA_AHEAD;
         k->ahead_n--;
+        uint64_t drops = k->drops;
         deliver(k, old);
+        if (k->drops != drops) { /* m was polled before the handler's seek */
+            rd_kafka_message_destroy(m);
+            return;
+        }
     }
     k->ahead[(k->ahead_first + k->ahead_n) % KAFKA_AHEAD] = m;
     k->ahead_n++;
@@ -217,6 +222,16 @@ size_t cue_kafka_consume(cue_kafka *k, size_t max)
     return served;
 }
 
+void cue_kafka_drop_held(cue_kafka *k)
+{
+    k->drops++;
+    while (k->ahead_n > 0) {
+        rd_kafka_message_destroy(k->ahead[k->ahead_first]);
+        k->ahead_first = (k->ahead_first + 1) % KAFKA_AHEAD;
+        k->ahead_n--;
+    }
+}
+
 size_t cue_kafka_consume_batch(cue_kafka *k, size_t max, cue_kafka_batch_fn fn, void *ctx)
 {
     if (k->batch_cap < max) {
@@ -234,7 +249,14 @@ size_t cue_kafka_consume_batch(cue_kafka *k, size_t max, cue_kafka_batch_fn fn, 
         if (m == NULL) break;
         served++;
         if (m->err == 0 && k->batch_cap > 0) {
-            if (k->batch_n == k->batch_cap) batch_hand(k);
+            if (k->batch_n == k->batch_cap) {
+                uint64_t drops = k->drops;
+                batch_hand(k);
+                if (k->drops != drops) { /* polled before the handler's seek */
+                    rd_kafka_message_destroy(m);
+                    continue;
+                }
+            }
             k->batch[k->batch_n] = m;
             k->batch_view[k->batch_n] = msg_of(k, m);
             k->batch_n++;

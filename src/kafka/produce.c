@@ -59,6 +59,10 @@ static int produce_to_locked(cue_kafka *k, rd_kafka_topic_t *topic, int32_t part
                              const char *key, size_t key_len, const char *val, size_t len,
                              rd_kafka_headers_t *hdrs, int64_t ts_ms)
 {
+    if (k->transactional && k->txn_hold) { /* redone after the rollback */
+        if (hdrs) rd_kafka_headers_destroy(hdrs);
+        return 0;
+    }
     if (k->transactional && !k->txn_open && kafka_txn_begin(k) != 0) {
         if (hdrs) rd_kafka_headers_destroy(hdrs);
         return CUE_EIO;

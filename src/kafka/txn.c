@@ -63,8 +63,14 @@ static int64_t txn_left_ms(int64_t end_ms)
     return left > 0 ? left : 0;
 }
 
+void cue_kafka_txn_hold(cue_kafka *k)
+{
+    k->txn_hold = true;
+}
+
 int cue_kafka_txn_abort(cue_kafka *k, int64_t timeout_ms, cue_err *err)
 {
+    k->txn_hold = false;
     if (!k->transactional || !k->txn_open) return 0;
     rd_kafka_error_t *e = NULL;
     int64_t end = kafka_mono_ms() + timeout_ms;

@@ -429,6 +429,9 @@ void rt_eos_rollback(rt *r, const char *why)
         rt_fatal(r, CUE_EUNAVAILABLE, msg);
         return;
     }
+    /* Records already taken from the consumer come again from the positions
+     * sought below: applied now, they would skip what lies between. */
+    cue_kafka_drop_held(r->k);
     cue_err aerr = {0};
     int rc = cue_kafka_txn_abort(r->k, r->cfg->delivery_timeout_ms, &aerr);
     if (rc != 0) {

@@ -95,10 +95,21 @@ int rt_flush(rt *r, cue_err *err)
     return rc;
 }
 
-/* A task's own commit (exactly-once): every task goes in the transaction. */
+/* A task's own commit (exactly-once): every task goes in the transaction.
+ * With stream threads the others stand still meanwhile, each between two of
+ * its steps (where its work so far is whole, as between two timers with one
+ * thread); and once a transaction aborted, no thread commits another before
+ * the loop has rolled every task back (it would carry the aborted work). */
 static int sink_commit(void *ctx, cue_err *err)
 {
-    return rt_eos_commit(ctx, err);
+    rt *r = ctx;
+    rt_workers_exclusive(true, r);
+    int rc = rt_workers_aborted(r)
+                 ? cue_err_set(err, CUE_EABORTED, "a transaction aborted in this batch")
+                 : rt_eos_commit(r, err);
+    if (rc == CUE_EABORTED && rt_workers_abort(r)) cue_kafka_txn_hold(r->k);
+    rt_workers_exclusive(false, r);
+    return rc;
 }
 
 cue_task_sink rt_collector(rt *r)

@@ -16,6 +16,12 @@
  * has not written yet, or refills its timers from the store first waits
  * until every other thread has stopped between two records (or finished its
  * part), then does it as the only thread running, and lets them go on.
+ *
+ * Exactly-once: a task's own commit commits every task (rt_eos_commit) as the
+ * only thread running, the others stopped between two of their steps, where
+ * their work so far is whole. When it aborts, no thread commits or produces
+ * again in the batch (rt_workers_abort, cue_kafka_txn_hold) and the loop
+ * rolls every task back once all have stopped.
  */
 #include "runtime_int.h"
 
@@ -59,6 +65,7 @@ typedef struct rt_workers {
     const cue_kafka_msg *msgs; /* the batch, borrowed while it is processed */
     atomic_bool want;          /* an owner waits or runs: stop at the next record */
     atomic_bool stop;          /* a thread failed: the others stop too */
+    bool aborted;              /* rt_workers_abort: written and read in exclusive sections */
     pthread_mutex_t serial;    /* rt_workers_serial */
 } rt_workers;
 
@@ -211,6 +218,7 @@ void rt_workers_batch(const cue_kafka_msg *msgs, size_t n, void *ctx)
     pthread_mutex_lock(&ws->mu);
     ws->msgs = msgs;
     ws->finished = 0;
+    ws->aborted = false;
     atomic_store(&ws->stop, false);
     ws->round++;
     pthread_cond_broadcast(&ws->go);
@@ -223,12 +231,32 @@ void rt_workers_batch(const cue_kafka_msg *msgs, size_t n, void *ctx)
     ws->msgs = NULL;
     pthread_mutex_unlock(&ws->mu);
     self = -1;
-    /* The first failure stops the run, as it would with one thread. */
+    /* The first failure stops the run, as it would with one thread; an
+     * aborted transaction (exactly-once) rolls every task back instead,
+     * which also drops what the threads did after it. */
+    const worker *aborted = NULL;
     for (uint32_t i = 0; i < ws->n; i++) {
-        if (ws->w[i].rc == 0) continue;
-        rt_fatal(r, ws->w[i].rc, ws->w[i].err.msg);
-        break;
+        const worker *w = &ws->w[i];
+        if (w->rc == CUE_EABORTED) {
+            if (aborted == NULL) aborted = w;
+        } else if (w->rc != 0) {
+            rt_fatal(r, w->rc, w->err.msg);
+            return;
+        }
     }
+    if (aborted) rt_eos_rollback(r, aborted->err.msg);
+}
+
+bool rt_workers_abort(rt *r)
+{
+    if (r->workers == NULL || self < 0) return false;
+    r->workers->aborted = true;
+    return true;
+}
+
+bool rt_workers_aborted(const rt *r)
+{
+    return r->workers && self >= 0 && r->workers->aborted;
 }
 
 uint32_t rt_workers_count(const rt *r)

@@ -11,6 +11,7 @@
 # 2. Two instances in one group, 3 and 2 threads, the second joining while
 #    the first is busy: partitions move between instances (and so between
 #    threads) mid-stream, their state handed over through the changelog.
+# Exactly-once with threads: kafka_eos_threads.sh.
 . "$(dirname "$0")/../lib.sh" "$1"
 . "$(dirname "$0")/../kafka_lib.sh"
 set -uo pipefail
@@ -106,12 +107,5 @@ sort -u "$tmp/topic2" | cmp -s - "$tmp/ref2.ref.triggers" && ok || bad "two inst
 [ "$(wc -l < "$tmp/two.state")" -gt 0 ] && cmp -s "$tmp/two.state" "$tmp/ref2.ref.state" && ok \
     || { bad "two instances: the states differ from the file mode's ($(wc -l < "$tmp/two.state") users here, $(wc -l < "$tmp/ref2.ref.state") there)";
          diff "$tmp/ref2.ref.state" "$tmp/two.state" | head -4 | cut -c1-250; }
-
-# Exactly-once with several threads is refused, with the reason.
-config d threads-d events triggers
-sed -i 's/"commit.interval.ms": 300/"commit.interval.ms": 300, "num.stream.threads": 2, "processing.guarantee": "exactly_once_v2"/' "$tmp/d.json"
-"$cuepoint" run --config "$tmp/d.json" 2> "$tmp/d.log"; rc=$?
-[ "$rc" -eq 78 ] && grep -q 'num.stream.threads' "$tmp/d.log" && ok \
-    || { bad "exactly_once_v2 with 2 threads: exit $rc, expected 78 naming num.stream.threads"; tail -2 "$tmp/d.log"; }
 
 finish
