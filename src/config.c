@@ -8,9 +8,10 @@
  * key tables that map each setting to its reader (apply_*_key); loading a
  * file or text and `--set`; the checks across settings (cue_config_check);
  * and the dump for `--print-config`. A new setting is a field in config.h,
- * its default here, one line in an apply_*_key table, its line in the dump
- * and its row in docs/configuration.md (tests/integration/docs_config.sh
- * holds the last two together). */
+ * its default here, its name in `keys` (the names an unknown setting is
+ * matched against for "did you mean"), one line in an apply_*_key table,
+ * its line in the dump and its row in docs/configuration.md
+ * (tests/integration/docs_config.sh holds the last two together). */
 #include "cuepoint/config.h"
 
 #include "cuepoint/hash.h"

@@ -71,7 +71,7 @@ struct cue_kafka {
      * failed inside it (the commit will be refused: abort instead); the
      * producer was fenced (another one has this transactional.id). */
     bool transactional, txn_open, txn_failed, fenced;
-    bool txn_hold; /* cue_kafka_txn_hold: records dropped until the next abort */
+    bool txn_hold;         /* cue_kafka_txn_hold: records dropped until the next abort */
     uint64_t txn_triggers; /* trigger records produced in the open transaction */
     /* cue_kafka_split_partitions: each assigned partition's records wait in
      * a queue of their own, read one head at a time by the caller. */
