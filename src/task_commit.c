@@ -416,6 +416,7 @@ int cue_task_commit(cue_task *t, cue_err *err)
  * spans them (the sink's commit). */
 int cue_task_self_commit(cue_task *t, cue_err *err)
 {
+    t->stats.own_commits++;
     if (t->sink.commit) return t->sink.commit(t->sink.ctx, err);
     cue_task_exclusive(t, true);
     int rc = cue_task_commit(t, err);

@@ -94,6 +94,13 @@ typedef struct cue_task_sink {
      * commit, a read that waits for the writer, a refill of its timers from
      * the store), so that no other task is processing meanwhile. */
     void (*exclusive)(bool enter, void *ctx);
+    /* NULL: a task whose changed users fill half its cache commits alone,
+     * there and then. Set (the pipeline, at least once): it asks for the
+     * instance's next commit cycle instead, which seals every task's batch
+     * without stopping intake for the acknowledgements and the write; the
+     * task commits alone only if its cache fills before that cycle comes.
+     * Called from any stream thread, once per record while it holds. */
+    void (*want_cycle)(void *ctx);
     void *ctx;
 } cue_task_sink;
 
@@ -106,6 +113,9 @@ typedef struct cue_task_stats {
     uint64_t corrupt_states; /* stored states that did not decode (user left as is) */
     uint64_t dead_by_reason[CUE_REASON_COUNT];
     uint64_t commits;
+    /* Commits the task made alone, intake stopped (cue_task_self_commit):
+     * commit.records reached, or its cache full before a commit cycle. */
+    uint64_t own_commits;
     uint64_t state_writes;  /* user records written to the store */
     uint64_t timer_writes;  /* timer index entries put or deleted */
     uint64_t timer_dropped; /* index entries superseded before their commit: not written */

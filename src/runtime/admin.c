@@ -165,6 +165,11 @@ static void render_records(rt *r, cue_buf *b, const cue_task_stats *sum)
                     (double)res->consumed);
     metrics_counter(b, "cuepoint_records_applied_total", "Events applied to a user's state.",
                     (double)sum->applied);
+    metrics_counter(b, "cuepoint_task_own_commits_total",
+                    "Commits a partition's task made alone with intake stopped: commit.records "
+                    "reached, or its cache full of changed users before the next commit cycle "
+                    "(with exactly-once, half full: every task commits in the transaction).",
+                    (double)sum->own_commits);
     metrics_counter(b, "cuepoint_records_duplicate_total",
                     "Records skipped because the user's state had applied them already.",
                     (double)sum->duplicates);
@@ -234,6 +239,10 @@ static void render_output(rt *r, cue_buf *b)
                     "produced before it (then of its changelog records), intake going on "
                     "meanwhile; its state batches are written after it.");
     cue_prom_histogram(b, "cuepoint_commit_ack_wait_seconds", NULL, &r->ack_hist);
+    metrics_counter(b, "cuepoint_commit_cycles_early_total",
+                    "Commit cycles begun before commit.interval.ms was up, because a task's "
+                    "changed users had passed half its share of statestore.cache.max.bytes.",
+                    (double)r->early_cycles);
     metrics_counter(b, "cuepoint_rebalances_total", "Partition assignments and revocations.",
                     (double)r->res->rebalances);
     const cue_kafka_stats *ks = cue_kafka_stats_get(r->k);

@@ -112,6 +112,12 @@ static int sink_commit(void *ctx, cue_err *err)
     return rc;
 }
 
+static void want_cycle(void *ctx)
+{
+    rt *r = ctx;
+    __atomic_store_n(&r->cycle_wanted, true, __ATOMIC_RELAXED);
+}
+
 cue_task_sink rt_collector(rt *r)
 {
     const cue_config *c = r->o->cfg;
@@ -124,5 +130,8 @@ cue_task_sink rt_collector(rt *r)
                            .flush = sink_flush,
                            .commit = c->exactly_once ? sink_commit : NULL,
                            .exclusive = c->stream_threads > 1 ? rt_workers_exclusive : NULL,
+                           /* Exactly-once commits one transaction for every
+                            * task as the cache fills (sink_commit). */
+                           .want_cycle = c->exactly_once ? NULL : want_cycle,
                            .ctx = r};
 }

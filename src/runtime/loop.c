@@ -243,11 +243,15 @@ void rt_begin_commit(rt *r)
         /* One sealed cycle waits at a time: a cycle whose acknowledgements
          * take longer than commit.interval.ms makes the next one later. */
         if (r->sealed) return;
+        r->early_cycles += r->cycle_wanted;
+        r->cycle_wanted = false;
         r->commit_started_ns = uv_hrtime();
         seal_cycle(r);
         rt_check_commit(r); /* its records may be acknowledged already */
         return;
     }
+    r->early_cycles += r->cycle_wanted;
+    r->cycle_wanted = false;
     r->state = COMMITTING;
     r->commit_started_ns = uv_hrtime(); /* intake stops: see serving() */
     cue_kafka_serve_producer(r->k);
@@ -319,6 +323,8 @@ static size_t serve_main(void *ctx)
         r->last_record_ns = uv_hrtime();
         if (r->first_record_ns == 0) r->first_record_ns = before;
     }
+    /* Until a cycle begins (a sealed one still waiting makes it wait). */
+    if (r->cycle_wanted) rt_begin_commit(r);
     return n;
 }
 

@@ -214,6 +214,10 @@ struct rt {
     cue_err fatal_err;
     uint64_t commit_started_ns, started_ns, first_record_ns, last_record_ns;
     bool took_records; /* a record was taken in the consume batch under way */
+    /* A task's changed users passed half its cache (set from any stream
+     * thread): the loop begins a commit cycle after the batch under way. */
+    bool cycle_wanted;
+    uint64_t early_cycles; /* cycles begun for cycle_wanted, before their time */
     cue_histogram commit_hist;
     cue_histogram write_hist; /* a task's state batch written on the store's thread */
     cue_histogram ack_hist;   /* a sealed cycle: from the seal to its records acknowledged */
