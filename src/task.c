@@ -545,22 +545,22 @@ static int fire_entry(cue_task *t, int64_t due, cue_err *err)
 }
 
 /* The users of the timers near the window's front are fetched into the
- * CPU's caches a few fires ahead, as records' users are: entries on the
- * heap's third level, their users' cache slots on the second, the users'
- * entries on the first (the next to fire is one of those two). */
+ * CPU's caches ahead, as records' users are: the entries that may come up
+ * within two fires, and the cached states of the users that may come up
+ * next. */
 static void prefetch_timers(cue_task *t, int64_t limit)
 {
-    /* Every entry near the front, not just the third level's: the next to
-     * fire may have come up from anywhere below it (a prefetch of a line
-     * already here costs next to nothing). */
-    cue_timers_prefetch_near(t->timers, 1, 15);
+    /* Every entry near the front: the next to fire may have come up from
+     * anywhere below it (a prefetch of a line already here costs next to
+     * nothing). */
+    cue_timers_prefetch_near(t->timers, 1, CUE_TIMERS_NEAR + 1);
     size_t n = cue_timers_count(t->timers);
-    for (size_t i = 1; i < 7 && i < n; i++) {
+    for (size_t i = 1; i <= CUE_TIMERS_NEXT && i < n; i++) {
         int64_t due;
         const char *uid;
         size_t len;
         cue_timers_near(t->timers, i, &due, &uid, &len);
-        if (due <= limit) cue_cache_prefetch(t->cache, uid, len, i < 3 ? 1 : 0);
+        if (due <= limit) cue_cache_prefetch(t->cache, uid, len, 1);
     }
 }
 

@@ -47,9 +47,13 @@ int cue_timers_peek(const cue_timers *t, int64_t *due_ms, const char **uid, size
 
 /* Entries likely to come up soon, for prefetch hints: the `i`th in the
  * window's own order (i < count; 0 is the earliest, and the next few after
- * it are near the front but not sorted). Borrowed until the next change.
- * cue_timers_prefetch_near fetches the entries from `from` on into the
- * CPU's caches, so that reading their ids later does not wait. */
+ * it are near the front but not sorted: the one after the earliest is among
+ * 1 to CUE_TIMERS_NEXT, the ones after that among 1 to CUE_TIMERS_NEAR).
+ * Borrowed until the next change. cue_timers_prefetch_near fetches the
+ * entries from `from` on into the CPU's caches, so that reading their ids
+ * later does not wait. */
+#define CUE_TIMERS_NEXT 4
+#define CUE_TIMERS_NEAR 20
 void cue_timers_near(const cue_timers *t, size_t i, int64_t *due_ms, const char **uid,
                      size_t *uid_len);
 void cue_timers_prefetch_near(const cue_timers *t, size_t from, size_t to);

@@ -132,3 +132,43 @@ Test(timers, entries_near_the_front)
     cue_timers_prefetch_near(t, 7, 1000); /* past the count: a hint, no read */
     cue_timers_free(t);
 }
+
+/* Arms and pops interleaved, a few levels deep, against a sorted model:
+ * every pop is the model's least, ties on the due time broken by the id. */
+Test(timers, interleaved_against_a_model)
+{
+    enum { CAP = 1024, OPS = 20000 };
+    static key model[CAP];
+    size_t n = 0;
+    cue_timers *t;
+    cue_err err;
+    cr_assert(cue_timers_new(&t, CAP, &err) == 0);
+    cue_timers_load_end(t, true, 0, "", 0);
+    unsigned seed = 7;
+    for (int op = 0; op < OPS; op++) {
+        seed = seed * 1103515245 + 12345;
+        bool arm = n == 0 || (n < CAP && (seed >> 16) % 3 != 0);
+        if (arm) {
+            key k = {.due = (int64_t)((seed >> 4) % 200)};
+            snprintf(k.uid, sizeof k.uid, "u%u", (seed >> 9) % 5000);
+            model[n++] = k;
+            cue_timers_arm(t, k.due, k.uid, strlen(k.uid));
+            continue;
+        }
+        size_t least = 0;
+        for (size_t i = 1; i < n; i++)
+            if (key_cmp(&model[i], &model[least]) < 0) least = i;
+        int64_t due;
+        const char *uid;
+        size_t len;
+        cr_assert_eq(cue_timers_peek(t, &due, &uid, &len), 0);
+        cr_assert(due == model[least].due && len == strlen(model[least].uid) &&
+                      memcmp(uid, model[least].uid, len) == 0,
+                  "op %d: popped %lld %.*s, the least is %lld %s", op, (long long)due, (int)len,
+                  uid, (long long)model[least].due, model[least].uid);
+        cue_timers_pop(t);
+        model[least] = model[--n];
+    }
+    cr_assert_eq(cue_timers_count(t), n);
+    cue_timers_free(t);
+}
