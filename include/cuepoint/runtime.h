@@ -3,7 +3,8 @@
  *
  * The loop owns every activity: the consumer's and the producer's queues wake
  * it through pipes (no polling, no sleeps), a timer starts the commit cycle
- * every commit.interval.ms, another moves caught-up partitions' time with the
+ * every commit.interval.ms (a task whose cache fills with changed users asks
+ * for it sooner), another moves caught-up partitions' time with the
  * wall clock, the admin HTTP server answers on the same loop, and SIGTERM or
  * SIGINT stop it. Each assigned partition is a task (task.h) over the shared
  * state store; the user cache budget (statestore.cache.max.bytes) is shared

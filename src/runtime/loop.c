@@ -1,7 +1,8 @@
 /* The loop and the commit cycle. One libuv loop runs everything: the
  * pipeline's consumer and producer (rt_client), the changelog reader, the
  * members topic, the repartition stage, admin HTTP, the clocks and signals.
- * Every commit.interval.ms a cycle commits every task's store batch and the
+ * Every commit.interval.ms (or sooner, when a task's changed users fill half
+ * its cache: cycle_wanted) a cycle commits every task's store batch and the
  * group's offsets, after the producer's acknowledgements (promise 3). At
  * least once, without a repartition stage, the cycle is sealed (seal_cycle):
  * its batches are built at once and wait at the store's gate for the
