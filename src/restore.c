@@ -21,6 +21,7 @@ void cue_restore_init(cue_restore *r, uint32_t partition, const cue_store_meta *
     r->hold = hold;
     r->ttl_mark_cleared = false;
     r->last_topics = (cue_position_topics){0};
+    r->last_position_at = -1;
     r->held.n = 0;
     cue_buf_reset(&r->held.keys);
 }

@@ -47,6 +47,9 @@ typedef struct cue_restore {
     /* ... and which input topics the last position record was written
      * reading (cue_restore_topics_check). */
     cue_position_topics last_topics;
+    /* The changelog offset of that record, -1 before one: the caller, who
+     * reads the changelog, sets it (cue_restore_apply has no offset). */
+    int64_t last_position_at;
 } cue_restore;
 
 /* Starts a restore that builds on `base` (the local meta), or on nothing;

@@ -22,8 +22,11 @@ static void restore_finish(rt *r, int32_t id)
     if (cue_restore_topics_check(&p->rs, r->cfg, &err) != 0) {
         /* Another input's changelog: no position of it is written, and
          * no task opens on it. */
+        cue_err_prefix(&err, "%s partition %d, the position record at offset %lld",
+                       r->reader.cfg.input_topic, (int)id, (long long)p->rs.last_position_at);
         cue_log(CUE_LOG_ERROR, "changelog of another input", "s:topic", r->reader.cfg.input_topic,
-                "i:partition", (int64_t)id, "s:error", err.msg, NULL);
+                "i:partition", (int64_t)id, "i:offset", p->rs.last_position_at, "s:error", err.msg,
+                NULL);
         rt_fatal(r, err.code, err.msg);
         return;
     }
@@ -58,7 +61,10 @@ static bool changelog_apply(rt *r, cue_restore *rs, const cue_kafka_msg *m)
     int rc = m->erasure ? cue_restore_apply_erasure(rs, r->store, m->key, m->key_len, &err)
                         : cue_restore_apply(rs, r->store, m->key, m->key_len,
                                             m->value_len ? m->value : NULL, m->value_len, &err);
-    if (rc == 0) return true;
+    if (rc == 0) {
+        if (m->key_len == 0 && !m->erasure) rs->last_position_at = m->offset;
+        return true;
+    }
     r->reader.skipped++;
     cue_log(CUE_LOG_WARN, "changelog record skipped", "s:topic", r->reader.cfg.input_topic,
             "i:partition", (int64_t)m->partition, "i:offset", m->offset, "s:reason", err.msg, NULL);

@@ -115,6 +115,15 @@ rc=$?
 c=$(grep '"msg":"stopped"' "$tmp/eos.3.log" | grep -o '"consumed":[0-9]*' | cut -d: -f2)
 [ "${c:-1}" -eq 0 ] && ok || bad "eos: after the restore ${c:-?} records were read again"
 
+# A changelog written reading two topics is not restored for the first
+# alone: refused, naming the changelog's partition and position record.
+rm -rf "$tmp/eos.state"
+sed 's/"input.topics": \["web2", "mobile2"\]/"input.topic": "web2"/' "$tmp/eos.json" > "$tmp/eos1.json"
+timeout 120 "$cuepoint" run --config "$tmp/eos1.json" --stop-at-end 2> "$tmp/eos1.log"
+rc=$?
+[ "$rc" -eq 78 ] && grep -q 'mt-app-changelog partition [0-9]*, the position record at offset [0-9]*: the changelog' "$tmp/eos1.log" && ok \
+    || { bad "one topic over a two-topic changelog: exit $rc"; grep -i changelog "$tmp/eos1.log" | tail -2; }
+
 # The state directory records its topics: the first topic alone is refused.
 sed 's/"input.topics": \["web", "mobile"\]/"input.topic": "web"/' "$tmp/mt.json" > "$tmp/web.json"
 timeout 60 "$cuepoint" run --config "$tmp/web.json" --stop-at-end 2> "$tmp/web.log"
