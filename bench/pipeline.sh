@@ -322,11 +322,16 @@ lat_shape=()
 line=$("$BIN_DIR/bench/latency" "${lat_shape[@]}" --bootstrap "$bootstrap" --events-topic lat-events \
         --triggers-topic lat-triggers --rate "$lat_rate" --seconds "$LAT_SECONDS" \
         --set "fetch.wait.max.ms=$LAT_FETCH_WAIT_MS" --trace "$work/latency.trace") || lat_rc=$?
-# The commit cycles' stops (intake stands still in each): what the tail is made of.
+# The commit cycles' stops (intake stands still in each): what the tail is
+# made of; and how many cycles began early, or tasks committed alone, because
+# caches filled with changed users between cycles.
 cycles=$(curl -sf "http://$(head -n1 "$work/$app.addr")/metrics" |
     awk '$1 == "cuepoint_commit_duration_seconds_sum" { s = $2 }
          $1 == "cuepoint_commit_duration_seconds_count" { n = $2 }
-         END { if (n > 0) printf " commit_cycles=%d commit_stop_avg_ms=%.1f", n, s * 1000 / n }')
+         $1 == "cuepoint_commit_cycles_early_total" { e = $2 }
+         $1 == "cuepoint_task_own_commits_total" { o = $2 }
+         END { if (n > 0) printf " commit_cycles=%d commit_stop_avg_ms=%.1f", n, s * 1000 / n
+               printf " early_cycles=%d own_commits=%d", e, o }')
 kill -TERM "$run_pid"
 wait "$run_pid" || fail "cuepoint run (latency) exit $? after SIGTERM"
 echo "bench=pipeline case=$line$cycles"
