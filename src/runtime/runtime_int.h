@@ -337,15 +337,15 @@ void rt_workers_exclusive(bool enter, void *ctx);
 /* Around what only one thread at a time may call (the caller's
  * on_trigger); nothing without stream threads. */
 void rt_workers_serial(rt *r, bool enter);
-/* The stream threads (1 without workers), and thread i's records processed
- * and time stood still for another's exclusive section (with workers only;
- * between batches). */
 /* Exactly-once inside a batch: a transaction aborted (set by the thread
  * whose commit aborted, in its exclusive section), so no other commits
  * before the loop rolls back after the batch; false (and nothing set)
  * outside batches, where the caller rolls back at once. */
 bool rt_workers_abort(rt *r);
 bool rt_workers_aborted(const rt *r);
+/* The stream threads (1 without workers), and thread i's records processed
+ * and time stood still for another's exclusive section (with workers only;
+ * between batches). */
 uint32_t rt_workers_count(const rt *r);
 void rt_workers_stats(const rt *r, uint32_t i, uint64_t *records, uint64_t *paused_ns);
 
