@@ -113,6 +113,17 @@ static size_t plain_run(const unsigned char *s, size_t n)
             i += 8;
             continue;
         }
+        /* The last few bytes of a string of eight or more as one word that
+         * overlaps the bytes checked already; of a shorter one, as two
+         * overlapping halves: most strings (names, ids) are all plain, and a
+         * byte at a time was most of their cost. */
+        if (n - i < 8 && n >= 8 && (memcpy(&w, s + n - 8, 8), plain8(w))) return n;
+        if (n - i < 8 && i == 0 && n >= 4) {
+            uint32_t lo, hi;
+            memcpy(&lo, s, 4);
+            memcpy(&hi, s + n - 4, 4);
+            if (plain8((uint64_t)hi << 32 | lo)) return n;
+        }
         unsigned char c = s[i];
         if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
             i++;

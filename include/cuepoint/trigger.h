@@ -17,7 +17,9 @@
 #include "cuepoint/buf.h"
 #include "cuepoint/engine.h"
 
-/* Appends the record (no trailing newline) to `out`. CUE_ENOMEM only. */
+/* Appends the record (no trailing newline) to `out`. CUE_ENOMEM only. The
+ * machine's, states', trigger's and timer's names are written unescaped:
+ * they are names machine.c admitted (letters, digits, '_', '-', '.'). */
 int cue_trigger_encode(const cue_trigger *t, const char *application_id, cue_buf *out);
 
 /* Appends a value as JSON: strings quoted, JSON text as is, absent as null. */

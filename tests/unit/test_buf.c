@@ -210,29 +210,34 @@ Test(buf, every_ascii_byte_round_trips_through_a_json_reader)
     cue_buf_deinit(&b);
 }
 
-Test(buf, each_byte_at_each_place_of_a_long_string_is_written_alone)
+Test(buf, each_byte_at_each_place_of_a_string_of_each_length_is_written_alone)
 {
-    /* Plain runs are checked eight bytes at a time: any byte that is not
-     * plain ASCII, wherever it falls in a word, must still be seen. */
+    /* Plain runs are checked eight bytes at a time, a string's last bytes
+     * as a word overlapping the ones before and one shorter than eight as
+     * two overlapping halves: any byte that is not plain ASCII, wherever it
+     * falls in a word and whatever the length, must still be seen. */
     cue_buf b;
     cue_buf_init(&b, 0);
-    for (int c = 0; c < 0x100; c++) {
-        for (size_t at = 0; at < 19; at++) {
-            char in[19], out[32];
-            memcpy(in, "abcdefghijklmnopqrs", sizeof in);
-            in[at] = (char)c;
-            cue_buf_reset(&b);
-            cr_assert_eq(cue_buf_append_json_str(&b, in, sizeof in), 0);
-            if (c < 0x80) {
-                size_t n = jansson_string(b.data, b.len, out, sizeof out);
-                cr_expect(n == sizeof in && memcmp(out, in, n) == 0,
-                          "byte 0x%02x at %zu: written as %s", c, at, b.data);
-            } else { /* alone, never a whole UTF-8 sequence */
-                char esc[8];
-                snprintf(esc, sizeof esc, "\\u00%02x", c);
-                cr_expect_eq(b.len, 2 + sizeof in - 1 + 6, "byte 0x%02x at %zu: %s", c, at, b.data);
-                cr_expect(memcmp(b.data + 1 + at, esc, 6) == 0, "byte 0x%02x at %zu: %s", c, at,
-                          b.data);
+    for (size_t len = 1; len <= 19; len++) {
+        for (int c = 0; c < 0x100; c++) {
+            for (size_t at = 0; at < len; at++) {
+                char in[19], out[32];
+                memcpy(in, "abcdefghijklmnopqrs", len);
+                in[at] = (char)c;
+                cue_buf_reset(&b);
+                cr_assert_eq(cue_buf_append_json_str(&b, in, len), 0);
+                if (c < 0x80) {
+                    size_t n = jansson_string(b.data, b.len, out, sizeof out);
+                    cr_expect(n == len && memcmp(out, in, n) == 0,
+                              "length %zu, byte 0x%02x at %zu: written as %s", len, c, at, b.data);
+                } else { /* alone, never a whole UTF-8 sequence */
+                    char esc[8];
+                    snprintf(esc, sizeof esc, "\\u00%02x", c);
+                    cr_expect_eq(b.len, 2 + len - 1 + 6, "length %zu, byte 0x%02x at %zu: %s", len,
+                                 c, at, b.data);
+                    cr_expect(memcmp(b.data + 1 + at, esc, 6) == 0,
+                              "length %zu, byte 0x%02x at %zu: %s", len, c, at, b.data);
+                }
             }
         }
     }
