@@ -185,8 +185,64 @@ int cue_buf_append_base64_str(cue_buf *b, const void *s, size_t n)
     return 0;
 }
 
+/* Whether a string of at most SHORT_MAX bytes is all plain ASCII (plain8):
+ * its words, the last one overlapping the one before, or for fewer than
+ * eight bytes two overlapping halves, instead of a loop over bytes. */
+#define SHORT_MAX 32
+static bool plain_short(const unsigned char *s, size_t n)
+{
+    uint64_t w;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8)
+            if (memcpy(&w, s + i, 8), !plain8(w)) return false;
+        memcpy(&w, s + n - 8, 8);
+        return plain8(w);
+    }
+    if (n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, s, 4);
+        memcpy(&hi, s + n - 4, 4);
+        return plain8((uint64_t)hi << 32 | lo);
+    }
+    unsigned char b[8] = {'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a'};
+    for (size_t i = 0; i < n; i++)
+        b[i] = s[i];
+    memcpy(&w, b, 8);
+    return plain8(w);
+}
+
+/* Copies n <= SHORT_MAX bytes as two overlapping moves of a fixed size. */
+static void copy_short(char *d, const unsigned char *s, size_t n)
+{
+    if (n >= 16) {
+        memcpy(d, s, 16);
+        memcpy(d + n - 16, s + n - 16, 16);
+    } else if (n >= 8) {
+        memcpy(d, s, 8);
+        memcpy(d + n - 8, s + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(d, s, 4);
+        memcpy(d + n - 4, s + n - 4, 4);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            d[i] = (char)s[i];
+    }
+}
+
 int cue_buf_append_json_str(cue_buf *b, const char *s, size_t n)
 {
+    /* Most strings written are short and need no escape (ids, types,
+     * keys): checked and copied whole, with no scan loop or call. */
+    if (n <= SHORT_MAX && b->data && b->cap - b->len > n + 2 &&
+        plain_short((const unsigned char *)s, n)) {
+        char *d = b->data + b->len;
+        d[0] = '"';
+        copy_short(d + 1, (const unsigned char *)s, n);
+        d[n + 1] = '"';
+        d[n + 2] = '\0';
+        b->len += n + 2;
+        return 0;
+    }
     /* Room for the common case (nothing to escape) up front; an escape grows
      * the buffer only when it must, so a large record is not reserved at six
      * times its size. The invariant: after `len`, room for the rest of the

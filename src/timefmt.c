@@ -169,12 +169,17 @@ int cue_time_parse_rfc3339(const char *s, size_t len, int64_t *ms_out)
     return 0;
 }
 
-/* Writes v as exactly `width` digits at o (v is within range). */
-static char *put_digits(char *o, int64_t v, int width)
+/* Writes v < 100 as two digits at o, from a table: the time of every
+ * trigger and decision is formatted, and a division per digit was most of
+ * that. */
+static char *put2(char *o, unsigned v)
 {
-    for (int w = width - 1; w >= 0; w--, v /= 10)
-        o[w] = (char)('0' + v % 10);
-    return o + width;
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                                "25262728293031323334353637383940414243444546474849"
+                                "50515253545556575859606162636465666768697071727374"
+                                "75767778798081828384858687888990919293949596979899";
+    memcpy(o, pairs + 2 * v, 2);
+    return o + 2;
 }
 
 size_t cue_time_format_rfc3339(int64_t ms, char out[CUE_TIME_TEXT_MAX])
@@ -192,20 +197,23 @@ size_t cue_time_format_rfc3339(int64_t ms, char out[CUE_TIME_TEXT_MAX])
     int64_t y;
     unsigned m, d;
     cue_time_civil_from_days(days, &y, &m, &d);
+    unsigned r = (unsigned)rem, msec = r % 1000, sec = r / 1000; /* rem < 86,400,000 */
     char *o = out;
-    o = put_digits(o, y, 4);
+    o = put2(o, (unsigned)y / 100); /* 0 <= y <= 9999 (clamped above) */
+    o = put2(o, (unsigned)y % 100);
     *o++ = '-';
-    o = put_digits(o, m, 2);
+    o = put2(o, m);
     *o++ = '-';
-    o = put_digits(o, d, 2);
+    o = put2(o, d);
     *o++ = 'T';
-    o = put_digits(o, rem / MS_PER_HOUR, 2);
+    o = put2(o, sec / 3600);
     *o++ = ':';
-    o = put_digits(o, rem / MS_PER_MIN % 60, 2);
+    o = put2(o, sec / 60 % 60);
     *o++ = ':';
-    o = put_digits(o, rem / MS_PER_SEC % 60, 2);
+    o = put2(o, sec % 60);
     *o++ = '.';
-    o = put_digits(o, rem % MS_PER_SEC, 3);
+    *o++ = (char)('0' + msec / 100);
+    o = put2(o, msec % 100);
     *o++ = 'Z';
     *o = '\0';
     return (size_t)(o - out);
