@@ -597,6 +597,11 @@ static bool may_read_time(const cue_machine *m, int32_t type_id)
     return false;
 }
 
+static int32_t event_type(const cue_machines *ms, const cue_event *ev, const cue_step_env *env)
+{
+    return env && env->has_type ? env->type_id : cue_machines_type_id(ms, ev->type, ev->type_len);
+}
+
 bool cue_engine_check(const cue_machines *ms, const cue_user *u, const cue_event *ev,
                       const cue_step_env *env, cue_step_refusal *why)
 {
@@ -605,7 +610,7 @@ bool cue_engine_check(const cue_machines *ms, const cue_user *u, const cue_event
     /* Read-only: nothing below writes through s.u. */
     step_init(&s, ms, (cue_user *)u, ev, ev->ts_ms, env, NULL, NULL, &scratch);
     s.attrs_from_event = true;
-    int32_t type_id = cue_machines_type_id(ms, ev->type, ev->type_len);
+    int32_t type_id = event_type(ms, ev, env);
     for (size_t mi = 0; mi < cue_machines_count(ms); mi++)
         if (may_read_time(cue_machines_get(ms, mi), type_id) &&
             !check_machine(&s, (uint16_t)mi, type_id, why))
@@ -686,7 +691,7 @@ void cue_engine_apply(const cue_machines *ms, cue_user *u, const cue_event *ev,
     step s;
     step_init(&s, ms, u, ev, ev->ts_ms, env, emit, ctx, st);
     copy_attrs(u, ev);
-    int32_t type_id = cue_machines_type_id(ms, ev->type, ev->type_len);
+    int32_t type_id = event_type(ms, ev, env);
     for (size_t mi = 0; mi < cue_machines_count(ms); mi++)
         apply_machine(&s, (uint16_t)mi, type_id);
     CUE_ASSERT(ev->topic < CUE_INPUT_TOPICS_MAX);

@@ -716,6 +716,8 @@ static int apply_event(cue_task *t, cue_event *ev, cue_err *err)
     /* A timer's time that does not read refuses the whole event, before
      * anything of it (consent included) is kept, as other bad fields do. */
     cue_step_env env = step_env(t, ev);
+    env.has_type = true;
+    env.type_id = cue_machines_type_id(t->ms, ev->type, ev->type_len);
     cue_step_refusal refusal;
     if (!cue_engine_check(t->ms, t->user, ev, &env, &refusal)) {
         cue_engine_refusal_text(t->ms, &refusal, t->msg, sizeof t->msg);

@@ -59,6 +59,11 @@ typedef struct cue_step_env {
      * observer only: it may not change the user, and the step stays pure. */
     void (*taken)(const cue_take *tk, void *ctx);
     void *taken_ctx;
+    /* The event's type in the machine set (cue_machines_type_id, -1 for
+     * none of theirs), when the caller looked it up already: an event is
+     * checked and then applied, and each looked it up. */
+    bool has_type;
+    int32_t type_id;
 } cue_step_env;
 
 typedef struct cue_trigger {
