@@ -2,6 +2,7 @@
 #include "cuepoint/hash.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 Test(hash, values_are_frozen)
@@ -16,4 +17,20 @@ Test(hash, values_are_frozen)
     cue_hash128_hex(h, hex);
     cr_assert_str_eq(hex, "99aa06d3014798d86001c324468d497f");
     cr_assert_neq(cue_hash64("a", 1, 0), cue_hash64("a", 1, 1), "the seed matters");
+}
+
+Test(hash, hex_writes_every_byte_value_in_place)
+{
+    /* Each byte value at each of the sixteen places, against printf. */
+    for (int b = 0; b < 256; b++) {
+        for (int at = 0; at < 8; at++) {
+            cue_hash128 h = {.hi = (uint64_t)b << (8 * at), .lo = ~((uint64_t)b << (8 * (7 - at)))};
+            char hex[CUE_HASH_HEX_LEN + 1], want[CUE_HASH_HEX_LEN + 1];
+            memset(hex, 'x', sizeof hex);
+            cue_hash128_hex(h, hex);
+            snprintf(want, sizeof want, "%016llx%016llx", (unsigned long long)h.hi,
+                     (unsigned long long)h.lo);
+            cr_assert_str_eq(hex, want, "byte 0x%02x at %d", b, at);
+        }
+    }
 }
