@@ -6,6 +6,7 @@
  */
 #include "cuepoint/buf.h"
 
+#include "cuepoint/bytes.h"
 #include "cuepoint/err.h"
 #include "cuepoint/utf8.h"
 
@@ -211,24 +212,6 @@ static bool plain_short(const unsigned char *s, size_t n)
     return plain8(w);
 }
 
-/* Copies n <= SHORT_MAX bytes as two overlapping moves of a fixed size. */
-static void copy_short(char *d, const unsigned char *s, size_t n)
-{
-    if (n >= 16) {
-        memcpy(d, s, 16);
-        memcpy(d + n - 16, s + n - 16, 16);
-    } else if (n >= 8) {
-        memcpy(d, s, 8);
-        memcpy(d + n - 8, s + n - 8, 8);
-    } else if (n >= 4) {
-        memcpy(d, s, 4);
-        memcpy(d + n - 4, s + n - 4, 4);
-    } else {
-        for (size_t i = 0; i < n; i++)
-            d[i] = (char)s[i];
-    }
-}
-
 int cue_buf_append_json_str(cue_buf *b, const char *s, size_t n)
 {
     /* Most strings written are short and need no escape (ids, types,
@@ -237,7 +220,7 @@ int cue_buf_append_json_str(cue_buf *b, const char *s, size_t n)
         plain_short((const unsigned char *)s, n)) {
         char *d = b->data + b->len;
         d[0] = '"';
-        copy_short(d + 1, (const unsigned char *)s, n);
+        cue_bytes_copy(d + 1, s, n); /* no call: n <= SHORT_MAX */
         d[n + 1] = '"';
         d[n + 2] = '\0';
         b->len += n + 2;

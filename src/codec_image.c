@@ -25,6 +25,7 @@
 #include "cuepoint/codec.h"
 
 #include "codec_int.h"
+#include "cuepoint/bytes.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -39,49 +40,13 @@ _Static_assert(CUE_USER_INSTANCES_MAX <= 255 && CUE_INPUT_TOPICS_MAX <= 256 &&
                    CUE_MACHINES_MAX <= 256 && CUE_MACHINE_STATES_MAX <= 256,
                "counts and indices are one byte");
 
-/* Out of line, so the compiler knows nothing of n and calls the C library. */
-__attribute__((noinline)) static void copy_long(uint8_t *d, const uint8_t *s, size_t n)
-{
-    memcpy(d, s, n);
-}
-
-/* Copies n bytes, n usually small (ids, keys, attributes, a few numbers).
- * A memcpy of a length known only to be under 256 is expanded inline into
- * `rep movsq`, whose start-up alone costs more than such a copy (a fifth of
- * the image's load and save in the pipeline's profile); two overlapping
- * moves of a fixed size do not. */
-static inline void copy_bytes(uint8_t *d, const uint8_t *s, size_t n)
-{
-    if (n >= 16) {
-        if (n > 64) {
-            copy_long(d, s, n);
-        } else if (n > 32) {
-            memcpy(d, s, 32);
-            memcpy(d + n - 32, s + n - 32, 32);
-        } else {
-            memcpy(d, s, 16);
-            memcpy(d + n - 16, s + n - 16, 16);
-        }
-    } else if (n >= 8) {
-        memcpy(d, s, 8);
-        memcpy(d + n - 8, s + n - 8, 8);
-    } else if (n >= 4) {
-        memcpy(d, s, 4);
-        memcpy(d + n - 4, s + n - 4, 4);
-    } else if (n > 0) {
-        d[0] = s[0];
-        d[n / 2] = s[n / 2];
-        d[n - 1] = s[n - 1];
-    }
-}
-
 typedef struct writer {
     uint8_t *p;
 } writer;
 
 static void w_bytes(writer *w, const void *s, size_t n)
 {
-    copy_bytes(w->p, s, n);
+    cue_bytes_copy(w->p, s, n);
     w->p += n;
 }
 
@@ -98,7 +63,7 @@ typedef struct reader {
 
 static void r_bytes(reader *r, void *out, size_t n)
 {
-    copy_bytes(out, r->p, n);
+    cue_bytes_copy(out, r->p, n);
     r->p += n;
 }
 
