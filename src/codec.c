@@ -2,6 +2,7 @@
 #include "cuepoint/codec.h"
 
 #include "codec_int.h"
+#include "cuepoint/bytes.h"
 #include "cuepoint/hash.h"
 #include "cuepoint/timefmt.h"
 
@@ -100,17 +101,6 @@ int64_t cue_user_next_due(const cue_user *u)
     return next;
 }
 
-/* Strings in a record are short (ids, keys, names). GCC expanded a memcpy of
- * unknown size here into `rep movsq`, whose start-up cost dominated decoding
- * in perf; a plain loop is compiled to a call or a short copy instead. */
-static void copy_short(void *dst, const void *src, size_t n)
-{
-    uint8_t *d = dst;
-    const uint8_t *s = src;
-    while (n--)
-        *d++ = *s++;
-}
-
 /* ---- writing ----------------------------------------------------------- */
 
 static void put_varint(uint8_t **p, uint64_t v)
@@ -136,7 +126,7 @@ static void put_u32(uint8_t **p, uint32_t v)
 static void put_bytes(uint8_t **p, const void *s, size_t n)
 {
     put_varint(p, n);
-    copy_short(*p, s, n);
+    cue_bytes_copy(*p, s, n);
     *p += n;
 }
 
@@ -410,7 +400,7 @@ static size_t get_bytes(reader *r, char *out, size_t cap, const char *what)
         return 0;
     }
     if (!need(r, n, what)) return 0;
-    copy_short(out, r->p, n);
+    cue_bytes_copy(out, r->p, n);
     r->p += n;
     return (size_t)n;
 }
