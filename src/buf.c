@@ -102,6 +102,32 @@ static bool plain8(uint64_t w)
     return ((bad | w) & highs) == 0;
 }
 
+/* Whether a string of at most SHORT_MAX bytes is all plain ASCII (plain8):
+ * its words, the last one overlapping the one before, or for fewer than
+ * eight bytes two overlapping halves, instead of a loop over bytes. */
+#define SHORT_MAX 32
+static bool plain_short(const unsigned char *s, size_t n)
+{
+    uint64_t w;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8)
+            if (memcpy(&w, s + i, 8), !plain8(w)) return false;
+        memcpy(&w, s + n - 8, 8);
+        return plain8(w);
+    }
+    if (n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, s, 4);
+        memcpy(&hi, s + n - 4, 4);
+        return plain8((uint64_t)hi << 32 | lo);
+    }
+    unsigned char b[8] = {'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a'};
+    for (size_t i = 0; i < n; i++)
+        b[i] = s[i];
+    memcpy(&w, b, 8);
+    return plain8(w);
+}
+
 /* Bytes at s that go out as they are: printable ASCII other than '"' and
  * '\\', and whole well-formed UTF-8 sequences. Plain ASCII is checked eight
  * bytes at a time: escaping is on the path of every trigger. */
@@ -115,16 +141,12 @@ static size_t plain_run(const unsigned char *s, size_t n)
             continue;
         }
         /* The last few bytes of a string of eight or more as one word that
-         * overlaps the bytes checked already; of a shorter one, as two
-         * overlapping halves: most strings (names, ids) are all plain, and a
-         * byte at a time was most of their cost. */
-        if (n - i < 8 && n >= 8 && (memcpy(&w, s + n - 8, 8), plain8(w))) return n;
-        if (n - i < 8 && i == 0 && n >= 4) {
-            uint32_t lo, hi;
-            memcpy(&lo, s, 4);
-            memcpy(&hi, s + n - 4, 4);
-            if (plain8((uint64_t)hi << 32 | lo)) return n;
-        }
+         * overlaps the bytes checked already; a shorter string whole, as
+         * plain_short reads it: most strings (names, ids) are all plain,
+         * and a byte at a time was most of their cost. */
+        if (n - i < 8 &&
+            (n >= 8 ? (memcpy(&w, s + n - 8, 8), plain8(w)) : i == 0 && plain_short(s, n)))
+            return n;
         unsigned char c = s[i];
         if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
             i++;
@@ -184,32 +206,6 @@ int cue_buf_append_base64_str(cue_buf *b, const void *s, size_t n)
     *o = '\0';
     b->len = (size_t)(o - b->data);
     return 0;
-}
-
-/* Whether a string of at most SHORT_MAX bytes is all plain ASCII (plain8):
- * its words, the last one overlapping the one before, or for fewer than
- * eight bytes two overlapping halves, instead of a loop over bytes. */
-#define SHORT_MAX 32
-static bool plain_short(const unsigned char *s, size_t n)
-{
-    uint64_t w;
-    if (n >= 8) {
-        for (size_t i = 0; i + 8 < n; i += 8)
-            if (memcpy(&w, s + i, 8), !plain8(w)) return false;
-        memcpy(&w, s + n - 8, 8);
-        return plain8(w);
-    }
-    if (n >= 4) {
-        uint32_t lo, hi;
-        memcpy(&lo, s, 4);
-        memcpy(&hi, s + n - 4, 4);
-        return plain8((uint64_t)hi << 32 | lo);
-    }
-    unsigned char b[8] = {'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a'};
-    for (size_t i = 0; i < n; i++)
-        b[i] = s[i];
-    memcpy(&w, b, 8);
-    return plain8(w);
 }
 
 int cue_buf_append_json_str(cue_buf *b, const char *s, size_t n)
