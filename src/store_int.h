@@ -43,6 +43,7 @@ struct cue_store {
     rocksdb_t *db;                                /* owned */
     rocksdb_options_t *opts;                      /* owned */
     rocksdb_options_t *users_opts;                /* owned: opts, but the users' memtables */
+    rocksdb_options_t *timers_opts;               /* owned: opts, with hinted inserts */
     rocksdb_block_based_table_options_t *table;   /* owned */
     rocksdb_cache_t *cache;                       /* owned, may be NULL */
     rocksdb_column_family_handle_t *cf[CF_COUNT]; /* owned */
