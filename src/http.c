@@ -112,6 +112,7 @@ struct cue_http {
     unsigned live; /* connections open and not closing */
     unsigned conn_max, client_max;
     uint64_t request_timeout_ms, idle_timeout_ms;
+    uint64_t room_due; /* when a connection spared by make_room may give way; UINT64_MAX: none */
     cue_http_stats stats;
     char listen[CUE_LISTEN_BYTES_MAX];
     char address[ADDRESS_TEXT_MAX];
@@ -314,6 +315,7 @@ static int init_table(cue_http *h, const cue_http_opts *opts)
         opts->request_timeout_ms ? opts->request_timeout_ms : CUE_HTTP_REQUEST_TIMEOUT_S * 1000;
     h->idle_timeout_ms =
         opts->idle_timeout_ms ? opts->idle_timeout_ms : CUE_HTTP_IDLE_TIMEOUT_S * 1000;
+    h->room_due = UINT64_MAX;
     /* At least one: a newcomer is accepted, and so can make room, only while
      * libmicrohttpd is below its limit. */
     h->slots_n = h->conn_max +
@@ -501,6 +503,18 @@ static bool request_waiting(const slot *s)
  * otherwise outlast it. */
 #define FRESH_GRACE_MS 250
 
+/* A connection accepted this long ago or less does not give way at all
+ * while the table has room to spare (URGENT_ROOM slots or more): room is
+ * made among the others, or again once it is older. Within the grace it
+ * still went before older connections that had sent part of a request, so
+ * a probe accepted with a flood from its own address, its request still on
+ * the way, was closed 7 ms after its connect (CI, on a loaded machine: 64
+ * keep-alive connections, more than the client's limit, all accepted at
+ * once). Near a full table every connection may give way, as before, so
+ * that libmicrohttpd keeps accepting. */
+#define FRESH_SPARE_MS 50
+#define URGENT_ROOM    16
+
 /* The waiting connection of client `ci` (any client if -1) that gives way
  * first: the one idle longest among those answered already, which had
  * their turn; else the oldest of those without a whole request yet. Those
@@ -508,7 +522,7 @@ static bool request_waiting(const slot *s)
  * socket last of all: in a burst of connections all younger than the
  * grace, oldest first would close a probe whose request is there, merely
  * because more of the burst came after it. */
-static slot *next_victim(cue_http *h, int ci)
+static slot *next_victim(cue_http *h, int ci, bool spare)
 {
     slot_list *lists[2] = {&h->idle, &h->fresh};
     uint64_t now = uv_now(h->loop);
@@ -516,6 +530,11 @@ static slot *next_victim(cue_http *h, int ci)
         for (int k = 0; k < 2; k++)
             for (slot *s = lists[k]->head; s; s = s->next) {
                 if (ci >= 0 && s->client != ci) continue;
+                if (spare && s->state == SLOT_FRESH && s->since_ms + FRESH_SPARE_MS > now) {
+                    if (s->since_ms + FRESH_SPARE_MS < h->room_due)
+                        h->room_due = s->since_ms + FRESH_SPARE_MS;
+                    continue;
+                }
                 bool young = s->state == SLOT_FRESH && s->since_ms + FRESH_GRACE_MS > now;
                 int spared = request_waiting(s) ? 2 : young ? 1 : 0;
                 if (spared <= pass) return s;
@@ -556,14 +575,16 @@ static void evict(cue_http *h, slot *s, uint64_t *count)
  * busy leave a client or the table over its limit until they finish. */
 static void make_room(cue_http *h)
 {
+    h->room_due = UINT64_MAX;
+    bool spare = h->live + URGENT_ROOM < h->slots_n;
     for (unsigned i = 0; i < h->slots_n; i++) {
         slot *victim;
-        while (h->clients[i].live > h->client_max && (victim = next_victim(h, (int)i)))
+        while (h->clients[i].live > h->client_max && (victim = next_victim(h, (int)i, spare)))
             evict(h, victim, &h->stats.closed_client_limit);
     }
     while (h->live > h->conn_max) {
-        slot *victim = next_victim(h, heaviest_client(h));
-        if (victim == NULL) victim = next_victim(h, -1);
+        slot *victim = next_victim(h, heaviest_client(h), spare);
+        if (victim == NULL) victim = next_victim(h, -1, spare);
         if (victim == NULL) break;
         evict(h, victim, &h->stats.closed_table_full);
     }
@@ -639,11 +660,13 @@ static void expire(cue_http *h, uint64_t now_ms)
         evict(h, h->idle.head, &h->stats.closed_timeout);
 }
 
-/* The earliest deadline of a waiting connection, UINT64_MAX if none waits. */
+/* The earliest deadline of a waiting connection, or moment a spared one may
+ * give way (make_room); UINT64_MAX if none. */
 static uint64_t next_deadline(const cue_http *h)
 {
-    uint64_t due = UINT64_MAX;
-    if (h->fresh.head) due = h->fresh.head->since_ms + h->request_timeout_ms;
+    uint64_t due = h->room_due;
+    if (h->fresh.head && h->fresh.head->since_ms + h->request_timeout_ms < due)
+        due = h->fresh.head->since_ms + h->request_timeout_ms;
     if (h->idle.head && h->idle.head->since_ms + h->idle_timeout_ms < due)
         due = h->idle.head->since_ms + h->idle_timeout_ms;
     return due;
@@ -653,7 +676,7 @@ static uint64_t next_deadline(const cue_http *h)
 
 /* Sets the timer for the earliest of: at once, when a connection closed
  * (see the top of this file); libmicrohttpd's own timeout; the table's next
- * deadline. */
+ * deadline, or the moment a spared connection may give way. */
 static void schedule(cue_http *h)
 {
     uint64_t wait_ms = UINT64_MAX;

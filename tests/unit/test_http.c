@@ -653,6 +653,10 @@ static void silent_table_script(fixture *f)
         close(c.fd);
     }
     f->ms[0] = ms_since(&t0);
+    /* Past the shelter of the just accepted (FRESH_SPARE_MS in http.c):
+     * once the table had room again, the last of them waited it out. */
+    struct timespec pause = {.tv_nsec = 150 * 1000000};
+    nanosleep(&pause, NULL);
     for (size_t i = 0; i < n; i++)
         close(held[i].fd);
 }
@@ -759,6 +763,40 @@ Test(http, a_probe_younger_than_a_burst_of_one_byte_clients_is_answered)
     expect_response(&f.r[0], 200, "text/plain; charset=utf-8", "ok\n", "the probe");
     const cue_http_stats *st = cue_http_stats_get(f.http);
     cr_expect_geq(st->closed_client_limit, COUNT(dribble) + 1 - 4, "only %llu gave way",
+                  (unsigned long long)st->closed_client_limit);
+    fixture_stop(&f);
+}
+
+/* The probe first, then a burst of silent connections from its address,
+ * more than its limit; the probe's request comes a moment after. */
+static conn crowd[10], crowd_probe;
+
+static void crowd_script(fixture *f)
+{
+    struct timespec pause = {.tv_nsec = 20 * 1000000};
+    nanosleep(&pause, NULL);
+    if (conn_send(&crowd_probe, healthz)) read_response(&crowd_probe, false, &f->r[0]);
+    close(crowd_probe.fd);
+    /* Past the shelter of the just accepted: the burst gives way now. */
+    pause.tv_nsec = 150 * 1000000;
+    nanosleep(&pause, NULL);
+    close_all(crowd, COUNT(crowd));
+}
+
+/* Oldest of a burst over its client's limit, its request not there yet, the
+ * probe went first (the admin flood test's keep-alive case, on a loaded
+ * machine): the just accepted now wait a moment before any gives way. */
+Test(http, a_probe_older_than_a_burst_from_its_address_is_answered)
+{
+    fixture f;
+    burst_start(&f);
+    cr_assert(conn_open(&crowd_probe, "127.0.0.1", f.port));
+    for (size_t i = 0; i < COUNT(crowd); i++)
+        cr_assert(conn_open(&crowd[i], "127.0.0.1", f.port));
+    drive(&f, crowd_script);
+    expect_response(&f.r[0], 200, "text/plain; charset=utf-8", "ok\n", "the probe");
+    const cue_http_stats *st = cue_http_stats_get(f.http);
+    cr_expect_geq(st->closed_client_limit, COUNT(crowd) + 1 - 4, "only %llu gave way",
                   (unsigned long long)st->closed_client_limit);
     fixture_stop(&f);
 }
