@@ -153,9 +153,10 @@ static void set_erasure_options(rocksdb_options_t *o)
  * so that every range deletion, whose start key is the partition alone
  * (cue_store_batch_timers_delete_upto, cue_store_partition_reset), stays out
  * of it: RocksDB 7.8 keeps one hint per prefix for point keys and range
- * deletions alike (fixed upstream in 2024, pull request 12558), and a hint of one table used in the
- * other breaks the skiplist (an assertion in Debian's build). Only the option string reaches this
- * option in the C API; should it fail, the family goes without the hint, as before. */
+ * deletions alike (fixed upstream in 2024, pull request 12558), and a hint
+ * of one table used in the other breaks the skiplist (an assertion in
+ * Debian's build). Only the option string reaches this option in the C
+ * API; should it fail, the family goes without the hint, as before. */
 static rocksdb_options_t *hinted_options(rocksdb_options_t *base)
 {
     rocksdb_options_t *o = rocksdb_options_create();
