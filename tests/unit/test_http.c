@@ -635,6 +635,12 @@ Test(http, a_full_table_takes_from_the_client_holding_most)
     fixture_stop(&f);
 }
 
+static void pause_ms(long ms)
+{
+    struct timespec pause = {.tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000};
+    nanosleep(&pause, NULL);
+}
+
 static void silent_table_script(fixture *f)
 {
     /* More than the table holds, from the probe's own address: some send
@@ -655,8 +661,7 @@ static void silent_table_script(fixture *f)
     f->ms[0] = ms_since(&t0);
     /* Past the shelter of the just accepted (FRESH_SPARE_MS in http.c):
      * once the table had room again, the last of them waited it out. */
-    struct timespec pause = {.tv_nsec = 150 * 1000000};
-    nanosleep(&pause, NULL);
+    pause_ms(150);
     for (size_t i = 0; i < n; i++)
         close(held[i].fd);
 }
@@ -735,15 +740,33 @@ Test(http, a_probe_inside_a_burst_is_answered_though_more_came_after_it)
  * while each slow client's byte is still unread. */
 static conn dribble[6], dribble_probe;
 
+/* After `before_ms`, the probe's request and its answer (into f->r[0]);
+ * the probe closed, after `after_ms` the `n` others too. */
+static void probe_late(fixture *f, conn *probe, long before_ms, conn *others, size_t n,
+                       long after_ms)
+{
+    pause_ms(before_ms);
+    if (conn_send(probe, healthz)) read_response(probe, false, &f->r[0]);
+    close(probe->fd);
+    pause_ms(after_ms);
+    close_all(others, n);
+}
+
+/* The probe answered, and at least `n` connections past the client's limit
+ * gave way. */
+static void expect_probe_and_room(fixture *f, size_t n)
+{
+    expect_response(&f->r[0], 200, "text/plain; charset=utf-8", "ok\n", "the probe");
+    const cue_http_stats *st = cue_http_stats_get(f->http);
+    cr_expect_geq(st->closed_client_limit, n, "only %llu gave way",
+                  (unsigned long long)st->closed_client_limit);
+}
+
 static void dribble_script(fixture *f)
 {
     /* Past the run that accepts and the room made after it, well within
      * the grace of the just accepted. */
-    struct timespec pause = {.tv_nsec = 100 * 1000000};
-    nanosleep(&pause, NULL);
-    if (conn_send(&dribble_probe, healthz)) read_response(&dribble_probe, false, &f->r[0]);
-    close(dribble_probe.fd);
-    close_all(dribble, COUNT(dribble));
+    probe_late(f, &dribble_probe, 100, dribble, COUNT(dribble), 0);
 }
 
 /* A byte waiting in a socket is no request: counted as one, the burst's
@@ -760,10 +783,7 @@ Test(http, a_probe_younger_than_a_burst_of_one_byte_clients_is_answered)
     }
     cr_assert(conn_open(&dribble_probe, "127.0.0.1", f.port));
     drive(&f, dribble_script);
-    expect_response(&f.r[0], 200, "text/plain; charset=utf-8", "ok\n", "the probe");
-    const cue_http_stats *st = cue_http_stats_get(f.http);
-    cr_expect_geq(st->closed_client_limit, COUNT(dribble) + 1 - 4, "only %llu gave way",
-                  (unsigned long long)st->closed_client_limit);
+    expect_probe_and_room(&f, COUNT(dribble) + 1 - 4);
     fixture_stop(&f);
 }
 
@@ -773,14 +793,8 @@ static conn crowd[10], crowd_probe;
 
 static void crowd_script(fixture *f)
 {
-    struct timespec pause = {.tv_nsec = 20 * 1000000};
-    nanosleep(&pause, NULL);
-    if (conn_send(&crowd_probe, healthz)) read_response(&crowd_probe, false, &f->r[0]);
-    close(crowd_probe.fd);
-    /* Past the shelter of the just accepted: the burst gives way now. */
-    pause.tv_nsec = 150 * 1000000;
-    nanosleep(&pause, NULL);
-    close_all(crowd, COUNT(crowd));
+    /* The burst kept past the shelter of the just accepted, when it gives way. */
+    probe_late(f, &crowd_probe, 20, crowd, COUNT(crowd), 150);
 }
 
 /* Oldest of a burst over its client's limit, its request not there yet, the
@@ -794,10 +808,7 @@ Test(http, a_probe_older_than_a_burst_from_its_address_is_answered)
     for (size_t i = 0; i < COUNT(crowd); i++)
         cr_assert(conn_open(&crowd[i], "127.0.0.1", f.port));
     drive(&f, crowd_script);
-    expect_response(&f.r[0], 200, "text/plain; charset=utf-8", "ok\n", "the probe");
-    const cue_http_stats *st = cue_http_stats_get(f.http);
-    cr_expect_geq(st->closed_client_limit, COUNT(crowd) + 1 - 4, "only %llu gave way",
-                  (unsigned long long)st->closed_client_limit);
+    expect_probe_and_room(&f, COUNT(crowd) + 1 - 4);
     fixture_stop(&f);
 }
 
