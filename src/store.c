@@ -67,6 +67,20 @@ static uint64_t due_bits(int64_t due)
     return (uint64_t)due ^ (1ULL << 63);
 }
 
+/* Every range deletion starts at a partition's first key, the partition's
+ * four bytes alone, and only this writes one: a start key of five bytes or
+ * more would fall inside the users' and timers' insert hints
+ * (hinted_options), which RocksDB 7.8 would then use in both of a
+ * memtable's tables and break its skiplist. `hi` is the exclusive end. */
+static void delete_from_partition_start(rocksdb_writebatch_t *b, rocksdb_column_family_handle_t *cf,
+                                        uint32_t partition, const unsigned char *hi, size_t hi_len)
+{
+    unsigned char lo[4];
+    put_be32(lo, partition);
+    rocksdb_writebatch_delete_range_cf(b, cf, (const char *)lo, sizeof lo, (const char *)hi,
+                                       hi_len);
+}
+
 /* Keys are built in buffers of KEY_MAX bytes on the stack. A user id comes
  * from an event (checked by the decoder) or from a changelog record, which
  * anything that can write the topic can make: so the bound is checked here,
@@ -149,10 +163,10 @@ static void set_erasure_options(rocksdb_options_t *o)
  * where each partition's last insert went, so that each insert starts next
  * to the one before instead of at the top of a skiplist of a few hundred
  * thousand entries (30% fewer instructions an insert in the pipeline's
- * writes: docs/benchmarks.md). The prefix is five bytes, the partition and one more,
- * so that every range deletion, whose start key is the partition alone
- * (cue_store_batch_timers_delete_upto, cue_store_partition_reset), stays out
- * of it: RocksDB 7.8 keeps one hint per prefix for point keys and range
+ * writes: docs/benchmarks.md). The prefix is five bytes, the partition and
+ * one more, so that every range deletion, whose start key is the partition
+ * alone (delete_from_partition_start, the only writer of one), stays out of
+ * it: RocksDB 7.8 keeps one hint per prefix for point keys and range
  * deletions alike (fixed upstream in 2024, pull request 12558), and a hint
  * of one table used in the other breaks the skiplist (an assertion in
  * Debian's build). Only the option string reaches this option in the C
@@ -565,18 +579,14 @@ int cue_store_batch_timer_delete(cue_store *s, uint32_t partition, int64_t due_m
 
 void cue_store_batch_timers_delete_upto(cue_store *s, uint32_t partition, int64_t due_ms)
 {
-    /* From the partition's first key: every timer key is longer than these
-     * four bytes, so this is the range from (INT64_MIN, "") on, and a start
-     * key of four bytes keeps the deletion out of the memtable's insert
-     * hints (hinted_options). */
-    unsigned char lo[4], hi[12];
-    put_be32(lo, partition);
+    /* From the partition's first key (every timer key is longer than it,
+     * so from (INT64_MIN, "") on). Keys of due_ms itself start with these
+     * 12 bytes and sort after them: the exclusive end is the first key of
+     * due_ms + 1. */
+    unsigned char hi[12];
     put_be32(hi, partition);
-    /* Keys of due_ms itself start with these 12 bytes and sort after them:
-     * the exclusive end is the first key of due_ms + 1. */
     put_be64(hi + 4, due_bits(due_ms == INT64_MAX ? due_ms : due_ms + 1));
-    rocksdb_writebatch_delete_range_cf(s->batch, s->cf[CF_TIMERS], (const char *)lo, sizeof lo,
-                                       (const char *)hi, sizeof hi);
+    delete_from_partition_start(s->batch, s->cf[CF_TIMERS], partition, hi, sizeof hi);
     s->batch_count++;
 }
 
@@ -843,12 +853,10 @@ int cue_store_partition_reset(cue_store *s, uint32_t partition, bool drop,
     CUE_ASSERT(mlen < CUE_STORE_MARKER_MAX);
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     if (drop) {
-        unsigned char lo[4], hi[4];
-        put_be32(lo, partition);
+        unsigned char hi[4];
         put_be32(hi, partition + 1);
         for (int cf = CF_USERS; cf <= CF_META; cf++)
-            rocksdb_writebatch_delete_range_cf(b, s->cf[cf], (const char *)lo, 4, (const char *)hi,
-                                               4);
+            delete_from_partition_start(b, s->cf[cf], partition, hi, sizeof hi);
     }
     unsigned char k[9], v[META_BYTES_MAX];
     put_be32(k, partition);
