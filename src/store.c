@@ -1,5 +1,15 @@
 /* cuepoint's state in RocksDB: with store_writer.c, the only files that
- * include RocksDB's header. */
+ * include RocksDB's header (the writer thread and its batches are there).
+ *
+ * Its sections, each behind a "----" line: keys (every key starts with the
+ * partition's four bytes; range deletions only through
+ * delete_from_partition_start), open and close (RocksDB's options, the
+ * memtable hints), reads, the batch of a commit, timer runs, physical
+ * erasure, scans, resets, the state-TTL mark, whose state this is, the
+ * partition count. The key layouts and the meta record are the stored
+ * format: a change must still read what earlier releases wrote (as the
+ * meta record's versions do). RocksDB's options are not part of it and may
+ * change, within the rule on range deletions above. */
 #include "store_int.h"
 
 #include "cuepoint/buf.h"
