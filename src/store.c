@@ -244,6 +244,15 @@ static void set_options(cue_store *s, const cue_store_opts *o)
     s->timers_opts = hinted_options(s->opts);
     rocksdb_options_set_write_buffer_size(s->users_opts, (size_t)USERS_WRITE_BUFFER_MB << 20);
     rocksdb_options_set_max_write_buffer_number(s->users_opts, USERS_WRITE_BUFFERS);
+    /* A user seen for the first time is a look-up that finds nothing, and
+     * a memtable answered it only at the end of a skiplist search: ~11,000
+     * instructions a miss in Debian's build (its assertions compare keys
+     * again), once the memtables fill. A bloom filter of the memtable's
+     * whole keys answers most of those at once (~1,900 a miss; file mode at
+     * a million users 26% faster). 2% of the write buffer, ~10 bits a key
+     * for entries of 60 bytes, in the memtable's own memory. */
+    rocksdb_options_set_memtable_whole_key_filtering(s->users_opts, 1);
+    rocksdb_options_set_memtable_prefix_bloom_size_ratio(s->users_opts, 0.02);
 }
 
 int cue_store_open(cue_store **out, const char *dir, const cue_store_opts *opts, cue_err *err)
