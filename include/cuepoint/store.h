@@ -30,6 +30,7 @@ typedef struct cue_store cue_store;
 
 typedef struct cue_store_opts {
     size_t block_cache_bytes; /* RocksDB block cache; 0 = RocksDB's default */
+    size_t wal_total_bytes;   /* the WAL files kept, about; 0 = 64 MiB */
     bool read_only;           /* for offline tools (state get/dump) */
 } cue_store_opts;
 

@@ -5,9 +5,11 @@
 #include "testutil.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <rocksdb/c.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static cue_store *open_dir(const char *dir, bool read_only)
@@ -191,6 +193,79 @@ Test(store, hinted_inserts_and_range_deletions_share_a_memtable)
                   "partition %u: u059 holds %.*s", p, (int)b.len, b.data);
         cue_buf_deinit(&b);
     }
+    cue_store_close(s);
+    remove_tree(dir);
+}
+
+/* Bytes of the WAL files (*.log) in a store's directory. */
+static long long wal_bytes(const char *dir)
+{
+    DIR *d = opendir(dir);
+    cr_assert(d != NULL);
+    long long total = 0;
+    struct dirent *e;
+    char path[512];
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n < 4 || strcmp(e->d_name + n - 4, ".log") != 0) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(path, &st) == 0) total += st.st_size;
+    }
+    closedir(d);
+    return total;
+}
+
+/* The meta family's memtable never fills (a few bytes a commit), and a WAL
+ * file goes only once every family's data in it is flushed: without a cap
+ * the WAL grew to hundreds of MiB. With one, the families holding the
+ * oldest files are flushed once those pass it, and nothing is lost. The
+ * file being written is not counted: it grows until the users' memtable
+ * (16 MiB) fills, so 48 MiB are written, and what stays is under 24. */
+Test(store, the_wal_stays_near_its_cap_and_flushes_lose_nothing, .timeout = 60)
+{
+    char dir[64];
+    temp_dir(dir);
+    cue_store *s;
+    cue_err err = {0};
+    cr_assert(cue_store_open(&s, dir, &(cue_store_opts){.wal_total_bytes = 1 << 20}, &err) == 0,
+              "%s", err.msg);
+    enum { COMMITS = 96, USERS = 16, VALUE = 32768 };
+    static char val[VALUE];
+    char uid[16];
+    for (int c = 0; c < COMMITS; c++) {
+        memset(val, 'a' + c % 26, sizeof val);
+        for (int u = 0; u < USERS; u++) {
+            snprintf(uid, sizeof uid, "u%02d", u);
+            cr_assert(cue_store_batch_user_put(s, 0, uid, 3, val, sizeof val) == 0);
+        }
+        cue_store_meta m = {.input_offset = c, .changelog_offset = -1, .stream_time_ms = c};
+        cue_store_batch_meta_put(s, 0, &m);
+        cr_assert(cue_store_batch_commit(s, false, &err) == 0, "%s", err.msg);
+    }
+    /* The flushes and the files' deletion run on RocksDB's threads: they
+     * are waited for a while. */
+    long long wal = wal_bytes(dir);
+    for (int i = 0; i < 100 && wal >= 24 << 20; i++) {
+        nanosleep(&(struct timespec){.tv_nsec = 50 * 1000000}, NULL);
+        wal = wal_bytes(dir);
+    }
+    cr_expect_lt(wal, 24 << 20, "%lld bytes of WAL after 48 MiB with a cap of 1 MiB", wal);
+    cue_store_close(s);
+
+    s = open_dir(dir, true);
+    cue_buf b;
+    cue_buf_init(&b, VALUE);
+    for (int u = 0; u < USERS; u++) {
+        snprintf(uid, sizeof uid, "u%02d", u);
+        cr_assert(cue_store_user_get(s, 0, uid, 3, &b, &err) == 0, "%s", err.msg);
+        cr_expect(b.len == VALUE && b.data[0] == 'a' + (COMMITS - 1) % 26, "%s holds round %c", uid,
+                  b.len ? b.data[0] : '?');
+    }
+    cue_store_meta back;
+    cr_assert(cue_store_meta_get(s, 0, &back, &err) == 0, "%s", err.msg);
+    cr_expect_eq(back.input_offset, COMMITS - 1);
+    cue_buf_deinit(&b);
     cue_store_close(s);
     remove_tree(dir);
 }
