@@ -221,8 +221,10 @@ static long long wal_bytes(const char *dir)
  * the WAL grew to hundreds of MiB. With one, the families holding the
  * oldest files are flushed once those pass it, and nothing is lost. The
  * file being written is not counted: it grows until the users' memtable
- * (16 MiB) fills, so 48 MiB are written, and what stays is under 24. */
-Test(store, the_wal_stays_near_its_cap_and_flushes_lose_nothing, .timeout = 60)
+ * (16 MiB) fills, and files stay while their memtables are flushed, so
+ * 96 MiB are written and what stays, once the flushes are done, is under
+ * 32 (18 or so; 11 to 22 were seen while they ran). */
+Test(store, the_wal_stays_near_its_cap_and_flushes_lose_nothing, .timeout = 120)
 {
     char dir[64];
     temp_dir(dir);
@@ -230,7 +232,7 @@ Test(store, the_wal_stays_near_its_cap_and_flushes_lose_nothing, .timeout = 60)
     cue_err err = {0};
     cr_assert(cue_store_open(&s, dir, &(cue_store_opts){.wal_total_bytes = 1 << 20}, &err) == 0,
               "%s", err.msg);
-    enum { COMMITS = 96, USERS = 16, VALUE = 32768 };
+    enum { COMMITS = 192, USERS = 16, VALUE = 32768 };
     static char val[VALUE];
     char uid[16];
     for (int c = 0; c < COMMITS; c++) {
@@ -246,11 +248,11 @@ Test(store, the_wal_stays_near_its_cap_and_flushes_lose_nothing, .timeout = 60)
     /* The flushes and the files' deletion run on RocksDB's threads: they
      * are waited for a while. */
     long long wal = wal_bytes(dir);
-    for (int i = 0; i < 100 && wal >= 24 << 20; i++) {
+    for (int i = 0; i < 200 && wal >= 32 << 20; i++) {
         nanosleep(&(struct timespec){.tv_nsec = 50 * 1000000}, NULL);
         wal = wal_bytes(dir);
     }
-    cr_expect_lt(wal, 24 << 20, "%lld bytes of WAL after 48 MiB with a cap of 1 MiB", wal);
+    cr_expect_lt(wal, 32 << 20, "%lld bytes of WAL after 96 MiB with a cap of 1 MiB", wal);
     cue_store_close(s);
 
     s = open_dir(dir, true);
