@@ -258,7 +258,7 @@ static void set_options(cue_store *s, const cue_store_opts *o)
      * instructions a miss in Debian's build (its assertions compare keys
      * again), once the memtables fill. A bloom filter of the memtable's
      * whole keys answers most of those at once (~1,900 a miss; file mode at
-     * a million users 26% faster). 2% of the write buffer, ~10 bits a key
+     * a million users 15 to 26% faster). 2% of the write buffer, ~10 bits a key
      * for entries of 60 bytes, in the memtable's own memory. */
     rocksdb_options_set_memtable_whole_key_filtering(s->users_opts, 1);
     rocksdb_options_set_memtable_prefix_bloom_size_ratio(s->users_opts, 0.02);
