@@ -3,13 +3,15 @@
  *
  * Its sections, each behind a "----" line: keys (every key starts with the
  * partition's four bytes; range deletions only through
- * delete_from_partition_start), open and close (RocksDB's options, the
- * memtable hints), reads, the batch of a commit, timer runs, physical
- * erasure, scans, resets, the state-TTL mark, whose state this is, the
- * partition count. The key layouts and the meta record are the stored
- * format: a change must still read what earlier releases wrote (as the
- * meta record's versions do). RocksDB's options are not part of it and may
- * change, within the rule on range deletions above. */
+ * delete_from_partition_start), open and close (RocksDB's options: the
+ * memtable hints, the users' memtable filter, the WAL cap), reads, the
+ * batch of a commit, timer runs, physical erasure, scans, resets, the
+ * state-TTL mark, whose state this is, the partition count.
+ *
+ * The key layouts and the meta record are the stored format: a change must
+ * still read what earlier releases wrote (as the meta record's versions
+ * do). RocksDB's options are not part of it and may change, within the
+ * rule on range deletions above. */
 #include "store_int.h"
 
 #include "cuepoint/buf.h"
@@ -40,6 +42,7 @@ static const char *const cf_names[CF_COUNT] = {"default", "users", "timers", "me
  * records, docs/benchmarks.md). */
 #define USERS_WRITE_BUFFER_MB 16
 #define USERS_WRITE_BUFFERS   3
+#define USERS_FILTER_RATIO    0.02 /* of a users' memtable, for its keys' filter */
 #define WAL_TOTAL_MB          64
 #define BLOCK_CACHE_MB        8
 #define META_BYTES            (1 + 4 * 8)
@@ -261,7 +264,7 @@ static void set_options(cue_store *s, const cue_store_opts *o)
      * a million users 15 to 26% faster). 2% of the write buffer, ~10 bits a key
      * for entries of 60 bytes, in the memtable's own memory. */
     rocksdb_options_set_memtable_whole_key_filtering(s->users_opts, 1);
-    rocksdb_options_set_memtable_prefix_bloom_size_ratio(s->users_opts, 0.02);
+    rocksdb_options_set_memtable_prefix_bloom_size_ratio(s->users_opts, USERS_FILTER_RATIO);
 }
 
 int cue_store_open(cue_store **out, const char *dir, const cue_store_opts *opts, cue_err *err)
