@@ -52,6 +52,11 @@ struct cue_cache {
     size_t n_dirty, dirty_cap;
     entry *free[CLASSES]; /* owned free lists, linked through `next` */
     uint64_t hits, misses, evictions;
+    /* The entry the last cue_cache_get found, or NULL: a step's put of the
+     * same user then needs no second hash and probe (it tests the key,
+     * which is in the CPU's cache by then). Cleared whenever a blob is let
+     * go, so it never points at one that is not its user's. */
+    entry *found;
     /* Who left the cache (evicted, a deletion flushed) since
      * cue_cache_left_forget: two bits of the key's hash each, a Bloom
      * filter; `left_all` after a clear. */
@@ -125,6 +130,7 @@ static void lru_push_head(cue_cache *c, entry *e)
 
 static void blob_release(cue_cache *c, entry *e)
 {
+    if (e == c->found) c->found = NULL;
     e->next = c->free[e->cls];
     c->free[e->cls] = e;
 }
@@ -243,6 +249,7 @@ void cue_cache_clear(cue_cache *c)
         set_slot(c, i, NULL);
     }
     c->n = 0;
+    c->found = NULL;
     c->lru_head = c->lru_tail = NULL;
     c->n_dirty = 0;
     c->dirty_bytes = 0;
@@ -272,6 +279,7 @@ int cue_cache_get(cue_cache *c, const char *uid, size_t uid_len, const void **va
         return CUE_ENOTFOUND;
     }
     c->hits++;
+    c->found = e;
     if (!e->dirty) {
         lru_unlink(c, e);
         lru_push_head(c, e);
@@ -399,6 +407,25 @@ static void relocate(cue_cache *c, entry *old, entry *e, size_t slot)
     blob_release(c, old);
 }
 
+/* Writes a value into entry e, which holds its key in a blob of the right
+ * class (a dirty one's bytes taken off dirty_bytes), and files it. */
+static int put_value(cue_cache *c, entry *e, const void *val, size_t val_len, uint32_t aux,
+                     bool dirty)
+{
+    e->tomb = val == NULL;
+    e->aux = aux;
+    e->val_len = (uint32_t)val_len;
+    if (val) memcpy(e->data + e->key_len, val, val_len);
+    if (dirty && mark_dirty(c, e) != 0) return CUE_ENOMEM;
+    if (e->dirty)
+        c->dirty_bytes += class_bytes(e->cls);
+    else {
+        lru_unlink(c, e);
+        lru_push_head(c, e);
+    }
+    return 0;
+}
+
 static int put(cue_cache *c, const char *uid, size_t uid_len, const void *val, size_t val_len,
                uint32_t aux, bool dirty, bool over);
 
@@ -418,12 +445,19 @@ static int put(cue_cache *c, const char *uid, size_t uid_len, const void *val, s
                uint32_t aux, bool dirty, bool over)
 {
     CUE_ASSERT(uid_len <= CUE_USER_ID_BYTES_MAX && (val != NULL || dirty));
-    uint64_t hash = cue_hash64(uid, uid_len, 0);
     int cls = class_for(sizeof(entry) + uid_len + val_len);
     if (cls < 0) return CUE_ELIMIT;
+    entry *e = c->found;
+    if (e && e->cls == cls && e->key_len == uid_len && memcmp(e->data, uid, uid_len) == 0) {
+        /* The user just looked up, and its blob still fits: written in
+         * place, as the path below would (no slot, no room to make). */
+        if (e->dirty) c->dirty_bytes -= class_bytes(e->cls);
+        return put_value(c, e, val, val_len, aux, dirty);
+    }
+    uint64_t hash = cue_hash64(uid, uid_len, 0);
     if (c->n * 2 >= c->table_cap && table_grow(c) != 0) return CUE_ENOMEM;
     size_t slot = slot_of(c, hash, uid, uid_len);
-    entry *e = c->table[slot];
+    e = c->table[slot];
     if (e && e->dirty) c->dirty_bytes -= class_bytes(e->cls); /* added back below */
     if (e == NULL || e->cls != cls) {
         size_t need = c->free[cls] ? 0 : class_bytes((uint8_t)cls);
@@ -450,18 +484,7 @@ static int put(cue_cache *c, const char *uid, size_t uid_len, const void *val, s
     e->hash = hash;
     e->key_len = (uint8_t)uid_len;
     memcpy(e->data, uid, uid_len);
-    e->tomb = val == NULL;
-    e->aux = aux;
-    e->val_len = (uint32_t)val_len;
-    if (val) memcpy(e->data + uid_len, val, val_len);
-    if (dirty && mark_dirty(c, e) != 0) return CUE_ENOMEM;
-    if (e->dirty)
-        c->dirty_bytes += class_bytes(e->cls);
-    else {
-        lru_unlink(c, e);
-        lru_push_head(c, e);
-    }
-    return 0;
+    return put_value(c, e, val, val_len, aux, dirty);
 }
 
 bool cue_cache_should_flush(const cue_cache *c)

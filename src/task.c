@@ -550,18 +550,25 @@ static int fire_entry(cue_task *t, int64_t due, cue_err *err)
  * next. */
 static void prefetch_timers(cue_task *t, int64_t limit)
 {
-    /* Every entry near the front: the next to fire may have come up from
-     * anywhere below it (a prefetch of a line already here costs next to
-     * nothing). */
-    cue_timers_prefetch_near(t->timers, 1, CUE_TIMERS_NEAR + 1);
+    cue_timers_prefetch_next(t->timers);
     size_t n = cue_timers_count(t->timers);
+    const char *asked[CUE_TIMERS_NEXT] = {0};
+    int64_t asked_due[CUE_TIMERS_NEXT] = {0};
     for (size_t i = 1; i <= CUE_TIMERS_NEXT && i < n; i++) {
         int64_t due;
         const char *uid;
         size_t len;
         cue_timers_near(t->timers, i, &due, &uid, &len);
-        if (due <= limit) cue_cache_prefetch(t->cache, uid, len, 1);
+        if (due > limit) continue;
+        asked[i - 1] = uid;
+        asked_due[i - 1] = due;
+        bool before = false;
+        for (size_t k = 0; k < CUE_TIMERS_NEXT; k++)
+            before |= t->prefetched_uid[k] == uid && t->prefetched_due[k] == due;
+        if (!before) cue_cache_prefetch(t->cache, uid, len, 1);
     }
+    memcpy(t->prefetched_uid, asked, sizeof asked);
+    memcpy(t->prefetched_due, asked_due, sizeof asked_due);
 }
 
 /* Fires every timer due at or before `limit`, in (due, user id) order. */

@@ -99,6 +99,11 @@ struct cue_task {
     char msg[512];         /* a dead letter's message that needs formatting */
     cue_tz *jtz;           /* owned when journeys use local clock times: users' zones */
     uint64_t bad_zones[8]; /* hashes of zone names found not to be zones; 0 = free */
+    /* The timer entries whose users' states prefetch_timers last asked the
+     * cache for (by id and due time): each is asked for once, not at every
+     * timer fired while it waits near the front. */
+    const char *prefetched_uid[CUE_TIMERS_NEXT];
+    int64_t prefetched_due[CUE_TIMERS_NEXT];
     unsigned next_bad_zone;
     cue_task_stats stats;
 

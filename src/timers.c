@@ -256,9 +256,16 @@ void cue_timers_near(const cue_timers *t, size_t i, int64_t *due_ms, const char 
     *uid_len = e->len;
 }
 
-void cue_timers_prefetch_near(const cue_timers *t, size_t from, size_t to)
+void cue_timers_prefetch_next(const cue_timers *t)
 {
-    for (size_t i = from; i < to && i < t->n; i++)
+    if (t->n < 2) return;
+    /* The next to fire is the least of the root's children; the one after
+     * it, another of them or one of that least child's own children. */
+    size_t last = t->n < ARITY + 1 ? t->n : ARITY + 1;
+    for (size_t i = 1; i < last; i++)
+        __builtin_prefetch(&t->slots[t->heap[i].slot]);
+    size_t m = least_child(t, 1, last);
+    for (size_t i = ARITY * m + 1; i <= ARITY * m + ARITY && i < t->n; i++)
         __builtin_prefetch(&t->slots[t->heap[i].slot]);
 }
 

@@ -49,14 +49,14 @@ int cue_timers_peek(const cue_timers *t, int64_t *due_ms, const char **uid, size
  * window's own order (i < count; 0 is the earliest, and the next few after
  * it are near the front but not sorted: the one after the earliest is among
  * 1 to CUE_TIMERS_NEXT, the ones after that among 1 to CUE_TIMERS_NEAR).
- * Borrowed until the next change. cue_timers_prefetch_near fetches the
- * entries from `from` on into the CPU's caches, so that reading their ids
- * later does not wait. */
+ * Borrowed until the next change. cue_timers_prefetch_next fetches into
+ * the CPU's caches the entries that can come up within the next two pops,
+ * so that reading their ids then does not wait. */
 #define CUE_TIMERS_NEXT 4
 #define CUE_TIMERS_NEAR 20
 void cue_timers_near(const cue_timers *t, size_t i, int64_t *due_ms, const char **uid,
                      size_t *uid_len);
-void cue_timers_prefetch_near(const cue_timers *t, size_t from, size_t to);
+void cue_timers_prefetch_next(const cue_timers *t);
 
 /* Removes the earliest entry (no-op when empty). */
 void cue_timers_pop(cue_timers *t);

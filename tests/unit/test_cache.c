@@ -324,3 +324,67 @@ Test(cache, changed_users_with_common_prefixes_are_visited_in_key_order)
     cr_expect_eq(b.sum, a.sum, "the flush visited in another order than the visit");
     cue_cache_free(c);
 }
+
+/* A step looks its user up, then puts the user's new state: the put writes
+ * into the entry the look-up found when the state's size class is the same,
+ * and never into one that left the cache in between. */
+Test(cache, a_put_after_its_look_up_lands_in_the_users_own_entry)
+{
+    cue_cache *c;
+    cue_err err;
+    cr_assert(cue_cache_new(&c, CUE_CACHE_BYTES_MIN, &err) == 0);
+    const void *v;
+    size_t n;
+    cr_assert(cue_cache_put(c, "a", 1, "1111", 4, 0, false) == 0);
+    cr_assert(cue_cache_put(c, "b", 1, "bbbb", 4, 0, false) == 0);
+
+    /* In place: the same class, now dirty, counted once. */
+    cr_assert(cue_cache_get(c, "a", 1, &v, &n, NULL) == 0);
+    cr_assert(cue_cache_put(c, "a", 1, "2222", 4, 9, true) == 0);
+    uint32_t aux = 0;
+    cr_assert(cue_cache_get(c, "a", 1, &v, &n, &aux) == 0 && n == 4 && memcmp(v, "2222", 4) == 0);
+    cr_assert_eq(aux, 9);
+    cr_assert(cue_cache_put(c, "a", 1, "3333", 4, 9, true) == 0);
+    cue_cache_stats st;
+    cue_cache_stats_get(c, &st);
+    cr_assert_eq(st.entries, 2);
+    size_t one_dirty = st.dirty_bytes;
+    cr_assert_gt(one_dirty, 0);
+
+    /* Another user's put after a's look-up leaves a alone. */
+    cr_assert(cue_cache_get(c, "a", 1, &v, &n, NULL) == 0);
+    cr_assert(cue_cache_put(c, "b", 1, "BBBB", 4, 0, true) == 0);
+    cr_assert(cue_cache_get(c, "a", 1, &v, &n, NULL) == 0 && memcmp(v, "3333", 4) == 0);
+    cr_assert(cue_cache_get(c, "b", 1, &v, &n, NULL) == 0 && memcmp(v, "BBBB", 4) == 0);
+    cue_cache_stats_get(c, &st);
+    cr_assert_eq(st.dirty_bytes, 2 * one_dirty, "each dirty entry counted once");
+
+    /* A larger state moves to a blob of its class. */
+    static char big[1000];
+    memset(big, 'x', sizeof big);
+    cr_assert(cue_cache_get(c, "a", 1, &v, &n, NULL) == 0);
+    cr_assert(cue_cache_put(c, "a", 1, big, sizeof big, 0, true) == 0);
+    cr_assert(cue_cache_get(c, "a", 1, &v, &n, NULL) == 0 && n == sizeof big);
+    flushed f = {0};
+    cr_assert(cue_cache_flush(c, on_dirty, &f) == 0);
+    cr_assert_eq(f.visits, 2, "a and b, once each");
+
+    /* a leaves the cache after its look-up (evicted by other users' clean
+     * states of another class, so its blob waits unused in its free
+     * list): its put makes a new entry rather than writing there. */
+    cr_assert(cue_cache_put(c, "a", 1, "4444", 4, 0, false) == 0);
+    cr_assert(cue_cache_get(c, "a", 1, &v, &n, NULL) == 0);
+    char key[16];
+    for (int i = 0; cue_cache_peek(c, "a", 1, &v, &n, NULL) == 0; i++) {
+        cr_assert_lt(i, 100000, "a was never evicted");
+        int klen = snprintf(key, sizeof key, "k%d", i);
+        cr_assert(cue_cache_put(c, key, (size_t)klen, big, sizeof big, 0, false) == 0);
+    }
+    cr_assert(cue_cache_put(c, "a", 1, "5555", 4, 0, true) == 0);
+    cr_assert(cue_cache_get(c, "a", 1, &v, &n, NULL) == 0 && n == 4 && memcmp(v, "5555", 4) == 0,
+              "the put after an eviction is found");
+    memset(&f, 0, sizeof f);
+    cr_assert(cue_cache_flush(c, on_dirty, &f) == 0);
+    cr_assert_str_eq(f.text, "a=5555;");
+    cue_cache_free(c);
+}
