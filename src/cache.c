@@ -518,10 +518,35 @@ static void sort_run(cue_sort_item *items, cue_sort_item *scratch, size_t n)
     }
 }
 
-/* Key order: a radix sort on the first eight bytes, then the runs that share
- * them (ids with a common prefix, as generated ids have) by the next eight,
- * then what still ties by the whole key. A comparison sort of the runs
- * read each entry (a cache miss) several times; this reads it once. */
+/* Sorts items[0..n), which tie on their ids' bytes before `off`, by the
+ * bytes from `off` on: the next eight as a key, then what still ties by the
+ * eight after, and so on. Ids that tie through their last byte (which the
+ * zero padding of a short chunk allows: "a" and "a\0") go to a comparison
+ * sort. Each pass reads every entry once; a comparison sort of a long run
+ * read each entry (a cache miss) many times, which ids with a long common
+ * prefix ("customer-account-...") made most runs. */
+static void sort_from(cue_sort_item *items, cue_sort_item *scratch, size_t n, size_t off)
+{
+    bool longer = false;
+    for (size_t k = 0; k < n; k++) {
+        if (k + 4 < n) __builtin_prefetch(DIRTY_ENTRY(items[k + 4]));
+        const entry *e = DIRTY_ENTRY(items[k]);
+        items[k].key = e->key_len > off ? cue_sort_prefix(e->data + off, e->key_len - off) : 0;
+        longer |= e->key_len > off + 8;
+    }
+    sort_run(items, scratch, n);
+    for (size_t a = 0, b; a < n; a = b) {
+        for (b = a + 1; b < n && items[b].key == items[a].key; b++) {}
+        if (b - a == 1) continue;
+        if (longer)
+            sort_from(items + a, scratch + a, b - a, off + 8);
+        else
+            qsort(items + a, b - a, sizeof *items, key_order);
+    }
+}
+
+/* Key order: a radix sort on the first eight bytes, then the runs that
+ * share them by the bytes after (sort_from). */
 static void sort_dirty(cue_cache *c)
 {
     cue_sort_items(c->dirty, c->dirty_tmp, c->n_dirty);
@@ -529,17 +554,7 @@ static void sort_dirty(cue_cache *c)
         for (j = i + 1; j < c->n_dirty && c->dirty[j].key == c->dirty[i].key; j++) {}
         if (j - i == 1) continue;
         uint64_t head = c->dirty[i].key;
-        for (size_t k = i; k < j; k++) {
-            if (k + 4 < j) __builtin_prefetch(DIRTY_ENTRY(c->dirty[k + 4]));
-            const entry *e = DIRTY_ENTRY(c->dirty[k]);
-            c->dirty[k].key =
-                e->key_len > 8 ? cue_sort_prefix(e->data + 8, (size_t)e->key_len - 8) : 0;
-        }
-        sort_run(c->dirty + i, c->dirty_tmp + i, j - i);
-        for (size_t a = i, b; a < j; a = b) {
-            for (b = a + 1; b < j && c->dirty[b].key == c->dirty[a].key; b++) {}
-            if (b - a > 1) qsort(c->dirty + a, b - a, sizeof *c->dirty, key_order);
-        }
+        sort_from(c->dirty + i, c->dirty_tmp + i, j - i, 8);
         /* The list keeps each entry's first eight bytes (it is sorted again
          * at the next visit). */
         for (size_t k = i; k < j; k++)

@@ -271,7 +271,7 @@ Test(cache, who_left_is_remembered_until_forgotten)
 /* The visit of the changed users, for the order test below: each key after
  * the one before it (user id bytes, a shorter prefix first). */
 typedef struct order_seen {
-    char last[64];
+    char last[CUE_USER_ID_BYTES_MAX];
     size_t last_len, n;
     bool ordered;
     uint64_t sum; /* of the keys' first bytes and lengths, to compare two visits */
@@ -294,21 +294,29 @@ static int check_order(const char *uid, size_t len, const void *val, size_t vlen
     return 0;
 }
 
-/* Ids that share their first eight bytes or more (generated ids do), of
- * every length around 8 and 16, some with NUL bytes: visited in key order,
- * the same order twice (a visit, then the flush's). */
-Test(cache, changed_users_with_common_prefixes_are_visited_in_key_order)
+/* Puts 3000 dirty users whose ids are `prefix` (cut to a random length of
+ * at least `min` bytes) then random bytes, NUL among them, up to `max`
+ * bytes; checks that the visit and the flush go in key order, the same order
+ * both times. */
+static void check_visit_order(const char *prefix, size_t min, size_t max)
 {
     cue_cache *c;
     cue_err err;
     cr_assert(cue_cache_new(&c, 64u << 20, &err) == 0);
+    size_t plen = strlen(prefix);
     unsigned seed = 7;
     for (int i = 0; i < 3000; i++) {
         seed = seed * 1103515245 + 12345;
-        char key[32] = "lu000000";
-        size_t len = 6 + (seed >> 8) % 14; /* 6 .. 19 bytes */
-        for (size_t k = 6; k < len; k++)
-            key[k] = (char)((seed >> (k % 24)) % 3 == 0 ? '\0' : '0' + (seed >> (k + 3)) % 4);
+        char key[CUE_USER_ID_BYTES_MAX];
+        size_t len = min + (seed >> 8) % (max - min + 1);
+        /* The prefix up to a few bytes before the id's end, then random. */
+        size_t tail = (seed >> 4) % 10, cut = len > tail ? len - tail : 0;
+        if (cut > plen) cut = plen;
+        unsigned r = seed;
+        for (size_t k = 0; k < len; k++) {
+            r = r * 1103515245 + 12345;
+            key[k] = k < cut ? prefix[k] : (char)((r >> 16) % 3 == 0 ? '\0' : '0' + (r >> 20) % 4);
+        }
         cr_assert(cue_cache_put(c, key, len, "v", 1, 0, true) == 0);
     }
     cue_cache_stats st;
@@ -316,13 +324,30 @@ Test(cache, changed_users_with_common_prefixes_are_visited_in_key_order)
     cr_assert_gt(st.entries, 500, "too few distinct ids: %zu", st.entries);
     order_seen a = {.ordered = true}, b = {.ordered = true};
     cr_assert(cue_cache_visit_dirty(c, check_order, &a) == 0);
-    cr_expect(a.ordered, "the visit is not in key order");
+    cr_expect(a.ordered, "the visit is not in key order (prefix %s)", prefix);
     cr_expect_eq(a.n, st.entries);
     cr_assert(cue_cache_flush(c, check_order, &b) == 0);
-    cr_expect(b.ordered, "the flush is not in key order");
+    cr_expect(b.ordered, "the flush is not in key order (prefix %s)", prefix);
     cr_expect_eq(b.n, a.n);
     cr_expect_eq(b.sum, a.sum, "the flush visited in another order than the visit");
     cue_cache_free(c);
+}
+
+/* Ids that share their first eight bytes or more (generated ids do), of
+ * every length around 8 and 16, some with NUL bytes. */
+Test(cache, changed_users_with_common_prefixes_are_visited_in_key_order)
+{
+    check_visit_order("lu000000", 6, 19);
+}
+
+/* Ids with a long common prefix, as "customer-account-..." ids have: the
+ * runs that tie on sixteen bytes and more, up to the longest id. */
+Test(cache, changed_users_with_long_common_prefixes_are_visited_in_key_order)
+{
+    check_visit_order("customer-account-region-eu-west-1/", 20, 44);
+    static char longest[CUE_USER_ID_BYTES_MAX + 1];
+    memset(longest, 'x', CUE_USER_ID_BYTES_MAX);
+    check_visit_order(longest, CUE_USER_ID_BYTES_MAX - 12, CUE_USER_ID_BYTES_MAX);
 }
 
 /* A step looks its user up, then puts the user's new state: the put writes
