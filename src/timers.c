@@ -16,10 +16,15 @@ typedef struct entry {
     char uid[CUE_USER_ID_BYTES_MAX];
 } entry;
 
-/* What the heap orders: the due time and the id's first four bytes (zero
- * padded, big-endian) decide almost every comparison without touching the
- * slot (due times tie for 6 of 3.3M comparisons over generated events).
- * Sixteen bytes, so that a node's four children fill one cache line. */
+/* What the heap orders: the due time, then four bytes of the id (zero
+ * padded, big-endian) from where the window's ids stop sharing a prefix
+ * (cue_timers.skip), decide most comparisons without touching the slot.
+ * Due times seldom tie for timers set a span after events (6 of 3.3M
+ * comparisons over generated events), but a `local_time` timer is due at
+ * the same instant for every user of a zone who was active that day; ids
+ * then decide, and ids share their first bytes ("u00...",
+ * "customer-account-..."), so the first four would tie too. Sixteen bytes,
+ * so that a node's four children fill one cache line. */
 typedef struct item {
     int64_t due;
     uint32_t prefix;
@@ -40,6 +45,13 @@ struct cue_timers {
     size_t n, cap, n_free;
     size_t slice; /* entries added by load() since the last load_end */
     entry horizon;
+    /* Every id in the heap shares its first `skip` bytes with `ref` (the
+     * first id put into the empty heap); items' prefixes are the four bytes
+     * after those. An id that shares fewer makes skip shorter and every
+     * item's prefix is taken again: the order of ids that share a prefix
+     * is the order of what follows it, so the heap stays valid. */
+    size_t skip;
+    char ref[CUE_USER_ID_BYTES_MAX];
 };
 
 /* Key order: due time, then user id bytes, a shorter prefix first. */
@@ -52,9 +64,10 @@ static int key_cmp(int64_t due_a, const char *a, size_t la, int64_t due_b, const
     return (la > lb) - (la < lb);
 }
 
-/* The same order as key_cmp: zero-padded prefixes that differ differ at a
- * byte both ids have, or where the shorter one ends (its zero pad sorts first
- * or ties, and a tie goes to the whole ids). */
+/* The same order as key_cmp, for ids that share their first `skip` bytes:
+ * zero-padded prefixes of what follows that differ differ at a byte both
+ * ids have, or where the shorter one ends (its zero pad sorts first or
+ * ties, and a tie goes to the whole ids). */
 static int item_cmp(const cue_timers *t, const item *a, const item *b)
 {
     if (a->due != b->due) return a->due < b->due ? -1 : 1;
@@ -207,16 +220,41 @@ static void shrink(cue_timers *t)
     t->n = keep;
 }
 
+/* The four bytes of an id after the heap's shared prefix (see item). */
+static uint32_t prefix_after(const char *uid, size_t len, size_t skip)
+{
+    return len > skip ? (uint32_t)(cue_sort_prefix(uid + skip, len - skip) >> 32) : 0;
+}
+
+/* Makes room in the shared prefix for `uid` (see cue_timers.skip). */
+static void share_prefix(cue_timers *t, const char *uid, size_t len)
+{
+    if (t->n == 0) {
+        memcpy(t->ref, uid, len);
+        t->skip = len;
+        return;
+    }
+    size_t n = len < t->skip ? len : t->skip, c = 0;
+    while (c < n && uid[c] == t->ref[c])
+        c++;
+    if (c == t->skip) return;
+    t->skip = c;
+    for (size_t i = 0; i < t->n; i++) {
+        const entry *e = &t->slots[t->heap[i].slot];
+        t->heap[i].prefix = prefix_after(e->uid, e->len, c);
+    }
+}
+
 static void insert(cue_timers *t, int64_t due, const char *uid, size_t len)
 {
     CUE_ASSERT(len <= CUE_USER_ID_BYTES_MAX && t->n < t->cap && t->n_free > 0);
+    share_prefix(t, uid, len);
     uint32_t slot = t->free[--t->n_free];
     entry *e = &t->slots[slot];
     e->due = due;
     e->len = (uint8_t)len;
     memcpy(e->uid, uid, len);
-    t->heap[t->n] =
-        (item){.due = due, .prefix = (uint32_t)(cue_sort_prefix(uid, len) >> 32), .slot = slot};
+    t->heap[t->n] = (item){.due = due, .prefix = prefix_after(uid, len, t->skip), .slot = slot};
     sift_up(t, t->n++);
 }
 

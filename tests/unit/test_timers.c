@@ -9,7 +9,7 @@
 
 typedef struct key {
     int64_t due;
-    char uid[16];
+    char uid[40];
 } key;
 
 static int key_cmp(const void *a, const void *b)
@@ -170,5 +170,53 @@ Test(timers, interleaved_against_a_model)
         model[least] = model[--n];
     }
     cr_assert_eq(cue_timers_count(t), n);
+    cue_timers_free(t);
+}
+
+/* Many timers due at the same instant (a `local_time` timer's) for ids that
+ * share a long prefix, then, with the heap full of them, ids that share
+ * less of it, and ids that are a prefix of others: every pop is still the
+ * model's least. */
+Test(timers, ties_among_ids_that_share_a_long_prefix)
+{
+    enum { CAP = 1024, OPS = 30000 };
+    static key model[CAP];
+    static const char *const heads[] = {"customer-account-eu-", "customer-account-", "customer-",
+                                        "cust", ""};
+    size_t n = 0;
+    cue_timers *t;
+    cue_err err;
+    cr_assert(cue_timers_new(&t, CAP, &err) == 0);
+    cue_timers_load_end(t, true, 0, "", 0);
+    unsigned seed = 11;
+    for (int op = 0; op < OPS; op++) {
+        seed = seed * 1103515245 + 12345;
+        bool arm = n == 0 || (n < CAP && (seed >> 16) % 3 != 0);
+        if (arm) {
+            /* The heads come in one by one, each shorter than the last. */
+            size_t h = (size_t)op / (OPS / 5), pick = (seed >> 20) % (h + 1);
+            key k = {.due = 1000 + (int64_t)((seed >> 4) % 3)};
+            if ((seed >> 11) % 16 == 0)
+                snprintf(k.uid, sizeof k.uid, "%.*s", (int)((seed >> 5) % 18), heads[1]);
+            else
+                snprintf(k.uid, sizeof k.uid, "%s%u", heads[pick], (seed >> 9) % 5000);
+            model[n++] = k;
+            cue_timers_arm(t, k.due, k.uid, strlen(k.uid));
+            continue;
+        }
+        size_t least = 0;
+        for (size_t i = 1; i < n; i++)
+            if (key_cmp(&model[i], &model[least]) < 0) least = i;
+        int64_t due;
+        const char *uid;
+        size_t len;
+        cr_assert_eq(cue_timers_peek(t, &due, &uid, &len), 0);
+        cr_assert(due == model[least].due && len == strlen(model[least].uid) &&
+                      memcmp(uid, model[least].uid, len) == 0,
+                  "op %d: popped %lld %.*s, the least is %lld %s", op, (long long)due, (int)len,
+                  uid, (long long)model[least].due, model[least].uid);
+        cue_timers_pop(t);
+        model[least] = model[--n];
+    }
     cue_timers_free(t);
 }
