@@ -59,10 +59,12 @@ static double peak_rss_mb(void)
 
 static void report(const opts *o, double secs, uint64_t events, uint64_t triggers)
 {
-    printf("bench=engine case=%s events=%llu users=%zu seconds=%.3f events_per_s=%.0f "
-           "triggers=%llu peak_rss_mb=%.1f cache_mb=%.1f\n",
-           o->which, (unsigned long long)events, o->users, secs, (double)events / secs,
-           (unsigned long long)triggers, peak_rss_mb(), (double)o->cache_bytes / 1048576.0);
+    const char *dir = strrchr(o->machines, '/');
+    printf("bench=engine case=%s machines=%s events=%llu users=%zu seconds=%.3f "
+           "events_per_s=%.0f triggers=%llu peak_rss_mb=%.1f cache_mb=%.1f\n",
+           o->which, dir ? dir + 1 : o->machines, (unsigned long long)events, o->users, secs,
+           (double)events / secs, (unsigned long long)triggers, peak_rss_mb(),
+           (double)o->cache_bytes / 1048576.0);
 }
 
 /* All generated lines back to back, with their offsets. */
