@@ -514,3 +514,80 @@ Test(tz, data_version_is_the_systems)
     cr_expect(strncmp(line, "# version ", 10) == 0 && strcmp(line + 10, v) == 0,
               "\"%s\" from \"%s\"", v, line);
 }
+
+/* A cache of its own for each question: nothing remembered. */
+static cue_tz *fresh(const char *name, int *z)
+{
+    cue_tz *f;
+    cue_err err;
+    cr_assert_eq(cue_tz_new(&f, 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(cue_tz_find(f, name, strlen(name), z, &err), 0, "%s", err.msg);
+    return f;
+}
+
+/* What a zone remembers of the intervals its instants fell in changes no
+ * answer: one cache asked in stream order (each instant a little after the
+ * last) and out of it (anywhere in 2011-2028), around the changes of zones
+ * with odd rules (a skipped day, half-hour daylight time, winter time as
+ * the flagged one), answers as a cache that has seen nothing. */
+Test(tz, remembered_intervals_change_no_answer)
+{
+    static const char *const names[] = {"America/Los_Angeles", "Europe/Dublin",
+                                        "Australia/Lord_Howe", "Pacific/Apia", "America/Santiago"};
+    unsigned seed = 3;
+    for (size_t n = 0; n < COUNT(names); n++) {
+        int z = zone(names[n]), fz;
+        int64_t t = 1293840000000LL; /* 2011-01-01T00:00Z */
+        for (int q = 0; q < 1500; q++) {
+            seed = seed * 1103515245 + 12345;
+            if (q % 2 == 0) t += (int64_t)((seed >> 8) % 360) * 60000; /* up to 6 h on */
+            int64_t at = q % 2 == 0 ? t : 1293840000000LL + (int64_t)((seed >> 4) % 557000000) * S;
+            char what[96];
+            snprintf(what, sizeof what, "%s, question %d at %lld", names[n], q, (long long)at);
+
+            cue_civil got, want;
+            cue_tz_local(tz, z, at, &got);
+            cue_tz *f = fresh(names[n], &fz);
+            cue_tz_local(f, fz, at, &want);
+            cue_tz_free(f);
+            expect_civil(what, &got, &want);
+
+            f = fresh(names[n], &fz);
+            cr_expect_eq(cue_tz_offset_ms(tz, z, at), cue_tz_offset_ms(f, fz, at), "%s: offset",
+                         what);
+            cue_tz_free(f);
+
+            /* The day's 09:00 and a reading in the small hours, where the
+             * clock jumps or repeats. */
+            for (int h = 0; h < 2; h++) {
+                cue_civil c = want;
+                c.hour = h ? 2 : 9;
+                c.minute = h ? 30 : 0;
+                c.second = c.millis = 0;
+                f = fresh(names[n], &fz);
+                int64_t expect = cue_tz_instant(f, fz, &c);
+                cue_tz_free(f);
+                cr_expect_eq(cue_tz_instant(tz, z, &c), expect, "%s: instant at %02d:%02d", what,
+                             c.hour, c.minute);
+            }
+
+            int64_t day = cue_tz_day(tz, z, at);
+            f = fresh(names[n], &fz);
+            cr_expect_eq(day, cue_tz_day(f, fz, at), "%s: day", what);
+            cue_tz_free(f);
+            f = fresh(names[n], &fz);
+            cr_expect_eq(cue_tz_day_start(tz, z, day), cue_tz_day_start(f, fz, day),
+                         "%s: day start", what);
+            cue_tz_free(f);
+
+            int64_t ends = 0, fends = 0;
+            bool quiet = cue_tz_quiet(tz, z, at, 22 * 60, 7 * 60, &ends);
+            f = fresh(names[n], &fz);
+            bool fquiet = cue_tz_quiet(f, fz, at, 22 * 60, 7 * 60, &fends);
+            cue_tz_free(f);
+            cr_expect(quiet == fquiet && ends == fends,
+                      "%s: quiet %d until %lld, expected %d until %lld", what, quiet,
+                      (long long)ends, fquiet, (long long)fends);
+        }
+    }
+}
