@@ -342,6 +342,8 @@ static cue_step_env step_env(cue_task *t, const cue_event *ev)
     const char *name = from_ev ? ev->attr[CUE_ATTR_TIMEZONE] : t->user->attrs[CUE_ATTR_TIMEZONE];
     size_t n = from_ev ? ev->attr_len[CUE_ATTR_TIMEZONE] : t->user->attr_len[CUE_ATTR_TIMEZONE];
     if (n == 0 || n > CUE_ATTR_BYTES_MAX) return env;
+    env.zone = cue_tz_found(t->jtz, name, n);
+    if (env.zone >= 0) return env;
     uint64_t h = cue_hash64(name, n, 7) | 1;
     for (size_t i = 0; i < sizeof t->bad_zones / sizeof *t->bad_zones; i++)
         if (t->bad_zones[i] == h) return env;

@@ -326,6 +326,12 @@ int cue_tz_find(cue_tz *tz, const char *name, size_t len, int *zone_out, cue_err
     return 0;
 }
 
+int cue_tz_found(const cue_tz *tz, const char *name, size_t len)
+{
+    if (len == 0 || len > CUE_TZ_NAME_BYTES_MAX) return -1;
+    return tz->slots[slot_of(tz, name, len)];
+}
+
 /* The zone's entry, checked: a handle from elsewhere is a caller's bug. */
 static entry *entry_of(cue_tz *tz, int zone)
 {

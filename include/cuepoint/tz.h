@@ -76,6 +76,10 @@ const char *cue_tz_data_version(void);
  * callers validate attributes once, not per call. */
 int cue_tz_find(cue_tz *tz, const char *name, size_t len, int *zone, cue_err *err);
 
+/* The zone this cache's cue_tz_find found under `name` before, or -1: a
+ * hash look-up only, never a file, for callers that find a zone per event. */
+int cue_tz_found(const cue_tz *tz, const char *name, size_t len);
+
 /* The wall-clock reading in `zone` at the instant `utc_ms`. */
 void cue_tz_local(cue_tz *tz, int zone, int64_t utc_ms, cue_civil *out);
 

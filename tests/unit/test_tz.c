@@ -591,3 +591,18 @@ Test(tz, remembered_intervals_change_no_answer)
         }
     }
 }
+
+/* cue_tz_found knows only what this cache's finds found. */
+Test(tz, found_names_only_what_was_found)
+{
+    cr_expect_eq(cue_tz_found(tz, "Europe/Berlin", 13), -1, "not found yet");
+    int z = zone("Europe/Berlin");
+    cr_expect_eq(cue_tz_found(tz, "Europe/Berlin", 13), z);
+    cr_expect_eq(cue_tz_found(tz, "Europe/Berli", 12), -1);
+    cr_expect_eq(cue_tz_found(tz, "Not/AZone", 9), -1);
+    cr_expect_eq(cue_tz_found(tz, "", 0), -1);
+    cue_err err;
+    int bad = -1;
+    cr_expect_neq(cue_tz_find(tz, "Not/AZone", 9, &bad, &err), 0);
+    cr_expect_eq(cue_tz_found(tz, "Not/AZone", 9), -1, "an unknown name is not kept");
+}
