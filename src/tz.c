@@ -20,8 +20,8 @@
  * scans; at half a million events a second that was 12% of the file mode's
  * time. So each zone remembers the stretch of instants it has seen fall in
  * one interval (entry.seen_*): a task's instants cluster in stream time, and
- * one found inside that stretch needs no scan. Finding an instant still
- * asks GLib once (a wall-clock reading's interval is GLib's to tell).
+ * one found inside that stretch, or a wall-clock reading that the
+ * stretch's interval shows there, needs no scan.
  *
  * One known GLib 2.74 defect is left as it is: a zone's closing rule with an
  * explicit daylight offset of zero ("IST-1GMT0,...") is read as if none were
@@ -415,12 +415,19 @@ static int64_t wall_instant(entry *z, int64_t local, bool first)
     int64_t ms = local - floor_div(local, MS_PER_SEC) * MS_PER_SEC;
     int64_t shift_s = era_shift_s(floor_div(local, MS_PER_SEC));
     int64_t local_s = floor_div(local, MS_PER_SEC) - shift_s;
-    gint64 t = local_s;
-    int i = g_time_zone_adjust_time(z->gtz, G_TIME_TYPE_STANDARD, &t);
-    /* In a gap GLib moves the reading forward to where the clock lands,
-     * the local start of interval i; under i's offset that is the
-     * transition itself. */
-    if (t != local_s) return (t - g_time_zone_get_offset(z->gtz, i) + shift_s) * MS_PER_SEC;
+    int i = z->seen_at;
+    int64_t seen = i >= 0 ? local_s - g_time_zone_get_offset(z->gtz, i) : 0;
+    if (i < 0 || seen < z->seen_lo || seen > z->seen_hi) {
+        /* Not a reading the interval seen last shows (where no GLib scan is
+         * needed: the neighbours below decide between intervals that show
+         * it, whichever GLib would have picked). */
+        gint64 t = local_s;
+        i = g_time_zone_adjust_time(z->gtz, G_TIME_TYPE_STANDARD, &t);
+        /* In a gap GLib moves the reading forward to where the clock lands,
+         * the local start of interval i; under i's offset that is the
+         * transition itself. */
+        if (t != local_s) return (t - g_time_zone_get_offset(z->gtz, i) + shift_s) * MS_PER_SEC;
+    }
 #ifndef NDEBUG
     CUE_ASSERT(shows(z, i, local_s));
 #endif
