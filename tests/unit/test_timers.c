@@ -133,6 +133,25 @@ Test(timers, entries_near_the_front)
     cue_timers_free(t);
 }
 
+/* Pops the window's earliest entry, which must be the least of the model's
+ * n keys, and takes that key out of the model. */
+static void pop_least(cue_timers *t, key *model, size_t *n, int op)
+{
+    size_t least = 0;
+    for (size_t i = 1; i < *n; i++)
+        if (key_cmp(&model[i], &model[least]) < 0) least = i;
+    int64_t due;
+    const char *uid;
+    size_t len;
+    cr_assert_eq(cue_timers_peek(t, &due, &uid, &len), 0);
+    cr_assert(due == model[least].due && len == strlen(model[least].uid) &&
+                  memcmp(uid, model[least].uid, len) == 0,
+              "op %d: popped %lld %.*s, the least is %lld %s", op, (long long)due, (int)len, uid,
+              (long long)model[least].due, model[least].uid);
+    cue_timers_pop(t);
+    model[least] = model[--*n];
+}
+
 /* Arms and pops interleaved, a few levels deep, against a sorted model:
  * every pop is the model's least, ties on the due time broken by the id. */
 Test(timers, interleaved_against_a_model)
@@ -155,19 +174,7 @@ Test(timers, interleaved_against_a_model)
             cue_timers_arm(t, k.due, k.uid, strlen(k.uid));
             continue;
         }
-        size_t least = 0;
-        for (size_t i = 1; i < n; i++)
-            if (key_cmp(&model[i], &model[least]) < 0) least = i;
-        int64_t due;
-        const char *uid;
-        size_t len;
-        cr_assert_eq(cue_timers_peek(t, &due, &uid, &len), 0);
-        cr_assert(due == model[least].due && len == strlen(model[least].uid) &&
-                      memcmp(uid, model[least].uid, len) == 0,
-                  "op %d: popped %lld %.*s, the least is %lld %s", op, (long long)due, (int)len,
-                  uid, (long long)model[least].due, model[least].uid);
-        cue_timers_pop(t);
-        model[least] = model[--n];
+        pop_least(t, model, &n, op);
     }
     cr_assert_eq(cue_timers_count(t), n);
     cue_timers_free(t);
@@ -204,19 +211,7 @@ Test(timers, ties_among_ids_that_share_a_long_prefix)
             cue_timers_arm(t, k.due, k.uid, strlen(k.uid));
             continue;
         }
-        size_t least = 0;
-        for (size_t i = 1; i < n; i++)
-            if (key_cmp(&model[i], &model[least]) < 0) least = i;
-        int64_t due;
-        const char *uid;
-        size_t len;
-        cr_assert_eq(cue_timers_peek(t, &due, &uid, &len), 0);
-        cr_assert(due == model[least].due && len == strlen(model[least].uid) &&
-                      memcmp(uid, model[least].uid, len) == 0,
-                  "op %d: popped %lld %.*s, the least is %lld %s", op, (long long)due, (int)len,
-                  uid, (long long)model[least].due, model[least].uid);
-        cue_timers_pop(t);
-        model[least] = model[--n];
+        pop_least(t, model, &n, op);
     }
     cue_timers_free(t);
 }
