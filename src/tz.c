@@ -90,6 +90,7 @@ typedef struct entry {
      * time, so every second between is in it too. seen_at -1: none yet. */
     int64_t seen_lo, seen_hi;
     int seen_at;
+    int seen_uses; /* look-ups placed in seen_at since it became so, up to 8 */
 } entry;
 
 struct cue_tz {
@@ -367,17 +368,29 @@ static int64_t era_shift_s(int64_t s)
  * g_time_zone_find_interval tells, from what the zone has seen when it can. */
 static int interval_at(entry *z, int64_t s)
 {
-    if (z->seen_at >= 0 && s >= z->seen_lo && s <= z->seen_hi) return z->seen_at;
+    if (z->seen_at >= 0 && s >= z->seen_lo && s <= z->seen_hi) {
+        z->seen_uses += z->seen_uses < 8;
+        return z->seen_at;
+    }
     int i = g_time_zone_find_interval(z->gtz, G_TIME_TYPE_UNIVERSAL, s);
     if (i != z->seen_at) {
         z->seen_at = i;
         z->seen_lo = z->seen_hi = s;
+        z->seen_uses = 1;
+        return i;
     }
+    z->seen_uses += z->seen_uses < 8;
+    /* The stretch grows to s; when s lies just past it and the interval has
+     * served a few look-ups (instants in stream order), also a day further
+     * on, if that is still the same interval. Instants far apart, or one
+     * stretch after another (times read from events, in random order) are
+     * not checked ahead: each would cost a second scan, for nothing. */
+    bool near = z->seen_uses >= 4 &&
+                (s > z->seen_hi ? s - z->seen_hi <= SEEN_AHEAD_S : z->seen_lo - s <= SEEN_AHEAD_S);
+    int64_t ahead = s > z->seen_hi ? s + SEEN_AHEAD_S : s - SEEN_AHEAD_S;
     if (s > z->seen_hi) z->seen_hi = s;
     if (s < z->seen_lo) z->seen_lo = s;
-    /* A day further on the side it grew, when that is still the same interval. */
-    int64_t ahead = s == z->seen_hi ? s + SEEN_AHEAD_S : s - SEEN_AHEAD_S;
-    if (g_time_zone_find_interval(z->gtz, G_TIME_TYPE_UNIVERSAL, ahead) == i) {
+    if (near && g_time_zone_find_interval(z->gtz, G_TIME_TYPE_UNIVERSAL, ahead) == i) {
         if (ahead > z->seen_hi) z->seen_hi = ahead;
         if (ahead < z->seen_lo) z->seen_lo = ahead;
     }
