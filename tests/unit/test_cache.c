@@ -353,6 +353,66 @@ Test(cache, changed_users_with_long_common_prefixes_are_visited_in_key_order)
 /* A step looks its user up, then puts the user's new state: the put writes
  * into the entry the look-up found when the state's size class is the same,
  * and never into one that left the cache in between. */
+/* A state a little smaller than its blob stays in it: no new memory, and
+ * what is read back is what was put. One much smaller moves to a blob of
+ * its size, and a blob of the doubled classes is not kept for a smaller
+ * value. Sizes are in 64-byte classes. */
+Test(cache, a_state_that_shrinks_a_little_keeps_its_blob)
+{
+    cue_cache *c;
+    cue_err err;
+    cr_assert(cue_cache_new(&c, CUE_CACHE_BYTES_MIN, &err) == 0);
+    static char val[8192];
+    for (size_t i = 0; i < sizeof val; i++)
+        val[i] = (char)('a' + i % 23);
+    const void *v;
+    size_t n;
+    cue_cache_stats st;
+    cr_assert(cue_cache_put(c, "u", 1, val, 600, 0, true) == 0);
+    cue_cache_stats_get(c, &st);
+    size_t held = st.bytes;
+
+    /* 64 bytes smaller: the same blob, in place, from either path (after a
+     * look-up, and without one). */
+    cr_assert(cue_cache_get(c, "u", 1, &v, &n, NULL) == 0);
+    cr_assert(cue_cache_put(c, "u", 1, val + 1, 536, 0, true) == 0);
+    cue_cache_stats_get(c, &st);
+    cr_assert_eq(st.bytes, held, "a state one class smaller took a new blob");
+    cr_assert(cue_cache_get(c, "u", 1, &v, &n, NULL) == 0 && n == 536 &&
+              memcmp(v, val + 1, 536) == 0);
+    cr_assert(cue_cache_put(c, "u", 1, val + 2, 600, 0, true) == 0); /* back: no look-up */
+    cr_assert(cue_cache_put(c, "u", 1, val + 3, 540, 0, true) == 0);
+    cue_cache_stats_get(c, &st);
+    cr_assert_eq(st.bytes, held, "growing back into its own blob took a new one");
+    cr_assert(cue_cache_get(c, "u", 1, &v, &n, NULL) == 0 && n == 540 &&
+              memcmp(v, val + 3, 540) == 0);
+    cr_assert_eq(st.entries, 1);
+
+    /* Two classes smaller: a blob of its own class, new memory. */
+    cr_assert(cue_cache_put(c, "u", 1, val + 4, 400, 0, true) == 0);
+    cue_cache_stats_get(c, &st);
+    cr_assert_gt(st.bytes, held, "a state two classes smaller stayed in its blob");
+    cr_assert(cue_cache_get(c, "u", 1, &v, &n, NULL) == 0 && n == 400 &&
+              memcmp(v, val + 4, 400) == 0);
+
+    /* Past the 64-byte steps (2 KiB) classes double: a 5 KiB state in an
+     * 8 KiB blob would waste too much, so it moves. */
+    cr_assert(cue_cache_put(c, "w", 1, val, 8000, 0, true) == 0);
+    cue_cache_stats_get(c, &st);
+    held = st.bytes;
+    cr_assert(cue_cache_get(c, "w", 1, &v, &n, NULL) == 0);
+    cr_assert(cue_cache_put(c, "w", 1, val + 5, 3000, 0, true) == 0);
+    cue_cache_stats_get(c, &st);
+    cr_assert_gt(st.bytes, held, "a state half its doubled blob's size stayed in it");
+    cr_assert(cue_cache_get(c, "w", 1, &v, &n, NULL) == 0 && n == 3000 &&
+              memcmp(v, val + 5, 3000) == 0);
+
+    flushed f = {0};
+    cr_assert(cue_cache_flush(c, on_dirty, &f) == 0);
+    cr_assert_eq(f.visits, 2, "u and w, once each");
+    cue_cache_free(c);
+}
+
 Test(cache, a_put_after_its_look_up_lands_in_the_users_own_entry)
 {
     cue_cache *c;
