@@ -65,6 +65,63 @@ Test(cache, hits_misses_and_flush_order)
     cue_cache_free(c);
 }
 
+/* A flush whose callback fails after some visits (a deletion among them)
+ * leaves every entry as it was: dirty, with its owner's word, the deletion
+ * still there; the next flush visits them all in order. Many entries, so
+ * that the failure falls in the middle of a long run. */
+Test(cache, a_failed_flush_marks_nothing_clean)
+{
+    cue_cache *c;
+    cue_err err;
+    cr_assert(cue_cache_new(&c, CUE_CACHE_BYTES_MIN, &err) == 0);
+    char key[16];
+    for (int i = 0; i < 300; i++) {
+        int klen = snprintf(key, sizeof key, "u%03d", i);
+        if (i % 7 == 3)
+            cr_assert(cue_cache_put(c, key, (size_t)klen, NULL, 0, (uint32_t)i + 1, true) == 0);
+        else
+            cr_assert(
+                cue_cache_put(c, key, (size_t)klen, key, (size_t)klen, (uint32_t)i + 1, true) == 0);
+    }
+    cue_cache_stats before;
+    cue_cache_stats_get(c, &before);
+    size_t visits = 0;
+    for (int stop = 1; stop <= 300; stop += 37) {
+        flushed f = {.stop_after = stop};
+        cr_assert_eq(cue_cache_flush(c, on_dirty, &f), 7);
+        cue_cache_stats st;
+        cue_cache_stats_get(c, &st);
+        cr_assert_eq(st.entries, before.entries, "stop %d: an entry went", stop);
+        cr_assert_eq(st.dirty_bytes, before.dirty_bytes, "stop %d: dirty bytes changed", stop);
+        for (int i = 0; i < 300; i++) {
+            int klen = snprintf(key, sizeof key, "u%03d", i);
+            const void *v;
+            size_t n;
+            uint32_t aux = 0;
+            cr_assert(cue_cache_peek(c, key, (size_t)klen, &v, &n, &aux) == 0);
+            cr_assert_eq(aux, (uint32_t)i + 1, "stop %d: %s lost its word", stop, key);
+            if (i % 7 == 3)
+                cr_assert_null(v, "stop %d: %s is no longer a deletion", stop, key);
+            else
+                cr_assert(v && n == (size_t)klen && memcmp(v, key, n) == 0);
+        }
+    }
+    cr_assert(cue_cache_flush(c, count_dirty, &visits) == 0);
+    cr_assert_eq(visits, 300, "every entry is visited after the failures");
+    visits = 0;
+    cr_assert(cue_cache_flush(c, count_dirty, &visits) == 0);
+    cr_assert_eq(visits, 0, "and then clean");
+    cue_cache_stats st;
+    cue_cache_stats_get(c, &st);
+    cr_assert_eq(st.entries, 300 - 43, "the 43 deletions are gone, the rest kept");
+    cr_assert_eq(st.dirty_bytes, 0);
+    const void *v;
+    size_t n;
+    uint32_t aux = 5;
+    cr_assert(cue_cache_get(c, "u000", 4, &v, &n, &aux) == 0 && aux == 0, "clean: no word");
+    cue_cache_free(c);
+}
+
 /* Random puts, gets and flushes against a model: everything dirty or
  * recently read is still there, bytes never pass the budget, and a full cache
  * says so instead of dropping dirty data. */
