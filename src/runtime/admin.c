@@ -225,7 +225,8 @@ static void render_records(rt *r, cue_buf *b, const cue_task_stats *sum)
 static void render_output(rt *r, cue_buf *b)
 {
     cue_prom_family(b, "cuepoint_commit_duration_seconds", "histogram",
-                    "Commit cycle: from stopping intake to resuming it (a sealed cycle: while its "
+                    "Commit cycle: from stopping intake to resuming it (a sealed cycle, a quarter "
+                    "of the partitions: while its "
                     "changelog records are made and its state batches built; with exactly-once or "
                     "a repartition stage: the wait for acknowledgements too; at a run's end: the "
                     "writes too).");

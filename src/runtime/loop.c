@@ -4,7 +4,8 @@
  * Every commit.interval.ms (or sooner, when a task's changed users fill half
  * its cache: cycle_wanted) a cycle commits every task's store batch and the
  * group's offsets, after the producer's acknowledgements (promise 3). At
- * least once, without a repartition stage, the cycle is sealed (seal_cycle):
+ * least once, without a repartition stage, the cycle is sealed (seal_cycle),
+ * a quarter of the partitions at a time (on_commit_timer):
  * its batches are built at once and wait at the store's gate for the
  * acknowledgements while intake goes on (with the changelog, its records
  * are made at the seal, produced once the triggers are acknowledged, and
@@ -20,6 +21,15 @@ static void request_stop(rt *r, int sig);
 /* Records served per loop turn before the loop looks at its other work
  * (timers, HTTP, signals); the rest wait for the next turn. */
 #define CONSUME_BATCH 4096
+
+/* Sealed cycles take a quarter of the partitions each (partition number
+ * modulo 4), one every commit.interval.ms / 4: each partition still commits
+ * once an interval, and intake stops for a quarter of the seal at a time.
+ * One seal of every partition stopped intake ~7 ms a second at half
+ * bench/pipeline.sh's rate, and the records that waited through it, and
+ * through the store's writer and RocksDB's flush working on a full cycle,
+ * were the latency's p99 (docs/benchmarks.md). */
+#define COMMIT_SLICES 4
 
 /* How often caught-up partitions follow the wall clock and stop_at_end looks. */
 #define CLOCK_TICK_MS 250
@@ -180,17 +190,24 @@ static bool may_seal(const rt *r)
            !r->no_seal;
 }
 
-/* Every task's batch built now, with its state and offsets as they are, and
- * handed to the store behind the closed gate; the records produced so far
- * are the sealed cycle's (cue_kafka_seal). Intake stops only while the
- * batches are built. */
-static void seal_cycle(rt *r)
+/* Whether partition i is in `slice` (-1: every slice). */
+static bool in_slice(int32_t i, int32_t slice)
+{
+    return slice < 0 || i % COMMIT_SLICES == slice;
+}
+
+/* The batches of the tasks of `slice` (-1: every task) built now, with
+ * their states and offsets as they are, and handed to the store behind the
+ * closed gate; the records produced so far are the sealed cycle's
+ * (cue_kafka_seal: all of them, the slice's and the others', are waited
+ * for). Intake stops only while the batches are built. */
+static void seal_cycle(rt *r, int32_t slice)
 {
     cue_kafka_serve_producer(r->k);
     cue_store_gate_close(r->store);
     for (int32_t i = 0; i < r->n_parts && r->fatal_rc == 0; i++) {
         part *p = &r->parts[i];
-        if (p->task == NULL) continue;
+        if (p->task == NULL || !in_slice(i, slice)) continue;
         if (r->cfg->changelog) {
             cue_err err = {0};
             if (cue_task_commit_hold_log(p->task, &err) != 0) {
@@ -236,7 +253,9 @@ void rt_check_commit(rt *r)
     }
 }
 
-void rt_begin_commit(rt *r)
+/* A cycle of the tasks of `slice` (-1: every task; a sealed cycle only
+ * may be of a slice). */
+static void begin_commit(rt *r, int32_t slice)
 {
     if (r->state != RUNNING || r->fatal_rc) return;
     rt_check_commit(r);
@@ -247,7 +266,7 @@ void rt_begin_commit(rt *r)
         r->early_cycles += r->cycle_wanted;
         r->cycle_wanted = false;
         r->commit_started_ns = uv_hrtime();
-        seal_cycle(r);
+        seal_cycle(r, slice);
         rt_check_commit(r); /* its records may be acknowledged already */
         return;
     }
@@ -267,9 +286,34 @@ void rt_begin_commit(rt *r)
     rt_check_commit(r);
 }
 
+void rt_begin_commit(rt *r)
+{
+    begin_commit(r, -1);
+}
+
+/* Every commit.interval.ms / COMMIT_SLICES. A sealed cycle takes the next
+ * slice (none when the slice has no task: a partition's cycle comes once
+ * an interval however few there are); a slice waits while the cycle
+ * before it does, so slow acknowledgements make every partition's cycle
+ * later, as they made the one cycle later before slices. Other cycles
+ * (exactly-once's, the repartition stage's) take every task, once a round
+ * of slices. */
 static void on_commit_timer(uv_timer_t *h)
 {
-    rt_begin_commit(h->data);
+    rt *r = h->data;
+    if (r->state != RUNNING || r->fatal_rc) return;
+    if (!may_seal(r)) {
+        if (r->slice_next++ % COMMIT_SLICES == 0) begin_commit(r, -1);
+        return;
+    }
+    rt_check_commit(r);
+    if (r->sealed) return;
+    int32_t slice = (int32_t)(r->slice_next++ % COMMIT_SLICES);
+    for (int32_t i = slice; i < r->n_parts; i += COMMIT_SLICES)
+        if (r->parts[i].task) {
+            begin_commit(r, slice);
+            return;
+        }
 }
 
 /* Delivery reports came (the main producer's or the repartition stage's):
@@ -454,7 +498,8 @@ void rt_start(rt *r)
     rt_stage1_start(r);
     rt_reader_start(r);
     rt_members_start(r);
-    uint64_t every = (uint64_t)r->cfg->commit_interval_ms;
+    uint64_t every = (uint64_t)r->cfg->commit_interval_ms / COMMIT_SLICES;
+    if (every == 0) every = 1;
     uv_timer_start(&r->commit_timer, on_commit_timer, every, every);
     uv_timer_start(&r->clock_timer, on_clock, CLOCK_TICK_MS, CLOCK_TICK_MS);
     uv_signal_start(&r->sigterm, on_signal, SIGTERM);

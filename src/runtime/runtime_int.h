@@ -217,6 +217,9 @@ struct rt {
     /* A task's changed users passed half its cache (set from any stream
      * thread): the loop begins a commit cycle after the batch under way. */
     bool cycle_wanted;
+    /* Sealed cycles take the partitions a slice at a time (on_commit_timer):
+     * the slice the next tick seals, counted on. */
+    uint32_t slice_next;
     uint64_t early_cycles; /* cycles begun for cycle_wanted, before their time */
     cue_histogram commit_hist;
     cue_histogram write_hist; /* a task's state batch written on the store's thread */

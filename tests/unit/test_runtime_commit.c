@@ -138,6 +138,71 @@ static void check_sealed_step(harness *h, const step_seen *s)
  * up: the triggers' leader answers slowly); records that come meanwhile are
  * taken and processed; then the batch, with the seal's offset and not a
  * later one, is stored and the group hears of it. */
+/* The partitions stored by each sealed cycle (the stored steps after one
+ * "acked"), as a bit set, and how many times each partition was stored. */
+static size_t sealed_cycles(const harness *h, uint32_t *cycles, size_t cap, int *stores)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < h->n_steps; i++) {
+        const step_seen *s = &h->steps[i];
+        if (s->step == RT_STEP_ACKED) {
+            cr_assert(n < cap);
+            cycles[n++] = 0;
+        } else if (s->step == RT_STEP_STORED && n > 0) {
+            cycles[n - 1] |= 1u << s->partition;
+            stores[s->partition]++;
+        }
+    }
+    return n;
+}
+
+/* Sealed cycles from the commit timer take the partitions a quarter at a
+ * time (number modulo 4), in turn, each partition once an interval; a
+ * quarter with no partition is skipped, not sealed empty nor replaced by
+ * the next one. */
+Test(runtime_commit, sealed_cycles_take_the_partitions_a_quarter_at_a_time, .timeout = 90)
+{
+    for (int parts = 6; parts >= 2; parts -= 4) {
+        harness h;
+        harness_init(&h, parts);
+        h.cfg.commit_interval_ms = 400; /* a slice every 100 ms */
+        for (int32_t p = 0; p < parts; p++)
+            harness_send(&h, p, p % 2 ? "b" : "a", 2, 1000);
+        harness_open(&h);
+        harness_consumed(&h, (uint64_t)(2 * parts));
+        h.n_steps = 0; /* from here: cycles of the timer only */
+        int64_t t0 = harness_ms();
+        harness_run_for(&h, 1700);
+        harness_until(&h, cycle_done, 15000, "the last sealed cycle");
+        harness_settle(&h);
+        double rounds = (double)(harness_ms() - t0) / 400.0;
+        uint32_t cycles[64];
+        int stores[8] = {0};
+        size_t n = sealed_cycles(&h, cycles, 64, stores);
+        cr_assert_gt(n, 3, "%d partitions: %zu sealed cycles in %.1f rounds", parts, n, rounds);
+        int last = -1;
+        for (size_t c = 0; c < n; c++) {
+            cr_assert_neq(cycles[c], 0, "%d partitions: cycle %zu stored nothing", parts, c);
+            int slice = __builtin_ctz(cycles[c]) % 4;
+            for (int32_t p = 0; p < parts; p++)
+                cr_expect_eq((cycles[c] >> p & 1) != 0, p % 4 == slice,
+                             "%d partitions: cycle %zu (slice %d) and partition %d", parts, c,
+                             slice, (int)p);
+            if (last >= 0)
+                cr_expect_eq(slice, (last + 1) % (parts < 4 ? parts : 4),
+                             "%d partitions: slice %d after %d", parts, slice, last);
+            last = slice;
+        }
+        /* Once an interval each: about `rounds` times, not four times that. */
+        for (int32_t p = 0; p < parts; p++)
+            cr_expect(stores[p] >= 2 && stores[p] <= rounds + 2,
+                      "%d partitions: partition %d stored %d times in %.1f rounds", parts, (int)p,
+                      stores[p], rounds);
+        cue_err err = {0};
+        cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
+    }
+}
+
 Test(runtime_commit, a_sealed_cycle_waits_for_its_acknowledgements_while_intake_goes_on,
      .timeout = 90)
 {
