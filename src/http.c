@@ -484,17 +484,18 @@ static uint16_t client_ref(cue_http *h, const struct sockaddr *sa)
 /* The shortest whole request, "GET / HTTP/1.0\r\n\r\n". */
 #define REQUEST_BYTES_MIN 18
 
-/* True when the connection's socket holds a request's worth of bytes
- * libmicrohttpd has not read yet: a request that has arrived whole (a
- * probe's) may wait there for a run that has not come, and closing it would
- * turn away the client that behaved. A byte or two is a slow client's
- * dribble, not a request: counted as one, a burst of slow clients accepted
- * together outranked a probe a few ms younger whose request had not arrived
- * yet, and the probe was closed first (CI, on a loaded machine). */
-static bool request_waiting(const slot *s)
+/* The bytes in the connection's socket that libmicrohttpd has not read yet.
+ * A request's worth (REQUEST_BYTES_MIN) is a request that has arrived whole
+ * (a probe's) and may wait there for a run that has not come: closing it
+ * would turn away the client that behaved. A byte or two is a slow
+ * client's dribble, not a request: counted as one, a burst of slow clients
+ * accepted together outranked a probe a few ms younger whose request had
+ * not arrived yet, and the probe was closed first (CI, on a loaded
+ * machine). */
+static int bytes_waiting(const slot *s)
 {
     int n = 0;
-    return ioctl(s->fd, FIONREAD, &n) == 0 && n >= REQUEST_BYTES_MIN;
+    return ioctl(s->fd, FIONREAD, &n) == 0 ? n : 0;
 }
 
 /* A connection accepted this long ago or less has not had time to send its
@@ -518,15 +519,20 @@ static bool request_waiting(const slot *s)
 /* The waiting connection of client `ci` (any client if -1) that gives way
  * first: the one idle longest among those answered already, which had
  * their turn; else the oldest of those without a whole request yet. Those
- * just accepted go after them, and those with a request waiting in the
- * socket last of all: in a burst of connections all younger than the
- * grace, oldest first would close a probe whose request is there, merely
- * because more of the burst came after it. */
+ * just accepted go after them: first those that sent a part of a head (a
+ * slow client's first byte), then those that sent nothing yet, whose
+ * request may be on the way; those with a request waiting in the socket
+ * last of all. In a burst of connections all younger than the grace,
+ * oldest first would close a probe whose request is there, or coming,
+ * merely because more of the burst came after it: a probe accepted among
+ * a hundred slow clients from its address, before its request arrived,
+ * was closed 2 ms after its connect once the table was too full to spare
+ * the just accepted (CI, the admin flood test's slow case). */
 static slot *next_victim(cue_http *h, int ci, bool spare)
 {
     slot_list *lists[2] = {&h->idle, &h->fresh};
     uint64_t now = uv_now(h->loop);
-    for (int pass = 0; pass < 3; pass++)
+    for (int pass = 0; pass < 4; pass++)
         for (int k = 0; k < 2; k++)
             for (slot *s = lists[k]->head; s; s = s->next) {
                 if (ci >= 0 && s->client != ci) continue;
@@ -536,7 +542,8 @@ static slot *next_victim(cue_http *h, int ci, bool spare)
                     continue;
                 }
                 bool young = s->state == SLOT_FRESH && s->since_ms + FRESH_GRACE_MS > now;
-                int spared = request_waiting(s) ? 2 : young ? 1 : 0;
+                int n = bytes_waiting(s);
+                int spared = n >= REQUEST_BYTES_MIN ? 3 : !young ? 0 : n > 0 ? 1 : 2;
                 if (spared <= pass) return s;
             }
     return NULL;

@@ -812,6 +812,40 @@ Test(http, a_probe_older_than_a_burst_from_its_address_is_answered)
     fixture_stop(&f);
 }
 
+/* The probe first, silent for a moment, then a burst of one-byte clients
+ * from its address, past its limit, with a table too small to spare the
+ * just accepted. */
+static conn trickle[8], trickle_probe;
+
+static void trickle_script(fixture *f)
+{
+    probe_late(f, &trickle_probe, 20, trickle, COUNT(trickle), 0);
+}
+
+/* Oldest of a burst of slow clients, its request not there yet, and no
+ * room to spare: the slow clients' first bytes gave them no rank over it,
+ * so it went first (the admin flood test's slow case, on a loaded
+ * machine). Those that sent part of a head now give way before those that
+ * sent nothing yet. */
+Test(http, a_probe_older_than_a_burst_of_one_byte_clients_is_answered_in_a_full_table)
+{
+    fixture f;
+    cue_http_opts opts = {.connections_max = 8,
+                          .client_connections_max = 4,
+                          .connections_slack = 4,
+                          .request_timeout_ms = 60000,
+                          .idle_timeout_ms = 60000};
+    fixture_start_opts(&f, &opts);
+    cr_assert(conn_open(&trickle_probe, "127.0.0.1", f.port));
+    for (size_t i = 0; i < COUNT(trickle); i++) {
+        cr_assert(conn_open(&trickle[i], "127.0.0.1", f.port));
+        cr_assert(conn_send(&trickle[i], "G"));
+    }
+    drive(&f, trickle_script);
+    expect_probe_and_room(&f, COUNT(trickle) + 1 - 4);
+    fixture_stop(&f);
+}
+
 static void slow_head_script(fixture *f)
 {
     conn c;
