@@ -8,6 +8,12 @@
  *            does (and each decoded event 32 ahead, as it would be fresh
  *            from the decoder in the task); timers are armed but not fired
  *            (firing needs the timer index, which is the file case's job)
+ *   wide     the engine case with every user kept as the engine's own
+ *            structure (a cue_user each, ~114 KiB, in a hash table) instead
+ *            of an image: the cost of stepping users where they live rather
+ *            than in one hot scratch; the users are made before the clock
+ *            starts and prefetched as the engine case's are. Takes a
+ *            cue_user's size of memory per user (2.6 GB at 100k users)
  *   file     the whole file mode: read lines, decode, engine, cache, RocksDB,
  *            timer index, trigger encoding (to /dev/null); with --input FILE
  *            it reads that file, so the peak RSS is the file mode's alone
@@ -24,8 +30,10 @@
 #include "cuepoint/event.h"
 #include "cuepoint/filemode.h"
 #include "cuepoint/gen.h"
+#include "cuepoint/hash.h"
 #include "cuepoint/machine.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +119,7 @@ static void corpus_free(corpus *c)
 
 typedef struct counter {
     uint64_t triggers;
+    uint64_t ids; /* a sum of the triggers' ids' hashes: which triggers, in any order */
 } counter;
 
 static int discard_dirty(const char *uid, size_t len, const void *val, size_t vlen, void *ctx)
@@ -120,8 +129,9 @@ static int discard_dirty(const char *uid, size_t len, const void *val, size_t vl
 
 static void count_trigger(const cue_trigger *t, void *ctx)
 {
-    (void)t;
-    ((counter *)ctx)->triggers++;
+    counter *n = ctx;
+    n->triggers++;
+    n->ids += cue_hash64(t->id, strlen(t->id), 0);
 }
 
 /* Decoded events kept whole: the event struct and a private copy of its
@@ -241,6 +251,7 @@ static int run_engine(const opts *o, const cue_config *cfg, const cue_machines *
         }
     }
     report(o, now_s() - t0, c.n, n.triggers);
+    fprintf(stderr, "engine: trigger ids' digest %016llx\n", (unsigned long long)n.ids);
     cue_cache_stats cs;
     cue_cache_stats_get(cache, &cs);
     fprintf(stderr, "engine: cache hits %llu misses %llu evictions %llu, %zu users in %zu bytes\n",
@@ -252,6 +263,93 @@ static int run_engine(const opts *o, const cue_config *cfg, const cue_machines *
     free(u);
     cue_buf_deinit(&enc);
     cue_cache_free(cache);
+    cue_event_decoder_free(dec);
+    corpus_free(&c);
+    return 0;
+}
+
+/* A user kept as the engine's own structure, by id (the wide case). */
+typedef struct wide_slot {
+    cue_user *u; /* owned; NULL: an empty slot */
+    uint64_t hash;
+} wide_slot;
+
+static wide_slot *wide_find(wide_slot *tab, size_t cap, const cue_event *ev)
+{
+    uint64_t h = cue_hash64(ev->user_id, ev->user_id_len, 0);
+    size_t k = h & (cap - 1);
+    while (tab[k].u && !(tab[k].hash == h && tab[k].u->id_len == ev->user_id_len &&
+                         memcmp(tab[k].u->id, ev->user_id, ev->user_id_len) == 0))
+        k = (k + 1) & (cap - 1);
+    tab[k].hash = h;
+    return &tab[k];
+}
+
+static int run_wide(const opts *o, const cue_config *cfg, const cue_machines *ms)
+{
+    corpus c;
+    corpus_make(o, &c);
+    cue_event_decoder *dec = decoder_new(cfg, ms);
+    decoded *d = decode_all(&c, dec);
+    size_t cap = 1024;
+    while (cap < 2 * o->users)
+        cap *= 2;
+    wide_slot *tab = calloc(cap, sizeof *tab);
+    if (tab == NULL) return 1;
+    /* Every user made first, so that the clock sees steps, not page faults
+     * (the image case's users are made inside its loop, a hundred-odd bytes
+     * each). */
+    for (size_t i = 0; i < c.n; i++) {
+        wide_slot *w = wide_find(tab, cap, &d[i].ev);
+        if (w->u) continue;
+        if ((w->u = malloc(sizeof *w->u)) == NULL) return 1;
+        /* Its head and first instances touched now: what a step of the
+         * generated users writes (four journeys), faulted in here. */
+        memset(w->u, 0, offsetof(cue_user, inst) + 4 * sizeof w->u->inst[0]);
+        cue_user_init(w->u, d[i].ev.user_id, d[i].ev.user_id_len);
+    }
+    counter n = {0};
+    cue_step_stats st = {0};
+    double t0 = now_s();
+    for (size_t i = 0; i < c.n; i++) {
+        /* The engine case's prefetches: the event ahead, the user's slot,
+         * then its head and first three instances, where a step reads. */
+        if (i + 2 * AHEAD < c.n) {
+            __builtin_prefetch(d[i + 2 * AHEAD].fields);
+            __builtin_prefetch(d[i + 2 * AHEAD].ev.user_id);
+        }
+        if (i + AHEAD < c.n) {
+            const cue_event *e = &d[i + AHEAD].ev;
+            __builtin_prefetch(&tab[cue_hash64(e->user_id, e->user_id_len, 0) & (cap - 1)]);
+        }
+        if (i + AHEAD / 2 < c.n) {
+            /* The slot was fetched AHEAD / 2 events ago; its user's lines
+             * are fetched without comparing ids (a compare would wait for
+             * the very line being fetched): usually its user's home slot. */
+            const cue_event *e = &d[i + AHEAD / 2].ev;
+            const cue_user *u = tab[cue_hash64(e->user_id, e->user_id_len, 0) & (cap - 1)].u;
+            /* Not every line of a 1.5 KiB instance: a prefetch waits once
+             * the CPU's few fill buffers are busy. Its head (state, key,
+             * counters) and its timers, which a step reads. */
+            for (int k = 0; u && k < 3; k++) {
+                const cue_instance *in = &u->inst[k];
+                for (size_t off = 0; off < offsetof(cue_instance, vars); off += 64)
+                    __builtin_prefetch((const char *)in + off);
+                __builtin_prefetch(in->timers);
+            }
+            if (u) __builtin_prefetch(u);
+        }
+        cue_engine_apply(ms, wide_find(tab, cap, &d[i].ev)->u, &d[i].ev, NULL, count_trigger, &n,
+                         &st);
+    }
+    report(o, now_s() - t0, c.n, n.triggers);
+    fprintf(stderr, "wide: trigger ids' digest %016llx\n", (unsigned long long)n.ids);
+    for (size_t k = 0; k < cap; k++)
+        free(tab[k].u);
+    free(tab);
+    for (size_t i = 0; i < c.n; i++)
+        free(d[i].fields);
+    free(d);
     cue_event_decoder_free(dec);
     corpus_free(&c);
     return 0;
@@ -377,6 +475,8 @@ int main(int argc, char **argv)
         rc = run_decode(&o, &cfg, ms);
     else if (strcmp(o.which, "engine") == 0)
         rc = run_engine(&o, &cfg, ms);
+    else if (strcmp(o.which, "wide") == 0)
+        rc = run_wide(&o, &cfg, ms);
     else if (strcmp(o.which, "file") == 0)
         rc = run_file(&o, &cfg, ms);
     else {
