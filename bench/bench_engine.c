@@ -195,6 +195,17 @@ static int run_decode(const opts *o, const cue_config *cfg, const cue_machines *
     return ok == c.n ? 0 : 1;
 }
 
+/* The events were decoded long before, not just now as in the task: the
+ * event `i` steps on has its tokens and text fetched first (the id's bytes
+ * are hashed at the next stage), or each would be a miss the pipeline does
+ * not have. */
+static void prefetch_event(const decoded *d, size_t n, size_t i)
+{
+    if (i >= n) return;
+    __builtin_prefetch(d[i].fields);
+    __builtin_prefetch(d[i].ev.user_id);
+}
+
 /* How far ahead the engine case prefetches users (the file mode's ring). */
 #define AHEAD 16
 
@@ -219,14 +230,7 @@ static int run_engine(const opts *o, const cue_config *cfg, const cue_machines *
     for (size_t i = 0; i < c.n; i++) {
         /* As the file mode's ring does: the user AHEAD events on has its
          * cache slot fetched, the one half as far its entry. */
-        /* The events were decoded long before, not just now as in the
-         * task: their tokens and text are fetched first (the id's bytes are
-         * hashed on the next line's stage), or each would be a miss the
-         * pipeline does not have. */
-        if (i + 2 * AHEAD < c.n) {
-            __builtin_prefetch(d[i + 2 * AHEAD].fields);
-            __builtin_prefetch(d[i + 2 * AHEAD].ev.user_id);
-        }
+        prefetch_event(d, c.n, i + 2 * AHEAD);
         if (i + AHEAD < c.n)
             cue_cache_prefetch(cache, d[i + AHEAD].ev.user_id, d[i + AHEAD].ev.user_id_len, 0);
         if (i + AHEAD / 2 < c.n)
@@ -314,10 +318,7 @@ static int run_wide(const opts *o, const cue_config *cfg, const cue_machines *ms
     for (size_t i = 0; i < c.n; i++) {
         /* The engine case's prefetches: the event ahead, the user's slot,
          * then its head and first three instances, where a step reads. */
-        if (i + 2 * AHEAD < c.n) {
-            __builtin_prefetch(d[i + 2 * AHEAD].fields);
-            __builtin_prefetch(d[i + 2 * AHEAD].ev.user_id);
-        }
+        prefetch_event(d, c.n, i + 2 * AHEAD);
         if (i + AHEAD < c.n) {
             const cue_event *e = &d[i + AHEAD].ev;
             __builtin_prefetch(&tab[cue_hash64(e->user_id, e->user_id_len, 0) & (cap - 1)]);

@@ -43,6 +43,19 @@ static void set(rd_kafka_conf_t *c, const char *k, const char *v)
     }
 }
 
+/* A client from `conf` (which it takes), or the process ends saying why. */
+static rd_kafka_t *client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf)
+{
+    char why[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof why);
+    if (rk == NULL) {
+        fprintf(stderr, "latency_relay: %s: %s\n",
+                type == RD_KAFKA_CONSUMER ? "consumer" : "producer", why);
+        exit(2);
+    }
+    return rk;
+}
+
 /* The trigger an event makes, or NULL. `delivered` counts each user's
  * project_delivered events. */
 static const char *trigger_of(const char *v, size_t len, uint8_t *delivered)
@@ -72,7 +85,6 @@ int main(int argc, char **argv)
     signal(SIGINT, on_signal);
     uint8_t *delivered = calloc(USERS_MAX, 1); /* owned */
     if (delivered == NULL) return 1;
-    char why[512];
     rd_kafka_conf_t *cc = rd_kafka_conf_new();
     set(cc, "bootstrap.servers", argv[1]);
     set(cc, "group.id", "latency-relay"); /* assign() never joins it */
@@ -81,11 +93,7 @@ int main(int argc, char **argv)
     set(cc, "max.partition.fetch.bytes", "4194304");
     set(cc, "queued.min.messages", "1000000");
     set(cc, "fetch.wait.max.ms", "1");
-    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, why, sizeof why);
-    if (c == NULL) {
-        fprintf(stderr, "latency_relay: consumer: %s\n", why);
-        return 2;
-    }
+    rd_kafka_t *c = client_new(RD_KAFKA_CONSUMER, cc);
     rd_kafka_poll_set_consumer(c);
     rd_kafka_conf_t *pc = rd_kafka_conf_new();
     set(pc, "bootstrap.servers", argv[1]);
@@ -93,11 +101,7 @@ int main(int argc, char **argv)
     set(pc, "acks", "all");
     set(pc, "linger.ms", "5");
     set(pc, "compression.type", "snappy");
-    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, why, sizeof why);
-    if (p == NULL) {
-        fprintf(stderr, "latency_relay: producer: %s\n", why);
-        return 2;
-    }
+    rd_kafka_t *p = client_new(RD_KAFKA_PRODUCER, pc);
     rd_kafka_topic_t *out = rd_kafka_topic_new(p, argv[3], NULL);
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_t *in = rd_kafka_topic_new(c, argv[2], NULL);
