@@ -104,6 +104,15 @@ static bool reader_serving(void *ctx)
     return r->reader.restoring + r->reader.standbys > 0 && r->fatal_rc == 0;
 }
 
+/* The reader serves again (reader_serving turned true). librdkafka signals
+ * a queue once until it is served: an event that came while nothing was
+ * restored or kept (a fetch of a partition just let go) was signalled, and
+ * left unserved, so a restore started afterwards would wait for ever. */
+static void reader_resume(rt *r)
+{
+    rt_client_resume(&r->reader.client);
+}
+
 void rt_reader_start(rt *r)
 {
     if (r->reader.k == NULL) return;
@@ -205,6 +214,7 @@ int rt_restore_plan(rt *r, int32_t id, bool *needed, cue_err *err)
     if (rc != 0) return rc;
     p->restoring = true;
     r->reader.restoring++;
+    reader_resume(r);
     cue_log(CUE_LOG_INFO, "restore started", "s:topic", r->reader.cfg.input_topic, "i:partition",
             (int64_t)id, "i:from", p->restore_from, "i:to", high, "s:local",
             local ? "behind" : "none", NULL);
@@ -235,6 +245,7 @@ static int standby_start(rt *r, int32_t id, cue_err *err)
     p->restore_pos = from;
     p->standby = true;
     r->reader.standbys++;
+    reader_resume(r);
     cue_log(CUE_LOG_INFO, "standby started", "s:topic", r->reader.cfg.input_topic, "i:partition",
             (int64_t)id, "i:from", from, "i:end", high, NULL);
     return 0;

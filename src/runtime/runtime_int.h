@@ -54,7 +54,9 @@ typedef struct rt_client {
 void rt_client_start(rt_client *c, uv_loop_t *loop, cue_kafka *k, bool producer);
 /* Serves a turn now, and keeps serving turns while the queue is full. */
 void rt_client_pump(rt_client *c);
-/* Serves from the next turn on (after may_serve turned true again). */
+/* Serves from the next turn on. Needed once may_serve turns true again:
+ * librdkafka signals a queue once until it is served, and one signalled
+ * while may_serve said no is not signalled again. */
 void rt_client_resume(rt_client *c);
 void rt_client_close(rt_client *c);
 
