@@ -148,6 +148,27 @@ static void gate_drop(cue_store *s)
     }
 }
 
+bool cue_store_gate_cancel(cue_store *s, const void *ctx)
+{
+    if (!s->gated || !s->writer_started) return false;
+    /* The waiting part of the ring is this thread's: the writer reads only
+     * the first q_open entries, so the later ones move down without it. */
+    for (size_t i = s->q_open; i < s->q_len; i++) {
+        pending_write w = s->q[(s->q_head + i) % WRITES_MAX];
+        if (w.ctx != ctx) continue;
+        for (size_t j = i + 1; j < s->q_len; j++)
+            s->q[(s->q_head + j - 1) % WRITES_MAX] = s->q[(s->q_head + j) % WRITES_MAX];
+        pthread_mutex_lock(&s->mu);
+        s->q_len--;
+        pthread_mutex_unlock(&s->mu);
+        s->q_bytes -= w.bytes;
+        rocksdb_writebatch_destroy(w.batch);
+        if (w.fill.fn) w.fill.fn(NULL, w.fill.ctx);
+        return true;
+    }
+    return false;
+}
+
 void cue_store_settle(cue_store *s)
 {
     if (!s->writer_started) return;

@@ -212,6 +212,11 @@ void cue_task_commit_release_log(cue_task *t)
     cue_buf_reset(&t->log_held);
 }
 
+bool cue_task_commit_log_held(const cue_task *t)
+{
+    return t->log_held.len > 0;
+}
+
 static int changelog_user(const char *uid, size_t len, const void *val, size_t vlen, void *ctx)
 {
     cue_task *t = ctx;

@@ -214,6 +214,11 @@ void cue_store_gate_close(cue_store *s);
 void cue_store_gate_open(cue_store *s);
 /* True while batches wait at the closed gate. */
 bool cue_store_gate_waiting(const cue_store *s);
+/* Drops the batch waiting at the closed gate that was handed over with
+ * `ctx` as its fn's: it is never written, its fill lets go, and its fn is
+ * not called (the caller has `ctx` back). False when no batch with `ctx`
+ * waits there (it was written in place, or the gate has opened since). */
+bool cue_store_gate_cancel(cue_store *s, const void *ctx);
 
 /* For tests: the writer thread writes nothing more while held (so a test
  * can see what happens before a batch is in the store). Nothing may wait

@@ -216,6 +216,8 @@ int cue_task_commit_log(cue_task *t, cue_err *err);
  * CUE_ENOMEM only. */
 int cue_task_commit_hold_log(cue_task *t, cue_err *err);
 void cue_task_commit_release_log(cue_task *t);
+/* Whether the task holds changelog records made by hold_log, not yet released. */
+bool cue_task_commit_log_held(const cue_task *t);
 /* Encodes the cycle's changed users as records now, for the commit to come
  * (the changelog's and the store batch's), so that a caller that waits for
  * the triggers' acknowledgements first does this meanwhile. Optional: a

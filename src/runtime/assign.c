@@ -267,13 +267,15 @@ void rt_part_release(rt *r, int32_t id, bool lost, bool sync)
                 NULL);
     }
     if (p == NULL || p->task == NULL) return;
+    if (lost) rt_part_lost_cycle(r, id);
     /* Exactly-once: the caller committed every task in one transaction.
      * A lost partition is closed without a commit, as Kafka Streams closes
      * it dirty: a new owner may be writing its changelog already, and a
      * commit here would add this instance's records after the new owner's
      * and move the local copy's position past records it never applied.
-     * Its store stays at its last commit; what came after is redone by the
-     * new owner (at least once). */
+     * Its store stays at its last commit (a sealed cycle whose changelog
+     * records are still held is not one: rt_part_lost_cycle); what came
+     * after is redone by the new owner (at least once). */
     if (r->fatal_rc == 0 && !r->cfg->exactly_once && !lost) {
         cue_err err = {0};
         if (cue_task_commit(p->task, &err) != 0)

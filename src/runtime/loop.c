@@ -56,8 +56,11 @@ static void on_written(int rc, const cue_err *err, double seconds, void *ctx)
     part *p = rt_part_get(r, w->partition);
     if (rc != 0) {
         char msg[CUE_ERR_MSG_MAX + 32];
-        snprintf(msg, sizeof msg, "partition %d: %s", (int)w->partition,
-                 err ? err->msg : "cannot write the state batch");
+        const char *why = err ? err->msg : "cannot write the state batch";
+        if (w->partition < 0)
+            snprintf(msg, sizeof msg, "restored records: %s", why);
+        else
+            snprintf(msg, sizeof msg, "partition %d: %s", (int)w->partition, why);
         rt_fatal(r, rc, msg);
     } else if (r->fatal_rc == 0 && p && p->task && p->gen == w->gen) {
         rt_step(r, RT_STEP_STORED, w->partition);
@@ -66,6 +69,7 @@ static void on_written(int rc, const cue_err *err, double seconds, void *ctx)
             rt_step(r, RT_STEP_GROUP_COMMITTED, w->partition);
         }
     }
+    if (p && p->handed == w) p->handed = NULL;
     free(w);
 }
 
@@ -94,9 +98,37 @@ static bool commit_async(rt *r, int32_t i)
     rt_task_offsets(p, rt_topics(r), w->offsets);
     memcpy(w->marker, p->marker, sizeof w->marker);
     cue_err err = {0};
+    p->handed = w;
     /* On failure on_written has been called: it stops the run and frees w. */
     (void)cue_task_commit_finish_async(p->task, on_written, w, &err);
     return true;
+}
+
+/* What restores and standbys put into the store's batch is handed over on
+ * its own before a seal: a task's batch may be dropped at the gate
+ * (rt_part_lost_cycle), and must hold nothing but the task's. */
+static void hand_over_shared(rt *r)
+{
+    if (cue_store_batch_count(r->store) == 0) return;
+    written *w = malloc(sizeof *w);
+    if (w == NULL) {
+        rt_batch_commit(r);
+        return;
+    }
+    *w = (written){.r = r, .partition = -1};
+    cue_err err = {0};
+    (void)cue_store_batch_commit_async(r->store, NULL, on_written, w, &err);
+}
+
+void rt_part_lost_cycle(rt *r, int32_t id)
+{
+    part *p = &r->parts[id];
+    if (p->handed == NULL || p->task == NULL || !cue_task_commit_log_held(p->task)) return;
+    if (!cue_store_gate_cancel(r->store, p->handed)) return;
+    free(p->handed);
+    p->handed = NULL;
+    cue_log(CUE_LOG_INFO, "sealed cycle dropped: partition lost before its changelog went out",
+            "i:partition", (int64_t)id, NULL);
 }
 
 /* The triggers acknowledged (the cycle waited for them), every task's
@@ -204,6 +236,7 @@ static bool in_slice(int32_t i, int32_t slice)
 static void seal_cycle(rt *r, int32_t slice)
 {
     cue_kafka_serve_producer(r->k);
+    hand_over_shared(r);
     cue_store_gate_close(r->store);
     for (int32_t i = 0; i < r->n_parts && r->fatal_rc == 0; i++) {
         part *p = &r->parts[i];
@@ -234,15 +267,15 @@ static void seal_cycle(rt *r, int32_t slice)
 
 void rt_check_commit(rt *r)
 {
-    if (r->sealed && r->fatal_rc == 0 && cue_kafka_in_flight_sealed(r->k) == 0) {
-        if (r->log_held) {
-            /* Its changelog records now, then wait for them as a cycle of their own. */
-            release_logs(r);
-            cue_kafka_seal(r->k);
-        } else {
-            open_gate(r);
-        }
+    if (r->sealed && r->fatal_rc == 0 && cue_kafka_in_flight_sealed(r->k) == 0 && r->log_held) {
+        /* Its changelog records now, then wait for them as a cycle of their
+         * own (none, when the tasks that held them were lost meanwhile:
+         * the gate opens now, not at the next delivery report). */
+        release_logs(r);
+        cue_kafka_seal(r->k);
     }
+    if (r->sealed && r->fatal_rc == 0 && !r->log_held && cue_kafka_in_flight_sealed(r->k) == 0)
+        open_gate(r);
     if (r->state != COMMITTING || r->fatal_rc) return;
     if (cue_kafka_in_flight(r->k) > 0) return; /* the producer's fd wakes us */
     if (r->s1.k && cue_kafka_in_flight(r->s1.k) > 0) return;

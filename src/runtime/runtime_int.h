@@ -78,6 +78,9 @@ typedef struct part {
     /* Changes each time the partition's task goes: a store write handed
      * over before (loop.c's on_written) commits no group offset after it. */
     uint32_t gen;
+    /* The task's batch last handed to the store's writer (loop.c's
+     * commit_async), until its on_written: not owned, and NULL after. */
+    struct written *handed;
     /* Rebuilding the partition's state from the changelog before it
      * processes input (held meanwhile): records [restore_from, restore_end). */
     bool restoring;
@@ -304,6 +307,13 @@ bool rt_part_caught_up(rt *r, int32_t id, bool refresh);
 void rt_part_positions_reset(rt *r, part *p);
 int rt_task_open(rt *r, int32_t id, cue_err *err);
 void rt_part_release(rt *r, int32_t id, bool lost, bool sync);
+/* Partition `id` is lost while its sealed cycle's changelog records are
+ * still held (their triggers not yet acknowledged): that cycle does not
+ * commit, and its batch waiting at the store's gate is dropped. Written, it
+ * would leave the local copy a cycle ahead of the changelog for good (the
+ * records are never produced), and a restore from the changelog, by another
+ * instance or by this one once the copy is gone, would miss that cycle. */
+void rt_part_lost_cycle(rt *r, int32_t id);
 /* The partition's task has just committed in place: the steps, and its
  * offsets to the group (waited for when `sync`). */
 void rt_part_committed(rt *r, int32_t id, bool sync);

@@ -307,6 +307,42 @@ Test(runtime_commit, a_sealed_cycle_with_the_changelog_produces_it_after_the_tri
     cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
 }
 
+/* A partition lost while its sealed cycle's changelog records are still
+ * held (the triggers' acknowledgements are slow): the cycle does not commit.
+ * Its batch never reaches the store and its records never reach the
+ * changelog, so the local copy stays where the changelog is: written, the
+ * copy would be a cycle ahead of any restore from the changelog for good. */
+Test(runtime_commit, a_partition_lost_before_its_changelog_goes_out_stores_nothing_of_the_cycle,
+     .timeout = 90)
+{
+    harness h;
+    slow_triggers_init(&h, true);
+    cue_err err = {0};
+    slowed_after_four(&h, "rtt 2 2000");
+    int64_t before = stored_offset(h.r, 0);
+    rt_begin_commit(h.r);
+    cr_assert(h.r->sealed && h.r->log_held, "the cycle was not sealed with its changelog held");
+    cr_assert_gt(cue_kafka_in_flight_sealed(h.r->k), 0,
+                 "nothing in flight: the test shows nothing");
+    uint64_t produced = cue_kafka_stats_get(h.r->k)->produced;
+    int32_t gone = 0;
+    rt_on_revoked(&gone, 1, true, h.r);
+    cr_assert_null(h.r->parts[0].task, "the lost partition's task is still open");
+
+    mock(&h, "rtt 2 0");
+    harness_until(&h, unsealed, 15000, "the sealed cycle's acknowledgements");
+    harness_settle(&h);
+    cr_expect_eq(stored_offset(h.r, 0), before,
+                 "the lost partition's sealed batch was stored (offset %lld, before %lld)",
+                 (long long)stored_offset(h.r, 0), (long long)before);
+    cr_expect_eq(cue_kafka_stats_get(h.r->k)->produced, produced,
+                 "the lost cycle's changelog records were produced");
+    char trace[512];
+    steps_text(&h, trace, sizeof trace);
+    cr_expect_null(strstr(trace, "stored:0"), "the lost partition was stored: %s", trace);
+    cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
+}
+
 /* A user read from the store while the sealed cycle's batch waits (here: a
  * read of the store, as a cache miss of a user evicted since makes) waits
  * for the acknowledgements and the batch first, so it reads the cycle's state. */

@@ -859,6 +859,73 @@ Test(store, a_fill_runs_before_its_batch_is_written_or_is_let_go)
     remove_tree(dir);
 }
 
+/* One batch waiting at the closed gate is taken out (its partition went
+ * before its cycle's records did): the others behind it are written in
+ * order when the gate opens, it is never written, its fill is let go of,
+ * and its fn is not called. */
+Test(store, a_batch_cancelled_at_the_gate_is_never_written)
+{
+    char dir[64];
+    temp_dir(dir);
+    cue_store *s = open_dir(dir, false);
+    cue_buf v;
+    cue_buf_init(&v, 16);
+    cue_err err = {0};
+    writes_seen w = {0};
+    written_tag a = {&w, 'a'}, b = {&w, 'b'}, c = {&w, 'c'}, d = {&w, 'd'};
+
+    /* The writer is running, and the gate open: nothing waits to cancel. */
+    cue_store_batch_user_put(s, 0, "ann", 3, "a", 1);
+    cr_assert(cue_store_batch_commit_async(s, NULL, on_written, &a, &err) == 0, "%s", err.msg);
+    cue_store_settle(s);
+    cr_expect(!cue_store_gate_cancel(s, &a), "a written batch was cancelled");
+
+    cue_store_gate_close(s);
+    fill_seen bf = {.caller = pthread_self(), .uid = "bea"};
+    cue_store_fill fill = {.fn = fill_one, .ctx = &bf, .bytes = 6};
+    cue_store_batch_user_put(s, 0, "bob", 3, "b", 1);
+    cr_assert(cue_store_batch_commit_async(s, &fill, on_written, &b, &err) == 0, "%s", err.msg);
+    cue_store_batch_user_put(s, 0, "cat", 3, "c", 1);
+    cue_store_batch_user_put(s, 0, "ann", 3, "c", 1);
+    cr_assert(cue_store_batch_commit_async(s, NULL, on_written, &c, &err) == 0, "%s", err.msg);
+    cue_store_batch_user_put(s, 0, "dan", 3, "d", 1);
+    cr_assert(cue_store_batch_commit_async(s, NULL, on_written, &d, &err) == 0, "%s", err.msg);
+    cr_expect(!cue_store_gate_cancel(s, &w), "a context no batch has was found");
+    cr_assert(cue_store_gate_cancel(s, &c), "the batch waiting in the middle was not found");
+    cr_expect(!cue_store_gate_cancel(s, &c), "the same batch cancelled twice");
+    cr_expect_eq(bf.dropped, 0, "another batch's fill was let go of");
+    cr_expect(cue_store_gate_waiting(s));
+
+    cue_store_gate_open(s);
+    cue_store_settle(s);
+    cr_expect_str_eq(w.order, "abd");
+    cr_expect_eq(bf.calls, 1, "the batch before the cancelled one was not filled");
+    cr_expect_eq(cue_store_user_get(s, 0, "cat", 3, &v, &err), CUE_ENOTFOUND,
+                 "the cancelled batch was written");
+    cr_assert(cue_store_user_get(s, 0, "ann", 3, &v, &err) == 0);
+    cr_expect_str_eq(v.data, "a", "the cancelled batch's put over an earlier one was written");
+    cr_assert(cue_store_user_get(s, 0, "dan", 3, &v, &err) == 0, "the batch after it was lost");
+    cr_assert(cue_store_user_get(s, 0, "bea", 3, &v, &err) == 0, "the fill before it was lost");
+
+    /* A cancelled batch's fill is let go of without filling. */
+    cue_store_gate_close(s);
+    fill_seen ef = {.caller = pthread_self(), .uid = "eve"};
+    fill.ctx = &ef;
+    cue_store_batch_user_put(s, 0, "eli", 3, "e", 1);
+    cr_assert(cue_store_batch_commit_async(s, &fill, on_written, &a, &err) == 0, "%s", err.msg);
+    cr_assert(cue_store_gate_cancel(s, &a));
+    cr_expect_eq(ef.calls, 0);
+    cr_expect_eq(ef.dropped, 1, "a cancelled batch's fill was not let go of");
+    cr_expect(!cue_store_gate_waiting(s), "nothing waits at the gate any more");
+    cue_store_gate_open(s);
+    cue_store_settle(s);
+    cr_expect_eq(cue_store_user_get(s, 0, "eli", 3, &v, &err), CUE_ENOTFOUND);
+    cr_expect_str_eq(w.order, "abd");
+    cue_store_close(s);
+    cue_buf_deinit(&v);
+    remove_tree(dir);
+}
+
 Test(store, fill_buffers_given_back_are_taken_again_best_fit_first)
 {
     char dir[64];
