@@ -228,6 +228,9 @@ static const char broker_help[] =
     "                   its input, so name it here when that is not 4.\n"
     "  --port P         also accept bootstrap connections on 127.0.0.1:P (the\n"
     "                   brokers themselves stay on the ports the mock picked)\n"
+    "  --debug CONTEXTS librdkafka debug contexts for the cluster, logged on stderr\n"
+    "                   (e.g. 'mock': every request served and every log append,\n"
+    "                   each with its time: a timeline of what the clients did)\n"
     "\n"
     "Faults, one command per line on stdin (for tests):\n"
     "  down B | up B                 broker B stops or resumes answering\n"
@@ -372,6 +375,7 @@ static int broker_loop(cue_kafka_mock *m, forwarder *f)
 
 typedef struct broker_args {
     size_t partitions, brokers, port;
+    const char *debug; /* librdkafka debug contexts, or NULL */
     const char *topics[32];
     size_t n_topics;
 } broker_args;
@@ -389,6 +393,11 @@ static int broker_args_parse(int argc, char **argv, broker_args *b)
         if (!m) rc = cli_size_opt(&a, "--port", &b->port, &m);
         if (rc != 0 || a.bad) return EX_USAGE;
         if (m) continue;
+        if (cli_opt_value(&a, "--debug", &v)) {
+            if (a.bad) return EX_USAGE;
+            b->debug = v;
+            continue;
+        }
         if (cli_opt_value(&a, "--topic", &v)) {
             if (a.bad) return EX_USAGE;
             if (b->n_topics == 32) return cli_usage_error("dev-broker", "%s", "at most 32 --topic");
@@ -446,7 +455,8 @@ int cli_cmd_dev_broker(int argc, char **argv)
     if (rc != 0) return rc;
     cue_err err = {0};
     cue_kafka_mock *m = NULL;
-    if (cue_kafka_mock_start(&m, (int)b.brokers, &err) != 0)
+    if (b.debug) cue_log_set_level(CUE_LOG_DEBUG);
+    if (cue_kafka_mock_start_debug(&m, (int)b.brokers, b.debug, &err) != 0)
         return cli_fail("dev-broker", err.code, &err);
     if ((rc = broker_topics(m, &b)) != 0) return rc;
     forwarder fw;

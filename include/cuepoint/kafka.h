@@ -423,6 +423,10 @@ typedef struct cue_kafka_mock cue_kafka_mock;
 /* Starts librdkafka's in-process mock cluster with `brokers` brokers on
  * 127.0.0.1 (ephemeral ports). */
 int cue_kafka_mock_start(cue_kafka_mock **out, int brokers, cue_err *err);
+/* The same, with librdkafka's debug contexts (`debug`, e.g. "mock" for
+ * every request the brokers serve and every log append) logged at debug
+ * level; NULL for none. CUE_EUSAGE names a context librdkafka refuses. */
+int cue_kafka_mock_start_debug(cue_kafka_mock **out, int brokers, const char *debug, cue_err *err);
 void cue_kafka_mock_stop(cue_kafka_mock *m);
 const char *cue_kafka_mock_bootstraps(const cue_kafka_mock *m);
 int cue_kafka_mock_topic_create(cue_kafka_mock *m, const char *topic, int partitions, cue_err *err);

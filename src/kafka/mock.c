@@ -11,6 +11,11 @@ struct cue_kafka_mock {
 
 int cue_kafka_mock_start(cue_kafka_mock **out, int brokers, cue_err *err)
 {
+    return cue_kafka_mock_start_debug(out, brokers, NULL, err);
+}
+
+int cue_kafka_mock_start_debug(cue_kafka_mock **out, int brokers, const char *debug, cue_err *err)
+{
     char why[512];
     cue_kafka_mock *m = calloc(1, sizeof *m);
     if (m == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
@@ -19,7 +24,12 @@ int cue_kafka_mock_start(cue_kafka_mock **out, int brokers, cue_err *err)
     rd_kafka_conf_set(conf, "client.id", "cuepoint-mock", why, sizeof why);
     /* The handle only hosts the cluster; its own "no bootstrap.servers"
      * notice would only confuse. */
-    rd_kafka_conf_set(conf, "log_level", "3", why, sizeof why);
+    rd_kafka_conf_set(conf, "log_level", debug ? "7" : "3", why, sizeof why);
+    if (debug && rd_kafka_conf_set(conf, "debug", debug, why, sizeof why) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        free(m);
+        return cue_err_set(err, CUE_EUSAGE, "debug contexts '%s': %s", debug, why);
+    }
     m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
     if (m->rk == NULL) {
         free(m);

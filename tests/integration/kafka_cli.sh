@@ -54,4 +54,15 @@ expect_exit 0 "--help" "$cuepoint" run --help
 grep -q 'admin.listen' "$tmp/out" && ok || bad "run --help does not describe the admin API"
 expect_exit 0 "dev-broker --help" "$cuepoint" dev-broker --help
 expect_exit 64 "dev-broker bad option" "$cuepoint" dev-broker --partitions 0
+expect_exit 64 "dev-broker --debug with a context librdkafka does not have" "$cuepoint" dev-broker --debug nosuch
+grep -q "debug contexts 'nosuch'" "$tmp/err" && ok || bad "--debug nosuch: $(cat "$tmp/err")"
+# --debug mock: the cluster logs what it serves, a produced record's append among it.
+"$cuepoint" dev-broker --debug mock --topic dbg > "$tmp/dbg.txt" 2> "$tmp/dbg.log" &
+dbg=$!
+for _ in $(seq 100); do [ -s "$tmp/dbg.txt" ] && break; sleep 0.1; done
+printf 'k\tv\n' | kcat -b "$(head -n1 "$tmp/dbg.txt")" -P -t dbg -K $'\t' 2> /dev/null
+for _ in $(seq 50); do grep -q 'Log append dbg \[' "$tmp/dbg.log" && break; sleep 0.1; done
+kill "$dbg"; wait "$dbg" 2> /dev/null
+grep -q '"level":"debug".*Log append dbg \[[0-9]\] 1 messages' "$tmp/dbg.log" && ok \
+    || bad "dev-broker --debug mock logged no append: $(tail -c 300 "$tmp/dbg.log")"
 finish
