@@ -16,6 +16,9 @@
 # local store but never the changelog (the records held are dropped with the
 # task) fails the last check: the restored position is past pings whose
 # users the changelog never got.
+#
+# STOPS sets how many times the instance is stopped; KEEP_DIR=D copies the
+# run's directory (logs, state, topic dumps) to D when it ends.
 . "$(dirname "$0")/../lib.sh" "$1"
 . "$(dirname "$0")/../kafka_lib.sh"
 set -uo pipefail
