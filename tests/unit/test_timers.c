@@ -43,19 +43,23 @@ Test(timers, order_ties_and_horizon)
     cue_timers_free(t);
 }
 
-Test(timers, model_with_spills_and_reloads)
+/* Arms n timers (dues in [-100, dues - 100), so ties), pops them all with
+ * reloads from the model store, and checks the order. */
+static void model_run(size_t cap, int n, unsigned dues)
 {
-    enum { N = 3000 };
-    static key store[N];
+    enum { N_MAX = 40000 };
+    static key store[N_MAX];
+    cr_assert(n <= N_MAX);
+    const int N = n;
     unsigned seed = 99;
     for (int i = 0; i < N; i++) {
         seed = seed * 1103515245 + 12345;
-        store[i].due = (int64_t)((seed >> 8) % 500) - 100;
+        store[i].due = (int64_t)((seed >> 8) % dues) - 100;
         snprintf(store[i].uid, sizeof store[i].uid, "u%d", i);
     }
     cue_timers *t;
     cue_err err;
-    cr_assert(cue_timers_new(&t, 32, &err) == 0);
+    cr_assert(cue_timers_new(&t, cap, &err) == 0);
     /* Every timer is armed as it is written to the (model) store, as the task
      * does; the window keeps what fits and spills the rest behind its horizon. */
     cue_timers_load_end(t, true, 0, "", 0);
@@ -97,6 +101,19 @@ Test(timers, model_with_spills_and_reloads)
     }
     cr_assert_leq(cue_timers_count(t), cue_timers_capacity(t));
     cue_timers_free(t);
+}
+
+Test(timers, model_with_spills_and_reloads)
+{
+    model_run(32, 3000, 500);
+}
+
+/* A large window halved many times over dues that tie by the hundred: the
+ * half kept is selected, not popped out in order, and must still be the
+ * earliest half with the least of the rest as the horizon. */
+Test(timers, a_large_window_halved_over_many_ties)
+{
+    model_run(4096, 40000, 300);
 }
 
 /* The entries near the front, for prefetch hints: the first is the one
@@ -214,4 +231,51 @@ Test(timers, ties_among_ids_that_share_a_long_prefix)
         pop_least(t, model, &n, op);
     }
     cue_timers_free(t);
+}
+
+/* Many small windows, each overfilled once with dues that tie: after the
+ * halving, what the window holds comes out in key order, all of it before
+ * the horizon, and every armed timer before the horizon is held. */
+Test(timers, a_halved_window_holds_exactly_what_lies_before_its_horizon)
+{
+    unsigned seed = 7;
+    for (int round = 0; round < 5000; round++) {
+        size_t cap = 16 + (size_t)(round % 40);
+        cue_timers *t;
+        cue_err err;
+        cr_assert(cue_timers_new(&t, cap, &err) == 0, "%s", err.msg);
+        cue_timers_load_end(t, true, 0, "", 0);
+        int n = (int)cap + 1 + round % 7;
+        key armed[64];
+        for (int i = 0; i < n; i++) {
+            seed = seed * 1103515245 + 12345;
+            armed[i].due = (int64_t)((seed >> 8) % (1 + round % 9));
+            snprintf(armed[i].uid, sizeof armed[i].uid, "u%02d", i);
+            cue_timers_arm(t, armed[i].due, armed[i].uid, strlen(armed[i].uid));
+        }
+        int64_t hd;
+        const char *hu;
+        size_t hl;
+        cue_timers_horizon(t, &hd, &hu, &hl);
+        key horizon = {.due = hd};
+        snprintf(horizon.uid, sizeof horizon.uid, "%.*s", (int)hl, hu);
+        size_t held = cue_timers_count(t), before = 0;
+        for (int i = 0; i < n; i++)
+            before += key_cmp(&armed[i], &horizon) < 0;
+        cr_assert_eq(held, before, "round %d: %zu held, %zu armed before the horizon", round, held,
+                     before);
+        key prev = {.due = INT64_MIN};
+        for (size_t k = 0; k < held; k++) {
+            key got;
+            const char *uid;
+            size_t len;
+            cr_assert(cue_timers_peek(t, &got.due, &uid, &len) == 0);
+            snprintf(got.uid, sizeof got.uid, "%.*s", (int)len, uid);
+            cr_assert(key_cmp(&prev, &got) <= 0, "round %d: out of order", round);
+            cr_assert(key_cmp(&got, &horizon) < 0, "round %d: held past the horizon", round);
+            prev = got;
+            cue_timers_pop(t);
+        }
+        cue_timers_free(t);
+    }
 }
