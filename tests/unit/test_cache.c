@@ -530,3 +530,39 @@ Test(cache, a_put_after_its_look_up_lands_in_the_users_own_entry)
     cr_assert_str_eq(f.text, "a=5555;");
     cue_cache_free(c);
 }
+
+/* Growing the table moves every entry by its slot's stored hash, and
+ * evicting closes each gap by it: many users, a table doubled many times
+ * and evictions all along, and still every user in the cache is found with
+ * its own value, the most recent ones all there, and none found twice. */
+Test(cache, a_table_grown_many_times_while_evicting_finds_every_user)
+{
+    cue_cache *c;
+    cue_err err;
+    cr_assert(cue_cache_new(&c, 8u << 20, &err) == 0, "%s", err.msg);
+    enum { USERS = 200000, RECENT = 20000 };
+    char key[24], val[24];
+    for (int u = 0; u < USERS; u++) {
+        int kl = snprintf(key, sizeof key, "user-%d", u);
+        int vl = snprintf(val, sizeof val, "v%d", u * 7);
+        cr_assert(cue_cache_put(c, key, (size_t)kl, val, (size_t)vl, 0, false) == 0, "put %d", u);
+    }
+    cue_cache_stats st;
+    cue_cache_stats_get(c, &st);
+    cr_assert_gt(st.evictions, 0, "the test never evicted");
+    cr_assert_gt(st.entries, (size_t)RECENT, "only %zu entries stayed", st.entries);
+    size_t found = 0;
+    for (int u = 0; u < USERS; u++) {
+        int kl = snprintf(key, sizeof key, "user-%d", u);
+        int vl = snprintf(val, sizeof val, "v%d", u * 7);
+        const void *v;
+        size_t n;
+        int rc = cue_cache_peek(c, key, (size_t)kl, &v, &n, NULL);
+        if (u >= USERS - RECENT) cr_assert_eq(rc, 0, "recent user %d not found", u);
+        if (rc != 0) continue;
+        found++;
+        cr_assert(n == (size_t)vl && memcmp(v, val, n) == 0, "user %d has another's value", u);
+    }
+    cr_assert_eq(found, st.entries, "%zu users found, the cache holds %zu", found, st.entries);
+    cue_cache_free(c);
+}
