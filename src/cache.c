@@ -45,8 +45,8 @@ struct cue_cache {
     entry **table; /* owned; open addressing, linear probing, NULL = empty */
     /* owned; the low 32 bits of each slot's hash: probes that miss need not
      * touch the entry (another cache line), and growing the table or
-     * closing a gap finds each entry's home without reading it (a miss per
-     * entry: growing a table of 32k users took ~10 ms that way) */
+     * closing a gap finds each entry's home without reading it (reading
+     * them was a cache miss per entry, a few ms for a table of 32k users) */
     uint32_t *tags;
     size_t table_cap, n;
     entry *lru_head, *lru_tail; /* most and least recently used clean entries */
