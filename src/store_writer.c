@@ -126,7 +126,6 @@ bool cue_store_gate_waiting(const cue_store *s)
     return s->gated && s->writer_started && s->q_open < s->q_len;
 }
 
-/* Drops the batches waiting at the gate (their cycle failed) and opens it. */
 /* Lets go of a batch taken out from behind the gate, unwritten: its bytes,
  * its RocksDB batch and its fill (told with NULL). */
 static void pending_let_go(cue_store *s, const pending_write *w)
@@ -136,6 +135,7 @@ static void pending_let_go(cue_store *s, const pending_write *w)
     if (w->fill.fn) w->fill.fn(NULL, w->fill.ctx);
 }
 
+/* Drops the batches waiting at the gate (their cycle failed) and opens it. */
 static void gate_drop(cue_store *s)
 {
     s->gated = false;
