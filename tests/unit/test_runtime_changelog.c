@@ -49,7 +49,10 @@ Test(runtime_changelog, a_restore_finishing_while_records_arrive, .timeout = 120
     cr_expect_null(p->task);
     harness_send(&h, 0, "n", 2, 3000); /* new users, during the restore */
     harness_until(&h, restored, 20000, "the restore to finish");
-    cr_expect_eq(p->position, 5, "input resumes at %lld", (long long)p->position);
+    /* The turn that finished the restore may already have taken some of
+     * the waiting records: whatever it took was taken from offset 5 on. */
+    cr_expect_eq(p->position - (int64_t)h.res.consumed, 5, "input resumes at %lld",
+                 (long long)(p->position - (int64_t)h.res.consumed));
     harness_consumed(&h, 5);
     /* a0..a2 were restored in their journeys: only n0 and n1 begin one. */
     cr_expect_eq(h.res.triggers, 2, "triggers %llu", (unsigned long long)h.res.triggers);
