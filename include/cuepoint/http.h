@@ -22,9 +22,10 @@
  * client past its own limit loses one of its waiting connections; when the
  * table is full, the client holding the most loses one. The one to go is the
  * longest idle of those answered already (they had their turn), else the
- * oldest of those without a whole request yet (newer ones may be probes whose
- * requests are on their way); one whose request already waits in its socket
- * goes only when nothing else can. Connections in the middle of a request never
+ * oldest of those without a whole request yet. One whose request already
+ * waits in its socket never goes (it is answered next), nor one accepted in
+ * the last quarter second that sent nothing yet (it may be a probe whose
+ * request is on its way). Connections in the middle of a request never
  * give way: the handler runs to completion at once, and a response the
  * client does not read is closed after CUE_HTTP_IDLE_TIMEOUT_S. While they
  * are all busy the limits are exceeded, up to CUE_HTTP_CONNECTIONS_SLACK;

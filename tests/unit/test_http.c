@@ -752,6 +752,12 @@ static void probe_late(fixture *f, conn *probe, long before_ms, conn *others, si
     close_all(others, n);
 }
 
+/* Past the grace in which a connection that sent nothing yet does not give
+ * way (FRESH_GRACE_MS in http.c), with a margin: a burst kept open this long
+ * has given way by then. A slow client's byte, once libmicrohttpd has read
+ * it, is nothing waiting either. */
+#define PAST_GRACE_MS 400
+
 /* The probe answered, and at least `n` connections past the client's limit
  * gave way. */
 static void expect_probe_and_room(fixture *f, size_t n)
@@ -766,7 +772,7 @@ static void dribble_script(fixture *f)
 {
     /* Past the run that accepts and the room made after it, well within
      * the grace of the just accepted. */
-    probe_late(f, &dribble_probe, 100, dribble, COUNT(dribble), 0);
+    probe_late(f, &dribble_probe, 100, dribble, COUNT(dribble), PAST_GRACE_MS);
 }
 
 /* A byte waiting in a socket is no request: counted as one, the burst's
@@ -793,8 +799,8 @@ static conn crowd[10], crowd_probe;
 
 static void crowd_script(fixture *f)
 {
-    /* The burst kept past the shelter of the just accepted, when it gives way. */
-    probe_late(f, &crowd_probe, 20, crowd, COUNT(crowd), 150);
+    /* The burst kept past the grace of the just accepted, when it gives way. */
+    probe_late(f, &crowd_probe, 20, crowd, COUNT(crowd), PAST_GRACE_MS);
 }
 
 /* Oldest of a burst over its client's limit, its request not there yet, the
@@ -843,6 +849,41 @@ Test(http, a_probe_older_than_a_burst_of_one_byte_clients_is_answered_in_a_full_
     }
     drive(&f, trickle_script);
     expect_probe_and_room(&f, COUNT(trickle) + 1 - 4);
+    fixture_stop(&f);
+}
+
+/* A burst from the probe's address in a table too small to spare the just
+ * accepted: silent connections, the probe, silent for a moment, and more
+ * silent connections after it. */
+static conn before[3], after[7], between_probe;
+
+static void between_script(fixture *f)
+{
+    probe_late(f, &between_probe, 100, before, COUNT(before), PAST_GRACE_MS);
+    close_all(after, COUNT(after));
+}
+
+/* Ranked with the other connections that had sent nothing yet, oldest
+ * first, the probe went once more came after it than its client's limit
+ * leaves (a flood reconnecting from the probe's address as fast as it is
+ * closed, the admin flood test's long case): one that sent nothing now
+ * waits out its grace before it may give way, and then does. */
+Test(http, a_probe_silent_for_a_moment_inside_a_burst_of_silent_connections_is_answered)
+{
+    fixture f;
+    cue_http_opts opts = {.connections_max = 8,
+                          .client_connections_max = 4,
+                          .connections_slack = 4,
+                          .request_timeout_ms = 60000,
+                          .idle_timeout_ms = 60000};
+    fixture_start_opts(&f, &opts);
+    for (size_t i = 0; i < COUNT(before); i++)
+        cr_assert(conn_open(&before[i], "127.0.0.1", f.port));
+    cr_assert(conn_open(&between_probe, "127.0.0.1", f.port));
+    for (size_t i = 0; i < COUNT(after); i++)
+        cr_assert(conn_open(&after[i], "127.0.0.1", f.port));
+    drive(&f, between_script);
+    expect_probe_and_room(&f, COUNT(before) + COUNT(after) - 4);
     fixture_stop(&f);
 }
 
