@@ -185,29 +185,60 @@ static void on_fatal(const char *why, void *ctx)
     fail(ctx, CUE_EUNAVAILABLE, why);
 }
 
-int cli_changelog_open(cli_changelog **out, const cue_config *cfg, int32_t partitions, cue_err *err)
+/* The object without its clients; *out is set even on failure. */
+static int changelog_new(cli_changelog **out, const cue_config *cfg, int32_t partitions,
+                         cue_err *err)
 {
     cli_changelog *c = calloc(1, sizeof *c);
-    if (c == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
     *out = c;
+    if (c == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
     c->cfg = *cfg;
     c->topics.n = cfg->input_topic_count;
     c->topics.hash = c->topics.n ? cue_config_input_topics_hash(cfg, c->topics.n) : 0;
     c->n = partitions;
     snprintf(c->cfg.input_topic, sizeof c->cfg.input_topic, "%s", cue_config_changelog_topic(cfg));
+    c->parts = calloc((size_t)partitions, sizeof *c->parts);
+    if (c->parts == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
+    return 0;
+}
+
+int cli_changelog_open(cli_changelog **out, const cue_config *cfg, int32_t partitions, cue_err *err)
+{
+    int rc = changelog_new(out, cfg, partitions, err);
+    if (rc != 0) return rc;
+    cli_changelog *c = *out;
     /* Its own transactional.id: the instances' are derived from their
      * state directories, and this writer must fence none of them. */
     if (cfg->exactly_once)
         snprintf(c->cfg.transactional_id, sizeof c->cfg.transactional_id, "%s-changelog-writer",
                  cfg->application_id);
-    c->parts = calloc((size_t)partitions, sizeof *c->parts);
-    if (c->parts == NULL) return cue_err_set(err, CUE_ENOMEM, "out of memory");
     cue_kafka_handler h = {.message = on_message, .end = on_end, .fatal = on_fatal, .ctx = c};
     bool described = true;
-    int rc = cue_kafka_open_changelog_writer(&c->k, &c->cfg, &h, err);
+    rc = cue_kafka_open_changelog_writer(&c->k, &c->cfg, &h, err);
     if (rc == 0)
         rc = cue_kafka_changelog_ensure(c->k, partitions, cfg->input_topic, &described, err);
     if (rc == 0) rc = cue_kafka_changelog_open(c->k, partitions, err);
+    return rc;
+}
+
+int cli_changelog_open_reader(cli_changelog **out, const cue_config *cfg, int32_t partitions,
+                              bool *exists, cue_err *err)
+{
+    *exists = false;
+    int rc = changelog_new(out, cfg, partitions, err);
+    if (rc != 0) return rc;
+    cli_changelog *c = *out;
+    cue_kafka_handler h = {.message = on_message, .end = on_end, .fatal = on_fatal, .ctx = c};
+    rc = cue_kafka_open_replay(&c->k, &c->cfg, &h, "changelog-reader", NULL, err);
+    int32_t n = 0;
+    if (rc == 0)
+        rc = cue_kafka_topic_listed(c->k, c->cfg.input_topic, cfg->startup_timeout_ms, &n, err);
+    if (rc == 0 && n > 0 && n != partitions)
+        return cue_err_set(err, CUE_ECONFIG,
+                           "changelog topic %s has %d partitions and input topic %s has %d: they "
+                           "must be equal",
+                           c->cfg.input_topic, (int)n, cfg->input_topic, (int)partitions);
+    *exists = rc == 0 && n > 0;
     return rc;
 }
 
@@ -392,6 +423,15 @@ int64_t cli_changelog_end(const cli_changelog *c, int32_t partition)
 uint64_t cli_changelog_tombstones(const cli_changelog *c, int32_t partition)
 {
     return c->parts[partition].tombstones;
+}
+
+uint64_t cli_changelog_users_held(const cli_changelog *c, int32_t partition)
+{
+    const keyset *ks = &c->parts[partition].ks;
+    uint64_t n = 0;
+    for (size_t i = 0; i < ks->cap; i++)
+        n += ks->slots[i].used && ks->slots[i].alive;
+    return n;
 }
 
 /* ---- the group --------------------------------------------------------- */

@@ -117,6 +117,11 @@ typedef enum { CLI_CHANGELOG_KEEP, CLI_CHANGELOG_EMPTY, CLI_CHANGELOG_STORE } cl
  * copied; `partitions` is the input's count. Close even on failure. */
 int cli_changelog_open(cli_changelog **out, const cue_config *cfg, int32_t partitions,
                        cue_err *err);
+/* For reading only (`offsets reset --dry-run`): a consumer, no producer,
+ * and nothing created; *exists is false when the topic is not there (then
+ * there is nothing to read). Close even on failure. */
+int cli_changelog_open_reader(cli_changelog **out, const cue_config *cfg, int32_t partitions,
+                              bool *exists, cue_err *err);
 void cli_changelog_close(cli_changelog *c);
 /* Reads the partitions `selected` (NULL: all) to their ends: the users each
  * holds and its last position. */
@@ -136,6 +141,9 @@ int cli_changelog_commit(cli_changelog *c, cue_err *err);
  * records), and the tombstones written. */
 int64_t cli_changelog_end(const cli_changelog *c, int32_t partition);
 uint64_t cli_changelog_tombstones(const cli_changelog *c, int32_t partition);
+/* After the read: the users `partition` holds (their last record is a
+ * state, not a tombstone), which a backward rewrite tombstones. */
+uint64_t cli_changelog_users_held(const cli_changelog *c, int32_t partition);
 
 /* Not an error code: the group is active, so a command is refused (exit 75). */
 #define CLI_GROUP_ACTIVE 1

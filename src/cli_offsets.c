@@ -56,8 +56,8 @@ static const char offsets_help[] =
     "default) the reset goes to <application.id>-changelog first, so that a\n"
     "restore from it, on any instance, starts from the reset: backward from the\n"
     "changelog's position, a tombstone for every user it holds and the new\n"
-    "position; forward, the new position only. --dry-run prints the plan and\n"
-    "changes nothing (the changelog's part is decided when the reset runs).\n"
+    "position; forward, the new position only. --dry-run prints the plan, the\n"
+    "changelog's part included (read from it), and changes nothing.\n"
     "\n"
     "Options:\n"
     "  --config FILE, --set KEY=VALUE, --state-dir DIR   as for `cuepoint run`\n"
@@ -77,8 +77,8 @@ typedef struct row {
     cue_offsets_target target;
     uint64_t users;
     /* With the changelog: its position before the reset (-1: none), and
-     * what the reset wrote there. */
-    bool cl_written, cl_dropped;
+     * what the reset wrote there (or, in a dry run, would write). */
+    bool cl_written, cl_planned, cl_dropped;
     int64_t cl_from;
     uint64_t cl_tombstones;
 } row;
@@ -89,6 +89,7 @@ typedef struct session {
     cue_store *store;
     row *rows; /* owned, one per partition */
     int32_t n;
+    bool cl_absent; /* a dry run found no changelog topic */
 } session;
 
 static int noop_assigned(const int32_t *p, int64_t *s, size_t n, void *ctx)
@@ -363,11 +364,14 @@ static void plan_print(const session *s, bool dry_run)
             printf(" (asked %lld; clamped to the retained range [%lld, %lld])",
                    (long long)r->target.requested, (long long)r->bk.log_start,
                    (long long)r->bk.high);
-        if (r->cl_written) {
+        if (s->cl_absent) {
+            printf("; no changelog yet (the reset creates it with the new position)");
+        } else if (r->cl_written || r->cl_planned) {
             printf("; changelog at ");
             print_num("%s", r->cl_from);
             if (r->cl_dropped)
-                printf(": backward, %llu users tombstoned", (unsigned long long)r->cl_tombstones);
+                printf(": backward, %llu users %s", (unsigned long long)r->cl_tombstones,
+                       dry_run ? "to tombstone" : "tombstoned");
             else
                 printf(": %s, users kept",
                        r->cl_from == r->target.offset ? "unchanged" : "forward");
@@ -438,6 +442,36 @@ static int reset_changelog(session *s, cue_err *err)
     return rc;
 }
 
+/* A dry run's view of reset_changelog: the changelog read, nothing written
+ * or created. What it finds may change before the reset runs (an instance
+ * committing meanwhile): the reset decides again from what it reads then. */
+static int plan_changelog(session *s, cue_err *err)
+{
+    cli_changelog *c = NULL;
+    bool exists = false;
+    bool *sel = calloc((size_t)s->n, sizeof *sel);
+    int rc = sel ? cli_changelog_open_reader(&c, &s->cfg, s->n, &exists, err)
+                 : cue_err_set(err, CUE_ENOMEM, "out of memory");
+    for (int32_t i = 0; sel && i < s->n; i++)
+        sel[i] = s->rows[i].target.selected;
+    if (rc == 0 && exists) rc = cli_changelog_read(c, sel, err);
+    for (int32_t i = 0; i < s->n && rc == 0 && exists; i++) {
+        row *r = &s->rows[i];
+        if (!r->target.selected) continue;
+        int64_t stream;
+        r->cl_from = r->stored;
+        (void)cli_changelog_position(c, i, &r->cl_from, &stream);
+        r->cl_dropped = cue_offsets_decide(r->cl_from, r->target.offset) == CUE_OFFSETS_DROP;
+        r->cl_tombstones = r->cl_dropped ? cli_changelog_users_held(c, i) : 0;
+        r->cl_planned = true;
+    }
+    s->cl_absent = rc == 0 && !exists;
+    cli_changelog_close(c);
+    free(sel);
+    if (rc != 0) cue_err_prefix(err, "%s", cue_config_changelog_topic(&s->cfg));
+    return rc;
+}
+
 /* Joins as a member; with the changelog, writes the reset there; then
  * commits the selected partitions' new offsets with the reset's marker,
  * all only if no other member holds any partition. */
@@ -483,6 +517,8 @@ static int reset_run(session *s, reset_args *ra, cue_err *err)
     rc = plan(s, ra->spec, err);
     if (rc != 0) return cli_fail("offsets", rc, err);
     if (ra->dry_run) {
+        if (s->cfg.changelog && (rc = plan_changelog(s, err)) != 0)
+            return cli_fail("offsets", rc, err);
         plan_print(s, true);
         return 0;
     }

@@ -151,6 +151,12 @@ int cue_kafka_subscribe(cue_kafka *k, cue_err *err);
  * on first use (auto.create.topics.enable) do so, with its default count. */
 int cue_kafka_topic_partitions(cue_kafka *k, const char *topic, bool auto_create,
                                int64_t timeout_ms, int32_t *n, cue_err *err);
+/* The same, asked of the metadata of every topic: a cluster that creates a
+ * topic because a client asked for it by name (librdkafka's mock does so
+ * even for a consumer) cannot create it this way. For commands that must
+ * change nothing (`offsets reset --dry-run`). */
+int cue_kafka_topic_listed(cue_kafka *k, const char *topic, int64_t timeout_ms, int32_t *n,
+                           cue_err *err);
 /* Creates a topic through the admin API with `configs` (topic settings as
  * name, value, ..., NULL; NULL for none); an existing one is not an error.
  * CUE_EUNAVAILABLE when the cluster says no or cannot (librdkafka's mock

@@ -57,23 +57,39 @@ int cue_kafka_wait_ready(cue_kafka *k, int64_t timeout_ms, int32_t *partitions, 
     return 0;
 }
 
+/* `topic`'s partition count from the metadata of `asked` (NULL: every topic). */
+static int partitions_of(rd_kafka_t *rk, rd_kafka_topic_t *asked, const char *topic,
+                         int64_t timeout_ms, int32_t *n, cue_err *err)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, asked == NULL, asked, &md, (int)timeout_ms);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return cue_err_set(err, CUE_EUNAVAILABLE, "metadata for %s: %s", topic,
+                           rd_kafka_err2str(e));
+    *n = 0;
+    for (int i = 0; i < md->topic_cnt; i++)
+        if (strcmp(md->topics[i].topic, topic) == 0 &&
+            md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            *n = md->topics[i].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    return 0;
+}
+
 int cue_kafka_topic_partitions(cue_kafka *k, const char *topic, bool auto_create,
                                int64_t timeout_ms, int32_t *n, cue_err *err)
 {
     /* The producer may have the cluster create the topic (allow.auto.create.topics). */
     rd_kafka_t *rk = auto_create && k->producer ? k->producer : k->consumer;
     rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, (int)timeout_ms);
+    int rc = partitions_of(rk, t, topic, timeout_ms, n, err);
     rd_kafka_topic_destroy(t);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return cue_err_set(err, CUE_EUNAVAILABLE, "metadata for %s: %s", topic,
-                           rd_kafka_err2str(e));
-    *n = md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR
-             ? md->topics[0].partition_cnt
-             : 0;
-    rd_kafka_metadata_destroy(md);
-    return 0;
+    return rc;
+}
+
+int cue_kafka_topic_listed(cue_kafka *k, const char *topic, int64_t timeout_ms, int32_t *n,
+                           cue_err *err)
+{
+    return partitions_of(k->consumer, NULL, topic, timeout_ms, n, err);
 }
 
 /* One admin request: `send` issues it with the options and the queue; the

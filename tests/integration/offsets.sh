@@ -65,8 +65,14 @@ cmp -s "$tmp/show.1" "$tmp/show.2" && ok || { bad "a refused reset moved somethi
 cp -r "$tmp/a.state" "$tmp/b.state" # another instance's store, that never sees the tool
 read -r h0 h1 h2 h3 <<< "$highs"
 t0=$((h0 / 2)); t1=$((h1 / 3)); t2=0; t3=$((h3 - 5))
+cl_count() { kcat -b "$bootstrap" -C -t off-changelog -o beginning -e -q -f '%p\n' 2>/dev/null | sort | uniq -c | tr -s ' \n' ' '; }
+cl_before=$(cl_count)
 off reset --config "$tmp/a.json" --to-offset "0:$t0,1:$t1,2:$t2,3:$t3" --dry-run > "$tmp/r.dry" 2>&1 || bad "dry run: exit $?"
 grep -q "dry run" "$tmp/r.dry" && ok || bad "dry run: no plan"
+[ "$(grep -c 'changelog at [0-9]*: backward, [0-9]* users to tombstone' "$tmp/r.dry")" -eq 4 ] && ok \
+    || { bad "dry run: not 4 partitions' changelog users to tombstone"; cat "$tmp/r.dry"; }
+[ -n "$cl_before" ] && [ "$(cl_count)" = "$cl_before" ] && ok \
+    || bad "the dry run wrote to the changelog: '$cl_before' records per partition, then '$(cl_count)'"
 # A reset to a time on the dev broker: the mock answers no offset for any time,
 # and the tool says so rather than moving every partition to its end silently.
 off reset --config "$tmp/a.json" --to-time 2026-01-01T00:00:00Z --dry-run > "$tmp/r.time" 2>&1 \
@@ -82,6 +88,10 @@ cat "$tmp/r.back"
 [ "$(grep -c 'backward, [0-9]* users dropped' "$tmp/r.back")" -eq 4 ] && ok || bad "backward reset: not 4 partitions dropped"
 [ "$(grep -c 'changelog at [0-9]*: backward, [0-9]* users tombstoned' "$tmp/r.back")" -eq 4 ] && ok \
     || bad "backward reset: not 4 partitions' users tombstoned in the changelog"
+# The dry run's plan for the changelog is what the reset then did.
+plan=$(grep -o 'changelog at [0-9]*: backward, [0-9]* users' "$tmp/r.dry")
+[ "$plan" = "$(grep -o 'changelog at [0-9]*: backward, [0-9]* users' "$tmp/r.back")" ] && ok \
+    || { bad "the dry run's changelog plan is not what the reset did"; echo "$plan"; }
 off show --config "$tmp/a.json" --json > "$tmp/show.4" 2>/dev/null
 want="$t0 $t1 $t2 $t3 "
 got_c=$(sed -E 's/.*"committed":([0-9]+).*/\1/' "$tmp/show.4" | tr '\n' ' ')
