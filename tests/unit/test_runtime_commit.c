@@ -343,6 +343,37 @@ Test(runtime_commit, a_partition_lost_before_its_changelog_goes_out_stores_nothi
     cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
 }
 
+/* What a restore or a standby puts into the store's batch (here: a user of
+ * partition 1, put as they put theirs) when a seal comes is handed over on
+ * its own: losing partition 0 takes its sealed batch out from behind the
+ * gate, and must take nothing else with it. In partition 0's batch, the
+ * restored user was gone with it. */
+Test(runtime_commit, a_lost_partitions_batch_takes_nothing_a_restore_had_put_in, .timeout = 90)
+{
+    harness h;
+    slow_triggers_init(&h, true);
+    cue_err err = {0};
+    slowed_after_four(&h, "rtt 2 2000");
+    static const char restored[] = "restored state";
+    cr_assert_eq(cue_store_batch_user_put(h.r->store, 1, "r0", 2, restored, sizeof restored), 0);
+    rt_begin_commit(h.r);
+    cr_assert(h.r->sealed && h.r->log_held, "the cycle was not sealed with its changelog held");
+    int32_t gone = 0;
+    rt_on_revoked(&gone, 1, true, h.r);
+    cr_assert_null(h.r->parts[0].task, "the lost partition's task is still open");
+    mock(&h, "rtt 2 0");
+    harness_until(&h, unsealed, 15000, "the sealed cycle's acknowledgements");
+    harness_settle(&h);
+    cue_buf val;
+    cue_buf_init(&val, 64);
+    int rc = cue_store_user_get(h.r->store, 1, "r0", 2, &val, &err);
+    cr_expect_eq(rc, 0, "the restored user was not stored (rc %d) %s", rc, err.msg);
+    cr_expect(rc != 0 || (val.len == sizeof restored && memcmp(val.data, restored, val.len) == 0),
+              "the restored user's state is not what was put");
+    cue_buf_deinit(&val);
+    cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
+}
+
 /* A user read from the store while the sealed cycle's batch waits (here: a
  * read of the store, as a cache miss of a user evicted since makes) waits
  * for the acknowledgements and the batch first, so it reads the cycle's state. */
