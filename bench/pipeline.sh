@@ -53,11 +53,12 @@
 # partition per fetch and finds a batch by scanning the partition's list, so
 # with small batches the mock itself is the bottleneck (~20k records/s).
 #
-# Latency: a fresh dev-broker with LAT_PARTITIONS (default 4) partitions per
-# topic, `cuepoint run` on it (no --stop-at-end; fetch.wait.max.ms of
-# LAT_FETCH_WAIT_MS, the other consumer properties as above) while
-# bench/latency produces at
-# LAT_RATE (default: half the median cuepoint rate) for LAT_SECONDS, each
+# Latency, LAT_RUNS times (default RUNS), then the medians of p50, p99 and
+# max (case=latency_summary, target p99 <= 20 ms): a fresh dev-broker with
+# LAT_PARTITIONS (default 4) partitions per topic, a fresh `cuepoint run` on
+# it (no --stop-at-end; fetch.wait.max.ms of LAT_FETCH_WAIT_MS, the other
+# consumer properties as above) while bench/latency produces at LAT_RATE
+# (default: half the median cuepoint rate) for LAT_SECONDS, each
 # event's "ts" being its produce time, and reads the trigger topic: latency =
 # receive wall time - the trigger's record timestamp, which must equal the
 # causing event's ts (checked). Then SIGTERM. Few partitions because the
@@ -85,7 +86,7 @@
 # consumer's rate, <= 3x its CPU per record).
 # Exits non-zero when records are missing or a trigger is wrong, not for a
 # missed target. KEEP=1 keeps the work directory (logs, configs, and
-# latency.trace: each trigger's cause time and latency).
+# latency-N.trace: round N's triggers, each with its cause time and latency).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -96,6 +97,7 @@ RUNS=${RUNS:-3}
 SEED=${SEED:-42}
 PARTITIONS=${PARTITIONS:-64}
 LAT_SECONDS=${LAT_SECONDS:-15}
+LAT_RUNS=${LAT_RUNS:-$RUNS}
 LAT_RATE=${LAT_RATE:-}
 LAT_PARTITIONS=${LAT_PARTITIONS:-4}
 LAT_FETCH_WAIT_MS=${LAT_FETCH_WAIT_MS:-1}
@@ -294,45 +296,59 @@ for t in $THREADS; do
 done
 
 # ---- latency -----------------------------------------------------------------
-# A broker of its own, with fewer partitions (see the top).
-kill "$broker_pid"
-wait "$broker_pid" 2>/dev/null || true
-start_broker lat-broker "$LAT_PARTITIONS" lat-events lat-triggers
+# LAT_RUNS rounds (default RUNS), each on a broker of its own, with fewer
+# partitions (see the top), and a cuepoint starting empty; then the medians.
 lat_rate=${LAT_RATE:-$(awk -v c="$cue_med" 'BEGIN { printf "%.0f", c / 2 }')}
 lat_props=$(json_props_of $(tr ' ' '\n' <<< "$CONSUMER_PROPS" | grep -v '^fetch.wait.max.ms=') "fetch.wait.max.ms=$LAT_FETCH_WAIT_MS")
-app=bench-latency
-config "$work/$app.json" "$app" lat-events lat-triggers "$work/$app.state" "$lat_props"
-"$cuepoint" run --config "$work/$app.json" --admin-addr-file "$work/$app.addr" 2> "$work/$app.log" &
-run_pid=$!
-pids+=("$run_pid")
-ready=0
-for _ in $(seq 300); do
-    if [ -s "$work/$app.addr" ] &&
-        curl -sf "http://$(head -n1 "$work/$app.addr")/readyz" >/dev/null 2>&1; then
-        ready=1
-        break
-    fi
-    kill -0 "$run_pid" 2>/dev/null || break
-    sleep 0.1
-done
-[ "$ready" = 1 ] || fail "cuepoint run (latency) did not become ready (see $work/$app.log)"
-lat_rc=0
 lat_shape=()
 [ "$LAT_SHAPE" = rounds ] && lat_shape=(--rounds)
-line=$("$BIN_DIR/bench/latency" "${lat_shape[@]}" --bootstrap "$bootstrap" --events-topic lat-events \
-        --triggers-topic lat-triggers --rate "$lat_rate" --seconds "$LAT_SECONDS" \
-        --set "fetch.wait.max.ms=$LAT_FETCH_WAIT_MS" --trace "$work/latency.trace") || lat_rc=$?
-# The commit cycles' stops (intake stands still in each): what the tail is
-# made of; and how many cycles began early, or tasks committed alone, because
-# caches filled with changed users between cycles.
-cycles=$(curl -sf "http://$(head -n1 "$work/$app.addr")/metrics" |
-    awk '$1 == "cuepoint_commit_duration_seconds_sum" { s = $2 }
-         $1 == "cuepoint_commit_duration_seconds_count" { n = $2 }
-         $1 == "cuepoint_commit_cycles_early_total" { e = $2 }
-         $1 == "cuepoint_task_own_commits_total" { o = $2 }
-         END { if (n > 0) printf " commit_cycles=%d commit_stop_avg_ms=%.1f", n, s * 1000 / n
-               printf " early_cycles=%d own_commits=%d", e, o }')
-kill -TERM "$run_pid"
-wait "$run_pid" || fail "cuepoint run (latency) exit $? after SIGTERM"
-echo "bench=pipeline case=$line$cycles"
-[ "$lat_rc" -eq 0 ] || fail "latency: triggers missing or wrong (exit $lat_rc)"
+lat_p50=()
+lat_p99=()
+lat_max=()
+for round in $(seq "$LAT_RUNS"); do
+    kill "$broker_pid"
+    wait "$broker_pid" 2>/dev/null || true
+    start_broker "lat-broker-$round" "$LAT_PARTITIONS" lat-events lat-triggers
+    app=bench-latency-$round
+    config "$work/$app.json" "$app" lat-events lat-triggers "$work/$app.state" "$lat_props"
+    "$cuepoint" run --config "$work/$app.json" --admin-addr-file "$work/$app.addr" 2> "$work/$app.log" &
+    run_pid=$!
+    pids+=("$run_pid")
+    ready=0
+    for _ in $(seq 300); do
+        if [ -s "$work/$app.addr" ] &&
+            curl -sf "http://$(head -n1 "$work/$app.addr")/readyz" >/dev/null 2>&1; then
+            ready=1
+            break
+        fi
+        kill -0 "$run_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    [ "$ready" = 1 ] || fail "cuepoint run (latency) did not become ready (see $work/$app.log)"
+    lat_rc=0
+    line=$("$BIN_DIR/bench/latency" "${lat_shape[@]}" --bootstrap "$bootstrap" --events-topic lat-events \
+            --triggers-topic lat-triggers --rate "$lat_rate" --seconds "$LAT_SECONDS" \
+            --set "fetch.wait.max.ms=$LAT_FETCH_WAIT_MS" --trace "$work/latency-$round.trace") || lat_rc=$?
+    # The commit cycles' stops (intake stands still in each): what the tail is
+    # made of; and how many cycles began early, or tasks committed alone, because
+    # caches filled with changed users between cycles.
+    cycles=$(curl -sf "http://$(head -n1 "$work/$app.addr")/metrics" |
+        awk '$1 == "cuepoint_commit_duration_seconds_sum" { s = $2 }
+             $1 == "cuepoint_commit_duration_seconds_count" { n = $2 }
+             $1 == "cuepoint_commit_cycles_early_total" { e = $2 }
+             $1 == "cuepoint_task_own_commits_total" { o = $2 }
+             END { if (n > 0) printf " commit_cycles=%d commit_stop_avg_ms=%.1f", n, s * 1000 / n
+                   printf " early_cycles=%d own_commits=%d", e, o }')
+    kill -TERM "$run_pid"
+    wait "$run_pid" || fail "cuepoint run (latency) exit $? after SIGTERM"
+    echo "bench=pipeline case=$line round=$round$cycles"
+    [ "$lat_rc" -eq 0 ] || fail "latency: triggers missing or wrong (exit $lat_rc)"
+    lat_p50+=("$(field "$line" p50_ms)")
+    lat_p99+=("$(field "$line" p99_ms)")
+    lat_max+=("$(field "$line" max_ms)")
+done
+p99_med=$(printf '%s\n' "${lat_p99[@]}" | median)
+echo "bench=pipeline case=latency_summary runs=$LAT_RUNS rate=$lat_rate" \
+     "p50_ms_median=$(printf '%s\n' "${lat_p50[@]}" | median) p99_ms_median=$p99_med" \
+     "max_ms_median=$(printf '%s\n' "${lat_max[@]}" | median) p99_ms_each=$(IFS=,; echo "${lat_p99[*]}")" \
+     "target_p99_ms=20 meets_target=$(awk -v p="$p99_med" 'BEGIN { print (p <= 20) ? "yes" : "no" }')"
