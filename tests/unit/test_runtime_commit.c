@@ -312,6 +312,28 @@ Test(runtime_commit, a_sealed_cycle_with_the_changelog_produces_it_after_the_tri
  * Its batch never reaches the store and its records never reach the
  * changelog, so the local copy stays where the changelog is: written, the
  * copy would be a cycle ahead of any restore from the changelog for good. */
+/* A cycle sealed while the triggers' acknowledgements are slow, so that
+ * its changelog records are held. */
+static void seal_held(harness *h)
+{
+    rt_begin_commit(h->r);
+    cr_assert(h->r->sealed && h->r->log_held, "the cycle was not sealed with its changelog held");
+    cr_assert_gt(cue_kafka_in_flight_sealed(h->r->k), 0,
+                 "nothing in flight: the test shows nothing");
+}
+
+/* Partition 0 lost, then the acknowledgements let through and whatever
+ * the store was handed written. */
+static void lose_then_ack(harness *h)
+{
+    int32_t gone = 0;
+    rt_on_revoked(&gone, 1, true, h->r);
+    cr_assert_null(h->r->parts[0].task, "the lost partition's task is still open");
+    mock(h, "rtt 2 0");
+    harness_until(h, unsealed, 15000, "the sealed cycle's acknowledgements");
+    harness_settle(h);
+}
+
 Test(runtime_commit, a_partition_lost_before_its_changelog_goes_out_stores_nothing_of_the_cycle,
      .timeout = 90)
 {
@@ -320,18 +342,9 @@ Test(runtime_commit, a_partition_lost_before_its_changelog_goes_out_stores_nothi
     cue_err err = {0};
     slowed_after_four(&h, "rtt 2 2000");
     int64_t before = stored_offset(h.r, 0);
-    rt_begin_commit(h.r);
-    cr_assert(h.r->sealed && h.r->log_held, "the cycle was not sealed with its changelog held");
-    cr_assert_gt(cue_kafka_in_flight_sealed(h.r->k), 0,
-                 "nothing in flight: the test shows nothing");
+    seal_held(&h);
     uint64_t produced = cue_kafka_stats_get(h.r->k)->produced;
-    int32_t gone = 0;
-    rt_on_revoked(&gone, 1, true, h.r);
-    cr_assert_null(h.r->parts[0].task, "the lost partition's task is still open");
-
-    mock(&h, "rtt 2 0");
-    harness_until(&h, unsealed, 15000, "the sealed cycle's acknowledgements");
-    harness_settle(&h);
+    lose_then_ack(&h);
     cr_expect_eq(stored_offset(h.r, 0), before,
                  "the lost partition's sealed batch was stored (offset %lld, before %lld)",
                  (long long)stored_offset(h.r, 0), (long long)before);
@@ -356,14 +369,8 @@ Test(runtime_commit, a_lost_partitions_batch_takes_nothing_a_restore_had_put_in,
     slowed_after_four(&h, "rtt 2 2000");
     static const char restored[] = "restored state";
     cr_assert_eq(cue_store_batch_user_put(h.r->store, 1, "r0", 2, restored, sizeof restored), 0);
-    rt_begin_commit(h.r);
-    cr_assert(h.r->sealed && h.r->log_held, "the cycle was not sealed with its changelog held");
-    int32_t gone = 0;
-    rt_on_revoked(&gone, 1, true, h.r);
-    cr_assert_null(h.r->parts[0].task, "the lost partition's task is still open");
-    mock(&h, "rtt 2 0");
-    harness_until(&h, unsealed, 15000, "the sealed cycle's acknowledgements");
-    harness_settle(&h);
+    seal_held(&h);
+    lose_then_ack(&h);
     cue_buf val;
     cue_buf_init(&val, 64);
     int rc = cue_store_user_get(h.r->store, 1, "r0", 2, &val, &err);
