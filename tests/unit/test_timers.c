@@ -19,6 +19,18 @@ static int key_cmp(const void *a, const void *b)
     return strcmp(x->uid, y->uid);
 }
 
+/* The window's horizon as a key of the model. */
+static key horizon_of(const cue_timers *t)
+{
+    int64_t due;
+    const char *uid;
+    size_t len;
+    cue_timers_horizon(t, &due, &uid, &len);
+    key k = {.due = due};
+    snprintf(k.uid, sizeof k.uid, "%.*s", (int)len, uid);
+    return k;
+}
+
 Test(timers, order_ties_and_horizon)
 {
     cue_timers *t;
@@ -72,10 +84,6 @@ static void model_run(size_t cap, int n, unsigned dues)
         const char *uid;
         size_t len;
         if (cue_timers_peek(t, &due, &uid, &len) == 0) {
-            int64_t hd;
-            const char *hu;
-            size_t hl;
-            cue_timers_horizon(t, &hd, &hu, &hl);
             cr_assert_eq(due, store[popped].due, "pop %d: due %lld, expected %lld", popped,
                          (long long)due, (long long)store[popped].due);
             cr_assert(len == strlen(store[popped].uid) && memcmp(uid, store[popped].uid, len) == 0,
@@ -85,12 +93,7 @@ static void model_run(size_t cap, int n, unsigned dues)
             continue;
         }
         /* Empty: reload from the model store at the horizon. */
-        int64_t hd;
-        const char *hu;
-        size_t hl;
-        cue_timers_horizon(t, &hd, &hu, &hl);
-        key from = {.due = hd};
-        snprintf(from.uid, sizeof from.uid, "%.*s", (int)hl, hu);
+        key from = horizon_of(t);
         int i = 0;
         while (i < N && key_cmp(&store[i], &from) < 0)
             i++;
@@ -253,12 +256,7 @@ Test(timers, a_halved_window_holds_exactly_what_lies_before_its_horizon)
             snprintf(armed[i].uid, sizeof armed[i].uid, "u%02d", i);
             cue_timers_arm(t, armed[i].due, armed[i].uid, strlen(armed[i].uid));
         }
-        int64_t hd;
-        const char *hu;
-        size_t hl;
-        cue_timers_horizon(t, &hd, &hu, &hl);
-        key horizon = {.due = hd};
-        snprintf(horizon.uid, sizeof horizon.uid, "%.*s", (int)hl, hu);
+        key horizon = horizon_of(t);
         size_t held = cue_timers_count(t), before = 0;
         for (int i = 0; i < n; i++)
             before += key_cmp(&armed[i], &horizon) < 0;
