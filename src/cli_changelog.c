@@ -236,8 +236,10 @@ int cli_changelog_open_reader(cli_changelog **out, const cue_config *cfg, int32_
     if (rc == 0 && n > 0 && n != partitions)
         return cue_err_set(err, CUE_ECONFIG,
                            "changelog topic %s has %d partitions and input topic %s has %d: they "
-                           "must be equal",
-                           c->cfg.input_topic, (int)n, cfg->input_topic, (int)partitions);
+                           "must be equal, and the reset refuses it too; create %s with %d "
+                           "partitions",
+                           c->cfg.input_topic, (int)n, cfg->input_topic, (int)partitions,
+                           c->cfg.input_topic, (int)partitions);
     *exists = rc == 0 && n > 0;
     return rc;
 }
