@@ -546,31 +546,11 @@ static int fire_entry(cue_task *t, int64_t due, cue_err *err)
     return user_save(t, err);
 }
 
-/* The users of the timers near the window's front are fetched into the
- * CPU's caches ahead, as records' users are: the entries that may come up
- * within two fires, and the cached states of the users that may come up
- * next. */
-static void prefetch_timers(cue_task *t, int64_t limit)
+/* A timer's user, fetched ahead as a record's is (cue_timers_hint). */
+static void hint_timer(const char *uid, size_t len, int stage, void *ctx)
 {
-    cue_timers_prefetch_next(t->timers);
-    size_t n = cue_timers_count(t->timers);
-    const char *asked[CUE_TIMERS_NEXT] = {0};
-    int64_t asked_due[CUE_TIMERS_NEXT] = {0};
-    for (size_t i = 1; i <= CUE_TIMERS_NEXT && i < n; i++) {
-        int64_t due;
-        const char *uid;
-        size_t len;
-        cue_timers_near(t->timers, i, &due, &uid, &len);
-        if (due > limit) continue;
-        asked[i - 1] = uid;
-        asked_due[i - 1] = due;
-        bool before = false;
-        for (size_t k = 0; k < CUE_TIMERS_NEXT; k++)
-            before |= t->prefetched_uid[k] == uid && t->prefetched_due[k] == due;
-        if (!before) cue_cache_prefetch(t->cache, uid, len, 1);
-    }
-    memcpy(t->prefetched_uid, asked, sizeof asked);
-    memcpy(t->prefetched_due, asked_due, sizeof asked_due);
+    cue_task *t = ctx;
+    cue_cache_prefetch(t->cache, uid, len, stage);
 }
 
 /* Fires every timer due at or before `limit`, in (due, user id) order. */
@@ -580,8 +560,8 @@ static int fire_due(cue_task *t, int64_t limit, cue_err *err)
         int64_t due;
         const char *uid;
         size_t len;
+        cue_timers_hint(t->timers, hint_timer, t);
         if (cue_timers_peek(t->timers, &due, &uid, &len) == 0 && due <= limit) {
-            prefetch_timers(t, limit);
             int rc = fire_entry(t, due, err);
             /* Exactly-once lets the cache run over its budget within a step
              * (user_save); between two timers' steps it may commit again. */

@@ -100,12 +100,6 @@ struct cue_task {
     cue_tz *jtz;           /* owned when journeys use local clock times: users' zones */
     uint64_t bad_zones[8]; /* hashes of zone names found not to be zones; 0 = free */
     unsigned next_bad_zone;
-    /* The timer entries whose users' states prefetch_timers last asked the
-     * cache for (by the entry's id bytes' address and its due time): each
-     * is asked for once, not at every timer fired while it waits near the
-     * front. Only compared, never read through. */
-    const char *prefetched_uid[CUE_TIMERS_NEXT];
-    int64_t prefetched_due[CUE_TIMERS_NEXT];
     cue_task_stats stats;
 
     cue_journey_counts *journeys; /* owned once counted (cue_task_count_journeys) */

@@ -28,8 +28,15 @@ typedef struct entry {
 typedef struct item {
     int64_t due;
     uint32_t prefix;
-    uint32_t slot;
+    uint32_t slot : 30;
+    /* How far cue_timers_hint has fetched the entry's user (HINT_*): kept
+     * here, where the front's items are read anyway, not in the slot, a
+     * miss in memory to look at. */
+    uint32_t hinted : 2;
 } item;
+
+enum { HINT_NONE, HINT_SLOT, HINT_NEAR, HINT_NEXT };
+_Static_assert(CUE_TIMER_WINDOW_MAX <= 1 << 30, "a slot's number fits its field");
 _Static_assert(sizeof(item) == 16, "four items a cache line");
 
 /* The heap's first item sits 48 bytes into a 64-byte line: the children of
@@ -52,7 +59,14 @@ struct cue_timers {
      * is the order of what follows it, so the heap stays valid. */
     size_t skip;
     char ref[CUE_USER_ID_BYTES_MAX];
+    /* Whether the front (the first FRONT items) may hold an entry that
+     * cue_timers_hint has not asked for yet: most records change nothing
+     * there, and the pass reads a slot per item. */
+    bool front_moved;
 };
+
+/* The items cue_timers_hint looks at: the root and two levels below it. */
+#define FRONT (1 + CUE_TIMERS_NEAR)
 
 /* Key order: due time, then user id bytes, a shorter prefix first. */
 static int key_cmp(int64_t due_a, const char *a, size_t la, int64_t due_b, const char *b, size_t lb)
@@ -92,7 +106,8 @@ _Static_assert(CUE_TIMERS_NEXT == ARITY && CUE_TIMERS_NEAR == ARITY + ARITY * AR
         (b) = swap_;                                                                               \
     } while (0)
 
-static void sift_up(cue_timers *t, size_t i)
+/* Returns where the item came to rest. */
+static size_t sift_up(cue_timers *t, size_t i)
 {
     item e = t->heap[i];
     while (i > 0) {
@@ -102,6 +117,7 @@ static void sift_up(cue_timers *t, size_t i)
         i = parent;
     }
     t->heap[i] = e;
+    return i;
 }
 
 /* The least of the children from `first` (one at least) below `n`: with all
@@ -140,6 +156,7 @@ static void sift_down(cue_timers *t, size_t i)
  * a leaf too. The firing loop pops once per timer. */
 static void pop_root(cue_timers *t)
 {
+    t->front_moved = true;
     size_t n = --t->n, i = 0;
     if (n == 0) return;
     for (;;) {
@@ -197,6 +214,7 @@ void cue_timers_reset(cue_timers *t)
     t->slice = 0;
     t->horizon.due = INT64_MIN;
     t->horizon.len = 0;
+    t->front_moved = true;
 }
 
 static void slot_release(cue_timers *t, uint32_t slot)
@@ -258,6 +276,7 @@ static void shrink(cue_timers *t)
     t->n = keep;
     for (size_t i = keep / ARITY + 1; i-- > 0;)
         sift_down(t, i);
+    t->front_moved = true;
 }
 
 /* The four bytes of an id after the heap's shared prefix (see item). */
@@ -295,7 +314,7 @@ static void insert(cue_timers *t, int64_t due, const char *uid, size_t len)
     e->len = (uint8_t)len;
     memcpy(e->uid, uid, len);
     t->heap[t->n] = (item){.due = due, .prefix = prefix_after(uid, len, t->skip), .slot = slot};
-    sift_up(t, t->n++);
+    if (sift_up(t, t->n++) < FRONT) t->front_moved = true;
 }
 
 static bool before_horizon(const cue_timers *t, int64_t due, const char *uid, size_t len)
@@ -324,27 +343,26 @@ int cue_timers_peek(const cue_timers *t, int64_t *due_ms, const char **uid, size
     return 0;
 }
 
-void cue_timers_near(const cue_timers *t, size_t i, int64_t *due_ms, const char **uid,
-                     size_t *uid_len)
+void cue_timers_hint(cue_timers *t, cue_timers_hint_fn fn, void *ctx)
 {
-    CUE_ASSERT(i < t->n);
-    const entry *e = &t->slots[t->heap[i].slot];
-    *due_ms = e->due;
-    *uid = e->uid;
-    *uid_len = e->len;
-}
-
-void cue_timers_prefetch_next(const cue_timers *t)
-{
-    if (t->n < 2) return;
-    /* The next to fire is the least of the root's children; the one after
-     * it, another of them or one of that least child's own children. */
-    size_t last = t->n < ARITY + 1 ? t->n : ARITY + 1;
-    for (size_t i = 1; i < last; i++)
-        __builtin_prefetch(&t->slots[t->heap[i].slot]);
-    size_t m = least_child(t, 1, last);
-    for (size_t i = ARITY * m + 1; i <= ARITY * m + ARITY && i < t->n; i++)
-        __builtin_prefetch(&t->slots[t->heap[i].slot]);
+    if (!t->front_moved) return;
+    t->front_moved = false;
+    size_t n = t->n < FRONT ? t->n : FRONT;
+    for (size_t i = 0; i < n; i++) {
+        item *it = &t->heap[i];
+        bool next = i <= ARITY; /* the root or one of its children */
+        /* Each stage on a later call than the one before it: what it reads
+         * has to have landed, or the pass would wait for it. */
+        if (it->hinted == HINT_SLOT || (next && it->hinted == HINT_NEAR))
+            fn(t->slots[it->slot].uid, t->slots[it->slot].len, it->hinted == HINT_SLOT ? 0 : 1,
+               ctx);
+        else if (it->hinted == HINT_NONE)
+            __builtin_prefetch(&t->slots[it->slot]);
+        else
+            continue;
+        it->hinted++;
+        if (it->hinted < HINT_NEXT && (next || it->hinted < HINT_NEAR)) t->front_moved = true;
+    }
 }
 
 void cue_timers_pop(cue_timers *t)
@@ -406,5 +424,6 @@ void cue_timers_load_end(cue_timers *t, bool complete, int64_t next_due_ms, cons
         t->n = k;
         for (size_t i = (t->n + ARITY - 2) / ARITY; i-- > 0;) /* the parents */
             sift_down(t, i);
+        t->front_moved = true;
     }
 }

@@ -45,18 +45,20 @@ void cue_timers_arm(cue_timers *t, int64_t due_ms, const char *uid, size_t uid_l
 /* The earliest entry, borrowed until the next change. CUE_ENOTFOUND if empty. */
 int cue_timers_peek(const cue_timers *t, int64_t *due_ms, const char **uid, size_t *uid_len);
 
-/* Entries likely to come up soon, for prefetch hints: the `i`th in the
- * window's own order (i < count; 0 is the earliest, and the next few after
- * it are near the front but not sorted: the one after the earliest is among
- * 1 to CUE_TIMERS_NEXT, the ones after that among 1 to CUE_TIMERS_NEAR).
- * Borrowed until the next change. cue_timers_prefetch_next fetches into
- * the CPU's caches the entries that can come up within the next two pops,
- * so that reading their ids then does not wait. */
+/* The heap's first levels: the root, its children, theirs. */
 #define CUE_TIMERS_NEXT 4
 #define CUE_TIMERS_NEAR 20
-void cue_timers_near(const cue_timers *t, size_t i, int64_t *due_ms, const char **uid,
-                     size_t *uid_len);
-void cue_timers_prefetch_next(const cue_timers *t);
+
+/* Asks `fn` to fetch the users of the entries near the front into the CPU's
+ * caches before their turn, in two stages as a record's user is: stage 0
+ * for each entry once it is among the first CUE_TIMERS_NEAR + 1, stage 1
+ * once it is among the first CUE_TIMERS_NEXT + 1, on a later call than its
+ * stage 0 (which must have landed first). Each entry is asked for once per
+ * stage; a call when nothing near the front moved reads nothing else. A
+ * timer's user is otherwise found only when it fires, a miss in memory
+ * each (most of the file mode's cache look-up time). */
+typedef void (*cue_timers_hint_fn)(const char *uid, size_t uid_len, int stage, void *ctx);
+void cue_timers_hint(cue_timers *t, cue_timers_hint_fn fn, void *ctx);
 
 /* Removes the earliest entry (no-op when empty). */
 void cue_timers_pop(cue_timers *t);

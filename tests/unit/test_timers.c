@@ -119,37 +119,93 @@ Test(timers, a_large_window_halved_over_many_ties)
     model_run(4096, 40000, 300);
 }
 
-/* The entries near the front, for prefetch hints: the first is the one
- * peek gives, and every one the window holds is reachable, each once. */
-Test(timers, entries_near_the_front)
+/* What cue_timers_hint asked for: per user (the ids are "u<n>") the call
+ * that asked for each stage, 0 for not asked. */
+#define HINT_USERS 64
+typedef struct hints {
+    int call;              /* the call under way, from 1 */
+    int asked;             /* asks in this call */
+    int at[HINT_USERS][2]; /* call of stage 0 and of stage 1 */
+    int twice;             /* asks for a stage already asked for */
+} hints;
+
+/* The number of "u<n>" (ids in the window are not terminated). */
+static int user_number(const char *uid, size_t len)
+{
+    int u = 0;
+    for (size_t i = 1; i < len; i++)
+        u = 10 * u + (uid[i] - '0');
+    return u;
+}
+
+static void record_hint(const char *uid, size_t len, int stage, void *ctx)
+{
+    hints *h = ctx;
+    int u = user_number(uid, len);
+    cr_assert(len > 1 && uid[0] == 'u' && u >= 0 && u < HINT_USERS && (stage == 0 || stage == 1),
+              "a hint for %.*s stage %d", (int)len, uid, stage);
+    if (h->at[u][stage]) h->twice++;
+    h->at[u][stage] = h->call;
+    h->asked++;
+}
+
+static int hint_call(cue_timers *t, hints *h)
+{
+    h->call++;
+    h->asked = 0;
+    cue_timers_hint(t, record_hint, h);
+    return h->asked;
+}
+
+/* The earliest entry's user number. */
+static int earliest(const cue_timers *t)
+{
+    int64_t due;
+    const char *uid;
+    size_t len;
+    cr_assert_eq(cue_timers_peek(t, &due, &uid, &len), 0);
+    return user_number(uid, len);
+}
+
+/* Prefetch hints for the users of the entries near the front: three calls
+ * after a change, the next to come up has had both stages, the first in an
+ * earlier call (also one armed straight to the front); the heap's first
+ * levels (21 entries) have had stage 0;
+ * nobody is asked for a stage twice; and a call when nothing moved asks
+ * for nothing. */
+Test(timers, hints_reach_the_front_in_stages_and_once)
 {
     cue_timers *t;
     cue_err err;
     cr_assert(cue_timers_new(&t, 64, &err) == 0);
     cue_timers_load_end(t, true, 0, "", 0);
-    int64_t sum = 0;
+    hints h = {0};
+    cr_expect_eq(hint_call(t, &h), 0, "an empty window asked for something");
     for (int i = 0; i < 40; i++) {
         char uid[8];
         int n = snprintf(uid, sizeof uid, "u%d", (i * 17) % 40);
-        int64_t due = 1000 + (i * 7919) % 97;
-        cue_timers_prefetch_next(t); /* a hint at every size, from empty */
-        cue_timers_arm(t, due, uid, (size_t)n);
-        sum += due;
+        cue_timers_arm(t, 1000 + (i * 7919) % 97, uid, (size_t)n);
+        if (i % 5 == 0) hint_call(t, &h); /* changes between calls too */
     }
-    cr_assert_eq(cue_timers_count(t), 40);
-    int64_t due0, due;
-    const char *uid0, *uid;
-    size_t len0, len;
-    cr_assert_eq(cue_timers_peek(t, &due0, &uid0, &len0), 0);
-    cue_timers_near(t, 0, &due, &uid, &len);
-    cr_expect(due == due0 && uid == uid0 && len == len0, "near(0) is not the earliest");
-    int64_t got = 0;
-    for (size_t i = 0; i < cue_timers_count(t); i++) {
-        cue_timers_near(t, i, &due, &uid, &len);
-        cr_expect_geq(due, due0, "entry %zu is due before the earliest", i);
-        got += due;
+    for (int popped = 0; popped < 30; popped++) {
+        for (int k = 0; k < 3; k++)
+            hint_call(t, &h);
+        cr_expect_eq(hint_call(t, &h), 0, "a call with nothing moved asked for something");
+        int u = earliest(t);
+        cr_expect(h.at[u][0] > 0 && h.at[u][1] > h.at[u][0],
+                  "the next to come up (u%d) had stage 0 at call %d and stage 1 at call %d", u,
+                  h.at[u][0], h.at[u][1]);
+        int near = 0;
+        for (int k = 0; k < HINT_USERS; k++)
+            near += h.at[k][0] > 0;
+        size_t front = cue_timers_count(t) < 21 ? cue_timers_count(t) : 21;
+        cr_expect_geq((size_t)near, front, "only %d users had stage 0 after %d pops", near, popped);
+        cue_timers_pop(t);
+        if (popped % 7 == 3) cue_timers_arm(t, 900, "u50", 3); /* straight to the front */
+        if (popped % 7 == 3) cr_expect_eq(earliest(t), 50);
+        if (popped % 7 == 4) h.at[50][0] = h.at[50][1] = 0; /* re-armed: asked again */
     }
-    cr_expect_eq(got, sum, "the entries near the front are not the window's");
+    cr_expect_eq(h.twice, 0, "a stage was asked for twice");
     cue_timers_free(t);
 }
 
