@@ -28,13 +28,14 @@ static const char offsets_help[] =
     "                 --to-time TIME | --to-offset P:O[,P:O...]) [--partitions P[,P...]]\n"
     "                 [--dry-run]\n"
     "\n"
-    "The positions of the live group application.id on input.topic.\n"
+    "The positions of the live group application.id on its input topics.\n"
     "\n"
-    "show: per partition, the log start offset, the high watermark, the group's\n"
-    "committed offset, the local store's next offset (state.dir, read-only; works\n"
-    "while an instance runs), the lag (high watermark minus the stored offset, or\n"
-    "the committed one when there is no store) and the last reset. It never joins\n"
-    "the group. --json prints one JSON object per partition per line.\n"
+    "show: per partition (of each input topic, with input.topics), the log start\n"
+    "offset, the high watermark, the group's committed offset, the local store's\n"
+    "next offset (state.dir, read-only; works while an instance runs), the lag\n"
+    "(high watermark minus the stored offset, or the committed one when there is\n"
+    "no store) and the last reset. It never joins the group. --json prints one\n"
+    "JSON object per partition per line.\n"
     "\n"
     "reset: moves the partitions (all, or --partitions) to their log start, their\n"
     "high watermark, the first record at or after TIME (RFC 3339 or epoch ms; no\n"
@@ -57,7 +58,8 @@ static const char offsets_help[] =
     "restore from it, on any instance, starts from the reset: backward from the\n"
     "changelog's position, a tombstone for every user it holds and the new\n"
     "position; forward, the new position only. --dry-run prints the plan, the\n"
-    "changelog's part included (read from it), and changes nothing.\n"
+    "changelog's part included (read from it), and changes nothing. A reset is\n"
+    "refused with several input topics (input.topics), for now (exit 78).\n"
     "\n"
     "Options:\n"
     "  --config FILE, --set KEY=VALUE, --state-dir DIR   as for `cuepoint run`\n"
@@ -70,6 +72,7 @@ static const char offsets_help[] =
     "the group is active (stop its instances and try again), 78 configuration.\n";
 
 typedef struct row {
+    uint32_t topic;      /* its index in input.topics (0: input.topic) */
     cue_offsets_part bk; /* what the broker says */
     int64_t committed;   /* -1 when none */
     char meta[CUE_KAFKA_META_MAX];
@@ -87,9 +90,12 @@ typedef struct session {
     cue_config cfg;
     cue_kafka *k; /* owned: a consumer that does not join */
     cue_store *store;
-    row *rows; /* owned, one per partition */
-    int32_t n;
-    bool cl_absent; /* a dry run found no changelog topic */
+    /* owned: one per partition of each input topic, topic by topic; a reset
+     * reads only the first topic's (it refuses several topics) */
+    row *rows;
+    int32_t n;       /* partitions of each topic */
+    uint32_t topics; /* input topics (show reads every one) */
+    bool cl_absent;  /* a dry run found no changelog topic */
 } session;
 
 static int noop_assigned(const int32_t *p, int64_t *s, size_t n, void *ctx)
@@ -118,8 +124,10 @@ static int open_store(session *s, bool read_only, cue_err *err)
         return cue_err_set(err, GROUP_ACTIVE,
                            "state.dir %s is in use by a running instance (its lock is held)",
                            s->cfg.state_dir);
-    if (rc == 0 && (rc = cue_store_owner_check(s->store, s->cfg.application_id, s->cfg.input_topic,
-                                               err)) != 0) {
+    char topics[CUE_OWNER_NAME_MAX];
+    cue_config_input_topics_join(&s->cfg, topics, sizeof topics);
+    if (rc == 0 &&
+        (rc = cue_store_owner_check(s->store, s->cfg.application_id, topics, err)) != 0) {
         cue_err_prefix(err, "%s", s->cfg.state_dir);
         if (!read_only) return rc;
         /* Showing the group's offsets is harmless; the store's positions are
@@ -134,36 +142,46 @@ static int open_store(session *s, bool read_only, cue_err *err)
     return rc;
 }
 
-/* Connects, and reads every partition's watermarks and committed offset, and
- * the store's position. */
-static int session_open(session *s, bool read_only, cue_err *err)
+/* Connects, and reads every partition's watermarks and committed offset, of
+ * each input topic, and the store's positions. A reset refuses several
+ * topics. */
+static int session_open(session *s, bool read_only, bool reset, cue_err *err)
 {
     cue_kafka_handler h = {
         .assigned = noop_assigned, .revoked = noop_revoked, .message = noop_message, .ctx = s};
-    /* Never the first topic's partitions alone, as if they were all. */
-    int rc = cue_config_one_input(&s->cfg, "cuepoint offsets", err);
+    /* A reset moves one topic's positions: never the first topic's alone,
+     * as if they were the whole input. Showing reads every topic. */
+    int rc = reset ? cue_config_one_input(&s->cfg, "cuepoint offsets reset", err) : 0;
     if (rc == 0) rc = cue_kafka_open_consumer(&s->k, &s->cfg, &h, err);
     int32_t n = 0;
     if (rc == 0) rc = cue_kafka_wait_ready(s->k, s->cfg.startup_timeout_ms, &n, err);
     if (rc != 0) return rc;
-    s->rows = calloc((size_t)n, sizeof *s->rows);
+    uint32_t topics = s->cfg.input_topic_count > 1 ? s->cfg.input_topic_count : 1;
+    size_t rows = (size_t)n * topics;
+    s->rows = calloc(rows ? rows : 1, sizeof *s->rows);
     int32_t *ids = calloc((size_t)n, sizeof *ids);
     int64_t *committed = calloc((size_t)n, sizeof *committed);
     char(*meta)[CUE_KAFKA_META_MAX] = calloc((size_t)n, sizeof *meta);
     if (!s->rows || !ids || !committed || !meta) rc = cue_err_set(err, CUE_ENOMEM, "out of memory");
     s->n = n;
-    for (int32_t i = 0; i < n && rc == 0; i++) {
+    s->topics = topics;
+    for (int32_t i = 0; i < n && rc == 0; i++)
         ids[i] = i;
-        s->rows[i].bk.partition = i;
-        rc = cue_kafka_group_watermarks(s->k, i, &s->rows[i].bk.log_start, &s->rows[i].bk.high,
-                                        s->cfg.startup_timeout_ms, err);
-    }
-    if (rc == 0)
-        rc = cue_kafka_group_committed(s->k, ids, (size_t)n, committed, meta,
-                                       s->cfg.startup_timeout_ms, err);
-    for (int32_t i = 0; i < n && rc == 0; i++) {
-        s->rows[i].committed = committed[i];
-        memcpy(s->rows[i].meta, meta[i], sizeof meta[i]);
+    for (uint32_t t = 0; t < topics && rc == 0; t++) {
+        row *tr = s->rows + (size_t)t * (size_t)n;
+        for (int32_t i = 0; i < n && rc == 0; i++) {
+            tr[i].topic = t;
+            tr[i].bk.partition = i;
+            rc = cue_kafka_group_watermarks(s->k, t, i, &tr[i].bk.log_start, &tr[i].bk.high,
+                                            s->cfg.startup_timeout_ms, err);
+        }
+        if (rc == 0)
+            rc = cue_kafka_group_committed(s->k, t, ids, (size_t)n, committed, meta,
+                                           s->cfg.startup_timeout_ms, err);
+        for (int32_t i = 0; i < n && rc == 0; i++) {
+            tr[i].committed = committed[i];
+            memcpy(tr[i].meta, meta[i], sizeof meta[i]);
+        }
     }
     free(ids);
     free(committed);
@@ -171,11 +189,20 @@ static int session_open(session *s, bool read_only, cue_err *err)
     if (rc == 0) rc = open_store(s, read_only, err);
     for (int32_t i = 0; i < n && rc == 0; i++) {
         cue_store_meta m;
-        s->rows[i].stored = -1;
+        for (uint32_t t = 0; t < topics; t++)
+            s->rows[(size_t)t * (size_t)n + (size_t)i].stored = -1;
         if (s->store == NULL) continue;
         rc = cue_store_meta_get(s->store, (uint32_t)i, &m, err);
-        if (rc == 0) s->rows[i].stored = m.input_offset;
-        if (rc == CUE_ENOTFOUND) rc = 0;
+        if (rc == CUE_ENOTFOUND) {
+            rc = 0;
+            continue;
+        }
+        if (rc != 0) break;
+        s->rows[i].stored = m.input_offset;
+        /* Topics after the first: their own positions, none for one the
+         * store has not read yet (it starts from the topic's start). */
+        for (uint32_t t = 1; t < topics && t - 1 < m.n_more; t++)
+            s->rows[(size_t)t * (size_t)n + (size_t)i].stored = m.more_offsets[t - 1];
     }
     return rc;
 }
@@ -216,22 +243,34 @@ static int64_t lag_of(const row *r)
     return r->bk.high > pos ? r->bk.high - pos : 0;
 }
 
+/* Input topic `t`'s name. */
+static const char *topic_name(const session *s, uint32_t t)
+{
+    return t ? s->cfg.input_topics[t] : s->cfg.input_topic;
+}
+
 static void show_print(const session *s, bool json)
 {
+    bool several = s->topics > 1;
     if (!json) {
-        printf("group %s, topic %s, state.dir %s%s\n", s->cfg.application_id, s->cfg.input_topic,
-               s->cfg.state_dir, s->store ? "" : " (none here)");
+        char list[CUE_INPUT_TOPICS_MAX * (CUE_TOPIC_BYTES_MAX + 1)];
+        cue_config_input_topics_join(&s->cfg, list, sizeof list);
+        printf("group %s, topic%s %s, state.dir %s%s\n", s->cfg.application_id, several ? "s" : "",
+               several ? list : s->cfg.input_topic, s->cfg.state_dir,
+               s->store ? "" : " (none here)");
+        if (several) printf("%-24s ", "TOPIC");
         printf("%-10s %12s %15s %12s %12s %10s  %s\n", "PARTITION", "LOG-START", "HIGH-WATERMARK",
                "COMMITTED", "STORED", "LAG", "RESET");
     }
-    for (int32_t i = 0; i < s->n; i++) {
-        const row *r = &s->rows[i];
+    for (size_t k = 0; k < (size_t)s->n * s->topics; k++) {
+        const row *r = &s->rows[k];
+        int i = (int)r->bk.partition;
         int64_t o;
         bool marked = cue_offsets_marker_parse(r->meta, strlen(r->meta), &o);
         if (json) {
             printf("{\"topic\":\"%s\",\"partition\":%d,\"log_start\":%lld,\"high_watermark\":%lld,"
                    "\"committed\":",
-                   s->cfg.input_topic, (int)i, (long long)r->bk.log_start, (long long)r->bk.high);
+                   topic_name(s, r->topic), i, (long long)r->bk.log_start, (long long)r->bk.high);
             r->committed >= 0 ? printf("%lld", (long long)r->committed) : printf("null");
             printf(",\"stored\":");
             r->stored >= 0 ? printf("%lld", (long long)r->stored) : printf("null");
@@ -240,7 +279,8 @@ static void show_print(const session *s, bool json)
             printf("}\n");
             continue;
         }
-        printf("%-10d %12lld %15lld ", (int)i, (long long)r->bk.log_start, (long long)r->bk.high);
+        if (several) printf("%-24s ", topic_name(s, r->topic));
+        printf("%-10d %12lld %15lld ", i, (long long)r->bk.log_start, (long long)r->bk.high);
         print_num("%12s ", r->committed);
         print_num("%12s ", r->stored);
         printf("%10lld  %s\n", (long long)lag_of(r), marked ? r->meta : "-");
@@ -567,7 +607,7 @@ int cli_cmd_offsets(int argc, char **argv)
     if (rc == 0) {
         /* A dry run or show only reads the store; a reset locks it, which
          * also tells whether an instance is running on it. */
-        int orc = session_open(&s, !reset || ra.dry_run, &err);
+        int orc = session_open(&s, !reset || ra.dry_run, reset, &err);
         if (orc == GROUP_ACTIVE) {
             cli_error("offsets", "EUNAVAILABLE", "refused: %s", err.msg);
             rc = EX_TEMPFAIL;

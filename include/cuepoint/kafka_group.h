@@ -33,10 +33,12 @@ int cue_kafka_open_consumer(cue_kafka **out, const cue_config *cfg, const cue_ka
                             cue_err *err);
 
 /* The group's committed offset (-1 when none) and metadata ("" when none) for
- * each of `n` partitions of input.topic. Works for members and non-members.
- * CUE_EUNAVAILABLE when the coordinator did not answer within `timeout_ms`. */
-int cue_kafka_group_committed(cue_kafka *k, const int32_t *parts, size_t n, int64_t *offsets,
-                              char (*meta)[CUE_KAFKA_META_MAX], int64_t timeout_ms, cue_err *err);
+ * each of `n` partitions of input topic `topic` (an index of input.topics;
+ * 0 is input.topic). Works for members and non-members. CUE_EUNAVAILABLE
+ * when the coordinator did not answer within `timeout_ms`. */
+int cue_kafka_group_committed(cue_kafka *k, uint32_t topic, const int32_t *parts, size_t n,
+                              int64_t *offsets, char (*meta)[CUE_KAFKA_META_MAX],
+                              int64_t timeout_ms, cue_err *err);
 
 /* Commits `offset` for `partition` of input.topic with commit metadata `meta`
  * (NULL: none). With `sync`, waits for the answer and returns CUE_EUNAVAILABLE
@@ -48,9 +50,10 @@ int cue_kafka_group_commit(cue_kafka *k, int32_t partition, int64_t offset, cons
 int cue_kafka_group_commit_all(cue_kafka *k, int32_t partition, const int64_t *offsets,
                                const char *meta, bool sync, cue_err *err);
 
-/* The partition's first retained offset and high watermark, asked of the leader. */
-int cue_kafka_group_watermarks(cue_kafka *k, int32_t partition, int64_t *log_start, int64_t *high,
-                               int64_t timeout_ms, cue_err *err);
+/* The first retained offset and high watermark of `partition` of input topic
+ * `topic` (as above), asked of the leader. */
+int cue_kafka_group_watermarks(cue_kafka *k, uint32_t topic, int32_t partition, int64_t *log_start,
+                               int64_t *high, int64_t timeout_ms, cue_err *err);
 
 /* The first offset at or after `time_ms` in each of `n` partitions, as the
  * broker answers (-1: no such record; see cue_offsets_for_time). */

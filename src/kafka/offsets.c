@@ -17,23 +17,32 @@ static rd_kafka_topic_partition_list_t *parts_list(const char *topic, const int3
     return l;
 }
 
-int cue_kafka_group_committed(cue_kafka *k, const int32_t *parts, size_t n, int64_t *offsets,
-                              char (*meta)[CUE_KAFKA_META_MAX], int64_t timeout_ms, cue_err *err)
+/* Input topic `i`'s name (input_topics[0] is input.topic). */
+static const char *input_topic(const cue_config *cfg, uint32_t i)
+{
+    CUE_ASSERT(i < (cfg->input_topic_count ? cfg->input_topic_count : 1));
+    return i ? cfg->input_topics[i] : cfg->input_topic;
+}
+
+int cue_kafka_group_committed(cue_kafka *k, uint32_t topic, const int32_t *parts, size_t n,
+                              int64_t *offsets, char (*meta)[CUE_KAFKA_META_MAX],
+                              int64_t timeout_ms, cue_err *err)
 {
     const cue_config *cfg = k->cfg;
-    rd_kafka_topic_partition_list_t *l = parts_list(cfg->input_topic, parts, n);
+    const char *name = input_topic(cfg, topic);
+    rd_kafka_topic_partition_list_t *l = parts_list(name, parts, n);
     rd_kafka_resp_err_t e = rd_kafka_committed(k->consumer, l, (int)timeout_ms);
     int rc = 0;
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rc = cue_err_set(
-            err, CUE_EUNAVAILABLE, "group %s: committed offsets of %s not read within %lld ms: %s",
-            cfg->application_id, cfg->input_topic, (long long)timeout_ms, rd_kafka_err2str(e));
+        rc = cue_err_set(err, CUE_EUNAVAILABLE,
+                         "group %s: committed offsets of %s not read within %lld ms: %s",
+                         cfg->application_id, name, (long long)timeout_ms, rd_kafka_err2str(e));
     } else {
         for (size_t i = 0; i < n; i++) {
             const rd_kafka_topic_partition_t *t = &l->elems[i];
             if (t->err && rc == 0)
                 rc = cue_err_set(err, CUE_EUNAVAILABLE, "%s partition %d: committed offset: %s",
-                                 cfg->input_topic, (int)t->partition, rd_kafka_err2str(t->err));
+                                 name, (int)t->partition, rd_kafka_err2str(t->err));
             offsets[i] = t->offset >= 0 ? t->offset : -1;
             size_t len =
                 t->metadata_size < CUE_KAFKA_META_MAX ? t->metadata_size : CUE_KAFKA_META_MAX - 1;
@@ -96,14 +105,14 @@ static int group_commit(cue_kafka *k, int32_t partition, const int64_t *offsets,
                        cfg->input_topic, (int)partition, (long long)offset, rd_kafka_err2str(e));
 }
 
-int cue_kafka_group_watermarks(cue_kafka *k, int32_t partition, int64_t *log_start, int64_t *high,
-                               int64_t timeout_ms, cue_err *err)
+int cue_kafka_group_watermarks(cue_kafka *k, uint32_t topic, int32_t partition, int64_t *log_start,
+                               int64_t *high, int64_t timeout_ms, cue_err *err)
 {
-    const cue_config *cfg = k->cfg;
-    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
-        k->consumer, cfg->input_topic, partition, log_start, high, (int)timeout_ms);
+    const char *name = input_topic(k->cfg, topic);
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(k->consumer, name, partition,
+                                                             log_start, high, (int)timeout_ms);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
-    return cue_err_set(err, CUE_EUNAVAILABLE, "%s partition %d: watermarks: %s", cfg->input_topic,
+    return cue_err_set(err, CUE_EUNAVAILABLE, "%s partition %d: watermarks: %s", name,
                        (int)partition, rd_kafka_err2str(e));
 }
 

@@ -102,7 +102,7 @@ static int apply_group_resets(rt *r, const int32_t *ids, size_t n)
     for (size_t i = 0; i < n; i++)
         if (r->parts[ids[i]].task == NULL) fresh[m++] = ids[i];
     cue_err err = {0};
-    bool unread = cue_kafka_group_committed(r->k, fresh, m, offsets, meta,
+    bool unread = cue_kafka_group_committed(r->k, 0, fresh, m, offsets, meta,
                                             r->cfg->startup_timeout_ms, &err) != 0;
     if (unread)
         cue_log(CUE_LOG_WARN,

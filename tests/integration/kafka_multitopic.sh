@@ -3,7 +3,8 @@
 # number. One user's events split across two topics (web, mobile) give the
 # same triggers, trigger ids included, as the same events on one topic; a
 # restart resumes both topics where they were (nothing applied twice, no
-# trigger twice); /metrics has the lag of each topic's partitions; topics of
+# trigger twice); /metrics has the lag of each topic's partitions, and
+# `offsets show` each topic's positions; topics of
 # different partition counts are refused at start naming each topic and its
 # count (exit 78, as the other partition count checks); and the state
 # directory stays bound to its topic list.
@@ -131,11 +132,34 @@ rc=$?
 [ "$rc" -eq 78 ] && grep -q 'reading \\"web,mobile\\"' "$tmp/web.log" && ok \
     || { bad "one topic over a two-topic state.dir: exit $rc"; tail -2 "$tmp/web.log"; }
 
-# The offsets tool does not show the first topic as if it were all.
-timeout 60 "$cuepoint" offsets show --config "$tmp/mt.json" > /dev/null 2> "$tmp/offsets.log"
+# The offsets tool shows every topic's partitions: after the runs above,
+# each stored and committed at its high watermark, the watermarks adding up
+# to the records produced to the topic. A reset, which would move one
+# topic's positions, is still refused naming both.
+web=0 mobile=0
+for i in $(seq 0 $((chunks - 1))); do
+    if [ $((i % 2)) -eq 0 ]; then web=$((web + $(wc -l < "$tmp/chunk.$i"))); else mobile=$((mobile + $(wc -l < "$tmp/chunk.$i"))); fi
+done
+timeout 60 "$cuepoint" offsets show --config "$tmp/mt.json" --json > "$tmp/offsets.json" 2> "$tmp/offsets.log"
 rc=$?
-[ "$rc" -eq 78 ] && grep -q 'input.topics lists 2 (web,mobile)' "$tmp/offsets.log" && ok \
-    || { bad "offsets show with input.topics: exit $rc"; tail -2 "$tmp/offsets.log"; }
+[ "$rc" -eq 0 ] && ok || { bad "offsets show with input.topics: exit $rc"; tail -2 "$tmp/offsets.log"; }
+for t in web:$web mobile:$mobile; do
+    name=${t%%:*} want=${t#*:}
+    rows=$(grep -c "^{\"topic\":\"$name\",\"partition\":[0-3]," "$tmp/offsets.json")
+    high=$(grep "^{\"topic\":\"$name\"," "$tmp/offsets.json" | grep -o '"high_watermark":[0-9]*' | cut -d: -f2 | awk '{ s += $1 } END { print s + 0 }')
+    behind=$(grep "^{\"topic\":\"$name\"," "$tmp/offsets.json" \
+        | sed -E 's/.*"high_watermark":([0-9]+),"committed":([0-9a-z]+),"stored":([0-9a-z]+),"lag":([0-9]+).*/\1 \2 \3 \4/' \
+        | awk '$1 != $2 || $1 != $3 || $4 != 0' | wc -l)
+    [ "$rows" -eq 4 ] && [ "${high:-0}" -eq "$want" ] && [ "$behind" -eq 0 ] && ok \
+        || { bad "offsets show, topic $name: $rows rows, watermarks add up to ${high:-?} of $want, $behind not at their watermark"; cat "$tmp/offsets.json"; }
+done
+timeout 60 "$cuepoint" offsets show --config "$tmp/mt.json" > "$tmp/offsets.txt" 2>> "$tmp/offsets.log"
+[ "$(grep -cE '^(web|mobile) +[0-3] ' "$tmp/offsets.txt")" -eq 8 ] && grep -q 'topics web,mobile' "$tmp/offsets.txt" && ok \
+    || { bad "the offsets table does not name each row's topic"; cat "$tmp/offsets.txt"; }
+timeout 60 "$cuepoint" offsets reset --config "$tmp/mt.json" --to-earliest --dry-run > /dev/null 2> "$tmp/reset.log"
+rc=$?
+[ "$rc" -eq 78 ] && grep -q 'input.topics lists 2 (web,mobile)' "$tmp/reset.log" && ok \
+    || { bad "offsets reset with input.topics: exit $rc"; tail -2 "$tmp/reset.log"; }
 
 # Different partition counts: refused before anything is read.
 sed -e 's/"input.topics": \["web", "mobile"\]/"input.topics": ["web", "billing"]/' \

@@ -41,7 +41,8 @@ static int64_t group_offset(harness *h, int32_t p, int64_t want)
     char meta[1][CUE_KAFKA_META_MAX];
     while (harness_ms() < end) {
         cue_err err = {0};
-        if (cue_kafka_group_committed(h->r->k, &p, 1, &off, meta, 5000, &err) == 0 && off == want)
+        if (cue_kafka_group_committed(h->r->k, 0, &p, 1, &off, meta, 5000, &err) == 0 &&
+            off == want)
             break;
         uv_run(&h->r->loop, UV_RUN_NOWAIT);
     }
