@@ -60,8 +60,8 @@ struct cue_timers {
     size_t skip;
     char ref[CUE_USER_ID_BYTES_MAX];
     /* Whether the front (the first FRONT items) may hold an entry that
-     * cue_timers_hint has not asked for yet: most records change nothing
-     * there, and the pass reads a slot per item. */
+     * cue_timers_hint has not asked for yet, or not for its next stage:
+     * most records change nothing there, and then the pass reads nothing. */
     bool front_moved;
 };
 
