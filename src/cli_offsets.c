@@ -243,12 +243,6 @@ static int64_t lag_of(const row *r)
     return r->bk.high > pos ? r->bk.high - pos : 0;
 }
 
-/* Input topic `t`'s name. */
-static const char *topic_name(const session *s, uint32_t t)
-{
-    return t ? s->cfg.input_topics[t] : s->cfg.input_topic;
-}
-
 static void show_print(const session *s, bool json)
 {
     bool several = s->topics > 1;
@@ -270,7 +264,8 @@ static void show_print(const session *s, bool json)
         if (json) {
             printf("{\"topic\":\"%s\",\"partition\":%d,\"log_start\":%lld,\"high_watermark\":%lld,"
                    "\"committed\":",
-                   topic_name(s, r->topic), i, (long long)r->bk.log_start, (long long)r->bk.high);
+                   cue_config_input_topic_name(&s->cfg, r->topic), i, (long long)r->bk.log_start,
+                   (long long)r->bk.high);
             r->committed >= 0 ? printf("%lld", (long long)r->committed) : printf("null");
             printf(",\"stored\":");
             r->stored >= 0 ? printf("%lld", (long long)r->stored) : printf("null");
@@ -279,7 +274,7 @@ static void show_print(const session *s, bool json)
             printf("}\n");
             continue;
         }
-        if (several) printf("%-24s ", topic_name(s, r->topic));
+        if (several) printf("%-24s ", cue_config_input_topic_name(&s->cfg, r->topic));
         printf("%-10d %12lld %15lld ", i, (long long)r->bk.log_start, (long long)r->bk.high);
         print_num("%12s ", r->committed);
         print_num("%12s ", r->stored);

@@ -511,6 +511,12 @@ void cue_config_set_input_topic(cue_config *c, const char *topic)
     c->input_topic_count = 1;
 }
 
+const char *cue_config_input_topic_name(const cue_config *c, uint32_t i)
+{
+    CUE_ASSERT(i < (c->input_topic_count ? c->input_topic_count : 1));
+    return i ? c->input_topics[i] : c->input_topic;
+}
+
 int cue_config_input_topic_index(const cue_config *c, const char *topic)
 {
     for (uint32_t i = 0; i < c->input_topic_count; i++)

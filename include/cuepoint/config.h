@@ -194,6 +194,9 @@ const char *cue_config_decisions_topic(const cue_config *c);
 /* Makes `topic` the only input topic (a reader of another topic: the
  * changelog, the repartition topic). `topic` is at most CUE_TOPIC_BYTES_MAX. */
 void cue_config_set_input_topic(cue_config *c, const char *topic);
+/* Input topic `i`'s name (0: input.topic, also in a configuration that set
+ * input.topic alone); `i` is below input_topic_count. */
+const char *cue_config_input_topic_name(const cue_config *c, uint32_t i);
 /* The index of `topic` in input.topics, or -1. */
 int cue_config_input_topic_index(const cue_config *c, const char *topic);
 /* The input topics joined by ',' into `out` (cut to `cap`). */

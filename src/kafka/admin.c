@@ -34,8 +34,8 @@ int cue_kafka_wait_ready(cue_kafka *k, int64_t timeout_ms, int32_t *partitions, 
     int32_t counts[CUE_INPUT_TOPICS_MAX];
     bool differ = false;
     for (uint32_t i = 0; i < topics; i++) {
-        int rc = input_partitions(k, i ? c->input_topics[i] : c->input_topic, timeout_ms,
-                                  &counts[i], err);
+        int rc =
+            input_partitions(k, cue_config_input_topic_name(c, i), timeout_ms, &counts[i], err);
         if (rc != 0) return rc;
         differ |= counts[i] != counts[0];
     }

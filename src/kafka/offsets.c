@@ -17,19 +17,12 @@ static rd_kafka_topic_partition_list_t *parts_list(const char *topic, const int3
     return l;
 }
 
-/* Input topic `i`'s name (input_topics[0] is input.topic). */
-static const char *input_topic(const cue_config *cfg, uint32_t i)
-{
-    CUE_ASSERT(i < (cfg->input_topic_count ? cfg->input_topic_count : 1));
-    return i ? cfg->input_topics[i] : cfg->input_topic;
-}
-
 int cue_kafka_group_committed(cue_kafka *k, uint32_t topic, const int32_t *parts, size_t n,
                               int64_t *offsets, char (*meta)[CUE_KAFKA_META_MAX],
                               int64_t timeout_ms, cue_err *err)
 {
     const cue_config *cfg = k->cfg;
-    const char *name = input_topic(cfg, topic);
+    const char *name = cue_config_input_topic_name(cfg, topic);
     rd_kafka_topic_partition_list_t *l = parts_list(name, parts, n);
     rd_kafka_resp_err_t e = rd_kafka_committed(k->consumer, l, (int)timeout_ms);
     int rc = 0;
@@ -108,7 +101,7 @@ static int group_commit(cue_kafka *k, int32_t partition, const int64_t *offsets,
 int cue_kafka_group_watermarks(cue_kafka *k, uint32_t topic, int32_t partition, int64_t *log_start,
                                int64_t *high, int64_t timeout_ms, cue_err *err)
 {
-    const char *name = input_topic(k->cfg, topic);
+    const char *name = cue_config_input_topic_name(k->cfg, topic);
     rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(k->consumer, name, partition,
                                                              log_start, high, (int)timeout_ms);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
