@@ -64,9 +64,32 @@ rebalance_story() {
     for name in "$1-a" "$1-b"; do
         echo "--- $name: assignments, restores, revocations, stop"
         grep -h -e '"partition assigned"' -e '"partition revoked"' -e '"partition lost"' \
-            -e '"restore ' -e '"stopped"' -e '"level":"error"' -e '"level":"warn"' "$tmp/$name.log" |
-            cut -c1-260 | tail -40
+            -e '"restore ' -e '"sealed cycle' -e '"stopped"' -e '"level":"error"' -e '"level":"warn"' \
+            "$tmp/$name.log" | cut -c1-260 | tail -60
     done
+}
+
+# loss_story CASE: where the users short of pongs (distinct pongs fewer than
+# their pings) or of counted pings lie on the input topic: their partition
+# and their pings' offsets, to set beside the offsets the rebalance story
+# gives for each assignment and restore.
+loss_story() {
+    local c=$1
+    kcat -b "$bootstrap" -C -t "in-$c" -o beginning -e -q -f '%k %p %o %s\n' 2>/dev/null |
+        awk '/"type":"ping"/ { print $1, $2, $3 }' | sort -k1,1 -k3,3n > "$tmp/$c.pings"
+    kcat -b "$bootstrap" -C -t "out-$c" -o beginning -e -q -f '%k %h\n' 2>/dev/null |
+        sed -nE 's/^([^ ]+) .*ce_id=([0-9a-f]+).*/\1 \2/p' | sort -u |
+        awk '{ n[$1]++ } END { for (u in n) print u, n[u] }' | sort > "$tmp/$c.pongs"
+    echo "--- users short of pongs: user partition pings pongs, their pings' offsets"
+    awk '{ n[$1]++; p[$1] = $2 } END { for (u in n) print u, p[u], n[u] }' "$tmp/$c.pings" | sort |
+        join -a1 -e 0 -o 0,1.2,1.3,2.2 - "$tmp/$c.pongs" |
+        awk '$4 < $3' | head -30 > "$tmp/$c.short"
+    while read -r u p n g; do
+        echo "$u partition $p: $n pings, $g pongs; offsets $(awk -v u="$u" '$1 == u { printf "%s ", $3 }' "$tmp/$c.pings")"
+    done < "$tmp/$c.short"
+    echo "--- users whose count differs (want got), with their partition"
+    join -a1 -e 0 -o 0,1.2,2.2 "$tmp/$c.want" "$tmp/$c.got" | awk '$2 != $3' |
+        join -a1 -e "?" -o 0,1.2,1.3,2.2 - <(awk '{ print $1, $2 }' "$tmp/$c.pings" | sort -u) | head -20
 }
 
 # failover CASE REPLICAS: prints "pause_ms=... restored_records=..." and runs the checks.
@@ -160,12 +183,12 @@ failover() {
         sed -nE 's/^\{"user_id":"([^"]+)".*"pings":([0-9]+).*/\1 \2/p' | sort > "$tmp/$c.got"
     cmp -s "$tmp/$c.want" "$tmp/$c.got" && ok \
         || { bad "$c: the survivor's ping counts differ from the input topic ($(wc -l < "$tmp/$c.got") users, $(wc -l < "$tmp/$c.want") expected)";
-             diff "$tmp/$c.want" "$tmp/$c.got" | head -4; rebalance_story "$c"; }
+             diff "$tmp/$c.want" "$tmp/$c.got" | head -4; rebalance_story "$c"; loss_story "$c"; }
     local events pongs
     events=$(kcat -b "$bootstrap" -C -t "in-$c" -o beginning -e -q -f '%s\n' 2>/dev/null | grep -c '"type":"ping"')
     pongs=$(kcat -b "$bootstrap" -C -t "out-$c" -o beginning -e -q -f '%h\n' 2>/dev/null |
         sed -nE 's/.*ce_id=([0-9a-f]+).*/\1/p' | sort -u | wc -l)
-    [ "$events" -gt 0 ] && [ "$pongs" -eq "$events" ] && ok || { bad "$c: $pongs distinct pongs for $events pings"; rebalance_story "$c"; }
+    [ "$events" -gt 0 ] && [ "$pongs" -eq "$events" ] && ok || { bad "$c: $pongs distinct pongs for $events pings"; rebalance_story "$c"; loss_story "$c"; }
 }
 
 failover none 0
