@@ -16,7 +16,7 @@ enum { CF_DEFAULT = 0, CF_USERS, CF_TIMERS, CF_META, CF_COUNT };
  * worth (each task hands one per cycle), and at most WRITES_BYTES_MAX of
  * them; a caller past either waits, so memory stays bounded when the disk
  * falls behind. */
-#define WRITES_MAX       256
+#define WRITES_MAX       CUE_STORE_WRITES_MAX
 #define WRITES_BYTES_MAX (64u << 20)
 #define SPARES_MAX       WRITES_MAX
 #define FILL_BUFS_MAX    WRITES_MAX

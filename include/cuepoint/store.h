@@ -183,6 +183,11 @@ void cue_store_fill_buf_give(cue_store *s, cue_buf *b);
 int cue_store_batch_commit_async(cue_store *s, const cue_store_fill *fill, cue_store_written_fn fn,
                                  void *ctx, cue_err *err);
 
+/* Batches handed over and not yet reaped, at most: one more makes
+ * cue_store_batch_commit_async settle those first (the gate's opener
+ * included), so memory stays bounded when the disk falls behind. */
+#define CUE_STORE_WRITES_MAX 256
+
 /* Called by the writer thread each time a batch is written: it must only
  * wake the caller's thread (uv_async_send), which then calls cue_store_reap. */
 void cue_store_set_notify(cue_store *s, void (*notify)(void *ctx), void *ctx);

@@ -241,6 +241,10 @@ static void seal_cycle(rt *r, int32_t slice)
     for (int32_t i = 0; i < r->n_parts && r->fatal_rc == 0; i++) {
         part *p = &r->parts[i];
         if (p->task == NULL || !in_slice(i, slice)) continue;
+        /* Again for each task: a hand-over that found the write queue full
+         * settled it, which opened the gate for the batches before; this
+         * task's records are not acknowledged yet. */
+        cue_store_gate_close(r->store);
         if (r->cfg->changelog) {
             cue_err err = {0};
             if (cue_task_commit_hold_log(p->task, &err) != 0) {

@@ -91,18 +91,30 @@ static void mock(harness *h, const char *cmd)
  * leader answers at once, the triggers' leader, broker 2, can be slowed
  * ("rtt 2 ..."), so a sealed cycle's acknowledgements wait while intake
  * goes on. */
-static void slow_triggers_init(harness *h, bool changelog)
+static void slow_triggers_init_parts(harness *h, bool changelog, int parts)
 {
-    harness_init_brokers(h, 1, 2);
+    harness_init_brokers(h, parts, 2);
+    char cmd[64];
     if (changelog) {
         cue_err err = {0};
-        cr_assert(cue_kafka_mock_topic_create(h->mock, "unit-changelog", 1, &err) == 0, "%s",
+        cr_assert(cue_kafka_mock_topic_create(h->mock, "unit-changelog", parts, &err) == 0, "%s",
                   err.msg);
         h->cfg.changelog = true;
-        mock(h, "leader unit-changelog 0 1");
+        for (int p = 0; p < parts; p++) {
+            snprintf(cmd, sizeof cmd, "leader unit-changelog %d 1", p);
+            mock(h, cmd);
+        }
     }
-    mock(h, "leader events 0 1");
+    for (int p = 0; p < parts; p++) {
+        snprintf(cmd, sizeof cmd, "leader events %d 1", p);
+        mock(h, cmd);
+    }
     mock(h, "leader triggers 0 2");
+}
+
+static void slow_triggers_init(harness *h, bool changelog)
+{
+    slow_triggers_init_parts(h, changelog, 1);
 }
 
 /* What the sealed-cycle tests start from: a0..a3 taken, the triggers'
@@ -379,6 +391,61 @@ Test(runtime_commit, a_lost_partitions_batch_takes_nothing_a_restore_had_put_in,
     cr_expect(rc != 0 || (val.len == sizeof restored && memcmp(val.data, restored, val.len) == 0),
               "the restored user's state is not what was put");
     cue_buf_deinit(&val);
+    cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
+}
+
+static void written_nothing(int rc, const cue_err *err, double seconds, void *ctx)
+{
+    (void)rc, (void)err, (void)seconds, (void)ctx;
+}
+
+/* A seal that meets a full write queue settles it in the middle: the
+ * records produced so far are acknowledged, the changelogs held so far
+ * released, and the batches queued so far written. The tasks sealed after
+ * that hold their changelogs again, so their batches wait at the gate
+ * again too: one that did not was written before its changelog records were
+ * acknowledged (a crash then leaves the local copy ahead of the changelog
+ * for good, and a partition lost then could not take it back). */
+Test(runtime_commit, a_seal_that_settles_midway_keeps_the_later_batches_behind_the_gate,
+     .timeout = 90)
+{
+    harness h;
+    slow_triggers_init_parts(&h, true, 3);
+    for (int p = 0; p < 3; p++) {
+        char cmd[64];
+        snprintf(cmd, sizeof cmd, "leader unit-changelog %d 2", p);
+        mock(&h, cmd);
+    }
+    const char *first[] = {"a", "b", "c"}, *then[] = {"d", "e", "f"};
+    for (int p = 0; p < 3; p++)
+        harness_send(&h, p, first[p], 2, 1000);
+    harness_open(&h);
+    harness_consumed(&h, 6);
+    harness_commit(&h);
+    mock(&h, "rtt 2 1000");
+    for (int p = 0; p < 3; p++)
+        harness_send(&h, p, then[p], 2, 2000);
+    harness_consumed(&h, 12);
+    /* The write queue one short of full, behind the gate: partition 0's
+     * batch fills it, partition 1's finds it full and settles it (its own
+     * changelog released and acknowledged with the rest), partition 2's
+     * comes after the settle. */
+    cue_err err = {0};
+    cue_store_gate_close(h.r->store);
+    for (int i = 0; i < CUE_STORE_WRITES_MAX - 1; i++)
+        cr_assert_eq(cue_store_batch_commit_async(h.r->store, NULL, written_nothing, NULL, &err), 0,
+                     "%s", err.msg);
+    rt_begin_commit(h.r);
+    cr_assert(h.r->sealed && cue_kafka_in_flight_sealed(h.r->k) > 0,
+              "no changelog record in flight after the seal: the test shows nothing");
+    cr_expect(cue_store_gate_waiting(h.r->store),
+              "partition 2's batch went past the gate before its changelog was acknowledged");
+    mock(&h, "rtt 2 0");
+    harness_until(&h, unsealed, 15000, "the sealed cycle's acknowledgements");
+    harness_settle(&h);
+    for (int p = 0; p < 3; p++)
+        cr_expect_eq(stored_offset(h.r, p), 4, "partition %d's store holds %lld", p,
+                     (long long)stored_offset(h.r, p));
     cr_expect_eq(harness_close(&h, &err), 0, "%s", err.msg);
 }
 
