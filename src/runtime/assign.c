@@ -21,6 +21,25 @@ void rt_part_positions_reset(rt *r, part *p)
     p->position = cue_task_next_offset(p->task);
     for (uint32_t t = 1; t < rt_topics(r); t++)
         p->more_position[t - 1] = cue_task_next_offset_of(p->task, (uint8_t)t);
+    for (uint32_t t = 0; t < CUE_INPUT_TOPICS_MAX; t++)
+        p->first_from[t] = t < rt_topics(r) ? cue_task_next_offset_of(p->task, (uint8_t)t) : -1;
+    p->first_pending = true;
+}
+
+/* The first record applied since the partition's task started consuming,
+ * against where it was expected: the trail of a start that skipped records
+ * (an input without gaps shows `skipped` 0). */
+static void note_first(part *p, const cue_kafka_msg *m)
+{
+    int64_t from = p->first_from[m->topic_index];
+    if (from < 0) return;
+    cue_log(CUE_LOG_INFO, "first record since the start", "i:partition", (int64_t)m->partition,
+            "i:input_topic", (int64_t)m->topic_index, "i:offset", m->offset, "i:from", from,
+            "i:skipped", m->offset > from ? m->offset - from : 0, NULL);
+    p->first_from[m->topic_index] = -1;
+    p->first_pending = false;
+    for (size_t t = 0; t < CUE_INPUT_TOPICS_MAX; t++)
+        p->first_pending |= p->first_from[t] >= 0;
 }
 
 bool rt_part_caught_up(rt *r, int32_t id, bool refresh)
@@ -346,6 +365,7 @@ int rt_record_apply(part *p, const cue_kafka_msg *m, cue_err *err)
     cue_record rec = cue_kafka_record(m);
     int rc = cue_task_offer(p->task, &rec, err);
     if (rc == 1) return 0; /* applied before: already committed in the store */
+    if (__builtin_expect(p->first_pending, 0)) note_first(p, m);
     if (m->topic_index == 0)
         p->position = m->offset + 1;
     else

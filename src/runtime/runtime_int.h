@@ -68,6 +68,12 @@ typedef struct part {
     int64_t more_position[CUE_INPUT_TOPICS_MAX - 1];
     int64_t more_high[CUE_INPUT_TOPICS_MAX - 1];
     uint64_t consumed;
+    /* Where each input topic's first record is expected since the task
+     * started consuming (rt_part_positions_reset; -1: seen). The first one
+     * applied is logged with it: on an input without gaps (no compaction,
+     * no transactions) a record past it means records were skipped. */
+    int64_t first_from[CUE_INPUT_TOPICS_MAX];
+    bool first_pending;
     /* The partition's reset marker, carried forward in every group commit
      * so the reset reaches stores that have not seen it (offsets.h). Group
      * commits are skipped while `group_unread`: the group's metadata could

@@ -92,6 +92,12 @@ cmp -s "$tmp/want" "$tmp/got" && ok ||
 pongs=$(kcat -b "$bootstrap" -C -t out -o beginning -e -q -f '%h\n' 2>/dev/null |
     sed -nE 's/.*ce_id=([0-9a-f]+).*/\1/p' | sort -u | wc -l)
 [ "$pongs" -eq "$pings" ] && ok || bad "$pongs distinct pongs for $pings pings"
+# Each time a partition came back its first record was the one its state
+# expected (the input has no gaps): none skipped at a start.
+starts=$(grep -c '"first record since the start"' "$tmp/lost.log")
+skips=$(grep '"first record since the start"' "$tmp/lost.log" | grep -v '"skipped":0')
+[ "$starts" -gt "$PARTS" ] && [ -z "$skips" ] && ok \
+    || bad "$starts starts logged; records skipped at a start: $(echo "$skips" | cut -c1-200)"
 
 # A new instance (its state directory empty) restores from the changelog alone.
 rm -rf "$tmp/lost.state"
