@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -374,8 +375,17 @@ static int run_file(const opts *o, cue_config *cfg, const cue_machines *ms)
         fclose(f);
         corpus_free(&c);
     }
-    FILE *in = fopen(path, "r"), *out = fopen("/dev/null", "w"), *dead = fopen("/dev/null", "w");
     snprintf(cfg->state_dir, sizeof cfg->state_dir, "%s/state", o->workdir);
+    struct stat st;
+    if (stat(cfg->state_dir, &st) == 0) {
+        /* A run over it would resume where it ended and measure nothing. */
+        fprintf(stderr,
+                "bench_engine: %s exists (an earlier run's state): remove it or pass another "
+                "--workdir\n",
+                cfg->state_dir);
+        return 1;
+    }
+    FILE *in = fopen(path, "r"), *out = fopen("/dev/null", "w"), *dead = fopen("/dev/null", "w");
     cue_line_source *src;
     cue_err err;
     cue_line_source_new(&src, in, cfg->event_bytes_max, &err);
