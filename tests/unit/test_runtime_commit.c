@@ -411,6 +411,8 @@ Test(runtime_commit, a_seal_that_settles_midway_keeps_the_later_batches_behind_t
 {
     harness h;
     slow_triggers_init_parts(&h, true, 3);
+    /* The changelog's leader slowed too: its records are still in flight
+     * when the seal returns. */
     for (int p = 0; p < 3; p++) {
         char cmd[64];
         snprintf(cmd, sizeof cmd, "leader unit-changelog %d 2", p);
