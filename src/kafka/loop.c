@@ -328,8 +328,7 @@ int64_t cue_kafka_high_watermark(cue_kafka *k, int32_t partition)
 
 int64_t cue_kafka_high_watermark_of(cue_kafka *k, uint8_t topic, int32_t partition)
 {
-    const char *name = topic == 0 ? k->cfg->input_topic : k->cfg->input_topics[topic];
-    CUE_ASSERT(topic == 0 || topic < k->cfg->input_topic_count);
+    const char *name = cue_config_input_topic_name(k->cfg, topic);
     int64_t lo = -1, hi = -1;
     if (rd_kafka_get_watermark_offsets(k->consumer, name, partition, &lo, &hi) !=
         RD_KAFKA_RESP_ERR_NO_ERROR)

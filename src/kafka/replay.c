@@ -66,8 +66,7 @@ static void seek_resume(cue_kafka *k, int32_t partition, const int64_t *offsets,
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
     for (uint32_t i = 0; i < n; i++)
-        rd_kafka_topic_partition_list_add(l, i ? k->cfg->input_topics[i] : k->cfg->input_topic,
-                                          partition)
+        rd_kafka_topic_partition_list_add(l, cue_config_input_topic_name(k->cfg, i), partition)
             ->offset = offsets[i] > 0 ? offsets[i] : RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_error_t *e = rd_kafka_seek_partitions(k->consumer, l, 0);
     if (e) {

@@ -95,8 +95,7 @@ static int txn_offsets(cue_kafka *k, const uint8_t *topics, const int32_t *parts
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
     for (size_t i = 0; i < n; i++) {
-        CUE_ASSERT(topics == NULL || topics[i] < k->cfg->input_topic_count);
-        const char *topic = topics ? k->cfg->input_topics[topics[i]] : k->cfg->input_topic;
+        const char *topic = cue_config_input_topic_name(k->cfg, topics ? topics[i] : 0);
         rd_kafka_topic_partition_t *t = rd_kafka_topic_partition_list_add(l, topic, parts[i]);
         t->offset = offsets[i];
         if (meta && meta[i] && *meta[i]) {
