@@ -32,7 +32,6 @@ void rt_part_positions_reset(rt *r, part *p)
 static void note_first(part *p, const cue_kafka_msg *m)
 {
     int64_t from = p->first_from[m->topic_index];
-    if (from < 0) return;
     cue_log(CUE_LOG_INFO, "first record since the start", "i:partition", (int64_t)m->partition,
             "i:input_topic", (int64_t)m->topic_index, "i:offset", m->offset, "i:from", from,
             "i:skipped", m->offset > from ? m->offset - from : 0, NULL);
@@ -365,7 +364,10 @@ int rt_record_apply(part *p, const cue_kafka_msg *m, cue_err *err)
     cue_record rec = cue_kafka_record(m);
     int rc = cue_task_offer(p->task, &rec, err);
     if (rc == 1) return 0; /* applied before: already committed in the store */
-    if (__builtin_expect(p->first_pending, 0)) note_first(p, m);
+    /* A topic still waiting for its first record keeps first_pending
+     * set; the others' records go past on the second test. */
+    if (__builtin_expect(p->first_pending, 0) && p->first_from[m->topic_index] >= 0)
+        note_first(p, m);
     if (m->topic_index == 0)
         p->position = m->offset + 1;
     else
